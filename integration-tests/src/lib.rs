@@ -1,0 +1,1 @@
+//! Harness for starting imgmesh and its dependencies as real processes.

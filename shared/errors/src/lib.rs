@@ -1,0 +1,237 @@
+//! The error vocabulary every imgmesh service speaks.
+//!
+//! Each service keeps its own `thiserror` enum for what can go wrong inside
+//! it; at the edge of the service that enum is turned into an [`ErrorCode`]
+//! carried over gRPC as a `tonic::Status` with a `google.rpc.ErrorInfo`
+//! detail whose `reason` is the code's name. The gateway reads the reason back
+//! and maps it to exactly one HTTP status. Both mappings live here, in one
+//! `match` each, so a code cannot mean different things on different hops.
+
+use std::fmt;
+
+use tonic_types::{ErrorDetails, StatusExt};
+
+/// The `ErrorInfo.domain` imgmesh stamps on its errors.
+pub const ERROR_DOMAIN: &str = "imgmesh.dev";
+
+/// Everything that can go wrong that a caller needs to tell apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorCode {
+    /// No Source has that id, name or host.
+    SourceNotFound,
+    /// The Source exists but is disabled.
+    SourceDisabled,
+    /// The object does not exist in the Source's bucket.
+    ObjectNotFound,
+    /// A request field or parameter is invalid; the message names it.
+    InvalidArgument,
+    /// The thing being created already exists (a name or subdomain is taken).
+    AlreadyExists,
+    /// The request's signature is missing or wrong.
+    SignatureInvalid,
+    /// The origin rejected the Source's credentials or permissions.
+    OriginAccessDenied,
+    /// The input exceeds the byte or pixel limit.
+    InputTooLarge,
+    /// The input is in a format imgmesh does not read.
+    UnsupportedInput,
+    /// The input claims a supported format but cannot be decoded.
+    CorruptInput,
+    /// The origin failed or was unreachable.
+    OriginUnavailable,
+    /// The origin did not answer in time.
+    OriginTimeout,
+    /// An imgmesh tier is over capacity; retry later.
+    Overloaded,
+    /// An imgmesh tier is down or not ready.
+    Unavailable,
+    /// A bug or an unexpected failure.
+    Internal,
+}
+
+// === impl ErrorCode ===
+
+impl ErrorCode {
+    /// Every code, for tests and documentation.
+    pub const ALL: [ErrorCode; 15] = [
+        ErrorCode::SourceNotFound,
+        ErrorCode::SourceDisabled,
+        ErrorCode::ObjectNotFound,
+        ErrorCode::InvalidArgument,
+        ErrorCode::AlreadyExists,
+        ErrorCode::SignatureInvalid,
+        ErrorCode::OriginAccessDenied,
+        ErrorCode::InputTooLarge,
+        ErrorCode::UnsupportedInput,
+        ErrorCode::CorruptInput,
+        ErrorCode::OriginUnavailable,
+        ErrorCode::OriginTimeout,
+        ErrorCode::Overloaded,
+        ErrorCode::Unavailable,
+        ErrorCode::Internal,
+    ];
+
+    /// The `ErrorInfo.reason` string, e.g. `SOURCE_NOT_FOUND`.
+    pub fn reason(self) -> &'static str {
+        match self {
+            ErrorCode::SourceNotFound => "SOURCE_NOT_FOUND",
+            ErrorCode::SourceDisabled => "SOURCE_DISABLED",
+            ErrorCode::ObjectNotFound => "OBJECT_NOT_FOUND",
+            ErrorCode::InvalidArgument => "INVALID_ARGUMENT",
+            ErrorCode::AlreadyExists => "ALREADY_EXISTS",
+            ErrorCode::SignatureInvalid => "SIGNATURE_INVALID",
+            ErrorCode::OriginAccessDenied => "ORIGIN_ACCESS_DENIED",
+            ErrorCode::InputTooLarge => "INPUT_TOO_LARGE",
+            ErrorCode::UnsupportedInput => "UNSUPPORTED_INPUT",
+            ErrorCode::CorruptInput => "CORRUPT_INPUT",
+            ErrorCode::OriginUnavailable => "ORIGIN_UNAVAILABLE",
+            ErrorCode::OriginTimeout => "ORIGIN_TIMEOUT",
+            ErrorCode::Overloaded => "OVERLOADED",
+            ErrorCode::Unavailable => "UNAVAILABLE",
+            ErrorCode::Internal => "INTERNAL",
+        }
+    }
+
+    /// Parses a reason string back into a code.
+    pub fn from_reason(reason: &str) -> Option<ErrorCode> {
+        ErrorCode::ALL.into_iter().find(|code| code.reason() == reason)
+    }
+
+    /// The gRPC status code this error travels as.
+    pub fn grpc_code(self) -> tonic::Code {
+        match self {
+            ErrorCode::SourceNotFound | ErrorCode::ObjectNotFound => tonic::Code::NotFound,
+            ErrorCode::SourceDisabled => tonic::Code::FailedPrecondition,
+            ErrorCode::InvalidArgument => tonic::Code::InvalidArgument,
+            ErrorCode::AlreadyExists => tonic::Code::AlreadyExists,
+            ErrorCode::SignatureInvalid => tonic::Code::Unauthenticated,
+            ErrorCode::OriginAccessDenied => tonic::Code::PermissionDenied,
+            ErrorCode::InputTooLarge | ErrorCode::Overloaded => tonic::Code::ResourceExhausted,
+            ErrorCode::UnsupportedInput | ErrorCode::CorruptInput => {
+                tonic::Code::FailedPrecondition
+            }
+            ErrorCode::OriginUnavailable | ErrorCode::Unavailable => tonic::Code::Unavailable,
+            ErrorCode::OriginTimeout => tonic::Code::DeadlineExceeded,
+            ErrorCode::Internal => tonic::Code::Internal,
+        }
+    }
+
+    /// The HTTP status the gateway answers with.
+    pub fn http_status(self) -> u16 {
+        match self {
+            ErrorCode::SourceNotFound | ErrorCode::ObjectNotFound => 404,
+            ErrorCode::SourceDisabled => 410,
+            ErrorCode::InvalidArgument => 400,
+            ErrorCode::AlreadyExists => 409,
+            ErrorCode::SignatureInvalid => 403,
+            // The origin refused *us*, not the client: a gateway error.
+            ErrorCode::OriginAccessDenied | ErrorCode::OriginUnavailable => 502,
+            ErrorCode::InputTooLarge => 413,
+            ErrorCode::UnsupportedInput => 415,
+            ErrorCode::CorruptInput => 422,
+            ErrorCode::Overloaded => 429,
+            ErrorCode::Unavailable => 503,
+            ErrorCode::OriginTimeout => 504,
+            ErrorCode::Internal => 500,
+        }
+    }
+
+    /// The code a bare gRPC status maps to when it carries no `ErrorInfo`
+    /// (a transport failure, a deadline, a peer that is not imgmesh).
+    pub fn from_grpc_code(code: tonic::Code) -> ErrorCode {
+        match code {
+            tonic::Code::NotFound => ErrorCode::ObjectNotFound,
+            tonic::Code::InvalidArgument | tonic::Code::OutOfRange => ErrorCode::InvalidArgument,
+            tonic::Code::AlreadyExists => ErrorCode::AlreadyExists,
+            tonic::Code::PermissionDenied => ErrorCode::OriginAccessDenied,
+            tonic::Code::Unauthenticated => ErrorCode::SignatureInvalid,
+            tonic::Code::ResourceExhausted => ErrorCode::Overloaded,
+            tonic::Code::Unavailable => ErrorCode::Unavailable,
+            tonic::Code::DeadlineExceeded => ErrorCode::OriginTimeout,
+            _ => ErrorCode::Internal,
+        }
+    }
+
+    /// Builds the `tonic::Status` for this code with `message` (lowercase,
+    /// no trailing punctuation, safe to show a public caller).
+    pub fn status(self, message: impl Into<String>) -> tonic::Status {
+        let details = ErrorDetails::with_error_info(
+            self.reason(),
+            ERROR_DOMAIN,
+            std::collections::HashMap::<String, String>::new(),
+        );
+        tonic::Status::with_error_details(self.grpc_code(), message, details)
+    }
+
+    /// Reads the code back from a status received over gRPC.
+    pub fn of_status(status: &tonic::Status) -> ErrorCode {
+        status
+            .get_details_error_info()
+            .filter(|info| info.domain == ERROR_DOMAIN)
+            .and_then(|info| ErrorCode::from_reason(&info.reason))
+            .unwrap_or_else(|| ErrorCode::from_grpc_code(status.code()))
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.reason())
+    }
+}
+
+/// A bad request field: `INVALID_ARGUMENT` whose message names the field.
+pub fn invalid_field(field: &str, problem: impl fmt::Display) -> tonic::Status {
+    ErrorCode::InvalidArgument.status(format!("{field}: {problem}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every code survives a trip through a gRPC status unchanged.
+    #[test]
+    fn reason_round_trips_through_status() {
+        for code in ErrorCode::ALL {
+            let status = code.status("something happened");
+            assert_eq!(status.code(), code.grpc_code());
+            assert_eq!(ErrorCode::of_status(&status), code);
+        }
+    }
+
+    /// Reason strings are unique, so parsing them back is unambiguous.
+    #[test]
+    fn reasons_are_unique() {
+        let mut reasons: Vec<_> = ErrorCode::ALL.iter().map(|c| c.reason()).collect();
+        reasons.sort_unstable();
+        reasons.dedup();
+        assert_eq!(reasons.len(), ErrorCode::ALL.len());
+    }
+
+    /// A status from a foreign peer falls back on its gRPC code.
+    #[test]
+    fn bare_status_maps_by_grpc_code() {
+        let status = tonic::Status::unavailable("connection refused");
+        assert_eq!(ErrorCode::of_status(&status), ErrorCode::Unavailable);
+        assert_eq!(ErrorCode::of_status(&status).http_status(), 503);
+    }
+
+    /// The HTTP mapping matches the statuses imgix users expect.
+    #[test]
+    fn http_statuses_match_imgix() {
+        assert_eq!(ErrorCode::SourceNotFound.http_status(), 404);
+        assert_eq!(ErrorCode::ObjectNotFound.http_status(), 404);
+        assert_eq!(ErrorCode::SourceDisabled.http_status(), 410);
+        assert_eq!(ErrorCode::SignatureInvalid.http_status(), 403);
+        assert_eq!(ErrorCode::InputTooLarge.http_status(), 413);
+        assert_eq!(ErrorCode::UnsupportedInput.http_status(), 415);
+        assert_eq!(ErrorCode::CorruptInput.http_status(), 422);
+    }
+
+    /// A field error names the field in its message.
+    #[test]
+    fn invalid_field_names_the_field() {
+        let status = invalid_field("subdomain", "must be a DNS label");
+        assert_eq!(status.code(), tonic::Code::InvalidArgument);
+        assert_eq!(status.message(), "subdomain: must be a DNS label");
+    }
+}

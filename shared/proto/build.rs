@@ -1,0 +1,23 @@
+//! Compiles `proto/` with protox (a pure-Rust protobuf compiler, so no `protoc`
+//! is needed) and generates tonic clients and servers.
+
+use std::path::PathBuf;
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../proto");
+    let files = [
+        "imgmesh/registry/v1/source.proto",
+        "imgmesh/registry/v1/source_registry_service.proto",
+        "imgmesh/registry/v1/source_credentials_service.proto",
+        "imgmesh/fetcher/v1/fetcher_service.proto",
+        "imgmesh/renderer/v1/render_plan.proto",
+        "imgmesh/renderer/v1/renderer_service.proto",
+    ];
+    let descriptors = protox::compile(files, [&root])?;
+    println!("cargo:rerun-if-changed={}", root.display());
+    tonic_prost_build::configure()
+        .bytes(".imgmesh.fetcher.v1.FetchObjectResponse.part.chunk")
+        .bytes(".imgmesh.renderer.v1.RenderResponse.data")
+        .compile_fds(descriptors)?;
+    Ok(())
+}

@@ -1,0 +1,28 @@
+//! The protobuf contract between imgmesh services: messages, clients and
+//! servers generated from `proto/` at build time.
+
+#![allow(missing_docs, unreachable_pub, missing_debug_implementations)]
+
+/// Sources and their credentials (`imgmesh.registry.v1`).
+pub mod registry {
+    /// Version 1 of the registry API.
+    pub mod v1 {
+        tonic::include_proto!("imgmesh.registry.v1");
+    }
+}
+
+/// Reading originals (`imgmesh.fetcher.v1`).
+pub mod fetcher {
+    /// Version 1 of the fetcher API.
+    pub mod v1 {
+        tonic::include_proto!("imgmesh.fetcher.v1");
+    }
+}
+
+/// Rendering derivatives (`imgmesh.renderer.v1`).
+pub mod renderer {
+    /// Version 1 of the renderer API.
+    pub mod v1 {
+        tonic::include_proto!("imgmesh.renderer.v1");
+    }
+}

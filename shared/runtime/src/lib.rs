@@ -1,0 +1,111 @@
+//! Process plumbing every imgmesh service shares.
+//!
+//! A service's `main` parses its config, initialises telemetry, then uses
+//! [`bind`] to open its listeners (each announced on stdout so scripts and
+//! tests can learn ephemeral ports), [`serve_grpc`] to run its gRPC routes
+//! with `grpc.health.v1` and trace propagation, and [`shutdown_signal`] to
+//! stop gracefully on Ctrl-C or SIGTERM.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use tokio::net::TcpListener;
+use tonic::transport::{Channel, Endpoint, Server};
+
+/// How long a graceful shutdown may take to drain in-flight requests.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Binds `addr` and announces the bound address on stdout as
+/// `imgmesh <service> <role> listening on <addr>`; with port 0 this is how
+/// callers learn the port the kernel picked.
+pub async fn bind(service: &str, role: &str, addr: SocketAddr) -> anyhow::Result<TcpListener> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding {role} listener on {addr}"))?;
+    let local = listener.local_addr()?;
+    announce(service, role, local);
+    Ok(listener)
+}
+
+/// Prints the line that tells scripts and tests where a listener is.
+pub fn announce(service: &str, role: &str, addr: SocketAddr) {
+    use std::io::Write as _;
+    let mut stdout = std::io::stdout().lock();
+    let _ = writeln!(stdout, "imgmesh {service} {role} listening on {addr}");
+    let _ = stdout.flush();
+    tracing::info!(%addr, role, "listening");
+}
+
+/// Resolves when the process is asked to stop (Ctrl-C or SIGTERM).
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutdown requested");
+}
+
+/// Serves `routes` plus `grpc.health.v1` on `listener` until `shutdown`
+/// resolves, continuing callers' traces on every call. `ready` is called
+/// with the health reporter once serving starts, so the service can mark
+/// its own gRPC service names as serving.
+pub async fn serve_grpc<F>(
+    listener: TcpListener,
+    routes: tonic::service::Routes,
+    health: tonic_health::server::HealthReporter,
+    health_service: tonic_health::pb::health_server::HealthServer<
+        impl tonic_health::pb::health_server::Health,
+    >,
+    shutdown: F,
+) -> anyhow::Result<()>
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    let routes = routes.add_service(health_service);
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    // On shutdown: first tell load balancers we are going away, then drain.
+    let reporter = health.clone();
+    tokio::spawn(async move {
+        shutdown.await;
+        reporter.set_service_status("", tonic_health::ServingStatus::NotServing).await;
+        let _ = stop_tx.send(());
+    });
+    Server::builder()
+        .trace_fn(imgmesh_telemetry::grpc_server_span)
+        .tcp_nodelay(true)
+        .add_routes(routes)
+        .serve_with_incoming_shutdown(incoming, async {
+            let _ = stop_rx.await;
+        })
+        .await
+        .context("gRPC server failed")
+}
+
+/// A lazily connecting gRPC channel to `uri` (e.g. `http://127.0.0.1:50051`)
+/// with a connect timeout; reconnects on its own after the peer restarts.
+pub fn grpc_channel(uri: &str) -> anyhow::Result<Channel> {
+    let endpoint = Endpoint::from_shared(uri.to_owned())
+        .with_context(|| format!("invalid gRPC endpoint {uri:?}"))?
+        .connect_timeout(Duration::from_secs(2))
+        .tcp_nodelay(true)
+        .http2_keep_alive_interval(Duration::from_secs(30))
+        .keep_alive_while_idle(true);
+    Ok(endpoint.connect_lazy())
+}

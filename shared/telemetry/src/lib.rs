@@ -1,0 +1,234 @@
+//! Logs and traces for every imgmesh service.
+//!
+//! [`init`] installs a `tracing` subscriber that writes logs to stderr and,
+//! when `OTEL_EXPORTER_OTLP_ENDPOINT` is set, exports spans over OTLP/gRPC.
+//! W3C trace context travels between services in gRPC metadata and HTTP
+//! headers: [`TraceContextInterceptor`] injects it on every outgoing call,
+//! [`grpc_server_span`] and [`http_server_span`] continue it on the way in.
+
+use std::time::Duration;
+
+use anyhow::Context as _;
+use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_otlp::WithExportConfig;
+use opentelemetry_sdk::propagation::TraceContextPropagator;
+use opentelemetry_sdk::trace::SdkTracerProvider;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+
+/// Telemetry settings every service shares (`#[command(flatten)]` them).
+#[derive(Debug, Clone, clap::Args)]
+pub struct TelemetryArgs {
+    /// Log filter in `tracing` syntax, e.g. `info,imgmesh_renderer=debug`.
+    #[arg(long = "log", env = "IMGMESH_LOG", default_value = "info")]
+    pub log_filter: String,
+
+    /// OTLP/gRPC collector endpoint, e.g. `http://127.0.0.1:4317`; traces are
+    /// exported only when this is set.
+    #[arg(long = "otlp-endpoint", env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
+}
+
+/// Keeps the trace exporter alive; call [`TelemetryGuard::shutdown`] before
+/// the process exits so buffered spans are flushed.
+#[derive(Debug)]
+pub struct TelemetryGuard {
+    provider: Option<SdkTracerProvider>,
+}
+
+// === impl TelemetryGuard ===
+
+impl TelemetryGuard {
+    /// Flushes and stops the span exporter (bounded by a short timeout).
+    pub async fn shutdown(self) {
+        let Some(provider) = self.provider else {
+            return;
+        };
+        // The SDK's shutdown blocks on the exporter task, which runs on this
+        // runtime: do it on a blocking thread so the runtime stays free.
+        let flush = tokio::task::spawn_blocking(move || {
+            let _ = provider.force_flush();
+            let _ = provider.shutdown();
+        });
+        let _ = tokio::time::timeout(Duration::from_secs(5), flush).await;
+    }
+}
+
+/// Installs logging and, when configured, OTLP trace export for `service`
+/// (e.g. `imgmesh-gateway`). Must be called inside a tokio runtime.
+pub fn init(service: &'static str, args: &TelemetryArgs) -> anyhow::Result<TelemetryGuard> {
+    opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
+    let filter = EnvFilter::try_new(&args.log_filter)
+        .with_context(|| format!("invalid log filter {:?}", args.log_filter))?;
+    let fmt = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_target(true);
+
+    let provider = match args.otlp_endpoint.as_deref().filter(|e| !e.is_empty()) {
+        Some(endpoint) => Some(build_provider(service, endpoint)?),
+        None => None,
+    };
+    let otel = provider.as_ref().map(|provider| {
+        tracing_opentelemetry::layer().with_tracer(provider.tracer(service))
+    });
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(fmt)
+        .with(otel)
+        .try_init()
+        .context("a tracing subscriber is already installed")?;
+    Ok(TelemetryGuard { provider })
+}
+
+fn build_provider(service: &'static str, endpoint: &str) -> anyhow::Result<SdkTracerProvider> {
+    let exporter = opentelemetry_otlp::SpanExporter::builder()
+        .with_tonic()
+        .with_endpoint(endpoint)
+        .with_timeout(Duration::from_secs(5))
+        .build()
+        .context("building the OTLP span exporter")?;
+    // The exporter speaks gRPC through tonic, which needs a tokio reactor: run
+    // the batch processor as a task on our runtime rather than on the SDK's
+    // own thread.
+    let processor = opentelemetry_sdk::trace::span_processor_with_async_runtime::BatchSpanProcessor::builder(
+        exporter,
+        opentelemetry_sdk::runtime::Tokio,
+    )
+    .build();
+    let resource = opentelemetry_sdk::Resource::builder()
+        .with_service_name(service)
+        .build();
+    let provider = SdkTracerProvider::builder()
+        .with_span_processor(processor)
+        .with_resource(resource)
+        .build();
+    opentelemetry::global::set_tracer_provider(provider.clone());
+    Ok(provider)
+}
+
+// === trace context over HTTP headers and gRPC metadata ===
+
+struct HeaderExtractor<'a>(&'a http::HeaderMap);
+
+impl Extractor for HeaderExtractor<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|v| v.to_str().ok())
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(|k| k.as_str()).collect()
+    }
+}
+
+struct MetadataInjector<'a>(&'a mut tonic::metadata::MetadataMap);
+
+impl Injector for MetadataInjector<'_> {
+    fn set(&mut self, key: &str, value: String) {
+        let Ok(key) = tonic::metadata::MetadataKey::from_bytes(key.as_bytes()) else {
+            return;
+        };
+        if let Ok(value) = tonic::metadata::MetadataValue::try_from(value.as_str()) {
+            self.0.insert(key, value);
+        }
+    }
+}
+
+/// Reads the W3C trace context (`traceparent`, `tracestate`) from headers.
+pub fn extract_context(headers: &http::HeaderMap) -> opentelemetry::Context {
+    TraceContextPropagator::new().extract(&HeaderExtractor(headers))
+}
+
+/// Makes `span` a child of the trace context carried by `headers`, if any.
+pub fn continue_trace(span: &tracing::Span, headers: &http::HeaderMap) {
+    let parent = extract_context(headers);
+    let _ = span.set_parent(parent);
+}
+
+/// The span a gRPC server opens for each call, continuing the caller's
+/// trace. Pass it to `tonic::transport::Server::builder().trace_fn(...)`.
+pub fn grpc_server_span(request: &http::Request<()>) -> tracing::Span {
+    let path = request.uri().path();
+    let span = tracing::info_span!(
+        "grpc.server",
+        otel.name = %path.trim_start_matches('/'),
+        otel.kind = "server",
+        rpc.system = "grpc",
+    );
+    continue_trace(&span, request.headers());
+    span
+}
+
+/// The span the gateway opens for each HTTP request, continuing an incoming
+/// `traceparent` or starting a new trace.
+pub fn http_server_span<B>(request: &http::Request<B>) -> tracing::Span {
+    let span = tracing::info_span!(
+        "http.server",
+        otel.name = %format!("{} {}", request.method(), "image"),
+        otel.kind = "server",
+        http.request.method = %request.method(),
+        http.response.status_code = tracing::field::Empty,
+    );
+    continue_trace(&span, request.headers());
+    span
+}
+
+/// A tonic client interceptor that injects the current span's trace context
+/// into the outgoing call's metadata.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TraceContextInterceptor;
+
+impl tonic::service::Interceptor for TraceContextInterceptor {
+    fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        let context = tracing::Span::current().context();
+        TraceContextPropagator::new()
+            .inject_context(&context, &mut MetadataInjector(request.metadata_mut()));
+        Ok(request)
+    }
+}
+
+/// The trace id of the current span as 32 hex digits, when it has one.
+pub fn current_trace_id() -> Option<String> {
+    use opentelemetry::trace::TraceContextExt;
+    let context = tracing::Span::current().context();
+    let span_context = context.span().span_context().clone();
+    span_context
+        .is_valid()
+        .then(|| span_context.trace_id().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A `traceparent` header is read back as the remote parent context.
+    #[test]
+    fn extracts_traceparent() {
+        use opentelemetry::trace::TraceContextExt;
+        let mut headers = http::HeaderMap::new();
+        headers.insert(
+            "traceparent",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+                .parse()
+                .unwrap(),
+        );
+        let context = extract_context(&headers);
+        let span = context.span();
+        let span_context = span.span_context();
+        assert!(span_context.is_valid());
+        assert_eq!(
+            span_context.trace_id().to_string(),
+            "4bf92f3577b34da6a3ce929d0e0e4736"
+        );
+    }
+
+    /// Headers without trace context give an empty (invalid) parent.
+    #[test]
+    fn missing_traceparent_gives_no_parent() {
+        use opentelemetry::trace::TraceContextExt;
+        let context = extract_context(&http::HeaderMap::new());
+        assert!(!context.span().span_context().is_valid());
+    }
+}
