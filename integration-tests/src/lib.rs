@@ -1,1 +1,390 @@
-//! Harness for starting imgmesh and its dependencies as real processes.
+//! Harness for tests that cross imgmesh services.
+//!
+//! Everything here is real: [`Mesh::start`] runs `redis-server`, the `s3s-fs`
+//! S3 server (which checks SigV4 signatures) and the four imgmesh service
+//! binaries as separate processes on ephemeral loopback ports, each with its
+//! own temporary directory. Dropping the [`Mesh`] stops them all.
+//!
+//! The service binaries must be built first (`cargo build --workspace`, which
+//! `make test` does); they are found next to the test executable.
+
+pub mod fixtures;
+pub mod http_client;
+pub mod otlp_receiver;
+pub mod process;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+
+pub use crate::http_client::{HttpResponse, get};
+pub use crate::otlp_receiver::OtlpReceiver;
+pub use crate::process::{ChildProcess, free_port};
+
+/// The access key the test S3 server accepts.
+pub const S3_ACCESS_KEY: &str = "IMGMESHTESTACCESSKEY";
+/// The secret the test S3 server accepts; tests grep logs for it.
+pub const S3_SECRET_KEY: &str = "imgmesh-test-secret-3f9a1c77d2b84e06";
+/// The bucket every mesh starts with.
+pub const BUCKET: &str = "images";
+/// The gateway's base domain in tests.
+pub const BASE_DOMAIN: &str = "localhost";
+
+/// Options for [`Mesh::start`].
+#[derive(Debug, Clone, Default)]
+pub struct MeshOptions {
+    /// OTLP endpoint every service exports spans to.
+    pub otlp_endpoint: Option<String>,
+    /// Extra `IMGMESH_LOG` filter for every service (default `info`).
+    pub log_filter: Option<String>,
+}
+
+/// A running mesh: Redis, S3 and the four services.
+#[derive(Debug)]
+pub struct Mesh {
+    /// Temporary directory holding S3 data, the registry database and logs.
+    pub dir: tempfile::TempDir,
+    /// The Redis server.
+    pub redis: ChildProcess,
+    /// The Redis server's port.
+    pub redis_port: u16,
+    /// The S3 server.
+    pub s3: ChildProcess,
+    /// The S3 server's endpoint URL.
+    pub s3_endpoint: String,
+    /// The source-registry process.
+    pub registry: ChildProcess,
+    /// The fetcher process.
+    pub fetcher: ChildProcess,
+    /// The renderer process.
+    pub renderer: ChildProcess,
+    /// The gateway process.
+    pub gateway: ChildProcess,
+    /// The registry's gRPC URL.
+    pub registry_url: String,
+    /// The gateway's public HTTP address.
+    pub gateway_addr: SocketAddr,
+    /// The gateway's ops (health) address.
+    pub gateway_ops_addr: SocketAddr,
+}
+
+// === impl Mesh ===
+
+impl Mesh {
+    /// Starts Redis, S3 (with an empty bucket [`BUCKET`]) and the four
+    /// services, and waits until the gateway reports ready.
+    pub async fn start(options: MeshOptions) -> anyhow::Result<Mesh> {
+        let dir = tempfile::Builder::new().prefix("imgmesh-it-").tempdir()?;
+        let logs = dir.path().join("logs");
+        std::fs::create_dir_all(&logs)?;
+
+        let (redis, redis_port) = start_redis(&logs).await?;
+
+        let s3_root = dir.path().join("s3");
+        std::fs::create_dir_all(s3_root.join(BUCKET))?;
+        let s3_port = free_port()?;
+        let s3 = ChildProcess::spawn(
+            "s3s-fs",
+            std::process::Command::new(find_tool("s3s-fs")?)
+                .arg("--host")
+                .arg("127.0.0.1")
+                .arg("--port")
+                .arg(s3_port.to_string())
+                .arg("--access-key")
+                .arg(S3_ACCESS_KEY)
+                .arg("--secret-key")
+                .arg(S3_SECRET_KEY)
+                .arg(&s3_root),
+            &logs,
+        )?;
+        process::wait_for_port(s3_port, Duration::from_secs(20)).await?;
+        let s3_endpoint = format!("http://127.0.0.1:{s3_port}");
+
+        let env = service_env(&options);
+        let master_key = dir.path().join("master.key");
+        std::fs::write(&master_key, fixtures::TEST_MASTER_KEY_HEX)?;
+
+        let mut registry = ChildProcess::spawn(
+            "source-registry",
+            service_command("imgmesh-source-registry", &env)?
+                .arg("--listen=127.0.0.1:0")
+                .arg(format!(
+                    "--database={}",
+                    dir.path().join("registry.db").display()
+                ))
+                .arg(format!("--master-key-file={}", master_key.display())),
+            &logs,
+        )?;
+        let registry_addr = registry.listening("grpc").await?;
+        let registry_url = format!("http://{registry_addr}");
+
+        let mut fetcher = ChildProcess::spawn(
+            "fetcher",
+            service_command("imgmesh-fetcher", &env)?
+                .arg("--listen=127.0.0.1:0")
+                .arg(format!("--registry-url={registry_url}")),
+            &logs,
+        )?;
+        let fetcher_addr = fetcher.listening("grpc").await?;
+
+        let mut renderer = ChildProcess::spawn(
+            "renderer",
+            service_command("imgmesh-renderer", &env)?
+                .arg("--listen=127.0.0.1:0")
+                .arg(format!("--fetcher-url=http://{fetcher_addr}"))
+                .arg(format!("--redis-url=redis://127.0.0.1:{redis_port}")),
+            &logs,
+        )?;
+        let renderer_addr = renderer.listening("grpc").await?;
+
+        let mut gateway = ChildProcess::spawn(
+            "gateway",
+            service_command("imgmesh-gateway", &env)?
+                .arg("--listen=127.0.0.1:0")
+                .arg("--ops-listen=127.0.0.1:0")
+                .arg(format!("--registry-url={registry_url}"))
+                .arg(format!("--renderer-url=http://{renderer_addr}"))
+                .arg(format!("--base-domain={BASE_DOMAIN}"))
+                .arg("--source-cache-ttl-ms=200"),
+            &logs,
+        )?;
+        let gateway_addr = gateway.listening("http").await?;
+        let gateway_ops_addr = gateway.listening("ops").await?;
+
+        let mesh = Mesh {
+            dir,
+            redis,
+            redis_port,
+            s3,
+            s3_endpoint,
+            registry,
+            fetcher,
+            renderer,
+            gateway,
+            registry_url,
+            gateway_addr,
+            gateway_ops_addr,
+        };
+        mesh.wait_ready(Duration::from_secs(30)).await?;
+        Ok(mesh)
+    }
+
+    /// Polls the gateway's `/ready` until it answers 200 or `timeout` passes.
+    pub async fn wait_ready(&self, timeout: Duration) -> anyhow::Result<()> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if let Ok(response) = get(self.gateway_ops_addr, "localhost", "/ready", &[]).await {
+                if response.status == 200 {
+                    return Ok(());
+                }
+            }
+            if tokio::time::Instant::now() > deadline {
+                bail!(
+                    "gateway not ready after {timeout:?}; logs:\n{}",
+                    self.log_tail()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Path of the S3 server's directory for [`BUCKET`].
+    pub fn bucket_dir(&self) -> PathBuf {
+        self.dir.path().join("s3").join(BUCKET)
+    }
+
+    /// Stores `bytes` as object `key` in [`BUCKET`].
+    pub fn put_object(&self, key: &str, bytes: &[u8]) -> anyhow::Result<()> {
+        let path = self.bucket_dir().join(key);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::write(&path, bytes).with_context(|| format!("writing {}", path.display()))
+    }
+
+    /// Runs the `imgmesh` admin CLI against this mesh's registry with `--json`
+    /// and returns its parsed JSON output; a non-zero exit is an error
+    /// carrying stderr.
+    pub async fn cli_json(&self, args: &[&str]) -> anyhow::Result<serde_json::Value> {
+        let output = self.cli(args).await?;
+        if !output.status.success() {
+            bail!(
+                "imgmesh {args:?} failed: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        serde_json::from_slice(&output.stdout).with_context(|| {
+            format!(
+                "imgmesh {args:?} printed no JSON: {}",
+                String::from_utf8_lossy(&output.stdout)
+            )
+        })
+    }
+
+    /// Runs the `imgmesh` admin CLI with `--json` and returns its raw output.
+    pub async fn cli(&self, args: &[&str]) -> anyhow::Result<std::process::Output> {
+        let mut command = tokio::process::Command::new(binary_path("imgmesh")?);
+        command
+            .arg(format!("--registry-url={}", self.registry_url))
+            .arg("--json")
+            .args(args)
+            .env_remove("IMGMESH_SECRET_ACCESS_KEY");
+        Ok(command.output().await?)
+    }
+
+    /// Creates a Source named `name` (subdomain = name) on [`BUCKET`] with the
+    /// given secret, returning the CLI's JSON for it.
+    pub async fn create_source(
+        &self,
+        name: &str,
+        secret: &str,
+        extra: &[&str],
+    ) -> anyhow::Result<serde_json::Value> {
+        let mut args = vec![
+            "sources".to_owned(),
+            "create".to_owned(),
+            format!("--name={name}"),
+            format!("--subdomain={name}"),
+            format!("--bucket={BUCKET}"),
+            "--region=us-east-1".to_owned(),
+            format!("--endpoint={}", self.s3_endpoint),
+            format!("--access-key-id={S3_ACCESS_KEY}"),
+            format!("--secret-access-key={secret}"),
+        ];
+        args.extend(extra.iter().map(|s| (*s).to_owned()));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        self.cli_json(&args).await
+    }
+
+    /// Sends `GET path_and_query` to the gateway for `<subdomain>.localhost`.
+    pub async fn get(&self, subdomain: &str, path_and_query: &str) -> anyhow::Result<HttpResponse> {
+        self.get_with(subdomain, path_and_query, &[]).await
+    }
+
+    /// Like [`Mesh::get`] with extra request headers.
+    pub async fn get_with(
+        &self,
+        subdomain: &str,
+        path_and_query: &str,
+        headers: &[(&str, &str)],
+    ) -> anyhow::Result<HttpResponse> {
+        let host = format!("{subdomain}.{BASE_DOMAIN}");
+        get(self.gateway_addr, &host, path_and_query, headers).await
+    }
+
+    /// Number of keys in this mesh's Redis.
+    pub async fn redis_dbsize(&self) -> anyhow::Result<u64> {
+        let output = tokio::process::Command::new(find_tool("redis-cli")?)
+            .arg("-p")
+            .arg(self.redis_port.to_string())
+            .arg("DBSIZE")
+            .output()
+            .await?;
+        let text = String::from_utf8_lossy(&output.stdout);
+        text.trim()
+            .parse()
+            .with_context(|| format!("unexpected DBSIZE answer {text:?}"))
+    }
+
+    /// Every service's log, concatenated (for failure messages and secret
+    /// leak checks).
+    pub fn all_logs(&self) -> String {
+        let mut out = String::new();
+        for process in [&self.registry, &self.fetcher, &self.renderer, &self.gateway] {
+            out.push_str(&process.log());
+        }
+        out
+    }
+
+    /// The last lines of every service's log, for failure messages.
+    pub fn log_tail(&self) -> String {
+        let logs = self.all_logs();
+        let lines: Vec<&str> = logs.lines().collect();
+        lines[lines.len().saturating_sub(60)..].join("\n")
+    }
+}
+
+fn service_env(options: &MeshOptions) -> Vec<(String, String)> {
+    let mut env = vec![(
+        "IMGMESH_LOG".to_owned(),
+        options
+            .log_filter
+            .clone()
+            .unwrap_or_else(|| "info".to_owned()),
+    )];
+    if let Some(endpoint) = &options.otlp_endpoint {
+        env.push(("OTEL_EXPORTER_OTLP_ENDPOINT".to_owned(), endpoint.clone()));
+        // Export quickly so tests need not wait for the default 5 s batch.
+        env.push(("OTEL_BSP_SCHEDULE_DELAY".to_owned(), "200".to_owned()));
+    }
+    env
+}
+
+fn service_command(
+    binary: &str,
+    env: &[(String, String)],
+) -> anyhow::Result<std::process::Command> {
+    let mut command = std::process::Command::new(binary_path(binary)?);
+    // A clean environment: nothing from the developer's shell leaks in.
+    command.env_clear();
+    if let Ok(path) = std::env::var("PATH") {
+        command.env("PATH", path);
+    }
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    Ok(command)
+}
+
+async fn start_redis(logs: &Path) -> anyhow::Result<(ChildProcess, u16)> {
+    let port = free_port()?;
+    let redis = ChildProcess::spawn(
+        "redis",
+        std::process::Command::new(find_tool("redis-server")?)
+            .arg("--port")
+            .arg(port.to_string())
+            .arg("--bind")
+            .arg("127.0.0.1")
+            .arg("--save")
+            .arg("")
+            .arg("--appendonly")
+            .arg("no"),
+        logs,
+    )?;
+    process::wait_for_port(port, Duration::from_secs(10)).await?;
+    Ok((redis, port))
+}
+
+/// Path of a workspace binary built next to the running test executable.
+pub fn binary_path(name: &str) -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    // target/<profile>/deps/<test> → target/<profile>/<name>
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .context("test executable has no target directory")?;
+    let path = profile_dir.join(name);
+    if !path.exists() {
+        bail!(
+            "{} is missing: build the workspace binaries first (`cargo build --workspace`)",
+            path.display()
+        );
+    }
+    Ok(path)
+}
+
+/// Finds an external tool on `PATH` or in `~/.cargo/bin`.
+pub fn find_tool(name: &str) -> anyhow::Result<PathBuf> {
+    let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect())
+        .unwrap_or_default();
+    if let Some(home) = std::env::var_os("HOME") {
+        dirs.push(PathBuf::from(home).join(".cargo/bin"));
+    }
+    dirs.into_iter()
+        .map(|dir| dir.join(name))
+        .find(|path| path.is_file())
+        .with_context(|| format!("{name} not found on PATH: `make test` installs it"))
+}

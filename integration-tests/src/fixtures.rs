@@ -1,0 +1,112 @@
+//! Test images made on the fly with libvips, and decoding of what the mesh
+//! returns, so assertions are about real pixels and real formats.
+
+use std::sync::Once;
+
+use anyhow::{Context as _, bail};
+use rs_vips::enums::BandFormat;
+use rs_vips::voption::{Setter as _, VOption};
+use rs_vips::{Vips, VipsImage};
+
+/// The registry master key used by test meshes (32 bytes as hex).
+pub const TEST_MASTER_KEY_HEX: &str =
+    "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
+
+static VIPS: Once = Once::new();
+
+fn init_vips() {
+    VIPS.call_once(|| {
+        Vips::init("imgmesh-integration-tests").expect("libvips initialises");
+    });
+}
+
+/// A `width × height` RGB JPEG with a colour gradient.
+pub fn jpeg(width: i32, height: i32) -> anyhow::Result<Vec<u8>> {
+    let image = gradient(width, height)?;
+    Ok(image.jpegsave_buffer_with_opts(VOption::new().set("Q", 90))?)
+}
+
+/// A `width × height` RGB PNG with a colour gradient.
+pub fn png(width: i32, height: i32) -> anyhow::Result<Vec<u8>> {
+    Ok(gradient(width, height)?.pngsave_buffer()?)
+}
+
+fn gradient(width: i32, height: i32) -> anyhow::Result<VipsImage> {
+    init_vips();
+    let xy = VipsImage::xyz(width, height)?;
+    let scaled = xy.linear(
+        &[255.0 / f64::from(width), 255.0 / f64::from(height)],
+        &[0.0, 0.0],
+    )?;
+    Ok(scaled.bandjoin_const(&[96.0])?.cast(BandFormat::Uchar)?)
+}
+
+/// An image format, as told by its magic bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// JPEG.
+    Jpeg,
+    /// PNG.
+    Png,
+    /// WebP.
+    Webp,
+    /// AVIF (ISO BMFF with an `avif`/`avis` brand).
+    Avif,
+}
+
+/// What a decoded derivative turned out to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decoded {
+    /// Format from the magic bytes.
+    pub format: Format,
+    /// Width libvips decoded.
+    pub width: i32,
+    /// Height libvips decoded.
+    pub height: i32,
+}
+
+/// Sniffs the format and decodes `bytes` fully with libvips.
+pub fn decode(bytes: &[u8]) -> anyhow::Result<Decoded> {
+    init_vips();
+    let format = sniff(bytes).context("output has no known image signature")?;
+    let image = VipsImage::new_from_buffer(bytes, "")?;
+    // Touch every pixel so a truncated or corrupt body fails here.
+    image.avg().context("decoding every pixel")?;
+    Ok(Decoded {
+        format,
+        width: image.get_width(),
+        height: image.get_height(),
+    })
+}
+
+/// The format of `bytes` from its signature.
+pub fn sniff(bytes: &[u8]) -> Option<Format> {
+    if bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
+        Some(Format::Jpeg)
+    } else if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
+        Some(Format::Png)
+    } else if bytes.len() >= 12 && &bytes[0..4] == b"RIFF" && &bytes[8..12] == b"WEBP" {
+        Some(Format::Webp)
+    } else if bytes.len() >= 12
+        && &bytes[4..8] == b"ftyp"
+        && matches!(&bytes[8..12], b"avif" | b"avis")
+    {
+        Some(Format::Avif)
+    } else {
+        None
+    }
+}
+
+/// Asserts `bytes` decode to `format` at exactly `width × height`.
+pub fn expect_image(bytes: &[u8], format: Format, width: i32, height: i32) -> anyhow::Result<()> {
+    let decoded = decode(bytes)?;
+    let expected = Decoded {
+        format,
+        width,
+        height,
+    };
+    if decoded != expected {
+        bail!("expected {expected:?}, got {decoded:?}");
+    }
+    Ok(())
+}

@@ -1,0 +1,116 @@
+//! An OTLP/gRPC trace receiver run by the test itself, so tests can assert
+//! which services reported spans for a trace.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
+    TraceService, TraceServiceServer,
+};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+use opentelemetry_proto::tonic::common::v1::any_value::Value;
+
+/// One received span, flattened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceivedSpan {
+    /// `service.name` of the exporting process.
+    pub service: String,
+    /// Trace id, 32 lowercase hex digits.
+    pub trace_id: String,
+    /// Span name.
+    pub name: String,
+}
+
+/// A running OTLP receiver; stops when dropped.
+#[derive(Debug)]
+pub struct OtlpReceiver {
+    /// Where it listens (use as `OTEL_EXPORTER_OTLP_ENDPOINT`).
+    pub addr: SocketAddr,
+    spans: Arc<Mutex<Vec<ReceivedSpan>>>,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+#[derive(Debug, Clone)]
+struct Collector {
+    spans: Arc<Mutex<Vec<ReceivedSpan>>>,
+}
+
+#[tonic::async_trait]
+impl TraceService for Collector {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportTraceServiceRequest>,
+    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+        let mut spans = self.spans.lock().expect("spans lock");
+        for resource_spans in request.into_inner().resource_spans {
+            let service = resource_spans
+                .resource
+                .iter()
+                .flat_map(|r| r.attributes.iter())
+                .find(|kv| kv.key == "service.name")
+                .and_then(|kv| kv.value.as_ref()?.value.as_ref())
+                .and_then(|v| match v {
+                    Value::StringValue(s) => Some(s.clone()),
+                    _ => None,
+                })
+                .unwrap_or_default();
+            for scope in resource_spans.scope_spans {
+                for span in scope.spans {
+                    spans.push(ReceivedSpan {
+                        service: service.clone(),
+                        trace_id: hex_string(&span.trace_id),
+                        name: span.name,
+                    });
+                }
+            }
+        }
+        Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
+    }
+}
+
+// === impl OtlpReceiver ===
+
+impl OtlpReceiver {
+    /// Starts a receiver on an ephemeral loopback port.
+    pub async fn start() -> anyhow::Result<OtlpReceiver> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let spans = Arc::new(Mutex::new(Vec::new()));
+        let collector = Collector {
+            spans: spans.clone(),
+        };
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(async move {
+            let _ = tonic::transport::Server::builder()
+                .add_service(TraceServiceServer::new(collector))
+                .serve_with_incoming_shutdown(
+                    tokio_stream::wrappers::TcpListenerStream::new(listener),
+                    async {
+                        let _ = stopped.await;
+                    },
+                )
+                .await;
+        });
+        Ok(OtlpReceiver {
+            addr,
+            spans,
+            _stop: stop,
+        })
+    }
+
+    /// The endpoint URL services export to.
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Every span received so far.
+    pub fn spans(&self) -> Vec<ReceivedSpan> {
+        self.spans.lock().expect("spans lock").clone()
+    }
+}
+
+fn hex_string(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
