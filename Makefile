@@ -1,0 +1,33 @@
+# imgmesh — the two commands a fresh Debian/Ubuntu machine needs:
+#   make dev    run the whole mesh locally with a demo Source and print a URL
+#   make test   install what tests need, run every test, stop what it started
+# Also: make bench (W1/W2/libvips floor → docs/benchmarks.md), make lint.
+
+CARGO ?= cargo
+JOBS ?= 2
+export PATH := $(HOME)/.cargo/bin:$(PATH)
+
+.PHONY: dev test bench lint deps build
+
+deps:
+	@scripts/install-deps.sh
+
+build: deps
+	$(CARGO) build -j$(JOBS) --workspace --bins
+
+dev: deps
+	@scripts/dev.sh
+
+# Tests start their own redis-server and s3s-fs on free ports and the four
+# service binaries as processes; each stops them when it ends.
+test: build
+	$(CARGO) nextest run -j$(JOBS) --build-jobs $(JOBS) --workspace --no-fail-fast
+
+lint: deps
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy -j$(JOBS) --workspace --all-targets -- -D warnings
+	tools/node_modules/.bin/buf lint
+
+bench: deps
+	@scripts/install-deps.sh bench
+	@scripts/bench.sh

@@ -1,0 +1,166 @@
+#!/usr/bin/env bash
+# `make bench`: W1 (miss), W2 (hit), the libvips floor and nginx static, in
+# one run on this machine, three repetitions, medians written to
+# docs/benchmarks.md. See ../shared/brief/BENCHMARKS.md for the workloads.
+#
+# Environment: BENCH_REPS (3), BENCH_W1_SECONDS (20), BENCH_W2_SECONDS (10).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$HOME/.cargo/bin:$PATH"
+# shellcheck source=lib/mesh.sh
+source scripts/lib/mesh.sh
+
+reps=${BENCH_REPS:-3}
+w1_seconds=${BENCH_W1_SECONDS:-20}
+w2_seconds=${BENCH_W2_SECONDS:-10}
+
+echo "building release binaries…"
+cargo build --release -j2 --workspace --bins --quiet
+bin="$(target_dir)/release"
+
+corpus=$(scripts/corpus.sh)
+state=$(mktemp -d /tmp/imgmesh-bench.XXXXXX)
+nginx_pid=""
+finish() {
+  [[ -n "$nginx_pid" ]] && kill "$nginx_pid" 2>/dev/null
+  mesh_stop
+  rm -rf "$state"
+}
+mkdir -p "$state/s3/demo-bucket"
+cp "$corpus"/*.jpg "$state/s3/demo-bucket/"
+IMGMESH_LOG=warn start_mesh "$state" "$bin"
+trap finish INT TERM EXIT
+
+service_pids() { pgrep -f "$bin/imgmesh-" | tr '\n' ' '; }
+# Sum of utime + stime (clock ticks) of the given pids.
+cpu_ticks() {
+  local total=0 pid
+  for pid in "$@"; do
+    total=$((total + $(awk '{print $14 + $15}' "/proc/$pid/stat")))
+  done
+  echo "$total"
+}
+# Parses a wrk --latency report: "rps p50_ms p99_ms requests non2xx".
+wrk_summary() {
+  awk '
+    function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; if (v ~ /s$/) return v * 1000; return v }
+    /Requests\/sec:/ { rps = $2 }
+    /^ +50%/ { p50 = ms($2) }
+    /^ +99%/ { p99 = ms($2) }
+    /requests in/ { n = $1 }
+    /Non-2xx/ { bad = $5 }
+    END { printf "%.2f %.2f %.2f %d %d\n", rps, p50, p99, n, bad + 0 }'
+}
+median() { sort -g | awk '{v[NR] = $1} END { print v[int((NR + 1) / 2)] }'; }
+
+host="http://$gateway"
+ticks_per_second=$(getconf CLK_TCK)
+# shellcheck disable=SC2207
+pids=($(service_pids))
+
+# nginx serving one W2-sized derivative from disk: the W2 yardstick.
+mkdir -p "$state/nginx/www" "$state/nginx/tmp"
+curl -fsS -H "Host: demo.localhost" "$host/2004default.jpg?w=640&q=80&fm=jpg" -o "$state/nginx/www/static.jpg"
+static_bytes=$(stat -c %s "$state/nginx/www/static.jpg")
+nginx_port=$(free_port 18080)
+cat >"$state/nginx/nginx.conf" <<CONF
+worker_processes 1;
+daemon off;
+error_log $state/nginx/error.log;
+pid $state/nginx/nginx.pid;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  sendfile on;
+  client_body_temp_path $state/nginx/tmp;
+  proxy_temp_path $state/nginx/tmp;
+  fastcgi_temp_path $state/nginx/tmp;
+  uwsgi_temp_path $state/nginx/tmp;
+  scgi_temp_path $state/nginx/tmp;
+  server { listen 127.0.0.1:$nginx_port; root $state/nginx/www; }
+}
+CONF
+nginx -c "$state/nginx/nginx.conf" &
+nginx_pid=$!
+wait_port "$nginx_port"
+
+results="$state/results"
+: >"$results"
+for rep in $(seq 1 "$reps"); do
+  echo "repetition $rep/$reps"
+  floor=$("$bin/libvips-floor" --threads 2 --seconds "$w1_seconds" "$corpus"/*.jpg | awk '/renders_per_second/ {print $2}')
+  echo "  floor   $floor renders/s"
+
+  redis-cli -p "$redis_port" FLUSHALL >/dev/null
+  before=$(cpu_ticks "${pids[@]}")
+  read -r w1_rps w1_p50 w1_p99 w1_n w1_bad < <(wrk -t1 -c4 -d"${w1_seconds}s" --latency -s bench/w1.lua "$host" -- "$((rep * 100000))" | wrk_summary)
+  after=$(cpu_ticks "${pids[@]}")
+  w1_cpu_ms=$(awk -v t=$((after - before)) -v hz="$ticks_per_second" -v n="$w1_n" 'BEGIN { printf "%.1f", t * 1000 / hz / (n ? n : 1) }')
+  echo "  W1      $w1_rps req/s p50 ${w1_p50} ms p99 ${w1_p99} ms, $w1_cpu_ms CPU-ms/req, non-2xx $w1_bad"
+
+  # Warm-up: the ten W2 URLs once each.
+  for name in 2004default firstgeneration rhythm string the-mouse; do
+    for w in 400 640; do curl -fsS -o /dev/null -H "Host: demo.localhost" "$host/$name.jpg?w=$w&q=80&fm=jpg"; done
+  done
+  read -r w2_rps _ w2_p99 _ w2_bad < <(wrk -t1 -c32 -d"${w2_seconds}s" --latency -s bench/w2.lua "$host" | wrk_summary)
+  echo "  W2      $w2_rps req/s p99 ${w2_p99} ms, non-2xx $w2_bad"
+
+  read -r nginx_rps _ nginx_p99 _ _ < <(wrk -t1 -c32 -d"${w2_seconds}s" --latency "http://127.0.0.1:$nginx_port/static.jpg" | wrk_summary)
+  echo "  nginx   $nginx_rps req/s p99 ${nginx_p99} ms"
+  echo "$floor $w1_rps $w1_p50 $w1_p99 $w1_cpu_ms $w1_bad $w2_rps $w2_p99 $w2_bad $nginx_rps $nginx_p99" >>"$results"
+done
+
+col() { awk -v c="$1" '{print $c}' "$results" | median; }
+floor=$(col 1); w1_rps=$(col 2); w1_p50=$(col 3); w1_p99=$(col 4); w1_cpu=$(col 5)
+w2_rps=$(col 7); w2_p99=$(col 8); nginx_rps=$(col 10); nginx_p99=$(col 11)
+bad=$(awk '{s += $6 + $9} END {print s + 0}' "$results")
+w1_ratio=$(awk -v a="$w1_rps" -v b="$floor" 'BEGIN { printf "%.2f", a / b }')
+w2_ratio=$(awk -v a="$w2_rps" -v b="$nginx_rps" 'BEGIN { printf "%.3f", a / b }')
+rss() { awk '/VmHWM/ {printf "%.0f", $2 / 1024}' "/proc/$1/status"; }
+rss_line=""
+for pid in "${pids[@]}"; do
+  name=$(tr '\0' ' ' <"/proc/$pid/cmdline" | awk '{print $1}' | xargs basename)
+  rss_line+="$name $(rss "$pid") MB · "
+done
+
+cpu_model=$(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)
+mem_gb=$(awk '/MemTotal/ {printf "%.0f", $2 / 1048576}' /proc/meminfo)
+vips_version=$(pkg-config --modversion vips)
+mkdir -p docs
+cat >docs/benchmarks.md <<DOC
+# Benchmarks
+
+Written by \`make bench\` (scripts/bench.sh); workloads as in the design kit's BENCHMARKS.md.
+Every figure is the median of $reps repetitions measured in one run on one machine; compare
+ratios, not absolute numbers, across machines.
+
+- date: $(date -u +%Y-%m-%dT%H:%MZ)
+- machine: $(nproc) cores ($cpu_model), ${mem_gb} GiB RAM, $(uname -sr)
+- versions: libvips $vips_version, $(rustc --version), $(wrk --version 2>&1 | head -n 1 | awk '{print $1, $2}'), $(nginx -v 2>&1 | sed 's/.*: //')
+- commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+- command: \`make bench\` (BENCH_REPS=$reps, W1 ${w1_seconds}s, W2 ${w2_seconds}s); release build; all processes on loopback
+
+| workload | command | result |
+|---|---|---|
+| libvips floor | \`libvips-floor --threads 2 --seconds $w1_seconds corpus/*.jpg\` (thumbnail_buffer + jpegsave_buffer Q80, in-process) | **$floor renders/s** |
+| W1 miss | \`wrk -t1 -c4 -d${w1_seconds}s -s bench/w1.lua\` (unique URLs, w=300…1099, q=80, fm=jpg; Redis flushed first) | **$w1_rps req/s**, p50 $w1_p50 ms, p99 $w1_p99 ms, $w1_cpu CPU-ms/req (all four services) |
+| W2 hit | \`wrk -t1 -c32 -d${w2_seconds}s -s bench/w2.lua\` (10 URLs after warm-up) | **$w2_rps req/s**, p99 $w2_p99 ms |
+| nginx static | \`wrk -t1 -c32 -d${w2_seconds}s\` on one $static_bytes-byte derivative from disk | **$nginx_rps req/s**, p99 $nginx_p99 ms |
+
+| ratio | value | issue #2 bar | final target |
+|---|---|---|---|
+| W1 ÷ libvips floor | **$w1_ratio** | ≥ 0.7 | ≥ 0.95 |
+| W2 ÷ nginx static | **$w2_ratio** | ≥ 0.2 | ≥ 0.5 |
+
+Non-2xx responses across all runs: $bad.
+
+Peak RSS (VmHWM) after the run: ${rss_line% · }.
+
+Raw rows (floor, W1 rps, p50, p99, CPU-ms/req, W1 non-2xx, W2 rps, W2 p99, W2 non-2xx, nginx rps, nginx p99):
+
+\`\`\`
+$(cat "$results")
+\`\`\`
+DOC
+echo
+cat docs/benchmarks.md
