@@ -175,10 +175,10 @@ impl Mesh {
     pub async fn wait_ready(&self, timeout: Duration) -> anyhow::Result<()> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
-            if let Ok(response) = get(self.gateway_ops_addr, "localhost", "/ready", &[]).await {
-                if response.status == 200 {
-                    return Ok(());
-                }
+            if let Ok(response) = get(self.gateway_ops_addr, "localhost", "/ready", &[]).await
+                && response.status == 200
+            {
+                return Ok(());
             }
             if tokio::time::Instant::now() > deadline {
                 bail!(

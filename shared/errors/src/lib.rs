@@ -94,7 +94,9 @@ impl ErrorCode {
 
     /// Parses a reason string back into a code.
     pub fn from_reason(reason: &str) -> Option<ErrorCode> {
-        ErrorCode::ALL.into_iter().find(|code| code.reason() == reason)
+        ErrorCode::ALL
+            .into_iter()
+            .find(|code| code.reason() == reason)
     }
 
     /// The gRPC status code this error travels as.

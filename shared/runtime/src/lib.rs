@@ -84,7 +84,9 @@ where
     let reporter = health.clone();
     tokio::spawn(async move {
         shutdown.await;
-        reporter.set_service_status("", tonic_health::ServingStatus::NotServing).await;
+        reporter
+            .set_service_status("", tonic_health::ServingStatus::NotServing)
+            .await;
         let _ = stop_tx.send(());
     });
     Server::builder()
