@@ -64,6 +64,10 @@ pub struct Mesh {
     pub gateway: ChildProcess,
     /// The registry's gRPC URL.
     pub registry_url: String,
+    /// The fetcher's gRPC URL.
+    pub fetcher_url: String,
+    /// The renderer's gRPC URL.
+    pub renderer_url: String,
     /// The gateway's public HTTP address.
     pub gateway_addr: SocketAddr,
     /// The gateway's ops (health) address.
@@ -164,6 +168,8 @@ impl Mesh {
             renderer,
             gateway,
             registry_url,
+            fetcher_url: format!("http://{fetcher_addr}"),
+            renderer_url: format!("http://{renderer_addr}"),
             gateway_addr,
             gateway_ops_addr,
         };

@@ -298,3 +298,35 @@ async fn cli_reports_invalid_fields() {
         .unwrap_err();
     assert!(duplicate.to_string().contains("already"), "{duplicate}");
 }
+
+/// Every gRPC server answers `grpc.health.v1` with SERVING.
+#[tokio::test]
+async fn every_grpc_server_serves_health() {
+    use tonic_health::pb::health_check_response::ServingStatus;
+    use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+
+    let mesh = Mesh::start(MeshOptions::default()).await.unwrap();
+    for url in [&mesh.registry_url, &mesh.fetcher_url, &mesh.renderer_url] {
+        let channel = tonic::transport::Endpoint::from_shared(url.clone())
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        let mut client = HealthClient::new(channel);
+        let response = client
+            .check(HealthCheckRequest {
+                service: String::new(),
+            })
+            .await
+            .unwrap_or_else(|e| panic!("{url}: {e}"));
+        assert_eq!(
+            response.into_inner().status,
+            ServingStatus::Serving as i32,
+            "{url}"
+        );
+    }
+    let live = imgmesh_integration_tests::get(mesh.gateway_ops_addr, "localhost", "/live", &[])
+        .await
+        .unwrap();
+    assert_eq!(live.status, 200);
+}
