@@ -1,2 +1,24 @@
-//! placeholder
-fn main() {}
+//! `imgmesh-gateway`: parse the config, start telemetry, bind both listeners,
+//! serve until Ctrl-C or SIGTERM, flush telemetry.
+
+use clap::Parser as _;
+use imgmesh_gateway::{GatewayConfig, GatewayState, SERVICE};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let config = GatewayConfig::parse();
+    let telemetry = imgmesh_telemetry::init("imgmesh-gateway", &config.telemetry)?;
+    let served = serve(&config).await;
+    if let Err(error) = &served {
+        tracing::error!(error = format!("{error:#}"), "gateway stopped");
+    }
+    telemetry.shutdown().await;
+    served
+}
+
+async fn serve(config: &GatewayConfig) -> anyhow::Result<()> {
+    let state = GatewayState::build(config)?;
+    let http = imgmesh_runtime::bind(SERVICE, "http", config.listen).await?;
+    let ops = imgmesh_runtime::bind(SERVICE, "ops", config.ops_listen).await?;
+    imgmesh_gateway::run(state, http, ops, imgmesh_runtime::shutdown_signal()).await
+}

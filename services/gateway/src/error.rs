@@ -1,0 +1,231 @@
+//! What can go wrong while answering an image request, and the one place it
+//! becomes an HTTP response.
+
+use axum::response::{IntoResponse, Response};
+use http::{HeaderValue, StatusCode, header};
+use imgmesh_errors::{ERROR_DOMAIN, ErrorCode};
+use tonic_types::StatusExt as _;
+
+use crate::render_plan::PlanError;
+
+/// `Cache-Control` for 4xx answers: imgix's default error TTL (300 s).
+const CLIENT_ERROR_CACHE_CONTROL: &str = "public, max-age=300";
+
+/// Every way an image request can fail. The `Display` text is the public
+/// response body: it never carries upstream internals or secrets.
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    /// The Host names no Source (or is not `<subdomain>.<base-domain>`).
+    #[error("unknown host")]
+    UnknownHost,
+    /// The path cannot name an object (empty, dot segments, control characters...).
+    #[error("not found")]
+    InvalidPath,
+    /// Only GET and HEAD serve images.
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// A query parameter is invalid; the message names it.
+    #[error(transparent)]
+    InvalidParameter(#[from] PlanError),
+    /// An upstream service answered with an error.
+    #[error("{message}")]
+    Upstream {
+        /// What went wrong, as the upstream classified it.
+        code: ErrorCode,
+        /// Public-safe description.
+        message: String,
+    },
+}
+
+// === impl GatewayError ===
+
+impl GatewayError {
+    /// Converts a status from `service` (e.g. `"renderer"`). imgmesh services
+    /// write public-safe messages; a status without imgmesh's `ErrorInfo`
+    /// (a transport failure, a deadline) may carry internals (addresses,
+    /// OS errors), so it gets a generic message instead.
+    pub fn from_status(service: &'static str, status: &tonic::Status) -> GatewayError {
+        let from_imgmesh = status
+            .get_details_error_info()
+            .is_some_and(|info| info.domain == ERROR_DOMAIN);
+        if from_imgmesh {
+            return GatewayError::Upstream {
+                code: ErrorCode::of_status(status),
+                message: status.message().to_owned(),
+            };
+        }
+        if status.code() == tonic::Code::DeadlineExceeded {
+            return GatewayError::timed_out(service);
+        }
+        let code = ErrorCode::of_status(status);
+        let message = format!(
+            "{service}: {}",
+            code.reason().to_ascii_lowercase().replace('_', " ")
+        );
+        GatewayError::Upstream { code, message }
+    }
+
+    /// `service` did not answer within its deadline: our own tier is slow or
+    /// stuck, so the caller may retry (503), unlike an origin timeout (504).
+    pub fn timed_out(service: &'static str) -> GatewayError {
+        GatewayError::Upstream {
+            code: ErrorCode::Unavailable,
+            message: format!("{service} did not answer in time"),
+        }
+    }
+
+    /// The HTTP status this error answers with.
+    pub fn http_status(&self) -> StatusCode {
+        let code = match self {
+            GatewayError::UnknownHost => ErrorCode::SourceNotFound,
+            GatewayError::InvalidPath => ErrorCode::ObjectNotFound,
+            GatewayError::MethodNotAllowed => return StatusCode::METHOD_NOT_ALLOWED,
+            GatewayError::InvalidParameter(_) => ErrorCode::InvalidArgument,
+            GatewayError::Upstream { code, .. } => *code,
+        };
+        StatusCode::from_u16(code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    }
+}
+
+impl IntoResponse for GatewayError {
+    fn into_response(self) -> Response {
+        let status = self.http_status();
+        if status.is_server_error() {
+            tracing::warn!(status = status.as_u16(), error = %self, "request failed");
+        } else {
+            tracing::debug!(status = status.as_u16(), error = %self, "request refused");
+        }
+        // A String body is sent as `text/plain; charset=utf-8`.
+        let mut response = (status, self.to_string()).into_response();
+        let headers = response.headers_mut();
+        let cache_control = if status.is_client_error() {
+            HeaderValue::from_static(CLIENT_ERROR_CACHE_CONTROL)
+        } else {
+            HeaderValue::from_static("no-store")
+        };
+        headers.insert(header::CACHE_CONTROL, cache_control);
+        // The body may echo a query value; never let a browser sniff it as HTML.
+        headers.insert(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        );
+        if matches!(
+            status,
+            StatusCode::SERVICE_UNAVAILABLE | StatusCode::TOO_MANY_REQUESTS
+        ) {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        if status == StatusCode::METHOD_NOT_ALLOWED {
+            headers.insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+        }
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn parts(error: GatewayError) -> (StatusCode, http::HeaderMap, String) {
+        let response = error.into_response();
+        let (parts, body) = response.into_parts();
+        let body = axum::body::to_bytes(body, 1 << 16).await.unwrap();
+        (
+            parts.status,
+            parts.headers,
+            String::from_utf8(body.to_vec()).unwrap(),
+        )
+    }
+
+    fn header<'a>(headers: &'a http::HeaderMap, name: &str) -> Option<&'a str> {
+        headers.get(name).map(|v| v.to_str().unwrap())
+    }
+
+    /// Each gateway error answers with its status, a text body and the cache policy for its class.
+    #[tokio::test]
+    async fn errors_map_to_statuses_and_headers() {
+        let (status, headers, body) = parts(GatewayError::UnknownHost).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert_eq!(body, "unknown host");
+        assert_eq!(
+            header(&headers, "content-type"),
+            Some("text/plain; charset=utf-8")
+        );
+        assert_eq!(
+            header(&headers, "cache-control"),
+            Some("public, max-age=300")
+        );
+        assert_eq!(header(&headers, "x-content-type-options"), Some("nosniff"));
+        assert_eq!(header(&headers, "retry-after"), None);
+
+        let (status, _, body) = parts(GatewayError::InvalidPath).await;
+        assert_eq!(
+            (status, body.as_str()),
+            (StatusCode::NOT_FOUND, "not found")
+        );
+
+        let (status, headers, _) = parts(GatewayError::MethodNotAllowed).await;
+        assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(header(&headers, "allow"), Some("GET, HEAD"));
+
+        let plan_error = crate::render_plan::parse_render_plan("", "fm=bmp").unwrap_err();
+        let (status, _, body) = parts(plan_error.into()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(body, r#"fm: unsupported value "bmp""#);
+    }
+
+    /// An imgmesh status keeps its code and message; 5xx answers are never cached and 503 says when to retry.
+    #[tokio::test]
+    async fn imgmesh_statuses_keep_their_message() {
+        let status = ErrorCode::Unavailable.status("renderer is draining");
+        let (status, headers, body) = parts(GatewayError::from_status("renderer", &status)).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(body, "renderer is draining");
+        assert_eq!(header(&headers, "cache-control"), Some("no-store"));
+        assert_eq!(header(&headers, "retry-after"), Some("1"));
+
+        let status = ErrorCode::Overloaded.status("too busy");
+        let (status, headers, _) = parts(GatewayError::from_status("renderer", &status)).await;
+        assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(header(&headers, "retry-after"), Some("1"));
+        assert_eq!(
+            header(&headers, "cache-control"),
+            Some("public, max-age=300")
+        );
+
+        let status = ErrorCode::CorruptInput.status("input cannot be decoded");
+        let (status, headers, _) = parts(GatewayError::from_status("renderer", &status)).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(header(&headers, "retry-after"), None);
+
+        let status = ErrorCode::Internal.status("internal error");
+        let (status, headers, _) = parts(GatewayError::from_status("renderer", &status)).await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(header(&headers, "cache-control"), Some("no-store"));
+    }
+
+    /// A foreign or transport status never leaks its message (addresses, OS errors), and our own deadlines answer 503.
+    #[tokio::test]
+    async fn foreign_status_messages_are_replaced() {
+        let status =
+            tonic::Status::unavailable("tcp connect error: 10.1.2.3:50053: Connection refused");
+        let (status, _, body) = parts(GatewayError::from_status("renderer", &status)).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(body, "renderer: unavailable");
+
+        let status = tonic::Status::deadline_exceeded("Timeout expired");
+        let (status, headers, body) = parts(GatewayError::from_status("registry", &status)).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(body, "registry did not answer in time");
+        assert_eq!(header(&headers, "retry-after"), Some("1"));
+
+        let status = tonic::Status::unknown("h2 protocol error: frame too large");
+        let (status, _, body) = parts(GatewayError::from_status("renderer", &status)).await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(body, "renderer: internal");
+
+        let status = ErrorCode::OriginTimeout.status("origin did not answer in time");
+        let (status, _, _) = parts(GatewayError::from_status("renderer", &status)).await;
+        assert_eq!(status, StatusCode::GATEWAY_TIMEOUT);
+    }
+}

@@ -1,0 +1,112 @@
+//! The gateway's two gRPC peers: the source registry (host → Source) and the
+//! renderer. Every call carries the current trace context, has a deadline,
+//! runs in its own client span and comes back as a [`GatewayError`] on failure.
+
+use std::future::Future;
+use std::time::Duration;
+
+use imgmesh_errors::ErrorCode;
+use imgmesh_proto::registry::v1::source_registry_service_client::SourceRegistryServiceClient;
+use imgmesh_proto::registry::v1::{ResolveHostRequest, Source};
+use imgmesh_proto::renderer::v1::renderer_service_client::RendererServiceClient;
+use imgmesh_proto::renderer::v1::{RenderRequest, RenderResponse};
+use imgmesh_telemetry::TraceContextInterceptor;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Channel;
+use tracing::Instrument as _;
+
+use crate::error::GatewayError;
+use crate::host_routing::SourceHost;
+
+/// Deadline for a host lookup in the registry.
+pub(crate) const RESOLVE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Deadline for a render, sent to the renderer as `grpc-timeout`.
+pub(crate) const RENDER_TIMEOUT: Duration = Duration::from_secs(30);
+/// Extra time the gateway waits past a deadline it sent, so the peer's own
+/// deadline error (with its message) usually wins over ours.
+const DEADLINE_GRACE: Duration = Duration::from_millis(500);
+
+/// A gRPC channel whose calls carry the current span's trace context.
+pub(crate) type TracedChannel = InterceptedService<Channel, TraceContextInterceptor>;
+
+/// Clients for the registry and the renderer (cheap to clone: they share
+/// one HTTP/2 connection per peer, which reconnects on its own).
+#[derive(Debug, Clone)]
+pub(crate) struct Upstream {
+    registry: SourceRegistryServiceClient<TracedChannel>,
+    renderer: RendererServiceClient<TracedChannel>,
+}
+
+// === impl Upstream ===
+
+impl Upstream {
+    /// Clients over lazily connecting channels.
+    pub(crate) fn new(registry: Channel, renderer: Channel) -> Upstream {
+        Upstream {
+            registry: SourceRegistryServiceClient::with_interceptor(
+                registry,
+                TraceContextInterceptor,
+            ),
+            renderer: RendererServiceClient::with_interceptor(renderer, TraceContextInterceptor),
+        }
+    }
+
+    /// Asks the registry which Source serves `host`; `Ok(None)` when none does.
+    pub(crate) async fn resolve_host(
+        &self,
+        host: &SourceHost,
+    ) -> Result<Option<Source>, GatewayError> {
+        let mut client = self.registry.clone();
+        let mut request = tonic::Request::new(ResolveHostRequest {
+            host: host.as_str().to_owned(),
+        });
+        request.set_timeout(RESOLVE_TIMEOUT);
+        match with_deadline("registry", RESOLVE_TIMEOUT, client.resolve_host(request)).await {
+            Ok(response) => Ok(response.into_inner().source),
+            Err(GatewayError::Upstream {
+                code: ErrorCode::SourceNotFound | ErrorCode::ObjectNotFound,
+                ..
+            }) => Ok(None),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// Renders a derivative, in a `renderer.render` span.
+    pub(crate) async fn render(
+        &self,
+        render: RenderRequest,
+    ) -> Result<RenderResponse, GatewayError> {
+        let span = tracing::info_span!(
+            "renderer.render",
+            otel.kind = "client",
+            rpc.system = "grpc",
+            rpc.service = "imgmesh.renderer.v1.RendererService",
+            rpc.method = "Render",
+            imgmesh.source_id = %render.source_id,
+            imgmesh.cache_hit = tracing::field::Empty,
+        );
+        let mut client = self.renderer.clone();
+        let mut request = tonic::Request::new(render);
+        request.set_timeout(RENDER_TIMEOUT);
+        let response = with_deadline("renderer", RENDER_TIMEOUT, client.render(request))
+            .instrument(span.clone())
+            .await?
+            .into_inner();
+        span.record("imgmesh.cache_hit", response.cache_hit);
+        Ok(response)
+    }
+}
+
+/// Runs a call, turning its status — or the gateway's own deadline, for a
+/// peer that accepted the connection but never answers — into a [`GatewayError`].
+async fn with_deadline<T>(
+    service: &'static str,
+    deadline: Duration,
+    call: impl Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+) -> Result<tonic::Response<T>, GatewayError> {
+    match tokio::time::timeout(deadline + DEADLINE_GRACE, call).await {
+        Ok(Ok(response)) => Ok(response),
+        Ok(Err(status)) => Err(GatewayError::from_status(service, &status)),
+        Err(_elapsed) => Err(GatewayError::timed_out(service)),
+    }
+}
