@@ -1,0 +1,317 @@
+//! The command line of `imgmesh`: global flags and one subcommand per
+//! Source operation.
+
+use std::convert::Infallible;
+
+use clap::{Args, Parser, Subcommand};
+use secrecy::SecretString;
+
+/// Default gRPC URL of the source registry.
+pub const DEFAULT_REGISTRY_URL: &str = "http://127.0.0.1:50051";
+
+/// The imgmesh admin command line.
+#[derive(Debug, Parser)]
+#[command(name = "imgmesh", version, about = "Manage imgmesh Sources.")]
+pub struct Cli {
+    /// gRPC URL of the source registry.
+    #[arg(
+        long,
+        global = true,
+        env = "IMGMESH_REGISTRY_URL",
+        default_value = DEFAULT_REGISTRY_URL
+    )]
+    pub registry_url: String,
+
+    /// Print JSON instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The top-level subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Manage Sources: the S3 buckets imgmesh renders from.
+    #[command(subcommand)]
+    Sources(SourcesCommand),
+}
+
+/// `imgmesh sources …`.
+#[derive(Debug, Subcommand)]
+pub enum SourcesCommand {
+    /// Register a new Source.
+    Create(CreateArgs),
+    /// List every Source, ordered by name.
+    List,
+    /// Show one Source.
+    Get {
+        /// Source id (src_…) or name.
+        id_or_name: String,
+    },
+    /// Change a Source's settings; flags left out keep their value.
+    Update(UpdateArgs),
+    /// Remove a Source.
+    Delete {
+        /// Source id (src_…) or name.
+        id_or_name: String,
+    },
+}
+
+/// Flags of `imgmesh sources create`.
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    /// Unique name: 1 to 64 of a-z, 0-9, '-' and '_'.
+    #[arg(long)]
+    pub name: String,
+
+    /// DNS label the gateway routes by: <subdomain>.<base-domain>.
+    #[arg(long)]
+    pub subdomain: String,
+
+    /// S3 bucket name.
+    #[arg(long)]
+    pub bucket: String,
+
+    /// S3 region, e.g. us-east-1.
+    #[arg(long)]
+    pub region: String,
+
+    /// Endpoint URL of an S3-compatible store; leave out for AWS S3.
+    #[arg(long, value_name = "URL")]
+    pub endpoint: Option<String>,
+
+    /// Prefix prepended to every asset path, e.g. photos.
+    #[arg(long, value_name = "P")]
+    pub path_prefix: Option<String>,
+
+    /// Read-only access key id.
+    #[arg(long)]
+    pub access_key_id: String,
+
+    /// Secret access key; stored encrypted, never shown again. Prefer the
+    /// environment variable: command lines are visible to other users.
+    #[arg(
+        long,
+        env = "IMGMESH_SECRET_ACCESS_KEY",
+        hide_env_values = true,
+        value_parser = secret_text
+    )]
+    pub secret_access_key: SecretString,
+
+    /// imgix query applied to every request unless the URL overrides it,
+    /// e.g. "auto=format&q=75".
+    #[arg(long, value_name = "Q")]
+    pub default_params: Option<String>,
+
+    /// Lifetime of derivatives in seconds (default one year).
+    #[arg(long = "cache-ttl", value_name = "SECONDS")]
+    pub cache_ttl: Option<u32>,
+}
+
+/// Flags of `imgmesh sources update`.
+#[derive(Debug, Args)]
+pub struct UpdateArgs {
+    /// Source id (src_…) or name.
+    pub id_or_name: String,
+
+    /// New subdomain.
+    #[arg(long)]
+    pub subdomain: Option<String>,
+
+    /// New bucket.
+    #[arg(long)]
+    pub bucket: Option<String>,
+
+    /// New region.
+    #[arg(long)]
+    pub region: Option<String>,
+
+    /// New endpoint URL; an empty value switches back to AWS S3.
+    #[arg(long, value_name = "URL")]
+    pub endpoint: Option<String>,
+
+    /// New path prefix; an empty value removes it.
+    #[arg(long, value_name = "P")]
+    pub path_prefix: Option<String>,
+
+    /// New access key id.
+    #[arg(long)]
+    pub access_key_id: Option<String>,
+
+    /// New secret access key. Unlike `create`, this does not read
+    /// IMGMESH_SECRET_ACCESS_KEY, so an exported variable never replaces a
+    /// secret by accident.
+    #[arg(long, value_parser = secret_text)]
+    pub secret_access_key: Option<SecretString>,
+
+    /// New default params; an empty value removes them.
+    #[arg(long, value_name = "Q")]
+    pub default_params: Option<String>,
+
+    /// New lifetime of derivatives in seconds; 0 restores the default.
+    #[arg(long = "cache-ttl", value_name = "SECONDS")]
+    pub cache_ttl: Option<u32>,
+}
+
+/// Keeps a secret flag value out of `Debug` output.
+fn secret_text(value: &str) -> Result<SecretString, Infallible> {
+    Ok(SecretString::from(value))
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::error::ErrorKind;
+    use secrecy::ExposeSecret as _;
+
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("imgmesh").chain(args.iter().copied()))
+    }
+
+    const CREATE: &[&str] = &[
+        "sources",
+        "create",
+        "--name=demo",
+        "--subdomain=demo",
+        "--bucket=images",
+        "--region=us-east-1",
+        "--access-key-id=AKIA",
+        "--secret-access-key=s3cret",
+    ];
+
+    /// `sources create` parses every flag, optional ones as None.
+    #[test]
+    fn create_parses_required_flags() {
+        let cli = parse(CREATE).unwrap();
+        assert_eq!(cli.registry_url, DEFAULT_REGISTRY_URL);
+        assert!(!cli.json);
+        let Command::Sources(SourcesCommand::Create(args)) = cli.command else {
+            panic!("not create");
+        };
+        assert_eq!(args.name, "demo");
+        assert_eq!(args.subdomain, "demo");
+        assert_eq!(args.bucket, "images");
+        assert_eq!(args.region, "us-east-1");
+        assert_eq!(args.access_key_id, "AKIA");
+        assert_eq!(args.secret_access_key.expose_secret(), "s3cret");
+        assert!(args.endpoint.is_none() && args.path_prefix.is_none());
+        assert!(args.default_params.is_none() && args.cache_ttl.is_none());
+    }
+
+    /// Optional create flags and global flags (before or after the
+    /// subcommand) are parsed.
+    #[test]
+    fn create_parses_optional_and_global_flags() {
+        let mut args = vec!["--registry-url=http://10.0.0.1:1", "sources", "create"];
+        args.extend_from_slice(&CREATE[2..]);
+        args.extend_from_slice(&[
+            "--endpoint=http://127.0.0.1:9000",
+            "--path-prefix=photos",
+            "--default-params=auto=format&q=75",
+            "--cache-ttl=3600",
+            "--json",
+        ]);
+        let cli = parse(&args).unwrap();
+        assert_eq!(cli.registry_url, "http://10.0.0.1:1");
+        assert!(cli.json);
+        let Command::Sources(SourcesCommand::Create(args)) = cli.command else {
+            panic!("not create");
+        };
+        assert_eq!(args.endpoint.as_deref(), Some("http://127.0.0.1:9000"));
+        assert_eq!(args.path_prefix.as_deref(), Some("photos"));
+        assert_eq!(args.default_params.as_deref(), Some("auto=format&q=75"));
+        assert_eq!(args.cache_ttl, Some(3600));
+    }
+
+    /// A create without a required flag is a usage error (exit code 2).
+    #[test]
+    fn create_requires_its_flags() {
+        // The secret (last) is left in: it may also come from the environment.
+        for missing in 2..CREATE.len() - 1 {
+            let args: Vec<&str> = CREATE
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| *i != missing)
+                .map(|(_, a)| *a)
+                .collect();
+            let error = parse(&args).unwrap_err();
+            assert_eq!(error.kind(), ErrorKind::MissingRequiredArgument, "{args:?}");
+            assert_eq!(error.exit_code(), 2);
+        }
+    }
+
+    /// A non-numeric or negative TTL is a usage error.
+    #[test]
+    fn cache_ttl_must_be_a_number() {
+        for ttl in ["--cache-ttl=soon", "--cache-ttl=-1"] {
+            let mut args = CREATE.to_vec();
+            args.push(ttl);
+            assert_eq!(parse(&args).unwrap_err().kind(), ErrorKind::ValueValidation);
+        }
+    }
+
+    /// `sources update` takes the id or name and only the given flags.
+    #[test]
+    fn update_parses_given_flags_only() {
+        let cli = parse(&[
+            "sources",
+            "update",
+            "demo",
+            "--bucket=other",
+            "--endpoint=",
+            "--secret-access-key=new",
+        ])
+        .unwrap();
+        let Command::Sources(SourcesCommand::Update(args)) = cli.command else {
+            panic!("not update");
+        };
+        assert_eq!(args.id_or_name, "demo");
+        assert_eq!(args.bucket.as_deref(), Some("other"));
+        assert_eq!(args.endpoint.as_deref(), Some(""));
+        assert_eq!(args.secret_access_key.unwrap().expose_secret(), "new");
+        assert!(args.subdomain.is_none() && args.region.is_none() && args.cache_ttl.is_none());
+    }
+
+    /// get, delete and list parse; get without an argument is a usage error.
+    #[test]
+    fn get_list_delete_parse() {
+        assert!(matches!(
+            parse(&["sources", "get", "demo"]).unwrap().command,
+            Command::Sources(SourcesCommand::Get { id_or_name }) if id_or_name == "demo"
+        ));
+        assert!(matches!(
+            parse(&["sources", "delete", "src_0123456789ab"]).unwrap().command,
+            Command::Sources(SourcesCommand::Delete { id_or_name }) if id_or_name == "src_0123456789ab"
+        ));
+        assert!(matches!(
+            parse(&["--json", "sources", "list"]).unwrap().command,
+            Command::Sources(SourcesCommand::List)
+        ));
+        assert_eq!(
+            parse(&["sources", "get"]).unwrap_err().kind(),
+            ErrorKind::MissingRequiredArgument
+        );
+        assert_eq!(
+            parse(&["sources", "frobnicate"]).unwrap_err().kind(),
+            ErrorKind::InvalidSubcommand
+        );
+    }
+
+    /// Debug output of parsed arguments never shows the secret.
+    #[test]
+    fn debug_hides_the_secret() {
+        let cli = parse(CREATE).unwrap();
+        assert!(!format!("{cli:?}").contains("s3cret"));
+    }
+
+    /// The clap definition is internally consistent.
+    #[test]
+    fn command_definition_is_valid() {
+        use clap::CommandFactory as _;
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,352 @@
+//! Runs a parsed command against the source registry and returns what to
+//! print.
+
+use imgmesh_proto::registry::v1 as proto;
+use imgmesh_proto::registry::v1::source_registry_service_client::SourceRegistryServiceClient;
+use secrecy::ExposeSecret as _;
+
+use crate::args::{Cli, Command, CreateArgs, SourcesCommand, UpdateArgs};
+use crate::source_output::{render_deleted, render_list, render_source};
+
+/// Why a command failed; its `Display` is the one line printed after
+/// `error: `.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// `--registry-url` is not a usable URL.
+    #[error("invalid --registry-url {url:?}: {reason}")]
+    RegistryUrl {
+        /// The URL as given.
+        url: String,
+        /// Why it is unusable.
+        reason: String,
+    },
+
+    /// The registry could not be reached at all.
+    #[error("cannot reach the registry at {url}: {message}")]
+    Unreachable {
+        /// The registry URL.
+        url: String,
+        /// The transport's description of the failure.
+        message: String,
+    },
+
+    /// The registry answered with an error; its message is shown as is
+    /// (e.g. `subdomain: must be a dns label…`).
+    #[error("{}", status_message(.0))]
+    Registry(tonic::Status),
+
+    /// The registry answered without the Source the call returns.
+    #[error("the registry answered without a source")]
+    EmptyResponse,
+}
+
+// === impl CliError ===
+
+impl CliError {
+    /// Classifies a failed call: a bare `UNAVAILABLE` without imgmesh error
+    /// details comes from the transport, not from the registry.
+    fn from_status(url: &str, status: tonic::Status) -> CliError {
+        if status.code() == tonic::Code::Unavailable && status.details().is_empty() {
+            CliError::Unreachable {
+                url: url.to_owned(),
+                message: status_message(&status),
+            }
+        } else {
+            CliError::Registry(status)
+        }
+    }
+}
+
+/// A status's message, or its code's description when the message is empty.
+fn status_message(status: &tonic::Status) -> String {
+    if status.message().is_empty() {
+        status.code().description().to_owned()
+    } else {
+        status.message().to_owned()
+    }
+}
+
+/// Runs `cli` against the registry and returns the text for stdout.
+pub async fn run(cli: &Cli) -> Result<String, CliError> {
+    let channel = imgmesh_runtime::grpc_channel(&cli.registry_url).map_err(|error| {
+        CliError::RegistryUrl {
+            url: cli.registry_url.clone(),
+            reason: format!("{error:#}"),
+        }
+    })?;
+    let mut client = SourceRegistryServiceClient::new(channel);
+    let failed = |status| CliError::from_status(&cli.registry_url, status);
+    let Command::Sources(command) = &cli.command;
+    match command {
+        SourcesCommand::Create(args) => {
+            let response = client
+                .create_source(create_request(args))
+                .await
+                .map_err(failed)?;
+            let source = response
+                .into_inner()
+                .source
+                .ok_or(CliError::EmptyResponse)?;
+            Ok(render_source(&source, cli.json))
+        }
+        SourcesCommand::List => {
+            let response = client
+                .list_sources(proto::ListSourcesRequest {})
+                .await
+                .map_err(failed)?;
+            Ok(render_list(&response.into_inner().sources, cli.json))
+        }
+        SourcesCommand::Get { id_or_name } => {
+            let request = proto::GetSourceRequest {
+                id_or_name: id_or_name.clone(),
+            };
+            let response = client.get_source(request).await.map_err(failed)?;
+            let source = response
+                .into_inner()
+                .source
+                .ok_or(CliError::EmptyResponse)?;
+            Ok(render_source(&source, cli.json))
+        }
+        SourcesCommand::Update(args) => {
+            let response = client
+                .update_source(update_request(args))
+                .await
+                .map_err(failed)?;
+            let source = response
+                .into_inner()
+                .source
+                .ok_or(CliError::EmptyResponse)?;
+            Ok(render_source(&source, cli.json))
+        }
+        SourcesCommand::Delete { id_or_name } => {
+            let request = proto::DeleteSourceRequest {
+                id_or_name: id_or_name.clone(),
+            };
+            client.delete_source(request).await.map_err(failed)?;
+            Ok(render_deleted(id_or_name, cli.json))
+        }
+    }
+}
+
+/// The CreateSource request for `imgmesh sources create`.
+fn create_request(args: &CreateArgs) -> proto::CreateSourceRequest {
+    proto::CreateSourceRequest {
+        name: args.name.clone(),
+        subdomain: args.subdomain.clone(),
+        bucket: args.bucket.clone(),
+        region: args.region.clone(),
+        endpoint: args.endpoint.clone().unwrap_or_default(),
+        path_prefix: args.path_prefix.clone().unwrap_or_default(),
+        access_key_id: args.access_key_id.clone(),
+        secret_access_key: args.secret_access_key.expose_secret().to_owned(),
+        default_params: args.default_params.clone().unwrap_or_default(),
+        cache_ttl_seconds: args.cache_ttl.unwrap_or(0),
+    }
+}
+
+/// The UpdateSource request for `imgmesh sources update`.
+fn update_request(args: &UpdateArgs) -> proto::UpdateSourceRequest {
+    proto::UpdateSourceRequest {
+        id_or_name: args.id_or_name.clone(),
+        subdomain: args.subdomain.clone(),
+        bucket: args.bucket.clone(),
+        region: args.region.clone(),
+        endpoint: args.endpoint.clone(),
+        path_prefix: args.path_prefix.clone(),
+        access_key_id: args.access_key_id.clone(),
+        secret_access_key: args
+            .secret_access_key
+            .as_ref()
+            .map(|secret| secret.expose_secret().to_owned()),
+        default_params: args.default_params.clone(),
+        cache_ttl_seconds: args.cache_ttl,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser as _;
+    use imgmesh_source_registry::{MasterKey, Registry, serve};
+    use tokio::sync::oneshot;
+
+    use super::*;
+
+    const SECRET: &str = "cli-test-secret-never-shown";
+
+    /// A real registry served in-process on a loopback port.
+    struct TestRegistry {
+        url: String,
+        stop: oneshot::Sender<()>,
+        task: tokio::task::JoinHandle<anyhow::Result<()>>,
+        _dir: tempfile::TempDir,
+    }
+
+    impl TestRegistry {
+        async fn start() -> TestRegistry {
+            let dir = tempfile::tempdir().unwrap();
+            let key = MasterKey::from_bytes([3; 32]);
+            let registry = Registry::open(&dir.path().join("registry.db"), &key)
+                .await
+                .unwrap();
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let url = format!("http://{}", listener.local_addr().unwrap());
+            let (stop, stopped) = oneshot::channel::<()>();
+            let task = tokio::spawn(serve(registry, listener, async {
+                let _ = stopped.await;
+            }));
+            TestRegistry {
+                url,
+                stop,
+                task,
+                _dir: dir,
+            }
+        }
+
+        /// Runs `imgmesh --registry-url=<this> <args>`.
+        async fn cli(&self, args: &[&str]) -> Result<String, CliError> {
+            let url = format!("--registry-url={}", self.url);
+            let argv = ["imgmesh", url.as_str()]
+                .into_iter()
+                .chain(args.iter().copied());
+            run(&Cli::try_parse_from(argv).unwrap()).await
+        }
+
+        async fn cli_json(&self, args: &[&str]) -> serde_json::Value {
+            let mut with_json = vec!["--json"];
+            with_json.extend_from_slice(args);
+            serde_json::from_str(&self.cli(&with_json).await.unwrap()).unwrap()
+        }
+
+        async fn stop(self) {
+            self.stop.send(()).unwrap();
+            self.task.await.unwrap().unwrap();
+        }
+    }
+
+    fn create_args(name: &str) -> Vec<String> {
+        [
+            "sources",
+            "create",
+            &format!("--name={name}"),
+            &format!("--subdomain={name}"),
+            "--bucket=images",
+            "--region=us-east-1",
+            "--access-key-id=AKIAIOSFODNN7EXAMPLE",
+            &format!("--secret-access-key={SECRET}"),
+        ]
+        .map(str::to_owned)
+        .to_vec()
+    }
+
+    fn strs(args: &[String]) -> Vec<&str> {
+        args.iter().map(String::as_str).collect()
+    }
+
+    /// Create, list, get, update and delete work end to end, and no output
+    /// shows the secret.
+    #[tokio::test]
+    async fn manages_sources_end_to_end() {
+        let registry = TestRegistry::start().await;
+        let mut args = create_args("demo");
+        args.push("--path-prefix=/photos/".into());
+        let created = registry.cli_json(&strs(&args)).await;
+        assert_eq!(created["name"], "demo");
+        assert_eq!(created["path_prefix"], "photos");
+        assert_eq!(created["access_key_id_hint"], "…MPLE");
+        assert_eq!(created["config_version"], 1);
+
+        let text = registry.cli(&strs(&create_args("shop"))).await.unwrap();
+        assert!(text.contains("name:           shop\n"), "{text}");
+
+        let listed = registry.cli_json(&["sources", "list"]).await;
+        let names: Vec<&str> = listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["demo", "shop"]);
+        let table = registry.cli(&["sources", "list"]).await.unwrap();
+        assert_eq!(table.lines().count(), 3, "{table}");
+
+        let fetched = registry.cli_json(&["sources", "get", "demo"]).await;
+        assert_eq!(fetched["id"], created["id"]);
+
+        let id = created["id"].as_str().unwrap();
+        let updated = registry
+            .cli_json(&["sources", "update", id, "--bucket=other", "--cache-ttl=60"])
+            .await;
+        assert_eq!(updated["bucket"], "other");
+        assert_eq!(updated["cache_ttl_seconds"], 60);
+        assert_eq!(updated["config_version"], 2);
+
+        let shown = format!("{created}{text}{listed}{table}{fetched}{updated}");
+        assert!(!shown.contains(SECRET));
+
+        let deleted = registry.cli(&["sources", "delete", "demo"]).await.unwrap();
+        assert_eq!(deleted, "deleted source demo\n");
+        let gone = registry.cli(&["sources", "get", "demo"]).await.unwrap_err();
+        assert!(gone.to_string().contains("not found"), "{gone}");
+        registry.stop().await;
+    }
+
+    /// A bad field is reported with the field's name, a taken subdomain as
+    /// "already exists", and neither shows the secret.
+    #[tokio::test]
+    async fn reports_registry_errors() {
+        let registry = TestRegistry::start().await;
+        let mut bad = create_args("bad");
+        bad[3] = "--subdomain=Not_A_Label".into();
+        let error = registry.cli(&strs(&bad)).await.unwrap_err();
+        assert!(matches!(error, CliError::Registry(_)));
+        assert!(error.to_string().starts_with("subdomain: "), "{error}");
+
+        registry.cli(&strs(&create_args("demo"))).await.unwrap();
+        let mut duplicate = create_args("demo");
+        duplicate[2] = "--name=demo-2".into();
+        let error = registry.cli(&strs(&duplicate)).await.unwrap_err();
+        assert!(error.to_string().contains("already exists"), "{error}");
+        assert!(!error.to_string().contains(SECRET));
+        registry.stop().await;
+    }
+
+    /// A registry that is not listening is reported as unreachable, naming
+    /// the URL.
+    #[tokio::test]
+    async fn reports_an_unreachable_registry() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        drop(listener);
+        let cli =
+            Cli::try_parse_from(["imgmesh", "--registry-url", &url, "sources", "list"]).unwrap();
+        let error = run(&cli).await.unwrap_err();
+        assert!(matches!(error, CliError::Unreachable { .. }), "{error:?}");
+        assert!(
+            error
+                .to_string()
+                .starts_with(&format!("cannot reach the registry at {url}")),
+            "{error}"
+        );
+    }
+
+    /// A registry URL that is not a URI is reported as such.
+    #[tokio::test]
+    async fn reports_an_invalid_registry_url() {
+        let cli = Cli::try_parse_from([
+            "imgmesh",
+            "--registry-url=http://bad host",
+            "sources",
+            "list",
+        ])
+        .unwrap();
+        let error = run(&cli).await.unwrap_err();
+        assert!(matches!(error, CliError::RegistryUrl { .. }), "{error:?}");
+    }
+
+    /// A status with an empty message is shown by its code's description.
+    #[test]
+    fn empty_status_message_falls_back_on_the_code() {
+        let error = CliError::from_status("http://x", tonic::Status::internal(""));
+        assert_eq!(error.to_string(), "Internal error");
+    }
+}

@@ -1,0 +1,328 @@
+//! How Sources are printed: JSON for scripts (`--json`), a key: value
+//! listing or a table for people.
+
+use imgmesh_proto::registry::v1::Source;
+use serde::Serialize;
+
+/// A Source as `--json` prints it: the fields of the `Source` message, by
+/// the same names. It has no secret because the message has none.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SourceJson {
+    /// Stable id, e.g. `src_4f0c2a9d1b7e`.
+    pub id: String,
+    /// Unique name.
+    pub name: String,
+    /// DNS label the gateway routes by.
+    pub subdomain: String,
+    /// S3 bucket.
+    pub bucket: String,
+    /// S3 region.
+    pub region: String,
+    /// Endpoint of an S3-compatible store; empty for AWS S3.
+    pub endpoint: String,
+    /// Normalised path prefix.
+    pub path_prefix: String,
+    /// `…` and the last four characters of the access key id.
+    pub access_key_id_hint: String,
+    /// imgix query applied to every request.
+    pub default_params: String,
+    /// Lifetime of derivatives in seconds.
+    pub cache_ttl_seconds: u32,
+    /// Increases on every change.
+    pub config_version: u64,
+    /// Creation time, Unix seconds.
+    pub created_at: i64,
+    /// Last change, Unix seconds.
+    pub updated_at: i64,
+}
+
+impl From<&Source> for SourceJson {
+    fn from(source: &Source) -> Self {
+        SourceJson {
+            id: source.id.clone(),
+            name: source.name.clone(),
+            subdomain: source.subdomain.clone(),
+            bucket: source.bucket.clone(),
+            region: source.region.clone(),
+            endpoint: source.endpoint.clone(),
+            path_prefix: source.path_prefix.clone(),
+            access_key_id_hint: source.access_key_id_hint.clone(),
+            default_params: source.default_params.clone(),
+            cache_ttl_seconds: source.cache_ttl_seconds,
+            config_version: source.config_version,
+            created_at: source.created_at,
+            updated_at: source.updated_at,
+        }
+    }
+}
+
+/// What `--json` prints after a delete.
+#[derive(Debug, Serialize)]
+struct DeletedJson<'a> {
+    deleted: &'a str,
+}
+
+/// One Source: pretty JSON, or `key: value` lines.
+pub fn render_source(source: &Source, json: bool) -> String {
+    if json {
+        return to_json(&SourceJson::from(source));
+    }
+    let or_dash = |value: &str| {
+        if value.is_empty() {
+            "-".to_owned()
+        } else {
+            value.to_owned()
+        }
+    };
+    let rows = [
+        ("id", source.id.clone()),
+        ("name", source.name.clone()),
+        ("subdomain", source.subdomain.clone()),
+        ("bucket", source.bucket.clone()),
+        ("region", source.region.clone()),
+        ("endpoint", or_dash(&source.endpoint)),
+        ("path prefix", or_dash(&source.path_prefix)),
+        ("access key id", source.access_key_id_hint.clone()),
+        ("default params", or_dash(&source.default_params)),
+        ("cache ttl", format!("{}s", source.cache_ttl_seconds)),
+        ("config version", source.config_version.to_string()),
+        ("created", format_unix_time(source.created_at)),
+        ("updated", format_unix_time(source.updated_at)),
+    ];
+    let mut out = String::new();
+    for (key, value) in rows {
+        out.push_str(&format!("{:<15} {value}\n", format!("{key}:")));
+    }
+    out
+}
+
+/// Many Sources: a pretty JSON array, or an aligned table.
+pub fn render_list(sources: &[Source], json: bool) -> String {
+    if json {
+        let sources: Vec<SourceJson> = sources.iter().map(SourceJson::from).collect();
+        return to_json(&sources);
+    }
+    if sources.is_empty() {
+        return "no sources\n".to_owned();
+    }
+    let header = [
+        "ID",
+        "NAME",
+        "SUBDOMAIN",
+        "BUCKET",
+        "REGION",
+        "PREFIX",
+        "VERSION",
+    ];
+    let rows: Vec<[String; 7]> = sources
+        .iter()
+        .map(|s| {
+            [
+                s.id.clone(),
+                s.name.clone(),
+                s.subdomain.clone(),
+                s.bucket.clone(),
+                s.region.clone(),
+                if s.path_prefix.is_empty() {
+                    "-".to_owned()
+                } else {
+                    s.path_prefix.clone()
+                },
+                s.config_version.to_string(),
+            ]
+        })
+        .collect();
+    let mut widths = header.map(|h| h.chars().count());
+    for row in &rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let mut push_row = |cells: &[&str]| {
+        let line: Vec<String> = cells
+            .iter()
+            .zip(widths)
+            .map(|(cell, width)| format!("{cell:<width$}"))
+            .collect();
+        out.push_str(line.join("  ").trim_end());
+        out.push('\n');
+    };
+    push_row(&header);
+    for row in &rows {
+        push_row(&row.each_ref().map(String::as_str));
+    }
+    out
+}
+
+/// The confirmation of a delete.
+pub fn render_deleted(id_or_name: &str, json: bool) -> String {
+    if json {
+        to_json(&DeletedJson {
+            deleted: id_or_name,
+        })
+    } else {
+        format!("deleted source {id_or_name}\n")
+    }
+}
+
+fn to_json(value: &impl Serialize) -> String {
+    // Serialising plain strings and integers cannot fail.
+    let mut text = serde_json::to_string_pretty(value).unwrap_or_default();
+    text.push('\n');
+    text
+}
+
+/// Unix seconds as `YYYY-MM-DD HH:MM:SS UTC`.
+pub fn format_unix_time(seconds: i64) -> String {
+    let days = seconds.div_euclid(86_400);
+    let second_of_day = seconds.rem_euclid(86_400);
+    let (year, month, day) = civil_from_days(days);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
+        second_of_day / 3600,
+        second_of_day % 3600 / 60,
+        second_of_day % 60
+    )
+}
+
+/// The proleptic Gregorian date `days` after 1970-01-01 (Howard Hinnant's
+/// `civil_from_days`).
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn source() -> Source {
+        Source {
+            id: "src_4f0c2a9d1b7e".into(),
+            name: "demo".into(),
+            subdomain: "demo".into(),
+            bucket: "images".into(),
+            region: "us-east-1".into(),
+            endpoint: "http://127.0.0.1:9000".into(),
+            path_prefix: "photos".into(),
+            access_key_id_hint: "…MPLE".into(),
+            default_params: "auto=format".into(),
+            cache_ttl_seconds: 31_536_000,
+            config_version: 3,
+            created_at: 1_700_000_000,
+            updated_at: 1_700_000_060,
+        }
+    }
+
+    /// --json prints exactly the Source message's fields, by the same names.
+    #[test]
+    fn source_json_mirrors_the_message() {
+        let value: serde_json::Value =
+            serde_json::from_str(&render_source(&source(), true)).unwrap();
+        assert_eq!(
+            value,
+            serde_json::json!({
+                "id": "src_4f0c2a9d1b7e",
+                "name": "demo",
+                "subdomain": "demo",
+                "bucket": "images",
+                "region": "us-east-1",
+                "endpoint": "http://127.0.0.1:9000",
+                "path_prefix": "photos",
+                "access_key_id_hint": "…MPLE",
+                "default_params": "auto=format",
+                "cache_ttl_seconds": 31_536_000,
+                "config_version": 3,
+                "created_at": 1_700_000_000,
+                "updated_at": 1_700_000_060,
+            })
+        );
+    }
+
+    /// --json prints a list as an array of Sources, in order.
+    #[test]
+    fn list_json_is_an_array() {
+        let other = Source {
+            name: "shop".into(),
+            ..source()
+        };
+        let value: serde_json::Value =
+            serde_json::from_str(&render_list(&[source(), other], true)).unwrap();
+        let names: Vec<&str> = value
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["demo", "shop"]);
+        assert_eq!(render_list(&[], true), "[]\n");
+    }
+
+    /// The text form lists every field, with "-" for empty ones.
+    #[test]
+    fn source_text_lists_fields() {
+        let text = render_source(
+            &Source {
+                endpoint: String::new(),
+                ..source()
+            },
+            false,
+        );
+        assert!(
+            text.contains("id:             src_4f0c2a9d1b7e\n"),
+            "{text}"
+        );
+        assert!(text.contains("endpoint:       -\n"), "{text}");
+        assert!(text.contains("access key id:  …MPLE\n"), "{text}");
+        assert!(text.contains("cache ttl:      31536000s\n"), "{text}");
+        assert!(
+            text.contains("created:        2023-11-14 22:13:20 UTC\n"),
+            "{text}"
+        );
+        assert_eq!(text.lines().count(), 13);
+    }
+
+    /// The table has a header and one aligned row per Source.
+    #[test]
+    fn list_text_is_a_table() {
+        let long = Source {
+            name: "a-much-longer-name".into(),
+            path_prefix: String::new(),
+            ..source()
+        };
+        let text = render_list(&[source(), long], false);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 3);
+        assert!(lines[0].starts_with("ID                NAME                SUBDOMAIN"));
+        assert!(lines[1].starts_with("src_4f0c2a9d1b7e  demo                demo"));
+        assert!(lines[2].contains("a-much-longer-name  demo"));
+        assert!(lines[2].contains("  -  "), "{}", lines[2]);
+        assert_eq!(render_list(&[], false), "no sources\n");
+    }
+
+    /// A delete prints a confirmation, as JSON with --json.
+    #[test]
+    fn deleted_output() {
+        assert_eq!(render_deleted("demo", false), "deleted source demo\n");
+        let value: serde_json::Value = serde_json::from_str(&render_deleted("demo", true)).unwrap();
+        assert_eq!(value, serde_json::json!({"deleted": "demo"}));
+    }
+
+    /// Unix times format as UTC calendar dates, before and after 1970 too.
+    #[test]
+    fn unix_times_format_as_utc() {
+        assert_eq!(format_unix_time(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(format_unix_time(951_782_400), "2000-02-29 00:00:00 UTC");
+        assert_eq!(format_unix_time(1_700_000_000), "2023-11-14 22:13:20 UTC");
+        assert_eq!(format_unix_time(-1), "1969-12-31 23:59:59 UTC");
+    }
+}

@@ -1,0 +1,202 @@
+//! What can go wrong inside the source registry, and how each failure looks
+//! to a gRPC caller.
+//!
+//! [`RegistryError`] is the one error type of the library; its single
+//! `From<RegistryError> for tonic::Status` is the only place that decides
+//! which [`ErrorCode`] and message a caller sees. Database and crypto details
+//! are logged here and replaced by a generic message on the wire.
+
+use imgmesh_errors::ErrorCode;
+
+use crate::credentials_crypto::CryptoError;
+
+/// Everything that can go wrong in the source registry.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    /// A request field breaks its rule; `problem` never contains a secret.
+    #[error("{field}: {problem}")]
+    InvalidField {
+        /// The field's name as the API spells it, e.g. `subdomain`.
+        field: &'static str,
+        /// What is wrong with it, lowercase, e.g. `must be a dns label`.
+        problem: String,
+    },
+
+    /// No Source has that id, name or host.
+    #[error("source {0:?} not found")]
+    NotFound(String),
+
+    /// Another Source already uses this unique field.
+    #[error("{field}: a source with this {field} already exists")]
+    AlreadyExists {
+        /// `name` or `subdomain`.
+        field: &'static str,
+    },
+
+    /// Concurrent updates kept changing the Source under this one.
+    #[error("source is being changed concurrently, retry")]
+    UpdateConflict,
+
+    /// Stored secrets were sealed with a different master key than the one
+    /// the registry was started with.
+    #[error(
+        "the master key does not match the key that encrypted {count} stored secret(s) \
+         (this key has id {key_id})"
+    )]
+    MasterKeyMismatch {
+        /// How many stored secrets the current key cannot open.
+        count: i64,
+        /// Id of the current master key.
+        key_id: String,
+    },
+
+    /// Every randomly drawn Source id was taken (practically impossible with
+    /// 48 random bits; reported rather than looping forever).
+    #[error("could not draw an unused source id")]
+    NoUnusedId,
+
+    /// A config version does not fit the database column (it never reaches
+    /// 2^63 in practice).
+    #[error("config version out of range")]
+    ConfigVersionOutOfRange,
+
+    /// Encrypting or decrypting a secret failed.
+    #[error(transparent)]
+    Crypto(#[from] CryptoError),
+
+    /// The database failed (its message never contains bound values).
+    #[error("database error")]
+    Database(#[from] sqlx::Error),
+
+    /// Applying the embedded schema migrations failed.
+    #[error("database migration failed")]
+    Migration(#[from] sqlx::migrate::MigrateError),
+}
+
+// === impl RegistryError ===
+
+impl RegistryError {
+    /// A field error; `problem` is lowercase and names no secret.
+    pub(crate) fn invalid(field: &'static str, problem: impl Into<String>) -> Self {
+        RegistryError::InvalidField {
+            field,
+            problem: problem.into(),
+        }
+    }
+}
+
+impl From<RegistryError> for tonic::Status {
+    fn from(error: RegistryError) -> Self {
+        match error {
+            RegistryError::InvalidField { field, problem } => {
+                imgmesh_errors::invalid_field(field, problem)
+            }
+            RegistryError::NotFound(_) => ErrorCode::SourceNotFound.status(error.to_string()),
+            RegistryError::AlreadyExists { .. } => {
+                ErrorCode::AlreadyExists.status(error.to_string())
+            }
+            RegistryError::UpdateConflict => ErrorCode::Unavailable.status(error.to_string()),
+            RegistryError::MasterKeyMismatch { .. }
+            | RegistryError::NoUnusedId
+            | RegistryError::ConfigVersionOutOfRange
+            | RegistryError::Crypto(_)
+            | RegistryError::Database(_)
+            | RegistryError::Migration(_) => {
+                // The detail is for operators, never for callers.
+                tracing::error!(error = %error_chain(&error), "registry internal error");
+                ErrorCode::Internal.status("internal error in the source registry")
+            }
+        }
+    }
+}
+
+/// `error` and its sources joined by `: `, for the operator's log.
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A field error becomes INVALID_ARGUMENT whose message names the field.
+    #[test]
+    fn invalid_field_names_the_field() {
+        let status = tonic::Status::from(RegistryError::invalid("bucket", "is too short"));
+        assert_eq!(ErrorCode::of_status(&status), ErrorCode::InvalidArgument);
+        assert_eq!(status.message(), "bucket: is too short");
+    }
+
+    /// An unknown Source becomes SOURCE_NOT_FOUND saying "not found".
+    #[test]
+    fn not_found_maps_to_source_not_found() {
+        let status = tonic::Status::from(RegistryError::NotFound("shop".into()));
+        assert_eq!(ErrorCode::of_status(&status), ErrorCode::SourceNotFound);
+        assert_eq!(status.message(), "source \"shop\" not found");
+    }
+
+    /// A taken unique field becomes ALREADY_EXISTS naming the field.
+    #[test]
+    fn already_exists_names_the_field() {
+        let status = tonic::Status::from(RegistryError::AlreadyExists { field: "subdomain" });
+        assert_eq!(ErrorCode::of_status(&status), ErrorCode::AlreadyExists);
+        assert!(status.message().starts_with("subdomain: "));
+        assert!(status.message().contains("already exists"));
+    }
+
+    /// An update that keeps losing races is retryable (UNAVAILABLE).
+    #[test]
+    fn update_conflict_is_retryable() {
+        let status = tonic::Status::from(RegistryError::UpdateConflict);
+        assert_eq!(ErrorCode::of_status(&status), ErrorCode::Unavailable);
+    }
+
+    /// Database failures reach the caller only as a generic INTERNAL error.
+    #[test]
+    fn database_errors_are_not_echoed() {
+        let error = RegistryError::Database(sqlx::Error::Protocol(
+            "UNIQUE constraint failed: sources.secret".into(),
+        ));
+        let status = tonic::Status::from(error);
+        assert_eq!(ErrorCode::of_status(&status), ErrorCode::Internal);
+        assert!(!status.message().contains("sources"));
+    }
+
+    /// The logged chain includes the database's own message.
+    #[test]
+    fn error_chain_includes_sources() {
+        let error = RegistryError::Database(sqlx::Error::Protocol("disk on fire".into()));
+        assert_eq!(
+            error_chain(&error),
+            "database error: encountered unexpected or invalid data: disk on fire"
+        );
+    }
+
+    /// Crypto, key and bookkeeping failures reach the caller only as a
+    /// generic INTERNAL error.
+    #[test]
+    fn internal_errors_are_generic() {
+        let errors = [
+            RegistryError::Crypto(CryptoError::Decrypt),
+            RegistryError::MasterKeyMismatch {
+                count: 2,
+                key_id: "0123456789abcdef".into(),
+            },
+            RegistryError::NoUnusedId,
+            RegistryError::ConfigVersionOutOfRange,
+            RegistryError::Migration(sqlx::migrate::MigrateError::VersionMissing(7)),
+        ];
+        for error in errors {
+            let status = tonic::Status::from(error);
+            assert_eq!(ErrorCode::of_status(&status), ErrorCode::Internal);
+            assert_eq!(status.message(), "internal error in the source registry");
+        }
+    }
+}

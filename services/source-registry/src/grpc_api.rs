@@ -1,0 +1,189 @@
+//! The gRPC face of the registry: `SourceRegistryService` for admins and the
+//! gateway, `SourceCredentialsService` for the fetcher.
+//!
+//! Handlers only translate between messages and [`Registry`] calls. Each one
+//! opens a span with safe fields (source id, name or host, never a secret or
+//! a whole request), so registry work shows up in traces.
+
+use imgmesh_proto::registry::v1 as proto;
+use imgmesh_proto::registry::v1::source_credentials_service_server::SourceCredentialsService;
+use imgmesh_proto::registry::v1::source_registry_service_server::SourceRegistryService;
+use secrecy::ExposeSecret as _;
+use tonic::{Request, Response, Status};
+use tracing::field;
+
+use crate::registry::Registry;
+
+/// Serves `imgmesh.registry.v1.SourceRegistryService`.
+#[derive(Debug, Clone)]
+pub(crate) struct SourceRegistryApi {
+    registry: Registry,
+}
+
+// === impl SourceRegistryApi ===
+
+impl SourceRegistryApi {
+    /// The service backed by `registry`.
+    pub(crate) fn new(registry: Registry) -> Self {
+        SourceRegistryApi { registry }
+    }
+}
+
+#[tonic::async_trait]
+impl SourceRegistryService for SourceRegistryApi {
+    #[tracing::instrument(
+        name = "registry.create_source",
+        skip_all,
+        fields(source.name = %request.get_ref().name, source.id = field::Empty)
+    )]
+    async fn create_source(
+        &self,
+        request: Request<proto::CreateSourceRequest>,
+    ) -> Result<Response<proto::CreateSourceResponse>, Status> {
+        let source = self.registry.create_source(request.get_ref()).await?;
+        record_source_id(&source.id);
+        tracing::info!(
+            source.id = %source.id,
+            source.subdomain = %source.subdomain,
+            "source created"
+        );
+        Ok(Response::new(proto::CreateSourceResponse {
+            source: Some(source),
+        }))
+    }
+
+    #[tracing::instrument(
+        name = "registry.get_source",
+        skip_all,
+        fields(source.id_or_name = %request.get_ref().id_or_name, source.id = field::Empty)
+    )]
+    async fn get_source(
+        &self,
+        request: Request<proto::GetSourceRequest>,
+    ) -> Result<Response<proto::GetSourceResponse>, Status> {
+        let source = self
+            .registry
+            .get_source(&request.get_ref().id_or_name)
+            .await?;
+        record_source_id(&source.id);
+        Ok(Response::new(proto::GetSourceResponse {
+            source: Some(source),
+        }))
+    }
+
+    #[tracing::instrument(name = "registry.list_sources", skip_all, fields(count = field::Empty))]
+    async fn list_sources(
+        &self,
+        _request: Request<proto::ListSourcesRequest>,
+    ) -> Result<Response<proto::ListSourcesResponse>, Status> {
+        let sources = self.registry.list_sources().await?;
+        tracing::Span::current().record("count", sources.len());
+        Ok(Response::new(proto::ListSourcesResponse { sources }))
+    }
+
+    #[tracing::instrument(
+        name = "registry.update_source",
+        skip_all,
+        fields(source.id_or_name = %request.get_ref().id_or_name, source.id = field::Empty)
+    )]
+    async fn update_source(
+        &self,
+        request: Request<proto::UpdateSourceRequest>,
+    ) -> Result<Response<proto::UpdateSourceResponse>, Status> {
+        let source = self.registry.update_source(request.get_ref()).await?;
+        record_source_id(&source.id);
+        tracing::info!(
+            source.id = %source.id,
+            config_version = source.config_version,
+            "source updated"
+        );
+        Ok(Response::new(proto::UpdateSourceResponse {
+            source: Some(source),
+        }))
+    }
+
+    #[tracing::instrument(
+        name = "registry.delete_source",
+        skip_all,
+        fields(source.id_or_name = %request.get_ref().id_or_name, source.id = field::Empty)
+    )]
+    async fn delete_source(
+        &self,
+        request: Request<proto::DeleteSourceRequest>,
+    ) -> Result<Response<proto::DeleteSourceResponse>, Status> {
+        let id = self
+            .registry
+            .delete_source(&request.get_ref().id_or_name)
+            .await?;
+        record_source_id(&id);
+        tracing::info!(source.id = %id, "source deleted");
+        Ok(Response::new(proto::DeleteSourceResponse {}))
+    }
+
+    #[tracing::instrument(
+        name = "registry.resolve_host",
+        skip_all,
+        fields(host = %request.get_ref().host, source.id = field::Empty)
+    )]
+    async fn resolve_host(
+        &self,
+        request: Request<proto::ResolveHostRequest>,
+    ) -> Result<Response<proto::ResolveHostResponse>, Status> {
+        let source = self.registry.resolve_host(&request.get_ref().host).await?;
+        record_source_id(&source.id);
+        Ok(Response::new(proto::ResolveHostResponse {
+            source: Some(source),
+        }))
+    }
+}
+
+/// Serves `imgmesh.registry.v1.SourceCredentialsService` (internal only).
+#[derive(Debug, Clone)]
+pub(crate) struct SourceCredentialsApi {
+    registry: Registry,
+}
+
+// === impl SourceCredentialsApi ===
+
+impl SourceCredentialsApi {
+    /// The service backed by `registry`.
+    pub(crate) fn new(registry: Registry) -> Self {
+        SourceCredentialsApi { registry }
+    }
+}
+
+#[tonic::async_trait]
+impl SourceCredentialsService for SourceCredentialsApi {
+    #[tracing::instrument(
+        name = "registry.get_read_access",
+        skip_all,
+        fields(source.id = %request.get_ref().source_id, config_version = field::Empty)
+    )]
+    async fn get_read_access(
+        &self,
+        request: Request<proto::GetReadAccessRequest>,
+    ) -> Result<Response<proto::GetReadAccessResponse>, Status> {
+        let access = self
+            .registry
+            .read_access(&request.get_ref().source_id)
+            .await?;
+        tracing::Span::current().record("config_version", access.config_version);
+        // The only place a secret leaves the registry: into the response to
+        // the fetcher, never into a log or span.
+        Ok(Response::new(proto::GetReadAccessResponse {
+            secret_access_key: access.secret_access_key.expose_secret().to_owned(),
+            source_id: access.source_id,
+            config_version: access.config_version,
+            bucket: access.bucket,
+            region: access.region,
+            endpoint: access.endpoint,
+            path_prefix: access.path_prefix,
+            access_key_id: access.access_key_id,
+        }))
+    }
+}
+
+/// Records the Source id on the current span once it is known.
+fn record_source_id(id: &str) {
+    tracing::Span::current().record("source.id", id);
+}

@@ -1,0 +1,725 @@
+//! The registry's operations, independent of the transport: validate,
+//! seal secrets, store, and hand back the public view.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use imgmesh_proto::registry::v1 as proto;
+
+use crate::credentials_crypto::{CredentialsCipher, MasterKey};
+use crate::error::RegistryError;
+use crate::source::{NewSource, ReadAccess, SECRET_ACCESS_KEY_FIELD, SourceChanges, SourceRecord};
+use crate::source_fields::{self, SOURCE_ID_PREFIX};
+use crate::source_store::{Inserted, SourceStore};
+
+/// How often a create draws a new id after a collision, and how often an
+/// update retries after losing a race, before giving up.
+const MAX_ATTEMPTS: usize = 5;
+
+/// The Source registry: every Source operation the gRPC services expose.
+/// Cheap to clone; clones share the database pool and the cipher.
+#[derive(Debug, Clone)]
+pub struct Registry {
+    store: SourceStore,
+    cipher: Arc<CredentialsCipher>,
+}
+
+// === impl Registry ===
+
+impl Registry {
+    /// Opens (creating if missing) the SQLite database at `database`, applies
+    /// migrations, and checks that `master_key` opens the stored secrets.
+    pub async fn open(database: &Path, master_key: &MasterKey) -> Result<Registry, RegistryError> {
+        let store = SourceStore::open(database).await?;
+        let cipher = CredentialsCipher::new(master_key);
+        let foreign = store.count_sealed_by_other_keys(cipher.key_id()).await?;
+        if foreign > 0 {
+            store.close().await;
+            return Err(RegistryError::MasterKeyMismatch {
+                count: foreign,
+                key_id: cipher.key_id().to_owned(),
+            });
+        }
+        Ok(Registry {
+            store,
+            cipher: Arc::new(cipher),
+        })
+    }
+
+    /// Closes the database pool, checkpointing the WAL.
+    pub async fn close(&self) {
+        self.store.close().await;
+    }
+
+    /// Registers a new Source.
+    pub async fn create_source(
+        &self,
+        request: &proto::CreateSourceRequest,
+    ) -> Result<proto::Source, RegistryError> {
+        let new = NewSource::validate(request)?;
+        let now = unix_now();
+        for _ in 0..MAX_ATTEMPTS {
+            let id = new_source_id();
+            let sealed = self
+                .cipher
+                .seal(&new.secret_access_key, &id, SECRET_ACCESS_KEY_FIELD)?;
+            let record = SourceRecord {
+                id,
+                name: new.name.clone(),
+                subdomain: new.subdomain.clone(),
+                bucket: new.bucket.clone(),
+                region: new.region.clone(),
+                endpoint: new.endpoint.clone(),
+                path_prefix: new.path_prefix.clone(),
+                access_key_id: new.access_key_id.clone(),
+                secret_access_key: sealed,
+                default_params: new.default_params.clone(),
+                cache_ttl_seconds: new.cache_ttl_seconds,
+                config_version: 1,
+                created_at: now,
+                updated_at: now,
+            };
+            match self.store.insert(&record).await? {
+                Inserted::Yes => return Ok(record.to_public()),
+                Inserted::IdTaken => continue,
+            }
+        }
+        Err(RegistryError::NoUnusedId)
+    }
+
+    /// The Source whose id or name is `id_or_name`.
+    pub async fn get_source(&self, id_or_name: &str) -> Result<proto::Source, RegistryError> {
+        Ok(self.find(id_or_name).await?.to_public())
+    }
+
+    /// Every Source, ordered by name.
+    pub async fn list_sources(&self) -> Result<Vec<proto::Source>, RegistryError> {
+        let records = self.store.list().await?;
+        Ok(records.iter().map(SourceRecord::to_public).collect())
+    }
+
+    /// Changes the fields present in `request` and bumps the config version.
+    /// Concurrent updates of one Source are serialised by retrying against
+    /// the version read, so none is lost.
+    pub async fn update_source(
+        &self,
+        request: &proto::UpdateSourceRequest,
+    ) -> Result<proto::Source, RegistryError> {
+        let changes = SourceChanges::validate(request)?;
+        for _ in 0..MAX_ATTEMPTS {
+            let current = self.find(&request.id_or_name).await?;
+            let mut updated = current.clone();
+            changes.apply_settings(&mut updated);
+            if let Some(secret) = &changes.secret_access_key {
+                updated.secret_access_key =
+                    self.cipher
+                        .seal(secret, &updated.id, SECRET_ACCESS_KEY_FIELD)?;
+            }
+            updated.config_version = current.config_version + 1;
+            updated.updated_at = unix_now().max(current.updated_at);
+            if self.store.update(&updated, current.config_version).await? {
+                return Ok(updated.to_public());
+            }
+        }
+        Err(RegistryError::UpdateConflict)
+    }
+
+    /// Removes the Source whose id or name is `id_or_name`; returns its id.
+    pub async fn delete_source(&self, id_or_name: &str) -> Result<String, RegistryError> {
+        self.store
+            .delete(id_or_name)
+            .await?
+            .ok_or_else(|| RegistryError::NotFound(id_or_name.to_owned()))
+    }
+
+    /// The Source serving HTTP host `host`.
+    ///
+    /// The gateway sends the full host without port (e.g. `demo.localhost`);
+    /// the registry does not know the base domain, so the Source is found by
+    /// the host's first DNS label: `demo.localhost` → subdomain `demo`, and a
+    /// bare `demo` → `demo`. The host is lowercased and a trailing dot
+    /// ignored first.
+    pub async fn resolve_host(&self, host: &str) -> Result<proto::Source, RegistryError> {
+        let host = host.trim_end_matches('.').to_ascii_lowercase();
+        if host.is_empty() {
+            return Err(RegistryError::invalid("host", "must not be empty"));
+        }
+        let label = host.split('.').next().unwrap_or_default();
+        if !source_fields::is_dns_label(label) {
+            return Err(RegistryError::NotFound(host));
+        }
+        match self.store.find_by_subdomain(label).await? {
+            Some(record) => Ok(record.to_public()),
+            None => Err(RegistryError::NotFound(host)),
+        }
+    }
+
+    /// The decrypted read credentials of Source `source_id` (by id only).
+    pub async fn read_access(&self, source_id: &str) -> Result<ReadAccess, RegistryError> {
+        let record = self
+            .store
+            .find_by_id(source_id)
+            .await?
+            .ok_or_else(|| RegistryError::NotFound(source_id.to_owned()))?;
+        let secret = self.cipher.open(
+            &record.secret_access_key,
+            &record.id,
+            SECRET_ACCESS_KEY_FIELD,
+        )?;
+        Ok(ReadAccess {
+            source_id: record.id,
+            config_version: record.config_version,
+            bucket: record.bucket,
+            region: record.region,
+            endpoint: record.endpoint,
+            path_prefix: record.path_prefix,
+            access_key_id: record.access_key_id,
+            secret_access_key: secret,
+        })
+    }
+
+    async fn find(&self, id_or_name: &str) -> Result<SourceRecord, RegistryError> {
+        self.store
+            .find(id_or_name)
+            .await?
+            .ok_or_else(|| RegistryError::NotFound(id_or_name.to_owned()))
+    }
+}
+
+/// A fresh id: `src_` and 12 random hex digits.
+fn new_source_id() -> String {
+    format!(
+        "{SOURCE_ID_PREFIX}{}",
+        hex::encode(rand::random::<[u8; 6]>())
+    )
+}
+
+/// Seconds since the Unix epoch.
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|elapsed| i64::try_from(elapsed.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use secrecy::ExposeSecret;
+
+    use super::*;
+    use crate::credentials_crypto::tests::TEST_KEY_HEX;
+
+    const SECRET: &str = "wJalrXUtnFEMI-K7MDENG-bPxRfiCYzzSECRET";
+
+    fn test_key() -> MasterKey {
+        MasterKey::parse(TEST_KEY_HEX).unwrap()
+    }
+
+    async fn open_registry(dir: &tempfile::TempDir) -> Registry {
+        Registry::open(&dir.path().join("registry.db"), &test_key())
+            .await
+            .unwrap()
+    }
+
+    fn create_request(name: &str) -> proto::CreateSourceRequest {
+        proto::CreateSourceRequest {
+            name: name.into(),
+            subdomain: name.into(),
+            bucket: "images".into(),
+            region: "us-east-1".into(),
+            endpoint: "http://127.0.0.1:9000".into(),
+            path_prefix: "photos".into(),
+            access_key_id: "AKIAIOSFODNN7EXAMPLE".into(),
+            secret_access_key: SECRET.into(),
+            default_params: "auto=format".into(),
+            cache_ttl_seconds: 3600,
+        }
+    }
+
+    fn is_not_found(error: &RegistryError) -> bool {
+        matches!(error, RegistryError::NotFound(_))
+    }
+
+    /// A created Source reads back by id and by name, with version 1 and a hint.
+    #[tokio::test]
+    async fn create_then_get_by_id_and_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let registry = open_registry(&dir).await;
+        let created = registry
+            .create_source(&create_request("demo"))
+            .await
+            .unwrap();
+        assert!(created.id.starts_with("src_") && created.id.len() == 16);
+        assert!(created.id[4..].bytes().all(|b| b.is_ascii_hexdigit()));
+        assert_eq!(created.config_version, 1);
+        assert_eq!(created.access_key_id_hint, "…MPLE");
+        assert_eq!(created.cache_ttl_seconds, 3600);
+        assert_eq!(created.created_at, created.updated_at);
+        assert!(created.created_at > 1_700_000_000);
+
+        assert_eq!(registry.get_source(&created.id).await.unwrap(), created);
+        assert_eq!(registry.get_source("demo").await.unwrap(), created);
+    }
+
+    /// Get, list and resolve never carry the secret anywhere in the Source.
+    #[tokio::test]
+    async fn public_views_never_show_the_secret() {
+        let dir = tempfile::tempdir().unwrap();
+        let registry = open_registry(&dir).await;
+        let created = registry
+            .create_source(&create_request("demo"))
+            .await
+            .unwrap();
+        let views = [
+            created.clone(),
+            registry.get_source("demo").await.unwrap(),
+            registry.resolve_host("demo.localhost").await.unwrap(),
+        ];
+        let listed = registry.list_sources().await.unwrap();
+        for source in views.iter().chain(&listed) {
+            let shown = format!("{source:?}");
+            assert!(!shown.contains(SECRET), "{shown}");
+            assert!(!shown.contains("AKIAIOSFODNN7EXAMPLE"), "{shown}");
+            assert_eq!(source.access_key_id_hint, "…MPLE");
+        }
+    }
+
+    /// The SQLite file and its WAL never contain the plaintext secret.
+    #[tokio::test]
+    async fn database_files_do_not_contain_the_secret() {
+        let dir = tempfile::tempdir().unwrap();
+        let registry = open_registry(&dir).await;
+        let created = registry
+            .create_source(&create_request("demo"))
+            .await
+            .unwrap();
+        registry
+            .update_source(&proto::UpdateSourceRequest {
+                id_or_name: created.id.clone(),
+                secret_access_key: Some(format!("{SECRET}-rotated")),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+
+        let mut files_read = 0;
+        for entry in std::fs::read_dir(dir.path()).unwrap() {
+            let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+            files_read += 1;
+            assert!(
+                !bytes.windows(SECRET.len()).any(|w| w == SECRET.as_bytes()),
+                "plaintext secret found on disk"
+            );
+        }
+        // The database and its write-ahead log both existed and were searched.
+        assert!(files_read >= 2, "only {files_read} file(s) on disk");
+        assert!(dir.path().join("registry.db-wal").exists());
+        // The secret is still there, encrypted.
+        let access = registry.read_access(&created.id).await.unwrap();
+        assert_eq!(
+            access.secret_access_key.expose_secret(),
+            format!("{SECRET}-rotated")
+        );
+    }
+
+    /// Read access decrypts the secret and carries the current settings.
+    #[tokio::test]
+    async fn read_access_decrypts_the_secret() {
+        let dir = tempfile::tempdir().unwrap();
+        let registry = open_registry(&dir).await;
+        let created = registry
+            .create_source(&create_request("demo"))
+            .await
+            .unwrap();
+        let access = registry.read_access(&created.id).await.unwrap();
+        assert_eq!(access.secret_access_key.expose_secret(), SECRET);
+        assert_eq!(access.access_key_id, "AKIAIOSFODNN7EXAMPLE");
+        assert_eq!(access.bucket, "images");
+        assert_eq!(access.endpoint, "http://127.0.0.1:9000");
+        assert_eq!(access.path_prefix, "photos");
+        assert_eq!(access.config_version, 1);
+    }
+
+    /// Read access is by id only: a name or unknown id is SOURCE_NOT_FOUND.
+    #[tokio::test]
+    async fn read_access_needs_an_existing_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let registry = open_registry(&dir).await;
+        registry
+            .create_source(&create_request("demo"))
+            .await
+            .unwrap();
+        assert!(is_not_found(
+            &registry.read_access("demo").await.unwrap_err()
+        ));
+        assert!(is_not_found(
+            &registry.read_access("src_000000000000").await.unwrap_err()
+        ));
+    }
+
+    /// A second Source with a taken subdomain is ALREADY_EXISTS naming it.
+    #[tokio::test]
+    async fn duplicate_subdomain_already_exists() {
+        let dir = tempfile::tempdir().unwrap();
+        let registry = open_registry(&dir).await;
+        registry
+            .create_source(&create_request("demo"))
+            .await
+            .unwrap();
+        let request = proto::CreateSourceRequest {
+            name: "other".into(),
+            ..create_request("demo")
+        };
+        let error = registry.create_source(&request).await.unwrap_err();
+        assert!(matches!(
+            error,
+            RegistryError::AlreadyExists { field: "subdomain" }
+        ));
+    }
+
+    /// A second Source with a taken name is ALREADY_EXISTS naming it.
+    #[tokio::test]
+    async fn duplicate_name_already_exists() {
+        let dir = tempfile::tempdir().unwrap();
+        let registry = open_registry(&dir).await;
+        registry
+            .create_source(&create_request("demo"))
+            .await
+            .unwrap();
+        let request = proto::CreateSourceRequest {
+            subdomain: "other".into(),
+            ..create_request("demo")
+        };
+        let error = registry.create_source(&request).await.unwrap_err();
+        assert!(matches!(
+            error,
+            RegistryError::AlreadyExists { field: "name" }
+        ));
+    }
+
+    /// Concurrent creates of one subdomain: exactly one wins, the rest are
+    /// ALREADY_EXISTS (the unique index decides, not a read-then-write).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_creates_are_race_safe() {
+        let dir = tempfile::tempdir().unwrap();
+        let registry = open_registry(&dir).await;
+        let attempts = (0..8).map(|i| {
+            let registry = registry.clone();
+            tokio::spawn(async move {
+                let request = proto::CreateSourceRequest {
+                    name: format!("racer-{i}"),
+                    ..create_request("contested")
+                };
+                registry.create_source(&request).await
+            })
+        });
+        let results = join_handles(attempts).await;
+        let wins = results.iter().filter(|r| r.is_ok()).count();
+        assert_eq!(wins, 1);
+        for result in results.iter().filter(|r| r.is_err()) {
+            assert!(matches!(
+                result,
+                Err(RegistryError::AlreadyExists { field: "subdomain" })
+            ));
+        }
+    }
+
+    async fn join_handles<T: Send + 'static>(
+        handles: impl Iterator<Item = tokio::task::JoinHandle<T>>,
+    ) -> Vec<T> {
+        let mut results = Vec::new();
+        for handle in handles.collect::<Vec<_>>() {
+            results.push(handle.await.unwrap());
+        }
+        results
+    }
+
+    /// An update changes only the present fields and bumps the version.
+    #[tokio::test]
+    async fn update_changes_fields_and_bumps_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let registry = open_registry(&dir).await;
+        let created = registry
+            .create_source(&create_request("demo"))
+            .await
+            .unwrap();
+        let updated = registry
+            .update_source(&proto::UpdateSourceRequest {
+                id_or_name: "demo".into(),
+                subdomain: Some("renamed".into()),
+                endpoint: Some(String::new()),
+                path_prefix: Some("/a//b/".into()),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(updated.config_version, 2);
+        assert_eq!(updated.subdomain, "renamed");
+        assert_eq!(updated.endpoint, "");
+        assert_eq!(updated.path_prefix, "a/b");
+        assert_eq!(updated.bucket, created.bucket);
+        assert_eq!(updated.default_params, created.default_params);
+        assert_eq!(updated.created_at, created.created_at);
+        assert_eq!(registry.get_source(&created.id).await.unwrap(), updated);
+
+        let again = registry
+            .update_source(&proto::UpdateSourceRequest {
+                id_or_name: created.id.clone(),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(again.config_version, 3);
+        assert!(is_not_found(
+            &registry.resolve_host("demo").await.unwrap_err()
+        ));
+        assert_eq!(
+            registry.resolve_host("renamed.x").await.unwrap().id,
+            created.id
+        );
+    }
+
+    /// Concurrent updates of one Source each bump the version exactly once.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_updates_lose_no_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let registry = open_registry(&dir).await;
+        registry
+            .create_source(&create_request("demo"))
+            .await
+            .unwrap();
+        let updates = (0..4).map(|i| {
+            let registry = registry.clone();
+            tokio::spawn(async move {
+                let request = proto::UpdateSourceRequest {
+                    id_or_name: "demo".into(),
+                    cache_ttl_seconds: Some(100 + i),
+                    ..Default::default()
+                };
+                registry.update_source(&request).await
+            })
+        });
+        for result in join_handles(updates).await {
+            result.unwrap();
+        }
+        assert_eq!(registry.get_source("demo").await.unwrap().config_version, 5);
+    }
+
+    /// Updating to a subdomain another Source uses is ALREADY_EXISTS.
+    #[tokio::test]
+    async fn update_to_taken_subdomain_already_exists() {
+        let dir = tempfile::tempdir().unwrap();
+        let registry = open_registry(&dir).await;
+        registry
+            .create_source(&create_request("demo"))
+            .await
+            .unwrap();
+        registry
+            .create_source(&create_request("shop"))
+            .await
+            .unwrap();
+        let error = registry
+            .update_source(&proto::UpdateSourceRequest {
+                id_or_name: "shop".into(),
+                subdomain: Some("demo".into()),
+                ..Default::default()
+            })
+            .await
+            .unwrap_err();
+        assert!(matches!(
+            error,
+            RegistryError::AlreadyExists { field: "subdomain" }
+        ));
+        assert_eq!(registry.get_source("shop").await.unwrap().config_version, 1);
+    }
+
+    /// Updating a bad field or an unknown Source fails without changing anything.
+    #[tokio::test]
+    async fn update_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let registry = open_registry(&dir).await;
+        registry
+            .create_source(&create_request("demo"))
+            .await
+            .unwrap();
+        let error = registry
+            .update_source(&proto::UpdateSourceRequest {
+                id_or_name: "demo".into(),
+                bucket: Some("x".into()),
+                ..Default::default()
+            })
+            .await
+            .unwrap_err();
+        assert!(matches!(
+            error,
+            RegistryError::InvalidField {
+                field: "bucket",
+                ..
+            }
+        ));
+        let error = registry
+            .update_source(&proto::UpdateSourceRequest {
+                id_or_name: "nobody".into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap_err();
+        assert!(is_not_found(&error));
+        assert_eq!(registry.get_source("demo").await.unwrap().config_version, 1);
+    }
+
+    /// Lists are ordered by name.
+    #[tokio::test]
+    async fn list_is_ordered_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let registry = open_registry(&dir).await;
+        assert!(registry.list_sources().await.unwrap().is_empty());
+        for name in ["zeta", "alpha", "mid"] {
+            registry.create_source(&create_request(name)).await.unwrap();
+        }
+        let names: Vec<String> = registry
+            .list_sources()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|s| s.name)
+            .collect();
+        assert_eq!(names, ["alpha", "mid", "zeta"]);
+    }
+
+    /// Delete by name or id removes the Source; deleting again is not found.
+    #[tokio::test]
+    async fn delete_removes_the_source() {
+        let dir = tempfile::tempdir().unwrap();
+        let registry = open_registry(&dir).await;
+        let demo = registry
+            .create_source(&create_request("demo"))
+            .await
+            .unwrap();
+        let shop = registry
+            .create_source(&create_request("shop"))
+            .await
+            .unwrap();
+        assert_eq!(registry.delete_source("demo").await.unwrap(), demo.id);
+        assert_eq!(registry.delete_source(&shop.id).await.unwrap(), shop.id);
+        assert!(is_not_found(
+            &registry.get_source("demo").await.unwrap_err()
+        ));
+        assert!(is_not_found(
+            &registry.delete_source("demo").await.unwrap_err()
+        ));
+        // The name and subdomain are free again.
+        registry
+            .create_source(&create_request("demo"))
+            .await
+            .unwrap();
+    }
+
+    /// Unknown ids and names are SOURCE_NOT_FOUND.
+    #[tokio::test]
+    async fn get_unknown_is_not_found() {
+        let dir = tempfile::tempdir().unwrap();
+        let registry = open_registry(&dir).await;
+        assert!(is_not_found(
+            &registry.get_source("nobody").await.unwrap_err()
+        ));
+        assert!(is_not_found(
+            &registry.get_source("src_0123456789ab").await.unwrap_err()
+        ));
+    }
+
+    /// ResolveHost routes by the host's first DNS label, case-insensitively.
+    #[tokio::test]
+    async fn resolve_host_uses_the_first_label() {
+        let dir = tempfile::tempdir().unwrap();
+        let registry = open_registry(&dir).await;
+        let demo = registry
+            .create_source(&create_request("demo"))
+            .await
+            .unwrap();
+        for host in [
+            "demo.localhost",
+            "demo",
+            "DEMO.Example.COM",
+            "demo.img.example.com.",
+        ] {
+            assert_eq!(
+                registry.resolve_host(host).await.unwrap().id,
+                demo.id,
+                "{host}"
+            );
+        }
+        for host in [
+            "other.localhost",
+            "localhost",
+            "x.demo.localhost",
+            "-bad.localhost",
+            ".demo",
+        ] {
+            let error = registry.resolve_host(host).await.unwrap_err();
+            assert!(is_not_found(&error), "{host}: {error:?}");
+        }
+        let error = registry.resolve_host("").await.unwrap_err();
+        assert!(matches!(
+            error,
+            RegistryError::InvalidField { field: "host", .. }
+        ));
+    }
+
+    /// Data survives reopening the database file.
+    #[tokio::test]
+    async fn sources_persist_across_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let registry = open_registry(&dir).await;
+        let created = registry
+            .create_source(&create_request("demo"))
+            .await
+            .unwrap();
+        registry.close().await;
+        let reopened = open_registry(&dir).await;
+        assert_eq!(reopened.get_source("demo").await.unwrap(), created);
+        let access = reopened.read_access(&created.id).await.unwrap();
+        assert_eq!(access.secret_access_key.expose_secret(), SECRET);
+    }
+
+    /// Reopening with a different master key refuses to start.
+    #[tokio::test]
+    async fn reopen_with_wrong_key_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let registry = open_registry(&dir).await;
+        registry
+            .create_source(&create_request("demo"))
+            .await
+            .unwrap();
+        registry.close().await;
+        let other = MasterKey::from_bytes([9; 32]);
+        let error = Registry::open(&dir.path().join("registry.db"), &other)
+            .await
+            .unwrap_err();
+        assert!(matches!(
+            error,
+            RegistryError::MasterKeyMismatch { count: 1, .. }
+        ));
+    }
+
+    /// An empty database accepts any master key.
+    #[tokio::test]
+    async fn empty_database_accepts_any_key() {
+        let dir = tempfile::tempdir().unwrap();
+        open_registry(&dir).await.close().await;
+        let other = MasterKey::from_bytes([9; 32]);
+        Registry::open(&dir.path().join("registry.db"), &other)
+            .await
+            .unwrap();
+    }
+
+    /// A database path in a missing directory fails with a database error.
+    #[tokio::test]
+    async fn unopenable_database_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("missing-dir").join("registry.db");
+        let error = Registry::open(&path, &test_key()).await.unwrap_err();
+        assert!(matches!(error, RegistryError::Database(_)), "{error:?}");
+    }
+}

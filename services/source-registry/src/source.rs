@@ -1,0 +1,395 @@
+//! A Source as the registry holds it, and the validated inputs that create
+//! and change one.
+//!
+//! [`SourceRecord`] is a stored row (its secret sealed); it turns into the
+//! public `Source` message, which never carries the secret. [`NewSource`] and
+//! [`SourceChanges`] are create and update requests after every field rule
+//! in [`crate::source_fields`] has passed. [`ReadAccess`] is the decrypted
+//! view only the fetcher gets. Everything holding a secret has a
+//! hand-written `Debug` that redacts it.
+
+use std::fmt;
+
+use imgmesh_proto::registry::v1 as proto;
+use secrecy::SecretString;
+
+use crate::credentials_crypto::SealedSecret;
+use crate::error::RegistryError;
+use crate::source_fields;
+
+/// Field name the secret access key is sealed under (part of the AEAD
+/// associated data).
+pub(crate) const SECRET_ACCESS_KEY_FIELD: &str = "secret_access_key";
+
+/// A Source as stored: every setting plus the sealed secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct SourceRecord {
+    pub(crate) id: String,
+    pub(crate) name: String,
+    pub(crate) subdomain: String,
+    pub(crate) bucket: String,
+    pub(crate) region: String,
+    pub(crate) endpoint: String,
+    pub(crate) path_prefix: String,
+    pub(crate) access_key_id: String,
+    pub(crate) secret_access_key: SealedSecret,
+    pub(crate) default_params: String,
+    pub(crate) cache_ttl_seconds: u32,
+    pub(crate) config_version: u64,
+    pub(crate) created_at: i64,
+    pub(crate) updated_at: i64,
+}
+
+// === impl SourceRecord ===
+
+impl SourceRecord {
+    /// The public view: everything but the secret, with a hint of the key id.
+    pub(crate) fn to_public(&self) -> proto::Source {
+        proto::Source {
+            id: self.id.clone(),
+            name: self.name.clone(),
+            subdomain: self.subdomain.clone(),
+            bucket: self.bucket.clone(),
+            region: self.region.clone(),
+            endpoint: self.endpoint.clone(),
+            path_prefix: self.path_prefix.clone(),
+            access_key_id_hint: access_key_id_hint(&self.access_key_id),
+            default_params: self.default_params.clone(),
+            cache_ttl_seconds: self.cache_ttl_seconds,
+            config_version: self.config_version,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        }
+    }
+}
+
+/// `"…"` followed by the last four characters of an access key id.
+pub(crate) fn access_key_id_hint(access_key_id: &str) -> String {
+    let chars: Vec<char> = access_key_id.chars().collect();
+    let tail: String = chars[chars.len().saturating_sub(4)..].iter().collect();
+    format!("…{tail}")
+}
+
+/// A validated create request.
+pub(crate) struct NewSource {
+    pub(crate) name: String,
+    pub(crate) subdomain: String,
+    pub(crate) bucket: String,
+    pub(crate) region: String,
+    pub(crate) endpoint: String,
+    pub(crate) path_prefix: String,
+    pub(crate) access_key_id: String,
+    pub(crate) secret_access_key: SecretString,
+    pub(crate) default_params: String,
+    pub(crate) cache_ttl_seconds: u32,
+}
+
+// === impl NewSource ===
+
+impl NewSource {
+    /// Checks every field of a create request, in the request's field order.
+    pub(crate) fn validate(request: &proto::CreateSourceRequest) -> Result<Self, RegistryError> {
+        Ok(NewSource {
+            name: source_fields::name(&request.name)?,
+            subdomain: source_fields::subdomain(&request.subdomain)?,
+            bucket: source_fields::bucket(&request.bucket)?,
+            region: source_fields::region(&request.region)?,
+            endpoint: source_fields::endpoint(&request.endpoint)?,
+            path_prefix: source_fields::path_prefix(&request.path_prefix)?,
+            access_key_id: source_fields::access_key_id(&request.access_key_id)?,
+            secret_access_key: source_fields::secret_access_key(&request.secret_access_key)?,
+            default_params: source_fields::default_params(&request.default_params)?,
+            cache_ttl_seconds: source_fields::cache_ttl_seconds(request.cache_ttl_seconds)?,
+        })
+    }
+}
+
+impl fmt::Debug for NewSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NewSource")
+            .field("name", &self.name)
+            .field("subdomain", &self.subdomain)
+            .field("bucket", &self.bucket)
+            .field("region", &self.region)
+            .field("endpoint", &self.endpoint)
+            .field("path_prefix", &self.path_prefix)
+            .field("access_key_id", &access_key_id_hint(&self.access_key_id))
+            .field("secret_access_key", &"[REDACTED]")
+            .field("default_params", &self.default_params)
+            .field("cache_ttl_seconds", &self.cache_ttl_seconds)
+            .finish()
+    }
+}
+
+/// A validated update request: `None` leaves a field as it is.
+#[derive(Default)]
+pub(crate) struct SourceChanges {
+    pub(crate) subdomain: Option<String>,
+    pub(crate) bucket: Option<String>,
+    pub(crate) region: Option<String>,
+    pub(crate) endpoint: Option<String>,
+    pub(crate) path_prefix: Option<String>,
+    pub(crate) access_key_id: Option<String>,
+    pub(crate) secret_access_key: Option<SecretString>,
+    pub(crate) default_params: Option<String>,
+    pub(crate) cache_ttl_seconds: Option<u32>,
+}
+
+// === impl SourceChanges ===
+
+impl SourceChanges {
+    /// Checks every field that is present in an update request.
+    pub(crate) fn validate(request: &proto::UpdateSourceRequest) -> Result<Self, RegistryError> {
+        Ok(SourceChanges {
+            subdomain: request
+                .subdomain
+                .as_deref()
+                .map(source_fields::subdomain)
+                .transpose()?,
+            bucket: request
+                .bucket
+                .as_deref()
+                .map(source_fields::bucket)
+                .transpose()?,
+            region: request
+                .region
+                .as_deref()
+                .map(source_fields::region)
+                .transpose()?,
+            endpoint: request
+                .endpoint
+                .as_deref()
+                .map(source_fields::endpoint)
+                .transpose()?,
+            path_prefix: request
+                .path_prefix
+                .as_deref()
+                .map(source_fields::path_prefix)
+                .transpose()?,
+            access_key_id: request
+                .access_key_id
+                .as_deref()
+                .map(source_fields::access_key_id)
+                .transpose()?,
+            secret_access_key: request
+                .secret_access_key
+                .as_deref()
+                .map(source_fields::secret_access_key)
+                .transpose()?,
+            default_params: request
+                .default_params
+                .as_deref()
+                .map(source_fields::default_params)
+                .transpose()?,
+            cache_ttl_seconds: request
+                .cache_ttl_seconds
+                .map(source_fields::cache_ttl_seconds)
+                .transpose()?,
+        })
+    }
+
+    /// Applies every present change except the secret (which must be
+    /// sealed first) to `record`.
+    pub(crate) fn apply_settings(&self, record: &mut SourceRecord) {
+        fn set<T: Clone>(target: &mut T, change: &Option<T>) {
+            if let Some(value) = change {
+                *target = value.clone();
+            }
+        }
+        set(&mut record.subdomain, &self.subdomain);
+        set(&mut record.bucket, &self.bucket);
+        set(&mut record.region, &self.region);
+        set(&mut record.endpoint, &self.endpoint);
+        set(&mut record.path_prefix, &self.path_prefix);
+        set(&mut record.access_key_id, &self.access_key_id);
+        set(&mut record.default_params, &self.default_params);
+        set(&mut record.cache_ttl_seconds, &self.cache_ttl_seconds);
+    }
+}
+
+impl fmt::Debug for SourceChanges {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SourceChanges")
+            .field("subdomain", &self.subdomain)
+            .field("bucket", &self.bucket)
+            .field("region", &self.region)
+            .field("endpoint", &self.endpoint)
+            .field("path_prefix", &self.path_prefix)
+            .field(
+                "access_key_id",
+                &self.access_key_id.as_deref().map(access_key_id_hint),
+            )
+            .field(
+                "secret_access_key",
+                &self.secret_access_key.as_ref().map(|_| "[REDACTED]"),
+            )
+            .field("default_params", &self.default_params)
+            .field("cache_ttl_seconds", &self.cache_ttl_seconds)
+            .finish()
+    }
+}
+
+/// What the fetcher needs to read a Source's bucket, secret decrypted.
+#[derive(Clone)]
+pub struct ReadAccess {
+    /// Source id.
+    pub source_id: String,
+    /// Config version these settings belong to.
+    pub config_version: u64,
+    /// S3 bucket name.
+    pub bucket: String,
+    /// S3 region.
+    pub region: String,
+    /// Endpoint of an S3-compatible store; empty for AWS S3.
+    pub endpoint: String,
+    /// Normalised path prefix.
+    pub path_prefix: String,
+    /// Read-only access key id.
+    pub access_key_id: String,
+    /// Decrypted secret access key.
+    pub secret_access_key: SecretString,
+}
+
+impl fmt::Debug for ReadAccess {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ReadAccess")
+            .field("source_id", &self.source_id)
+            .field("config_version", &self.config_version)
+            .field("bucket", &self.bucket)
+            .field("region", &self.region)
+            .field("endpoint", &self.endpoint)
+            .field("path_prefix", &self.path_prefix)
+            .field("access_key_id", &access_key_id_hint(&self.access_key_id))
+            .field("secret_access_key", &"[REDACTED]")
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use secrecy::ExposeSecret;
+
+    use super::*;
+
+    fn create_request() -> proto::CreateSourceRequest {
+        proto::CreateSourceRequest {
+            name: "demo".into(),
+            subdomain: "demo".into(),
+            bucket: "images".into(),
+            region: "us-east-1".into(),
+            endpoint: "http://127.0.0.1:9000/".into(),
+            path_prefix: "/photos/".into(),
+            access_key_id: "AKIAIOSFODNN7EXAMPLE".into(),
+            secret_access_key: "very-secret-value".into(),
+            default_params: "?auto=format".into(),
+            cache_ttl_seconds: 0,
+        }
+    }
+
+    /// The hint is "…" plus the last four characters, or fewer if shorter.
+    #[test]
+    fn hint_shows_last_four_characters() {
+        assert_eq!(access_key_id_hint("AKIAIOSFODNN7EXAMPLE"), "…MPLE");
+        assert_eq!(access_key_id_hint("AK"), "…AK");
+        assert_eq!(access_key_id_hint(""), "…");
+    }
+
+    /// Validation normalises fields and applies the TTL default.
+    #[test]
+    fn new_source_is_normalised() {
+        let new = NewSource::validate(&create_request()).unwrap();
+        assert_eq!(new.endpoint, "http://127.0.0.1:9000");
+        assert_eq!(new.path_prefix, "photos");
+        assert_eq!(new.default_params, "auto=format");
+        assert_eq!(
+            new.cache_ttl_seconds,
+            source_fields::DEFAULT_CACHE_TTL_SECONDS
+        );
+        assert_eq!(new.secret_access_key.expose_secret(), "very-secret-value");
+    }
+
+    /// A create request with a bad field is refused naming that field.
+    #[test]
+    fn new_source_names_the_bad_field() {
+        let request = proto::CreateSourceRequest {
+            bucket: "Bad_Bucket".into(),
+            ..create_request()
+        };
+        let error = NewSource::validate(&request).unwrap_err();
+        assert!(matches!(
+            error,
+            RegistryError::InvalidField {
+                field: "bucket",
+                ..
+            }
+        ));
+    }
+
+    /// Update validation checks only the fields that are present.
+    #[test]
+    fn changes_validate_present_fields_only() {
+        let empty = SourceChanges::validate(&proto::UpdateSourceRequest {
+            id_or_name: "demo".into(),
+            ..Default::default()
+        })
+        .unwrap();
+        assert!(empty.subdomain.is_none() && empty.secret_access_key.is_none());
+
+        let error = SourceChanges::validate(&proto::UpdateSourceRequest {
+            id_or_name: "demo".into(),
+            region: Some(String::new()),
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert!(matches!(
+            error,
+            RegistryError::InvalidField {
+                field: "region",
+                ..
+            }
+        ));
+
+        let cleared = SourceChanges::validate(&proto::UpdateSourceRequest {
+            id_or_name: "demo".into(),
+            endpoint: Some(String::new()),
+            cache_ttl_seconds: Some(0),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(cleared.endpoint.as_deref(), Some(""));
+        assert_eq!(
+            cleared.cache_ttl_seconds,
+            Some(source_fields::DEFAULT_CACHE_TTL_SECONDS)
+        );
+    }
+
+    /// Debug of every secret-holding type redacts the secret.
+    #[test]
+    fn debug_redacts_secrets() {
+        let new = NewSource::validate(&create_request()).unwrap();
+        let changes = SourceChanges {
+            secret_access_key: Some(SecretString::from("very-secret-value")),
+            access_key_id: Some("AKIAIOSFODNN7EXAMPLE".into()),
+            ..Default::default()
+        };
+        let access = ReadAccess {
+            source_id: "src_000000000001".into(),
+            config_version: 1,
+            bucket: "images".into(),
+            region: "us-east-1".into(),
+            endpoint: String::new(),
+            path_prefix: String::new(),
+            access_key_id: "AKIAIOSFODNN7EXAMPLE".into(),
+            secret_access_key: SecretString::from("very-secret-value"),
+        };
+        for shown in [
+            format!("{new:?}"),
+            format!("{changes:?}"),
+            format!("{access:?}"),
+        ] {
+            assert!(!shown.contains("very-secret-value"), "{shown}");
+            assert!(shown.contains("[REDACTED]"), "{shown}");
+            assert!(shown.contains("…MPLE"), "{shown}");
+        }
+    }
+}
