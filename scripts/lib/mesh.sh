@@ -101,7 +101,8 @@ start_mesh() {
   local source_args=(--bucket demo-bucket --region us-east-1
     --endpoint "http://127.0.0.1:$s3_port" --access-key-id "$S3_ACCESS_KEY")
   if "${cli[@]}" sources get demo >/dev/null 2>&1; then
-    IMGMESH_SECRET_ACCESS_KEY=$S3_SECRET_KEY "${cli[@]}" sources update demo "${source_args[@]}" >/dev/null
+    # The S3 keys persist in s3.env; only the endpoint's port may have changed.
+    "${cli[@]}" sources update demo "${source_args[@]}" >/dev/null
   else
     IMGMESH_SECRET_ACCESS_KEY=$S3_SECRET_KEY "${cli[@]}" sources create --name demo \
       --subdomain demo "${source_args[@]}" >/dev/null
