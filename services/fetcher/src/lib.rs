@@ -1,1 +1,42 @@
-//! placeholder
+//! The imgmesh fetcher: reads originals from Sources' S3 buckets.
+//!
+//! A caller (the renderer) asks [`Fetcher`] for `(source id, path)` over the
+//! `FetcherService.FetchObject` RPC. The fetcher refuses paths that try to
+//! leave the Source's prefix, gets the Source's bucket and read credentials
+//! from the source registry (`SourceCredentialsService.GetReadAccess`), keeps
+//! one S3 client per Source until the Source's config version moves on, and
+//! streams the object back: an `ObjectMetadata` message first, then chunks,
+//! never more than the byte cap.
+//!
+//! `main.rs` is glue: parse [`FetcherConfig`], start telemetry, bind, then
+//! [`run`].
+
+mod config;
+mod fetch_error;
+mod fetch_object;
+mod object_key;
+mod object_stream;
+mod read_access;
+mod s3_client;
+mod source_clients;
+
+use std::future::Future;
+
+use imgmesh_proto::fetcher::v1::fetcher_service_server::FetcherServiceServer;
+use tokio::net::TcpListener;
+
+pub use crate::config::{DEFAULT_MAX_OBJECT_BYTES, FetcherConfig};
+pub use crate::fetch_object::Fetcher;
+
+/// Serves `FetcherService` and `grpc.health.v1` on `listener` until
+/// `shutdown` resolves, then drains in-flight fetches.
+pub async fn run<F>(config: FetcherConfig, listener: TcpListener, shutdown: F) -> anyhow::Result<()>
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    let fetcher = Fetcher::new(&config)?;
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health.set_serving::<FetcherServiceServer<Fetcher>>().await;
+    let routes = tonic::service::Routes::new(fetcher.into_server());
+    imgmesh_runtime::serve_grpc(listener, routes, health, health_service, shutdown).await
+}

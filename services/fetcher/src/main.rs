@@ -1,2 +1,21 @@
-//! placeholder
-fn main() {}
+//! The `imgmesh-fetcher` binary: parses its flags, starts telemetry, binds
+//! the gRPC port and serves `FetcherService` until Ctrl-C or SIGTERM.
+
+use clap::Parser as _;
+use imgmesh_fetcher::FetcherConfig;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let config = FetcherConfig::parse();
+    let telemetry = imgmesh_telemetry::init("imgmesh-fetcher", &config.telemetry)?;
+    let served = async {
+        let listener = imgmesh_runtime::bind("fetcher", "grpc", config.listen).await?;
+        imgmesh_fetcher::run(config, listener, imgmesh_runtime::shutdown_signal()).await
+    }
+    .await;
+    if let Err(err) = &served {
+        tracing::error!(error = format!("{err:#}"), "fetcher stopped");
+    }
+    telemetry.shutdown().await;
+    served
+}

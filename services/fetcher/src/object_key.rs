@@ -1,0 +1,253 @@
+//! Turns a caller's asset path into the S3 key under the Source's prefix,
+//! refusing every path that could name something outside that prefix.
+//!
+//! S3 keys are opaque strings, so `a/../b` is a different key from `b` to S3
+//! itself; but S3-compatible stores backed by a file system (and proxies in
+//! front of them) may resolve dot segments, so any path that *could* be read
+//! as leaving the prefix is refused before the origin is asked. The gateway
+//! percent-decodes the URL path once; the path arrives decoded and is never
+//! decoded again here, so `%2e%2e` stays the literal key `%2e%2e`.
+
+/// S3's limit on the length of a key, in bytes.
+const MAX_KEY_BYTES: usize = 1024;
+
+/// Why a path was refused. Logged, never shown to the caller: every
+/// rejection answers "object not found".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum PathRejection {
+    /// The path is empty.
+    #[error("the path is empty")]
+    Empty,
+    /// The path starts with `/`.
+    #[error("the path starts with a slash")]
+    LeadingSlash,
+    /// The path has an empty segment (`a//b` or a trailing slash).
+    #[error("the path has an empty segment")]
+    EmptySegment,
+    /// The path has a `.` or `..` segment.
+    #[error("the path has a dot segment")]
+    DotSegment,
+    /// The path contains a backslash, a separator on some stores.
+    #[error("the path contains a backslash")]
+    Backslash,
+    /// The path contains NUL or another control character.
+    #[error("the path contains a control character")]
+    ControlCharacter,
+    /// Prefix and path together are longer than S3 allows.
+    #[error("the key is longer than {MAX_KEY_BYTES} bytes")]
+    TooLong,
+}
+
+/// Checks that `path` stays inside whatever prefix it is appended to.
+pub(crate) fn validate_path(path: &str) -> Result<(), PathRejection> {
+    if path.is_empty() {
+        return Err(PathRejection::Empty);
+    }
+    if path.starts_with('/') {
+        return Err(PathRejection::LeadingSlash);
+    }
+    if path.contains('\\') {
+        return Err(PathRejection::Backslash);
+    }
+    if path.chars().any(char::is_control) {
+        return Err(PathRejection::ControlCharacter);
+    }
+    for segment in path.split('/') {
+        match segment {
+            "" => return Err(PathRejection::EmptySegment),
+            "." | ".." => return Err(PathRejection::DotSegment),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// The S3 key for `path` under the Source's `prefix`: `prefix/path`, or
+/// just `path` when the Source has no prefix.
+pub(crate) fn object_key(prefix: &str, path: &str) -> Result<String, PathRejection> {
+    validate_path(path)?;
+    // The registry normalises prefixes; trimming again keeps a stray slash
+    // from turning into an empty segment in the key.
+    let prefix = prefix.trim_matches('/');
+    let key = if prefix.is_empty() {
+        path.to_owned()
+    } else {
+        format!("{prefix}/{path}")
+    };
+    if key.len() > MAX_KEY_BYTES {
+        return Err(PathRejection::TooLong);
+    }
+    Ok(key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A prefix and a path are joined with exactly one slash.
+    #[test]
+    fn prefix_and_path_join_with_one_slash() {
+        assert_eq!(
+            object_key("tenant-a", "photos/cat.jpg").unwrap(),
+            "tenant-a/photos/cat.jpg"
+        );
+        assert_eq!(
+            object_key("tenant-a/raw", "cat.jpg").unwrap(),
+            "tenant-a/raw/cat.jpg"
+        );
+    }
+
+    /// Without a prefix the key is the path itself.
+    #[test]
+    fn empty_prefix_keeps_the_path() {
+        assert_eq!(object_key("", "photos/cat.jpg").unwrap(), "photos/cat.jpg");
+    }
+
+    /// Slashes around a prefix do not produce a leading slash or `//`.
+    #[test]
+    fn stray_slashes_in_the_prefix_are_trimmed() {
+        assert_eq!(
+            object_key("/tenant-a/", "cat.jpg").unwrap(),
+            "tenant-a/cat.jpg"
+        );
+        assert_eq!(object_key("/", "cat.jpg").unwrap(), "cat.jpg");
+    }
+
+    /// Ordinary names, including dots inside names, spaces and non-ASCII, pass.
+    #[test]
+    fn ordinary_paths_pass() {
+        for path in [
+            "cat.jpg",
+            "a/b/c.png",
+            "..hidden/x.png",
+            "x..y.png",
+            ".well-known/logo.png",
+            "with space/ünïcode.jpg",
+            "a/b.",
+        ] {
+            assert_eq!(validate_path(path), Ok(()), "{path:?}");
+        }
+    }
+
+    /// Percent escapes are not decoded again: `%2e%2e` is a literal key.
+    #[test]
+    fn percent_escapes_are_literal() {
+        assert_eq!(
+            object_key("tenant-a", "%2e%2e/secret.txt").unwrap(),
+            "tenant-a/%2e%2e/secret.txt"
+        );
+        assert_eq!(object_key("", "a%2Fb.jpg").unwrap(), "a%2Fb.jpg");
+    }
+
+    /// `..` segments anywhere are refused.
+    #[test]
+    fn parent_segments_are_refused() {
+        for path in [
+            "..",
+            "../secret.txt",
+            "a/../../secret.txt",
+            "a/..",
+            "a/../b",
+        ] {
+            assert_eq!(
+                validate_path(path),
+                Err(PathRejection::DotSegment),
+                "{path:?}"
+            );
+        }
+    }
+
+    /// `.` segments anywhere are refused.
+    #[test]
+    fn current_segments_are_refused() {
+        for path in [".", "./a.jpg", "a/./b.jpg", "a/."] {
+            assert_eq!(
+                validate_path(path),
+                Err(PathRejection::DotSegment),
+                "{path:?}"
+            );
+        }
+    }
+
+    /// A leading slash is refused, including `//host/...` forms.
+    #[test]
+    fn leading_slash_is_refused() {
+        for path in ["/a.jpg", "//evil.example/a.jpg", "/"] {
+            assert_eq!(
+                validate_path(path),
+                Err(PathRejection::LeadingSlash),
+                "{path:?}"
+            );
+        }
+    }
+
+    /// Empty segments (doubled or trailing slashes) are refused.
+    #[test]
+    fn empty_segments_are_refused() {
+        for path in ["a//b.jpg", "a/", "a/b/"] {
+            assert_eq!(
+                validate_path(path),
+                Err(PathRejection::EmptySegment),
+                "{path:?}"
+            );
+        }
+    }
+
+    /// An empty path is refused.
+    #[test]
+    fn empty_path_is_refused() {
+        assert_eq!(validate_path(""), Err(PathRejection::Empty));
+    }
+
+    /// Backslashes, which some stores treat as separators, are refused.
+    #[test]
+    fn backslashes_are_refused() {
+        for path in ["..\\secret.txt", "a\\b.jpg", "a/..\\..\\b"] {
+            assert_eq!(
+                validate_path(path),
+                Err(PathRejection::Backslash),
+                "{path:?}"
+            );
+        }
+    }
+
+    /// NUL, newlines, DEL and C1 controls are refused.
+    #[test]
+    fn control_characters_are_refused() {
+        for path in [
+            "a\0.jpg",
+            "a\n.jpg",
+            "a\r\nHost: x",
+            "a\t.jpg",
+            "a\u{7f}",
+            "a\u{85}",
+        ] {
+            assert_eq!(
+                validate_path(path),
+                Err(PathRejection::ControlCharacter),
+                "{path:?}"
+            );
+        }
+    }
+
+    /// A key over S3's 1024-byte limit is refused once the prefix is added.
+    #[test]
+    fn overlong_keys_are_refused() {
+        let path = "a".repeat(1020);
+        assert!(object_key("", &path).is_ok());
+        assert_eq!(object_key("tenant-a", &path), Err(PathRejection::TooLong));
+    }
+
+    /// An escape attempt is refused by `object_key` too, whatever the prefix.
+    #[test]
+    fn object_key_validates_the_path() {
+        assert_eq!(
+            object_key("tenant-a", "../tenant-b/x.jpg"),
+            Err(PathRejection::DotSegment)
+        );
+        assert_eq!(
+            object_key("", "/etc/passwd"),
+            Err(PathRejection::LeadingSlash)
+        );
+    }
+}

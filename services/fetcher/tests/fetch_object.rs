@@ -1,0 +1,319 @@
+//! The fetcher against a real S3 server (`s3s-fs`, which verifies SigV4),
+//! with an in-test registry handing out read access.
+
+mod harness;
+
+use imgmesh_errors::ErrorCode;
+use imgmesh_proto::fetcher::v1::FetchObjectRequest;
+
+use crate::harness::{
+    Harness, SECRET_KEY, ScriptedOrigin, assert_status, captured_logs, chunked_response,
+    not_found_response, patterned_bytes, read_access,
+};
+
+/// The fetcher's cap in tests that do not test the cap.
+const LARGE_CAP: u64 = 32 * 1024 * 1024;
+/// An object larger than two 256 KiB chunks.
+const OBJECT_LEN: usize = 700 * 1024;
+
+/// An object several chunks long streams back byte for byte, metadata first.
+#[tokio::test]
+async fn streams_object_bytes_and_metadata_intact() {
+    let harness = Harness::start(LARGE_CAP).await;
+    let object = patterned_bytes(OBJECT_LEN);
+    harness.s3.put_object("tenant-a/photos/big.bin", &object);
+    harness.add_source("src-a", "tenant-a", SECRET_KEY);
+
+    let fetched = harness.fetch("src-a", "photos/big.bin").await.unwrap();
+
+    assert_eq!(fetched.metadata.size, OBJECT_LEN as u64);
+    assert!(
+        fetched.metadata.etag.starts_with('"') && fetched.metadata.etag.len() > 2,
+        "{:?}",
+        fetched.metadata.etag
+    );
+    assert!(fetched.metadata.last_modified > 1_600_000_000);
+    assert!(fetched.chunk_sizes.len() >= 3, "{:?}", fetched.chunk_sizes);
+    assert!(fetched.chunk_sizes.iter().all(|&n| n <= 256 * 1024));
+    assert!(
+        fetched.bytes == object,
+        "bytes differ from the stored object"
+    );
+}
+
+/// The Source's prefix is put in front of the path; the same path outside it is not read.
+#[tokio::test]
+async fn prefix_is_applied() {
+    let harness = Harness::start(LARGE_CAP).await;
+    harness
+        .s3
+        .put_object("tenant-a/cat.jpg", b"inside the prefix");
+    harness.s3.put_object("cat.jpg", b"bucket root");
+    harness.add_source("src-a", "tenant-a", SECRET_KEY);
+    harness.add_source("src-root", "", SECRET_KEY);
+
+    let prefixed = harness.fetch("src-a", "cat.jpg").await.unwrap();
+    assert_eq!(prefixed.bytes, b"inside the prefix");
+    let unprefixed = harness.fetch("src-root", "cat.jpg").await.unwrap();
+    assert_eq!(unprefixed.bytes, b"bucket root");
+}
+
+/// A key that does not exist is NOT_FOUND with reason OBJECT_NOT_FOUND.
+#[tokio::test]
+async fn missing_key_is_object_not_found() {
+    let harness = Harness::start(LARGE_CAP).await;
+    harness.add_source("src-a", "tenant-a", SECRET_KEY);
+
+    let status = harness.fetch("src-a", "nope.jpg").await.unwrap_err();
+
+    assert_status(&status, ErrorCode::ObjectNotFound);
+    assert_eq!(status.message(), "object not found");
+}
+
+/// A wrong secret is PERMISSION_DENIED / ORIGIN_ACCESS_DENIED, and no secret reaches the caller.
+#[tokio::test]
+async fn wrong_secret_is_origin_access_denied() {
+    let harness = Harness::start(LARGE_CAP).await;
+    harness.s3.put_object("cat.jpg", b"meow");
+    let wrong_secret = "fetcher-wrong-secret-0a7c3e55";
+    harness.add_source("src-bad", "", wrong_secret);
+
+    let status = harness.fetch("src-bad", "cat.jpg").await.unwrap_err();
+
+    assert_status(&status, ErrorCode::OriginAccessDenied);
+    assert_eq!(
+        status.message(),
+        "the origin rejected the source's credentials"
+    );
+    assert!(!status.message().contains(wrong_secret));
+    assert!(!format!("{status:?}").contains(wrong_secret));
+}
+
+/// An object over the fetcher's cap is RESOURCE_EXHAUSTED / INPUT_TOO_LARGE, even if the caller asks for more.
+#[tokio::test]
+async fn object_over_the_fetcher_cap_is_too_large() {
+    let harness = Harness::start(100_000).await;
+    harness
+        .s3
+        .put_object("big.bin", &patterned_bytes(OBJECT_LEN));
+    harness
+        .s3
+        .put_object("small.bin", &patterned_bytes(100_000));
+    harness.add_source("src-a", "", SECRET_KEY);
+
+    let status = harness.fetch("src-a", "big.bin").await.unwrap_err();
+    assert_status(&status, ErrorCode::InputTooLarge);
+    assert_eq!(status.code(), tonic::Code::ResourceExhausted);
+
+    let asked_for_more = harness
+        .fetch_with(FetchObjectRequest {
+            source_id: "src-a".to_owned(),
+            path: "big.bin".to_owned(),
+            max_bytes: LARGE_CAP,
+            source_config_version: 1,
+        })
+        .await
+        .unwrap_err();
+    assert_status(&asked_for_more, ErrorCode::InputTooLarge);
+
+    let at_the_cap = harness.fetch("src-a", "small.bin").await.unwrap();
+    assert_eq!(at_the_cap.bytes.len(), 100_000);
+}
+
+/// A caller's smaller `max_bytes` caps the object below the fetcher's own limit.
+#[tokio::test]
+async fn callers_max_bytes_caps_the_object() {
+    let harness = Harness::start(LARGE_CAP).await;
+    harness.s3.put_object("cat.jpg", &patterned_bytes(5_000));
+    harness.add_source("src-a", "", SECRET_KEY);
+
+    let request = |max_bytes| FetchObjectRequest {
+        source_id: "src-a".to_owned(),
+        path: "cat.jpg".to_owned(),
+        max_bytes,
+        source_config_version: 1,
+    };
+    let status = harness.fetch_with(request(4_999)).await.unwrap_err();
+    assert_status(&status, ErrorCode::InputTooLarge);
+    let fetched = harness.fetch_with(request(5_000)).await.unwrap();
+    assert_eq!(fetched.bytes.len(), 5_000);
+}
+
+/// Bytes are counted while streaming: a body without Content-Length that passes the cap fails mid-stream.
+#[tokio::test]
+async fn undeclared_length_is_counted_while_streaming() {
+    let harness = Harness::start(100_000).await;
+    let origin = ScriptedOrigin::start(chunked_response(300_000)).await;
+    harness
+        .registry
+        .put(read_access("src-chunked", &origin.endpoint, "", SECRET_KEY));
+
+    let streamed = harness
+        .stream(FetchObjectRequest {
+            source_id: "src-chunked".to_owned(),
+            path: "big.bin".to_owned(),
+            max_bytes: 0,
+            source_config_version: 1,
+        })
+        .await;
+
+    // The size was unknown up front, so streaming started ...
+    let metadata = streamed
+        .metadata
+        .expect("metadata arrived before the error");
+    assert_eq!(metadata.size, 0);
+    // ... and stopped at the cap without forwarding what lay beyond it.
+    assert!(
+        streamed.bytes.len() <= 100_000,
+        "{} bytes",
+        streamed.bytes.len()
+    );
+    let status = streamed.error.expect("the stream ended with an error");
+    assert_status(&status, ErrorCode::InputTooLarge);
+    assert_eq!(origin.requests(), 1);
+}
+
+/// Escape attempts answer OBJECT_NOT_FOUND without the registry or the origin being asked.
+#[tokio::test]
+async fn escape_paths_never_reach_the_origin() {
+    let harness = Harness::start(LARGE_CAP).await;
+    let origin = ScriptedOrigin::start(not_found_response()).await;
+    harness.registry.put(read_access(
+        "src-trip",
+        &origin.endpoint,
+        "tenant-a",
+        SECRET_KEY,
+    ));
+
+    for path in [
+        "../tenant-b/secret.jpg",
+        "a/../../secret.jpg",
+        "./cat.jpg",
+        "a/./cat.jpg",
+        "/cat.jpg",
+        "//evil.example/cat.jpg",
+        "a//cat.jpg",
+        "a/",
+        "",
+        "..\\secret.jpg",
+        "cat\0.jpg",
+        "cat\r\n.jpg",
+    ] {
+        let status = harness.fetch("src-trip", path).await.unwrap_err();
+        assert_status(&status, ErrorCode::ObjectNotFound);
+        assert_eq!(status.message(), "object not found", "{path:?}");
+    }
+    assert_eq!(origin.requests(), 0, "an escape path reached the origin");
+    assert_eq!(harness.registry.calls_for("src-trip"), 0);
+
+    // The same Source with an ordinary path does reach the origin, so the
+    // zero above is not because the origin is unreachable.
+    let status = harness.fetch("src-trip", "cat.jpg").await.unwrap_err();
+    assert_status(&status, ErrorCode::ObjectNotFound);
+    assert_eq!(origin.requests(), 1);
+}
+
+/// A Source the registry does not know is NOT_FOUND with reason SOURCE_NOT_FOUND.
+#[tokio::test]
+async fn unknown_source_is_source_not_found() {
+    let harness = Harness::start(LARGE_CAP).await;
+
+    let status = harness.fetch("src-nobody", "cat.jpg").await.unwrap_err();
+
+    assert_status(&status, ErrorCode::SourceNotFound);
+}
+
+/// A Source the registry reports as disabled is FAILED_PRECONDITION with reason SOURCE_DISABLED.
+#[tokio::test]
+async fn disabled_source_is_source_disabled() {
+    let harness = Harness::start(LARGE_CAP).await;
+    harness.registry.disable("src-off");
+
+    let status = harness.fetch("src-off", "cat.jpg").await.unwrap_err();
+
+    assert_status(&status, ErrorCode::SourceDisabled);
+}
+
+/// A request without a source id is INVALID_ARGUMENT naming the field.
+#[tokio::test]
+async fn empty_source_id_is_invalid_argument() {
+    let harness = Harness::start(LARGE_CAP).await;
+
+    let status = harness.fetch("", "cat.jpg").await.unwrap_err();
+
+    assert_status(&status, ErrorCode::InvalidArgument);
+    assert!(status.message().starts_with("source_id:"), "{status:?}");
+}
+
+/// Read access is loaded once per config version and reloaded when a newer version is asked for.
+#[tokio::test]
+async fn read_access_is_cached_per_config_version() {
+    let harness = Harness::start(LARGE_CAP).await;
+    harness.s3.put_object("old/cat.jpg", b"old prefix");
+    harness.s3.put_object("new/cat.jpg", b"new prefix");
+    harness.add_source("src-a", "old", SECRET_KEY);
+
+    let request = |version| FetchObjectRequest {
+        source_id: "src-a".to_owned(),
+        path: "cat.jpg".to_owned(),
+        max_bytes: 0,
+        source_config_version: version,
+    };
+    assert_eq!(
+        harness.fetch_with(request(1)).await.unwrap().bytes,
+        b"old prefix"
+    );
+    assert_eq!(
+        harness.fetch_with(request(1)).await.unwrap().bytes,
+        b"old prefix"
+    );
+    assert_eq!(harness.registry.calls_for("src-a"), 1);
+
+    let mut changed = read_access("src-a", &harness.s3.endpoint, "new", SECRET_KEY);
+    changed.config_version = 2;
+    harness.registry.put(changed);
+    // A caller still on version 1 keeps the cached client.
+    assert_eq!(
+        harness.fetch_with(request(1)).await.unwrap().bytes,
+        b"old prefix"
+    );
+    assert_eq!(harness.registry.calls_for("src-a"), 1);
+    // A caller that knows version 2 makes the fetcher reload.
+    assert_eq!(
+        harness.fetch_with(request(2)).await.unwrap().bytes,
+        b"new prefix"
+    );
+    assert_eq!(
+        harness.fetch_with(request(1)).await.unwrap().bytes,
+        b"new prefix"
+    );
+    assert_eq!(harness.registry.calls_for("src-a"), 2);
+}
+
+/// The secret never appears in anything logged at TRACE, through successes and refusals.
+#[tokio::test]
+async fn secret_never_reaches_the_logs() {
+    let harness = Harness::start(LARGE_CAP).await;
+    harness.s3.put_object("cat.jpg", b"meow");
+    harness.add_source("src-a", "", SECRET_KEY);
+    let wrong_secret = "fetcher-wrong-secret-91d0b6f2";
+    harness.registry.put(read_access(
+        "src-bad",
+        &harness.s3.endpoint,
+        "",
+        wrong_secret,
+    ));
+
+    harness.fetch("src-a", "cat.jpg").await.unwrap();
+    harness.fetch("src-bad", "cat.jpg").await.unwrap_err();
+    harness.fetch("src-a", "missing.jpg").await.unwrap_err();
+
+    let logs = captured_logs();
+    // The capture works: the S3 GET span is in there.
+    assert!(
+        logs.contains("s3.get_object"),
+        "no fetcher logs were captured"
+    );
+    assert!(!logs.contains(SECRET_KEY), "the S3 secret was logged");
+    assert!(!logs.contains(wrong_secret), "the wrong secret was logged");
+}

@@ -1,0 +1,540 @@
+//! What the fetcher's tests run against: a real `s3s-fs` S3 server (which
+//! checks SigV4 signatures), a small in-test registry that hands out read
+//! access, a scripted HTTP origin for faults s3s-fs cannot produce, and the
+//! fetcher itself on a loopback port. Everything stops when dropped.
+
+use std::collections::HashMap;
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use clap::Parser as _;
+use imgmesh_errors::ErrorCode;
+use imgmesh_fetcher::FetcherConfig;
+use imgmesh_proto::fetcher::v1::fetch_object_response::Part;
+use imgmesh_proto::fetcher::v1::fetcher_service_client::FetcherServiceClient;
+use imgmesh_proto::fetcher::v1::{FetchObjectRequest, ObjectMetadata};
+use imgmesh_proto::registry::v1::source_credentials_service_server::{
+    SourceCredentialsService, SourceCredentialsServiceServer,
+};
+use imgmesh_proto::registry::v1::{GetReadAccessRequest, GetReadAccessResponse};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio_stream::StreamExt as _;
+use tokio_stream::wrappers::TcpListenerStream;
+
+/// The access key the S3 server accepts.
+pub(crate) const ACCESS_KEY: &str = "FETCHERTESTACCESSKEY";
+/// The secret the S3 server accepts; tests look for it in logs and statuses.
+pub(crate) const SECRET_KEY: &str = "fetcher-canary-secret-5d2e91b7";
+/// The bucket the S3 server starts with.
+pub(crate) const BUCKET: &str = "images";
+
+/// How long the S3 server may take to start listening.
+const S3_STARTUP_TIMEOUT: Duration = Duration::from_secs(20);
+
+// === log capture ===
+
+/// Everything any test in this binary has logged, at TRACE level.
+fn log_buffer() -> &'static Arc<Mutex<Vec<u8>>> {
+    static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+    LOGS.get_or_init(Default::default)
+}
+
+#[derive(Clone)]
+struct CaptureWriter;
+
+impl std::io::Write for CaptureWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        log_buffer()
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Sends every log line of this test binary, at TRACE, to a buffer that
+/// [`captured_logs`] reads back (installed once, by the first harness).
+fn capture_logs() {
+    static INSTALLED: OnceLock<()> = OnceLock::new();
+    INSTALLED.get_or_init(|| {
+        let _ = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_ansi(false)
+            .with_writer(|| CaptureWriter)
+            .try_init();
+    });
+}
+
+/// Everything logged so far by the fetcher and its libraries.
+pub(crate) fn captured_logs() -> String {
+    String::from_utf8_lossy(&log_buffer().lock().unwrap_or_else(|e| e.into_inner())).into_owned()
+}
+
+// === S3 server ===
+
+/// A running `s3s-fs` process with its data directory; killed on drop.
+pub(crate) struct S3Server {
+    child: Child,
+    /// The endpoint URL, e.g. `http://127.0.0.1:40123`.
+    pub(crate) endpoint: String,
+    root: tempfile::TempDir,
+}
+
+impl S3Server {
+    /// Starts `s3s-fs` on a free loopback port with an empty [`BUCKET`]; fails
+    /// (never skips) when `s3s-fs` is not installed.
+    pub(crate) async fn start() -> S3Server {
+        let binary = find_on_path("s3s-fs").unwrap_or_else(|| {
+            panic!(
+                "s3s-fs not found on PATH; install it with \
+                 `cargo install s3s-fs --version 0.14.1 --features binary --locked`"
+            )
+        });
+        let root = tempfile::Builder::new()
+            .prefix("imgmesh-fetcher-s3-")
+            .tempdir()
+            .unwrap();
+        std::fs::create_dir_all(root.path().join("data").join(BUCKET)).unwrap();
+        let log = std::fs::File::create(root.path().join("s3s-fs.log")).unwrap();
+        let port = free_port();
+        let child = Command::new(&binary)
+            .arg("--host")
+            .arg("127.0.0.1")
+            .arg("--port")
+            .arg(port.to_string())
+            .arg("--access-key")
+            .arg(ACCESS_KEY)
+            .arg("--secret-key")
+            .arg(SECRET_KEY)
+            .arg(root.path().join("data"))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|err| panic!("spawning {}: {err}", binary.display()));
+        let mut server = S3Server {
+            child,
+            endpoint: format!("http://127.0.0.1:{port}"),
+            root,
+        };
+        server.wait_listening(port).await;
+        server
+    }
+
+    async fn wait_listening(&mut self, port: u16) {
+        let deadline = tokio::time::Instant::now() + S3_STARTUP_TIMEOUT;
+        loop {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+            {
+                return;
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!(
+                    "s3s-fs exited with {status} before listening:\n{}",
+                    self.log()
+                );
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "s3s-fs did not listen on port {port} within {S3_STARTUP_TIMEOUT:?}:\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Stores `bytes` as `key` in [`BUCKET`] (s3s-fs serves plain files).
+    pub(crate) fn put_object(&self, key: &str, bytes: &[u8]) {
+        let path = self.bucket_dir().join(key);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, bytes).unwrap();
+    }
+
+    fn bucket_dir(&self) -> PathBuf {
+        self.root.path().join("data").join(BUCKET)
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.root.path().join("s3s-fs.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn find_on_path(name: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH")
+        .map(|path| std::env::split_paths(&path).collect::<Vec<_>>())
+        .unwrap_or_default()
+        .into_iter()
+        .map(|dir| dir.join(name))
+        .find(|candidate| candidate.is_file())
+}
+
+/// A loopback port that was free a moment ago (s3s-fs cannot announce a
+/// port it picked itself).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+// === registry ===
+
+/// An in-test `SourceCredentialsService`: hands out whatever read access
+/// the test put in, and records which Sources were asked for.
+#[derive(Clone, Default)]
+pub(crate) struct Registry {
+    sources: Arc<Mutex<HashMap<String, GetReadAccessResponse>>>,
+    disabled: Arc<Mutex<Vec<String>>>,
+    calls: Arc<Mutex<Vec<String>>>,
+}
+
+impl Registry {
+    /// Sets (or replaces) the read access for `access.source_id`.
+    pub(crate) fn put(&self, access: GetReadAccessResponse) {
+        self.sources
+            .lock()
+            .unwrap()
+            .insert(access.source_id.clone(), access);
+    }
+
+    /// Makes the registry answer SOURCE_DISABLED for `source_id`.
+    pub(crate) fn disable(&self, source_id: &str) {
+        self.disabled.lock().unwrap().push(source_id.to_owned());
+    }
+
+    /// How many times `source_id`'s read access was asked for.
+    pub(crate) fn calls_for(&self, source_id: &str) -> usize {
+        self.calls
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|id| *id == source_id)
+            .count()
+    }
+}
+
+#[tonic::async_trait]
+impl SourceCredentialsService for Registry {
+    async fn get_read_access(
+        &self,
+        request: tonic::Request<GetReadAccessRequest>,
+    ) -> Result<tonic::Response<GetReadAccessResponse>, tonic::Status> {
+        let source_id = request.into_inner().source_id;
+        self.calls.lock().unwrap().push(source_id.clone());
+        if self.disabled.lock().unwrap().contains(&source_id) {
+            return Err(ErrorCode::SourceDisabled.status("source is disabled"));
+        }
+        let access = self.sources.lock().unwrap().get(&source_id).cloned();
+        access
+            .map(tonic::Response::new)
+            .ok_or_else(|| ErrorCode::SourceNotFound.status("source not found"))
+    }
+}
+
+/// Read access for `source_id` on [`BUCKET`] at `endpoint`.
+pub(crate) fn read_access(
+    source_id: &str,
+    endpoint: &str,
+    prefix: &str,
+    secret: &str,
+) -> GetReadAccessResponse {
+    GetReadAccessResponse {
+        source_id: source_id.to_owned(),
+        config_version: 1,
+        bucket: BUCKET.to_owned(),
+        region: "us-east-1".to_owned(),
+        endpoint: endpoint.to_owned(),
+        path_prefix: prefix.to_owned(),
+        access_key_id: ACCESS_KEY.to_owned(),
+        secret_access_key: secret.to_owned(),
+    }
+}
+
+// === scripted origin ===
+
+/// A loopback HTTP server that answers every request with the same raw
+/// HTTP/1.1 response and counts the requests; for origin behaviour s3s-fs
+/// cannot produce, and to prove a request never reached the origin.
+pub(crate) struct ScriptedOrigin {
+    /// The endpoint URL.
+    pub(crate) endpoint: String,
+    requests: Arc<AtomicUsize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl ScriptedOrigin {
+    /// Starts answering with `response` (status line, headers and body).
+    pub(crate) async fn start(response: Vec<u8>) -> ScriptedOrigin {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        let requests = Arc::new(AtomicUsize::new(0));
+        let counter = requests.clone();
+        let response = Arc::new(response);
+        let task = tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let counter = counter.clone();
+                let response = response.clone();
+                tokio::spawn(async move {
+                    let mut head = Vec::new();
+                    let mut buf = [0u8; 4096];
+                    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match socket.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => head.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    counter.fetch_add(1, Ordering::SeqCst);
+                    let _ = socket.write_all(&response).await;
+                    let _ = socket.shutdown().await;
+                });
+            }
+        });
+        ScriptedOrigin {
+            endpoint,
+            requests,
+            task,
+        }
+    }
+
+    /// Requests received so far.
+    pub(crate) fn requests(&self) -> usize {
+        self.requests.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for ScriptedOrigin {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// A `200 OK` with a chunked body of `len` bytes and no Content-Length.
+pub(crate) fn chunked_response(len: usize) -> Vec<u8> {
+    let mut response =
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n".to_vec();
+    let piece = vec![b'z'; 16 * 1024];
+    let mut left = len;
+    while left > 0 {
+        let n = left.min(piece.len());
+        write!(response, "{n:x}\r\n").unwrap();
+        response.extend_from_slice(&piece[..n]);
+        response.extend_from_slice(b"\r\n");
+        left -= n;
+    }
+    response.extend_from_slice(b"0\r\n\r\n");
+    response
+}
+
+/// A bodiless `404 Not Found`, as S3 answers a HEAD for a missing key.
+pub(crate) fn not_found_response() -> Vec<u8> {
+    b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_vec()
+}
+
+// === the fetcher under test ===
+
+/// S3, the registry and the fetcher, all on loopback.
+pub(crate) struct Harness {
+    /// The S3 server.
+    pub(crate) s3: S3Server,
+    /// The registry the fetcher asks.
+    pub(crate) registry: Registry,
+    /// A client for the fetcher.
+    pub(crate) client: FetcherServiceClient<tonic::transport::Channel>,
+    _stop_registry: oneshot::Sender<()>,
+    _stop_fetcher: oneshot::Sender<()>,
+}
+
+impl Harness {
+    /// Starts everything with the fetcher capped at `max_object_bytes`.
+    pub(crate) async fn start(max_object_bytes: u64) -> Harness {
+        capture_logs();
+        let s3 = S3Server::start().await;
+
+        let registry = Registry::default();
+        let registry_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let registry_addr = registry_listener.local_addr().unwrap();
+        let (stop_registry, registry_stopped) = oneshot::channel::<()>();
+        let service = SourceCredentialsServiceServer::new(registry.clone());
+        tokio::spawn(async move {
+            tonic::transport::Server::builder()
+                .add_service(service)
+                .serve_with_incoming_shutdown(TcpListenerStream::new(registry_listener), async {
+                    let _ = registry_stopped.await;
+                })
+                .await
+                .unwrap();
+        });
+
+        let config = FetcherConfig::try_parse_from([
+            "imgmesh-fetcher".to_owned(),
+            "--listen=127.0.0.1:0".to_owned(),
+            format!("--registry-url=http://{registry_addr}"),
+            format!("--max-object-bytes={max_object_bytes}"),
+        ])
+        .unwrap();
+        let fetcher_listener = TcpListener::bind(config.listen).await.unwrap();
+        let fetcher_addr: SocketAddr = fetcher_listener.local_addr().unwrap();
+        let (stop_fetcher, fetcher_stopped) = oneshot::channel::<()>();
+        tokio::spawn(async move {
+            imgmesh_fetcher::run(config, fetcher_listener, async {
+                let _ = fetcher_stopped.await;
+            })
+            .await
+            .unwrap();
+        });
+        // Both listeners are bound, so connecting cannot race their startup.
+        let client = FetcherServiceClient::connect(format!("http://{fetcher_addr}"))
+            .await
+            .unwrap();
+
+        Harness {
+            s3,
+            registry,
+            client,
+            _stop_registry: stop_registry,
+            _stop_fetcher: stop_fetcher,
+        }
+    }
+
+    /// Registers a Source on the S3 server with `prefix` and `secret`.
+    pub(crate) fn add_source(&self, source_id: &str, prefix: &str, secret: &str) {
+        self.registry
+            .put(read_access(source_id, &self.s3.endpoint, prefix, secret));
+    }
+
+    /// Fetches `path` and collects the whole stream.
+    pub(crate) async fn fetch(
+        &self,
+        source_id: &str,
+        path: &str,
+    ) -> Result<Fetched, tonic::Status> {
+        self.fetch_with(FetchObjectRequest {
+            source_id: source_id.to_owned(),
+            path: path.to_owned(),
+            max_bytes: 0,
+            source_config_version: 1,
+        })
+        .await
+    }
+
+    /// Sends `request` and collects the whole stream.
+    pub(crate) async fn fetch_with(
+        &self,
+        request: FetchObjectRequest,
+    ) -> Result<Fetched, tonic::Status> {
+        let streamed = self.stream(request).await;
+        if let Some(status) = streamed.error {
+            return Err(status);
+        }
+        Ok(Fetched {
+            metadata: streamed
+                .metadata
+                .expect("a stream without error starts with metadata"),
+            bytes: streamed.bytes,
+            chunk_sizes: streamed.chunk_sizes,
+        })
+    }
+
+    /// Sends `request` and keeps everything that arrived, including what
+    /// came before an error part-way through the stream.
+    pub(crate) async fn stream(&self, request: FetchObjectRequest) -> Streamed {
+        let mut streamed = Streamed {
+            metadata: None,
+            bytes: Vec::new(),
+            chunk_sizes: Vec::new(),
+            error: None,
+        };
+        let mut stream = match self.client.clone().fetch_object(request).await {
+            Ok(response) => response.into_inner(),
+            Err(status) => {
+                streamed.error = Some(status);
+                return streamed;
+            }
+        };
+        while let Some(message) = stream.next().await {
+            let part = match message {
+                Ok(message) => message.part,
+                Err(status) => {
+                    streamed.error = Some(status);
+                    break;
+                }
+            };
+            match (part, &streamed.metadata) {
+                (Some(Part::Metadata(metadata)), None) if streamed.chunk_sizes.is_empty() => {
+                    streamed.metadata = Some(metadata);
+                }
+                (Some(Part::Chunk(chunk)), Some(_)) => {
+                    streamed.chunk_sizes.push(chunk.len());
+                    streamed.bytes.extend_from_slice(&chunk);
+                }
+                (other, _) => panic!("message out of order: {other:?}"),
+            }
+        }
+        streamed
+    }
+}
+
+/// A whole fetched object.
+#[derive(Debug)]
+pub(crate) struct Fetched {
+    /// The metadata message.
+    pub(crate) metadata: ObjectMetadata,
+    /// Every chunk, concatenated.
+    pub(crate) bytes: Vec<u8>,
+    /// Each chunk's size, in order.
+    pub(crate) chunk_sizes: Vec<usize>,
+}
+
+/// Everything one `FetchObject` call produced, successful or not.
+#[derive(Debug)]
+pub(crate) struct Streamed {
+    /// The metadata message, if one arrived.
+    pub(crate) metadata: Option<ObjectMetadata>,
+    /// The chunks that arrived, concatenated.
+    pub(crate) bytes: Vec<u8>,
+    /// Each chunk's size, in order.
+    pub(crate) chunk_sizes: Vec<usize>,
+    /// The status the call or the stream ended with, if not OK.
+    pub(crate) error: Option<tonic::Status>,
+}
+
+/// `len` bytes that differ at every offset, so misordered chunks show.
+pub(crate) fn patterned_bytes(len: usize) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i % 251) as u8 ^ (i / 251) as u8)
+        .collect()
+}
+
+/// Asserts `status` carries `code` and does not mention the test secret.
+pub(crate) fn assert_status(status: &tonic::Status, code: ErrorCode) {
+    assert_eq!(status.code(), code.grpc_code(), "{status:?}");
+    assert_eq!(ErrorCode::of_status(status), code, "{status:?}");
+    assert!(!status.message().contains(SECRET_KEY));
+    assert!(
+        !status
+            .details()
+            .windows(SECRET_KEY.len())
+            .any(|w| w == SECRET_KEY.as_bytes())
+    );
+}
