@@ -1,1 +1,38 @@
-//! placeholder
+//! imgmesh's renderer: the `RendererService.Render` gRPC API.
+//!
+//! A render request names an original (Source id, config version, path) and
+//! a canonical [`RenderPlan`](imgmesh_proto::renderer::v1::RenderPlan). The
+//! [`Renderer`] looks the derivative up in Redis ([`derivative_cache`]); on a
+//! miss it fetches the original from the fetcher ([`origin_fetch`]), renders
+//! it with libvips on a bounded blocking pool ([`render_pool`],
+//! [`render`]) and stores the result with the Source's TTL.
+//!
+//! [`render_image`] is the pure render (bytes + plan + limits → encoded
+//! derivative), usable without the service, e.g. by benchmarks.
+
+pub mod cache_key;
+pub mod config;
+pub mod derivative_cache;
+pub mod encode;
+pub mod error;
+pub mod geometry;
+pub mod input_format;
+pub mod libvips;
+pub mod origin_fetch;
+pub mod render;
+pub mod render_plan;
+pub mod render_pool;
+pub mod service;
+
+#[cfg(test)]
+mod fake_fetcher;
+#[cfg(test)]
+mod redis_process;
+#[cfg(test)]
+mod test_images;
+
+pub use config::RendererConfig;
+pub use encode::EncodedFormat;
+pub use error::RenderError;
+pub use render::{Derivative, RenderLimits, render_image};
+pub use service::Renderer;

@@ -1,0 +1,149 @@
+//! Command-line and environment configuration of the renderer.
+
+use std::net::SocketAddr;
+use std::num::NonZeroUsize;
+use std::time::Duration;
+
+use imgmesh_telemetry::TelemetryArgs;
+use secrecy::SecretString;
+
+use crate::render::{DEFAULT_MAX_OBJECT_BYTES, DEFAULT_MAX_PIXELS, RenderLimits};
+
+/// How `imgmesh-renderer` is configured (flags, or `IMGMESH_*` variables).
+#[derive(Debug, Clone, clap::Parser)]
+#[command(
+    name = "imgmesh-renderer",
+    version,
+    about = "Renders imgmesh derivatives with libvips, cached in Redis."
+)]
+pub struct RendererConfig {
+    /// Address the gRPC server (RendererService + health) listens on.
+    #[arg(
+        long,
+        env = "IMGMESH_RENDERER_LISTEN",
+        default_value = "127.0.0.1:50053"
+    )]
+    pub listen: SocketAddr,
+
+    /// gRPC endpoint of the fetcher.
+    #[arg(
+        long,
+        env = "IMGMESH_FETCHER_URL",
+        default_value = "http://127.0.0.1:50052"
+    )]
+    pub fetcher_url: String,
+
+    /// Redis URL of the derivative cache, e.g. `redis://127.0.0.1:6379`
+    /// (may carry a password, so it is never logged).
+    #[arg(
+        long,
+        env = "IMGMESH_REDIS_URL",
+        default_value = "redis://127.0.0.1:6379",
+        value_parser = parse_secret
+    )]
+    pub redis_url: SecretString,
+
+    /// Largest width × height × pages an original may declare in its header.
+    #[arg(long, env = "IMGMESH_MAX_PIXELS", default_value_t = DEFAULT_MAX_PIXELS)]
+    pub max_pixels: u64,
+
+    /// Largest original accepted, in bytes.
+    #[arg(long, env = "IMGMESH_MAX_OBJECT_BYTES", default_value_t = DEFAULT_MAX_OBJECT_BYTES)]
+    pub max_object_bytes: u64,
+
+    /// Renders run at once (libvips blocking workers); default: the number
+    /// of cores.
+    #[arg(long, env = "IMGMESH_RENDER_WORKERS")]
+    pub workers: Option<NonZeroUsize>,
+
+    /// Timeout of each Redis operation in milliseconds; a slower Redis is a
+    /// cache miss.
+    #[arg(long, env = "IMGMESH_REDIS_TIMEOUT_MS", default_value_t = 50)]
+    pub redis_timeout_ms: u64,
+
+    /// Logging and tracing.
+    #[command(flatten)]
+    pub telemetry: TelemetryArgs,
+}
+
+// === impl RendererConfig ===
+
+impl RendererConfig {
+    /// The limits every render enforces.
+    pub fn limits(&self) -> RenderLimits {
+        RenderLimits {
+            max_pixels: self.max_pixels,
+            max_object_bytes: self.max_object_bytes,
+        }
+    }
+
+    /// Renders that run at once: `--workers`, or the number of cores.
+    pub fn worker_count(&self) -> usize {
+        self.workers
+            .or_else(|| std::thread::available_parallelism().ok())
+            .map_or(1, NonZeroUsize::get)
+    }
+
+    /// The timeout of each Redis operation.
+    pub fn redis_timeout(&self) -> Duration {
+        Duration::from_millis(self.redis_timeout_ms)
+    }
+}
+
+fn parse_secret(value: &str) -> Result<SecretString, std::convert::Infallible> {
+    Ok(SecretString::from(value))
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser as _;
+    use secrecy::ExposeSecret as _;
+
+    use super::*;
+
+    /// With no flags the renderer uses the documented defaults.
+    #[test]
+    fn defaults_match_the_flags_contract() {
+        let config = RendererConfig::try_parse_from(["imgmesh-renderer"]).unwrap();
+        assert_eq!(config.listen, "127.0.0.1:50053".parse().unwrap());
+        assert_eq!(config.fetcher_url, "http://127.0.0.1:50052");
+        assert_eq!(config.redis_url.expose_secret(), "redis://127.0.0.1:6379");
+        assert_eq!(config.max_pixels, 50_000_000);
+        assert_eq!(config.max_object_bytes, 33_554_432);
+        assert_eq!(config.redis_timeout(), Duration::from_millis(50));
+        assert!(config.worker_count() >= 1);
+    }
+
+    /// Flags override every default.
+    #[test]
+    fn flags_override_defaults() {
+        let config = RendererConfig::try_parse_from([
+            "imgmesh-renderer",
+            "--listen=127.0.0.1:0",
+            "--fetcher-url=http://127.0.0.1:9",
+            "--redis-url=redis://:hunter2@127.0.0.1:7",
+            "--max-pixels=100",
+            "--max-object-bytes=200",
+            "--workers=3",
+            "--redis-timeout-ms=20",
+        ])
+        .unwrap();
+        assert_eq!(config.fetcher_url, "http://127.0.0.1:9");
+        assert_eq!(
+            config.limits(),
+            RenderLimits {
+                max_pixels: 100,
+                max_object_bytes: 200
+            }
+        );
+        assert_eq!(config.worker_count(), 3);
+        assert_eq!(config.redis_timeout(), Duration::from_millis(20));
+        assert!(!format!("{config:?}").contains("hunter2"));
+    }
+
+    /// Zero workers is refused rather than deadlocking every render.
+    #[test]
+    fn zero_workers_is_refused() {
+        assert!(RendererConfig::try_parse_from(["imgmesh-renderer", "--workers=0"]).is_err());
+    }
+}

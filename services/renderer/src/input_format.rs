@@ -1,0 +1,124 @@
+//! Recognises the input formats imgmesh serves by their magic bytes.
+//!
+//! The declared content type and the file name are ignored: only bytes that
+//! start like JPEG, PNG, WebP, GIF or HEIF/AVIF ever reach libvips, and each
+//! is handed to that format's loader by name. Anything else (SVG, PDF, TIFF,
+//! MATLAB, BMP, text, ...) is refused before libvips sees it.
+
+use crate::encode::EncodedFormat;
+
+/// An input format imgmesh decodes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InputFormat {
+    /// JPEG (`FF D8 FF`).
+    Jpeg,
+    /// PNG (the 8-byte PNG signature).
+    Png,
+    /// WebP (`RIFF....WEBP`).
+    Webp,
+    /// GIF (`GIF87a` or `GIF89a`).
+    Gif,
+    /// HEIF or AVIF (an ISO-BMFF `ftyp` box with a HEIF-family brand).
+    Heif,
+}
+
+/// Major brands of the `ftyp` box that libheif reads: HEVC-coded HEIF, the
+/// generic image brands, and AVIF.
+const HEIF_BRANDS: [&[u8; 4]; 12] = [
+    b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"hevm", b"hevs", b"mif1", b"msf1",
+    b"avif", b"avis",
+];
+
+// === impl InputFormat ===
+
+impl InputFormat {
+    /// Recognises `bytes` by their first bytes; `None` when they are not a
+    /// format imgmesh serves.
+    pub fn sniff(bytes: &[u8]) -> Option<InputFormat> {
+        if bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
+            return Some(InputFormat::Jpeg);
+        }
+        if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
+            return Some(InputFormat::Png);
+        }
+        if bytes.starts_with(b"GIF87a") || bytes.starts_with(b"GIF89a") {
+            return Some(InputFormat::Gif);
+        }
+        if bytes.len() >= 12 && &bytes[0..4] == b"RIFF" && &bytes[8..12] == b"WEBP" {
+            return Some(InputFormat::Webp);
+        }
+        if bytes.len() >= 12
+            && &bytes[4..8] == b"ftyp"
+            && HEIF_BRANDS.iter().any(|brand| &bytes[8..12] == *brand)
+        {
+            return Some(InputFormat::Heif);
+        }
+        None
+    }
+
+    /// The output format that keeps this input's family, used when the plan
+    /// does not name one: GIF becomes PNG (imgmesh does not encode GIF) and
+    /// HEIF becomes AVIF.
+    pub fn family(self) -> EncodedFormat {
+        match self {
+            InputFormat::Jpeg => EncodedFormat::Jpeg,
+            InputFormat::Png | InputFormat::Gif => EncodedFormat::Png,
+            InputFormat::Webp => EncodedFormat::Webp,
+            InputFormat::Heif => EncodedFormat::Avif,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each served format is recognised from its magic bytes alone.
+    #[test]
+    fn recognises_served_formats() {
+        let cases: [(&[u8], InputFormat); 7] = [
+            (b"\xFF\xD8\xFF\xE0\x00\x10JFIF", InputFormat::Jpeg),
+            (b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR", InputFormat::Png),
+            (b"GIF89a\x01\x00\x01\x00", InputFormat::Gif),
+            (b"GIF87a\x01\x00\x01\x00", InputFormat::Gif),
+            (b"RIFF\x24\x00\x00\x00WEBPVP8 ", InputFormat::Webp),
+            (b"\0\0\0\x1cftypavif\0\0\0\0", InputFormat::Heif),
+            (b"\0\0\0\x18ftypheic\0\0\0\0", InputFormat::Heif),
+        ];
+        for (bytes, format) in cases {
+            assert_eq!(InputFormat::sniff(bytes), Some(format), "{bytes:?}");
+        }
+    }
+
+    /// Formats imgmesh does not serve, and truncated magic, are refused.
+    #[test]
+    fn refuses_everything_else() {
+        let cases: [&[u8]; 12] = [
+            b"",
+            b"\xFF\xD8",
+            b"<svg xmlns='http://www.w3.org/2000/svg'/>",
+            b"<?xml version=\"1.0\"?><svg/>",
+            b"%PDF-1.7\n",
+            b"II*\0\x08\0\0\0",
+            b"MM\0*\0\0\0\x08",
+            b"MATLAB 5.0 MAT-file, Platform: GLNXA64",
+            b"BM\x3a\0\0\0\0\0\0\0",
+            b"hello, world",
+            b"RIFF\x24\x00\x00\x00WAVEfmt ",
+            b"\0\0\0\x18ftypmp42\0\0\0\0",
+        ];
+        for bytes in cases {
+            assert_eq!(InputFormat::sniff(bytes), None, "{bytes:?}");
+        }
+    }
+
+    /// Without an explicit format, each input keeps its family.
+    #[test]
+    fn family_keeps_the_input_kind() {
+        assert_eq!(InputFormat::Jpeg.family(), EncodedFormat::Jpeg);
+        assert_eq!(InputFormat::Png.family(), EncodedFormat::Png);
+        assert_eq!(InputFormat::Webp.family(), EncodedFormat::Webp);
+        assert_eq!(InputFormat::Gif.family(), EncodedFormat::Png);
+        assert_eq!(InputFormat::Heif.family(), EncodedFormat::Avif);
+    }
+}

@@ -1,0 +1,159 @@
+//! Starting libvips once per process, locked down for untrusted input.
+//!
+//! - no operation cache (every render is unique work; the cache would only
+//!   hold memory),
+//! - one libvips worker thread per pipeline: parallelism comes from running
+//!   several renders at once on the blocking pool,
+//! - every loader blocked except JPEG, PNG, WebP, GIF and HEIF/AVIF, on top
+//!   of libvips' own list of untrusted loaders (which, in 8.14, does not
+//!   include MATLAB, TIFF or the matrix loader).
+
+use std::ffi::{CStr, c_char, c_int, c_void};
+use std::sync::OnceLock;
+
+use rs_vips::{Vips, VipsImage, bindings};
+
+use crate::error::RenderError;
+use crate::input_format::InputFormat;
+
+/// The libvips loader classes imgmesh allows; every other loader is blocked.
+const ALLOWED_LOADERS: [&CStr; 5] = [
+    c"VipsForeignLoadJpeg",
+    c"VipsForeignLoadPng",
+    c"VipsForeignLoadWebp",
+    c"VipsForeignLoadNsgif",
+    c"VipsForeignLoadHeif",
+];
+
+static STARTED: OnceLock<bool> = OnceLock::new();
+
+/// Starts and locks down libvips; later calls are free. Every render calls
+/// this, so callers (tests, benchmarks) need not.
+pub fn init() -> Result<(), RenderError> {
+    let started = *STARTED.get_or_init(|| {
+        if let Err(error) = Vips::init("imgmesh-renderer") {
+            tracing::error!(%error, "libvips failed to start");
+            return false;
+        }
+        // SAFETY: registers a handler with the signature GLib expects; it
+        // lives for the whole process (a plain fn item).
+        unsafe {
+            bindings::g_log_set_handler(
+                c"VIPS".as_ptr(),
+                bindings::GLogLevelFlags_G_LOG_LEVEL_CRITICAL
+                    | bindings::GLogLevelFlags_G_LOG_LEVEL_WARNING
+                    | bindings::GLogLevelFlags_G_LOG_LEVEL_MESSAGE
+                    | bindings::GLogLevelFlags_G_LOG_LEVEL_INFO
+                    | bindings::GLogLevelFlags_G_LOG_LEVEL_DEBUG,
+                Some(forward_glib_log),
+                std::ptr::null_mut(),
+            );
+        }
+        Vips::cache_set_max(0);
+        Vips::cache_set_max_files(0);
+        Vips::cache_set_max_mem(0);
+        Vips::concurrency_set(1);
+        // SAFETY: plain setters on libvips' global operation table, called
+        // after a successful vips_init and with NUL-terminated class names.
+        unsafe {
+            bindings::vips_block_untrusted_set(1);
+            bindings::vips_operation_block_set(c"VipsForeignLoad".as_ptr(), 1);
+            for loader in ALLOWED_LOADERS {
+                bindings::vips_operation_block_set(loader.as_ptr(), 0);
+            }
+        }
+        tracing::info!(
+            version = Vips::version_string().unwrap_or_default(),
+            "libvips started"
+        );
+        true
+    });
+    if started {
+        Ok(())
+    } else {
+        Err(RenderError::Internal {
+            context: "starting libvips",
+        })
+    }
+}
+
+/// A libvips `*load_buffer` function (variadic: `name, value, ..., NULL`).
+type BufferLoader = unsafe extern "C" fn(
+    buf: *mut c_void,
+    len: usize,
+    out: *mut *mut bindings::VipsImage,
+    ...
+) -> c_int;
+
+/// Opens `input` with `format`'s own loader, reading only the header, and
+/// hands the (undecoded) image to `inspect`.
+///
+/// Unlike rs-vips' loaders this does not copy `input`: libvips reads the
+/// caller's bytes in place. The image borrows them, so it never leaves this
+/// function.
+pub(crate) fn inspect_header<T>(
+    input: &[u8],
+    format: InputFormat,
+    inspect: impl FnOnce(&VipsImage) -> T,
+) -> Result<T, RenderError> {
+    let loader: BufferLoader = match format {
+        InputFormat::Jpeg => bindings::vips_jpegload_buffer,
+        InputFormat::Png => bindings::vips_pngload_buffer,
+        InputFormat::Webp => bindings::vips_webpload_buffer,
+        InputFormat::Gif => bindings::vips_gifload_buffer,
+        InputFormat::Heif => bindings::vips_heifload_buffer,
+    };
+    let mut out: *mut bindings::VipsImage = std::ptr::null_mut();
+    // SAFETY: libvips only reads `input` (the pointer is `*mut` in the C
+    // signature only) and the image that refers to it is dropped below,
+    // before the borrow ends. The options are one (name, int) pair and the
+    // terminating NULL, as the variadic API requires.
+    let status = unsafe {
+        loader(
+            input.as_ptr().cast_mut().cast(),
+            input.len(),
+            &mut out,
+            c"access".as_ptr(),
+            bindings::VipsAccess_VIPS_ACCESS_SEQUENTIAL as c_int,
+            std::ptr::null::<c_char>(),
+        )
+    };
+    if status != 0 || out.is_null() {
+        log_failure("header", &Vips::error_buffer().unwrap_or_default());
+        return Err(RenderError::CorruptInput);
+    }
+    // Takes over the reference `out` holds; dropping it unrefs the image.
+    let image = VipsImage::from(out);
+    let inspected = inspect(&image);
+    drop(image);
+    Ok(inspected)
+}
+
+/// Sends libvips' GLib log messages to `tracing` instead of raw stderr. Its
+/// warnings are about the input being rendered ("premature end of JPEG
+/// file"), so they go to debug like its error text; criticals are bugs.
+unsafe extern "C" fn forward_glib_log(
+    _domain: *const c_char,
+    level: bindings::GLogLevelFlags,
+    message: *const c_char,
+    _user_data: *mut c_void,
+) {
+    if message.is_null() {
+        return;
+    }
+    // SAFETY: GLib passes a NUL-terminated message valid for this call.
+    let message = unsafe { CStr::from_ptr(message) }.to_string_lossy();
+    if level & bindings::GLogLevelFlags_G_LOG_LEVEL_CRITICAL != 0 {
+        tracing::warn!(target: "libvips", %message, "libvips critical");
+    } else {
+        tracing::debug!(target: "libvips", %message, "libvips");
+    }
+}
+
+/// Logs a libvips failure at debug (its text is for operators, never for
+/// callers) and clears libvips' error buffer so it cannot grow or leak into
+/// a later, unrelated error.
+pub(crate) fn log_failure(stage: &'static str, error: &dyn std::fmt::Display) {
+    tracing::debug!(stage, %error, "libvips failed");
+    Vips::error_clear();
+}

@@ -1,0 +1,188 @@
+//! Reading originals through the fetcher's `FetchObject` stream.
+//!
+//! The stream is collected into memory with the byte cap enforced twice:
+//! against the size the fetcher announces first, and against the bytes that
+//! actually arrive. The fetcher's statuses pass through unchanged (its
+//! messages are public-safe); statuses from the transport itself (the
+//! fetcher is down, a deadline passed) get a generic message instead of the
+//! transport's text.
+
+use std::time::Duration;
+
+use imgmesh_errors::{ERROR_DOMAIN, ErrorCode};
+use imgmesh_proto::fetcher::v1::FetchObjectRequest;
+use imgmesh_proto::fetcher::v1::fetch_object_response::Part;
+use imgmesh_proto::fetcher::v1::fetcher_service_client::FetcherServiceClient;
+use imgmesh_telemetry::TraceContextInterceptor;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Channel;
+use tonic_types::StatusExt as _;
+use tracing::Instrument as _;
+
+use crate::error::RenderError;
+
+/// Names one original.
+#[derive(Debug, Clone, Copy)]
+pub struct ObjectRef<'a> {
+    /// Source id.
+    pub source_id: &'a str,
+    /// The Source's config version the caller knows.
+    pub source_config_version: u64,
+    /// Asset path relative to the Source's prefix.
+    pub path: &'a str,
+}
+
+/// A client of the fetcher that returns whole originals.
+#[derive(Debug, Clone)]
+pub struct OriginFetcher {
+    client: FetcherServiceClient<InterceptedService<Channel, TraceContextInterceptor>>,
+    max_object_bytes: u64,
+}
+
+// === impl OriginFetcher ===
+
+impl OriginFetcher {
+    /// A fetcher client on `channel` accepting originals up to
+    /// `max_object_bytes`.
+    pub fn new(channel: Channel, max_object_bytes: u64) -> OriginFetcher {
+        OriginFetcher {
+            client: FetcherServiceClient::with_interceptor(channel, TraceContextInterceptor),
+            max_object_bytes,
+        }
+    }
+
+    /// Fetches `object` whole. `timeout` is the caller's remaining budget,
+    /// passed on to the fetcher as the call's deadline.
+    pub async fn fetch(
+        &self,
+        object: ObjectRef<'_>,
+        timeout: Option<Duration>,
+    ) -> Result<Vec<u8>, RenderError> {
+        let span = tracing::info_span!("fetch", bytes = tracing::field::Empty);
+        async {
+            let bytes = self.fetch_inner(object, timeout).await?;
+            tracing::Span::current().record("bytes", bytes.len());
+            Ok(bytes)
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn fetch_inner(
+        &self,
+        object: ObjectRef<'_>,
+        timeout: Option<Duration>,
+    ) -> Result<Vec<u8>, RenderError> {
+        let limit = self.max_object_bytes;
+        let too_large = || RenderError::ObjectTooLarge { limit };
+        let mut request = tonic::Request::new(FetchObjectRequest {
+            source_id: object.source_id.to_owned(),
+            path: object.path.to_owned(),
+            max_bytes: limit,
+            source_config_version: object.source_config_version,
+        });
+        if let Some(timeout) = timeout {
+            request.set_timeout(timeout);
+        }
+        let mut stream = self
+            .client
+            .clone()
+            .fetch_object(request)
+            .await
+            .map_err(fetch_error)?
+            .into_inner();
+        let mut bytes = Vec::new();
+        while let Some(message) = stream.message().await.map_err(fetch_error)? {
+            match message.part {
+                Some(Part::Metadata(metadata)) => {
+                    if metadata.size > limit {
+                        return Err(too_large());
+                    }
+                    // The announced size is within the cap, so it fits a usize.
+                    bytes.reserve_exact(usize::try_from(metadata.size).unwrap_or(0));
+                }
+                Some(Part::Chunk(chunk)) => {
+                    if (bytes.len() + chunk.len()) as u64 > limit {
+                        return Err(too_large());
+                    }
+                    bytes.extend_from_slice(&chunk);
+                }
+                None => {}
+            }
+        }
+        Ok(bytes)
+    }
+}
+
+/// Maps a status from the fetcher call to a render error.
+fn fetch_error(status: tonic::Status) -> RenderError {
+    let code = ErrorCode::of_status(&status);
+    let from_imgmesh = status
+        .get_details_error_info()
+        .is_some_and(|info| info.domain == ERROR_DOMAIN);
+    let message = if from_imgmesh {
+        status.message().to_owned()
+    } else {
+        // The transport's own text (addresses, OS errors) is for operators.
+        tracing::warn!(code = ?status.code(), message = status.message(), "fetcher call failed");
+        match code {
+            ErrorCode::OriginTimeout => "fetching the original timed out",
+            ErrorCode::Unavailable => "the fetcher is unavailable",
+            _ => "fetching the original failed",
+        }
+        .to_owned()
+    };
+    RenderError::Fetch { code, message }
+}
+
+/// Reads the caller's `grpc-timeout` header (the remaining budget of its
+/// deadline), per the gRPC over HTTP/2 spec: up to 8 digits and a unit.
+pub(crate) fn grpc_timeout(metadata: &tonic::metadata::MetadataMap) -> Option<Duration> {
+    let value = metadata.get("grpc-timeout")?.to_str().ok()?;
+    if value.len() < 2 || value.len() > 9 {
+        return None;
+    }
+    let (digits, unit) = value.split_at(value.len() - 1);
+    if !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let amount: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(amount * 3600),
+        "M" => Duration::from_secs(amount * 60),
+        "S" => Duration::from_secs(amount),
+        "m" => Duration::from_millis(amount),
+        "u" => Duration::from_micros(amount),
+        "n" => Duration::from_nanos(amount),
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Valid grpc-timeout values parse in every unit; malformed ones are ignored.
+    #[test]
+    fn parses_grpc_timeout() {
+        let cases = [
+            ("1H", Some(Duration::from_secs(3600))),
+            ("2M", Some(Duration::from_secs(120))),
+            ("3S", Some(Duration::from_secs(3))),
+            ("250m", Some(Duration::from_millis(250))),
+            ("99999999u", Some(Duration::from_micros(99_999_999))),
+            ("5n", Some(Duration::from_nanos(5))),
+            ("m", None),
+            ("123456789m", None),
+            ("-1S", None),
+            ("10x", None),
+            ("1.5S", None),
+        ];
+        for (value, expected) in cases {
+            let mut metadata = tonic::metadata::MetadataMap::new();
+            metadata.insert("grpc-timeout", value.parse().unwrap());
+            assert_eq!(grpc_timeout(&metadata), expected, "{value}");
+        }
+        assert_eq!(grpc_timeout(&tonic::metadata::MetadataMap::new()), None);
+    }
+}

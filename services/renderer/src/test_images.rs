@@ -1,0 +1,132 @@
+//! Test originals generated with libvips (and one PNG header built by hand).
+
+use rs_vips::VipsImage;
+use rs_vips::enums::{BandFormat, ForeignHeifCompression, Interpretation};
+use rs_vips::voption::{Setter as _, VOption};
+
+/// A textured `width × height` sRGB image (noise, so quality matters).
+pub(crate) fn photo(width: u32, height: u32) -> VipsImage {
+    crate::libvips::init().unwrap();
+    let noise = VipsImage::gaussnoise_with_opts(
+        width as i32,
+        height as i32,
+        VOption::new().set("mean", 128.0).set("sigma", 40.0),
+    )
+    .unwrap();
+    noise
+        .linear(&[1.0, 0.8, 0.6], &[0.0, 20.0, 40.0])
+        .unwrap()
+        .cast(BandFormat::Uchar)
+        .unwrap()
+        .copy_with_opts(VOption::new().set("interpretation", Interpretation::Srgb as i32))
+        .unwrap()
+}
+
+/// A `width × height` JPEG.
+pub(crate) fn jpeg(width: u32, height: u32) -> Vec<u8> {
+    photo(width, height).jpegsave_buffer().unwrap()
+}
+
+/// A `width × height` JPEG whose EXIF orientation is `orientation`.
+pub(crate) fn jpeg_with_orientation(width: u32, height: u32, orientation: i32) -> Vec<u8> {
+    let mut image = photo(width, height);
+    image.set_int("orientation", orientation).unwrap();
+    image.jpegsave_buffer().unwrap()
+}
+
+/// A `width × height` PNG.
+pub(crate) fn png(width: u32, height: u32) -> Vec<u8> {
+    photo(width, height).pngsave_buffer().unwrap()
+}
+
+/// A `width × height` RGBA PNG, fully transparent.
+pub(crate) fn transparent_png(width: u32, height: u32) -> Vec<u8> {
+    photo(width, height)
+        .bandjoin_const(&[0.0])
+        .unwrap()
+        .pngsave_buffer()
+        .unwrap()
+}
+
+/// A `width × height` WebP.
+pub(crate) fn webp(width: u32, height: u32) -> Vec<u8> {
+    photo(width, height).webpsave_buffer().unwrap()
+}
+
+/// A `width × height` AVIF.
+pub(crate) fn avif(width: u32, height: u32) -> Vec<u8> {
+    photo(width, height)
+        .heifsave_buffer_with_opts(
+            VOption::new()
+                .set("compression", ForeignHeifCompression::Av1 as i32)
+                .set("effort", 0),
+        )
+        .unwrap()
+}
+
+/// An animated GIF of `pages` frames of `width × height`.
+pub(crate) fn animated_gif(width: u32, height: u32, pages: u32) -> Vec<u8> {
+    let mut strip = photo(width, height * pages);
+    strip.set_int("page-height", height as i32).unwrap();
+    strip.gifsave_buffer().unwrap()
+}
+
+/// A `width × height` TIFF (a format imgmesh refuses).
+pub(crate) fn tiff(width: u32, height: u32) -> Vec<u8> {
+    photo(width, height).tiffsave_buffer().unwrap()
+}
+
+/// A PNG whose header declares `width × height` RGB pixels but whose data
+/// is a few bytes: a decompression bomb's header without the bomb.
+pub(crate) fn png_header_only(width: u32, height: u32) -> Vec<u8> {
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    let mut ihdr = Vec::new();
+    ihdr.extend_from_slice(&width.to_be_bytes());
+    ihdr.extend_from_slice(&height.to_be_bytes());
+    // 8-bit RGB, deflate, adaptive filtering, not interlaced.
+    ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
+    push_png_chunk(&mut png, b"IHDR", &ihdr);
+    // An empty zlib stream: any decode would fail, so only the header is read.
+    push_png_chunk(
+        &mut png,
+        b"IDAT",
+        &[0x78, 0x9c, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01],
+    );
+    push_png_chunk(&mut png, b"IEND", &[]);
+    png
+}
+
+fn push_png_chunk(png: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
+    png.extend_from_slice(&(data.len() as u32).to_be_bytes());
+    png.extend_from_slice(kind);
+    png.extend_from_slice(data);
+    let crc = crc32(kind.iter().chain(data));
+    png.extend_from_slice(&crc.to_be_bytes());
+}
+
+/// CRC-32 (IEEE), as PNG chunks use.
+fn crc32<'a>(bytes: impl Iterator<Item = &'a u8>) -> u32 {
+    let mut crc = 0xFFFF_FFFFu32;
+    for &byte in bytes {
+        crc ^= u32::from(byte);
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The hand-rolled CRC matches the standard check value.
+    #[test]
+    fn crc32_matches_check_value() {
+        assert_eq!(crc32(b"123456789".iter()), 0xCBF4_3926);
+    }
+}
