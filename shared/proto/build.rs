@@ -16,7 +16,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let descriptors = protox::compile(files, [&root])?;
     println!("cargo:rerun-if-changed={}", root.display());
     tonic_prost_build::configure()
-        .bytes(".imgmesh.fetcher.v1.FetchObjectResponse.part.chunk")
+        .bytes(".imgmesh.fetcher.v1.FetchObjectResponse.chunk")
         .bytes(".imgmesh.renderer.v1.RenderResponse.data")
         .compile_fds(descriptors)?;
     Ok(())

@@ -136,7 +136,7 @@ impl ChunkAssembler {
 /// Sends one chunk message; `false` when the caller has gone away.
 async fn send_chunk(tx: &ResponseSender, chunk: Vec<u8>) -> bool {
     let message = FetchObjectResponse {
-        part: Some(Part::Chunk(chunk)),
+        part: Some(Part::Chunk(chunk.into())),
     };
     tx.send(Ok(message)).await.is_ok()
 }

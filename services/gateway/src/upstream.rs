@@ -37,6 +37,11 @@ pub(crate) struct Upstream {
     renderer: RendererServiceClient<TracedChannel>,
 }
 
+/// Largest Render response the gateway accepts. tonic's 4 MiB default is too
+/// small for big outputs (an 8192 px PNG can reach tens of MiB); this still
+/// bounds what one response may make the gateway buffer.
+const MAX_DERIVATIVE_MESSAGE_BYTES: usize = 128 * 1024 * 1024;
+
 // === impl Upstream ===
 
 impl Upstream {
@@ -47,7 +52,8 @@ impl Upstream {
                 registry,
                 TraceContextInterceptor,
             ),
-            renderer: RendererServiceClient::with_interceptor(renderer, TraceContextInterceptor),
+            renderer: RendererServiceClient::with_interceptor(renderer, TraceContextInterceptor)
+                .max_decoding_message_size(MAX_DERIVATIVE_MESSAGE_BYTES),
         }
     }
 
