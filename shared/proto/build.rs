@@ -18,6 +18,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_prost_build::configure()
         .bytes(".imgmesh.fetcher.v1.FetchObjectResponse.chunk")
         .bytes(".imgmesh.renderer.v1.RenderResponse.data")
+        .bytes(".imgmesh.registry.v1.UploadObjectRequest.chunk")
         .compile_fds(descriptors)?;
     Ok(())
 }

@@ -60,6 +60,7 @@ impl ReadAccess {
             path_prefix,
             access_key_id,
             secret_access_key,
+            serving: _,
         } = response;
         let secret_access_key = SecretString::from(secret_access_key);
         if bucket.is_empty() {
