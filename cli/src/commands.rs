@@ -141,6 +141,7 @@ fn create_request(args: &CreateArgs) -> proto::CreateSourceRequest {
         secret_access_key: args.secret_access_key.expose_secret().to_owned(),
         default_params: args.default_params.clone().unwrap_or_default(),
         cache_ttl_seconds: args.cache_ttl.unwrap_or(0),
+        ..Default::default()
     }
 }
 
@@ -160,6 +161,7 @@ fn update_request(args: &UpdateArgs) -> proto::UpdateSourceRequest {
             .map(|secret| secret.expose_secret().to_owned()),
         default_params: args.default_params.clone(),
         cache_ttl_seconds: args.cache_ttl,
+        ..Default::default()
     }
 }
 

@@ -220,6 +220,7 @@ mod tests {
             config_version: 3,
             created_at: 1_700_000_000,
             updated_at: 1_700_000_060,
+            ..Default::default()
         }
     }
 

@@ -129,11 +129,57 @@ impl SourceRegistryService for SourceRegistryApi {
         &self,
         request: Request<proto::ResolveHostRequest>,
     ) -> Result<Response<proto::ResolveHostResponse>, Status> {
-        let source = self.registry.resolve_host(&request.get_ref().host).await?;
-        record_source_id(&source.id);
+        let request = request.get_ref();
+        let resolved = self
+            .registry
+            .resolve_host(&request.host, request.custom_domain)
+            .await?;
+        record_source_id(&resolved.source.id);
         Ok(Response::new(proto::ResolveHostResponse {
-            source: Some(source),
+            source: Some(resolved.source),
+            secure_url_tokens: resolved.secure_url_tokens,
         }))
+    }
+
+    #[tracing::instrument(
+        name = "registry.deploy_source",
+        skip_all,
+        fields(source.id_or_name = %request.get_ref().id_or_name)
+    )]
+    async fn deploy_source(
+        &self,
+        request: Request<proto::DeploySourceRequest>,
+    ) -> Result<Response<proto::DeploySourceResponse>, Status> {
+        let _ = request;
+        Err(Status::unimplemented(
+            "deploys are not implemented in this registry version yet",
+        ))
+    }
+
+    #[tracing::instrument(
+        name = "registry.rotate_secure_token",
+        skip_all,
+        fields(source.id_or_name = %request.get_ref().id_or_name)
+    )]
+    async fn rotate_secure_token(
+        &self,
+        request: Request<proto::RotateSecureTokenRequest>,
+    ) -> Result<Response<proto::RotateSecureTokenResponse>, Status> {
+        let _ = request;
+        Err(Status::unimplemented(
+            "secure token rotation is not implemented in this registry version yet",
+        ))
+    }
+
+    #[tracing::instrument(name = "registry.upload_object", skip_all)]
+    async fn upload_object(
+        &self,
+        request: Request<tonic::Streaming<proto::UploadObjectRequest>>,
+    ) -> Result<Response<proto::UploadObjectResponse>, Status> {
+        let _ = request;
+        Err(Status::unimplemented(
+            "uploads are not implemented in this registry version yet",
+        ))
     }
 }
 
@@ -179,6 +225,7 @@ impl SourceCredentialsService for SourceCredentialsApi {
             endpoint: access.endpoint,
             path_prefix: access.path_prefix,
             access_key_id: access.access_key_id,
+            serving: access.serving,
         }))
     }
 }

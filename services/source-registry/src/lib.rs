@@ -45,9 +45,11 @@ use tokio::net::TcpListener;
 pub use crate::config::Config;
 pub use crate::credentials_crypto::{CryptoError, MASTER_KEY_LEN, MasterKey};
 pub use crate::error::RegistryError;
-pub use crate::registry::Registry;
+pub use crate::registry::{Registry, ResolvedHost};
 pub use crate::source::ReadAccess;
-pub use crate::source_fields::{DEFAULT_CACHE_TTL_SECONDS, MAX_CACHE_TTL_SECONDS};
+pub use crate::source_fields::{
+    DEFAULT_CACHE_TTL_ERROR_SECONDS, DEFAULT_CACHE_TTL_SECONDS, MAX_CACHE_TTL_SECONDS,
+};
 
 use crate::grpc_api::{SourceCredentialsApi, SourceRegistryApi};
 

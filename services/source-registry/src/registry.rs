@@ -9,7 +9,9 @@ use imgmesh_proto::registry::v1 as proto;
 
 use crate::credentials_crypto::{CredentialsCipher, MasterKey};
 use crate::error::RegistryError;
-use crate::source::{NewSource, ReadAccess, SECRET_ACCESS_KEY_FIELD, SourceChanges, SourceRecord};
+use crate::source::{
+    NewSource, ReadAccess, SECRET_ACCESS_KEY_FIELD, SourceChanges, SourceRecord, UploadChange,
+};
 use crate::source_fields::{self, SOURCE_ID_PREFIX};
 use crate::source_store::{Inserted, SourceStore};
 
@@ -58,6 +60,12 @@ impl Registry {
         request: &proto::CreateSourceRequest,
     ) -> Result<proto::Source, RegistryError> {
         let new = NewSource::validate(request)?;
+        if new.upload.is_some() {
+            return Err(RegistryError::invalid(
+                "upload_access_key_id",
+                "upload credentials are not supported by this registry version yet",
+            ));
+        }
         let now = unix_now();
         for _ in 0..MAX_ATTEMPTS {
             let id = new_source_id();
@@ -68,6 +76,7 @@ impl Registry {
                 id,
                 name: new.name.clone(),
                 subdomain: new.subdomain.clone(),
+                custom_domains: new.custom_domains.clone(),
                 bucket: new.bucket.clone(),
                 region: new.region.clone(),
                 endpoint: new.endpoint.clone(),
@@ -76,12 +85,24 @@ impl Registry {
                 secret_access_key: sealed,
                 default_params: new.default_params.clone(),
                 cache_ttl_seconds: new.cache_ttl_seconds,
+                cache_ttl_behavior: new.cache_ttl_behavior,
+                cache_ttl_error_seconds: new.cache_ttl_error_seconds,
+                image_missing: new.image_missing.clone(),
+                image_missing_append_params: new.image_missing_append_params,
+                image_error: new.image_error.clone(),
+                image_error_append_params: new.image_error_append_params,
+                secure_url_enabled: new.secure_url_enabled,
+                enabled: new.enabled,
+                status: proto::SourceStatus::Pending,
+                status_message: String::new(),
+                last_deployed_at: 0,
+                upload_access_key_id: String::new(),
                 config_version: 1,
                 created_at: now,
                 updated_at: now,
             };
             match self.store.insert(&record).await? {
-                Inserted::Yes => return Ok(record.to_public()),
+                Inserted::Yes => return Ok(record.to_public(0)),
                 Inserted::IdTaken => continue,
             }
         }
@@ -90,13 +111,13 @@ impl Registry {
 
     /// The Source whose id or name is `id_or_name`.
     pub async fn get_source(&self, id_or_name: &str) -> Result<proto::Source, RegistryError> {
-        Ok(self.find(id_or_name).await?.to_public())
+        Ok(self.find(id_or_name).await?.to_public(0))
     }
 
     /// Every Source, ordered by name.
     pub async fn list_sources(&self) -> Result<Vec<proto::Source>, RegistryError> {
         let records = self.store.list().await?;
-        Ok(records.iter().map(SourceRecord::to_public).collect())
+        Ok(records.iter().map(|record| record.to_public(0)).collect())
     }
 
     /// Changes the fields present in `request` and bumps the config version.
@@ -107,10 +128,21 @@ impl Registry {
         request: &proto::UpdateSourceRequest,
     ) -> Result<proto::Source, RegistryError> {
         let changes = SourceChanges::validate(request)?;
+        if matches!(changes.upload, Some(UploadChange::Set(_))) {
+            return Err(RegistryError::invalid(
+                "upload_access_key_id",
+                "upload credentials are not supported by this registry version yet",
+            ));
+        }
         for _ in 0..MAX_ATTEMPTS {
             let current = self.find(&request.id_or_name).await?;
             let mut updated = current.clone();
             changes.apply_settings(&mut updated);
+            if changes.needs_redeploy(&current) {
+                updated.status = proto::SourceStatus::Pending;
+                updated.status_message =
+                    "settings changed: deploy the source to serve again".to_owned();
+            }
             if let Some(secret) = &changes.secret_access_key {
                 updated.secret_access_key =
                     self.cipher
@@ -118,8 +150,13 @@ impl Registry {
             }
             updated.config_version = current.config_version + 1;
             updated.updated_at = unix_now().max(current.updated_at);
-            if self.store.update(&updated, current.config_version).await? {
-                return Ok(updated.to_public());
+            let domains_changed = changes.custom_domains.is_some();
+            if self
+                .store
+                .update(&updated, current.config_version, domains_changed)
+                .await?
+            {
+                return Ok(updated.to_public(0));
             }
         }
         Err(RegistryError::UpdateConflict)
@@ -133,26 +170,38 @@ impl Registry {
             .ok_or_else(|| RegistryError::NotFound(id_or_name.to_owned()))
     }
 
-    /// The Source serving HTTP host `host`.
+    /// The Source serving HTTP host `host`, whatever its status (the
+    /// gateway decides what a disabled or undeployed Source answers).
     ///
-    /// The gateway sends the full host without port (e.g. `demo.localhost`);
+    /// With `custom_domain` false the host is `<subdomain>.<base-domain>`;
     /// the registry does not know the base domain, so the Source is found by
     /// the host's first DNS label: `demo.localhost` → subdomain `demo`, and a
-    /// bare `demo` → `demo`. The host is lowercased and a trailing dot
-    /// ignored first.
-    pub async fn resolve_host(&self, host: &str) -> Result<proto::Source, RegistryError> {
+    /// bare `demo` → `demo`. With `custom_domain` true the whole host must
+    /// equal one of a Source's custom domains. The host is lowercased and a
+    /// trailing dot ignored first.
+    pub async fn resolve_host(
+        &self,
+        host: &str,
+        custom_domain: bool,
+    ) -> Result<ResolvedHost, RegistryError> {
         let host = host.trim_end_matches('.').to_ascii_lowercase();
         if host.is_empty() {
             return Err(RegistryError::invalid("host", "must not be empty"));
         }
-        let label = host.split('.').next().unwrap_or_default();
-        if !source_fields::is_dns_label(label) {
-            return Err(RegistryError::NotFound(host));
-        }
-        match self.store.find_by_subdomain(label).await? {
-            Some(record) => Ok(record.to_public()),
-            None => Err(RegistryError::NotFound(host)),
-        }
+        let record = if custom_domain {
+            self.store.find_by_custom_domain(&host).await?
+        } else {
+            let label = host.split('.').next().unwrap_or_default();
+            if !source_fields::is_dns_label(label) {
+                return Err(RegistryError::NotFound(host));
+            }
+            self.store.find_by_subdomain(label).await?
+        };
+        let record = record.ok_or(RegistryError::NotFound(host))?;
+        Ok(ResolvedHost {
+            source: record.to_public(0),
+            secure_url_tokens: Vec::new(),
+        })
     }
 
     /// The decrypted read credentials of Source `source_id` (by id only).
@@ -168,6 +217,7 @@ impl Registry {
             SECRET_ACCESS_KEY_FIELD,
         )?;
         Ok(ReadAccess {
+            serving: record.serving(),
             source_id: record.id,
             config_version: record.config_version,
             bucket: record.bucket,
@@ -184,6 +234,25 @@ impl Registry {
             .find(id_or_name)
             .await?
             .ok_or_else(|| RegistryError::NotFound(id_or_name.to_owned()))
+    }
+}
+
+/// What ResolveHost answers: the Source and, when it requires signed URLs,
+/// the tokens currently accepted.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ResolvedHost {
+    /// The Source serving the host.
+    pub source: proto::Source,
+    /// Tokens accepted for `s` signatures; empty unless secure URLs are on.
+    pub secure_url_tokens: Vec<proto::SecureUrlToken>,
+}
+
+impl std::fmt::Debug for ResolvedHost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResolvedHost")
+            .field("source", &self.source)
+            .field("secure_url_tokens", &self.secure_url_tokens.len())
+            .finish()
     }
 }
 
@@ -234,6 +303,7 @@ mod tests {
             secret_access_key: SECRET.into(),
             default_params: "auto=format".into(),
             cache_ttl_seconds: 3600,
+            ..Default::default()
         }
     }
 
@@ -274,7 +344,11 @@ mod tests {
         let views = [
             created.clone(),
             registry.get_source("demo").await.unwrap(),
-            registry.resolve_host("demo.localhost").await.unwrap(),
+            registry
+                .resolve_host("demo.localhost", false)
+                .await
+                .unwrap()
+                .source,
         ];
         let listed = registry.list_sources().await.unwrap();
         for source in views.iter().chain(&listed) {
@@ -472,10 +546,15 @@ mod tests {
             .unwrap();
         assert_eq!(again.config_version, 3);
         assert!(is_not_found(
-            &registry.resolve_host("demo").await.unwrap_err()
+            &registry.resolve_host("demo", false).await.unwrap_err()
         ));
         assert_eq!(
-            registry.resolve_host("renamed.x").await.unwrap().id,
+            registry
+                .resolve_host("renamed.x", false)
+                .await
+                .unwrap()
+                .source
+                .id,
             created.id
         );
     }
@@ -645,7 +724,7 @@ mod tests {
             "demo.img.example.com.",
         ] {
             assert_eq!(
-                registry.resolve_host(host).await.unwrap().id,
+                registry.resolve_host(host, false).await.unwrap().source.id,
                 demo.id,
                 "{host}"
             );
@@ -657,10 +736,10 @@ mod tests {
             "-bad.localhost",
             ".demo",
         ] {
-            let error = registry.resolve_host(host).await.unwrap_err();
+            let error = registry.resolve_host(host, false).await.unwrap_err();
             assert!(is_not_found(&error), "{host}: {error:?}");
         }
-        let error = registry.resolve_host("").await.unwrap_err();
+        let error = registry.resolve_host("", false).await.unwrap_err();
         assert!(matches!(
             error,
             RegistryError::InvalidField { field: "host", .. }

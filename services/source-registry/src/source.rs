@@ -27,6 +27,7 @@ pub(crate) struct SourceRecord {
     pub(crate) id: String,
     pub(crate) name: String,
     pub(crate) subdomain: String,
+    pub(crate) custom_domains: Vec<String>,
     pub(crate) bucket: String,
     pub(crate) region: String,
     pub(crate) endpoint: String,
@@ -35,6 +36,19 @@ pub(crate) struct SourceRecord {
     pub(crate) secret_access_key: SealedSecret,
     pub(crate) default_params: String,
     pub(crate) cache_ttl_seconds: u32,
+    pub(crate) cache_ttl_behavior: proto::CacheTtlBehavior,
+    pub(crate) cache_ttl_error_seconds: u32,
+    pub(crate) image_missing: String,
+    pub(crate) image_missing_append_params: bool,
+    pub(crate) image_error: String,
+    pub(crate) image_error_append_params: bool,
+    pub(crate) secure_url_enabled: bool,
+    pub(crate) enabled: bool,
+    pub(crate) status: proto::SourceStatus,
+    pub(crate) status_message: String,
+    pub(crate) last_deployed_at: i64,
+    /// Empty when the Source has no upload credentials.
+    pub(crate) upload_access_key_id: String,
     pub(crate) config_version: u64,
     pub(crate) created_at: i64,
     pub(crate) updated_at: i64,
@@ -43,8 +57,9 @@ pub(crate) struct SourceRecord {
 // === impl SourceRecord ===
 
 impl SourceRecord {
-    /// The public view: everything but the secret, with a hint of the key id.
-    pub(crate) fn to_public(&self) -> proto::Source {
+    /// The public view: everything but the secrets, with hints of the key
+    /// ids; `active_secure_tokens` is counted by the caller.
+    pub(crate) fn to_public(&self, active_secure_tokens: u32) -> proto::Source {
         proto::Source {
             id: self.id.clone(),
             name: self.name.clone(),
@@ -59,7 +74,30 @@ impl SourceRecord {
             config_version: self.config_version,
             created_at: self.created_at,
             updated_at: self.updated_at,
+            custom_domains: self.custom_domains.clone(),
+            cache_ttl_behavior: self.cache_ttl_behavior.into(),
+            cache_ttl_error_seconds: self.cache_ttl_error_seconds,
+            image_missing: self.image_missing.clone(),
+            image_missing_append_params: self.image_missing_append_params,
+            image_error: self.image_error.clone(),
+            image_error_append_params: self.image_error_append_params,
+            secure_url_enabled: self.secure_url_enabled,
+            enabled: self.enabled,
+            status: self.status.into(),
+            status_message: self.status_message.clone(),
+            last_deployed_at: self.last_deployed_at,
+            upload_access_key_id_hint: if self.upload_access_key_id.is_empty() {
+                String::new()
+            } else {
+                access_key_id_hint(&self.upload_access_key_id)
+            },
+            active_secure_tokens,
         }
+    }
+
+    /// Whether the Source serves requests: enabled and deployed.
+    pub(crate) fn serving(&self) -> bool {
+        self.enabled && self.status == proto::SourceStatus::Deployed
     }
 }
 
@@ -70,10 +108,28 @@ pub(crate) fn access_key_id_hint(access_key_id: &str) -> String {
     format!("…{tail}")
 }
 
+/// Upload (write) credentials, kept apart from the read credentials.
+#[derive(Clone)]
+pub(crate) struct UploadCredentials {
+    pub(crate) access_key_id: String,
+    #[expect(dead_code, reason = "sealed and stored once the secrets table exists")]
+    pub(crate) secret_access_key: SecretString,
+}
+
+impl fmt::Debug for UploadCredentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UploadCredentials")
+            .field("access_key_id", &access_key_id_hint(&self.access_key_id))
+            .field("secret_access_key", &"[REDACTED]")
+            .finish()
+    }
+}
+
 /// A validated create request.
 pub(crate) struct NewSource {
     pub(crate) name: String,
     pub(crate) subdomain: String,
+    pub(crate) custom_domains: Vec<String>,
     pub(crate) bucket: String,
     pub(crate) region: String,
     pub(crate) endpoint: String,
@@ -82,6 +138,15 @@ pub(crate) struct NewSource {
     pub(crate) secret_access_key: SecretString,
     pub(crate) default_params: String,
     pub(crate) cache_ttl_seconds: u32,
+    pub(crate) cache_ttl_behavior: proto::CacheTtlBehavior,
+    pub(crate) cache_ttl_error_seconds: u32,
+    pub(crate) image_missing: String,
+    pub(crate) image_missing_append_params: bool,
+    pub(crate) image_error: String,
+    pub(crate) image_error_append_params: bool,
+    pub(crate) secure_url_enabled: bool,
+    pub(crate) enabled: bool,
+    pub(crate) upload: Option<UploadCredentials>,
 }
 
 // === impl NewSource ===
@@ -100,7 +165,44 @@ impl NewSource {
             secret_access_key: source_fields::secret_access_key(&request.secret_access_key)?,
             default_params: source_fields::default_params(&request.default_params)?,
             cache_ttl_seconds: source_fields::cache_ttl_seconds(request.cache_ttl_seconds)?,
+            custom_domains: source_fields::custom_domains(&request.custom_domains)?,
+            cache_ttl_behavior: source_fields::cache_ttl_behavior(request.cache_ttl_behavior)?,
+            cache_ttl_error_seconds: source_fields::cache_ttl_error_seconds(
+                request.cache_ttl_error_seconds,
+            )?,
+            image_missing: source_fields::image_missing(&request.image_missing)?,
+            image_missing_append_params: request.image_missing_append_params,
+            image_error: source_fields::image_error(&request.image_error)?,
+            image_error_append_params: request.image_error_append_params,
+            secure_url_enabled: request.secure_url_enabled,
+            upload: upload_credentials(
+                &request.upload_access_key_id,
+                &request.upload_secret_access_key,
+            )?,
+            enabled: !request.disabled,
         })
+    }
+}
+
+/// Upload credentials from a create request: both fields or neither.
+fn upload_credentials(
+    access_key_id: &str,
+    secret_access_key: &str,
+) -> Result<Option<UploadCredentials>, RegistryError> {
+    match (access_key_id.is_empty(), secret_access_key.is_empty()) {
+        (true, true) => Ok(None),
+        (false, true) => Err(RegistryError::invalid(
+            "upload_secret_access_key",
+            "is required with upload_access_key_id",
+        )),
+        (true, false) => Err(RegistryError::invalid(
+            "upload_access_key_id",
+            "is required with upload_secret_access_key",
+        )),
+        (false, false) => Ok(Some(UploadCredentials {
+            access_key_id: source_fields::upload_access_key_id(access_key_id)?,
+            secret_access_key: source_fields::upload_secret_access_key(secret_access_key)?,
+        })),
     }
 }
 
@@ -109,6 +211,7 @@ impl fmt::Debug for NewSource {
         f.debug_struct("NewSource")
             .field("name", &self.name)
             .field("subdomain", &self.subdomain)
+            .field("custom_domains", &self.custom_domains)
             .field("bucket", &self.bucket)
             .field("region", &self.region)
             .field("endpoint", &self.endpoint)
@@ -117,7 +220,37 @@ impl fmt::Debug for NewSource {
             .field("secret_access_key", &"[REDACTED]")
             .field("default_params", &self.default_params)
             .field("cache_ttl_seconds", &self.cache_ttl_seconds)
+            .field("cache_ttl_behavior", &self.cache_ttl_behavior)
+            .field("cache_ttl_error_seconds", &self.cache_ttl_error_seconds)
+            .field("image_missing", &self.image_missing)
+            .field(
+                "image_missing_append_params",
+                &self.image_missing_append_params,
+            )
+            .field("image_error", &self.image_error)
+            .field("image_error_append_params", &self.image_error_append_params)
+            .field("secure_url_enabled", &self.secure_url_enabled)
+            .field("enabled", &self.enabled)
+            .field("upload", &self.upload)
             .finish()
+    }
+}
+
+/// A change of upload credentials in an update.
+#[derive(Clone)]
+pub(crate) enum UploadChange {
+    /// Store these credentials.
+    Set(UploadCredentials),
+    /// Remove the Source's upload credentials.
+    Remove,
+}
+
+impl fmt::Debug for UploadChange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            UploadChange::Set(credentials) => f.debug_tuple("Set").field(credentials).finish(),
+            UploadChange::Remove => f.write_str("Remove"),
+        }
     }
 }
 
@@ -125,6 +258,7 @@ impl fmt::Debug for NewSource {
 #[derive(Default)]
 pub(crate) struct SourceChanges {
     pub(crate) subdomain: Option<String>,
+    pub(crate) custom_domains: Option<Vec<String>>,
     pub(crate) bucket: Option<String>,
     pub(crate) region: Option<String>,
     pub(crate) endpoint: Option<String>,
@@ -133,6 +267,15 @@ pub(crate) struct SourceChanges {
     pub(crate) secret_access_key: Option<SecretString>,
     pub(crate) default_params: Option<String>,
     pub(crate) cache_ttl_seconds: Option<u32>,
+    pub(crate) cache_ttl_behavior: Option<proto::CacheTtlBehavior>,
+    pub(crate) cache_ttl_error_seconds: Option<u32>,
+    pub(crate) image_missing: Option<String>,
+    pub(crate) image_missing_append_params: Option<bool>,
+    pub(crate) image_error: Option<String>,
+    pub(crate) image_error_append_params: Option<bool>,
+    pub(crate) secure_url_enabled: Option<bool>,
+    pub(crate) enabled: Option<bool>,
+    pub(crate) upload: Option<UploadChange>,
 }
 
 // === impl SourceChanges ===
@@ -145,6 +288,11 @@ impl SourceChanges {
                 .subdomain
                 .as_deref()
                 .map(source_fields::subdomain)
+                .transpose()?,
+            custom_domains: request
+                .custom_domains
+                .as_ref()
+                .map(|list| source_fields::custom_domains(&list.domains))
                 .transpose()?,
             bucket: request
                 .bucket
@@ -185,10 +333,51 @@ impl SourceChanges {
                 .cache_ttl_seconds
                 .map(source_fields::cache_ttl_seconds)
                 .transpose()?,
+            cache_ttl_behavior: request
+                .cache_ttl_behavior
+                .map(source_fields::cache_ttl_behavior)
+                .transpose()?,
+            cache_ttl_error_seconds: request
+                .cache_ttl_error_seconds
+                .map(source_fields::cache_ttl_error_seconds)
+                .transpose()?,
+            image_missing: request
+                .image_missing
+                .as_deref()
+                .map(source_fields::image_missing)
+                .transpose()?,
+            image_missing_append_params: request.image_missing_append_params,
+            image_error: request
+                .image_error
+                .as_deref()
+                .map(source_fields::image_error)
+                .transpose()?,
+            image_error_append_params: request.image_error_append_params,
+            secure_url_enabled: request.secure_url_enabled,
+            enabled: request.enabled,
+            upload: upload_change(
+                request.upload_access_key_id.as_deref(),
+                request.upload_secret_access_key.as_deref(),
+            )?,
         })
     }
 
-    /// Applies every present change except the secret (which must be
+    /// Whether the change touches what a deploy verifies (credentials,
+    /// bucket, region, endpoint or prefix) compared with `current`, so the
+    /// Source needs a new deploy.
+    pub(crate) fn needs_redeploy(&self, current: &SourceRecord) -> bool {
+        fn differs(change: &Option<String>, current: &str) -> bool {
+            change.as_deref().is_some_and(|value| value != current)
+        }
+        differs(&self.bucket, &current.bucket)
+            || differs(&self.region, &current.region)
+            || differs(&self.endpoint, &current.endpoint)
+            || differs(&self.path_prefix, &current.path_prefix)
+            || differs(&self.access_key_id, &current.access_key_id)
+            || self.secret_access_key.is_some()
+    }
+
+    /// Applies every present change except the secrets (which must be
     /// sealed first) to `record`.
     pub(crate) fn apply_settings(&self, record: &mut SourceRecord) {
         fn set<T: Clone>(target: &mut T, change: &Option<T>) {
@@ -197,6 +386,7 @@ impl SourceChanges {
             }
         }
         set(&mut record.subdomain, &self.subdomain);
+        set(&mut record.custom_domains, &self.custom_domains);
         set(&mut record.bucket, &self.bucket);
         set(&mut record.region, &self.region);
         set(&mut record.endpoint, &self.endpoint);
@@ -204,6 +394,51 @@ impl SourceChanges {
         set(&mut record.access_key_id, &self.access_key_id);
         set(&mut record.default_params, &self.default_params);
         set(&mut record.cache_ttl_seconds, &self.cache_ttl_seconds);
+        set(&mut record.cache_ttl_behavior, &self.cache_ttl_behavior);
+        set(
+            &mut record.cache_ttl_error_seconds,
+            &self.cache_ttl_error_seconds,
+        );
+        set(&mut record.image_missing, &self.image_missing);
+        set(
+            &mut record.image_missing_append_params,
+            &self.image_missing_append_params,
+        );
+        set(&mut record.image_error, &self.image_error);
+        set(
+            &mut record.image_error_append_params,
+            &self.image_error_append_params,
+        );
+        set(&mut record.secure_url_enabled, &self.secure_url_enabled);
+        set(&mut record.enabled, &self.enabled);
+        match &self.upload {
+            Some(UploadChange::Set(credentials)) => {
+                record.upload_access_key_id = credentials.access_key_id.clone();
+            }
+            Some(UploadChange::Remove) => record.upload_access_key_id.clear(),
+            None => {}
+        }
+    }
+}
+
+/// Upload credentials from an update request: an empty key id with no
+/// secret removes them; otherwise both are required.
+fn upload_change(
+    access_key_id: Option<&str>,
+    secret_access_key: Option<&str>,
+) -> Result<Option<UploadChange>, RegistryError> {
+    match (access_key_id, secret_access_key) {
+        (None, None) => Ok(None),
+        (Some(""), None | Some("")) => Ok(Some(UploadChange::Remove)),
+        (Some(id), Some(secret)) => Ok(upload_credentials(id, secret)?.map(UploadChange::Set)),
+        (None, Some(_)) => Err(RegistryError::invalid(
+            "upload_access_key_id",
+            "is required with upload_secret_access_key",
+        )),
+        (Some(_), None) => Err(RegistryError::invalid(
+            "upload_secret_access_key",
+            "is required with upload_access_key_id",
+        )),
     }
 }
 
@@ -211,6 +446,7 @@ impl fmt::Debug for SourceChanges {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SourceChanges")
             .field("subdomain", &self.subdomain)
+            .field("custom_domains", &self.custom_domains)
             .field("bucket", &self.bucket)
             .field("region", &self.region)
             .field("endpoint", &self.endpoint)
@@ -225,6 +461,18 @@ impl fmt::Debug for SourceChanges {
             )
             .field("default_params", &self.default_params)
             .field("cache_ttl_seconds", &self.cache_ttl_seconds)
+            .field("cache_ttl_behavior", &self.cache_ttl_behavior)
+            .field("cache_ttl_error_seconds", &self.cache_ttl_error_seconds)
+            .field("image_missing", &self.image_missing)
+            .field(
+                "image_missing_append_params",
+                &self.image_missing_append_params,
+            )
+            .field("image_error", &self.image_error)
+            .field("image_error_append_params", &self.image_error_append_params)
+            .field("secure_url_enabled", &self.secure_url_enabled)
+            .field("enabled", &self.enabled)
+            .field("upload", &self.upload)
             .finish()
     }
 }
@@ -248,6 +496,8 @@ pub struct ReadAccess {
     pub access_key_id: String,
     /// Decrypted secret access key.
     pub secret_access_key: SecretString,
+    /// Whether the Source serves (enabled and deployed).
+    pub serving: bool,
 }
 
 impl fmt::Debug for ReadAccess {
@@ -261,6 +511,7 @@ impl fmt::Debug for ReadAccess {
             .field("path_prefix", &self.path_prefix)
             .field("access_key_id", &access_key_id_hint(&self.access_key_id))
             .field("secret_access_key", &"[REDACTED]")
+            .field("serving", &self.serving)
             .finish()
     }
 }
@@ -283,6 +534,7 @@ mod tests {
             secret_access_key: "very-secret-value".into(),
             default_params: "?auto=format".into(),
             cache_ttl_seconds: 0,
+            ..Default::default()
         }
     }
 
@@ -381,6 +633,7 @@ mod tests {
             path_prefix: String::new(),
             access_key_id: "AKIAIOSFODNN7EXAMPLE".into(),
             secret_access_key: SecretString::from("very-secret-value"),
+            serving: true,
         };
         for shown in [
             format!("{new:?}"),

@@ -5,6 +5,7 @@
 //! [`RegistryError::InvalidField`] naming the field. Messages describe the
 //! rule and never repeat the value, so no secret can leak through them.
 
+use imgmesh_proto::registry::v1::CacheTtlBehavior;
 use secrecy::SecretString;
 
 use crate::error::RegistryError;
@@ -14,6 +15,9 @@ pub const DEFAULT_CACHE_TTL_SECONDS: u32 = 31_536_000;
 
 /// Longest cache TTL a Source may ask for: ten years.
 pub const MAX_CACHE_TTL_SECONDS: u32 = 10 * DEFAULT_CACHE_TTL_SECONDS;
+
+/// Error TTL used when a Source asks for 0: five minutes (imgix's default).
+pub const DEFAULT_CACHE_TTL_ERROR_SECONDS: u32 = 300;
 
 /// Prefix of every Source id; names may not start with it, so an id or name
 /// argument is never ambiguous.
@@ -26,6 +30,9 @@ const MAX_PATH_PREFIX_LEN: usize = 1024;
 const MAX_ACCESS_KEY_ID_LEN: usize = 128;
 const MAX_SECRET_ACCESS_KEY_LEN: usize = 256;
 const MAX_DEFAULT_PARAMS_LEN: usize = 2048;
+const MAX_DOMAIN_LEN: usize = 253;
+const MAX_CUSTOM_DOMAINS: usize = 32;
+const MAX_ASSET_PATH_LEN: usize = 1024;
 
 /// `name`: 1 to 64 of `a-z 0-9 - _`, not starting with `src_`.
 pub(crate) fn name(value: &str) -> Result<String, RegistryError> {
@@ -173,12 +180,21 @@ pub(crate) fn path_prefix(value: &str) -> Result<String, RegistryError> {
 
 /// `access_key_id`: 1 to 128 printable ASCII characters without spaces.
 pub(crate) fn access_key_id(value: &str) -> Result<String, RegistryError> {
+    key_id("access_key_id", value)
+}
+
+/// `upload_access_key_id`: the same rule as `access_key_id`.
+pub(crate) fn upload_access_key_id(value: &str) -> Result<String, RegistryError> {
+    key_id("upload_access_key_id", value)
+}
+
+fn key_id(field: &'static str, value: &str) -> Result<String, RegistryError> {
     if value.is_empty()
         || value.len() > MAX_ACCESS_KEY_ID_LEN
         || !value.bytes().all(|b| b.is_ascii_graphic())
     {
         return Err(RegistryError::invalid(
-            "access_key_id",
+            field,
             "must be 1 to 128 printable ascii characters without spaces",
         ));
     }
@@ -187,14 +203,140 @@ pub(crate) fn access_key_id(value: &str) -> Result<String, RegistryError> {
 
 /// `secret_access_key`: 1 to 256 characters, no control characters.
 pub(crate) fn secret_access_key(value: &str) -> Result<SecretString, RegistryError> {
+    secret("secret_access_key", value)
+}
+
+/// `upload_secret_access_key`: the same rule as `secret_access_key`.
+pub(crate) fn upload_secret_access_key(value: &str) -> Result<SecretString, RegistryError> {
+    secret("upload_secret_access_key", value)
+}
+
+fn secret(field: &'static str, value: &str) -> Result<SecretString, RegistryError> {
     let chars = value.chars().count();
     if chars == 0 || chars > MAX_SECRET_ACCESS_KEY_LEN || value.chars().any(char::is_control) {
         return Err(RegistryError::invalid(
-            "secret_access_key",
+            field,
             "must be 1 to 256 characters without control characters",
         ));
     }
     Ok(SecretString::from(value))
+}
+
+/// `custom_domains`: at most 32 distinct DNS names of two or more labels,
+/// each at most 253 characters; lowercased, a trailing dot dropped, and
+/// returned sorted (the order the registry stores and shows them in).
+pub(crate) fn custom_domains(values: &[String]) -> Result<Vec<String>, RegistryError> {
+    let field = "custom_domains";
+    if values.len() > MAX_CUSTOM_DOMAINS {
+        return Err(RegistryError::invalid(field, "at most 32 domains"));
+    }
+    let mut domains: Vec<String> = Vec::with_capacity(values.len());
+    for value in values {
+        let domain = custom_domain(value)?;
+        if domains.contains(&domain) {
+            return Err(RegistryError::invalid(
+                field,
+                format!("{domain:?} is listed twice"),
+            ));
+        }
+        domains.push(domain);
+    }
+    domains.sort();
+    Ok(domains)
+}
+
+/// One custom domain, lowercased, without a trailing dot.
+fn custom_domain(value: &str) -> Result<String, RegistryError> {
+    let domain = value
+        .strip_suffix('.')
+        .unwrap_or(value)
+        .to_ascii_lowercase();
+    let labels: Vec<&str> = domain.split('.').collect();
+    let tld_is_numeric = labels
+        .last()
+        .is_some_and(|tld| tld.bytes().all(|b| b.is_ascii_digit()));
+    if domain.len() > MAX_DOMAIN_LEN
+        || labels.len() < 2
+        || !labels.iter().all(|label| is_dns_label(label))
+        || tld_is_numeric
+    {
+        return Err(RegistryError::invalid(
+            "custom_domains",
+            "each must be a dns name of two or more labels, e.g. images.example.com",
+        ));
+    }
+    Ok(domain)
+}
+
+/// `cache_ttl_behavior`: one of the enum's values; unspecified means
+/// respect_origin.
+pub(crate) fn cache_ttl_behavior(value: i32) -> Result<CacheTtlBehavior, RegistryError> {
+    match CacheTtlBehavior::try_from(value) {
+        Ok(CacheTtlBehavior::Unspecified) => Ok(CacheTtlBehavior::RespectOrigin),
+        Ok(behavior) => Ok(behavior),
+        Err(_) => Err(RegistryError::invalid(
+            "cache_ttl_behavior",
+            "must be respect_origin, override_origin or enforce_minimum",
+        )),
+    }
+}
+
+/// `cache_ttl_error_seconds`: 0 means the default (300); at most ten years.
+pub(crate) fn cache_ttl_error_seconds(value: u32) -> Result<u32, RegistryError> {
+    match value {
+        0 => Ok(DEFAULT_CACHE_TTL_ERROR_SECONDS),
+        v if v > MAX_CACHE_TTL_SECONDS => Err(RegistryError::invalid(
+            "cache_ttl_error_seconds",
+            "must be at most 315360000 (ten years)",
+        )),
+        v => Ok(v),
+    }
+}
+
+/// `image_missing`: an asset path on the Source (see [`asset_path`]).
+pub(crate) fn image_missing(value: &str) -> Result<String, RegistryError> {
+    asset_path("image_missing", value)
+}
+
+/// `image_error`: an asset path on the Source (see [`asset_path`]).
+pub(crate) fn image_error(value: &str) -> Result<String, RegistryError> {
+    asset_path("image_error", value)
+}
+
+/// An asset path: empty (none), or up to 1024 bytes returned with exactly
+/// one leading `/`; refuses `//` at the start, `.`/`..` segments, `?`,
+/// `#`, `%`, backslashes, whitespace and control characters, so it can
+/// never leave the Source's prefix.
+pub(crate) fn asset_path(field: &'static str, value: &str) -> Result<String, RegistryError> {
+    if value.is_empty() {
+        return Ok(String::new());
+    }
+    let invalid = |problem: &str| Err(RegistryError::invalid(field, problem));
+    if value.len() > MAX_ASSET_PATH_LEN {
+        return invalid("must be at most 1024 bytes");
+    }
+    if value.starts_with("//") {
+        return invalid("must not start with '//'");
+    }
+    if value
+        .chars()
+        .any(|c| c.is_control() || c.is_whitespace() || matches!(c, '?' | '#' | '%' | '\\'))
+    {
+        return invalid(
+            "must not contain whitespace, control characters, '?', '#', '%' or backslashes",
+        );
+    }
+    let path = value.strip_prefix('/').unwrap_or(value);
+    if path.is_empty() || path.ends_with('/') {
+        return invalid("must name a file, e.g. /missing.png");
+    }
+    if path
+        .split('/')
+        .any(|segment| segment.is_empty() || segment == "." || segment == "..")
+    {
+        return invalid("must not contain empty, '.' or '..' segments");
+    }
+    Ok(format!("/{path}"))
 }
 
 /// `default_params`: empty, or up to 2048 characters of `key=value` pairs

@@ -13,6 +13,8 @@ use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqliteRow};
 use sqlx::{Row as _, SqlSafeStr as _};
 
+use imgmesh_proto::registry::v1::{CacheTtlBehavior, SourceStatus};
+
 use crate::credentials_crypto::SealedSecret;
 use crate::error::RegistryError;
 use crate::source::SourceRecord;
@@ -26,7 +28,11 @@ macro_rules! select_sources {
         concat!(
             "SELECT id, name, subdomain, bucket, region, endpoint, path_prefix, ",
             "access_key_id, secret_access_key_sealed, secret_key_id, default_params, ",
-            "cache_ttl_seconds, config_version, created_at, updated_at FROM sources ",
+            "cache_ttl_seconds, cache_ttl_behavior, cache_ttl_error_seconds, ",
+            "image_missing, image_missing_append_params, image_error, ",
+            "image_error_append_params, secure_url_enabled, enabled, status, ",
+            "status_message, last_deployed_at, upload_access_key_id, ",
+            "config_version, created_at, updated_at FROM sources ",
             $tail
         )
     };
@@ -34,11 +40,18 @@ macro_rules! select_sources {
 
 /// The schema migrations, embedded: `(version, description, sql)`, named
 /// after their files `migrations/<version>_<description>.sql`.
-pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "create sources",
-    include_str!("../migrations/0001_create_sources.sql"),
-)];
+pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "create sources",
+        include_str!("../migrations/0001_create_sources.sql"),
+    ),
+    (
+        2,
+        "source settings and status",
+        include_str!("../migrations/0002_source_settings_and_status.sql"),
+    ),
+];
 
 /// What an insert did.
 #[derive(Debug, PartialEq, Eq)]
@@ -49,7 +62,7 @@ pub(crate) enum Inserted {
     IdTaken,
 }
 
-/// The Sources table.
+/// The Sources table and its custom domains.
 #[derive(Debug, Clone)]
 pub(crate) struct SourceStore {
     pool: SqlitePool,
@@ -65,44 +78,69 @@ impl SourceStore {
             .filename(path)
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
+            .foreign_keys(true)
             .busy_timeout(BUSY_TIMEOUT);
         let pool = SqlitePool::connect_with(options).await?;
         migrator().run(&pool).await?;
         Ok(SourceStore { pool })
     }
 
-    /// Stores a new Source; a taken name or subdomain is
-    /// [`RegistryError::AlreadyExists`].
+    /// Stores a new Source and its custom domains; a taken name, subdomain
+    /// or domain is [`RegistryError::AlreadyExists`].
     pub(crate) async fn insert(&self, record: &SourceRecord) -> Result<Inserted, RegistryError> {
         let sql = "INSERT INTO sources (id, name, subdomain, bucket, region, endpoint, \
              path_prefix, access_key_id, secret_access_key_sealed, secret_key_id, \
-             default_params, cache_ttl_seconds, config_version, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)";
-        let result = sqlx::query(sql)
-            .bind(&record.id)
-            .bind(&record.name)
-            .bind(&record.subdomain)
-            .bind(&record.bucket)
-            .bind(&record.region)
-            .bind(&record.endpoint)
-            .bind(&record.path_prefix)
-            .bind(&record.access_key_id)
-            .bind(&record.secret_access_key.sealed)
-            .bind(&record.secret_access_key.key_id)
-            .bind(&record.default_params)
-            .bind(i64::from(record.cache_ttl_seconds))
-            .bind(version_to_db(record.config_version)?)
-            .bind(record.created_at)
-            .bind(record.updated_at)
-            .execute(&self.pool)
-            .await;
+             default_params, cache_ttl_seconds, cache_ttl_behavior, cache_ttl_error_seconds, \
+             image_missing, image_missing_append_params, image_error, \
+             image_error_append_params, secure_url_enabled, enabled, status, status_message, \
+             last_deployed_at, upload_access_key_id, config_version, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
+             $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27)";
+        let result = async {
+            let mut tx = self.pool.begin().await?;
+            sqlx::query(sql)
+                .bind(&record.id)
+                .bind(&record.name)
+                .bind(&record.subdomain)
+                .bind(&record.bucket)
+                .bind(&record.region)
+                .bind(&record.endpoint)
+                .bind(&record.path_prefix)
+                .bind(&record.access_key_id)
+                .bind(&record.secret_access_key.sealed)
+                .bind(&record.secret_access_key.key_id)
+                .bind(&record.default_params)
+                .bind(i64::from(record.cache_ttl_seconds))
+                .bind(behavior_to_db(record.cache_ttl_behavior))
+                .bind(i64::from(record.cache_ttl_error_seconds))
+                .bind(&record.image_missing)
+                .bind(i64::from(record.image_missing_append_params))
+                .bind(&record.image_error)
+                .bind(i64::from(record.image_error_append_params))
+                .bind(i64::from(record.secure_url_enabled))
+                .bind(i64::from(record.enabled))
+                .bind(status_to_db(record.status))
+                .bind(&record.status_message)
+                .bind(record.last_deployed_at)
+                .bind(&record.upload_access_key_id)
+                .bind(version_to_db(record.config_version)?)
+                .bind(record.created_at)
+                .bind(record.updated_at)
+                .execute(&mut *tx)
+                .await?;
+            insert_domains(&mut tx, &record.id, &record.custom_domains).await?;
+            tx.commit().await?;
+            Ok::<_, RegistryError>(())
+        }
+        .await;
         match result {
-            Ok(_) => Ok(Inserted::Yes),
-            Err(error) => match unique_violation(&error) {
+            Ok(()) => Ok(Inserted::Yes),
+            Err(RegistryError::Database(error)) => match unique_violation(&error) {
                 Some("id") => Ok(Inserted::IdTaken),
                 Some(field) => Err(RegistryError::AlreadyExists { field }),
                 None => Err(error.into()),
             },
+            Err(error) => Err(error),
         }
     }
 
@@ -130,64 +168,133 @@ impl SourceStore {
             .await
     }
 
+    /// The Source one of whose custom domains is `domain`.
+    pub(crate) async fn find_by_custom_domain(
+        &self,
+        domain: &str,
+    ) -> Result<Option<SourceRecord>, RegistryError> {
+        self.fetch_optional(
+            select_sources!("WHERE id = (SELECT source_id FROM source_domains WHERE domain = $1)"),
+            domain,
+        )
+        .await
+    }
+
     /// Every Source, ordered by name.
     pub(crate) async fn list(&self) -> Result<Vec<SourceRecord>, RegistryError> {
         let rows = sqlx::query(select_sources!("ORDER BY name"))
             .fetch_all(&self.pool)
             .await?;
-        rows.iter()
-            .map(|row| record_from_row(row).map_err(RegistryError::from))
-            .collect()
+        let mut records = rows
+            .iter()
+            .map(record_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        let domains: Vec<(String, String)> =
+            sqlx::query_as("SELECT source_id, domain FROM source_domains ORDER BY domain")
+                .fetch_all(&self.pool)
+                .await?;
+        for (source_id, domain) in domains {
+            if let Some(record) = records.iter_mut().find(|r| r.id == source_id) {
+                record.custom_domains.push(domain);
+            }
+        }
+        Ok(records)
     }
 
     /// Writes `record` if the stored row still has `expected_version`
     /// (optimistic concurrency); `Ok(false)` when it was changed or deleted
-    /// meanwhile. A taken subdomain is [`RegistryError::AlreadyExists`].
+    /// meanwhile. Custom domains are rewritten when `domains_changed`. A
+    /// taken subdomain or domain is [`RegistryError::AlreadyExists`].
     pub(crate) async fn update(
         &self,
         record: &SourceRecord,
         expected_version: u64,
+        domains_changed: bool,
     ) -> Result<bool, RegistryError> {
         let sql = "UPDATE sources SET subdomain = $1, bucket = $2, region = $3, endpoint = $4, \
              path_prefix = $5, access_key_id = $6, secret_access_key_sealed = $7, \
              secret_key_id = $8, default_params = $9, cache_ttl_seconds = $10, \
-             config_version = $11, updated_at = $12 \
-             WHERE id = $13 AND config_version = $14";
-        let result = sqlx::query(sql)
-            .bind(&record.subdomain)
-            .bind(&record.bucket)
-            .bind(&record.region)
-            .bind(&record.endpoint)
-            .bind(&record.path_prefix)
-            .bind(&record.access_key_id)
-            .bind(&record.secret_access_key.sealed)
-            .bind(&record.secret_access_key.key_id)
-            .bind(&record.default_params)
-            .bind(i64::from(record.cache_ttl_seconds))
-            .bind(version_to_db(record.config_version)?)
-            .bind(record.updated_at)
-            .bind(&record.id)
-            .bind(version_to_db(expected_version)?)
-            .execute(&self.pool)
-            .await;
+             cache_ttl_behavior = $11, cache_ttl_error_seconds = $12, image_missing = $13, \
+             image_missing_append_params = $14, image_error = $15, \
+             image_error_append_params = $16, secure_url_enabled = $17, enabled = $18, \
+             status = $19, status_message = $20, upload_access_key_id = $21, \
+             config_version = $22, updated_at = $23 \
+             WHERE id = $24 AND config_version = $25";
+        let result = async {
+            let mut tx = self.pool.begin().await?;
+            let done = sqlx::query(sql)
+                .bind(&record.subdomain)
+                .bind(&record.bucket)
+                .bind(&record.region)
+                .bind(&record.endpoint)
+                .bind(&record.path_prefix)
+                .bind(&record.access_key_id)
+                .bind(&record.secret_access_key.sealed)
+                .bind(&record.secret_access_key.key_id)
+                .bind(&record.default_params)
+                .bind(i64::from(record.cache_ttl_seconds))
+                .bind(behavior_to_db(record.cache_ttl_behavior))
+                .bind(i64::from(record.cache_ttl_error_seconds))
+                .bind(&record.image_missing)
+                .bind(i64::from(record.image_missing_append_params))
+                .bind(&record.image_error)
+                .bind(i64::from(record.image_error_append_params))
+                .bind(i64::from(record.secure_url_enabled))
+                .bind(i64::from(record.enabled))
+                .bind(status_to_db(record.status))
+                .bind(&record.status_message)
+                .bind(&record.upload_access_key_id)
+                .bind(version_to_db(record.config_version)?)
+                .bind(record.updated_at)
+                .bind(&record.id)
+                .bind(version_to_db(expected_version)?)
+                .execute(&mut *tx)
+                .await?;
+            if done.rows_affected() != 1 {
+                return Ok(false);
+            }
+            if domains_changed {
+                sqlx::query("DELETE FROM source_domains WHERE source_id = $1")
+                    .bind(&record.id)
+                    .execute(&mut *tx)
+                    .await?;
+                insert_domains(&mut tx, &record.id, &record.custom_domains).await?;
+            }
+            tx.commit().await?;
+            Ok::<_, RegistryError>(true)
+        }
+        .await;
         match result {
-            Ok(done) => Ok(done.rows_affected() == 1),
-            Err(error) => match unique_violation(&error) {
+            Err(RegistryError::Database(error)) => match unique_violation(&error) {
                 Some(field) => Err(RegistryError::AlreadyExists { field }),
                 None => Err(error.into()),
             },
+            other => other,
         }
     }
 
-    /// Deletes the Source whose id or name is `id_or_name`; `Ok(None)` when
-    /// there is none, otherwise the id of the deleted Source.
+    /// Deletes the Source whose id or name is `id_or_name` with its custom
+    /// domains; `Ok(None)` when there is none, otherwise the deleted id.
     pub(crate) async fn delete(&self, id_or_name: &str) -> Result<Option<String>, RegistryError> {
+        let mut tx = self.pool.begin().await?;
         let id: Option<String> =
-            sqlx::query_scalar("DELETE FROM sources WHERE id = $1 OR name = $1 RETURNING id")
+            sqlx::query_scalar("SELECT id FROM sources WHERE id = $1 OR name = $1")
                 .bind(id_or_name)
-                .fetch_optional(&self.pool)
+                .fetch_optional(&mut *tx)
                 .await?;
-        Ok(id)
+        let Some(id) = id else {
+            return Ok(None);
+        };
+        sqlx::query("DELETE FROM source_domains WHERE source_id = $1")
+            .bind(&id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM sources WHERE id = $1")
+            .bind(&id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(Some(id))
     }
 
     /// How many stored secrets were sealed by a key other than `key_id`.
@@ -217,8 +324,33 @@ impl SourceStore {
             .bind(key)
             .fetch_optional(&self.pool)
             .await?;
-        Ok(row.as_ref().map(record_from_row).transpose()?)
+        let Some(mut record) = row.as_ref().map(record_from_row).transpose()? else {
+            return Ok(None);
+        };
+        record.custom_domains = sqlx::query_scalar(
+            "SELECT domain FROM source_domains WHERE source_id = $1 ORDER BY domain",
+        )
+        .bind(&record.id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(Some(record))
     }
+}
+
+/// Inserts the custom domains of Source `source_id`.
+async fn insert_domains(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    source_id: &str,
+    domains: &[String],
+) -> Result<(), sqlx::Error> {
+    for domain in domains {
+        sqlx::query("INSERT INTO source_domains (domain, source_id) VALUES ($1, $2)")
+            .bind(domain)
+            .bind(source_id)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
 }
 
 /// The embedded migrations as a sqlx [`Migrator`].
@@ -238,12 +370,13 @@ fn migrator() -> Migrator {
     Migrator::with_migrations(migrations)
 }
 
-/// Reads a `sources` row.
+/// Reads a `sources` row (custom domains are read separately).
 fn record_from_row(row: &SqliteRow) -> Result<SourceRecord, sqlx::Error> {
     Ok(SourceRecord {
         id: row.try_get("id")?,
         name: row.try_get("name")?,
         subdomain: row.try_get("subdomain")?,
+        custom_domains: Vec::new(),
         bucket: row.try_get("bucket")?,
         region: row.try_get("region")?,
         endpoint: row.try_get("endpoint")?,
@@ -255,6 +388,18 @@ fn record_from_row(row: &SqliteRow) -> Result<SourceRecord, sqlx::Error> {
         },
         default_params: row.try_get("default_params")?,
         cache_ttl_seconds: unsigned_column(row, "cache_ttl_seconds")?,
+        cache_ttl_behavior: behavior_from_db(&row.try_get::<String, _>("cache_ttl_behavior")?)?,
+        cache_ttl_error_seconds: unsigned_column(row, "cache_ttl_error_seconds")?,
+        image_missing: row.try_get("image_missing")?,
+        image_missing_append_params: bool_column(row, "image_missing_append_params")?,
+        image_error: row.try_get("image_error")?,
+        image_error_append_params: bool_column(row, "image_error_append_params")?,
+        secure_url_enabled: bool_column(row, "secure_url_enabled")?,
+        enabled: bool_column(row, "enabled")?,
+        status: status_from_db(&row.try_get::<String, _>("status")?)?,
+        status_message: row.try_get("status_message")?,
+        last_deployed_at: row.try_get("last_deployed_at")?,
+        upload_access_key_id: row.try_get("upload_access_key_id")?,
         config_version: unsigned_column(row, "config_version")?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
@@ -264,10 +409,64 @@ fn record_from_row(row: &SqliteRow) -> Result<SourceRecord, sqlx::Error> {
 /// Reads a BIGINT column into an unsigned type, refusing out-of-range values.
 fn unsigned_column<T: TryFrom<i64>>(row: &SqliteRow, column: &str) -> Result<T, sqlx::Error> {
     let value: i64 = row.try_get(column)?;
-    T::try_from(value).map_err(|_| sqlx::Error::ColumnDecode {
+    T::try_from(value).map_err(|_| decode_error(column, format!("{value} is out of range")))
+}
+
+/// Reads a 0/1 BIGINT column as a bool.
+fn bool_column(row: &SqliteRow, column: &str) -> Result<bool, sqlx::Error> {
+    match row.try_get::<i64, _>(column)? {
+        0 => Ok(false),
+        1 => Ok(true),
+        other => Err(decode_error(column, format!("{other} is not 0 or 1"))),
+    }
+}
+
+fn decode_error(column: &str, problem: String) -> sqlx::Error {
+    sqlx::Error::ColumnDecode {
         index: column.to_owned(),
-        source: format!("{value} is out of range").into(),
-    })
+        source: problem.into(),
+    }
+}
+
+/// The stored name of a cache TTL behaviour.
+pub(crate) fn behavior_to_db(behavior: CacheTtlBehavior) -> &'static str {
+    match behavior {
+        CacheTtlBehavior::Unspecified | CacheTtlBehavior::RespectOrigin => "respect_origin",
+        CacheTtlBehavior::OverrideOrigin => "override_origin",
+        CacheTtlBehavior::EnforceMinimum => "enforce_minimum",
+    }
+}
+
+fn behavior_from_db(text: &str) -> Result<CacheTtlBehavior, sqlx::Error> {
+    match text {
+        "respect_origin" => Ok(CacheTtlBehavior::RespectOrigin),
+        "override_origin" => Ok(CacheTtlBehavior::OverrideOrigin),
+        "enforce_minimum" => Ok(CacheTtlBehavior::EnforceMinimum),
+        other => Err(decode_error(
+            "cache_ttl_behavior",
+            format!("unknown behaviour {other:?}"),
+        )),
+    }
+}
+
+/// The stored name of a status.
+pub(crate) fn status_to_db(status: SourceStatus) -> &'static str {
+    match status {
+        SourceStatus::Unspecified | SourceStatus::Pending => "pending",
+        SourceStatus::Deploying => "deploying",
+        SourceStatus::Deployed => "deployed",
+        SourceStatus::Failed => "failed",
+    }
+}
+
+fn status_from_db(text: &str) -> Result<SourceStatus, sqlx::Error> {
+    match text {
+        "pending" => Ok(SourceStatus::Pending),
+        "deploying" => Ok(SourceStatus::Deploying),
+        "deployed" => Ok(SourceStatus::Deployed),
+        "failed" => Ok(SourceStatus::Failed),
+        other => Err(decode_error("status", format!("unknown status {other:?}"))),
+    }
 }
 
 /// A config version as the BIGINT column stores it.
@@ -277,7 +476,7 @@ fn version_to_db(version: u64) -> Result<i64, RegistryError> {
 
 /// The field whose unique index `error` violated, if it is such an error.
 /// PostgreSQL names the constraint; SQLite only says
-/// `UNIQUE constraint failed: sources.<column>`.
+/// `UNIQUE constraint failed: <table>.<column>`.
 fn unique_violation(error: &sqlx::Error) -> Option<&'static str> {
     let sqlx::Error::Database(db) = error else {
         return None;
@@ -291,6 +490,11 @@ fn unique_violation(error: &sqlx::Error) -> Option<&'static str> {
         ("name", "sources_name_key", "sources.name"),
         ("subdomain", "sources_subdomain_key", "sources.subdomain"),
         ("id", "sources_pkey", "sources.id"),
+        (
+            "custom_domains",
+            "source_domains_pkey",
+            "source_domains.domain",
+        ),
     ]
     .into_iter()
     .find(|(_, index, column)| constraint == *index || message.contains(column))

@@ -71,6 +71,7 @@ fn create_request(name: &str) -> proto::CreateSourceRequest {
         secret_access_key: SECRET.into(),
         default_params: "auto=format".into(),
         cache_ttl_seconds: 0,
+        ..Default::default()
     }
 }
 
@@ -131,6 +132,7 @@ async fn source_lifecycle_over_grpc() {
     let resolved = sources
         .resolve_host(proto::ResolveHostRequest {
             host: "demo.localhost".into(),
+            custom_domain: false,
         })
         .await
         .unwrap()
@@ -222,6 +224,7 @@ async fn errors_carry_reasons_over_grpc() {
     let unknown_host = sources
         .resolve_host(proto::ResolveHostRequest {
             host: "nobody.localhost".into(),
+            custom_domain: false,
         })
         .await
         .unwrap_err();
