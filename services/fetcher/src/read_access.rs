@@ -49,7 +49,9 @@ pub(crate) struct ReadAccess {
 
 impl ReadAccess {
     /// Takes the registry's answer apart, moving the secret into a
-    /// [`SecretString`]; refuses an answer that names no bucket.
+    /// [`SecretString`]. A Source that does not serve (disabled or not
+    /// deployed) is refused as not found, before any S3 client exists; an
+    /// answer that names no bucket is refused as internal.
     pub(crate) fn from_response(response: GetReadAccessResponse) -> Result<ReadAccess, FetchError> {
         let GetReadAccessResponse {
             source_id,
@@ -60,9 +62,13 @@ impl ReadAccess {
             path_prefix,
             access_key_id,
             secret_access_key,
-            serving: _,
+            serving,
         } = response;
         let secret_access_key = SecretString::from(secret_access_key);
+        if !serving {
+            tracing::debug!(source_id, "registry says the source does not serve");
+            return Err(FetchError::SourceNotFound);
+        }
         if bucket.is_empty() {
             tracing::warn!(source_id, "registry returned read access without a bucket");
             return Err(FetchError::Internal);
@@ -160,6 +166,7 @@ mod tests {
             path_prefix: "tenant-a".to_owned(),
             access_key_id: "AKIDEXAMPLE".to_owned(),
             secret_access_key: "canary-secret-8c1f".to_owned(),
+            serving: true,
         }
     }
 
@@ -195,6 +202,17 @@ mod tests {
         without_region.region = String::new();
         let access = ReadAccess::from_response(without_region).unwrap();
         assert_eq!(access.region, "us-east-1");
+    }
+
+    /// A Source that does not serve is refused as SOURCE_NOT_FOUND, whatever else the answer says.
+    #[test]
+    fn not_serving_is_source_not_found() {
+        let mut off = response();
+        off.serving = false;
+        assert!(matches!(
+            ReadAccess::from_response(off),
+            Err(FetchError::SourceNotFound)
+        ));
     }
 
     /// Read access without a bucket is refused as an internal error.

@@ -104,6 +104,11 @@ impl SourceClients {
                 Ok(client)
             }
             Err(err) => {
+                if matches!(err, FetchError::SourceNotFound) {
+                    // The Source is gone or stopped serving: an older
+                    // client must not keep reading for it.
+                    *cached = None;
+                }
                 let never_loaded = cached.is_none();
                 drop(cached);
                 if never_loaded {

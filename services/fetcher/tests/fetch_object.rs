@@ -234,6 +234,47 @@ async fn disabled_source_is_source_disabled() {
     assert_status(&status, ErrorCode::SourceDisabled);
 }
 
+/// A Source the registry says does not serve is SOURCE_NOT_FOUND, and the origin is never asked.
+#[tokio::test]
+async fn not_serving_source_is_source_not_found_without_s3() {
+    let harness = Harness::start(LARGE_CAP).await;
+    let origin = ScriptedOrigin::start(not_found_response()).await;
+    let mut off = read_access("src-off", &origin.endpoint, "", SECRET_KEY);
+    off.serving = false;
+    harness.registry.put(off);
+
+    let status = harness.fetch("src-off", "cat.jpg").await.unwrap_err();
+
+    assert_status(&status, ErrorCode::SourceNotFound);
+    assert_eq!(status.message(), "source not found");
+    assert_eq!(origin.requests(), 0, "a non-serving Source reached S3");
+}
+
+/// A Source that stops serving at a new config version is refused at once, also to callers still on the old version.
+#[tokio::test]
+async fn source_that_stops_serving_drops_its_client() {
+    let harness = Harness::start(LARGE_CAP).await;
+    harness.s3.put_object("cat.jpg", b"meow");
+    harness.add_source("src-a", "", SECRET_KEY);
+    let request = |version| FetchObjectRequest {
+        source_id: "src-a".to_owned(),
+        path: "cat.jpg".to_owned(),
+        max_bytes: 0,
+        source_config_version: version,
+    };
+    assert_eq!(harness.fetch_with(request(1)).await.unwrap().bytes, b"meow");
+
+    let mut disabled = read_access("src-a", &harness.s3.endpoint, "", SECRET_KEY);
+    disabled.config_version = 2;
+    disabled.serving = false;
+    harness.registry.put(disabled);
+
+    let status = harness.fetch_with(request(2)).await.unwrap_err();
+    assert_status(&status, ErrorCode::SourceNotFound);
+    let status = harness.fetch_with(request(1)).await.unwrap_err();
+    assert_status(&status, ErrorCode::SourceNotFound);
+}
+
 /// A request without a source id is INVALID_ARGUMENT naming the field.
 #[tokio::test]
 async fn empty_source_id_is_invalid_argument() {

@@ -268,6 +268,7 @@ pub(crate) fn read_access(
         path_prefix: prefix.to_owned(),
         access_key_id: ACCESS_KEY.to_owned(),
         secret_access_key: secret.to_owned(),
+        serving: true,
     }
 }
 
