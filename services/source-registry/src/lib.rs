@@ -31,6 +31,7 @@ mod config;
 mod credentials_crypto;
 mod error;
 mod grpc_api;
+mod imgix_param_names;
 mod registry;
 mod source;
 mod source_fields;

@@ -801,4 +801,257 @@ mod tests {
         let error = Registry::open(&path, &test_key()).await.unwrap_err();
         assert!(matches!(error, RegistryError::Database(_)), "{error:?}");
     }
+
+    /// A new Source is pending and enabled (unless created disabled), with
+    /// imgix's defaults for the cache policy and every field returned.
+    #[tokio::test]
+    async fn create_stores_every_field() {
+        let dir = tempfile::tempdir().unwrap();
+        let registry = open_registry(&dir).await;
+        let plain = registry
+            .create_source(&create_request("plain"))
+            .await
+            .unwrap();
+        assert_eq!(plain.status(), proto::SourceStatus::Pending);
+        assert!(plain.enabled);
+        assert_eq!(
+            plain.cache_ttl_behavior(),
+            proto::CacheTtlBehavior::RespectOrigin
+        );
+        assert_eq!(plain.cache_ttl_error_seconds, 300);
+        assert!(plain.custom_domains.is_empty());
+        assert_eq!(plain.upload_access_key_id_hint, "");
+        assert_eq!(plain.last_deployed_at, 0);
+
+        let request = proto::CreateSourceRequest {
+            custom_domains: vec!["IMG.example.com".into(), "cdn.example.com.".into()],
+            cache_ttl_behavior: proto::CacheTtlBehavior::EnforceMinimum.into(),
+            cache_ttl_error_seconds: 60,
+            image_missing: "missing.png".into(),
+            image_missing_append_params: true,
+            image_error: "/errors/broken.png".into(),
+            image_error_append_params: true,
+            secure_url_enabled: true,
+            disabled: true,
+            ..create_request("full")
+        };
+        let full = registry.create_source(&request).await.unwrap();
+        assert_eq!(full.custom_domains, ["cdn.example.com", "img.example.com"]);
+        assert_eq!(
+            full.cache_ttl_behavior(),
+            proto::CacheTtlBehavior::EnforceMinimum
+        );
+        assert_eq!(full.cache_ttl_error_seconds, 60);
+        assert_eq!(full.image_missing, "/missing.png");
+        assert!(full.image_missing_append_params);
+        assert_eq!(full.image_error, "/errors/broken.png");
+        assert!(full.image_error_append_params);
+        assert!(full.secure_url_enabled);
+        assert!(!full.enabled);
+        assert_eq!(registry.get_source("full").await.unwrap(), full);
+        let listed = registry.list_sources().await.unwrap();
+        assert_eq!(listed, [full, plain]);
+    }
+
+    /// Every new field can be changed by an update, and each update bumps
+    /// the config version.
+    #[tokio::test]
+    async fn update_changes_new_fields() {
+        let dir = tempfile::tempdir().unwrap();
+        let registry = open_registry(&dir).await;
+        registry
+            .create_source(&create_request("demo"))
+            .await
+            .unwrap();
+        let updated = registry
+            .update_source(&proto::UpdateSourceRequest {
+                id_or_name: "demo".into(),
+                custom_domains: Some(proto::CustomDomains {
+                    domains: vec!["img.example.com".into()],
+                }),
+                cache_ttl_behavior: Some(proto::CacheTtlBehavior::OverrideOrigin.into()),
+                cache_ttl_error_seconds: Some(0),
+                image_missing: Some("/m.png".into()),
+                image_missing_append_params: Some(true),
+                image_error: Some("/e.png".into()),
+                image_error_append_params: Some(true),
+                secure_url_enabled: Some(true),
+                enabled: Some(false),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(updated.config_version, 2);
+        assert_eq!(updated.custom_domains, ["img.example.com"]);
+        assert_eq!(
+            updated.cache_ttl_behavior(),
+            proto::CacheTtlBehavior::OverrideOrigin
+        );
+        assert_eq!(updated.cache_ttl_error_seconds, 300);
+        assert_eq!(updated.image_missing, "/m.png");
+        assert_eq!(updated.image_error, "/e.png");
+        assert!(updated.image_missing_append_params && updated.image_error_append_params);
+        assert!(updated.secure_url_enabled && !updated.enabled);
+        assert_eq!(registry.get_source("demo").await.unwrap(), updated);
+
+        let cleared = registry
+            .update_source(&proto::UpdateSourceRequest {
+                id_or_name: "demo".into(),
+                custom_domains: Some(proto::CustomDomains::default()),
+                image_missing: Some(String::new()),
+                enabled: Some(true),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(cleared.config_version, 3);
+        assert!(cleared.custom_domains.is_empty());
+        assert_eq!(cleared.image_missing, "");
+        assert_eq!(cleared.image_error, "/e.png");
+        assert!(cleared.enabled);
+    }
+
+    /// A custom domain belongs to one Source at a time: taken on create or
+    /// update is ALREADY_EXISTS naming custom_domains; freed on change or
+    /// delete.
+    #[tokio::test]
+    async fn custom_domains_are_unique_across_sources() {
+        let dir = tempfile::tempdir().unwrap();
+        let registry = open_registry(&dir).await;
+        let with_domain = |name: &str, domain: &str| proto::CreateSourceRequest {
+            custom_domains: vec![domain.to_owned()],
+            ..create_request(name)
+        };
+        registry
+            .create_source(&with_domain("demo", "img.example.com"))
+            .await
+            .unwrap();
+        let error = registry
+            .create_source(&with_domain("shop", "IMG.example.com"))
+            .await
+            .unwrap_err();
+        assert!(matches!(
+            error,
+            RegistryError::AlreadyExists {
+                field: "custom_domains"
+            }
+        ));
+        // The failed create left nothing behind.
+        assert!(is_not_found(
+            &registry.get_source("shop").await.unwrap_err()
+        ));
+        registry
+            .create_source(&with_domain("shop", "shop.example.com"))
+            .await
+            .unwrap();
+        let error = registry
+            .update_source(&proto::UpdateSourceRequest {
+                id_or_name: "shop".into(),
+                custom_domains: Some(proto::CustomDomains {
+                    domains: vec!["shop.example.com".into(), "img.example.com".into()],
+                }),
+                ..Default::default()
+            })
+            .await
+            .unwrap_err();
+        assert!(matches!(
+            error,
+            RegistryError::AlreadyExists {
+                field: "custom_domains"
+            }
+        ));
+        let shop = registry.get_source("shop").await.unwrap();
+        assert_eq!(shop.custom_domains, ["shop.example.com"]);
+        assert_eq!(shop.config_version, 1);
+
+        // Moving a domain: free it on one Source, then take it on the other.
+        registry
+            .update_source(&proto::UpdateSourceRequest {
+                id_or_name: "demo".into(),
+                custom_domains: Some(proto::CustomDomains::default()),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        registry
+            .update_source(&proto::UpdateSourceRequest {
+                id_or_name: "shop".into(),
+                custom_domains: Some(proto::CustomDomains {
+                    domains: vec!["img.example.com".into()],
+                }),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        registry.delete_source("shop").await.unwrap();
+        registry
+            .create_source(&with_domain("third", "img.example.com"))
+            .await
+            .unwrap();
+    }
+
+    /// ResolveHost with custom_domain matches a whole custom domain exactly
+    /// (case and trailing dot aside), and never by first label.
+    #[tokio::test]
+    async fn resolve_host_by_custom_domain() {
+        let dir = tempfile::tempdir().unwrap();
+        let registry = open_registry(&dir).await;
+        let demo = registry
+            .create_source(&proto::CreateSourceRequest {
+                custom_domains: vec!["img.example.com".into()],
+                ..create_request("demo")
+            })
+            .await
+            .unwrap();
+        for host in ["img.example.com", "IMG.Example.com."] {
+            let resolved = registry.resolve_host(host, true).await.unwrap();
+            assert_eq!(resolved.source.id, demo.id, "{host}");
+            assert!(resolved.secure_url_tokens.is_empty());
+        }
+        for host in ["demo.localhost", "x.img.example.com", "example.com", "img"] {
+            assert!(
+                is_not_found(&registry.resolve_host(host, true).await.unwrap_err()),
+                "{host}"
+            );
+        }
+        // A custom domain is not a subdomain route: its first label is "img".
+        assert!(is_not_found(
+            &registry
+                .resolve_host("img.example.com", false)
+                .await
+                .unwrap_err()
+        ));
+    }
+
+    /// ResolveHost answers for disabled and undeployed Sources too: the
+    /// gateway decides between 410 and 404.
+    #[tokio::test]
+    async fn resolve_host_ignores_status() {
+        let dir = tempfile::tempdir().unwrap();
+        let registry = open_registry(&dir).await;
+        let request = proto::CreateSourceRequest {
+            disabled: true,
+            ..create_request("demo")
+        };
+        let demo = registry.create_source(&request).await.unwrap();
+        let resolved = registry
+            .resolve_host("demo.localhost", false)
+            .await
+            .unwrap();
+        assert_eq!(resolved.source, demo);
+        assert!(!resolved.source.enabled);
+        assert_eq!(resolved.source.status(), proto::SourceStatus::Pending);
+    }
+
+    /// A Source that is not deployed does not serve.
+    #[tokio::test]
+    async fn undeployed_source_does_not_serve() {
+        let dir = tempfile::tempdir().unwrap();
+        let registry = open_registry(&dir).await;
+        let demo = registry
+            .create_source(&create_request("demo"))
+            .await
+            .unwrap();
+        assert!(!registry.read_access(&demo.id).await.unwrap().serving);
+    }
 }

@@ -112,7 +112,10 @@ pub(crate) fn access_key_id_hint(access_key_id: &str) -> String {
 #[derive(Clone)]
 pub(crate) struct UploadCredentials {
     pub(crate) access_key_id: String,
-    #[expect(dead_code, reason = "sealed and stored once the secrets table exists")]
+    #[cfg_attr(
+        not(test),
+        expect(dead_code, reason = "sealed and stored once the secrets table exists")
+    )]
     pub(crate) secret_access_key: SecretString,
 }
 
@@ -643,6 +646,172 @@ mod tests {
             assert!(!shown.contains("very-secret-value"), "{shown}");
             assert!(shown.contains("[REDACTED]"), "{shown}");
             assert!(shown.contains("…MPLE"), "{shown}");
+        }
+    }
+
+    /// Upload credentials come in pairs: one without the other names the
+    /// missing field; an empty key id alone removes them on update.
+    #[test]
+    fn upload_credentials_come_in_pairs() {
+        let with = |id: &str, secret: &str| proto::CreateSourceRequest {
+            upload_access_key_id: id.into(),
+            upload_secret_access_key: secret.into(),
+            ..create_request()
+        };
+        assert!(NewSource::validate(&with("", "")).unwrap().upload.is_none());
+        let both = NewSource::validate(&with("AKIAUPLOAD", "up-secret")).unwrap();
+        let upload = both.upload.unwrap();
+        assert_eq!(upload.access_key_id, "AKIAUPLOAD");
+        assert_eq!(upload.secret_access_key.expose_secret(), "up-secret");
+        for (id, secret, field) in [
+            ("AKIAUPLOAD", "", "upload_secret_access_key"),
+            ("", "up-secret", "upload_access_key_id"),
+            ("A B", "up-secret", "upload_access_key_id"),
+        ] {
+            match NewSource::validate(&with(id, secret)) {
+                Err(RegistryError::InvalidField { field: f, .. }) => assert_eq!(f, field),
+                other => panic!("{id:?}/{secret:?}: {other:?}"),
+            }
+        }
+
+        let update = |id: Option<&str>, secret: Option<&str>| {
+            SourceChanges::validate(&proto::UpdateSourceRequest {
+                id_or_name: "demo".into(),
+                upload_access_key_id: id.map(str::to_owned),
+                upload_secret_access_key: secret.map(str::to_owned),
+                ..Default::default()
+            })
+            .map(|changes| changes.upload)
+        };
+        assert!(update(None, None).unwrap().is_none());
+        assert!(matches!(
+            update(Some(""), None),
+            Ok(Some(UploadChange::Remove))
+        ));
+        assert!(matches!(
+            update(Some("AKIAUPLOAD"), Some("s")),
+            Ok(Some(UploadChange::Set(_)))
+        ));
+        for (id, secret, field) in [
+            (None, Some("s"), "upload_access_key_id"),
+            (Some("AKIAUPLOAD"), None, "upload_secret_access_key"),
+            (Some("AKIAUPLOAD"), Some(""), "upload_secret_access_key"),
+            (Some(""), Some("s"), "upload_access_key_id"),
+        ] {
+            match update(id, secret) {
+                Err(RegistryError::InvalidField { field: f, .. }) => assert_eq!(f, field),
+                other => panic!("{id:?}/{secret:?}: {other:?}"),
+            }
+        }
+    }
+
+    /// Only a change of what a deploy verifies needs a new deploy; setting a
+    /// field to its current value does not.
+    #[test]
+    fn redeploy_is_needed_only_for_verified_settings() {
+        let new = NewSource::validate(&create_request()).unwrap();
+        let record = SourceRecord {
+            id: "src_000000000001".into(),
+            name: new.name,
+            subdomain: new.subdomain,
+            custom_domains: Vec::new(),
+            bucket: new.bucket,
+            region: new.region,
+            endpoint: new.endpoint,
+            path_prefix: new.path_prefix,
+            access_key_id: new.access_key_id,
+            secret_access_key: SealedSecret {
+                key_id: "k".into(),
+                sealed: "s".into(),
+            },
+            default_params: new.default_params,
+            cache_ttl_seconds: new.cache_ttl_seconds,
+            cache_ttl_behavior: new.cache_ttl_behavior,
+            cache_ttl_error_seconds: new.cache_ttl_error_seconds,
+            image_missing: String::new(),
+            image_missing_append_params: false,
+            image_error: String::new(),
+            image_error_append_params: false,
+            secure_url_enabled: false,
+            enabled: true,
+            status: proto::SourceStatus::Deployed,
+            status_message: String::new(),
+            last_deployed_at: 1,
+            upload_access_key_id: String::new(),
+            config_version: 1,
+            created_at: 1,
+            updated_at: 1,
+        };
+        let redeploys = |request: proto::UpdateSourceRequest| {
+            SourceChanges::validate(&request)
+                .unwrap()
+                .needs_redeploy(&record)
+        };
+        let base = || proto::UpdateSourceRequest {
+            id_or_name: "demo".into(),
+            ..Default::default()
+        };
+        for request in [
+            proto::UpdateSourceRequest {
+                bucket: Some("other".into()),
+                ..base()
+            },
+            proto::UpdateSourceRequest {
+                region: Some("eu-west-1".into()),
+                ..base()
+            },
+            proto::UpdateSourceRequest {
+                endpoint: Some(String::new()),
+                ..base()
+            },
+            proto::UpdateSourceRequest {
+                path_prefix: Some("x".into()),
+                ..base()
+            },
+            proto::UpdateSourceRequest {
+                access_key_id: Some("AKIANEW".into()),
+                ..base()
+            },
+            proto::UpdateSourceRequest {
+                secret_access_key: Some("new".into()),
+                ..base()
+            },
+        ] {
+            assert!(redeploys(request.clone()), "{request:?}");
+        }
+        for request in [
+            base(),
+            proto::UpdateSourceRequest {
+                bucket: Some("images".into()),
+                ..base()
+            },
+            proto::UpdateSourceRequest {
+                path_prefix: Some("/photos/".into()),
+                ..base()
+            },
+            proto::UpdateSourceRequest {
+                default_params: Some("w=1".into()),
+                ..base()
+            },
+            proto::UpdateSourceRequest {
+                subdomain: Some("other".into()),
+                ..base()
+            },
+            proto::UpdateSourceRequest {
+                enabled: Some(false),
+                ..base()
+            },
+            proto::UpdateSourceRequest {
+                secure_url_enabled: Some(true),
+                ..base()
+            },
+            proto::UpdateSourceRequest {
+                upload_access_key_id: Some("AKIAUP".into()),
+                upload_secret_access_key: Some("up".into()),
+                ..base()
+            },
+        ] {
+            assert!(!redeploys(request.clone()), "{request:?}");
         }
     }
 }

@@ -9,6 +9,7 @@ use imgmesh_proto::registry::v1::CacheTtlBehavior;
 use secrecy::SecretString;
 
 use crate::error::RegistryError;
+use crate::imgix_param_names;
 
 /// Cache TTL used when a Source asks for 0: one year.
 pub const DEFAULT_CACHE_TTL_SECONDS: u32 = 31_536_000;
@@ -340,7 +341,8 @@ pub(crate) fn asset_path(field: &'static str, value: &str) -> Result<String, Reg
 }
 
 /// `default_params`: empty, or up to 2048 characters of `key=value` pairs
-/// joined by `&` (a leading `?` is dropped), printable ASCII without `#`.
+/// joined by `&` (a leading `?` is dropped), printable ASCII without `#`,
+/// every key an imgix parameter name, alias or base64 form.
 pub(crate) fn default_params(value: &str) -> Result<String, RegistryError> {
     let value = value.strip_prefix('?').unwrap_or(value);
     if value.is_empty() {
@@ -355,7 +357,14 @@ pub(crate) fn default_params(value: &str) -> Result<String, RegistryError> {
     }
     for pair in value.split('&') {
         match pair.split_once('=') {
-            Some((key, val)) if !key.is_empty() && !val.is_empty() => {}
+            Some((key, val)) if !key.is_empty() && !val.is_empty() => {
+                if !imgix_param_names::is_known(key) {
+                    return Err(RegistryError::invalid(
+                        "default_params",
+                        format!("unknown parameter {key:?}"),
+                    ));
+                }
+            }
             _ => return invalid("must be key=value pairs joined by '&', e.g. auto=format&q=75"),
         }
     }
@@ -380,11 +389,14 @@ mod tests {
 
     use super::*;
 
+    /// A rule under test.
+    type Check = fn(&str) -> Result<String, RegistryError>;
+
     /// Asserts `check` accepts every `good` value unchanged and refuses every
     /// `bad` one with an error naming `field`.
     fn table(
         field: &str,
-        check: fn(&str) -> Result<String, RegistryError>,
+        check: Check,
         good: &[&str],
         bad: &[&str],
     ) {
@@ -640,6 +652,192 @@ mod tests {
             ],
         );
         assert_eq!(default_params("?auto=format").unwrap(), "auto=format");
+    }
+
+    /// Default params may only name imgix parameters (names, aliases,
+    /// base64 forms); an unknown one is named in the error.
+    #[test]
+    fn default_params_know_the_imgix_spec() {
+        for good in [
+            "w=100&f=crop",
+            "txt64=aGVsbG8",
+            "or=90&width=3",
+            "bm=normal",
+        ] {
+            assert_eq!(default_params(good).unwrap(), good);
+        }
+        for (bad, unknown) in [
+            ("x=1", "x"),
+            ("w=100&frobnicate=2", "frobnicate"),
+            ("auto64=Zm9ybWF0", "auto64"),
+        ] {
+            match default_params(bad) {
+                Err(RegistryError::InvalidField {
+                    field: "default_params",
+                    problem,
+                }) => assert_eq!(problem, format!("unknown parameter \"{unknown}\"")),
+                other => panic!("{bad}: {other:?}"),
+            }
+        }
+    }
+
+    /// Upload key ids and secrets follow the read credentials' rules under
+    /// their own field names.
+    #[test]
+    fn upload_credential_rules() {
+        table(
+            "upload_access_key_id",
+            upload_access_key_id,
+            &["AKIAUPLOAD"],
+            &["", "A B", &"K".repeat(129)],
+        );
+        assert!(upload_secret_access_key("s").is_ok());
+        assert!(matches!(
+            upload_secret_access_key("a\tb"),
+            Err(RegistryError::InvalidField {
+                field: "upload_secret_access_key",
+                ..
+            })
+        ));
+    }
+
+    /// Custom domains are lowercase DNS names of two or more labels,
+    /// normalised, deduplicated and sorted.
+    #[test]
+    fn custom_domain_rules() {
+        let label = "a".repeat(63);
+        let long = format!("{label}.{label}.{label}.{}", "b".repeat(61));
+        assert_eq!(long.len(), 253);
+        let too_long = format!("{label}.{label}.{label}.{}", "b".repeat(62));
+        assert_eq!(
+            custom_domains(&[
+                "Images.Example.COM.".into(),
+                "cdn.example.org".into(),
+                long.clone(),
+            ])
+            .unwrap(),
+            [long.as_str(), "cdn.example.org", "images.example.com"]
+        );
+        assert!(custom_domains(&[]).unwrap().is_empty());
+        for bad in [
+            "",
+            "localhost",
+            "example..com",
+            ".example.com",
+            "-a.example.com",
+            "a_b.example.com",
+            "img.example.com:8080",
+            "127.0.0.1",
+            "ex ample.com",
+            "ü.example.com",
+            "*.example.com",
+            too_long.as_str(),
+        ] {
+            assert!(
+                matches!(
+                    custom_domains(&[bad.to_owned()]),
+                    Err(RegistryError::InvalidField {
+                        field: "custom_domains",
+                        ..
+                    })
+                ),
+                "{bad:?}"
+            );
+        }
+        let twice = custom_domains(&["a.example.com".into(), "A.example.com".into()]);
+        assert!(matches!(
+            twice,
+            Err(RegistryError::InvalidField { field: "custom_domains", problem })
+                if problem.contains("listed twice")
+        ));
+        let many: Vec<String> = (0..33).map(|i| format!("d{i}.example.com")).collect();
+        assert!(custom_domains(&many[..32]).is_ok());
+        assert!(custom_domains(&many).is_err());
+    }
+
+    /// Unspecified behaviour means respect_origin; unknown values are refused.
+    #[test]
+    fn cache_ttl_behavior_rules() {
+        assert_eq!(
+            cache_ttl_behavior(0).unwrap(),
+            CacheTtlBehavior::RespectOrigin
+        );
+        for behavior in [
+            CacheTtlBehavior::RespectOrigin,
+            CacheTtlBehavior::OverrideOrigin,
+            CacheTtlBehavior::EnforceMinimum,
+        ] {
+            assert_eq!(cache_ttl_behavior(behavior.into()).unwrap(), behavior);
+        }
+        for bad in [4, -1, 99] {
+            assert!(matches!(
+                cache_ttl_behavior(bad),
+                Err(RegistryError::InvalidField {
+                    field: "cache_ttl_behavior",
+                    ..
+                })
+            ));
+        }
+    }
+
+    /// An error TTL of 0 becomes 300; more than ten years is refused.
+    #[test]
+    fn cache_ttl_error_rules() {
+        assert_eq!(cache_ttl_error_seconds(0).unwrap(), 300);
+        assert_eq!(cache_ttl_error_seconds(60).unwrap(), 60);
+        assert!(matches!(
+            cache_ttl_error_seconds(MAX_CACHE_TTL_SECONDS + 1),
+            Err(RegistryError::InvalidField {
+                field: "cache_ttl_error_seconds",
+                ..
+            })
+        ));
+    }
+
+    /// image_missing and image_error are file paths on the Source that can
+    /// never escape it; they gain one leading slash.
+    #[test]
+    fn asset_path_rules() {
+        for (given, stored) in [
+            ("", ""),
+            ("missing.png", "/missing.png"),
+            ("/missing.png", "/missing.png"),
+            ("/errors/v2/broken.jpg", "/errors/v2/broken.jpg"),
+            ("/dir.v2/x..y.png", "/dir.v2/x..y.png"),
+        ] {
+            assert_eq!(image_missing(given).unwrap(), stored, "{given:?}");
+            assert_eq!(image_error(given).unwrap(), stored, "{given:?}");
+        }
+        let long = format!("/{}", "a".repeat(1023));
+        assert_eq!(image_missing(&long).unwrap(), long);
+        let too_long = format!("/{}", "a".repeat(1024));
+        let checks: [(&str, Check); 2] = [
+            ("image_missing", image_missing),
+            ("image_error", image_error),
+        ];
+        for (field, check) in checks {
+            table(
+                field,
+                check,
+                &[],
+                &[
+                    "/",
+                    "//evil.example.com/x.png",
+                    "/../secret.png",
+                    "/a/../../b.png",
+                    "/a/./b.png",
+                    "/a//b.png",
+                    "/dir/",
+                    "/a.png?w=10",
+                    "/a.png#x",
+                    "/a%2e%2e/b.png",
+                    "/a\\b.png",
+                    "/a b.png",
+                    "/a\nb.png",
+                    too_long.as_str(),
+                ],
+            );
+        }
     }
 
     /// A TTL of 0 becomes the default; more than ten years is refused.
