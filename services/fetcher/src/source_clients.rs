@@ -33,7 +33,7 @@ pub(crate) struct SourceClient {
     /// Key prefix every path is read under.
     pub(crate) path_prefix: String,
     /// The S3 client with the Source's credentials.
-    pub(crate) s3: aws_sdk_s3::Client,
+    pub(crate) s3: imgmesh_s3_client::BucketClient,
     loaded_at: Instant,
 }
 
