@@ -42,6 +42,7 @@ fn main() -> anyhow::Result<()> {
         .map(|path| std::fs::read(path).with_context(|| format!("reading {}", path.display())))
         .collect::<anyhow::Result<_>>()?;
 
+    let cpu_before = process_cpu_ms()?;
     let renders = AtomicU64::new(0);
     let deadline = Instant::now() + Duration::from_secs(args.seconds);
     let started = Instant::now();
@@ -73,9 +74,29 @@ fn main() -> anyhow::Result<()> {
         Ok(())
     })?;
     let elapsed = started.elapsed().as_secs_f64();
+    let cpu_ms = process_cpu_ms()? - cpu_before;
     let total = renders.load(Ordering::Relaxed);
     println!("renders {total}");
     println!("seconds {elapsed:.2}");
     println!("renders_per_second {:.2}", total as f64 / elapsed);
+    // CPU time per render is far steadier than throughput on a shared machine.
+    println!("cpu_ms_per_render {:.1}", cpu_ms / total.max(1) as f64);
     Ok(())
+}
+
+/// This process's user + system CPU time so far, in milliseconds, from
+/// `/proc/self/stat` (fields 14 and 15, in clock ticks of 1/100 s on Linux).
+fn process_cpu_ms() -> anyhow::Result<f64> {
+    const TICKS_PER_SECOND: f64 = 100.0;
+    let stat = std::fs::read_to_string("/proc/self/stat").context("reading /proc/self/stat")?;
+    // The command name (field 2) may contain spaces; fields after it are plain.
+    let after_name = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest)
+        .context("unexpected /proc/self/stat format")?;
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    // after_name starts at field 3, so utime (14) is index 11, stime (15) 12.
+    let utime: f64 = fields.get(11).context("no utime")?.parse()?;
+    let stime: f64 = fields.get(12).context("no stime")?.parse()?;
+    Ok((utime + stime) * 1000.0 / TICKS_PER_SECOND)
 }
