@@ -1,9 +1,16 @@
 //! The gateway's command line and environment.
 
+use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
+use anyhow::Context as _;
 use imgmesh_telemetry::TelemetryArgs;
+use secrecy::{ExposeSecret as _, SecretString};
+
+/// Shortest admin token accepted: anything shorter is guessable.
+pub(crate) const MIN_ADMIN_TOKEN_LEN: usize = 16;
 
 /// Everything the gateway is configured with; parse it with
 /// `GatewayConfig::parse()` (or `try_parse_from` in tests).
@@ -26,6 +33,32 @@ pub struct GatewayConfig {
         default_value = "127.0.0.1:9080"
     )]
     pub ops_listen: SocketAddr,
+
+    /// Address of the admin HTTP API listener (role "admin"). It starts
+    /// only when an admin token is configured.
+    #[arg(
+        long,
+        env = "IMGMESH_GATEWAY_ADMIN_LISTEN",
+        default_value = "127.0.0.1:9081"
+    )]
+    pub admin_listen: SocketAddr,
+
+    /// File holding the admin API's bearer token (surrounding whitespace
+    /// ignored; at least 16 characters).
+    #[arg(long, env = "IMGMESH_ADMIN_TOKEN_FILE")]
+    pub admin_token_file: Option<PathBuf>,
+
+    /// The admin API's bearer token itself (at least 16 characters). Prefer
+    /// the environment variable or a token file: command lines are visible
+    /// to other users of the machine.
+    #[arg(
+        long,
+        env = "IMGMESH_ADMIN_TOKEN",
+        hide_env_values = true,
+        conflicts_with = "admin_token_file",
+        value_parser = secret_text
+    )]
+    pub admin_token: Option<SecretString>,
 
     /// gRPC URL of the source registry.
     #[arg(
@@ -64,6 +97,32 @@ impl GatewayConfig {
     pub fn source_cache_ttl(&self) -> Duration {
         Duration::from_millis(self.source_cache_ttl_ms)
     }
+
+    /// The admin API's bearer token from the token file or the token text;
+    /// `None` when neither is set (the admin API then stays off). Errors
+    /// never show the token.
+    pub fn load_admin_token(&self) -> anyhow::Result<Option<SecretString>> {
+        let token = if let Some(path) = &self.admin_token_file {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading the admin token file {}", path.display()))?;
+            SecretString::from(text.trim())
+        } else if let Some(text) = &self.admin_token {
+            SecretString::from(text.expose_secret().trim())
+        } else {
+            return Ok(None);
+        };
+        anyhow::ensure!(
+            token.expose_secret().chars().count() >= MIN_ADMIN_TOKEN_LEN,
+            "the admin token must be at least {MIN_ADMIN_TOKEN_LEN} characters, \
+             e.g. from `openssl rand -hex 32`"
+        );
+        Ok(Some(token))
+    }
+}
+
+/// Keeps a secret command-line value out of `Debug` output.
+fn secret_text(value: &str) -> Result<SecretString, Infallible> {
+    Ok(SecretString::from(value))
 }
 
 #[cfg(test)]
@@ -82,6 +141,8 @@ mod tests {
         assert_eq!(config.renderer_url, "http://127.0.0.1:50053");
         assert_eq!(config.base_domain, "localhost");
         assert_eq!(config.source_cache_ttl(), Duration::from_secs(2));
+        assert_eq!(config.admin_listen, "127.0.0.1:9081".parse().unwrap());
+        assert!(config.load_admin_token().unwrap().is_none());
     }
 
     /// Every flag is read from the command line.
@@ -95,6 +156,7 @@ mod tests {
             "--renderer-url=http://renderer:50053",
             "--base-domain=img.example.com",
             "--source-cache-ttl-ms=200",
+            "--admin-listen=127.0.0.1:0",
         ])
         .unwrap();
         assert_eq!(config.listen, "0.0.0.0:80".parse().unwrap());
@@ -103,6 +165,61 @@ mod tests {
         assert_eq!(config.renderer_url, "http://renderer:50053");
         assert_eq!(config.base_domain, "img.example.com");
         assert_eq!(config.source_cache_ttl(), Duration::from_millis(200));
+        assert_eq!(config.admin_listen, "127.0.0.1:0".parse().unwrap());
+    }
+
+    /// The admin token comes from a file (trimmed) or as text; both at once is a usage error.
+    #[test]
+    fn admin_token_from_file_or_text() {
+        let dir =
+            std::env::temp_dir().join(format!("imgmesh-gateway-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("admin.token");
+        std::fs::write(&file, "  file-token-0123456789abcdef\n").unwrap();
+        let from_file = GatewayConfig::try_parse_from([
+            "imgmesh-gateway".to_owned(),
+            format!("--admin-token-file={}", file.display()),
+        ])
+        .unwrap();
+        let token = from_file.load_admin_token().unwrap().unwrap();
+        assert_eq!(token.expose_secret(), "file-token-0123456789abcdef");
+
+        let from_text = GatewayConfig::try_parse_from([
+            "imgmesh-gateway",
+            "--admin-token=text-token-0123456789abcdef",
+        ])
+        .unwrap();
+        let token = from_text.load_admin_token().unwrap().unwrap();
+        assert_eq!(token.expose_secret(), "text-token-0123456789abcdef");
+        assert!(!format!("{from_text:?}").contains("text-token"));
+
+        let both = GatewayConfig::try_parse_from([
+            "imgmesh-gateway".to_owned(),
+            format!("--admin-token-file={}", file.display()),
+            "--admin-token=text-token-0123456789abcdef".to_owned(),
+        ])
+        .unwrap_err();
+        assert_eq!(both.kind(), clap::error::ErrorKind::ArgumentConflict);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A short or missing token file is refused at startup without showing the token.
+    #[test]
+    fn bad_admin_tokens_are_refused() {
+        let short =
+            GatewayConfig::try_parse_from(["imgmesh-gateway", "--admin-token=  short-tok  "])
+                .unwrap();
+        let message = format!("{:#}", short.load_admin_token().unwrap_err());
+        assert!(message.contains("at least 16"), "{message}");
+        assert!(!message.contains("short-tok"), "{message}");
+
+        let missing = GatewayConfig::try_parse_from([
+            "imgmesh-gateway",
+            "--admin-token-file=/nonexistent/imgmesh/admin.token",
+        ])
+        .unwrap();
+        let message = format!("{:#}", missing.load_admin_token().unwrap_err());
+        assert!(message.contains("admin token file"), "{message}");
     }
 
     /// A listen address that is not `ip:port` is refused at startup.

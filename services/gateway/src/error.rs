@@ -7,17 +7,37 @@ use imgmesh_errors::{ERROR_DOMAIN, ErrorCode};
 use tonic_types::StatusExt as _;
 
 use crate::render_plan::PlanError;
+use crate::url_expiry::InvalidExpires;
 
-/// `Cache-Control` for 4xx answers: imgix's default error TTL (300 s).
+/// imgix's default error TTL in seconds: 4xx answers are cacheable this
+/// long unless the Source sets its own (see `image_handler`).
+pub(crate) const DEFAULT_ERROR_TTL_SECONDS: u32 = 300;
+
+/// `Cache-Control` for 4xx answers before the Source is known.
 const CLIENT_ERROR_CACHE_CONTROL: &str = "public, max-age=300";
 
 /// Every way an image request can fail. The `Display` text is the public
 /// response body: it never carries upstream internals or secrets.
 #[derive(Debug, thiserror::Error)]
 pub enum GatewayError {
-    /// The Host names no Source (or is not `<subdomain>.<base-domain>`).
+    /// The Host names no Source, or one that was never deployed.
     #[error("unknown host")]
     UnknownHost,
+    /// The Host's Source is disabled.
+    #[error("source disabled")]
+    SourceDisabled,
+    /// The Source requires signed URLs and `s` is missing, misplaced or wrong.
+    #[error("invalid signature")]
+    InvalidSignature,
+    /// The URL's `expires` time has passed.
+    #[error("url has expired")]
+    Expired,
+    /// The URL's `expires` value is not a Unix time.
+    #[error("{param}: must be a unix timestamp")]
+    InvalidExpires {
+        /// The parameter as written: `expires` or `expires64`.
+        param: &'static str,
+    },
     /// The path cannot name an object (empty, dot segments, control characters...).
     #[error("not found")]
     InvalidPath,
@@ -78,12 +98,23 @@ impl GatewayError {
     pub fn http_status(&self) -> StatusCode {
         let code = match self {
             GatewayError::UnknownHost => ErrorCode::SourceNotFound,
-            GatewayError::InvalidPath => ErrorCode::ObjectNotFound,
+            GatewayError::SourceDisabled => ErrorCode::SourceDisabled,
+            GatewayError::InvalidSignature => ErrorCode::SignatureInvalid,
+            GatewayError::InvalidPath | GatewayError::Expired => ErrorCode::ObjectNotFound,
+            GatewayError::InvalidExpires { .. } => ErrorCode::InvalidArgument,
             GatewayError::MethodNotAllowed => return StatusCode::METHOD_NOT_ALLOWED,
             GatewayError::InvalidParameter(_) => ErrorCode::InvalidArgument,
             GatewayError::Upstream { code, .. } => *code,
         };
         StatusCode::from_u16(code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    }
+}
+
+impl From<InvalidExpires> for GatewayError {
+    fn from(invalid: InvalidExpires) -> GatewayError {
+        GatewayError::InvalidExpires {
+            param: invalid.param,
+        }
     }
 }
 
@@ -98,7 +129,9 @@ impl IntoResponse for GatewayError {
         // A String body is sent as `text/plain; charset=utf-8`.
         let mut response = (status, self.to_string()).into_response();
         let headers = response.headers_mut();
-        let cache_control = if status.is_client_error() {
+        // A 403 is not cached: a URL signed with a token the gateway has
+        // not picked up yet must start working as soon as it has.
+        let cache_control = if status.is_client_error() && status != StatusCode::FORBIDDEN {
             HeaderValue::from_static(CLIENT_ERROR_CACHE_CONTROL)
         } else {
             HeaderValue::from_static("no-store")
@@ -162,6 +195,36 @@ mod tests {
         assert_eq!(
             (status, body.as_str()),
             (StatusCode::NOT_FOUND, "not found")
+        );
+
+        let (status, headers, body) = parts(GatewayError::SourceDisabled).await;
+        assert_eq!(
+            (status, body.as_str()),
+            (StatusCode::GONE, "source disabled")
+        );
+        assert_eq!(
+            header(&headers, "cache-control"),
+            Some("public, max-age=300")
+        );
+
+        let (status, headers, body) = parts(GatewayError::InvalidSignature).await;
+        assert_eq!(
+            (status, body.as_str()),
+            (StatusCode::FORBIDDEN, "invalid signature")
+        );
+        assert_eq!(header(&headers, "cache-control"), Some("no-store"));
+
+        let (status, _, body) = parts(GatewayError::Expired).await;
+        assert_eq!(
+            (status, body.as_str()),
+            (StatusCode::NOT_FOUND, "url has expired")
+        );
+
+        let invalid = crate::url_expiry::expires_at("expires=soon").unwrap_err();
+        let (status, _, body) = parts(invalid.into()).await;
+        assert_eq!(
+            (status, body.as_str()),
+            (StatusCode::BAD_REQUEST, "expires: must be a unix timestamp")
         );
 
         let (status, headers, _) = parts(GatewayError::MethodNotAllowed).await;

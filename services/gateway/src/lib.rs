@@ -7,10 +7,12 @@
 //! is asked for the derivative. Errors from every hop become exactly one HTTP
 //! status (see [`GatewayError`]).
 //!
-//! Two listeners: the public one ([`router`]) and an operations one
-//! ([`ops_router`]) with `GET /live` and `GET /ready`. [`run`] serves both
-//! until shutdown, then flips readiness and drains.
+//! Three listeners: the public one ([`router`]), an operations one
+//! ([`ops_router`]) with `GET /live` and `GET /ready`, and — when an admin
+//! token is configured — the admin API ([`admin_router`]). [`run`] serves
+//! them until shutdown, then flips readiness and drains.
 
+mod admin;
 mod asset_path;
 mod config;
 mod error;
@@ -18,8 +20,10 @@ mod host_routing;
 mod image_handler;
 mod readiness;
 pub mod render_plan;
+mod signing;
 mod source_cache;
 mod upstream;
+mod url_expiry;
 
 use std::future::{Future, IntoFuture as _};
 use std::sync::Arc;
@@ -33,6 +37,7 @@ use axum::serve::ListenerExt as _;
 use http::{HeaderValue, StatusCode, header};
 use tokio::net::TcpListener;
 
+pub use crate::admin::{AdminApi, admin_router};
 pub use crate::config::GatewayConfig;
 pub use crate::error::GatewayError;
 use crate::host_routing::normalize_base_domain;
@@ -55,6 +60,7 @@ struct Inner {
     upstream: Upstream,
     sources: SourceCache,
     readiness: Readiness,
+    admin: Option<AdminApi>,
 }
 
 // === impl GatewayState ===
@@ -69,6 +75,9 @@ impl GatewayState {
             imgmesh_runtime::grpc_channel(&config.registry_url).context("--registry-url")?;
         let renderer =
             imgmesh_runtime::grpc_channel(&config.renderer_url).context("--renderer-url")?;
+        let admin = config
+            .load_admin_token()?
+            .map(|token| AdminApi::new(&token, registry.clone()));
         Ok(GatewayState {
             inner: Arc::new(Inner {
                 base_domain,
@@ -78,6 +87,7 @@ impl GatewayState {
                     source_cache::DEFAULT_CAPACITY,
                 ),
                 readiness: Readiness::new(registry, renderer),
+                admin,
             }),
         })
     }
@@ -86,6 +96,11 @@ impl GatewayState {
     /// balancers stop sending traffic while in-flight requests drain.
     pub fn begin_shutdown(&self) {
         self.inner.readiness.begin_shutdown();
+    }
+
+    /// The admin API, when an admin token is configured.
+    pub fn admin(&self) -> Option<&AdminApi> {
+        self.inner.admin.as_ref()
     }
 
     pub(crate) fn base_domain(&self) -> &str {
@@ -138,20 +153,31 @@ fn ops_response(status: StatusCode, body: String) -> Response {
     response
 }
 
-/// Serves the public router on `http` and the operations router on `ops`
-/// until `shutdown` resolves. Then readiness flips to 503, the public
-/// listener stops accepting and in-flight requests drain (at most
+/// Serves the public router on `http`, the operations router on `ops` and,
+/// when given, the admin router on `admin` until `shutdown` resolves. Then
+/// readiness flips to 503, the public and admin listeners stop accepting
+/// and their in-flight requests drain (at most
 /// [`imgmesh_runtime::DRAIN_TIMEOUT`]); the operations listener stays up
 /// until the drain is over so probes can watch it.
+///
+/// An `admin` listener without an admin token in the state is an error: the
+/// admin API never runs unauthenticated.
 pub async fn run<F>(
     state: GatewayState,
     http: TcpListener,
     ops: TcpListener,
+    admin: Option<TcpListener>,
     shutdown: F,
 ) -> anyhow::Result<()>
 where
     F: Future<Output = ()> + Send + 'static,
 {
+    let admin = match (admin, state.admin()) {
+        (Some(listener), Some(api)) => Some((listener, admin_router(api.clone()))),
+        (Some(_), None) => anyhow::bail!("an admin listener needs an admin token"),
+        (None, _) => None,
+    };
+
     let (stop_ops, ops_stopped) = tokio::sync::oneshot::channel::<()>();
     let ops_server = axum::serve(ops, ops_router(state.clone()))
         .with_graceful_shutdown(async move {
@@ -160,7 +186,19 @@ where
         .into_future();
     let ops_server = tokio::spawn(ops_server);
 
-    let (draining, drain_started) = tokio::sync::oneshot::channel::<()>();
+    // Set once shutdown starts; the public and admin servers both watch it.
+    let (draining, drain_started) = tokio::sync::watch::channel(false);
+    let admin_server = admin.map(|(listener, router)| {
+        let mut drain_started = drain_started.clone();
+        tokio::spawn(
+            axum::serve(listener, router)
+                .with_graceful_shutdown(async move {
+                    let _ = drain_started.wait_for(|draining| *draining).await;
+                })
+                .into_future(),
+        )
+    });
+
     let draining_state = state.clone();
     let http = http.tap_io(|tcp| {
         // Small responses (errors, HEAD) should not wait for Nagle.
@@ -171,22 +209,37 @@ where
             shutdown.await;
             draining_state.begin_shutdown();
             tracing::info!("shutting down: draining in-flight requests");
-            let _ = draining.send(());
+            let _ = draining.send(true);
         })
         .into_future();
-    let drain_deadline = async {
-        if drain_started.await.is_err() {
+    let mut deadline_watch = drain_started;
+    let drain_deadline = async move {
+        if deadline_watch.wait_for(|draining| *draining).await.is_err() {
             // The server stopped on its own; its result decides.
             std::future::pending::<()>().await;
         }
         tokio::time::sleep(imgmesh_runtime::DRAIN_TIMEOUT).await;
     };
+    tokio::pin!(drain_deadline);
     let served = tokio::select! {
         served = http_server => served.context("HTTP server failed"),
-        () = drain_deadline => {
+        () = &mut drain_deadline => {
             tracing::warn!(timeout = ?imgmesh_runtime::DRAIN_TIMEOUT, "drain timed out; dropping remaining requests");
             Ok(())
         }
+    };
+    let admin_served = match admin_server {
+        None => Ok(()),
+        Some(mut server) => tokio::select! {
+            joined = &mut server => joined
+                .context("admin server task failed")
+                .and_then(|served| served.context("admin server failed")),
+            () = &mut drain_deadline => {
+                server.abort();
+                tracing::warn!("admin drain timed out; dropping remaining requests");
+                Ok(())
+            }
+        },
     };
 
     let _ = stop_ops.send(());
@@ -194,5 +247,5 @@ where
         .await
         .context("ops server task failed")?
         .context("ops server failed");
-    served.and(ops_served)
+    served.and(admin_served).and(ops_served)
 }

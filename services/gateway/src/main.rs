@@ -1,5 +1,6 @@
-//! `imgmesh-gateway`: parse the config, start telemetry, bind both listeners,
-//! serve until Ctrl-C or SIGTERM, flush telemetry.
+//! `imgmesh-gateway`: parse the config, start telemetry, bind the listeners
+//! (the admin one only with an admin token), serve until Ctrl-C or SIGTERM,
+//! flush telemetry.
 
 use clap::Parser as _;
 use imgmesh_gateway::{GatewayConfig, GatewayState, SERVICE};
@@ -20,5 +21,13 @@ async fn serve(config: &GatewayConfig) -> anyhow::Result<()> {
     let state = GatewayState::build(config)?;
     let http = imgmesh_runtime::bind(SERVICE, "http", config.listen).await?;
     let ops = imgmesh_runtime::bind(SERVICE, "ops", config.ops_listen).await?;
-    imgmesh_gateway::run(state, http, ops, imgmesh_runtime::shutdown_signal()).await
+    let admin = if state.admin().is_some() {
+        Some(imgmesh_runtime::bind(SERVICE, "admin", config.admin_listen).await?)
+    } else {
+        tracing::info!(
+            "admin API off: no admin token (set --admin-token-file or IMGMESH_ADMIN_TOKEN)"
+        );
+        None
+    };
+    imgmesh_gateway::run(state, http, ops, admin, imgmesh_runtime::shutdown_signal()).await
 }

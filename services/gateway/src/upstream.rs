@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use imgmesh_errors::ErrorCode;
 use imgmesh_proto::registry::v1::source_registry_service_client::SourceRegistryServiceClient;
-use imgmesh_proto::registry::v1::{ResolveHostRequest, Source};
+use imgmesh_proto::registry::v1::{ResolveHostRequest, ResolveHostResponse};
 use imgmesh_proto::renderer::v1::renderer_service_client::RendererServiceClient;
 use imgmesh_proto::renderer::v1::{RenderRequest, RenderResponse};
 use imgmesh_telemetry::TraceContextInterceptor;
@@ -17,6 +17,8 @@ use tracing::Instrument as _;
 
 use crate::error::GatewayError;
 use crate::host_routing::SourceHost;
+use crate::signing::SigningKey;
+use crate::source_cache::{Lookup, ResolvedSource};
 
 /// Deadline for a host lookup in the registry.
 pub(crate) const RESOLVE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -57,22 +59,25 @@ impl Upstream {
         }
     }
 
-    /// Asks the registry which Source serves `host`; `Ok(None)` when none does.
-    pub(crate) async fn resolve_host(
-        &self,
-        host: &SourceHost,
-    ) -> Result<Option<Source>, GatewayError> {
+    /// Asks the registry which Source serves `host`: by its subdomain, or
+    /// by an exact custom domain for hosts outside the base domain.
+    pub(crate) async fn resolve_host(&self, host: &SourceHost) -> Result<Lookup, GatewayError> {
         let mut client = self.registry.clone();
         let mut request = tonic::Request::new(ResolveHostRequest {
             host: host.as_str().to_owned(),
+            custom_domain: host.is_custom_domain(),
         });
         request.set_timeout(RESOLVE_TIMEOUT);
         match with_deadline("registry", RESOLVE_TIMEOUT, client.resolve_host(request)).await {
-            Ok(response) => Ok(response.into_inner().source),
+            Ok(response) => Ok(lookup_of(response.into_inner())),
             Err(GatewayError::Upstream {
                 code: ErrorCode::SourceNotFound | ErrorCode::ObjectNotFound,
                 ..
-            }) => Ok(None),
+            }) => Ok(Lookup::Unknown),
+            Err(GatewayError::Upstream {
+                code: ErrorCode::SourceDisabled,
+                ..
+            }) => Ok(Lookup::Disabled),
             Err(error) => Err(error),
         }
     }
@@ -101,6 +106,23 @@ impl Upstream {
         span.record("imgmesh.cache_hit", response.cache_hit);
         Ok(response)
     }
+}
+
+/// The registry's answer for a host, with the tokens moved into redacting
+/// [`SigningKey`]s.
+fn lookup_of(response: ResolveHostResponse) -> Lookup {
+    let Some(source) = response.source else {
+        return Lookup::Unknown;
+    };
+    let signing_keys = response
+        .secure_url_tokens
+        .into_iter()
+        .map(|token| SigningKey::new(token.token, token.expires_at))
+        .collect();
+    Lookup::Source(std::sync::Arc::new(ResolvedSource {
+        source,
+        signing_keys,
+    }))
 }
 
 /// Runs a call, turning its status — or the gateway's own deadline, for a

@@ -1,337 +1,26 @@
-//! The gateway's routers against small in-test gRPC peers.
-//!
-//! The peers are real tonic servers on `127.0.0.1:0` (with `grpc.health.v1`)
-//! that answer with canned Sources, bytes and error statuses and count their
-//! calls, so these tests can prove what the gateway asked for — and what it
-//! did *not* ask for. Tests across the real services live in
+//! The gateway's public and ops routers against small in-test gRPC peers
+//! (see `support`). Tests across the real services live in
 //! `integration-tests/`.
 
+mod support;
+
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, Once};
 use std::time::Duration;
 
 use axum::body::Body;
-use clap::Parser as _;
 use http::{Method, Request, StatusCode};
-use imgmesh_errors::ErrorCode;
-use imgmesh_gateway::{GatewayConfig, GatewayState};
-use imgmesh_proto::registry::v1::source_registry_service_server::{
-    SourceRegistryService, SourceRegistryServiceServer,
-};
-use imgmesh_proto::registry::v1::*;
-use imgmesh_proto::renderer::v1::renderer_service_server::{
-    RendererService, RendererServiceServer,
-};
-use imgmesh_proto::renderer::v1::{Fit, OutputFormat, RenderPlan, RenderRequest, RenderResponse};
+use imgmesh_proto::renderer::v1::{Fit, OutputFormat, RenderPlan};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
-use tower::ServiceExt as _;
 
-/// The bytes the fake renderer answers with.
-const IMAGE: &[u8] = b"\x52\x49\x46\x46 not really a webp";
+use crate::support::{
+    ADMIN_TOKEN, Harness, IMAGE, NEW_TOKEN, OLD_TOKEN, RETIRED_TOKEN, SECURE_TOKEN, request,
+    unix_now,
+};
+
 /// A W3C traceparent a client might send.
 const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
-
-// === fake source registry ===
-
-/// Answers ResolveHost from a fixed table: `demo.localhost` is a Source,
-/// `off.localhost` is disabled, everything else is unknown.
-#[derive(Debug, Default)]
-struct FakeRegistry {
-    resolve_calls: AtomicUsize,
-}
-
-fn demo_source() -> Source {
-    Source {
-        id: "src_demo".to_owned(),
-        name: "demo".to_owned(),
-        subdomain: "demo".to_owned(),
-        default_params: "fm=webp&q=60&w=800".to_owned(),
-        cache_ttl_seconds: 86_400,
-        config_version: 7,
-        ..Source::default()
-    }
-}
-
-#[tonic::async_trait]
-impl SourceRegistryService for FakeRegistry {
-    async fn create_source(
-        &self,
-        _: tonic::Request<CreateSourceRequest>,
-    ) -> Result<tonic::Response<CreateSourceResponse>, tonic::Status> {
-        Err(tonic::Status::unimplemented("not in this fake"))
-    }
-
-    async fn get_source(
-        &self,
-        _: tonic::Request<GetSourceRequest>,
-    ) -> Result<tonic::Response<GetSourceResponse>, tonic::Status> {
-        Err(tonic::Status::unimplemented("not in this fake"))
-    }
-
-    async fn list_sources(
-        &self,
-        _: tonic::Request<ListSourcesRequest>,
-    ) -> Result<tonic::Response<ListSourcesResponse>, tonic::Status> {
-        Err(tonic::Status::unimplemented("not in this fake"))
-    }
-
-    async fn update_source(
-        &self,
-        _: tonic::Request<UpdateSourceRequest>,
-    ) -> Result<tonic::Response<UpdateSourceResponse>, tonic::Status> {
-        Err(tonic::Status::unimplemented("not in this fake"))
-    }
-
-    async fn delete_source(
-        &self,
-        _: tonic::Request<DeleteSourceRequest>,
-    ) -> Result<tonic::Response<DeleteSourceResponse>, tonic::Status> {
-        Err(tonic::Status::unimplemented("not in this fake"))
-    }
-
-    async fn resolve_host(
-        &self,
-        request: tonic::Request<ResolveHostRequest>,
-    ) -> Result<tonic::Response<ResolveHostResponse>, tonic::Status> {
-        self.resolve_calls.fetch_add(1, Ordering::SeqCst);
-        match request.into_inner().host.as_str() {
-            "demo.localhost" => Ok(tonic::Response::new(ResolveHostResponse {
-                source: Some(demo_source()),
-            })),
-            "off.localhost" => Err(ErrorCode::SourceDisabled.status("source is disabled")),
-            _ => Err(ErrorCode::SourceNotFound.status("source not found")),
-        }
-    }
-}
-
-// === fake renderer ===
-
-/// What the fake renderer saw in one call.
-#[derive(Debug, Clone)]
-struct SeenRender {
-    request: RenderRequest,
-    traceparent: Option<String>,
-    grpc_timeout: Option<String>,
-}
-
-/// Answers Render by path: `missing.jpg` → OBJECT_NOT_FOUND, `bad.jpg` →
-/// INVALID_ARGUMENT, `cached.jpg` → a cache hit, anything else → a miss.
-#[derive(Debug, Default)]
-struct FakeRenderer {
-    calls: AtomicUsize,
-    seen: Mutex<Vec<SeenRender>>,
-}
-
-#[tonic::async_trait]
-impl RendererService for FakeRenderer {
-    async fn render(
-        &self,
-        request: tonic::Request<RenderRequest>,
-    ) -> Result<tonic::Response<RenderResponse>, tonic::Status> {
-        self.calls.fetch_add(1, Ordering::SeqCst);
-        let metadata = |key: &str| {
-            request
-                .metadata()
-                .get(key)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned)
-        };
-        let seen = SeenRender {
-            traceparent: metadata("traceparent"),
-            grpc_timeout: metadata("grpc-timeout"),
-            request: request.into_inner(),
-        };
-        let path = seen.request.path.clone();
-        self.seen.lock().unwrap().push(seen);
-        match path.as_str() {
-            "missing.jpg" => Err(ErrorCode::ObjectNotFound.status("object not found")),
-            "bad.jpg" => Err(ErrorCode::InvalidArgument.status("w: too wide for this input")),
-            _ => Ok(tonic::Response::new(RenderResponse {
-                data: bytes::Bytes::from_static(IMAGE),
-                content_type: "image/webp".to_owned(),
-                cache_hit: path == "cached.jpg",
-                width: 800,
-                height: 600,
-            })),
-        }
-    }
-}
-
-// === harness ===
-
-/// Serves `routes` plus gRPC health on a fresh loopback port until dropped.
-struct Peer {
-    addr: SocketAddr,
-    _stop: tokio::sync::oneshot::Sender<()>,
-}
-
-async fn spawn_peer(routes: tonic::service::Routes) -> Peer {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (_reporter, health) = tonic_health::server::health_reporter();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tonic::transport::Server::builder()
-        .add_routes(routes.add_service(health))
-        .serve_with_incoming_shutdown(
-            tokio_stream::wrappers::TcpListenerStream::new(listener),
-            async {
-                let _ = stopped.await;
-            },
-        );
-    tokio::spawn(server);
-    Peer { addr, _stop: stop }
-}
-
-/// An address nothing listens on: a peer that is down.
-async fn dead_addr() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    listener.local_addr().unwrap()
-}
-
-/// A gateway wired to a fake registry and (unless `renderer_down`) a fake renderer.
-struct Harness {
-    state: GatewayState,
-    registry: Arc<FakeRegistry>,
-    renderer: Arc<FakeRenderer>,
-    _peers: Vec<Peer>,
-}
-
-impl Harness {
-    async fn start() -> Harness {
-        Harness::with_renderer(true).await
-    }
-
-    async fn with_renderer(renderer_up: bool) -> Harness {
-        install_tracing();
-        let registry = Arc::new(FakeRegistry::default());
-        let renderer = Arc::new(FakeRenderer::default());
-        let registry_peer = spawn_peer(tonic::service::Routes::new(
-            SourceRegistryServiceServer::from_arc(registry.clone()),
-        ))
-        .await;
-        let mut peers = vec![];
-        let renderer_addr = if renderer_up {
-            let peer = spawn_peer(tonic::service::Routes::new(
-                RendererServiceServer::from_arc(renderer.clone()),
-            ))
-            .await;
-            let addr = peer.addr;
-            peers.push(peer);
-            addr
-        } else {
-            dead_addr().await
-        };
-        let config = GatewayConfig::try_parse_from([
-            "imgmesh-gateway".to_owned(),
-            format!("--registry-url=http://{}", registry_peer.addr),
-            format!("--renderer-url=http://{renderer_addr}"),
-            "--base-domain=localhost".to_owned(),
-            "--source-cache-ttl-ms=60000".to_owned(),
-        ])
-        .unwrap();
-        peers.push(registry_peer);
-        Harness {
-            state: GatewayState::build(&config).unwrap(),
-            registry,
-            renderer,
-            _peers: peers,
-        }
-    }
-
-    async fn send(&self, request: Request<Body>) -> Answer {
-        let response = imgmesh_gateway::router(self.state.clone())
-            .oneshot(request)
-            .await
-            .unwrap();
-        Answer::read(response).await
-    }
-
-    async fn get(&self, host: &str, path_and_query: &str) -> Answer {
-        self.send(request(Method::GET, host, path_and_query)).await
-    }
-
-    async fn ops(&self, path: &str) -> Answer {
-        let response = imgmesh_gateway::ops_router(self.state.clone())
-            .oneshot(request(Method::GET, "localhost", path))
-            .await
-            .unwrap();
-        Answer::read(response).await
-    }
-
-    fn resolve_calls(&self) -> usize {
-        self.registry.resolve_calls.load(Ordering::SeqCst)
-    }
-
-    fn render_calls(&self) -> usize {
-        self.renderer.calls.load(Ordering::SeqCst)
-    }
-
-    fn last_render(&self) -> SeenRender {
-        self.renderer
-            .seen
-            .lock()
-            .unwrap()
-            .last()
-            .cloned()
-            .expect("no render call")
-    }
-}
-
-fn request(method: Method, host: &str, path_and_query: &str) -> Request<Body> {
-    Request::builder()
-        .method(method)
-        .uri(path_and_query)
-        .header("host", host)
-        .body(Body::empty())
-        .unwrap()
-}
-
-/// A response, read whole.
-#[derive(Debug)]
-struct Answer {
-    status: StatusCode,
-    headers: http::HeaderMap,
-    body: bytes::Bytes,
-}
-
-impl Answer {
-    async fn read(response: axum::response::Response) -> Answer {
-        let (parts, body) = response.into_parts();
-        Answer {
-            status: parts.status,
-            headers: parts.headers,
-            body: axum::body::to_bytes(body, 1 << 20).await.unwrap(),
-        }
-    }
-
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).map(|v| v.to_str().unwrap())
-    }
-
-    fn text(&self) -> &str {
-        std::str::from_utf8(&self.body).unwrap()
-    }
-}
-
-/// Installs a subscriber with the OpenTelemetry layer (as `imgmesh_telemetry::init`
-/// does) so spans carry trace context, once for the whole test binary.
-fn install_tracing() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        use opentelemetry::trace::TracerProvider as _;
-        use tracing_subscriber::layer::SubscriberExt as _;
-        opentelemetry::global::set_text_map_propagator(
-            opentelemetry_sdk::propagation::TraceContextPropagator::new(),
-        );
-        let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
-        let subscriber = tracing_subscriber::registry()
-            .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("gateway-tests")));
-        tracing::subscriber::set_global_default(subscriber).unwrap();
-    });
-}
 
 // === tests ===
 
@@ -392,7 +81,7 @@ async fn render_request_carries_source_path_plan_and_deadline() {
     );
 }
 
-/// Hosts that are not `<subdomain>.localhost`, or name no Source, get 404 "unknown host".
+/// Hosts that route nowhere, or name no Source, get 404 "unknown host".
 #[tokio::test]
 async fn unknown_hosts_are_404() {
     let gateway = Harness::start().await;
@@ -400,7 +89,9 @@ async fn unknown_hosts_are_404() {
         "localhost",
         "a.b.localhost",
         "127.0.0.1",
-        "demo.example.com",
+        "[::1]:8080",
+        "demo.localhost.",
+        "bad_host.example.com",
     ] {
         let answer = gateway.get(host, "/cat.jpg").await;
         assert_eq!(answer.status, StatusCode::NOT_FOUND, "{host}");
@@ -412,10 +103,13 @@ async fn unknown_hosts_are_404() {
         "malformed hosts never reach the registry"
     );
 
-    let answer = gateway.get("nope.localhost", "/cat.jpg").await;
-    assert_eq!(answer.status, StatusCode::NOT_FOUND);
-    assert_eq!(answer.text(), "unknown host");
-    assert_eq!(answer.header("cache-control"), Some("public, max-age=300"));
+    for host in ["nope.localhost", "demo.example.com"] {
+        let answer = gateway.get(host, "/cat.jpg").await;
+        assert_eq!(answer.status, StatusCode::NOT_FOUND, "{host}");
+        assert_eq!(answer.text(), "unknown host");
+        assert_eq!(answer.header("cache-control"), Some("public, max-age=300"));
+    }
+    assert_eq!(gateway.resolve_calls(), 2);
     assert_eq!(gateway.render_calls(), 0);
 }
 
@@ -452,13 +146,68 @@ async fn host_lookups_are_cached() {
     assert_eq!(gateway.resolve_calls(), 2);
 }
 
-/// A disabled Source answers 410 with the registry's message.
+/// A disabled Source answers 410 "source disabled" (registry refusal or `enabled: false`), with the Source's error TTL, and renders nothing.
 #[tokio::test]
 async fn disabled_source_is_410() {
     let gateway = Harness::start().await;
     let answer = gateway.get("off.localhost", "/cat.jpg").await;
     assert_eq!(answer.status, StatusCode::GONE);
-    assert_eq!(answer.text(), "source is disabled");
+    assert_eq!(answer.text(), "source disabled");
+
+    let answer = gateway.get("disabled.localhost", "/cat.jpg?w=10").await;
+    assert_eq!(answer.status, StatusCode::GONE);
+    assert_eq!(answer.text(), "source disabled");
+    assert_eq!(answer.header("cache-control"), Some("public, max-age=120"));
+    assert_eq!(gateway.render_calls(), 0);
+}
+
+/// A Source that is not deployed answers exactly like an unknown host, also when it is disabled too.
+#[tokio::test]
+async fn undeployed_source_is_404_like_unknown_host() {
+    let gateway = Harness::start().await;
+    let unknown = gateway.get("nope.localhost", "/cat.jpg").await;
+    for host in ["pending.localhost", "pending-off.localhost"] {
+        let answer = gateway.get(host, "/cat.jpg").await;
+        assert_eq!(answer.status, StatusCode::NOT_FOUND, "{host}");
+        assert_eq!(answer.body, unknown.body, "{host}");
+        assert_eq!(answer.headers, unknown.headers, "{host}");
+    }
+    assert_eq!(gateway.render_calls(), 0);
+}
+
+/// A host outside the base domain is resolved as an exact custom domain, and cached.
+#[tokio::test]
+async fn custom_domains_route_to_their_source() {
+    let gateway = Harness::start().await;
+    for _ in 0..2 {
+        let answer = gateway.get("IMG.example.com:8443", "/cat.jpg").await;
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+    }
+    assert_eq!(gateway.last_render().request.source_id, "src_custom");
+    let answer = gateway.get("other.example.com", "/cat.jpg").await;
+    assert_eq!(answer.status, StatusCode::NOT_FOUND);
+    assert_eq!(answer.text(), "unknown host");
+    assert_eq!(
+        gateway.get("demo.localhost", "/cat.jpg").await.status,
+        StatusCode::OK
+    );
+
+    let asked: Vec<(String, bool)> = gateway
+        .registry
+        .resolved
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|r| (r.host.clone(), r.custom_domain))
+        .collect();
+    assert_eq!(
+        asked,
+        [
+            ("img.example.com".to_owned(), true),
+            ("other.example.com".to_owned(), true),
+            ("demo.localhost".to_owned(), false),
+        ]
+    );
 }
 
 /// The renderer's OBJECT_NOT_FOUND becomes 404 and INVALID_ARGUMENT 400, with its message and the error TTL.
@@ -482,7 +231,7 @@ async fn renderer_errors_map_to_http() {
 /// With the renderer down the gateway answers 503 at once, uncached, with Retry-After.
 #[tokio::test]
 async fn renderer_down_is_503() {
-    let gateway = Harness::with_renderer(false).await;
+    let gateway = Harness::with_peers(true, false).await;
     let started = std::time::Instant::now();
     let answer = gateway.get("demo.localhost", "/cat.jpg").await;
     assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE);
@@ -580,7 +329,7 @@ async fn ready_when_both_peers_serve() {
 /// `/ready` is 503 while the renderer is down, and says which peer is missing.
 #[tokio::test]
 async fn not_ready_with_renderer_down() {
-    let gateway = Harness::with_renderer(false).await;
+    let gateway = Harness::with_peers(true, false).await;
     let ready = gateway.ops("/ready").await;
     assert_eq!(ready.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(
@@ -649,10 +398,13 @@ async fn run_serves_and_shuts_down() {
     let ops = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let (http_addr, ops_addr) = (http.local_addr().unwrap(), ops.local_addr().unwrap());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let admin = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let admin_addr = admin.local_addr().unwrap();
     let served = tokio::spawn(imgmesh_gateway::run(
         gateway.state.clone(),
         http,
         ops,
+        Some(admin),
         async {
             let _ = stopped.await;
         },
@@ -682,6 +434,22 @@ async fn run_serves_and_shuts_down() {
     );
     assert!(head.ends_with("\r\n\r\n"), "HEAD sent a body: {head:?}");
 
+    let admin = raw_http(
+        admin_addr,
+        &format!(
+            "GET /v1/sources HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {ADMIN_TOKEN}\r\n"
+        ),
+    )
+    .await;
+    assert!(admin.starts_with("HTTP/1.1 200"), "{admin}");
+    assert!(admin.contains("\"sources\""), "{admin}");
+    let refused = raw_http(
+        admin_addr,
+        "GET /v1/sources HTTP/1.1\r\nHost: localhost\r\n",
+    )
+    .await;
+    assert!(refused.starts_with("HTTP/1.1 401"), "{refused}");
+
     stop.send(()).unwrap();
     tokio::time::timeout(Duration::from_secs(5), served)
         .await
@@ -691,6 +459,10 @@ async fn run_serves_and_shuts_down() {
     assert!(
         TcpStream::connect(http_addr).await.is_err(),
         "http listener still open"
+    );
+    assert!(
+        TcpStream::connect(admin_addr).await.is_err(),
+        "admin listener still open"
     );
 }
 
@@ -705,4 +477,200 @@ async fn raw_http(addr: SocketAddr, head: &str) -> String {
         .expect("no answer in time")
         .unwrap();
     String::from_utf8_lossy(&answer).into_owned()
+}
+
+// === secure URLs and expiry ===
+
+/// `lowercase_hex(md5(token + path_and_query))` appended as a client library does.
+fn signed(token: &str, path_and_query: &str) -> String {
+    use md5::Digest as _;
+    let s = hex::encode(md5::Md5::digest(format!("{token}{path_and_query}")));
+    let joiner = if path_and_query.contains('?') {
+        '&'
+    } else {
+        '?'
+    };
+    format!("{path_and_query}{joiner}s={s}")
+}
+
+/// imgix's published vectors are accepted on a secured Source, and the plan is built without `s`.
+#[tokio::test]
+async fn signed_urls_are_served() {
+    let gateway = Harness::start().await;
+    for url in [
+        "/users/1.png?s=6797c24146142d5b40bde3141fd3600c",
+        "/users/1.png?h=300&w=400&s=1a4e48641614d1109c6a7af51be23d18",
+    ] {
+        let answer = gateway.get("secure.localhost", url).await;
+        assert_eq!(answer.status, StatusCode::OK, "{url}: {}", answer.text());
+    }
+    let plan = gateway.last_render().request.plan.unwrap();
+    assert_eq!((plan.width, plan.height), (400, 300));
+    assert_eq!(
+        signed(SECURE_TOKEN, "/users/1.png?h=300&w=400"),
+        "/users/1.png?h=300&w=400&s=1a4e48641614d1109c6a7af51be23d18"
+    );
+}
+
+/// Missing, wrong, truncated, reordered, tampered and injected signatures are 403 before any render.
+#[tokio::test]
+async fn bad_signatures_are_403_without_rendering() {
+    let gateway = Harness::start().await;
+    let good = "/users/1.png?h=300&w=400&s=1a4e48641614d1109c6a7af51be23d18";
+    let bad = [
+        "/users/1.png".to_owned(),
+        "/users/1.png?h=300&w=400".to_owned(),
+        "/users/1.png?h=300&w=400&s=00000000000000000000000000000000".to_owned(),
+        good[..good.len() - 2].to_owned(),
+        good.replace("s=1a4e", "s=1A4E"),
+        "/users/1.png?w=400&h=300&s=1a4e48641614d1109c6a7af51be23d18".to_owned(),
+        good.replace("w=400", "w=4000"),
+        good.replace("/users/1.png", "/users/2.png"),
+        good.replace("/users/1.png", "/users/%31.png"),
+        format!("{good}&w=2000"),
+        format!("{good}&s=1a4e48641614d1109c6a7af51be23d18"),
+        "/users/1.png?s=1a4e48641614d1109c6a7af51be23d18&h=300&w=400".to_owned(),
+        "/users/1.png?h=300&%73=1&w=400&s=1a4e48641614d1109c6a7af51be23d18".to_owned(),
+        signed("not-the-token", "/users/1.png?h=300&w=400"),
+    ];
+    for url in &bad {
+        let answer = gateway.get("secure.localhost", url).await;
+        assert_eq!(answer.status, StatusCode::FORBIDDEN, "{url}");
+        assert_eq!(answer.text(), "invalid signature", "{url}");
+        assert_eq!(answer.header("cache-control"), Some("no-store"), "{url}");
+    }
+    assert_eq!(
+        gateway.render_calls(),
+        0,
+        "a bad signature reached the renderer"
+    );
+    assert_eq!(gateway.resolve_calls(), 1, "host lookups stay cached");
+    // HEAD is checked the same way.
+    let head = gateway
+        .send(request(Method::HEAD, "secure.localhost", "/users/1.png"))
+        .await;
+    assert_eq!(head.status, StatusCode::FORBIDDEN);
+    assert_eq!(gateway.render_calls(), 0);
+}
+
+/// During a rotation both the new and the old token sign; a token past its grace period does not.
+#[tokio::test]
+async fn both_tokens_sign_during_a_rotation() {
+    let gateway = Harness::start().await;
+    for token in [NEW_TOKEN, OLD_TOKEN] {
+        let answer = gateway
+            .get("rotating.localhost", &signed(token, "/cat.jpg?w=100"))
+            .await;
+        assert_eq!(answer.status, StatusCode::OK, "{token}: {}", answer.text());
+    }
+    let answer = gateway
+        .get(
+            "rotating.localhost",
+            &signed(RETIRED_TOKEN, "/cat.jpg?w=100"),
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::FORBIDDEN);
+    assert_eq!(gateway.render_calls(), 2);
+}
+
+/// A signed URL whose `expires` has passed is 404 without rendering; an unexpired one caches no longer than its expiry.
+#[tokio::test]
+async fn expires_on_signed_urls() {
+    let gateway = Harness::start().await;
+    let past = signed(
+        SECURE_TOKEN,
+        &format!("/cat.jpg?w=10&expires={}", unix_now() - 10),
+    );
+    let answer = gateway.get("secure.localhost", &past).await;
+    assert_eq!(answer.status, StatusCode::NOT_FOUND);
+    assert_eq!(answer.text(), "url has expired");
+    assert_eq!(gateway.render_calls(), 0);
+
+    let future = signed(
+        SECURE_TOKEN,
+        &format!("/cat.jpg?w=10&expires={}", unix_now() + 120),
+    );
+    let answer = gateway.get("secure.localhost", &future).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+    let max_age: u32 = answer
+        .header("cache-control")
+        .unwrap()
+        .strip_prefix("public, max-age=")
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((110..=120).contains(&max_age), "max-age {max_age}");
+
+    // Pushing `expires` back breaks the signature.
+    let pushed = future.replace(
+        &format!("expires={}", unix_now() + 120),
+        &format!("expires={}", unix_now() + 99_999),
+    );
+    assert_eq!(
+        gateway.get("secure.localhost", &pushed).await.status,
+        StatusCode::FORBIDDEN
+    );
+}
+
+/// `expires` also applies to unsigned URLs; a value that is not a Unix time is 400 naming it.
+#[tokio::test]
+async fn expires_on_unsigned_urls() {
+    let gateway = Harness::start().await;
+    let answer = gateway
+        .get(
+            "demo.localhost",
+            &format!("/cat.jpg?expires={}", unix_now() - 1),
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::NOT_FOUND);
+    let answer = gateway
+        .get(
+            "demo.localhost",
+            &format!("/cat.jpg?expires={}", unix_now() + 30),
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::OK);
+    let cache_control = answer.header("cache-control").unwrap();
+    assert!(
+        [
+            "public, max-age=30",
+            "public, max-age=29",
+            "public, max-age=28"
+        ]
+        .contains(&cache_control),
+        "{cache_control}"
+    );
+    let answer = gateway
+        .get("demo.localhost", "/cat.jpg?expires=tomorrow")
+        .await;
+    assert_eq!(answer.status, StatusCode::BAD_REQUEST);
+    assert_eq!(answer.text(), "expires: must be a unix timestamp");
+    assert_eq!(gateway.render_calls(), 1);
+}
+
+/// Client errors carry the Source's error TTL, never beyond the URL's `expires`.
+#[tokio::test]
+async fn errors_carry_the_source_error_ttl() {
+    let gateway = Harness::start().await;
+    let answer = gateway.get("shortttl.localhost", "/missing.jpg").await;
+    assert_eq!(answer.status, StatusCode::NOT_FOUND);
+    assert_eq!(answer.header("cache-control"), Some("public, max-age=60"));
+
+    let answer = gateway
+        .get(
+            "shortttl.localhost",
+            &format!("/missing.jpg?expires={}", unix_now() + 5),
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::NOT_FOUND);
+    let cache_control = answer.header("cache-control").unwrap();
+    assert!(
+        [
+            "public, max-age=5",
+            "public, max-age=4",
+            "public, max-age=3"
+        ]
+        .contains(&cache_control),
+        "{cache_control}"
+    );
 }

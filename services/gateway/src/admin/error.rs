@@ -1,0 +1,297 @@
+//! What the admin API answers when something goes wrong: one JSON shape,
+//! `{"error":{"code":"…","message":"…","field":"…"}}`, with the HTTP status
+//! of its code.
+//!
+//! Registry errors keep their [`ErrorCode`] and public-safe message, and the
+//! field their message names (`subdomain: must be a DNS label` →
+//! `"field":"subdomain"`). Statuses without imgmesh's `ErrorInfo` (transport
+//! failures, deadlines) may carry internals, so they get a generic message.
+
+use axum::response::{IntoResponse, Response};
+use http::{HeaderValue, StatusCode, header};
+use imgmesh_errors::{ERROR_DOMAIN, ErrorCode};
+use tonic_types::StatusExt as _;
+
+/// One admin API error, ready to become a response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct AdminError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+    field: Option<String>,
+}
+
+// === impl AdminError ===
+
+impl AdminError {
+    /// An error with an imgmesh [`ErrorCode`], answered with that code's HTTP status.
+    pub(crate) fn coded(code: ErrorCode, message: impl Into<String>) -> AdminError {
+        AdminError {
+            status: StatusCode::from_u16(code.http_status())
+                .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            code: code.reason(),
+            message: message.into(),
+            field: None,
+        }
+    }
+
+    /// `INVALID_ARGUMENT` naming `field`; the message is `field: problem`.
+    pub(crate) fn invalid_field(field: &str, problem: impl std::fmt::Display) -> AdminError {
+        AdminError {
+            field: Some(field.to_owned()),
+            ..AdminError::coded(ErrorCode::InvalidArgument, format!("{field}: {problem}"))
+        }
+    }
+
+    /// 401: no bearer token, or not the configured one.
+    pub(crate) fn unauthenticated() -> AdminError {
+        AdminError {
+            status: StatusCode::UNAUTHORIZED,
+            code: "UNAUTHENTICATED",
+            message: "missing or invalid bearer token".to_owned(),
+            field: None,
+        }
+    }
+
+    /// 404 for a path the admin API does not serve.
+    pub(crate) fn no_such_route() -> AdminError {
+        AdminError {
+            status: StatusCode::NOT_FOUND,
+            code: "NOT_FOUND",
+            message: "no such endpoint".to_owned(),
+            field: None,
+        }
+    }
+
+    /// 405 for a method the path does not serve.
+    pub(crate) fn method_not_allowed() -> AdminError {
+        AdminError {
+            status: StatusCode::METHOD_NOT_ALLOWED,
+            code: "METHOD_NOT_ALLOWED",
+            message: "method not allowed".to_owned(),
+            field: None,
+        }
+    }
+
+    /// 413 for a JSON body over the limit.
+    pub(crate) fn body_too_large(limit: usize) -> AdminError {
+        AdminError {
+            status: StatusCode::PAYLOAD_TOO_LARGE,
+            code: ErrorCode::InputTooLarge.reason(),
+            message: format!("body: larger than {limit} bytes"),
+            field: Some("body".to_owned()),
+        }
+    }
+
+    /// The request body could not be read to its end (the client went away
+    /// or broke the framing).
+    pub(crate) fn body_unreadable() -> AdminError {
+        AdminError::invalid_field("body", "could not be read")
+    }
+
+    /// Converts a status from the registry. Statuses without imgmesh's
+    /// `ErrorInfo` get a generic message: they may carry addresses or OS
+    /// errors.
+    pub(crate) fn from_registry(status: &tonic::Status) -> AdminError {
+        let from_imgmesh = status
+            .get_details_error_info()
+            .is_some_and(|info| info.domain == ERROR_DOMAIN);
+        if from_imgmesh {
+            let code = ErrorCode::of_status(status);
+            let message = status.message().to_owned();
+            let field = match code {
+                ErrorCode::InvalidArgument | ErrorCode::AlreadyExists => field_of(&message),
+                _ => None,
+            };
+            return AdminError {
+                field,
+                ..AdminError::coded(code, message)
+            };
+        }
+        match status.code() {
+            tonic::Code::DeadlineExceeded => AdminError::registry_timed_out(),
+            tonic::Code::Unimplemented => AdminError {
+                status: StatusCode::NOT_IMPLEMENTED,
+                code: "UNIMPLEMENTED",
+                message: "the registry does not support this yet".to_owned(),
+                field: None,
+            },
+            tonic::Code::Unavailable => {
+                AdminError::coded(ErrorCode::Unavailable, "registry: unavailable")
+            }
+            _ => AdminError::coded(ErrorCode::Internal, "registry: internal"),
+        }
+    }
+
+    /// The registry did not answer within the admin API's deadline.
+    pub(crate) fn registry_timed_out() -> AdminError {
+        AdminError::coded(ErrorCode::Unavailable, "registry did not answer in time")
+    }
+
+    /// The HTTP status answered.
+    #[cfg(test)]
+    pub(crate) fn status(&self) -> StatusCode {
+        self.status
+    }
+}
+
+/// The field a registry message names: the part before `": "` when it
+/// looks like a field path (`subdomain`, `custom_domains[1]`).
+fn field_of(message: &str) -> Option<String> {
+    let (field, _) = message.split_once(": ")?;
+    let looks_like_field = !field.is_empty()
+        && field.bytes().all(|b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'_' | b'.' | b'[' | b']')
+        });
+    looks_like_field.then(|| field.to_owned())
+}
+
+impl IntoResponse for AdminError {
+    fn into_response(self) -> Response {
+        if self.status.is_server_error() {
+            tracing::warn!(status = self.status.as_u16(), code = self.code, message = %self.message, "admin request failed");
+        } else {
+            tracing::debug!(status = self.status.as_u16(), code = self.code, message = %self.message, "admin request refused");
+        }
+        let mut error = serde_json::json!({
+            "code": self.code,
+            "message": self.message,
+        });
+        if let Some(field) = self.field {
+            error["field"] = serde_json::Value::String(field);
+        }
+        let mut response =
+            super::json_response(self.status, &serde_json::json!({ "error": error }));
+        if self.status == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn body_of(error: AdminError) -> (StatusCode, http::HeaderMap, serde_json::Value) {
+        let response = error.into_response();
+        let (parts, body) = response.into_parts();
+        let bytes = axum::body::to_bytes(body, 1 << 16).await.unwrap();
+        (
+            parts.status,
+            parts.headers,
+            serde_json::from_slice(&bytes).unwrap(),
+        )
+    }
+
+    /// A registry INVALID_ARGUMENT keeps its message and names its field, as JSON.
+    #[tokio::test]
+    async fn invalid_argument_names_the_field() {
+        let status = imgmesh_errors::invalid_field("subdomain", "must be a DNS label");
+        let (http, headers, body) = body_of(AdminError::from_registry(&status)).await;
+        assert_eq!(http, StatusCode::BAD_REQUEST);
+        assert_eq!(
+            body,
+            serde_json::json!({"error": {
+                "code": "INVALID_ARGUMENT",
+                "message": "subdomain: must be a DNS label",
+                "field": "subdomain",
+            }})
+        );
+        assert_eq!(headers["content-type"], "application/json");
+        assert_eq!(headers["cache-control"], "no-store");
+    }
+
+    /// Each imgmesh code keeps its HTTP status; only argument errors name a field.
+    #[tokio::test]
+    async fn codes_map_to_statuses() {
+        let cases = [
+            (
+                ErrorCode::SourceNotFound.status("source not found"),
+                404,
+                "SOURCE_NOT_FOUND",
+                None,
+            ),
+            (
+                ErrorCode::AlreadyExists.status("subdomain: already taken"),
+                409,
+                "ALREADY_EXISTS",
+                Some("subdomain"),
+            ),
+            (
+                ErrorCode::SourceDisabled.status("source is disabled"),
+                410,
+                "SOURCE_DISABLED",
+                None,
+            ),
+            (
+                ErrorCode::Unavailable.status("deploy: try again"),
+                503,
+                "UNAVAILABLE",
+                None,
+            ),
+            (
+                ErrorCode::InvalidArgument.status("bad request"),
+                400,
+                "INVALID_ARGUMENT",
+                None,
+            ),
+            (
+                ErrorCode::InvalidArgument.status("Weird Field: x"),
+                400,
+                "INVALID_ARGUMENT",
+                None,
+            ),
+        ];
+        for (status, http, code, field) in cases {
+            let (got, _, body) = body_of(AdminError::from_registry(&status)).await;
+            assert_eq!(got.as_u16(), http, "{status:?}");
+            assert_eq!(body["error"]["code"], code);
+            assert_eq!(body["error"]["message"], status.message());
+            assert_eq!(body["error"]["field"].as_str(), field, "{status:?}");
+        }
+    }
+
+    /// Foreign statuses never show their message; a deadline is 503 and UNIMPLEMENTED is 501.
+    #[tokio::test]
+    async fn foreign_statuses_are_generic() {
+        let cases = [
+            (
+                tonic::Status::unavailable("tcp connect error 10.0.0.1:50051"),
+                503,
+                "registry: unavailable",
+            ),
+            (
+                tonic::Status::deadline_exceeded("Timeout expired"),
+                503,
+                "registry did not answer in time",
+            ),
+            (
+                tonic::Status::unimplemented("deploy is not implemented"),
+                501,
+                "the registry does not support this yet",
+            ),
+            (
+                tonic::Status::unknown("h2 protocol error"),
+                500,
+                "registry: internal",
+            ),
+        ];
+        for (status, http, message) in cases {
+            let (got, _, body) = body_of(AdminError::from_registry(&status)).await;
+            assert_eq!(got.as_u16(), http, "{status:?}");
+            assert_eq!(body["error"]["message"], message);
+        }
+    }
+
+    /// 401 carries `WWW-Authenticate: Bearer`.
+    #[tokio::test]
+    async fn unauthenticated_asks_for_bearer() {
+        let (status, headers, body) = body_of(AdminError::unauthenticated()).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert_eq!(headers["www-authenticate"], "Bearer");
+        assert_eq!(body["error"]["code"], "UNAUTHENTICATED");
+    }
+}

@@ -1,0 +1,454 @@
+//! The admin API's JSON: request bodies read field by field into registry
+//! requests (so every error names its field), and Sources written out.
+//!
+//! Secrets (`secret_access_key`, `upload_secret_access_key`) are accepted in
+//! bodies and passed on; the [`Source`] message has none, so nothing written
+//! out can carry one.
+
+use imgmesh_proto::registry::v1::{
+    CacheTtlBehavior, CreateSourceRequest, CustomDomains, Source, SourceStatus, UpdateSourceRequest,
+};
+use serde_json::{Map, Value, json};
+
+use super::error::AdminError;
+
+/// Fields a `POST /v1/sources` body may have.
+const CREATE_FIELDS: &[&str] = &[
+    "name",
+    "subdomain",
+    "bucket",
+    "region",
+    "endpoint",
+    "path_prefix",
+    "access_key_id",
+    "secret_access_key",
+    "default_params",
+    "cache_ttl_seconds",
+    "custom_domains",
+    "cache_ttl_behavior",
+    "cache_ttl_error_seconds",
+    "image_missing",
+    "image_missing_append_params",
+    "image_error",
+    "image_error_append_params",
+    "secure_url_enabled",
+    "upload_access_key_id",
+    "upload_secret_access_key",
+    "enabled",
+];
+
+/// A JSON object body, taken apart one field at a time.
+#[derive(Debug)]
+pub(crate) struct JsonBody {
+    fields: Map<String, Value>,
+}
+
+// === impl JsonBody ===
+
+impl JsonBody {
+    /// Parses `bytes` as a JSON object whose keys are all in `allowed`.
+    /// An empty body is an empty object.
+    pub(crate) fn parse(bytes: &[u8], allowed: &[&str]) -> Result<JsonBody, AdminError> {
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(JsonBody { fields: Map::new() });
+        }
+        let value: Value = serde_json::from_slice(bytes)
+            .map_err(|error| AdminError::invalid_field("body", json_problem(&error)))?;
+        let Value::Object(fields) = value else {
+            return Err(AdminError::invalid_field("body", "must be a JSON object"));
+        };
+        if let Some(unknown) = fields.keys().find(|key| !allowed.contains(&key.as_str())) {
+            return Err(AdminError::invalid_field(unknown, "unknown field"));
+        }
+        Ok(JsonBody { fields })
+    }
+
+    /// A string field; `null` or absent is `None`.
+    pub(crate) fn string(&mut self, field: &str) -> Result<Option<String>, AdminError> {
+        match self.take(field) {
+            None => Ok(None),
+            Some(Value::String(text)) => Ok(Some(text)),
+            Some(_) => Err(AdminError::invalid_field(field, "must be a string")),
+        }
+    }
+
+    /// A string field; `null` or absent is empty.
+    pub(crate) fn text(&mut self, field: &str) -> Result<String, AdminError> {
+        self.string(field).map(Option::unwrap_or_default)
+    }
+
+    /// A non-negative integer field that fits 32 bits.
+    pub(crate) fn u32(&mut self, field: &str) -> Result<Option<u32>, AdminError> {
+        match self.take(field) {
+            None => Ok(None),
+            Some(Value::Number(number)) => number
+                .as_u64()
+                .and_then(|n| u32::try_from(n).ok())
+                .map(Some)
+                .ok_or_else(|| {
+                    AdminError::invalid_field(field, "must be an integer from 0 to 4294967295")
+                }),
+            Some(_) => Err(AdminError::invalid_field(field, "must be an integer")),
+        }
+    }
+
+    /// A boolean field.
+    pub(crate) fn bool(&mut self, field: &str) -> Result<Option<bool>, AdminError> {
+        match self.take(field) {
+            None => Ok(None),
+            Some(Value::Bool(flag)) => Ok(Some(flag)),
+            Some(_) => Err(AdminError::invalid_field(field, "must be true or false")),
+        }
+    }
+
+    /// An array of strings.
+    pub(crate) fn strings(&mut self, field: &str) -> Result<Option<Vec<String>>, AdminError> {
+        match self.take(field) {
+            None => Ok(None),
+            Some(Value::Array(items)) => items
+                .into_iter()
+                .enumerate()
+                .map(|(i, item)| match item {
+                    Value::String(text) => Ok(text),
+                    _ => Err(AdminError::invalid_field(
+                        &format!("{field}[{i}]"),
+                        "must be a string",
+                    )),
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map(Some),
+            Some(_) => Err(AdminError::invalid_field(
+                field,
+                "must be an array of strings",
+            )),
+        }
+    }
+
+    /// `cache_ttl_behavior`: one of imgix's three names.
+    pub(crate) fn cache_ttl_behavior(
+        &mut self,
+        field: &str,
+    ) -> Result<Option<CacheTtlBehavior>, AdminError> {
+        let Some(name) = self.string(field)? else {
+            return Ok(None);
+        };
+        match name.as_str() {
+            "respect_origin" => Ok(Some(CacheTtlBehavior::RespectOrigin)),
+            "override_origin" => Ok(Some(CacheTtlBehavior::OverrideOrigin)),
+            "enforce_minimum" => Ok(Some(CacheTtlBehavior::EnforceMinimum)),
+            _ => Err(AdminError::invalid_field(
+                field,
+                "must be respect_origin, override_origin or enforce_minimum",
+            )),
+        }
+    }
+
+    fn take(&mut self, field: &str) -> Option<Value> {
+        self.fields.remove(field).filter(|value| !value.is_null())
+    }
+}
+
+/// What is wrong with a body that is not JSON, without echoing it (it may
+/// hold a secret).
+fn json_problem(error: &serde_json::Error) -> String {
+    format!(
+        "invalid JSON at line {} column {}",
+        error.line(),
+        error.column()
+    )
+}
+
+/// The registry request for a `POST /v1/sources` body.
+pub(crate) fn create_request(bytes: &[u8]) -> Result<CreateSourceRequest, AdminError> {
+    let mut body = JsonBody::parse(bytes, CREATE_FIELDS)?;
+    let request = CreateSourceRequest {
+        name: body.text("name")?,
+        subdomain: body.text("subdomain")?,
+        bucket: body.text("bucket")?,
+        region: body.text("region")?,
+        endpoint: body.text("endpoint")?,
+        path_prefix: body.text("path_prefix")?,
+        access_key_id: body.text("access_key_id")?,
+        secret_access_key: body.text("secret_access_key")?,
+        default_params: body.text("default_params")?,
+        image_missing: body.text("image_missing")?,
+        image_error: body.text("image_error")?,
+        upload_access_key_id: body.text("upload_access_key_id")?,
+        upload_secret_access_key: body.text("upload_secret_access_key")?,
+        cache_ttl_seconds: body.u32("cache_ttl_seconds")?.unwrap_or_default(),
+        custom_domains: body.strings("custom_domains")?.unwrap_or_default(),
+        cache_ttl_behavior: body
+            .cache_ttl_behavior("cache_ttl_behavior")?
+            .unwrap_or_default()
+            .into(),
+        cache_ttl_error_seconds: body.u32("cache_ttl_error_seconds")?.unwrap_or_default(),
+        image_missing_append_params: body
+            .bool("image_missing_append_params")?
+            .unwrap_or_default(),
+        image_error_append_params: body.bool("image_error_append_params")?.unwrap_or_default(),
+        secure_url_enabled: body.bool("secure_url_enabled")?.unwrap_or_default(),
+        disabled: !body.bool("enabled")?.unwrap_or(true),
+    };
+    Ok(request)
+}
+
+/// The registry request for a `PATCH /v1/sources/{id_or_name}` body: only
+/// the fields present change.
+pub(crate) fn update_request(
+    id_or_name: String,
+    bytes: &[u8],
+) -> Result<UpdateSourceRequest, AdminError> {
+    if let Ok(Value::Object(fields)) = serde_json::from_slice::<Value>(bytes)
+        && fields.contains_key("name")
+    {
+        return Err(AdminError::invalid_field("name", "cannot be changed"));
+    }
+    let allowed: Vec<&str> = CREATE_FIELDS
+        .iter()
+        .copied()
+        .filter(|field| *field != "name")
+        .collect();
+    let mut body = JsonBody::parse(bytes, &allowed)?;
+    let request = UpdateSourceRequest {
+        id_or_name,
+        subdomain: body.string("subdomain")?,
+        bucket: body.string("bucket")?,
+        region: body.string("region")?,
+        endpoint: body.string("endpoint")?,
+        path_prefix: body.string("path_prefix")?,
+        access_key_id: body.string("access_key_id")?,
+        secret_access_key: body.string("secret_access_key")?,
+        default_params: body.string("default_params")?,
+        cache_ttl_seconds: body.u32("cache_ttl_seconds")?,
+        custom_domains: body
+            .strings("custom_domains")?
+            .map(|domains| CustomDomains { domains }),
+        cache_ttl_behavior: body
+            .cache_ttl_behavior("cache_ttl_behavior")?
+            .map(Into::into),
+        cache_ttl_error_seconds: body.u32("cache_ttl_error_seconds")?,
+        image_missing: body.string("image_missing")?,
+        image_missing_append_params: body.bool("image_missing_append_params")?,
+        image_error: body.string("image_error")?,
+        image_error_append_params: body.bool("image_error_append_params")?,
+        secure_url_enabled: body.bool("secure_url_enabled")?,
+        upload_access_key_id: body.string("upload_access_key_id")?,
+        upload_secret_access_key: body.string("upload_secret_access_key")?,
+        enabled: body.bool("enabled")?,
+    };
+    Ok(request)
+}
+
+/// The grace period of a `POST /v1/sources/{id}/rotate-token` body; it is
+/// required, because 0 retires every live URL at once.
+pub(crate) fn grace_period_seconds(bytes: &[u8]) -> Result<u32, AdminError> {
+    let mut body = JsonBody::parse(bytes, &["grace_period_seconds"])?;
+    body.u32("grace_period_seconds")?
+        .ok_or_else(|| AdminError::invalid_field("grace_period_seconds", "is required"))
+}
+
+/// A Source as the admin API shows it: every field of the message, enums
+/// by their lowercase names. There is no secret in it to leak.
+pub(crate) fn source_json(source: &Source) -> Value {
+    json!({
+        "id": source.id,
+        "name": source.name,
+        "subdomain": source.subdomain,
+        "custom_domains": source.custom_domains,
+        "bucket": source.bucket,
+        "region": source.region,
+        "endpoint": source.endpoint,
+        "path_prefix": source.path_prefix,
+        "access_key_id_hint": source.access_key_id_hint,
+        "upload_access_key_id_hint": source.upload_access_key_id_hint,
+        "default_params": source.default_params,
+        "cache_ttl_behavior": cache_ttl_behavior_name(source.cache_ttl_behavior()),
+        "cache_ttl_seconds": source.cache_ttl_seconds,
+        "cache_ttl_error_seconds": source.cache_ttl_error_seconds,
+        "image_missing": source.image_missing,
+        "image_missing_append_params": source.image_missing_append_params,
+        "image_error": source.image_error,
+        "image_error_append_params": source.image_error_append_params,
+        "secure_url_enabled": source.secure_url_enabled,
+        "active_secure_tokens": source.active_secure_tokens,
+        "enabled": source.enabled,
+        "status": status_name(source.status()),
+        "status_message": source.status_message,
+        "last_deployed_at": source.last_deployed_at,
+        "config_version": source.config_version,
+        "created_at": source.created_at,
+        "updated_at": source.updated_at,
+    })
+}
+
+fn cache_ttl_behavior_name(behavior: CacheTtlBehavior) -> &'static str {
+    match behavior {
+        CacheTtlBehavior::Unspecified | CacheTtlBehavior::RespectOrigin => "respect_origin",
+        CacheTtlBehavior::OverrideOrigin => "override_origin",
+        CacheTtlBehavior::EnforceMinimum => "enforce_minimum",
+    }
+}
+
+fn status_name(status: SourceStatus) -> &'static str {
+    match status {
+        SourceStatus::Unspecified => "unspecified",
+        SourceStatus::Pending => "pending",
+        SourceStatus::Deploying => "deploying",
+        SourceStatus::Deployed => "deployed",
+        SourceStatus::Failed => "failed",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn field_of(error: AdminError) -> String {
+        format!("{error:?}")
+    }
+
+    /// A full create body fills every request field; `enabled: false` starts the Source disabled.
+    #[test]
+    fn create_body_fills_the_request() {
+        let body = json!({
+            "name": "demo", "subdomain": "demo", "bucket": "images", "region": "eu-west-1",
+            "endpoint": "http://127.0.0.1:9000", "path_prefix": "photos",
+            "access_key_id": "AKIA1234", "secret_access_key": "secret-1",
+            "default_params": "auto=format", "cache_ttl_seconds": 3600,
+            "custom_domains": ["img.example.com"], "cache_ttl_behavior": "override_origin",
+            "cache_ttl_error_seconds": 60, "image_missing": "missing.png",
+            "image_missing_append_params": true, "image_error": "error.png",
+            "image_error_append_params": true, "secure_url_enabled": true,
+            "upload_access_key_id": "AKIAUP", "upload_secret_access_key": "secret-2",
+            "enabled": false,
+        });
+        let request = create_request(body.to_string().as_bytes()).unwrap();
+        assert_eq!(
+            request,
+            CreateSourceRequest {
+                name: "demo".to_owned(),
+                subdomain: "demo".to_owned(),
+                bucket: "images".to_owned(),
+                region: "eu-west-1".to_owned(),
+                endpoint: "http://127.0.0.1:9000".to_owned(),
+                path_prefix: "photos".to_owned(),
+                access_key_id: "AKIA1234".to_owned(),
+                secret_access_key: "secret-1".to_owned(),
+                default_params: "auto=format".to_owned(),
+                cache_ttl_seconds: 3600,
+                custom_domains: vec!["img.example.com".to_owned()],
+                cache_ttl_behavior: CacheTtlBehavior::OverrideOrigin.into(),
+                cache_ttl_error_seconds: 60,
+                image_missing: "missing.png".to_owned(),
+                image_missing_append_params: true,
+                image_error: "error.png".to_owned(),
+                image_error_append_params: true,
+                secure_url_enabled: true,
+                upload_access_key_id: "AKIAUP".to_owned(),
+                upload_secret_access_key: "secret-2".to_owned(),
+                disabled: true,
+            }
+        );
+        let minimal = create_request(br#"{"name":"x"}"#).unwrap();
+        assert!(!minimal.disabled, "Sources start enabled");
+    }
+
+    /// A patch sets only the fields present; `null` leaves a field unchanged.
+    #[test]
+    fn patch_sets_only_present_fields() {
+        let request = update_request(
+            "demo".to_owned(),
+            br#"{"enabled": false, "custom_domains": [], "endpoint": "", "cache_ttl_seconds": null}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            request,
+            UpdateSourceRequest {
+                id_or_name: "demo".to_owned(),
+                enabled: Some(false),
+                custom_domains: Some(CustomDomains { domains: vec![] }),
+                endpoint: Some(String::new()),
+                ..UpdateSourceRequest::default()
+            }
+        );
+    }
+
+    /// Every body error names its field, and none echoes the body.
+    #[test]
+    fn body_errors_name_the_field() {
+        let cases: &[(&[u8], &str)] = &[
+            (br#"{"secret_access_key": "hunter2-canary""#, "body"),
+            (b"[1, 2]", "body"),
+            (br#"{"bukket": "x"}"#, "bukket"),
+            (br#"{"name": 7}"#, "name"),
+            (br#"{"cache_ttl_seconds": -1}"#, "cache_ttl_seconds"),
+            (br#"{"cache_ttl_seconds": 1.5}"#, "cache_ttl_seconds"),
+            (br#"{"cache_ttl_seconds": "60"}"#, "cache_ttl_seconds"),
+            (
+                br#"{"cache_ttl_error_seconds": 4294967296}"#,
+                "cache_ttl_error_seconds",
+            ),
+            (br#"{"enabled": "no"}"#, "enabled"),
+            (br#"{"custom_domains": "a.example.com"}"#, "custom_domains"),
+            (
+                br#"{"custom_domains": ["a.example.com", 3]}"#,
+                "custom_domains[1]",
+            ),
+            (
+                br#"{"cache_ttl_behavior": "forever"}"#,
+                "cache_ttl_behavior",
+            ),
+        ];
+        for (body, field) in cases {
+            let error = create_request(body).unwrap_err();
+            let debug = field_of(error.clone());
+            assert!(
+                debug.contains(&format!("field: Some(\"{field}\")")),
+                "{}: {debug}",
+                String::from_utf8_lossy(body)
+            );
+            assert!(!debug.contains("hunter2-canary"), "{debug}");
+            assert_eq!(error.status(), http::StatusCode::BAD_REQUEST);
+        }
+        let renamed = update_request("demo".to_owned(), br#"{"name": "other"}"#).unwrap_err();
+        assert!(field_of(renamed).contains("name: cannot be changed"));
+    }
+
+    /// A rotation needs an explicit grace period.
+    #[test]
+    fn rotation_needs_a_grace_period() {
+        assert_eq!(
+            grace_period_seconds(br#"{"grace_period_seconds": 3600}"#),
+            Ok(3600)
+        );
+        assert_eq!(
+            grace_period_seconds(br#"{"grace_period_seconds": 0}"#),
+            Ok(0)
+        );
+        let missing = grace_period_seconds(b"").unwrap_err();
+        assert!(field_of(missing).contains("grace_period_seconds: is required"));
+        let extra = grace_period_seconds(br#"{"grace_period_seconds": 1, "token": "x"}"#);
+        assert!(field_of(extra.unwrap_err()).contains("token: unknown field"));
+    }
+
+    /// A Source is written with every field and enums by name.
+    #[test]
+    fn source_is_written_with_enum_names() {
+        let source = Source {
+            id: "src_1".to_owned(),
+            status: SourceStatus::Deployed.into(),
+            cache_ttl_behavior: CacheTtlBehavior::EnforceMinimum.into(),
+            custom_domains: vec!["img.example.com".to_owned()],
+            enabled: true,
+            ..Source::default()
+        };
+        let json = source_json(&source);
+        assert_eq!(json["status"], "deployed");
+        assert_eq!(json["cache_ttl_behavior"], "enforce_minimum");
+        assert_eq!(json["custom_domains"], json!(["img.example.com"]));
+        assert_eq!(json["enabled"], true);
+        assert_eq!(json.as_object().unwrap().len(), 27);
+        let unset = source_json(&Source::default());
+        assert_eq!(unset["cache_ttl_behavior"], "respect_origin");
+    }
+}
