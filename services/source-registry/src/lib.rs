@@ -29,6 +29,7 @@
 
 mod config;
 mod credentials_crypto;
+mod deploy_checks;
 mod error;
 mod grpc_api;
 mod imgix_param_names;
@@ -36,6 +37,8 @@ mod registry;
 mod source;
 mod source_fields;
 mod source_store;
+#[cfg(test)]
+mod test_s3;
 
 use std::future::Future;
 

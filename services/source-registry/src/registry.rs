@@ -6,8 +6,12 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use imgmesh_proto::registry::v1 as proto;
+use imgmesh_s3_client::{BucketAccess, BucketClient};
+use tokio::sync::Semaphore;
+use tracing::Instrument as _;
 
 use crate::credentials_crypto::{CredentialsCipher, MasterKey};
+use crate::deploy_checks::{self, DeployOutcome};
 use crate::error::RegistryError;
 use crate::source::{
     NewSource, ReadAccess, SECRET_ACCESS_KEY_FIELD, SourceChanges, SourceRecord, UploadChange,
@@ -19,12 +23,17 @@ use crate::source_store::{Inserted, SourceStore};
 /// update retries after losing a race, before giving up.
 const MAX_ATTEMPTS: usize = 5;
 
+/// How many deploys check their buckets at the same time.
+const MAX_CONCURRENT_DEPLOYS: usize = 4;
+
 /// The Source registry: every Source operation the gRPC services expose.
 /// Cheap to clone; clones share the database pool and the cipher.
 #[derive(Debug, Clone)]
 pub struct Registry {
     store: SourceStore,
     cipher: Arc<CredentialsCipher>,
+    /// Bounds how many deploys check their buckets at once.
+    deploy_slots: Arc<Semaphore>,
 }
 
 // === impl Registry ===
@@ -43,10 +52,13 @@ impl Registry {
                 key_id: cipher.key_id().to_owned(),
             });
         }
-        Ok(Registry {
+        let registry = Registry {
             store,
             cipher: Arc::new(cipher),
-        })
+            deploy_slots: Arc::new(Semaphore::new(MAX_CONCURRENT_DEPLOYS)),
+        };
+        registry.resume_deploys().await?;
+        Ok(registry)
     }
 
     /// Closes the database pool, checkpointing the WAL.
@@ -229,6 +241,104 @@ impl Registry {
         })
     }
 
+    /// Queues a deploy of the Source whose id or name is `id_or_name` and
+    /// returns it with status DEPLOYING; the deploy runs in the background
+    /// (poll [`Registry::get_source`] for its result). A deploy in flight is
+    /// superseded.
+    pub async fn deploy_source(&self, id_or_name: &str) -> Result<proto::Source, RegistryError> {
+        let deploy_id = hex::encode(rand::random::<[u8; 8]>());
+        let record = self
+            .store
+            .start_deploy(id_or_name, &deploy_id, unix_now())
+            .await?
+            .ok_or_else(|| RegistryError::NotFound(id_or_name.to_owned()))?;
+        self.spawn_deploy(record.id.clone(), deploy_id);
+        Ok(record.to_public(0))
+    }
+
+    /// Queues again every deploy a previous run left in flight.
+    async fn resume_deploys(&self) -> Result<(), RegistryError> {
+        for (source_id, deploy_id) in self.store.deploys_in_flight().await? {
+            tracing::info!(source.id = %source_id, "resuming an interrupted deploy");
+            self.spawn_deploy(source_id, deploy_id);
+        }
+        Ok(())
+    }
+
+    /// Runs deploy `deploy_id` of Source `source_id` in a background task.
+    fn spawn_deploy(&self, source_id: String, deploy_id: String) {
+        let registry = self.clone();
+        let span = tracing::info_span!("registry.deploy", source.id = %source_id);
+        tokio::spawn(
+            async move {
+                // The semaphore is never closed, so acquiring cannot fail.
+                let _slot = registry.deploy_slots.clone().acquire_owned().await;
+                if let Err(error) = registry.run_deploy(&source_id, &deploy_id).await {
+                    // Left DEPLOYING: the next start of the registry retries it.
+                    tracing::warn!(error = %error, "deploy could not be recorded");
+                }
+            }
+            .instrument(span),
+        );
+    }
+
+    /// Checks the Source's bucket with its read credentials and records the
+    /// outcome, unless the deploy was superseded meanwhile.
+    async fn run_deploy(&self, source_id: &str, deploy_id: &str) -> Result<(), RegistryError> {
+        let Some(record) = self.store.find_by_id(source_id).await? else {
+            return Ok(());
+        };
+        let outcome = match self.cipher.open(
+            &record.secret_access_key,
+            &record.id,
+            SECRET_ACCESS_KEY_FIELD,
+        ) {
+            Ok(secret) => {
+                let client = BucketClient::new(&BucketAccess {
+                    bucket: record.bucket.clone(),
+                    region: record.region.clone(),
+                    endpoint: (!record.endpoint.is_empty()).then(|| record.endpoint.clone()),
+                    access_key_id: record.access_key_id.clone(),
+                    secret_access_key: secret,
+                });
+                deploy_checks::verify(
+                    &client,
+                    &record.region,
+                    &record.path_prefix,
+                    !record.endpoint.is_empty(),
+                    &record.id,
+                )
+                .await
+            }
+            Err(error) => {
+                tracing::error!(error = %error, "stored credentials could not be decrypted");
+                DeployOutcome {
+                    deployed: false,
+                    message: "internal error: the stored credentials could not be read".into(),
+                }
+            }
+        };
+        let status = if outcome.deployed {
+            proto::SourceStatus::Deployed
+        } else {
+            proto::SourceStatus::Failed
+        };
+        let recorded = self
+            .store
+            .finish_deploy(source_id, deploy_id, status, &outcome.message, unix_now())
+            .await?;
+        if recorded {
+            tracing::info!(
+                status = crate::source_store::status_to_db(status),
+                message = %outcome.message,
+                "deploy finished"
+            );
+        } else {
+            tracing::info!("deploy superseded by an edit or a newer deploy");
+        }
+        Ok(())
+    }
+
     async fn find(&self, id_or_name: &str) -> Result<SourceRecord, RegistryError> {
         self.store
             .find(id_or_name)
@@ -278,6 +388,7 @@ mod tests {
 
     use super::*;
     use crate::credentials_crypto::tests::TEST_KEY_HEX;
+    use crate::test_s3::{S3_ACCESS_KEY, S3_SECRET_KEY, S3sFs};
 
     const SECRET: &str = "wJalrXUtnFEMI-K7MDENG-bPxRfiCYzzSECRET";
 
@@ -1053,5 +1164,212 @@ mod tests {
             .await
             .unwrap();
         assert!(!registry.read_access(&demo.id).await.unwrap().serving);
+    }
+
+    /// A create request for a Source on `s3`'s bucket `images`.
+    fn s3_request(name: &str, s3: &S3sFs, secret: &str) -> proto::CreateSourceRequest {
+        proto::CreateSourceRequest {
+            endpoint: s3.endpoint.clone(),
+            access_key_id: S3_ACCESS_KEY.into(),
+            secret_access_key: secret.into(),
+            ..create_request(name)
+        }
+    }
+
+    /// Polls until the Source's deploy is no longer in flight.
+    async fn deployed(registry: &Registry, name: &str) -> proto::Source {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let source = registry.get_source(name).await.unwrap();
+            if source.status() != proto::SourceStatus::Deploying {
+                return source;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "deploy of {name} still running after 30 s"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Deploy queues (DEPLOYING, new version), verifies the bucket in the
+    /// background and records DEPLOYED with its time; then the Source serves.
+    #[tokio::test]
+    async fn deploy_succeeds_and_the_source_serves() {
+        let dir = tempfile::tempdir().unwrap();
+        let registry = open_registry(&dir).await;
+        let s3 = S3sFs::start(&["images"]).await;
+        s3.put("images", "photos/cat.jpg", b"jpeg");
+        let created = registry
+            .create_source(&s3_request("demo", &s3, S3_SECRET_KEY))
+            .await
+            .unwrap();
+        let queued = registry.deploy_source("demo").await.unwrap();
+        assert_eq!(queued.status(), proto::SourceStatus::Deploying);
+        assert_eq!(queued.config_version, created.config_version + 1);
+        let done = deployed(&registry, "demo").await;
+        assert_eq!(
+            done.status(),
+            proto::SourceStatus::Deployed,
+            "{}",
+            done.status_message
+        );
+        assert!(done.last_deployed_at >= created.created_at);
+        assert_eq!(done.config_version, queued.config_version + 1);
+        assert!(registry.read_access(&created.id).await.unwrap().serving);
+    }
+
+    /// A failed deploy records FAILED with the reason; the Source does not
+    /// serve, and the reason never holds the secret.
+    #[tokio::test]
+    async fn deploy_failure_records_the_reason() {
+        let dir = tempfile::tempdir().unwrap();
+        let registry = open_registry(&dir).await;
+        let s3 = S3sFs::start(&["images"]).await;
+        let created = registry
+            .create_source(&s3_request("demo", &s3, "wrong-secret-canary"))
+            .await
+            .unwrap();
+        registry.deploy_source(&created.id).await.unwrap();
+        let done = deployed(&registry, "demo").await;
+        assert_eq!(done.status(), proto::SourceStatus::Failed);
+        assert_eq!(done.status_message, "the credentials were rejected");
+        assert!(done.last_deployed_at > 0);
+        assert!(!registry.read_access(&created.id).await.unwrap().serving);
+        assert!(is_not_found(
+            &registry.deploy_source("nobody").await.unwrap_err()
+        ));
+    }
+
+    /// Editing what a deploy verifies makes the Source pending (not
+    /// serving); other edits keep it deployed; every edit bumps the version;
+    /// a disabled Source does not serve.
+    #[tokio::test]
+    async fn edits_that_need_a_deploy_make_the_source_pending() {
+        let dir = tempfile::tempdir().unwrap();
+        let registry = open_registry(&dir).await;
+        let s3 = S3sFs::start(&["images"]).await;
+        let created = registry
+            .create_source(&s3_request("demo", &s3, S3_SECRET_KEY))
+            .await
+            .unwrap();
+        registry.deploy_source("demo").await.unwrap();
+        let live = deployed(&registry, "demo").await;
+        assert_eq!(live.status(), proto::SourceStatus::Deployed);
+
+        let update = |request: proto::UpdateSourceRequest| {
+            let registry = registry.clone();
+            async move { registry.update_source(&request).await.unwrap() }
+        };
+        let base = || proto::UpdateSourceRequest {
+            id_or_name: "demo".into(),
+            ..Default::default()
+        };
+        let kept = update(proto::UpdateSourceRequest {
+            default_params: Some("w=100".into()),
+            ..base()
+        })
+        .await;
+        assert_eq!(kept.status(), proto::SourceStatus::Deployed);
+        assert_eq!(kept.config_version, live.config_version + 1);
+
+        let disabled = update(proto::UpdateSourceRequest {
+            enabled: Some(false),
+            ..base()
+        })
+        .await;
+        assert_eq!(disabled.status(), proto::SourceStatus::Deployed);
+        assert!(!registry.read_access(&created.id).await.unwrap().serving);
+        update(proto::UpdateSourceRequest {
+            enabled: Some(true),
+            ..base()
+        })
+        .await;
+        assert!(registry.read_access(&created.id).await.unwrap().serving);
+
+        let pending = update(proto::UpdateSourceRequest {
+            path_prefix: Some("other".into()),
+            ..base()
+        })
+        .await;
+        assert_eq!(pending.status(), proto::SourceStatus::Pending);
+        assert!(
+            pending.status_message.contains("deploy"),
+            "{}",
+            pending.status_message
+        );
+        assert_eq!(pending.last_deployed_at, live.last_deployed_at);
+        assert!(!registry.read_access(&created.id).await.unwrap().serving);
+    }
+
+    /// A deploy superseded by an edit that needs a new deploy, or by a newer
+    /// deploy, records nothing.
+    #[tokio::test]
+    async fn superseded_deploys_record_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let registry = open_registry(&dir).await;
+        let created = registry
+            .create_source(&create_request("demo"))
+            .await
+            .unwrap();
+        let store = &registry.store;
+        store
+            .start_deploy("demo", "first", 10)
+            .await
+            .unwrap()
+            .unwrap();
+        store
+            .start_deploy("demo", "second", 11)
+            .await
+            .unwrap()
+            .unwrap();
+        let first = store
+            .finish_deploy(&created.id, "first", proto::SourceStatus::Deployed, "", 12)
+            .await
+            .unwrap();
+        assert!(!first, "a newer deploy supersedes the first");
+        registry
+            .update_source(&proto::UpdateSourceRequest {
+                id_or_name: "demo".into(),
+                bucket: Some("other-bucket".into()),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        let second = store
+            .finish_deploy(&created.id, "second", proto::SourceStatus::Deployed, "", 12)
+            .await
+            .unwrap();
+        assert!(!second, "an edit of the bucket supersedes the second");
+        let source = registry.get_source("demo").await.unwrap();
+        assert_eq!(source.status(), proto::SourceStatus::Pending);
+        assert_eq!(source.last_deployed_at, 0);
+    }
+
+    /// A deploy left in flight by a stopped registry runs when it reopens.
+    #[tokio::test]
+    async fn interrupted_deploys_resume_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let registry = open_registry(&dir).await;
+        let s3 = S3sFs::start(&["images"]).await;
+        registry
+            .create_source(&s3_request("demo", &s3, S3_SECRET_KEY))
+            .await
+            .unwrap();
+        // Queued in the database, but never run by this instance.
+        registry
+            .store
+            .start_deploy("demo", "interrupted", unix_now())
+            .await
+            .unwrap();
+        registry.close().await;
+        let reopened = open_registry(&dir).await;
+        let done = deployed(&reopened, "demo").await;
+        assert_eq!(
+            done.status(),
+            proto::SourceStatus::Deployed,
+            "{}",
+            done.status_message
+        );
     }
 }

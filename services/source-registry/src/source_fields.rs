@@ -394,12 +394,7 @@ mod tests {
 
     /// Asserts `check` accepts every `good` value unchanged and refuses every
     /// `bad` one with an error naming `field`.
-    fn table(
-        field: &str,
-        check: Check,
-        good: &[&str],
-        bad: &[&str],
-    ) {
+    fn table(field: &str, check: Check, good: &[&str], bad: &[&str]) {
         for value in good {
             assert_eq!(
                 check(value).as_deref().ok(),

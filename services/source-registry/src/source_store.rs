@@ -297,6 +297,66 @@ impl SourceStore {
         Ok(Some(id))
     }
 
+    /// Starts a deploy of the Source whose id or name is `id_or_name`:
+    /// status `deploying` under the new `deploy_id`, which supersedes any
+    /// deploy in flight. `Ok(None)` when there is no such Source.
+    pub(crate) async fn start_deploy(
+        &self,
+        id_or_name: &str,
+        deploy_id: &str,
+        now: i64,
+    ) -> Result<Option<SourceRecord>, RegistryError> {
+        let id: Option<String> = sqlx::query_scalar(
+            "UPDATE sources SET status = 'deploying', status_message = '', deploy_id = $1, \
+             config_version = config_version + 1, updated_at = $2 \
+             WHERE id = $3 OR name = $3 RETURNING id",
+        )
+        .bind(deploy_id)
+        .bind(now)
+        .bind(id_or_name)
+        .fetch_optional(&self.pool)
+        .await?;
+        match id {
+            Some(id) => self.find_by_id(&id).await,
+            None => Ok(None),
+        }
+    }
+
+    /// Records how deploy `deploy_id` of Source `id` ended, if it is still
+    /// the Source's current deploy (an edit that needs a new deploy, or a
+    /// newer deploy, supersedes it); `Ok(false)` when it was superseded.
+    pub(crate) async fn finish_deploy(
+        &self,
+        id: &str,
+        deploy_id: &str,
+        status: SourceStatus,
+        message: &str,
+        now: i64,
+    ) -> Result<bool, RegistryError> {
+        let done = sqlx::query(
+            "UPDATE sources SET status = $1, status_message = $2, last_deployed_at = $3, \
+             config_version = config_version + 1, updated_at = $3 \
+             WHERE id = $4 AND deploy_id = $5 AND status = 'deploying'",
+        )
+        .bind(status_to_db(status))
+        .bind(message)
+        .bind(now)
+        .bind(id)
+        .bind(deploy_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// `(source id, deploy id)` of every deploy left in flight.
+    pub(crate) async fn deploys_in_flight(&self) -> Result<Vec<(String, String)>, RegistryError> {
+        Ok(
+            sqlx::query_as("SELECT id, deploy_id FROM sources WHERE status = 'deploying'")
+                .fetch_all(&self.pool)
+                .await?,
+        )
+    }
+
     /// How many stored secrets were sealed by a key other than `key_id`.
     pub(crate) async fn count_sealed_by_other_keys(
         &self,

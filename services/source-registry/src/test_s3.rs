@@ -1,0 +1,228 @@
+//! S3 servers for the registry's tests: a real `s3s-fs` process, and a
+//! policy-checking front that answers like AWS S3 does for credentials
+//! missing one permission (which `s3s-fs` cannot express).
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+/// Access key id `s3s-fs` accepts.
+pub(crate) const S3_ACCESS_KEY: &str = "AKIAREGISTRYTEST";
+/// Secret key `s3s-fs` accepts.
+pub(crate) const S3_SECRET_KEY: &str = "registry-test-s3-secret-key";
+
+/// A real `s3s-fs` on a loopback port over a temporary directory; killed on
+/// drop.
+#[derive(Debug)]
+pub(crate) struct S3sFs {
+    /// `http://127.0.0.1:<port>`.
+    pub(crate) endpoint: String,
+    root: tempfile::TempDir,
+    child: Child,
+}
+
+impl S3sFs {
+    /// Starts `s3s-fs` with the buckets `buckets` (empty) and waits until it
+    /// accepts connections.
+    pub(crate) async fn start(buckets: &[&str]) -> S3sFs {
+        let root = tempfile::tempdir().unwrap();
+        for bucket in buckets {
+            std::fs::create_dir_all(root.path().join(bucket)).unwrap();
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new(find_tool("s3s-fs"))
+            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--access-key", S3_ACCESS_KEY, "--secret-key", S3_SECRET_KEY])
+            .arg(root.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("s3s-fs starts");
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        while tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_err()
+        {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "s3s-fs did not listen on port {port} within 20 s"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        S3sFs {
+            endpoint: format!("http://127.0.0.1:{port}"),
+            root,
+            child,
+        }
+    }
+
+    /// Writes an object straight into the bucket's directory.
+    pub(crate) fn put(&self, bucket: &str, key: &str, bytes: &[u8]) {
+        let path = self.root.path().join(bucket).join(key);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, bytes).unwrap();
+    }
+}
+
+impl Drop for S3sFs {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Finds a tool on `PATH` or in `~/.cargo/bin`; panics saying how to get it.
+fn find_tool(name: &str) -> PathBuf {
+    let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
+        .map(|path| std::env::split_paths(&path).collect())
+        .unwrap_or_default();
+    if let Some(home) = std::env::var_os("HOME") {
+        dirs.push(Path::new(&home).join(".cargo/bin"));
+    }
+    dirs.into_iter()
+        .map(|dir| dir.join(name))
+        .find(|path| path.is_file())
+        .unwrap_or_else(|| panic!("{name} not found on PATH: `make test` installs it"))
+}
+
+/// The operations a deploy makes, as the policy front tells them apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum S3Operation {
+    /// `GET /<bucket>?location`.
+    GetBucketLocation,
+    /// `GET /<bucket>?list-type=2…`.
+    ListObjectsV2,
+    /// `GET /<bucket>/<key>`.
+    GetObject,
+}
+
+/// What the policy front answers to each operation.
+#[derive(Debug, Clone)]
+pub(crate) struct Policy {
+    /// The operation refused with 403 AccessDenied, if any.
+    pub(crate) denied: Option<S3Operation>,
+    /// The bucket's region as GetBucketLocation reports it ("" = us-east-1).
+    pub(crate) location: &'static str,
+    /// The key ListObjectsV2 returns, if any.
+    pub(crate) listed_key: Option<&'static str>,
+}
+
+/// A path-style S3 front on a loopback port answering per [`Policy`], like
+/// AWS S3 answers credentials whose IAM policy lacks a permission.
+#[derive(Debug)]
+pub(crate) struct PolicyFront {
+    /// `http://127.0.0.1:<port>`.
+    pub(crate) endpoint: String,
+    requests: Arc<AtomicUsize>,
+}
+
+impl PolicyFront {
+    /// Starts the front.
+    pub(crate) async fn start(policy: Policy) -> PolicyFront {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        let requests = Arc::new(AtomicUsize::new(0));
+        let counter = requests.clone();
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                counter.fetch_add(1, Ordering::SeqCst);
+                let policy = policy.clone();
+                tokio::spawn(async move {
+                    let head = read_head(&mut stream).await;
+                    let response = answer(&policy, &head);
+                    let _ = stream.write_all(&response).await;
+                });
+            }
+        });
+        PolicyFront { endpoint, requests }
+    }
+
+    /// How many connections it accepted.
+    pub(crate) fn requests(&self) -> usize {
+        self.requests.load(Ordering::SeqCst)
+    }
+}
+
+async fn read_head(stream: &mut tokio::net::TcpStream) -> String {
+    let mut head = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        match stream.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => head.extend_from_slice(&buf[..n]),
+        }
+    }
+    String::from_utf8_lossy(&head).into_owned()
+}
+
+/// The full HTTP response to a request whose head is `head`.
+fn answer(policy: &Policy, head: &str) -> Vec<u8> {
+    let target = head.split_whitespace().nth(1).unwrap_or_default();
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    let operation = if query
+        .split('&')
+        .any(|p| p == "location" || p == "location=")
+    {
+        S3Operation::GetBucketLocation
+    } else if query.contains("list-type=2") {
+        S3Operation::ListObjectsV2
+    } else {
+        S3Operation::GetObject
+    };
+    if policy.denied == Some(operation) {
+        return response(
+            "403 Forbidden",
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>AccessDenied</Code>\
+             <Message>Access Denied</Message></Error>",
+        );
+    }
+    match operation {
+        S3Operation::GetBucketLocation => response(
+            "200 OK",
+            &format!(
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<LocationConstraint \
+                 xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">{}</LocationConstraint>",
+                policy.location
+            ),
+        ),
+        S3Operation::ListObjectsV2 => {
+            let bucket = path.trim_start_matches('/');
+            let contents = policy
+                .listed_key
+                .map(|key| format!("<Contents><Key>{key}</Key><Size>1</Size></Contents>"))
+                .unwrap_or_default();
+            let count = usize::from(policy.listed_key.is_some());
+            response(
+                "200 OK",
+                &format!(
+                    "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<ListBucketResult \
+                     xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Name>{bucket}</Name>\
+                     <KeyCount>{count}</KeyCount><MaxKeys>1</MaxKeys>\
+                     <IsTruncated>false</IsTruncated>{contents}</ListBucketResult>"
+                ),
+            )
+        }
+        S3Operation::GetObject => {
+            b"HTTP/1.1 206 Partial Content\r\ncontent-length: 1\r\ncontent-range: bytes 0-0/1\r\n\
+              connection: close\r\n\r\nx"
+                .to_vec()
+        }
+    }
+}
+
+fn response(status_line: &str, body: &str) -> Vec<u8> {
+    format!(
+        "HTTP/1.1 {status_line}\r\ncontent-type: application/xml\r\ncontent-length: {}\r\n\
+         connection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
