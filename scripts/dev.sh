@@ -42,4 +42,7 @@ Ctrl-C stops everything.
 MSG
 # Runs until Ctrl-C or until one of the processes exits.
 wait -n "${mesh_pids[@]}" || true
-echo "a process of the mesh exited; see $state/logs" >&2
+# Still set unless Ctrl-C / SIGTERM already stopped everything.
+if ((${#mesh_pids[@]})); then
+  echo "a process of the mesh exited; see $state/logs" >&2
+fi
