@@ -3,7 +3,8 @@
 
 use std::convert::Infallible;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use imgmesh_proto::registry::v1::CacheTtlBehavior;
 use secrecy::SecretString;
 
 /// Default gRPC URL of the source registry.
@@ -58,6 +59,65 @@ pub enum SourcesCommand {
         /// Source id (src_…) or name.
         id_or_name: String,
     },
+    /// Verify a Source's bucket and permissions; only deployed Sources serve.
+    Deploy(DeployArgs),
+}
+
+/// Flags of `imgmesh sources deploy`.
+#[derive(Debug, Args)]
+pub struct DeployArgs {
+    /// Source id (src_…) or name.
+    pub id_or_name: String,
+
+    /// Wait until the deploy has finished; exit 1 if it failed.
+    #[arg(long)]
+    pub wait: bool,
+
+    /// How long --wait waits before giving up.
+    #[arg(long, value_name = "SECONDS", default_value_t = 120, requires = "wait")]
+    pub wait_timeout: u64,
+}
+
+/// imgix's cache_ttl_behavior.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[value(rename_all = "snake_case")]
+pub enum TtlBehavior {
+    /// Use the original's Cache-Control/Expires, else the Source's TTL.
+    RespectOrigin,
+    /// Always use the Source's TTL.
+    OverrideOrigin,
+    /// Use the original's lifetime but never less than the Source's TTL.
+    EnforceMinimum,
+}
+
+// === impl TtlBehavior ===
+
+impl From<TtlBehavior> for CacheTtlBehavior {
+    fn from(behavior: TtlBehavior) -> Self {
+        match behavior {
+            TtlBehavior::RespectOrigin => CacheTtlBehavior::RespectOrigin,
+            TtlBehavior::OverrideOrigin => CacheTtlBehavior::OverrideOrigin,
+            TtlBehavior::EnforceMinimum => CacheTtlBehavior::EnforceMinimum,
+        }
+    }
+}
+
+/// A switch given as `on` or `off`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OnOff {
+    /// Turned on.
+    On,
+    /// Turned off.
+    Off,
+}
+
+// === impl OnOff ===
+
+impl OnOff {
+    /// `true` for `on`.
+    pub fn is_on(self) -> bool {
+        self == OnOff::On
+    }
 }
 
 /// Flags of `imgmesh sources create`.
@@ -109,6 +169,57 @@ pub struct CreateArgs {
     /// Lifetime of derivatives in seconds (default one year).
     #[arg(long = "cache-ttl", value_name = "SECONDS")]
     pub cache_ttl: Option<u32>,
+
+    /// Extra host name routed to this Source; repeat for more.
+    #[arg(long = "custom-domain", value_name = "HOST")]
+    pub custom_domains: Vec<String>,
+
+    /// How the derivative lifetime relates to the original's caching headers
+    /// (default respect_origin).
+    #[arg(long, value_enum, value_name = "BEHAVIOR")]
+    pub cache_ttl_behavior: Option<TtlBehavior>,
+
+    /// Lifetime of error responses in seconds (default 300).
+    #[arg(long = "cache-ttl-error", value_name = "SECONDS")]
+    pub cache_ttl_error: Option<u32>,
+
+    /// Path on this Source served instead of a missing asset.
+    #[arg(long, value_name = "PATH")]
+    pub image_missing: Option<String>,
+
+    /// Apply the request's params to --image-missing.
+    #[arg(long)]
+    pub image_missing_append_params: bool,
+
+    /// Path on this Source served instead of an asset that fails to render.
+    #[arg(long, value_name = "PATH")]
+    pub image_error: Option<String>,
+
+    /// Apply the request's params to --image-error.
+    #[arg(long)]
+    pub image_error_append_params: bool,
+
+    /// Require signed URLs (the `s` parameter); default off.
+    #[arg(long, value_enum, value_name = "on|off")]
+    pub secure_urls: Option<OnOff>,
+
+    /// Upload (write) access key id; never used for reads.
+    #[arg(long, requires = "upload_secret_access_key")]
+    pub upload_access_key_id: Option<String>,
+
+    /// Upload secret access key; stored encrypted, never shown again.
+    #[arg(
+        long,
+        env = "IMGMESH_UPLOAD_SECRET_ACCESS_KEY",
+        hide_env_values = true,
+        value_parser = secret_text,
+        requires = "upload_access_key_id"
+    )]
+    pub upload_secret_access_key: Option<SecretString>,
+
+    /// Create the Source disabled (it answers 410 Gone).
+    #[arg(long)]
+    pub disabled: bool,
 }
 
 /// Flags of `imgmesh sources update`.
@@ -154,6 +265,56 @@ pub struct UpdateArgs {
     /// New lifetime of derivatives in seconds; 0 restores the default.
     #[arg(long = "cache-ttl", value_name = "SECONDS")]
     pub cache_ttl: Option<u32>,
+
+    /// Replace the custom domains with these; repeat for more.
+    #[arg(long = "custom-domain", value_name = "HOST")]
+    pub custom_domains: Vec<String>,
+
+    /// Remove every custom domain.
+    #[arg(long, conflicts_with = "custom_domains")]
+    pub clear_custom_domains: bool,
+
+    /// New cache TTL behaviour.
+    #[arg(long, value_enum, value_name = "BEHAVIOR")]
+    pub cache_ttl_behavior: Option<TtlBehavior>,
+
+    /// New lifetime of error responses in seconds; 0 restores 300.
+    #[arg(long = "cache-ttl-error", value_name = "SECONDS")]
+    pub cache_ttl_error: Option<u32>,
+
+    /// New image_missing path; an empty value removes it.
+    #[arg(long, value_name = "PATH")]
+    pub image_missing: Option<String>,
+
+    /// Whether the request's params are applied to image_missing.
+    #[arg(long, value_name = "true|false")]
+    pub image_missing_append_params: Option<bool>,
+
+    /// New image_error path; an empty value removes it.
+    #[arg(long, value_name = "PATH")]
+    pub image_error: Option<String>,
+
+    /// Whether the request's params are applied to image_error.
+    #[arg(long, value_name = "true|false")]
+    pub image_error_append_params: Option<bool>,
+
+    /// Turn signed URLs on or off.
+    #[arg(long, value_enum, value_name = "on|off")]
+    pub secure_urls: Option<OnOff>,
+
+    /// New upload access key id (with --upload-secret-access-key); an
+    /// empty value removes the upload credentials.
+    #[arg(long)]
+    pub upload_access_key_id: Option<String>,
+
+    /// New upload secret access key. Like --secret-access-key on update, it
+    /// is not read from the environment.
+    #[arg(long, value_parser = secret_text, requires = "upload_access_key_id")]
+    pub upload_secret_access_key: Option<SecretString>,
+
+    /// Enable (true) or disable (false) the Source.
+    #[arg(long, value_name = "true|false")]
+    pub enabled: Option<bool>,
 }
 
 /// Keeps a secret flag value out of `Debug` output.
@@ -299,6 +460,135 @@ mod tests {
             parse(&["sources", "frobnicate"]).unwrap_err().kind(),
             ErrorKind::InvalidSubcommand
         );
+    }
+
+    /// Every new create flag is parsed; the upload secret may come from the
+    /// environment-backed flag and never shows in Debug.
+    #[test]
+    fn create_parses_source_settings() {
+        let mut args = CREATE.to_vec();
+        args.extend_from_slice(&[
+            "--custom-domain=img.example.com",
+            "--custom-domain=cdn.example.com",
+            "--cache-ttl-behavior=enforce_minimum",
+            "--cache-ttl-error=60",
+            "--image-missing=/missing.png",
+            "--image-missing-append-params",
+            "--image-error=/error.png",
+            "--secure-urls=on",
+            "--upload-access-key-id=AKIAUPLOAD",
+            "--upload-secret-access-key=upload-s3cret",
+            "--disabled",
+        ]);
+        let cli = parse(&args).unwrap();
+        assert!(!format!("{cli:?}").contains("upload-s3cret"));
+        let Command::Sources(SourcesCommand::Create(args)) = cli.command else {
+            panic!("not create");
+        };
+        assert_eq!(args.custom_domains, ["img.example.com", "cdn.example.com"]);
+        assert_eq!(args.cache_ttl_behavior, Some(TtlBehavior::EnforceMinimum));
+        assert_eq!(args.cache_ttl_error, Some(60));
+        assert_eq!(args.image_missing.as_deref(), Some("/missing.png"));
+        assert!(args.image_missing_append_params && !args.image_error_append_params);
+        assert_eq!(args.image_error.as_deref(), Some("/error.png"));
+        assert_eq!(args.secure_urls, Some(OnOff::On));
+        assert_eq!(args.upload_access_key_id.as_deref(), Some("AKIAUPLOAD"));
+        assert_eq!(
+            args.upload_secret_access_key.unwrap().expose_secret(),
+            "upload-s3cret"
+        );
+        assert!(args.disabled);
+
+        let plain = parse(CREATE).unwrap();
+        let Command::Sources(SourcesCommand::Create(plain)) = plain.command else {
+            panic!("not create");
+        };
+        assert!(plain.custom_domains.is_empty() && !plain.disabled);
+        assert!(plain.secure_urls.is_none() && plain.upload_access_key_id.is_none());
+    }
+
+    /// Bad values and half-given upload credentials are usage errors.
+    #[test]
+    fn create_refuses_bad_settings() {
+        for (extra, kind) in [
+            ("--cache-ttl-behavior=sometimes", ErrorKind::InvalidValue),
+            ("--secure-urls=maybe", ErrorKind::InvalidValue),
+            ("--cache-ttl-error=-5", ErrorKind::ValueValidation),
+            (
+                "--upload-access-key-id=AKIAUPLOAD",
+                ErrorKind::MissingRequiredArgument,
+            ),
+            (
+                "--upload-secret-access-key=x",
+                ErrorKind::MissingRequiredArgument,
+            ),
+        ] {
+            let mut args = CREATE.to_vec();
+            args.push(extra);
+            assert_eq!(parse(&args).unwrap_err().kind(), kind, "{extra}");
+        }
+    }
+
+    /// Update takes every new setting as an explicit value.
+    #[test]
+    fn update_parses_source_settings() {
+        let cli = parse(&[
+            "sources",
+            "update",
+            "demo",
+            "--custom-domain=img.example.com",
+            "--cache-ttl-behavior=override_origin",
+            "--image-missing=",
+            "--image-error-append-params=true",
+            "--secure-urls=off",
+            "--enabled=false",
+            "--upload-access-key-id=",
+        ])
+        .unwrap();
+        let Command::Sources(SourcesCommand::Update(args)) = cli.command else {
+            panic!("not update");
+        };
+        assert_eq!(args.custom_domains, ["img.example.com"]);
+        assert!(!args.clear_custom_domains);
+        assert_eq!(args.cache_ttl_behavior, Some(TtlBehavior::OverrideOrigin));
+        assert_eq!(args.image_missing.as_deref(), Some(""));
+        assert_eq!(args.image_error_append_params, Some(true));
+        assert_eq!(args.image_missing_append_params, None);
+        assert_eq!(args.secure_urls, Some(OnOff::Off));
+        assert_eq!(args.enabled, Some(false));
+        assert_eq!(args.upload_access_key_id.as_deref(), Some(""));
+
+        let error = parse(&[
+            "sources",
+            "update",
+            "demo",
+            "--custom-domain=a.example.com",
+            "--clear-custom-domains",
+        ])
+        .unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::ArgumentConflict);
+        let error = parse(&["sources", "update", "demo", "--enabled=perhaps"]).unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::InvalidValue);
+    }
+
+    /// `sources deploy` takes the Source and an optional wait with timeout.
+    #[test]
+    fn deploy_parses() {
+        let cli = parse(&["sources", "deploy", "demo"]).unwrap();
+        let Command::Sources(SourcesCommand::Deploy(args)) = cli.command else {
+            panic!("not deploy");
+        };
+        assert_eq!(args.id_or_name, "demo");
+        assert!(!args.wait);
+        assert_eq!(args.wait_timeout, 120);
+        let cli = parse(&["sources", "deploy", "demo", "--wait", "--wait-timeout=5"]).unwrap();
+        let Command::Sources(SourcesCommand::Deploy(args)) = cli.command else {
+            panic!("not deploy");
+        };
+        assert!(args.wait);
+        assert_eq!(args.wait_timeout, 5);
+        let error = parse(&["sources", "deploy", "demo", "--wait-timeout=5"]).unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::MissingRequiredArgument);
     }
 
     /// Debug output of parsed arguments never shows the secret.

@@ -1,11 +1,16 @@
 //! Runs a parsed command against the source registry and returns what to
 //! print.
 
+use std::time::Duration;
+
 use imgmesh_proto::registry::v1 as proto;
+use imgmesh_proto::registry::v1::CacheTtlBehavior;
 use imgmesh_proto::registry::v1::source_registry_service_client::SourceRegistryServiceClient;
 use secrecy::ExposeSecret as _;
+use tokio::time::Instant;
+use tonic::transport::Channel;
 
-use crate::args::{Cli, Command, CreateArgs, SourcesCommand, UpdateArgs};
+use crate::args::{Cli, Command, CreateArgs, OnOff, SourcesCommand, UpdateArgs};
 use crate::source_output::{render_deleted, render_list, render_source};
 
 /// Why a command failed; its `Display` is the one line printed after
@@ -38,6 +43,31 @@ pub enum CliError {
     /// The registry answered without the Source the call returns.
     #[error("the registry answered without a source")]
     EmptyResponse,
+
+    /// `sources deploy --wait` saw the deploy fail.
+    #[error("deploy of {name} failed: {reason}")]
+    DeployFailed {
+        /// The Source's name.
+        name: String,
+        /// The registry's reason, e.g. `missing s3:ListBucket`.
+        reason: String,
+    },
+
+    /// `sources deploy --wait` saw the deploy superseded by an edit.
+    #[error("deploy of {name} was superseded by an edit: deploy again")]
+    DeploySuperseded {
+        /// The Source's name.
+        name: String,
+    },
+
+    /// `sources deploy --wait` gave up waiting.
+    #[error("deploy of {name} still running after {seconds} s")]
+    DeployTimeout {
+        /// The Source's name.
+        name: String,
+        /// How long it waited.
+        seconds: u64,
+    },
 }
 
 // === impl CliError ===
@@ -125,6 +155,71 @@ pub async fn run(cli: &Cli) -> Result<String, CliError> {
             client.delete_source(request).await.map_err(failed)?;
             Ok(render_deleted(id_or_name, cli.json))
         }
+        SourcesCommand::Deploy(args) => {
+            let request = proto::DeploySourceRequest {
+                id_or_name: args.id_or_name.clone(),
+            };
+            let response = client.deploy_source(request).await.map_err(failed)?;
+            let mut source = response
+                .into_inner()
+                .source
+                .ok_or(CliError::EmptyResponse)?;
+            if args.wait {
+                source = wait_for_deploy(&mut client, source, args.wait_timeout)
+                    .await
+                    .map_err(|error| match error {
+                        WaitError::Call(status) => failed(status),
+                        WaitError::Cli(error) => error,
+                    })?;
+            }
+            Ok(render_source(&source, cli.json))
+        }
+    }
+}
+
+/// Why waiting for a deploy stopped.
+enum WaitError {
+    Call(tonic::Status),
+    Cli(CliError),
+}
+
+/// How often `--wait` asks for the deploy's state.
+const DEPLOY_POLL_INTERVAL: Duration = Duration::from_millis(200);
+
+/// Polls the Source until its deploy is no longer in flight: DEPLOYED is
+/// returned, anything else is an error naming why.
+async fn wait_for_deploy(
+    client: &mut SourceRegistryServiceClient<Channel>,
+    mut source: proto::Source,
+    timeout_seconds: u64,
+) -> Result<proto::Source, WaitError> {
+    let deadline = Instant::now() + Duration::from_secs(timeout_seconds);
+    while source.status() == proto::SourceStatus::Deploying {
+        if Instant::now() >= deadline {
+            return Err(WaitError::Cli(CliError::DeployTimeout {
+                name: source.name,
+                seconds: timeout_seconds,
+            }));
+        }
+        tokio::time::sleep(DEPLOY_POLL_INTERVAL).await;
+        let request = proto::GetSourceRequest {
+            id_or_name: source.id.clone(),
+        };
+        let response = client.get_source(request).await.map_err(WaitError::Call)?;
+        source = response
+            .into_inner()
+            .source
+            .ok_or(WaitError::Cli(CliError::EmptyResponse))?;
+    }
+    match source.status() {
+        proto::SourceStatus::Deployed => Ok(source),
+        proto::SourceStatus::Failed => Err(WaitError::Cli(CliError::DeployFailed {
+            name: source.name,
+            reason: source.status_message,
+        })),
+        _ => Err(WaitError::Cli(CliError::DeploySuperseded {
+            name: source.name,
+        })),
     }
 }
 
@@ -141,7 +236,24 @@ fn create_request(args: &CreateArgs) -> proto::CreateSourceRequest {
         secret_access_key: args.secret_access_key.expose_secret().to_owned(),
         default_params: args.default_params.clone().unwrap_or_default(),
         cache_ttl_seconds: args.cache_ttl.unwrap_or(0),
-        ..Default::default()
+        custom_domains: args.custom_domains.clone(),
+        cache_ttl_behavior: args
+            .cache_ttl_behavior
+            .map_or(CacheTtlBehavior::Unspecified, CacheTtlBehavior::from)
+            .into(),
+        cache_ttl_error_seconds: args.cache_ttl_error.unwrap_or(0),
+        image_missing: args.image_missing.clone().unwrap_or_default(),
+        image_missing_append_params: args.image_missing_append_params,
+        image_error: args.image_error.clone().unwrap_or_default(),
+        image_error_append_params: args.image_error_append_params,
+        secure_url_enabled: args.secure_urls.is_some_and(OnOff::is_on),
+        upload_access_key_id: args.upload_access_key_id.clone().unwrap_or_default(),
+        upload_secret_access_key: args
+            .upload_secret_access_key
+            .as_ref()
+            .map(|secret| secret.expose_secret().to_owned())
+            .unwrap_or_default(),
+        disabled: args.disabled,
     }
 }
 
@@ -161,7 +273,28 @@ fn update_request(args: &UpdateArgs) -> proto::UpdateSourceRequest {
             .map(|secret| secret.expose_secret().to_owned()),
         default_params: args.default_params.clone(),
         cache_ttl_seconds: args.cache_ttl,
-        ..Default::default()
+        custom_domains: if args.clear_custom_domains || !args.custom_domains.is_empty() {
+            Some(proto::CustomDomains {
+                domains: args.custom_domains.clone(),
+            })
+        } else {
+            None
+        },
+        cache_ttl_behavior: args
+            .cache_ttl_behavior
+            .map(|behavior| CacheTtlBehavior::from(behavior).into()),
+        cache_ttl_error_seconds: args.cache_ttl_error,
+        image_missing: args.image_missing.clone(),
+        image_missing_append_params: args.image_missing_append_params,
+        image_error: args.image_error.clone(),
+        image_error_append_params: args.image_error_append_params,
+        secure_url_enabled: args.secure_urls.map(OnOff::is_on),
+        upload_access_key_id: args.upload_access_key_id.clone(),
+        upload_secret_access_key: args
+            .upload_secret_access_key
+            .as_ref()
+            .map(|secret| secret.expose_secret().to_owned()),
+        enabled: args.enabled,
     }
 }
 
@@ -309,6 +442,102 @@ mod tests {
         let error = registry.cli(&strs(&duplicate)).await.unwrap_err();
         assert!(error.to_string().contains("already exists"), "{error}");
         assert!(!error.to_string().contains(SECRET));
+        registry.stop().await;
+    }
+
+    /// New settings go through create and update and come back in the JSON.
+    #[tokio::test]
+    async fn manages_source_settings() {
+        let registry = TestRegistry::start().await;
+        let mut args = create_args("demo");
+        args.extend(
+            [
+                "--custom-domain=IMG.example.com",
+                "--cache-ttl-behavior=override_origin",
+                "--cache-ttl-error=60",
+                "--image-missing=missing.png",
+                "--image-missing-append-params",
+                "--secure-urls=on",
+                "--disabled",
+            ]
+            .map(str::to_owned),
+        );
+        let created = registry.cli_json(&strs(&args)).await;
+        assert_eq!(
+            created["custom_domains"],
+            serde_json::json!(["img.example.com"])
+        );
+        assert_eq!(created["cache_ttl_behavior"], "override_origin");
+        assert_eq!(created["cache_ttl_error_seconds"], 60);
+        assert_eq!(created["image_missing"], "/missing.png");
+        assert_eq!(created["image_missing_append_params"], true);
+        assert_eq!(created["secure_url_enabled"], true);
+        assert_eq!(created["enabled"], false);
+        assert_eq!(created["status"], "pending");
+
+        let updated = registry
+            .cli_json(&[
+                "sources",
+                "update",
+                "demo",
+                "--clear-custom-domains",
+                "--enabled=true",
+                "--secure-urls=off",
+                "--image-missing=",
+            ])
+            .await;
+        assert_eq!(updated["custom_domains"], serde_json::json!([]));
+        assert_eq!(updated["enabled"], true);
+        assert_eq!(updated["secure_url_enabled"], false);
+        assert_eq!(updated["image_missing"], "");
+        assert_eq!(updated["config_version"], 2);
+
+        let error = registry
+            .cli(&["sources", "update", "demo", "--default-params=frobnicate=1"])
+            .await
+            .unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "default_params: unknown parameter \"frobnicate\""
+        );
+        registry.stop().await;
+    }
+
+    /// `deploy --wait` on a Source whose endpoint is unreachable exits with
+    /// the registry's reason; without --wait it returns at once, deploying.
+    #[tokio::test]
+    async fn deploy_wait_reports_failure() {
+        let registry = TestRegistry::start().await;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut args = create_args("demo");
+        args.push(format!("--endpoint=http://127.0.0.1:{port}"));
+        registry.cli(&strs(&args)).await.unwrap();
+
+        let queued = registry.cli_json(&["sources", "deploy", "demo"]).await;
+        assert_eq!(queued["status"], "deploying");
+        let error = registry
+            .cli(&["sources", "deploy", "demo", "--wait"])
+            .await
+            .unwrap_err();
+        assert!(matches!(error, CliError::DeployFailed { .. }), "{error:?}");
+        assert_eq!(
+            error.to_string(),
+            "deploy of demo failed: could not connect to the s3 endpoint"
+        );
+        let shown = registry.cli(&["sources", "get", "demo"]).await.unwrap();
+        assert!(
+            shown.contains("status:         failed (could not connect to the s3 endpoint)"),
+            "{shown}"
+        );
+        let unknown = registry
+            .cli(&["sources", "deploy", "nobody", "--wait"])
+            .await
+            .unwrap_err();
+        assert!(unknown.to_string().contains("not found"), "{unknown}");
         registry.stop().await;
     }
 

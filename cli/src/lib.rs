@@ -8,8 +8,12 @@ mod args;
 mod commands;
 mod source_output;
 
-pub use crate::args::{Cli, Command, CreateArgs, DEFAULT_REGISTRY_URL, SourcesCommand, UpdateArgs};
+pub use crate::args::{
+    Cli, Command, CreateArgs, DEFAULT_REGISTRY_URL, DeployArgs, OnOff, SourcesCommand, TtlBehavior,
+    UpdateArgs,
+};
 pub use crate::commands::{CliError, run};
 pub use crate::source_output::{
-    SourceJson, format_unix_time, render_deleted, render_list, render_source,
+    SourceJson, cache_ttl_behavior_name, format_unix_time, render_deleted, render_list,
+    render_source, status_name,
 };

@@ -1,7 +1,7 @@
 //! How Sources are printed: JSON for scripts (`--json`), a key: value
 //! listing or a table for people.
 
-use imgmesh_proto::registry::v1::Source;
+use imgmesh_proto::registry::v1::{CacheTtlBehavior, Source, SourceStatus};
 use serde::Serialize;
 
 /// A Source as `--json` prints it: the fields of the `Source` message, by
@@ -34,6 +34,55 @@ pub struct SourceJson {
     pub created_at: i64,
     /// Last change, Unix seconds.
     pub updated_at: i64,
+    /// Extra host names routed to this Source.
+    pub custom_domains: Vec<String>,
+    /// `respect_origin`, `override_origin` or `enforce_minimum`.
+    pub cache_ttl_behavior: &'static str,
+    /// Lifetime of error responses in seconds.
+    pub cache_ttl_error_seconds: u32,
+    /// Path served instead of a missing asset; empty for none.
+    pub image_missing: String,
+    /// Whether the request's params are applied to image_missing.
+    pub image_missing_append_params: bool,
+    /// Path served instead of an asset that fails to render.
+    pub image_error: String,
+    /// Whether the request's params are applied to image_error.
+    pub image_error_append_params: bool,
+    /// Whether requests must be signed.
+    pub secure_url_enabled: bool,
+    /// Whether the Source serves at all (a disabled one answers 410).
+    pub enabled: bool,
+    /// `pending`, `deploying`, `deployed` or `failed`.
+    pub status: &'static str,
+    /// Why the last deploy failed, or a note on its success.
+    pub status_message: String,
+    /// When the last deploy finished, Unix seconds; 0 when never.
+    pub last_deployed_at: i64,
+    /// `…` and the last four characters of the upload access key id; empty
+    /// when the Source has no upload credentials.
+    pub upload_access_key_id_hint: String,
+    /// Secure URL tokens currently accepted (two during a rotation).
+    pub active_secure_tokens: u32,
+}
+
+/// The lowercase name of a deploy status.
+pub fn status_name(status: SourceStatus) -> &'static str {
+    match status {
+        SourceStatus::Unspecified => "unspecified",
+        SourceStatus::Pending => "pending",
+        SourceStatus::Deploying => "deploying",
+        SourceStatus::Deployed => "deployed",
+        SourceStatus::Failed => "failed",
+    }
+}
+
+/// The imgix name of a cache TTL behaviour.
+pub fn cache_ttl_behavior_name(behavior: CacheTtlBehavior) -> &'static str {
+    match behavior {
+        CacheTtlBehavior::Unspecified | CacheTtlBehavior::RespectOrigin => "respect_origin",
+        CacheTtlBehavior::OverrideOrigin => "override_origin",
+        CacheTtlBehavior::EnforceMinimum => "enforce_minimum",
+    }
 }
 
 impl From<&Source> for SourceJson {
@@ -52,6 +101,20 @@ impl From<&Source> for SourceJson {
             config_version: source.config_version,
             created_at: source.created_at,
             updated_at: source.updated_at,
+            custom_domains: source.custom_domains.clone(),
+            cache_ttl_behavior: cache_ttl_behavior_name(source.cache_ttl_behavior()),
+            cache_ttl_error_seconds: source.cache_ttl_error_seconds,
+            image_missing: source.image_missing.clone(),
+            image_missing_append_params: source.image_missing_append_params,
+            image_error: source.image_error.clone(),
+            image_error_append_params: source.image_error_append_params,
+            secure_url_enabled: source.secure_url_enabled,
+            enabled: source.enabled,
+            status: status_name(source.status()),
+            status_message: source.status_message.clone(),
+            last_deployed_at: source.last_deployed_at,
+            upload_access_key_id_hint: source.upload_access_key_id_hint.clone(),
+            active_secure_tokens: source.active_secure_tokens,
         }
     }
 }
@@ -74,17 +137,72 @@ pub fn render_source(source: &Source, json: bool) -> String {
             value.to_owned()
         }
     };
+    let with_params = |path: &str, append: bool| {
+        if path.is_empty() {
+            "-".to_owned()
+        } else if append {
+            format!("{path} (request params appended)")
+        } else {
+            path.to_owned()
+        }
+    };
+    let on_off = |on: bool| if on { "on" } else { "off" }.to_owned();
+    let mut status = status_name(source.status()).to_owned();
+    if !source.status_message.is_empty() {
+        status.push_str(&format!(" ({})", source.status_message));
+    }
     let rows = [
         ("id", source.id.clone()),
         ("name", source.name.clone()),
+        ("status", status),
+        (
+            "enabled",
+            if source.enabled {
+                "yes"
+            } else {
+                "no (answers 410)"
+            }
+            .to_owned(),
+        ),
+        (
+            "last deployed",
+            if source.last_deployed_at == 0 {
+                "never".to_owned()
+            } else {
+                format_unix_time(source.last_deployed_at)
+            },
+        ),
         ("subdomain", source.subdomain.clone()),
+        ("custom domains", or_dash(&source.custom_domains.join(", "))),
         ("bucket", source.bucket.clone()),
         ("region", source.region.clone()),
         ("endpoint", or_dash(&source.endpoint)),
         ("path prefix", or_dash(&source.path_prefix)),
         ("access key id", source.access_key_id_hint.clone()),
+        ("upload key id", or_dash(&source.upload_access_key_id_hint)),
         ("default params", or_dash(&source.default_params)),
         ("cache ttl", format!("{}s", source.cache_ttl_seconds)),
+        (
+            "ttl behavior",
+            cache_ttl_behavior_name(source.cache_ttl_behavior()).to_owned(),
+        ),
+        ("error ttl", format!("{}s", source.cache_ttl_error_seconds)),
+        (
+            "image missing",
+            with_params(&source.image_missing, source.image_missing_append_params),
+        ),
+        (
+            "image error",
+            with_params(&source.image_error, source.image_error_append_params),
+        ),
+        (
+            "secure urls",
+            format!(
+                "{} ({} active token(s))",
+                on_off(source.secure_url_enabled),
+                source.active_secure_tokens
+            ),
+        ),
         ("config version", source.config_version.to_string()),
         ("created", format_unix_time(source.created_at)),
         ("updated", format_unix_time(source.updated_at)),
@@ -108,18 +226,24 @@ pub fn render_list(sources: &[Source], json: bool) -> String {
     let header = [
         "ID",
         "NAME",
+        "STATUS",
         "SUBDOMAIN",
         "BUCKET",
         "REGION",
         "PREFIX",
         "VERSION",
     ];
-    let rows: Vec<[String; 7]> = sources
+    let rows: Vec<[String; 8]> = sources
         .iter()
         .map(|s| {
             [
                 s.id.clone(),
                 s.name.clone(),
+                if s.enabled {
+                    status_name(s.status()).to_owned()
+                } else {
+                    format!("{} (disabled)", status_name(s.status()))
+                },
                 s.subdomain.clone(),
                 s.bucket.clone(),
                 s.region.clone(),
@@ -220,7 +344,20 @@ mod tests {
             config_version: 3,
             created_at: 1_700_000_000,
             updated_at: 1_700_000_060,
-            ..Default::default()
+            custom_domains: vec!["img.example.com".into()],
+            cache_ttl_behavior: CacheTtlBehavior::EnforceMinimum.into(),
+            cache_ttl_error_seconds: 300,
+            image_missing: "/missing.png".into(),
+            image_missing_append_params: true,
+            image_error: String::new(),
+            image_error_append_params: false,
+            secure_url_enabled: true,
+            enabled: true,
+            status: SourceStatus::Failed.into(),
+            status_message: "missing s3:ListBucket".into(),
+            last_deployed_at: 1_700_000_100,
+            upload_access_key_id_hint: "…LOAD".into(),
+            active_secure_tokens: 2,
         }
     }
 
@@ -245,6 +382,20 @@ mod tests {
                 "config_version": 3,
                 "created_at": 1_700_000_000,
                 "updated_at": 1_700_000_060,
+                "custom_domains": ["img.example.com"],
+                "cache_ttl_behavior": "enforce_minimum",
+                "cache_ttl_error_seconds": 300,
+                "image_missing": "/missing.png",
+                "image_missing_append_params": true,
+                "image_error": "",
+                "image_error_append_params": false,
+                "secure_url_enabled": true,
+                "enabled": true,
+                "status": "failed",
+                "status_message": "missing s3:ListBucket",
+                "last_deployed_at": 1_700_000_100,
+                "upload_access_key_id_hint": "…LOAD",
+                "active_secure_tokens": 2,
             })
         );
     }
@@ -289,7 +440,22 @@ mod tests {
             text.contains("created:        2023-11-14 22:13:20 UTC\n"),
             "{text}"
         );
-        assert_eq!(text.lines().count(), 13);
+        assert!(
+            text.contains("status:         failed (missing s3:ListBucket)\n"),
+            "{text}"
+        );
+        assert!(text.contains("custom domains: img.example.com\n"), "{text}");
+        assert!(
+            text.contains("image missing:  /missing.png (request params appended)\n"),
+            "{text}"
+        );
+        assert!(text.contains("image error:    -\n"), "{text}");
+        assert!(
+            text.contains("secure urls:    on (2 active token(s))\n"),
+            "{text}"
+        );
+        assert!(text.contains("ttl behavior:   enforce_minimum\n"), "{text}");
+        assert_eq!(text.lines().count(), 23);
     }
 
     /// The table has a header and one aligned row per Source.
@@ -303,9 +469,17 @@ mod tests {
         let text = render_list(&[source(), long], false);
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 3);
-        assert!(lines[0].starts_with("ID                NAME                SUBDOMAIN"));
-        assert!(lines[1].starts_with("src_4f0c2a9d1b7e  demo                demo"));
-        assert!(lines[2].contains("a-much-longer-name  demo"));
+        assert!(
+            lines[0].starts_with("ID                NAME                STATUS  SUBDOMAIN"),
+            "{}",
+            lines[0]
+        );
+        assert!(
+            lines[1].starts_with("src_4f0c2a9d1b7e  demo                failed  demo"),
+            "{}",
+            lines[1]
+        );
+        assert!(lines[2].contains("a-much-longer-name  failed  demo"));
         assert!(lines[2].contains("  -  "), "{}", lines[2]);
         assert_eq!(render_list(&[], false), "no sources\n");
     }

@@ -144,16 +144,21 @@ impl SourceRegistryService for SourceRegistryApi {
     #[tracing::instrument(
         name = "registry.deploy_source",
         skip_all,
-        fields(source.id_or_name = %request.get_ref().id_or_name)
+        fields(source.id_or_name = %request.get_ref().id_or_name, source.id = field::Empty)
     )]
     async fn deploy_source(
         &self,
         request: Request<proto::DeploySourceRequest>,
     ) -> Result<Response<proto::DeploySourceResponse>, Status> {
-        let _ = request;
-        Err(Status::unimplemented(
-            "deploys are not implemented in this registry version yet",
-        ))
+        let source = self
+            .registry
+            .deploy_source(&request.get_ref().id_or_name)
+            .await?;
+        record_source_id(&source.id);
+        tracing::info!(source.id = %source.id, "deploy queued");
+        Ok(Response::new(proto::DeploySourceResponse {
+            source: Some(source),
+        }))
     }
 
     #[tracing::instrument(
