@@ -8,6 +8,9 @@ use imgmesh_telemetry::TelemetryArgs;
 /// Default for `--max-object-bytes`: 32 MiB.
 pub const DEFAULT_MAX_OBJECT_BYTES: u64 = 32 * 1024 * 1024;
 
+/// Default for `--original-cache-bytes`: 128 MiB.
+pub const DEFAULT_ORIGINAL_CACHE_BYTES: u64 = 128 * 1024 * 1024;
+
 /// Everything `imgmesh-fetcher` is configured with.
 #[derive(Debug, Clone, clap::Parser)]
 #[command(
@@ -42,6 +45,20 @@ pub struct FetcherConfig {
         value_parser = clap::value_parser!(u64).range(1..)
     )]
     pub max_object_bytes: u64,
+
+    /// Memory for recently read originals, in bytes (0 turns the cache off;
+    /// concurrent reads of one object are coalesced either way).
+    #[arg(
+        long,
+        env = "IMGMESH_ORIGINAL_CACHE_BYTES",
+        default_value_t = DEFAULT_ORIGINAL_CACHE_BYTES
+    )]
+    pub original_cache_bytes: u64,
+
+    /// How long a cached original is served without asking the origin; after
+    /// that it is revalidated with its ETag (`If-None-Match`).
+    #[arg(long, env = "IMGMESH_ORIGINAL_FRESH_SECONDS", default_value_t = 10)]
+    pub original_fresh_seconds: u64,
 
     /// Logging and trace export.
     #[command(flatten)]

@@ -11,8 +11,9 @@ use imgmesh_errors::ErrorCode;
 
 use crate::object_key::PathRejection;
 
-/// Everything that stops a fetch.
-#[derive(Debug, thiserror::Error)]
+/// Everything that stops a fetch. `Clone` so one failed read can answer
+/// every caller that was waiting on it.
+#[derive(Debug, Clone, thiserror::Error)]
 pub(crate) enum FetchError {
     /// A request field is missing or malformed.
     #[error("{field}: {problem}")]

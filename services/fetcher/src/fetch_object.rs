@@ -1,14 +1,14 @@
-//! The `FetchObject` RPC: check the path, find the Source's client, start
-//! the S3 read, refuse what is too large, then stream metadata and chunks.
+//! The `FetchObject` RPC: check the path, find the Source's client, get the
+//! original (from the original cache, or one coalesced S3 read), refuse
+//! what is too large, then stream metadata and chunks.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use aws_sdk_s3::operation::get_object::GetObjectOutput;
 use aws_sdk_s3::primitives::ByteStream;
 use futures::Stream;
-use imgmesh_proto::fetcher::v1::fetch_object_response::Part;
 use imgmesh_proto::fetcher::v1::fetcher_service_server::{FetcherService, FetcherServiceServer};
-use imgmesh_proto::fetcher::v1::{FetchObjectRequest, FetchObjectResponse, ObjectMetadata};
+use imgmesh_proto::fetcher::v1::{FetchObjectRequest, FetchObjectResponse};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tracing::Instrument as _;
@@ -17,12 +17,13 @@ use crate::config::FetcherConfig;
 use crate::fetch_error::FetchError;
 use crate::object_key::{object_key, validate_path};
 use crate::object_stream::{
-    BodyLimits, CHANNEL_CAPACITY, Forwarded, ResponseSender, check_declared_length, effective_cap,
-    forward_body,
+    BodyLimits, CHANNEL_CAPACITY, CHUNK_SIZE, check_declared_length, collect_body, effective_cap,
+    send_original,
 };
+use crate::original_cache::{CachedOriginal, OriginalCache, OriginalKey};
 use crate::read_access;
-use crate::s3_client;
-use crate::source_clients::SourceClients;
+use crate::s3_client::{self, ObjectRead};
+use crate::source_clients::{SourceClient, SourceClients};
 
 /// The stream one `FetchObject` call answers with.
 pub(crate) type FetchObjectStream = ReceiverStream<Result<FetchObjectResponse, tonic::Status>>;
@@ -31,6 +32,7 @@ pub(crate) type FetchObjectStream = ReceiverStream<Result<FetchObjectResponse, t
 #[derive(Debug, Clone)]
 pub struct Fetcher {
     clients: Arc<SourceClients>,
+    originals: Arc<OriginalCache<FetchError>>,
     max_object_bytes: u64,
 }
 
@@ -38,12 +40,16 @@ pub struct Fetcher {
 
 impl Fetcher {
     /// A fetcher that asks the registry at `config.registry_url` for read
-    /// access (connecting lazily) and caps objects at
-    /// `config.max_object_bytes`.
+    /// access (connecting lazily), caps objects at `config.max_object_bytes`
+    /// and keeps up to `config.original_cache_bytes` of recent originals.
     pub fn new(config: &FetcherConfig) -> anyhow::Result<Fetcher> {
         let registry = read_access::registry_client(&config.registry_url)?;
         Ok(Fetcher {
             clients: Arc::new(SourceClients::new(registry)),
+            originals: Arc::new(OriginalCache::new(
+                config.original_cache_bytes,
+                Duration::from_secs(config.original_fresh_seconds),
+            )),
             max_object_bytes: config.max_object_bytes,
         })
     }
@@ -56,7 +62,11 @@ impl Fetcher {
     #[tracing::instrument(
         name = "fetch_object",
         skip_all,
-        fields(source_id = %request.source_id, path = ?request.path)
+        fields(
+            source_id = %request.source_id,
+            path = ?request.path,
+            imgmesh.original_cache = tracing::field::Empty,
+        )
     )]
     async fn fetch(&self, request: FetchObjectRequest) -> Result<FetchObjectStream, FetchError> {
         if request.source_id.is_empty() {
@@ -79,27 +89,100 @@ impl Fetcher {
             tracing::debug!(%rejection, "refused object key");
             FetchError::InvalidPath(rejection)
         })?;
+        let cache_key = OriginalKey {
+            source_id: source.source_id.clone(),
+            config_version: source.config_version,
+            key,
+        };
+        // Reads are bounded by the fetcher's own cap so one read can serve
+        // every waiting caller; each caller's own (smaller) cap is checked
+        // on the result.
+        let (original, lookup) = self
+            .originals
+            .get_or_load(&cache_key, |stale| {
+                read_original(&source, &cache_key.key, self.max_object_bytes, stale)
+            })
+            .await?;
+        tracing::Span::current().record("imgmesh.original_cache", lookup.as_str());
         let cap = effective_cap(request.max_bytes, self.max_object_bytes);
-        let object =
-            s3_client::get_object(&source.s3, &source.source_id, &source.bucket, &key).await?;
-        check_declared_length(object.content_length, cap).inspect_err(|_| {
+        if original.body.len() as u64 > cap {
             tracing::debug!(
-                content_length = object.content_length,
+                size = original.body.len(),
                 cap,
                 "object is over the byte cap"
             );
-        })?;
+            return Err(FetchError::TooLarge { cap });
+        }
 
         let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
-        let metadata = metadata_message(&object);
-        // The channel is empty, so the first message never waits.
-        tx.try_send(Ok(metadata))
-            .map_err(|_| FetchError::Internal)?;
-        let body = origin_body(object.body, source.source_id.clone());
-        let span = tracing::info_span!("s3.read_body", bytes = tracing::field::Empty);
-        tokio::spawn(stream_body(body, BodyLimits::with_cap(cap), tx).instrument(span));
+        tokio::spawn(
+            async move { send_original(&original, CHUNK_SIZE, tx).await }.in_current_span(),
+        );
         Ok(ReceiverStream::new(rx))
     }
+}
+
+/// Reads `key` in full from the Source's bucket, within `cap`. With a stale
+/// cached copy, asks the origin with its ETag first and keeps the copy when
+/// the origin says it has not changed.
+async fn read_original(
+    source: &SourceClient,
+    key: &str,
+    cap: u64,
+    stale: Option<Arc<CachedOriginal>>,
+) -> Result<Arc<CachedOriginal>, FetchError> {
+    let if_none_match = stale
+        .as_deref()
+        .map(|stale| stale.etag.as_str())
+        .filter(|etag| !etag.is_empty());
+    let read = s3_client::get_object(
+        &source.s3,
+        &source.source_id,
+        &source.bucket,
+        key,
+        if_none_match,
+    )
+    .await?;
+    let object = match (read, stale) {
+        (ObjectRead::NotModified, Some(stale)) => {
+            return Ok(Arc::new(CachedOriginal {
+                body: stale.body.clone(),
+                content_type: stale.content_type.clone(),
+                etag: stale.etag.clone(),
+                last_modified: stale.last_modified,
+                validated_at: Instant::now(),
+            }));
+        }
+        // A 304 to an unconditional request is an origin bug.
+        (ObjectRead::NotModified, None) => return Err(FetchError::OriginUnavailable),
+        (ObjectRead::Object(object), _) => object,
+    };
+    check_declared_length(object.content_length, cap).inspect_err(|_| {
+        tracing::debug!(
+            content_length = object.content_length,
+            cap,
+            "object is over the byte cap"
+        );
+    })?;
+    let size_hint = object
+        .content_length
+        .and_then(|len| u64::try_from(len).ok());
+    let span = tracing::info_span!("s3.read_body", bytes = tracing::field::Empty);
+    let body = collect_body(
+        origin_body(object.body, source.source_id.clone()),
+        BodyLimits::with_cap(cap),
+        size_hint,
+    )
+    .instrument(span.clone())
+    .await?;
+    span.record("bytes", body.len());
+    Ok(Arc::new(CachedOriginal {
+        body,
+        content_type: object.content_type.unwrap_or_default(),
+        etag: object.e_tag.unwrap_or_default(),
+        last_modified: object.last_modified.map(|t| t.secs()).unwrap_or(0),
+        validated_at: Instant::now(),
+    }))
 }
 
 #[tonic::async_trait]
@@ -117,22 +200,6 @@ impl FetcherService for Fetcher {
                 Err(err.into())
             }
         }
-    }
-}
-
-/// The first message of the stream, from the origin's response headers.
-fn metadata_message(object: &GetObjectOutput) -> FetchObjectResponse {
-    let metadata = ObjectMetadata {
-        size: object
-            .content_length
-            .and_then(|len| u64::try_from(len).ok())
-            .unwrap_or(0),
-        content_type: object.content_type.clone().unwrap_or_default(),
-        etag: object.e_tag.clone().unwrap_or_default(),
-        last_modified: object.last_modified.map(|t| t.secs()).unwrap_or(0),
-    };
-    FetchObjectResponse {
-        part: Some(Part::Metadata(metadata)),
     }
 }
 
@@ -156,22 +223,4 @@ fn origin_body(
             Some((next, (body, source_id)))
         },
     ))
-}
-
-/// Forwards the body and ends the stream with an error status if the read
-/// fails part-way.
-async fn stream_body<S>(body: S, limits: BodyLimits, tx: ResponseSender)
-where
-    S: Stream<Item = Result<bytes::Bytes, FetchError>> + Unpin,
-{
-    match forward_body(body, limits, &tx).await {
-        Ok(Forwarded::Complete { bytes }) => {
-            tracing::Span::current().record("bytes", bytes);
-        }
-        Ok(Forwarded::CallerGone) => tracing::debug!("caller went away mid-body"),
-        Err(err) => {
-            tracing::debug!(error = %err, "object stream failed");
-            let _ = tx.send(Err(err.into())).await;
-        }
-    }
 }

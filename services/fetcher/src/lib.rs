@@ -6,7 +6,9 @@
 //! from the source registry (`SourceCredentialsService.GetReadAccess`), keeps
 //! one S3 client per Source until the Source's config version moves on, and
 //! streams the object back: an `ObjectMetadata` message first, then chunks,
-//! never more than the byte cap.
+//! never more than the byte cap. Recently read originals stay in a bounded
+//! in-memory cache, revalidated with their ETag once stale, and concurrent
+//! reads of one object share a single S3 read.
 //!
 //! `main.rs` is glue: parse [`FetcherConfig`], start telemetry, bind, then
 //! [`run`].
@@ -16,6 +18,7 @@ mod fetch_error;
 mod fetch_object;
 mod object_key;
 mod object_stream;
+mod original_cache;
 mod read_access;
 mod s3_client;
 mod source_clients;
@@ -25,7 +28,7 @@ use std::future::Future;
 use imgmesh_proto::fetcher::v1::fetcher_service_server::FetcherServiceServer;
 use tokio::net::TcpListener;
 
-pub use crate::config::{DEFAULT_MAX_OBJECT_BYTES, FetcherConfig};
+pub use crate::config::{DEFAULT_MAX_OBJECT_BYTES, DEFAULT_ORIGINAL_CACHE_BYTES, FetcherConfig};
 pub use crate::fetch_object::Fetcher;
 
 /// Serves `FetcherService` and `grpc.health.v1` on `listener` until

@@ -1,28 +1,30 @@
-//! Moves an object's body from the origin to the caller: re-cut into chunks
-//! of at most [`CHUNK_SIZE`], counted against the byte cap, through a
-//! bounded channel so a slow caller slows the read from the origin instead
-//! of filling memory.
+//! Moves an object's body from the origin to the caller.
 //!
-//! The declared `Content-Length` is checked before the first byte is sent
+//! The origin's body is read in full ([`collect_body`]), counted against the
+//! byte cap as it arrives and bounded by an idle timeout, so a finished read
+//! can be kept in the original cache and shared by concurrent callers. The
+//! declared `Content-Length` is checked before reading
 //! ([`check_declared_length`]); the bytes are counted again while they flow
-//! ([`forward_body`]) because an origin can lie. No byte past the cap is
-//! ever forwarded.
+//! because an origin can lie. Callers then receive the bytes from memory in
+//! chunks of at most [`CHUNK_SIZE`] ([`send_original`]) through a bounded
+//! channel; chunks are slices of the one buffer, never copies.
 
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use futures::{Stream, StreamExt as _};
-use imgmesh_proto::fetcher::v1::FetchObjectResponse;
 use imgmesh_proto::fetcher::v1::fetch_object_response::Part;
+use imgmesh_proto::fetcher::v1::{FetchObjectResponse, ObjectMetadata};
 use tokio::sync::mpsc;
 
 use crate::fetch_error::FetchError;
+use crate::original_cache::CachedOriginal;
 
 /// Largest chunk message sent to the caller.
 pub(crate) const CHUNK_SIZE: usize = 256 * 1024;
 /// How long the origin may go without sending a byte mid-body.
 pub(crate) const BODY_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Messages buffered per fetch before the origin read waits for the caller.
+/// Messages buffered per fetch before sending waits for the caller.
 pub(crate) const CHANNEL_CAPACITY: usize = 4;
 
 /// The sending half of one `FetchObject` response stream.
@@ -39,7 +41,7 @@ pub(crate) fn effective_cap(requested: u64, configured: u64) -> u64 {
 }
 
 /// Refuses an object whose declared length is over `cap` before any of it
-/// is streamed. A missing length is checked while streaming instead.
+/// is read. A missing length is checked while reading instead.
 pub(crate) fn check_declared_length(
     content_length: Option<i64>,
     cap: u64,
@@ -50,13 +52,11 @@ pub(crate) fn check_declared_length(
     }
 }
 
-/// Limits applied while a body is forwarded.
+/// Limits applied while a body is read.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct BodyLimits {
-    /// Most bytes forwarded before the fetch fails with `TooLarge`.
+    /// Most bytes read before the fetch fails with `TooLarge`.
     pub(crate) cap: u64,
-    /// Largest chunk message.
-    pub(crate) chunk_size: usize,
     /// Longest wait for the origin's next bytes.
     pub(crate) idle_timeout: Duration,
 }
@@ -68,124 +68,81 @@ impl BodyLimits {
     pub(crate) fn with_cap(cap: u64) -> BodyLimits {
         BodyLimits {
             cap,
-            chunk_size: CHUNK_SIZE,
             idle_timeout: BODY_IDLE_TIMEOUT,
         }
     }
 }
 
-/// How forwarding a body ended, when it did not fail.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Forwarded {
-    /// Every byte was handed to the caller's stream.
-    Complete {
-        /// Bytes forwarded.
-        bytes: u64,
-    },
-    /// The caller went away; reading stopped early.
-    CallerGone,
-}
-
-/// Counts bytes against the cap and cuts them into chunks.
-#[derive(Debug)]
-struct ChunkAssembler {
-    cap: u64,
-    chunk_size: usize,
-    received: u64,
-    buffer: Vec<u8>,
-}
-
-// === impl ChunkAssembler ===
-
-impl ChunkAssembler {
-    fn new(cap: u64, chunk_size: usize) -> ChunkAssembler {
-        ChunkAssembler {
-            cap,
-            chunk_size,
-            received: 0,
-            buffer: Vec::new(),
-        }
-    }
-
-    /// Takes in the next bytes from the origin, failing once the total
-    /// passes the cap (those bytes are never buffered).
-    fn push(&mut self, bytes: &[u8]) -> Result<(), FetchError> {
-        self.received = self.received.saturating_add(bytes.len() as u64);
-        if self.received > self.cap {
-            return Err(FetchError::TooLarge { cap: self.cap });
-        }
-        self.buffer.extend_from_slice(bytes);
-        Ok(())
-    }
-
-    /// The next full chunk, if enough bytes are buffered.
-    fn full_chunk(&mut self) -> Option<Vec<u8>> {
-        if self.buffer.len() < self.chunk_size {
-            return None;
-        }
-        let rest = self.buffer.split_off(self.chunk_size);
-        Some(std::mem::replace(&mut self.buffer, rest))
-    }
-
-    /// Whatever is left once the body has ended.
-    fn remainder(&mut self) -> Option<Vec<u8>> {
-        (!self.buffer.is_empty()).then(|| std::mem::take(&mut self.buffer))
-    }
-}
-
-/// Sends one chunk message; `false` when the caller has gone away.
-async fn send_chunk(tx: &ResponseSender, chunk: Vec<u8>) -> bool {
-    let message = FetchObjectResponse {
-        part: Some(Part::Chunk(chunk.into())),
-    };
-    tx.send(Ok(message)).await.is_ok()
-}
-
-/// Reads `body` to its end and sends it to `tx` in chunks, within `limits`.
-/// Waits whenever the channel is full, so the origin is read only as fast
-/// as the caller consumes.
-pub(crate) async fn forward_body<S>(
+/// Reads `body` to its end within `limits`; `size_hint` (the declared
+/// length, when known) sizes the buffer once. Bytes past the cap are never
+/// buffered.
+pub(crate) async fn collect_body<S>(
     mut body: S,
     limits: BodyLimits,
-    tx: &ResponseSender,
-) -> Result<Forwarded, FetchError>
+    size_hint: Option<u64>,
+) -> Result<Bytes, FetchError>
 where
     S: Stream<Item = Result<Bytes, FetchError>> + Unpin,
 {
-    let mut chunks = ChunkAssembler::new(limits.cap, limits.chunk_size);
+    let capacity = size_hint.unwrap_or(0).min(limits.cap);
+    let mut buffer = BytesMut::with_capacity(usize::try_from(capacity).unwrap_or(0));
     loop {
         let next = tokio::time::timeout(limits.idle_timeout, body.next())
             .await
             .map_err(|_| FetchError::OriginTimeout)?;
         let Some(bytes) = next else {
-            if let Some(rest) = chunks.remainder()
-                && !send_chunk(tx, rest).await
-            {
-                return Ok(Forwarded::CallerGone);
-            }
-            return Ok(Forwarded::Complete {
-                bytes: chunks.received,
-            });
+            return Ok(buffer.freeze());
         };
-        chunks.push(&bytes?)?;
-        while let Some(chunk) = chunks.full_chunk() {
-            if !send_chunk(tx, chunk).await {
-                return Ok(Forwarded::CallerGone);
-            }
+        let bytes = bytes?;
+        if (buffer.len() + bytes.len()) as u64 > limits.cap {
+            return Err(FetchError::TooLarge { cap: limits.cap });
+        }
+        buffer.extend_from_slice(&bytes);
+    }
+}
+
+/// Sends `original` to `tx`: its metadata, then its bytes in chunks of at
+/// most `chunk_size`. Stops quietly when the caller goes away.
+pub(crate) async fn send_original(
+    original: &CachedOriginal,
+    chunk_size: usize,
+    tx: ResponseSender,
+) {
+    let metadata = ObjectMetadata {
+        size: original.body.len() as u64,
+        content_type: original.content_type.clone(),
+        etag: original.etag.clone(),
+        last_modified: original.last_modified,
+    };
+    let mut messages = std::iter::once(Part::Metadata(metadata))
+        .chain(chunks(&original.body, chunk_size).map(Part::Chunk));
+    for part in messages.by_ref() {
+        let message = FetchObjectResponse { part: Some(part) };
+        if tx.send(Ok(message)).await.is_err() {
+            tracing::debug!("caller went away mid-body");
+            return;
         }
     }
 }
 
+/// `body` cut into slices of at most `chunk_size` bytes (none when empty).
+fn chunks(body: &Bytes, chunk_size: usize) -> impl Iterator<Item = Bytes> + '_ {
+    (0..body.len())
+        .step_by(chunk_size.max(1))
+        .map(move |start| body.slice(start..(start + chunk_size).min(body.len())))
+}
+
 #[cfg(test)]
 mod tests {
+    use std::time::Instant;
+
     use futures::stream;
 
     use super::*;
 
-    fn limits(cap: u64, chunk_size: usize) -> BodyLimits {
+    fn limits(cap: u64) -> BodyLimits {
         BodyLimits {
             cap,
-            chunk_size,
             idle_timeout: Duration::from_secs(5),
         }
     }
@@ -196,24 +153,6 @@ mod tests {
             .map(|part| Ok(Bytes::copy_from_slice(part)))
             .collect();
         stream::iter(parts)
-    }
-
-    /// Drains everything sent so far: the chunks' sizes and their bytes.
-    fn drain(
-        rx: &mut mpsc::Receiver<Result<FetchObjectResponse, tonic::Status>>,
-    ) -> (Vec<usize>, Vec<u8>) {
-        let mut sizes = Vec::new();
-        let mut bytes = Vec::new();
-        while let Ok(message) = rx.try_recv() {
-            match message.unwrap().part {
-                Some(Part::Chunk(chunk)) => {
-                    sizes.push(chunk.len());
-                    bytes.extend_from_slice(&chunk);
-                }
-                other => panic!("unexpected message {other:?}"),
-            }
-        }
-        (sizes, bytes)
     }
 
     /// The caller's cap applies only when it is smaller than the fetcher's.
@@ -237,120 +176,105 @@ mod tests {
         assert!(check_declared_length(Some(-1), 100).is_ok());
     }
 
-    /// Small origin frames are re-cut into full chunks plus one remainder, bytes intact.
+    /// Origin frames are joined intact, and a body exactly at the cap passes.
     #[tokio::test]
-    async fn bytes_are_rechunked_intact() {
-        let (tx, mut rx) = mpsc::channel(64);
-        let forwarded = forward_body(body(&[b"abc", b"defg", b"hij"]), limits(100, 4), &tx)
+    async fn body_at_the_cap_is_collected_intact() {
+        let bytes = collect_body(body(&[b"12345", b"67890"]), limits(10), None)
             .await
             .unwrap();
-        assert_eq!(forwarded, Forwarded::Complete { bytes: 10 });
-        let (sizes, bytes) = drain(&mut rx);
-        assert_eq!(sizes, vec![4, 4, 2]);
-        assert_eq!(bytes, b"abcdefghij");
+        assert_eq!(&bytes[..], b"1234567890");
     }
 
-    /// A body exactly at the cap passes.
+    /// A body that outgrows the cap fails (a lying Content-Length included).
     #[tokio::test]
-    async fn body_at_the_cap_passes() {
-        let (tx, mut rx) = mpsc::channel(64);
-        let forwarded = forward_body(body(&[b"12345", b"67890"]), limits(10, 4), &tx)
-            .await
-            .unwrap();
-        assert_eq!(forwarded, Forwarded::Complete { bytes: 10 });
-        assert_eq!(drain(&mut rx).1, b"1234567890");
-    }
-
-    /// A body that outgrows the cap fails, and no byte past the cap reaches the caller.
-    #[tokio::test]
-    async fn body_over_the_cap_fails_without_forwarding_the_excess() {
-        let (tx, mut rx) = mpsc::channel(64);
-        let err = forward_body(body(&[b"12345", b"67890", b"X"]), limits(10, 4), &tx)
+    async fn body_over_the_cap_fails() {
+        let err = collect_body(body(&[b"12345", b"67890", b"X"]), limits(10), Some(5))
             .await
             .unwrap_err();
         assert!(matches!(err, FetchError::TooLarge { cap: 10 }), "{err:?}");
-        let (_, bytes) = drain(&mut rx);
-        assert!(bytes.len() <= 10);
-        assert!(!bytes.contains(&b'X'));
-    }
-
-    /// A single origin frame larger than the cap fails before anything is sent.
-    #[tokio::test]
-    async fn one_huge_frame_fails_before_sending() {
-        let (tx, mut rx) = mpsc::channel(64);
         let huge = vec![0u8; 1000];
-        let err = forward_body(body(&[&huge]), limits(999, 256), &tx)
+        let err = collect_body(body(&[&huge]), limits(999), None)
             .await
             .unwrap_err();
         assert!(matches!(err, FetchError::TooLarge { cap: 999 }));
-        assert_eq!(drain(&mut rx).0, Vec::<usize>::new());
     }
 
-    /// An origin error mid-body ends the forward with that error.
+    /// An origin error mid-body ends the read with that error.
     #[tokio::test]
-    async fn origin_errors_end_the_forward() {
-        let (tx, _rx) = mpsc::channel(64);
+    async fn origin_errors_end_the_read() {
         let parts = stream::iter(vec![
             Ok(Bytes::from_static(b"abc")),
             Err(FetchError::OriginUnavailable),
         ]);
-        let err = forward_body(parts, limits(100, 4), &tx).await.unwrap_err();
+        let err = collect_body(parts, limits(100), None).await.unwrap_err();
         assert!(matches!(err, FetchError::OriginUnavailable));
     }
 
     /// An origin that stalls mid-body fails with a timeout instead of hanging.
     #[tokio::test]
     async fn stalled_origin_times_out() {
-        let (tx, _rx) = mpsc::channel(64);
         let stalled = body(&[b"abc"]).chain(stream::pending());
         let limits = BodyLimits {
             idle_timeout: Duration::from_millis(50),
-            ..limits(100, 4)
+            ..limits(100)
         };
-        let err = forward_body(stalled, limits, &tx).await.unwrap_err();
+        let err = collect_body(stalled, limits, None).await.unwrap_err();
         assert!(matches!(err, FetchError::OriginTimeout));
     }
 
-    /// When the caller hangs up, reading stops instead of failing.
+    /// The caller gets the metadata first, then the bytes in full chunks
+    /// plus one remainder, intact.
     #[tokio::test]
-    async fn caller_gone_stops_reading() {
-        let (tx, rx) = mpsc::channel(1);
-        drop(rx);
-        let forwarded = forward_body(body(&[b"abcdefgh"]), limits(100, 4), &tx)
-            .await
-            .unwrap();
-        assert_eq!(forwarded, Forwarded::CallerGone);
+    async fn original_is_sent_as_metadata_then_chunks() {
+        let original = CachedOriginal {
+            body: Bytes::from_static(b"abcdefghij"),
+            content_type: "image/png".to_owned(),
+            etag: "\"e\"".to_owned(),
+            last_modified: 42,
+            validated_at: Instant::now(),
+        };
+        let (tx, mut rx) = mpsc::channel(64);
+        send_original(&original, 4, tx).await;
+        let first = rx.recv().await.unwrap().unwrap();
+        let Some(Part::Metadata(metadata)) = first.part else {
+            panic!("metadata first, got {first:?}");
+        };
+        assert_eq!(metadata.size, 10);
+        assert_eq!(metadata.etag, "\"e\"");
+        assert_eq!(metadata.last_modified, 42);
+        let mut sizes = Vec::new();
+        let mut bytes = Vec::new();
+        while let Some(message) = rx.recv().await {
+            let Some(Part::Chunk(chunk)) = message.unwrap().part else {
+                panic!("only chunks after the metadata");
+            };
+            sizes.push(chunk.len());
+            bytes.extend_from_slice(&chunk);
+        }
+        assert_eq!(sizes, [4, 4, 2]);
+        assert_eq!(bytes, b"abcdefghij");
     }
 
-    /// With a full channel the origin is not read further until the caller catches up.
+    /// An empty object is metadata alone; a gone caller stops the send.
     #[tokio::test]
-    async fn full_channel_applies_backpressure() {
-        let (tx, mut rx) = mpsc::channel(1);
-        let read = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let counter = read.clone();
-        let parts =
-            stream::iter((0..10).map(|_| Ok(Bytes::from_static(b"abcd")))).inspect(move |_| {
-                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            });
-        let forward = tokio::spawn(async move { forward_body(parts, limits(100, 4), &tx).await });
-        // The first chunk fills the channel; the second is read and waits to be sent.
-        let first = rx.recv().await.unwrap().unwrap();
-        assert!(matches!(first.part, Some(Part::Chunk(_))));
-        let mut received = 1;
-        while rx.recv().await.is_some() {
-            received += 1;
-            // Never more than the channel's one buffered message plus the
-            // one waiting in `send` ahead of what the caller has taken.
-            let origin_reads = read.load(std::sync::atomic::Ordering::SeqCst);
-            assert!(
-                origin_reads <= received + 2,
-                "{origin_reads} reads for {received} received"
-            );
-        }
-        assert_eq!(received, 10);
-        assert_eq!(
-            forward.await.unwrap().unwrap(),
-            Forwarded::Complete { bytes: 40 }
-        );
+    async fn empty_object_and_gone_caller() {
+        let original = CachedOriginal {
+            body: Bytes::new(),
+            content_type: String::new(),
+            etag: String::new(),
+            last_modified: 0,
+            validated_at: Instant::now(),
+        };
+        let (tx, mut rx) = mpsc::channel(64);
+        send_original(&original, 4, tx).await;
+        assert!(matches!(
+            rx.recv().await.unwrap().unwrap().part,
+            Some(Part::Metadata(_))
+        ));
+        assert!(rx.recv().await.is_none());
+
+        let (tx, rx) = mpsc::channel(1);
+        drop(rx);
+        send_original(&original, 4, tx).await;
     }
 }

@@ -27,8 +27,19 @@ pub(crate) fn s3_client(access: &ReadAccess) -> BucketClient {
     })
 }
 
+/// What a (conditional) `GetObject` found.
+#[derive(Debug)]
+pub(crate) enum ObjectRead {
+    /// The object, its body still to be read.
+    Object(GetObjectOutput),
+    /// `If-None-Match` matched: the copy the caller holds is current.
+    NotModified,
+}
+
 /// Starts reading `key` from `bucket`: resolves once the origin has sent
-/// the response headers; the body streams afterwards.
+/// the response headers; the body streams afterwards. With `if_none_match`
+/// (a stored ETag) an unchanged object answers [`ObjectRead::NotModified`]
+/// without its body.
 #[tracing::instrument(
     name = "s3.get_object",
     skip_all,
@@ -47,10 +58,25 @@ pub(crate) async fn get_object(
     source_id: &str,
     bucket: &str,
     key: &str,
-) -> Result<GetObjectOutput, FetchError> {
-    s3.send(|client| client.get_object().bucket(bucket).key(key).send())
-        .await
-        .map_err(|err| classify_sdk_error(source_id, &err))
+    if_none_match: Option<&str>,
+) -> Result<ObjectRead, FetchError> {
+    let result = s3
+        .send(|client| {
+            client
+                .get_object()
+                .bucket(bucket)
+                .key(key)
+                .set_if_none_match(if_none_match.map(str::to_owned))
+                .send()
+        })
+        .await;
+    match result {
+        Ok(object) => Ok(ObjectRead::Object(object)),
+        Err(err) if err.raw_response().map(|r| r.status().as_u16()) == Some(304) => {
+            Ok(ObjectRead::NotModified)
+        }
+        Err(err) => Err(classify_sdk_error(source_id, &err)),
+    }
 }
 
 #[cfg(test)]

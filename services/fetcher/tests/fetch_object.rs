@@ -6,9 +6,13 @@ mod harness;
 use imgmesh_errors::ErrorCode;
 use imgmesh_proto::fetcher::v1::FetchObjectRequest;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
 use crate::harness::{
     Harness, SECRET_KEY, ScriptedOrigin, assert_status, captured_logs, chunked_response,
-    not_found_response, patterned_bytes, read_access,
+    not_found_response, not_modified_response, object_response, patterned_bytes, read_access,
 };
 
 /// The fetcher's cap in tests that do not test the cap.
@@ -139,9 +143,9 @@ async fn callers_max_bytes_caps_the_object() {
     assert_eq!(fetched.bytes.len(), 5_000);
 }
 
-/// Bytes are counted while streaming: a body without Content-Length that passes the cap fails mid-stream.
+/// Bytes are counted while reading: a body without Content-Length that passes the cap is refused, and none of it is sent.
 #[tokio::test]
-async fn undeclared_length_is_counted_while_streaming() {
+async fn undeclared_length_is_counted_while_reading() {
     let harness = Harness::start(100_000).await;
     let origin = ScriptedOrigin::start(chunked_response(300_000)).await;
     harness
@@ -157,20 +161,86 @@ async fn undeclared_length_is_counted_while_streaming() {
         })
         .await;
 
-    // The size was unknown up front, so streaming started ...
-    let metadata = streamed
-        .metadata
-        .expect("metadata arrived before the error");
-    assert_eq!(metadata.size, 0);
-    // ... and stopped at the cap without forwarding what lay beyond it.
-    assert!(
-        streamed.bytes.len() <= 100_000,
-        "{} bytes",
-        streamed.bytes.len()
-    );
-    let status = streamed.error.expect("the stream ended with an error");
+    assert!(streamed.bytes.is_empty(), "{} bytes", streamed.bytes.len());
+    let status = streamed.error.expect("the fetch failed");
     assert_status(&status, ErrorCode::InputTooLarge);
     assert_eq!(origin.requests(), 1);
+}
+
+/// A second read of one object is answered from the original cache without asking the origin.
+#[tokio::test]
+async fn repeated_reads_are_served_from_memory() {
+    let harness = Harness::start(LARGE_CAP).await;
+    let body = patterned_bytes(OBJECT_LEN);
+    let origin = ScriptedOrigin::start(object_response(&body, "\"v1\"")).await;
+    harness
+        .registry
+        .put(read_access("src-cached", &origin.endpoint, "", SECRET_KEY));
+    for _ in 0..3 {
+        let fetched = harness.fetch("src-cached", "hero.jpg").await.unwrap();
+        assert_eq!(fetched.bytes, body);
+        assert_eq!(fetched.metadata.etag, "\"v1\"");
+    }
+    assert_eq!(origin.requests(), 1);
+}
+
+/// Concurrent reads of one object share one origin read, even with the cache off.
+#[tokio::test]
+async fn concurrent_reads_share_one_origin_read() {
+    let harness = Harness::start_with(LARGE_CAP, &["--original-cache-bytes=0"]).await;
+    let body = patterned_bytes(64 * 1024);
+    let response = object_response(&body, "\"v1\"");
+    // Slow enough that every request arrives while the first read runs.
+    let origin =
+        ScriptedOrigin::start_with(Duration::from_millis(500), move |_| response.clone()).await;
+    harness
+        .registry
+        .put(read_access("src-hot", &origin.endpoint, "", SECRET_KEY));
+    let fetches = (0..20).map(|_| harness.fetch("src-hot", "hot.jpg"));
+    for fetched in futures::future::join_all(fetches).await {
+        assert_eq!(fetched.unwrap().bytes, body);
+    }
+    assert_eq!(origin.requests(), 1);
+}
+
+/// A stale original is revalidated with its ETag: an unchanged object is not read again, a changed one is.
+#[tokio::test]
+async fn stale_originals_are_revalidated_with_their_etag() {
+    let harness = Harness::start_with(LARGE_CAP, &["--original-fresh-seconds=0"]).await;
+    let current_etag = Arc::new(Mutex::new("\"v1\"".to_owned()));
+    let conditional = Arc::new(AtomicUsize::new(0));
+    let (etag, seen) = (current_etag.clone(), conditional.clone());
+    let origin = ScriptedOrigin::start_with(Duration::ZERO, move |head| {
+        let etag = etag.lock().unwrap().clone();
+        let asked = head
+            .lines()
+            .find_map(|line| line.strip_prefix("if-none-match: "))
+            .map(str::trim);
+        if asked.is_some() {
+            seen.fetch_add(1, Ordering::SeqCst);
+        }
+        if asked == Some(etag.as_str()) {
+            not_modified_response(&etag)
+        } else {
+            object_response(etag.as_bytes(), &etag)
+        }
+    })
+    .await;
+    harness
+        .registry
+        .put(read_access("src-reval", &origin.endpoint, "", SECRET_KEY));
+
+    let first = harness.fetch("src-reval", "a.jpg").await.unwrap();
+    assert_eq!(first.bytes, b"\"v1\"");
+    let second = harness.fetch("src-reval", "a.jpg").await.unwrap();
+    assert_eq!(second.bytes, b"\"v1\"", "kept after a 304");
+    assert_eq!(conditional.load(Ordering::SeqCst), 1);
+
+    *current_etag.lock().unwrap() = "\"v2\"".to_owned();
+    let third = harness.fetch("src-reval", "a.jpg").await.unwrap();
+    assert_eq!(third.bytes, b"\"v2\"", "a changed object is read again");
+    assert_eq!(third.metadata.etag, "\"v2\"");
+    assert_eq!(origin.requests(), 3);
 }
 
 /// Escape attempts answer OBJECT_NOT_FOUND without the registry or the origin being asked.

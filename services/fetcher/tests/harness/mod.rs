@@ -287,15 +287,24 @@ pub(crate) struct ScriptedOrigin {
 impl ScriptedOrigin {
     /// Starts answering with `response` (status line, headers and body).
     pub(crate) async fn start(response: Vec<u8>) -> ScriptedOrigin {
+        Self::start_with(Duration::ZERO, move |_| response.clone()).await
+    }
+
+    /// Starts answering each request with `respond(request head)`, after
+    /// waiting `delay` (a slow origin).
+    pub(crate) async fn start_with<F>(delay: Duration, respond: F) -> ScriptedOrigin
+    where
+        F: Fn(&str) -> Vec<u8> + Send + Sync + 'static,
+    {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let endpoint = format!("http://{}", listener.local_addr().unwrap());
         let requests = Arc::new(AtomicUsize::new(0));
         let counter = requests.clone();
-        let response = Arc::new(response);
+        let respond = Arc::new(respond);
         let task = tokio::spawn(async move {
             while let Ok((mut socket, _)) = listener.accept().await {
                 let counter = counter.clone();
-                let response = response.clone();
+                let respond = respond.clone();
                 tokio::spawn(async move {
                     let mut head = Vec::new();
                     let mut buf = [0u8; 4096];
@@ -306,6 +315,8 @@ impl ScriptedOrigin {
                         }
                     }
                     counter.fetch_add(1, Ordering::SeqCst);
+                    tokio::time::sleep(delay).await;
+                    let response = respond(&String::from_utf8_lossy(&head));
                     let _ = socket.write_all(&response).await;
                     let _ = socket.shutdown().await;
                 });
@@ -347,6 +358,22 @@ pub(crate) fn chunked_response(len: usize) -> Vec<u8> {
     response
 }
 
+/// A `200 OK` carrying `body` with a Content-Length and `etag`.
+pub(crate) fn object_response(body: &[u8], etag: &str) -> Vec<u8> {
+    let mut response = format!(
+        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nETag: {etag}\r\nContent-Type: image/jpeg\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    response.extend_from_slice(body);
+    response
+}
+
+/// A bodiless `304 Not Modified`.
+pub(crate) fn not_modified_response(etag: &str) -> Vec<u8> {
+    format!("HTTP/1.1 304 Not Modified\r\nETag: {etag}\r\nConnection: close\r\n\r\n").into_bytes()
+}
+
 /// A bodiless `404 Not Found`, as S3 answers a HEAD for a missing key.
 pub(crate) fn not_found_response() -> Vec<u8> {
     b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_vec()
@@ -369,6 +396,11 @@ pub(crate) struct Harness {
 impl Harness {
     /// Starts everything with the fetcher capped at `max_object_bytes`.
     pub(crate) async fn start(max_object_bytes: u64) -> Harness {
+        Self::start_with(max_object_bytes, &[]).await
+    }
+
+    /// Like [`Harness::start`] with extra fetcher flags.
+    pub(crate) async fn start_with(max_object_bytes: u64, flags: &[&str]) -> Harness {
         capture_logs();
         let s3 = S3Server::start().await;
 
@@ -387,13 +419,14 @@ impl Harness {
                 .unwrap();
         });
 
-        let config = FetcherConfig::try_parse_from([
+        let mut args = vec![
             "imgmesh-fetcher".to_owned(),
             "--listen=127.0.0.1:0".to_owned(),
             format!("--registry-url=http://{registry_addr}"),
             format!("--max-object-bytes={max_object_bytes}"),
-        ])
-        .unwrap();
+        ];
+        args.extend(flags.iter().map(|flag| (*flag).to_owned()));
+        let config = FetcherConfig::try_parse_from(args).unwrap();
         let fetcher_listener = TcpListener::bind(config.listen).await.unwrap();
         let fetcher_addr: SocketAddr = fetcher_listener.local_addr().unwrap();
         let (stop_fetcher, fetcher_stopped) = oneshot::channel::<()>();
