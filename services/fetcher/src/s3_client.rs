@@ -31,7 +31,7 @@ pub(crate) fn s3_client(access: &ReadAccess) -> BucketClient {
 #[derive(Debug)]
 pub(crate) enum ObjectRead {
     /// The object, its body still to be read.
-    Object(GetObjectOutput),
+    Object(Box<GetObjectOutput>),
     /// `If-None-Match` matched: the copy the caller holds is current.
     NotModified,
 }
@@ -71,7 +71,7 @@ pub(crate) async fn get_object(
         })
         .await;
     match result {
-        Ok(object) => Ok(ObjectRead::Object(object)),
+        Ok(object) => Ok(ObjectRead::Object(Box::new(object))),
         Err(err) if err.raw_response().map(|r| r.status().as_u16()) == Some(304) => {
             Ok(ObjectRead::NotModified)
         }
