@@ -3,8 +3,17 @@
 use clap::Parser as _;
 use imgmesh_renderer::{Renderer, RendererConfig};
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
+    // Before the runtime starts its threads: libvips' large, short-lived
+    // buffers otherwise spread over many malloc arenas.
+    imgmesh_runtime::limit_malloc_arenas(2);
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(serve())
+}
+
+async fn serve() -> anyhow::Result<()> {
     let config = RendererConfig::parse();
     let telemetry = imgmesh_telemetry::init("imgmesh-renderer", &config.telemetry)?;
     let listener = imgmesh_runtime::bind("renderer", "grpc", config.listen).await?;
