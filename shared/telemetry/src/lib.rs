@@ -16,6 +16,8 @@ use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::Layer as _;
+use tracing_subscriber::filter::{LevelFilter, Targets};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
@@ -36,7 +38,7 @@ pub struct TelemetryArgs {
 /// the process exits so buffered spans are flushed.
 #[derive(Debug)]
 pub struct TelemetryGuard {
-    provider: Option<SdkTracerProvider>,
+    provider: SdkTracerProvider,
 }
 
 // === impl TelemetryGuard ===
@@ -44,9 +46,7 @@ pub struct TelemetryGuard {
 impl TelemetryGuard {
     /// Flushes and stops the span exporter (bounded by a short timeout).
     pub async fn shutdown(self) {
-        let Some(provider) = self.provider else {
-            return;
-        };
+        let provider = self.provider;
         // The SDK's shutdown blocks on the exporter task, which runs on this
         // runtime: do it on a blocking thread so the runtime stays free.
         let flush = tokio::task::spawn_blocking(move || {
@@ -67,13 +67,14 @@ pub fn init(service: &'static str, args: &TelemetryArgs) -> anyhow::Result<Telem
         .with_writer(std::io::stderr)
         .with_target(true);
 
-    let provider = match args.otlp_endpoint.as_deref().filter(|e| !e.is_empty()) {
-        Some(endpoint) => Some(build_provider(service, endpoint)?),
-        None => None,
-    };
-    let otel = provider
-        .as_ref()
-        .map(|provider| tracing_opentelemetry::layer().with_tracer(provider.tracer(service)));
+    // The OpenTelemetry layer is installed even when nothing is exported:
+    // it is what gives spans their trace context, so an incoming
+    // `traceparent` still reaches the next hop (whose service may export).
+    let endpoint = args.otlp_endpoint.as_deref().filter(|e| !e.is_empty());
+    let provider = build_provider(service, endpoint)?;
+    let otel = tracing_opentelemetry::layer()
+        .with_tracer(provider.tracer(service))
+        .with_filter(exported_spans());
     tracing_subscriber::registry()
         .with(filter)
         .with(fmt)
@@ -83,7 +84,51 @@ pub fn init(service: &'static str, args: &TelemetryArgs) -> anyhow::Result<Telem
     Ok(TelemetryGuard { provider })
 }
 
-fn build_provider(service: &'static str, endpoint: &str) -> anyhow::Result<SdkTracerProvider> {
+/// Which spans are exported over OTLP: everything the log filter lets
+/// through, except the transport crates' own spans below INFO. At DEBUG or
+/// TRACE those include the OTLP exporter's own gRPC calls, so every export
+/// would produce spans to export in the next batch, forever.
+fn exported_spans() -> Targets {
+    Targets::new()
+        .with_default(LevelFilter::TRACE)
+        .with_targets(
+            [
+                "h2",
+                "hyper",
+                "hyper_util",
+                "tonic",
+                "tower",
+                "opentelemetry",
+            ]
+            .map(|target| (target, LevelFilter::INFO)),
+        )
+}
+
+/// The tracer provider for `service`; it exports over OTLP only when
+/// `endpoint` is given.
+fn build_provider(
+    service: &'static str,
+    endpoint: Option<&str>,
+) -> anyhow::Result<SdkTracerProvider> {
+    let resource = opentelemetry_sdk::Resource::builder()
+        .with_service_name(service)
+        .build();
+    let mut builder = SdkTracerProvider::builder().with_resource(resource);
+    if let Some(endpoint) = endpoint {
+        builder = builder.with_span_processor(otlp_processor(endpoint)?);
+    }
+    let provider = builder.build();
+    opentelemetry::global::set_tracer_provider(provider.clone());
+    Ok(provider)
+}
+
+fn otlp_processor(
+    endpoint: &str,
+) -> anyhow::Result<
+    opentelemetry_sdk::trace::span_processor_with_async_runtime::BatchSpanProcessor<
+        opentelemetry_sdk::runtime::Tokio,
+    >,
+> {
     let exporter = opentelemetry_otlp::SpanExporter::builder()
         .with_tonic()
         .with_endpoint(endpoint)
@@ -99,15 +144,7 @@ fn build_provider(service: &'static str, endpoint: &str) -> anyhow::Result<SdkTr
             opentelemetry_sdk::runtime::Tokio,
         )
         .build();
-    let resource = opentelemetry_sdk::Resource::builder()
-        .with_service_name(service)
-        .build();
-    let provider = SdkTracerProvider::builder()
-        .with_span_processor(processor)
-        .with_resource(resource)
-        .build();
-    opentelemetry::global::set_tracer_provider(provider.clone());
-    Ok(provider)
+    Ok(processor)
 }
 
 // === trace context over HTTP headers and gRPC metadata ===
@@ -226,6 +263,65 @@ mod tests {
             span_context.trace_id().to_string(),
             "4bf92f3577b34da6a3ce929d0e0e4736"
         );
+    }
+
+    /// Transport crates' debug and trace spans are not exported (the exporter's own calls would feed back); ours are.
+    #[test]
+    fn transport_internals_are_not_exported() {
+        use tracing::Level;
+        let filter = exported_spans();
+        for target in [
+            "h2::codec",
+            "hyper::proto",
+            "tonic::transport",
+            "tower::buffer",
+        ] {
+            assert!(!filter.would_enable(target, &Level::TRACE), "{target}");
+            assert!(!filter.would_enable(target, &Level::DEBUG), "{target}");
+            assert!(filter.would_enable(target, &Level::INFO), "{target}");
+        }
+        for target in ["imgmesh_gateway::image_handler", "aws_smithy_runtime"] {
+            assert!(filter.would_enable(target, &Level::TRACE), "{target}");
+        }
+    }
+
+    /// Without an OTLP endpoint the trace still propagates: a span that
+    /// continued an incoming `traceparent` injects the same trace id into
+    /// outgoing gRPC metadata.
+    #[test]
+    fn trace_propagates_without_an_exporter() {
+        use tonic::service::Interceptor as _;
+        opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
+        let provider = build_provider("imgmesh-test", None).unwrap();
+        let subscriber = tracing_subscriber::registry()
+            .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("imgmesh-test")));
+        tracing::subscriber::with_default(subscriber, || {
+            let mut headers = http::HeaderMap::new();
+            headers.insert(
+                "traceparent",
+                "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+                    .parse()
+                    .unwrap(),
+            );
+            let span = tracing::info_span!("incoming");
+            continue_trace(&span, &headers);
+            let _entered = span.enter();
+            let request = TraceContextInterceptor
+                .call(tonic::Request::new(()))
+                .unwrap();
+            let traceparent = request
+                .metadata()
+                .get("traceparent")
+                .expect("traceparent injected")
+                .to_str()
+                .unwrap()
+                .to_owned();
+            assert!(
+                traceparent.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"),
+                "{traceparent}"
+            );
+            assert!(!traceparent.contains("00f067aa0ba902b7"), "a new span id");
+        });
     }
 
     /// Headers without trace context give an empty (invalid) parent.
