@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use http_body_util::{BodyExt as _, Empty};
+use http_body_util::{BodyExt as _, Full};
 
 /// A response with its headers lowercased and body collected.
 #[derive(Debug, Clone)]
@@ -51,6 +51,18 @@ pub async fn request(
     path_and_query: &str,
     headers: &[(&str, &str)],
 ) -> anyhow::Result<HttpResponse> {
+    request_with_body(method, addr, host, path_and_query, headers, Vec::new()).await
+}
+
+/// Sends a request with `body` (sent with its `Content-Length`).
+pub async fn request_with_body(
+    method: &str,
+    addr: SocketAddr,
+    host: &str,
+    path_and_query: &str,
+    headers: &[(&str, &str)],
+    body: Vec<u8>,
+) -> anyhow::Result<HttpResponse> {
     let stream = tokio::net::TcpStream::connect(addr).await?;
     let io = hyper_util::rt::TokioIo::new(stream);
     let (mut sender, connection) = hyper::client::conn::http1::handshake(io).await?;
@@ -62,7 +74,7 @@ pub async fn request(
     for (name, value) in headers {
         builder = builder.header(*name, *value);
     }
-    let request = builder.body(Empty::<bytes::Bytes>::new())?;
+    let request = builder.body(Full::new(bytes::Bytes::from(body)))?;
     let response = tokio::time::timeout(Duration::from_secs(60), sender.send_request(request))
         .await
         .context("gateway did not answer within 60 s")??;

@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 
-pub use crate::http_client::{HttpResponse, get};
+pub use crate::http_client::{HttpResponse, get, request_with_body};
 pub use crate::otlp_receiver::OtlpReceiver;
 pub use crate::process::{ChildProcess, free_port};
 
@@ -31,6 +31,8 @@ pub const S3_SECRET_KEY: &str = "imgmesh-test-secret-3f9a1c77d2b84e06";
 pub const BUCKET: &str = "images";
 /// The gateway's base domain in tests.
 pub const BASE_DOMAIN: &str = "localhost";
+/// The bearer token of the gateway's admin API in tests; tests grep logs for it.
+pub const ADMIN_TOKEN: &str = "imgmesh-test-admin-token-5d0c8e14b7a2";
 
 /// Options for [`Mesh::start`].
 #[derive(Debug, Clone, Default)]
@@ -72,6 +74,8 @@ pub struct Mesh {
     pub gateway_addr: SocketAddr,
     /// The gateway's ops (health) address.
     pub gateway_ops_addr: SocketAddr,
+    /// The gateway's admin API address (bearer [`ADMIN_TOKEN`]).
+    pub gateway_admin_addr: SocketAddr,
 }
 
 // === impl Mesh ===
@@ -151,11 +155,14 @@ impl Mesh {
                 .arg(format!("--registry-url={registry_url}"))
                 .arg(format!("--renderer-url=http://{renderer_addr}"))
                 .arg(format!("--base-domain={BASE_DOMAIN}"))
-                .arg("--source-cache-ttl-ms=200"),
+                .arg("--source-cache-ttl-ms=200")
+                .arg("--admin-listen=127.0.0.1:0")
+                .env("IMGMESH_ADMIN_TOKEN", ADMIN_TOKEN),
             &logs,
         )?;
         let gateway_addr = gateway.listening("http").await?;
         let gateway_ops_addr = gateway.listening("ops").await?;
+        let gateway_admin_addr = gateway.listening("admin").await?;
 
         let mesh = Mesh {
             dir,
@@ -172,6 +179,7 @@ impl Mesh {
             renderer_url: format!("http://{renderer_addr}"),
             gateway_addr,
             gateway_ops_addr,
+            gateway_admin_addr,
         };
         mesh.wait_ready(Duration::from_secs(30)).await?;
         Ok(mesh)
@@ -278,6 +286,33 @@ impl Mesh {
     ) -> anyhow::Result<HttpResponse> {
         let host = format!("{subdomain}.{BASE_DOMAIN}");
         get(self.gateway_addr, &host, path_and_query, headers).await
+    }
+
+    /// Sends `method path` to the gateway's admin API with [`ADMIN_TOKEN`]
+    /// and, when given, a JSON body.
+    pub async fn admin(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&serde_json::Value>,
+    ) -> anyhow::Result<HttpResponse> {
+        let authorization = format!("Bearer {ADMIN_TOKEN}");
+        let mut headers = vec![("authorization", authorization.as_str())];
+        if body.is_some() {
+            headers.push(("content-type", "application/json"));
+        }
+        let body = body
+            .map(|json| json.to_string().into_bytes())
+            .unwrap_or_default();
+        request_with_body(
+            method,
+            self.gateway_admin_addr,
+            "localhost",
+            path,
+            &headers,
+            body,
+        )
+        .await
     }
 
     /// Number of keys in this mesh's Redis.

@@ -21,6 +21,27 @@ pub struct ReceivedSpan {
     pub trace_id: String,
     /// Span name.
     pub name: String,
+    /// The span's attributes, values rendered as text.
+    pub attributes: Vec<(String, String)>,
+    /// The span's events (log records inside it): name and attributes as text.
+    pub events: Vec<String>,
+}
+
+// === impl ReceivedSpan ===
+
+impl ReceivedSpan {
+    /// Everything the span carries as one text, for leak checks.
+    pub fn text(&self) -> String {
+        let mut text = format!("{} {}", self.service, self.name);
+        for (key, value) in &self.attributes {
+            text.push_str(&format!(" {key}={value}"));
+        }
+        for event in &self.events {
+            text.push(' ');
+            text.push_str(event);
+        }
+        text
+    }
 }
 
 /// A running OTLP receiver; stops when dropped.
@@ -58,9 +79,29 @@ impl TraceService for Collector {
                 .unwrap_or_default();
             for scope in resource_spans.scope_spans {
                 for span in scope.spans {
+                    let events = span
+                        .events
+                        .iter()
+                        .map(|event| {
+                            let attributes: Vec<String> = event
+                                .attributes
+                                .iter()
+                                .map(|kv| {
+                                    format!("{}={}", kv.key, any_value_text(kv.value.as_ref()))
+                                })
+                                .collect();
+                            format!("{} {}", event.name, attributes.join(" "))
+                        })
+                        .collect();
                     spans.push(ReceivedSpan {
                         service: service.clone(),
                         trace_id: hex_string(&span.trace_id),
+                        attributes: span
+                            .attributes
+                            .iter()
+                            .map(|kv| (kv.key.clone(), any_value_text(kv.value.as_ref())))
+                            .collect(),
+                        events,
                         name: span.name,
                     });
                 }
@@ -108,6 +149,19 @@ impl OtlpReceiver {
     /// Every span received so far.
     pub fn spans(&self) -> Vec<ReceivedSpan> {
         self.spans.lock().expect("spans lock").clone()
+    }
+}
+
+/// An OTLP attribute value as text (arrays and maps as their Debug form).
+fn any_value_text(value: Option<&opentelemetry_proto::tonic::common::v1::AnyValue>) -> String {
+    match value.and_then(|v| v.value.as_ref()) {
+        None => String::new(),
+        Some(Value::StringValue(s)) => s.clone(),
+        Some(Value::BoolValue(b)) => b.to_string(),
+        Some(Value::IntValue(i)) => i.to_string(),
+        Some(Value::DoubleValue(d)) => d.to_string(),
+        Some(Value::BytesValue(bytes)) => String::from_utf8_lossy(bytes).into_owned(),
+        Some(other) => format!("{other:?}"),
     }
 }
 
