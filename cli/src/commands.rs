@@ -320,7 +320,7 @@ mod tests {
         async fn start() -> TestRegistry {
             let dir = tempfile::tempdir().unwrap();
             let key = MasterKey::from_bytes([3; 32]);
-            let registry = Registry::open(&dir.path().join("registry.db"), &key)
+            let registry = Registry::open(dir.path().join("registry.db"), key)
                 .await
                 .unwrap();
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -8,7 +8,11 @@ use anyhow::Context as _;
 use imgmesh_telemetry::TelemetryArgs;
 use secrecy::{ExposeSecret as _, SecretString};
 
-use crate::credentials_crypto::MasterKey;
+use crate::credentials_crypto::{MasterKey, MasterKeys};
+use crate::database::Database;
+
+/// Default cap on the size of one upload: 32 MiB.
+pub const DEFAULT_MAX_UPLOAD_BYTES: u64 = 32 * 1024 * 1024;
 
 /// How the registry process is configured.
 #[derive(Debug, Clone, clap::Parser)]
@@ -18,6 +22,10 @@ use crate::credentials_crypto::MasterKey;
     about = "Owns imgmesh Sources: settings, encrypted credentials and host routing."
 )]
 pub struct Config {
+    /// A maintenance task to run instead of serving.
+    #[command(subcommand)]
+    pub command: Option<RegistryCommand>,
+
     /// Address the gRPC server listens on (port 0 picks a free port).
     #[arg(
         long,
@@ -26,24 +34,58 @@ pub struct Config {
     )]
     pub listen: SocketAddr,
 
-    /// SQLite database file; created if missing.
+    /// SQLite database file; created if missing. Ignored with
+    /// --database-url.
     #[arg(
         long,
+        global = true,
         env = "IMGMESH_REGISTRY_DATABASE",
         default_value = "imgmesh-registry.db"
     )]
     pub database: PathBuf,
 
-    /// File holding the 32-byte master key that encrypts secrets at rest:
-    /// 64 hex characters or base64, surrounding whitespace ignored.
-    #[arg(long, env = "IMGMESH_MASTER_KEY_FILE")]
+    /// PostgreSQL database instead of SQLite:
+    /// postgres://user[:password]@host[:port]/database. Several registries
+    /// may share one.
+    #[arg(
+        long,
+        global = true,
+        env = "IMGMESH_REGISTRY_DATABASE_URL",
+        hide_env_values = true,
+        value_parser = secret_text
+    )]
+    pub database_url: Option<SecretString>,
+
+    /// File holding the current 32-byte master key, which wraps every new
+    /// secret's data key: 64 hex characters or base64, surrounding
+    /// whitespace ignored.
+    #[arg(long, global = true, env = "IMGMESH_MASTER_KEY_FILE")]
     pub master_key_file: Option<PathBuf>,
+
+    /// File holding a previous master key, still used to open secrets it
+    /// wrapped until `rotate-master-key` has re-wrapped them; repeatable.
+    #[arg(
+        long = "previous-master-key-file",
+        global = true,
+        env = "IMGMESH_PREVIOUS_MASTER_KEY_FILES",
+        value_delimiter = ','
+    )]
+    pub previous_master_key_files: Vec<PathBuf>,
+
+    /// Largest object UploadObject accepts, in bytes.
+    #[arg(
+        long,
+        env = "IMGMESH_MAX_UPLOAD_BYTES",
+        default_value_t = DEFAULT_MAX_UPLOAD_BYTES
+    )]
+    pub max_upload_bytes: u64,
 
     /// The master key itself (64 hex characters or base64 of 32 bytes).
     /// Prefer the environment variable or a key file: command lines are
     /// visible to other users of the machine.
     #[arg(
         long,
+        global = true,
         env = "IMGMESH_MASTER_KEY",
         hide_env_values = true,
         conflicts_with = "master_key_file",
@@ -56,17 +98,47 @@ pub struct Config {
     pub telemetry: TelemetryArgs,
 }
 
+/// Maintenance tasks of the registry binary.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum RegistryCommand {
+    /// Re-wrap every stored secret's data key with the current master key.
+    ///
+    /// Give the new key as --master-key-file and the old one as
+    /// --previous-master-key-file. Run the registries with both keys first
+    /// (new current, old previous), then this; it works one record at a time,
+    /// so it can be interrupted and run again, and it skips records already
+    /// under the new key. Afterwards the old key can be dropped.
+    RotateMasterKey,
+}
+
 // === impl Config ===
 
 impl Config {
-    /// Loads the master key from the key file or the key text; neither is an
-    /// error telling the operator what to set. Errors never show the key.
+    /// The database to use: PostgreSQL when --database-url is set, else the
+    /// SQLite file.
+    pub fn database(&self) -> anyhow::Result<Database> {
+        match &self.database_url {
+            Some(url) => Ok(Database::postgres(url.expose_secret())
+                .context("in --database-url (IMGMESH_REGISTRY_DATABASE_URL)")?),
+            None => Ok(Database::Sqlite(self.database.clone())),
+        }
+    }
+
+    /// The current master key and every previous one.
+    pub fn load_master_keys(&self) -> anyhow::Result<MasterKeys> {
+        let mut keys = MasterKeys::new(self.load_master_key()?);
+        for path in &self.previous_master_key_files {
+            keys = keys.with_previous(read_key_file(path)?);
+        }
+        Ok(keys)
+    }
+
+    /// Loads the current master key from the key file or the key text;
+    /// neither is an error telling the operator what to set. Errors never
+    /// show the key.
     pub fn load_master_key(&self) -> anyhow::Result<MasterKey> {
         if let Some(path) = &self.master_key_file {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("reading the master key file {}", path.display()))?;
-            return MasterKey::parse(&text)
-                .with_context(|| format!("in the master key file {}", path.display()));
+            return read_key_file(path);
         }
         if let Some(text) = &self.master_key {
             return MasterKey::parse(text.expose_secret()).context("in IMGMESH_MASTER_KEY");
@@ -77,6 +149,13 @@ impl Config {
              e.g. from `openssl rand -hex 32`"
         )
     }
+}
+
+/// Reads and parses a master key file; errors never show its content.
+fn read_key_file(path: &std::path::Path) -> anyhow::Result<MasterKey> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading the master key file {}", path.display()))?;
+    MasterKey::parse(&text).with_context(|| format!("in the master key file {}", path.display()))
 }
 
 /// Keeps a secret command-line value out of `Debug` output.
@@ -104,6 +183,8 @@ mod tests {
         assert_eq!(config.listen, "127.0.0.1:50051".parse().unwrap());
         assert_eq!(config.database, PathBuf::from("imgmesh-registry.db"));
         assert_eq!(config.master_key_file, Some(PathBuf::from("/k")));
+        assert_eq!(config.max_upload_bytes, 33_554_432);
+        assert!(config.database_url.is_none() && config.previous_master_key_files.is_empty());
     }
 
     /// Flags override the defaults.
@@ -118,6 +199,70 @@ mod tests {
         assert_eq!(config.listen.port(), 0);
         assert_eq!(config.database, PathBuf::from("/tmp/r.db"));
         assert!(config.load_master_key().is_ok());
+    }
+
+    /// --database-url selects PostgreSQL and hides its password; without it
+    /// the SQLite file is used.
+    #[test]
+    fn database_url_selects_postgres() {
+        let config = parse(&["--database-url=postgres://app:hunter2@127.0.0.1/imgmesh"]).unwrap();
+        let database = config.database().unwrap();
+        assert!(database.is_postgres());
+        assert!(!format!("{config:?} {database}").contains("hunter2"));
+        let config = parse(&["--database=/tmp/r.db"]).unwrap();
+        assert_eq!(
+            config.database().unwrap(),
+            Database::Sqlite("/tmp/r.db".into())
+        );
+        let config = parse(&["--database-url=mysql://x/y"]).unwrap();
+        assert!(config.database().is_err());
+    }
+
+    /// Previous key files are repeatable and load next to the current key.
+    #[test]
+    fn previous_master_keys_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let current = dir.path().join("current.key");
+        let old = dir.path().join("old.key");
+        std::fs::write(&current, TEST_KEY_HEX).unwrap();
+        std::fs::write(&old, "11".repeat(32)).unwrap();
+        let config = parse(&[
+            &format!("--master-key-file={}", current.display()),
+            &format!("--previous-master-key-file={}", old.display()),
+            &format!("--previous-master-key-file={}", current.display()),
+        ])
+        .unwrap();
+        let keys = config.load_master_keys().unwrap();
+        assert_eq!(keys.ids().len(), 2);
+        let missing = dir.path().join("missing.key");
+        let config = parse(&[
+            &format!("--master-key-file={}", current.display()),
+            &format!("--previous-master-key-file={}", missing.display()),
+        ])
+        .unwrap();
+        assert!(config.load_master_keys().is_err());
+    }
+
+    /// `rotate-master-key` takes the database and key flags after it too.
+    #[test]
+    fn rotate_master_key_subcommand_parses() {
+        let config = parse(&[
+            "rotate-master-key",
+            "--database=/tmp/r.db",
+            "--master-key-file=/new.key",
+            "--previous-master-key-file=/old.key",
+        ])
+        .unwrap();
+        assert!(matches!(
+            config.command,
+            Some(RegistryCommand::RotateMasterKey)
+        ));
+        assert_eq!(config.database, PathBuf::from("/tmp/r.db"));
+        assert_eq!(
+            config.previous_master_key_files,
+            [PathBuf::from("/old.key")]
+        );
+        assert!(parse(&[]).unwrap().command.is_none());
     }
 
     /// A key file and key text together are a usage error.

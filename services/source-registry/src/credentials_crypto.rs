@@ -1,11 +1,17 @@
-//! Encryption at rest for Source secrets.
+//! Envelope encryption at rest for Source secrets and secure URL tokens.
 //!
-//! Secrets are sealed with AES-256-GCM under the registry's 32-byte
-//! [`MasterKey`]. Every seal uses a fresh random 96-bit nonce, and the
-//! associated data binds the ciphertext to one Source id and one field, so a
-//! sealed value copied into another row or column no longer opens. The
-//! stored form ([`SealedSecret`]) records which key sealed it (a key id
-//! derived from the key), which is what a later key rotation builds on.
+//! Every secret gets its own fresh random 256-bit data key (DEK). The secret
+//! is sealed with the DEK (AES-256-GCM, fresh 96-bit nonce, associated data
+//! binding it to one Source id and one field), and the DEK is wrapped by a
+//! key-encryption key (KEK): the registry's [`MasterKey`], whose id is a
+//! fingerprint of the key. The DEK's wrap has its own associated data
+//! (Source id, field and `dek`), so neither a sealed secret nor a wrapped
+//! DEK opens when copied into another row or column.
+//!
+//! [`MasterKeys`] holds the current KEK, which wraps every new DEK, and any
+//! previous ones, which still unwrap DEKs they wrapped. Rotating the master
+//! key ([`MasterKeys::rewrap`]) only re-wraps the DEK; the sealed secret
+//! itself never changes.
 
 use std::fmt;
 
@@ -20,6 +26,9 @@ use sha2::{Digest, Sha256};
 /// Length of the master key in bytes (AES-256).
 pub const MASTER_KEY_LEN: usize = 32;
 
+/// Length of a data key in bytes (AES-256).
+const DATA_KEY_LEN: usize = 32;
+
 /// Length of an AES-GCM nonce in bytes.
 const NONCE_LEN: usize = 12;
 
@@ -33,10 +42,10 @@ pub enum CryptoError {
     /// The master key text is neither 64 hex digits nor base64 of 32 bytes.
     #[error("the master key must be 64 hex characters or base64 of 32 bytes")]
     MasterKeyFormat,
-    /// The secret was sealed by a different master key.
+    /// The secret's data key was wrapped by a master key that is not loaded.
     #[error("the secret was sealed with master key {0}, which is not loaded")]
     UnknownKey(String),
-    /// The stored form is not base64 of nonce, ciphertext and tag.
+    /// The stored form is not base64 of the expected lengths.
     #[error("the sealed secret is malformed")]
     Malformed,
     /// Authentication failed: wrong key, wrong associated data or tampering.
@@ -47,8 +56,7 @@ pub enum CryptoError {
     Encrypt,
 }
 
-/// The registry's 32-byte master key, held so it is wiped on drop and never
-/// printed.
+/// One 32-byte master key, held so it is wiped on drop and never printed.
 pub struct MasterKey {
     bytes: SecretBox<[u8; MASTER_KEY_LEN]>,
 }
@@ -87,14 +95,18 @@ impl MasterKey {
         }
     }
 
-    /// A short public fingerprint of the key, stored next to every secret it
-    /// seals; it reveals nothing about the key itself.
+    /// A short public fingerprint of the key, stored next to every data key
+    /// it wraps; it reveals nothing about the key itself.
     pub fn key_id(&self) -> String {
         let mut hasher = Sha256::new();
         hasher.update(b"imgmesh master key id\0");
         hasher.update(self.bytes.expose_secret());
         let digest = hasher.finalize();
         hex::encode(&digest[..8])
+    }
+
+    fn cipher(&self) -> Aes256Gcm {
+        Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(self.bytes.expose_secret()))
     }
 }
 
@@ -107,100 +119,237 @@ impl fmt::Debug for MasterKey {
     }
 }
 
-/// A secret as stored: which key sealed it and base64 of nonce, ciphertext
-/// and tag.
+/// A secret as stored: the wrapped data key, which master key wrapped it,
+/// and the secret sealed with the data key. All byte strings are base64.
 #[derive(Clone, PartialEq, Eq)]
 pub(crate) struct SealedSecret {
-    /// Id of the master key that sealed it.
-    pub(crate) key_id: String,
-    /// base64(nonce || ciphertext || tag).
-    pub(crate) sealed: String,
+    /// Id of the master key (KEK) that wrapped the data key.
+    pub(crate) kek_id: String,
+    /// base64(nonce || data key encrypted under the KEK || tag).
+    pub(crate) wrapped_dek: String,
+    /// base64 of the 96-bit nonce the secret was sealed with.
+    pub(crate) nonce: String,
+    /// base64(secret encrypted under the data key || tag).
+    pub(crate) ciphertext: String,
 }
 
 impl fmt::Debug for SealedSecret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SealedSecret")
-            .field("key_id", &self.key_id)
-            .field("sealed_len", &self.sealed.len())
-            .finish()
+            .field("kek_id", &self.kek_id)
+            .field("ciphertext_len", &self.ciphertext.len())
+            .finish_non_exhaustive()
     }
 }
 
-/// Seals and opens Source secrets with one master key.
-#[derive(Clone)]
-pub(crate) struct CredentialsCipher {
-    cipher: Aes256Gcm,
-    key_id: String,
+/// The master keys the registry runs with: the current one wraps every new
+/// data key; previous ones only unwrap what they wrapped before a rotation.
+pub struct MasterKeys {
+    current: MasterKey,
+    current_id: String,
+    previous: Vec<(String, MasterKey)>,
 }
 
-// === impl CredentialsCipher ===
+// === impl MasterKeys ===
 
-impl CredentialsCipher {
-    /// A cipher using `master_key`.
-    pub(crate) fn new(master_key: &MasterKey) -> CredentialsCipher {
-        let key = Key::<Aes256Gcm>::from_slice(master_key.bytes.expose_secret());
-        CredentialsCipher {
-            cipher: Aes256Gcm::new(key),
-            key_id: master_key.key_id(),
+impl MasterKeys {
+    /// Keys with `current` only.
+    pub fn new(current: MasterKey) -> MasterKeys {
+        MasterKeys {
+            current_id: current.key_id(),
+            current,
+            previous: Vec::new(),
         }
     }
 
-    /// Id of the master key this cipher seals with.
-    pub(crate) fn key_id(&self) -> &str {
-        &self.key_id
+    /// Adds a previous key (ignored if it is the current one or already
+    /// loaded).
+    pub fn with_previous(mut self, key: MasterKey) -> MasterKeys {
+        let id = key.key_id();
+        if id != self.current_id && !self.previous.iter().any(|(known, _)| *known == id) {
+            self.previous.push((id, key));
+        }
+        self
     }
 
-    /// Encrypts `secret` for `field` of Source `source_id` with a fresh nonce.
+    /// Id of the current master key.
+    pub fn current_id(&self) -> &str {
+        &self.current_id
+    }
+
+    /// Ids of every loaded key, the current one first.
+    pub fn ids(&self) -> Vec<String> {
+        std::iter::once(self.current_id.clone())
+            .chain(self.previous.iter().map(|(id, _)| id.clone()))
+            .collect()
+    }
+
+    /// Seals `secret` for `field` of `owner` (a Source id) under a fresh
+    /// data key wrapped by the current master key.
     pub(crate) fn seal(
         &self,
         secret: &SecretString,
-        source_id: &str,
+        owner: &str,
         field: &str,
     ) -> Result<SealedSecret, CryptoError> {
+        let data_key = Zeroizing::new(rand::random::<[u8; DATA_KEY_LEN]>());
+        let data_cipher = Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(data_key.as_slice()));
         let nonce = Aes256Gcm::generate_nonce(&mut OsRng);
-        let aad = associated_data(source_id, field);
-        let payload = Payload {
-            msg: secret.expose_secret().as_bytes(),
-            aad: &aad,
-        };
-        let ciphertext = self
-            .cipher
-            .encrypt(&nonce, payload)
+        let ciphertext = data_cipher
+            .encrypt(
+                &nonce,
+                Payload {
+                    msg: secret.expose_secret().as_bytes(),
+                    aad: &secret_aad(owner, field),
+                },
+            )
             .map_err(|_| CryptoError::Encrypt)?;
-        let mut stored = Vec::with_capacity(NONCE_LEN + ciphertext.len());
-        stored.extend_from_slice(&nonce);
-        stored.extend_from_slice(&ciphertext);
         Ok(SealedSecret {
-            key_id: self.key_id.clone(),
-            sealed: BASE64.encode(stored),
+            kek_id: self.current_id.clone(),
+            wrapped_dek: self.wrap(data_key.as_slice(), owner, field)?,
+            nonce: BASE64.encode(nonce),
+            ciphertext: BASE64.encode(ciphertext),
         })
     }
 
-    /// Decrypts a secret sealed for `field` of Source `source_id`.
+    /// Opens a secret sealed for `field` of `owner` with any loaded key.
     pub(crate) fn open(
         &self,
         sealed: &SealedSecret,
-        source_id: &str,
+        owner: &str,
         field: &str,
     ) -> Result<SecretString, CryptoError> {
-        if sealed.key_id != self.key_id {
-            return Err(CryptoError::UnknownKey(sealed.key_id.clone()));
-        }
-        let stored = BASE64
-            .decode(&sealed.sealed)
+        let data_key = self.unwrap(sealed, owner, field)?;
+        let nonce = BASE64
+            .decode(&sealed.nonce)
             .map_err(|_| CryptoError::Malformed)?;
+        let ciphertext = BASE64
+            .decode(&sealed.ciphertext)
+            .map_err(|_| CryptoError::Malformed)?;
+        if nonce.len() != NONCE_LEN || ciphertext.len() < TAG_LEN {
+            return Err(CryptoError::Malformed);
+        }
+        let data_cipher = Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(data_key.as_slice()));
+        let plaintext = Zeroizing::new(
+            data_cipher
+                .decrypt(
+                    Nonce::from_slice(&nonce),
+                    Payload {
+                        msg: &ciphertext,
+                        aad: &secret_aad(owner, field),
+                    },
+                )
+                .map_err(|_| CryptoError::Decrypt)?,
+        );
+        let text = std::str::from_utf8(&plaintext).map_err(|_| CryptoError::Decrypt)?;
+        Ok(SecretString::from(text))
+    }
+
+    /// The same sealed secret with its data key re-wrapped by the current
+    /// master key; the nonce and ciphertext are unchanged.
+    pub(crate) fn rewrap(
+        &self,
+        sealed: &SealedSecret,
+        owner: &str,
+        field: &str,
+    ) -> Result<SealedSecret, CryptoError> {
+        let data_key = self.unwrap(sealed, owner, field)?;
+        Ok(SealedSecret {
+            kek_id: self.current_id.clone(),
+            wrapped_dek: self.wrap(&data_key, owner, field)?,
+            nonce: sealed.nonce.clone(),
+            ciphertext: sealed.ciphertext.clone(),
+        })
+    }
+
+    /// The master key with id `kek_id`, if loaded.
+    fn key(&self, kek_id: &str) -> Option<&MasterKey> {
+        if kek_id == self.current_id {
+            return Some(&self.current);
+        }
+        self.previous
+            .iter()
+            .find(|(id, _)| id == kek_id)
+            .map(|(_, key)| key)
+    }
+
+    /// base64(nonce || DEK encrypted under the current KEK || tag).
+    fn wrap(&self, data_key: &[u8], owner: &str, field: &str) -> Result<String, CryptoError> {
+        let nonce = Aes256Gcm::generate_nonce(&mut OsRng);
+        let wrapped = self
+            .current
+            .cipher()
+            .encrypt(
+                &nonce,
+                Payload {
+                    msg: data_key,
+                    aad: &dek_aad(owner, field),
+                },
+            )
+            .map_err(|_| CryptoError::Encrypt)?;
+        let mut stored = Vec::with_capacity(NONCE_LEN + wrapped.len());
+        stored.extend_from_slice(&nonce);
+        stored.extend_from_slice(&wrapped);
+        Ok(BASE64.encode(stored))
+    }
+
+    /// The data key of `sealed`, unwrapped by the KEK it names.
+    fn unwrap(
+        &self,
+        sealed: &SealedSecret,
+        owner: &str,
+        field: &str,
+    ) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
+        let kek = self
+            .key(&sealed.kek_id)
+            .ok_or_else(|| CryptoError::UnknownKey(sealed.kek_id.clone()))?;
+        let stored = BASE64
+            .decode(&sealed.wrapped_dek)
+            .map_err(|_| CryptoError::Malformed)?;
+        if stored.len() != NONCE_LEN + DATA_KEY_LEN + TAG_LEN {
+            return Err(CryptoError::Malformed);
+        }
+        let (nonce, wrapped) = stored.split_at(NONCE_LEN);
+        let data_key = kek
+            .cipher()
+            .decrypt(
+                Nonce::from_slice(nonce),
+                Payload {
+                    msg: wrapped,
+                    aad: &dek_aad(owner, field),
+                },
+            )
+            .map_err(|_| CryptoError::Decrypt)?;
+        Ok(Zeroizing::new(data_key))
+    }
+
+    /// Opens a secret stored by registries before envelope encryption:
+    /// base64(nonce || ciphertext || tag) sealed directly by master key
+    /// `key_id`, bound to the Source and field.
+    pub(crate) fn open_legacy(
+        &self,
+        sealed: &str,
+        key_id: &str,
+        owner: &str,
+        field: &str,
+    ) -> Result<SecretString, CryptoError> {
+        let kek = self
+            .key(key_id)
+            .ok_or_else(|| CryptoError::UnknownKey(key_id.to_owned()))?;
+        let stored = BASE64.decode(sealed).map_err(|_| CryptoError::Malformed)?;
         if stored.len() < NONCE_LEN + TAG_LEN {
             return Err(CryptoError::Malformed);
         }
         let (nonce, ciphertext) = stored.split_at(NONCE_LEN);
-        let aad = associated_data(source_id, field);
-        let payload = Payload {
-            msg: ciphertext,
-            aad: &aad,
-        };
         let plaintext = Zeroizing::new(
-            self.cipher
-                .decrypt(Nonce::from_slice(nonce), payload)
+            kek.cipher()
+                .decrypt(
+                    Nonce::from_slice(nonce),
+                    Payload {
+                        msg: ciphertext,
+                        aad: format!("imgmesh/sources/{owner}/{field}").as_bytes(),
+                    },
+                )
                 .map_err(|_| CryptoError::Decrypt)?,
         );
         let text = std::str::from_utf8(&plaintext).map_err(|_| CryptoError::Decrypt)?;
@@ -208,17 +357,32 @@ impl CredentialsCipher {
     }
 }
 
-impl fmt::Debug for CredentialsCipher {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("CredentialsCipher")
-            .field("key_id", &self.key_id)
-            .finish_non_exhaustive()
+impl From<MasterKey> for MasterKeys {
+    fn from(current: MasterKey) -> Self {
+        MasterKeys::new(current)
     }
 }
 
-/// The AEAD associated data binding a ciphertext to one Source and field.
-fn associated_data(source_id: &str, field: &str) -> Vec<u8> {
-    format!("imgmesh/sources/{source_id}/{field}").into_bytes()
+impl fmt::Debug for MasterKeys {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MasterKeys")
+            .field("current", &self.current_id)
+            .field(
+                "previous",
+                &self.previous.iter().map(|(id, _)| id).collect::<Vec<_>>(),
+            )
+            .finish()
+    }
+}
+
+/// Associated data of a secret sealed under its data key.
+fn secret_aad(owner: &str, field: &str) -> Vec<u8> {
+    format!("imgmesh/sources/{owner}/{field}/secret").into_bytes()
+}
+
+/// Associated data of a data key wrapped under a master key.
+fn dek_aad(owner: &str, field: &str) -> Vec<u8> {
+    format!("imgmesh/sources/{owner}/{field}/dek").into_bytes()
 }
 
 #[cfg(test)]
@@ -229,85 +393,129 @@ pub(crate) mod tests {
     pub(crate) const TEST_KEY_HEX: &str =
         "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
 
-    fn cipher() -> CredentialsCipher {
-        CredentialsCipher::new(&MasterKey::parse(TEST_KEY_HEX).unwrap())
+    fn keys() -> MasterKeys {
+        MasterKeys::new(MasterKey::parse(TEST_KEY_HEX).unwrap())
     }
 
     fn secret(text: &str) -> SecretString {
         SecretString::from(text)
     }
 
+    /// Seals `plaintext` the way registries before envelope encryption did.
+    pub(crate) fn legacy_seal(
+        key: &MasterKey,
+        plaintext: &str,
+        owner: &str,
+        field: &str,
+    ) -> String {
+        let nonce = Aes256Gcm::generate_nonce(&mut OsRng);
+        let ciphertext = key
+            .cipher()
+            .encrypt(
+                &nonce,
+                Payload {
+                    msg: plaintext.as_bytes(),
+                    aad: format!("imgmesh/sources/{owner}/{field}").as_bytes(),
+                },
+            )
+            .unwrap();
+        BASE64.encode([nonce.as_slice(), &ciphertext].concat())
+    }
+
     /// A sealed secret opens back to the same plaintext.
     #[test]
     fn seal_then_open_round_trips() {
-        let cipher = cipher();
-        let sealed = cipher
+        let keys = keys();
+        let sealed = keys
             .seal(
                 &secret("wJalrXUtnFEMI/K7MDENG"),
                 "src_000000000001",
                 "secret",
             )
             .unwrap();
-        let opened = cipher.open(&sealed, "src_000000000001", "secret").unwrap();
+        assert_eq!(sealed.kek_id, keys.current_id());
+        let opened = keys.open(&sealed, "src_000000000001", "secret").unwrap();
         assert_eq!(opened.expose_secret(), "wJalrXUtnFEMI/K7MDENG");
     }
 
     /// The stored form contains neither the plaintext nor its base64.
     #[test]
     fn sealed_form_hides_the_plaintext() {
-        let sealed = cipher()
+        let sealed = keys()
             .seal(&secret("plaintext-secret"), "src_000000000001", "secret")
             .unwrap();
-        assert!(!sealed.sealed.contains("plaintext-secret"));
-        assert!(!sealed.sealed.contains(&BASE64.encode("plaintext-secret")));
+        let stored = format!(
+            "{}{}{}{}",
+            sealed.kek_id, sealed.wrapped_dek, sealed.nonce, sealed.ciphertext
+        );
+        assert!(!stored.contains("plaintext-secret"));
+        assert!(!stored.contains(&BASE64.encode("plaintext-secret")));
     }
 
-    /// Sealing the same secret twice gives different ciphertexts (fresh nonces).
+    /// Every seal draws a fresh data key and fresh nonces.
     #[test]
-    fn every_seal_uses_a_fresh_nonce() {
-        let cipher = cipher();
-        let a = cipher.seal(&secret("same"), "src_1", "secret").unwrap();
-        let b = cipher.seal(&secret("same"), "src_1", "secret").unwrap();
-        assert_ne!(a.sealed, b.sealed);
+    fn every_seal_uses_a_fresh_data_key() {
+        let keys = keys();
+        let a = keys.seal(&secret("same"), "src_1", "secret").unwrap();
+        let b = keys.seal(&secret("same"), "src_1", "secret").unwrap();
+        assert_ne!(a.wrapped_dek, b.wrapped_dek);
+        assert_ne!(a.nonce, b.nonce);
+        assert_ne!(a.ciphertext, b.ciphertext);
+        // Each data key opens only its own secret.
+        let swapped = SealedSecret {
+            wrapped_dek: b.wrapped_dek.clone(),
+            ..a.clone()
+        };
+        assert!(matches!(
+            keys.open(&swapped, "src_1", "secret").unwrap_err(),
+            CryptoError::Decrypt
+        ));
     }
 
-    /// A ciphertext moved to another Source does not open.
+    /// A sealed secret moved to another Source or field does not open, nor
+    /// does a wrapped data key moved to another Source or field.
     #[test]
-    fn other_source_id_fails_to_open() {
-        let cipher = cipher();
-        let sealed = cipher
-            .seal(&secret("s3cret"), "src_aaaaaaaaaaaa", "secret")
+    fn aad_binds_source_and_field() {
+        let keys = keys();
+        let sealed = keys
+            .seal(&secret("s3cret"), "src_aaaaaaaaaaaa", "secret_access_key")
             .unwrap();
-        let error = cipher
-            .open(&sealed, "src_bbbbbbbbbbbb", "secret")
-            .unwrap_err();
-        assert!(matches!(error, CryptoError::Decrypt));
-    }
-
-    /// A ciphertext moved to another field does not open.
-    #[test]
-    fn other_field_fails_to_open() {
-        let cipher = cipher();
-        let sealed = cipher
-            .seal(&secret("s3cret"), "src_aaaaaaaaaaaa", "secret")
+        for (owner, field) in [
+            ("src_bbbbbbbbbbbb", "secret_access_key"),
+            ("src_aaaaaaaaaaaa", "upload_secret_access_key"),
+        ] {
+            assert!(matches!(
+                keys.open(&sealed, owner, field).unwrap_err(),
+                CryptoError::Decrypt
+            ));
+        }
+        // A data key wrapped for another record, with its own secret
+        // otherwise intact, is refused too.
+        let other = keys
+            .seal(&secret("s3cret"), "src_bbbbbbbbbbbb", "secret_access_key")
             .unwrap();
-        let error = cipher
-            .open(&sealed, "src_aaaaaaaaaaaa", "token")
-            .unwrap_err();
-        assert!(matches!(error, CryptoError::Decrypt));
+        let spliced = SealedSecret {
+            wrapped_dek: other.wrapped_dek,
+            ..sealed
+        };
+        assert!(matches!(
+            keys.open(&spliced, "src_aaaaaaaaaaaa", "secret_access_key")
+                .unwrap_err(),
+            CryptoError::Decrypt
+        ));
     }
 
     /// Another master key cannot open the secret, even if the key id is forged.
     #[test]
     fn wrong_key_fails_to_open() {
-        let sealed = cipher().seal(&secret("s3cret"), "src_1", "secret").unwrap();
-        let other = CredentialsCipher::new(&MasterKey::from_bytes([7; MASTER_KEY_LEN]));
+        let sealed = keys().seal(&secret("s3cret"), "src_1", "secret").unwrap();
+        let other = MasterKeys::new(MasterKey::from_bytes([7; MASTER_KEY_LEN]));
         assert!(matches!(
             other.open(&sealed, "src_1", "secret").unwrap_err(),
             CryptoError::UnknownKey(_)
         ));
         let forged = SealedSecret {
-            key_id: other.key_id().to_owned(),
+            kek_id: other.current_id().to_owned(),
             ..sealed
         };
         assert!(matches!(
@@ -316,38 +524,137 @@ pub(crate) mod tests {
         ));
     }
 
-    /// A flipped ciphertext bit is detected.
+    /// Flipped bits in the ciphertext or the wrapped key are detected.
     #[test]
-    fn tampered_ciphertext_fails_to_open() {
-        let cipher = cipher();
-        let sealed = cipher.seal(&secret("s3cret"), "src_1", "secret").unwrap();
-        let mut bytes = BASE64.decode(&sealed.sealed).unwrap();
-        let last = bytes.len() - 1;
-        bytes[last] ^= 1;
-        let tampered = SealedSecret {
-            sealed: BASE64.encode(bytes),
-            ..sealed
+    fn tampering_is_detected() {
+        let keys = keys();
+        let sealed = keys.seal(&secret("s3cret"), "src_1", "secret").unwrap();
+        let flip = |text: &str| {
+            let mut bytes = BASE64.decode(text).unwrap();
+            let last = bytes.len() - 1;
+            bytes[last] ^= 1;
+            BASE64.encode(bytes)
         };
-        assert!(matches!(
-            cipher.open(&tampered, "src_1", "secret").unwrap_err(),
-            CryptoError::Decrypt
-        ));
+        for tampered in [
+            SealedSecret {
+                ciphertext: flip(&sealed.ciphertext),
+                ..sealed.clone()
+            },
+            SealedSecret {
+                wrapped_dek: flip(&sealed.wrapped_dek),
+                ..sealed.clone()
+            },
+            SealedSecret {
+                nonce: flip(&sealed.nonce),
+                ..sealed.clone()
+            },
+        ] {
+            assert!(matches!(
+                keys.open(&tampered, "src_1", "secret").unwrap_err(),
+                CryptoError::Decrypt
+            ));
+        }
     }
 
-    /// Stored text that is not base64 or too short is reported as malformed.
+    /// Stored text that is not base64 or of the wrong length is malformed.
     #[test]
     fn malformed_sealed_text_is_rejected() {
-        let cipher = cipher();
-        for sealed in ["not base64!", "AAAA"] {
-            let sealed = SealedSecret {
-                key_id: cipher.key_id().to_owned(),
-                sealed: sealed.to_owned(),
-            };
+        let keys = keys();
+        let sealed = keys.seal(&secret("s3cret"), "src_1", "secret").unwrap();
+        for bad in [
+            SealedSecret {
+                wrapped_dek: "not base64!".into(),
+                ..sealed.clone()
+            },
+            SealedSecret {
+                wrapped_dek: "AAAA".into(),
+                ..sealed.clone()
+            },
+            SealedSecret {
+                nonce: "AAAA".into(),
+                ..sealed.clone()
+            },
+            SealedSecret {
+                ciphertext: "AA==".into(),
+                ..sealed.clone()
+            },
+        ] {
             assert!(matches!(
-                cipher.open(&sealed, "src_1", "secret").unwrap_err(),
+                keys.open(&bad, "src_1", "secret").unwrap_err(),
                 CryptoError::Malformed
             ));
         }
+    }
+
+    /// Re-wrapping changes only the data key's wrap; the secret then opens
+    /// with the new key alone, and the old key alone can no longer open it.
+    #[test]
+    fn rewrap_moves_the_data_key_to_the_current_key() {
+        let old = MasterKey::from_bytes([1; MASTER_KEY_LEN]);
+        let old_id = old.key_id();
+        let sealed = MasterKeys::new(MasterKey::from_bytes([1; MASTER_KEY_LEN]))
+            .seal(&secret("s3cret"), "src_1", "secret")
+            .unwrap();
+        let rotating =
+            MasterKeys::new(MasterKey::from_bytes([2; MASTER_KEY_LEN])).with_previous(old);
+        // The old key still opens what it wrapped.
+        assert_eq!(
+            rotating
+                .open(&sealed, "src_1", "secret")
+                .unwrap()
+                .expose_secret(),
+            "s3cret"
+        );
+        let rewrapped = rotating.rewrap(&sealed, "src_1", "secret").unwrap();
+        assert_eq!(rewrapped.kek_id, rotating.current_id());
+        assert_ne!(rewrapped.wrapped_dek, sealed.wrapped_dek);
+        assert_eq!(rewrapped.nonce, sealed.nonce);
+        assert_eq!(rewrapped.ciphertext, sealed.ciphertext);
+        let new_only = MasterKeys::new(MasterKey::from_bytes([2; MASTER_KEY_LEN]));
+        assert_eq!(
+            new_only
+                .open(&rewrapped, "src_1", "secret")
+                .unwrap()
+                .expose_secret(),
+            "s3cret"
+        );
+        let old_only = MasterKeys::new(MasterKey::from_bytes([1; MASTER_KEY_LEN]));
+        assert!(matches!(
+            old_only.open(&rewrapped, "src_1", "secret").unwrap_err(),
+            CryptoError::UnknownKey(id) if id != old_id
+        ));
+    }
+
+    /// Previous keys are deduplicated and never shadow the current one.
+    #[test]
+    fn key_ids_are_listed_once() {
+        let keys = MasterKeys::new(MasterKey::from_bytes([1; MASTER_KEY_LEN]))
+            .with_previous(MasterKey::from_bytes([1; MASTER_KEY_LEN]))
+            .with_previous(MasterKey::from_bytes([2; MASTER_KEY_LEN]))
+            .with_previous(MasterKey::from_bytes([2; MASTER_KEY_LEN]));
+        let ids = keys.ids();
+        assert_eq!(ids.len(), 2);
+        assert_eq!(ids[0], keys.current_id());
+    }
+
+    /// Secrets sealed before envelope encryption still open.
+    #[test]
+    fn legacy_secrets_open() {
+        let key = MasterKey::parse(TEST_KEY_HEX).unwrap();
+        let sealed = legacy_seal(&key, "old-secret", "src_1", "secret_access_key");
+        let keys = keys();
+        let opened = keys
+            .open_legacy(&sealed, keys.current_id(), "src_1", "secret_access_key")
+            .unwrap();
+        assert_eq!(opened.expose_secret(), "old-secret");
+        assert!(
+            keys.open_legacy(&sealed, keys.current_id(), "src_2", "secret_access_key")
+                .is_err()
+        );
+        assert!(matches!(
+            keys.open_legacy(&sealed, "0000000000000000", "src_1", "secret_access_key"),
+            Err(CryptoError::UnknownKey(_))
+        ));
     }
 
     /// Hex and base64 forms of one key parse to the same key.
@@ -371,14 +678,23 @@ pub(crate) mod tests {
         }
     }
 
-    /// Debug output of keys and ciphers shows the key id, never the key.
+    /// Debug output of keys and sealed secrets shows ids, never key bytes
+    /// or ciphertext.
     #[test]
     fn debug_output_redacts_the_key() {
         let key = MasterKey::from_bytes([0xab; MASTER_KEY_LEN]);
-        let shown = format!("{key:?} {:?}", CredentialsCipher::new(&key));
+        let id = key.key_id();
+        let keys = MasterKeys::new(key);
+        let sealed = keys.seal(&secret("s3cret"), "src_1", "secret").unwrap();
+        let shown = format!(
+            "{keys:?} {sealed:?} {:?}",
+            MasterKey::from_bytes([0xab; 32])
+        );
         assert!(!shown.contains("171, 171"), "{shown}");
         assert!(!shown.contains(&"ab".repeat(8)), "{shown}");
+        assert!(!shown.contains(&sealed.ciphertext), "{shown}");
+        assert!(!shown.contains(&sealed.wrapped_dek), "{shown}");
         assert!(shown.contains("REDACTED"));
-        assert!(shown.contains(&key.key_id()));
+        assert!(shown.contains(&id));
     }
 }

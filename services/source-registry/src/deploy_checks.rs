@@ -12,9 +12,10 @@
 //! never from the SDK's error text, so it carries no secret and no request
 //! detail; the SDK's description goes to the operator's log.
 
-use aws_sdk_s3::config::http::HttpResponse;
-use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::error::SdkError;
 use imgmesh_s3_client::BucketClient;
+
+use crate::s3_refusal::{Refusal, refusal};
 
 /// How a deploy ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,27 +65,6 @@ impl Check {
     }
 }
 
-/// How S3 answered a failed check, sorted into what the operator can fix.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Refusal {
-    /// The credentials lack the check's permission.
-    Denied,
-    /// The access key is unknown or the secret does not match it.
-    CredentialsRejected,
-    /// The bucket does not exist.
-    NoSuchBucket,
-    /// The bucket lives in another region (named when S3 said which).
-    OtherRegion(Option<String>),
-    /// The endpoint does not implement the operation.
-    NotImplemented,
-    /// The endpoint could not be reached.
-    Unreachable,
-    /// The endpoint did not answer in time.
-    Timeout,
-    /// Anything else: the S3 error code or HTTP status, if any.
-    Unexpected(String),
-}
-
 /// Runs every check against `client`'s bucket for a Source in `region`
 /// with `path_prefix`; `custom_endpoint` tells an S3-compatible store.
 pub(crate) async fn verify(
@@ -116,7 +96,7 @@ pub(crate) async fn verify(
                 None => notes.push("the endpoint reports no bucket region; region not checked"),
             }
         }
-        Err(error) => match refusal(Check::BucketLocation, &error, source_id) {
+        Err(error) => match refusal(Check::BucketLocation.operation(), &error, source_id) {
             Refusal::NotImplemented => {
                 notes.push("the endpoint does not implement GetBucketLocation; region not checked");
             }
@@ -146,7 +126,7 @@ pub(crate) async fn verify(
             .iter()
             .find_map(|object| object.key().map(str::to_owned)),
         Err(error) => {
-            let refusal = refusal(Check::ListBucket, &error, source_id);
+            let refusal = refusal(Check::ListBucket.operation(), &error, source_id);
             return failure(Check::ListBucket, refusal, region);
         }
     };
@@ -177,7 +157,7 @@ pub(crate) async fn verify(
             success(notes, None)
         }
         Err(error) => {
-            let refusal = refusal(Check::GetObject, &error, source_id);
+            let refusal = refusal(Check::GetObject.operation(), &error, source_id);
             failure(Check::GetObject, refusal, region)
         }
     }
@@ -225,76 +205,6 @@ fn failure(check: Check, refusal: Refusal, region: &str) -> DeployOutcome {
             format!("unexpected answer to {}: {answer}", check.operation())
         }
     })
-}
-
-/// Sorts a failed `check` and logs the SDK's own description for operators.
-fn refusal<E>(check: Check, error: &SdkError<E, HttpResponse>, source_id: &str) -> Refusal
-where
-    E: ProvideErrorMetadata + std::error::Error + 'static,
-{
-    tracing::info!(
-        source.id = source_id,
-        operation = check.operation(),
-        error = %DisplayErrorContext(error),
-        "deploy check refused"
-    );
-    match error {
-        SdkError::ServiceError(service) => classify(service.raw(), service.err().code()),
-        SdkError::ResponseError(response) => classify(response.raw(), None),
-        SdkError::TimeoutError(_) => Refusal::Timeout,
-        SdkError::DispatchFailure(failure) if failure.is_timeout() => Refusal::Timeout,
-        SdkError::DispatchFailure(_) => Refusal::Unreachable,
-        _ => Refusal::Unexpected("no answer".to_owned()),
-    }
-}
-
-/// Sorts an S3 error answer by its code or, without one (HEAD, bodiless
-/// answers), its HTTP status.
-fn classify(raw: &HttpResponse, code: Option<&str>) -> Refusal {
-    let status = raw.status().as_u16();
-    let bucket_region = || {
-        raw.headers()
-            .get("x-amz-bucket-region")
-            .filter(|region| is_safe_token(region))
-            .map(str::to_owned)
-    };
-    match code {
-        Some("AccessDenied" | "AllAccessDisabled") => Refusal::Denied,
-        // NotSignedUp: the key belongs to no S3 account (s3s answers an
-        // unknown key id with it).
-        Some(
-            "InvalidAccessKeyId"
-            | "SignatureDoesNotMatch"
-            | "InvalidToken"
-            | "ExpiredToken"
-            | "NotSignedUp",
-        ) => Refusal::CredentialsRejected,
-        Some("NoSuchBucket") => Refusal::NoSuchBucket,
-        Some(
-            "PermanentRedirect"
-            | "AuthorizationHeaderMalformed"
-            | "IllegalLocationConstraintException",
-        ) => Refusal::OtherRegion(bucket_region()),
-        Some("NotImplemented") => Refusal::NotImplemented,
-        Some(code) if is_safe_token(code) => Refusal::Unexpected(code.to_owned()),
-        _ => match status {
-            301 => Refusal::OtherRegion(bucket_region()),
-            403 => Refusal::Denied,
-            404 => Refusal::NoSuchBucket,
-            501 => Refusal::NotImplemented,
-            status => Refusal::Unexpected(format!("http {status}")),
-        },
-    }
-}
-
-/// Whether text from S3 is a short plain token (an error code or region)
-/// that may be shown as is.
-fn is_safe_token(text: &str) -> bool {
-    !text.is_empty()
-        && text.len() <= 64
-        && text
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'_')
 }
 
 #[cfg(test)]
@@ -488,72 +398,9 @@ mod tests {
         );
     }
 
-    /// S3 answers are sorted by code first, then by HTTP status; only plain
-    /// tokens from S3 are ever repeated.
+    /// Refusals become messages naming the permission or setting at fault.
     #[test]
-    fn answers_are_classified() {
-        let raw = |status: u16, region: Option<&str>| {
-            let mut builder = http::Response::builder().status(status);
-            if let Some(region) = region {
-                builder = builder.header("x-amz-bucket-region", region);
-            }
-            HttpResponse::try_from(
-                builder
-                    .body(aws_sdk_s3::primitives::SdkBody::empty())
-                    .unwrap(),
-            )
-            .unwrap()
-        };
-        for (status, code, expected) in [
-            (403, Some("AccessDenied"), Refusal::Denied),
-            (
-                403,
-                Some("SignatureDoesNotMatch"),
-                Refusal::CredentialsRejected,
-            ),
-            (
-                403,
-                Some("InvalidAccessKeyId"),
-                Refusal::CredentialsRejected,
-            ),
-            (404, Some("NoSuchBucket"), Refusal::NoSuchBucket),
-            (501, Some("NotImplemented"), Refusal::NotImplemented),
-            (
-                500,
-                Some("InternalError"),
-                Refusal::Unexpected("InternalError".into()),
-            ),
-            (
-                500,
-                Some("<script>"),
-                Refusal::Unexpected("http 500".into()),
-            ),
-            (403, None, Refusal::Denied),
-            (404, None, Refusal::NoSuchBucket),
-            (501, None, Refusal::NotImplemented),
-            (503, None, Refusal::Unexpected("http 503".into())),
-        ] {
-            assert_eq!(
-                classify(&raw(status, None), code),
-                expected,
-                "{status} {code:?}"
-            );
-        }
-        assert_eq!(
-            classify(&raw(301, Some("eu-central-1")), None),
-            Refusal::OtherRegion(Some("eu-central-1".into()))
-        );
-        assert_eq!(
-            classify(
-                &raw(400, Some("eu-central-1")),
-                Some("AuthorizationHeaderMalformed")
-            ),
-            Refusal::OtherRegion(Some("eu-central-1".into()))
-        );
-        assert_eq!(
-            classify(&raw(301, Some("bad region!")), Some("PermanentRedirect")),
-            Refusal::OtherRegion(None)
-        );
+    fn refusals_become_messages() {
         assert_eq!(
             failure(Check::ListBucket, Refusal::OtherRegion(None), "us-east-1").message,
             "bucket is not in us-east-1, the region the Source says"
@@ -561,6 +408,19 @@ mod tests {
         assert_eq!(
             failure(Check::GetObject, Refusal::Timeout, "us-east-1").message,
             "the s3 endpoint did not answer in time"
+        );
+        assert_eq!(
+            failure(Check::ListBucket, Refusal::Denied, "us-east-1").message,
+            "missing s3:ListBucket"
+        );
+        assert_eq!(
+            failure(
+                Check::BucketLocation,
+                Refusal::Unexpected("InternalError".into()),
+                "us-east-1"
+            )
+            .message,
+            "unexpected answer to GetBucketLocation: InternalError"
         );
     }
 }

@@ -33,21 +33,55 @@ pub enum RegistryError {
         field: &'static str,
     },
 
+    /// An upload the Source cannot take (not deployed, no upload
+    /// credentials); the message says which.
+    #[error("{0}")]
+    UploadRefused(&'static str),
+
+    /// An upload larger than the registry's cap.
+    #[error("object is larger than the {cap} byte limit")]
+    UploadTooLarge {
+        /// The cap, in bytes.
+        cap: u64,
+    },
+
+    /// S3 refused a request the registry made for a caller (an upload);
+    /// `message` is built from fixed phrases, never from SDK text.
+    #[error("{message}")]
+    Origin {
+        /// How the caller should see it.
+        code: ErrorCode,
+        /// What went wrong, naming the setting at fault.
+        message: String,
+    },
+
     /// Concurrent updates kept changing the Source under this one.
     #[error("source is being changed concurrently, retry")]
     UpdateConflict,
 
-    /// Stored secrets were sealed with a different master key than the one
-    /// the registry was started with.
+    /// Stored secrets are wrapped by master keys the registry was not
+    /// given.
     #[error(
-        "the master key does not match the key that encrypted {count} stored secret(s) \
-         (this key has id {key_id})"
+        "{count} stored secret(s) are wrapped by master key(s) {unknown_ids}, which are not \
+         loaded (loaded: {loaded_ids}); pass the key with --master-key-file or \
+         --previous-master-key-file"
     )]
     MasterKeyMismatch {
-        /// How many stored secrets the current key cannot open.
+        /// How many stored secrets no loaded key opens.
         count: i64,
-        /// Id of the current master key.
-        key_id: String,
+        /// Ids of the missing keys, comma-separated.
+        unknown_ids: String,
+        /// Ids of the loaded keys, comma-separated.
+        loaded_ids: String,
+    },
+
+    /// A Source's secret row is missing (a bug or a hand-edited database).
+    #[error("source {source_id}: no stored {field}")]
+    SecretMissing {
+        /// The Source.
+        source_id: String,
+        /// The missing field.
+        field: String,
     },
 
     /// Every randomly drawn Source id was taken (practically impossible with
@@ -95,8 +129,14 @@ impl From<RegistryError> for tonic::Status {
             RegistryError::AlreadyExists { .. } => {
                 ErrorCode::AlreadyExists.status(error.to_string())
             }
+            RegistryError::UploadRefused(reason) => ErrorCode::InvalidArgument.status(reason),
+            RegistryError::UploadTooLarge { .. } => {
+                ErrorCode::InputTooLarge.status(error.to_string())
+            }
+            RegistryError::Origin { code, message } => code.status(message),
             RegistryError::UpdateConflict => ErrorCode::Unavailable.status(error.to_string()),
             RegistryError::MasterKeyMismatch { .. }
+            | RegistryError::SecretMissing { .. }
             | RegistryError::NoUnusedId
             | RegistryError::ConfigVersionOutOfRange
             | RegistryError::Crypto(_)
@@ -151,6 +191,26 @@ mod tests {
         assert!(status.message().contains("already exists"));
     }
 
+    /// Upload refusals keep their exact message; a too-large upload is
+    /// INPUT_TOO_LARGE; an origin failure keeps its code.
+    #[test]
+    fn upload_errors_map_to_their_codes() {
+        let status = tonic::Status::from(RegistryError::UploadRefused(
+            "the source has no upload credentials",
+        ));
+        assert_eq!(ErrorCode::of_status(&status), ErrorCode::InvalidArgument);
+        assert_eq!(status.message(), "the source has no upload credentials");
+        let status = tonic::Status::from(RegistryError::UploadTooLarge { cap: 10 });
+        assert_eq!(ErrorCode::of_status(&status), ErrorCode::InputTooLarge);
+        assert_eq!(status.message(), "object is larger than the 10 byte limit");
+        let status = tonic::Status::from(RegistryError::Origin {
+            code: ErrorCode::OriginAccessDenied,
+            message: "the upload credentials were rejected".into(),
+        });
+        assert_eq!(ErrorCode::of_status(&status), ErrorCode::OriginAccessDenied);
+        assert_eq!(status.message(), "the upload credentials were rejected");
+    }
+
     /// An update that keeps losing races is retryable (UNAVAILABLE).
     #[test]
     fn update_conflict_is_retryable() {
@@ -187,7 +247,12 @@ mod tests {
             RegistryError::Crypto(CryptoError::Decrypt),
             RegistryError::MasterKeyMismatch {
                 count: 2,
-                key_id: "0123456789abcdef".into(),
+                unknown_ids: "0123456789abcdef".into(),
+                loaded_ids: "fedcba9876543210".into(),
+            },
+            RegistryError::SecretMissing {
+                source_id: "src_000000000001".into(),
+                field: "secret_access_key".into(),
             },
             RegistryError::NoUnusedId,
             RegistryError::ConfigVersionOutOfRange,

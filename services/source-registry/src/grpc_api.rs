@@ -12,6 +12,7 @@ use secrecy::ExposeSecret as _;
 use tonic::{Request, Response, Status};
 use tracing::field;
 
+use crate::object_upload;
 use crate::registry::Registry;
 
 /// Serves `imgmesh.registry.v1.SourceRegistryService`.
@@ -164,27 +165,47 @@ impl SourceRegistryService for SourceRegistryApi {
     #[tracing::instrument(
         name = "registry.rotate_secure_token",
         skip_all,
-        fields(source.id_or_name = %request.get_ref().id_or_name)
+        fields(source.id_or_name = %request.get_ref().id_or_name, source.id = field::Empty)
     )]
     async fn rotate_secure_token(
         &self,
         request: Request<proto::RotateSecureTokenRequest>,
     ) -> Result<Response<proto::RotateSecureTokenResponse>, Status> {
-        let _ = request;
-        Err(Status::unimplemented(
-            "secure token rotation is not implemented in this registry version yet",
-        ))
+        let request = request.get_ref();
+        let (token, source) = self
+            .registry
+            .rotate_secure_token(&request.id_or_name, request.grace_period_seconds)
+            .await?;
+        record_source_id(&source.id);
+        tracing::info!(
+            source.id = %source.id,
+            grace_period_seconds = request.grace_period_seconds,
+            active_secure_tokens = source.active_secure_tokens,
+            "secure url token rotated"
+        );
+        // The only time a token leaves the registry for an admin: once, in
+        // this response.
+        Ok(Response::new(proto::RotateSecureTokenResponse {
+            token: token.expose_secret().to_owned(),
+            source: Some(source),
+        }))
     }
 
-    #[tracing::instrument(name = "registry.upload_object", skip_all)]
+    #[tracing::instrument(
+        name = "registry.upload_object",
+        skip_all,
+        fields(object.key = field::Empty, object.size = field::Empty)
+    )]
     async fn upload_object(
         &self,
         request: Request<tonic::Streaming<proto::UploadObjectRequest>>,
     ) -> Result<Response<proto::UploadObjectResponse>, Status> {
-        let _ = request;
-        Err(Status::unimplemented(
-            "uploads are not implemented in this registry version yet",
-        ))
+        let stored = object_upload::upload_object(&self.registry, request.into_inner()).await?;
+        let span = tracing::Span::current();
+        span.record("object.key", stored.key.as_str());
+        span.record("object.size", stored.size);
+        tracing::info!(object.key = %stored.key, object.size = stored.size, "object uploaded");
+        Ok(Response::new(stored))
     }
 }
 

@@ -1,11 +1,12 @@
 //! The imgmesh source registry: owns Sources (S3 buckets with their
-//! settings), keeps their secrets encrypted at rest, and maps HTTP hosts to
-//! Sources for the gateway.
+//! settings), keeps their secrets under envelope encryption at rest,
+//! verifies them in deploys, and maps HTTP hosts to Sources for the gateway.
 //!
 //! It serves two gRPC services and `grpc.health.v1` on one port:
-//! `SourceRegistryService` (create, get, list, update, delete, resolve host)
-//! and the internal `SourceCredentialsService`, which hands decrypted read
-//! credentials to the fetcher.
+//! `SourceRegistryService` (create, get, list, update, delete, resolve host,
+//! deploy, rotate the secure URL token, upload an object) and the internal
+//! `SourceCredentialsService`, which hands decrypted read credentials to the
+//! fetcher. Data lives in SQLite (default) or PostgreSQL ([`Database`]).
 //!
 //! To run one in-process (as the tests do):
 //!
@@ -14,7 +15,7 @@
 //! use imgmesh_source_registry::{MasterKey, Registry, serve};
 //!
 //! let key = MasterKey::parse(&"00".repeat(32))?;
-//! let registry = Registry::open("registry.db".as_ref(), &key).await?;
+//! let registry = Registry::open(std::path::Path::new("registry.db"), key).await?;
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
 //! let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
 //! let server = tokio::spawn(serve(registry, listener, async {
@@ -29,14 +30,20 @@
 
 mod config;
 mod credentials_crypto;
+mod database;
 mod deploy_checks;
 mod error;
 mod grpc_api;
 mod imgix_param_names;
+mod master_key_rotation;
+mod object_upload;
 mod registry;
+mod s3_refusal;
 mod source;
 mod source_fields;
 mod source_store;
+#[cfg(test)]
+mod test_db;
 #[cfg(test)]
 mod test_s3;
 
@@ -46,9 +53,11 @@ use imgmesh_proto::registry::v1::source_credentials_service_server::SourceCreden
 use imgmesh_proto::registry::v1::source_registry_service_server::SourceRegistryServiceServer;
 use tokio::net::TcpListener;
 
-pub use crate::config::Config;
-pub use crate::credentials_crypto::{CryptoError, MASTER_KEY_LEN, MasterKey};
+pub use crate::config::{Config, DEFAULT_MAX_UPLOAD_BYTES, RegistryCommand};
+pub use crate::credentials_crypto::{CryptoError, MASTER_KEY_LEN, MasterKey, MasterKeys};
+pub use crate::database::Database;
 pub use crate::error::RegistryError;
+pub use crate::master_key_rotation::{RotationProgress, rotate_master_key};
 pub use crate::registry::{Registry, ResolvedHost};
 pub use crate::source::ReadAccess;
 pub use crate::source_fields::{

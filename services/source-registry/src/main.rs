@@ -5,7 +5,9 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::Parser as _;
-use imgmesh_source_registry::{Config, Registry, SERVICE_NAME, serve};
+use imgmesh_source_registry::{
+    Config, Registry, RegistryCommand, RotationProgress, SERVICE_NAME, rotate_master_key, serve,
+};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -29,12 +31,40 @@ async fn main() -> ExitCode {
     }
 }
 
-/// Opens the database (so the listening line means ready), binds, serves.
+/// Runs the maintenance command, or opens the database (so the listening
+/// line means ready), binds and serves.
 async fn run(config: Config) -> anyhow::Result<()> {
-    let master_key = config.load_master_key()?;
-    let registry = Registry::open(&config.database, &master_key)
+    let keys = config.load_master_keys()?;
+    let database = config.database()?;
+    if let Some(RegistryCommand::RotateMasterKey) = config.command {
+        return rotate(database, keys).await;
+    }
+    let registry = Registry::open(database.clone(), keys)
         .await
-        .with_context(|| format!("opening the database {}", config.database.display()))?;
+        .with_context(|| format!("opening the database {database}"))?
+        .with_max_upload_bytes(config.max_upload_bytes);
     let listener = imgmesh_runtime::bind(SERVICE_NAME, "grpc", config.listen).await?;
     serve(registry, listener, imgmesh_runtime::shutdown_signal()).await
+}
+
+/// `rotate-master-key`: re-wraps every data key, printing progress.
+async fn rotate(
+    database: imgmesh_source_registry::Database,
+    keys: imgmesh_source_registry::MasterKeys,
+) -> anyhow::Result<()> {
+    let current = keys.current_id().to_owned();
+    let print = |progress: RotationProgress| {
+        println!(
+            "re-wrapped {} of {} secret(s); {} left",
+            progress.rewrapped, progress.total, progress.remaining
+        );
+    };
+    let done = rotate_master_key(database.clone(), keys, None, print)
+        .await
+        .with_context(|| format!("rotating the master key of {database}"))?;
+    println!(
+        "done: {} secret(s) re-wrapped; every secret is now under master key {current}",
+        done.rewrapped
+    );
+    Ok(())
 }

@@ -1,23 +1,26 @@
 //! The registry's operations, independent of the transport: validate,
-//! seal secrets, store, and hand back the public view.
+//! seal secrets, store, deploy, and hand back the public view.
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use imgmesh_proto::registry::v1 as proto;
 use imgmesh_s3_client::{BucketAccess, BucketClient};
+use secrecy::{ExposeSecret as _, SecretString};
 use tokio::sync::Semaphore;
 use tracing::Instrument as _;
 
-use crate::credentials_crypto::{CredentialsCipher, MasterKey};
+use crate::config::DEFAULT_MAX_UPLOAD_BYTES;
+use crate::credentials_crypto::{MasterKeys, SealedSecret};
+use crate::database::Database;
 use crate::deploy_checks::{self, DeployOutcome};
 use crate::error::RegistryError;
 use crate::source::{
-    NewSource, ReadAccess, SECRET_ACCESS_KEY_FIELD, SourceChanges, SourceRecord, UploadChange,
+    NewSource, ReadAccess, SECRET_ACCESS_KEY_FIELD, SourceChanges, SourceRecord,
+    UPLOAD_SECRET_ACCESS_KEY_FIELD, UploadChange, UploadCredentials, secure_token_field,
 };
 use crate::source_fields::{self, SOURCE_ID_PREFIX};
-use crate::source_store::{Inserted, SourceStore};
+use crate::source_store::{Inserted, SourceStore, TokenRow, UpdateWrites};
 
 /// How often a create draws a new id after a collision, and how often an
 /// update retries after losing a race, before giving up.
@@ -27,63 +30,145 @@ const MAX_ATTEMPTS: usize = 5;
 const MAX_CONCURRENT_DEPLOYS: usize = 4;
 
 /// The Source registry: every Source operation the gRPC services expose.
-/// Cheap to clone; clones share the database pool and the cipher.
+/// Cheap to clone; clones share the database pool and the master keys.
 #[derive(Debug, Clone)]
 pub struct Registry {
     store: SourceStore,
-    cipher: Arc<CredentialsCipher>,
+    keys: Arc<MasterKeys>,
     /// Bounds how many deploys check their buckets at once.
     deploy_slots: Arc<Semaphore>,
+    /// Largest upload accepted, in bytes.
+    max_upload_bytes: u64,
 }
 
 // === impl Registry ===
 
 impl Registry {
-    /// Opens (creating if missing) the SQLite database at `database`, applies
-    /// migrations, and checks that `master_key` opens the stored secrets.
-    pub async fn open(database: &Path, master_key: &MasterKey) -> Result<Registry, RegistryError> {
-        let store = SourceStore::open(database).await?;
-        let cipher = CredentialsCipher::new(master_key);
-        let foreign = store.count_sealed_by_other_keys(cipher.key_id()).await?;
-        if foreign > 0 {
-            store.close().await;
-            return Err(RegistryError::MasterKeyMismatch {
-                count: foreign,
-                key_id: cipher.key_id().to_owned(),
-            });
-        }
-        let registry = Registry {
-            store,
-            cipher: Arc::new(cipher),
-            deploy_slots: Arc::new(Semaphore::new(MAX_CONCURRENT_DEPLOYS)),
-        };
+    /// Opens `database` (a SQLite path or a PostgreSQL URL), applies
+    /// migrations, converts secrets stored before envelope encryption,
+    /// checks that `keys` open every stored secret, and queues again the
+    /// deploys a previous run left in flight.
+    pub async fn open(
+        database: impl Into<Database>,
+        keys: impl Into<MasterKeys>,
+    ) -> Result<Registry, RegistryError> {
+        let registry = Registry::open_for_maintenance(database.into(), keys.into()).await?;
         registry.resume_deploys().await?;
         Ok(registry)
     }
 
-    /// Closes the database pool, checkpointing the WAL.
+    /// Opens like [`Registry::open`] but runs no background work (no
+    /// deploys): for maintenance commands.
+    pub(crate) async fn open_for_maintenance(
+        database: Database,
+        keys: MasterKeys,
+    ) -> Result<Registry, RegistryError> {
+        let store = SourceStore::open(&database).await?;
+        let registry = Registry {
+            store,
+            keys: Arc::new(keys),
+            deploy_slots: Arc::new(Semaphore::new(MAX_CONCURRENT_DEPLOYS)),
+            max_upload_bytes: DEFAULT_MAX_UPLOAD_BYTES,
+        };
+        if let Err(error) = registry.check_master_keys().await {
+            registry.close().await;
+            return Err(error);
+        }
+        registry.convert_legacy_secrets().await?;
+        Ok(registry)
+    }
+
+    /// The same registry refusing uploads over `max_upload_bytes`.
+    pub fn with_max_upload_bytes(mut self, max_upload_bytes: u64) -> Registry {
+        self.max_upload_bytes = max_upload_bytes;
+        self
+    }
+
+    /// Largest upload accepted, in bytes.
+    pub(crate) fn max_upload_bytes(&self) -> u64 {
+        self.max_upload_bytes
+    }
+
+    /// Closes the database pool.
     pub async fn close(&self) {
         self.store.close().await;
     }
 
-    /// Registers a new Source.
+    /// The master keys the registry runs with.
+    pub(crate) fn keys(&self) -> &MasterKeys {
+        &self.keys
+    }
+
+    /// The store (for the master-key rotation).
+    pub(crate) fn store(&self) -> &SourceStore {
+        &self.store
+    }
+
+    /// Refuses keys that cannot open every stored secret.
+    async fn check_master_keys(&self) -> Result<(), RegistryError> {
+        let loaded = self.keys.ids();
+        let unknown: Vec<(String, i64)> = self
+            .store
+            .kek_usage()
+            .await?
+            .into_iter()
+            .filter(|(kek_id, _)| !loaded.contains(kek_id))
+            .collect();
+        if unknown.is_empty() {
+            return Ok(());
+        }
+        Err(RegistryError::MasterKeyMismatch {
+            count: unknown.iter().map(|(_, count)| count).sum(),
+            unknown_ids: unknown
+                .iter()
+                .map(|(id, _)| id.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+            loaded_ids: loaded.join(", "),
+        })
+    }
+
+    /// Moves secrets sealed directly by a master key (before envelope
+    /// encryption) into envelopes, one Source at a time.
+    async fn convert_legacy_secrets(&self) -> Result<(), RegistryError> {
+        for (source_id, sealed, key_id) in self.store.legacy_secrets().await? {
+            let secret =
+                self.keys
+                    .open_legacy(&sealed, &key_id, &source_id, SECRET_ACCESS_KEY_FIELD)?;
+            let envelope = self
+                .keys
+                .seal(&secret, &source_id, SECRET_ACCESS_KEY_FIELD)?;
+            self.store
+                .replace_legacy_secret(&source_id, SECRET_ACCESS_KEY_FIELD, &envelope)
+                .await?;
+            tracing::info!(source.id = %source_id, "converted a secret to envelope encryption");
+        }
+        Ok(())
+    }
+
+    /// Registers a new Source, pending until deployed.
     pub async fn create_source(
         &self,
         request: &proto::CreateSourceRequest,
     ) -> Result<proto::Source, RegistryError> {
         let new = NewSource::validate(request)?;
-        if new.upload.is_some() {
-            return Err(RegistryError::invalid(
-                "upload_access_key_id",
-                "upload credentials are not supported by this registry version yet",
-            ));
-        }
         let now = unix_now();
         for _ in 0..MAX_ATTEMPTS {
             let id = new_source_id();
             let sealed = self
-                .cipher
+                .keys
                 .seal(&new.secret_access_key, &id, SECRET_ACCESS_KEY_FIELD)?;
+            let sealed_upload = new
+                .upload
+                .as_ref()
+                .map(|upload| {
+                    self.keys.seal(
+                        &upload.secret_access_key,
+                        &id,
+                        UPLOAD_SECRET_ACCESS_KEY_FIELD,
+                    )
+                })
+                .transpose()?;
             let record = SourceRecord {
                 id,
                 name: new.name.clone(),
@@ -94,7 +179,6 @@ impl Registry {
                 endpoint: new.endpoint.clone(),
                 path_prefix: new.path_prefix.clone(),
                 access_key_id: new.access_key_id.clone(),
-                secret_access_key: sealed,
                 default_params: new.default_params.clone(),
                 cache_ttl_seconds: new.cache_ttl_seconds,
                 cache_ttl_behavior: new.cache_ttl_behavior,
@@ -108,13 +192,22 @@ impl Registry {
                 status: proto::SourceStatus::Pending,
                 status_message: String::new(),
                 last_deployed_at: 0,
-                upload_access_key_id: String::new(),
+                upload_access_key_id: new
+                    .upload
+                    .as_ref()
+                    .map(|upload| upload.access_key_id.clone())
+                    .unwrap_or_default(),
+                active_secure_tokens: 0,
                 config_version: 1,
                 created_at: now,
                 updated_at: now,
             };
-            match self.store.insert(&record).await? {
-                Inserted::Yes => return Ok(record.to_public(0)),
+            let mut secrets: Vec<(&str, &SealedSecret)> = vec![(SECRET_ACCESS_KEY_FIELD, &sealed)];
+            if let Some(sealed_upload) = &sealed_upload {
+                secrets.push((UPLOAD_SECRET_ACCESS_KEY_FIELD, sealed_upload));
+            }
+            match self.store.insert(&record, &secrets).await? {
+                Inserted::Yes => return Ok(record.to_public()),
                 Inserted::IdTaken => continue,
             }
         }
@@ -123,16 +216,17 @@ impl Registry {
 
     /// The Source whose id or name is `id_or_name`.
     pub async fn get_source(&self, id_or_name: &str) -> Result<proto::Source, RegistryError> {
-        Ok(self.find(id_or_name).await?.to_public(0))
+        Ok(self.find(id_or_name).await?.to_public())
     }
 
     /// Every Source, ordered by name.
     pub async fn list_sources(&self) -> Result<Vec<proto::Source>, RegistryError> {
-        let records = self.store.list().await?;
-        Ok(records.iter().map(|record| record.to_public(0)).collect())
+        let records = self.store.list(unix_now()).await?;
+        Ok(records.iter().map(SourceRecord::to_public).collect())
     }
 
-    /// Changes the fields present in `request` and bumps the config version.
+    /// Changes the fields present in `request` and bumps the config version;
+    /// a change of what a deploy verifies makes the Source pending again.
     /// Concurrent updates of one Source are serialised by retrying against
     /// the version read, so none is lost.
     pub async fn update_source(
@@ -140,12 +234,6 @@ impl Registry {
         request: &proto::UpdateSourceRequest,
     ) -> Result<proto::Source, RegistryError> {
         let changes = SourceChanges::validate(request)?;
-        if matches!(changes.upload, Some(UploadChange::Set(_))) {
-            return Err(RegistryError::invalid(
-                "upload_access_key_id",
-                "upload credentials are not supported by this registry version yet",
-            ));
-        }
         for _ in 0..MAX_ATTEMPTS {
             let current = self.find(&request.id_or_name).await?;
             let mut updated = current.clone();
@@ -155,20 +243,40 @@ impl Registry {
                 updated.status_message =
                     "settings changed: deploy the source to serve again".to_owned();
             }
+            let mut writes = UpdateWrites {
+                domains: changes.custom_domains.is_some(),
+                secrets: Vec::new(),
+            };
             if let Some(secret) = &changes.secret_access_key {
-                updated.secret_access_key =
-                    self.cipher
-                        .seal(secret, &updated.id, SECRET_ACCESS_KEY_FIELD)?;
+                let sealed = self
+                    .keys
+                    .seal(secret, &updated.id, SECRET_ACCESS_KEY_FIELD)?;
+                writes.secrets.push((SECRET_ACCESS_KEY_FIELD, Some(sealed)));
+            }
+            match &changes.upload {
+                Some(UploadChange::Set(upload)) => {
+                    let sealed = self.keys.seal(
+                        &upload.secret_access_key,
+                        &updated.id,
+                        UPLOAD_SECRET_ACCESS_KEY_FIELD,
+                    )?;
+                    writes
+                        .secrets
+                        .push((UPLOAD_SECRET_ACCESS_KEY_FIELD, Some(sealed)));
+                }
+                Some(UploadChange::Remove) => {
+                    writes.secrets.push((UPLOAD_SECRET_ACCESS_KEY_FIELD, None));
+                }
+                None => {}
             }
             updated.config_version = current.config_version + 1;
             updated.updated_at = unix_now().max(current.updated_at);
-            let domains_changed = changes.custom_domains.is_some();
             if self
                 .store
-                .update(&updated, current.config_version, domains_changed)
+                .update(&updated, current.config_version, &writes)
                 .await?
             {
-                return Ok(updated.to_public(0));
+                return Ok(updated.to_public());
             }
         }
         Err(RegistryError::UpdateConflict)
@@ -183,7 +291,8 @@ impl Registry {
     }
 
     /// The Source serving HTTP host `host`, whatever its status (the
-    /// gateway decides what a disabled or undeployed Source answers).
+    /// gateway decides what a disabled or undeployed Source answers), with
+    /// the tokens it accepts when it requires signed URLs.
     ///
     /// With `custom_domain` false the host is `<subdomain>.<base-domain>`;
     /// the registry does not know the base domain, so the Source is found by
@@ -210,10 +319,67 @@ impl Registry {
             self.store.find_by_subdomain(label).await?
         };
         let record = record.ok_or(RegistryError::NotFound(host))?;
+        let secure_url_tokens = if record.secure_url_enabled {
+            self.open_tokens(&record.id).await?
+        } else {
+            Vec::new()
+        };
         Ok(ResolvedHost {
-            source: record.to_public(0),
-            secure_url_tokens: Vec::new(),
+            source: record.to_public(),
+            secure_url_tokens,
         })
+    }
+
+    /// The decrypted tokens Source `source_id` accepts now.
+    async fn open_tokens(
+        &self,
+        source_id: &str,
+    ) -> Result<Vec<proto::SecureUrlToken>, RegistryError> {
+        let rows = self.store.active_tokens(source_id, unix_now()).await?;
+        rows.iter()
+            .map(|row| {
+                let token = self
+                    .keys
+                    .open(&row.sealed, source_id, &secure_token_field(&row.id))?;
+                Ok(proto::SecureUrlToken {
+                    token: token.expose_secret().to_owned(),
+                    expires_at: row.expires_at,
+                })
+            })
+            .collect()
+    }
+
+    /// Adds a fresh secure URL token to the Source whose id or name is
+    /// `id_or_name` and retires every other token `grace_period_seconds`
+    /// from now (0: at once). Returns the token, shown only here, and the
+    /// Source.
+    pub async fn rotate_secure_token(
+        &self,
+        id_or_name: &str,
+        grace_period_seconds: u32,
+    ) -> Result<(SecretString, proto::Source), RegistryError> {
+        let source = self.find(id_or_name).await?;
+        let token = SecretString::from(hex::encode(rand::random::<[u8; 16]>()));
+        let token_id = hex::encode(rand::random::<[u8; 8]>());
+        let sealed = self
+            .keys
+            .seal(&token, &source.id, &secure_token_field(&token_id))?;
+        let now = unix_now();
+        let row = TokenRow {
+            id: token_id,
+            sealed,
+            created_at: now,
+            expires_at: 0,
+        };
+        let retire_at = now.saturating_add(i64::from(grace_period_seconds));
+        if !self
+            .store
+            .rotate_token(&source.id, &row, retire_at, now)
+            .await?
+        {
+            return Err(RegistryError::NotFound(id_or_name.to_owned()));
+        }
+        Ok((token, self.find(&source.id).await?.to_public()))
     }
 
     /// The decrypted read credentials of Source `source_id` (by id only).
@@ -223,11 +389,9 @@ impl Registry {
             .find_by_id(source_id)
             .await?
             .ok_or_else(|| RegistryError::NotFound(source_id.to_owned()))?;
-        let secret = self.cipher.open(
-            &record.secret_access_key,
-            &record.id,
-            SECRET_ACCESS_KEY_FIELD,
-        )?;
+        let secret = self
+            .open_secret(&record.id, SECRET_ACCESS_KEY_FIELD)
+            .await?;
         Ok(ReadAccess {
             serving: record.serving(),
             source_id: record.id,
@@ -239,6 +403,40 @@ impl Registry {
             access_key_id: record.access_key_id,
             secret_access_key: secret,
         })
+    }
+
+    /// The decrypted upload credentials of `record`, if it has any.
+    pub(crate) async fn upload_credentials(
+        &self,
+        record: &SourceRecord,
+    ) -> Result<Option<UploadCredentials>, RegistryError> {
+        if record.upload_access_key_id.is_empty() {
+            return Ok(None);
+        }
+        let secret = self
+            .open_secret(&record.id, UPLOAD_SECRET_ACCESS_KEY_FIELD)
+            .await?;
+        Ok(Some(UploadCredentials {
+            access_key_id: record.upload_access_key_id.clone(),
+            secret_access_key: secret,
+        }))
+    }
+
+    /// Opens secret `field` of Source `source_id`.
+    async fn open_secret(
+        &self,
+        source_id: &str,
+        field: &str,
+    ) -> Result<SecretString, RegistryError> {
+        let sealed =
+            self.store
+                .secret(source_id, field)
+                .await?
+                .ok_or(RegistryError::SecretMissing {
+                    source_id: source_id.to_owned(),
+                    field: field.to_owned(),
+                })?;
+        Ok(self.keys.open(&sealed, source_id, field)?)
     }
 
     /// Queues a deploy of the Source whose id or name is `id_or_name` and
@@ -253,7 +451,7 @@ impl Registry {
             .await?
             .ok_or_else(|| RegistryError::NotFound(id_or_name.to_owned()))?;
         self.spawn_deploy(record.id.clone(), deploy_id);
-        Ok(record.to_public(0))
+        Ok(record.to_public())
     }
 
     /// Queues again every deploy a previous run left in flight.
@@ -288,11 +486,7 @@ impl Registry {
         let Some(record) = self.store.find_by_id(source_id).await? else {
             return Ok(());
         };
-        let outcome = match self.cipher.open(
-            &record.secret_access_key,
-            &record.id,
-            SECRET_ACCESS_KEY_FIELD,
-        ) {
+        let outcome = match self.open_secret(&record.id, SECRET_ACCESS_KEY_FIELD).await {
             Ok(secret) => {
                 let client = BucketClient::new(&BucketAccess {
                     bucket: record.bucket.clone(),
@@ -311,7 +505,7 @@ impl Registry {
                 .await
             }
             Err(error) => {
-                tracing::error!(error = %error, "stored credentials could not be decrypted");
+                tracing::error!(error = %error, "stored credentials could not be read");
                 DeployOutcome {
                     deployed: false,
                     message: "internal error: the stored credentials could not be read".into(),
@@ -339,7 +533,8 @@ impl Registry {
         Ok(())
     }
 
-    async fn find(&self, id_or_name: &str) -> Result<SourceRecord, RegistryError> {
+    /// The stored record of the Source whose id or name is `id_or_name`.
+    pub(crate) async fn find(&self, id_or_name: &str) -> Result<SourceRecord, RegistryError> {
         self.store
             .find(id_or_name)
             .await?
@@ -375,7 +570,7 @@ fn new_source_id() -> String {
 }
 
 /// Seconds since the Unix epoch.
-fn unix_now() -> i64 {
+pub(crate) fn unix_now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|elapsed| i64::try_from(elapsed.as_secs()).unwrap_or(i64::MAX))
@@ -387,20 +582,15 @@ mod tests {
     use secrecy::ExposeSecret;
 
     use super::*;
-    use crate::credentials_crypto::tests::TEST_KEY_HEX;
+    use base64::Engine as _;
+    use base64::engine::general_purpose::STANDARD as BASE64;
+
+    use crate::credentials_crypto::MasterKey;
+    use crate::test_db::{TestDb, on_both_backends, test_keys};
     use crate::test_s3::{S3_ACCESS_KEY, S3_SECRET_KEY, S3sFs};
 
     const SECRET: &str = "wJalrXUtnFEMI-K7MDENG-bPxRfiCYzzSECRET";
-
-    fn test_key() -> MasterKey {
-        MasterKey::parse(TEST_KEY_HEX).unwrap()
-    }
-
-    async fn open_registry(dir: &tempfile::TempDir) -> Registry {
-        Registry::open(&dir.path().join("registry.db"), &test_key())
-            .await
-            .unwrap()
-    }
+    const UPLOAD_SECRET: &str = "upload-secret-9f8e7d6c5b4a";
 
     fn create_request(name: &str) -> proto::CreateSourceRequest {
         proto::CreateSourceRequest {
@@ -423,10 +613,8 @@ mod tests {
     }
 
     /// A created Source reads back by id and by name, with version 1 and a hint.
-    #[tokio::test]
-    async fn create_then_get_by_id_and_name() {
-        let dir = tempfile::tempdir().unwrap();
-        let registry = open_registry(&dir).await;
+    async fn create_then_get_by_id_and_name(db: TestDb) {
+        let registry = db.open().await;
         let created = registry
             .create_source(&create_request("demo"))
             .await
@@ -444,10 +632,8 @@ mod tests {
     }
 
     /// Get, list and resolve never carry the secret anywhere in the Source.
-    #[tokio::test]
-    async fn public_views_never_show_the_secret() {
-        let dir = tempfile::tempdir().unwrap();
-        let registry = open_registry(&dir).await;
+    async fn public_views_never_show_the_secret(db: TestDb) {
+        let registry = db.open().await;
         let created = registry
             .create_source(&create_request("demo"))
             .await
@@ -470,13 +656,17 @@ mod tests {
         }
     }
 
-    /// The SQLite file and its WAL never contain the plaintext secret.
-    #[tokio::test]
-    async fn database_files_do_not_contain_the_secret() {
-        let dir = tempfile::tempdir().unwrap();
-        let registry = open_registry(&dir).await;
+    /// A dump of the database (SQLite files with WAL, or pg_dump) holds no
+    /// plaintext read secret, upload secret or secure URL token.
+    async fn database_dump_holds_no_plaintext_secret(db: TestDb) {
+        let registry = db.open().await;
         let created = registry
-            .create_source(&create_request("demo"))
+            .create_source(&proto::CreateSourceRequest {
+                upload_access_key_id: "AKIAUPLOADEXAMPLE".into(),
+                upload_secret_access_key: UPLOAD_SECRET.into(),
+                secure_url_enabled: true,
+                ..create_request("demo")
+            })
             .await
             .unwrap();
         registry
@@ -487,32 +677,39 @@ mod tests {
             })
             .await
             .unwrap();
+        let (first, _) = registry.rotate_secure_token("demo", 60).await.unwrap();
+        let (second, _) = registry.rotate_secure_token("demo", 60).await.unwrap();
 
-        let mut files_read = 0;
-        for entry in std::fs::read_dir(dir.path()).unwrap() {
-            let bytes = std::fs::read(entry.unwrap().path()).unwrap();
-            files_read += 1;
-            assert!(
-                !bytes.windows(SECRET.len()).any(|w| w == SECRET.as_bytes()),
-                "plaintext secret found on disk"
-            );
+        let dump = db.dump().await;
+        assert!(dump.len() > 1000, "the dump is suspiciously small");
+        let secrets = [
+            SECRET.to_owned(),
+            format!("{SECRET}-rotated"),
+            UPLOAD_SECRET.to_owned(),
+            first.expose_secret().to_owned(),
+            second.expose_secret().to_owned(),
+        ];
+        for secret in &secrets {
+            for form in [secret.clone(), BASE64.encode(secret)] {
+                assert!(
+                    !dump.windows(form.len()).any(|w| w == form.as_bytes()),
+                    "a plaintext secret is in the database dump"
+                );
+            }
         }
-        // The database and its write-ahead log both existed and were searched.
-        assert!(files_read >= 2, "only {files_read} file(s) on disk");
-        assert!(dir.path().join("registry.db-wal").exists());
-        // The secret is still there, encrypted.
+        // They are all still there, encrypted.
         let access = registry.read_access(&created.id).await.unwrap();
         assert_eq!(
             access.secret_access_key.expose_secret(),
             format!("{SECRET}-rotated")
         );
+        let resolved = registry.resolve_host("demo.x", false).await.unwrap();
+        assert_eq!(resolved.secure_url_tokens.len(), 2);
     }
 
     /// Read access decrypts the secret and carries the current settings.
-    #[tokio::test]
-    async fn read_access_decrypts_the_secret() {
-        let dir = tempfile::tempdir().unwrap();
-        let registry = open_registry(&dir).await;
+    async fn read_access_decrypts_the_secret(db: TestDb) {
+        let registry = db.open().await;
         let created = registry
             .create_source(&create_request("demo"))
             .await
@@ -527,10 +724,8 @@ mod tests {
     }
 
     /// Read access is by id only: a name or unknown id is SOURCE_NOT_FOUND.
-    #[tokio::test]
-    async fn read_access_needs_an_existing_id() {
-        let dir = tempfile::tempdir().unwrap();
-        let registry = open_registry(&dir).await;
+    async fn read_access_needs_an_existing_id(db: TestDb) {
+        let registry = db.open().await;
         registry
             .create_source(&create_request("demo"))
             .await
@@ -544,10 +739,8 @@ mod tests {
     }
 
     /// A second Source with a taken subdomain is ALREADY_EXISTS naming it.
-    #[tokio::test]
-    async fn duplicate_subdomain_already_exists() {
-        let dir = tempfile::tempdir().unwrap();
-        let registry = open_registry(&dir).await;
+    async fn duplicate_subdomain_already_exists(db: TestDb) {
+        let registry = db.open().await;
         registry
             .create_source(&create_request("demo"))
             .await
@@ -564,10 +757,8 @@ mod tests {
     }
 
     /// A second Source with a taken name is ALREADY_EXISTS naming it.
-    #[tokio::test]
-    async fn duplicate_name_already_exists() {
-        let dir = tempfile::tempdir().unwrap();
-        let registry = open_registry(&dir).await;
+    async fn duplicate_name_already_exists(db: TestDb) {
+        let registry = db.open().await;
         registry
             .create_source(&create_request("demo"))
             .await
@@ -585,10 +776,8 @@ mod tests {
 
     /// Concurrent creates of one subdomain: exactly one wins, the rest are
     /// ALREADY_EXISTS (the unique index decides, not a read-then-write).
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn concurrent_creates_are_race_safe() {
-        let dir = tempfile::tempdir().unwrap();
-        let registry = open_registry(&dir).await;
+    async fn concurrent_creates_are_race_safe(db: TestDb) {
+        let registry = db.open().await;
         let attempts = (0..8).map(|i| {
             let registry = registry.clone();
             tokio::spawn(async move {
@@ -621,10 +810,8 @@ mod tests {
     }
 
     /// An update changes only the present fields and bumps the version.
-    #[tokio::test]
-    async fn update_changes_fields_and_bumps_version() {
-        let dir = tempfile::tempdir().unwrap();
-        let registry = open_registry(&dir).await;
+    async fn update_changes_fields_and_bumps_version(db: TestDb) {
+        let registry = db.open().await;
         let created = registry
             .create_source(&create_request("demo"))
             .await
@@ -671,10 +858,8 @@ mod tests {
     }
 
     /// Concurrent updates of one Source each bump the version exactly once.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn concurrent_updates_lose_no_version() {
-        let dir = tempfile::tempdir().unwrap();
-        let registry = open_registry(&dir).await;
+    async fn concurrent_updates_lose_no_version(db: TestDb) {
+        let registry = db.open().await;
         registry
             .create_source(&create_request("demo"))
             .await
@@ -697,10 +882,8 @@ mod tests {
     }
 
     /// Updating to a subdomain another Source uses is ALREADY_EXISTS.
-    #[tokio::test]
-    async fn update_to_taken_subdomain_already_exists() {
-        let dir = tempfile::tempdir().unwrap();
-        let registry = open_registry(&dir).await;
+    async fn update_to_taken_subdomain_already_exists(db: TestDb) {
+        let registry = db.open().await;
         registry
             .create_source(&create_request("demo"))
             .await
@@ -725,10 +908,8 @@ mod tests {
     }
 
     /// Updating a bad field or an unknown Source fails without changing anything.
-    #[tokio::test]
-    async fn update_errors() {
-        let dir = tempfile::tempdir().unwrap();
-        let registry = open_registry(&dir).await;
+    async fn update_errors(db: TestDb) {
+        let registry = db.open().await;
         registry
             .create_source(&create_request("demo"))
             .await
@@ -760,10 +941,8 @@ mod tests {
     }
 
     /// Lists are ordered by name.
-    #[tokio::test]
-    async fn list_is_ordered_by_name() {
-        let dir = tempfile::tempdir().unwrap();
-        let registry = open_registry(&dir).await;
+    async fn list_is_ordered_by_name(db: TestDb) {
+        let registry = db.open().await;
         assert!(registry.list_sources().await.unwrap().is_empty());
         for name in ["zeta", "alpha", "mid"] {
             registry.create_source(&create_request(name)).await.unwrap();
@@ -779,10 +958,8 @@ mod tests {
     }
 
     /// Delete by name or id removes the Source; deleting again is not found.
-    #[tokio::test]
-    async fn delete_removes_the_source() {
-        let dir = tempfile::tempdir().unwrap();
-        let registry = open_registry(&dir).await;
+    async fn delete_removes_the_source(db: TestDb) {
+        let registry = db.open().await;
         let demo = registry
             .create_source(&create_request("demo"))
             .await
@@ -807,10 +984,8 @@ mod tests {
     }
 
     /// Unknown ids and names are SOURCE_NOT_FOUND.
-    #[tokio::test]
-    async fn get_unknown_is_not_found() {
-        let dir = tempfile::tempdir().unwrap();
-        let registry = open_registry(&dir).await;
+    async fn get_unknown_is_not_found(db: TestDb) {
+        let registry = db.open().await;
         assert!(is_not_found(
             &registry.get_source("nobody").await.unwrap_err()
         ));
@@ -820,10 +995,8 @@ mod tests {
     }
 
     /// ResolveHost routes by the host's first DNS label, case-insensitively.
-    #[tokio::test]
-    async fn resolve_host_uses_the_first_label() {
-        let dir = tempfile::tempdir().unwrap();
-        let registry = open_registry(&dir).await;
+    async fn resolve_host_uses_the_first_label(db: TestDb) {
+        let registry = db.open().await;
         let demo = registry
             .create_source(&create_request("demo"))
             .await
@@ -858,50 +1031,43 @@ mod tests {
     }
 
     /// Data survives reopening the database file.
-    #[tokio::test]
-    async fn sources_persist_across_reopen() {
-        let dir = tempfile::tempdir().unwrap();
-        let registry = open_registry(&dir).await;
+    async fn sources_persist_across_reopen(db: TestDb) {
+        let registry = db.open().await;
         let created = registry
             .create_source(&create_request("demo"))
             .await
             .unwrap();
         registry.close().await;
-        let reopened = open_registry(&dir).await;
+        let reopened = db.open().await;
         assert_eq!(reopened.get_source("demo").await.unwrap(), created);
         let access = reopened.read_access(&created.id).await.unwrap();
         assert_eq!(access.secret_access_key.expose_secret(), SECRET);
     }
 
     /// Reopening with a different master key refuses to start.
-    #[tokio::test]
-    async fn reopen_with_wrong_key_is_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        let registry = open_registry(&dir).await;
+    async fn reopen_with_wrong_key_is_refused(db: TestDb) {
+        let registry = db.open().await;
         registry
             .create_source(&create_request("demo"))
             .await
             .unwrap();
         registry.close().await;
         let other = MasterKey::from_bytes([9; 32]);
-        let error = Registry::open(&dir.path().join("registry.db"), &other)
-            .await
-            .unwrap_err();
+        let error = Registry::open(db.database(), other).await.unwrap_err();
         assert!(matches!(
             error,
             RegistryError::MasterKeyMismatch { count: 1, .. }
         ));
+        let message = error.to_string();
+        assert!(message.contains(test_keys().current_id()), "{message}");
+        assert!(message.contains("--previous-master-key-file"), "{message}");
     }
 
     /// An empty database accepts any master key.
-    #[tokio::test]
-    async fn empty_database_accepts_any_key() {
-        let dir = tempfile::tempdir().unwrap();
-        open_registry(&dir).await.close().await;
+    async fn empty_database_accepts_any_key(db: TestDb) {
+        db.open().await.close().await;
         let other = MasterKey::from_bytes([9; 32]);
-        Registry::open(&dir.path().join("registry.db"), &other)
-            .await
-            .unwrap();
+        Registry::open(db.database(), other).await.unwrap();
     }
 
     /// A database path in a missing directory fails with a database error.
@@ -909,16 +1075,28 @@ mod tests {
     async fn unopenable_database_is_an_error() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("missing-dir").join("registry.db");
-        let error = Registry::open(&path, &test_key()).await.unwrap_err();
+        let error = Registry::open(path, test_keys()).await.unwrap_err();
+        assert!(matches!(error, RegistryError::Database(_)), "{error:?}");
+    }
+
+    /// A PostgreSQL server nobody listens on fails with a database error.
+    #[tokio::test]
+    async fn unreachable_postgres_is_an_error() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let database =
+            Database::postgres(&format!("postgres://postgres@127.0.0.1:{port}/x")).unwrap();
+        let error = Registry::open(database, test_keys()).await.unwrap_err();
         assert!(matches!(error, RegistryError::Database(_)), "{error:?}");
     }
 
     /// A new Source is pending and enabled (unless created disabled), with
     /// imgix's defaults for the cache policy and every field returned.
-    #[tokio::test]
-    async fn create_stores_every_field() {
-        let dir = tempfile::tempdir().unwrap();
-        let registry = open_registry(&dir).await;
+    async fn create_stores_every_field(db: TestDb) {
+        let registry = db.open().await;
         let plain = registry
             .create_source(&create_request("plain"))
             .await
@@ -966,10 +1144,8 @@ mod tests {
 
     /// Every new field can be changed by an update, and each update bumps
     /// the config version.
-    #[tokio::test]
-    async fn update_changes_new_fields() {
-        let dir = tempfile::tempdir().unwrap();
-        let registry = open_registry(&dir).await;
+    async fn update_changes_new_fields(db: TestDb) {
+        let registry = db.open().await;
         registry
             .create_source(&create_request("demo"))
             .await
@@ -1025,10 +1201,8 @@ mod tests {
     /// A custom domain belongs to one Source at a time: taken on create or
     /// update is ALREADY_EXISTS naming custom_domains; freed on change or
     /// delete.
-    #[tokio::test]
-    async fn custom_domains_are_unique_across_sources() {
-        let dir = tempfile::tempdir().unwrap();
-        let registry = open_registry(&dir).await;
+    async fn custom_domains_are_unique_across_sources(db: TestDb) {
+        let registry = db.open().await;
         let with_domain = |name: &str, domain: &str| proto::CreateSourceRequest {
             custom_domains: vec![domain.to_owned()],
             ..create_request(name)
@@ -1103,10 +1277,8 @@ mod tests {
 
     /// ResolveHost with custom_domain matches a whole custom domain exactly
     /// (case and trailing dot aside), and never by first label.
-    #[tokio::test]
-    async fn resolve_host_by_custom_domain() {
-        let dir = tempfile::tempdir().unwrap();
-        let registry = open_registry(&dir).await;
+    async fn resolve_host_by_custom_domain(db: TestDb) {
+        let registry = db.open().await;
         let demo = registry
             .create_source(&proto::CreateSourceRequest {
                 custom_domains: vec!["img.example.com".into()],
@@ -1136,10 +1308,8 @@ mod tests {
 
     /// ResolveHost answers for disabled and undeployed Sources too: the
     /// gateway decides between 410 and 404.
-    #[tokio::test]
-    async fn resolve_host_ignores_status() {
-        let dir = tempfile::tempdir().unwrap();
-        let registry = open_registry(&dir).await;
+    async fn resolve_host_ignores_status(db: TestDb) {
+        let registry = db.open().await;
         let request = proto::CreateSourceRequest {
             disabled: true,
             ..create_request("demo")
@@ -1155,10 +1325,8 @@ mod tests {
     }
 
     /// A Source that is not deployed does not serve.
-    #[tokio::test]
-    async fn undeployed_source_does_not_serve() {
-        let dir = tempfile::tempdir().unwrap();
-        let registry = open_registry(&dir).await;
+    async fn undeployed_source_does_not_serve(db: TestDb) {
+        let registry = db.open().await;
         let demo = registry
             .create_source(&create_request("demo"))
             .await
@@ -1194,10 +1362,8 @@ mod tests {
 
     /// Deploy queues (DEPLOYING, new version), verifies the bucket in the
     /// background and records DEPLOYED with its time; then the Source serves.
-    #[tokio::test]
-    async fn deploy_succeeds_and_the_source_serves() {
-        let dir = tempfile::tempdir().unwrap();
-        let registry = open_registry(&dir).await;
+    async fn deploy_succeeds_and_the_source_serves(db: TestDb) {
+        let registry = db.open().await;
         let s3 = S3sFs::start(&["images"]).await;
         s3.put("images", "photos/cat.jpg", b"jpeg");
         let created = registry
@@ -1221,10 +1387,8 @@ mod tests {
 
     /// A failed deploy records FAILED with the reason; the Source does not
     /// serve, and the reason never holds the secret.
-    #[tokio::test]
-    async fn deploy_failure_records_the_reason() {
-        let dir = tempfile::tempdir().unwrap();
-        let registry = open_registry(&dir).await;
+    async fn deploy_failure_records_the_reason(db: TestDb) {
+        let registry = db.open().await;
         let s3 = S3sFs::start(&["images"]).await;
         let created = registry
             .create_source(&s3_request("demo", &s3, "wrong-secret-canary"))
@@ -1244,10 +1408,8 @@ mod tests {
     /// Editing what a deploy verifies makes the Source pending (not
     /// serving); other edits keep it deployed; every edit bumps the version;
     /// a disabled Source does not serve.
-    #[tokio::test]
-    async fn edits_that_need_a_deploy_make_the_source_pending() {
-        let dir = tempfile::tempdir().unwrap();
-        let registry = open_registry(&dir).await;
+    async fn edits_that_need_a_deploy_make_the_source_pending(db: TestDb) {
+        let registry = db.open().await;
         let s3 = S3sFs::start(&["images"]).await;
         let created = registry
             .create_source(&s3_request("demo", &s3, S3_SECRET_KEY))
@@ -1304,10 +1466,8 @@ mod tests {
 
     /// A deploy superseded by an edit that needs a new deploy, or by a newer
     /// deploy, records nothing.
-    #[tokio::test]
-    async fn superseded_deploys_record_nothing() {
-        let dir = tempfile::tempdir().unwrap();
-        let registry = open_registry(&dir).await;
+    async fn superseded_deploys_record_nothing(db: TestDb) {
+        let registry = db.open().await;
         let created = registry
             .create_source(&create_request("demo"))
             .await
@@ -1347,10 +1507,8 @@ mod tests {
     }
 
     /// A deploy left in flight by a stopped registry runs when it reopens.
-    #[tokio::test]
-    async fn interrupted_deploys_resume_at_open() {
-        let dir = tempfile::tempdir().unwrap();
-        let registry = open_registry(&dir).await;
+    async fn interrupted_deploys_resume_at_open(db: TestDb) {
+        let registry = db.open().await;
         let s3 = S3sFs::start(&["images"]).await;
         registry
             .create_source(&s3_request("demo", &s3, S3_SECRET_KEY))
@@ -1363,7 +1521,7 @@ mod tests {
             .await
             .unwrap();
         registry.close().await;
-        let reopened = open_registry(&dir).await;
+        let reopened = db.open().await;
         let done = deployed(&reopened, "demo").await;
         assert_eq!(
             done.status(),
@@ -1372,4 +1530,37 @@ mod tests {
             done.status_message
         );
     }
+
+    on_both_backends!(
+        create_then_get_by_id_and_name,
+        public_views_never_show_the_secret,
+        database_dump_holds_no_plaintext_secret,
+        read_access_decrypts_the_secret,
+        read_access_needs_an_existing_id,
+        duplicate_subdomain_already_exists,
+        duplicate_name_already_exists,
+        concurrent_creates_are_race_safe,
+        update_changes_fields_and_bumps_version,
+        concurrent_updates_lose_no_version,
+        update_to_taken_subdomain_already_exists,
+        update_errors,
+        list_is_ordered_by_name,
+        delete_removes_the_source,
+        get_unknown_is_not_found,
+        resolve_host_uses_the_first_label,
+        sources_persist_across_reopen,
+        reopen_with_wrong_key_is_refused,
+        empty_database_accepts_any_key,
+        create_stores_every_field,
+        update_changes_new_fields,
+        custom_domains_are_unique_across_sources,
+        resolve_host_by_custom_domain,
+        resolve_host_ignores_status,
+        undeployed_source_does_not_serve,
+        deploy_succeeds_and_the_source_serves,
+        deploy_failure_records_the_reason,
+        edits_that_need_a_deploy_make_the_source_pending,
+        superseded_deploys_record_nothing,
+        interrupted_deploys_resume_at_open,
+    );
 }

@@ -13,13 +13,20 @@ use std::fmt;
 use imgmesh_proto::registry::v1 as proto;
 use secrecy::SecretString;
 
-use crate::credentials_crypto::SealedSecret;
 use crate::error::RegistryError;
 use crate::source_fields;
 
 /// Field name the secret access key is sealed under (part of the AEAD
 /// associated data).
 pub(crate) const SECRET_ACCESS_KEY_FIELD: &str = "secret_access_key";
+
+/// Field name the upload secret access key is sealed under.
+pub(crate) const UPLOAD_SECRET_ACCESS_KEY_FIELD: &str = "upload_secret_access_key";
+
+/// Field name a secure URL token with id `token_id` is sealed under.
+pub(crate) fn secure_token_field(token_id: &str) -> String {
+    format!("secure_url_token/{token_id}")
+}
 
 /// A Source as stored: every setting plus the sealed secret.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,7 +40,6 @@ pub(crate) struct SourceRecord {
     pub(crate) endpoint: String,
     pub(crate) path_prefix: String,
     pub(crate) access_key_id: String,
-    pub(crate) secret_access_key: SealedSecret,
     pub(crate) default_params: String,
     pub(crate) cache_ttl_seconds: u32,
     pub(crate) cache_ttl_behavior: proto::CacheTtlBehavior,
@@ -49,6 +55,8 @@ pub(crate) struct SourceRecord {
     pub(crate) last_deployed_at: i64,
     /// Empty when the Source has no upload credentials.
     pub(crate) upload_access_key_id: String,
+    /// Secure URL tokens accepted now (counted when the record is read).
+    pub(crate) active_secure_tokens: u32,
     pub(crate) config_version: u64,
     pub(crate) created_at: i64,
     pub(crate) updated_at: i64,
@@ -58,8 +66,8 @@ pub(crate) struct SourceRecord {
 
 impl SourceRecord {
     /// The public view: everything but the secrets, with hints of the key
-    /// ids; `active_secure_tokens` is counted by the caller.
-    pub(crate) fn to_public(&self, active_secure_tokens: u32) -> proto::Source {
+    /// ids.
+    pub(crate) fn to_public(&self) -> proto::Source {
         proto::Source {
             id: self.id.clone(),
             name: self.name.clone(),
@@ -91,7 +99,7 @@ impl SourceRecord {
             } else {
                 access_key_id_hint(&self.upload_access_key_id)
             },
-            active_secure_tokens,
+            active_secure_tokens: self.active_secure_tokens,
         }
     }
 
@@ -112,10 +120,6 @@ pub(crate) fn access_key_id_hint(access_key_id: &str) -> String {
 #[derive(Clone)]
 pub(crate) struct UploadCredentials {
     pub(crate) access_key_id: String,
-    #[cfg_attr(
-        not(test),
-        expect(dead_code, reason = "sealed and stored once the secrets table exists")
-    )]
     pub(crate) secret_access_key: SecretString,
 }
 
@@ -720,10 +724,6 @@ mod tests {
             endpoint: new.endpoint,
             path_prefix: new.path_prefix,
             access_key_id: new.access_key_id,
-            secret_access_key: SealedSecret {
-                key_id: "k".into(),
-                sealed: "s".into(),
-            },
             default_params: new.default_params,
             cache_ttl_seconds: new.cache_ttl_seconds,
             cache_ttl_behavior: new.cache_ttl_behavior,
@@ -738,6 +738,7 @@ mod tests {
             status_message: String::new(),
             last_deployed_at: 1,
             upload_access_key_id: String::new(),
+            active_secure_tokens: 0,
             config_version: 1,
             created_at: 1,
             updated_at: 1,

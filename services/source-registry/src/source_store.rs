@@ -1,33 +1,30 @@
-//! Persistence of Sources in SQLite through sqlx.
+//! Persistence of Sources, their custom domains, sealed secrets and secure
+//! URL tokens, on SQLite or PostgreSQL through sqlx's Any driver.
 //!
 //! The schema lives in `migrations/` and is embedded in the binary, so the
 //! registry can start from any working directory. Queries are bound at
 //! runtime with `$N` placeholders, which SQLite and PostgreSQL both accept,
-//! and uniqueness of names and subdomains is enforced by the database's
-//! unique indexes, so two concurrent creates cannot both win.
+//! and uniqueness of names, subdomains and custom domains is enforced by the
+//! database's unique constraints, so two concurrent creates (even from two
+//! registries sharing one PostgreSQL) cannot both win.
 
-use std::path::Path;
-use std::time::Duration;
-
+use sqlx::any::AnyRow;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqliteRow};
-use sqlx::{Row as _, SqlSafeStr as _};
+use sqlx::{Any, AnyPool, Row as _, SqlSafeStr as _, Transaction};
 
 use imgmesh_proto::registry::v1::{CacheTtlBehavior, SourceStatus};
 
 use crate::credentials_crypto::SealedSecret;
+use crate::database::Database;
 use crate::error::RegistryError;
 use crate::source::SourceRecord;
-
-/// How long a connection waits for a lock held by another writer.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// `SELECT <every column> FROM sources <tail>`, built at compile time.
 macro_rules! select_sources {
     ($tail:literal) => {
         concat!(
             "SELECT id, name, subdomain, bucket, region, endpoint, path_prefix, ",
-            "access_key_id, secret_access_key_sealed, secret_key_id, default_params, ",
+            "access_key_id, default_params, ",
             "cache_ttl_seconds, cache_ttl_behavior, cache_ttl_error_seconds, ",
             "image_missing, image_missing_append_params, image_error, ",
             "image_error_append_params, secure_url_enabled, enabled, status, ",
@@ -51,6 +48,11 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
         "source settings and status",
         include_str!("../migrations/0002_source_settings_and_status.sql"),
     ),
+    (
+        3,
+        "envelope secrets and tokens",
+        include_str!("../migrations/0003_envelope_secrets_and_tokens.sql"),
+    ),
 ];
 
 /// What an insert did.
@@ -62,40 +64,81 @@ pub(crate) enum Inserted {
     IdTaken,
 }
 
-/// The Sources table and its custom domains.
+/// What an update writes besides the `sources` row.
+#[derive(Debug, Default)]
+pub(crate) struct UpdateWrites {
+    /// Rewrite the custom domains from the record.
+    pub(crate) domains: bool,
+    /// Secrets to store (`Some`) or remove (`None`), by field.
+    pub(crate) secrets: Vec<(&'static str, Option<SealedSecret>)>,
+}
+
+/// Which table a sealed value lives in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SealedTable {
+    /// `source_secrets`, keyed by Source id and field.
+    SourceSecrets,
+    /// `secure_tokens`, keyed by Source id and token id.
+    SecureTokens,
+}
+
+/// One sealed value whose data key a master-key rotation must re-wrap.
+#[derive(Debug, Clone)]
+pub(crate) struct StaleSecret {
+    /// Where it lives.
+    pub(crate) table: SealedTable,
+    /// Its Source.
+    pub(crate) source_id: String,
+    /// Field (`source_secrets`) or token id (`secure_tokens`).
+    pub(crate) key: String,
+    /// The sealed value as stored.
+    pub(crate) sealed: SealedSecret,
+}
+
+/// A stored secure URL token.
+#[derive(Debug, Clone)]
+pub(crate) struct TokenRow {
+    /// Token id, unique within its Source.
+    pub(crate) id: String,
+    /// The sealed token.
+    pub(crate) sealed: SealedSecret,
+    /// When it was created, Unix seconds.
+    pub(crate) created_at: i64,
+    /// When it stops being accepted, Unix seconds; 0 for no end.
+    pub(crate) expires_at: i64,
+}
+
+/// The registry's tables.
 #[derive(Debug, Clone)]
 pub(crate) struct SourceStore {
-    pool: SqlitePool,
+    pool: AnyPool,
 }
 
 // === impl SourceStore ===
 
 impl SourceStore {
-    /// Opens (creating if missing) the SQLite file at `path` in WAL mode and
-    /// applies pending migrations.
-    pub(crate) async fn open(path: &Path) -> Result<SourceStore, RegistryError> {
-        let options = SqliteConnectOptions::new()
-            .filename(path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .foreign_keys(true)
-            .busy_timeout(BUSY_TIMEOUT);
-        let pool = SqlitePool::connect_with(options).await?;
+    /// Connects to `database` and applies pending migrations.
+    pub(crate) async fn open(database: &Database) -> Result<SourceStore, RegistryError> {
+        let pool = database.connect().await?;
         migrator().run(&pool).await?;
         Ok(SourceStore { pool })
     }
 
-    /// Stores a new Source and its custom domains; a taken name, subdomain
-    /// or domain is [`RegistryError::AlreadyExists`].
-    pub(crate) async fn insert(&self, record: &SourceRecord) -> Result<Inserted, RegistryError> {
+    /// Stores a new Source with its custom domains and sealed secrets; a
+    /// taken name, subdomain or domain is [`RegistryError::AlreadyExists`].
+    pub(crate) async fn insert(
+        &self,
+        record: &SourceRecord,
+        secrets: &[(&str, &SealedSecret)],
+    ) -> Result<Inserted, RegistryError> {
         let sql = "INSERT INTO sources (id, name, subdomain, bucket, region, endpoint, \
              path_prefix, access_key_id, secret_access_key_sealed, secret_key_id, \
              default_params, cache_ttl_seconds, cache_ttl_behavior, cache_ttl_error_seconds, \
              image_missing, image_missing_append_params, image_error, \
              image_error_append_params, secure_url_enabled, enabled, status, status_message, \
              last_deployed_at, upload_access_key_id, config_version, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
-             $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27)";
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, '', '', $9, $10, $11, $12, $13, $14, \
+             $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25)";
         let result = async {
             let mut tx = self.pool.begin().await?;
             sqlx::query(sql)
@@ -107,8 +150,6 @@ impl SourceStore {
                 .bind(&record.endpoint)
                 .bind(&record.path_prefix)
                 .bind(&record.access_key_id)
-                .bind(&record.secret_access_key.sealed)
-                .bind(&record.secret_access_key.key_id)
                 .bind(&record.default_params)
                 .bind(i64::from(record.cache_ttl_seconds))
                 .bind(behavior_to_db(record.cache_ttl_behavior))
@@ -129,6 +170,9 @@ impl SourceStore {
                 .execute(&mut *tx)
                 .await?;
             insert_domains(&mut tx, &record.id, &record.custom_domains).await?;
+            for (field, sealed) in secrets {
+                insert_secret(&mut tx, &record.id, field, sealed).await?;
+            }
             tx.commit().await?;
             Ok::<_, RegistryError>(())
         }
@@ -181,7 +225,7 @@ impl SourceStore {
     }
 
     /// Every Source, ordered by name.
-    pub(crate) async fn list(&self) -> Result<Vec<SourceRecord>, RegistryError> {
+    pub(crate) async fn list(&self, now: i64) -> Result<Vec<SourceRecord>, RegistryError> {
         let rows = sqlx::query(select_sources!("ORDER BY name"))
             .fetch_all(&self.pool)
             .await?;
@@ -198,28 +242,39 @@ impl SourceStore {
                 record.custom_domains.push(domain);
             }
         }
+        let tokens: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT source_id, COUNT(*) FROM secure_tokens \
+             WHERE expires_at = 0 OR expires_at > $1 GROUP BY source_id",
+        )
+        .bind(now)
+        .fetch_all(&self.pool)
+        .await?;
+        for (source_id, count) in tokens {
+            if let Some(record) = records.iter_mut().find(|r| r.id == source_id) {
+                record.active_secure_tokens = u32::try_from(count).unwrap_or(u32::MAX);
+            }
+        }
         Ok(records)
     }
 
     /// Writes `record` if the stored row still has `expected_version`
     /// (optimistic concurrency); `Ok(false)` when it was changed or deleted
-    /// meanwhile. Custom domains are rewritten when `domains_changed`. A
-    /// taken subdomain or domain is [`RegistryError::AlreadyExists`].
+    /// meanwhile. `writes` says what else to write in the same transaction.
+    /// A taken subdomain or domain is [`RegistryError::AlreadyExists`].
     pub(crate) async fn update(
         &self,
         record: &SourceRecord,
         expected_version: u64,
-        domains_changed: bool,
+        writes: &UpdateWrites,
     ) -> Result<bool, RegistryError> {
         let sql = "UPDATE sources SET subdomain = $1, bucket = $2, region = $3, endpoint = $4, \
-             path_prefix = $5, access_key_id = $6, secret_access_key_sealed = $7, \
-             secret_key_id = $8, default_params = $9, cache_ttl_seconds = $10, \
-             cache_ttl_behavior = $11, cache_ttl_error_seconds = $12, image_missing = $13, \
-             image_missing_append_params = $14, image_error = $15, \
-             image_error_append_params = $16, secure_url_enabled = $17, enabled = $18, \
-             status = $19, status_message = $20, upload_access_key_id = $21, \
-             config_version = $22, updated_at = $23 \
-             WHERE id = $24 AND config_version = $25";
+             path_prefix = $5, access_key_id = $6, default_params = $7, \
+             cache_ttl_seconds = $8, cache_ttl_behavior = $9, cache_ttl_error_seconds = $10, \
+             image_missing = $11, image_missing_append_params = $12, image_error = $13, \
+             image_error_append_params = $14, secure_url_enabled = $15, enabled = $16, \
+             status = $17, status_message = $18, upload_access_key_id = $19, \
+             config_version = $20, updated_at = $21 \
+             WHERE id = $22 AND config_version = $23";
         let result = async {
             let mut tx = self.pool.begin().await?;
             let done = sqlx::query(sql)
@@ -229,8 +284,6 @@ impl SourceStore {
                 .bind(&record.endpoint)
                 .bind(&record.path_prefix)
                 .bind(&record.access_key_id)
-                .bind(&record.secret_access_key.sealed)
-                .bind(&record.secret_access_key.key_id)
                 .bind(&record.default_params)
                 .bind(i64::from(record.cache_ttl_seconds))
                 .bind(behavior_to_db(record.cache_ttl_behavior))
@@ -253,12 +306,22 @@ impl SourceStore {
             if done.rows_affected() != 1 {
                 return Ok(false);
             }
-            if domains_changed {
+            if writes.domains {
                 sqlx::query("DELETE FROM source_domains WHERE source_id = $1")
                     .bind(&record.id)
                     .execute(&mut *tx)
                     .await?;
                 insert_domains(&mut tx, &record.id, &record.custom_domains).await?;
+            }
+            for (field, sealed) in &writes.secrets {
+                sqlx::query("DELETE FROM source_secrets WHERE source_id = $1 AND field = $2")
+                    .bind(&record.id)
+                    .bind(*field)
+                    .execute(&mut *tx)
+                    .await?;
+                if let Some(sealed) = sealed {
+                    insert_secret(&mut tx, &record.id, field, sealed).await?;
+                }
             }
             tx.commit().await?;
             Ok::<_, RegistryError>(true)
@@ -274,7 +337,8 @@ impl SourceStore {
     }
 
     /// Deletes the Source whose id or name is `id_or_name` with its custom
-    /// domains; `Ok(None)` when there is none, otherwise the deleted id.
+    /// domains, secrets and tokens; `Ok(None)` when there is none,
+    /// otherwise the deleted id.
     pub(crate) async fn delete(&self, id_or_name: &str) -> Result<Option<String>, RegistryError> {
         let mut tx = self.pool.begin().await?;
         let id: Option<String> =
@@ -285,16 +349,33 @@ impl SourceStore {
         let Some(id) = id else {
             return Ok(None);
         };
-        sqlx::query("DELETE FROM source_domains WHERE source_id = $1")
-            .bind(&id)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("DELETE FROM sources WHERE id = $1")
-            .bind(&id)
-            .execute(&mut *tx)
-            .await?;
+        for sql in [
+            "DELETE FROM source_domains WHERE source_id = $1",
+            "DELETE FROM source_secrets WHERE source_id = $1",
+            "DELETE FROM secure_tokens WHERE source_id = $1",
+            "DELETE FROM sources WHERE id = $1",
+        ] {
+            sqlx::query(sql).bind(&id).execute(&mut *tx).await?;
+        }
         tx.commit().await?;
         Ok(Some(id))
+    }
+
+    /// The sealed secret `field` of Source `source_id`, if stored.
+    pub(crate) async fn secret(
+        &self,
+        source_id: &str,
+        field: &str,
+    ) -> Result<Option<SealedSecret>, RegistryError> {
+        let row = sqlx::query(
+            "SELECT kek_id, wrapped_dek, nonce, ciphertext FROM source_secrets \
+             WHERE source_id = $1 AND field = $2",
+        )
+        .bind(source_id)
+        .bind(field)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.as_ref().map(sealed_from_row).transpose()?)
     }
 
     /// Starts a deploy of the Source whose id or name is `id_or_name`:
@@ -357,20 +438,223 @@ impl SourceStore {
         )
     }
 
-    /// How many stored secrets were sealed by a key other than `key_id`.
-    pub(crate) async fn count_sealed_by_other_keys(
+    /// Adds token `token` to Source `source_id` and makes every other token
+    /// still accepted at `retire_at` expire then (in one transaction, so two
+    /// rotations never leave three tokens open-ended). Tokens expired
+    /// before `now` are deleted on the way. `Ok(false)` when the Source is
+    /// gone.
+    pub(crate) async fn rotate_token(
         &self,
-        key_id: &str,
-    ) -> Result<i64, RegistryError> {
-        let count: i64 =
-            sqlx::query_scalar("SELECT COUNT(*) FROM sources WHERE secret_key_id <> $1")
-                .bind(key_id)
-                .fetch_one(&self.pool)
-                .await?;
+        source_id: &str,
+        token: &TokenRow,
+        retire_at: i64,
+        now: i64,
+    ) -> Result<bool, RegistryError> {
+        let mut tx = self.pool.begin().await?;
+        // Locks the Source row (PostgreSQL) or the database (SQLite) first,
+        // so concurrent rotations of one Source run one after the other.
+        let touched = sqlx::query("UPDATE sources SET updated_at = $1 WHERE id = $2")
+            .bind(now)
+            .bind(source_id)
+            .execute(&mut *tx)
+            .await?;
+        if touched.rows_affected() != 1 {
+            return Ok(false);
+        }
+        sqlx::query(
+            "DELETE FROM secure_tokens WHERE source_id = $1 AND expires_at <> 0 \
+             AND expires_at <= $2",
+        )
+        .bind(source_id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "UPDATE secure_tokens SET expires_at = $1 WHERE source_id = $2 \
+             AND (expires_at = 0 OR expires_at > $1)",
+        )
+        .bind(retire_at)
+        .bind(source_id)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO secure_tokens (source_id, id, kek_id, wrapped_dek, nonce, ciphertext, \
+             created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(source_id)
+        .bind(&token.id)
+        .bind(&token.sealed.kek_id)
+        .bind(&token.sealed.wrapped_dek)
+        .bind(&token.sealed.nonce)
+        .bind(&token.sealed.ciphertext)
+        .bind(token.created_at)
+        .bind(token.expires_at)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Source `source_id`'s tokens still accepted at `now`, newest first.
+    pub(crate) async fn active_tokens(
+        &self,
+        source_id: &str,
+        now: i64,
+    ) -> Result<Vec<TokenRow>, RegistryError> {
+        let rows = sqlx::query(
+            "SELECT id, kek_id, wrapped_dek, nonce, ciphertext, created_at, expires_at \
+             FROM secure_tokens WHERE source_id = $1 AND (expires_at = 0 OR expires_at > $2) \
+             ORDER BY created_at DESC, id",
+        )
+        .bind(source_id)
+        .bind(now)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(TokenRow {
+                    id: row.try_get("id")?,
+                    sealed: sealed_from_row(row)?,
+                    created_at: row.try_get("created_at")?,
+                    expires_at: row.try_get("expires_at")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(RegistryError::from)
+    }
+
+    /// Every master key id in use, with how many sealed values it wraps
+    /// (legacy secrets sealed directly by a master key included).
+    pub(crate) async fn kek_usage(&self) -> Result<Vec<(String, i64)>, RegistryError> {
+        Ok(sqlx::query_as(
+            "SELECT kek_id, COUNT(*) FROM (\
+               SELECT kek_id FROM source_secrets \
+               UNION ALL SELECT kek_id FROM secure_tokens \
+               UNION ALL SELECT secret_key_id AS kek_id FROM sources \
+                 WHERE secret_access_key_sealed <> ''\
+             ) AS sealed GROUP BY kek_id ORDER BY kek_id",
+        )
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// `(source id, sealed, key id)` of every secret still stored the way
+    /// registries before envelope encryption did.
+    pub(crate) async fn legacy_secrets(
+        &self,
+    ) -> Result<Vec<(String, String, String)>, RegistryError> {
+        Ok(sqlx::query_as(
+            "SELECT id, secret_access_key_sealed, secret_key_id FROM sources \
+             WHERE secret_access_key_sealed <> ''",
+        )
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Stores the converted read secret of Source `source_id` and empties
+    /// its legacy columns, in one transaction.
+    pub(crate) async fn replace_legacy_secret(
+        &self,
+        source_id: &str,
+        field: &str,
+        sealed: &SealedSecret,
+    ) -> Result<(), RegistryError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM source_secrets WHERE source_id = $1 AND field = $2")
+            .bind(source_id)
+            .bind(field)
+            .execute(&mut *tx)
+            .await?;
+        insert_secret(&mut tx, source_id, field, sealed).await?;
+        sqlx::query(
+            "UPDATE sources SET secret_access_key_sealed = '', secret_key_id = '' WHERE id = $1",
+        )
+        .bind(source_id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// How many sealed values are not wrapped by `current_kek`.
+    pub(crate) async fn count_stale(&self, current_kek: &str) -> Result<i64, RegistryError> {
+        let count: i64 = sqlx::query_scalar(
+            "SELECT (SELECT COUNT(*) FROM source_secrets WHERE kek_id <> $1) \
+             + (SELECT COUNT(*) FROM secure_tokens WHERE kek_id <> $1)",
+        )
+        .bind(current_kek)
+        .fetch_one(&self.pool)
+        .await?;
         Ok(count)
     }
 
-    /// Closes every connection, checkpointing the WAL.
+    /// One sealed value not wrapped by `current_kek`, if any is left.
+    pub(crate) async fn next_stale(
+        &self,
+        current_kek: &str,
+    ) -> Result<Option<StaleSecret>, RegistryError> {
+        let secret = sqlx::query(
+            "SELECT source_id, field AS key, kek_id, wrapped_dek, nonce, ciphertext \
+             FROM source_secrets WHERE kek_id <> $1 ORDER BY source_id, field LIMIT 1",
+        )
+        .bind(current_kek)
+        .fetch_optional(&self.pool)
+        .await?;
+        let (table, row) = match secret {
+            Some(row) => (SealedTable::SourceSecrets, row),
+            None => {
+                let token = sqlx::query(
+                    "SELECT source_id, id AS key, kek_id, wrapped_dek, nonce, ciphertext \
+                     FROM secure_tokens WHERE kek_id <> $1 ORDER BY source_id, id LIMIT 1",
+                )
+                .bind(current_kek)
+                .fetch_optional(&self.pool)
+                .await?;
+                match token {
+                    Some(row) => (SealedTable::SecureTokens, row),
+                    None => return Ok(None),
+                }
+            }
+        };
+        Ok(Some(StaleSecret {
+            table,
+            source_id: row.try_get("source_id")?,
+            key: row.try_get("key")?,
+            sealed: sealed_from_row(&row)?,
+        }))
+    }
+
+    /// Replaces the wrap of `stale` by `rewrapped` if the row still holds
+    /// exactly what was read (a concurrent change wins); `Ok(false)` when it
+    /// did not.
+    pub(crate) async fn store_rewrap(
+        &self,
+        stale: &StaleSecret,
+        rewrapped: &SealedSecret,
+    ) -> Result<bool, RegistryError> {
+        let sql = match stale.table {
+            SealedTable::SourceSecrets => {
+                "UPDATE source_secrets SET kek_id = $1, wrapped_dek = $2 \
+                 WHERE source_id = $3 AND field = $4 AND kek_id = $5 AND wrapped_dek = $6"
+            }
+            SealedTable::SecureTokens => {
+                "UPDATE secure_tokens SET kek_id = $1, wrapped_dek = $2 \
+                 WHERE source_id = $3 AND id = $4 AND kek_id = $5 AND wrapped_dek = $6"
+            }
+        };
+        let done = sqlx::query(sql)
+            .bind(&rewrapped.kek_id)
+            .bind(&rewrapped.wrapped_dek)
+            .bind(&stale.source_id)
+            .bind(&stale.key)
+            .bind(&stale.sealed.kek_id)
+            .bind(&stale.sealed.wrapped_dek)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Closes every connection (checkpointing SQLite's WAL).
     pub(crate) async fn close(&self) {
         self.pool.close().await;
     }
@@ -393,13 +677,22 @@ impl SourceStore {
         .bind(&record.id)
         .fetch_all(&self.pool)
         .await?;
+        let tokens: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM secure_tokens WHERE source_id = $1 \
+             AND (expires_at = 0 OR expires_at > $2)",
+        )
+        .bind(&record.id)
+        .bind(crate::registry::unix_now())
+        .fetch_one(&self.pool)
+        .await?;
+        record.active_secure_tokens = u32::try_from(tokens).unwrap_or(u32::MAX);
         Ok(Some(record))
     }
 }
 
 /// Inserts the custom domains of Source `source_id`.
 async fn insert_domains(
-    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    tx: &mut Transaction<'_, Any>,
     source_id: &str,
     domains: &[String],
 ) -> Result<(), sqlx::Error> {
@@ -410,6 +703,28 @@ async fn insert_domains(
             .execute(&mut **tx)
             .await?;
     }
+    Ok(())
+}
+
+/// Inserts sealed secret `field` of Source `source_id`.
+async fn insert_secret(
+    tx: &mut Transaction<'_, Any>,
+    source_id: &str,
+    field: &str,
+    sealed: &SealedSecret,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO source_secrets (source_id, field, kek_id, wrapped_dek, nonce, ciphertext) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(source_id)
+    .bind(field)
+    .bind(&sealed.kek_id)
+    .bind(&sealed.wrapped_dek)
+    .bind(&sealed.nonce)
+    .bind(&sealed.ciphertext)
+    .execute(&mut **tx)
+    .await?;
     Ok(())
 }
 
@@ -430,8 +745,19 @@ fn migrator() -> Migrator {
     Migrator::with_migrations(migrations)
 }
 
-/// Reads a `sources` row (custom domains are read separately).
-fn record_from_row(row: &SqliteRow) -> Result<SourceRecord, sqlx::Error> {
+/// Reads the sealed-value columns of a `source_secrets` or `secure_tokens` row.
+fn sealed_from_row(row: &AnyRow) -> Result<SealedSecret, sqlx::Error> {
+    Ok(SealedSecret {
+        kek_id: row.try_get("kek_id")?,
+        wrapped_dek: row.try_get("wrapped_dek")?,
+        nonce: row.try_get("nonce")?,
+        ciphertext: row.try_get("ciphertext")?,
+    })
+}
+
+/// Reads a `sources` row (custom domains and token counts are read
+/// separately).
+fn record_from_row(row: &AnyRow) -> Result<SourceRecord, sqlx::Error> {
     Ok(SourceRecord {
         id: row.try_get("id")?,
         name: row.try_get("name")?,
@@ -442,10 +768,6 @@ fn record_from_row(row: &SqliteRow) -> Result<SourceRecord, sqlx::Error> {
         endpoint: row.try_get("endpoint")?,
         path_prefix: row.try_get("path_prefix")?,
         access_key_id: row.try_get("access_key_id")?,
-        secret_access_key: SealedSecret {
-            sealed: row.try_get("secret_access_key_sealed")?,
-            key_id: row.try_get("secret_key_id")?,
-        },
         default_params: row.try_get("default_params")?,
         cache_ttl_seconds: unsigned_column(row, "cache_ttl_seconds")?,
         cache_ttl_behavior: behavior_from_db(&row.try_get::<String, _>("cache_ttl_behavior")?)?,
@@ -460,6 +782,7 @@ fn record_from_row(row: &SqliteRow) -> Result<SourceRecord, sqlx::Error> {
         status_message: row.try_get("status_message")?,
         last_deployed_at: row.try_get("last_deployed_at")?,
         upload_access_key_id: row.try_get("upload_access_key_id")?,
+        active_secure_tokens: 0,
         config_version: unsigned_column(row, "config_version")?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
@@ -467,13 +790,13 @@ fn record_from_row(row: &SqliteRow) -> Result<SourceRecord, sqlx::Error> {
 }
 
 /// Reads a BIGINT column into an unsigned type, refusing out-of-range values.
-fn unsigned_column<T: TryFrom<i64>>(row: &SqliteRow, column: &str) -> Result<T, sqlx::Error> {
+fn unsigned_column<T: TryFrom<i64>>(row: &AnyRow, column: &str) -> Result<T, sqlx::Error> {
     let value: i64 = row.try_get(column)?;
     T::try_from(value).map_err(|_| decode_error(column, format!("{value} is out of range")))
 }
 
 /// Reads a 0/1 BIGINT column as a bool.
-fn bool_column(row: &SqliteRow, column: &str) -> Result<bool, sqlx::Error> {
+fn bool_column(row: &AnyRow, column: &str) -> Result<bool, sqlx::Error> {
     match row.try_get::<i64, _>(column)? {
         0 => Ok(false),
         1 => Ok(true),
@@ -534,8 +857,8 @@ fn version_to_db(version: u64) -> Result<i64, RegistryError> {
     i64::try_from(version).map_err(|_| RegistryError::ConfigVersionOutOfRange)
 }
 
-/// The field whose unique index `error` violated, if it is such an error.
-/// PostgreSQL names the constraint; SQLite only says
+/// The field whose unique constraint `error` violated, if it is such an
+/// error. PostgreSQL names the constraint; SQLite only says
 /// `UNIQUE constraint failed: <table>.<column>`.
 fn unique_violation(error: &sqlx::Error) -> Option<&'static str> {
     let sqlx::Error::Database(db) = error else {
@@ -563,6 +886,8 @@ fn unique_violation(error: &sqlx::Error) -> Option<&'static str> {
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
     use super::*;
 
     /// Every file in `migrations/` is embedded, with the version and

@@ -1,0 +1,340 @@
+//! UploadObject: puts one object into a Source's bucket, under its prefix,
+//! with the Source's upload credentials (never the read credentials).
+//!
+//! The stream is a header, then chunks. The object is collected in memory
+//! up to the registry's size cap (so a retry, or the us-east-1 fallback to
+//! the global endpoint, can send it again), then sent with one PutObject.
+
+use aws_sdk_s3::primitives::ByteStream;
+use bytes::{Bytes, BytesMut};
+use futures::{Stream, StreamExt as _};
+use imgmesh_errors::ErrorCode;
+use imgmesh_proto::registry::v1 as proto;
+use imgmesh_proto::registry::v1::upload_object_request::Part;
+use imgmesh_s3_client::{BucketAccess, BucketClient, ClientTuning};
+
+use crate::error::RegistryError;
+use crate::registry::Registry;
+use crate::s3_refusal::{Refusal, refusal};
+use crate::source_fields;
+
+/// How long one PutObject attempt may take (an upload carries up to the
+/// size cap, so longer than a read's first byte).
+const UPLOAD_ATTEMPT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// How long a whole PutObject, retries included, may take.
+const UPLOAD_OPERATION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(180);
+
+/// Longest Content-Type accepted.
+const MAX_CONTENT_TYPE_LEN: usize = 255;
+
+/// Stores the object `parts` describe; returns what was written.
+pub(crate) async fn upload_object<S>(
+    registry: &Registry,
+    mut parts: S,
+) -> Result<proto::UploadObjectResponse, RegistryError>
+where
+    S: Stream<Item = Result<proto::UploadObjectRequest, tonic::Status>> + Unpin,
+{
+    let header = match parts.next().await {
+        Some(Ok(proto::UploadObjectRequest {
+            part: Some(Part::Header(header)),
+        })) => header,
+        Some(Err(_)) => return Err(broken_stream()),
+        _ => {
+            return Err(RegistryError::invalid(
+                "header",
+                "the first message must be the upload header",
+            ));
+        }
+    };
+    let key = object_key(&header.key)?;
+    let content_type = content_type(&header.content_type)?;
+    let cap = registry.max_upload_bytes();
+    if header.size > cap {
+        return Err(RegistryError::UploadTooLarge { cap });
+    }
+
+    let record = registry.find(&header.id_or_name).await?;
+    if record.status != proto::SourceStatus::Deployed {
+        return Err(RegistryError::UploadRefused("the source is not deployed"));
+    }
+    let Some(credentials) = registry.upload_credentials(&record).await? else {
+        return Err(RegistryError::UploadRefused(
+            "the source has no upload credentials",
+        ));
+    };
+
+    let mut body = BytesMut::new();
+    while let Some(message) = parts.next().await {
+        match message.map_err(|_| broken_stream())?.part {
+            Some(Part::Chunk(chunk)) => {
+                if (body.len() + chunk.len()) as u64 > cap {
+                    return Err(RegistryError::UploadTooLarge { cap });
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Some(Part::Header(_)) => {
+                return Err(RegistryError::invalid("header", "must be sent only once"));
+            }
+            None => {
+                return Err(RegistryError::invalid(
+                    "part",
+                    "must be a header or a chunk",
+                ));
+            }
+        }
+    }
+    let body: Bytes = body.freeze();
+    let size = body.len() as u64;
+    if header.size != 0 && header.size != size {
+        return Err(RegistryError::invalid(
+            "size",
+            "does not match the bytes received",
+        ));
+    }
+    if body.is_empty() {
+        return Err(RegistryError::invalid("chunk", "the object is empty"));
+    }
+
+    let full_key = if record.path_prefix.is_empty() {
+        key
+    } else {
+        format!("{}/{key}", record.path_prefix)
+    };
+    let content_type = content_type.unwrap_or_else(|| sniff_content_type(&body).to_owned());
+    let client = BucketClient::with_tuning(
+        &BucketAccess {
+            bucket: record.bucket.clone(),
+            region: record.region.clone(),
+            endpoint: (!record.endpoint.is_empty()).then(|| record.endpoint.clone()),
+            access_key_id: credentials.access_key_id.clone(),
+            secret_access_key: credentials.secret_access_key.clone(),
+        },
+        ClientTuning {
+            attempt_timeout: UPLOAD_ATTEMPT_TIMEOUT,
+            operation_timeout: UPLOAD_OPERATION_TIMEOUT,
+            ..ClientTuning::default()
+        },
+    );
+    let put = client
+        .send(|s3| {
+            s3.put_object()
+                .bucket(&record.bucket)
+                .key(&full_key)
+                .content_type(&content_type)
+                .content_length(size as i64)
+                .body(ByteStream::from(body.clone()))
+                .send()
+        })
+        .await;
+    match put {
+        Ok(output) => Ok(proto::UploadObjectResponse {
+            key: full_key,
+            etag: output.e_tag().unwrap_or_default().to_owned(),
+            size,
+        }),
+        Err(error) => Err(upload_failure(refusal("PutObject", &error, &record.id))),
+    }
+}
+
+/// The object key of an upload: an asset path (no `..`, no `//`, …),
+/// without its leading slash.
+fn object_key(key: &str) -> Result<String, RegistryError> {
+    if key.is_empty() {
+        return Err(RegistryError::invalid("key", "must not be empty"));
+    }
+    let path = source_fields::asset_path("key", key)?;
+    Ok(path.trim_start_matches('/').to_owned())
+}
+
+/// The Content-Type to store: `None` (sniff it) when empty; otherwise
+/// `type/subtype` with optional parameters, printable ASCII.
+fn content_type(value: &str) -> Result<Option<String>, RegistryError> {
+    if value.is_empty() {
+        return Ok(None);
+    }
+    let valid = value.len() <= MAX_CONTENT_TYPE_LEN
+        && value.bytes().all(|b| b.is_ascii_graphic() || b == b' ')
+        && value
+            .split(';')
+            .next()
+            .and_then(|essence| essence.trim().split_once('/'))
+            .is_some_and(|(kind, subtype)| !kind.is_empty() && !subtype.is_empty());
+    if valid {
+        Ok(Some(value.to_owned()))
+    } else {
+        Err(RegistryError::invalid(
+            "content_type",
+            "must be a media type such as image/jpeg",
+        ))
+    }
+}
+
+/// The image type `body` starts like, or `application/octet-stream`.
+fn sniff_content_type(body: &[u8]) -> &'static str {
+    let brand = body.get(8..12);
+    if body.starts_with(&[0xff, 0xd8, 0xff]) {
+        "image/jpeg"
+    } else if body.starts_with(b"\x89PNG\r\n\x1a\n") {
+        "image/png"
+    } else if body.starts_with(b"GIF87a") || body.starts_with(b"GIF89a") {
+        "image/gif"
+    } else if body.starts_with(b"RIFF") && brand == Some(b"WEBP") {
+        "image/webp"
+    } else if body.get(4..8) == Some(b"ftyp") && matches!(brand, Some(b"avif" | b"avis")) {
+        "image/avif"
+    } else if body.get(4..8) == Some(b"ftyp") && matches!(brand, Some(b"heic" | b"heix" | b"mif1"))
+    {
+        "image/heic"
+    } else if body.starts_with(b"II*\0") || body.starts_with(b"MM\0*") {
+        "image/tiff"
+    } else {
+        "application/octet-stream"
+    }
+}
+
+/// What a failed PutObject tells the caller.
+fn upload_failure(refusal: Refusal) -> RegistryError {
+    let (code, message) = match refusal {
+        Refusal::Denied => (
+            ErrorCode::OriginAccessDenied,
+            "the upload credentials lack s3:PutObject".to_owned(),
+        ),
+        Refusal::CredentialsRejected => (
+            ErrorCode::OriginAccessDenied,
+            "the upload credentials were rejected".to_owned(),
+        ),
+        Refusal::NoSuchBucket => (ErrorCode::OriginUnavailable, "bucket not found".to_owned()),
+        Refusal::OtherRegion(_) => (
+            ErrorCode::OriginUnavailable,
+            "the bucket is in another region than the source says".to_owned(),
+        ),
+        Refusal::Timeout => (
+            ErrorCode::OriginTimeout,
+            "the s3 endpoint did not answer in time".to_owned(),
+        ),
+        Refusal::Unreachable => (
+            ErrorCode::OriginUnavailable,
+            "could not connect to the s3 endpoint".to_owned(),
+        ),
+        Refusal::NotImplemented => (
+            ErrorCode::OriginUnavailable,
+            "the s3 endpoint does not implement PutObject".to_owned(),
+        ),
+        Refusal::Unexpected(answer) => (
+            ErrorCode::OriginUnavailable,
+            format!("unexpected answer to PutObject: {answer}"),
+        ),
+    };
+    RegistryError::Origin { code, message }
+}
+
+/// The client's stream failed mid-upload.
+fn broken_stream() -> RegistryError {
+    RegistryError::invalid("chunk", "the upload stream ended with an error")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Keys are asset paths without a leading slash; escapes are refused.
+    #[test]
+    fn object_key_rules() {
+        assert_eq!(object_key("cat.jpg").unwrap(), "cat.jpg");
+        assert_eq!(object_key("/a/b/cat.jpg").unwrap(), "a/b/cat.jpg");
+        for bad in [
+            "",
+            "/",
+            "//x/y.jpg",
+            "../x.jpg",
+            "a/../../x.jpg",
+            "a/./b",
+            "a//b",
+            "a b",
+            "a%2fb",
+            "dir/",
+        ] {
+            assert!(
+                matches!(
+                    object_key(bad),
+                    Err(RegistryError::InvalidField { field: "key", .. })
+                ),
+                "{bad:?}"
+            );
+        }
+    }
+
+    /// Content types are media types; empty means sniff.
+    #[test]
+    fn content_type_rules() {
+        assert_eq!(content_type("").unwrap(), None);
+        assert_eq!(
+            content_type("image/png").unwrap().as_deref(),
+            Some("image/png")
+        );
+        assert!(content_type("text/plain; charset=utf-8").unwrap().is_some());
+        for bad in [
+            "png",
+            "/png",
+            "image/",
+            "image/png\n",
+            "ïmage/png",
+            &format!("a/{}", "b".repeat(254)),
+        ] {
+            assert!(content_type(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    /// Common image formats are recognised by their first bytes.
+    #[test]
+    fn content_types_are_sniffed() {
+        assert_eq!(sniff_content_type(&[0xff, 0xd8, 0xff, 0xe0]), "image/jpeg");
+        assert_eq!(sniff_content_type(b"\x89PNG\r\n\x1a\n...."), "image/png");
+        assert_eq!(sniff_content_type(b"GIF89a.."), "image/gif");
+        assert_eq!(sniff_content_type(b"RIFF\0\0\0\0WEBPVP8 "), "image/webp");
+        assert_eq!(sniff_content_type(b"\0\0\0\x1cftypavif"), "image/avif");
+        assert_eq!(sniff_content_type(b"\0\0\0\x18ftypheic"), "image/heic");
+        assert_eq!(sniff_content_type(b"II*\0...."), "image/tiff");
+        assert_eq!(sniff_content_type(b"hello"), "application/octet-stream");
+        assert_eq!(sniff_content_type(b""), "application/octet-stream");
+    }
+
+    /// S3 refusals become origin errors naming the upload credentials.
+    #[test]
+    fn refusals_become_origin_errors() {
+        for (refusal, code, message) in [
+            (
+                Refusal::Denied,
+                ErrorCode::OriginAccessDenied,
+                "the upload credentials lack s3:PutObject",
+            ),
+            (
+                Refusal::CredentialsRejected,
+                ErrorCode::OriginAccessDenied,
+                "the upload credentials were rejected",
+            ),
+            (
+                Refusal::NoSuchBucket,
+                ErrorCode::OriginUnavailable,
+                "bucket not found",
+            ),
+            (
+                Refusal::Timeout,
+                ErrorCode::OriginTimeout,
+                "the s3 endpoint did not answer in time",
+            ),
+        ] {
+            match upload_failure(refusal) {
+                RegistryError::Origin {
+                    code: c,
+                    message: m,
+                } => {
+                    assert_eq!((c, m.as_str()), (code, message));
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+}
