@@ -288,8 +288,16 @@ async fn forged_signatures_do_no_work() {
     let (token, _) = rotate(&mesh, source["id"].as_str().unwrap(), 0).await;
     let good = signed(&token, "/photos/cat.jpg?h=300&w=400");
     let s = good.rsplit_once("s=").unwrap().1.to_owned();
-    // Wait until the gateway knows the token without rendering anything.
-    eventually(&mesh, "locked", "/photos/cat.jpg?w=1", 403).await;
+    // Wait until the gateway knows the token, without rendering anything: a
+    // correctly signed URL that has expired is refused (404) right after
+    // the signature check.
+    eventually(
+        &mesh,
+        "locked",
+        &signed(&token, "/photos/cat.jpg?expires=1"),
+        404,
+    )
+    .await;
 
     let forged = [
         "/photos/cat.jpg?h=300&w=400".to_owned(),
