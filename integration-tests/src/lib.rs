@@ -244,13 +244,28 @@ impl Mesh {
             .arg(format!("--registry-url={}", self.registry_url))
             .arg("--json")
             .args(args)
-            .env_remove("IMGMESH_SECRET_ACCESS_KEY");
+            .env_remove("IMGMESH_SECRET_ACCESS_KEY")
+            .env_remove("IMGMESH_UPLOAD_SECRET_ACCESS_KEY");
         Ok(command.output().await?)
     }
 
     /// Creates a Source named `name` (subdomain = name) on [`BUCKET`] with the
-    /// given secret, returning the CLI's JSON for it.
+    /// given secret and deploys it (`imgmesh sources deploy --wait`), so it
+    /// serves; returns the CLI's JSON for the deployed Source. A failed
+    /// deploy is an error carrying the registry's reason.
     pub async fn create_source(
+        &self,
+        name: &str,
+        secret: &str,
+        extra: &[&str],
+    ) -> anyhow::Result<serde_json::Value> {
+        self.create_source_undeployed(name, secret, extra).await?;
+        self.deploy_source(name).await
+    }
+
+    /// Creates a Source like [`Mesh::create_source`] without deploying it:
+    /// it stays pending and does not serve.
+    pub async fn create_source_undeployed(
         &self,
         name: &str,
         secret: &str,
@@ -270,6 +285,13 @@ impl Mesh {
         args.extend(extra.iter().map(|s| (*s).to_owned()));
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         self.cli_json(&args).await
+    }
+
+    /// Deploys Source `name` and waits for the result; the deployed
+    /// Source's JSON, or an error carrying why the deploy failed.
+    pub async fn deploy_source(&self, name: &str) -> anyhow::Result<serde_json::Value> {
+        self.cli_json(&["sources", "deploy", name, "--wait", "--wait-timeout=60"])
+            .await
     }
 
     /// Sends `GET path_and_query` to the gateway for `<subdomain>.localhost`.

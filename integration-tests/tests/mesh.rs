@@ -91,24 +91,24 @@ async fn equal_plans_share_one_cache_entry() {
     assert_eq!(mesh.redis_dbsize().await.unwrap(), 2);
 }
 
-/// A Source whose secret S3 rejects gives a clear error, never a 200, and
-/// the secret appears nowhere in the answer.
+/// A Source whose secret S3 rejects fails its deploy with a clear reason,
+/// so it never serves (404, never a 200), and the secret appears nowhere.
 #[tokio::test]
 async fn wrong_secret_gives_clear_error() {
     let mesh = demo_mesh(MeshOptions::default()).await;
     let wrong_secret = "not-the-secret-0123456789abcdef";
-    mesh.create_source("broken", wrong_secret, &[])
+    mesh.create_source_undeployed("broken", wrong_secret, &[])
         .await
         .unwrap();
-    let response = mesh.get("broken", "/photos/cat.jpg?w=100").await.unwrap();
-    assert_eq!(response.status, 502, "{}", response.text());
+    let error = mesh.deploy_source("broken").await.unwrap_err().to_string();
     assert!(
-        response.text().contains("credentials"),
-        "message should name the cause: {}",
-        response.text()
+        error.contains("deploy of broken failed: the credentials were rejected"),
+        "{error}"
     );
+    assert!(!error.contains(wrong_secret));
+    let response = mesh.get("broken", "/photos/cat.jpg?w=100").await.unwrap();
+    assert_eq!(response.status, 404, "{}", response.text());
     assert!(!response.text().contains(wrong_secret));
-    assert_eq!(response.header("cache-control"), Some("no-store"));
     assert!(
         !mesh.all_logs().contains(wrong_secret),
         "secret leaked into logs"

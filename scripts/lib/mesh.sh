@@ -107,6 +107,9 @@ start_mesh() {
     IMGMESH_SECRET_ACCESS_KEY=$S3_SECRET_KEY "${cli[@]}" sources create --name demo \
       --subdomain demo "${source_args[@]}" >/dev/null
   fi
+  # Only deployed Sources serve: the deploy checks the bucket with the keys
+  # (and is needed again after the endpoint's port changed).
+  "${cli[@]}" sources deploy demo --wait >/dev/null
 
   for _ in $(seq 1 200); do
     curl -fsS "http://$gateway_ops/ready" >/dev/null 2>&1 && return 0

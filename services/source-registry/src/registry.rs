@@ -371,7 +371,13 @@ impl Registry {
             created_at: now,
             expires_at: 0,
         };
-        let retire_at = now.saturating_add(i64::from(grace_period_seconds));
+        // Expiry times are whole seconds: round up, so the old tokens stay
+        // valid for at least the whole grace period (and none at all for 0).
+        let retire_at = if grace_period_seconds == 0 {
+            now
+        } else {
+            unix_now_ceil().saturating_add(i64::from(grace_period_seconds))
+        };
         if !self
             .store
             .rotate_token(&source.id, &row, retire_at, now)
@@ -567,6 +573,21 @@ fn new_source_id() -> String {
         "{SOURCE_ID_PREFIX}{}",
         hex::encode(rand::random::<[u8; 6]>())
     )
+}
+
+/// Seconds since the Unix epoch, rounded up.
+fn unix_now_ceil() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|elapsed| {
+            let seconds = i64::try_from(elapsed.as_secs()).unwrap_or(i64::MAX);
+            if elapsed.subsec_nanos() > 0 {
+                seconds.saturating_add(1)
+            } else {
+                seconds
+            }
+        })
+        .unwrap_or_default()
 }
 
 /// Seconds since the Unix epoch.
