@@ -608,7 +608,8 @@ mod tests {
 
     use crate::credentials_crypto::MasterKey;
     use crate::test_db::{TestDb, on_both_backends, test_keys};
-    use crate::test_s3::{S3_ACCESS_KEY, S3_SECRET_KEY, S3sFs};
+    use crate::test_s3::{Policy, PolicyFront, S3_ACCESS_KEY, S3_SECRET_KEY, S3Operation, S3sFs};
+    use futures::StreamExt as _;
 
     const SECRET: &str = "wJalrXUtnFEMI-K7MDENG-bPxRfiCYzzSECRET";
     const UPLOAD_SECRET: &str = "upload-secret-9f8e7d6c5b4a";
@@ -1552,6 +1553,548 @@ mod tests {
         );
     }
 
+    /// Marks Source `name` deployed without touching S3 (for tests of what
+    /// only a deployed Source may do).
+    async fn mark_deployed(registry: &Registry, name: &str) {
+        let record = registry
+            .store
+            .start_deploy(name, "test", unix_now())
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            registry
+                .store
+                .finish_deploy(
+                    &record.id,
+                    "test",
+                    proto::SourceStatus::Deployed,
+                    "",
+                    unix_now()
+                )
+                .await
+                .unwrap()
+        );
+    }
+
+    /// Rotation adds a token and retires the others after the grace period:
+    /// both are handed out during it, only the new one after a 0 grace.
+    async fn secure_token_rotation_window(db: TestDb) {
+        let registry = db.open().await;
+        registry
+            .create_source(&proto::CreateSourceRequest {
+                secure_url_enabled: true,
+                ..create_request("demo")
+            })
+            .await
+            .unwrap();
+        let (first, source) = registry.rotate_secure_token("demo", 0).await.unwrap();
+        assert_eq!(first.expose_secret().len(), 32);
+        assert!(first.expose_secret().bytes().all(|b| b.is_ascii_hexdigit()));
+        assert_eq!(source.active_secure_tokens, 1);
+        let tokens = registry
+            .resolve_host("demo.x", false)
+            .await
+            .unwrap()
+            .secure_url_tokens;
+        assert_eq!(tokens.len(), 1);
+        assert_eq!(tokens[0].token, first.expose_secret());
+        assert_eq!(tokens[0].expires_at, 0);
+
+        let before = unix_now();
+        let (second, source) = registry.rotate_secure_token("demo", 3600).await.unwrap();
+        assert_ne!(first.expose_secret(), second.expose_secret());
+        assert_eq!(source.active_secure_tokens, 2);
+        assert_eq!(
+            registry
+                .get_source("demo")
+                .await
+                .unwrap()
+                .active_secure_tokens,
+            2
+        );
+        let tokens = registry
+            .resolve_host("demo.x", false)
+            .await
+            .unwrap()
+            .secure_url_tokens;
+        assert_eq!(tokens.len(), 2);
+        let old = tokens
+            .iter()
+            .find(|t| t.token == first.expose_secret())
+            .expect("the old token is still accepted");
+        assert!(old.expires_at >= before + 3600 && old.expires_at <= unix_now() + 3601);
+        let new = tokens
+            .iter()
+            .find(|t| t.token == second.expose_secret())
+            .unwrap();
+        assert_eq!(new.expires_at, 0);
+
+        let (third, source) = registry.rotate_secure_token("demo", 0).await.unwrap();
+        assert_eq!(source.active_secure_tokens, 1);
+        let tokens = registry
+            .resolve_host("demo.x", false)
+            .await
+            .unwrap()
+            .secure_url_tokens;
+        let accepted: Vec<&str> = tokens.iter().map(|t| t.token.as_str()).collect();
+        assert_eq!(accepted, [third.expose_secret()]);
+        // Public views never carry a token.
+        let shown = format!(
+            "{:?}{:?}",
+            registry.get_source("demo").await.unwrap(),
+            registry.list_sources().await.unwrap()
+        );
+        assert!(!shown.contains(third.expose_secret()));
+        assert!(is_not_found(
+            &registry.rotate_secure_token("nobody", 0).await.unwrap_err()
+        ));
+    }
+
+    /// Tokens are handed to the gateway only while secure URLs are on.
+    async fn tokens_resolve_only_when_secure_urls_are_on(db: TestDb) {
+        let registry = db.open().await;
+        registry
+            .create_source(&create_request("demo"))
+            .await
+            .unwrap();
+        registry.rotate_secure_token("demo", 0).await.unwrap();
+        let resolved = registry.resolve_host("demo.x", false).await.unwrap();
+        assert!(resolved.secure_url_tokens.is_empty());
+        assert_eq!(resolved.source.active_secure_tokens, 1);
+        registry
+            .update_source(&proto::UpdateSourceRequest {
+                id_or_name: "demo".into(),
+                secure_url_enabled: Some(true),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        let resolved = registry.resolve_host("demo.x", false).await.unwrap();
+        assert_eq!(resolved.secure_url_tokens.len(), 1);
+    }
+
+    /// Upload credentials are stored apart: only their hint is shown, read
+    /// access never carries them, and an update can remove them.
+    async fn upload_credentials_stay_apart(db: TestDb) {
+        let registry = db.open().await;
+        let created = registry
+            .create_source(&proto::CreateSourceRequest {
+                upload_access_key_id: "AKIAUPLOADEXAMPLE".into(),
+                upload_secret_access_key: UPLOAD_SECRET.into(),
+                ..create_request("demo")
+            })
+            .await
+            .unwrap();
+        assert_eq!(created.upload_access_key_id_hint, "…MPLE");
+        assert!(!format!("{created:?}").contains(UPLOAD_SECRET));
+        let access = registry.read_access(&created.id).await.unwrap();
+        assert_eq!(access.access_key_id, "AKIAIOSFODNN7EXAMPLE");
+        assert_eq!(access.secret_access_key.expose_secret(), SECRET);
+        assert!(!format!("{access:?}").contains(UPLOAD_SECRET));
+        let record = registry.find("demo").await.unwrap();
+        let upload = registry.upload_credentials(&record).await.unwrap().unwrap();
+        assert_eq!(upload.access_key_id, "AKIAUPLOADEXAMPLE");
+        assert_eq!(upload.secret_access_key.expose_secret(), UPLOAD_SECRET);
+
+        let removed = registry
+            .update_source(&proto::UpdateSourceRequest {
+                id_or_name: "demo".into(),
+                upload_access_key_id: Some(String::new()),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(removed.upload_access_key_id_hint, "");
+        let record = registry.find("demo").await.unwrap();
+        assert!(
+            registry
+                .upload_credentials(&record)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert_eq!(
+            registry
+                .store
+                .secret(&created.id, UPLOAD_SECRET_ACCESS_KEY_FIELD)
+                .await
+                .unwrap(),
+            None
+        );
+    }
+
+    /// The upload stream `header` then `chunks`, as the gRPC service gets it.
+    fn upload_stream(
+        header: Option<proto::UploadObjectHeader>,
+        chunks: &[&[u8]],
+    ) -> futures::stream::Iter<std::vec::IntoIter<Result<proto::UploadObjectRequest, tonic::Status>>>
+    {
+        use proto::upload_object_request::Part;
+        let messages: Vec<Result<proto::UploadObjectRequest, tonic::Status>> = header
+            .map(Part::Header)
+            .into_iter()
+            .chain(
+                chunks
+                    .iter()
+                    .map(|chunk| Part::Chunk(chunk.to_vec().into())),
+            )
+            .map(|part| Ok(proto::UploadObjectRequest { part: Some(part) }))
+            .collect();
+        futures::stream::iter(messages)
+    }
+
+    fn header(id_or_name: &str, key: &str) -> proto::UploadObjectHeader {
+        proto::UploadObjectHeader {
+            id_or_name: id_or_name.into(),
+            key: key.into(),
+            ..Default::default()
+        }
+    }
+
+    /// Uploads are refused, with a clear message, for a Source that is not
+    /// deployed or has no upload credentials, and for bad keys, sizes and
+    /// streams.
+    async fn upload_refusals(db: TestDb) {
+        let registry = db.open().await.with_max_upload_bytes(10);
+        registry
+            .create_source(&proto::CreateSourceRequest {
+                upload_access_key_id: "AKIAUPLOADEXAMPLE".into(),
+                upload_secret_access_key: UPLOAD_SECRET.into(),
+                ..create_request("up")
+            })
+            .await
+            .unwrap();
+        registry
+            .create_source(&create_request("plain"))
+            .await
+            .unwrap();
+        let upload = |header: Option<proto::UploadObjectHeader>, chunks: &[&[u8]]| {
+            let registry = registry.clone();
+            let stream = upload_stream(header, chunks);
+            async move { crate::object_upload::upload_object(&registry, stream).await }
+        };
+
+        let error = upload(Some(header("up", "a.jpg")), &[b"x"])
+            .await
+            .unwrap_err();
+        assert_eq!(error.to_string(), "the source is not deployed");
+        mark_deployed(&registry, "up").await;
+        mark_deployed(&registry, "plain").await;
+        let error = upload(Some(header("plain", "a.jpg")), &[b"x"])
+            .await
+            .unwrap_err();
+        assert_eq!(error.to_string(), "the source has no upload credentials");
+        assert!(is_not_found(
+            &upload(Some(header("nobody", "a.jpg")), &[b"x"])
+                .await
+                .unwrap_err()
+        ));
+
+        let field_of = |error: RegistryError| match error {
+            RegistryError::InvalidField { field, .. } => field,
+            other => panic!("{other:?}"),
+        };
+        let error = upload(None, &[b"x"]).await.unwrap_err();
+        assert_eq!(field_of(error), "header");
+        for key in ["", "../x.jpg", "//host/x.jpg", "a/../../b.jpg", "a\\b.jpg"] {
+            let error = upload(Some(header("up", key)), &[b"x"]).await.unwrap_err();
+            assert_eq!(field_of(error), "key", "{key:?}");
+        }
+        let typed = proto::UploadObjectHeader {
+            content_type: "not a type".into(),
+            ..header("up", "a.jpg")
+        };
+        assert_eq!(
+            field_of(upload(Some(typed), &[b"x"]).await.unwrap_err()),
+            "content_type"
+        );
+        let sized = proto::UploadObjectHeader {
+            size: 11,
+            ..header("up", "a.jpg")
+        };
+        assert!(matches!(
+            upload(Some(sized), &[b"x"]).await.unwrap_err(),
+            RegistryError::UploadTooLarge { cap: 10 }
+        ));
+        assert!(matches!(
+            upload(Some(header("up", "a.jpg")), &[b"123456", b"78901"])
+                .await
+                .unwrap_err(),
+            RegistryError::UploadTooLarge { cap: 10 }
+        ));
+        let mismatched = proto::UploadObjectHeader {
+            size: 5,
+            ..header("up", "a.jpg")
+        };
+        assert_eq!(
+            field_of(upload(Some(mismatched), &[b"123"]).await.unwrap_err()),
+            "size"
+        );
+        assert_eq!(
+            field_of(upload(Some(header("up", "a.jpg")), &[]).await.unwrap_err()),
+            "chunk"
+        );
+        let twice = upload_stream(Some(header("up", "a.jpg")), &[b"1"])
+            .chain(upload_stream(Some(header("up", "b.jpg")), &[]));
+        let error = crate::object_upload::upload_object(&registry, Box::pin(twice))
+            .await
+            .unwrap_err();
+        assert_eq!(field_of(error), "header");
+    }
+
+    /// An upload lands under the Source's prefix with the upload
+    /// credentials; a rejected upload secret is named.
+    async fn upload_writes_under_the_prefix(db: TestDb) {
+        let registry = db.open().await;
+        let s3 = S3sFs::start(&["images"]).await;
+        registry
+            .create_source(&proto::CreateSourceRequest {
+                upload_access_key_id: S3_ACCESS_KEY.into(),
+                upload_secret_access_key: S3_SECRET_KEY.into(),
+                ..s3_request("demo", &s3, S3_SECRET_KEY)
+            })
+            .await
+            .unwrap();
+        registry.deploy_source("demo").await.unwrap();
+        assert_eq!(
+            deployed(&registry, "demo").await.status(),
+            proto::SourceStatus::Deployed
+        );
+        let png = b"\x89PNG\r\n\x1a\nnot really a png";
+        let stored = crate::object_upload::upload_object(
+            &registry,
+            upload_stream(Some(header("demo", "new/dog.png")), &[&png[..8], &png[8..]]),
+        )
+        .await
+        .unwrap();
+        assert_eq!(stored.key, "photos/new/dog.png");
+        assert_eq!(stored.size, png.len() as u64);
+        assert!(!stored.etag.is_empty());
+        assert_eq!(
+            s3.read("images", "photos/new/dog.png").as_deref(),
+            Some(&png[..])
+        );
+
+        registry
+            .update_source(&proto::UpdateSourceRequest {
+                id_or_name: "demo".into(),
+                upload_access_key_id: Some(S3_ACCESS_KEY.into()),
+                upload_secret_access_key: Some("wrong-upload-secret".into()),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        let error = crate::object_upload::upload_object(
+            &registry,
+            upload_stream(Some(header("demo", "other.png")), &[png]),
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(error.to_string(), "the upload credentials were rejected");
+        assert!(!error.to_string().contains("wrong-upload-secret"));
+        assert!(s3.read("images", "photos/other.png").is_none());
+    }
+
+    /// Upload credentials without s3:PutObject are named as such.
+    async fn upload_without_put_permission_is_named(db: TestDb) {
+        let registry = db.open().await;
+        let front = PolicyFront::start(Policy {
+            denied: Some(S3Operation::PutObject),
+            location: "",
+            listed_key: Some("photos/cat.jpg"),
+        })
+        .await;
+        registry
+            .create_source(&proto::CreateSourceRequest {
+                endpoint: front.endpoint.clone(),
+                upload_access_key_id: "AKIAUPLOADEXAMPLE".into(),
+                upload_secret_access_key: UPLOAD_SECRET.into(),
+                ..create_request("demo")
+            })
+            .await
+            .unwrap();
+        registry.deploy_source("demo").await.unwrap();
+        assert_eq!(
+            deployed(&registry, "demo").await.status(),
+            proto::SourceStatus::Deployed
+        );
+        let error = crate::object_upload::upload_object(
+            &registry,
+            upload_stream(Some(header("demo", "x.jpg")), &[b"jpeg"]),
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "the upload credentials lack s3:PutObject"
+        );
+        let status = tonic::Status::from(error);
+        assert_eq!(
+            imgmesh_errors::ErrorCode::of_status(&status),
+            imgmesh_errors::ErrorCode::OriginAccessDenied
+        );
+    }
+
+    /// Rotating the master key re-wraps every data key one record at a
+    /// time: interrupted after some, the rest are re-wrapped by a second
+    /// run, and then the new key alone opens everything.
+    async fn master_key_rotation_is_resumable(db: TestDb) {
+        let old = || MasterKey::from_bytes([1; 32]);
+        let new = || MasterKey::from_bytes([2; 32]);
+        let registry = db.open_with(MasterKeys::new(old())).await;
+        let mut tokens = Vec::new();
+        for name in ["alpha", "beta", "gamma"] {
+            registry
+                .create_source(&proto::CreateSourceRequest {
+                    upload_access_key_id: "AKIAUPLOADEXAMPLE".into(),
+                    upload_secret_access_key: format!("{UPLOAD_SECRET}-{name}"),
+                    secure_url_enabled: true,
+                    ..create_request(name)
+                })
+                .await
+                .unwrap();
+        }
+        for name in ["alpha", "beta"] {
+            let (token, _) = registry.rotate_secure_token(name, 0).await.unwrap();
+            tokens.push((name, token));
+        }
+        registry.close().await;
+        let rotating = || MasterKeys::new(new()).with_previous(old());
+
+        let mut seen = Vec::new();
+        let first = crate::rotate_master_key(db.database(), rotating(), Some(3), |p| seen.push(p))
+            .await
+            .unwrap();
+        assert_eq!((first.rewrapped, first.total, first.remaining), (3, 8, 5));
+        assert_eq!(seen.len(), 3);
+        assert_eq!(seen.last(), Some(&first));
+        // The new key alone cannot open what is left.
+        let error = Registry::open(db.database(), new()).await.unwrap_err();
+        assert!(
+            matches!(error, RegistryError::MasterKeyMismatch { count: 5, .. }),
+            "{error:?}"
+        );
+
+        let second = crate::rotate_master_key(db.database(), rotating(), None, |_| {})
+            .await
+            .unwrap();
+        assert_eq!(
+            (second.rewrapped, second.total, second.remaining),
+            (5, 5, 0)
+        );
+        let again = crate::rotate_master_key(db.database(), rotating(), None, |_| {})
+            .await
+            .unwrap();
+        assert_eq!((again.rewrapped, again.total, again.remaining), (0, 0, 0));
+
+        let error = Registry::open(db.database(), old()).await.unwrap_err();
+        assert!(
+            matches!(error, RegistryError::MasterKeyMismatch { count: 8, .. }),
+            "{error:?}"
+        );
+        let registry = Registry::open(db.database(), new()).await.unwrap();
+        for name in ["alpha", "beta", "gamma"] {
+            let record = registry.find(name).await.unwrap();
+            let access = registry.read_access(&record.id).await.unwrap();
+            assert_eq!(access.secret_access_key.expose_secret(), SECRET);
+            let upload = registry.upload_credentials(&record).await.unwrap().unwrap();
+            assert_eq!(
+                upload.secret_access_key.expose_secret(),
+                format!("{UPLOAD_SECRET}-{name}")
+            );
+        }
+        for (name, token) in tokens {
+            let resolved = registry
+                .resolve_host(&format!("{name}.x"), false)
+                .await
+                .unwrap();
+            assert_eq!(resolved.secure_url_tokens[0].token, token.expose_secret());
+        }
+    }
+
+    /// A secret stored before envelope encryption (sealed directly by the
+    /// master key) is converted when the registry opens, and still opens.
+    async fn legacy_secrets_are_converted(db: TestDb) {
+        let registry = db.open().await;
+        let created = registry
+            .create_source(&create_request("demo"))
+            .await
+            .unwrap();
+        registry.close().await;
+        let key = MasterKey::parse(crate::credentials_crypto::tests::TEST_KEY_HEX).unwrap();
+        let legacy = crate::credentials_crypto::tests::legacy_seal(
+            &key,
+            "legacy-secret",
+            &created.id,
+            SECRET_ACCESS_KEY_FIELD,
+        );
+        let pool = db.database().connect().await.unwrap();
+        sqlx::query("DELETE FROM source_secrets WHERE source_id = $1")
+            .bind(&created.id)
+            .execute(&pool)
+            .await
+            .unwrap();
+        sqlx::query(
+            "UPDATE sources SET secret_access_key_sealed = $1, secret_key_id = $2 WHERE id = $3",
+        )
+        .bind(&legacy)
+        .bind(key.key_id())
+        .bind(&created.id)
+        .execute(&pool)
+        .await
+        .unwrap();
+        pool.close().await;
+
+        let registry = db.open().await;
+        let access = registry.read_access(&created.id).await.unwrap();
+        assert_eq!(access.secret_access_key.expose_secret(), "legacy-secret");
+        assert!(registry.store.legacy_secrets().await.unwrap().is_empty());
+        let usage = registry.store.kek_usage().await.unwrap();
+        assert_eq!(usage, [(test_keys().current_id().to_owned(), 1)]);
+    }
+
+    /// Two registries on one database (two replicas): concurrent creates of
+    /// one subdomain or one custom domain leave exactly one winner.
+    async fn two_registries_keep_uniqueness(db: TestDb) {
+        let replicas = [db.open().await, db.open().await];
+        for (round, (subdomain, domain)) in [("contested", None), ("free", Some("img.example.com"))]
+            .into_iter()
+            .enumerate()
+        {
+            let attempts = (0..8).map(|i| {
+                let registry = replicas[i % 2].clone();
+                let request = proto::CreateSourceRequest {
+                    name: format!("racer-{round}-{i}"),
+                    subdomain: domain
+                        .map_or(subdomain.to_owned(), |_| format!("racer-{round}-{i}")),
+                    custom_domains: domain.map(str::to_owned).into_iter().collect(),
+                    ..create_request("unused")
+                };
+                tokio::spawn(async move { registry.create_source(&request).await })
+            });
+            let results = join_handles(attempts).await;
+            assert_eq!(
+                results.iter().filter(|r| r.is_ok()).count(),
+                1,
+                "{results:?}"
+            );
+            let field = if domain.is_some() {
+                "custom_domains"
+            } else {
+                "subdomain"
+            };
+            for result in results.iter().filter(|r| r.is_err()) {
+                assert!(
+                    matches!(result, Err(RegistryError::AlreadyExists { field: f }) if *f == field),
+                    "{result:?}"
+                );
+            }
+        }
+        assert_eq!(replicas[0].list_sources().await.unwrap().len(), 2);
+        assert_eq!(replicas[1].list_sources().await.unwrap().len(), 2);
+    }
+
     on_both_backends!(
         create_then_get_by_id_and_name,
         public_views_never_show_the_secret,
@@ -1583,5 +2126,14 @@ mod tests {
         edits_that_need_a_deploy_make_the_source_pending,
         superseded_deploys_record_nothing,
         interrupted_deploys_resume_at_open,
+        secure_token_rotation_window,
+        tokens_resolve_only_when_secure_urls_are_on,
+        upload_credentials_stay_apart,
+        upload_refusals,
+        upload_writes_under_the_prefix,
+        upload_without_put_permission_is_named,
+        master_key_rotation_is_resumable,
+        legacy_secrets_are_converted,
+        two_registries_keep_uniqueness,
     );
 }

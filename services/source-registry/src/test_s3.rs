@@ -64,6 +64,11 @@ impl S3sFs {
         }
     }
 
+    /// The object's bytes as stored, if it exists.
+    pub(crate) fn read(&self, bucket: &str, key: &str) -> Option<Vec<u8>> {
+        std::fs::read(self.root.path().join(bucket).join(key)).ok()
+    }
+
     /// Writes an object straight into the bucket's directory.
     pub(crate) fn put(&self, bucket: &str, key: &str, bytes: &[u8]) {
         let path = self.root.path().join(bucket).join(key);
@@ -102,6 +107,8 @@ pub(crate) enum S3Operation {
     ListObjectsV2,
     /// `GET /<bucket>/<key>`.
     GetObject,
+    /// `PUT /<bucket>/<key>`.
+    PutObject,
 }
 
 /// What the policy front answers to each operation.
@@ -151,23 +158,49 @@ impl PolicyFront {
     }
 }
 
+/// Reads a request's head and, per its Content-Length, its body; returns
+/// the head.
 async fn read_head(stream: &mut tokio::net::TcpStream) -> String {
-    let mut head = Vec::new();
+    let mut received = Vec::new();
     let mut buf = [0u8; 4096];
-    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+    let head_end = loop {
+        if let Some(end) = received.windows(4).position(|w| w == b"\r\n\r\n") {
+            break end + 4;
+        }
+        match stream.read(&mut buf).await {
+            Ok(0) | Err(_) => return String::from_utf8_lossy(&received).into_owned(),
+            Ok(n) => received.extend_from_slice(&buf[..n]),
+        }
+    };
+    let head = String::from_utf8_lossy(&received[..head_end]).into_owned();
+    let body_len: usize = head
+        .lines()
+        .find_map(|line| {
+            let (name, value) = line.split_once(':')?;
+            name.eq_ignore_ascii_case("content-length")
+                .then(|| value.trim().parse().ok())
+                .flatten()
+        })
+        .unwrap_or(0);
+    let mut body_read = received.len() - head_end;
+    while body_read < body_len {
         match stream.read(&mut buf).await {
             Ok(0) | Err(_) => break,
-            Ok(n) => head.extend_from_slice(&buf[..n]),
+            Ok(n) => body_read += n,
         }
     }
-    String::from_utf8_lossy(&head).into_owned()
+    head
 }
 
 /// The full HTTP response to a request whose head is `head`.
 fn answer(policy: &Policy, head: &str) -> Vec<u8> {
-    let target = head.split_whitespace().nth(1).unwrap_or_default();
+    let mut request_line = head.split_whitespace();
+    let method = request_line.next().unwrap_or_default();
+    let target = request_line.next().unwrap_or_default();
     let (path, query) = target.split_once('?').unwrap_or((target, ""));
-    let operation = if query
+    let operation = if method == "PUT" {
+        S3Operation::PutObject
+    } else if query
         .split('&')
         .any(|p| p == "location" || p == "location=")
     {
@@ -209,6 +242,10 @@ fn answer(policy: &Policy, head: &str) -> Vec<u8> {
                      <IsTruncated>false</IsTruncated>{contents}</ListBucketResult>"
                 ),
             )
+        }
+        S3Operation::PutObject => {
+            b"HTTP/1.1 200 OK\r\netag: \"0123\"\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                .to_vec()
         }
         S3Operation::GetObject => {
             b"HTTP/1.1 206 Partial Content\r\ncontent-length: 1\r\ncontent-range: bytes 0-0/1\r\n\
