@@ -19,8 +19,11 @@ dev: deps
 	@scripts/dev.sh
 
 # Tests start their own redis-server and s3s-fs on free ports and the four
-# service binaries as processes; each stops them when it ends.
+# service binaries as processes; each stops them when it ends. The registry's
+# suite also runs on PostgreSQL (a database per test, dropped after it), so a
+# server must answer at 127.0.0.1:5432: ensure-postgres.sh starts one.
 test: build
+	@scripts/ensure-postgres.sh
 	$(CARGO) nextest run -j$(JOBS) --build-jobs $(JOBS) --workspace --no-fail-fast
 
 lint: deps
