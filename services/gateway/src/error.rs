@@ -231,10 +231,10 @@ mod tests {
         assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
         assert_eq!(header(&headers, "allow"), Some("GET, HEAD"));
 
-        let plan_error = crate::render_plan::parse_render_plan("", "fm=bmp").unwrap_err();
+        let plan_error = crate::render_plan::parse_render_plan("", "txt64=@@@", None).unwrap_err();
         let (status, _, body) = parts(plan_error.into()).await;
         assert_eq!(status, StatusCode::BAD_REQUEST);
-        assert_eq!(body, r#"fm: unsupported value "bmp""#);
+        assert_eq!(body, "txt64: value is not valid base64url");
     }
 
     /// An imgmesh status keeps its code and message; 5xx answers are never cached and 503 says when to retry.

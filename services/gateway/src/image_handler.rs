@@ -93,18 +93,29 @@ async fn answer(
         }
     }
 
-    let plan = parse_render_plan(&source.default_params, query)?;
+    let accept = parts
+        .headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok());
+    let parsed = parse_render_plan(&source.default_params, query, accept)?;
     let rendered = state
         .upstream()
         .render(RenderRequest {
             source_id: source.id.clone(),
             source_config_version: source.config_version,
             path,
-            plan: Some(plan),
+            plan: Some(parsed.plan),
             cache_ttl_seconds: source.cache_ttl_seconds,
         })
         .await?;
-    image_response(rendered, lifetime.cap(source.cache_ttl_seconds))
+    let mut response = image_response(rendered, lifetime.cap(source.cache_ttl_seconds))?;
+    if parsed.varies_on_accept {
+        // auto=format chose the format from Accept.
+        response
+            .headers_mut()
+            .insert(header::VARY, HeaderValue::from_static("Accept"));
+    }
+    Ok(response)
 }
 
 /// The Source answering for `host`, from the cache or the registry; an

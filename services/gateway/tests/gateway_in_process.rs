@@ -67,11 +67,11 @@ async fn render_request_carries_source_path_plan_and_deadline() {
         seen.request.plan,
         Some(RenderPlan {
             width: 200,
-            height: 0,
             fit: Fit::Crop.into(),
             format: OutputFormat::Webp.into(),
             quality: 60,
             dpr_centi: 200,
+            ..RenderPlan::default()
         })
     );
     let timeout = seen.grpc_timeout.expect("render call without grpc-timeout");
@@ -79,6 +79,36 @@ async fn render_request_carries_source_path_plan_and_deadline() {
         timeout.ends_with('m') || timeout.ends_with('u') || timeout.ends_with('S'),
         "{timeout}"
     );
+}
+
+/// auto=format negotiates from Accept into the plan and the response says `Vary: Accept`; without it there is no Vary.
+#[tokio::test]
+async fn auto_format_uses_accept_and_varies() {
+    let gateway = Harness::start().await;
+    let mut avif = request(Method::GET, "demo.localhost", "/cat.jpg?auto=format&w=100");
+    avif.headers_mut().insert(
+        http::header::ACCEPT,
+        http::HeaderValue::from_static("image/avif,image/webp,*/*"),
+    );
+    let answer = gateway.send(avif).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+    assert_eq!(answer.header("vary"), Some("Accept"));
+    let plan = gateway.last_render().request.plan.unwrap();
+    assert_eq!(plan.format(), OutputFormat::Avif);
+
+    let answer = gateway
+        .get("demo.localhost", "/cat.jpg?auto=format&w=100")
+        .await;
+    assert_eq!(answer.header("vary"), Some("Accept"));
+    let plan = gateway.last_render().request.plan.unwrap();
+    assert_eq!(
+        plan.format(),
+        OutputFormat::Webp,
+        "the Source's default fm=webp"
+    );
+
+    let answer = gateway.get("demo.localhost", "/cat.jpg?w=100").await;
+    assert_eq!(answer.header("vary"), None);
 }
 
 /// Hosts that route nowhere, or name no Source, get 404 "unknown host".
@@ -245,13 +275,13 @@ async fn renderer_down_is_503() {
     );
 }
 
-/// An unsupported `fm` is a 400 naming the parameter, and the renderer is never called.
+/// An undecodable base64 parameter is a 400 naming it, and the renderer is never called.
 #[tokio::test]
 async fn bad_parameter_is_400_without_rendering() {
     let gateway = Harness::start().await;
-    let answer = gateway.get("demo.localhost", "/cat.jpg?fm=bmp").await;
+    let answer = gateway.get("demo.localhost", "/cat.jpg?txt64=@@@").await;
     assert_eq!(answer.status, StatusCode::BAD_REQUEST);
-    assert_eq!(answer.text(), r#"fm: unsupported value "bmp""#);
+    assert_eq!(answer.text(), "txt64: value is not valid base64url");
     assert_eq!(
         answer.header("content-type"),
         Some("text/plain; charset=utf-8")
@@ -296,7 +326,11 @@ async fn head_has_headers_and_no_body() {
     assert_eq!(answer.header("x-imgmesh-cache"), Some("miss"));
 
     let answer = gateway
-        .send(request(Method::HEAD, "demo.localhost", "/cat.jpg?fm=bmp"))
+        .send(request(
+            Method::HEAD,
+            "demo.localhost",
+            "/cat.jpg?txt64=@@@",
+        ))
         .await;
     assert_eq!(answer.status, StatusCode::BAD_REQUEST);
     assert!(answer.body.is_empty());

@@ -1,10 +1,11 @@
 //! The derivative cache key.
 //!
-//! `imgmesh:d:v1:` + hex(sha256(source id, source config version, path,
+//! `imgmesh:d:v2:` + hex(sha256(source id, source config version, path,
 //! canonical plan encoding)). Each part is written with its length in front,
 //! so no two different tuples hash the same bytes (`("ab", "c")` vs
 //! `("a", "bc")`). The plan is hashed in its canonical form (defaults
-//! written out, see [`ResolvedPlan::canonical`]), and the config version is
+//! written out, see [`ResolvedPlan::canonical`]; v2 is the plan with
+//! every imgix parameter group), and the config version is
 //! part of the key so a Source edit takes effect at once.
 
 use prost::Message as _;
@@ -12,9 +13,9 @@ use sha2::{Digest as _, Sha256};
 
 use crate::render_plan::ResolvedPlan;
 
-/// The prefix of every derivative key; bump `v1` when the value format or
+/// The prefix of every derivative key; bump the version when the value format or
 /// rendering changes incompatibly.
-pub const KEY_PREFIX: &str = "imgmesh:d:v1:";
+pub const KEY_PREFIX: &str = "imgmesh:d:v2:";
 
 /// The Redis key of the derivative of `path` on Source `source_id` (at
 /// `source_config_version`) rendered with `plan`.
@@ -92,19 +93,29 @@ mod tests {
     #[test]
     fn every_part_changes_the_key() {
         let base = derivative_key("src_1", 3, "photos/cat.jpg", &webp_320());
-        let mut wider = webp_320();
-        wider.width = Some(321);
-        let mut png = webp_320();
-        png.format = Some(crate::encode::EncodedFormat::Png);
-        let mut sharper = webp_320();
-        sharper.quality = 61;
+        let variant = |change: fn(&mut RenderPlan)| {
+            let mut plan = RenderPlan {
+                width: 320,
+                format: OutputFormat::Webp.into(),
+                quality: 60,
+                ..RenderPlan::default()
+            };
+            change(&mut plan);
+            derivative_key("src_1", 3, "photos/cat.jpg", &resolved(plan))
+        };
         let variants = [
             derivative_key("src_1", 4, "photos/cat.jpg", &webp_320()),
             derivative_key("src_1", 3, "photos/dog.jpg", &webp_320()),
             derivative_key("src_2", 3, "photos/cat.jpg", &webp_320()),
-            derivative_key("src_1", 3, "photos/cat.jpg", &wider),
-            derivative_key("src_1", 3, "photos/cat.jpg", &png),
-            derivative_key("src_1", 3, "photos/cat.jpg", &sharper),
+            variant(|p| p.width = 321),
+            variant(|p| p.format = OutputFormat::Png.into()),
+            variant(|p| p.quality = 61),
+            variant(|p| {
+                p.adjustments = Some(imgmesh_proto::renderer::v1::Adjustments {
+                    brightness: 1,
+                    ..Default::default()
+                })
+            }),
         ];
         for variant in &variants {
             assert_ne!(&base, variant);

@@ -1,22 +1,27 @@
 //! Encoding a rendered image into one of the output formats.
 //!
-//! Every encoder strips metadata (EXIF orientation has already been applied
-//! and any embedded ICC profile converted to sRGB by `thumbnail`). Choices:
+//! Metadata is stripped unless the plan keeps a colour profile (`cs=srgb`
+//! embeds sRGB's, `cs=origin` the source's); then everything but the
+//! profile is removed first. EXIF orientation has always been applied.
 //!
-//! - JPEG: alpha flattened onto white, Huffman tables optimised, baseline
-//!   (not progressive), libvips' default chroma subsampling.
-//! - PNG: zlib level 6, no palette quantisation (`q` does not apply, as at imgix).
-//! - WebP: lossy at `q`, libvips' default effort.
+//! - JPEG: alpha flattened onto white (a `bg` was applied before), Huffman
+//!   tables optimised, baseline unless `fm=pjpg` / `jpg-progressive=true`,
+//!   4:2:0 chroma unless `chromasub=444` (libvips has no 4:2:2, so 422 gets
+//!   4:4:4, never less colour than asked).
+//! - PNG: zlib level 6; `fm=png8` quantises to a palette, `fm=png32` always
+//!   writes RGBA (`q` does not apply, as at imgix).
+//! - WebP: lossy at `q`, or lossless; animated when the image has pages.
 //! - AVIF: AV1 in HEIF at `q`, 8 bits, effort 1 (of 0–9). Effort 1 encodes a
 //!   typical 800 px photo about 4× faster than effort 2 (0.09 s vs 0.36 s on
 //!   the benchmark machine) for ~20 % more bytes; libvips' default of 4 takes
-//!   about 0.8 s, far too slow for on-the-fly rendering.
+//!   about 0.8 s, far too slow for on-the-fly rendering. Still images only.
+//! - GIF: libvips' cgif saver, animated when the image has pages.
 
 use rs_vips::VipsImage;
-use rs_vips::enums::ForeignHeifCompression;
+use rs_vips::enums::{ForeignHeifCompression, ForeignSubsample};
 use rs_vips::voption::{Setter as _, VOption};
 
-/// An output format imgmesh encodes.
+/// An output format imgmesh produces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum EncodedFormat {
     /// JPEG (`image/jpeg`).
@@ -27,6 +32,12 @@ pub enum EncodedFormat {
     Webp,
     /// AVIF (`image/avif`).
     Avif,
+    /// GIF (`image/gif`).
+    Gif,
+    /// imgix's JSON metadata document (`application/json`).
+    Json,
+    /// A BlurHash string (`text/plain`).
+    Blurhash,
 }
 
 /// The AVIF encoder's CPU effort (libvips' 0–9 scale); see the module docs.
@@ -39,11 +50,14 @@ const PNG_COMPRESSION: i32 = 6;
 
 impl EncodedFormat {
     /// Every output format.
-    pub const ALL: [EncodedFormat; 4] = [
+    pub const ALL: [EncodedFormat; 7] = [
         EncodedFormat::Jpeg,
         EncodedFormat::Png,
         EncodedFormat::Webp,
         EncodedFormat::Avif,
+        EncodedFormat::Gif,
+        EncodedFormat::Json,
+        EncodedFormat::Blurhash,
     ];
 
     /// The MIME type of the encoded bytes.
@@ -53,6 +67,9 @@ impl EncodedFormat {
             EncodedFormat::Png => "image/png",
             EncodedFormat::Webp => "image/webp",
             EncodedFormat::Avif => "image/avif",
+            EncodedFormat::Gif => "image/gif",
+            EncodedFormat::Json => "application/json",
+            EncodedFormat::Blurhash => "text/plain; charset=utf-8",
         }
     }
 
@@ -62,16 +79,65 @@ impl EncodedFormat {
             .into_iter()
             .find(|format| format.content_type() == content_type)
     }
+
+    /// Whether the format can carry an alpha channel.
+    pub fn has_alpha(self) -> bool {
+        !matches!(self, EncodedFormat::Jpeg)
+    }
+
+    /// Whether the format can carry an animation imgmesh writes.
+    pub fn can_animate(self) -> bool {
+        matches!(self, EncodedFormat::Gif | EncodedFormat::Webp)
+    }
 }
 
-/// Encodes `image` as `format` at `quality` (1–100; ignored by PNG).
-pub(crate) fn encode(
-    image: &VipsImage,
-    format: EncodedFormat,
-    quality: u8,
-) -> rs_vips::Result<Vec<u8>> {
-    let quality = i32::from(quality);
-    match format {
+/// PNG variants (`fm=png8`, `fm=png32`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum PngKind {
+    /// RGB or RGBA as the image has.
+    #[default]
+    Natural,
+    /// 8-bit palette.
+    Palette,
+    /// Always RGBA.
+    Rgba,
+}
+
+/// What the encoder needs to know.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct EncodeOptions {
+    /// The format.
+    pub(crate) format: EncodedFormat,
+    /// Quality 1–100 for lossy formats.
+    pub(crate) quality: u8,
+    /// Progressive JPEG.
+    pub(crate) progressive: bool,
+    /// Full-resolution JPEG chroma (no subsampling).
+    pub(crate) full_chroma: bool,
+    /// Lossless WebP.
+    pub(crate) lossless: bool,
+    /// The PNG variant.
+    pub(crate) png: PngKind,
+    /// Keep the image's ICC profile (and nothing else) in the file.
+    pub(crate) keep_profile: bool,
+}
+
+/// Metadata fields that survive when the profile is kept.
+const PROFILE_FIELD: &str = "icc-profile-data";
+
+/// Encodes `image` with `options`. Images with pages (page-height set and
+/// less than the height) are written as animations by GIF and WebP.
+pub(crate) fn encode(image: &VipsImage, options: &EncodeOptions) -> rs_vips::Result<Vec<u8>> {
+    let quality = i32::from(options.quality);
+    let kept;
+    let image = if options.keep_profile {
+        kept = only_profile(image)?;
+        &kept
+    } else {
+        image
+    };
+    let strip = !options.keep_profile;
+    match options.format {
         EncodedFormat::Jpeg => {
             // JPEG has no alpha: composite onto white, as imgix does.
             let flattened;
@@ -82,21 +148,44 @@ pub(crate) fn encode(
             } else {
                 image
             };
+            let subsample = if options.full_chroma {
+                ForeignSubsample::Off
+            } else {
+                ForeignSubsample::On
+            };
             image.jpegsave_buffer_with_opts(
                 VOption::new()
                     .set("Q", quality)
                     .set("optimize_coding", true)
-                    .set("interlace", false)
-                    .set("strip", true),
+                    .set("interlace", options.progressive)
+                    .set("subsample_mode", subsample as i32)
+                    .set("strip", strip),
             )
         }
-        EncodedFormat::Png => image.pngsave_buffer_with_opts(
-            VOption::new()
+        EncodedFormat::Png => {
+            let with_alpha;
+            let image = if options.png == PngKind::Rgba && !image.hasalpha() {
+                with_alpha = image.bandjoin_const(&[255.0])?;
+                &with_alpha
+            } else {
+                image
+            };
+            let mut save = VOption::new()
                 .set("compression", PNG_COMPRESSION)
-                .set("strip", true),
-        ),
+                .set("strip", strip);
+            if options.png == PngKind::Palette {
+                save = save.set("palette", true);
+            }
+            image.pngsave_buffer_with_opts(save)
+        }
         EncodedFormat::Webp => {
-            image.webpsave_buffer_with_opts(VOption::new().set("Q", quality).set("strip", true))
+            let mut save = VOption::new().set("strip", strip);
+            save = if options.lossless {
+                save.set("lossless", true)
+            } else {
+                save.set("Q", quality)
+            };
+            image.webpsave_buffer_with_opts(save)
         }
         EncodedFormat::Avif => image.heifsave_buffer_with_opts(
             VOption::new()
@@ -104,16 +193,39 @@ pub(crate) fn encode(
                 .set("Q", quality)
                 .set("bitdepth", 8)
                 .set("effort", AVIF_EFFORT)
-                .set("strip", true),
+                .set("strip", strip),
+        ),
+        EncodedFormat::Gif => image.gifsave_buffer_with_opts(VOption::new().set("strip", strip)),
+        // Not images: produced without the encoder (see render.rs).
+        EncodedFormat::Json | EncodedFormat::Blurhash => Err(
+            rs_vips::error::Error::OperationError("not an image format".to_owned()),
         ),
     }
+}
+
+/// A copy of `image` whose only metadata is its ICC profile.
+fn only_profile(image: &VipsImage) -> rs_vips::Result<VipsImage> {
+    let mut copy = image.copy()?;
+    for field in [
+        "exif-data",
+        "xmp-data",
+        "iptc-data",
+        "orientation",
+        "gif-comment",
+        "png-comment-0-comment",
+    ] {
+        if field != PROFILE_FIELD {
+            copy.remove(field)?;
+        }
+    }
+    Ok(copy)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// Content types round-trip to their formats.
+    /// Content types round-trip to their formats and are unique.
     #[test]
     fn content_types_round_trip() {
         for format in EncodedFormat::ALL {
@@ -122,6 +234,6 @@ mod tests {
                 Some(format)
             );
         }
-        assert_eq!(EncodedFormat::from_content_type("image/gif"), None);
+        assert_eq!(EncodedFormat::from_content_type("image/bmp"), None);
     }
 }

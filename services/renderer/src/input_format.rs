@@ -32,6 +32,11 @@ const HEIF_BRANDS: [&[u8; 4]; 12] = [
 // === impl InputFormat ===
 
 impl InputFormat {
+    /// Whether the format can hold an animation imgmesh keeps (GIF, WebP).
+    pub fn can_animate(self) -> bool {
+        matches!(self, InputFormat::Gif | InputFormat::Webp)
+    }
+
     /// Recognises `bytes` by their first bytes; `None` when they are not a
     /// format imgmesh serves.
     pub fn sniff(bytes: &[u8]) -> Option<InputFormat> {
@@ -57,12 +62,12 @@ impl InputFormat {
     }
 
     /// The output format that keeps this input's family, used when the plan
-    /// does not name one: GIF becomes PNG (imgmesh does not encode GIF) and
-    /// HEIF becomes AVIF.
+    /// does not name one: HEIF becomes AVIF, the others stay themselves.
     pub fn family(self) -> EncodedFormat {
         match self {
             InputFormat::Jpeg => EncodedFormat::Jpeg,
-            InputFormat::Png | InputFormat::Gif => EncodedFormat::Png,
+            InputFormat::Png => EncodedFormat::Png,
+            InputFormat::Gif => EncodedFormat::Gif,
             InputFormat::Webp => EncodedFormat::Webp,
             InputFormat::Heif => EncodedFormat::Avif,
         }
@@ -118,7 +123,7 @@ mod tests {
         assert_eq!(InputFormat::Jpeg.family(), EncodedFormat::Jpeg);
         assert_eq!(InputFormat::Png.family(), EncodedFormat::Png);
         assert_eq!(InputFormat::Webp.family(), EncodedFormat::Webp);
-        assert_eq!(InputFormat::Gif.family(), EncodedFormat::Png);
+        assert_eq!(InputFormat::Gif.family(), EncodedFormat::Gif);
         assert_eq!(InputFormat::Heif.family(), EncodedFormat::Avif);
     }
 }

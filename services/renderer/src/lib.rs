@@ -10,7 +10,11 @@
 //! [`render_image`] is the pure render (bytes + plan + limits → encoded
 //! derivative), usable without the service, e.g. by benchmarks.
 
+mod adjust;
+mod blurhash;
 pub mod cache_key;
+mod canvas;
+mod channels;
 pub mod config;
 pub mod derivative_cache;
 pub mod encode;
@@ -18,11 +22,15 @@ pub mod error;
 pub mod geometry;
 pub mod input_format;
 pub mod libvips;
+mod metadata_json;
 pub mod origin_fetch;
+mod overlay;
 pub mod render;
 pub mod render_plan;
 pub mod render_pool;
 pub mod service;
+mod source_image;
+mod trim;
 
 #[cfg(test)]
 mod fake_fetcher;
@@ -34,5 +42,5 @@ mod test_images;
 pub use config::RendererConfig;
 pub use encode::EncodedFormat;
 pub use error::RenderError;
-pub use render::{Derivative, RenderLimits, render_image};
+pub use render::{Derivative, RenderInput, RenderLimits, render_image};
 pub use service::Renderer;

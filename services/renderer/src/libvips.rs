@@ -96,6 +96,25 @@ pub(crate) fn inspect_header<T>(
     format: InputFormat,
     inspect: impl FnOnce(&VipsImage) -> T,
 ) -> Result<T, RenderError> {
+    open_header(input, format, false, |image, _| inspect(image))
+}
+
+/// Like [`inspect_header`], also handing over the names of every metadata
+/// field the loader found (EXIF tags, ICC profile, ...).
+pub(crate) fn inspect_header_fields<T>(
+    input: &[u8],
+    format: InputFormat,
+    inspect: impl FnOnce(&VipsImage, &[String]) -> T,
+) -> Result<T, RenderError> {
+    open_header(input, format, true, inspect)
+}
+
+fn open_header<T>(
+    input: &[u8],
+    format: InputFormat,
+    with_fields: bool,
+    inspect: impl FnOnce(&VipsImage, &[String]) -> T,
+) -> Result<T, RenderError> {
     let loader: BufferLoader = match format {
         InputFormat::Jpeg => bindings::vips_jpegload_buffer,
         InputFormat::Png => bindings::vips_pngload_buffer,
@@ -122,9 +141,29 @@ pub(crate) fn inspect_header<T>(
         log_failure("header", &Vips::error_buffer().unwrap_or_default());
         return Err(RenderError::CorruptInput);
     }
+    let fields = if with_fields {
+        // SAFETY: `out` is a valid image; libvips returns a NULL-terminated
+        // array of NUL-terminated strings that the caller frees with
+        // g_strfreev, which happens right after copying them.
+        unsafe {
+            let names = bindings::vips_image_get_fields(out);
+            let mut fields = Vec::new();
+            if !names.is_null() {
+                let mut at = names;
+                while !(*at).is_null() {
+                    fields.push(CStr::from_ptr(*at).to_string_lossy().into_owned());
+                    at = at.add(1);
+                }
+                bindings::g_strfreev(names);
+            }
+            fields
+        }
+    } else {
+        Vec::new()
+    };
     // Takes over the reference `out` holds; dropping it unrefs the image.
     let image = VipsImage::from(out);
-    let inspected = inspect(&image);
+    let inspected = inspect(&image, &fields);
     drop(image);
     Ok(inspected)
 }

@@ -13,7 +13,7 @@ use imgmesh_proto::renderer::v1::RenderPlan;
 use tokio::sync::Semaphore;
 
 use crate::error::RenderError;
-use crate::render::{Derivative, RenderLimits, render_image};
+use crate::render::{Derivative, RenderLimits, RenderSources, render_image};
 
 /// Runs renders on at most `workers` blocking threads at a time.
 #[derive(Debug, Clone)]
@@ -41,11 +41,11 @@ impl RenderPool {
         self.workers
     }
 
-    /// Renders `input` with `plan`, waiting for a free worker first. The
+    /// Renders `sources` with `plan`, waiting for a free worker first. The
     /// libvips spans are children of the caller's current span.
     pub async fn render(
         &self,
-        input: Vec<u8>,
+        sources: RenderSources,
         plan: RenderPlan,
     ) -> Result<Derivative, RenderError> {
         let permit = Arc::clone(&self.permits)
@@ -62,7 +62,7 @@ impl RenderPool {
         tokio::task::spawn_blocking(move || {
             let _permit = permit;
             tracing::dispatcher::with_default(&dispatch, || {
-                parent.in_scope(|| render_image(&input, &plan, &limits))
+                parent.in_scope(|| render_image(&sources.as_input(), &plan, &limits))
             })
         })
         .await
@@ -122,7 +122,7 @@ mod tests {
             width: 50,
             ..RenderPlan::default()
         };
-        let render = pool.render(test_images::jpeg(100, 80), plan);
+        let render = pool.render(RenderSources::original(test_images::jpeg(100, 80)), plan);
         let derivative = tracing::Instrument::instrument(render, tracing::info_span!("render"))
             .await
             .unwrap();
@@ -146,7 +146,8 @@ mod tests {
             ..RenderPlan::default()
         };
         let busy = Arc::clone(&pool.permits).acquire_owned().await.unwrap();
-        let mut render = std::pin::pin!(pool.render(test_images::jpeg(200, 100), plan));
+        let mut render =
+            std::pin::pin!(pool.render(RenderSources::original(test_images::jpeg(200, 100)), plan));
         let waited = tokio::time::timeout(std::time::Duration::from_millis(100), &mut render).await;
         assert!(waited.is_err(), "rendered without a free worker");
 

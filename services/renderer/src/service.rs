@@ -5,10 +5,11 @@ use std::future::Future;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
+use imgmesh_errors::ErrorCode;
 use imgmesh_proto::renderer::v1::renderer_service_server::{
     RendererService, RendererServiceServer,
 };
-use imgmesh_proto::renderer::v1::{RenderRequest, RenderResponse};
+use imgmesh_proto::renderer::v1::{RenderRequest, RenderResponse, blend};
 use tokio::net::TcpListener;
 use tracing::Instrument as _;
 
@@ -18,7 +19,7 @@ use crate::derivative_cache::DerivativeCache;
 use crate::error::RenderError;
 use crate::libvips;
 use crate::origin_fetch::{self, ObjectRef, OriginFetcher};
-use crate::render::Derivative;
+use crate::render::{Derivative, RenderSources};
 use crate::render_plan::ResolvedPlan;
 use crate::render_pool::RenderPool;
 
@@ -115,8 +116,47 @@ impl Renderer {
             path: &request.path,
         };
         let remaining = deadline.map(|deadline| deadline.saturating_duration_since(Instant::now()));
-        let original = self.fetcher.fetch(object, remaining).await?;
-        let derivative = self.pool.render(original, plan.canonical()).await?;
+        let canonical = plan.canonical();
+        let overlay = |path: Option<&str>| {
+            let path = path.map(str::to_owned);
+            let fetcher = &self.fetcher;
+            let source_id = &request.source_id;
+            let source_config_version = request.source_config_version;
+            async move {
+                let Some(path) = path else {
+                    return Ok(None);
+                };
+                let object = ObjectRef {
+                    source_id,
+                    source_config_version,
+                    path: &path,
+                };
+                match fetcher.fetch(object, remaining).await {
+                    Ok(bytes) => Ok(Some(bytes)),
+                    // imgix renders the base image when the overlay is missing.
+                    Err(RenderError::Fetch {
+                        code: ErrorCode::ObjectNotFound,
+                        ..
+                    }) => Ok(None),
+                    Err(error) => Err(error),
+                }
+            }
+        };
+        let blend_path = match canonical.blend.as_ref().and_then(|b| b.source.as_ref()) {
+            Some(blend::Source::Path(path)) => Some(path.as_str()),
+            _ => None,
+        };
+        let (original, watermark, blend) = tokio::join!(
+            self.fetcher.fetch(object, remaining),
+            overlay(canonical.watermark.as_ref().map(|m| m.path.as_str())),
+            overlay(blend_path),
+        );
+        let sources = RenderSources {
+            original: original?,
+            watermark: watermark?,
+            blend: blend?,
+        };
+        let derivative = self.pool.render(sources, canonical.clone()).await?;
         self.cache
             .set(&key, &derivative, request.cache_ttl_seconds)
             .await;
@@ -432,7 +472,7 @@ mod tests {
             ..RenderPlan::default()
         };
         let response = client
-            .render(request("cat.jpg", plan, 60))
+            .render(request("cat.jpg", plan.clone(), 60))
             .await
             .unwrap()
             .into_inner();

@@ -71,6 +71,133 @@ pub(crate) fn animated_gif(width: u32, height: u32, pages: u32) -> Vec<u8> {
     strip.gifsave_buffer().unwrap()
 }
 
+/// A `width × height` image of four flat quadrants: red top left, green
+/// top right, blue bottom left, white bottom right.
+pub(crate) fn quadrants(width: u32, height: u32) -> VipsImage {
+    crate::libvips::init().unwrap();
+    let (w, h) = ((width / 2) as i32, (height / 2) as i32);
+    let tile = |rgb: [f64; 3]| {
+        let black = VipsImage::black(w, h)
+            .unwrap()
+            .cast(BandFormat::Uchar)
+            .unwrap();
+        VipsImage::new_from_image(&black, &rgb).unwrap()
+    };
+    let top = VipsImage::arrayjoin(&[tile([255.0, 0.0, 0.0]), tile([0.0, 255.0, 0.0])]).unwrap();
+    let bottom =
+        VipsImage::arrayjoin(&[tile([0.0, 0.0, 255.0]), tile([255.0, 255.0, 255.0])]).unwrap();
+    VipsImage::arrayjoin_with_opts(&[top, bottom], VOption::new().set("across", 1))
+        .unwrap()
+        .copy_with_opts(VOption::new().set("interpretation", Interpretation::Srgb as i32))
+        .unwrap()
+}
+
+/// A horizontal grey ramp, 0 at the left edge to 255 at the right.
+pub(crate) fn ramp(width: u32, height: u32) -> VipsImage {
+    crate::libvips::init().unwrap();
+    let x = VipsImage::xyz(width as i32, height as i32)
+        .unwrap()
+        .extract_band(0)
+        .unwrap();
+    let grey = x
+        .linear(&[255.0 / f64::from(width - 1)], &[0.0])
+        .unwrap()
+        .cast(BandFormat::Uchar)
+        .unwrap();
+    VipsImage::bandjoin(&[grey.copy().unwrap(), grey.copy().unwrap(), grey])
+        .unwrap()
+        .copy_with_opts(VOption::new().set("interpretation", Interpretation::Srgb as i32))
+        .unwrap()
+}
+
+/// `image` as a lossless PNG.
+pub(crate) fn png_of(image: &VipsImage) -> Vec<u8> {
+    image.pngsave_buffer().unwrap()
+}
+
+/// `image` as a high-quality JPEG with EXIF orientation `orientation`,
+/// its pixels stored so that applying the orientation shows `image`.
+pub(crate) fn jpeg_stored_for_orientation(image: &VipsImage, orientation: i32) -> Vec<u8> {
+    use rs_vips::enums::{Angle, Direction};
+    // The inverse of the transform each orientation asks a viewer to apply.
+    let stored = match orientation {
+        2 => image.flip(Direction::Horizontal).unwrap(),
+        3 => image.rot(Angle::D180).unwrap(),
+        4 => image.flip(Direction::Vertical).unwrap(),
+        5 => image
+            .flip(Direction::Horizontal)
+            .unwrap()
+            .rot(Angle::D270)
+            .unwrap(),
+        6 => image.rot(Angle::D270).unwrap(),
+        7 => image
+            .flip(Direction::Horizontal)
+            .unwrap()
+            .rot(Angle::D90)
+            .unwrap(),
+        8 => image.rot(Angle::D90).unwrap(),
+        _ => image.copy().unwrap(),
+    };
+    let mut stored = stored.copy().unwrap();
+    stored.set_int("orientation", orientation).unwrap();
+    stored
+        .jpegsave_buffer_with_opts(VOption::new().set("Q", 95))
+        .unwrap()
+}
+
+/// An animated GIF whose frame `i` is a flat grey of `40 · (i + 1)`.
+pub(crate) fn animated_gif_frames(width: u32, height: u32, pages: u32) -> Vec<u8> {
+    let strip = numbered_frames(width, height, pages);
+    strip.gifsave_buffer().unwrap()
+}
+
+/// An animated WebP whose frame `i` is a flat grey of `40 · (i + 1)`.
+pub(crate) fn animated_webp(width: u32, height: u32, pages: u32) -> Vec<u8> {
+    let strip = numbered_frames(width, height, pages);
+    strip
+        .webpsave_buffer_with_opts(VOption::new().set("lossless", true))
+        .unwrap()
+}
+
+fn numbered_frames(width: u32, height: u32, pages: u32) -> VipsImage {
+    crate::libvips::init().unwrap();
+    let frames: Vec<VipsImage> = (0..pages)
+        .map(|i| {
+            let black = VipsImage::black(width as i32, height as i32)
+                .unwrap()
+                .cast(BandFormat::Uchar)
+                .unwrap();
+            let level = f64::from(40 * (i + 1));
+            VipsImage::new_from_image(&black, &[level, level, level]).unwrap()
+        })
+        .collect();
+    let mut strip = VipsImage::arrayjoin_with_opts(&frames, VOption::new().set("across", 1))
+        .unwrap()
+        .copy_with_opts(VOption::new().set("interpretation", Interpretation::Srgb as i32))
+        .unwrap();
+    strip.set_int("page-height", height as i32).unwrap();
+    strip
+        .set_array_int("delay", &vec![100; pages as usize])
+        .unwrap();
+    strip.set_int("loop", 0).unwrap();
+    strip
+}
+
+/// A CMYK JPEG without an embedded profile, of one colour.
+pub(crate) fn cmyk_jpeg(width: u32, height: u32, cmyk: [f64; 4]) -> Vec<u8> {
+    crate::libvips::init().unwrap();
+    let black = VipsImage::black(width as i32, height as i32)
+        .unwrap()
+        .cast(BandFormat::Uchar)
+        .unwrap();
+    VipsImage::new_from_image(&black, &cmyk)
+        .unwrap()
+        .copy_with_opts(VOption::new().set("interpretation", Interpretation::Cmyk as i32))
+        .unwrap()
+        .jpegsave_buffer_with_opts(VOption::new().set("Q", 95))
+        .unwrap()
+}
+
 /// A `width × height` TIFF (a format imgmesh refuses).
 pub(crate) fn tiff(width: u32, height: u32) -> Vec<u8> {
     photo(width, height).tiffsave_buffer().unwrap()

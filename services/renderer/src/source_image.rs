@@ -1,0 +1,350 @@
+//! Reading the original: what its header says, and its pixels at the size
+//! a [`Layout`] needs.
+//!
+//! Loading always goes through libvips' `thumbnail_buffer` (shrink-on-load:
+//! JPEG decodes at 1/2, 1/4 or 1/8 scale, WebP and HEIF at the target size)
+//! whenever it can: the whole source is thumbnailed at the scale that maps
+//! the layout's region to its resize target, and the region is then cut
+//! out of the (lazy) result, so only the kept pixels are resampled. Only a
+//! region needing an absurd upscale of the whole image (a few pixels of a
+//! large source blown up to thousands) falls back to a full decode.
+//!
+//! Orientation is applied here, never by `thumbnail` itself: the file's
+//! EXIF orientation or the plan's `orient` override, all eight values.
+//! Colours are converted to sRGB (embedded ICC profiles honoured, CMYK
+//! converted with its profile or a generic one) unless the plan keeps the
+//! source's colour space.
+
+use rs_vips::VipsImage;
+use rs_vips::enums::{Angle, Direction, FailOn, Interpretation, Size};
+use rs_vips::voption::{Setter as _, VOption};
+
+use crate::error::RenderError;
+use crate::geometry::Layout;
+use crate::input_format::InputFormat;
+use crate::libvips;
+
+/// The largest side of a whole-source thumbnail before the full-decode
+/// fallback is used instead (libvips' own limit is 10 million).
+const MAX_THUMBNAIL_SIDE: f64 = 200_000.0;
+
+/// What an original's header says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Header {
+    /// Width as stored, one page.
+    pub(crate) width: u32,
+    /// Height as stored, one page.
+    pub(crate) height: u32,
+    /// Pages (frames); 1 for still images.
+    pub(crate) pages: u32,
+    /// EXIF orientation 1–8 (1 when absent).
+    pub(crate) orientation: u8,
+    /// Whether an ICC profile is embedded.
+    pub(crate) has_icc_profile: bool,
+    /// Whether the image has an alpha channel.
+    pub(crate) has_alpha: bool,
+    /// Whether the pixels are CMYK.
+    pub(crate) cmyk: bool,
+}
+
+// === impl Header ===
+
+impl Header {
+    /// Reads the header with `format`'s own loader, decoding no pixels.
+    pub(crate) fn read(input: &[u8], format: InputFormat) -> Result<Header, RenderError> {
+        libvips::inspect_header(input, format, |image| {
+            let has_field = |name: &str| image.get_typeof(name).is_ok_and(|gtype| gtype != 0);
+            let orientation = if has_field("orientation") {
+                image
+                    .get_int("orientation")
+                    .ok()
+                    .filter(|o| (1..=8).contains(o))
+                    .unwrap_or(1)
+            } else {
+                1
+            };
+            let pages = if has_field("n-pages") {
+                image.get_int("n-pages").unwrap_or(1)
+            } else {
+                1
+            };
+            Header {
+                width: dimension(image.get_width()),
+                height: dimension(image.get_height()),
+                pages: dimension(pages).max(1),
+                orientation: orientation as u8,
+                has_icc_profile: has_field("icc-profile-data"),
+                has_alpha: image.hasalpha(),
+                cmyk: image
+                    .get_interpretation()
+                    .is_ok_and(|i| i == Interpretation::Cmyk),
+            }
+        })
+    }
+
+    /// width × height × pages, as stored.
+    pub(crate) fn pixels(&self) -> u64 {
+        u64::from(self.width) * u64::from(self.height) * u64::from(self.pages)
+    }
+
+    /// The size once `orientation` is applied.
+    pub(crate) fn upright(&self, orientation: u8) -> (u32, u32) {
+        if swaps_axes(orientation) {
+            (self.height, self.width)
+        } else {
+            (self.width, self.height)
+        }
+    }
+}
+
+/// Which pages to load.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Pages {
+    /// One page, 0-based.
+    One(u32),
+    /// Every page, as a strip with `page-height`.
+    All,
+}
+
+/// How to load an original.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct LoadOptions {
+    /// The pages wanted.
+    pub(crate) pages: Pages,
+    /// The orientation to apply (the file's or the plan's override).
+    pub(crate) orientation: u8,
+    /// Keep the source's colour space and profile (`cs=origin`), where the
+    /// source is RGB.
+    pub(crate) keep_color_space: bool,
+}
+
+/// The loaded frames, each the layout's region at its resize size.
+#[derive(Debug)]
+pub(crate) struct Frames {
+    /// One image per page.
+    pub(crate) images: Vec<VipsImage>,
+    /// Per-frame delays in milliseconds, for animations.
+    pub(crate) delays: Option<Vec<i32>>,
+    /// Animation loop count (0 = forever).
+    pub(crate) loop_count: Option<i32>,
+}
+
+/// Loads the layout's region of `input` at its resize size, upright.
+pub(crate) fn load(
+    input: &[u8],
+    header: &Header,
+    layout: &Layout,
+    options: &LoadOptions,
+) -> rs_vips::Result<Frames> {
+    let (upright_width, upright_height) = header.upright(options.orientation);
+    let region = layout.region;
+    let (resize_width, resize_height) = layout.resize;
+    let scale_x = f64::from(resize_width) / region.width;
+    let scale_y = f64::from(resize_height) / region.height;
+    let whole = layout.uses_whole_source(upright_width, upright_height);
+    let (whole_width, whole_height) = if whole {
+        (f64::from(resize_width), f64::from(resize_height))
+    } else {
+        (
+            (f64::from(upright_width) * scale_x).round().max(1.0),
+            (f64::from(upright_height) * scale_y).round().max(1.0),
+        )
+    };
+    if whole_width.max(whole_height) > MAX_THUMBNAIL_SIDE {
+        return decode_region(input, header, layout, options);
+    }
+    let (stored_width, stored_height) = if swaps_axes(options.orientation) {
+        (whole_height, whole_width)
+    } else {
+        (whole_width, whole_height)
+    };
+    let mut thumbnail = thumbnail(
+        input,
+        header,
+        stored_width as i32,
+        stored_height as i32,
+        options,
+    )?;
+    if options.orientation != 1 || options.pages == Pages::All {
+        // Turning and splitting read out of order; thumbnail streams.
+        thumbnail = thumbnail.copy_memory()?;
+    }
+    let (delays, loop_count) = animation_metadata(&thumbnail);
+    let images = split_pages(&thumbnail)?
+        .into_iter()
+        .map(|page| {
+            let page = orient(&page, options.orientation)?;
+            if whole {
+                return Ok(page);
+            }
+            let left = (region.x * scale_x).round() as i32;
+            let top = (region.y * scale_y).round() as i32;
+            extract_within(&page, left, top, resize_width as i32, resize_height as i32)
+        })
+        .collect::<rs_vips::Result<Vec<_>>>()?;
+    Ok(Frames {
+        images,
+        delays,
+        loop_count,
+    })
+}
+
+/// The fallback: decode at full size, cut the region out, resize it.
+fn decode_region(
+    input: &[u8],
+    header: &Header,
+    layout: &Layout,
+    options: &LoadOptions,
+) -> rs_vips::Result<Frames> {
+    let image = VipsImage::new_from_buffer(input, &loader_options(options.pages))?;
+    let image = to_working_colour(&image, header, options)?.copy_memory()?;
+    let (delays, loop_count) = animation_metadata(&image);
+    let region = layout.region;
+    let (resize_width, resize_height) = layout.resize;
+    let images = split_pages(&image)?
+        .into_iter()
+        .map(|page| {
+            let page = orient(&page, options.orientation)?;
+            let left = region.x.floor() as i32;
+            let top = region.y.floor() as i32;
+            let width = (region.width.round() as i32).max(1);
+            let height = (region.height.round() as i32).max(1);
+            let cut = extract_within(&page, left, top, width, height)?;
+            let scale_x = f64::from(resize_width) / f64::from(cut.get_width());
+            let scale_y = f64::from(resize_height) / f64::from(cut.get_height());
+            cut.resize_with_opts(scale_x, VOption::new().set("vscale", scale_y))
+        })
+        .collect::<rs_vips::Result<Vec<_>>>()?;
+    Ok(Frames {
+        images,
+        delays,
+        loop_count,
+    })
+}
+
+/// libvips' `thumbnail_buffer` to exactly `width × height` (as stored).
+fn thumbnail(
+    input: &[u8],
+    header: &Header,
+    width: i32,
+    height: i32,
+    options: &LoadOptions,
+) -> rs_vips::Result<VipsImage> {
+    // libvips 8.14's thumbnail_buffer does not pass its own `fail_on` on to
+    // the loader, so the loader gets it through the option string as well.
+    let loader = loader_options(options.pages);
+    let mut thumbnail_options = VOption::new()
+        .set("height", height)
+        .set("size", Size::Force as i32)
+        .set("no_rotate", true)
+        .set("fail_on", FailOn::Truncated as i32)
+        .set("option_string", loader.as_str());
+    let keep = options.keep_color_space && !header.cmyk;
+    if (header.has_icc_profile || header.cmyk) && !keep {
+        // Metadata is stripped on save, so colours must be in sRGB first.
+        thumbnail_options = thumbnail_options.set("export_profile", "srgb");
+    }
+    if header.cmyk && !header.has_icc_profile {
+        thumbnail_options = thumbnail_options.set("import_profile", "cmyk");
+    }
+    VipsImage::thumbnail_buffer_with_opts(input, width, thumbnail_options)
+}
+
+/// The loader's option string for `pages`.
+fn loader_options(pages: Pages) -> String {
+    match pages {
+        Pages::One(0) => "fail_on=truncated".to_owned(),
+        Pages::One(page) => format!("fail_on=truncated,page={page}"),
+        Pages::All => "fail_on=truncated,n=-1".to_owned(),
+    }
+}
+
+/// `image` in sRGB (or its own RGB space when kept), for the fallback path.
+fn to_working_colour(
+    image: &VipsImage,
+    header: &Header,
+    options: &LoadOptions,
+) -> rs_vips::Result<VipsImage> {
+    let keep = options.keep_color_space && !header.cmyk;
+    if keep {
+        return image.copy();
+    }
+    if header.has_icc_profile || header.cmyk {
+        let mut transform = VOption::new().set("embedded", true);
+        if header.cmyk && !header.has_icc_profile {
+            transform = VOption::new().set("input_profile", "cmyk");
+        }
+        return image.icc_transform_with_opts("srgb", transform);
+    }
+    image.copy()
+}
+
+/// The pages of a strip (or the image itself when it has one page).
+pub(crate) fn split_pages(image: &VipsImage) -> rs_vips::Result<Vec<VipsImage>> {
+    let height = image.get_height();
+    let page_height = image.get_page_height();
+    if page_height <= 0 || page_height >= height || height % page_height != 0 {
+        return Ok(vec![image.copy()?]);
+    }
+    (0..height / page_height)
+        .map(|page| image.extract_area(0, page * page_height, image.get_width(), page_height))
+        .collect()
+}
+
+/// Delay and loop metadata of an animation, when present.
+fn animation_metadata(image: &VipsImage) -> (Option<Vec<i32>>, Option<i32>) {
+    let has_field = |name: &str| image.get_typeof(name).is_ok_and(|gtype| gtype != 0);
+    let delays = has_field("delay")
+        .then(|| image.get_array_int("delay").ok())
+        .flatten();
+    let loop_count = has_field("loop")
+        .then(|| image.get_int("loop").ok())
+        .flatten();
+    (delays, loop_count)
+}
+
+/// Applies EXIF orientation `orientation` (1–8) so the image is upright.
+pub(crate) fn orient(image: &VipsImage, orientation: u8) -> rs_vips::Result<VipsImage> {
+    let mut image = match orientation {
+        2 => image.flip(Direction::Horizontal)?,
+        3 => image.rot(Angle::D180)?,
+        4 => image.flip(Direction::Vertical)?,
+        5 => image.rot(Angle::D90)?.flip(Direction::Horizontal)?,
+        6 => image.rot(Angle::D90)?,
+        7 => image.rot(Angle::D270)?.flip(Direction::Horizontal)?,
+        8 => image.rot(Angle::D270)?,
+        _ => image.copy()?,
+    };
+    // The pixels are upright now; a tag left behind would turn them again.
+    image.remove("orientation")?;
+    Ok(image)
+}
+
+/// Orientations 5–8 turn the image a quarter.
+pub(crate) fn swaps_axes(orientation: u8) -> bool {
+    (5..=8).contains(&orientation)
+}
+
+/// `extract_area`, with the area moved (and shrunk) to lie inside `image`.
+pub(crate) fn extract_within(
+    image: &VipsImage,
+    left: i32,
+    top: i32,
+    width: i32,
+    height: i32,
+) -> rs_vips::Result<VipsImage> {
+    let (image_width, image_height) = (image.get_width(), image.get_height());
+    let width = width.clamp(1, image_width);
+    let height = height.clamp(1, image_height);
+    let left = left.clamp(0, image_width - width);
+    let top = top.clamp(0, image_height - height);
+    if (left, top, width, height) == (0, 0, image_width, image_height) {
+        return image.copy();
+    }
+    image.extract_area(left, top, width, height)
+}
+
+/// A libvips dimension (never negative) as `u32`.
+pub(crate) fn dimension(value: i32) -> u32 {
+    u32::try_from(value).unwrap_or(0)
+}
