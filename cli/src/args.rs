@@ -1,7 +1,8 @@
 //! The command line of `imgmesh`: global flags and one subcommand per
-//! Source operation.
+//! operation.
 
 use std::convert::Infallible;
+use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use imgmesh_proto::registry::v1::CacheTtlBehavior;
@@ -12,7 +13,11 @@ pub const DEFAULT_REGISTRY_URL: &str = "http://127.0.0.1:50051";
 
 /// The imgmesh admin command line.
 #[derive(Debug, Parser)]
-#[command(name = "imgmesh", version, about = "Manage imgmesh Sources.")]
+#[command(
+    name = "imgmesh",
+    version,
+    about = "Manage imgmesh Sources, sign URLs and upload objects."
+)]
 pub struct Cli {
     /// gRPC URL of the source registry.
     #[arg(
@@ -38,13 +43,65 @@ pub enum Command {
     /// Manage Sources: the S3 buckets imgmesh renders from.
     #[command(subcommand)]
     Sources(SourcesCommand),
+    /// Sign a URL for a Source with secure URLs on (imgix's `s` parameter).
+    Sign(SignArgs),
+    /// Upload a file into a Source's bucket, under its prefix, with the
+    /// Source's upload credentials.
+    Upload(UploadArgs),
+}
+
+/// Flags of `imgmesh sign`.
+#[derive(Debug, Args)]
+pub struct SignArgs {
+    /// The URL to sign: `/path?query` or `https://host/path?query`, exactly
+    /// as it will be requested.
+    pub url: String,
+
+    /// The Source's secure URL token.
+    #[arg(
+        long,
+        env = "IMGMESH_SECURE_URL_TOKEN",
+        hide_env_values = true,
+        value_parser = secret_text
+    )]
+    pub token: SecretString,
+}
+
+/// Flags of `imgmesh upload`.
+#[derive(Debug, Args)]
+pub struct UploadArgs {
+    /// Source id (src_…) or name.
+    pub source: String,
+
+    /// The file to upload.
+    pub file: PathBuf,
+
+    /// Object key under the Source's prefix (default: the file's name).
+    #[arg(long, value_name = "PATH")]
+    pub key: Option<String>,
+
+    /// Content-Type to store (default: recognised from the file's bytes).
+    #[arg(long, value_name = "TYPE")]
+    pub content_type: Option<String>,
+}
+
+/// Flags of `imgmesh sources rotate-token`.
+#[derive(Debug, Args)]
+pub struct RotateTokenArgs {
+    /// Source id (src_…) or name.
+    pub id_or_name: String,
+
+    /// How long the tokens in use now keep working, in seconds (0: stop
+    /// them at once).
+    #[arg(long = "grace", value_name = "SECONDS")]
+    pub grace_seconds: u32,
 }
 
 /// `imgmesh sources …`.
 #[derive(Debug, Subcommand)]
 pub enum SourcesCommand {
     /// Register a new Source.
-    Create(CreateArgs),
+    Create(Box<CreateArgs>),
     /// List every Source, ordered by name.
     List,
     /// Show one Source.
@@ -53,7 +110,7 @@ pub enum SourcesCommand {
         id_or_name: String,
     },
     /// Change a Source's settings; flags left out keep their value.
-    Update(UpdateArgs),
+    Update(Box<UpdateArgs>),
     /// Remove a Source.
     Delete {
         /// Source id (src_…) or name.
@@ -61,6 +118,9 @@ pub enum SourcesCommand {
     },
     /// Verify a Source's bucket and permissions; only deployed Sources serve.
     Deploy(DeployArgs),
+    /// Add a new secure URL token (printed once) and retire the others
+    /// after a grace period.
+    RotateToken(RotateTokenArgs),
 }
 
 /// Flags of `imgmesh sources deploy`.
@@ -589,6 +649,47 @@ mod tests {
         assert_eq!(args.wait_timeout, 5);
         let error = parse(&["sources", "deploy", "demo", "--wait-timeout=5"]).unwrap_err();
         assert_eq!(error.kind(), ErrorKind::MissingRequiredArgument);
+    }
+
+    /// `sign` takes the URL and a token from the flag; `upload` the Source,
+    /// the file and an optional key; `rotate-token` needs --grace.
+    #[test]
+    fn sign_upload_and_rotate_token_parse() {
+        let cli = parse(&["sign", "/users/1.png?w=400", "--token=FOO123bar"]).unwrap();
+        assert!(!format!("{cli:?}").contains("FOO123bar"));
+        let Command::Sign(args) = cli.command else {
+            panic!("not sign");
+        };
+        assert_eq!(args.url, "/users/1.png?w=400");
+        assert_eq!(args.token.expose_secret(), "FOO123bar");
+
+        let cli = parse(&["upload", "demo", "/tmp/dog.png", "--key=new/dog.png"]).unwrap();
+        let Command::Upload(args) = cli.command else {
+            panic!("not upload");
+        };
+        assert_eq!(args.source, "demo");
+        assert_eq!(args.file, PathBuf::from("/tmp/dog.png"));
+        assert_eq!(args.key.as_deref(), Some("new/dog.png"));
+        assert!(args.content_type.is_none());
+        assert_eq!(
+            parse(&["upload", "demo"]).unwrap_err().kind(),
+            ErrorKind::MissingRequiredArgument
+        );
+
+        let cli = parse(&["sources", "rotate-token", "demo", "--grace=3600"]).unwrap();
+        let Command::Sources(SourcesCommand::RotateToken(args)) = cli.command else {
+            panic!("not rotate-token");
+        };
+        assert_eq!(
+            (args.id_or_name.as_str(), args.grace_seconds),
+            ("demo", 3600)
+        );
+        assert_eq!(
+            parse(&["sources", "rotate-token", "demo"])
+                .unwrap_err()
+                .kind(),
+            ErrorKind::MissingRequiredArgument
+        );
     }
 
     /// Debug output of parsed arguments never shows the secret.

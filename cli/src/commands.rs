@@ -3,15 +3,20 @@
 
 use std::time::Duration;
 
+use bytes::Bytes;
 use imgmesh_proto::registry::v1 as proto;
 use imgmesh_proto::registry::v1::CacheTtlBehavior;
 use imgmesh_proto::registry::v1::source_registry_service_client::SourceRegistryServiceClient;
+use imgmesh_proto::registry::v1::upload_object_request;
 use secrecy::ExposeSecret as _;
 use tokio::time::Instant;
 use tonic::transport::Channel;
 
-use crate::args::{Cli, Command, CreateArgs, OnOff, SourcesCommand, UpdateArgs};
-use crate::source_output::{render_deleted, render_list, render_source};
+use crate::args::{Cli, Command, CreateArgs, OnOff, SourcesCommand, UpdateArgs, UploadArgs};
+use crate::source_output::{
+    render_deleted, render_list, render_rotated_token, render_source, render_uploaded, to_json,
+};
+use crate::url_signing::{SignError, sign_url};
 
 /// Why a command failed; its `Display` is the one line printed after
 /// `error: `.
@@ -43,6 +48,19 @@ pub enum CliError {
     /// The registry answered without the Source the call returns.
     #[error("the registry answered without a source")]
     EmptyResponse,
+
+    /// `imgmesh sign` could not sign the URL.
+    #[error("{0}")]
+    Sign(#[from] SignError),
+
+    /// `imgmesh upload` could not read the file.
+    #[error("cannot read {path}: {reason}")]
+    File {
+        /// The file as given.
+        path: String,
+        /// Why it could not be read.
+        reason: String,
+    },
 
     /// `sources deploy --wait` saw the deploy fail.
     #[error("deploy of {name} failed: {reason}")]
@@ -96,17 +114,37 @@ fn status_message(status: &tonic::Status) -> String {
     }
 }
 
-/// Runs `cli` against the registry and returns the text for stdout.
+/// Runs `cli` and returns the text for stdout.
 pub async fn run(cli: &Cli) -> Result<String, CliError> {
+    match &cli.command {
+        Command::Sign(args) => {
+            let signed = sign_url(&args.url, &args.token)?;
+            Ok(if cli.json {
+                to_json(&serde_json::json!({ "url": signed }))
+            } else {
+                format!("{signed}\n")
+            })
+        }
+        Command::Upload(args) => upload(cli, args).await,
+        Command::Sources(command) => sources(cli, command).await,
+    }
+}
+
+/// A registry client for `--registry-url`.
+fn registry_client(cli: &Cli) -> Result<SourceRegistryServiceClient<Channel>, CliError> {
     let channel = imgmesh_runtime::grpc_channel(&cli.registry_url).map_err(|error| {
         CliError::RegistryUrl {
             url: cli.registry_url.clone(),
             reason: format!("{error:#}"),
         }
     })?;
-    let mut client = SourceRegistryServiceClient::new(channel);
+    Ok(SourceRegistryServiceClient::new(channel))
+}
+
+/// Runs `imgmesh sources …`.
+async fn sources(cli: &Cli, command: &SourcesCommand) -> Result<String, CliError> {
+    let mut client = registry_client(cli)?;
     let failed = |status| CliError::from_status(&cli.registry_url, status);
-    let Command::Sources(command) = &cli.command;
     match command {
         SourcesCommand::Create(args) => {
             let response = client
@@ -174,7 +212,74 @@ pub async fn run(cli: &Cli) -> Result<String, CliError> {
             }
             Ok(render_source(&source, cli.json))
         }
+        SourcesCommand::RotateToken(args) => {
+            let request = proto::RotateSecureTokenRequest {
+                id_or_name: args.id_or_name.clone(),
+                grace_period_seconds: args.grace_seconds,
+            };
+            let response = client
+                .rotate_secure_token(request)
+                .await
+                .map_err(failed)?
+                .into_inner();
+            let source = response.source.ok_or(CliError::EmptyResponse)?;
+            Ok(render_rotated_token(
+                &response.token,
+                &source,
+                args.grace_seconds,
+                cli.json,
+            ))
+        }
     }
+}
+
+/// Size of the chunks `imgmesh upload` streams.
+const UPLOAD_CHUNK_BYTES: usize = 256 * 1024;
+
+/// Runs `imgmesh upload`: reads the file and streams it to the registry.
+async fn upload(cli: &Cli, args: &UploadArgs) -> Result<String, CliError> {
+    let unreadable = |reason: String| CliError::File {
+        path: args.file.display().to_string(),
+        reason,
+    };
+    let key = match &args.key {
+        Some(key) => key.clone(),
+        None => args
+            .file
+            .file_name()
+            .and_then(|name| name.to_str())
+            .map(str::to_owned)
+            .ok_or_else(|| unreadable("it has no usable file name: pass --key".to_owned()))?,
+    };
+    let body = Bytes::from(
+        tokio::fs::read(&args.file)
+            .await
+            .map_err(|error| unreadable(error.to_string()))?,
+    );
+    let header = proto::UploadObjectHeader {
+        id_or_name: args.source.clone(),
+        key,
+        content_type: args.content_type.clone().unwrap_or_default(),
+        size: body.len() as u64,
+    };
+    let mut messages = vec![proto::UploadObjectRequest {
+        part: Some(upload_object_request::Part::Header(header)),
+    }];
+    let mut offset = 0;
+    while offset < body.len() {
+        let end = (offset + UPLOAD_CHUNK_BYTES).min(body.len());
+        messages.push(proto::UploadObjectRequest {
+            part: Some(upload_object_request::Part::Chunk(body.slice(offset..end))),
+        });
+        offset = end;
+    }
+    let mut client = registry_client(cli)?;
+    let stored = client
+        .upload_object(tokio_stream::iter(messages))
+        .await
+        .map_err(|status| CliError::from_status(&cli.registry_url, status))?
+        .into_inner();
+    Ok(render_uploaded(&args.source, &stored, cli.json))
 }
 
 /// Why waiting for a deploy stopped.
@@ -539,6 +644,108 @@ mod tests {
             .unwrap_err();
         assert!(unknown.to_string().contains("not found"), "{unknown}");
         registry.stop().await;
+    }
+
+    /// `rotate-token` prints the new token once; get never shows it, and
+    /// a second rotation with a grace period leaves two active.
+    #[tokio::test]
+    async fn rotate_token_prints_the_token_once() {
+        let registry = TestRegistry::start().await;
+        registry.cli(&strs(&create_args("demo"))).await.unwrap();
+        let text = registry
+            .cli(&["sources", "rotate-token", "demo", "--grace=0"])
+            .await
+            .unwrap();
+        let token = text.lines().nth(1).unwrap().to_owned();
+        assert_eq!(token.len(), 32, "{text}");
+        assert!(
+            text.contains("stopped working now; 1 token(s) active"),
+            "{text}"
+        );
+        let rotated = registry
+            .cli_json(&["sources", "rotate-token", "demo", "--grace=600"])
+            .await;
+        let second = rotated["token"].as_str().unwrap();
+        assert_ne!(second, token);
+        assert_eq!(rotated["source"]["active_secure_tokens"], 2);
+        let shown = registry.cli(&["sources", "get", "demo"]).await.unwrap();
+        assert!(
+            !shown.contains(&token) && !shown.contains(second),
+            "{shown}"
+        );
+        assert!(shown.contains("(2 active token(s))"), "{shown}");
+        registry.stop().await;
+    }
+
+    /// `upload` names why the registry refused, and a missing file.
+    #[tokio::test]
+    async fn upload_reports_refusals() {
+        let registry = TestRegistry::start().await;
+        registry.cli(&strs(&create_args("demo"))).await.unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("dog.png");
+        std::fs::write(&file, b"\x89PNG\r\n\x1a\n").unwrap();
+        let file = file.display().to_string();
+        let error = registry.cli(&["upload", "demo", &file]).await.unwrap_err();
+        assert_eq!(error.to_string(), "the source is not deployed");
+        let error = registry
+            .cli(&["upload", "demo", &file, "--key=../escape.png"])
+            .await
+            .unwrap_err();
+        assert!(error.to_string().starts_with("key: "), "{error}");
+        let missing = dir.path().join("missing.png").display().to_string();
+        let error = registry
+            .cli(&["upload", "demo", &missing])
+            .await
+            .unwrap_err();
+        assert!(matches!(error, CliError::File { .. }), "{error:?}");
+        assert!(
+            error
+                .to_string()
+                .starts_with(&format!("cannot read {missing}"))
+        );
+        registry.stop().await;
+    }
+
+    /// `sign` works offline and prints the signed URL, as JSON with --json.
+    #[tokio::test]
+    async fn sign_prints_the_signed_url() {
+        let cli = |args: &[&str]| {
+            Cli::try_parse_from(
+                ["imgmesh", "--registry-url=http://127.0.0.1:1"]
+                    .into_iter()
+                    .chain(args.iter().copied()),
+            )
+            .unwrap()
+        };
+        let text = run(&cli(&[
+            "sign",
+            "/images/demo.png?w=200",
+            "--token=10adc394",
+        ]))
+        .await
+        .unwrap();
+        assert_eq!(
+            text,
+            "/images/demo.png?w=200&s=da421114ca238d1f4a927b889f67c34e\n"
+        );
+        let json = run(&cli(&[
+            "--json",
+            "sign",
+            "/users/1.png",
+            "--token=FOO123bar",
+        ]))
+        .await
+        .unwrap();
+        let value: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(
+            value["url"],
+            "/users/1.png?s=6797c24146142d5b40bde3141fd3600c"
+        );
+        let error = run(&cli(&["sign", "users/1.png", "--token=x"]))
+            .await
+            .unwrap_err();
+        assert!(matches!(error, CliError::Sign(SignError::NoPath)));
     }
 
     /// A registry that is not listening is reported as unreachable, naming

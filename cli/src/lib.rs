@@ -1,5 +1,6 @@
-//! The imgmesh admin command line: create, list, show, change and remove
-//! Sources by talking gRPC to the source registry.
+//! The imgmesh admin command line: create, list, show, change, deploy and
+//! remove Sources, rotate their secure URL tokens and upload objects, by
+//! talking gRPC to the source registry; and sign URLs (offline).
 //!
 //! [`Cli`] is the parsed command line, [`run`] executes it and returns what
 //! to print; `main` only prints that or `error: <message>`.
@@ -7,6 +8,7 @@
 mod args;
 mod commands;
 mod source_output;
+mod url_signing;
 
 pub use crate::args::{
     Cli, Command, CreateArgs, DEFAULT_REGISTRY_URL, DeployArgs, OnOff, SourcesCommand, TtlBehavior,
@@ -15,5 +17,6 @@ pub use crate::args::{
 pub use crate::commands::{CliError, run};
 pub use crate::source_output::{
     SourceJson, cache_ttl_behavior_name, format_unix_time, render_deleted, render_list,
-    render_source, status_name,
+    render_rotated_token, render_source, render_uploaded, status_name,
 };
+pub use crate::url_signing::{SignError, sign_url};

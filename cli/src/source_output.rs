@@ -1,7 +1,7 @@
 //! How Sources are printed: JSON for scripts (`--json`), a key: value
 //! listing or a table for people.
 
-use imgmesh_proto::registry::v1::{CacheTtlBehavior, Source, SourceStatus};
+use imgmesh_proto::registry::v1::{CacheTtlBehavior, Source, SourceStatus, UploadObjectResponse};
 use serde::Serialize;
 
 /// A Source as `--json` prints it: the fields of the `Source` message, by
@@ -290,7 +290,48 @@ pub fn render_deleted(id_or_name: &str, json: bool) -> String {
     }
 }
 
-fn to_json(value: &impl Serialize) -> String {
+/// The new token of `sources rotate-token`, shown this once.
+pub fn render_rotated_token(
+    token: &str,
+    source: &Source,
+    grace_seconds: u32,
+    json: bool,
+) -> String {
+    if json {
+        return to_json(&serde_json::json!({
+            "token": token,
+            "source": SourceJson::from(source),
+        }));
+    }
+    let retired = if grace_seconds == 0 {
+        "the previous tokens stopped working now".to_owned()
+    } else {
+        format!("the previous tokens keep working for {grace_seconds} s")
+    };
+    format!(
+        "new secure url token for {} (store it now: it is never shown again):\n{token}\n\
+         {retired}; {} token(s) active\n",
+        source.name, source.active_secure_tokens
+    )
+}
+
+/// The confirmation of `imgmesh upload`.
+pub fn render_uploaded(source: &str, stored: &UploadObjectResponse, json: bool) -> String {
+    if json {
+        return to_json(&serde_json::json!({
+            "key": stored.key,
+            "etag": stored.etag,
+            "size": stored.size,
+        }));
+    }
+    format!(
+        "uploaded {} bytes to {source} as {}\n",
+        stored.size, stored.key
+    )
+}
+
+/// Pretty JSON and a newline.
+pub(crate) fn to_json(value: &impl Serialize) -> String {
     // Serialising plain strings and integers cannot fail.
     let mut text = serde_json::to_string_pretty(value).unwrap_or_default();
     text.push('\n');
