@@ -268,3 +268,124 @@ async fn errors_carry_reasons_over_grpc() {
     );
     server.shutdown().await;
 }
+
+/// Deploy, token rotation, custom-domain resolution and upload refusals
+/// work over the wire; tokens reach ResolveHost only, never GetSource.
+#[tokio::test]
+async fn issue_three_rpcs_over_grpc() {
+    let server = TestServer::start().await;
+    let channel = server.channel().await;
+    let mut sources = SourceRegistryServiceClient::new(channel.clone());
+    let mut credentials = SourceCredentialsServiceClient::new(channel);
+
+    // An endpoint nobody listens on: the deploy fails, naming why.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let created = sources
+        .create_source(proto::CreateSourceRequest {
+            endpoint: format!("http://127.0.0.1:{port}"),
+            custom_domains: vec!["img.example.com".into()],
+            secure_url_enabled: true,
+            ..create_request("demo")
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .source
+        .unwrap();
+    assert_eq!(created.status(), proto::SourceStatus::Pending);
+    let queued = sources
+        .deploy_source(proto::DeploySourceRequest {
+            id_or_name: "demo".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .source
+        .unwrap();
+    assert_eq!(queued.status(), proto::SourceStatus::Deploying);
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    let failed = loop {
+        let source = sources
+            .get_source(proto::GetSourceRequest {
+                id_or_name: "demo".into(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .source
+            .unwrap();
+        if source.status() != proto::SourceStatus::Deploying {
+            break source;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "deploy never ended");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert_eq!(failed.status(), proto::SourceStatus::Failed);
+    assert_eq!(
+        failed.status_message,
+        "could not connect to the s3 endpoint"
+    );
+    let access = credentials
+        .get_read_access(proto::GetReadAccessRequest {
+            source_id: created.id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!access.serving);
+
+    let rotated = sources
+        .rotate_secure_token(proto::RotateSecureTokenRequest {
+            id_or_name: "demo".into(),
+            grace_period_seconds: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(rotated.token.len(), 32);
+    assert_eq!(rotated.source.unwrap().active_secure_tokens, 1);
+    let resolved = sources
+        .resolve_host(proto::ResolveHostRequest {
+            host: "img.example.com".into(),
+            custom_domain: true,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(resolved.source.as_ref().unwrap().id, created.id);
+    assert_eq!(resolved.secure_url_tokens.len(), 1);
+    assert_eq!(resolved.secure_url_tokens[0].token, rotated.token);
+    let fetched = sources
+        .get_source(proto::GetSourceRequest {
+            id_or_name: "demo".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!format!("{fetched:?}").contains(&rotated.token));
+
+    use proto::upload_object_request::Part;
+    let upload = vec![
+        proto::UploadObjectRequest {
+            part: Some(Part::Header(proto::UploadObjectHeader {
+                id_or_name: "demo".into(),
+                key: "new/cat.jpg".into(),
+                ..Default::default()
+            })),
+        },
+        proto::UploadObjectRequest {
+            part: Some(Part::Chunk(vec![0xff, 0xd8, 0xff].into())),
+        },
+    ];
+    let refused = sources
+        .upload_object(tokio_stream::iter(upload))
+        .await
+        .unwrap_err();
+    assert_eq!(ErrorCode::of_status(&refused), ErrorCode::InvalidArgument);
+    assert_eq!(refused.message(), "the source is not deployed");
+    server.shutdown().await;
+}
