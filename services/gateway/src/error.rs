@@ -7,7 +7,6 @@ use imgmesh_errors::{ERROR_DOMAIN, ErrorCode};
 use tonic_types::StatusExt as _;
 
 use crate::render_plan::PlanError;
-use crate::url_expiry::InvalidExpires;
 
 /// imgix's default error TTL in seconds: 4xx answers are cacheable this
 /// long unless the Source sets its own (see `image_handler`).
@@ -32,12 +31,6 @@ pub enum GatewayError {
     /// The URL's `expires` time has passed.
     #[error("url has expired")]
     Expired,
-    /// The URL's `expires` value is not a Unix time.
-    #[error("{param}: must be a unix timestamp")]
-    InvalidExpires {
-        /// The parameter as written: `expires` or `expires64`.
-        param: &'static str,
-    },
     /// The path cannot name an object (empty, dot segments, control characters...).
     #[error("not found")]
     InvalidPath,
@@ -101,20 +94,11 @@ impl GatewayError {
             GatewayError::SourceDisabled => ErrorCode::SourceDisabled,
             GatewayError::InvalidSignature => ErrorCode::SignatureInvalid,
             GatewayError::InvalidPath | GatewayError::Expired => ErrorCode::ObjectNotFound,
-            GatewayError::InvalidExpires { .. } => ErrorCode::InvalidArgument,
             GatewayError::MethodNotAllowed => return StatusCode::METHOD_NOT_ALLOWED,
             GatewayError::InvalidParameter(_) => ErrorCode::InvalidArgument,
             GatewayError::Upstream { code, .. } => *code,
         };
         StatusCode::from_u16(code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
-    }
-}
-
-impl From<InvalidExpires> for GatewayError {
-    fn from(invalid: InvalidExpires) -> GatewayError {
-        GatewayError::InvalidExpires {
-            param: invalid.param,
-        }
     }
 }
 
@@ -218,13 +202,6 @@ mod tests {
         assert_eq!(
             (status, body.as_str()),
             (StatusCode::NOT_FOUND, "url has expired")
-        );
-
-        let invalid = crate::url_expiry::expires_at("expires=soon").unwrap_err();
-        let (status, _, body) = parts(invalid.into()).await;
-        assert_eq!(
-            (status, body.as_str()),
-            (StatusCode::BAD_REQUEST, "expires: must be a unix timestamp")
         );
 
         let (status, headers, _) = parts(GatewayError::MethodNotAllowed).await;

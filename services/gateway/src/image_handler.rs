@@ -86,7 +86,7 @@ async fn answer(
     } else {
         raw_query.unwrap_or("")
     };
-    if let Some(expires_at) = url_expiry::expires_at(query)? {
+    if let Some(expires_at) = url_expiry::expires_at(query) {
         lifetime.not_after = Some(expires_at);
         if url_expiry::is_expired(expires_at, lifetime.now) {
             return Err(GatewayError::Expired);

@@ -4,38 +4,29 @@
 //! the signed bytes, so it cannot be pushed back). Like every imgix
 //! parameter it may also come base64url-encoded as `expires64`. When a URL
 //! carries several, the earliest wins: an extra one can only shorten a
-//! URL's life, never extend it.
+//! URL's life, never extend it. A value that is not a plain Unix time is
+//! ignored, as imgix ignores invalid parameter values (an `expires64` that
+//! does not decode is refused by the query parser, like any other).
 
 use base64::Engine as _;
 
-/// Why an `expires` value was refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{param}: must be a unix timestamp")]
-pub(crate) struct InvalidExpires {
-    /// The parameter as written: `expires` or `expires64`.
-    pub(crate) param: &'static str,
-}
-
 /// The earliest `expires` time in a raw query (without `?`), in Unix
-/// seconds, or `None` when the query has none.
-pub(crate) fn expires_at(raw_query: &str) -> Result<Option<i64>, InvalidExpires> {
-    let mut earliest: Option<i64> = None;
-    for param in raw_query.split('&') {
-        let Some((name, value)) = param.split_once('=') else {
-            continue;
-        };
-        let time = match name {
-            "expires" => parse_time(value.as_bytes()).ok_or(InvalidExpires { param: "expires" })?,
-            "expires64" => base64::engine::general_purpose::URL_SAFE_NO_PAD
-                .decode(value)
-                .ok()
-                .and_then(|bytes| parse_time(&bytes))
-                .ok_or(InvalidExpires { param: "expires64" })?,
-            _ => continue,
-        };
-        earliest = Some(earliest.map_or(time, |t| t.min(time)));
-    }
-    Ok(earliest)
+/// seconds, or `None` when the query has no valid one.
+pub(crate) fn expires_at(raw_query: &str) -> Option<i64> {
+    raw_query
+        .split('&')
+        .filter_map(|param| {
+            let (name, value) = param.split_once('=')?;
+            match name {
+                "expires" => parse_time(value.as_bytes()),
+                "expires64" => base64::engine::general_purpose::URL_SAFE_NO_PAD
+                    .decode(value)
+                    .ok()
+                    .and_then(|bytes| parse_time(&bytes)),
+                _ => None,
+            }
+        })
+        .min()
 }
 
 /// Whether a URL that expires at `expires_at` is expired at `now`: imgix
@@ -64,6 +55,7 @@ mod tests {
             ("w=100", None),
             ("expires=1700000000", Some(1_700_000_000)),
             ("w=1&expires=1700000000&h=2", Some(1_700_000_000)),
+            ("expires=0", Some(0)),
             // The earliest of several wins.
             ("expires=200&expires=100&expires=300", Some(100)),
             // base64url of "1700000000".
@@ -78,37 +70,33 @@ mod tests {
             ("expires", None),
         ];
         for (query, want) in cases {
-            assert_eq!(expires_at(query), Ok(*want), "{query:?}");
+            assert_eq!(expires_at(query), *want, "{query:?}");
         }
     }
 
-    /// Values that are not a plain Unix time are refused, naming the parameter.
+    /// Values that are not a plain Unix time are ignored, and never hide a valid one.
     #[test]
-    fn invalid_values() {
-        for query in [
-            "expires=",
-            "expires=-1",
-            "expires=+5",
-            "expires=1e9",
-            "expires=17000%2000",
-            "expires=tomorrow",
-            "expires=9999999999999999999999",
+    fn invalid_values_are_ignored() {
+        for value in [
+            "",
+            "-1",
+            "+5",
+            "1e9",
+            "17000%2000",
+            "tomorrow",
+            "NaN",
+            "9999999999999999999999",
         ] {
+            assert_eq!(expires_at(&format!("expires={value}")), None, "{value}");
             assert_eq!(
-                expires_at(query),
-                Err(InvalidExpires { param: "expires" }),
-                "{query}"
+                expires_at(&format!("expires={value}&expires=100")),
+                Some(100),
+                "{value}"
             );
         }
-        assert_eq!(
-            expires_at("expires64=!!"),
-            Err(InvalidExpires { param: "expires64" })
-        );
-        // base64url of "soon".
-        assert_eq!(
-            expires_at("expires64=c29vbg"),
-            Err(InvalidExpires { param: "expires64" })
-        );
+        // Undecodable, and base64url of "soon".
+        assert_eq!(expires_at("expires64=!!"), None);
+        assert_eq!(expires_at("expires64=c29vbg"), None);
     }
 
     /// A URL is served through its `expires` second and refused after it.
