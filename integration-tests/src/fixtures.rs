@@ -52,6 +52,8 @@ pub enum Format {
     Webp,
     /// AVIF (ISO BMFF with an `avif`/`avis` brand).
     Avif,
+    /// GIF.
+    Gif,
 }
 
 /// What a decoded derivative turned out to be.
@@ -92,6 +94,8 @@ pub fn sniff(bytes: &[u8]) -> Option<Format> {
         && matches!(&bytes[8..12], b"avif" | b"avis")
     {
         Some(Format::Avif)
+    } else if bytes.starts_with(b"GIF87a") || bytes.starts_with(b"GIF89a") {
+        Some(Format::Gif)
     } else {
         None
     }
@@ -109,4 +113,84 @@ pub fn expect_image(bytes: &[u8], format: Format, width: i32, height: i32) -> an
         bail!("expected {expected:?}, got {decoded:?}");
     }
     Ok(())
+}
+
+/// A `width × height` PNG of four flat quadrants: red top left, green top
+/// right, blue bottom left, white bottom right.
+pub fn quadrants_png(width: i32, height: i32) -> anyhow::Result<Vec<u8>> {
+    Ok(quadrants(width, height)?.pngsave_buffer()?)
+}
+
+/// The quadrants image as a JPEG with EXIF orientation `orientation`,
+/// stored so that applying the orientation shows the quadrants upright.
+pub fn oriented_quadrants_jpeg(
+    width: i32,
+    height: i32,
+    orientation: i32,
+) -> anyhow::Result<Vec<u8>> {
+    use rs_vips::enums::{Angle, Direction};
+    let upright = quadrants(width, height)?;
+    // The inverse of the transform each orientation asks a viewer to apply.
+    let stored = match orientation {
+        2 => upright.flip(Direction::Horizontal)?,
+        3 => upright.rot(Angle::D180)?,
+        4 => upright.flip(Direction::Vertical)?,
+        5 => upright.flip(Direction::Horizontal)?.rot(Angle::D270)?,
+        6 => upright.rot(Angle::D270)?,
+        7 => upright.flip(Direction::Horizontal)?.rot(Angle::D90)?,
+        8 => upright.rot(Angle::D90)?,
+        _ => upright,
+    };
+    let mut stored = stored.copy()?;
+    stored.set_int("orientation", orientation)?;
+    Ok(stored.jpegsave_buffer_with_opts(VOption::new().set("Q", 95))?)
+}
+
+fn quadrants(width: i32, height: i32) -> anyhow::Result<VipsImage> {
+    init_vips();
+    let (w, h) = (width / 2, height / 2);
+    let tile = |rgb: [f64; 3]| -> anyhow::Result<VipsImage> {
+        let black = VipsImage::black(w, h)?.cast(BandFormat::Uchar)?;
+        Ok(VipsImage::new_from_image(&black, &rgb)?)
+    };
+    let top = VipsImage::arrayjoin(&[tile([255.0, 0.0, 0.0])?, tile([0.0, 255.0, 0.0])?])?;
+    let bottom = VipsImage::arrayjoin(&[tile([0.0, 0.0, 255.0])?, tile([255.0, 255.0, 255.0])?])?;
+    let image = VipsImage::arrayjoin_with_opts(&[top, bottom], VOption::new().set("across", 1))?;
+    Ok(image.copy_with_opts(VOption::new().set(
+        "interpretation",
+        rs_vips::enums::Interpretation::Srgb as i32,
+    ))?)
+}
+
+/// An animated GIF of `pages` frames; frame `i` is a flat grey of `40 · (i + 1)`.
+pub fn animated_gif(width: i32, height: i32, pages: i32) -> anyhow::Result<Vec<u8>> {
+    init_vips();
+    let frames = (0..pages)
+        .map(|i| -> anyhow::Result<VipsImage> {
+            let black = VipsImage::black(width, height)?.cast(BandFormat::Uchar)?;
+            let level = f64::from(40 * (i + 1));
+            Ok(VipsImage::new_from_image(&black, &[level, level, level])?)
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let mut strip = VipsImage::arrayjoin_with_opts(&frames, VOption::new().set("across", 1))?
+        .copy_with_opts(VOption::new().set(
+            "interpretation",
+            rs_vips::enums::Interpretation::Srgb as i32,
+        ))?;
+    strip.set_int("page-height", height)?;
+    strip.set_array_int("delay", &vec![100; pages as usize])?;
+    strip.set_int("loop", 0)?;
+    Ok(strip.gifsave_buffer()?)
+}
+
+/// Decodes `bytes` (every page, for animations) with libvips.
+pub fn decode_all_pages(bytes: &[u8]) -> anyhow::Result<VipsImage> {
+    init_vips();
+    Ok(VipsImage::new_from_buffer(bytes, "n=-1")?)
+}
+
+/// The pixel at (`x`, `y`) of the decoded `bytes`.
+pub fn pixel(bytes: &[u8], x: i32, y: i32) -> anyhow::Result<Vec<f64>> {
+    init_vips();
+    Ok(VipsImage::new_from_buffer(bytes, "")?.getpoint(x, y)?)
 }

@@ -142,6 +142,14 @@ pub(crate) fn watermark(
 /// end (default), start or middle, or shortened with an ellipsis.
 /// `txt-shad` adds a soft dark shadow.
 pub(crate) fn text(image: &VipsImage, text: &TextOverlay) -> rs_vips::Result<VipsImage> {
+    if text
+        .text
+        .chars()
+        .all(|c| c.is_whitespace() || c.is_control())
+    {
+        // Nothing to draw (and Pango renders nothing to an empty image).
+        return image.copy();
+    }
     let base = srgb8(image)?;
     let (width, height) = (base.get_width(), base.get_height());
     let pad = text.pad.unwrap_or(0) as i32;

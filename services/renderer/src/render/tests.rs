@@ -1070,6 +1070,14 @@ fn text_is_rendered() {
         (300, 100),
         "markup characters are text"
     );
+    for blank in ["%20", "%00", "%09%0A"] {
+        let nothing = render(&white, &format!("txt={blank}&fm=png"));
+        assert_eq!(
+            nothing.data,
+            render(&white, "fm=png").data,
+            "blank text {blank:?} draws nothing"
+        );
+    }
 }
 
 /// blend with a colour applies its mode and alpha; blend with an image places it.
