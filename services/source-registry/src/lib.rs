@@ -34,7 +34,6 @@ mod database;
 mod deploy_checks;
 mod error;
 mod grpc_api;
-mod imgix_param_names;
 mod master_key_rotation;
 mod object_upload;
 mod registry;

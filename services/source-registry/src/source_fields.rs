@@ -8,8 +8,9 @@
 use imgmesh_proto::registry::v1::CacheTtlBehavior;
 use secrecy::SecretString;
 
+use imgmesh_imgix_params::ParamError;
+
 use crate::error::RegistryError;
-use crate::imgix_param_names;
 
 /// Cache TTL used when a Source asks for 0: one year.
 pub const DEFAULT_CACHE_TTL_SECONDS: u32 = 31_536_000;
@@ -342,7 +343,8 @@ pub(crate) fn asset_path(field: &'static str, value: &str) -> Result<String, Reg
 
 /// `default_params`: empty, or up to 2048 characters of `key=value` pairs
 /// joined by `&` (a leading `?` is dropped), printable ASCII without `#`,
-/// every key an imgix parameter name, alias or base64 form.
+/// every key an imgix parameter (name, alias or base64 form) with a value
+/// the parameter spec allows (checked by `imgmesh-imgix-params`).
 pub(crate) fn default_params(value: &str) -> Result<String, RegistryError> {
     let value = value.strip_prefix('?').unwrap_or(value);
     if value.is_empty() {
@@ -357,17 +359,17 @@ pub(crate) fn default_params(value: &str) -> Result<String, RegistryError> {
     }
     for pair in value.split('&') {
         match pair.split_once('=') {
-            Some((key, val)) if !key.is_empty() && !val.is_empty() => {
-                if !imgix_param_names::is_known(key) {
-                    return Err(RegistryError::invalid(
-                        "default_params",
-                        format!("unknown parameter {key:?}"),
-                    ));
-                }
-            }
+            Some((key, val)) if !key.is_empty() && !val.is_empty() => {}
             _ => return invalid("must be key=value pairs joined by '&', e.g. auto=format&q=75"),
         }
     }
+    imgmesh_imgix_params::validate_default_params(value).map_err(|error| {
+        let problem = match error {
+            ParamError::UnknownParameter { name } => format!("unknown parameter {name:?}"),
+            other => other.to_string(),
+        };
+        RegistryError::invalid("default_params", problem)
+    })?;
     Ok(value.to_owned())
 }
 
@@ -650,7 +652,8 @@ mod tests {
     }
 
     /// Default params may only name imgix parameters (names, aliases,
-    /// base64 forms); an unknown one is named in the error.
+    /// base64 forms) with values the spec allows; the error names the
+    /// unknown parameter or the bad value.
     #[test]
     fn default_params_know_the_imgix_spec() {
         for good in [
@@ -671,6 +674,18 @@ mod tests {
                     field: "default_params",
                     problem,
                 }) => assert_eq!(problem, format!("unknown parameter \"{unknown}\"")),
+                other => panic!("{bad}: {other:?}"),
+            }
+        }
+        for (bad, problem) in [
+            ("fit=sideways", "fit: unsupported value \"sideways\""),
+            ("w=abc", "w: unsupported value \"abc\""),
+        ] {
+            match default_params(bad) {
+                Err(RegistryError::InvalidField {
+                    field: "default_params",
+                    problem: p,
+                }) => assert_eq!(p, problem),
                 other => panic!("{bad}: {other:?}"),
             }
         }
