@@ -4,6 +4,7 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor as _};
@@ -12,6 +13,10 @@ use crate::error::RegistryError;
 
 /// How many connections one registry keeps to PostgreSQL.
 const MAX_POSTGRES_CONNECTIONS: u32 = 10;
+
+/// How long getting a PostgreSQL connection may take (connecting, or
+/// waiting for a free one) before the call fails.
+const POSTGRES_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A registry database.
 #[derive(Clone, PartialEq, Eq)]
@@ -67,6 +72,7 @@ impl Database {
             }
             Database::Postgres(url) => Ok(AnyPoolOptions::new()
                 .max_connections(MAX_POSTGRES_CONNECTIONS)
+                .acquire_timeout(POSTGRES_ACQUIRE_TIMEOUT)
                 .connect(url.as_str())
                 .await?),
         }
