@@ -160,15 +160,23 @@ pub(crate) fn text(image: &VipsImage, text: &TextOverlay) -> rs_vips::Result<Vip
     };
     let family = font_family(&text.font);
     let mut size = text.size.max(1);
-    let mut mask = text_mask(&text.text, &family, size)?;
-    if mask.get_width() > max_width && text.fit_max {
-        let shrink = f64::from(max_width) / f64::from(mask.get_width());
-        size = ((f64::from(size) * shrink).floor() as u32).max(1);
-        mask = text_mask(&text.text, &family, size)?;
+    if text.fit_max {
+        // Measure at a small size, then pick the size that fits: no layout
+        // is ever much wider than the image.
+        let probe = text_mask(&text.text, &family, PROBE_SIZE)?;
+        let fitting =
+            f64::from(PROBE_SIZE) * f64::from(max_width) / f64::from(probe.get_width().max(1));
+        size = size.min((fitting.floor() as u32).max(1));
     }
+    // Only characters that can show are laid out (the narrowest glyphs are
+    // about a quarter of the size wide), so a long text at a large size
+    // never becomes a huge image.
+    let visible = max_visible_chars(max_width, size);
+    let shown = visible_part(&text.text, text.clip(), visible);
+    let mut mask = text_mask(&shown, &family, size)?;
     if mask.get_width() > max_width {
         mask = match text.clip() {
-            TextClip::Ellipsis => ellipsised(&text.text, &family, size, max_width)?,
+            TextClip::Ellipsis => ellipsised(&shown, &family, size, max_width)?,
             TextClip::Start => crate::source_image::extract_within(
                 &mask,
                 mask.get_width() - max_width,
@@ -227,6 +235,29 @@ pub(crate) fn text(image: &VipsImage, text: &TextOverlay) -> rs_vips::Result<Vip
         VOption::new().set("x", x).set("y", y),
     )?;
     keep_opacity(image, &srgb8(&composited)?)
+}
+
+/// The size `txt-fit=max` measures the text at.
+const PROBE_SIZE: u32 = 20;
+
+/// How many characters can be visible in `max_width` pixels at `size`.
+fn max_visible_chars(max_width: i32, size: u32) -> usize {
+    (f64::from(max_width.max(1)) / (f64::from(size) * 0.25)).ceil() as usize + 2
+}
+
+/// The part of `text` that can show in `visible` characters: its start (or,
+/// clipping at the start, its end; in the middle, its middle).
+fn visible_part(text: &str, clip: TextClip, visible: usize) -> String {
+    let chars: Vec<char> = text.chars().collect();
+    if chars.len() <= visible {
+        return text.to_owned();
+    }
+    let start = match clip {
+        TextClip::Start => chars.len() - visible,
+        TextClip::Middle => (chars.len() - visible) / 2,
+        TextClip::Unspecified | TextClip::Ellipsis => 0,
+    };
+    chars[start..start + visible].iter().collect()
 }
 
 /// Pango's family for an imgix font name.

@@ -175,6 +175,15 @@ pub fn render_image(
         });
     }
 
+    // Overlay images pass the same checks as the original; one that does
+    // not is left out, like a missing one.
+    let input = &RenderInput {
+        original,
+        watermark: input
+            .watermark
+            .filter(|bytes| usable_overlay(bytes, limits)),
+        blend: input.blend.filter(|bytes| usable_overlay(bytes, limits)),
+    };
     let encoding = encode_options(&plan, input_format, &header);
     let plan = plan.canonical();
     let orientation = match plan.orientation.map(|o| o.exif_orientation) {
@@ -258,6 +267,18 @@ pub fn render_image(
         height,
         data,
     })
+}
+
+/// Whether an overlay image is a served format within the limits.
+fn usable_overlay(bytes: &[u8], limits: &RenderLimits) -> bool {
+    let usable = bytes.len() as u64 <= limits.max_object_bytes
+        && InputFormat::sniff(bytes)
+            .and_then(|format| Header::read(bytes, format).ok())
+            .is_some_and(|header| header.pixels() <= limits.max_pixels);
+    if !usable {
+        tracing::debug!(bytes = bytes.len(), "overlay image refused");
+    }
+    usable
 }
 
 /// The encoder's settings: the plan's format (or the input's family, or

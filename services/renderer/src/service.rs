@@ -304,6 +304,58 @@ mod tests {
         assert_eq!(fetcher.fetches(), 2);
     }
 
+    /// Watermark and blend images are fetched from the same Source; a missing
+    /// one renders without it, any other fetch error fails the render.
+    #[tokio::test]
+    async fn overlays_come_from_the_same_source() {
+        let redis = RedisProcess::start().await;
+        let fetcher = FakeFetcher::start([
+            ("cat.jpg", FakeObject::Bytes(test_images::jpeg(400, 300))),
+            ("logo.png", FakeObject::Bytes(test_images::png(40, 20))),
+            (
+                "locked.png",
+                FakeObject::Error(
+                    ErrorCode::OriginAccessDenied,
+                    "the origin rejected the source's credentials",
+                ),
+            ),
+        ])
+        .await;
+        let renderer = renderer(&redis.url(), fetcher.channel());
+        let with = |mark: &str| RenderPlan {
+            watermark: Some(imgmesh_proto::renderer::v1::Watermark {
+                path: mark.into(),
+                ..Default::default()
+            }),
+            blend: Some(imgmesh_proto::renderer::v1::Blend {
+                source: Some(blend::Source::Path("logo.png".into())),
+                ..Default::default()
+            }),
+            ..webp_200()
+        };
+        let marked = renderer
+            .render_derivative(request("cat.jpg", with("logo.png"), 0), None)
+            .await
+            .unwrap();
+        assert_eq!((marked.width, marked.height), (200, 150));
+        assert_eq!(fetcher.fetches(), 3, "original, watermark and blend");
+        let plain = renderer
+            .render_derivative(request("cat.jpg", webp_200(), 0), None)
+            .await
+            .unwrap();
+        assert_ne!(marked.data, plain.data, "the overlays changed the pixels");
+        let missing = renderer
+            .render_derivative(request("cat.jpg", with("nope.png"), 0), None)
+            .await
+            .unwrap();
+        assert_eq!((missing.width, missing.height), (200, 150));
+        let error = renderer
+            .render_derivative(request("cat.jpg", with("locked.png"), 0), None)
+            .await
+            .unwrap_err();
+        assert_eq!(error.code(), ErrorCode::OriginAccessDenied);
+    }
+
     /// With Redis down the renderer still answers, uncached.
     #[tokio::test]
     async fn renders_without_redis() {

@@ -1324,6 +1324,44 @@ fn corrupt_inputs_are_refused() {
     }
 }
 
+/// A watermark that is a decompression bomb is refused from its header and left out.
+#[test]
+fn bomb_overlays_are_left_out() {
+    let base = test_images::png(64, 48);
+    let bomb = test_images::png_header_only(50_000, 50_000);
+    let input = RenderInput {
+        original: &base,
+        watermark: Some(&bomb),
+        blend: Some(&bomb),
+    };
+    let started = Instant::now();
+    let derivative = render_with(input, "mark=/bomb.png&blend=/bomb.png&fm=png");
+    assert!(started.elapsed() < Duration::from_secs(2));
+    assert_eq!(derivative.data, render(&base, "fm=png").data);
+}
+
+/// Long text at a large size is laid out only as far as it can show.
+#[test]
+fn long_large_text_stays_cheap() {
+    let base = test_images::png(300, 100);
+    let long = "W".repeat(500);
+    let started = Instant::now();
+    for query in [
+        format!("txt={long}&txt-size=1000&fm=png"),
+        format!("txt={long}&txt-size=1000&txt-clip=start&fm=png"),
+        format!("txt={long}&txt-size=1000&txt-clip=ellipsis&fm=png"),
+        format!("txt={long}&txt-size=1000&txt-fit=max&fm=png"),
+    ] {
+        let derivative = render(&base, &query);
+        assert_eq!(decoded_size(&derivative.data), (300, 100), "{query}");
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "took {:?}",
+        started.elapsed()
+    );
+}
+
 /// A watermark or blend image that does not decode is left out, not an error.
 #[test]
 fn undecodable_overlays_are_skipped() {
