@@ -6,7 +6,8 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::Parser as _;
 use imgmesh_source_registry::{
-    Config, Registry, RegistryCommand, RotationProgress, SERVICE_NAME, rotate_master_key, serve,
+    Config, Database, MasterKeys, Registry, RegistryCommand, RotationProgress, SERVICE_NAME,
+    rotate_master_key, serve,
 };
 
 #[tokio::main]
@@ -48,10 +49,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
 }
 
 /// `rotate-master-key`: re-wraps every data key, printing progress.
-async fn rotate(
-    database: imgmesh_source_registry::Database,
-    keys: imgmesh_source_registry::MasterKeys,
-) -> anyhow::Result<()> {
+async fn rotate(database: Database, keys: MasterKeys) -> anyhow::Result<()> {
     let current = keys.current_id().to_owned();
     let print = |progress: RotationProgress| {
         println!(
