@@ -120,6 +120,8 @@ pub(crate) struct EncodeOptions {
     pub(crate) png: PngKind,
     /// Keep the image's ICC profile (and nothing else) in the file.
     pub(crate) keep_profile: bool,
+    /// Embed the sRGB profile when the image carries none (`cs=srgb`).
+    pub(crate) embed_srgb: bool,
 }
 
 /// Metadata fields that survive when the profile is kept.
@@ -131,7 +133,7 @@ pub(crate) fn encode(image: &VipsImage, options: &EncodeOptions) -> rs_vips::Res
     let quality = i32::from(options.quality);
     let kept;
     let image = if options.keep_profile {
-        kept = only_profile(image)?;
+        kept = only_profile(image, options.embed_srgb)?;
         &kept
     } else {
         image
@@ -203,9 +205,18 @@ pub(crate) fn encode(image: &VipsImage, options: &EncodeOptions) -> rs_vips::Res
     }
 }
 
-/// A copy of `image` whose only metadata is its ICC profile.
-fn only_profile(image: &VipsImage) -> rs_vips::Result<VipsImage> {
-    let mut copy = image.copy()?;
+/// A copy of `image` whose only metadata is its ICC profile; with
+/// `embed_srgb`, an image without one gets libvips' sRGB profile (its pixels
+/// are sRGB already, so the transform changes nothing but the tag).
+fn only_profile(image: &VipsImage, embed_srgb: bool) -> rs_vips::Result<VipsImage> {
+    let has_profile = image
+        .get_typeof(PROFILE_FIELD)
+        .is_ok_and(|gtype| gtype != 0);
+    let mut copy = if embed_srgb && !has_profile {
+        image.icc_transform_with_opts("srgb", VOption::new().set("input_profile", "srgb"))?
+    } else {
+        image.copy()?
+    };
     for field in [
         "exif-data",
         "xmp-data",

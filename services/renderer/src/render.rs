@@ -309,6 +309,7 @@ fn encode_options(plan: &ResolvedPlan, input: InputFormat, header: &Header) -> E
         lossless: encoding.lossless,
         png,
         keep_profile: encoding.color_space() != ColorSpace::Unspecified,
+        embed_srgb: encoding.color_space() == ColorSpace::Srgb,
     }
 }
 

@@ -5,9 +5,9 @@
 //! JPEG decodes at 1/2, 1/4 or 1/8 scale, WebP and HEIF at the target size)
 //! whenever it can: the whole source is thumbnailed at the scale that maps
 //! the layout's region to its resize target, and the region is then cut
-//! out of the (lazy) result, so only the kept pixels are resampled. Only a
-//! region needing an absurd upscale of the whole image (a few pixels of a
-//! large source blown up to thousands) falls back to a full decode.
+//! out of the (lazy) result, so only the kept pixels are resampled. A region
+//! that is enlarged (where shrink-on-load gains nothing) is instead cut from
+//! the decoded source and then resized.
 //!
 //! Orientation is applied here, never by `thumbnail` itself: the file's
 //! EXIF orientation or the plan's `orient` override, all eight values.
@@ -25,8 +25,9 @@ use crate::input_format::InputFormat;
 use crate::libvips;
 
 /// The largest side of a whole-source thumbnail before the full-decode
-/// fallback is used instead (libvips' own limit is 10 million).
-const MAX_THUMBNAIL_SIDE: f64 = 200_000.0;
+/// fallback is used instead (libvips' own limit is 10 million; past this,
+/// the whole image blown up is a worse plan than cutting the region first).
+const MAX_THUMBNAIL_SIDE: f64 = 65_535.0;
 
 /// What an original's header says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -150,7 +151,11 @@ pub(crate) fn load(
             (f64::from(upright_height) * scale_y).round().max(1.0),
         )
     };
-    if whole_width.max(whole_height) > MAX_THUMBNAIL_SIDE {
+    // Enlarging part of the image gains nothing from shrink-on-load, and a
+    // thumbnail streams top to bottom: everything above the region would be
+    // enlarged too. Cut the region first instead.
+    if whole_width.max(whole_height) > MAX_THUMBNAIL_SIDE || (!whole && scale_x.max(scale_y) > 1.0)
+    {
         return decode_region(input, header, layout, options);
     }
     let (stored_width, stored_height) = if swaps_axes(options.orientation) {
@@ -197,7 +202,9 @@ fn decode_region(
     options: &LoadOptions,
 ) -> rs_vips::Result<Frames> {
     let image = VipsImage::new_from_buffer(input, &loader_options(options.pages))?;
-    let image = to_working_colour(&image, header, options)?.copy_memory()?;
+    // Loaded with random access (the default), so turning and cutting need
+    // no copy of the whole image.
+    let image = to_working_colour(&image, header, options)?;
     let (delays, loop_count) = animation_metadata(&image);
     let region = layout.region;
     let (resize_width, resize_height) = layout.resize;

@@ -195,6 +195,24 @@ fn focal_point_and_rect_pick_regions() {
     );
 }
 
+/// A tiny region blown up far (past the whole-image thumbnail's limit) is cut first, then resized.
+#[test]
+fn tiny_regions_upscale_from_a_full_decode() {
+    let original = png_quadrants();
+    for (query, colour) in [
+        ("rect=140,60,2,2&w=400&fm=png", WHITE),
+        ("rect=10,10,2,2&w=400&fm=png", RED),
+    ] {
+        let derivative = render(&original, query);
+        assert_eq!((derivative.width, derivative.height), (400, 400), "{query}");
+        assert_close(&pixel(&derivative.data, 200, 200), &colour, 2.0, query);
+    }
+    // The same region through a JPEG with EXIF orientation comes out upright.
+    let oriented = test_images::jpeg_stored_for_orientation(&test_images::quadrants(200, 100), 6);
+    let derivative = render(&oriented, "rect=140,60,2,2&w=400&fm=png");
+    assert_close(&pixel(&derivative.data, 200, 200), &WHITE, 12.0, "oriented");
+}
+
 /// Content-aware crops give the box and pick the busy part of the image.
 #[test]
 fn content_aware_crops() {
@@ -509,6 +527,17 @@ fn colour_profiles() {
     assert!(srgb.get_typeof("icc-profile-data").unwrap() != 0);
     let origin = decode(&render(&original, "w=32&cs=origin").data);
     assert!(origin.get_typeof("icc-profile-data").unwrap() != 0);
+    // A source without a profile gets sRGB's with cs=srgb, none with cs=origin.
+    let plain = test_images::jpeg(64, 48);
+    for format in ["jpg", "png", "webp"] {
+        let tagged = decode(&render(&plain, &format!("w=32&cs=srgb&fm={format}")).data);
+        assert!(
+            tagged.get_typeof("icc-profile-data").unwrap() != 0,
+            "{format}"
+        );
+    }
+    let untagged = decode(&render(&plain, "w=32&cs=origin").data);
+    assert_eq!(untagged.get_typeof("icc-profile-data").unwrap(), 0);
 }
 
 /// CMYK JPEGs come out as sRGB with the right colour.
