@@ -546,6 +546,12 @@ mod tests {
         assert_eq!(orientation("rot=-90").rotation_centi_degrees, 27_000);
         assert_eq!(orientation("rot=720").rotation_centi_degrees, 0);
         assert_eq!(
+            orientation("rot=90"),
+            orientation("rot=90&rot-type=straighten"),
+            "right angles are one plan whatever rot-type says"
+        );
+        assert_eq!(orientation("rot=270").rotation_type(), RotationType::Pivot);
+        assert_eq!(
             orientation("rot=90&rot-type=pivot").rotation_type(),
             RotationType::Pivot
         );

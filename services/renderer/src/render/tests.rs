@@ -653,7 +653,7 @@ fn flips() {
     }
 }
 
-/// rot turns counter-clockwise; pivot swaps axes at 90° and fills corners with bg, straighten keeps the frame.
+/// rot turns counter-clockwise; rot=90 swaps axes (with either rot-type); pivot fills a tilt's corners with bg, straighten keeps the frame.
 #[test]
 fn rotation() {
     let original = png_quadrants();
@@ -668,9 +668,10 @@ fn rotation() {
     let straight = render(&original, "rot=90&fm=png");
     assert_eq!(
         (straight.width, straight.height),
-        (200, 100),
-        "straighten keeps the frame"
+        (100, 200),
+        "rot=90 swaps axes by default too"
     );
+    assert_close(&pixel(&straight.data, 10, 190), &RED, 1.0, "default ccw");
     let tilted = render(&original, "rot=30&rot-type=pivot&bg=ff00ff&fm=png");
     assert!(tilted.width > 200 && tilted.height > 100);
     assert_close(
