@@ -273,7 +273,7 @@ fn normalize_orientation(
             // A quarter, half or three-quarter turn leaves no corner to hide:
             // the whole image turns (axes swap at 90° and 270°, as imgix's
             // rot=90 does) whatever rot-type says, so both spell one plan.
-            _ if rotation % 9_000 == 0 => RotationType::Pivot,
+            _ if rotation.is_multiple_of(9_000) => RotationType::Pivot,
             RotationType::Unspecified => RotationType::Straighten,
             other => other,
         };
