@@ -141,27 +141,8 @@ impl SourceStore {
              $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25)";
         let result = async {
             let mut tx = self.pool.begin().await?;
-            sqlx::query(sql)
-                .bind(&record.id)
-                .bind(&record.name)
-                .bind(&record.subdomain)
-                .bind(&record.bucket)
-                .bind(&record.region)
-                .bind(&record.endpoint)
-                .bind(&record.path_prefix)
-                .bind(&record.access_key_id)
-                .bind(&record.default_params)
-                .bind(i64::from(record.cache_ttl_seconds))
-                .bind(behavior_to_db(record.cache_ttl_behavior))
-                .bind(i64::from(record.cache_ttl_error_seconds))
-                .bind(&record.image_missing)
-                .bind(i64::from(record.image_missing_append_params))
-                .bind(&record.image_error)
-                .bind(i64::from(record.image_error_append_params))
-                .bind(i64::from(record.secure_url_enabled))
-                .bind(i64::from(record.enabled))
-                .bind(status_to_db(record.status))
-                .bind(&record.status_message)
+            let query = sqlx::query(sql).bind(&record.id).bind(&record.name);
+            bind_settings(query, record)
                 .bind(record.last_deployed_at)
                 .bind(&record.upload_access_key_id)
                 .bind(version_to_db(record.config_version)?)
@@ -277,25 +258,7 @@ impl SourceStore {
              WHERE id = $22 AND config_version = $23";
         let result = async {
             let mut tx = self.pool.begin().await?;
-            let done = sqlx::query(sql)
-                .bind(&record.subdomain)
-                .bind(&record.bucket)
-                .bind(&record.region)
-                .bind(&record.endpoint)
-                .bind(&record.path_prefix)
-                .bind(&record.access_key_id)
-                .bind(&record.default_params)
-                .bind(i64::from(record.cache_ttl_seconds))
-                .bind(behavior_to_db(record.cache_ttl_behavior))
-                .bind(i64::from(record.cache_ttl_error_seconds))
-                .bind(&record.image_missing)
-                .bind(i64::from(record.image_missing_append_params))
-                .bind(&record.image_error)
-                .bind(i64::from(record.image_error_append_params))
-                .bind(i64::from(record.secure_url_enabled))
-                .bind(i64::from(record.enabled))
-                .bind(status_to_db(record.status))
-                .bind(&record.status_message)
+            let done = bind_settings(sqlx::query(sql), record)
                 .bind(&record.upload_access_key_id)
                 .bind(version_to_db(record.config_version)?)
                 .bind(record.updated_at)
@@ -809,6 +772,33 @@ fn decode_error(column: &str, problem: String) -> sqlx::Error {
         index: column.to_owned(),
         source: problem.into(),
     }
+}
+
+/// Binds the settings columns `INSERT` and `UPDATE` share, in the order both
+/// statements list them: subdomain through status_message.
+fn bind_settings<'q>(
+    query: sqlx::query::Query<'q, Any, sqlx::any::AnyArguments>,
+    record: &'q SourceRecord,
+) -> sqlx::query::Query<'q, Any, sqlx::any::AnyArguments> {
+    query
+        .bind(&record.subdomain)
+        .bind(&record.bucket)
+        .bind(&record.region)
+        .bind(&record.endpoint)
+        .bind(&record.path_prefix)
+        .bind(&record.access_key_id)
+        .bind(&record.default_params)
+        .bind(i64::from(record.cache_ttl_seconds))
+        .bind(behavior_to_db(record.cache_ttl_behavior))
+        .bind(i64::from(record.cache_ttl_error_seconds))
+        .bind(&record.image_missing)
+        .bind(i64::from(record.image_missing_append_params))
+        .bind(&record.image_error)
+        .bind(i64::from(record.image_error_append_params))
+        .bind(i64::from(record.secure_url_enabled))
+        .bind(i64::from(record.enabled))
+        .bind(status_to_db(record.status))
+        .bind(&record.status_message)
 }
 
 /// The stored name of a cache TTL behaviour.
