@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 
+use imgmesh_runtime::MetricsArgs;
 use imgmesh_telemetry::TelemetryArgs;
 
 /// Default for `--max-object-bytes`: 32 MiB.
@@ -60,6 +61,10 @@ pub struct FetcherConfig {
     #[arg(long, env = "IMGMESH_ORIGINAL_FRESH_SECONDS", default_value_t = 10)]
     pub original_fresh_seconds: u64,
 
+    /// Where Prometheus scrapes `GET /metrics` (`--metrics-listen`).
+    #[command(flatten)]
+    pub metrics: MetricsArgs,
+
     /// Logging and trace export.
     #[command(flatten)]
     pub telemetry: TelemetryArgs,
@@ -78,6 +83,7 @@ mod tests {
         assert_eq!(config.listen, "127.0.0.1:50052".parse().unwrap());
         assert_eq!(config.registry_url, "http://127.0.0.1:50051");
         assert_eq!(config.max_object_bytes, 33_554_432);
+        assert_eq!(config.metrics.addr(), Some("127.0.0.1:0".parse().unwrap()));
     }
 
     /// Every flag is read from the command line.
@@ -88,11 +94,13 @@ mod tests {
             "--listen=127.0.0.1:0",
             "--registry-url=http://10.0.0.1:7000",
             "--max-object-bytes=1024",
+            "--metrics-listen=off",
         ])
         .unwrap();
         assert_eq!(config.listen, "127.0.0.1:0".parse().unwrap());
         assert_eq!(config.registry_url, "http://10.0.0.1:7000");
         assert_eq!(config.max_object_bytes, 1024);
+        assert_eq!(config.metrics.addr(), None);
     }
 
     /// A zero byte cap would refuse every object, so it is rejected at startup.

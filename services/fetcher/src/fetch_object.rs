@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 use aws_sdk_s3::primitives::ByteStream;
 use futures::Stream;
 use imgmesh_proto::fetcher::v1::fetcher_service_server::{FetcherService, FetcherServiceServer};
-use imgmesh_proto::fetcher::v1::{FetchObjectRequest, FetchObjectResponse};
+use aws_sdk_s3::operation::get_object::GetObjectOutput;
+use imgmesh_proto::fetcher::v1::fetch_object_response::Part;
+use imgmesh_proto::fetcher::v1::{FetchObjectRequest, FetchObjectResponse, ObjectMetadata};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tracing::Instrument as _;
@@ -22,7 +24,7 @@ use crate::object_stream::{
 };
 use crate::original_cache::{CachedOriginal, OriginalCache, OriginalKey};
 use crate::read_access;
-use crate::s3_client::{self, ObjectRead};
+use crate::s3_client::{self, ObjectRead, OriginCaching};
 use crate::source_clients::{SourceClient, SourceClients};
 
 /// The stream one `FetchObject` call answers with.
@@ -93,7 +95,14 @@ impl Fetcher {
             source_id: source.source_id.clone(),
             config_version: source.config_version,
             key,
+            generation: request.cache_generation,
         };
+        let cap = effective_cap(request.max_bytes, self.max_object_bytes);
+        if !request.if_none_match.is_empty() {
+            return self
+                .revalidate(&source, &cache_key, &request.if_none_match, cap)
+                .await;
+        }
         // Reads are bounded by the fetcher's own cap so one read can serve
         // every waiting caller; each caller's own (smaller) cap is checked
         // on the result.
@@ -104,22 +113,105 @@ impl Fetcher {
             })
             .await?;
         tracing::Span::current().record("imgmesh.original_cache", lookup.as_str());
-        let cap = effective_cap(request.max_bytes, self.max_object_bytes);
-        if original.body.len() as u64 > cap {
-            tracing::debug!(
-                size = original.body.len(),
-                cap,
-                "object is over the byte cap"
-            );
-            return Err(FetchError::TooLarge { cap });
-        }
-
-        let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
-        tokio::spawn(
-            async move { send_original(&original, CHUNK_SIZE, tx).await }.in_current_span(),
-        );
-        Ok(ReceiverStream::new(rx))
+        stream_original(original, cap)
     }
+
+    /// Answers a conditional request (the caller holds a copy with ETag
+    /// `if_none_match`): a fresh cached copy decides without the origin;
+    /// otherwise a stale cached copy is revalidated as usual, and with no
+    /// copy at all the origin is asked conditionally with the caller's ETag,
+    /// so an unchanged object costs no body transfer.
+    async fn revalidate(
+        &self,
+        source: &SourceClient,
+        cache_key: &OriginalKey,
+        if_none_match: &str,
+        cap: u64,
+    ) -> Result<FetchObjectStream, FetchError> {
+        let original = match self.originals.lookup(cache_key, Instant::now()) {
+            Some(Ok(fresh)) => fresh,
+            Some(Err(_stale)) => {
+                let (original, _) = self
+                    .originals
+                    .get_or_load(cache_key, |stale| {
+                        read_original(source, &cache_key.key, self.max_object_bytes, stale)
+                    })
+                    .await?;
+                original
+            }
+            None => {
+                let read = s3_client::get_object(
+                    &source.s3,
+                    &source.source_id,
+                    &source.bucket,
+                    &cache_key.key,
+                    Some(if_none_match),
+                )
+                .await?;
+                match read {
+                    ObjectRead::NotModified(caching) => {
+                        return Ok(not_modified_stream(if_none_match, &caching));
+                    }
+                    // Some S3-compatible stores ignore If-None-Match: an
+                    // unchanged ETag is just as good an answer.
+                    ObjectRead::Object(object)
+                        if object.e_tag().is_some_and(|etag| etag == if_none_match) =>
+                    {
+                        let caching = OriginCaching::of_object(&object);
+                        return Ok(not_modified_stream(if_none_match, &caching));
+                    }
+                    ObjectRead::Object(object) => {
+                        read_body(source, *object, self.max_object_bytes).await?
+                    }
+                }
+            }
+        };
+        if original.etag == if_none_match {
+            let caching = OriginCaching {
+                cache_control: original.cache_control.clone(),
+                expires: original.expires,
+            };
+            return Ok(not_modified_stream(if_none_match, &caching));
+        }
+        stream_original(original, cap)
+    }
+}
+
+/// Streams `original` to the caller, refusing it when over `cap`.
+fn stream_original(
+    original: Arc<CachedOriginal>,
+    cap: u64,
+) -> Result<FetchObjectStream, FetchError> {
+    if original.body.len() as u64 > cap {
+        tracing::debug!(
+            size = original.body.len(),
+            cap,
+            "object is over the byte cap"
+        );
+        return Err(FetchError::TooLarge { cap });
+    }
+    let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
+    tokio::spawn(async move { send_original(&original, CHUNK_SIZE, tx).await }.in_current_span());
+    Ok(ReceiverStream::new(rx))
+}
+
+/// The one-message answer saying the caller's copy (`etag`) is current.
+fn not_modified_stream(etag: &str, caching: &OriginCaching) -> FetchObjectStream {
+    let (tx, rx) = mpsc::channel(1);
+    let message = FetchObjectResponse {
+        part: Some(Part::Metadata(ObjectMetadata {
+            size: 0,
+            content_type: String::new(),
+            etag: etag.to_owned(),
+            last_modified: 0,
+            cache_control: caching.cache_control.clone(),
+            expires: caching.expires,
+            not_modified: true,
+        })),
+    };
+    // A fresh channel of capacity 1 always takes one message.
+    let _ = tx.try_send(Ok(message));
+    ReceiverStream::new(rx)
 }
 
 /// Reads `key` in full from the Source's bucket, within `cap`. With a stale
@@ -143,20 +235,38 @@ async fn read_original(
         if_none_match,
     )
     .await?;
-    let object = match (read, stale) {
-        (ObjectRead::NotModified, Some(stale)) => {
-            return Ok(Arc::new(CachedOriginal {
-                body: stale.body.clone(),
-                content_type: stale.content_type.clone(),
-                etag: stale.etag.clone(),
-                last_modified: stale.last_modified,
-                validated_at: Instant::now(),
-            }));
-        }
-        // A 304 to an unconditional request is an origin bug.
-        (ObjectRead::NotModified, None) => return Err(FetchError::OriginUnavailable),
-        (ObjectRead::Object(object), _) => object,
+    let revalidated = |stale: &CachedOriginal, caching: OriginCaching| {
+        Arc::new(CachedOriginal {
+            body: stale.body.clone(),
+            content_type: stale.content_type.clone(),
+            etag: stale.etag.clone(),
+            last_modified: stale.last_modified,
+            cache_control: caching.cache_control,
+            expires: caching.expires,
+            validated_at: Instant::now(),
+        })
     };
+    match (read, stale) {
+        (ObjectRead::NotModified(caching), Some(stale)) => Ok(revalidated(&stale, caching)),
+        // A 304 to an unconditional request is an origin bug.
+        (ObjectRead::NotModified(_), None) => Err(FetchError::OriginUnavailable),
+        // A store that ignores If-None-Match: the same ETag means the same
+        // bytes, so the body is not read again.
+        (ObjectRead::Object(object), Some(stale))
+            if !stale.etag.is_empty() && object.e_tag() == Some(stale.etag.as_str()) =>
+        {
+            Ok(revalidated(&stale, OriginCaching::of_object(&object)))
+        }
+        (ObjectRead::Object(object), _) => read_body(source, *object, cap).await,
+    }
+}
+
+/// Reads the body of a `GetObject` answer in full, within `cap`.
+async fn read_body(
+    source: &SourceClient,
+    object: GetObjectOutput,
+    cap: u64,
+) -> Result<Arc<CachedOriginal>, FetchError> {
     check_declared_length(object.content_length, cap).inspect_err(|_| {
         tracing::debug!(
             content_length = object.content_length,
@@ -164,6 +274,7 @@ async fn read_original(
             "object is over the byte cap"
         );
     })?;
+    let caching = OriginCaching::of_object(&object);
     let size_hint = object
         .content_length
         .and_then(|len| u64::try_from(len).ok());
@@ -178,6 +289,8 @@ async fn read_original(
     span.record("bytes", body.len());
     Ok(Arc::new(CachedOriginal {
         body,
+        cache_control: caching.cache_control,
+        expires: caching.expires,
         content_type: object.content_type.unwrap_or_default(),
         etag: object.e_tag.unwrap_or_default(),
         last_modified: object.last_modified.map(|t| t.secs()).unwrap_or(0),

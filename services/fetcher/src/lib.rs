@@ -8,14 +8,17 @@
 //! streams the object back: an `ObjectMetadata` message first, then chunks,
 //! never more than the byte cap. Recently read originals stay in a bounded
 //! in-memory cache, revalidated with their ETag once stale, and concurrent
-//! reads of one object share a single S3 read.
+//! reads of one object share a single S3 read. S3 calls, bytes read and
+//! cache lookups are counted for Prometheus (see `metrics.rs`), next to the
+//! gRPC calls every imgmesh server counts.
 //!
-//! `main.rs` is glue: parse [`FetcherConfig`], start telemetry, bind, then
-//! [`run`].
+//! `main.rs` is glue: parse [`FetcherConfig`], start telemetry, bind the
+//! gRPC and metrics listeners, then [`run`].
 
 mod config;
 mod fetch_error;
 mod fetch_object;
+mod metrics;
 mod object_key;
 mod object_stream;
 mod original_cache;

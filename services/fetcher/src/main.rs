@@ -1,5 +1,6 @@
 //! The `imgmesh-fetcher` binary: parses its flags, starts telemetry, binds
-//! the gRPC port and serves `FetcherService` until Ctrl-C or SIGTERM.
+//! the gRPC and metrics ports and serves `FetcherService` until Ctrl-C or
+//! SIGTERM; the metrics listener stops after the gRPC drain.
 
 use clap::Parser as _;
 use imgmesh_fetcher::FetcherConfig;
@@ -10,7 +11,10 @@ async fn main() -> anyhow::Result<()> {
     let telemetry = imgmesh_telemetry::init("imgmesh-fetcher", &config.telemetry)?;
     let served = async {
         let listener = imgmesh_runtime::bind("fetcher", "grpc", config.listen).await?;
-        imgmesh_fetcher::run(config, listener, imgmesh_runtime::shutdown_signal()).await
+        let metrics = imgmesh_runtime::MetricsServer::start("fetcher", &config.metrics).await?;
+        let served =
+            imgmesh_fetcher::run(config, listener, imgmesh_runtime::shutdown_signal()).await;
+        served.and(metrics.stop().await)
     }
     .await;
     if let Err(err) = &served {

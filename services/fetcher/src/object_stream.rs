@@ -18,6 +18,7 @@ use imgmesh_proto::fetcher::v1::{FetchObjectResponse, ObjectMetadata};
 use tokio::sync::mpsc;
 
 use crate::fetch_error::FetchError;
+use crate::metrics::METRICS;
 use crate::original_cache::CachedOriginal;
 
 /// Largest chunk message sent to the caller.
@@ -75,7 +76,7 @@ impl BodyLimits {
 
 /// Reads `body` to its end within `limits`; `size_hint` (the declared
 /// length, when known) sizes the buffer once. Bytes past the cap are never
-/// buffered.
+/// buffered. Every byte received is counted in `imgmesh_s3_bytes_read_total`.
 pub(crate) async fn collect_body<S>(
     mut body: S,
     limits: BodyLimits,
@@ -94,6 +95,7 @@ where
             return Ok(buffer.freeze());
         };
         let bytes = bytes?;
+        METRICS.s3_bytes_read(bytes.len());
         if (buffer.len() + bytes.len()) as u64 > limits.cap {
             return Err(FetchError::TooLarge { cap: limits.cap });
         }
@@ -113,6 +115,9 @@ pub(crate) async fn send_original(
         content_type: original.content_type.clone(),
         etag: original.etag.clone(),
         last_modified: original.last_modified,
+        cache_control: original.cache_control.clone(),
+        expires: original.expires,
+        not_modified: false,
     };
     let mut messages = std::iter::once(Part::Metadata(metadata))
         .chain(chunks(&original.body, chunk_size).map(Part::Chunk));
@@ -231,6 +236,8 @@ mod tests {
             content_type: "image/png".to_owned(),
             etag: "\"e\"".to_owned(),
             last_modified: 42,
+            cache_control: String::new(),
+            expires: 0,
             validated_at: Instant::now(),
         };
         let (tx, mut rx) = mpsc::channel(64);
@@ -263,6 +270,8 @@ mod tests {
             content_type: String::new(),
             etag: String::new(),
             last_modified: 0,
+            cache_control: String::new(),
+            expires: 0,
             validated_at: Instant::now(),
         };
         let (tx, mut rx) = mpsc::channel(64);

@@ -8,7 +8,9 @@
 //! the loader so it can revalidate with the stored ETag instead of reading
 //! the body again. Concurrent loads of one key share a single origin read.
 //! The cache is bounded by the bytes it holds, evicting least recently used
-//! entries first.
+//! entries first. Every lookup is counted in
+//! `imgmesh_cache_lookups_total{tier="original"}` as a `hit` (fresh entry),
+//! `stale` (entry to revalidate) or `miss`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
@@ -18,6 +20,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use tokio::sync::OnceCell;
 
+use crate::metrics::{LookupCounters, METRICS};
+
 /// Identifies one original: the Source, its config version (a changed
 /// Source never sees its old objects) and the full S3 key.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -25,6 +29,9 @@ pub(crate) struct OriginalKey {
     pub(crate) source_id: String,
     pub(crate) config_version: u64,
     pub(crate) key: String,
+    /// The caller's cache generation token (see `FetchObjectRequest`): a
+    /// purge changes it, so a purged path never reuses a cached copy.
+    pub(crate) generation: String,
 }
 
 /// An original read in full, with what the origin said about it.
@@ -38,6 +45,10 @@ pub(crate) struct CachedOriginal {
     pub(crate) etag: String,
     /// Last-Modified, Unix seconds; 0 when unknown.
     pub(crate) last_modified: i64,
+    /// Cache-Control the origin reported; empty when none.
+    pub(crate) cache_control: String,
+    /// Expires the origin reported, Unix seconds; 0 when none.
+    pub(crate) expires: i64,
     /// When the origin last confirmed these bytes.
     pub(crate) validated_at: Instant,
 }
@@ -75,6 +86,7 @@ pub(crate) struct OriginalCache<E> {
     fresh_for: Duration,
     entries: Mutex<Entries>,
     in_flight: Mutex<HashMap<OriginalKey, Load<E>>>,
+    lookups: LookupCounters,
 }
 
 /// LRU bookkeeping: entries with their last-use tick, and ticks in order.
@@ -98,6 +110,7 @@ impl<E: Clone> OriginalCache<E> {
             fresh_for,
             entries: Mutex::new(Entries::default()),
             in_flight: Mutex::new(HashMap::new()),
+            lookups: METRICS.original_lookups(),
         }
     }
 
@@ -151,19 +164,25 @@ impl<E: Clone> OriginalCache<E> {
         self.entries.lock().expect("entries lock").bytes
     }
 
-    /// `Some(Ok(_))` for a fresh entry, `Some(Err(_))` for a stale one.
+    /// `Some(Ok(_))` for a fresh entry, `Some(Err(_))` for a stale one;
+    /// counted as a hit, stale or miss.
     #[allow(clippy::type_complexity)]
-    fn lookup(
+    pub(crate) fn lookup(
         &self,
         key: &OriginalKey,
         now: Instant,
     ) -> Option<Result<Arc<CachedOriginal>, Arc<CachedOriginal>>> {
         let mut entries = self.entries.lock().expect("entries lock");
-        let original = entries.touch(key)?;
+        let Some(original) = entries.touch(key) else {
+            self.lookups.miss.inc();
+            return None;
+        };
         let age = now.saturating_duration_since(original.validated_at);
         Some(if age <= self.fresh_for {
+            self.lookups.hit.inc();
             Ok(original)
         } else {
+            self.lookups.stale.inc();
             Err(original)
         })
     }
@@ -262,6 +281,7 @@ mod tests {
             source_id: "src_1".to_owned(),
             config_version: 1,
             key: name.to_owned(),
+            generation: String::new(),
         }
     }
 
@@ -271,6 +291,8 @@ mod tests {
             content_type: "image/jpeg".to_owned(),
             etag: etag.to_owned(),
             last_modified: 0,
+            cache_control: String::new(),
+            expires: 0,
             validated_at: Instant::now(),
         })
     }
@@ -411,6 +433,31 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(again, Lookup::Loaded, "objects over an eighth are not kept");
+    }
+
+    /// Each lookup is counted once: a miss, a hit while fresh, stale after.
+    #[tokio::test]
+    async fn lookups_are_counted_by_result() {
+        let mut cache = OriginalCache::<String>::new(1 << 20, Duration::from_secs(60));
+        // Counters of this cache alone, not the process-wide ones.
+        cache.lookups = LookupCounters::default();
+        let counts = |cache: &OriginalCache<String>| {
+            let lookups = &cache.lookups;
+            (lookups.hit.get(), lookups.stale.get(), lookups.miss.get())
+        };
+        cache
+            .get_or_load(&key("m.jpg"), |_| async { Ok(original(5, "\"e\"")) })
+            .await
+            .unwrap();
+        assert_eq!(counts(&cache), (0, 0, 1));
+        cache
+            .get_or_load(&key("m.jpg"), |_| async { Ok(original(5, "\"e\"")) })
+            .await
+            .unwrap();
+        assert_eq!(counts(&cache), (1, 0, 1));
+        let later = Instant::now() + Duration::from_secs(120);
+        assert!(matches!(cache.lookup(&key("m.jpg"), later), Some(Err(_))));
+        assert_eq!(counts(&cache), (1, 1, 1));
     }
 
     /// A changed Source config version is a different entry.

@@ -9,9 +9,12 @@
 //! the global one when that cannot be reached.
 
 use aws_sdk_s3::operation::get_object::GetObjectOutput;
+use aws_sdk_s3::config::http::HttpResponse;
+use aws_sdk_s3::primitives::{DateTime, DateTimeFormat};
 use imgmesh_s3_client::{BucketAccess, BucketClient};
 
 use crate::fetch_error::{FetchError, classify_sdk_error};
+use crate::metrics::{METRICS, S3Result};
 use crate::read_access::ReadAccess;
 
 /// A client for the Source described by `access` (built by
@@ -32,14 +35,51 @@ pub(crate) fn s3_client(access: &ReadAccess) -> BucketClient {
 pub(crate) enum ObjectRead {
     /// The object, its body still to be read.
     Object(Box<GetObjectOutput>),
-    /// `If-None-Match` matched: the copy the caller holds is current.
-    NotModified,
+    /// `If-None-Match` matched: the copy the caller holds is current. The
+    /// origin's caching headers come with the answer (RFC 9110 §15.4.5).
+    NotModified(OriginCaching),
+}
+
+/// What the origin said about how long an object may be cached.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct OriginCaching {
+    /// `Cache-Control`, verbatim; empty when none.
+    pub(crate) cache_control: String,
+    /// `Expires`, Unix seconds; 0 when none or not an HTTP date.
+    pub(crate) expires: i64,
+}
+
+// === impl OriginCaching ===
+
+impl OriginCaching {
+    /// The caching headers of a full `GetObject` answer.
+    pub(crate) fn of_object(object: &GetObjectOutput) -> OriginCaching {
+        OriginCaching {
+            cache_control: object.cache_control().unwrap_or_default().to_owned(),
+            expires: object.expires_string().map_or(0, http_date_seconds),
+        }
+    }
+
+    /// The caching headers of a raw (304) response.
+    fn of_response(response: &HttpResponse) -> OriginCaching {
+        let headers = response.headers();
+        OriginCaching {
+            cache_control: headers.get("cache-control").unwrap_or_default().to_owned(),
+            expires: headers.get("expires").map_or(0, http_date_seconds),
+        }
+    }
+}
+
+/// An HTTP date as Unix seconds; 0 when it is not one (RFC 9111 §5.3:
+/// an invalid `Expires` means "already expired", and 0 is in the past).
+fn http_date_seconds(value: &str) -> i64 {
+    DateTime::from_str(value.trim(), DateTimeFormat::HttpDate).map_or(0, |date| date.secs())
 }
 
 /// Starts reading `key` from `bucket`: resolves once the origin has sent
 /// the response headers; the body streams afterwards. With `if_none_match`
 /// (a stored ETag) an unchanged object answers [`ObjectRead::NotModified`]
-/// without its body.
+/// without its body. Every call is counted in `imgmesh_s3_requests_total`.
 #[tracing::instrument(
     name = "s3.get_object",
     skip_all,
@@ -70,12 +110,28 @@ pub(crate) async fn get_object(
                 .send()
         })
         .await;
-    match result {
+    let read = match result {
         Ok(object) => Ok(ObjectRead::Object(Box::new(object))),
         Err(err) if err.raw_response().map(|r| r.status().as_u16()) == Some(304) => {
-            Ok(ObjectRead::NotModified)
+            let caching = err
+                .raw_response()
+                .map(OriginCaching::of_response)
+                .unwrap_or_default();
+            Ok(ObjectRead::NotModified(caching))
         }
         Err(err) => Err(classify_sdk_error(source_id, &err)),
+    };
+    METRICS.s3_request(metric_result(&read));
+    read
+}
+
+/// The `result` label of a `GetObject` call that ended with `read`.
+fn metric_result(read: &Result<ObjectRead, FetchError>) -> S3Result {
+    match read {
+        Ok(ObjectRead::Object(_)) => S3Result::Ok,
+        Ok(ObjectRead::NotModified { .. }) => S3Result::NotModified,
+        Err(FetchError::ObjectNotFound) => S3Result::NotFound,
+        Err(_) => S3Result::Error,
     }
 }
 

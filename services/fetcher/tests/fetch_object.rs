@@ -115,6 +115,7 @@ async fn object_over_the_fetcher_cap_is_too_large() {
             path: "big.bin".to_owned(),
             max_bytes: LARGE_CAP,
             source_config_version: 1,
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -136,6 +137,7 @@ async fn callers_max_bytes_caps_the_object() {
         path: "cat.jpg".to_owned(),
         max_bytes,
         source_config_version: 1,
+        ..Default::default()
     };
     let status = harness.fetch_with(request(4_999)).await.unwrap_err();
     assert_status(&status, ErrorCode::InputTooLarge);
@@ -158,6 +160,7 @@ async fn undeclared_length_is_counted_while_reading() {
             path: "big.bin".to_owned(),
             max_bytes: 0,
             source_config_version: 1,
+            ..Default::default()
         })
         .await;
 
@@ -241,6 +244,88 @@ async fn stale_originals_are_revalidated_with_their_etag() {
     assert_eq!(third.bytes, b"\"v2\"", "a changed object is read again");
     assert_eq!(third.metadata.etag, "\"v2\"");
     assert_eq!(origin.requests(), 3);
+}
+
+/// A caller holding a copy asks with its ETag: the origin is asked
+/// conditionally, a 304 (or, from a store that ignores the condition, the
+/// same ETag) answers `not_modified` with the origin's caching headers and
+/// no bytes; a changed object streams in full with its own headers.
+#[tokio::test]
+async fn conditional_fetch_answers_not_modified_without_the_body() {
+    let harness = Harness::start_with(LARGE_CAP, &["--original-fresh-seconds=0"]).await;
+    let current_etag = Arc::new(Mutex::new("\"v1\"".to_owned()));
+    let honours_condition = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let (etag, honours) = (current_etag.clone(), honours_condition.clone());
+    let origin = ScriptedOrigin::start_with(Duration::ZERO, move |head| {
+        let etag = etag.lock().unwrap().clone();
+        let asked = head
+            .lines()
+            .find_map(|line| line.strip_prefix("if-none-match: "))
+            .map(str::trim);
+        let caching = "Cache-Control: public, max-age=120\r\nExpires: Wed, 21 Oct 2037 07:28:00 GMT\r\n";
+        if asked == Some(etag.as_str()) && honours.load(Ordering::SeqCst) {
+            format!(
+                "HTTP/1.1 304 Not Modified\r\nETag: {etag}\r\n{caching}Connection: close\r\n\r\n"
+            )
+            .into_bytes()
+        } else {
+            let body = etag.as_bytes();
+            let mut response = format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nETag: {etag}\r\n{caching}Content-Type: image/jpeg\r\nConnection: close\r\n\r\n",
+                body.len()
+            )
+            .into_bytes();
+            response.extend_from_slice(body);
+            response
+        }
+    })
+    .await;
+    harness
+        .registry
+        .put(read_access("src-cond", &origin.endpoint, "", SECRET_KEY));
+    let conditional = |etag: &str| FetchObjectRequest {
+        source_id: "src-cond".to_owned(),
+        path: "a.jpg".to_owned(),
+        source_config_version: 1,
+        if_none_match: etag.to_owned(),
+        ..Default::default()
+    };
+
+    let full = harness.fetch("src-cond", "a.jpg").await.unwrap();
+    assert_eq!(full.bytes, b"\"v1\"");
+    assert_eq!(full.metadata.cache_control, "public, max-age=120");
+    assert_eq!(full.metadata.expires, 2_139_722_880);
+    assert!(!full.metadata.not_modified);
+
+    // The cached copy is stale (fresh for 0 s): revalidated with a 304.
+    let unchanged = harness.fetch_with(conditional("\"v1\"")).await.unwrap();
+    assert!(unchanged.metadata.not_modified);
+    assert!(unchanged.bytes.is_empty());
+    assert_eq!(unchanged.metadata.etag, "\"v1\"");
+    assert_eq!(unchanged.metadata.cache_control, "public, max-age=120");
+
+    // No cached copy under this generation: the caller's ETag goes to the origin.
+    let other_generation = FetchObjectRequest {
+        cache_generation: "purged-1".to_owned(),
+        ..conditional("\"v1\"")
+    };
+    let requests = origin.requests();
+    let unchanged = harness.fetch_with(other_generation.clone()).await.unwrap();
+    assert!(unchanged.metadata.not_modified);
+    assert_eq!(unchanged.metadata.expires, 2_139_722_880);
+    assert_eq!(origin.requests(), requests + 1);
+
+    // A store that ignores If-None-Match: the same ETag still means unchanged.
+    honours_condition.store(false, Ordering::SeqCst);
+    let unchanged = harness.fetch_with(other_generation.clone()).await.unwrap();
+    assert!(unchanged.metadata.not_modified);
+    assert!(unchanged.bytes.is_empty());
+
+    *current_etag.lock().unwrap() = "\"v2\"".to_owned();
+    let changed = harness.fetch_with(other_generation).await.unwrap();
+    assert!(!changed.metadata.not_modified);
+    assert_eq!(changed.bytes, b"\"v2\"");
+    assert_eq!(changed.metadata.etag, "\"v2\"");
 }
 
 /// Escape attempts answer OBJECT_NOT_FOUND without the registry or the origin being asked.
@@ -331,6 +416,7 @@ async fn source_that_stops_serving_drops_its_client() {
         path: "cat.jpg".to_owned(),
         max_bytes: 0,
         source_config_version: version,
+        ..Default::default()
     };
     assert_eq!(harness.fetch_with(request(1)).await.unwrap().bytes, b"meow");
 
@@ -369,6 +455,7 @@ async fn read_access_is_cached_per_config_version() {
         path: "cat.jpg".to_owned(),
         max_bytes: 0,
         source_config_version: version,
+        ..Default::default()
     };
     assert_eq!(
         harness.fetch_with(request(1)).await.unwrap().bytes,

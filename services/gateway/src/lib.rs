@@ -8,7 +8,8 @@
 //! status (see [`GatewayError`]).
 //!
 //! Three listeners: the public one ([`router`]), an operations one
-//! ([`ops_router`]) with `GET /live` and `GET /ready`, and — when an admin
+//! ([`ops_router`]) with `GET /live`, `GET /ready` and `GET /metrics`
+//! (Prometheus), and — when an admin
 //! token is configured — the admin API ([`admin_router`]). [`run`] serves
 //! them until shutdown, then flips readiness and drains.
 
@@ -18,6 +19,7 @@ mod config;
 mod error;
 mod host_routing;
 mod image_handler;
+mod metrics;
 mod readiness;
 pub mod render_plan;
 mod signing;
@@ -117,18 +119,22 @@ impl GatewayState {
 }
 
 /// The public router: every path, every method (non-GET/HEAD get 405).
+/// Every request is counted by status and timed (see `GET /metrics`).
 pub fn router(state: GatewayState) -> Router {
     Router::new()
         .fallback(image_handler::serve_image)
+        .layer(axum::middleware::from_fn(metrics::count_request))
         .with_state(state)
 }
 
-/// The operations router: `GET /live` (200 while the process runs) and
-/// `GET /ready` (200 while both peers serve and shutdown has not started).
+/// The operations router: `GET /live` (200 while the process runs),
+/// `GET /ready` (200 while both peers serve and shutdown has not started)
+/// and `GET /metrics` (every metric of the process, for Prometheus).
 pub fn ops_router(state: GatewayState) -> Router {
     Router::new()
         .route("/live", get(live))
         .route("/ready", get(ready))
+        .route("/metrics", get(imgmesh_metrics::handler))
         .with_state(state)
 }
 

@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use imgmesh_proto::registry::v1::{Source, SourceStatus};
 
+use crate::metrics::{METRICS, SourceLookup};
 use crate::signing::SigningKey;
 
 /// Default bound on the number of hosts remembered.
@@ -97,11 +98,19 @@ impl SourceCache {
     }
 
     /// The cached answer for `host` at `now`, or `None` when there is none
-    /// (or it expired).
+    /// (or it expired); counted as a `source` tier hit or miss.
     pub(crate) fn get(&self, host: &str, now: Instant) -> Option<Lookup> {
-        let entries = self.lock();
-        let entry = entries.get(host)?;
-        (entry.expires_at > now).then(|| entry.lookup.clone())
+        let found = self
+            .lock()
+            .get(host)
+            .filter(|entry| entry.expires_at > now)
+            .map(|entry| entry.lookup.clone());
+        METRICS.source_lookup(if found.is_some() {
+            SourceLookup::Hit
+        } else {
+            SourceLookup::Miss
+        });
+        found
     }
 
     /// Remembers the answer for `host` from `now` on.

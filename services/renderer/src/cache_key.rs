@@ -1,40 +1,128 @@
-//! The derivative cache key.
+//! The names of the derivative cache's Redis keys.
 //!
-//! `imgmesh:d:v2:` + hex(sha256(source id, source config version, path,
-//! canonical plan encoding)). Each part is written with its length in front,
-//! so no two different tuples hash the same bytes (`("ab", "c")` vs
+//! A derivative's entry key is
+//!
+//! ```text
+//! imgmesh:{<source id>}:d:v3:<digest>:<generations>
+//! ```
+//!
+//! `<digest>` is hex(sha256(source id, source config version, path,
+//! canonical plan encoding)). Each part is written with its length in
+//! front, so no two different tuples hash the same bytes (`("ab", "c")` vs
 //! `("a", "bc")`). The plan is hashed in its canonical form (defaults
-//! written out, see [`ResolvedPlan::canonical`]; v2 is the plan with
-//! every imgix parameter group), and the config version is
-//! part of the key so a Source edit takes effect at once.
+//! written out, see [`ResolvedPlan::canonical`]), and the config version is
+//! part of it so a Source edit takes effect at once.
+//!
+//! `<generations>` are the current values of the purge counters that cover
+//! the path, broadest first, joined with `.`: the Source's, one per parent
+//! directory, and the asset's own (a missing counter is `0`). A purge bumps
+//! one counter (`INCR`, O(1)); every derivative under it then has a new key,
+//! on every replica at once, and the old entries age out on their TTL. The
+//! counters are read in the same round trip as the entry (see
+//! `derivative_cache`).
+//!
+//! Every key of one Source shares the hash tag `{<source id>}`, so a
+//! lookup's keys live on one Redis Cluster slot.
 
 use prost::Message as _;
 use sha2::{Digest as _, Sha256};
 
 use crate::render_plan::ResolvedPlan;
 
-/// The prefix of every derivative key; bump the version when the value format or
-/// rendering changes incompatibly.
-pub const KEY_PREFIX: &str = "imgmesh:d:v2:";
+/// The version of the entry key and value format; bump it when either (or
+/// rendering) changes incompatibly.
+pub const KEY_VERSION: &str = "v3";
 
-/// The Redis key of the derivative of `path` on Source `source_id` (at
-/// `source_config_version`) rendered with `plan`.
-pub fn derivative_key(
-    source_id: &str,
-    source_config_version: u64,
-    path: &str,
-    plan: &ResolvedPlan,
-) -> String {
-    let mut hasher = Sha256::new();
-    let mut part = |bytes: &[u8]| {
-        hasher.update((bytes.len() as u64).to_be_bytes());
-        hasher.update(bytes);
-    };
-    part(source_id.as_bytes());
-    part(&source_config_version.to_be_bytes());
-    part(path.as_bytes());
-    part(&plan.canonical().encode_to_vec());
-    format!("{KEY_PREFIX}{}", hex::encode(hasher.finalize()))
+/// The Redis keys one derivative depends on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheNames {
+    /// The purge counters covering the derivative, broadest first.
+    pub generations: Vec<String>,
+    /// The entry key without its generations.
+    pub base: String,
+}
+
+/// What a purge covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PurgeScope<'a> {
+    /// Every derivative of the Source.
+    Source,
+    /// Every derivative of every asset under a directory; the prefix ends
+    /// with `/` (see [`directory_prefix`]).
+    Prefix(&'a str),
+    /// Every derivative of one asset.
+    Asset(&'a str),
+}
+
+// === impl CacheNames ===
+
+impl CacheNames {
+    /// The keys of the derivative of `path` on Source `source_id` (at
+    /// `source_config_version`) rendered with `plan`.
+    pub fn new(
+        source_id: &str,
+        source_config_version: u64,
+        path: &str,
+        plan: &ResolvedPlan,
+    ) -> CacheNames {
+        let mut hasher = Sha256::new();
+        let mut part = |bytes: &[u8]| {
+            hasher.update((bytes.len() as u64).to_be_bytes());
+            hasher.update(bytes);
+        };
+        part(source_id.as_bytes());
+        part(&source_config_version.to_be_bytes());
+        part(path.as_bytes());
+        part(&plan.canonical().encode_to_vec());
+        let digest = hex::encode(hasher.finalize());
+        let mut generations = vec![generation_key(source_id, PurgeScope::Source)];
+        generations.extend(
+            path.match_indices('/')
+                .map(|(end, _)| generation_key(source_id, PurgeScope::Prefix(&path[..=end]))),
+        );
+        generations.push(generation_key(source_id, PurgeScope::Asset(path)));
+        CacheNames {
+            generations,
+            base: format!("imgmesh:{{{source_id}}}:d:{KEY_VERSION}:{digest}"),
+        }
+    }
+
+    /// The entry key for the counters' current values, in the order of
+    /// [`CacheNames::generations`].
+    pub fn entry_key(&self, generations: &[u64]) -> String {
+        let values: Vec<String> = generations.iter().map(u64::to_string).collect();
+        format!("{}:{}", self.base, values.join("."))
+    }
+}
+
+/// The key of the render lease for the entry `entry_key` (see
+/// `derivative_cache::DerivativeCache::try_lease`).
+pub fn lease_key(entry_key: &str) -> String {
+    format!("{entry_key}:lease")
+}
+
+/// The purge counter for `scope` on Source `source_id`.
+pub fn generation_key(source_id: &str, scope: PurgeScope<'_>) -> String {
+    match scope {
+        PurgeScope::Source => format!("imgmesh:{{{source_id}}}:g"),
+        PurgeScope::Prefix(prefix) => format!("imgmesh:{{{source_id}}}:g:p:{prefix}"),
+        PurgeScope::Asset(path) => format!("imgmesh:{{{source_id}}}:g:a:{path}"),
+    }
+}
+
+/// `prefix` as the directory prefix purges use: without a leading `/` and
+/// with a trailing one; `None` when nothing is left (that is the whole
+/// Source, which is purged as such).
+pub fn directory_prefix(prefix: &str) -> Option<String> {
+    let trimmed = prefix.trim_start_matches('/');
+    if trimmed.is_empty() {
+        return None;
+    }
+    Some(if trimmed.ends_with('/') {
+        trimmed.to_owned()
+    } else {
+        format!("{trimmed}/")
+    })
 }
 
 #[cfg(test)]
@@ -56,17 +144,61 @@ mod tests {
         })
     }
 
-    /// Equal inputs give the same key, with the prefix and a sha256 in hex.
+    fn key(source_id: &str, version: u64, path: &str, plan: &ResolvedPlan) -> String {
+        CacheNames::new(source_id, version, path, plan).base
+    }
+
+    /// Equal inputs give the same key, tagged with the Source and ending in a sha256 in hex.
     #[test]
     fn key_is_stable() {
-        let key = derivative_key("src_1", 3, "photos/cat.jpg", &webp_320());
-        assert_eq!(
-            key,
-            derivative_key("src_1", 3, "photos/cat.jpg", &webp_320())
-        );
-        let digest = key.strip_prefix(KEY_PREFIX).unwrap();
+        let base = key("src_1", 3, "photos/cat.jpg", &webp_320());
+        assert_eq!(base, key("src_1", 3, "photos/cat.jpg", &webp_320()));
+        let digest = base.strip_prefix("imgmesh:{src_1}:d:v3:").unwrap();
         assert_eq!(digest.len(), 64);
         assert!(digest.chars().all(|c| c.is_ascii_hexdigit()));
+    }
+
+    /// The counters cover the Source, each parent directory and the asset,
+    /// broadest first, and their values end the entry key.
+    #[test]
+    fn generations_cover_source_directories_and_asset() {
+        let names = CacheNames::new("src_1", 3, "a/b/cat.jpg", &webp_320());
+        assert_eq!(
+            names.generations,
+            [
+                "imgmesh:{src_1}:g",
+                "imgmesh:{src_1}:g:p:a/",
+                "imgmesh:{src_1}:g:p:a/b/",
+                "imgmesh:{src_1}:g:a:a/b/cat.jpg",
+            ]
+        );
+        assert_eq!(
+            names.entry_key(&[0, 2, 0, 1]),
+            format!("{}:0.2.0.1", names.base)
+        );
+        assert_ne!(names.entry_key(&[0, 0, 0, 0]), names.entry_key(&[1, 0, 0, 0]));
+        let flat = CacheNames::new("src_1", 3, "cat.jpg", &webp_320());
+        assert_eq!(
+            flat.generations,
+            ["imgmesh:{src_1}:g", "imgmesh:{src_1}:g:a:cat.jpg"]
+        );
+        assert_eq!(
+            lease_key("imgmesh:{s}:d:v3:ab:0.0"),
+            "imgmesh:{s}:d:v3:ab:0.0:lease"
+        );
+    }
+
+    /// Purge prefixes are directories: leading slashes go, a trailing one is added.
+    #[test]
+    fn prefixes_are_directories() {
+        assert_eq!(directory_prefix("a/b").as_deref(), Some("a/b/"));
+        assert_eq!(directory_prefix("/a/b/").as_deref(), Some("a/b/"));
+        assert_eq!(directory_prefix("/"), None);
+        assert_eq!(directory_prefix(""), None);
+        assert_eq!(
+            generation_key("s", PurgeScope::Prefix("a/b/")),
+            CacheNames::new("s", 1, "a/b/c.jpg", &webp_320()).generations[2]
+        );
     }
 
     /// A plan with defaults left out shares the key of one spelling them out.
@@ -84,15 +216,15 @@ mod tests {
             ..RenderPlan::default()
         });
         assert_eq!(
-            derivative_key("s", 1, "a.jpg", &implicit),
-            derivative_key("s", 1, "a.jpg", &explicit)
+            key("s", 1, "a.jpg", &implicit),
+            key("s", 1, "a.jpg", &explicit)
         );
     }
 
     /// Changing the config version, path, Source or any plan field changes the key.
     #[test]
     fn every_part_changes_the_key() {
-        let base = derivative_key("src_1", 3, "photos/cat.jpg", &webp_320());
+        let base = key("src_1", 3, "photos/cat.jpg", &webp_320());
         let variant = |change: fn(&mut RenderPlan)| {
             let mut plan = RenderPlan {
                 width: 320,
@@ -101,12 +233,12 @@ mod tests {
                 ..RenderPlan::default()
             };
             change(&mut plan);
-            derivative_key("src_1", 3, "photos/cat.jpg", &resolved(plan))
+            key("src_1", 3, "photos/cat.jpg", &resolved(plan))
         };
         let variants = [
-            derivative_key("src_1", 4, "photos/cat.jpg", &webp_320()),
-            derivative_key("src_1", 3, "photos/dog.jpg", &webp_320()),
-            derivative_key("src_2", 3, "photos/cat.jpg", &webp_320()),
+            key("src_1", 4, "photos/cat.jpg", &webp_320()),
+            key("src_1", 3, "photos/dog.jpg", &webp_320()),
+            key("src_2", 3, "photos/cat.jpg", &webp_320()),
             variant(|p| p.width = 321),
             variant(|p| p.format = OutputFormat::Png.into()),
             variant(|p| p.quality = 61),
@@ -126,9 +258,6 @@ mod tests {
     #[test]
     fn parts_cannot_run_into_each_other() {
         let plan = webp_320();
-        assert_ne!(
-            derivative_key("ab", 1, "c", &plan),
-            derivative_key("a", 1, "bc", &plan)
-        );
+        assert_ne!(key("ab", 1, "c", &plan), key("a", 1, "bc", &plan));
     }
 }

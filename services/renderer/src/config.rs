@@ -4,10 +4,12 @@ use std::net::SocketAddr;
 use std::num::NonZeroUsize;
 use std::time::Duration;
 
+use imgmesh_runtime::MetricsArgs;
 use imgmesh_telemetry::TelemetryArgs;
 use secrecy::SecretString;
 
 use crate::render::{DEFAULT_MAX_OBJECT_BYTES, DEFAULT_MAX_PIXELS, RenderLimits};
+use crate::service::Caching;
 
 /// How `imgmesh-renderer` is configured (flags, or `IMGMESH_*` variables).
 #[derive(Debug, Clone, clap::Parser)]
@@ -61,6 +63,32 @@ pub struct RendererConfig {
     #[arg(long, env = "IMGMESH_REDIS_TIMEOUT_MS", default_value_t = 50)]
     pub redis_timeout_ms: u64,
 
+    /// How long Redis keeps a derivative after it stops being fresh, in
+    /// seconds, so that it can be revalidated with the origin (an unchanged
+    /// original extends it without rendering) instead of rendered again.
+    #[arg(
+        long,
+        env = "IMGMESH_REVALIDATE_WINDOW_SECONDS",
+        default_value_t = 86_400
+    )]
+    pub revalidate_window_seconds: u32,
+
+    /// Lifetime of a render lease in Redis, in milliseconds: concurrent
+    /// misses on other replicas wait for the holder instead of rendering.
+    /// The holder renews it while it works; a holder that dies frees it
+    /// within this time.
+    #[arg(long, env = "IMGMESH_RENDER_LEASE_MS", default_value_t = 3_000)]
+    pub render_lease_ms: u64,
+
+    /// Longest a request waits for another replica's render before
+    /// rendering itself, in milliseconds (less when its deadline is nearer).
+    #[arg(long, env = "IMGMESH_LEASE_WAIT_MS", default_value_t = 15_000)]
+    pub lease_wait_ms: u64,
+
+    /// Where Prometheus scrapes `GET /metrics` (`--metrics-listen`).
+    #[command(flatten)]
+    pub metrics: MetricsArgs,
+
     /// Logging and tracing.
     #[command(flatten)]
     pub telemetry: TelemetryArgs,
@@ -88,6 +116,15 @@ impl RendererConfig {
     pub fn redis_timeout(&self) -> Duration {
         Duration::from_millis(self.redis_timeout_ms)
     }
+
+    /// How derivatives are kept and renders shared.
+    pub fn caching(&self) -> Caching {
+        Caching {
+            revalidate_window_seconds: self.revalidate_window_seconds,
+            lease_ttl: Duration::from_millis(self.render_lease_ms.max(100)),
+            lease_wait: Duration::from_millis(self.lease_wait_ms),
+        }
+    }
 }
 
 fn parse_secret(value: &str) -> Result<SecretString, std::convert::Infallible> {
@@ -111,7 +148,9 @@ mod tests {
         assert_eq!(config.max_pixels, 50_000_000);
         assert_eq!(config.max_object_bytes, 33_554_432);
         assert_eq!(config.redis_timeout(), Duration::from_millis(50));
+        assert_eq!(config.caching(), Caching::default());
         assert!(config.worker_count() >= 1);
+        assert_eq!(config.metrics.addr(), Some("127.0.0.1:0".parse().unwrap()));
     }
 
     /// Flags override every default.
@@ -126,6 +165,7 @@ mod tests {
             "--max-object-bytes=200",
             "--workers=3",
             "--redis-timeout-ms=20",
+            "--metrics-listen=0.0.0.0:9464",
         ])
         .unwrap();
         assert_eq!(config.fetcher_url, "http://127.0.0.1:9");
@@ -138,6 +178,7 @@ mod tests {
         );
         assert_eq!(config.worker_count(), 3);
         assert_eq!(config.redis_timeout(), Duration::from_millis(20));
+        assert_eq!(config.metrics.addr(), Some("0.0.0.0:9464".parse().unwrap()));
         assert!(!format!("{config:?}").contains("hunter2"));
     }
 

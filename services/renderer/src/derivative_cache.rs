@@ -1,18 +1,28 @@
 //! Rendered derivatives cached in Redis, never at the cost of availability.
 //!
 //! Every Redis operation runs under a short timeout (`--redis-timeout-ms`).
-//! A timeout or connection error counts as a miss for `GET` and is ignored
-//! for `SET`; the render goes on uncached. After a failure Redis is left
+//! A timeout or connection error counts as a miss for reads and is ignored
+//! for writes; the render goes on uncached. After a failure Redis is left
 //! alone for [`RETRY_AFTER`] (a small circuit breaker), so an outage costs
 //! one timeout per window rather than one per request, while the connection
 //! manager reconnects in the background. The transition to "unavailable" is
-//! logged once at warn, and the recovery at info.
+//! logged once at warn, and the recovery at info; every failure is counted
+//! in `imgmesh_redis_errors_total`.
 //!
-//! Values are a small binary envelope, not JSON:
+//! A lookup is one round trip: a script reads the purge counters that cover
+//! the path (see `cache_key`), builds the entry key from their values and
+//! reads the entry, whole or (for conditional requests) only its header.
+//!
+//! Values are a small binary envelope, not JSON. The two fields a
+//! revalidation rewrites sit at fixed offsets, so extending an entry is one
+//! `SETRANGE` with no bytes of the image moving:
 //!
 //! ```text
-//! "imd" | version (1) | content-type length (u8) | content type
-//!       | width (u32 BE) | height (u32 BE) | encoded image bytes ...
+//! 0  "imd" | version (2)
+//! 4  stored at (i64 BE, Unix s) | max age (u32 BE, s)
+//! 16 original's Last-Modified (i64 BE) | width (u32 BE) | height (u32 BE)
+//! 32 content-type len (u8) | content type | etag len (u8) | etag
+//!    | original etag len (u8) | original etag | encoded bytes ...
 //! ```
 
 use std::sync::Arc;
@@ -23,8 +33,9 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use secrecy::{ExposeSecret as _, SecretString};
 use tracing::Instrument as _;
 
+use crate::cache_key::CacheNames;
 use crate::encode::EncodedFormat;
-use crate::render::Derivative;
+use crate::metrics::METRICS;
 
 /// How long Redis is left alone after a failed operation.
 pub const RETRY_AFTER: Duration = Duration::from_millis(500);
@@ -34,7 +45,49 @@ pub const RETRY_AFTER: Duration = Duration::from_millis(500);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 
 const ENVELOPE_MAGIC: &[u8; 3] = b"imd";
-const ENVELOPE_VERSION: u8 = 1;
+const ENVELOPE_VERSION: u8 = 2;
+/// Where the revalidated fields (stored at, max age) start.
+const FRESHNESS_OFFSET: usize = 4;
+/// The longest header an envelope can have (three strings of at most 255).
+const MAX_HEADER_LEN: usize = 32 + 3 * 256;
+
+/// Reads the counters (KEYS), builds the entry key from ARGV[1] and their
+/// values, and reads the entry: whole, or its header when ARGV[2] is `m`.
+const LOOKUP_SCRIPT: &str = r"
+local values = redis.call('MGET', unpack(KEYS))
+for i = 1, #values do
+  if not values[i] then values[i] = '0' end
+end
+local key = ARGV[1] .. ':' .. table.concat(values, '.')
+if ARGV[2] == 'm' then
+  return {key, redis.call('GETRANGE', key, 0, tonumber(ARGV[3]))}
+end
+return {key, redis.call('GET', key)}
+";
+
+/// Rewrites an existing entry's freshness fields and TTL.
+const REFRESH_SCRIPT: &str = r"
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('SETRANGE', KEYS[1], ARGV[1], ARGV[2])
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+return 1
+";
+
+/// Extends a lease (ARGV[2] ms) only while this holder (ARGV[1]) has it.
+const RENEW_LEASE_SCRIPT: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+";
+
+/// Drops a lease only while this holder (ARGV[1]) has it.
+const RELEASE_LEASE_SCRIPT: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+";
 
 /// The Redis derivative cache.
 #[derive(Clone)]
@@ -42,6 +95,14 @@ pub struct DerivativeCache {
     connection: ConnectionManager,
     timeout: Duration,
     availability: Arc<Availability>,
+    scripts: Arc<Scripts>,
+}
+
+struct Scripts {
+    lookup: redis::Script,
+    refresh: redis::Script,
+    renew_lease: redis::Script,
+    release_lease: redis::Script,
 }
 
 /// Whether Redis is believed reachable, and when to try again if not.
@@ -52,6 +113,103 @@ struct Availability {
     retry_at_ms: AtomicU64,
     /// Whether the last operation succeeded (drives the once-per-outage log).
     available: AtomicBool,
+}
+
+/// What the cache keeps about a derivative besides its bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EntryMeta {
+    /// The encoding of the bytes.
+    pub format: EncodedFormat,
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+    /// Strong ETag of the bytes, with its quotes.
+    pub etag: String,
+    /// The original's ETag when it was rendered, for revalidation.
+    pub origin_etag: String,
+    /// The original's Last-Modified, Unix seconds; 0 when unknown.
+    pub last_modified: i64,
+    /// When the entry was stored or last revalidated, Unix seconds.
+    pub stored_at: i64,
+    /// How long after `stored_at` the entry is fresh, in seconds.
+    pub max_age: u32,
+}
+
+/// A cached derivative: its header and bytes.
+#[derive(Clone, PartialEq, Eq)]
+pub struct CachedDerivative {
+    /// What is known about the bytes.
+    pub meta: EntryMeta,
+    /// The encoded image (or document, or hash).
+    pub data: Vec<u8>,
+}
+
+/// What a lookup found under the key the counters named.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Found {
+    /// Only the header was asked for.
+    Meta(EntryMeta),
+    /// The whole entry.
+    Whole(CachedDerivative),
+}
+
+/// A lookup's answer from a reachable Redis.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lookup {
+    /// The entry key under the current purge counters.
+    pub key: String,
+    /// The entry, when there is one.
+    pub found: Option<Found>,
+}
+
+/// How a lease request ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeaseOutcome {
+    /// This caller holds the lease.
+    Acquired,
+    /// Another caller (on this or another replica) holds it.
+    HeldElsewhere,
+    /// Redis could not say; render without one.
+    Unavailable,
+}
+
+/// What a waiter sees while another holder renders.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Waiting {
+    /// The holder stored the entry.
+    Stored(CachedDerivative),
+    /// The lease is still held and nothing is stored yet.
+    Held,
+    /// The lease is gone and nothing was stored: the holder failed or died.
+    Abandoned,
+    /// Redis could not say.
+    Unavailable,
+}
+
+// === impl EntryMeta ===
+
+impl EntryMeta {
+    /// Whether the entry is still fresh at `now` (Unix seconds).
+    pub fn is_fresh(&self, now: i64) -> bool {
+        now < self.stored_at.saturating_add(i64::from(self.max_age))
+    }
+
+    /// Seconds since the entry was stored or revalidated.
+    pub fn age(&self, now: i64) -> u32 {
+        u32::try_from(now.saturating_sub(self.stored_at).max(0)).unwrap_or(u32::MAX)
+    }
+}
+
+// === impl CachedDerivative ===
+
+impl std::fmt::Debug for CachedDerivative {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CachedDerivative")
+            .field("meta", &self.meta)
+            .field("bytes", &self.data.len())
+            .finish()
+    }
 }
 
 // === impl DerivativeCache ===
@@ -74,73 +232,211 @@ impl DerivativeCache {
             connection,
             timeout,
             availability: Arc::new(Availability::new()),
+            scripts: Arc::new(Scripts {
+                lookup: redis::Script::new(LOOKUP_SCRIPT),
+                refresh: redis::Script::new(REFRESH_SCRIPT),
+                renew_lease: redis::Script::new(RENEW_LEASE_SCRIPT),
+                release_lease: redis::Script::new(RELEASE_LEASE_SCRIPT),
+            }),
         })
     }
 
-    /// The cached derivative under `key`; `None` on a miss, an unreadable
-    /// entry, or when Redis is slow or down.
-    pub async fn get(&self, key: &str) -> Option<Derivative> {
-        let span = tracing::info_span!("cache.get", hit = tracing::field::Empty);
+    /// Reads the purge counters for `names` and the entry they name, in one
+    /// round trip; only the entry's header when `meta_only`. `None` when
+    /// Redis is slow or down.
+    pub async fn lookup(&self, names: &CacheNames, meta_only: bool) -> Option<Lookup> {
+        let span = tracing::info_span!("cache.lookup", hit = tracing::field::Empty);
         async {
-            let mut command = redis::cmd("GET");
-            command.arg(key);
-            let value: Option<Vec<u8>> = self.run("GET", &command).await.flatten();
-            let derivative = value.and_then(|bytes| {
-                let decoded = decode_envelope(bytes);
-                if decoded.is_none() {
+            let mut invocation = self.scripts.lookup.key(&names.generations);
+            invocation
+                .arg(&names.base)
+                .arg(if meta_only { "m" } else { "a" })
+                .arg(MAX_HEADER_LEN - 1);
+            let (key, value): (String, Option<Vec<u8>>) =
+                self.run("LOOKUP", invocation.invoke_async(&mut self.connection.clone())).await?;
+            let found = value.filter(|bytes| !bytes.is_empty()).and_then(|bytes| {
+                let found = if meta_only {
+                    decode_header(&bytes).map(|(meta, _)| Found::Meta(meta))
+                } else {
+                    decode_envelope(bytes).map(Found::Whole)
+                };
+                if found.is_none() {
                     tracing::warn!(key, "unreadable derivative cache entry; treating as a miss");
                 }
-                decoded
+                found
             });
-            tracing::Span::current().record("hit", derivative.is_some());
-            derivative
+            tracing::Span::current().record("hit", found.is_some());
+            Some(Lookup { key, found })
         }
         .instrument(span)
         .await
     }
 
-    /// Stores `derivative` under `key` for `ttl_seconds` (nothing when 0);
-    /// failures are logged, never returned.
-    pub async fn set(&self, key: &str, derivative: &Derivative, ttl_seconds: u32) {
+    /// The whole entry under `key`; `None` on a miss, an unreadable entry,
+    /// or when Redis is slow or down.
+    pub async fn get(&self, key: &str) -> Option<CachedDerivative> {
+        let mut command = redis::cmd("GET");
+        command.arg(key);
+        let value: Option<Vec<u8>> = self.query("GET", &command).await.flatten();
+        value.and_then(decode_envelope)
+    }
+
+    /// Stores `entry` under `key`, kept by Redis for `ttl_seconds` (nothing
+    /// when 0); failures are logged, never returned.
+    pub async fn set(&self, key: &str, entry: &CachedDerivative, ttl_seconds: u32) {
         if ttl_seconds == 0 {
             return;
         }
-        let span = tracing::info_span!("cache.set", bytes = derivative.data.len());
+        let span = tracing::info_span!("cache.set", bytes = entry.data.len());
         async {
             let mut command = redis::cmd("SET");
             command
                 .arg(key)
-                .arg(encode_envelope(derivative))
+                .arg(encode_envelope(entry))
                 .arg("EX")
                 .arg(ttl_seconds);
-            let _: Option<()> = self.run("SET", &command).await;
+            let _: Option<()> = self.query("SET", &command).await;
         }
         .instrument(span)
         .await;
     }
 
+    /// Marks the entry under `key` as revalidated at `stored_at` with a new
+    /// `max_age`, kept for `ttl_seconds`; `false` when it is gone or Redis
+    /// failed.
+    pub async fn refresh(&self, key: &str, stored_at: i64, max_age: u32, ttl_seconds: u32) -> bool {
+        let mut freshness = Vec::with_capacity(12);
+        freshness.extend_from_slice(&stored_at.to_be_bytes());
+        freshness.extend_from_slice(&max_age.to_be_bytes());
+        let mut invocation = self.scripts.refresh.key(key);
+        invocation
+            .arg(FRESHNESS_OFFSET)
+            .arg(freshness)
+            .arg(ttl_seconds.max(1));
+        let refreshed: Option<i64> = self
+            .run("REFRESH", invocation.invoke_async(&mut self.connection.clone()))
+            .await;
+        refreshed == Some(1)
+    }
+
+    /// Takes the render lease `lease_key` for `holder` for `ttl`, unless
+    /// someone holds it.
+    pub async fn try_lease(&self, lease_key: &str, holder: &str, ttl: Duration) -> LeaseOutcome {
+        let mut command = redis::cmd("SET");
+        command
+            .arg(lease_key)
+            .arg(holder)
+            .arg("NX")
+            .arg("PX")
+            .arg(duration_ms(ttl));
+        match self.query::<Option<String>>("LEASE", &command).await {
+            Some(Some(_)) => LeaseOutcome::Acquired,
+            Some(None) => LeaseOutcome::HeldElsewhere,
+            None => LeaseOutcome::Unavailable,
+        }
+    }
+
+    /// Extends `holder`'s lease by `ttl`; `false` when it lost it.
+    pub async fn renew_lease(&self, lease_key: &str, holder: &str, ttl: Duration) -> bool {
+        let mut invocation = self.scripts.renew_lease.key(lease_key);
+        invocation.arg(holder).arg(duration_ms(ttl));
+        let renewed: Option<i64> = self
+            .run("RENEW_LEASE", invocation.invoke_async(&mut self.connection.clone()))
+            .await;
+        renewed == Some(1)
+    }
+
+    /// Gives `holder`'s lease back.
+    pub async fn release_lease(&self, lease_key: &str, holder: &str) {
+        let mut invocation = self.scripts.release_lease.key(lease_key);
+        invocation.arg(holder);
+        let _: Option<i64> = self
+            .run("RELEASE_LEASE", invocation.invoke_async(&mut self.connection.clone()))
+            .await;
+    }
+
+    /// What became of `key` while another holder has `lease_key`.
+    pub async fn wait_step(&self, key: &str, lease_key: &str) -> Waiting {
+        let mut pipe = redis::pipe();
+        pipe.get(key).exists(lease_key);
+        let mut connection = self.connection.clone();
+        let answer: Option<(Option<Vec<u8>>, bool)> = self
+            .run("WAIT", pipe.query_async(&mut connection))
+            .await;
+        match answer {
+            None => Waiting::Unavailable,
+            Some((Some(bytes), _)) => match decode_envelope(bytes) {
+                Some(entry) => Waiting::Stored(entry),
+                None => Waiting::Abandoned,
+            },
+            Some((None, true)) => Waiting::Held,
+            Some((None, false)) => Waiting::Abandoned,
+        }
+    }
+
+    /// Bumps the purge counter `generation_key`, returning its new value.
+    /// Unlike the other operations a failure is returned: a purge that did
+    /// not happen must not look as if it did.
+    pub async fn purge(&self, generation_key: &str) -> Result<u64, redis::RedisError> {
+        let mut connection = self.connection.clone();
+        let incremented = tokio::time::timeout(
+            self.timeout.max(Duration::from_secs(1)),
+            redis::cmd("INCR")
+                .arg(generation_key)
+                .query_async::<u64>(&mut connection),
+        )
+        .await;
+        match incremented {
+            Ok(Ok(generation)) => {
+                self.availability.succeeded();
+                Ok(generation)
+            }
+            Ok(Err(error)) => {
+                self.availability.failed("PURGE", &error);
+                Err(error)
+            }
+            Err(_elapsed) => {
+                self.availability.failed("PURGE", &"timed out");
+                Err(redis::RedisError::from((
+                    redis::ErrorKind::Io,
+                    "timed out",
+                )))
+            }
+        }
+    }
+
     /// Runs `command` under the timeout; `None` when Redis is skipped, slow
     /// or failing.
-    async fn run<T: redis::FromRedisValue>(
+    async fn query<T: redis::FromRedisValue>(
         &self,
         operation: &'static str,
         command: &redis::Cmd,
     ) -> Option<T> {
+        let mut connection = self.connection.clone();
+        self.run(operation, command.query_async::<T>(&mut connection))
+            .await
+    }
+
+    /// Awaits `operation` under the timeout and the breaker.
+    async fn run<T>(
+        &self,
+        name: &'static str,
+        operation: impl std::future::Future<Output = redis::RedisResult<T>>,
+    ) -> Option<T> {
         if !self.availability.should_try() {
             return None;
         }
-        let mut connection = self.connection.clone();
-        match tokio::time::timeout(self.timeout, command.query_async::<T>(&mut connection)).await {
+        match tokio::time::timeout(self.timeout, operation).await {
             Ok(Ok(value)) => {
                 self.availability.succeeded();
                 Some(value)
             }
             Ok(Err(error)) => {
-                self.availability.failed(operation, &error);
+                self.availability.failed(name, &error);
                 None
             }
             Err(_elapsed) => {
-                self.availability.failed(operation, &"timed out");
+                self.availability.failed(name, &"timed out");
                 None
             }
         }
@@ -155,6 +451,10 @@ impl std::fmt::Debug for DerivativeCache {
             .field("availability", &self.availability)
             .finish_non_exhaustive()
     }
+}
+
+fn duration_ms(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX).max(1)
 }
 
 // === impl Availability ===
@@ -183,6 +483,7 @@ impl Availability {
     }
 
     fn failed(&self, operation: &'static str, error: &dyn std::fmt::Display) {
+        METRICS.redis_error(operation);
         let retry_after = u64::try_from(RETRY_AFTER.as_millis()).unwrap_or(u64::MAX);
         self.retry_at_ms
             .store(self.now_ms().saturating_add(retry_after), Ordering::Relaxed);
@@ -194,126 +495,277 @@ impl Availability {
     }
 }
 
-/// Packs `derivative` into the cache envelope.
-pub fn encode_envelope(derivative: &Derivative) -> Vec<u8> {
-    let content_type = derivative.format.content_type().as_bytes();
-    let mut bytes = Vec::with_capacity(4 + 1 + content_type.len() + 8 + derivative.data.len());
+/// Packs `entry` into the cache envelope.
+pub fn encode_envelope(entry: &CachedDerivative) -> Vec<u8> {
+    let meta = &entry.meta;
+    let content_type = short(meta.format.content_type());
+    let (etag, origin_etag) = (short(&meta.etag), short(&meta.origin_etag));
+    let mut bytes = Vec::with_capacity(
+        35 + content_type.len() + etag.len() + origin_etag.len() + entry.data.len(),
+    );
     bytes.extend_from_slice(ENVELOPE_MAGIC);
     bytes.push(ENVELOPE_VERSION);
-    // Content types are short constants; see EncodedFormat::content_type.
-    bytes.push(content_type.len() as u8);
-    bytes.extend_from_slice(content_type);
-    bytes.extend_from_slice(&derivative.width.to_be_bytes());
-    bytes.extend_from_slice(&derivative.height.to_be_bytes());
-    bytes.extend_from_slice(&derivative.data);
+    bytes.extend_from_slice(&meta.stored_at.to_be_bytes());
+    bytes.extend_from_slice(&meta.max_age.to_be_bytes());
+    bytes.extend_from_slice(&meta.last_modified.to_be_bytes());
+    bytes.extend_from_slice(&meta.width.to_be_bytes());
+    bytes.extend_from_slice(&meta.height.to_be_bytes());
+    for text in [content_type, etag, origin_etag] {
+        // `short` keeps every string under 256 bytes.
+        bytes.push(text.len() as u8);
+        bytes.extend_from_slice(text);
+    }
+    bytes.extend_from_slice(&entry.data);
     bytes
 }
 
+/// At most 255 bytes of `text` (ETags and content types are far shorter;
+/// a longer one is cut rather than corrupting the envelope).
+fn short(text: &str) -> &[u8] {
+    &text.as_bytes()[..text.len().min(255)]
+}
+
 /// Unpacks a cache envelope; `None` when it is not one this version wrote.
-pub fn decode_envelope(mut bytes: Vec<u8>) -> Option<Derivative> {
+pub fn decode_envelope(mut bytes: Vec<u8>) -> Option<CachedDerivative> {
+    let (meta, header_len) = decode_header(&bytes)?;
+    bytes.drain(..header_len);
+    Some(CachedDerivative { meta, data: bytes })
+}
+
+/// Reads an envelope's header (from the whole value or its first
+/// [`MAX_HEADER_LEN`] bytes) and its length.
+fn decode_header(bytes: &[u8]) -> Option<(EntryMeta, usize)> {
     let rest = bytes.strip_prefix(ENVELOPE_MAGIC.as_slice())?;
     let (&version, rest) = rest.split_first()?;
     if version != ENVELOPE_VERSION {
         return None;
     }
-    let (&type_len, rest) = rest.split_first()?;
-    let (content_type, rest) = rest.split_at_checked(usize::from(type_len))?;
-    let format = EncodedFormat::from_content_type(std::str::from_utf8(content_type).ok()?)?;
+    let (stored_at, rest) = rest.split_first_chunk::<8>()?;
+    let (max_age, rest) = rest.split_first_chunk::<4>()?;
+    let (last_modified, rest) = rest.split_first_chunk::<8>()?;
     let (width, rest) = rest.split_first_chunk::<4>()?;
-    let (height, _data) = rest.split_first_chunk::<4>()?;
-    let (width, height) = (u32::from_be_bytes(*width), u32::from_be_bytes(*height));
-    let header_len = ENVELOPE_MAGIC.len() + 2 + usize::from(type_len) + 8;
-    bytes.drain(..header_len);
-    Some(Derivative {
-        format,
-        width,
-        height,
-        data: bytes,
-    })
+    let (height, mut rest) = rest.split_first_chunk::<4>()?;
+    let mut texts = [""; 3];
+    for text in &mut texts {
+        let (&len, after) = rest.split_first()?;
+        let (value, after) = after.split_at_checked(usize::from(len))?;
+        *text = std::str::from_utf8(value).ok()?;
+        rest = after;
+    }
+    let [content_type, etag, origin_etag] = texts;
+    let meta = EntryMeta {
+        format: EncodedFormat::from_content_type(content_type)?,
+        width: u32::from_be_bytes(*width),
+        height: u32::from_be_bytes(*height),
+        etag: etag.to_owned(),
+        origin_etag: origin_etag.to_owned(),
+        last_modified: i64::from_be_bytes(*last_modified),
+        stored_at: i64::from_be_bytes(*stored_at),
+        max_age: u32::from_be_bytes(*max_age),
+    };
+    Some((meta, bytes.len() - rest.len()))
 }
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-    use crate::redis_process::RedisProcess;
+    use imgmesh_proto::renderer::v1::RenderPlan;
 
-    fn sample() -> Derivative {
-        Derivative {
-            format: EncodedFormat::Webp,
-            width: 320,
-            height: 213,
+    use super::*;
+    use crate::cache_key::{CacheNames, PurgeScope, generation_key, lease_key};
+    use crate::redis_process::RedisProcess;
+    use crate::render_plan::ResolvedPlan;
+
+    fn sample() -> CachedDerivative {
+        CachedDerivative {
+            meta: EntryMeta {
+                format: EncodedFormat::Webp,
+                width: 320,
+                height: 213,
+                etag: "\"0123456789abcdef\"".to_owned(),
+                origin_etag: "\"d41d8cd98f00b204e9800998ecf8427e\"".to_owned(),
+                last_modified: 1_700_000_000,
+                stored_at: 1_800_000_000,
+                max_age: 3_600,
+            },
             data: b"RIFF\x10\0\0\0WEBPVP8 some bytes".to_vec(),
         }
     }
 
-    /// A derivative survives the envelope unchanged, for every format.
+    fn names(path: &str) -> CacheNames {
+        let plan = ResolvedPlan::resolve(&RenderPlan {
+            width: 100,
+            ..RenderPlan::default()
+        })
+        .unwrap();
+        CacheNames::new("src_1", 1, path, &plan)
+    }
+
+    async fn cache(redis: &RedisProcess) -> DerivativeCache {
+        DerivativeCache::connect_lazily(&redis.url().into(), Duration::from_millis(500)).unwrap()
+    }
+
+    /// An entry survives the envelope unchanged, for every format, and its
+    /// header alone decodes from a prefix of the value.
     #[test]
     fn envelope_round_trips() {
         for format in EncodedFormat::ALL {
-            let derivative = Derivative { format, ..sample() };
-            assert_eq!(
-                decode_envelope(encode_envelope(&derivative)),
-                Some(derivative)
-            );
+            let mut entry = sample();
+            entry.meta.format = format;
+            let bytes = encode_envelope(&entry);
+            let (meta, header_len) = decode_header(&bytes[..MAX_HEADER_LEN.min(bytes.len())]).unwrap();
+            assert_eq!(meta, entry.meta);
+            assert_eq!(&bytes[header_len..], entry.data);
+            assert_eq!(decode_envelope(bytes), Some(entry));
         }
-        let empty = Derivative {
+        let empty = CachedDerivative {
             data: Vec::new(),
             ..sample()
         };
         assert_eq!(decode_envelope(encode_envelope(&empty)), Some(empty));
     }
 
-    /// Truncated, foreign or future-version envelopes are refused, not misread.
+    /// Truncated, foreign or other-version envelopes are refused, not misread.
     #[test]
     fn envelope_refuses_garbage() {
         let good = encode_envelope(&sample());
-        for len in 0..(4 + 1 + "image/webp".len() + 8) {
+        let header_len = good.len() - sample().data.len();
+        for len in 0..header_len {
             assert_eq!(decode_envelope(good[..len].to_vec()), None, "prefix {len}");
         }
-        let mut future = good.clone();
-        future[3] = 2;
-        assert_eq!(decode_envelope(future), None);
+        let mut older = good.clone();
+        older[3] = 1;
+        assert_eq!(decode_envelope(older), None);
         let mut unknown_type = good.clone();
-        unknown_type[5..15].copy_from_slice(b"image/gif!");
+        unknown_type[33..43].copy_from_slice(b"image/gif!");
         assert_eq!(decode_envelope(unknown_type), None);
         assert_eq!(decode_envelope(b"{\"json\":true}".to_vec()), None);
     }
 
-    /// SET then GET returns the derivative, and the key carries the TTL.
+    /// Freshness and age follow stored-at and max-age.
+    #[test]
+    fn freshness_follows_stored_at_and_max_age() {
+        let meta = sample().meta;
+        assert!(meta.is_fresh(meta.stored_at));
+        assert!(meta.is_fresh(meta.stored_at + 3_599));
+        assert!(!meta.is_fresh(meta.stored_at + 3_600));
+        assert_eq!(meta.age(meta.stored_at + 10), 10);
+        assert_eq!(meta.age(meta.stored_at - 10), 0);
+    }
+
+    /// A lookup names the key from the counters; SET under it is found
+    /// whole or header-only, and Redis keeps it for the TTL.
     #[tokio::test]
-    async fn set_then_get_round_trips_with_ttl() {
+    async fn lookup_set_and_ttl() {
         let redis = RedisProcess::start().await;
-        let cache =
-            DerivativeCache::connect_lazily(&redis.url().into(), Duration::from_millis(500))
-                .unwrap();
-        let key = "imgmesh:d:v1:test";
-        assert_eq!(cache.get(key).await, None);
-        cache.set(key, &sample(), 600).await;
-        assert_eq!(cache.get(key).await, Some(sample()));
-        let ttl = redis.ttl(key).await;
-        assert!(ttl > 0 && ttl <= 600, "ttl {ttl}");
+        let cache = cache(&redis).await;
+        let names = names("a/b/cat.jpg");
+        let miss = cache.lookup(&names, false).await.unwrap();
+        assert_eq!(miss.key, names.entry_key(&[0, 0, 0, 0]));
+        assert_eq!(miss.found, None);
+
+        cache.set(&miss.key, &sample(), 600).await;
+        let hit = cache.lookup(&names, false).await.unwrap();
+        assert_eq!(hit.found, Some(Found::Whole(sample())));
+        let header = cache.lookup(&names, true).await.unwrap();
+        assert_eq!(header.found, Some(Found::Meta(sample().meta)));
+        assert_eq!(cache.get(&miss.key).await, Some(sample()));
+        let ttl = redis.ttl(&miss.key).await;
+        assert!(ttl > 590 && ttl <= 600, "ttl {ttl}");
+    }
+
+    /// Bumping the Source's, a directory's or the asset's counter moves the
+    /// key, so the entry is no longer found; other paths keep theirs.
+    #[tokio::test]
+    async fn purge_counters_move_the_key() {
+        let redis = RedisProcess::start().await;
+        let cache = cache(&redis).await;
+        let cat = names("a/b/cat.jpg");
+        let dog = names("a/c/dog.jpg");
+        let store = |names: CacheNames| {
+            let cache = cache.clone();
+            async move {
+                let key = cache.lookup(&names, false).await.unwrap().key;
+                cache.set(&key, &sample(), 600).await;
+            }
+        };
+        let found = |names: CacheNames| {
+            let cache = cache.clone();
+            async move { cache.lookup(&names, false).await.unwrap().found.is_some() }
+        };
+        for scope in [
+            PurgeScope::Asset("a/b/cat.jpg"),
+            PurgeScope::Prefix("a/b/"),
+            PurgeScope::Source,
+        ] {
+            store(cat.clone()).await;
+            store(dog.clone()).await;
+            assert!(found(cat.clone()).await);
+            let generation = cache.purge(&generation_key("src_1", scope)).await.unwrap();
+            assert_eq!(generation, 1, "{scope:?}");
+            assert!(!found(cat.clone()).await, "{scope:?} purged cat");
+            assert_eq!(found(dog.clone()).await, scope != PurgeScope::Source, "{scope:?}");
+        }
+        let key = cache.lookup(&cat, false).await.unwrap().key;
+        assert_eq!(key, cat.entry_key(&[1, 0, 1, 1]));
+    }
+
+    /// A refresh rewrites stored-at and max-age in place and resets the TTL;
+    /// a missing entry is not created.
+    #[tokio::test]
+    async fn refresh_extends_in_place() {
+        let redis = RedisProcess::start().await;
+        let cache = cache(&redis).await;
+        cache.set("k", &sample(), 60).await;
+        assert!(cache.refresh("k", 1_900_000_000, 120, 900).await);
+        let refreshed = cache.get("k").await.unwrap();
+        assert_eq!(refreshed.meta.stored_at, 1_900_000_000);
+        assert_eq!(refreshed.meta.max_age, 120);
+        assert_eq!(refreshed.data, sample().data);
+        assert!(redis.ttl("k").await > 800);
+        assert!(!cache.refresh("gone", 1, 1, 1).await);
+        assert_eq!(redis.ttl("gone").await, -2);
+    }
+
+    /// One holder at a time; only the holder renews or releases; a waiter
+    /// sees held, stored or abandoned.
+    #[tokio::test]
+    async fn leases_have_one_holder() {
+        let redis = RedisProcess::start().await;
+        let cache = cache(&redis).await;
+        let lease = lease_key("entry");
+        let ttl = Duration::from_secs(5);
+        assert_eq!(cache.try_lease(&lease, "a", ttl).await, LeaseOutcome::Acquired);
+        assert_eq!(cache.try_lease(&lease, "b", ttl).await, LeaseOutcome::HeldElsewhere);
+        assert!(cache.renew_lease(&lease, "a", ttl).await);
+        assert!(!cache.renew_lease(&lease, "b", ttl).await);
+        assert_eq!(cache.wait_step("entry", &lease).await, Waiting::Held);
+        cache.release_lease(&lease, "b").await;
+        assert_eq!(cache.wait_step("entry", &lease).await, Waiting::Held);
+        cache.release_lease(&lease, "a").await;
+        assert_eq!(cache.wait_step("entry", &lease).await, Waiting::Abandoned);
+        cache.set("entry", &sample(), 60).await;
+        assert_eq!(cache.wait_step("entry", &lease).await, Waiting::Stored(sample()));
     }
 
     /// A TTL of 0 stores nothing.
     #[tokio::test]
     async fn zero_ttl_is_not_cached() {
         let redis = RedisProcess::start().await;
-        let cache =
-            DerivativeCache::connect_lazily(&redis.url().into(), Duration::from_millis(500))
-                .unwrap();
-        cache.set("imgmesh:d:v1:zero", &sample(), 0).await;
-        assert_eq!(cache.get("imgmesh:d:v1:zero").await, None);
-        assert_eq!(redis.ttl("imgmesh:d:v1:zero").await, -2);
+        let cache = cache(&redis).await;
+        cache.set("imgmesh:d:zero", &sample(), 0).await;
+        assert_eq!(cache.get("imgmesh:d:zero").await, None);
+        assert_eq!(redis.ttl("imgmesh:d:zero").await, -2);
     }
 
-    /// With Redis killed, GET is a miss and SET a no-op, each within the timeout.
+    /// With Redis killed, reads miss, writes are no-ops and leases are
+    /// unavailable, each within the timeout; a purge fails loudly.
     #[tokio::test]
     async fn redis_down_is_a_fast_miss() {
         let mut redis = RedisProcess::start().await;
         let timeout = Duration::from_millis(50);
         let cache = DerivativeCache::connect_lazily(&redis.url().into(), timeout).unwrap();
-        cache.set("imgmesh:d:v1:k", &sample(), 60).await;
-        assert_eq!(cache.get("imgmesh:d:v1:k").await, Some(sample()));
+        cache.set("k", &sample(), 60).await;
+        assert_eq!(cache.get("k").await, Some(sample()));
 
         redis.kill();
         // Allow scheduling slack on a busy machine, but far less than any
@@ -321,10 +773,16 @@ mod tests {
         let bound = timeout + Duration::from_millis(200);
         for _ in 0..3 {
             let started = Instant::now();
-            assert_eq!(cache.get("imgmesh:d:v1:k").await, None);
-            cache.set("imgmesh:d:v1:k", &sample(), 60).await;
-            assert!(started.elapsed() < bound * 2, "{:?}", started.elapsed());
+            assert_eq!(cache.get("k").await, None);
+            assert_eq!(cache.lookup(&names("cat.jpg"), false).await, None);
+            cache.set("k", &sample(), 60).await;
+            assert_eq!(
+                cache.try_lease("l", "a", Duration::from_secs(1)).await,
+                LeaseOutcome::Unavailable
+            );
+            assert!(started.elapsed() < bound * 4, "{:?}", started.elapsed());
         }
+        assert!(cache.purge("imgmesh:{src_1}:g").await.is_err());
     }
 
     /// A cache built while Redis is down still answers (misses) and works once Redis is up.
@@ -336,14 +794,14 @@ mod tests {
             DerivativeCache::connect_lazily(&url.as_str().into(), Duration::from_millis(50))
                 .unwrap();
         let started = Instant::now();
-        assert_eq!(cache.get("imgmesh:d:v1:k").await, None);
+        assert_eq!(cache.get("k").await, None);
         assert!(started.elapsed() < Duration::from_millis(300));
 
         let _redis = RedisProcess::start_on(port).await;
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            cache.set("imgmesh:d:v1:k", &sample(), 60).await;
-            if cache.get("imgmesh:d:v1:k").await == Some(sample()) {
+            cache.set("k", &sample(), 60).await;
+            if cache.get("k").await == Some(sample()) {
                 break;
             }
             assert!(Instant::now() < deadline, "cache never recovered");

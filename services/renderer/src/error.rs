@@ -6,7 +6,7 @@
 use imgmesh_errors::ErrorCode;
 
 /// A failed render.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum RenderError {
     /// A request field is missing or out of range.
     #[error("{field}: {problem}")]
@@ -52,6 +52,10 @@ pub enum RenderError {
         message: String,
     },
 
+    /// The derivative cache could not do what was asked (a purge).
+    #[error("the derivative cache is unavailable")]
+    CacheUnavailable,
+
     /// A bug or an unexpected failure inside the renderer.
     #[error("internal error while {context}")]
     Internal {
@@ -73,6 +77,7 @@ impl RenderError {
             RenderError::UnsupportedInput => ErrorCode::UnsupportedInput,
             RenderError::CorruptInput => ErrorCode::CorruptInput,
             RenderError::Fetch { code, .. } => *code,
+            RenderError::CacheUnavailable => ErrorCode::Unavailable,
             RenderError::Internal { .. } => ErrorCode::Internal,
         }
     }

@@ -3,8 +3,9 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use imgmesh_errors::ErrorCode;
 use imgmesh_proto::fetcher::v1::fetch_object_response::Part;
@@ -33,8 +34,14 @@ pub(crate) struct FakeFetcher {
 
 #[derive(Debug)]
 struct State {
-    objects: HashMap<String, FakeObject>,
+    objects: Mutex<HashMap<String, FakeObject>>,
+    /// The Cache-Control every object is served with.
+    cache_control: Mutex<String>,
+    /// How long each fetch takes.
+    delay: Mutex<Duration>,
     fetches: AtomicUsize,
+    /// Conditional fetches answered not modified.
+    not_modified: AtomicUsize,
 }
 
 struct Service(Arc<State>);
@@ -50,11 +57,16 @@ impl FakeFetcher {
         objects: impl IntoIterator<Item = (&'static str, FakeObject)>,
     ) -> FakeFetcher {
         let state = Arc::new(State {
-            objects: objects
-                .into_iter()
-                .map(|(path, object)| (path.to_owned(), object))
-                .collect(),
+            objects: Mutex::new(
+                objects
+                    .into_iter()
+                    .map(|(path, object)| (path.to_owned(), object))
+                    .collect(),
+            ),
+            cache_control: Mutex::new(String::new()),
+            delay: Mutex::new(Duration::ZERO),
             fetches: AtomicUsize::new(0),
+            not_modified: AtomicUsize::new(0),
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -82,6 +94,36 @@ impl FakeFetcher {
     pub(crate) fn fetches(&self) -> usize {
         self.state.fetches.load(Ordering::SeqCst)
     }
+
+    /// How many conditional calls it answered "not modified".
+    pub(crate) fn not_modified(&self) -> usize {
+        self.state.not_modified.load(Ordering::SeqCst)
+    }
+
+    /// Replaces (or adds) the object at `path`.
+    pub(crate) fn put(&self, path: &str, object: FakeObject) {
+        self.state
+            .objects
+            .lock()
+            .unwrap()
+            .insert(path.to_owned(), object);
+    }
+
+    /// Serves every object with this Cache-Control from now on.
+    pub(crate) fn set_cache_control(&self, cache_control: &str) {
+        *self.state.cache_control.lock().unwrap() = cache_control.to_owned();
+    }
+
+    /// Makes every fetch take `delay` from now on.
+    pub(crate) fn set_delay(&self, delay: Duration) {
+        *self.state.delay.lock().unwrap() = delay;
+    }
+}
+
+/// The fake's ETag for `bytes`: it changes when they do.
+pub(crate) fn fake_etag(bytes: &[u8]) -> String {
+    use sha2::Digest as _;
+    format!("\"{}\"", hex::encode(&sha2::Sha256::digest(bytes)[..8]))
 }
 
 impl Drop for FakeFetcher {
@@ -101,21 +143,35 @@ impl FetcherService for Service {
         request: tonic::Request<FetchObjectRequest>,
     ) -> Result<tonic::Response<FetchStream>, tonic::Status> {
         self.0.fetches.fetch_add(1, Ordering::SeqCst);
+        let delay = *self.0.delay.lock().unwrap();
+        tokio::time::sleep(delay).await;
         let request = request.into_inner();
-        let (announced, bytes) = match self.0.objects.get(&request.path) {
+        let object = self.0.objects.lock().unwrap().get(&request.path).cloned();
+        let (announced, bytes) = match object {
             None => return Err(ErrorCode::ObjectNotFound.status("object not found")),
-            Some(FakeObject::Error(code, message)) => return Err(code.status(*message)),
-            Some(FakeObject::Bytes(bytes)) => (bytes.len() as u64, bytes.clone()),
-            Some(FakeObject::Understated { announced, bytes }) => (*announced, bytes.clone()),
+            Some(FakeObject::Error(code, message)) => return Err(code.status(message)),
+            Some(FakeObject::Bytes(bytes)) => (bytes.len() as u64, bytes),
+            Some(FakeObject::Understated { announced, bytes }) => (announced, bytes),
         };
+        let etag = fake_etag(&bytes);
+        let cache_control = self.0.cache_control.lock().unwrap().clone();
+        let not_modified = request.if_none_match == etag;
         let metadata = FetchObjectResponse {
             part: Some(Part::Metadata(ObjectMetadata {
-                size: announced,
+                size: if not_modified { 0 } else { announced },
                 content_type: "application/octet-stream".into(),
-                etag: "\"fake\"".into(),
-                last_modified: 0,
+                etag,
+                last_modified: 1_700_000_000,
+                cache_control,
+                expires: 0,
+                not_modified,
             })),
         };
+        if not_modified {
+            self.0.not_modified.fetch_add(1, Ordering::SeqCst);
+            let messages = vec![Ok(metadata)];
+            return Ok(tonic::Response::new(Box::pin(tokio_stream::iter(messages))));
+        }
         #[allow(
             clippy::useless_conversion,
             reason = "chunks are Vec<u8> or Bytes depending on the proto build's config"

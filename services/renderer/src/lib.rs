@@ -20,15 +20,18 @@ pub mod derivative_cache;
 pub mod encode;
 pub mod error;
 pub mod geometry;
+pub mod http_cache;
 pub mod input_format;
 pub mod libvips;
 mod metadata_json;
+pub mod metrics;
 pub mod origin_fetch;
 mod overlay;
 pub mod render;
 pub mod render_plan;
 pub mod render_pool;
 pub mod service;
+mod single_flight;
 mod source_image;
 mod trim;
 

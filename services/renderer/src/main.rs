@@ -13,14 +13,18 @@ fn main() -> anyhow::Result<()> {
         .block_on(serve())
 }
 
+/// Parses the config, binds the gRPC and metrics listeners, serves until
+/// Ctrl-C or SIGTERM, then stops the metrics listener and flushes telemetry.
 async fn serve() -> anyhow::Result<()> {
     let config = RendererConfig::parse();
     let telemetry = imgmesh_telemetry::init("imgmesh-renderer", &config.telemetry)?;
     let listener = imgmesh_runtime::bind("renderer", "grpc", config.listen).await?;
+    let metrics = imgmesh_runtime::MetricsServer::start("renderer", &config.metrics).await?;
     let renderer = Renderer::build(&config)?;
     let served = renderer
         .serve(listener, imgmesh_runtime::shutdown_signal())
         .await;
+    let served = served.and(metrics.stop().await);
     telemetry.shutdown().await;
     served
 }

@@ -20,6 +20,7 @@ use tonic_types::StatusExt as _;
 use tracing::Instrument as _;
 
 use crate::error::RenderError;
+use crate::http_cache::OriginCaching;
 
 /// Names one original.
 #[derive(Debug, Clone, Copy)]
@@ -30,6 +31,43 @@ pub struct ObjectRef<'a> {
     pub source_config_version: u64,
     /// Asset path relative to the Source's prefix.
     pub path: &'a str,
+    /// The path's purge generation (see `FetchObjectRequest`); empty for
+    /// overlays.
+    pub generation: &'a str,
+}
+
+/// An original, whole, with what the origin said about it.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Original {
+    /// The object's bytes.
+    pub bytes: Vec<u8>,
+    /// Its ETag, with quotes; empty when the origin gave none.
+    pub etag: String,
+    /// Its Last-Modified, Unix seconds; 0 when unknown.
+    pub last_modified: i64,
+    /// Its caching headers.
+    pub caching: OriginCaching,
+}
+
+/// What a conditional fetch found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Revalidated {
+    /// The object still has the ETag the caller holds; here are its
+    /// current caching headers.
+    Unchanged(OriginCaching),
+    /// The object changed.
+    Changed(Original),
+}
+
+impl std::fmt::Debug for Original {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Original")
+            .field("bytes", &self.bytes.len())
+            .field("etag", &self.etag)
+            .field("last_modified", &self.last_modified)
+            .field("caching", &self.caching)
+            .finish()
+    }
 }
 
 /// A client of the fetcher that returns whole originals.
@@ -57,12 +95,41 @@ impl OriginFetcher {
         &self,
         object: ObjectRef<'_>,
         timeout: Option<Duration>,
-    ) -> Result<Vec<u8>, RenderError> {
-        let span = tracing::info_span!("fetch", bytes = tracing::field::Empty);
+    ) -> Result<Original, RenderError> {
+        match self.fetch_if_changed(object, "", timeout).await? {
+            Revalidated::Changed(original) => Ok(original),
+            // Only a conditional request can be answered "not modified".
+            Revalidated::Unchanged(_) => Err(RenderError::Internal {
+                context: "reading an unconditional fetch",
+            }),
+        }
+    }
+
+    /// Fetches `object` unless its ETag is still `etag` (the copy the
+    /// caller rendered from); an empty `etag` always fetches.
+    pub async fn fetch_if_changed(
+        &self,
+        object: ObjectRef<'_>,
+        etag: &str,
+        timeout: Option<Duration>,
+    ) -> Result<Revalidated, RenderError> {
+        let span = tracing::info_span!(
+            "fetch",
+            bytes = tracing::field::Empty,
+            conditional = !etag.is_empty(),
+            not_modified = tracing::field::Empty,
+        );
         async {
-            let bytes = self.fetch_inner(object, timeout).await?;
-            tracing::Span::current().record("bytes", bytes.len());
-            Ok(bytes)
+            let fetched = self.fetch_inner(object, etag, timeout).await?;
+            match &fetched {
+                Revalidated::Changed(original) => {
+                    tracing::Span::current().record("bytes", original.bytes.len());
+                }
+                Revalidated::Unchanged(_) => {
+                    tracing::Span::current().record("not_modified", true);
+                }
+            }
+            Ok(fetched)
         }
         .instrument(span)
         .await
@@ -71,8 +138,9 @@ impl OriginFetcher {
     async fn fetch_inner(
         &self,
         object: ObjectRef<'_>,
+        etag: &str,
         timeout: Option<Duration>,
-    ) -> Result<Vec<u8>, RenderError> {
+    ) -> Result<Revalidated, RenderError> {
         let limit = self.max_object_bytes;
         let too_large = || RenderError::ObjectTooLarge { limit };
         let mut request = tonic::Request::new(FetchObjectRequest {
@@ -80,6 +148,8 @@ impl OriginFetcher {
             path: object.path.to_owned(),
             max_bytes: limit,
             source_config_version: object.source_config_version,
+            if_none_match: etag.to_owned(),
+            cache_generation: object.generation.to_owned(),
         });
         if let Some(timeout) = timeout {
             request.set_timeout(timeout);
@@ -91,26 +161,38 @@ impl OriginFetcher {
             .await
             .map_err(fetch_error)?
             .into_inner();
-        let mut bytes = Vec::new();
+        let mut original = Original::default();
         while let Some(message) = stream.message().await.map_err(fetch_error)? {
             match message.part {
                 Some(Part::Metadata(metadata)) => {
+                    let caching = OriginCaching {
+                        cache_control: metadata.cache_control,
+                        expires: metadata.expires,
+                    };
+                    if metadata.not_modified {
+                        return Ok(Revalidated::Unchanged(caching));
+                    }
                     if metadata.size > limit {
                         return Err(too_large());
                     }
                     // The announced size is within the cap, so it fits a usize.
-                    bytes.reserve_exact(usize::try_from(metadata.size).unwrap_or(0));
+                    original
+                        .bytes
+                        .reserve_exact(usize::try_from(metadata.size).unwrap_or(0));
+                    original.etag = metadata.etag;
+                    original.last_modified = metadata.last_modified;
+                    original.caching = caching;
                 }
                 Some(Part::Chunk(chunk)) => {
-                    if (bytes.len() + chunk.len()) as u64 > limit {
+                    if (original.bytes.len() + chunk.len()) as u64 > limit {
                         return Err(too_large());
                     }
-                    bytes.extend_from_slice(&chunk);
+                    original.bytes.extend_from_slice(&chunk);
                 }
                 None => {}
             }
         }
-        Ok(bytes)
+        Ok(Revalidated::Changed(original))
     }
 }
 

@@ -1,27 +1,48 @@
-//! The `RendererService` gRPC API: derivative cache → fetch → render →
-//! derivative cache.
+//! The `RendererService` gRPC API: derivative cache → (revalidate | fetch →
+//! render) → derivative cache, with HTTP caching semantics.
+//!
+//! A request looks its derivative up in Redis (one round trip that also
+//! reads the purge counters; see `derivative_cache`). A fresh entry is the
+//! answer — or just its validators, when the caller's `If-None-Match` /
+//! `If-Modified-Since` match. An expired entry is revalidated: the original
+//! is fetched conditionally with the ETag it was rendered from, and an
+//! unchanged original extends the entry in place without decoding
+//! anything. A miss renders once: concurrent misses in this process share
+//! one run ([`SingleFlight`]), and across replicas a short lease in Redis
+//! lets one holder render while the others wait for its entry (rendering
+//! themselves if it dies or their wait runs out).
 
 use std::future::Future;
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
 use imgmesh_errors::ErrorCode;
+use imgmesh_proto::registry::v1::CacheTtlBehavior;
 use imgmesh_proto::renderer::v1::renderer_service_server::{
     RendererService, RendererServiceServer,
 };
-use imgmesh_proto::renderer::v1::{RenderRequest, RenderResponse, blend};
+use imgmesh_proto::renderer::v1::{
+    CacheStatus, PurgeRequest, PurgeResponse, RenderRequest, RenderResponse, blend, purge_request,
+};
 use tokio::net::TcpListener;
 use tracing::Instrument as _;
 
-use crate::cache_key::derivative_key;
+use crate::cache_key::{CacheNames, PurgeScope, directory_prefix, generation_key, lease_key};
 use crate::config::RendererConfig;
-use crate::derivative_cache::DerivativeCache;
+use crate::derivative_cache::{
+    CachedDerivative, DerivativeCache, EntryMeta, Found, LeaseOutcome, Lookup, Waiting,
+};
+use crate::encode::EncodedFormat;
 use crate::error::RenderError;
+use crate::http_cache::{Conditional, lifetime, strong_etag};
 use crate::libvips;
-use crate::origin_fetch::{self, ObjectRef, OriginFetcher};
-use crate::render::{Derivative, RenderSources};
+use crate::metrics::METRICS;
+use crate::origin_fetch::{self, ObjectRef, OriginFetcher, Original, Revalidated};
+use crate::render::RenderSources;
 use crate::render_plan::ResolvedPlan;
 use crate::render_pool::RenderPool;
+use crate::single_flight::SingleFlight;
 
 /// The renderer: answers `Render` from Redis when it can, otherwise fetches
 /// the original, renders it on the bounded pool and caches the result.
@@ -30,6 +51,92 @@ pub struct Renderer {
     cache: DerivativeCache,
     fetcher: OriginFetcher,
     pool: RenderPool,
+    caching: Caching,
+    in_flight: Arc<SingleFlight<Produced>>,
+}
+
+/// How derivatives are kept and renders shared across replicas.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Caching {
+    /// How long Redis keeps an entry past its freshness, for revalidation.
+    pub revalidate_window_seconds: u32,
+    /// Lifetime of a render lease (renewed while the holder works).
+    pub lease_ttl: Duration,
+    /// Longest wait for another replica's render.
+    pub lease_wait: Duration,
+}
+
+/// What one shared run produced.
+#[derive(Debug, Clone)]
+enum Produced {
+    /// A new entry, rendered here or by the replica this one waited for.
+    Entry(Arc<CachedDerivative>),
+    /// The expired entry's original is unchanged: its new freshness.
+    Refreshed {
+        /// When it was revalidated, Unix seconds.
+        stored_at: i64,
+        /// Its new lifetime.
+        max_age: u32,
+    },
+}
+
+/// Everything a run needs, owned so it can outlive the request.
+#[derive(Debug, Clone)]
+struct Job {
+    request: Arc<RenderRequest>,
+    plan: Arc<ResolvedPlan>,
+    /// The entry key under the current purge counters.
+    key: String,
+    /// Whether `key` came from Redis (else Redis is down: nothing is stored).
+    cacheable: bool,
+    deadline: Option<Instant>,
+}
+
+// === impl Caching ===
+
+impl Default for Caching {
+    fn default() -> Caching {
+        Caching {
+            revalidate_window_seconds: 86_400,
+            lease_ttl: Duration::from_secs(3),
+            lease_wait: Duration::from_secs(15),
+        }
+    }
+}
+
+impl Caching {
+    /// How long Redis keeps an entry fresh for `max_age` seconds.
+    fn redis_ttl(&self, max_age: u32) -> u32 {
+        max_age.saturating_add(self.revalidate_window_seconds)
+    }
+}
+
+// === impl Job ===
+
+impl Job {
+    /// The request's original; the purge generation (the key's suffix)
+    /// keeps the fetcher from reusing a copy cached before a purge.
+    fn object(&self) -> ObjectRef<'_> {
+        ObjectRef {
+            source_id: &self.request.source_id,
+            source_config_version: self.request.source_config_version,
+            path: &self.request.path,
+            generation: if self.cacheable { &self.key } else { "" },
+        }
+    }
+
+    /// What is left of the caller's budget.
+    fn remaining(&self) -> Option<Duration> {
+        self.deadline
+            .map(|deadline| deadline.saturating_duration_since(Instant::now()))
+    }
+
+    /// The derivative's lifetime given what the origin said.
+    fn lifetime(&self, caching: &crate::http_cache::OriginCaching, now: i64) -> u32 {
+        let behavior = CacheTtlBehavior::try_from(self.request.cache_ttl_behavior)
+            .unwrap_or(CacheTtlBehavior::Unspecified);
+        lifetime(behavior, self.request.cache_ttl_seconds, caching, now)
+    }
 }
 
 // === impl Renderer ===
@@ -53,16 +160,24 @@ impl Renderer {
             redis_timeout_ms = config.redis_timeout_ms,
             "renderer ready"
         );
-        Ok(Renderer::new(cache, fetcher, pool))
+        Ok(Renderer::new(cache, fetcher, pool).with_caching(config.caching()))
     }
 
-    /// A renderer from its parts.
+    /// A renderer from its parts, with the default [`Caching`].
     pub fn new(cache: DerivativeCache, fetcher: OriginFetcher, pool: RenderPool) -> Renderer {
         Renderer {
             cache,
             fetcher,
             pool,
+            caching: Caching::default(),
+            in_flight: Arc::new(SingleFlight::new()),
         }
+    }
+
+    /// The same renderer keeping and sharing derivatives as `caching` says.
+    pub fn with_caching(mut self, caching: Caching) -> Renderer {
+        self.caching = caching;
+        self
     }
 
     /// Serves `RendererService` and `grpc.health.v1` on `listener` until
@@ -99,40 +214,278 @@ impl Renderer {
                 problem: "must not be empty".into(),
             });
         }
-        let plan = ResolvedPlan::resolve(&request.plan.unwrap_or_default())?;
-        let key = derivative_key(
+        let plan = ResolvedPlan::resolve(request.plan.as_ref().unwrap_or(&Default::default()))?;
+        let names = CacheNames::new(
             &request.source_id,
             request.source_config_version,
             &request.path,
             &plan,
         );
-        if let Some(derivative) = self.cache.get(&key).await {
-            return Ok(response(derivative, true));
+        let conditional = Conditional {
+            if_none_match: &request.if_none_match,
+            if_modified_since: request.if_modified_since,
+        };
+        let lookup = self
+            .cache
+            .lookup(&names, conditional.is_conditional())
+            .await;
+        let cacheable = lookup.is_some();
+        // Without Redis the key only coalesces renders in this process.
+        let Lookup { key, found } = lookup.unwrap_or(Lookup {
+            key: names.base.clone(),
+            found: None,
+        });
+        let job = Job {
+            request: Arc::new(request.clone()),
+            plan: Arc::new(plan),
+            key,
+            cacheable,
+            deadline,
+        };
+
+        if let Some(found) = found {
+            let meta = match &found {
+                Found::Meta(meta) => meta.clone(),
+                Found::Whole(entry) => entry.meta.clone(),
+            };
+            if meta.is_fresh(unix_now()) {
+                if let Some(response) = self.answer_from_cache(&job.key, found, conditional).await {
+                    METRICS.derivative_lookup("hit");
+                    return Ok(response);
+                }
+            } else if let Some(response) = self.revalidate(&job, meta, found, conditional).await? {
+                return Ok(response);
+            }
         }
 
-        let object = ObjectRef {
-            source_id: &request.source_id,
-            source_config_version: request.source_config_version,
-            path: &request.path,
+        METRICS.derivative_lookup("miss");
+        let run = {
+            let (renderer, job) = (self.clone(), job.clone());
+            move || renderer.produce(job)
         };
-        let remaining = deadline.map(|deadline| deadline.saturating_duration_since(Instant::now()));
-        let canonical = plan.canonical();
+        match self.in_flight.run(&job.key, run).await.0? {
+            Produced::Entry(entry) => Ok(answer(
+                &entry.meta,
+                Some(&entry.data),
+                conditional,
+                CacheStatus::Miss,
+            )),
+            Produced::Refreshed { .. } => Err(RenderError::Internal {
+                context: "answering a render run",
+            }),
+        }
+    }
+
+    /// The answer from a fresh entry: its validators when the request's
+    /// match, else its bytes (read now if only the header was). `None` when
+    /// the entry vanished meanwhile.
+    async fn answer_from_cache(
+        &self,
+        key: &str,
+        found: Found,
+        conditional: Conditional<'_>,
+    ) -> Option<RenderResponse> {
+        let entry = match found {
+            Found::Whole(entry) => entry,
+            Found::Meta(meta) if conditional.not_modified(&meta.etag, meta.last_modified) => {
+                return Some(answer(&meta, None, conditional, CacheStatus::Hit));
+            }
+            Found::Meta(_) => self.cache.get(key).await?,
+        };
+        Some(answer(
+            &entry.meta,
+            Some(&entry.data),
+            conditional,
+            CacheStatus::Hit,
+        ))
+    }
+
+    /// Revalidates an expired entry with the origin (one run per entry in
+    /// this process). `None` when the entry must be rendered anew after all
+    /// (it vanished from Redis).
+    async fn revalidate(
+        &self,
+        job: &Job,
+        meta: EntryMeta,
+        found: Found,
+        conditional: Conditional<'_>,
+    ) -> Result<Option<RenderResponse>, RenderError> {
+        let run = {
+            let (renderer, job, origin_etag) =
+                (self.clone(), job.clone(), meta.origin_etag.clone());
+            move || renderer.refresh_or_render(job, origin_etag)
+        };
+        let flight = format!("{}#revalidate", job.key);
+        match self.in_flight.run(&flight, run).await.0? {
+            Produced::Entry(entry) => {
+                METRICS.derivative_lookup("miss");
+                Ok(Some(answer(
+                    &entry.meta,
+                    Some(&entry.data),
+                    conditional,
+                    CacheStatus::Miss,
+                )))
+            }
+            Produced::Refreshed { stored_at, max_age } => {
+                METRICS.derivative_lookup("stale");
+                let refreshed = EntryMeta {
+                    stored_at,
+                    max_age,
+                    ..meta
+                };
+                if conditional.not_modified(&refreshed.etag, refreshed.last_modified) {
+                    return Ok(Some(answer(&refreshed, None, conditional, CacheStatus::Stale)));
+                }
+                let data = match found {
+                    Found::Whole(entry) => entry.data,
+                    Found::Meta(_) => match self.cache.get(&job.key).await {
+                        Some(entry) => entry.data,
+                        None => return Ok(None),
+                    },
+                };
+                Ok(Some(answer(
+                    &refreshed,
+                    Some(&data),
+                    conditional,
+                    CacheStatus::Stale,
+                )))
+            }
+        }
+    }
+
+    /// Asks the origin whether the original rendered with `origin_etag`
+    /// changed: unchanged extends the entry in Redis, changed renders it.
+    async fn refresh_or_render(self, job: Job, origin_etag: String) -> Result<Produced, RenderError> {
+        let fetched = self
+            .fetcher
+            .fetch_if_changed(job.object(), &origin_etag, job.remaining())
+            .await?;
+        match fetched {
+            Revalidated::Unchanged(caching) => {
+                let now = unix_now();
+                let max_age = job.lifetime(&caching, now);
+                if job.cacheable {
+                    self.cache
+                        .refresh(&job.key, now, max_age, self.caching.redis_ttl(max_age))
+                        .await;
+                }
+                Ok(Produced::Refreshed {
+                    stored_at: now,
+                    max_age,
+                })
+            }
+            Revalidated::Changed(original) => self
+                .render_and_store(&job, original)
+                .await
+                .map(Produced::Entry),
+        }
+    }
+
+    /// Renders a missing derivative once across replicas: the holder of the
+    /// Redis lease renders; the others wait for its entry, and take over if
+    /// it dies (the lease lapses) or their wait runs out.
+    async fn produce(self, job: Job) -> Result<Produced, RenderError> {
+        if !job.cacheable {
+            return self.fetch_and_render(&job).await.map(Produced::Entry);
+        }
+        let lease = lease_key(&job.key);
+        let holder = format!("{:016x}", rand::random::<u64>());
+        let mut wait = self.caching.lease_wait;
+        if let Some(remaining) = job.remaining() {
+            // Leave half the budget for rendering here if the wait is in vain.
+            wait = wait.min(remaining / 2);
+        }
+        let wait_until = Instant::now() + wait;
+        loop {
+            match self
+                .cache
+                .try_lease(&lease, &holder, self.caching.lease_ttl)
+                .await
+            {
+                LeaseOutcome::Acquired => {
+                    let renewal = self.keep_lease(lease.clone(), holder.clone());
+                    let rendered = self.fetch_and_render(&job).await;
+                    renewal.abort();
+                    self.cache.release_lease(&lease, &holder).await;
+                    return rendered.map(Produced::Entry);
+                }
+                LeaseOutcome::Unavailable => {
+                    return self.fetch_and_render(&job).await.map(Produced::Entry);
+                }
+                LeaseOutcome::HeldElsewhere => {}
+            }
+            let mut poll = Duration::from_millis(10);
+            loop {
+                if Instant::now() >= wait_until {
+                    METRICS.lease_wait("timeout");
+                    tracing::debug!(key = %job.key, "waited too long for another replica's render");
+                    return self.fetch_and_render(&job).await.map(Produced::Entry);
+                }
+                tokio::time::sleep(poll.min(wait_until.saturating_duration_since(Instant::now())))
+                    .await;
+                poll = (poll * 2).min(Duration::from_millis(100));
+                match self.cache.wait_step(&job.key, &lease).await {
+                    Waiting::Stored(entry) => {
+                        METRICS.lease_wait("stored");
+                        return Ok(Produced::Entry(Arc::new(entry)));
+                    }
+                    Waiting::Held => {}
+                    Waiting::Abandoned => {
+                        METRICS.lease_wait("abandoned");
+                        break;
+                    }
+                    Waiting::Unavailable => {
+                        return self.fetch_and_render(&job).await.map(Produced::Entry);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Renews `holder`'s lease until the returned task is aborted.
+    fn keep_lease(&self, lease: String, holder: String) -> tokio::task::JoinHandle<()> {
+        let (cache, ttl) = (self.cache.clone(), self.caching.lease_ttl);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(ttl / 3).await;
+                if !cache.renew_lease(&lease, &holder, ttl).await {
+                    return;
+                }
+            }
+        })
+    }
+
+    /// Fetches the original and renders it.
+    async fn fetch_and_render(&self, job: &Job) -> Result<Arc<CachedDerivative>, RenderError> {
+        let original = self.fetcher.fetch(job.object(), job.remaining()).await?;
+        self.render_and_store(job, original).await
+    }
+
+    /// Renders `original` with the job's plan (fetching its overlays) and
+    /// stores the entry for its lifetime.
+    async fn render_and_store(
+        &self,
+        job: &Job,
+        original: Original,
+    ) -> Result<Arc<CachedDerivative>, RenderError> {
+        let canonical = job.plan.canonical();
+        let remaining = job.remaining();
         let overlay = |path: Option<&str>| {
             let path = path.map(str::to_owned);
             let fetcher = &self.fetcher;
-            let source_id = &request.source_id;
-            let source_config_version = request.source_config_version;
+            let request = &job.request;
             async move {
                 let Some(path) = path else {
                     return Ok(None);
                 };
                 let object = ObjectRef {
-                    source_id,
-                    source_config_version,
+                    source_id: &request.source_id,
+                    source_config_version: request.source_config_version,
                     path: &path,
+                    generation: "",
                 };
                 match fetcher.fetch(object, remaining).await {
-                    Ok(bytes) => Ok(Some(bytes)),
+                    Ok(original) => Ok(Some(original.bytes)),
                     // imgix renders the base image when the overlay is missing.
                     Err(RenderError::Fetch {
                         code: ErrorCode::ObjectNotFound,
@@ -146,32 +499,133 @@ impl Renderer {
             Some(blend::Source::Path(path)) => Some(path.as_str()),
             _ => None,
         };
-        let (original, watermark, blend) = tokio::join!(
-            self.fetcher.fetch(object, remaining),
+        let (watermark, blend) = tokio::join!(
             overlay(canonical.watermark.as_ref().map(|m| m.path.as_str())),
             overlay(blend_path),
         );
         let sources = RenderSources {
-            original: original?,
+            original: original.bytes,
             watermark: watermark?,
             blend: blend?,
         };
+        let started = Instant::now();
         let derivative = self.pool.render(sources, canonical.clone()).await?;
-        self.cache
-            .set(&key, &derivative, request.cache_ttl_seconds)
-            .await;
-        Ok(response(derivative, false))
+        METRICS.rendered(format_label(derivative.format), started.elapsed());
+        let now = unix_now();
+        let max_age = job.lifetime(&original.caching, now);
+        let entry = CachedDerivative {
+            meta: EntryMeta {
+                format: derivative.format,
+                width: derivative.width,
+                height: derivative.height,
+                etag: strong_etag(&derivative.data),
+                origin_etag: original.etag,
+                last_modified: original.last_modified,
+                stored_at: now,
+                max_age,
+            },
+            data: derivative.data,
+        };
+        if job.cacheable && max_age > 0 {
+            self.cache
+                .set(&job.key, &entry, self.caching.redis_ttl(max_age))
+                .await;
+        }
+        Ok(Arc::new(entry))
+    }
+
+    /// Bumps the purge counter `request` names.
+    pub async fn purge_derivatives(&self, request: &PurgeRequest) -> Result<u64, RenderError> {
+        if request.source_id.is_empty() {
+            return Err(RenderError::InvalidRequest {
+                field: "source_id",
+                problem: "must not be empty".into(),
+            });
+        }
+        let prefix;
+        let (scope, name) = match &request.target {
+            None => (PurgeScope::Source, "source"),
+            Some(purge_request::Target::Path(path)) => {
+                let path = path.trim_start_matches('/');
+                if path.is_empty() || path.ends_with('/') {
+                    return Err(RenderError::InvalidRequest {
+                        field: "path",
+                        problem: "must name an asset (purge a prefix for a directory)".into(),
+                    });
+                }
+                (PurgeScope::Asset(path), "asset")
+            }
+            Some(purge_request::Target::Prefix(raw)) => {
+                prefix = directory_prefix(raw).ok_or_else(|| RenderError::InvalidRequest {
+                    field: "prefix",
+                    problem: "must name a directory (purge the Source for everything)".into(),
+                })?;
+                (PurgeScope::Prefix(&prefix), "prefix")
+            }
+        };
+        let generation = self
+            .cache
+            .purge(&generation_key(&request.source_id, scope))
+            .await
+            .map_err(|error| {
+                tracing::warn!(%error, "purge failed");
+                RenderError::CacheUnavailable
+            })?;
+        METRICS.purged(name);
+        tracing::info!(source_id = %request.source_id, scope = name, generation, "purged");
+        Ok(generation)
     }
 }
 
-fn response(derivative: Derivative, cache_hit: bool) -> RenderResponse {
-    RenderResponse {
-        content_type: derivative.format.content_type().to_owned(),
-        cache_hit,
-        width: derivative.width,
-        height: derivative.height,
-        data: derivative.data.into(),
+/// The response for an entry: validators only (`not_modified`) when the
+/// request's match, else `data` too.
+fn answer(
+    meta: &EntryMeta,
+    data: Option<&Vec<u8>>,
+    conditional: Conditional<'_>,
+    status: CacheStatus,
+) -> RenderResponse {
+    let not_modified = conditional.not_modified(&meta.etag, meta.last_modified) || data.is_none();
+    if not_modified {
+        METRICS.not_modified();
     }
+    RenderResponse {
+        data: match data {
+            Some(data) if !not_modified => data.clone().into(),
+            _ => Default::default(),
+        },
+        content_type: meta.format.content_type().to_owned(),
+        cache_hit: status != CacheStatus::Miss,
+        width: meta.width,
+        height: meta.height,
+        etag: meta.etag.clone(),
+        last_modified: meta.last_modified,
+        max_age_seconds: meta.max_age,
+        age_seconds: meta.age(unix_now()),
+        cache_status: status.into(),
+        not_modified,
+    }
+}
+
+/// The metrics label of an output format.
+fn format_label(format: EncodedFormat) -> &'static str {
+    match format {
+        EncodedFormat::Jpeg => "jpeg",
+        EncodedFormat::Png => "png",
+        EncodedFormat::Webp => "webp",
+        EncodedFormat::Avif => "avif",
+        EncodedFormat::Gif => "gif",
+        EncodedFormat::Json => "json",
+        EncodedFormat::Blurhash => "blurhash",
+    }
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| {
+            i64::try_from(elapsed.as_secs()).unwrap_or(i64::MAX)
+        })
 }
 
 #[tonic::async_trait]
@@ -186,13 +640,16 @@ impl RendererService for Renderer {
             "render",
             source_id = %request.source_id,
             path = %request.path,
-            cache_hit = tracing::field::Empty,
+            cache = tracing::field::Empty,
+            not_modified = tracing::field::Empty,
             error = tracing::field::Empty,
         );
         async {
             match self.render_derivative(request, timeout).await {
                 Ok(response) => {
-                    tracing::Span::current().record("cache_hit", response.cache_hit);
+                    let span = tracing::Span::current();
+                    span.record("cache", response.cache_status().as_str_name());
+                    span.record("not_modified", response.not_modified);
                     Ok(tonic::Response::new(response))
                 }
                 Err(error) => {
@@ -210,7 +667,18 @@ impl RendererService for Renderer {
         .instrument(span)
         .await
     }
+
+    async fn purge(
+        &self,
+        request: tonic::Request<PurgeRequest>,
+    ) -> Result<tonic::Response<PurgeResponse>, tonic::Status> {
+        let generation = self.purge_derivatives(request.get_ref()).await?;
+        Ok(tonic::Response::new(PurgeResponse { generation }))
+    }
 }
+
+#[cfg(test)]
+mod cache_tests;
 
 #[cfg(test)]
 mod tests {
@@ -247,6 +715,7 @@ mod tests {
             path: path.into(),
             plan: Some(plan),
             cache_ttl_seconds: ttl,
+            ..RenderRequest::default()
         }
     }
 

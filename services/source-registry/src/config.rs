@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::Context as _;
+use imgmesh_runtime::MetricsArgs;
 use imgmesh_telemetry::TelemetryArgs;
 use secrecy::{ExposeSecret as _, SecretString};
 
@@ -92,6 +93,10 @@ pub struct Config {
         value_parser = secret_text
     )]
     pub master_key: Option<SecretString>,
+
+    /// Where Prometheus scrapes `GET /metrics` (`--metrics-listen`).
+    #[command(flatten)]
+    pub metrics: MetricsArgs,
 
     /// Logging and tracing.
     #[command(flatten)]
@@ -185,6 +190,7 @@ mod tests {
         assert_eq!(config.master_key_file, Some(PathBuf::from("/k")));
         assert_eq!(config.max_upload_bytes, 33_554_432);
         assert!(config.database_url.is_none() && config.previous_master_key_files.is_empty());
+        assert_eq!(config.metrics.addr(), Some("127.0.0.1:0".parse().unwrap()));
     }
 
     /// Flags override the defaults.
@@ -199,6 +205,8 @@ mod tests {
         assert_eq!(config.listen.port(), 0);
         assert_eq!(config.database, PathBuf::from("/tmp/r.db"));
         assert!(config.load_master_key().is_ok());
+        let config = parse(&["--metrics-listen=off"]).unwrap();
+        assert_eq!(config.metrics.addr(), None);
     }
 
     /// --database-url selects PostgreSQL and hides its password; without it

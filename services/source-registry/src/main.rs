@@ -33,7 +33,8 @@ async fn main() -> ExitCode {
 }
 
 /// Runs the maintenance command, or opens the database (so the listening
-/// line means ready), binds and serves.
+/// line means ready), binds, and serves until Ctrl-C or SIGTERM; the metrics
+/// listener stops after the gRPC drain.
 async fn run(config: Config) -> anyhow::Result<()> {
     let keys = config.load_master_keys()?;
     let database = config.database()?;
@@ -45,7 +46,9 @@ async fn run(config: Config) -> anyhow::Result<()> {
         .with_context(|| format!("opening the database {database}"))?
         .with_max_upload_bytes(config.max_upload_bytes);
     let listener = imgmesh_runtime::bind(SERVICE_NAME, "grpc", config.listen).await?;
-    serve(registry, listener, imgmesh_runtime::shutdown_signal()).await
+    let metrics = imgmesh_runtime::MetricsServer::start(SERVICE_NAME, &config.metrics).await?;
+    let served = serve(registry, listener, imgmesh_runtime::shutdown_signal()).await;
+    served.and(metrics.stop().await)
 }
 
 /// `rotate-master-key`: re-wraps every data key, printing progress.

@@ -3,8 +3,11 @@
 //! A service's `main` parses its config, initialises telemetry, then uses
 //! [`bind`] to open its listeners (each announced on stdout so scripts and
 //! tests can learn ephemeral ports), [`serve_grpc`] to run its gRPC routes
-//! with `grpc.health.v1` and trace propagation, and [`shutdown_signal`] to
-//! stop gracefully on Ctrl-C or SIGTERM.
+//! with `grpc.health.v1`, trace propagation and per-call metrics,
+//! [`MetricsServer`] to serve `GET /metrics` on a listener of its own, and
+//! [`shutdown_signal`] to stop gracefully on Ctrl-C or SIGTERM.
+
+mod metrics_server;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -13,6 +16,10 @@ use std::time::Duration;
 use anyhow::Context as _;
 use tokio::net::TcpListener;
 use tonic::transport::{Channel, Endpoint, Server};
+
+pub use crate::metrics_server::MetricsServer;
+/// The `--metrics-listen` flag, for services to `#[command(flatten)]`.
+pub use imgmesh_metrics::MetricsArgs;
 
 /// How long a graceful shutdown may take to drain in-flight requests.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -82,9 +89,11 @@ pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
 }
 
 /// Serves `routes` plus `grpc.health.v1` on `listener` until `shutdown`
-/// resolves, continuing callers' traces on every call. `ready` is called
-/// with the health reporter once serving starts, so the service can mark
-/// its own gRPC service names as serving.
+/// resolves, continuing callers' traces on every call and counting every
+/// call in `imgmesh_grpc_requests_total` and
+/// `imgmesh_grpc_request_duration_seconds` (see
+/// [`imgmesh_metrics::GrpcMetricsLayer`]). `health` is the reporter of
+/// `health_service`; on shutdown it reports NOT_SERVING before the drain.
 pub async fn serve_grpc<F>(
     listener: TcpListener,
     routes: tonic::service::Routes,
@@ -112,6 +121,7 @@ where
     Server::builder()
         .trace_fn(imgmesh_telemetry::grpc_server_span)
         .tcp_nodelay(true)
+        .layer(imgmesh_metrics::GrpcMetricsLayer)
         .add_routes(routes)
         .serve_with_incoming_shutdown(incoming, async {
             let _ = stop_rx.await;

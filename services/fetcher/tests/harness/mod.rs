@@ -468,6 +468,7 @@ impl Harness {
             path: path.to_owned(),
             max_bytes: 0,
             source_config_version: 1,
+            ..Default::default()
         })
         .await
     }

@@ -1,0 +1,135 @@
+//! The fetcher's Prometheus metrics, registered in the process registry on
+//! first use and served on `--metrics-listen`:
+//!
+//! - `imgmesh_s3_requests_total{result}`: `GetObject` calls by outcome
+//!   (`ok`, `not_modified`, `not_found`, `error`);
+//! - `imgmesh_s3_bytes_read_total`: object bytes received from origins;
+//! - `imgmesh_cache_lookups_total{tier="original",result}`: original cache
+//!   lookups (`hit` fresh copy, `stale` copy to revalidate, `miss`).
+
+use std::sync::LazyLock;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+
+/// The fetcher's metrics (see the module documentation).
+pub(crate) static METRICS: LazyLock<FetcherMetrics> = LazyLock::new(FetcherMetrics::register);
+
+/// How a `GetObject` call ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum S3Result {
+    /// The object's headers arrived; its body follows.
+    Ok,
+    /// `If-None-Match` matched (304).
+    NotModified,
+    /// No such key.
+    NotFound,
+    /// Anything else: denied, missing bucket, throttled, unreachable, …
+    Error,
+}
+
+// === impl S3Result ===
+
+impl S3Result {
+    fn as_str(self) -> &'static str {
+        match self {
+            S3Result::Ok => "ok",
+            S3Result::NotModified => "not_modified",
+            S3Result::NotFound => "not_found",
+            S3Result::Error => "error",
+        }
+    }
+}
+
+/// Labels of `imgmesh_s3_requests_total`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct S3RequestLabels {
+    result: &'static str,
+}
+
+/// Labels of `imgmesh_cache_lookups_total`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CacheLookupLabels {
+    tier: &'static str,
+    result: &'static str,
+}
+
+/// The counters one cache's lookups go to, by result.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct LookupCounters {
+    /// A fresh cached copy answered.
+    pub(crate) hit: Counter,
+    /// A cached copy was found but must be revalidated.
+    pub(crate) stale: Counter,
+    /// Nothing cached: the original is loaded.
+    pub(crate) miss: Counter,
+}
+
+/// The metric handles; updating them needs no lock.
+#[derive(Debug)]
+pub(crate) struct FetcherMetrics {
+    s3_requests: Family<S3RequestLabels, Counter>,
+    s3_bytes_read: Counter,
+    cache_lookups: Family<CacheLookupLabels, Counter>,
+}
+
+// === impl FetcherMetrics ===
+
+impl FetcherMetrics {
+    fn register() -> FetcherMetrics {
+        let metrics = FetcherMetrics {
+            s3_requests: Family::default(),
+            s3_bytes_read: Counter::default(),
+            cache_lookups: Family::default(),
+        };
+        let mut registry = imgmesh_metrics::registry()
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        registry.register(
+            "imgmesh_s3_requests",
+            "S3 GetObject calls, by result",
+            metrics.s3_requests.clone(),
+        );
+        registry.register(
+            "imgmesh_s3_bytes_read",
+            "Object bytes received from S3 origins",
+            metrics.s3_bytes_read.clone(),
+        );
+        registry.register(
+            "imgmesh_cache_lookups",
+            "Cache lookups, by cache tier and result",
+            metrics.cache_lookups.clone(),
+        );
+        metrics
+    }
+
+    /// Counts one `GetObject` call.
+    pub(crate) fn s3_request(&self, result: S3Result) {
+        self.s3_requests
+            .get_or_create(&S3RequestLabels {
+                result: result.as_str(),
+            })
+            .inc();
+    }
+
+    /// Counts `bytes` received from an origin.
+    pub(crate) fn s3_bytes_read(&self, bytes: usize) {
+        self.s3_bytes_read.inc_by(bytes as u64);
+    }
+
+    /// The counters of the original cache's lookups.
+    pub(crate) fn original_lookups(&self) -> LookupCounters {
+        let counter = |result| {
+            self.cache_lookups.get_or_create_owned(&CacheLookupLabels {
+                tier: "original",
+                result,
+            })
+        };
+        LookupCounters {
+            hit: counter("hit"),
+            stale: counter("stale"),
+            miss: counter("miss"),
+        }
+    }
+}

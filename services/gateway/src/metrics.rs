@@ -1,0 +1,120 @@
+//! The gateway's Prometheus metrics, registered in the process registry on
+//! first use and served by the ops listener's `GET /metrics`:
+//!
+//! - `imgmesh_http_requests_total{status}`: public requests answered, by
+//!   HTTP status code;
+//! - `imgmesh_http_request_duration_seconds`: time from a public request's
+//!   arrival to its response head (bodies are in memory by then, so this is
+//!   the whole request);
+//! - `imgmesh_cache_lookups_total{tier="source",result}`: host → Source
+//!   lookups answered from the source cache (`hit`) or not (`miss`).
+
+use std::sync::LazyLock;
+use std::time::Instant;
+
+use axum::extract::Request;
+use axum::middleware::Next;
+use axum::response::Response;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Unit;
+
+/// The gateway's metrics (see the module documentation).
+pub(crate) static METRICS: LazyLock<GatewayMetrics> = LazyLock::new(GatewayMetrics::register);
+
+/// Labels of `imgmesh_http_requests_total`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StatusLabels {
+    /// The response's status code.
+    status: u16,
+}
+
+/// Labels of `imgmesh_cache_lookups_total`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CacheLookupLabels {
+    /// Which cache: always `source` here.
+    tier: &'static str,
+    /// `hit` or `miss`.
+    result: &'static str,
+}
+
+/// How a source cache lookup went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SourceLookup {
+    /// A live cached answer.
+    Hit,
+    /// Nothing cached (or it expired): the registry is asked.
+    Miss,
+}
+
+/// The metric handles; updating them needs no lock.
+#[derive(Debug)]
+pub(crate) struct GatewayMetrics {
+    http_requests: Family<StatusLabels, Counter>,
+    http_duration: Histogram,
+    cache_lookups: Family<CacheLookupLabels, Counter>,
+}
+
+// === impl GatewayMetrics ===
+
+impl GatewayMetrics {
+    fn register() -> GatewayMetrics {
+        let metrics = GatewayMetrics {
+            http_requests: Family::default(),
+            http_duration: imgmesh_metrics::latency_histogram(),
+            cache_lookups: Family::default(),
+        };
+        let mut registry = imgmesh_metrics::registry()
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        registry.register(
+            "imgmesh_http_requests",
+            "Public HTTP requests answered, by status code",
+            metrics.http_requests.clone(),
+        );
+        registry.register_with_unit(
+            "imgmesh_http_request_duration",
+            "Time from a public HTTP request's arrival to its response",
+            Unit::Seconds,
+            metrics.http_duration.clone(),
+        );
+        registry.register(
+            "imgmesh_cache_lookups",
+            "Cache lookups, by cache tier and result",
+            metrics.cache_lookups.clone(),
+        );
+        metrics
+    }
+
+    /// Counts one source cache lookup.
+    pub(crate) fn source_lookup(&self, lookup: SourceLookup) {
+        let result = match lookup {
+            SourceLookup::Hit => "hit",
+            SourceLookup::Miss => "miss",
+        };
+        self.cache_lookups
+            .get_or_create(&CacheLookupLabels {
+                tier: "source",
+                result,
+            })
+            .inc();
+    }
+}
+
+/// Middleware of the public router: counts and times every request.
+pub(crate) async fn count_request(request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let response = next.run(request).await;
+    METRICS
+        .http_duration
+        .observe(started.elapsed().as_secs_f64());
+    METRICS
+        .http_requests
+        .get_or_create(&StatusLabels {
+            status: response.status().as_u16(),
+        })
+        .inc();
+    response
+}

@@ -1,0 +1,124 @@
+//! The renderer's Prometheus metrics, registered in the process registry
+//! (`imgmesh_metrics::registry()`) on first use and served on `/metrics`.
+
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Unit;
+
+/// One label: `[("name", "value")]`.
+type Label = [(&'static str, &'static str); 1];
+/// Two labels.
+type Labels = [(&'static str, &'static str); 2];
+
+/// The renderer's metrics.
+#[derive(Debug)]
+pub struct RendererMetrics {
+    renders: Family<Label, Counter>,
+    render_seconds: Family<Label, Histogram, fn() -> Histogram>,
+    cache_lookups: Family<Labels, Counter>,
+    redis_errors: Family<Label, Counter>,
+    lease_waits: Family<Label, Counter>,
+    not_modified: Counter,
+    purges: Family<Label, Counter>,
+}
+
+/// The process's renderer metrics.
+pub static METRICS: LazyLock<RendererMetrics> = LazyLock::new(|| {
+    let metrics = RendererMetrics {
+        renders: Family::default(),
+        render_seconds: Family::new_with_constructor(imgmesh_metrics::latency_histogram),
+        cache_lookups: Family::default(),
+        redis_errors: Family::default(),
+        lease_waits: Family::default(),
+        not_modified: Counter::default(),
+        purges: Family::default(),
+    };
+    let mut registry = imgmesh_metrics::registry()
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    registry.register(
+        "imgmesh_renders",
+        "Derivatives rendered, by output format",
+        metrics.renders.clone(),
+    );
+    registry.register_with_unit(
+        "imgmesh_render_duration",
+        "Time spent rendering (decode, transform, encode), by output format",
+        Unit::Seconds,
+        metrics.render_seconds.clone(),
+    );
+    registry.register(
+        "imgmesh_cache_lookups",
+        "Cache lookups by tier and result (hit, miss, stale)",
+        metrics.cache_lookups.clone(),
+    );
+    registry.register(
+        "imgmesh_redis_errors",
+        "Failed or timed-out Redis operations, by operation",
+        metrics.redis_errors.clone(),
+    );
+    registry.register(
+        "imgmesh_render_lease_waits",
+        "Misses that waited for another replica's render, by how the wait ended",
+        metrics.lease_waits.clone(),
+    );
+    registry.register(
+        "imgmesh_not_modified",
+        "Conditional requests answered not modified",
+        metrics.not_modified.clone(),
+    );
+    registry.register(
+        "imgmesh_purges",
+        "Purges by scope (asset, prefix, source)",
+        metrics.purges.clone(),
+    );
+    metrics
+});
+
+// === impl RendererMetrics ===
+
+impl RendererMetrics {
+    /// One render to `format` that took `elapsed`.
+    pub fn rendered(&self, format: &'static str, elapsed: Duration) {
+        let label = [("format", format)];
+        self.renders.get_or_create(&label).inc();
+        self.render_seconds
+            .get_or_create(&label)
+            .observe(elapsed.as_secs_f64());
+    }
+
+    /// One derivative cache lookup that ended as `result` (hit, miss, stale).
+    pub fn derivative_lookup(&self, result: &'static str) {
+        self.cache_lookups
+            .get_or_create(&[("tier", "derivative"), ("result", result)])
+            .inc();
+    }
+
+    /// One failed Redis `operation`.
+    pub fn redis_error(&self, operation: &'static str) {
+        self.redis_errors
+            .get_or_create(&[("operation", operation)])
+            .inc();
+    }
+
+    /// One wait for another replica's render that ended as `outcome`.
+    pub fn lease_wait(&self, outcome: &'static str) {
+        self.lease_waits
+            .get_or_create(&[("outcome", outcome)])
+            .inc();
+    }
+
+    /// One conditional request answered not modified.
+    pub fn not_modified(&self) {
+        self.not_modified.inc();
+    }
+
+    /// One purge of `scope`.
+    pub fn purged(&self, scope: &'static str) {
+        self.purges.get_or_create(&[("scope", scope)]).inc();
+    }
+}
