@@ -76,6 +76,12 @@ pub struct Mesh {
     pub gateway_ops_addr: SocketAddr,
     /// The gateway's admin API address (bearer [`ADMIN_TOKEN`]).
     pub gateway_admin_addr: SocketAddr,
+    /// The registry's `GET /metrics` address.
+    pub registry_metrics_addr: SocketAddr,
+    /// The fetcher's `GET /metrics` address.
+    pub fetcher_metrics_addr: SocketAddr,
+    /// The renderer's `GET /metrics` address.
+    pub renderer_metrics_addr: SocketAddr,
 }
 
 // === impl Mesh ===
@@ -126,6 +132,7 @@ impl Mesh {
             &logs,
         )?;
         let registry_addr = registry.listening("grpc").await?;
+        let registry_metrics_addr = registry.listening("metrics").await?;
         let registry_url = format!("http://{registry_addr}");
 
         let mut fetcher = ChildProcess::spawn(
@@ -136,6 +143,7 @@ impl Mesh {
             &logs,
         )?;
         let fetcher_addr = fetcher.listening("grpc").await?;
+        let fetcher_metrics_addr = fetcher.listening("metrics").await?;
 
         let mut renderer = ChildProcess::spawn(
             "renderer",
@@ -146,6 +154,7 @@ impl Mesh {
             &logs,
         )?;
         let renderer_addr = renderer.listening("grpc").await?;
+        let renderer_metrics_addr = renderer.listening("metrics").await?;
 
         let mut gateway = ChildProcess::spawn(
             "gateway",
@@ -180,9 +189,30 @@ impl Mesh {
             gateway_addr,
             gateway_ops_addr,
             gateway_admin_addr,
+            registry_metrics_addr,
+            fetcher_metrics_addr,
+            renderer_metrics_addr,
         };
         mesh.wait_ready(Duration::from_secs(30)).await?;
         Ok(mesh)
+    }
+
+    /// Where `service` (`source-registry`, `fetcher`, `renderer` or
+    /// `gateway`) serves `GET /metrics`: the gateway on its ops listener, the
+    /// others on their `--metrics-listen` one.
+    pub fn metrics_addr(&self, service: &str) -> SocketAddr {
+        match service {
+            "source-registry" => self.registry_metrics_addr,
+            "fetcher" => self.fetcher_metrics_addr,
+            "renderer" => self.renderer_metrics_addr,
+            "gateway" => self.gateway_ops_addr,
+            other => panic!("no service {other:?} in the mesh"),
+        }
+    }
+
+    /// The URL of `service`'s `GET /metrics` (see [`Mesh::metrics_addr`]).
+    pub fn metrics_url(&self, service: &str) -> String {
+        format!("http://{}/metrics", self.metrics_addr(service))
     }
 
     /// Polls the gateway's `/ready` until it answers 200 or `timeout` passes.

@@ -85,6 +85,16 @@ pub struct GatewayConfig {
     #[arg(long, env = "IMGMESH_SOURCE_CACHE_TTL_MS", default_value_t = 2000)]
     pub source_cache_ttl_ms: u64,
 
+    /// Whether image responses say `X-Imgmesh-Cache: hit|miss|stale`
+    /// (`--cache-status-header=false` turns it off).
+    #[arg(
+        long,
+        env = "IMGMESH_CACHE_STATUS_HEADER",
+        default_value_t = true,
+        action = clap::ArgAction::Set
+    )]
+    pub cache_status_header: bool,
+
     /// Logging and tracing.
     #[command(flatten)]
     pub telemetry: TelemetryArgs,

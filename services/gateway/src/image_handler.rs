@@ -1,19 +1,28 @@
 //! Answering `GET /<path>?<query>`: Host → Source, the Source's state,
 //! signature and expiry checks, path and query checks, render, HTTP response.
 //!
+//! The response carries the renderer's validators (a strong `ETag`, the
+//! original's `Last-Modified`), and the client's (`If-None-Match`,
+//! `If-Modified-Since`) travel to the renderer, which answers "not
+//! modified" without rendering or sending bytes: a 304 here. A missing
+//! original, or one that cannot be read or rendered, is replaced by the
+//! Source's `image_missing` / `image_error` when it has one, served with
+//! the error's status and the Source's error TTL.
+//!
 //! The order matters: nothing that costs I/O beyond the (cached) host lookup
 //! happens before a secured Source's signature has been verified, so forged
 //! URLs cannot make the renderer, Redis or S3 do any work.
 
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::body::{Body, HttpBody as _};
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
-use http::{HeaderValue, Method, header};
+use http::{HeaderValue, Method, StatusCode, header};
 use imgmesh_errors::ErrorCode;
-use imgmesh_proto::renderer::v1::{RenderRequest, RenderResponse};
+use imgmesh_proto::registry::v1::Source;
+use imgmesh_proto::renderer::v1::{CacheStatus, RenderRequest, RenderResponse};
 use tracing::Instrument as _;
 
 use crate::GatewayState;
@@ -98,17 +107,50 @@ async fn answer(
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok());
     let parsed = parse_render_plan(&source.default_params, query, accept)?;
+    let render = |path: String, plan, if_none_match: &str, if_modified_since: i64| RenderRequest {
+        source_id: source.id.clone(),
+        source_config_version: source.config_version,
+        path,
+        plan: Some(plan),
+        cache_ttl_seconds: source.cache_ttl_seconds,
+        cache_ttl_behavior: source.cache_ttl_behavior,
+        if_none_match: if_none_match.to_owned(),
+        if_modified_since,
+    };
+    let if_none_match = header_text(&parts.headers, header::IF_NONE_MATCH);
+    let if_modified_since = header_text(&parts.headers, header::IF_MODIFIED_SINCE)
+        .and_then(http_date_seconds)
+        .unwrap_or(0);
     let rendered = state
         .upstream()
-        .render(RenderRequest {
-            source_id: source.id.clone(),
-            source_config_version: source.config_version,
+        .render(render(
             path,
-            plan: Some(parsed.plan),
-            cache_ttl_seconds: source.cache_ttl_seconds,
-        })
-        .await?;
-    let mut response = image_response(rendered, lifetime.cap(source.cache_ttl_seconds))?;
+            parsed.plan.clone(),
+            if_none_match.unwrap_or(""),
+            if_modified_since,
+        ))
+        .await;
+    let (rendered, status) = match rendered {
+        Ok(rendered) => (rendered, StatusCode::OK),
+        Err(error) => {
+            let Some((fallback, append_params)) = fallback_for(&error, source) else {
+                return Err(error);
+            };
+            let plan = if append_params {
+                parsed.plan
+            } else {
+                parse_render_plan(&source.default_params, "", accept)?.plan
+            };
+            match state.upstream().render(render(fallback, plan, "", 0)).await {
+                Ok(rendered) => (rendered, error.http_status()),
+                Err(fallback_error) => {
+                    tracing::warn!(error = %fallback_error, "the Source's fallback image failed");
+                    return Err(error);
+                }
+            }
+        }
+    };
+    let mut response = image_response(rendered, status, lifetime, state.cache_status_header())?;
     if parsed.varies_on_accept {
         // auto=format chose the format from Accept.
         response
@@ -116,6 +158,40 @@ async fn answer(
             .insert(header::VARY, HeaderValue::from_static("Accept"));
     }
     Ok(response)
+}
+
+/// The Source's replacement for a failed render, and whether the request's
+/// params apply to it: `image_missing` for a missing original,
+/// `image_error` for one that cannot be read or rendered.
+fn fallback_for(error: &GatewayError, source: &Source) -> Option<(String, bool)> {
+    let GatewayError::Upstream { code, .. } = error else {
+        return None;
+    };
+    let (path, append_params) = match code {
+        ErrorCode::ObjectNotFound => (&source.image_missing, source.image_missing_append_params),
+        ErrorCode::UnsupportedInput
+        | ErrorCode::CorruptInput
+        | ErrorCode::InputTooLarge
+        | ErrorCode::OriginAccessDenied
+        | ErrorCode::OriginUnavailable
+        | ErrorCode::OriginTimeout => (&source.image_error, source.image_error_append_params),
+        _ => return None,
+    };
+    let path = asset_path(&format!("/{}", path.trim_start_matches('/')))?;
+    Some((path, append_params))
+}
+
+/// A header's value when it is present and text.
+fn header_text(headers: &http::HeaderMap, name: header::HeaderName) -> Option<&str> {
+    headers.get(name).and_then(|value| value.to_str().ok())
+}
+
+/// An HTTP date as Unix seconds; `None` when it is not one (an invalid
+/// `If-Modified-Since` is ignored, RFC 9110 §13.1.3).
+fn http_date_seconds(value: &str) -> Option<i64> {
+    let time = httpdate::parse_http_date(value.trim()).ok()?;
+    let seconds = time.duration_since(UNIX_EPOCH).ok()?.as_secs();
+    i64::try_from(seconds).ok()
 }
 
 /// The Source answering for `host`, from the cache or the registry; an
@@ -181,6 +257,16 @@ impl ResponseLifetime {
         }
     }
 
+    /// A lifetime of `max_age` for a response already `age` seconds old,
+    /// shortened so the freshness left (`max_age - age`) never reaches past
+    /// `expires`.
+    fn cap_aged(&self, max_age: u32, age: u32) -> u32 {
+        match self.not_after {
+            Some(_) => max_age.min(age.saturating_add(self.cap(u32::MAX))),
+            None => max_age,
+        }
+    }
+
     /// `ttl_seconds`, shortened so it never reaches past `expires`.
     fn cap(&self, ttl_seconds: u32) -> u32 {
         match self.not_after {
@@ -230,31 +316,100 @@ fn unix_now() -> i64 {
         })
 }
 
-/// A 200 carrying the derivative, cacheable for `max_age` seconds.
-fn image_response(rendered: RenderResponse, max_age: u32) -> Result<Response, GatewayError> {
+/// The derivative as an HTTP response: `status` with its bytes, or a 304
+/// when the renderer said the client's copy is current. A 200 carries its
+/// validators and the derivative's lifetime (`max-age` with `Age`, never
+/// past the URL's `expires`; `no-store` for a lifetime of 0); a fallback
+/// image answering an error carries neither, and gets the error's lifetime.
+fn image_response(
+    rendered: RenderResponse,
+    status: StatusCode,
+    lifetime: &ResponseLifetime,
+    show_cache_status: bool,
+) -> Result<Response, GatewayError> {
     let content_type =
         HeaderValue::from_str(&rendered.content_type).map_err(|_| GatewayError::Upstream {
             code: ErrorCode::Internal,
             message: "renderer: invalid content type".to_owned(),
         })?;
-    let cache_status = if rendered.cache_hit { "hit" } else { "miss" };
-    let mut response = Response::new(Body::from(rendered.data));
+    let cache_status = match rendered.cache_status() {
+        CacheStatus::Hit => "hit",
+        CacheStatus::Stale => "stale",
+        CacheStatus::Miss | CacheStatus::Unspecified => "miss",
+    };
+    let not_modified = rendered.not_modified && status == StatusCode::OK;
+    let mut response = if not_modified {
+        // A body of unknown size, so no `Content-Length: 0` is added: a
+        // 304's length would have to be the full image's (RFC 9110 §8.6).
+        Response::new(Body::from_stream(tokio_stream::empty::<
+            Result<bytes::Bytes, std::convert::Infallible>,
+        >()))
+    } else {
+        Response::new(Body::from(rendered.data))
+    };
+    *response.status_mut() = if not_modified {
+        StatusCode::NOT_MODIFIED
+    } else {
+        status
+    };
     let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, content_type);
-    headers.insert(header::CACHE_CONTROL, public_max_age(max_age));
-    headers.insert(CACHE_STATUS_HEADER, HeaderValue::from_static(cache_status));
+    if !not_modified {
+        headers.insert(header::CONTENT_TYPE, content_type);
+    }
+    if show_cache_status {
+        headers.insert(CACHE_STATUS_HEADER, HeaderValue::from_static(cache_status));
+    }
+    if status != StatusCode::OK {
+        let cache_control = if status.is_client_error() {
+            public_max_age(lifetime.cap(lifetime.error_ttl_seconds))
+        } else {
+            HeaderValue::from_static("no-store")
+        };
+        headers.insert(header::CACHE_CONTROL, cache_control);
+        return Ok(with_content_length(response));
+    }
+    if let Ok(etag) = HeaderValue::from_str(&rendered.etag)
+        && !rendered.etag.is_empty()
+    {
+        headers.insert(header::ETAG, etag);
+    }
+    if let Some(last_modified) = u64::try_from(rendered.last_modified)
+        .ok()
+        .filter(|&seconds| seconds > 0)
+        .map(|seconds| httpdate::fmt_http_date(UNIX_EPOCH + Duration::from_secs(seconds)))
+        .and_then(|date| HeaderValue::from_str(&date).ok())
+    {
+        headers.insert(header::LAST_MODIFIED, last_modified);
+    }
+    let max_age = lifetime.cap_aged(rendered.max_age_seconds, rendered.age_seconds);
+    if rendered.max_age_seconds == 0 {
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    } else {
+        headers.insert(header::CACHE_CONTROL, public_max_age(max_age));
+        if rendered.age_seconds > 0 {
+            headers.insert(header::AGE, HeaderValue::from(rendered.age_seconds));
+        }
+    }
     Ok(with_content_length(response))
 }
 
 /// The same response for a HEAD request: headers (with the length the body
 /// would have had) and no body.
 fn without_body(response: Response) -> Response {
+    if response.status() == StatusCode::NOT_MODIFIED {
+        // Already bodiless, and without a length to keep.
+        return response;
+    }
     let (parts, _body) = with_content_length(response).into_parts();
     Response::from_parts(parts, Body::empty())
 }
 
-/// Sets `Content-Length` from the body's exact size when it is known.
+/// Sets `Content-Length` from the body's exact size when it is known (a
+/// 304 has no body of its own to measure).
 fn with_content_length(mut response: Response) -> Response {
+    if response.status() == StatusCode::NOT_MODIFIED {
+        return response;
+    }
     if let Some(length) = response.body().size_hint().exact() {
         response
             .headers_mut()

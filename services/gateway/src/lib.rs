@@ -63,6 +63,7 @@ struct Inner {
     sources: SourceCache,
     readiness: Readiness,
     admin: Option<AdminApi>,
+    cache_status_header: bool,
 }
 
 // === impl GatewayState ===
@@ -79,7 +80,7 @@ impl GatewayState {
             imgmesh_runtime::grpc_channel(&config.renderer_url).context("--renderer-url")?;
         let admin = config
             .load_admin_token()?
-            .map(|token| AdminApi::new(&token, registry.clone()));
+            .map(|token| AdminApi::new(&token, registry.clone(), renderer.clone()));
         Ok(GatewayState {
             inner: Arc::new(Inner {
                 base_domain,
@@ -90,6 +91,7 @@ impl GatewayState {
                 ),
                 readiness: Readiness::new(registry, renderer),
                 admin,
+                cache_status_header: config.cache_status_header,
             }),
         })
     }
@@ -115,6 +117,11 @@ impl GatewayState {
 
     pub(crate) fn sources(&self) -> &SourceCache {
         &self.inner.sources
+    }
+
+    /// Whether image responses carry `X-Imgmesh-Cache`.
+    pub(crate) fn cache_status_header(&self) -> bool {
+        self.inner.cache_status_header
     }
 }
 

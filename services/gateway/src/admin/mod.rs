@@ -1,5 +1,6 @@
 //! The admin HTTP API: Sources CRUD, deploy, token rotation and upload as
-//! JSON over HTTP, on a listener of its own, for operators and their tools.
+//! JSON over HTTP, on a listener of its own, for operators and their tools;
+//! and purging cached derivatives (one call to the renderer).
 //!
 //! Every request needs `Authorization: Bearer <admin token>` (compared in
 //! constant time); the API does not start without a configured token. Each
@@ -12,6 +13,7 @@
 
 mod error;
 mod json;
+mod purge;
 mod upload;
 
 use std::fmt;
@@ -29,6 +31,7 @@ use imgmesh_proto::registry::v1::{
     DeleteSourceRequest, DeploySourceRequest, GetSourceRequest, ListSourcesRequest,
     RotateSecureTokenRequest, Source,
 };
+use imgmesh_proto::renderer::v1::renderer_service_client::RendererServiceClient;
 use imgmesh_telemetry::TraceContextInterceptor;
 use secrecy::{ExposeSecret as _, SecretString};
 use sha2::{Digest as _, Sha256};
@@ -55,19 +58,25 @@ pub struct AdminApi {
     /// reveals neither the token's bytes nor its length.
     token_digest: [u8; 32],
     registry: RegistryClient,
+    renderer: RendererClient,
 }
+
+/// The renderer client the admin API calls to purge.
+pub(crate) type RendererClient = RendererServiceClient<TracedChannel>;
 
 // === impl AdminApi ===
 
 impl AdminApi {
-    /// An admin API accepting `token`, calling the registry on `registry`.
-    pub(crate) fn new(token: &SecretString, registry: Channel) -> AdminApi {
+    /// An admin API accepting `token`, calling the registry on `registry`
+    /// and the renderer (for purges) on `renderer`.
+    pub(crate) fn new(token: &SecretString, registry: Channel, renderer: Channel) -> AdminApi {
         AdminApi {
             token_digest: Sha256::digest(token.expose_secret().as_bytes()).into(),
             registry: SourceRegistryServiceClient::with_interceptor(
                 registry,
                 TraceContextInterceptor,
             ),
+            renderer: RendererServiceClient::with_interceptor(renderer, TraceContextInterceptor),
         }
     }
 
@@ -79,6 +88,10 @@ impl AdminApi {
 
     fn registry(&self) -> RegistryClient {
         self.registry.clone()
+    }
+
+    fn renderer(&self) -> RendererClient {
+        self.renderer.clone()
     }
 }
 
@@ -99,6 +112,7 @@ pub fn admin_router(admin: AdminApi) -> Router {
         )
         .route("/v1/sources/{id_or_name}/deploy", post(deploy_source))
         .route("/v1/sources/{id_or_name}/rotate-token", post(rotate_token))
+        .route("/v1/sources/{id_or_name}/purge", post(purge::purge))
         .route(
             "/v1/sources/{id_or_name}/objects/{*key}",
             put(upload::upload_object),
@@ -368,6 +382,7 @@ mod tests {
             ("/v1/sources/{id_or_name}", &["get", "patch", "delete"]),
             ("/v1/sources/{id_or_name}/deploy", &["post"]),
             ("/v1/sources/{id_or_name}/rotate-token", &["post"]),
+            ("/v1/sources/{id_or_name}/purge", &["post"]),
             ("/v1/sources/{id_or_name}/objects/{key}", &["put"]),
         ];
         for (path, methods) in routes {
@@ -399,7 +414,11 @@ mod tests {
     #[tokio::test]
     async fn token_comparison_is_exact() {
         let channel = imgmesh_runtime::grpc_channel("http://127.0.0.1:1").unwrap();
-        let admin = AdminApi::new(&SecretString::from("s3cr3t-admin-token"), channel);
+        let admin = AdminApi::new(
+            &SecretString::from("s3cr3t-admin-token"),
+            channel.clone(),
+            channel,
+        );
         assert!(admin.accepts("s3cr3t-admin-token"));
         for wrong in [
             "",

@@ -25,7 +25,9 @@ use imgmesh_proto::registry::v1::*;
 use imgmesh_proto::renderer::v1::renderer_service_server::{
     RendererService, RendererServiceServer,
 };
-use imgmesh_proto::renderer::v1::{RenderRequest, RenderResponse};
+use imgmesh_proto::renderer::v1::{
+    CacheStatus, PurgeRequest, PurgeResponse, RenderRequest, RenderResponse,
+};
 use tokio::net::TcpListener;
 use tower::ServiceExt as _;
 
@@ -105,6 +107,18 @@ impl FakeRegistry {
         match (request.host.as_str(), request.custom_domain) {
             ("demo.localhost", false) => found(demo, vec![]),
             ("off.localhost", false) => Err(ErrorCode::SourceDisabled.status("source is disabled")),
+            ("fallback.localhost", false) => found(
+                Source {
+                    id: "src_fallback".to_owned(),
+                    image_missing: "/defaults/missing.png".to_owned(),
+                    image_missing_append_params: true,
+                    image_error: "defaults/error.png".to_owned(),
+                    image_error_append_params: false,
+                    cache_ttl_error_seconds: 120,
+                    ..demo
+                },
+                vec![],
+            ),
             ("disabled.localhost", false) => found(
                 Source {
                     enabled: false,
@@ -367,12 +381,21 @@ pub(crate) struct SeenRender {
 }
 
 /// Answers Render by path: `missing.jpg` → OBJECT_NOT_FOUND, `bad.jpg` →
-/// INVALID_ARGUMENT, `cached.jpg` → a cache hit, anything else → a miss.
+/// INVALID_ARGUMENT, `corrupt.jpg` → CORRUPT_INPUT, `cached.jpg` → a cache
+/// hit 10 s old, anything else → a miss; every image has the ETag
+/// [`FAKE_ETAG`] (a matching If-None-Match is answered not modified) and
+/// lives for the request's `cache_ttl_seconds`.
 #[derive(Debug, Default)]
 pub(crate) struct FakeRenderer {
     pub(crate) calls: AtomicUsize,
     pub(crate) seen: Mutex<Vec<SeenRender>>,
+    pub(crate) purges: Mutex<Vec<PurgeRequest>>,
 }
+
+/// The ETag of every image the fake renderer answers.
+pub(crate) const FAKE_ETAG: &str = "\"fake-etag\"";
+/// The Last-Modified of every image the fake renderer answers.
+pub(crate) const FAKE_LAST_MODIFIED: i64 = 1_700_000_000;
 
 #[tonic::async_trait]
 impl RendererService for FakeRenderer {
@@ -395,17 +418,47 @@ impl RendererService for FakeRenderer {
         };
         let path = seen.request.path.clone();
         self.seen.lock().unwrap().push(seen);
+        let request = self.seen.lock().unwrap().last().unwrap().request.clone();
+        let not_modified = request.if_none_match == FAKE_ETAG;
+        let cached = path == "cached.jpg";
         match path.as_str() {
             "missing.jpg" => Err(ErrorCode::ObjectNotFound.status("object not found")),
             "bad.jpg" => Err(ErrorCode::InvalidArgument.status("w: too wide for this input")),
+            "corrupt.jpg" => Err(ErrorCode::CorruptInput.status("image could not be decoded")),
             _ => Ok(tonic::Response::new(RenderResponse {
-                data: bytes::Bytes::from_static(IMAGE),
+                data: if not_modified {
+                    bytes::Bytes::new()
+                } else {
+                    bytes::Bytes::from_static(IMAGE)
+                },
                 content_type: "image/webp".to_owned(),
-                cache_hit: path == "cached.jpg",
+                cache_hit: cached,
                 width: 800,
                 height: 600,
+                etag: FAKE_ETAG.to_owned(),
+                last_modified: FAKE_LAST_MODIFIED,
+                max_age_seconds: request.cache_ttl_seconds,
+                age_seconds: if cached { 10 } else { 0 },
+                cache_status: if cached {
+                    CacheStatus::Hit
+                } else {
+                    CacheStatus::Miss
+                }
+                .into(),
+                not_modified,
             })),
         }
+    }
+
+    async fn purge(
+        &self,
+        request: tonic::Request<PurgeRequest>,
+    ) -> Result<tonic::Response<PurgeResponse>, tonic::Status> {
+        let mut purges = self.purges.lock().unwrap();
+        purges.push(request.into_inner());
+        Ok(tonic::Response::new(PurgeResponse {
+            generation: purges.len() as u64,
+        }))
     }
 }
 
@@ -446,6 +499,8 @@ pub(crate) struct Harness {
     pub(crate) state: GatewayState,
     pub(crate) registry: Arc<FakeRegistry>,
     pub(crate) renderer: Arc<FakeRenderer>,
+    registry_addr: SocketAddr,
+    renderer_addr: SocketAddr,
     _peers: Vec<Peer>,
 }
 
@@ -494,8 +549,29 @@ impl Harness {
             state: GatewayState::build(&config).unwrap(),
             registry,
             renderer,
+            registry_addr,
+            renderer_addr,
             _peers: peers,
         }
+    }
+
+    /// Where the fake registry listens.
+    pub(crate) fn registry_addr(&self) -> SocketAddr {
+        self.registry_addr
+    }
+
+    /// Where the fake renderer listens.
+    pub(crate) fn renderer_addr(&self) -> SocketAddr {
+        self.renderer_addr
+    }
+
+    /// Sends `request` to the public router of another gateway `state`.
+    pub(crate) async fn send_to(&self, state: &GatewayState, request: Request<Body>) -> Answer {
+        let response = imgmesh_gateway::router(state.clone())
+            .oneshot(request)
+            .await
+            .unwrap();
+        Answer::read(response).await
     }
 
     pub(crate) async fn send(&self, request: Request<Body>) -> Answer {
