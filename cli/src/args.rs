@@ -11,6 +11,9 @@ use secrecy::SecretString;
 /// Default gRPC URL of the source registry.
 pub const DEFAULT_REGISTRY_URL: &str = "http://127.0.0.1:50051";
 
+/// Default gRPC URL of a renderer.
+pub const DEFAULT_RENDERER_URL: &str = "http://127.0.0.1:50053";
+
 /// The imgmesh admin command line.
 #[derive(Debug, Parser)]
 #[command(
@@ -48,6 +51,34 @@ pub enum Command {
     /// Upload a file into a Source's bucket, under its prefix, with the
     /// Source's upload credentials.
     Upload(UploadArgs),
+    /// Drop the cached derivatives of one asset, of every asset under a
+    /// directory, or of a whole Source (at once, on every replica).
+    Purge(PurgeArgs),
+}
+
+/// Flags of `imgmesh purge`.
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("target").required(true).args(["path", "prefix", "all"])))]
+pub struct PurgeArgs {
+    /// Source id (src_…) or name.
+    pub id_or_name: String,
+
+    /// One asset, every rendering of it: its path (`/photos/cat.jpg`) or an
+    /// image URL (only its path counts).
+    #[arg(long)]
+    pub path: Option<String>,
+
+    /// Every asset under this directory (`photos/2024/`).
+    #[arg(long)]
+    pub prefix: Option<String>,
+
+    /// Every derivative of the Source.
+    #[arg(long)]
+    pub all: bool,
+
+    /// gRPC URL of a renderer (any one: purges reach every replica).
+    #[arg(long, env = "IMGMESH_RENDERER_URL", default_value = DEFAULT_RENDERER_URL)]
+    pub renderer_url: String,
 }
 
 /// Flags of `imgmesh sign`.

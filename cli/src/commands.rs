@@ -45,6 +45,23 @@ pub enum CliError {
     #[error("{}", status_message(.0))]
     Registry(tonic::Status),
 
+    /// `--renderer-url` is not a usable URL, or the renderer cannot be reached.
+    #[error("cannot reach the renderer at {url}: {message}")]
+    RendererUnreachable {
+        /// The renderer URL.
+        url: String,
+        /// Why.
+        message: String,
+    },
+
+    /// The renderer answered with an error; its message is shown as is.
+    #[error("{}", status_message(.0))]
+    Renderer(tonic::Status),
+
+    /// `imgmesh purge --path` names no asset.
+    #[error("--path {0:?} names no asset")]
+    PurgePath(String),
+
     /// The registry answered without the Source the call returns.
     #[error("the registry answered without a source")]
     EmptyResponse,
@@ -93,7 +110,7 @@ pub enum CliError {
 impl CliError {
     /// Classifies a failed call: a bare `UNAVAILABLE` without imgmesh error
     /// details comes from the transport, not from the registry.
-    fn from_status(url: &str, status: tonic::Status) -> CliError {
+    pub(crate) fn from_status(url: &str, status: tonic::Status) -> CliError {
         if status.code() == tonic::Code::Unavailable && status.details().is_empty() {
             CliError::Unreachable {
                 url: url.to_owned(),
@@ -106,7 +123,7 @@ impl CliError {
 }
 
 /// A status's message, or its code's description when the message is empty.
-fn status_message(status: &tonic::Status) -> String {
+pub(crate) fn status_message(status: &tonic::Status) -> String {
     if status.message().is_empty() {
         status.code().description().to_owned()
     } else {
@@ -126,12 +143,13 @@ pub async fn run(cli: &Cli) -> Result<String, CliError> {
             })
         }
         Command::Upload(args) => upload(cli, args).await,
+        Command::Purge(args) => crate::purge::purge(cli, args).await,
         Command::Sources(command) => sources(cli, command).await,
     }
 }
 
 /// A registry client for `--registry-url`.
-fn registry_client(cli: &Cli) -> Result<SourceRegistryServiceClient<Channel>, CliError> {
+pub(crate) fn registry_client(cli: &Cli) -> Result<SourceRegistryServiceClient<Channel>, CliError> {
     let channel = imgmesh_runtime::grpc_channel(&cli.registry_url).map_err(|error| {
         CliError::RegistryUrl {
             url: cli.registry_url.clone(),

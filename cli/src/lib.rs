@@ -1,18 +1,20 @@
 //! The imgmesh admin command line: create, list, show, change, deploy and
 //! remove Sources, rotate their secure URL tokens and upload objects, by
-//! talking gRPC to the source registry; and sign URLs (offline).
+//! talking gRPC to the source registry; purge cached derivatives through a
+//! renderer; and sign URLs (offline).
 //!
 //! [`Cli`] is the parsed command line, [`run`] executes it and returns what
 //! to print; `main` only prints that or `error: <message>`.
 
 mod args;
 mod commands;
+mod purge;
 mod source_output;
 mod url_signing;
 
 pub use crate::args::{
-    Cli, Command, CreateArgs, DEFAULT_REGISTRY_URL, DeployArgs, OnOff, SourcesCommand, TtlBehavior,
-    UpdateArgs,
+    Cli, Command, CreateArgs, DEFAULT_REGISTRY_URL, DEFAULT_RENDERER_URL, DeployArgs, OnOff,
+    PurgeArgs, SourcesCommand, TtlBehavior, UpdateArgs,
 };
 pub use crate::commands::{CliError, run};
 pub use crate::source_output::{

@@ -41,6 +41,8 @@ pub struct MeshOptions {
     pub otlp_endpoint: Option<String>,
     /// Extra `IMGMESH_LOG` filter for every service (default `info`).
     pub log_filter: Option<String>,
+    /// Extra flags for the fetcher.
+    pub fetcher_args: Vec<String>,
 }
 
 /// A running mesh: Redis, S3 and the four services.
@@ -139,7 +141,8 @@ impl Mesh {
             "fetcher",
             service_command("imgmesh-fetcher", &env)?
                 .arg("--listen=127.0.0.1:0")
-                .arg(format!("--registry-url={registry_url}")),
+                .arg(format!("--registry-url={registry_url}"))
+                .args(&options.fetcher_args),
             &logs,
         )?;
         let fetcher_addr = fetcher.listening("grpc").await?;
@@ -379,6 +382,93 @@ impl Mesh {
         text.trim()
             .parse()
             .with_context(|| format!("unexpected DBSIZE answer {text:?}"))
+    }
+
+    /// Stores `bytes` as object `key` in [`BUCKET`] through the S3 API, with
+    /// the `Cache-Control` header S3 will answer with.
+    pub async fn put_object_with_cache_control(
+        &self,
+        key: &str,
+        bytes: &[u8],
+        cache_control: &str,
+    ) -> anyhow::Result<()> {
+        let client = imgmesh_s3_client::BucketClient::new(&imgmesh_s3_client::BucketAccess {
+            bucket: BUCKET.to_owned(),
+            region: "us-east-1".to_owned(),
+            endpoint: Some(self.s3_endpoint.clone()),
+            access_key_id: S3_ACCESS_KEY.to_owned(),
+            secret_access_key: S3_SECRET_KEY.to_owned().into(),
+        });
+        client
+            .primary()
+            .put_object()
+            .bucket(BUCKET)
+            .key(key)
+            .body(bytes.to_vec().into())
+            .cache_control(cache_control)
+            .send()
+            .await
+            .with_context(|| format!("PutObject {key}"))?;
+        Ok(())
+    }
+
+    /// Runs `redis-cli` against the mesh's Redis and returns its output.
+    pub async fn redis_cli(&self, args: &[&str]) -> anyhow::Result<String> {
+        let output = tokio::process::Command::new(find_tool("redis-cli")?)
+            .arg("-p")
+            .arg(self.redis_port.to_string())
+            .args(args)
+            .output()
+            .await?;
+        anyhow::ensure!(output.status.success(), "redis-cli {args:?} failed");
+        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+    }
+
+    /// Starts one more renderer sharing the mesh's fetcher and Redis, as a
+    /// second replica; returns it with its gRPC URL and metrics address.
+    pub async fn spawn_renderer(&self) -> anyhow::Result<(ChildProcess, String, SocketAddr)> {
+        let logs = self.dir.path().join("logs");
+        let mut renderer = ChildProcess::spawn(
+            "renderer-2",
+            service_command("imgmesh-renderer", &service_env(&MeshOptions::default()))?
+                .arg("--listen=127.0.0.1:0")
+                .arg(format!("--fetcher-url={}", self.fetcher_url))
+                .arg(format!("--redis-url=redis://127.0.0.1:{}", self.redis_port)),
+            &logs,
+        )?;
+        let addr = renderer.listening("grpc").await?;
+        let metrics = renderer.listening("metrics").await?;
+        Ok((renderer, format!("http://{addr}"), metrics))
+    }
+
+    /// The sum of every sample of metric `name` (e.g.
+    /// `imgmesh_renders_total`) whose labels contain `labels` (e.g.
+    /// `result="ok"`, or empty for all), scraped from `GET /metrics` at
+    /// `addr`.
+    pub async fn metric_at(addr: SocketAddr, name: &str, labels: &str) -> anyhow::Result<f64> {
+        let response = get(addr, "localhost", "/metrics", &[]).await?;
+        anyhow::ensure!(response.status == 200, "GET /metrics: {}", response.status);
+        let text = response.text();
+        let mut sum = 0.0;
+        for line in text.lines() {
+            let Some(rest) = line.strip_prefix(name) else {
+                continue;
+            };
+            let (series, value) = match rest.rsplit_once(' ') {
+                Some(split) => split,
+                None => continue,
+            };
+            if !(series.is_empty() || series.starts_with('{')) || !series.contains(labels) {
+                continue;
+            }
+            sum += value.parse::<f64>().unwrap_or(0.0);
+        }
+        Ok(sum)
+    }
+
+    /// [`Mesh::metric_at`] for one of the mesh's services.
+    pub async fn metric(&self, service: &str, name: &str, labels: &str) -> anyhow::Result<f64> {
+        Mesh::metric_at(self.metrics_addr(service), name, labels).await
     }
 
     /// Every service's log, concatenated (for failure messages and secret

@@ -183,6 +183,7 @@ async fn source_states_at_the_gateway() {
             path: "photos/cat.jpg".to_owned(),
             max_bytes: 0,
             source_config_version: disabled["config_version"].as_u64().unwrap(),
+            ..FetchObjectRequest::default()
         })
         .await
     {
@@ -615,6 +616,7 @@ async fn canary_secrets_leave_no_trace() {
     let mesh = mesh_with_cat(MeshOptions {
         otlp_endpoint: Some(receiver.endpoint()),
         log_filter: Some("trace".to_owned()),
+        ..MeshOptions::default()
     })
     .await;
     let upload_secret = "imgmesh-upload-canary-6a41f09e27cd";

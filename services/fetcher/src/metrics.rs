@@ -101,6 +101,17 @@ impl FetcherMetrics {
             "Cache lookups, by cache tier and result",
             metrics.cache_lookups.clone(),
         );
+        // Every result starts at 0, so rates work from the first scrape.
+        for result in [
+            S3Result::Ok,
+            S3Result::NotModified,
+            S3Result::NotFound,
+            S3Result::Error,
+        ] {
+            metrics.s3_requests.get_or_create_owned(&S3RequestLabels {
+                result: result.as_str(),
+            });
+        }
         metrics
     }
 

@@ -128,6 +128,7 @@ impl GatewayState {
 /// The public router: every path, every method (non-GET/HEAD get 405).
 /// Every request is counted by status and timed (see `GET /metrics`).
 pub fn router(state: GatewayState) -> Router {
+    metrics::register();
     Router::new()
         .fallback(image_handler::serve_image)
         .layer(axum::middleware::from_fn(metrics::count_request))

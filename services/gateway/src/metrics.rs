@@ -40,6 +40,22 @@ struct CacheLookupLabels {
     result: &'static str,
 }
 
+// === impl CacheLookupLabels ===
+
+impl CacheLookupLabels {
+    /// The labels of a source cache lookup that went `lookup`.
+    fn source(lookup: SourceLookup) -> CacheLookupLabels {
+        let result = match lookup {
+            SourceLookup::Hit => "hit",
+            SourceLookup::Miss => "miss",
+        };
+        CacheLookupLabels {
+            tier: "source",
+            result,
+        }
+    }
+}
+
 /// How a source cache lookup went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum SourceLookup {
@@ -85,22 +101,27 @@ impl GatewayMetrics {
             "Cache lookups, by cache tier and result",
             metrics.cache_lookups.clone(),
         );
+        // Both results start at 0, so rates work from the first scrape.
+        for result in [SourceLookup::Hit, SourceLookup::Miss] {
+            metrics
+                .cache_lookups
+                .get_or_create_owned(&CacheLookupLabels::source(result));
+        }
         metrics
     }
 
     /// Counts one source cache lookup.
     pub(crate) fn source_lookup(&self, lookup: SourceLookup) {
-        let result = match lookup {
-            SourceLookup::Hit => "hit",
-            SourceLookup::Miss => "miss",
-        };
         self.cache_lookups
-            .get_or_create(&CacheLookupLabels {
-                tier: "source",
-                result,
-            })
+            .get_or_create(&CacheLookupLabels::source(lookup))
             .inc();
     }
+}
+
+/// Registers the gateway's metrics now rather than on the first request, so
+/// a scrape before any traffic already shows them.
+pub(crate) fn register() {
+    LazyLock::force(&METRICS);
 }
 
 /// Middleware of the public router: counts and times every request.

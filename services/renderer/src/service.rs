@@ -403,6 +403,12 @@ impl Renderer {
                 .await
             {
                 LeaseOutcome::Acquired => {
+                    // A holder that finished between this request's lookup
+                    // and now has stored the entry: no second render.
+                    if let Some(entry) = self.cache.get(&job.key).await {
+                        self.cache.release_lease(&lease, &holder).await;
+                        return Ok(Produced::Entry(Arc::new(entry)));
+                    }
                     let renewal = self.keep_lease(lease.clone(), holder.clone());
                     let rendered = self.fetch_and_render(&job).await;
                     renewal.abort();

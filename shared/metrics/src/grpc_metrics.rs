@@ -140,6 +140,9 @@ impl<S> tower::Layer<S> for GrpcMetricsLayer {
     type Service = GrpcMetrics<S>;
 
     fn layer(&self, inner: S) -> GrpcMetrics<S> {
+        // Registered now, so a scrape before the first call already shows
+        // the metrics (empty).
+        LazyLock::force(&METRICS);
         GrpcMetrics { inner }
     }
 }

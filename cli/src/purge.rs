@@ -1,0 +1,119 @@
+//! `imgmesh purge`: finds the Source in the registry, then asks a renderer
+//! to bump the purge counter of one asset, a directory or the whole Source
+//! (one `INCR` in the Redis every renderer shares, so it takes effect on
+//! every replica at once).
+
+use imgmesh_proto::registry::v1::GetSourceRequest;
+use imgmesh_proto::renderer::v1::renderer_service_client::RendererServiceClient;
+use imgmesh_proto::renderer::v1::{PurgeRequest, purge_request};
+use percent_encoding::percent_decode_str;
+
+use crate::args::{Cli, PurgeArgs};
+use crate::commands::{CliError, registry_client, status_message};
+use crate::source_output::to_json;
+
+/// Runs `imgmesh purge`.
+pub(crate) async fn purge(cli: &Cli, args: &PurgeArgs) -> Result<String, CliError> {
+    let (target, scope, shown) = match (&args.path, &args.prefix) {
+        (Some(path), _) => {
+            let path = asset_path(path)?;
+            (
+                Some(purge_request::Target::Path(path.clone())),
+                "path",
+                serde_json::json!(path),
+            )
+        }
+        (None, Some(prefix)) => (
+            Some(purge_request::Target::Prefix(prefix.clone())),
+            "prefix",
+            serde_json::json!(prefix),
+        ),
+        (None, None) => (None, "all", serde_json::json!(true)),
+    };
+    let source = registry_client(cli)?
+        .get_source(GetSourceRequest {
+            id_or_name: args.id_or_name.clone(),
+        })
+        .await
+        .map_err(|status| CliError::from_status(&cli.registry_url, status))?
+        .into_inner()
+        .source
+        .ok_or(CliError::EmptyResponse)?;
+    let unreachable = |message: String| CliError::RendererUnreachable {
+        url: args.renderer_url.clone(),
+        message,
+    };
+    let channel = imgmesh_runtime::grpc_channel(&args.renderer_url)
+        .map_err(|error| unreachable(format!("{error:#}")))?;
+    let purged = RendererServiceClient::new(channel)
+        .purge(PurgeRequest {
+            source_id: source.id.clone(),
+            target,
+        })
+        .await
+        .map_err(|status| {
+            if status.code() == tonic::Code::Unavailable && status.details().is_empty() {
+                unreachable(status_message(&status))
+            } else {
+                CliError::Renderer(status)
+            }
+        })?
+        .into_inner();
+    Ok(if cli.json {
+        to_json(&serde_json::json!({
+            "source_id": source.id,
+            "purged": { scope: shown },
+            "generation": purged.generation,
+        }))
+    } else {
+        let what = match scope {
+            "all" => "every derivative".to_owned(),
+            _ => format!("{scope} {}", shown.as_str().unwrap_or_default()),
+        };
+        format!(
+            "purged {what} of {} ({}); generation {}\n",
+            source.name, source.id, purged.generation
+        )
+    })
+}
+
+/// The asset path `given` names: an image URL's path, or a path; decoded,
+/// without leading `/`, query or fragment.
+fn asset_path(given: &str) -> Result<String, CliError> {
+    let path = match url::Url::parse(given) {
+        Ok(url) if url.has_host() => url.path().to_owned(),
+        _ => given.split(['?', '#']).next().unwrap_or_default().to_owned(),
+    };
+    let decoded = percent_decode_str(&path)
+        .decode_utf8()
+        .map_err(|_| CliError::PurgePath(given.to_owned()))?;
+    let trimmed = decoded.trim_start_matches('/');
+    if trimmed.is_empty() || trimmed.ends_with('/') {
+        return Err(CliError::PurgePath(given.to_owned()));
+    }
+    Ok(trimmed.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// URLs and paths name the same asset; directories and nothing are refused.
+    #[test]
+    fn paths_and_urls_name_assets() {
+        for given in [
+            "photos/café.jpg",
+            "/photos/caf%C3%A9.jpg",
+            "/photos/café.jpg?w=100",
+            "https://demo.imgmesh.test/photos/caf%C3%A9.jpg?w=100&s=abc",
+        ] {
+            assert_eq!(asset_path(given).unwrap(), "photos/café.jpg", "{given}");
+        }
+        for given in ["", "/", "https://demo.imgmesh.test", "photos/", "/%FF.jpg"] {
+            assert!(
+                matches!(asset_path(given), Err(CliError::PurgePath(_))),
+                "{given}"
+            );
+        }
+    }
+}
