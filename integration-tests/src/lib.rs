@@ -153,7 +153,10 @@ impl Mesh {
             service_command("imgmesh-renderer", &env)?
                 .arg("--listen=127.0.0.1:0")
                 .arg(format!("--fetcher-url=http://{fetcher_addr}"))
-                .arg(format!("--redis-url=redis://127.0.0.1:{redis_port}")),
+                .arg(format!("--redis-url=redis://127.0.0.1:{redis_port}"))
+                // Debug builds on two loaded cores: the 50 ms production
+                // default would count a healthy Redis as down.
+                .arg("--redis-timeout-ms=250"),
             &logs,
         )?;
         let renderer_addr = renderer.listening("grpc").await?;
@@ -433,7 +436,8 @@ impl Mesh {
             service_command("imgmesh-renderer", &service_env(&MeshOptions::default()))?
                 .arg("--listen=127.0.0.1:0")
                 .arg(format!("--fetcher-url={}", self.fetcher_url))
-                .arg(format!("--redis-url=redis://127.0.0.1:{}", self.redis_port)),
+                .arg(format!("--redis-url=redis://127.0.0.1:{}", self.redis_port))
+                .arg("--redis-timeout-ms=250"),
             &logs,
         )?;
         let addr = renderer.listening("grpc").await?;

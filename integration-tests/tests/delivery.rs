@@ -371,8 +371,8 @@ async fn hundred_cold_requests_render_once() {
         assert_eq!(answer.status, 200, "{}", answer.text());
         assert_eq!(answer.body, first.body);
     }
-    assert_eq!(s3_gets(&mesh).await - gets, 1.0, "one S3 GET");
-    assert_eq!(renders(&mesh).await - rendered, 1.0, "one render");
+    let (gets, rendered) = (s3_gets(&mesh).await - gets, renders(&mesh).await - rendered);
+    assert_eq!((gets, rendered), (1.0, 1.0), "S3 GETs, renders; logs:\n{}", mesh.all_logs());
 }
 
 /// Across two renderer processes sharing Redis, a hundred concurrent cold
@@ -417,7 +417,12 @@ async fn two_renderers_share_one_render() {
     let second_renders = Mesh::metric_at(second_metrics, "imgmesh_renders_total", "")
         .await
         .unwrap();
-    assert_eq!(renders(&mesh).await + second_renders, 1.0, "one render in all");
+    assert_eq!(
+        renders(&mesh).await + second_renders,
+        1.0,
+        "one render in all; logs:\n{}",
+        mesh.all_logs()
+    );
     assert_eq!(s3_gets(&mesh).await - gets, 1.0, "one S3 GET");
 }
 

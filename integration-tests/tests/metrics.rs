@@ -48,7 +48,10 @@ async fn every_service_serves_metrics_after_a_render() {
             .unwrap()
     };
 
-    let ok_requests = value(text("gateway"), "imgmesh_http_requests_total{status=\"200\"}");
+    let ok_requests = value(
+        text("gateway"),
+        "imgmesh_http_requests_total{status=\"200\"}",
+    );
     assert!(ok_requests >= 1.0, "{}", text("gateway"));
     let bytes_read = value(text("fetcher"), "imgmesh_s3_bytes_read_total");
     assert!(bytes_read > 0.0, "{}", text("fetcher"));
@@ -72,7 +75,11 @@ async fn every_service_serves_metrics_after_a_render() {
             "imgmesh_grpc_requests_total{service=\"imgmesh.registry.v1.SourceCredentialsService\",method=\"GetReadAccess\",code=\"0\"}",
         ),
     ] {
-        assert!(value(text(service), series) >= 1.0, "{series}:\n{}", text(service));
+        assert!(
+            value(text(service), series) >= 1.0,
+            "{series}:\n{}",
+            text(service)
+        );
     }
 }
 

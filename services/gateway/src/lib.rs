@@ -9,9 +9,9 @@
 //!
 //! Three listeners: the public one ([`router`]), an operations one
 //! ([`ops_router`]) with `GET /live`, `GET /ready` and `GET /metrics`
-//! (Prometheus), and — when an admin
-//! token is configured — the admin API ([`admin_router`]). [`run`] serves
-//! them until shutdown, then flips readiness and drains.
+//! (Prometheus), and — when an admin token is configured — the admin API
+//! ([`admin_router`]). [`run`] serves them until shutdown, then flips
+//! readiness and drains.
 
 mod admin;
 mod asset_path;

@@ -52,7 +52,10 @@ pub struct Renderer {
     fetcher: OriginFetcher,
     pool: RenderPool,
     caching: Caching,
-    in_flight: Arc<SingleFlight<Produced>>,
+    /// Runs by the derivative's key without generations (so requests share
+    /// a run whatever Redis answered them), with the entry key each run
+    /// was made under.
+    in_flight: Arc<SingleFlight<(String, Produced)>>,
 }
 
 /// How derivatives are kept and renders shared across replicas.
@@ -261,9 +264,18 @@ impl Renderer {
         METRICS.derivative_lookup("miss");
         let run = {
             let (renderer, job) = (self.clone(), job.clone());
-            move || renderer.produce(job)
+            move || async move {
+                let key = job.key.clone();
+                renderer.produce(job).await.map(|produced| (key, produced))
+            }
         };
-        match self.in_flight.run(&job.key, run).await.0? {
+        let (made_for, mut produced) = self.in_flight.run(&names.base, run).await.0?;
+        if job.cacheable && made_for != names.base && made_for != job.key {
+            // A purge came between the run's lookup and this one's: the
+            // run may have read the original before it; render afresh.
+            produced = self.clone().produce(job.clone()).await?;
+        }
+        match produced {
             Produced::Entry(entry) => Ok(answer(
                 &entry.meta,
                 Some(&entry.data),
@@ -313,10 +325,16 @@ impl Renderer {
         let run = {
             let (renderer, job, origin_etag) =
                 (self.clone(), job.clone(), meta.origin_etag.clone());
-            move || renderer.refresh_or_render(job, origin_etag)
+            move || async move {
+                let key = job.key.clone();
+                renderer
+                    .refresh_or_render(job, origin_etag)
+                    .await
+                    .map(|produced| (key, produced))
+            }
         };
         let flight = format!("{}#revalidate", job.key);
-        match self.in_flight.run(&flight, run).await.0? {
+        match self.in_flight.run(&flight, run).await.0?.1 {
             Produced::Entry(entry) => {
                 METRICS.derivative_lookup("miss");
                 Ok(Some(answer(
