@@ -82,7 +82,11 @@ pub(crate) async fn purge(cli: &Cli, args: &PurgeArgs) -> Result<String, CliErro
 fn asset_path(given: &str) -> Result<String, CliError> {
     let path = match url::Url::parse(given) {
         Ok(url) if url.has_host() => url.path().to_owned(),
-        _ => given.split(['?', '#']).next().unwrap_or_default().to_owned(),
+        _ => given
+            .split(['?', '#'])
+            .next()
+            .unwrap_or_default()
+            .to_owned(),
     };
     let decoded = percent_decode_str(&path)
         .decode_utf8()

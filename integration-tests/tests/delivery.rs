@@ -92,12 +92,20 @@ async fn s3_gets(mesh: &Mesh) -> f64 {
 #[tokio::test]
 async fn lifetimes_follow_each_policy() {
     let mesh = mesh_with_cat(&[]).await;
-    mesh.put_object_with_cache_control("short.jpg", &fixtures::jpeg(300, 200).unwrap(), "public, max-age=120")
-        .await
-        .unwrap();
-    mesh.put_object_with_cache_control("long.jpg", &fixtures::jpeg(300, 200).unwrap(), "max-age=90000")
-        .await
-        .unwrap();
+    mesh.put_object_with_cache_control(
+        "short.jpg",
+        &fixtures::jpeg(300, 200).unwrap(),
+        "public, max-age=120",
+    )
+    .await
+    .unwrap();
+    mesh.put_object_with_cache_control(
+        "long.jpg",
+        &fixtures::jpeg(300, 200).unwrap(),
+        "max-age=90000",
+    )
+    .await
+    .unwrap();
     let cases = [
         ("respect", "respect_origin", "/short.jpg", 120),
         ("respect", "respect_origin", "/photos/cat.jpg", 3_600),
@@ -112,7 +120,10 @@ async fn lifetimes_follow_each_policy() {
                 source(
                     &mesh,
                     name,
-                    &["--cache-ttl=3600", &format!("--cache-ttl-behavior={behavior}")],
+                    &[
+                        "--cache-ttl=3600",
+                        &format!("--cache-ttl-behavior={behavior}"),
+                    ],
                 )
                 .await
             }
@@ -154,7 +165,7 @@ async fn validators_answer_304_without_rendering() {
     for headers in [
         vec![("if-none-match", etag.as_str())],
         vec![("if-modified-since", last_modified.as_str())],
-            ] {
+    ] {
         let response = mesh
             .get_with("demo", "/photos/cat.jpg?w=200", &headers)
             .await
@@ -182,7 +193,11 @@ async fn validators_answer_304_without_rendering() {
     );
 
     let changed = mesh
-        .get_with("demo", "/photos/cat.jpg?w=200", &[("if-none-match", "\"other\"")])
+        .get_with(
+            "demo",
+            "/photos/cat.jpg?w=200",
+            &[("if-none-match", "\"other\"")],
+        )
         .await
         .unwrap();
     assert_eq!(changed.status, 200);
@@ -200,8 +215,16 @@ async fn one_entry_per_negotiated_format() {
         ("image/avif,image/webp,*/*", "miss", Format::Avif),
         ("image/webp,*/*", "miss", Format::Webp),
         ("*/*", "miss", Format::Jpeg),
-        ("image/avif;q=1, image/webp;q=0.9, image/apng, */*;q=0.8", "hit", Format::Avif),
-        ("text/html,image/webp,image/apng,*/*;q=0.8", "hit", Format::Webp),
+        (
+            "image/avif;q=1, image/webp;q=0.9, image/apng, */*;q=0.8",
+            "hit",
+            Format::Avif,
+        ),
+        (
+            "text/html,image/webp,image/apng,*/*;q=0.8",
+            "hit",
+            Format::Webp,
+        ),
         ("image/png,*/*", "hit", Format::Jpeg),
     ];
     for (accept, cache, format) in accepts {
@@ -276,7 +299,11 @@ async fn purges_render_afresh() {
     mesh.put_object("other/cow.jpg", &fixtures::jpeg(600, 400).unwrap())
         .unwrap();
     source(&mesh, "demo", &[]).await;
-    let paths = ["/photos/cat.jpg?w=64", "/photos/dog.jpg?w=64", "/other/cow.jpg?w=64"];
+    let paths = [
+        "/photos/cat.jpg?w=64",
+        "/photos/dog.jpg?w=64",
+        "/other/cow.jpg?w=64",
+    ];
     let statuses = || async {
         let mut seen = Vec::new();
         for path in paths {
@@ -304,7 +331,11 @@ async fn purges_render_afresh() {
     assert_eq!(purged.status, 200, "{}", purged.text());
     let gets = s3_gets(&mesh).await;
     assert_eq!(statuses().await, ["miss", "hit", "hit"]);
-    assert_eq!(s3_gets(&mesh).await, gets + 1.0, "the original is read again");
+    assert_eq!(
+        s3_gets(&mesh).await,
+        gets + 1.0,
+        "the original is read again"
+    );
 
     let cli = mesh
         .cli_json(&[
@@ -319,7 +350,11 @@ async fn purges_render_afresh() {
     assert_eq!(statuses().await, ["miss", "miss", "hit"]);
 
     let all = mesh
-        .admin("POST", "/v1/sources/demo/purge", Some(&json!({"all": true})))
+        .admin(
+            "POST",
+            "/v1/sources/demo/purge",
+            Some(&json!({"all": true})),
+        )
         .await
         .unwrap();
     assert_eq!(all.status, 200);
@@ -343,7 +378,12 @@ async fn source_edits_take_effect_at_once() {
     source(&mesh, "demo", &["--default-params=w=300"]).await;
     let before = get(&mesh, "demo", "/photos/cat.jpg").await;
     fixtures::expect_image(&before.body, Format::Jpeg, 300, 200).unwrap();
-    assert_eq!(get(&mesh, "demo", "/photos/cat.jpg").await.header("x-imgmesh-cache"), Some("hit"));
+    assert_eq!(
+        get(&mesh, "demo", "/photos/cat.jpg")
+            .await
+            .header("x-imgmesh-cache"),
+        Some("hit")
+    );
 
     mesh.cli_json(&["sources", "update", "demo", "--default-params=w=150"])
         .await
@@ -372,7 +412,12 @@ async fn hundred_cold_requests_render_once() {
         assert_eq!(answer.body, first.body);
     }
     let (gets, rendered) = (s3_gets(&mesh).await - gets, renders(&mesh).await - rendered);
-    assert_eq!((gets, rendered), (1.0, 1.0), "S3 GETs, renders; logs:\n{}", mesh.all_logs());
+    assert_eq!(
+        (gets, rendered),
+        (1.0, 1.0),
+        "S3 GETs, renders; logs:\n{}",
+        mesh.all_logs()
+    );
 }
 
 /// Across two renderer processes sharing Redis, a hundred concurrent cold
@@ -405,7 +450,12 @@ async fn two_renderers_share_one_render() {
     let calls = (0..100).map(|i| {
         let mut client = clients[i % 2].clone();
         let request = request.clone();
-        async move { client.render(request).await.map(tonic::Response::into_inner) }
+        async move {
+            client
+                .render(request)
+                .await
+                .map(tonic::Response::into_inner)
+        }
     });
     let answers = futures::future::join_all(calls).await;
     let first = answers[0].as_ref().unwrap();
@@ -433,7 +483,12 @@ async fn two_renderers_share_one_render() {
 async fn expired_derivatives_are_revalidated_with_s3() {
     // The fetcher asks S3 every time (no freshness window of its own).
     let mesh = mesh_with_cat(&["--original-fresh-seconds=0"]).await;
-    source(&mesh, "demo", &["--cache-ttl=1", "--cache-ttl-behavior=override_origin"]).await;
+    source(
+        &mesh,
+        "demo",
+        &["--cache-ttl=1", "--cache-ttl-behavior=override_origin"],
+    )
+    .await;
     let path = "/photos/cat.jpg?w=100";
     let first = get(&mesh, "demo", path).await;
     assert_eq!(first.header("x-imgmesh-cache"), Some("miss"));
@@ -446,7 +501,11 @@ async fn expired_derivatives_are_revalidated_with_s3() {
     assert_eq!(revalidated.body, first.body);
     assert_eq!(revalidated.header("etag"), first.header("etag"));
     assert_eq!(renders(&mesh).await, rendered, "unchanged: no render");
-    assert_eq!(s3_gets(&mesh).await, gets + 1.0, "one conditional S3 request");
+    assert_eq!(
+        s3_gets(&mesh).await,
+        gets + 1.0,
+        "one conditional S3 request"
+    );
 
     mesh.put_object("photos/cat.jpg", &fixtures::jpeg(600, 600).unwrap())
         .unwrap();

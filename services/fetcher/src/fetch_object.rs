@@ -5,11 +5,11 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use aws_sdk_s3::operation::get_object::GetObjectOutput;
 use aws_sdk_s3::primitives::ByteStream;
 use futures::Stream;
-use imgmesh_proto::fetcher::v1::fetcher_service_server::{FetcherService, FetcherServiceServer};
-use aws_sdk_s3::operation::get_object::GetObjectOutput;
 use imgmesh_proto::fetcher::v1::fetch_object_response::Part;
+use imgmesh_proto::fetcher::v1::fetcher_service_server::{FetcherService, FetcherServiceServer};
 use imgmesh_proto::fetcher::v1::{FetchObjectRequest, FetchObjectResponse, ObjectMetadata};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -128,41 +128,38 @@ impl Fetcher {
         if_none_match: &str,
         cap: u64,
     ) -> Result<FetchObjectStream, FetchError> {
-        let original = match self.originals.lookup(cache_key, Instant::now()) {
-            Some(Ok(fresh)) => fresh,
-            Some(Err(_stale)) => {
-                let (original, _) = self
-                    .originals
-                    .get_or_load(cache_key, |stale| {
-                        read_original(source, &cache_key.key, self.max_object_bytes, stale)
-                    })
-                    .await?;
-                original
-            }
-            None => {
-                let read = s3_client::get_object(
-                    &source.s3,
-                    &source.source_id,
-                    &source.bucket,
-                    &cache_key.key,
-                    Some(if_none_match),
-                )
+        let original = if self.originals.holds(cache_key) {
+            // Fresh: used as is; stale: revalidated with its own ETag.
+            let (original, _) = self
+                .originals
+                .get_or_load(cache_key, |stale| {
+                    read_original(source, &cache_key.key, self.max_object_bytes, stale)
+                })
                 .await?;
-                match read {
-                    ObjectRead::NotModified(caching) => {
-                        return Ok(not_modified_stream(if_none_match, &caching));
-                    }
-                    // Some S3-compatible stores ignore If-None-Match: an
-                    // unchanged ETag is just as good an answer.
-                    ObjectRead::Object(object)
-                        if object.e_tag().is_some_and(|etag| etag == if_none_match) =>
-                    {
-                        let caching = OriginCaching::of_object(&object);
-                        return Ok(not_modified_stream(if_none_match, &caching));
-                    }
-                    ObjectRead::Object(object) => {
-                        read_body(source, *object, self.max_object_bytes).await?
-                    }
+            original
+        } else {
+            let read = s3_client::get_object(
+                &source.s3,
+                &source.source_id,
+                &source.bucket,
+                &cache_key.key,
+                Some(if_none_match),
+            )
+            .await?;
+            match read {
+                ObjectRead::NotModified(caching) => {
+                    return Ok(not_modified_stream(if_none_match, &caching));
+                }
+                // Some S3-compatible stores ignore If-None-Match: an
+                // unchanged ETag is just as good an answer.
+                ObjectRead::Object(object)
+                    if object.e_tag().is_some_and(|etag| etag == if_none_match) =>
+                {
+                    let caching = OriginCaching::of_object(&object);
+                    return Ok(not_modified_stream(if_none_match, &caching));
+                }
+                ObjectRead::Object(object) => {
+                    read_body(source, *object, self.max_object_bytes).await?
                 }
             }
         };

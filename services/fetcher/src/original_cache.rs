@@ -164,10 +164,20 @@ impl<E: Clone> OriginalCache<E> {
         self.entries.lock().expect("entries lock").bytes
     }
 
+    /// Whether a copy of `key` is held, fresh or stale (not counted as a
+    /// lookup, and not marking it used).
+    pub(crate) fn holds(&self, key: &OriginalKey) -> bool {
+        self.entries
+            .lock()
+            .expect("entries lock")
+            .by_key
+            .contains_key(key)
+    }
+
     /// `Some(Ok(_))` for a fresh entry, `Some(Err(_))` for a stale one;
     /// counted as a hit, stale or miss.
     #[allow(clippy::type_complexity)]
-    pub(crate) fn lookup(
+    fn lookup(
         &self,
         key: &OriginalKey,
         now: Instant,

@@ -8,8 +8,8 @@
 //! AWS buckets in us-east-1 are read through the regional hostname first and
 //! the global one when that cannot be reached.
 
-use aws_sdk_s3::operation::get_object::GetObjectOutput;
 use aws_sdk_s3::config::http::HttpResponse;
+use aws_sdk_s3::operation::get_object::GetObjectOutput;
 use aws_sdk_s3::primitives::{DateTime, DateTimeFormat};
 use imgmesh_s3_client::{BucketAccess, BucketClient};
 

@@ -44,7 +44,10 @@ async fn conditional_requests_get_304() {
         assert_eq!(answer.status, StatusCode::NOT_MODIFIED, "{method}");
         assert!(answer.body.is_empty());
         assert_eq!(answer.header("etag"), Some(FAKE_ETAG));
-        assert_eq!(answer.header("cache-control"), Some("public, max-age=86400"));
+        assert_eq!(
+            answer.header("cache-control"),
+            Some("public, max-age=86400")
+        );
         assert_eq!(answer.header("content-type"), None);
         assert_eq!(answer.header("content-length"), None);
         assert_eq!(gateway.last_render().request.if_none_match, FAKE_ETAG);
@@ -56,7 +59,10 @@ async fn conditional_requests_get_304() {
         HeaderValue::from_static("Wed, 15 Nov 2023 00:00:00 GMT"),
     );
     gateway.send(since).await;
-    assert_eq!(gateway.last_render().request.if_modified_since, 1_700_006_400);
+    assert_eq!(
+        gateway.last_render().request.if_modified_since,
+        1_700_006_400
+    );
 
     // An unparsable date is ignored, as RFC 9110 says.
     let mut garbage = request(Method::GET, "demo.localhost", "/cat.jpg?w=100");
@@ -85,7 +91,10 @@ async fn lifetime_policy_travels_and_expires_caps_it() {
     gateway.get("demo.localhost", "/cat.jpg").await;
     let seen = gateway.last_render().request;
     assert_eq!(seen.cache_ttl_seconds, 86_400);
-    assert_eq!(seen.cache_ttl_behavior, 0, "the demo Source leaves it unset");
+    assert_eq!(
+        seen.cache_ttl_behavior, 0,
+        "the demo Source leaves it unset"
+    );
 
     let expires = unix_now() + 100;
     let answer = gateway
@@ -125,7 +134,10 @@ async fn cache_status_header_can_be_turned_off() {
     .unwrap();
     let quiet = GatewayState::build(&config).unwrap();
     let answer = gateway
-        .send_to(&quiet, request(Method::GET, "demo.localhost", "/cached.jpg"))
+        .send_to(
+            &quiet,
+            request(Method::GET, "demo.localhost", "/cached.jpg"),
+        )
         .await;
     assert_eq!(answer.status, StatusCode::OK);
     assert_eq!(answer.header("x-imgmesh-cache"), None);
@@ -138,9 +150,7 @@ async fn cache_status_header_can_be_turned_off() {
 #[tokio::test]
 async fn fallbacks_replace_missing_and_broken_originals() {
     let gateway = Harness::start().await;
-    let missing = gateway
-        .get("fallback.localhost", "/missing.jpg?w=50")
-        .await;
+    let missing = gateway.get("fallback.localhost", "/missing.jpg?w=50").await;
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
     assert_eq!(missing.body.as_ref(), IMAGE);
     assert_eq!(missing.header("content-type"), Some("image/webp"));
@@ -150,9 +160,7 @@ async fn fallbacks_replace_missing_and_broken_originals() {
     assert_eq!(seen.path, "defaults/missing.png");
     assert_eq!(seen.plan.unwrap().width, 50, "params appended");
 
-    let broken = gateway
-        .get("fallback.localhost", "/corrupt.jpg?w=50")
-        .await;
+    let broken = gateway.get("fallback.localhost", "/corrupt.jpg?w=50").await;
     assert_eq!(broken.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(broken.body.as_ref(), IMAGE);
     assert_eq!(broken.header("cache-control"), Some("public, max-age=120"));
@@ -166,7 +174,10 @@ async fn fallbacks_replace_missing_and_broken_originals() {
 
     let bad = gateway.get("fallback.localhost", "/bad.jpg").await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
-    assert_eq!(bad.header("content-type"), Some("text/plain; charset=utf-8"));
+    assert_eq!(
+        bad.header("content-type"),
+        Some("text/plain; charset=utf-8")
+    );
 
     // A Source without fallbacks answers the error itself.
     let plain = gateway.get("demo.localhost", "/missing.jpg").await;
@@ -179,7 +190,8 @@ async fn fallbacks_replace_missing_and_broken_originals() {
 #[tokio::test]
 async fn admin_purges_through_the_renderer() {
     let gateway = Harness::start().await;
-    let purge = |body: &'static str| gateway.admin(Method::POST, "/v1/sources/demo/purge", Some(body));
+    let purge =
+        |body: &'static str| gateway.admin(Method::POST, "/v1/sources/demo/purge", Some(body));
     let answer = purge(r#"{"path":"https://demo.localhost/photos/caf%C3%A9.jpg?w=10"}"#).await;
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
     assert_eq!(
@@ -192,7 +204,10 @@ async fn admin_purges_through_the_renderer() {
     );
     assert_eq!(answer.header("cache-control"), Some("no-store"));
     let answer = purge(r#"{"prefix":"photos"}"#).await;
-    assert_eq!(answer.json()["purged"], serde_json::json!({"prefix": "photos"}));
+    assert_eq!(
+        answer.json()["purged"],
+        serde_json::json!({"prefix": "photos"})
+    );
     let answer = purge(r#"{"all":true}"#).await;
     assert_eq!(answer.json()["generation"], 3);
     let purges = gateway.renderer.purges.lock().unwrap().clone();
@@ -210,7 +225,11 @@ async fn admin_purges_through_the_renderer() {
     assert_eq!(refused.status, StatusCode::BAD_REQUEST);
     assert_eq!(refused.json()["error"]["field"], "body");
     let unknown = gateway
-        .admin(Method::POST, "/v1/sources/nope/purge", Some(r#"{"all":true}"#))
+        .admin(
+            Method::POST,
+            "/v1/sources/nope/purge",
+            Some(r#"{"all":true}"#),
+        )
         .await;
     assert_eq!(unknown.status, StatusCode::NOT_FOUND);
     assert_eq!(gateway.renderer.purges.lock().unwrap().len(), 3);

@@ -176,7 +176,10 @@ mod tests {
             names.entry_key(&[0, 2, 0, 1]),
             format!("{}:0.2.0.1", names.base)
         );
-        assert_ne!(names.entry_key(&[0, 0, 0, 0]), names.entry_key(&[1, 0, 0, 0]));
+        assert_ne!(
+            names.entry_key(&[0, 0, 0, 0]),
+            names.entry_key(&[1, 0, 0, 0])
+        );
         let flat = CacheNames::new("src_1", 3, "cat.jpg", &webp_320());
         assert_eq!(
             flat.generations,

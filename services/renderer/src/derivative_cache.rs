@@ -252,8 +252,12 @@ impl DerivativeCache {
                 .arg(&names.base)
                 .arg(if meta_only { "m" } else { "a" })
                 .arg(MAX_HEADER_LEN - 1);
-            let (key, value): (String, Option<Vec<u8>>) =
-                self.run("LOOKUP", invocation.invoke_async(&mut self.connection.clone())).await?;
+            let (key, value): (String, Option<Vec<u8>>) = self
+                .run(
+                    "LOOKUP",
+                    invocation.invoke_async(&mut self.connection.clone()),
+                )
+                .await?;
             let found = value.filter(|bytes| !bytes.is_empty()).and_then(|bytes| {
                 let found = if meta_only {
                     decode_header(&bytes).map(|(meta, _)| Found::Meta(meta))
@@ -314,7 +318,10 @@ impl DerivativeCache {
             .arg(freshness)
             .arg(ttl_seconds.max(1));
         let refreshed: Option<i64> = self
-            .run("REFRESH", invocation.invoke_async(&mut self.connection.clone()))
+            .run(
+                "REFRESH",
+                invocation.invoke_async(&mut self.connection.clone()),
+            )
             .await;
         refreshed == Some(1)
     }
@@ -341,7 +348,10 @@ impl DerivativeCache {
         let mut invocation = self.scripts.renew_lease.key(lease_key);
         invocation.arg(holder).arg(duration_ms(ttl));
         let renewed: Option<i64> = self
-            .run("RENEW_LEASE", invocation.invoke_async(&mut self.connection.clone()))
+            .run(
+                "RENEW_LEASE",
+                invocation.invoke_async(&mut self.connection.clone()),
+            )
             .await;
         renewed == Some(1)
     }
@@ -351,7 +361,10 @@ impl DerivativeCache {
         let mut invocation = self.scripts.release_lease.key(lease_key);
         invocation.arg(holder);
         let _: Option<i64> = self
-            .run("RELEASE_LEASE", invocation.invoke_async(&mut self.connection.clone()))
+            .run(
+                "RELEASE_LEASE",
+                invocation.invoke_async(&mut self.connection.clone()),
+            )
             .await;
     }
 
@@ -360,9 +373,8 @@ impl DerivativeCache {
         let mut pipe = redis::pipe();
         pipe.get(key).exists(lease_key);
         let mut connection = self.connection.clone();
-        let answer: Option<(Option<Vec<u8>>, bool)> = self
-            .run("WAIT", pipe.query_async(&mut connection))
-            .await;
+        let answer: Option<(Option<Vec<u8>>, bool)> =
+            self.run("WAIT", pipe.query_async(&mut connection)).await;
         match answer {
             None => Waiting::Unavailable,
             Some((Some(bytes), _)) => match decode_envelope(bytes) {
@@ -397,10 +409,7 @@ impl DerivativeCache {
             }
             Err(_elapsed) => {
                 self.availability.failed("PURGE", &"timed out");
-                Err(redis::RedisError::from((
-                    redis::ErrorKind::Io,
-                    "timed out",
-                )))
+                Err(redis::RedisError::from((redis::ErrorKind::Io, "timed out")))
             }
         }
     }
@@ -454,7 +463,9 @@ impl std::fmt::Debug for DerivativeCache {
 }
 
 fn duration_ms(duration: Duration) -> u64 {
-    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX).max(1)
+    u64::try_from(duration.as_millis())
+        .unwrap_or(u64::MAX)
+        .max(1)
 }
 
 // === impl Availability ===
@@ -612,7 +623,8 @@ mod tests {
             let mut entry = sample();
             entry.meta.format = format;
             let bytes = encode_envelope(&entry);
-            let (meta, header_len) = decode_header(&bytes[..MAX_HEADER_LEN.min(bytes.len())]).unwrap();
+            let (meta, header_len) =
+                decode_header(&bytes[..MAX_HEADER_LEN.min(bytes.len())]).unwrap();
             assert_eq!(meta, entry.meta);
             assert_eq!(&bytes[header_len..], entry.data);
             assert_eq!(decode_envelope(bytes), Some(entry));
@@ -703,7 +715,11 @@ mod tests {
             let generation = cache.purge(&generation_key("src_1", scope)).await.unwrap();
             assert_eq!(generation, 1, "{scope:?}");
             assert!(!found(cat.clone()).await, "{scope:?} purged cat");
-            assert_eq!(found(dog.clone()).await, scope != PurgeScope::Source, "{scope:?}");
+            assert_eq!(
+                found(dog.clone()).await,
+                scope != PurgeScope::Source,
+                "{scope:?}"
+            );
         }
         let key = cache.lookup(&cat, false).await.unwrap().key;
         assert_eq!(key, cat.entry_key(&[1, 0, 1, 1]));
@@ -734,8 +750,14 @@ mod tests {
         let cache = cache(&redis).await;
         let lease = lease_key("entry");
         let ttl = Duration::from_secs(5);
-        assert_eq!(cache.try_lease(&lease, "a", ttl).await, LeaseOutcome::Acquired);
-        assert_eq!(cache.try_lease(&lease, "b", ttl).await, LeaseOutcome::HeldElsewhere);
+        assert_eq!(
+            cache.try_lease(&lease, "a", ttl).await,
+            LeaseOutcome::Acquired
+        );
+        assert_eq!(
+            cache.try_lease(&lease, "b", ttl).await,
+            LeaseOutcome::HeldElsewhere
+        );
         assert!(cache.renew_lease(&lease, "a", ttl).await);
         assert!(!cache.renew_lease(&lease, "b", ttl).await);
         assert_eq!(cache.wait_step("entry", &lease).await, Waiting::Held);
@@ -744,7 +766,10 @@ mod tests {
         cache.release_lease(&lease, "a").await;
         assert_eq!(cache.wait_step("entry", &lease).await, Waiting::Abandoned);
         cache.set("entry", &sample(), 60).await;
-        assert_eq!(cache.wait_step("entry", &lease).await, Waiting::Stored(sample()));
+        assert_eq!(
+            cache.wait_step("entry", &lease).await,
+            Waiting::Stored(sample())
+        );
     }
 
     /// A TTL of 0 stores nothing.

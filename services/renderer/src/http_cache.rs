@@ -195,7 +195,10 @@ mod tests {
         assert!(check("\"x\", \"abc\"", 0));
         assert!(check("*", 0));
         assert!(!check("\"x\"", 0));
-        assert!(!check("\"x\"", 2_000), "If-Modified-Since is ignored with If-None-Match");
+        assert!(
+            !check("\"x\"", 2_000),
+            "If-Modified-Since is ignored with If-None-Match"
+        );
         assert!(check("", 1_000));
         assert!(check("", 2_000));
         assert!(!check("", 999));
@@ -208,7 +211,13 @@ mod tests {
             .not_modified(etag, 0),
             "no Last-Modified, no match"
         );
-        assert!(!Conditional { if_none_match: " ", if_modified_since: 0 }.is_conditional());
+        assert!(
+            !Conditional {
+                if_none_match: " ",
+                if_modified_since: 0
+            }
+            .is_conditional()
+        );
     }
 
     /// The ETag is strong, quoted and follows the bytes.

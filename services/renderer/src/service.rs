@@ -352,7 +352,12 @@ impl Renderer {
                     ..meta
                 };
                 if conditional.not_modified(&refreshed.etag, refreshed.last_modified) {
-                    return Ok(Some(answer(&refreshed, None, conditional, CacheStatus::Stale)));
+                    return Ok(Some(answer(
+                        &refreshed,
+                        None,
+                        conditional,
+                        CacheStatus::Stale,
+                    )));
                 }
                 let data = match found {
                     Found::Whole(entry) => entry.data,
@@ -373,7 +378,11 @@ impl Renderer {
 
     /// Asks the origin whether the original rendered with `origin_etag`
     /// changed: unchanged extends the entry in Redis, changed renders it.
-    async fn refresh_or_render(self, job: Job, origin_etag: String) -> Result<Produced, RenderError> {
+    async fn refresh_or_render(
+        self,
+        job: Job,
+        origin_etag: String,
+    ) -> Result<Produced, RenderError> {
         let fetched = self
             .fetcher
             .fetch_if_changed(job.object(), &origin_etag, job.remaining())

@@ -12,16 +12,19 @@ use std::sync::{Arc, Mutex};
 
 use futures::FutureExt as _;
 use futures::future::{BoxFuture, Shared};
+use tracing::Instrument as _;
 
 use crate::error::RenderError;
 
 type Outcome<T> = Result<T, RenderError>;
 type Run<T> = Shared<BoxFuture<'static, Outcome<T>>>;
+/// Runs in flight by key, each with the id that lets it retire itself.
+type Runs<T> = Mutex<HashMap<String, (u64, Run<T>)>>;
 
 /// Runs of work in flight, by key.
 #[derive(Debug)]
 pub(crate) struct SingleFlight<T> {
-    runs: Arc<Mutex<HashMap<String, (u64, Run<T>)>>>,
+    runs: Arc<Runs<T>>,
     next_id: AtomicU64,
 }
 
@@ -54,14 +57,21 @@ impl<T: Clone + Send + Sync + 'static> SingleFlight<T> {
                     let owned_key = key.to_owned();
                     // The lock is held until the run is registered, so the
                     // task cannot unregister it before that.
-                    let task = tokio::spawn(async move {
-                        let outcome = work.await;
-                        let mut runs = finished.lock().unwrap_or_else(|e| e.into_inner());
-                        if runs.get(&owned_key).is_some_and(|(run_id, _)| *run_id == id) {
-                            runs.remove(&owned_key);
+                    // The run continues the starting caller's trace.
+                    let task = tokio::spawn(
+                        async move {
+                            let outcome = work.await;
+                            let mut runs = finished.lock().unwrap_or_else(|e| e.into_inner());
+                            if runs
+                                .get(&owned_key)
+                                .is_some_and(|(run_id, _)| *run_id == id)
+                            {
+                                runs.remove(&owned_key);
+                            }
+                            outcome
                         }
-                        outcome
-                    });
+                        .in_current_span(),
+                    );
                     let run = async move {
                         task.await.unwrap_or(Err(RenderError::Internal {
                             context: "running a shared render",
@@ -111,7 +121,11 @@ mod tests {
         };
         let results = futures::future::join_all((0..50).map(|_| call("a"))).await;
         assert_eq!(results.iter().filter(|(_, started)| *started).count(), 1);
-        assert!(results.iter().all(|(outcome, _)| outcome.as_ref().unwrap() == &1));
+        assert!(
+            results
+                .iter()
+                .all(|(outcome, _)| outcome.as_ref().unwrap() == &1)
+        );
         assert_eq!(call("b").await.0.unwrap(), 2);
         assert_eq!(call("a").await.0.unwrap(), 3);
         assert!(flights.runs.lock().unwrap().is_empty());

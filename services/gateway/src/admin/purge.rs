@@ -17,7 +17,9 @@ use http::StatusCode;
 use imgmesh_proto::registry::v1::GetSourceRequest;
 use imgmesh_proto::renderer::v1::{PurgeRequest, purge_request};
 
-use super::{AdminApi, AdminError, SourceRef, call, json_response, read_json_body, required, timed};
+use super::{
+    AdminApi, AdminError, SourceRef, call, json_response, read_json_body, required, timed,
+};
 use crate::asset_path::asset_path;
 
 /// Deadline of the renderer's purge call.
@@ -86,7 +88,10 @@ fn target(body: &[u8]) -> Result<Target, AdminError> {
         .keys()
         .find(|key| !matches!(key.as_str(), "path" | "prefix" | "all"))
     {
-        return Err(AdminError::invalid_field(field, "is not a purge field (path, prefix or all)"));
+        return Err(AdminError::invalid_field(
+            field,
+            "is not a purge field (path, prefix or all)",
+        ));
     }
     if object.len() != 1 {
         return Err(AdminError::invalid_field(
@@ -151,8 +156,14 @@ mod tests {
     #[test]
     fn bodies_name_one_target() {
         let path = |p: &str| Ok(Target::Path(p.to_owned()));
-        assert_eq!(parsed(r#"{"path":"/photos/cat.jpg"}"#), path("photos/cat.jpg"));
-        assert_eq!(parsed(r#"{"path":"photos/cat.jpg"}"#), path("photos/cat.jpg"));
+        assert_eq!(
+            parsed(r#"{"path":"/photos/cat.jpg"}"#),
+            path("photos/cat.jpg")
+        );
+        assert_eq!(
+            parsed(r#"{"path":"photos/cat.jpg"}"#),
+            path("photos/cat.jpg")
+        );
         assert_eq!(parsed(r#"{"path":"/a%20b.jpg?w=100"}"#), path("a b.jpg"));
         assert_eq!(
             parsed(r#"{"path":"https://demo.imgmesh.test/photos/cat.jpg?w=1&s=x"}"#),

@@ -73,8 +73,14 @@ fn entry_key(path: &str, generations: &[u64]) -> String {
 async fn cat_fetcher() -> FakeFetcher {
     FakeFetcher::start([
         ("cat.jpg", FakeObject::Bytes(test_images::jpeg(400, 300))),
-        ("a/b/cat.jpg", FakeObject::Bytes(test_images::jpeg(400, 300))),
-        ("a/c/dog.jpg", FakeObject::Bytes(test_images::jpeg(300, 300))),
+        (
+            "a/b/cat.jpg",
+            FakeObject::Bytes(test_images::jpeg(400, 300)),
+        ),
+        (
+            "a/c/dog.jpg",
+            FakeObject::Bytes(test_images::jpeg(300, 300)),
+        ),
     ])
     .await
 }
@@ -111,7 +117,10 @@ async fn lifetimes_follow_the_sources_policy() {
             .await
             .unwrap();
         assert_eq!(rendered.cache_status(), CacheStatus::Miss);
-        assert_eq!(rendered.max_age_seconds, expected, "{cache_control} {behavior:?}");
+        assert_eq!(
+            rendered.max_age_seconds, expected,
+            "{cache_control} {behavior:?}"
+        );
         let ttl = redis.ttl(&entry_key("cat.jpg", &[generation, 0])).await;
         let redis_ttl = i64::from(expected + WINDOW);
         assert!(
@@ -157,10 +166,17 @@ async fn validators_answer_not_modified_without_rendering() {
     let fetcher = cat_fetcher().await;
     let renderer = renderer(&redis, &fetcher);
     let first = renderer
-        .render_derivative(request("cat.jpg", CacheTtlBehavior::OverrideOrigin, 600), None)
+        .render_derivative(
+            request("cat.jpg", CacheTtlBehavior::OverrideOrigin, 600),
+            None,
+        )
         .await
         .unwrap();
-    assert!(first.etag.starts_with('"') && first.etag.len() == 34, "{}", first.etag);
+    assert!(
+        first.etag.starts_with('"') && first.etag.len() == 34,
+        "{}",
+        first.etag
+    );
     assert_eq!(first.last_modified, 1_700_000_000);
     assert!(!first.not_modified);
 
@@ -192,7 +208,11 @@ async fn validators_answer_not_modified_without_rendering() {
         assert!(!answer.not_modified, "{if_none_match} {if_modified_since}");
         assert_eq!(answer.data, first.data);
     }
-    assert_eq!(fetcher.fetches(), 1, "only the first request fetched and rendered");
+    assert_eq!(
+        fetcher.fetches(),
+        1,
+        "only the first request fetched and rendered"
+    );
 }
 
 /// An expired entry is revalidated with the ETag of the original it was
@@ -215,7 +235,10 @@ async fn expired_entries_are_revalidated_with_the_origin() {
     assert_eq!(stale.data, first.data);
     assert_eq!(stale.age_seconds, 0);
     assert_eq!((fetcher.fetches(), fetcher.not_modified()), (2, 1));
-    assert!(redis.ttl(&key).await > 1_500, "extended by lifetime + window");
+    assert!(
+        redis.ttl(&key).await > 1_500,
+        "extended by lifetime + window"
+    );
     let hit = renderer.render_derivative(ask(), None).await.unwrap();
     assert_eq!(hit.cache_status(), CacheStatus::Hit);
     assert_eq!(fetcher.fetches(), 2);
@@ -317,8 +340,7 @@ async fn concurrent_misses_render_once() {
         }
     };
 
-    let answers =
-        futures::future::join_all((0..100).map(|_| ask(&one, "cat.jpg"))).await;
+    let answers = futures::future::join_all((0..100).map(|_| ask(&one, "cat.jpg"))).await;
     assert_eq!(fetcher.fetches(), 1);
     let first = answers[0].as_ref().unwrap();
     for answer in &answers {
@@ -354,10 +376,16 @@ async fn a_dead_holders_lease_lapses() {
     );
     let started = std::time::Instant::now();
     let answer = renderer
-        .render_derivative(request("cat.jpg", CacheTtlBehavior::OverrideOrigin, 600), None)
+        .render_derivative(
+            request("cat.jpg", CacheTtlBehavior::OverrideOrigin, 600),
+            None,
+        )
         .await
         .unwrap();
     assert_eq!(answer.cache_status(), CacheStatus::Miss);
-    assert!(started.elapsed() >= Duration::from_millis(300), "it waited for the lease");
+    assert!(
+        started.elapsed() >= Duration::from_millis(300),
+        "it waited for the lease"
+    );
     assert_eq!(fetcher.fetches(), 1);
 }
