@@ -853,10 +853,14 @@ fn detail_effects() {
         pixel(&blocks.data, 15, 15),
         "one block"
     );
-    assert_ne!(
-        pixel(&blocks.data, 0, 0),
-        pixel(&blocks.data, 16, 0),
-        "next block"
+    // The blocks average random noise, so two neighbours may round to the
+    // same colour; a whole row of eight never does.
+    let row: Vec<_> = (0..8)
+        .map(|block| pixel(&blocks.data, block * 16, 0))
+        .collect();
+    assert!(
+        row.iter().any(|colour| colour != &row[0]),
+        "every block of the row has one colour: {row:?}"
     );
 }
 
