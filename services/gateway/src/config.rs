@@ -95,6 +95,18 @@ pub struct GatewayConfig {
     )]
     pub cache_status_header: bool,
 
+    /// Redis URL of the derivative cache the renderers fill (may carry a
+    /// password, so it is never logged). With it, fresh cache hits are
+    /// answered here without a call to the renderer; without it, every
+    /// request goes to the renderer.
+    #[arg(long, env = "IMGMESH_REDIS_URL", value_parser = secret_text)]
+    pub redis_url: Option<SecretString>,
+
+    /// Timeout of each Redis operation in milliseconds; a slower Redis
+    /// hands the request to the renderer.
+    #[arg(long, env = "IMGMESH_REDIS_TIMEOUT_MS", default_value_t = 50)]
+    pub redis_timeout_ms: u64,
+
     /// Logging and tracing.
     #[command(flatten)]
     pub telemetry: TelemetryArgs,

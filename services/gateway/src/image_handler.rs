@@ -22,13 +22,15 @@ use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, Method, StatusCode, header};
 use imgmesh_errors::ErrorCode;
 use imgmesh_proto::registry::v1::Source;
-use imgmesh_proto::renderer::v1::{CacheStatus, RenderRequest, RenderResponse};
+use imgmesh_derivative_cache::{CacheNames, Conditional, DerivativeCache, Found, render_response};
+use imgmesh_proto::renderer::v1::{CacheStatus, RenderPlan, RenderRequest, RenderResponse};
 use tracing::Instrument as _;
 
 use crate::GatewayState;
 use crate::asset_path::asset_path;
 use crate::error::{DEFAULT_ERROR_TTL_SECONDS, GatewayError};
 use crate::host_routing::SourceHost;
+use crate::metrics::METRICS;
 use crate::render_plan::parse_render_plan;
 use crate::signing;
 use crate::source_cache::{Lookup, ResolvedSource, Serving};
@@ -121,12 +123,28 @@ async fn answer(
     let if_modified_since = header_text(&parts.headers, header::IF_MODIFIED_SINCE)
         .and_then(http_date_seconds)
         .unwrap_or(0);
+    let conditional = Conditional {
+        if_none_match: if_none_match.unwrap_or(""),
+        if_modified_since,
+    };
+    if let Some(cache) = state.derivatives()
+        && let Some(cached) = fresh_from_cache(cache, source, &path, &parsed.plan, conditional).await
+    {
+        let mut response =
+            image_response(cached, StatusCode::OK, lifetime, state.cache_status_header())?;
+        if parsed.varies_on_accept {
+            response
+                .headers_mut()
+                .insert(header::VARY, HeaderValue::from_static("Accept"));
+        }
+        return Ok(response);
+    }
     let rendered = state
         .upstream()
         .render(render(
             path,
             parsed.plan.clone(),
-            if_none_match.unwrap_or(""),
+            conditional.if_none_match,
             if_modified_since,
         ))
         .await;
@@ -158,6 +176,41 @@ async fn answer(
             .insert(header::VARY, HeaderValue::from_static("Accept"));
     }
     Ok(response)
+}
+
+/// The derivative from Redis when a fresh copy is there (its validators
+/// only, when the request's match): what the renderer would have answered,
+/// without asking it. `None` — ask the renderer — on a miss, an expired
+/// entry (the renderer revalidates it) or a Redis that is slow or down.
+async fn fresh_from_cache(
+    cache: &DerivativeCache,
+    source: &Source,
+    path: &str,
+    plan: &RenderPlan,
+    conditional: Conditional<'_>,
+) -> Option<RenderResponse> {
+    let names = CacheNames::new(&source.id, source.config_version, path, plan);
+    let lookup = cache.lookup(&names, conditional.is_conditional()).await?;
+    let now = unix_now();
+    let (meta, data) = match lookup.found {
+        Some(Found::Whole(entry)) => (entry.meta, Some(entry.data)),
+        Some(Found::Meta(meta)) => (meta, None),
+        None => {
+            METRICS.derivative_lookup("miss");
+            return None;
+        }
+    };
+    if !meta.is_fresh(now) {
+        METRICS.derivative_lookup("expired");
+        return None;
+    }
+    let data = match data {
+        Some(data) => Some(data),
+        None if conditional.not_modified(&meta.etag, meta.last_modified) => None,
+        None => Some(cache.get(&lookup.key).await?.data),
+    };
+    METRICS.derivative_lookup("hit");
+    Some(render_response(&meta, data, conditional, CacheStatus::Hit, now))
 }
 
 /// The Source's replacement for a failed render, and whether the request's

@@ -4,8 +4,10 @@
 //! routed by its host to a Source (looked up in the source registry and
 //! cached briefly), its path is checked, its query becomes a canonical
 //! [`RenderPlan`](imgmesh_proto::renderer::v1::RenderPlan), and the renderer
-//! is asked for the derivative. Errors from every hop become exactly one HTTP
-//! status (see [`GatewayError`]).
+//! is asked for the derivative — unless, with `--redis-url`, a fresh copy is
+//! in the derivative cache, which the gateway then answers from itself (one
+//! Redis round trip, no gRPC hop). Errors from every hop become exactly one
+//! HTTP status (see [`GatewayError`]).
 //!
 //! Three listeners: the public one ([`router`]), an operations one
 //! ([`ops_router`]) with `GET /live`, `GET /ready` and `GET /metrics`
@@ -29,6 +31,7 @@ mod url_expiry;
 
 use std::future::{Future, IntoFuture as _};
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use axum::Router;
@@ -37,6 +40,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::serve::ListenerExt as _;
 use http::{HeaderValue, StatusCode, header};
+use imgmesh_derivative_cache::DerivativeCache;
 use tokio::net::TcpListener;
 
 pub use crate::admin::{AdminApi, admin_router};
@@ -64,6 +68,7 @@ struct Inner {
     readiness: Readiness,
     admin: Option<AdminApi>,
     cache_status_header: bool,
+    derivatives: Option<DerivativeCache>,
 }
 
 // === impl GatewayState ===
@@ -78,6 +83,17 @@ impl GatewayState {
             imgmesh_runtime::grpc_channel(&config.registry_url).context("--registry-url")?;
         let renderer =
             imgmesh_runtime::grpc_channel(&config.renderer_url).context("--renderer-url")?;
+        let derivatives = config
+            .redis_url
+            .as_ref()
+            .map(|url| {
+                DerivativeCache::connect_lazily(
+                    url,
+                    Duration::from_millis(config.redis_timeout_ms),
+                )
+            })
+            .transpose()
+            .context("invalid --redis-url")?;
         let admin = config
             .load_admin_token()?
             .map(|token| AdminApi::new(&token, registry.clone(), renderer.clone()));
@@ -92,6 +108,7 @@ impl GatewayState {
                 readiness: Readiness::new(registry, renderer),
                 admin,
                 cache_status_header: config.cache_status_header,
+                derivatives,
             }),
         })
     }
@@ -122,6 +139,11 @@ impl GatewayState {
     /// Whether image responses carry `X-Imgmesh-Cache`.
     pub(crate) fn cache_status_header(&self) -> bool {
         self.inner.cache_status_header
+    }
+
+    /// The derivative cache, when `--redis-url` is set.
+    pub(crate) fn derivatives(&self) -> Option<&DerivativeCache> {
+        self.inner.derivatives.as_ref()
     }
 }
 

@@ -7,7 +7,10 @@
 //!   arrival to its response head (bodies are in memory by then, so this is
 //!   the whole request);
 //! - `imgmesh_cache_lookups_total{tier="source",result}`: host → Source
-//!   lookups answered from the source cache (`hit`) or not (`miss`).
+//!   lookups answered from the source cache (`hit`) or not (`miss`);
+//! - `imgmesh_cache_lookups_total{tier="derivative",result}`: with
+//!   `--redis-url`, derivatives answered from Redis (`hit`), or left to the
+//!   renderer (`miss`, `expired`).
 
 use std::sync::LazyLock;
 use std::time::Instant;
@@ -34,9 +37,10 @@ struct StatusLabels {
 /// Labels of `imgmesh_cache_lookups_total`.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct CacheLookupLabels {
-    /// Which cache: always `source` here.
+    /// Which cache: `source`, or `derivative` (Redis, read directly).
     tier: &'static str,
-    /// `hit` or `miss`.
+    /// `hit` or `miss` (and `expired` for derivatives left to the renderer
+    /// to revalidate).
     result: &'static str,
 }
 
@@ -114,6 +118,16 @@ impl GatewayMetrics {
     pub(crate) fn source_lookup(&self, lookup: SourceLookup) {
         self.cache_lookups
             .get_or_create(&CacheLookupLabels::source(lookup))
+            .inc();
+    }
+
+    /// Counts one derivative lookup in Redis that ended as `result`.
+    pub(crate) fn derivative_lookup(&self, result: &'static str) {
+        self.cache_lookups
+            .get_or_create(&CacheLookupLabels {
+                tier: "derivative",
+                result,
+            })
             .inc();
     }
 }

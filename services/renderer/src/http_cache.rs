@@ -1,10 +1,9 @@
-//! HTTP caching rules the renderer applies: how long a derivative may be
-//! cached (the Source's `cache_ttl_behavior` combined with the original's
-//! `Cache-Control`/`Expires`), its strong ETag, and whether a conditional
-//! request (`If-None-Match`, `If-Modified-Since`) is satisfied.
+//! How long a derivative may be cached: the Source's `cache_ttl_behavior`
+//! combined with the original's `Cache-Control`/`Expires`. (Validators and
+//! conditional requests are in `imgmesh_derivative_cache::entry`, which the
+//! gateway shares.)
 
 use imgmesh_proto::registry::v1::CacheTtlBehavior;
-use sha2::{Digest as _, Sha256};
 
 /// What the origin said about caching the original.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -13,50 +12,6 @@ pub struct OriginCaching {
     pub cache_control: String,
     /// `Expires`, Unix seconds; 0 when none.
     pub expires: i64,
-}
-
-/// A request's validators.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Conditional<'a> {
-    /// `If-None-Match`, verbatim; empty when none.
-    pub if_none_match: &'a str,
-    /// `If-Modified-Since`, Unix seconds; 0 when none.
-    pub if_modified_since: i64,
-}
-
-// === impl Conditional ===
-
-impl Conditional<'_> {
-    /// Whether the request carries any validator.
-    pub fn is_conditional(&self) -> bool {
-        !self.if_none_match.trim().is_empty() || self.if_modified_since > 0
-    }
-
-    /// Whether the client's copy is current (RFC 9110 §13.2.2: with
-    /// `If-None-Match`, `If-Modified-Since` is ignored; ETags compare
-    /// weakly, and `*` matches any).
-    pub fn not_modified(&self, etag: &str, last_modified: i64) -> bool {
-        let if_none_match = self.if_none_match.trim();
-        if !if_none_match.is_empty() {
-            let ours = opaque(etag);
-            return if_none_match
-                .split(',')
-                .map(str::trim)
-                .any(|theirs| theirs == "*" || (!ours.is_empty() && opaque(theirs) == ours));
-        }
-        self.if_modified_since > 0 && last_modified > 0 && last_modified <= self.if_modified_since
-    }
-}
-
-/// An entity tag without its weakness marker.
-fn opaque(etag: &str) -> &str {
-    etag.strip_prefix("W/").unwrap_or(etag)
-}
-
-/// The strong ETag of `data`: 128 bits of its SHA-256, quoted.
-pub fn strong_etag(data: &[u8]) -> String {
-    let digest = Sha256::digest(data);
-    format!("\"{}\"", hex::encode(&digest[..16]))
 }
 
 /// The freshness lifetime of a derivative, in seconds, under the Source's
@@ -177,56 +132,5 @@ mod tests {
                 "{behavior:?} {origin:?}"
             );
         }
-    }
-
-    /// If-None-Match wins over If-Modified-Since; lists, `*` and weak tags match.
-    #[test]
-    fn conditionals_follow_rfc_9110() {
-        let etag = "\"abc\"";
-        let check = |if_none_match: &str, if_modified_since: i64| {
-            Conditional {
-                if_none_match,
-                if_modified_since,
-            }
-            .not_modified(etag, 1_000)
-        };
-        assert!(check("\"abc\"", 0));
-        assert!(check("W/\"abc\"", 0));
-        assert!(check("\"x\", \"abc\"", 0));
-        assert!(check("*", 0));
-        assert!(!check("\"x\"", 0));
-        assert!(
-            !check("\"x\"", 2_000),
-            "If-Modified-Since is ignored with If-None-Match"
-        );
-        assert!(check("", 1_000));
-        assert!(check("", 2_000));
-        assert!(!check("", 999));
-        assert!(!check("", 0));
-        assert!(
-            !Conditional {
-                if_none_match: "",
-                if_modified_since: 2_000
-            }
-            .not_modified(etag, 0),
-            "no Last-Modified, no match"
-        );
-        assert!(
-            !Conditional {
-                if_none_match: " ",
-                if_modified_since: 0
-            }
-            .is_conditional()
-        );
-    }
-
-    /// The ETag is strong, quoted and follows the bytes.
-    #[test]
-    fn etag_follows_the_bytes() {
-        let etag = strong_etag(b"abc");
-        assert_eq!(etag.len(), 34);
-        assert!(etag.starts_with('"') && etag.ends_with('"'));
-        assert_eq!(etag, strong_etag(b"abc"));
-        assert_ne!(etag, strong_etag(b"abd"));
     }
 }

@@ -12,11 +12,9 @@
 
 mod adjust;
 mod blurhash;
-pub mod cache_key;
 mod canvas;
 mod channels;
 pub mod config;
-pub mod derivative_cache;
 pub mod encode;
 pub mod error;
 pub mod geometry;
@@ -37,8 +35,6 @@ mod trim;
 
 #[cfg(test)]
 mod fake_fetcher;
-#[cfg(test)]
-mod redis_process;
 #[cfg(test)]
 mod test_images;
 

@@ -20,7 +20,6 @@ pub struct RendererMetrics {
     renders: Family<Label, Counter>,
     render_seconds: Family<Label, Histogram, fn() -> Histogram>,
     cache_lookups: Family<Labels, Counter>,
-    redis_errors: Family<Label, Counter>,
     lease_waits: Family<Label, Counter>,
     not_modified: Counter,
     purges: Family<Label, Counter>,
@@ -32,7 +31,6 @@ pub static METRICS: LazyLock<RendererMetrics> = LazyLock::new(|| {
         renders: Family::default(),
         render_seconds: Family::new_with_constructor(imgmesh_metrics::latency_histogram),
         cache_lookups: Family::default(),
-        redis_errors: Family::default(),
         lease_waits: Family::default(),
         not_modified: Counter::default(),
         purges: Family::default(),
@@ -55,11 +53,6 @@ pub static METRICS: LazyLock<RendererMetrics> = LazyLock::new(|| {
         "imgmesh_cache_lookups",
         "Cache lookups by tier and result (hit, miss, stale)",
         metrics.cache_lookups.clone(),
-    );
-    registry.register(
-        "imgmesh_redis_errors",
-        "Failed or timed-out Redis operations, by operation",
-        metrics.redis_errors.clone(),
     );
     registry.register(
         "imgmesh_render_lease_waits",
@@ -95,13 +88,6 @@ impl RendererMetrics {
     pub fn derivative_lookup(&self, result: &'static str) {
         self.cache_lookups
             .get_or_create(&[("tier", "derivative"), ("result", result)])
-            .inc();
-    }
-
-    /// One failed Redis `operation`.
-    pub fn redis_error(&self, operation: &'static str) {
-        self.redis_errors
-            .get_or_create(&[("operation", operation)])
             .inc();
     }
 

@@ -28,14 +28,16 @@ use imgmesh_proto::renderer::v1::{
 use tokio::net::TcpListener;
 use tracing::Instrument as _;
 
-use crate::cache_key::{CacheNames, PurgeScope, directory_prefix, generation_key, lease_key};
-use crate::config::RendererConfig;
-use crate::derivative_cache::{
-    CachedDerivative, DerivativeCache, EntryMeta, Found, LeaseOutcome, Lookup, Waiting,
+use imgmesh_derivative_cache::{
+    CacheNames, CachedDerivative, Conditional, DerivativeCache, EntryMeta, Found, LeaseOutcome,
+    Lookup, PurgeScope, Waiting, directory_prefix, generation_key, lease_key, render_response,
+    strong_etag,
 };
+
+use crate::config::RendererConfig;
 use crate::encode::EncodedFormat;
 use crate::error::RenderError;
-use crate::http_cache::{Conditional, lifetime, strong_etag};
+use crate::http_cache::lifetime;
 use crate::libvips;
 use crate::metrics::METRICS;
 use crate::origin_fetch::{self, ObjectRef, OriginFetcher, Original, Revalidated};
@@ -222,7 +224,7 @@ impl Renderer {
             &request.source_id,
             request.source_config_version,
             &request.path,
-            &plan,
+            plan.canonical(),
         );
         let conditional = Conditional {
             if_none_match: &request.if_none_match,
@@ -548,7 +550,7 @@ impl Renderer {
         let max_age = job.lifetime(&original.caching, now);
         let entry = CachedDerivative {
             meta: EntryMeta {
-                format: derivative.format,
+                content_type: derivative.format.content_type().to_owned(),
                 width: derivative.width,
                 height: derivative.height,
                 etag: strong_etag(&derivative.data),
@@ -618,26 +620,11 @@ fn answer(
     conditional: Conditional<'_>,
     status: CacheStatus,
 ) -> RenderResponse {
-    let not_modified = conditional.not_modified(&meta.etag, meta.last_modified) || data.is_none();
-    if not_modified {
+    let response = render_response(meta, data.cloned(), conditional, status, unix_now());
+    if response.not_modified {
         METRICS.not_modified();
     }
-    RenderResponse {
-        data: match data {
-            Some(data) if !not_modified => data.clone().into(),
-            _ => Default::default(),
-        },
-        content_type: meta.format.content_type().to_owned(),
-        cache_hit: status != CacheStatus::Miss,
-        width: meta.width,
-        height: meta.height,
-        etag: meta.etag.clone(),
-        last_modified: meta.last_modified,
-        max_age_seconds: meta.max_age,
-        age_seconds: meta.age(unix_now()),
-        cache_status: status.into(),
-        not_modified,
-    }
+    response
 }
 
 /// The metrics label of an output format.
@@ -721,7 +708,7 @@ mod tests {
 
     use super::*;
     use crate::fake_fetcher::{FakeFetcher, FakeObject};
-    use crate::redis_process::RedisProcess;
+    use imgmesh_derivative_cache::test_redis::RedisProcess;
     use crate::render::RenderLimits;
     use crate::test_images;
 
@@ -912,7 +899,7 @@ mod tests {
     #[tokio::test]
     async fn unreachable_fetcher_is_unavailable() {
         let redis = RedisProcess::start().await;
-        let port = crate::redis_process::free_port();
+        let port = imgmesh_derivative_cache::test_redis::free_port();
         let channel = imgmesh_runtime::grpc_channel(&format!("http://127.0.0.1:{port}")).unwrap();
         let renderer = renderer(&redis.url(), channel);
         let error = renderer

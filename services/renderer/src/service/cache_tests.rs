@@ -11,12 +11,12 @@ use imgmesh_proto::renderer::v1::{
 };
 
 use super::{Caching, Renderer};
-use crate::cache_key::{CacheNames, lease_key};
-use crate::derivative_cache::DerivativeCache;
+use imgmesh_derivative_cache::test_redis::RedisProcess;
+use imgmesh_derivative_cache::{CacheNames, DerivativeCache, LeaseOutcome, lease_key};
+
 use crate::error::RenderError;
 use crate::fake_fetcher::{FakeFetcher, FakeObject, fake_etag};
 use crate::origin_fetch::OriginFetcher;
-use crate::redis_process::RedisProcess;
 use crate::render::RenderLimits;
 use crate::render_plan::ResolvedPlan;
 use crate::render_pool::RenderPool;
@@ -67,7 +67,7 @@ fn request(path: &str, behavior: CacheTtlBehavior, ttl: u32) -> RenderRequest {
 /// The entry key a request is stored under (no purges yet).
 fn entry_key(path: &str, generations: &[u64]) -> String {
     let plan = ResolvedPlan::resolve(&plan()).unwrap();
-    CacheNames::new("src_1", 1, path, &plan).entry_key(generations)
+    CacheNames::new("src_1", 1, path, plan.canonical()).entry_key(generations)
 }
 
 async fn cat_fetcher() -> FakeFetcher {
@@ -372,7 +372,7 @@ async fn a_dead_holders_lease_lapses() {
         cache
             .try_lease(&lease, "dead-replica", Duration::from_millis(400))
             .await,
-        crate::derivative_cache::LeaseOutcome::Acquired
+        LeaseOutcome::Acquired
     );
     let started = std::time::Instant::now();
     let answer = renderer

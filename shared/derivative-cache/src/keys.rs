@@ -10,7 +10,7 @@
 //! canonical plan encoding)). Each part is written with its length in
 //! front, so no two different tuples hash the same bytes (`("ab", "c")` vs
 //! `("a", "bc")`). The plan is hashed in its canonical form (defaults
-//! written out, see [`ResolvedPlan::canonical`]), and the config version is
+//! written out: `imgmesh_imgix_params::normalize_plan`), and the config version is
 //! part of it so a Source edit takes effect at once.
 //!
 //! `<generations>` are the current values of the purge counters that cover
@@ -27,7 +27,7 @@
 use prost::Message as _;
 use sha2::{Digest as _, Sha256};
 
-use crate::render_plan::ResolvedPlan;
+use imgmesh_proto::renderer::v1::RenderPlan;
 
 /// The version of the entry key and value format; bump it when either (or
 /// rendering) changes incompatibly.
@@ -58,12 +58,14 @@ pub enum PurgeScope<'a> {
 
 impl CacheNames {
     /// The keys of the derivative of `path` on Source `source_id` (at
-    /// `source_config_version`) rendered with `plan`.
+    /// `source_config_version`) rendered with `plan`, which must be
+    /// canonical (`imgmesh_imgix_params::normalize_plan`) so that equal
+    /// renderings share a key.
     pub fn new(
         source_id: &str,
         source_config_version: u64,
         path: &str,
-        plan: &ResolvedPlan,
+        plan: &RenderPlan,
     ) -> CacheNames {
         let mut hasher = Sha256::new();
         let mut part = |bytes: &[u8]| {
@@ -73,7 +75,7 @@ impl CacheNames {
         part(source_id.as_bytes());
         part(&source_config_version.to_be_bytes());
         part(path.as_bytes());
-        part(&plan.canonical().encode_to_vec());
+        part(&plan.encode_to_vec());
         let digest = hex::encode(hasher.finalize());
         let mut generations = vec![generation_key(source_id, PurgeScope::Source)];
         generations.extend(
@@ -96,7 +98,7 @@ impl CacheNames {
 }
 
 /// The key of the render lease for the entry `entry_key` (see
-/// `derivative_cache::DerivativeCache::try_lease`).
+/// [`DerivativeCache::try_lease`](crate::DerivativeCache::try_lease)).
 pub fn lease_key(entry_key: &str) -> String {
     format!("{entry_key}:lease")
 }
@@ -127,15 +129,15 @@ pub fn directory_prefix(prefix: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
-    use imgmesh_proto::renderer::v1::{Fit, OutputFormat, RenderPlan};
+    use imgmesh_proto::renderer::v1::{Fit, OutputFormat};
 
     use super::*;
 
-    fn resolved(plan: RenderPlan) -> ResolvedPlan {
-        ResolvedPlan::resolve(&plan).unwrap()
+    fn resolved(plan: RenderPlan) -> RenderPlan {
+        imgmesh_imgix_params::normalize_plan(&plan).unwrap()
     }
 
-    fn webp_320() -> ResolvedPlan {
+    fn webp_320() -> RenderPlan {
         resolved(RenderPlan {
             width: 320,
             format: OutputFormat::Webp.into(),
@@ -144,7 +146,7 @@ mod tests {
         })
     }
 
-    fn key(source_id: &str, version: u64, path: &str, plan: &ResolvedPlan) -> String {
+    fn key(source_id: &str, version: u64, path: &str, plan: &RenderPlan) -> String {
         CacheNames::new(source_id, version, path, plan).base
     }
 

@@ -10,13 +10,13 @@ const STARTUP_DEADLINE: Duration = Duration::from_secs(10);
 
 /// A running `redis-server` without persistence.
 #[derive(Debug)]
-pub(crate) struct RedisProcess {
+pub struct RedisProcess {
     child: Option<Child>,
     port: u16,
 }
 
 /// A loopback port that was free a moment ago.
-pub(crate) fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
     listener.local_addr().expect("local address").port()
 }
@@ -25,12 +25,12 @@ pub(crate) fn free_port() -> u16 {
 
 impl RedisProcess {
     /// Starts Redis on a free port and waits until it answers PING.
-    pub(crate) async fn start() -> RedisProcess {
+    pub async fn start() -> RedisProcess {
         RedisProcess::start_on(free_port()).await
     }
 
     /// Starts Redis on `port` and waits until it answers PING.
-    pub(crate) async fn start_on(port: u16) -> RedisProcess {
+    pub async fn start_on(port: u16) -> RedisProcess {
         let child = Command::new("redis-server")
             .args(["--port", &port.to_string()])
             .args(["--bind", "127.0.0.1"])
@@ -53,12 +53,12 @@ impl RedisProcess {
     }
 
     /// The `redis://` URL of this server.
-    pub(crate) fn url(&self) -> String {
+    pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
     }
 
     /// The TTL Redis reports for `key` (-2 when absent, -1 when persistent).
-    pub(crate) async fn ttl(&self, key: &str) -> i64 {
+    pub async fn ttl(&self, key: &str) -> i64 {
         let reply = self
             .command(&["TTL", key])
             .await
@@ -70,7 +70,7 @@ impl RedisProcess {
     }
 
     /// Kills the server and waits for it to exit.
-    pub(crate) fn kill(&mut self) {
+    pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();

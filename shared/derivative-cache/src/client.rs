@@ -33,9 +33,12 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use secrecy::{ExposeSecret as _, SecretString};
 use tracing::Instrument as _;
 
-use crate::cache_key::CacheNames;
-use crate::encode::EncodedFormat;
-use crate::metrics::METRICS;
+use crate::entry::{
+    CachedDerivative, EntryMeta, FRESHNESS_OFFSET, MAX_HEADER_LEN, decode_envelope, decode_header,
+    encode_envelope,
+};
+use crate::keys::CacheNames;
+use crate::metrics::redis_error;
 
 /// How long Redis is left alone after a failed operation.
 pub const RETRY_AFTER: Duration = Duration::from_millis(500);
@@ -43,13 +46,6 @@ pub const RETRY_AFTER: Duration = Duration::from_millis(500);
 /// How long one connection attempt may take (in the background; requests
 /// never wait longer than the operation timeout).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
-
-const ENVELOPE_MAGIC: &[u8; 3] = b"imd";
-const ENVELOPE_VERSION: u8 = 2;
-/// Where the revalidated fields (stored at, max age) start.
-const FRESHNESS_OFFSET: usize = 4;
-/// The longest header an envelope can have (three strings of at most 255).
-const MAX_HEADER_LEN: usize = 32 + 3 * 256;
 
 /// Reads the counters (KEYS), builds the entry key from ARGV[1] and their
 /// values, and reads the entry: whole, or its header when ARGV[2] is `m`.
@@ -115,36 +111,6 @@ struct Availability {
     available: AtomicBool,
 }
 
-/// What the cache keeps about a derivative besides its bytes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EntryMeta {
-    /// The encoding of the bytes.
-    pub format: EncodedFormat,
-    /// Width in pixels.
-    pub width: u32,
-    /// Height in pixels.
-    pub height: u32,
-    /// Strong ETag of the bytes, with its quotes.
-    pub etag: String,
-    /// The original's ETag when it was rendered, for revalidation.
-    pub origin_etag: String,
-    /// The original's Last-Modified, Unix seconds; 0 when unknown.
-    pub last_modified: i64,
-    /// When the entry was stored or last revalidated, Unix seconds.
-    pub stored_at: i64,
-    /// How long after `stored_at` the entry is fresh, in seconds.
-    pub max_age: u32,
-}
-
-/// A cached derivative: its header and bytes.
-#[derive(Clone, PartialEq, Eq)]
-pub struct CachedDerivative {
-    /// What is known about the bytes.
-    pub meta: EntryMeta,
-    /// The encoded image (or document, or hash).
-    pub data: Vec<u8>,
-}
-
 /// What a lookup found under the key the counters named.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Found {
@@ -185,31 +151,6 @@ pub enum Waiting {
     Abandoned,
     /// Redis could not say.
     Unavailable,
-}
-
-// === impl EntryMeta ===
-
-impl EntryMeta {
-    /// Whether the entry is still fresh at `now` (Unix seconds).
-    pub fn is_fresh(&self, now: i64) -> bool {
-        now < self.stored_at.saturating_add(i64::from(self.max_age))
-    }
-
-    /// Seconds since the entry was stored or revalidated.
-    pub fn age(&self, now: i64) -> u32 {
-        u32::try_from(now.saturating_sub(self.stored_at).max(0)).unwrap_or(u32::MAX)
-    }
-}
-
-// === impl CachedDerivative ===
-
-impl std::fmt::Debug for CachedDerivative {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CachedDerivative")
-            .field("meta", &self.meta)
-            .field("bytes", &self.data.len())
-            .finish()
-    }
 }
 
 // === impl DerivativeCache ===
@@ -494,7 +435,7 @@ impl Availability {
     }
 
     fn failed(&self, operation: &'static str, error: &dyn std::fmt::Display) {
-        METRICS.redis_error(operation);
+        redis_error(operation);
         let retry_after = u64::try_from(RETRY_AFTER.as_millis()).unwrap_or(u64::MAX);
         self.retry_at_ms
             .store(self.now_ms().saturating_add(retry_after), Ordering::Relaxed);
@@ -506,104 +447,17 @@ impl Availability {
     }
 }
 
-/// Packs `entry` into the cache envelope.
-pub fn encode_envelope(entry: &CachedDerivative) -> Vec<u8> {
-    let meta = &entry.meta;
-    let content_type = short(meta.format.content_type());
-    let (etag, origin_etag) = (short(&meta.etag), short(&meta.origin_etag));
-    let mut bytes = Vec::with_capacity(
-        35 + content_type.len() + etag.len() + origin_etag.len() + entry.data.len(),
-    );
-    bytes.extend_from_slice(ENVELOPE_MAGIC);
-    bytes.push(ENVELOPE_VERSION);
-    bytes.extend_from_slice(&meta.stored_at.to_be_bytes());
-    bytes.extend_from_slice(&meta.max_age.to_be_bytes());
-    bytes.extend_from_slice(&meta.last_modified.to_be_bytes());
-    bytes.extend_from_slice(&meta.width.to_be_bytes());
-    bytes.extend_from_slice(&meta.height.to_be_bytes());
-    for text in [content_type, etag, origin_etag] {
-        // `short` keeps every string under 256 bytes.
-        bytes.push(text.len() as u8);
-        bytes.extend_from_slice(text);
-    }
-    bytes.extend_from_slice(&entry.data);
-    bytes
-}
-
-/// At most 255 bytes of `text` (ETags and content types are far shorter;
-/// a longer one is cut rather than corrupting the envelope).
-fn short(text: &str) -> &[u8] {
-    &text.as_bytes()[..text.len().min(255)]
-}
-
-/// Unpacks a cache envelope; `None` when it is not one this version wrote.
-pub fn decode_envelope(mut bytes: Vec<u8>) -> Option<CachedDerivative> {
-    let (meta, header_len) = decode_header(&bytes)?;
-    bytes.drain(..header_len);
-    Some(CachedDerivative { meta, data: bytes })
-}
-
-/// Reads an envelope's header (from the whole value or its first
-/// [`MAX_HEADER_LEN`] bytes) and its length.
-fn decode_header(bytes: &[u8]) -> Option<(EntryMeta, usize)> {
-    let rest = bytes.strip_prefix(ENVELOPE_MAGIC.as_slice())?;
-    let (&version, rest) = rest.split_first()?;
-    if version != ENVELOPE_VERSION {
-        return None;
-    }
-    let (stored_at, rest) = rest.split_first_chunk::<8>()?;
-    let (max_age, rest) = rest.split_first_chunk::<4>()?;
-    let (last_modified, rest) = rest.split_first_chunk::<8>()?;
-    let (width, rest) = rest.split_first_chunk::<4>()?;
-    let (height, mut rest) = rest.split_first_chunk::<4>()?;
-    let mut texts = [""; 3];
-    for text in &mut texts {
-        let (&len, after) = rest.split_first()?;
-        let (value, after) = after.split_at_checked(usize::from(len))?;
-        *text = std::str::from_utf8(value).ok()?;
-        rest = after;
-    }
-    let [content_type, etag, origin_etag] = texts;
-    let meta = EntryMeta {
-        format: EncodedFormat::from_content_type(content_type)?,
-        width: u32::from_be_bytes(*width),
-        height: u32::from_be_bytes(*height),
-        etag: etag.to_owned(),
-        origin_etag: origin_etag.to_owned(),
-        last_modified: i64::from_be_bytes(*last_modified),
-        stored_at: i64::from_be_bytes(*stored_at),
-        max_age: u32::from_be_bytes(*max_age),
-    };
-    Some((meta, bytes.len() - rest.len()))
-}
-
 #[cfg(test)]
 mod tests {
     use imgmesh_proto::renderer::v1::RenderPlan;
 
     use super::*;
-    use crate::cache_key::{CacheNames, PurgeScope, generation_key, lease_key};
-    use crate::redis_process::RedisProcess;
-    use crate::render_plan::ResolvedPlan;
-
-    fn sample() -> CachedDerivative {
-        CachedDerivative {
-            meta: EntryMeta {
-                format: EncodedFormat::Webp,
-                width: 320,
-                height: 213,
-                etag: "\"0123456789abcdef\"".to_owned(),
-                origin_etag: "\"d41d8cd98f00b204e9800998ecf8427e\"".to_owned(),
-                last_modified: 1_700_000_000,
-                stored_at: 1_800_000_000,
-                max_age: 3_600,
-            },
-            data: b"RIFF\x10\0\0\0WEBPVP8 some bytes".to_vec(),
-        }
-    }
+    use crate::entry::tests::sample;
+    use crate::keys::{CacheNames, PurgeScope, generation_key, lease_key};
+    use crate::test_redis::RedisProcess;
 
     fn names(path: &str) -> CacheNames {
-        let plan = ResolvedPlan::resolve(&RenderPlan {
+        let plan = imgmesh_imgix_params::normalize_plan(&RenderPlan {
             width: 100,
             ..RenderPlan::default()
         })
@@ -613,55 +467,6 @@ mod tests {
 
     async fn cache(redis: &RedisProcess) -> DerivativeCache {
         DerivativeCache::connect_lazily(&redis.url().into(), Duration::from_millis(500)).unwrap()
-    }
-
-    /// An entry survives the envelope unchanged, for every format, and its
-    /// header alone decodes from a prefix of the value.
-    #[test]
-    fn envelope_round_trips() {
-        for format in EncodedFormat::ALL {
-            let mut entry = sample();
-            entry.meta.format = format;
-            let bytes = encode_envelope(&entry);
-            let (meta, header_len) =
-                decode_header(&bytes[..MAX_HEADER_LEN.min(bytes.len())]).unwrap();
-            assert_eq!(meta, entry.meta);
-            assert_eq!(&bytes[header_len..], entry.data);
-            assert_eq!(decode_envelope(bytes), Some(entry));
-        }
-        let empty = CachedDerivative {
-            data: Vec::new(),
-            ..sample()
-        };
-        assert_eq!(decode_envelope(encode_envelope(&empty)), Some(empty));
-    }
-
-    /// Truncated, foreign or other-version envelopes are refused, not misread.
-    #[test]
-    fn envelope_refuses_garbage() {
-        let good = encode_envelope(&sample());
-        let header_len = good.len() - sample().data.len();
-        for len in 0..header_len {
-            assert_eq!(decode_envelope(good[..len].to_vec()), None, "prefix {len}");
-        }
-        let mut older = good.clone();
-        older[3] = 1;
-        assert_eq!(decode_envelope(older), None);
-        let mut unknown_type = good.clone();
-        unknown_type[33..43].copy_from_slice(b"image/gif!");
-        assert_eq!(decode_envelope(unknown_type), None);
-        assert_eq!(decode_envelope(b"{\"json\":true}".to_vec()), None);
-    }
-
-    /// Freshness and age follow stored-at and max-age.
-    #[test]
-    fn freshness_follows_stored_at_and_max_age() {
-        let meta = sample().meta;
-        assert!(meta.is_fresh(meta.stored_at));
-        assert!(meta.is_fresh(meta.stored_at + 3_599));
-        assert!(!meta.is_fresh(meta.stored_at + 3_600));
-        assert_eq!(meta.age(meta.stored_at + 10), 10);
-        assert_eq!(meta.age(meta.stored_at - 10), 0);
     }
 
     /// A lookup names the key from the counters; SET under it is found
@@ -813,7 +618,7 @@ mod tests {
     /// A cache built while Redis is down still answers (misses) and works once Redis is up.
     #[tokio::test]
     async fn starts_without_redis_and_recovers() {
-        let port = crate::redis_process::free_port();
+        let port = crate::test_redis::free_port();
         let url = format!("redis://127.0.0.1:{port}");
         let cache =
             DerivativeCache::connect_lazily(&url.as_str().into(), Duration::from_millis(50))

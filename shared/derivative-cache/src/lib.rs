@@ -1,0 +1,26 @@
+//! The Redis derivative cache: written by the renderer, read by the
+//! renderer and — for hits, without a gRPC hop — by the gateway.
+//!
+//! - [`keys`]: the key layout, with the purge counters that make a purge
+//!   O(1) and effective on every replica at once;
+//! - [`entry`]: what an entry holds (a small binary envelope: validators,
+//!   freshness, then the bytes) and the HTTP rules applied to it (freshness,
+//!   `If-None-Match` / `If-Modified-Since`, the strong ETag);
+//! - [`client`]: [`DerivativeCache`], every Redis operation under a short
+//!   timeout and a circuit breaker, so Redis trouble costs misses, never
+//!   errors;
+//! - [`response`]: an entry as the renderer's `RenderResponse`;
+//! - [`test_redis`]: a real `redis-server` for tests.
+
+pub mod client;
+pub mod entry;
+pub mod keys;
+pub mod response;
+pub mod test_redis;
+
+mod metrics;
+
+pub use crate::client::{DerivativeCache, Found, LeaseOutcome, Lookup, RETRY_AFTER, Waiting};
+pub use crate::entry::{CachedDerivative, Conditional, EntryMeta, strong_etag};
+pub use crate::keys::{CacheNames, PurgeScope, directory_prefix, generation_key, lease_key};
+pub use crate::response::render_response;
