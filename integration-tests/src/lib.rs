@@ -171,6 +171,8 @@ impl Mesh {
                 .arg(format!("--renderer-url=http://{renderer_addr}"))
                 .arg(format!("--base-domain={BASE_DOMAIN}"))
                 .arg("--source-cache-ttl-ms=200")
+                .arg(format!("--redis-url=redis://127.0.0.1:{redis_port}"))
+                .arg("--redis-timeout-ms=250")
                 .arg("--admin-listen=127.0.0.1:0")
                 .env("IMGMESH_ADMIN_TOKEN", ADMIN_TOKEN),
             &logs,

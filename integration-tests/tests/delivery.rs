@@ -150,7 +150,8 @@ async fn lifetimes_follow_each_policy() {
 
 /// A 200 carries a strong ETag and the original's Last-Modified; sending
 /// either back answers 304 with no body and no render (counted by the
-/// renderer's metrics), and a HEAD does the same.
+/// renderer's metrics; the gateway answers them from Redis), and a HEAD
+/// does the same.
 #[tokio::test]
 async fn validators_answer_304_without_rendering() {
     let mesh = mesh_with_cat(&[]).await;
@@ -186,7 +187,7 @@ async fn validators_answer_304_without_rendering() {
     assert_eq!(head.status, 304);
     assert_eq!(renders(&mesh).await, rendered, "no render for any 304");
     assert!(
-        mesh.metric("renderer", "imgmesh_not_modified_total", "")
+        mesh.metric("gateway", "imgmesh_http_requests_total", "status=\"304\"")
             .await
             .unwrap()
             >= 3.0

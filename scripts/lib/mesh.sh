@@ -92,7 +92,7 @@ start_mesh() {
 
   "$bin/imgmesh-gateway" --listen "127.0.0.1:$(free_port 8080)" --ops-listen 127.0.0.1:0 \
     --registry-url "http://$registry" --renderer-url "http://$renderer" --base-domain localhost \
-    >"$state/logs/gateway.log" 2>&1 &
+    --redis-url "redis://127.0.0.1:$redis_port" >"$state/logs/gateway.log" 2>&1 &
   mesh_pids+=($!)
   gateway=$(listening "$state/logs/gateway.log" http)
   gateway_ops=$(listening "$state/logs/gateway.log" ops)

@@ -20,9 +20,9 @@ use axum::body::{Body, HttpBody as _};
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, Method, StatusCode, header};
+use imgmesh_derivative_cache::{CacheNames, Conditional, DerivativeCache, Found, render_response};
 use imgmesh_errors::ErrorCode;
 use imgmesh_proto::registry::v1::Source;
-use imgmesh_derivative_cache::{CacheNames, Conditional, DerivativeCache, Found, render_response};
 use imgmesh_proto::renderer::v1::{CacheStatus, RenderPlan, RenderRequest, RenderResponse};
 use tracing::Instrument as _;
 
@@ -128,10 +128,15 @@ async fn answer(
         if_modified_since,
     };
     if let Some(cache) = state.derivatives()
-        && let Some(cached) = fresh_from_cache(cache, source, &path, &parsed.plan, conditional).await
+        && let Some(cached) =
+            fresh_from_cache(cache, source, &path, &parsed.plan, conditional).await
     {
-        let mut response =
-            image_response(cached, StatusCode::OK, lifetime, state.cache_status_header())?;
+        let mut response = image_response(
+            cached,
+            StatusCode::OK,
+            lifetime,
+            state.cache_status_header(),
+        )?;
         if parsed.varies_on_accept {
             response
                 .headers_mut()
@@ -210,7 +215,13 @@ async fn fresh_from_cache(
         None => Some(cache.get(&lookup.key).await?.data),
     };
     METRICS.derivative_lookup("hit");
-    Some(render_response(&meta, data, conditional, CacheStatus::Hit, now))
+    Some(render_response(
+        &meta,
+        data,
+        conditional,
+        CacheStatus::Hit,
+        now,
+    ))
 }
 
 /// The Source's replacement for a failed render, and whether the request's

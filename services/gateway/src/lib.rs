@@ -87,10 +87,7 @@ impl GatewayState {
             .redis_url
             .as_ref()
             .map(|url| {
-                DerivativeCache::connect_lazily(
-                    url,
-                    Duration::from_millis(config.redis_timeout_ms),
-                )
+                DerivativeCache::connect_lazily(url, Duration::from_millis(config.redis_timeout_ms))
             })
             .transpose()
             .context("invalid --redis-url")?;

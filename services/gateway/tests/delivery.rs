@@ -9,7 +9,10 @@ use http::{HeaderValue, Method, StatusCode, header};
 use imgmesh_gateway::{GatewayConfig, GatewayState};
 use imgmesh_proto::renderer::v1::purge_request;
 
-use crate::support::{FAKE_ETAG, Harness, IMAGE, request, unix_now};
+use imgmesh_derivative_cache::test_redis::RedisProcess;
+use imgmesh_derivative_cache::{CacheNames, CachedDerivative, DerivativeCache, EntryMeta};
+
+use crate::support::{FAKE_ETAG, Harness, IMAGE, demo_source, request, unix_now};
 
 /// A 200 carries a strong ETag and the original's Last-Modified; a cache
 /// hit says its age.
@@ -233,4 +236,105 @@ async fn admin_purges_through_the_renderer() {
         .await;
     assert_eq!(unknown.status, StatusCode::NOT_FOUND);
     assert_eq!(gateway.renderer.purges.lock().unwrap().len(), 3);
+}
+
+/// A gateway on the harness's peers that reads Redis at `redis_url`.
+fn gateway_with_redis(gateway: &Harness, redis_url: &str) -> GatewayState {
+    let config = GatewayConfig::try_parse_from([
+        "imgmesh-gateway".to_owned(),
+        format!("--registry-url=http://{}", gateway.registry_addr()),
+        format!("--renderer-url=http://{}", gateway.renderer_addr()),
+        "--base-domain=localhost".to_owned(),
+        format!("--redis-url={redis_url}"),
+        "--redis-timeout-ms=200".to_owned(),
+    ])
+    .unwrap();
+    GatewayState::build(&config).unwrap()
+}
+
+/// Stores `data` in Redis as the demo Source's derivative of `path` with
+/// `query`, stored `age` seconds ago and fresh for 600 s.
+async fn store(redis: &RedisProcess, path: &str, query: &str, data: &[u8], age: i64) {
+    let source = demo_source();
+    let plan = imgmesh_gateway::render_plan::parse_render_plan(&source.default_params, query, None)
+        .unwrap()
+        .plan;
+    let key = CacheNames::new(&source.id, source.config_version, path, &plan).entry_key(&[0, 0]);
+    let cache =
+        DerivativeCache::connect_lazily(&redis.url().into(), std::time::Duration::from_secs(1))
+            .unwrap();
+    let entry = CachedDerivative {
+        meta: EntryMeta {
+            content_type: "image/webp".to_owned(),
+            width: 100,
+            height: 75,
+            etag: "\"from-redis\"".to_owned(),
+            origin_etag: "\"o\"".to_owned(),
+            last_modified: 1_700_000_000,
+            stored_at: unix_now() - age,
+            max_age: 600,
+        },
+        data: data.to_vec(),
+    };
+    cache.set(&key, &entry, 3_600).await;
+}
+
+/// With `--redis-url`, a fresh derivative is answered from Redis without
+/// calling the renderer (304 too); an expired one, a miss, or a Redis that
+/// is down go to the renderer as before.
+#[tokio::test]
+async fn fresh_hits_are_answered_from_redis() {
+    let gateway = Harness::start().await;
+    let mut redis = RedisProcess::start().await;
+    let state = gateway_with_redis(&gateway, &redis.url());
+    store(&redis, "cat.jpg", "w=100", b"bytes from redis", 20).await;
+    store(&redis, "old.jpg", "w=100", b"expired bytes", 700).await;
+
+    let hit = gateway
+        .send_to(
+            &state,
+            request(Method::GET, "demo.localhost", "/cat.jpg?w=100"),
+        )
+        .await;
+    assert_eq!(hit.status, StatusCode::OK, "{}", hit.text());
+    assert_eq!(hit.body.as_ref(), b"bytes from redis");
+    assert_eq!(hit.header("x-imgmesh-cache"), Some("hit"));
+    assert_eq!(hit.header("etag"), Some("\"from-redis\""));
+    assert_eq!(hit.header("content-type"), Some("image/webp"));
+    assert_eq!(hit.header("cache-control"), Some("public, max-age=600"));
+    let age: u32 = hit.header("age").unwrap().parse().unwrap();
+    assert!((20..25).contains(&age), "{age}");
+
+    let mut conditional = request(Method::GET, "demo.localhost", "/cat.jpg?w=100");
+    conditional.headers_mut().insert(
+        header::IF_NONE_MATCH,
+        HeaderValue::from_static("\"from-redis\""),
+    );
+    let not_modified = gateway.send_to(&state, conditional).await;
+    assert_eq!(not_modified.status, StatusCode::NOT_MODIFIED);
+    assert!(not_modified.body.is_empty());
+    assert_eq!(gateway.render_calls(), 0, "both answered from Redis");
+
+    for path in ["/old.jpg?w=100", "/cat.jpg?w=101"] {
+        let rendered = gateway
+            .send_to(&state, request(Method::GET, "demo.localhost", path))
+            .await;
+        assert_eq!(rendered.body.as_ref(), IMAGE, "{path}");
+    }
+    assert_eq!(
+        gateway.render_calls(),
+        2,
+        "expired and missing go to the renderer"
+    );
+
+    redis.kill();
+    let without_redis = gateway
+        .send_to(
+            &state,
+            request(Method::GET, "demo.localhost", "/cat.jpg?w=100"),
+        )
+        .await;
+    assert_eq!(without_redis.status, StatusCode::OK);
+    assert_eq!(without_redis.body.as_ref(), IMAGE);
+    assert_eq!(gateway.render_calls(), 3);
 }

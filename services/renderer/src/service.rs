@@ -708,9 +708,9 @@ mod tests {
 
     use super::*;
     use crate::fake_fetcher::{FakeFetcher, FakeObject};
-    use imgmesh_derivative_cache::test_redis::RedisProcess;
     use crate::render::RenderLimits;
     use crate::test_images;
+    use imgmesh_derivative_cache::test_redis::RedisProcess;
 
     const MAX_OBJECT_BYTES: u64 = 1024 * 1024;
 

@@ -220,7 +220,12 @@ pub(crate) mod tests {
     /// header alone decodes from a prefix of the value.
     #[test]
     fn envelope_round_trips() {
-        for content_type in ["image/webp", "image/jpeg", "application/json", "text/plain; charset=utf-8"] {
+        for content_type in [
+            "image/webp",
+            "image/jpeg",
+            "application/json",
+            "text/plain; charset=utf-8",
+        ] {
             let mut entry = sample();
             entry.meta.content_type = content_type.to_owned();
             let bytes = encode_envelope(&entry);

@@ -22,5 +22,7 @@ pub(crate) static REDIS_ERRORS: LazyLock<Family<[(&'static str, &'static str); 1
 
 /// Counts one failed `operation`.
 pub(crate) fn redis_error(operation: &'static str) {
-    REDIS_ERRORS.get_or_create(&[("operation", operation)]).inc();
+    REDIS_ERRORS
+        .get_or_create(&[("operation", operation)])
+        .inc();
 }

@@ -48,7 +48,13 @@ mod tests {
             if_none_match: "",
             if_modified_since: 0,
         };
-        let full = render_response(&entry.meta, Some(entry.data.clone()), plain, CacheStatus::Hit, now);
+        let full = render_response(
+            &entry.meta,
+            Some(entry.data.clone()),
+            plain,
+            CacheStatus::Hit,
+            now,
+        );
         assert_eq!(full.data.as_ref(), entry.data.as_slice());
         assert!(!full.not_modified && full.cache_hit);
         assert_eq!(full.etag, entry.meta.etag);
@@ -59,8 +65,13 @@ mod tests {
             if_none_match: &entry.meta.etag,
             if_modified_since: 0,
         };
-        let validators =
-            render_response(&entry.meta, Some(entry.data.clone()), matching, CacheStatus::Stale, now);
+        let validators = render_response(
+            &entry.meta,
+            Some(entry.data.clone()),
+            matching,
+            CacheStatus::Stale,
+            now,
+        );
         assert!(validators.not_modified && validators.data.is_empty());
         assert_eq!(validators.cache_status(), CacheStatus::Stale);
         let headerless = render_response(&entry.meta, None, plain, CacheStatus::Miss, now);
