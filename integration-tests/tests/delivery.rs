@@ -419,6 +419,13 @@ async fn hundred_cold_requests_render_once() {
         "S3 GETs, renders; logs:\n{}",
         mesh.all_logs()
     );
+
+    // Another size of the same original renders from the fetcher's copy.
+    let (before_gets, before_renders) = (s3_gets(&mesh).await, renders(&mesh).await);
+    let other = get(&mesh, "demo", "/photos/cat.jpg?w=320&fm=webp").await;
+    assert_eq!(other.header("x-imgmesh-cache"), Some("miss"));
+    assert_eq!(s3_gets(&mesh).await, before_gets, "no second S3 GET");
+    assert_eq!(renders(&mesh).await, before_renders + 1.0);
 }
 
 /// Across two renderer processes sharing Redis, a hundred concurrent cold

@@ -119,14 +119,20 @@ impl Caching {
 // === impl Job ===
 
 impl Job {
-    /// The request's original; the purge generation (the key's suffix)
-    /// keeps the fetcher from reusing a copy cached before a purge.
+    /// The request's original. The path's purge counters (the key's last
+    /// part, e.g. `0.2.0`) keep the fetcher from reusing a copy it cached
+    /// before a purge, while every derivative of one original still shares
+    /// its cached copy.
     fn object(&self) -> ObjectRef<'_> {
+        let generation = match self.key.rsplit_once(':') {
+            Some((_, generations)) if self.cacheable => generations,
+            _ => "",
+        };
         ObjectRef {
             source_id: &self.request.source_id,
             source_config_version: self.request.source_config_version,
             path: &self.request.path,
-            generation: if self.cacheable { &self.key } else { "" },
+            generation,
         }
     }
 
