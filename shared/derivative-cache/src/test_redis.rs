@@ -79,7 +79,7 @@ impl RedisProcess {
 
     /// Sends one inline command and returns the first reply line, or `None`
     /// when Redis is not reachable.
-    async fn command(&self, args: &[&str]) -> Option<String> {
+    pub async fn command(&self, args: &[&str]) -> Option<String> {
         let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", self.port))
             .await
             .ok()?;
