@@ -274,7 +274,7 @@ async fn store(redis: &RedisProcess, path: &str, query: &str, data: &[u8], age: 
             stored_at: unix_now() - age,
             max_age: 600,
         },
-        data: data.to_vec(),
+        data: bytes::Bytes::copy_from_slice(data),
     };
     cache.set(&key, &entry, 3_600).await;
 }

@@ -28,6 +28,7 @@ use imgmesh_proto::renderer::v1::{
 use tokio::net::TcpListener;
 use tracing::Instrument as _;
 
+use bytes::Bytes;
 use imgmesh_derivative_cache::{
     CacheNames, CachedDerivative, Conditional, DerivativeCache, EntryMeta, Found, LeaseOutcome,
     Lookup, PurgeScope, Waiting, directory_prefix, generation_key, lease_key, render_response,
@@ -565,7 +566,7 @@ impl Renderer {
                 stored_at: now,
                 max_age,
             },
-            data: derivative.data,
+            data: derivative.data.into(),
         };
         if job.cacheable && max_age > 0 {
             self.cache
@@ -622,7 +623,7 @@ impl Renderer {
 /// request's match, else `data` too.
 fn answer(
     meta: &EntryMeta,
-    data: Option<&Vec<u8>>,
+    data: Option<&Bytes>,
     conditional: Conditional<'_>,
     status: CacheStatus,
 ) -> RenderResponse {

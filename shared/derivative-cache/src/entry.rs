@@ -14,6 +14,7 @@
 //!    | original etag len (u8) | original etag | encoded bytes ...
 //! ```
 
+use bytes::Bytes;
 use sha2::{Digest as _, Sha256};
 
 const ENVELOPE_MAGIC: &[u8; 3] = b"imd";
@@ -50,7 +51,7 @@ pub struct CachedDerivative {
     /// What is known about the bytes.
     pub meta: EntryMeta,
     /// The encoded image (or document, or hash).
-    pub data: Vec<u8>,
+    pub data: Bytes,
 }
 
 // === impl EntryMeta ===
@@ -109,10 +110,11 @@ fn short(text: &str) -> &[u8] {
 }
 
 /// Unpacks a cache envelope; `None` when it is not one this version wrote.
-pub fn decode_envelope(mut bytes: Vec<u8>) -> Option<CachedDerivative> {
+pub fn decode_envelope(bytes: Vec<u8>) -> Option<CachedDerivative> {
     let (meta, header_len) = decode_header(&bytes)?;
-    bytes.drain(..header_len);
-    Some(CachedDerivative { meta, data: bytes })
+    // The bytes stay where Redis put them: no copy of the image.
+    let data = Bytes::from(bytes).slice(header_len..);
+    Some(CachedDerivative { meta, data })
 }
 
 /// Reads an envelope's header (from the whole value or its first
@@ -212,7 +214,7 @@ pub(crate) mod tests {
                 stored_at: 1_800_000_000,
                 max_age: 3_600,
             },
-            data: b"RIFF\x10\0\0\0WEBPVP8 some bytes".to_vec(),
+            data: Bytes::from_static(b"RIFF\x10\0\0\0WEBPVP8 some bytes"),
         }
     }
 
@@ -236,7 +238,7 @@ pub(crate) mod tests {
             assert_eq!(decode_envelope(bytes), Some(entry));
         }
         let empty = CachedDerivative {
-            data: Vec::new(),
+            data: Bytes::new(),
             ..sample()
         };
         assert_eq!(decode_envelope(encode_envelope(&empty)), Some(empty));

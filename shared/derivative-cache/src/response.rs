@@ -9,7 +9,7 @@ use crate::entry::{Conditional, EntryMeta};
 /// when the request's match or no `data` is at hand, else `data` too.
 pub fn render_response(
     meta: &EntryMeta,
-    data: Option<Vec<u8>>,
+    data: Option<bytes::Bytes>,
     conditional: Conditional<'_>,
     status: CacheStatus,
     now: i64,
@@ -17,7 +17,7 @@ pub fn render_response(
     let not_modified = data.is_none() || conditional.not_modified(&meta.etag, meta.last_modified);
     RenderResponse {
         data: match data {
-            Some(data) if !not_modified => data.into(),
+            Some(data) if !not_modified => data,
             _ => Default::default(),
         },
         content_type: meta.content_type.clone(),
@@ -55,7 +55,7 @@ mod tests {
             CacheStatus::Hit,
             now,
         );
-        assert_eq!(full.data.as_ref(), entry.data.as_slice());
+        assert_eq!(full.data, entry.data);
         assert!(!full.not_modified && full.cache_hit);
         assert_eq!(full.etag, entry.meta.etag);
         assert_eq!((full.max_age_seconds, full.age_seconds), (3_600, 25));
