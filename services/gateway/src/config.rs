@@ -107,6 +107,13 @@ pub struct GatewayConfig {
     #[arg(long, env = "IMGMESH_REDIS_TIMEOUT_MS", default_value_t = 50)]
     pub redis_timeout_ms: u64,
 
+    /// Bytes of hot derivatives kept in memory (with `--redis-url`): a copy
+    /// is served only after Redis confirms, in the usual round trip, that
+    /// no purge touched it, so only the image's transfer is saved. 0 turns
+    /// it off.
+    #[arg(long, env = "IMGMESH_HOT_CACHE_BYTES", default_value_t = 16 * 1024 * 1024)]
+    pub hot_cache_bytes: usize,
+
     /// Logging and tracing.
     #[command(flatten)]
     pub telemetry: TelemetryArgs,

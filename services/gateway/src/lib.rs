@@ -88,6 +88,7 @@ impl GatewayState {
             .as_ref()
             .map(|url| {
                 DerivativeCache::connect_lazily(url, Duration::from_millis(config.redis_timeout_ms))
+                    .map(|cache| cache.with_hot_entries(config.hot_cache_bytes))
             })
             .transpose()
             .context("invalid --redis-url")?;

@@ -28,6 +28,7 @@ use crate::entry::{
     CachedDerivative, EntryMeta, FRESHNESS_OFFSET, MAX_HEADER_LEN, decode_envelope, decode_header,
     encode_envelope,
 };
+use crate::hot::HotEntries;
 use crate::keys::CacheNames;
 use crate::metrics::redis_error;
 
@@ -70,6 +71,7 @@ pub struct DerivativeCache {
     availability: Arc<Availability>,
     scripts: Arc<Scripts>,
     generations: Arc<Generations>,
+    hot: Arc<HotEntries>,
 }
 
 struct Scripts {
@@ -151,6 +153,7 @@ impl DerivativeCache {
             timeout,
             availability: Arc::new(Availability::new()),
             generations: Arc::new(Generations::default()),
+            hot: Arc::new(HotEntries::new(0)),
             scripts: Arc::new(Scripts {
                 refresh: redis::Script::new(REFRESH_SCRIPT),
                 renew_lease: redis::Script::new(RENEW_LEASE_SCRIPT),
@@ -159,18 +162,56 @@ impl DerivativeCache {
         })
     }
 
+    /// The same cache keeping up to `capacity_bytes` of fresh entries it
+    /// read in process memory, used only once Redis confirms their purge
+    /// counters (see the `hot` module).
+    pub fn with_hot_entries(mut self, capacity_bytes: usize) -> DerivativeCache {
+        self.hot = Arc::new(HotEntries::new(capacity_bytes));
+        self
+    }
+
     /// Reads the purge counters for `names` and the entry they name, in one
     /// round trip; only the entry's header when `meta_only`. `None` when
     /// Redis is slow or down.
     pub async fn lookup(&self, names: &CacheNames, meta_only: bool) -> Option<Lookup> {
         let span = tracing::info_span!("cache.lookup", hit = tracing::field::Empty);
         async {
+            let guessed = self.generations.guess(&names.generations);
+            let guessed_key = names.entry_key(&guessed);
+            if let Some(held) = self.hot.get(&guessed_key) {
+                if held.meta.is_fresh(unix_now()) {
+                    // Only the counters move: the image is already here.
+                    let counters: Vec<Option<u64>> = self
+                        .run(
+                            "LOOKUP",
+                            redis::cmd("MGET")
+                                .arg(&names.generations)
+                                .query_async(&mut self.connection.clone()),
+                        )
+                        .await?;
+                    let current: Vec<u64> =
+                        counters.iter().map(|value| value.unwrap_or(0)).collect();
+                    self.generations.remember(&names.generations, &current);
+                    if current == guessed {
+                        tracing::Span::current().record("hit", true);
+                        let found = if meta_only {
+                            Found::Meta(held.meta.clone())
+                        } else {
+                            Found::Whole((*held).clone())
+                        };
+                        return Some(Lookup {
+                            key: guessed_key,
+                            found: Some(found),
+                        });
+                    }
+                } else {
+                    self.hot.remove(&guessed_key);
+                }
+            }
             // One round trip: the counters, and the entry under the key the
             // counters had last time (almost always still right). Another
             // client may bump a counter between the two reads; the request
             // is then answered as if it came just before that purge.
-            let guessed = self.generations.guess(&names.generations);
-            let guessed_key = names.entry_key(&guessed);
             let mut pipe = redis::pipe();
             pipe.cmd("MGET").arg(&names.generations);
             pipe.add_command(entry_read(&guessed_key, meta_only));
@@ -203,6 +244,11 @@ impl DerivativeCache {
                 }
                 found
             });
+            if let Some(Found::Whole(entry)) = &found
+                && entry.meta.is_fresh(unix_now())
+            {
+                self.hot.insert(&key, entry);
+            }
             tracing::Span::current().record("hit", found.is_some());
             Some(Lookup { key, found })
         }
@@ -451,6 +497,15 @@ impl Generations {
     }
 }
 
+/// Seconds since the Unix epoch.
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| {
+            i64::try_from(elapsed.as_secs()).unwrap_or(i64::MAX)
+        })
+}
+
 fn duration_ms(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis())
         .unwrap_or(u64::MAX)
@@ -602,6 +657,42 @@ mod tests {
         let flushed = reader.lookup(&cat, false).await.unwrap();
         assert_eq!(flushed.key, old_key);
         assert_eq!(flushed.found, None);
+    }
+
+    /// Hot entries are served once Redis confirms the counters: an entry
+    /// Redis dropped still serves, a purge elsewhere never does, nor does a
+    /// Redis that is down.
+    #[tokio::test]
+    async fn hot_entries_need_the_counters_confirmed() {
+        let mut redis = RedisProcess::start().await;
+        let reader = cache(&redis).await.with_hot_entries(1 << 20);
+        let purger = cache(&redis).await;
+        let cat = names("a/cat.jpg");
+        let mut entry = sample();
+        entry.meta.stored_at = unix_now();
+        let key = reader.lookup(&cat, false).await.unwrap().key;
+        reader.set(&key, &entry, 600).await;
+        assert_eq!(
+            reader.lookup(&cat, false).await.unwrap().found,
+            Some(Found::Whole(entry.clone()))
+        );
+        redis.command(&["DEL", &key]).await.unwrap();
+        assert_eq!(
+            reader.lookup(&cat, true).await.unwrap().found,
+            Some(Found::Meta(entry.meta.clone())),
+            "served from the process's copy"
+        );
+        purger
+            .purge(&generation_key("src_1", PurgeScope::Source))
+            .await
+            .unwrap();
+        assert_eq!(reader.lookup(&cat, false).await.unwrap().found, None);
+
+        let key = reader.lookup(&cat, false).await.unwrap().key;
+        reader.set(&key, &entry, 600).await;
+        assert!(reader.lookup(&cat, false).await.unwrap().found.is_some());
+        redis.kill();
+        assert_eq!(reader.lookup(&cat, false).await, None);
     }
 
     /// A refresh rewrites stored-at and max-age in place and resets the TTL;

@@ -18,6 +18,7 @@ pub mod keys;
 pub mod response;
 pub mod test_redis;
 
+mod hot;
 mod metrics;
 
 pub use crate::client::{DerivativeCache, Found, LeaseOutcome, Lookup, RETRY_AFTER, Waiting};
