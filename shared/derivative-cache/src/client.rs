@@ -9,8 +9,8 @@
 //! logged once at warn, and the recovery at info; every failure is counted
 //! in `imgmesh_redis_errors_total`.
 //!
-//! A lookup is one round trip (a pipeline, no Lua: a script copying a
-//! 30 KB value costs Redis about twice the CPU of a plain `GET`): `MGET` of
+//! A lookup is one round trip (a pipeline, no Lua: a script returning a
+//! 26 KB entry cost Redis 35.6 µs of CPU per W2 hit, the pipeline 11.4): `MGET` of
 //! the purge counters that cover the path (see [`crate::keys`]) and a read
 //! of the entry under the key they had the last time this process looked.
 //! Only after a purge do they differ, and a second read follows. The entry
