@@ -8,7 +8,6 @@ mod harness;
 
 use clap::Parser as _;
 use imgmesh_fetcher::FetcherConfig;
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 use crate::harness::{Harness, SECRET_KEY, patterned_bytes};
 
@@ -36,7 +35,9 @@ async fn metrics_count_s3_reads_and_cache_lookups() {
     let missing = harness.fetch("src-metrics", "photos/none.bin").await;
     assert_eq!(missing.unwrap_err().code(), tonic::Code::NotFound);
 
-    let response = scrape(metrics.local_addr().expect("metrics are on")).await;
+    let response = imgmesh_metrics::scrape(metrics.local_addr().expect("metrics are on"))
+        .await
+        .unwrap();
     assert!(response.starts_with("HTTP/1.1 200 OK\r\n"), "{response}");
     let service = "imgmesh.fetcher.v1.FetcherService";
     for series in [
@@ -58,16 +59,4 @@ async fn metrics_count_s3_reads_and_cache_lookups() {
         );
     }
     metrics.stop().await.unwrap();
-}
-
-/// `GET /metrics` over a fresh connection: the raw response, head and body.
-async fn scrape(addr: std::net::SocketAddr) -> String {
-    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    stream
-        .write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-        .await
-        .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await.unwrap();
-    response
 }

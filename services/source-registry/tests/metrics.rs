@@ -5,7 +5,6 @@ use clap::Parser as _;
 use imgmesh_proto::registry::v1 as proto;
 use imgmesh_proto::registry::v1::source_registry_service_client::SourceRegistryServiceClient;
 use imgmesh_source_registry::{Config, MasterKey, Registry, SERVICE_NAME, serve};
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 /// After one successful and one refused call, `/metrics` answers 200 with
 /// both counted under their gRPC status codes, and their latency.
@@ -47,7 +46,7 @@ async fn metrics_count_grpc_calls() {
         .unwrap_err();
     assert_eq!(missing.code(), tonic::Code::NotFound);
 
-    let response = scrape(metrics_addr).await;
+    let response = imgmesh_metrics::scrape(metrics_addr).await.unwrap();
     assert!(response.starts_with("HTTP/1.1 200 OK\r\n"), "{response}");
     let service = "imgmesh.registry.v1.SourceRegistryService";
     for series in [
@@ -70,16 +69,4 @@ async fn metrics_count_grpc_calls() {
     stop.send(()).unwrap();
     server.await.unwrap().unwrap();
     metrics.stop().await.unwrap();
-}
-
-/// `GET /metrics` over a fresh connection: the raw response, head and body.
-async fn scrape(addr: std::net::SocketAddr) -> String {
-    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    stream
-        .write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-        .await
-        .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await.unwrap();
-    response
 }

@@ -1,5 +1,6 @@
-//! `GET /metrics`: the handler, a router holding just it, and a server for
-//! services whose only other listener speaks gRPC.
+//! `GET /metrics`: the handler, a router holding just it, a server for
+//! services whose only other listener speaks gRPC, and [`scrape`] for
+//! tests and tools that read it.
 
 use std::future::Future;
 
@@ -8,6 +9,7 @@ use axum::Router;
 use axum::response::{IntoResponse as _, Response};
 use axum::routing::get;
 use http::{HeaderValue, header};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpListener;
 
 use crate::{CONTENT_TYPE, encode};
@@ -38,6 +40,18 @@ pub async fn serve(
         .with_graceful_shutdown(shutdown)
         .await
         .context("metrics server failed")
+}
+
+/// `GET /metrics` from `addr` over a fresh connection: the raw HTTP/1.1
+/// response, head and body.
+pub async fn scrape(addr: std::net::SocketAddr) -> std::io::Result<String> {
+    let mut stream = tokio::net::TcpStream::connect(addr).await?;
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .await?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await?;
+    Ok(response)
 }
 
 #[cfg(test)]

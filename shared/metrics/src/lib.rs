@@ -77,7 +77,7 @@ use std::sync::{LazyLock, Mutex};
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
-pub use crate::endpoint::{handler, router, serve};
+pub use crate::endpoint::{handler, router, scrape, serve};
 pub use crate::grpc_metrics::{GrpcMetrics, GrpcMetricsLayer, MeteredBody, MeteredFuture};
 pub use crate::listen_args::{MetricsArgs, MetricsListen};
 /// The metric types and encoders, so services need no dependency of their

@@ -74,7 +74,6 @@ impl MetricsServer {
 #[cfg(test)]
 mod tests {
     use clap::Parser as _;
-    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
     use super::*;
 
@@ -97,13 +96,7 @@ mod tests {
         let addr = server.local_addr().expect("listening");
         assert_ne!(addr.port(), 0);
 
-        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-        stream
-            .write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-            .await
-            .unwrap();
-        let mut response = String::new();
-        stream.read_to_string(&mut response).await.unwrap();
+        let response = imgmesh_metrics::scrape(addr).await.unwrap();
         assert!(response.starts_with("HTTP/1.1 200 OK\r\n"), "{response}");
         assert!(response.ends_with("# EOF\n"), "{response}");
 
