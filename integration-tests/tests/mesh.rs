@@ -179,6 +179,56 @@ async fn serves_without_redis() {
     }
 }
 
+/// With Redis frozen (`SIGSTOP`: connections hang rather than fail) every
+/// request is still answered 200 — the gateway's and the renderer's Redis
+/// timeouts bound the delay — and once Redis resumes, hits come back.
+#[tokio::test]
+async fn serves_while_redis_is_frozen() {
+    let mesh = demo_mesh(MeshOptions::default()).await;
+    let warm = mesh.get("demo", "/photos/cat.jpg?w=150").await.unwrap();
+    assert_eq!(warm.status, 200);
+    let pid = mesh.redis.pid().expect("redis runs").to_string();
+    let signal = |name: &str| {
+        let status = std::process::Command::new("kill")
+            .args([name, pid.as_str()])
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill {name}");
+    };
+    signal("-STOP");
+    for query in ["w=150", "w=300", "w=150"] {
+        let started = std::time::Instant::now();
+        let response = mesh
+            .get("demo", &format!("/photos/cat.jpg?{query}"))
+            .await
+            .unwrap();
+        assert_eq!(response.status, 200, "{query}: {}", response.text());
+        assert_eq!(response.header("x-imgmesh-cache"), Some("miss"), "{query}");
+        // Two 250 ms Redis timeouts (tests' setting) plus a render, with
+        // room for a loaded machine; a hang would take the 30 s deadline.
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{query}: {:?}",
+            started.elapsed()
+        );
+    }
+    signal("-CONT");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let response = mesh.get("demo", "/photos/cat.jpg?w=150").await.unwrap();
+        assert_eq!(response.status, 200);
+        if response.header("x-imgmesh-cache") == Some("hit") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "hits never came back: {}",
+            mesh.log_tail()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// One request yields spans from all four services under the trace id the
 /// client sent in `traceparent`.
 #[tokio::test]
