@@ -14,13 +14,15 @@
 //! URLs cannot make the renderer, Redis or S3 do any work.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use axum::body::{Body, HttpBody as _};
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, Method, StatusCode, header};
-use imgmesh_derivative_cache::{CacheNames, Conditional, DerivativeCache, Found, render_response};
+use imgmesh_derivative_cache::{
+    CacheNames, Conditional, DerivativeCache, Found, render_response, unix_now,
+};
 use imgmesh_errors::ErrorCode;
 use imgmesh_proto::registry::v1::Source;
 use imgmesh_proto::renderer::v1::{CacheStatus, RenderPlan, RenderRequest, RenderResponse};
@@ -370,14 +372,6 @@ fn error_ttl(cache_ttl_error_seconds: u32) -> u32 {
 fn public_max_age(seconds: u32) -> HeaderValue {
     HeaderValue::from_str(&format!("public, max-age={seconds}"))
         .expect("a number is a valid header value")
-}
-
-fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| {
-            i64::try_from(elapsed.as_secs()).unwrap_or(i64::MAX)
-        })
 }
 
 /// The derivative as an HTTP response: `status` with its bytes, or a 304

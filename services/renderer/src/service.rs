@@ -14,7 +14,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use imgmesh_errors::ErrorCode;
@@ -32,7 +32,7 @@ use bytes::Bytes;
 use imgmesh_derivative_cache::{
     CacheNames, CachedDerivative, Conditional, DerivativeCache, EntryMeta, Found, LeaseOutcome,
     Lookup, PurgeScope, Waiting, directory_prefix, generation_key, lease_key, render_response,
-    strong_etag,
+    strong_etag, unix_now,
 };
 
 use crate::config::RendererConfig;
@@ -645,14 +645,6 @@ fn format_label(format: EncodedFormat) -> &'static str {
         EncodedFormat::Json => "json",
         EncodedFormat::Blurhash => "blurhash",
     }
-}
-
-fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| {
-            i64::try_from(elapsed.as_secs()).unwrap_or(i64::MAX)
-        })
 }
 
 #[tonic::async_trait]

@@ -26,7 +26,7 @@ use tracing::Instrument as _;
 
 use crate::entry::{
     CachedDerivative, EntryMeta, FRESHNESS_OFFSET, MAX_HEADER_LEN, decode_envelope, decode_header,
-    encode_envelope,
+    encode_envelope, unix_now,
 };
 use crate::hot::HotEntries;
 use crate::keys::CacheNames;
@@ -495,15 +495,6 @@ impl Generations {
             }
         }
     }
-}
-
-/// Seconds since the Unix epoch.
-fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |elapsed| {
-            i64::try_from(elapsed.as_secs()).unwrap_or(i64::MAX)
-        })
 }
 
 fn duration_ms(duration: Duration) -> u64 {

@@ -79,6 +79,16 @@ impl std::fmt::Debug for CachedDerivative {
     }
 }
 
+/// Now, in Unix seconds: the clock entries' freshness (`stored_at`,
+/// `max_age`) is measured against, and HTTP dates are given in.
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| {
+            i64::try_from(elapsed.as_secs()).unwrap_or(i64::MAX)
+        })
+}
+
 /// Packs `entry` into the cache envelope.
 pub fn encode_envelope(entry: &CachedDerivative) -> Vec<u8> {
     let meta = &entry.meta;

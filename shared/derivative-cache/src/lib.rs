@@ -22,6 +22,6 @@ mod hot;
 mod metrics;
 
 pub use crate::client::{DerivativeCache, Found, LeaseOutcome, Lookup, RETRY_AFTER, Waiting};
-pub use crate::entry::{CachedDerivative, Conditional, EntryMeta, strong_etag};
+pub use crate::entry::{CachedDerivative, Conditional, EntryMeta, strong_etag, unix_now};
 pub use crate::keys::{CacheNames, PurgeScope, directory_prefix, generation_key, lease_key};
 pub use crate::response::render_response;
