@@ -20,9 +20,7 @@ use axum::body::{Body, HttpBody as _};
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, Method, StatusCode, header};
-use imgmesh_derivative_cache::{
-    CacheNames, Conditional, DerivativeCache, Found, render_response, unix_now,
-};
+use imgmesh_derivative_cache::{CacheNames, Conditional, DerivativeCache, unix_now};
 use imgmesh_errors::ErrorCode;
 use imgmesh_proto::registry::v1::Source;
 use imgmesh_proto::renderer::v1::{CacheStatus, RenderPlan, RenderRequest, RenderResponse};
@@ -198,32 +196,20 @@ async fn fresh_from_cache(
 ) -> Option<RenderResponse> {
     let names = CacheNames::new(&source.id, source.config_version, path, plan);
     let lookup = cache.lookup(&names, conditional.is_conditional()).await?;
-    let now = unix_now();
-    let (meta, data) = match lookup.found {
-        Some(Found::Whole(entry)) => (entry.meta, Some(entry.data)),
-        Some(Found::Meta(meta)) => (meta, None),
-        None => {
-            METRICS.derivative_lookup("miss");
-            return None;
-        }
+    let Some(found) = lookup.found else {
+        METRICS.derivative_lookup("miss");
+        return None;
     };
-    if !meta.is_fresh(now) {
+    let (meta, data) = found.into_parts();
+    if !meta.is_fresh(unix_now()) {
         METRICS.derivative_lookup("expired");
         return None;
     }
-    let data = match data {
-        Some(data) => Some(data),
-        None if conditional.not_modified(&meta.etag, meta.last_modified) => None,
-        None => Some(cache.get(&lookup.key).await?.data),
-    };
+    let response = cache
+        .respond(&lookup.key, &meta, data, conditional, CacheStatus::Hit)
+        .await?;
     METRICS.derivative_lookup("hit");
-    Some(render_response(
-        &meta,
-        data,
-        conditional,
-        CacheStatus::Hit,
-        now,
-    ))
+    Some(response)
 }
 
 /// The Source's replacement for a failed render, and whether the request's

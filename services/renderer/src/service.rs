@@ -30,9 +30,9 @@ use tracing::Instrument as _;
 
 use bytes::Bytes;
 use imgmesh_derivative_cache::{
-    CacheNames, CachedDerivative, Conditional, DerivativeCache, EntryMeta, Found, LeaseOutcome,
-    Lookup, PurgeScope, Waiting, directory_prefix, generation_key, lease_key, render_response,
-    strong_etag, unix_now,
+    CacheNames, CachedDerivative, Conditional, DerivativeCache, EntryMeta, LeaseOutcome, Lookup,
+    PurgeScope, Waiting, directory_prefix, generation_key, lease_key, render_response, strong_etag,
+    unix_now,
 };
 
 use crate::config::RendererConfig;
@@ -233,6 +233,7 @@ impl Renderer {
             &request.path,
             plan.canonical(),
         );
+        let request = Arc::new(request);
         let conditional = Conditional {
             if_none_match: &request.if_none_match,
             if_modified_since: request.if_modified_since,
@@ -248,7 +249,7 @@ impl Renderer {
             found: None,
         });
         let job = Job {
-            request: Arc::new(request.clone()),
+            request: Arc::clone(&request),
             plan: Arc::new(plan),
             key,
             cacheable,
@@ -256,16 +257,17 @@ impl Renderer {
         };
 
         if let Some(found) = found {
-            let meta = match &found {
-                Found::Meta(meta) => meta.clone(),
-                Found::Whole(entry) => entry.meta.clone(),
-            };
+            let (meta, data) = found.into_parts();
             if meta.is_fresh(unix_now()) {
-                if let Some(response) = self.answer_from_cache(&job.key, found, conditional).await {
+                let fresh = self
+                    .cache
+                    .respond(&job.key, &meta, data, conditional, CacheStatus::Hit)
+                    .await;
+                if let Some(response) = fresh {
                     METRICS.derivative_lookup("hit");
-                    return Ok(response);
+                    return Ok(counted(response));
                 }
-            } else if let Some(response) = self.revalidate(&job, meta, found, conditional).await? {
+            } else if let Some(response) = self.revalidate(&job, meta, data, conditional).await? {
                 return Ok(response);
             }
         }
@@ -285,40 +287,11 @@ impl Renderer {
             produced = self.clone().produce(job.clone()).await?;
         }
         match produced {
-            Produced::Entry(entry) => Ok(answer(
-                &entry.meta,
-                Some(&entry.data),
-                conditional,
-                CacheStatus::Miss,
-            )),
+            Produced::Entry(entry) => Ok(answer(&entry, conditional)),
             Produced::Refreshed { .. } => Err(RenderError::Internal {
                 context: "answering a render run",
             }),
         }
-    }
-
-    /// The answer from a fresh entry: its validators when the request's
-    /// match, else its bytes (read now if only the header was). `None` when
-    /// the entry vanished meanwhile.
-    async fn answer_from_cache(
-        &self,
-        key: &str,
-        found: Found,
-        conditional: Conditional<'_>,
-    ) -> Option<RenderResponse> {
-        let entry = match found {
-            Found::Whole(entry) => entry,
-            Found::Meta(meta) if conditional.not_modified(&meta.etag, meta.last_modified) => {
-                return Some(answer(&meta, None, conditional, CacheStatus::Hit));
-            }
-            Found::Meta(_) => self.cache.get(key).await?,
-        };
-        Some(answer(
-            &entry.meta,
-            Some(&entry.data),
-            conditional,
-            CacheStatus::Hit,
-        ))
     }
 
     /// Revalidates an expired entry with the origin (one run per entry in
@@ -328,7 +301,7 @@ impl Renderer {
         &self,
         job: &Job,
         meta: EntryMeta,
-        found: Found,
+        data: Option<Bytes>,
         conditional: Conditional<'_>,
     ) -> Result<Option<RenderResponse>, RenderError> {
         let run = {
@@ -346,12 +319,7 @@ impl Renderer {
         match self.in_flight.run(&flight, run).await.0?.1 {
             Produced::Entry(entry) => {
                 METRICS.derivative_lookup("miss");
-                Ok(Some(answer(
-                    &entry.meta,
-                    Some(&entry.data),
-                    conditional,
-                    CacheStatus::Miss,
-                )))
+                Ok(Some(answer(&entry, conditional)))
             }
             Produced::Refreshed { stored_at, max_age } => {
                 METRICS.derivative_lookup("stale");
@@ -360,27 +328,11 @@ impl Renderer {
                     max_age,
                     ..meta
                 };
-                if conditional.not_modified(&refreshed.etag, refreshed.last_modified) {
-                    return Ok(Some(answer(
-                        &refreshed,
-                        None,
-                        conditional,
-                        CacheStatus::Stale,
-                    )));
-                }
-                let data = match found {
-                    Found::Whole(entry) => entry.data,
-                    Found::Meta(_) => match self.cache.get(&job.key).await {
-                        Some(entry) => entry.data,
-                        None => return Ok(None),
-                    },
-                };
-                Ok(Some(answer(
-                    &refreshed,
-                    Some(&data),
-                    conditional,
-                    CacheStatus::Stale,
-                )))
+                let response = self
+                    .cache
+                    .respond(&job.key, &refreshed, data, conditional, CacheStatus::Stale)
+                    .await;
+                Ok(response.map(counted))
             }
         }
     }
@@ -619,15 +571,20 @@ impl Renderer {
     }
 }
 
-/// The response for an entry: validators only (`not_modified`) when the
-/// request's match, else `data` too.
-fn answer(
-    meta: &EntryMeta,
-    data: Option<&Bytes>,
-    conditional: Conditional<'_>,
-    status: CacheStatus,
-) -> RenderResponse {
-    let response = render_response(meta, data.cloned(), conditional, status, unix_now());
+/// The response for a new entry: validators only (`not_modified`) when the
+/// request's match, else its bytes too.
+fn answer(entry: &CachedDerivative, conditional: Conditional<'_>) -> RenderResponse {
+    counted(render_response(
+        &entry.meta,
+        Some(entry.data.clone()),
+        conditional,
+        CacheStatus::Miss,
+        unix_now(),
+    ))
+}
+
+/// `response`, counted in `imgmesh_not_modified_total` when it is one.
+fn counted(response: RenderResponse) -> RenderResponse {
     if response.not_modified {
         METRICS.not_modified();
     }

@@ -20,17 +20,20 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
+use imgmesh_proto::renderer::v1::{CacheStatus, RenderResponse};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use secrecy::{ExposeSecret as _, SecretString};
 use tracing::Instrument as _;
 
 use crate::entry::{
-    CachedDerivative, EntryMeta, FRESHNESS_OFFSET, MAX_HEADER_LEN, decode_envelope, decode_header,
-    encode_envelope, unix_now,
+    CachedDerivative, Conditional, EntryMeta, FRESHNESS_OFFSET, MAX_HEADER_LEN, decode_envelope,
+    decode_header, encode_envelope, unix_now,
 };
 use crate::hot::HotEntries;
 use crate::keys::CacheNames;
 use crate::metrics::redis_error;
+use crate::response::render_response;
 
 /// How long Redis is left alone after a failed operation.
 pub const RETRY_AFTER: Duration = Duration::from_millis(500);
@@ -97,6 +100,18 @@ pub enum Found {
     Meta(EntryMeta),
     /// The whole entry.
     Whole(CachedDerivative),
+}
+
+// === impl Found ===
+
+impl Found {
+    /// The entry's header, and its bytes when they were read.
+    pub fn into_parts(self) -> (EntryMeta, Option<Bytes>) {
+        match self {
+            Found::Meta(meta) => (meta, None),
+            Found::Whole(entry) => (entry.meta, Some(entry.data)),
+        }
+    }
 }
 
 /// A lookup's answer from a reachable Redis.
@@ -254,6 +269,26 @@ impl DerivativeCache {
         }
         .instrument(span)
         .await
+    }
+
+    /// The answer for the entry under `key` whose header is `meta` and whose
+    /// bytes are `data` when they were read: its validators only when
+    /// `conditional` matches, else its bytes (read now if only the header
+    /// was). `None` when the bytes are needed and the entry vanished.
+    pub async fn respond(
+        &self,
+        key: &str,
+        meta: &EntryMeta,
+        data: Option<Bytes>,
+        conditional: Conditional<'_>,
+        status: CacheStatus,
+    ) -> Option<RenderResponse> {
+        let data = match data {
+            Some(data) => Some(data),
+            None if conditional.not_modified(&meta.etag, meta.last_modified) => None,
+            None => Some(self.get(key).await?.data),
+        };
+        Some(render_response(meta, data, conditional, status, unix_now()))
     }
 
     /// The whole entry under `key`; `None` on a miss, an unreadable entry,
