@@ -127,32 +127,24 @@ async fn answer(
         if_none_match: if_none_match.unwrap_or(""),
         if_modified_since,
     };
-    if let Some(cache) = state.derivatives()
-        && let Some(cached) =
-            fresh_from_cache(cache, source, &path, &parsed.plan, conditional).await
-    {
-        let mut response = image_response(
-            cached,
-            StatusCode::OK,
-            lifetime,
-            state.cache_status_header(),
-        )?;
-        if parsed.varies_on_accept {
-            response
-                .headers_mut()
-                .insert(header::VARY, HeaderValue::from_static("Accept"));
+    let cached = match state.derivatives() {
+        Some(cache) => fresh_from_cache(cache, source, &path, &parsed.plan, conditional).await,
+        None => None,
+    };
+    let rendered = match cached {
+        Some(cached) => Ok(cached),
+        None => {
+            state
+                .upstream()
+                .render(render(
+                    path,
+                    parsed.plan.clone(),
+                    conditional.if_none_match,
+                    if_modified_since,
+                ))
+                .await
         }
-        return Ok(response);
-    }
-    let rendered = state
-        .upstream()
-        .render(render(
-            path,
-            parsed.plan.clone(),
-            conditional.if_none_match,
-            if_modified_since,
-        ))
-        .await;
+    };
     let (rendered, status) = match rendered {
         Ok(rendered) => (rendered, StatusCode::OK),
         Err(error) => {
