@@ -164,11 +164,7 @@ impl Fetcher {
             }
         };
         if original.etag == if_none_match {
-            let caching = OriginCaching {
-                cache_control: original.cache_control.clone(),
-                expires: original.expires,
-            };
-            return Ok(not_modified_stream(if_none_match, &caching));
+            return Ok(not_modified_stream(if_none_match, &original.caching));
         }
         stream_original(original, cap)
     }
@@ -238,8 +234,7 @@ async fn read_original(
             content_type: stale.content_type.clone(),
             etag: stale.etag.clone(),
             last_modified: stale.last_modified,
-            cache_control: caching.cache_control,
-            expires: caching.expires,
+            caching,
             validated_at: Instant::now(),
         })
     };
@@ -286,8 +281,7 @@ async fn read_body(
     span.record("bytes", body.len());
     Ok(Arc::new(CachedOriginal {
         body,
-        cache_control: caching.cache_control,
-        expires: caching.expires,
+        caching,
         content_type: object.content_type.unwrap_or_default(),
         etag: object.e_tag.unwrap_or_default(),
         last_modified: object.last_modified.map(|t| t.secs()).unwrap_or(0),

@@ -115,8 +115,8 @@ pub(crate) async fn send_original(
         content_type: original.content_type.clone(),
         etag: original.etag.clone(),
         last_modified: original.last_modified,
-        cache_control: original.cache_control.clone(),
-        expires: original.expires,
+        cache_control: original.caching.cache_control.clone(),
+        expires: original.caching.expires,
         not_modified: false,
     };
     let mut messages = std::iter::once(Part::Metadata(metadata))
@@ -144,6 +144,7 @@ mod tests {
     use futures::stream;
 
     use super::*;
+    use crate::s3_client::OriginCaching;
 
     fn limits(cap: u64) -> BodyLimits {
         BodyLimits {
@@ -236,8 +237,7 @@ mod tests {
             content_type: "image/png".to_owned(),
             etag: "\"e\"".to_owned(),
             last_modified: 42,
-            cache_control: String::new(),
-            expires: 0,
+            caching: OriginCaching::default(),
             validated_at: Instant::now(),
         };
         let (tx, mut rx) = mpsc::channel(64);
@@ -270,8 +270,7 @@ mod tests {
             content_type: String::new(),
             etag: String::new(),
             last_modified: 0,
-            cache_control: String::new(),
-            expires: 0,
+            caching: OriginCaching::default(),
             validated_at: Instant::now(),
         };
         let (tx, mut rx) = mpsc::channel(64);

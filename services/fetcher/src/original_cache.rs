@@ -21,6 +21,7 @@ use bytes::Bytes;
 use tokio::sync::OnceCell;
 
 use crate::metrics::{LookupCounters, METRICS};
+use crate::s3_client::OriginCaching;
 
 /// Identifies one original: the Source, its config version (a changed
 /// Source never sees its old objects) and the full S3 key.
@@ -45,10 +46,8 @@ pub(crate) struct CachedOriginal {
     pub(crate) etag: String,
     /// Last-Modified, Unix seconds; 0 when unknown.
     pub(crate) last_modified: i64,
-    /// Cache-Control the origin reported; empty when none.
-    pub(crate) cache_control: String,
-    /// Expires the origin reported, Unix seconds; 0 when none.
-    pub(crate) expires: i64,
+    /// What the origin said about caching it.
+    pub(crate) caching: OriginCaching,
     /// When the origin last confirmed these bytes.
     pub(crate) validated_at: Instant,
 }
@@ -301,8 +300,7 @@ mod tests {
             content_type: "image/jpeg".to_owned(),
             etag: etag.to_owned(),
             last_modified: 0,
-            cache_control: String::new(),
-            expires: 0,
+            caching: OriginCaching::default(),
             validated_at: Instant::now(),
         })
     }
