@@ -406,27 +406,13 @@ impl DerivativeCache {
     /// not happen must not look as if it did.
     pub async fn purge(&self, generation_key: &str) -> Result<u64, redis::RedisError> {
         let mut connection = self.connection.clone();
-        let incremented = tokio::time::timeout(
-            self.timeout.max(Duration::from_secs(1)),
+        self.attempt(
+            "PURGE",
             redis::cmd("INCR")
                 .arg(generation_key)
                 .query_async::<u64>(&mut connection),
         )
-        .await;
-        match incremented {
-            Ok(Ok(generation)) => {
-                self.availability.succeeded();
-                Ok(generation)
-            }
-            Ok(Err(error)) => {
-                self.availability.failed("PURGE", &error);
-                Err(error)
-            }
-            Err(_elapsed) => {
-                self.availability.failed("PURGE", &"timed out");
-                Err(redis::RedisError::from((redis::ErrorKind::Io, "timed out")))
-            }
-        }
+        .await
     }
 
     /// Runs `command` under the timeout; `None` when Redis is skipped, slow
@@ -450,18 +436,27 @@ impl DerivativeCache {
         if !self.availability.should_try() {
             return None;
         }
+        self.attempt(name, operation).await.ok()
+    }
+
+    /// Awaits `operation` under the timeout, telling the breaker how it went.
+    async fn attempt<T>(
+        &self,
+        name: &'static str,
+        operation: impl std::future::Future<Output = redis::RedisResult<T>>,
+    ) -> redis::RedisResult<T> {
         match tokio::time::timeout(self.timeout, operation).await {
             Ok(Ok(value)) => {
                 self.availability.succeeded();
-                Some(value)
+                Ok(value)
             }
             Ok(Err(error)) => {
                 self.availability.failed(name, &error);
-                None
+                Err(error)
             }
             Err(_elapsed) => {
                 self.availability.failed(name, &"timed out");
-                None
+                Err(redis::RedisError::from((redis::ErrorKind::Io, "timed out")))
             }
         }
     }
