@@ -22,7 +22,7 @@ use crate::object_stream::{
     BodyLimits, CHANNEL_CAPACITY, CHUNK_SIZE, check_declared_length, collect_body, effective_cap,
     send_original,
 };
-use crate::original_cache::{CachedOriginal, OriginalCache, OriginalKey};
+use crate::original_cache::{CachedOriginal, Lookup, OriginalCache, OriginalKey};
 use crate::read_access;
 use crate::s3_client::{self, ObjectRead, OriginCaching};
 use crate::source_clients::{SourceClient, SourceClients};
@@ -106,14 +106,23 @@ impl Fetcher {
         // Reads are bounded by the fetcher's own cap so one read can serve
         // every waiting caller; each caller's own (smaller) cap is checked
         // on the result.
-        let (original, lookup) = self
-            .originals
-            .get_or_load(&cache_key, |stale| {
-                read_original(&source, &cache_key.key, self.max_object_bytes, stale)
-            })
-            .await?;
+        let (original, lookup) = self.cached_original(&source, &cache_key).await?;
         tracing::Span::current().record("imgmesh.original_cache", lookup.as_str());
         stream_original(original, cap)
+    }
+
+    /// The original from the cache when fresh, else read (or revalidated
+    /// with a stale copy's ETag) by one coalesced origin request.
+    async fn cached_original(
+        &self,
+        source: &SourceClient,
+        cache_key: &OriginalKey,
+    ) -> Result<(Arc<CachedOriginal>, Lookup), FetchError> {
+        self.originals
+            .get_or_load(cache_key, |stale| {
+                read_original(source, &cache_key.key, self.max_object_bytes, stale)
+            })
+            .await
     }
 
     /// Answers a conditional request (the caller holds a copy with ETag
@@ -130,13 +139,7 @@ impl Fetcher {
     ) -> Result<FetchObjectStream, FetchError> {
         let original = if self.originals.holds(cache_key) {
             // Fresh: used as is; stale: revalidated with its own ETag.
-            let (original, _) = self
-                .originals
-                .get_or_load(cache_key, |stale| {
-                    read_original(source, &cache_key.key, self.max_object_bytes, stale)
-                })
-                .await?;
-            original
+            self.cached_original(source, cache_key).await?.0
         } else {
             let read = s3_client::get_object(
                 &source.s3,
