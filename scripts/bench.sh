@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# `make bench`: W1 (miss), W2 (hit), the libvips floor and nginx static, in
-# one run on this machine, three repetitions, medians written to
-# docs/benchmarks.md. See ../shared/brief/BENCHMARKS.md for the workloads.
+# `make bench`: W1 (miss), W2 (hit), W4 (overload), the scale run, the
+# libvips floor and nginx static, in one run on this machine, three
+# repetitions, medians written to docs/benchmarks.md. See
+# ../shared/brief/BENCHMARKS.md for the workloads.
 #
 # Environment: BENCH_REPS (3), BENCH_W1_SECONDS (20), BENCH_W2_SECONDS (10).
 set -euo pipefail
@@ -37,6 +38,45 @@ IMGMESH_LOG=warn start_mesh "$state" "$bin"
 trap finish INT TERM EXIT
 
 service_pids() { pgrep -f "$bin/imgmesh-" | tr '\n' ' '; }
+# shellcheck disable=SC2207
+pids=($(service_pids))
+renderer_pid=$(pgrep -f "$bin/imgmesh-renderer" | head -n 1)
+renderer_metrics=$(listening "$state/logs/renderer.log" metrics)
+
+# The scale run's extra processes (started after the main mesh's pids were
+# read, so W1's CPU count covers the main mesh only): a second renderer on
+# the same fetcher and Redis, a gateway balancing over both renderers, and
+# a gateway whose balanced channel lists the first renderer twice (one
+# backend behind the balancer: what balancing costs per request).
+"$bin/imgmesh-renderer" --listen 127.0.0.1:0 --metrics-listen 127.0.0.1:0 \
+  --fetcher-url "http://$fetcher" --redis-url "redis://127.0.0.1:$redis_port" \
+  >"$state/logs/renderer-2.log" 2>&1 &
+mesh_pids+=($!)
+renderer2=$(listening "$state/logs/renderer-2.log" grpc)
+renderer2_metrics=$(listening "$state/logs/renderer-2.log" metrics)
+extra_gateway() {
+  local name=$1 renderers=$2
+  "$bin/imgmesh-gateway" --listen 127.0.0.1:0 --ops-listen 127.0.0.1:0 \
+    --registry-url "http://$registry" --renderer-url "$renderers" --base-domain localhost \
+    --redis-url "redis://127.0.0.1:$redis_port" >"$state/logs/gateway-$name.log" 2>&1 &
+  mesh_pids+=($!)
+}
+extra_gateway two "http://$renderer,http://$renderer2"
+gateway_two=$(listening "$state/logs/gateway-two.log" http)
+extra_gateway balanced "http://$renderer,http://$renderer"
+gateway_balanced=$(listening "$state/logs/gateway-balanced.log" http)
+gateway_pid=$(pgrep -f "$bin/imgmesh-gateway" | head -n 1)
+gateway_balanced_pid=$(pgrep -f "$bin/imgmesh-gateway" | tail -n 1)
+sleep 2 # the balanced gateways' first probe round
+
+# A counter or gauge's value (summed) from a /metrics address.
+metric() { curl -fsS "http://$1/metrics" | awk -v n="$2" '$1 == n || index($1, n "{") == 1 {s += $2} END {printf "%.0f", s}'; }
+# Resets a process's peak RSS (VmHWM) so the next workload's peak is its own.
+reset_peak() { echo 5 >"/proc/$1/clear_refs" 2>/dev/null || true; }
+# One imgmesh-load run: "rps ok ok_p50 ok_p99 shed shed_p99 other requests hits".
+load_summary() {
+  awk '{v[$1] = $2} END {printf "%s %s %s %s %s %s %s %s %s\n", v["rps"], v["ok"], v["ok_p50_ms"], v["ok_p99_ms"], v["shed"], v["shed_p99_ms"], v["other"], v["requests"], v["hits"]}'
+}
 # Sum of utime + stime (clock ticks) of the given pids.
 cpu_ticks() {
   local total=0 pid
@@ -60,8 +100,6 @@ median() { sort -g | awk '{v[NR] = $1} END { print v[int((NR + 1) / 2)] }'; }
 
 host="http://$gateway"
 ticks_per_second=$(getconf CLK_TCK)
-# shellcheck disable=SC2207
-pids=($(service_pids))
 
 # nginx serving one W2-sized derivative from disk: the W2 yardstick.
 mkdir -p "$state/nginx/www" "$state/nginx/tmp"
@@ -98,9 +136,11 @@ for rep in $(seq 1 "$reps"); do
   echo "  floor   $floor renders/s, $floor_cpu CPU-ms/render"
 
   redis-cli -p "$redis_port" FLUSHALL >/dev/null
+  reset_peak "$renderer_pid"
   before=$(cpu_ticks "${pids[@]}")
   read -r w1_rps w1_p50 w1_p99 w1_n w1_bad < <(wrk -t1 -c4 -d"${w1_seconds}s" --latency -s bench/w1.lua "$host" -- "$((rep * 100000))" | wrk_summary)
   after=$(cpu_ticks "${pids[@]}")
+  w1_rss=$(awk '/VmHWM/ {printf "%.0f", $2 / 1024}' "/proc/$renderer_pid/status")
   w1_cpu_ms=$(awk -v t=$((after - before)) -v hz="$ticks_per_second" -v n="$w1_n" 'BEGIN { printf "%.1f", t * 1000 / hz / (n ? n : 1) }')
   echo "  W1      $w1_rps req/s p50 ${w1_p50} ms p99 ${w1_p99} ms, $w1_cpu_ms CPU-ms/req, non-2xx $w1_bad"
 
@@ -113,13 +153,56 @@ for rep in $(seq 1 "$reps"); do
 
   read -r nginx_rps _ nginx_p99 _ _ < <(wrk -t1 -c32 -d"${w2_seconds}s" --latency "http://127.0.0.1:$nginx_port/static.jpg" | wrk_summary)
   echo "  nginx   $nginx_rps req/s p99 ${nginx_p99} ms"
-  echo "$floor $w1_rps $w1_p50 $w1_p99 $w1_cpu_ms $w1_bad $w2_rps $w2_p99 $w2_bad $nginx_rps $nginx_p99 $floor_cpu" >>"$results"
+  # W4: W1's traffic at 64 connections, against the unloaded p99 of one
+  # connection at a time; the renderer's own peak RSS, and its queue
+  # gauges once the load has stopped.
+  redis-cli -p "$redis_port" FLUSHALL >/dev/null
+  read -r _ _ _ idle_p99 _ _ _ _ _ < <("$bin/imgmesh-load" --target "$gateway" --concurrency 1 --seconds "$w2_seconds" --offset "$((rep * 100000 + 50000))" | load_summary)
+  redis-cli -p "$redis_port" FLUSHALL >/dev/null
+  reset_peak "$renderer_pid"
+  read -r w4_rps w4_ok _ w4_ok_p99 w4_shed w4_shed_p99 w4_other w4_n w4_hits < <("$bin/imgmesh-load" --target "$gateway" --concurrency 64 --seconds "$w1_seconds" --offset "$((rep * 100000 + 60000))" | load_summary)
+  w4_rss=$(awk '/VmHWM/ {printf "%.0f", $2 / 1024}' "/proc/$renderer_pid/status")
+  sleep 1
+  w4_left=$(( $(metric "$renderer_metrics" imgmesh_render_queue_depth) + $(metric "$renderer_metrics" imgmesh_renders_in_flight) + $(metric "$renderer_metrics" imgmesh_render_admitted_bytes) ))
+  w4_shed_pct=$(awk -v s="$w4_shed" -v n="$w4_n" 'BEGIN { printf "%.1f", n ? 100 * s / n : 0 }')
+  echo "  W4      $w4_rps req/s: $w4_ok rendered (and $w4_hits hits) (p99 $w4_ok_p99 ms; unloaded p99 $idle_p99 ms), $w4_shed shed ($w4_shed_pct %, p99 $w4_shed_p99 ms), $w4_other other; renderer peak $w4_rss MB; left in queue/flight/bytes: $w4_left"
+
+  # Scale run: W1 through the gateway balancing over two renderers (spread
+  # from their render counters), and through the one listing the first
+  # renderer twice (gateway CPU per request vs the direct gateway's).
+  redis-cli -p "$redis_port" FLUSHALL >/dev/null
+  r1_before=$(metric "$renderer_metrics" imgmesh_renders_total)
+  r2_before=$(metric "$renderer2_metrics" imgmesh_renders_total)
+  read -r two_rps _ _ _ _ < <(wrk -t1 -c4 -d"${w1_seconds}s" --latency -s bench/w1.lua "http://$gateway_two" -- "$((rep * 100000 + 70000))" | wrk_summary)
+  r1=$(( $(metric "$renderer_metrics" imgmesh_renders_total) - r1_before ))
+  r2=$(( $(metric "$renderer2_metrics" imgmesh_renders_total) - r2_before ))
+  spread=$(awk -v a="$r1" -v b="$r2" 'BEGIN { printf "%.1f", (a + b) ? 100 * a / (a + b) : 0 }')
+  redis-cli -p "$redis_port" FLUSHALL >/dev/null
+  g_before=$(cpu_ticks "$gateway_pid")
+  read -r _ _ _ direct_n _ < <(wrk -t1 -c4 -d"${w2_seconds}s" --latency -s bench/w1.lua "$host" -- "$((rep * 100000 + 80000))" | wrk_summary)
+  direct_cpu=$(awk -v t=$(( $(cpu_ticks "$gateway_pid") - g_before )) -v hz="$ticks_per_second" -v n="$direct_n" 'BEGIN { printf "%.2f", t * 1000 / hz / (n ? n : 1) }')
+  redis-cli -p "$redis_port" FLUSHALL >/dev/null
+  g_before=$(cpu_ticks "$gateway_balanced_pid")
+  read -r _ _ _ balanced_n _ < <(wrk -t1 -c4 -d"${w2_seconds}s" --latency -s bench/w1.lua "http://$gateway_balanced" -- "$((rep * 100000 + 90000))" | wrk_summary)
+  balanced_cpu=$(awk -v t=$(( $(cpu_ticks "$gateway_balanced_pid") - g_before )) -v hz="$ticks_per_second" -v n="$balanced_n" 'BEGIN { printf "%.2f", t * 1000 / hz / (n ? n : 1) }')
+  echo "  scale   two renderers $two_rps req/s, first renderer's share $spread %; gateway CPU-ms/req direct $direct_cpu, balanced $balanced_cpu"
+
+  echo "$floor $w1_rps $w1_p50 $w1_p99 $w1_cpu_ms $w1_bad $w2_rps $w2_p99 $w2_bad $nginx_rps $nginx_p99 $floor_cpu $idle_p99 $w4_rps $w4_ok $w4_ok_p99 $w4_shed $w4_shed_p99 $w4_other $w4_n $w4_rss $w4_left $two_rps $spread $direct_cpu $balanced_cpu $w1_rss $w4_hits" >>"$results"
 done
 
 col() { awk -v c="$1" '{print $c}' "$results" | median; }
 floor=$(col 1); w1_rps=$(col 2); w1_p50=$(col 3); w1_p99=$(col 4); w1_cpu=$(col 5)
 w2_rps=$(col 7); w2_p99=$(col 8); nginx_rps=$(col 10); nginx_p99=$(col 11); floor_cpu=$(col 12)
 bad=$(awk '{s += $6 + $9} END {print s + 0}' "$results")
+idle_p99=$(col 13); w4_rps=$(col 14); w4_ok_p99=$(col 16); w4_shed_p99=$(col 18); w4_rss=$(col 21)
+w4_shed_pct=$(awk '{print ($20 ? 100 * $17 / $20 : 0)}' "$results" | median)
+w4_other=$(awk '{s += $19} END {print s + 0}' "$results")
+w4_left=$(awk '{s += $22} END {print s + 0}' "$results")
+w4_ratio=$(awk -v a="$w4_ok_p99" -v b="$idle_p99" 'BEGIN { printf "%.2f", b ? a / b : 0 }')
+w4_w1_ratio=$(awk -v a="$w4_ok_p99" -v b="$w1_p99" 'BEGIN { printf "%.2f", b ? a / b : 0 }')
+two_rps=$(col 23); spread=$(col 24); direct_cpu=$(col 25); balanced_cpu=$(col 26); w1_rss=$(col 27); w4_hits=$(col 28)
+two_ratio=$(awk -v a="$two_rps" -v b="$w1_rps" 'BEGIN { printf "%.2f", a / b }')
+balance_cost=$(awk -v a="$balanced_cpu" -v b="$direct_cpu" 'BEGIN { printf "%.2f", a - b }')
 w1_ratio=$(awk -v a="$w1_rps" -v b="$floor" 'BEGIN { printf "%.2f", a / b }')
 # The same comparison in CPU time: floor CPU-ms per render ÷ the mesh's
 # CPU-ms per request (1.0 = the mesh costs nothing above libvips).
@@ -155,6 +238,9 @@ ratios, not absolute numbers, across machines.
 | W1 miss | \`wrk -t1 -c4 -d${w1_seconds}s -s bench/w1.lua\` (unique URLs, w=300…1099, q=80, fm=jpg; Redis flushed first) | **$w1_rps req/s**, p50 $w1_p50 ms, p99 $w1_p99 ms, $w1_cpu CPU-ms/req (all four services) |
 | W2 hit | \`wrk -t1 -c32 -d${w2_seconds}s -s bench/w2.lua\` (10 URLs after warm-up) | **$w2_rps req/s**, p99 $w2_p99 ms |
 | nginx static | \`wrk -t1 -c32 -d${w2_seconds}s\` on one $static_bytes-byte derivative from disk | **$nginx_rps req/s**, p99 $nginx_p99 ms |
+| W4 overload | \`imgmesh-load --concurrency 64 --seconds $w1_seconds\` (W1's URLs; Redis flushed first; clients resend at once, ignoring \`Retry-After\`) | **$w4_rps req/s** answered; **$(printf '%.1f' "$w4_shed_pct") % shed** (503 + Retry-After) with p99 **$w4_shed_p99 ms**; admitted renders' (misses') p99 $w4_ok_p99 ms: **×$w4_ratio** of the unloaded p99 ($idle_p99 ms, \`--concurrency 1\`), ×$w4_w1_ratio of W1's (at capacity); $w4_hits cache hits (URLs met again); renderer peak RSS $w4_rss MB; other statuses $w4_other; queue + in flight + admitted bytes 1 s after: $w4_left |
+| scale | W1 (\`wrk -t1 -c4\`) through a gateway balancing over two renderers on these 2 cores | **$two_rps req/s** (×$two_ratio of one renderer), first renderer's share **$spread %** |
+| balancing cost | W1 for ${w2_seconds}s through a gateway listing one renderer twice (balanced channel) vs one URL (direct) | gateway **$balanced_cpu** vs **$direct_cpu** CPU-ms/req (**$balance_cost** ms per request for balancing) |
 
 | ratio | value | issue #2 bar | final target |
 |---|---|---|---|
@@ -164,9 +250,14 @@ ratios, not absolute numbers, across machines.
 
 Non-2xx responses across all runs: $bad.
 
-Peak RSS (VmHWM) after the run: ${rss_line% · }.
+Renderer peak RSS (VmHWM, reset before each workload) during W1: **$w1_rss MB** (target ≤ 150 MB); during W4: $w4_rss MB.
+Peak RSS (VmHWM) after the run (the renderer's since its last reset): ${rss_line% · }.
 
-Raw rows (floor, W1 rps, p50, p99, CPU-ms/req, W1 non-2xx, W2 rps, W2 p99, W2 non-2xx, nginx rps, nginx p99, floor CPU-ms/render):
+W4 targets: shed p99 under 20 ms, admitted p99 within ×1.5 of the unloaded p99 (issue 18;
+the kit's BENCHMARKS.md asks admitted p99 < 2 s), renderer RSS within its memory budget, gauges
+back at zero.
+
+Raw rows (floor, W1 rps, p50, p99, CPU-ms/req, W1 non-2xx, W2 rps, W2 p99, W2 non-2xx, nginx rps, nginx p99, floor CPU-ms/render, unloaded p99, W4 rps, W4 ok, W4 ok p99, W4 shed, W4 shed p99, W4 other, W4 requests, W4 renderer peak MB, W4 left, two-renderer rps, first renderer %, gateway CPU-ms/req direct, balanced, renderer peak MB on W1, W4 hits):
 
 \`\`\`
 $(cat "$results")

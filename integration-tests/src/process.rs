@@ -104,6 +104,30 @@ impl ChildProcess {
         self.child.as_ref().map(Child::id)
     }
 
+    /// Asks the process to stop (SIGTERM), as Kubernetes does on scale-in,
+    /// and waits up to `grace` for it to exit before killing it; returns
+    /// whether it exited on its own.
+    pub async fn terminate(&mut self, grace: Duration) -> bool {
+        let Some(pid) = self.pid() else {
+            return true;
+        };
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status();
+        let deadline = std::time::Instant::now() + grace;
+        while std::time::Instant::now() < deadline {
+            if let Some(child) = self.child.as_mut()
+                && let Ok(Some(_)) = child.try_wait()
+            {
+                self.child = None;
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        self.kill();
+        false
+    }
+
     /// Kills the process (SIGKILL) and reaps it.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {

@@ -51,7 +51,8 @@ async fn get(mesh: &Mesh, subdomain: &str, path: &str) -> HttpResponse {
 
 /// The derivative entry keys of Source `id` in Redis.
 async fn entry_keys(mesh: &Mesh, id: &str) -> Vec<String> {
-    let pattern = format!("imgmesh:{{{id}}}:d:*");
+    // Entries are tagged by Source and asset: `imgmesh:{<id>.<asset>}:d:…`.
+    let pattern = format!("imgmesh:{{{id}.*}}:d:*");
     let listed = mesh
         .redis_cli(&["--scan", "--pattern", &pattern])
         .await

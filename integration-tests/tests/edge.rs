@@ -5,101 +5,18 @@
 
 use std::time::Duration;
 
+use imgmesh_integration_tests::admin::{
+    SETTLE, create, create_deployed, deploy, json_of, rotate, source_body,
+};
 use imgmesh_integration_tests::fixtures::{self, Format};
 use imgmesh_integration_tests::{
-    ADMIN_TOKEN, BUCKET, HttpResponse, Mesh, MeshOptions, OtlpReceiver, S3_ACCESS_KEY,
-    S3_SECRET_KEY,
+    ADMIN_TOKEN, HttpResponse, Mesh, MeshOptions, OtlpReceiver, S3_ACCESS_KEY, S3_SECRET_KEY,
 };
 use imgmesh_proto::fetcher::v1::FetchObjectRequest;
 use imgmesh_proto::fetcher::v1::fetcher_service_client::FetcherServiceClient;
 use serde_json::{Value, json};
 
-/// How long a test waits for the gateway's host cache (200 ms in tests) or
-/// a deploy to catch up.
-const SETTLE: Duration = Duration::from_secs(20);
-
 // === helpers ===
-
-/// A create body for a Source `name` (subdomain = name) on the test bucket
-/// with the test credentials, plus `extra` fields.
-fn source_body(mesh: &Mesh, name: &str, extra: Value) -> Value {
-    let mut body = json!({
-        "name": name,
-        "subdomain": name,
-        "bucket": BUCKET,
-        "region": "us-east-1",
-        "endpoint": mesh.s3_endpoint,
-        "access_key_id": S3_ACCESS_KEY,
-        "secret_access_key": S3_SECRET_KEY,
-    });
-    for (key, value) in extra.as_object().expect("extra is an object") {
-        body[key] = value.clone();
-    }
-    body
-}
-
-fn json_of(response: &HttpResponse) -> Value {
-    serde_json::from_slice(&response.body)
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", response.text()))
-}
-
-/// Creates a Source through the admin API (not deployed) and returns it.
-async fn create(mesh: &Mesh, body: &Value) -> Value {
-    let response = mesh.admin("POST", "/v1/sources", Some(body)).await.unwrap();
-    assert_eq!(response.status, 201, "{}", response.text());
-    json_of(&response)
-}
-
-/// Deploys a Source through the admin API and waits until it is deployed.
-async fn deploy(mesh: &Mesh, id: &str) -> Value {
-    let response = mesh
-        .admin("POST", &format!("/v1/sources/{id}/deploy"), None)
-        .await
-        .unwrap();
-    assert_eq!(response.status, 202, "{}", response.text());
-    let deadline = tokio::time::Instant::now() + SETTLE;
-    loop {
-        let response = mesh
-            .admin("GET", &format!("/v1/sources/{id}"), None)
-            .await
-            .unwrap();
-        let source = json_of(&response);
-        match source["status"].as_str() {
-            Some("deployed") => return source,
-            Some("failed") => panic!("deploy failed: {source}"),
-            _ => {}
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "not deployed: {source}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// Creates and deploys a Source, returning it.
-async fn create_deployed(mesh: &Mesh, name: &str, extra: Value) -> Value {
-    let created = create(mesh, &source_body(mesh, name, extra)).await;
-    deploy(mesh, created["id"].as_str().unwrap()).await
-}
-
-/// Rotates a Source's secure URL token and returns the new one.
-async fn rotate(mesh: &Mesh, id: &str, grace_period_seconds: u32) -> (String, Value) {
-    let response = mesh
-        .admin(
-            "POST",
-            &format!("/v1/sources/{id}/rotate-token"),
-            Some(&json!({ "grace_period_seconds": grace_period_seconds })),
-        )
-        .await
-        .unwrap();
-    assert_eq!(response.status, 200, "{}", response.text());
-    let body = json_of(&response);
-    (
-        body["token"].as_str().unwrap().to_owned(),
-        body["source"].clone(),
-    )
-}
 
 /// `path_and_query` with `s` appended as imgix's client libraries do.
 fn signed(token: &str, path_and_query: &str) -> String {
@@ -603,6 +520,118 @@ async fn admin_upload_then_serve() {
     );
     let served = eventually(&mesh, "uploads", "/new/dog.png?w=50", 200).await;
     fixtures::expect_image(&served.body, Format::Png, 50, 25).unwrap();
+}
+
+/// Percent-encodes `key` for a URL path: everything but unreserved
+/// characters and `/`, byte by byte (so non-ASCII becomes its UTF-8 escapes).
+fn encode_path(key: &str) -> String {
+    key.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b'/' => {
+                char::from(b).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// Object keys with spaces, non-ASCII, `+`, `%`, parentheses, `?` and `#`
+/// are uploaded through the admin API, served by the gateway at their
+/// percent-encoded URL and purged by that URL (the next request is a miss);
+/// keys that could leave the prefix (dot segments, a leading slash, empty
+/// segments), backslashes and control characters are refused with 400 and
+/// the reason, and nothing is written.
+#[tokio::test]
+async fn any_addressable_key_uploads_serves_and_purges() {
+    let mesh = mesh_with_cat(MeshOptions::default()).await;
+    let source = create_deployed(
+        &mesh,
+        "keys",
+        json!({
+            "path_prefix": "photos",
+            "upload_access_key_id": S3_ACCESS_KEY,
+            "upload_secret_access_key": S3_SECRET_KEY,
+        }),
+    )
+    .await;
+    let id = source["id"].as_str().unwrap().to_owned();
+    let authorization = format!("Bearer {ADMIN_TOKEN}");
+    let upload = |key: String, body: Vec<u8>| {
+        let (authorization, id) = (authorization.clone(), id.clone());
+        let addr = mesh.gateway_admin_addr;
+        async move {
+            imgmesh_integration_tests::request_with_body(
+                "PUT",
+                addr,
+                "localhost",
+                &format!("/v1/sources/{id}/objects/{key}"),
+                &[
+                    ("authorization", authorization.as_str()),
+                    ("content-type", "image/png"),
+                ],
+                body,
+            )
+            .await
+            .unwrap()
+        }
+    };
+    let png = fixtures::png(200, 100).unwrap();
+    for key in [
+        "with space.png",
+        "café noir.png",
+        "日本/写真.png",
+        "a+b.png",
+        "100%.png",
+        "photo (1).png",
+        "what?.png",
+        "#1.png",
+    ] {
+        let uploaded = upload(encode_path(key), png.clone()).await;
+        assert_eq!(uploaded.status, 201, "{key}: {}", uploaded.text());
+        assert_eq!(json_of(&uploaded)["key"], format!("photos/{key}"), "{key}");
+        assert_eq!(
+            std::fs::read(mesh.bucket_dir().join("photos").join(key)).unwrap(),
+            png,
+            "{key}"
+        );
+        let url = format!("/{}?w=50", encode_path(key));
+        let served = eventually(&mesh, "keys", &url, 200).await;
+        fixtures::expect_image(&served.body, Format::Png, 50, 25).unwrap();
+        let again = mesh.get("keys", &url).await.unwrap();
+        assert_eq!(again.header("x-imgmesh-cache"), Some("hit"), "{key}");
+        let purged = mesh
+            .admin(
+                "POST",
+                &format!("/v1/sources/{id}/purge"),
+                Some(&json!({ "path": format!("https://keys.localhost{url}") })),
+            )
+            .await
+            .unwrap();
+        assert_eq!(purged.status, 200, "{key}: {}", purged.text());
+        let after = mesh.get("keys", &url).await.unwrap();
+        assert_eq!(after.status, 200, "{key}");
+        assert_eq!(after.header("x-imgmesh-cache"), Some("miss"), "{key}");
+    }
+    for (encoded, reason) in [
+        ("%2e%2e/x.png", "'..' segments"),
+        ("a/%2E%2E/../x.png", "'..' segments"),
+        ("/x.png", "must not start with '/'"),
+        ("a%2F%2Fb.png", "segments"),
+        ("a%5Cb.png", "backslashes"),
+        ("a%00b.png", "control characters"),
+        ("a%0Ab.png", "control characters"),
+    ] {
+        let refused = upload(encoded.to_owned(), png.clone()).await;
+        assert_eq!(refused.status, 400, "{encoded}: {}", refused.text());
+        let error = json_of(&refused);
+        assert_eq!(error["error"]["code"], "INVALID_ARGUMENT", "{encoded}");
+        let message = error["error"]["message"].as_str().unwrap_or_default();
+        assert!(
+            message.starts_with("key") && message.contains(reason),
+            "{encoded}: {message}"
+        );
+    }
+    assert!(!mesh.bucket_dir().join("photos/x.png").exists());
 }
 
 // === secrets ===

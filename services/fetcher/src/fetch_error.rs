@@ -48,9 +48,13 @@ pub(crate) enum FetchError {
     /// The origin did not answer (or stopped sending) in time.
     #[error("the origin did not answer in time")]
     OriginTimeout,
-    /// The origin failed, throttled us or could not be reached.
+    /// The origin failed or could not be reached.
     #[error("the origin is unavailable")]
     OriginUnavailable,
+    /// The origin throttled us (503 `SlowDown`, 429): worth a retry soon,
+    /// so the caller sees 503 with `Retry-After`, not a failed origin.
+    #[error("the origin is throttling requests")]
+    OriginThrottled,
     /// The object is larger than the byte cap.
     #[error("object is larger than the {cap} byte limit")]
     TooLarge {
@@ -73,12 +77,35 @@ impl From<FetchError> for tonic::Status {
             FetchError::BucketNotFound | FetchError::OriginUnavailable => {
                 ErrorCode::OriginUnavailable
             }
+            FetchError::OriginThrottled => ErrorCode::Unavailable,
             FetchError::OriginAccessDenied => ErrorCode::OriginAccessDenied,
             FetchError::OriginTimeout => ErrorCode::OriginTimeout,
             FetchError::TooLarge { .. } => ErrorCode::InputTooLarge,
             FetchError::Internal => ErrorCode::Internal,
         };
         code.status(err.to_string())
+    }
+}
+
+// === impl FetchError ===
+
+impl FetchError {
+    /// The `kind` label of `imgmesh_s3_errors_total` for an origin failure.
+    pub(crate) fn metric_kind(&self) -> &'static str {
+        match self {
+            FetchError::ObjectNotFound | FetchError::InvalidPath(_) => "not_found",
+            FetchError::BucketNotFound => "bucket_not_found",
+            FetchError::OriginAccessDenied => "access_denied",
+            FetchError::OriginThrottled => "throttled",
+            FetchError::OriginTimeout => "timeout",
+            FetchError::OriginUnavailable => "unavailable",
+            FetchError::TooLarge { .. } => "too_large",
+            FetchError::InvalidRequest { .. }
+            | FetchError::SourceNotFound
+            | FetchError::SourceDisabled
+            | FetchError::RegistryUnavailable
+            | FetchError::Internal => "other",
+        }
     }
 }
 
@@ -103,15 +130,17 @@ pub(crate) fn classify_origin_answer(status: u16, code: Option<&str>) -> FetchEr
             | "AuthorizationHeaderMalformed",
         ) => return FetchError::OriginAccessDenied,
         Some("RequestTimeout") => return FetchError::OriginTimeout,
-        Some("SlowDown" | "ServiceUnavailable" | "InternalError") => {
-            return FetchError::OriginUnavailable;
+        Some("SlowDown" | "SlowDownRead" | "ServiceUnavailable" | "TooManyRequests") => {
+            return FetchError::OriginThrottled;
         }
+        Some("InternalError") => return FetchError::OriginUnavailable,
         _ => {}
     }
     match status {
         404 => FetchError::ObjectNotFound,
         401 | 403 => FetchError::OriginAccessDenied,
         408 | 504 => FetchError::OriginTimeout,
+        429 | 503 => FetchError::OriginThrottled,
         _ => FetchError::OriginUnavailable,
     }
 }
@@ -233,15 +262,35 @@ mod tests {
         }
     }
 
-    /// Throttling and server errors are ORIGIN_UNAVAILABLE.
+    /// Throttling (by code or by a bodiless 503 or 429) is UNAVAILABLE, a
+    /// 503 with `Retry-After` at the gateway, with its own message.
+    #[test]
+    fn throttling_is_unavailable_with_its_own_message() {
+        for err in [
+            classify_origin_answer(503, Some("SlowDown")),
+            classify_origin_answer(503, Some("ServiceUnavailable")),
+            classify_origin_answer(503, None),
+            classify_origin_answer(429, None),
+        ] {
+            assert_eq!(
+                reason(err),
+                (
+                    tonic::Code::Unavailable,
+                    ErrorCode::Unavailable,
+                    "the origin is throttling requests".to_owned()
+                )
+            );
+        }
+        assert_eq!(ErrorCode::Unavailable.http_status(), 503);
+    }
+
+    /// Server errors are ORIGIN_UNAVAILABLE (502).
     #[test]
     fn server_errors_are_origin_unavailable() {
         for err in [
-            classify_origin_answer(503, Some("SlowDown")),
             classify_origin_answer(500, Some("InternalError")),
             classify_origin_answer(500, None),
             classify_origin_answer(502, None),
-            classify_origin_answer(429, None),
             classify_origin_answer(400, Some("SomethingNew")),
         ] {
             let (code, error_code, _) = reason(err);
@@ -294,6 +343,10 @@ mod tests {
         ));
         assert!(matches!(
             classify_sdk_error("src", &service_error(503, None)),
+            FetchError::OriginThrottled
+        ));
+        assert!(matches!(
+            classify_sdk_error("src", &service_error(500, None)),
             FetchError::OriginUnavailable
         ));
     }
@@ -353,6 +406,7 @@ mod tests {
             (FetchError::SourceDisabled, ErrorCode::SourceDisabled),
             (FetchError::RegistryUnavailable, ErrorCode::Unavailable),
             (FetchError::TooLarge { cap: 10 }, ErrorCode::InputTooLarge),
+            (FetchError::OriginThrottled, ErrorCode::Unavailable),
             (FetchError::Internal, ErrorCode::Internal),
             (
                 FetchError::InvalidPath(PathRejection::DotSegment),

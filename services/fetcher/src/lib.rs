@@ -14,6 +14,9 @@
 //!
 //! `main.rs` is glue: parse [`FetcherConfig`], start telemetry, bind the
 //! gRPC and metrics listeners, then [`run`].
+// The FetchObject future (cache, coalescing, stale-if-error, the SDK's
+// own futures) nests deeper than the default limit of 128 layout queries.
+#![recursion_limit = "256"]
 
 mod config;
 mod fetch_error;

@@ -3,9 +3,17 @@
 //!
 //! - `imgmesh_s3_requests_total{result}`: `GetObject` calls by outcome
 //!   (`ok`, `not_modified`, `not_found`, `error`);
+//! - `imgmesh_s3_attempts_total`: HTTP attempts those calls made, retries
+//!   included (attempts minus calls is the number of retries);
+//! - `imgmesh_s3_errors_total{stage,kind}`: origin failures, by where they
+//!   happened (`headers`: the `GetObject` call; `body`: reading the body)
+//!   and kind (`not_found`, `access_denied`, `throttled`, `unavailable`,
+//!   `timeout`, `bucket_not_found`, `too_large`, `other`);
 //! - `imgmesh_s3_bytes_read_total`: object bytes received from origins;
 //! - `imgmesh_cache_lookups_total{tier="original",result}`: original cache
-//!   lookups (`hit` fresh copy, `stale` copy to revalidate, `miss`).
+//!   lookups (`hit` fresh copy, `stale` copy to revalidate, `miss`);
+//! - `imgmesh_original_stale_served_total`: held originals served because
+//!   the origin was slow or failing when they were revalidated.
 
 use std::sync::LazyLock;
 
@@ -48,6 +56,13 @@ struct S3RequestLabels {
     result: &'static str,
 }
 
+/// Labels of `imgmesh_s3_errors_total`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct S3ErrorLabels {
+    stage: &'static str,
+    kind: &'static str,
+}
+
 /// Labels of `imgmesh_cache_lookups_total`.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct CacheLookupLabels {
@@ -70,8 +85,11 @@ pub(crate) struct LookupCounters {
 #[derive(Debug)]
 pub(crate) struct FetcherMetrics {
     s3_requests: Family<S3RequestLabels, Counter>,
+    s3_attempts: Counter,
+    s3_errors: Family<S3ErrorLabels, Counter>,
     s3_bytes_read: Counter,
     cache_lookups: Family<CacheLookupLabels, Counter>,
+    stale_served: Counter,
 }
 
 // === impl FetcherMetrics ===
@@ -80,8 +98,11 @@ impl FetcherMetrics {
     fn register() -> FetcherMetrics {
         let metrics = FetcherMetrics {
             s3_requests: Family::default(),
+            s3_attempts: Counter::default(),
+            s3_errors: Family::default(),
             s3_bytes_read: Counter::default(),
             cache_lookups: Family::default(),
+            stale_served: Counter::default(),
         };
         let mut registry = imgmesh_metrics::registry()
             .lock()
@@ -92,6 +113,16 @@ impl FetcherMetrics {
             metrics.s3_requests.clone(),
         );
         registry.register(
+            "imgmesh_s3_attempts",
+            "HTTP attempts of S3 GetObject calls, retries included",
+            metrics.s3_attempts.clone(),
+        );
+        registry.register(
+            "imgmesh_s3_errors",
+            "S3 origin failures, by stage (headers, body) and kind",
+            metrics.s3_errors.clone(),
+        );
+        registry.register(
             "imgmesh_s3_bytes_read",
             "Object bytes received from S3 origins",
             metrics.s3_bytes_read.clone(),
@@ -100,6 +131,11 @@ impl FetcherMetrics {
             "imgmesh_cache_lookups",
             "Cache lookups, by cache tier and result",
             metrics.cache_lookups.clone(),
+        );
+        registry.register(
+            "imgmesh_original_stale_served",
+            "Held originals served because the origin failed their revalidation",
+            metrics.stale_served.clone(),
         );
         // Every result starts at 0, so rates work from the first scrape.
         for result in [
@@ -122,6 +158,26 @@ impl FetcherMetrics {
                 result: result.as_str(),
             })
             .inc();
+    }
+
+    /// Counts one HTTP attempt of a `GetObject` call.
+    pub(crate) fn s3_attempt(&self) {
+        self.s3_attempts.inc();
+    }
+
+    /// Counts one origin failure at `stage` (`headers` or `body`).
+    pub(crate) fn s3_error(&self, stage: &'static str, error: &crate::fetch_error::FetchError) {
+        self.s3_errors
+            .get_or_create(&S3ErrorLabels {
+                stage,
+                kind: error.metric_kind(),
+            })
+            .inc();
+    }
+
+    /// Counts one held original served in place of a failing origin.
+    pub(crate) fn stale_served(&self) {
+        self.stale_served.inc();
     }
 
     /// Counts `bytes` received from an origin.

@@ -250,4 +250,44 @@ mod tests {
             Err(PathRejection::LeadingSlash)
         );
     }
+
+    /// How a file-system-backed store could read `key`: `/` and `\\` both
+    /// separate, `.` stays, `..` climbs. `None` when it climbs above the
+    /// root; else the resolved segments.
+    fn resolved(key: &str) -> Option<Vec<&str>> {
+        let mut segments = Vec::new();
+        for segment in key.split(['/', '\\']) {
+            match segment {
+                "" | "." => {}
+                ".." => {
+                    segments.pop()?;
+                }
+                other => segments.push(other),
+            }
+        }
+        Some(segments)
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2048))]
+
+        /// Whatever the path, an accepted key is the prefix, one slash and
+        /// the path, and even a store that resolves dot segments and
+        /// backslashes reads it inside the prefix.
+        #[test]
+        fn a_normalised_path_never_leaves_its_prefix(
+            prefix in proptest::sample::select(vec!["", "photos", "a/b", "/photos/", "p.q"]),
+            path in "[a./\\\\%2eé \\x00-]{0,24}",
+        ) {
+            if let Ok(key) = object_key(prefix, &path) {
+                let prefix = prefix.trim_matches('/');
+                let expected = if prefix.is_empty() { path.clone() } else { format!("{prefix}/{path}") };
+                proptest::prop_assert_eq!(&key, &expected);
+                let inside = resolved(&key).expect("never climbs above the root");
+                let prefix_segments: Vec<&str> = prefix.split('/').filter(|s| !s.is_empty()).collect();
+                proptest::prop_assert!(inside.starts_with(&prefix_segments), "{key:?} → {inside:?}");
+                proptest::prop_assert!(inside.len() > prefix_segments.len(), "{key:?} names the prefix itself");
+            }
+        }
+    }
 }

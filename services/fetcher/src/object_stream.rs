@@ -23,8 +23,6 @@ use crate::original_cache::CachedOriginal;
 
 /// Largest chunk message sent to the caller.
 pub(crate) const CHUNK_SIZE: usize = 256 * 1024;
-/// How long the origin may go without sending a byte mid-body.
-pub(crate) const BODY_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Messages buffered per fetch before sending waits for the caller.
 pub(crate) const CHANNEL_CAPACITY: usize = 4;
 
@@ -58,20 +56,9 @@ pub(crate) fn check_declared_length(
 pub(crate) struct BodyLimits {
     /// Most bytes read before the fetch fails with `TooLarge`.
     pub(crate) cap: u64,
-    /// Longest wait for the origin's next bytes.
+    /// Longest wait for the origin's next bytes
+    /// (`--origin-attempt-timeout-ms`).
     pub(crate) idle_timeout: Duration,
-}
-
-// === impl BodyLimits ===
-
-impl BodyLimits {
-    /// The production limits with byte cap `cap`.
-    pub(crate) fn with_cap(cap: u64) -> BodyLimits {
-        BodyLimits {
-            cap,
-            idle_timeout: BODY_IDLE_TIMEOUT,
-        }
-    }
 }
 
 /// Reads `body` to its end within `limits`; `size_hint` (the declared
@@ -239,6 +226,7 @@ mod tests {
             last_modified: 42,
             caching: OriginCaching::default(),
             validated_at: Instant::now(),
+            confirmed_at: Instant::now(),
         };
         let (tx, mut rx) = mpsc::channel(64);
         send_original(&original, 4, tx).await;
@@ -272,6 +260,7 @@ mod tests {
             last_modified: 0,
             caching: OriginCaching::default(),
             validated_at: Instant::now(),
+            confirmed_at: Instant::now(),
         };
         let (tx, mut rx) = mpsc::channel(64);
         send_original(&original, 4, tx).await;

@@ -48,8 +48,14 @@ pub(crate) struct CachedOriginal {
     pub(crate) last_modified: i64,
     /// What the origin said about caching it.
     pub(crate) caching: OriginCaching,
-    /// When the origin last confirmed these bytes.
+    /// When the copy started its current freshness period: the origin's
+    /// last confirmation, or — for a copy served because the origin failed
+    /// (see `fetch_object::StaleIfError`) — a time set so that it stays
+    /// fresh only until the origin is worth asking again.
     pub(crate) validated_at: Instant,
+    /// When the origin last confirmed these bytes; bounds how long a copy
+    /// may be served while the origin fails.
+    pub(crate) confirmed_at: Instant,
 }
 
 /// How a lookup was answered, for spans and metrics.
@@ -155,6 +161,11 @@ impl<E: Clone> OriginalCache<E> {
             Lookup::Coalesced
         };
         result.map(|original| (original, how))
+    }
+
+    /// How long an entry is served without asking the origin.
+    pub(crate) fn fresh_for(&self) -> Duration {
+        self.fresh_for
     }
 
     /// Bytes currently held.
@@ -302,6 +313,7 @@ mod tests {
             last_modified: 0,
             caching: OriginCaching::default(),
             validated_at: Instant::now(),
+            confirmed_at: Instant::now(),
         })
     }
 

@@ -11,10 +11,10 @@ use std::time::Duration;
 use imgmesh_errors::ErrorCode;
 use imgmesh_proto::registry::v1::source_credentials_service_client::SourceCredentialsServiceClient;
 use imgmesh_proto::registry::v1::{GetReadAccessRequest, GetReadAccessResponse};
+use imgmesh_runtime::GrpcChannel;
 use imgmesh_telemetry::TraceContextInterceptor;
 use secrecy::SecretString;
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::Channel;
 
 use crate::fetch_error::FetchError;
 
@@ -23,7 +23,7 @@ const REGISTRY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The registry client, carrying the caller's trace to the registry.
 pub(crate) type RegistryClient =
-    SourceCredentialsServiceClient<InterceptedService<Channel, TraceContextInterceptor>>;
+    SourceCredentialsServiceClient<InterceptedService<GrpcChannel, TraceContextInterceptor>>;
 
 /// Where a Source's objects live and the credentials to read them.
 pub(crate) struct ReadAccess {

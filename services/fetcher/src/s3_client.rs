@@ -9,25 +9,53 @@
 //! the global one when that cannot be reached.
 
 use aws_sdk_s3::config::http::HttpResponse;
+use aws_sdk_s3::config::interceptors::BeforeTransmitInterceptorContextRef;
+use aws_sdk_s3::config::{ConfigBag, Intercept, RuntimeComponents};
+use aws_sdk_s3::error::BoxError;
 use aws_sdk_s3::operation::get_object::GetObjectOutput;
 use aws_sdk_s3::primitives::{DateTime, DateTimeFormat};
-use imgmesh_s3_client::{BucketAccess, BucketClient};
+use imgmesh_s3_client::{BucketAccess, BucketClient, ClientTuning};
 
 use crate::fetch_error::{FetchError, classify_sdk_error};
 use crate::metrics::{METRICS, S3Result};
 use crate::read_access::ReadAccess;
 
 /// A client for the Source described by `access` (built by
-/// `imgmesh-s3-client`: static credentials, bounded timeouts, path-style
-/// for S3-compatible endpoints, regional-then-global in us-east-1).
-pub(crate) fn s3_client(access: &ReadAccess) -> BucketClient {
-    BucketClient::new(&BucketAccess {
-        bucket: access.bucket.clone(),
-        region: access.region.clone(),
-        endpoint: access.endpoint.clone(),
-        access_key_id: access.access_key_id.clone(),
-        secret_access_key: access.secret_access_key.clone(),
-    })
+/// `imgmesh-s3-client`: static credentials, path-style for S3-compatible
+/// endpoints, regional-then-global in us-east-1), with the fetcher's
+/// timeouts and retries `tuning`.
+pub(crate) fn s3_client(access: &ReadAccess, tuning: ClientTuning) -> BucketClient {
+    BucketClient::with_tuning(
+        &BucketAccess {
+            bucket: access.bucket.clone(),
+            region: access.region.clone(),
+            endpoint: access.endpoint.clone(),
+            access_key_id: access.access_key_id.clone(),
+            secret_access_key: access.secret_access_key.clone(),
+        },
+        tuning,
+    )
+}
+
+/// Counts every HTTP attempt of a call (`imgmesh_s3_attempts_total`), so
+/// the SDK's retries show in the metrics.
+#[derive(Debug)]
+struct CountAttempts;
+
+impl Intercept for CountAttempts {
+    fn name(&self) -> &'static str {
+        "imgmesh-count-attempts"
+    }
+
+    fn read_before_attempt(
+        &self,
+        _context: &BeforeTransmitInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        METRICS.s3_attempt();
+        Ok(())
+    }
 }
 
 /// What a (conditional) `GetObject` found.
@@ -107,6 +135,8 @@ pub(crate) async fn get_object(
                 .bucket(bucket)
                 .key(key)
                 .set_if_none_match(if_none_match.map(str::to_owned))
+                .customize()
+                .interceptor(CountAttempts)
                 .send()
         })
         .await;
@@ -122,6 +152,9 @@ pub(crate) async fn get_object(
         Err(err) => Err(classify_sdk_error(source_id, &err)),
     };
     METRICS.s3_request(metric_result(&read));
+    if let Err(error) = &read {
+        METRICS.s3_error("headers", error);
+    }
     read
 }
 
@@ -159,7 +192,10 @@ mod tests {
     /// endpoints (the addressing itself is tested in imgmesh-s3-client).
     #[test]
     fn client_follows_the_read_access() {
-        let custom = s3_client(&access("eu-west-1", Some("http://127.0.0.1:9000")));
+        let custom = s3_client(
+            &access("eu-west-1", Some("http://127.0.0.1:9000")),
+            ClientTuning::default(),
+        );
         assert_eq!(custom.bucket(), "images");
         assert_eq!(
             custom.endpoints().cloned().collect::<Vec<_>>(),
@@ -168,7 +204,7 @@ mod tests {
                 force_path_style: true,
             }]
         );
-        let us_east_1 = s3_client(&access("us-east-1", None));
+        let us_east_1 = s3_client(&access("us-east-1", None), ClientTuning::default());
         assert_eq!(us_east_1.endpoints().count(), 2);
         assert_eq!(
             us_east_1.primary().config().region().map(|r| r.as_ref()),

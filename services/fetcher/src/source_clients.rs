@@ -65,16 +65,22 @@ type Slot = Arc<tokio::sync::Mutex<Option<Arc<SourceClient>>>>;
 /// The per-Source client cache.
 pub(crate) struct SourceClients {
     registry: RegistryClient,
+    tuning: imgmesh_s3_client::ClientTuning,
     slots: Mutex<HashMap<String, Slot>>,
 }
 
 // === impl SourceClients ===
 
 impl SourceClients {
-    /// An empty cache that loads read access from `registry`.
-    pub(crate) fn new(registry: RegistryClient) -> SourceClients {
+    /// An empty cache that loads read access from `registry` and builds
+    /// clients with `tuning`.
+    pub(crate) fn new(
+        registry: RegistryClient,
+        tuning: imgmesh_s3_client::ClientTuning,
+    ) -> SourceClients {
         SourceClients {
             registry,
+            tuning,
             slots: Mutex::new(HashMap::new()),
         }
     }
@@ -136,7 +142,7 @@ impl SourceClients {
                 "registry returned an older config version than requested"
             );
         }
-        let s3 = s3_client::s3_client(&access);
+        let s3 = s3_client::s3_client(&access, self.tuning);
         tracing::debug!(
             source_id,
             config_version = access.config_version,
@@ -219,7 +225,7 @@ mod tests {
             .unwrap()
             .port();
         let registry = read_access::registry_client(&format!("http://127.0.0.1:{port}")).unwrap();
-        let clients = SourceClients::new(registry);
+        let clients = SourceClients::new(registry, imgmesh_s3_client::ClientTuning::default());
         let err = clients.get("no-such-source", 1).await.unwrap_err();
         assert!(matches!(err, FetchError::RegistryUnavailable), "{err:?}");
         assert_eq!(clients.len(), 0);

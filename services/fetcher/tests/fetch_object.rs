@@ -246,6 +246,62 @@ async fn stale_originals_are_revalidated_with_their_etag() {
     assert_eq!(origin.requests(), 3);
 }
 
+/// A stalled origin does not stall revalidation of a held original: after
+/// the revalidation timeout the held copy answers (stale-if-error), later
+/// requests get it at once without asking the origin again for a while, and
+/// a missing object is still an answer, never covered by the held copy.
+#[tokio::test]
+async fn stalled_origin_serves_the_held_original() {
+    let harness = Harness::start_with(
+        LARGE_CAP,
+        &[
+            "--original-fresh-seconds=0",
+            "--origin-revalidate-timeout-ms=300",
+        ],
+    )
+    .await;
+    // 0: answer at once, 1: stall far past every timeout, 2: say 404.
+    let mode = Arc::new(AtomicUsize::new(0));
+    let current = mode.clone();
+    let origin = ScriptedOrigin::start_paced(move |_| match current.load(Ordering::SeqCst) {
+        0 => (Duration::ZERO, object_response(b"held bytes", "\"v1\"")),
+        1 => (Duration::from_secs(60), object_response(b"late", "\"v2\"")),
+        _ => (Duration::ZERO, not_found_response()),
+    })
+    .await;
+    harness
+        .registry
+        .put(read_access("src-stall", &origin.endpoint, "", SECRET_KEY));
+    let first = harness.fetch("src-stall", "a.jpg").await.unwrap();
+    assert_eq!(first.bytes, b"held bytes");
+
+    mode.store(1, Ordering::SeqCst);
+    let started = std::time::Instant::now();
+    let stalled = harness.fetch("src-stall", "a.jpg").await.unwrap();
+    let waited = started.elapsed();
+    assert_eq!(stalled.bytes, b"held bytes", "the held copy answers");
+    assert!(
+        waited < Duration::from_secs(5),
+        "waited {waited:?} for a stalled origin"
+    );
+    let asked = origin.requests();
+    let again = harness.fetch("src-stall", "a.jpg").await.unwrap();
+    assert_eq!(again.bytes, b"held bytes");
+    assert_eq!(
+        origin.requests(),
+        asked,
+        "a copy just served on error is not revalidated again at once"
+    );
+
+    // A 404 is the origin's answer: a held copy does not hide it.
+    mode.store(0, Ordering::SeqCst);
+    let held = harness.fetch("src-stall", "c.jpg").await.unwrap();
+    assert_eq!(held.bytes, b"held bytes");
+    mode.store(2, Ordering::SeqCst);
+    let gone = harness.fetch("src-stall", "c.jpg").await.unwrap_err();
+    assert_eq!(ErrorCode::of_status(&gone), ErrorCode::ObjectNotFound);
+}
+
 /// A caller holding a copy asks with its ETag: the origin is asked
 /// conditionally, a 304 (or, from a store that ignores the condition, the
 /// same ETag) answers `not_modified` with the origin's caching headers and

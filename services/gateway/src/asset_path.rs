@@ -20,6 +20,13 @@ pub(crate) fn asset_path(raw_path: &str) -> Option<String> {
     acceptable.then_some(decoded)
 }
 
+/// `raw` percent-decoded exactly once, when that is UTF-8 (`None` for a
+/// stray `%` or invalid UTF-8). What the text may contain is for the
+/// caller to check.
+pub(crate) fn percent_decoded(raw: &str) -> Option<String> {
+    String::from_utf8(percent_decode(raw.as_bytes())?).ok()
+}
+
 /// Decodes `%XX` escapes once; a `%` not followed by two hex digits makes
 /// the whole path invalid. `+` stays `+` (it is a space only in queries).
 fn percent_decode(input: &[u8]) -> Option<Vec<u8>> {

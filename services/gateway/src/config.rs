@@ -85,6 +85,56 @@ pub struct GatewayConfig {
     #[arg(long, env = "IMGMESH_SOURCE_CACHE_TTL_MS", default_value_t = 2000)]
     pub source_cache_ttl_ms: u64,
 
+    /// How long a known host's last registry answer may still be served,
+    /// in seconds past its cache TTL, when the registry is down or does not
+    /// answer in time; 0 serves nothing stale.
+    #[arg(long, env = "IMGMESH_SOURCE_STALE_SECONDS", default_value_t = 300)]
+    pub source_stale_seconds: u64,
+
+    /// How long a client may take to send a request's head (request line
+    /// and headers) on the public and admin listeners, in milliseconds;
+    /// slower connections are closed. Idle keep-alive connections are
+    /// closed after it too.
+    #[arg(
+        long,
+        env = "IMGMESH_HEADER_READ_TIMEOUT_MS",
+        default_value_t = 10_000,
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pub header_read_timeout_ms: u64,
+
+    /// How long the admin API waits for the next part of a request body, in
+    /// milliseconds, before answering 408 (an upload may take longer in
+    /// all, as long as it keeps sending).
+    #[arg(
+        long,
+        env = "IMGMESH_BODY_READ_TIMEOUT_MS",
+        default_value_t = 30_000,
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pub body_read_timeout_ms: u64,
+
+    /// Most public requests worked on at once; beyond it requests are
+    /// refused at once with 503 and `Retry-After: 1`.
+    #[arg(
+        long,
+        env = "IMGMESH_MAX_IN_FLIGHT",
+        default_value_t = 1024,
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    pub max_in_flight: u32,
+
+    /// Deadline of a render, in milliseconds, sent to the renderer as its
+    /// gRPC deadline (and on to the fetcher); a renderer that does not
+    /// answer in time is a 503 with `Retry-After`.
+    #[arg(
+        long,
+        env = "IMGMESH_RENDER_TIMEOUT_MS",
+        default_value_t = 30_000,
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pub render_timeout_ms: u64,
+
     /// Whether image responses say `X-Imgmesh-Cache: hit|miss|stale`
     /// (`--cache-status-header=false` turns it off).
     #[arg(
@@ -95,7 +145,8 @@ pub struct GatewayConfig {
     )]
     pub cache_status_header: bool,
 
-    /// Redis URL of the derivative cache the renderers fill (may carry a
+    /// Redis URL of the derivative cache the renderers fill, or a
+    /// comma-separated list of Redis Cluster seed nodes (may carry a
     /// password, so it is never logged). With it, fresh cache hits are
     /// answered here without a call to the renderer; without it, every
     /// request goes to the renderer.
@@ -125,6 +176,27 @@ impl GatewayConfig {
     /// The host → Source cache TTL.
     pub fn source_cache_ttl(&self) -> Duration {
         Duration::from_millis(self.source_cache_ttl_ms)
+    }
+
+    /// How long a host's last answer may be served past its TTL while the
+    /// registry is down.
+    pub fn source_stale_window(&self) -> Duration {
+        Duration::from_secs(self.source_stale_seconds)
+    }
+
+    /// The deadline of a render.
+    pub fn render_timeout(&self) -> Duration {
+        Duration::from_millis(self.render_timeout_ms)
+    }
+
+    /// The header read timeout of the public and admin listeners.
+    pub fn header_read_timeout(&self) -> Duration {
+        Duration::from_millis(self.header_read_timeout_ms)
+    }
+
+    /// How long the admin API waits for more of a request body.
+    pub fn body_read_timeout(&self) -> Duration {
+        Duration::from_millis(self.body_read_timeout_ms)
     }
 
     /// The admin API's bearer token from the token file or the token text;
@@ -172,6 +244,11 @@ mod tests {
         assert_eq!(config.source_cache_ttl(), Duration::from_secs(2));
         assert_eq!(config.admin_listen, "127.0.0.1:9081".parse().unwrap());
         assert!(config.load_admin_token().unwrap().is_none());
+        assert_eq!(config.source_stale_window(), Duration::from_secs(300));
+        assert_eq!(config.header_read_timeout(), Duration::from_secs(10));
+        assert_eq!(config.body_read_timeout(), Duration::from_secs(30));
+        assert_eq!(config.max_in_flight, 1024);
+        assert_eq!(config.render_timeout(), Duration::from_secs(30));
     }
 
     /// Every flag is read from the command line.
@@ -186,6 +263,9 @@ mod tests {
             "--base-domain=img.example.com",
             "--source-cache-ttl-ms=200",
             "--admin-listen=127.0.0.1:0",
+            "--source-stale-seconds=0",
+            "--header-read-timeout-ms=250",
+            "--body-read-timeout-ms=750",
         ])
         .unwrap();
         assert_eq!(config.listen, "0.0.0.0:80".parse().unwrap());
@@ -195,6 +275,21 @@ mod tests {
         assert_eq!(config.base_domain, "img.example.com");
         assert_eq!(config.source_cache_ttl(), Duration::from_millis(200));
         assert_eq!(config.admin_listen, "127.0.0.1:0".parse().unwrap());
+        assert_eq!(config.source_stale_window(), Duration::ZERO);
+        assert_eq!(config.header_read_timeout(), Duration::from_millis(250));
+        assert_eq!(config.body_read_timeout(), Duration::from_millis(750));
+    }
+
+    /// Read timeouts and an in-flight limit of zero are refused: they would refuse everything.
+    #[test]
+    fn zero_read_timeouts_are_refused() {
+        for flag in [
+            "--header-read-timeout-ms=0",
+            "--body-read-timeout-ms=0",
+            "--max-in-flight=0",
+        ] {
+            assert!(GatewayConfig::try_parse_from(["imgmesh-gateway", flag]).is_err());
+        }
     }
 
     /// The admin token comes from a file (trimmed) or as text; both at once is a usage error.

@@ -34,6 +34,9 @@ pub enum GatewayError {
     /// The path cannot name an object (empty, dot segments, control characters...).
     #[error("not found")]
     InvalidPath,
+    /// More requests are in flight than `--max-in-flight` allows.
+    #[error("too many requests in flight; retry shortly")]
+    Overloaded,
     /// Only GET and HEAD serve images.
     #[error("method not allowed")]
     MethodNotAllowed,
@@ -67,7 +70,12 @@ impl GatewayError {
                 message: status.message().to_owned(),
             };
         }
-        if status.code() == tonic::Code::DeadlineExceeded {
+        // tonic turns a deadline that passed into CANCELLED ("Timeout
+        // expired"), so both mean the peer did not answer in time.
+        if matches!(
+            status.code(),
+            tonic::Code::DeadlineExceeded | tonic::Code::Cancelled
+        ) {
             return GatewayError::timed_out(service);
         }
         let code = ErrorCode::of_status(status);
@@ -93,6 +101,7 @@ impl GatewayError {
             GatewayError::UnknownHost => ErrorCode::SourceNotFound,
             GatewayError::SourceDisabled => ErrorCode::SourceDisabled,
             GatewayError::InvalidSignature => ErrorCode::SignatureInvalid,
+            GatewayError::Overloaded => ErrorCode::Overloaded,
             GatewayError::InvalidPath | GatewayError::Expired => ErrorCode::ObjectNotFound,
             GatewayError::MethodNotAllowed => return StatusCode::METHOD_NOT_ALLOWED,
             GatewayError::InvalidParameter(_) => ErrorCode::InvalidArgument,
@@ -105,8 +114,20 @@ impl GatewayError {
 impl IntoResponse for GatewayError {
     fn into_response(self) -> Response {
         let status = self.http_status();
-        if status.is_server_error() {
+        let shed = matches!(
+            self,
+            GatewayError::Overloaded
+                | GatewayError::Upstream {
+                    code: ErrorCode::Overloaded,
+                    ..
+                }
+        );
+        if status.is_server_error() && !shed {
             tracing::warn!(status = status.as_u16(), error = %self, "request failed");
+        } else if shed {
+            // Expected under overload and counted in metrics; a warning per
+            // refusal would make shedding cost as much as serving.
+            tracing::debug!(status = status.as_u16(), error = %self, "request shed");
         } else {
             tracing::debug!(status = status.as_u16(), error = %self, "request refused");
         }
@@ -126,9 +147,13 @@ impl IntoResponse for GatewayError {
             header::X_CONTENT_TYPE_OPTIONS,
             HeaderValue::from_static("nosniff"),
         );
+        // Throttling, a tier that is down or full, and timeouts are worth a
+        // retry: say when.
         if matches!(
             status,
-            StatusCode::SERVICE_UNAVAILABLE | StatusCode::TOO_MANY_REQUESTS
+            StatusCode::SERVICE_UNAVAILABLE
+                | StatusCode::TOO_MANY_REQUESTS
+                | StatusCode::GATEWAY_TIMEOUT
         ) {
             headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
@@ -226,12 +251,9 @@ mod tests {
 
         let status = ErrorCode::Overloaded.status("too busy");
         let (status, headers, _) = parts(GatewayError::from_status("renderer", &status)).await;
-        assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(header(&headers, "retry-after"), Some("1"));
-        assert_eq!(
-            header(&headers, "cache-control"),
-            Some("public, max-age=300")
-        );
+        assert_eq!(header(&headers, "cache-control"), Some("no-store"));
 
         let status = ErrorCode::CorruptInput.status("input cannot be decoded");
         let (status, headers, _) = parts(GatewayError::from_status("renderer", &status)).await;
@@ -259,13 +281,22 @@ mod tests {
         assert_eq!(body, "registry did not answer in time");
         assert_eq!(header(&headers, "retry-after"), Some("1"));
 
+        // tonic's own client deadline: CANCELLED "Timeout expired", seen with
+        // a frozen renderer. A retryable 503, not a 500.
+        let status = tonic::Status::cancelled("Timeout expired");
+        let (status, headers, body) = parts(GatewayError::from_status("renderer", &status)).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(body, "renderer did not answer in time");
+        assert_eq!(header(&headers, "retry-after"), Some("1"));
+
         let status = tonic::Status::unknown("h2 protocol error: frame too large");
         let (status, _, body) = parts(GatewayError::from_status("renderer", &status)).await;
         assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
         assert_eq!(body, "renderer: internal");
 
         let status = ErrorCode::OriginTimeout.status("origin did not answer in time");
-        let (status, _, _) = parts(GatewayError::from_status("renderer", &status)).await;
+        let (status, headers, _) = parts(GatewayError::from_status("renderer", &status)).await;
         assert_eq!(status, StatusCode::GATEWAY_TIMEOUT);
+        assert_eq!(header(&headers, "retry-after"), Some("1"));
     }
 }

@@ -39,6 +39,11 @@ use crate::url_expiry;
 /// Header saying whether the derivative came from the cache.
 const CACHE_STATUS_HEADER: &str = "x-imgmesh-cache";
 
+/// Longest a request waits for the registry when the host's last answer
+/// could stand in: past it the last answer is served, and the lookup goes
+/// on in the background to refresh the cache.
+const STALE_LOOKUP_WAIT: Duration = Duration::from_millis(500);
+
 /// Serves one image request inside its `http.server` span (continuing an
 /// incoming `traceparent`), so every gRPC call it makes joins the trace.
 pub(crate) async fn serve_image(State(state): State<GatewayState>, request: Request) -> Response {
@@ -238,7 +243,8 @@ fn http_date_seconds(value: &str) -> Option<i64> {
     i64::try_from(seconds).ok()
 }
 
-/// The Source answering for `host`, from the cache or the registry; an
+/// The Source answering for `host`, from the cache or the registry (or,
+/// when the registry fails, its last answer within the stale window); an
 /// error when there is none or it is disabled by the registry's own word.
 async fn resolve_source(
     state: &GatewayState,
@@ -261,9 +267,38 @@ async fn resolve_source(
             return Ok(cached);
         }
         tracing::Span::current().record("imgmesh.source_cache", "miss");
-        let lookup = state.upstream().resolve_host(host).await?;
-        cache.insert(host.as_str(), lookup.clone(), Instant::now());
-        Ok::<_, GatewayError>(lookup)
+        let resolved = if cache.has_stale(host.as_str(), Instant::now()) {
+            // A hung registry must not cost each request its whole lookup
+            // deadline when an answer is at hand: wait briefly, then let
+            // the lookup finish (and refresh the cache) on its own.
+            let lookup = tokio::spawn({
+                let (state, host) = (state.clone(), host.clone());
+                async move { resolve_and_remember(&state, &host).await }.in_current_span()
+            });
+            match tokio::time::timeout(STALE_LOOKUP_WAIT, lookup).await {
+                Ok(Ok(lookup)) => lookup,
+                Ok(Err(_panicked)) => Err(GatewayError::timed_out("registry")),
+                Err(_waited) => Err(GatewayError::timed_out("registry")),
+            }
+        } else {
+            resolve_and_remember(state, host).await
+        };
+        match resolved {
+            Ok(lookup) => Ok::<_, GatewayError>(lookup),
+            // The registry is down or slow, not saying "no": its last
+            // answer for the host is better than a 503.
+            Err(error) if registry_failed(&error) => {
+                match cache.get_stale(host.as_str(), Instant::now()) {
+                    Some(stale) => {
+                        tracing::Span::current().record("imgmesh.source_cache", "stale");
+                        tracing::warn!(error = %error, "registry failed; serving the host's last known source");
+                        Ok(stale)
+                    }
+                    None => Err(error),
+                }
+            }
+            Err(error) => Err(error),
+        }
     }
     .instrument(span.clone())
     .await?;
@@ -275,6 +310,31 @@ async fn resolve_source(
         Lookup::Disabled => Err(GatewayError::SourceDisabled),
         Lookup::Unknown => Err(GatewayError::UnknownHost),
     }
+}
+
+/// Asks the registry about `host` and caches its answer.
+async fn resolve_and_remember(
+    state: &GatewayState,
+    host: &SourceHost,
+) -> Result<Lookup, GatewayError> {
+    let lookup = state.upstream().resolve_host(host).await?;
+    state
+        .sources()
+        .insert(host.as_str(), lookup.clone(), Instant::now());
+    Ok(lookup)
+}
+
+/// Whether a failed host lookup is the registry failing (down, overloaded,
+/// too slow, broken) rather than an answer; only then may a stale answer
+/// stand in.
+fn registry_failed(error: &GatewayError) -> bool {
+    matches!(
+        error,
+        GatewayError::Upstream {
+            code: ErrorCode::Unavailable | ErrorCode::Overloaded | ErrorCode::Internal,
+            ..
+        }
+    )
 }
 
 /// How long a response may be cached, as far as the request's Source and

@@ -20,7 +20,9 @@ mod asset_path;
 mod config;
 mod error;
 mod host_routing;
+mod http_listener;
 mod image_handler;
+mod load_shedding;
 mod metrics;
 mod readiness;
 pub mod render_plan;
@@ -38,7 +40,6 @@ use axum::Router;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::serve::ListenerExt as _;
 use http::{HeaderValue, StatusCode, header};
 use imgmesh_derivative_cache::DerivativeCache;
 use tokio::net::TcpListener;
@@ -47,6 +48,7 @@ pub use crate::admin::{AdminApi, admin_router};
 pub use crate::config::GatewayConfig;
 pub use crate::error::GatewayError;
 use crate::host_routing::normalize_base_domain;
+use crate::load_shedding::InFlightLimit;
 use crate::readiness::{Readiness, Report};
 use crate::source_cache::SourceCache;
 use crate::upstream::Upstream;
@@ -69,6 +71,8 @@ struct Inner {
     admin: Option<AdminApi>,
     cache_status_header: bool,
     derivatives: Option<DerivativeCache>,
+    header_read_timeout: Duration,
+    in_flight: InFlightLimit,
 }
 
 // === impl GatewayState ===
@@ -92,21 +96,29 @@ impl GatewayState {
             })
             .transpose()
             .context("invalid --redis-url")?;
-        let admin = config
-            .load_admin_token()?
-            .map(|token| AdminApi::new(&token, registry.clone(), renderer.clone()));
+        let admin = config.load_admin_token()?.map(|token| {
+            AdminApi::new(&token, registry.clone(), renderer.clone())
+                .with_body_read_timeout(config.body_read_timeout())
+        });
         Ok(GatewayState {
             inner: Arc::new(Inner {
                 base_domain,
-                upstream: Upstream::new(registry.clone(), renderer.clone()),
+                upstream: Upstream::new(
+                    registry.clone(),
+                    renderer.clone(),
+                    config.render_timeout(),
+                ),
                 sources: SourceCache::new(
                     config.source_cache_ttl(),
                     source_cache::DEFAULT_CAPACITY,
-                ),
+                )
+                .with_stale_window(config.source_stale_window()),
                 readiness: Readiness::new(registry, renderer),
                 admin,
                 cache_status_header: config.cache_status_header,
                 derivatives,
+                header_read_timeout: config.header_read_timeout(),
+                in_flight: InFlightLimit::new(config.max_in_flight as usize),
             }),
         })
     }
@@ -134,6 +146,11 @@ impl GatewayState {
         &self.inner.sources
     }
 
+    /// The bound on public requests in flight.
+    pub(crate) fn in_flight(&self) -> &InFlightLimit {
+        &self.inner.in_flight
+    }
+
     /// Whether image responses carry `X-Imgmesh-Cache`.
     pub(crate) fn cache_status_header(&self) -> bool {
         self.inner.cache_status_header
@@ -146,11 +163,16 @@ impl GatewayState {
 }
 
 /// The public router: every path, every method (non-GET/HEAD get 405).
-/// Every request is counted by status and timed (see `GET /metrics`).
+/// Every request is counted by status and timed (see `GET /metrics`);
+/// beyond `--max-in-flight` at once, requests are refused with 503.
 pub fn router(state: GatewayState) -> Router {
     metrics::register();
     Router::new()
         .fallback(image_handler::serve_image)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            load_shedding::limit_in_flight,
+        ))
         .layer(axum::middleware::from_fn(metrics::count_request))
         .with_state(state)
 }
@@ -188,7 +210,9 @@ fn ops_response(status: StatusCode, body: String) -> Response {
 }
 
 /// Serves the public router on `http`, the operations router on `ops` and,
-/// when given, the admin router on `admin` until `shutdown` resolves. Then
+/// when given, the admin router on `admin` until `shutdown` resolves; the
+/// public and admin listeners close connections whose request head takes
+/// longer than `--header-read-timeout-ms`. Then
 /// readiness flips to 503, the public and admin listeners stop accepting
 /// and their in-flight requests drain (at most
 /// [`imgmesh_runtime::DRAIN_TIMEOUT`]); the operations listener stays up
@@ -222,30 +246,35 @@ where
 
     // Set once shutdown starts; the public and admin servers both watch it.
     let (draining, drain_started) = tokio::sync::watch::channel(false);
+    let header_read_timeout = state.inner.header_read_timeout;
     let admin_server = admin.map(|(listener, router)| {
         let mut drain_started = drain_started.clone();
-        tokio::spawn(
-            axum::serve(listener, router)
-                .with_graceful_shutdown(async move {
-                    let _ = drain_started.wait_for(|draining| *draining).await;
-                })
-                .into_future(),
-        )
+        let options = http_listener::ConnectionOptions {
+            header_read_timeout,
+            nodelay: false,
+        };
+        tokio::spawn(http_listener::serve(
+            listener,
+            router,
+            options,
+            async move {
+                let _ = drain_started.wait_for(|draining| *draining).await;
+            },
+        ))
     });
 
     let draining_state = state.clone();
-    let http = http.tap_io(|tcp| {
+    let options = http_listener::ConnectionOptions {
+        header_read_timeout,
         // Small responses (errors, HEAD) should not wait for Nagle.
-        let _ = tcp.set_nodelay(true);
+        nodelay: true,
+    };
+    let http_server = http_listener::serve(http, router(state), options, async move {
+        shutdown.await;
+        draining_state.begin_shutdown();
+        tracing::info!("shutting down: draining in-flight requests");
+        let _ = draining.send(true);
     });
-    let http_server = axum::serve(http, router(state))
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            draining_state.begin_shutdown();
-            tracing::info!("shutting down: draining in-flight requests");
-            let _ = draining.send(true);
-        })
-        .into_future();
     let mut deadline_watch = drain_started;
     let drain_deadline = async move {
         if deadline_watch.wait_for(|draining| *draining).await.is_err() {
@@ -256,7 +285,7 @@ where
     };
     tokio::pin!(drain_deadline);
     let served = tokio::select! {
-        served = http_server => served.context("HTTP server failed"),
+        () = http_server => Ok(()),
         () = &mut drain_deadline => {
             tracing::warn!(timeout = ?imgmesh_runtime::DRAIN_TIMEOUT, "drain timed out; dropping remaining requests");
             Ok(())
@@ -265,9 +294,7 @@ where
     let admin_served = match admin_server {
         None => Ok(()),
         Some(mut server) => tokio::select! {
-            joined = &mut server => joined
-                .context("admin server task failed")
-                .and_then(|served| served.context("admin server failed")),
+            joined = &mut server => joined.context("admin server task failed"),
             () = &mut drain_deadline => {
                 server.abort();
                 tracing::warn!("admin drain timed out; dropping remaining requests");

@@ -7,7 +7,14 @@
 //!   arrival to its response head (bodies are in memory by then, so this is
 //!   the whole request);
 //! - `imgmesh_cache_lookups_total{tier="source",result}`: host → Source
-//!   lookups answered from the source cache (`hit`) or not (`miss`);
+//!   lookups answered from the source cache (`hit`) or not (`miss`), and
+//!   expired answers served because the registry failed (`stale`);
+//! - `imgmesh_http_requests_in_flight`: public requests being worked on;
+//! - `imgmesh_http_requests_shed_total`: public requests refused with 503
+//!   because `--max-in-flight` were already in flight;
+//! - `imgmesh_admin_auth_refusals_total{reason}`: admin requests refused
+//!   for a `missing_token`, an `invalid_token`, or because their address is
+//!   `rate_limited` after too many wrong tokens;
 //! - `imgmesh_cache_lookups_total{tier="derivative",result}`: with
 //!   `--redis-url`, derivatives answered from Redis (`hit`), or left to the
 //!   renderer (`miss`, `expired`).
@@ -21,6 +28,7 @@ use axum::response::Response;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Unit;
 
@@ -32,6 +40,13 @@ pub(crate) static METRICS: LazyLock<GatewayMetrics> = LazyLock::new(GatewayMetri
 struct StatusLabels {
     /// The response's status code.
     status: u16,
+}
+
+/// Labels of `imgmesh_admin_auth_refusals_total`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RefusalLabels {
+    /// `missing_token`, `invalid_token` or `rate_limited`.
+    reason: &'static str,
 }
 
 /// Labels of `imgmesh_cache_lookups_total`.
@@ -52,6 +67,7 @@ impl CacheLookupLabels {
         let result = match lookup {
             SourceLookup::Hit => "hit",
             SourceLookup::Miss => "miss",
+            SourceLookup::Stale => "stale",
         };
         CacheLookupLabels {
             tier: "source",
@@ -67,6 +83,9 @@ pub(crate) enum SourceLookup {
     Hit,
     /// Nothing cached (or it expired): the registry is asked.
     Miss,
+    /// The registry failed; an expired answer within its stale window was
+    /// served instead.
+    Stale,
 }
 
 /// The metric handles; updating them needs no lock.
@@ -75,6 +94,9 @@ pub(crate) struct GatewayMetrics {
     http_requests: Family<StatusLabels, Counter>,
     http_duration: Histogram,
     cache_lookups: Family<CacheLookupLabels, Counter>,
+    admin_auth_refusals: Family<RefusalLabels, Counter>,
+    in_flight: Gauge,
+    shed: Counter,
 }
 
 // === impl GatewayMetrics ===
@@ -85,6 +107,9 @@ impl GatewayMetrics {
             http_requests: Family::default(),
             http_duration: imgmesh_metrics::latency_histogram(),
             cache_lookups: Family::default(),
+            admin_auth_refusals: Family::default(),
+            in_flight: Gauge::default(),
+            shed: Counter::default(),
         };
         let mut registry = imgmesh_metrics::registry()
             .lock()
@@ -105,8 +130,23 @@ impl GatewayMetrics {
             "Cache lookups, by cache tier and result",
             metrics.cache_lookups.clone(),
         );
-        // Both results start at 0, so rates work from the first scrape.
-        for result in [SourceLookup::Hit, SourceLookup::Miss] {
+        registry.register(
+            "imgmesh_http_requests_in_flight",
+            "Public HTTP requests being worked on",
+            metrics.in_flight.clone(),
+        );
+        registry.register(
+            "imgmesh_http_requests_shed",
+            "Public HTTP requests refused at once because --max-in-flight were in flight",
+            metrics.shed.clone(),
+        );
+        registry.register(
+            "imgmesh_admin_auth_refusals",
+            "Admin API requests refused before authentication, by reason",
+            metrics.admin_auth_refusals.clone(),
+        );
+        // Every result starts at 0, so rates work from the first scrape.
+        for result in [SourceLookup::Hit, SourceLookup::Miss, SourceLookup::Stale] {
             metrics
                 .cache_lookups
                 .get_or_create_owned(&CacheLookupLabels::source(result));
@@ -118,6 +158,29 @@ impl GatewayMetrics {
     pub(crate) fn source_lookup(&self, lookup: SourceLookup) {
         self.cache_lookups
             .get_or_create(&CacheLookupLabels::source(lookup))
+            .inc();
+    }
+
+    /// One more public request in flight.
+    pub(crate) fn in_flight_started(&self) {
+        self.in_flight.inc();
+    }
+
+    /// One public request fewer in flight.
+    pub(crate) fn in_flight_ended(&self) {
+        self.in_flight.dec();
+    }
+
+    /// Counts one public request shed for overload.
+    pub(crate) fn request_shed(&self) {
+        self.shed.inc();
+    }
+
+    /// Counts one admin request refused for `reason` (`missing_token`,
+    /// `invalid_token` or `rate_limited`).
+    pub(crate) fn admin_auth_refused(&self, reason: &'static str) {
+        self.admin_auth_refusals
+            .get_or_create(&RefusalLabels { reason })
             .inc();
     }
 

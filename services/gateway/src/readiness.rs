@@ -8,8 +8,8 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use imgmesh_runtime::GrpcChannel;
 use imgmesh_telemetry::TraceContextInterceptor;
-use tonic::transport::Channel;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
@@ -50,7 +50,7 @@ pub(crate) enum Report {
 
 impl Readiness {
     /// Readiness checked over the peers' channels.
-    pub(crate) fn new(registry: Channel, renderer: Channel) -> Readiness {
+    pub(crate) fn new(registry: GrpcChannel, renderer: GrpcChannel) -> Readiness {
         Readiness {
             registry: HealthClient::with_interceptor(registry, TraceContextInterceptor),
             renderer: HealthClient::with_interceptor(renderer, TraceContextInterceptor),

@@ -8,8 +8,16 @@
 //! requests for a missing subdomain or custom domain does not become a flood
 //! of registry calls. Subdomain hosts (under the base domain) and custom
 //! domains (outside it) never share a name, so the host alone is the key.
-//! The cache is bounded: when it is full, expired entries go first, then the
-//! entry closest to expiry.
+//! The cache is bounded: when it is full, entries past their stale window go
+//! first, then the oldest answer.
+//!
+//! An answer outlives its TTL by a stale window (`--source-stale-seconds`):
+//! when the registry is down or does not answer in time, the last answer it
+//! gave for the host ([`SourceCache::get_stale`]) is served instead of a
+//! 503, so known Sources keep serving through a registry outage. After such
+//! a failure the stale answer counts as fresh again for one TTL (never past
+//! its window), so a stuck registry costs one timed-out lookup per host and
+//! TTL, not one per request.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -75,6 +83,8 @@ impl ResolvedSource {
 #[derive(Debug)]
 pub(crate) struct SourceCache {
     ttl: Duration,
+    /// How long past its TTL an answer may still stand in for the registry.
+    stale_window: Duration,
     capacity: usize,
     entries: Mutex<HashMap<String, Entry>>,
 }
@@ -82,7 +92,11 @@ pub(crate) struct SourceCache {
 #[derive(Debug)]
 struct Entry {
     lookup: Lookup,
+    /// Until when the answer is served without asking the registry.
     expires_at: Instant,
+    /// Until when it may be served while the registry fails: the stale
+    /// window after the registry last answered.
+    stale_until: Instant,
 }
 
 // === impl SourceCache ===
@@ -92,9 +106,17 @@ impl SourceCache {
     pub(crate) fn new(ttl: Duration, capacity: usize) -> SourceCache {
         SourceCache {
             ttl,
+            stale_window: Duration::ZERO,
             capacity,
             entries: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The same cache keeping answers `window` past their TTL for
+    /// [`SourceCache::get_stale`].
+    pub(crate) fn with_stale_window(mut self, window: Duration) -> SourceCache {
+        self.stale_window = window;
+        self
     }
 
     /// The cached answer for `host` at `now`, or `None` when there is none
@@ -113,6 +135,30 @@ impl SourceCache {
         found
     }
 
+    /// Whether a past answer for `host` could stand in at `now` (see
+    /// [`SourceCache::get_stale`]); not counted as a lookup.
+    pub(crate) fn has_stale(&self, host: &str, now: Instant) -> bool {
+        self.lock()
+            .get(host)
+            .is_some_and(|entry| entry.stale_until > now)
+    }
+
+    /// The last answer for `host` when it is past its TTL but within its
+    /// stale window at `now` — for when the registry failed to answer —
+    /// counted as a `stale` source lookup. The answer is then served
+    /// without asking the registry for one more TTL (never past its window).
+    pub(crate) fn get_stale(&self, host: &str, now: Instant) -> Option<Lookup> {
+        let mut entries = self.lock();
+        let entry = entries
+            .get_mut(host)
+            .filter(|entry| entry.stale_until > now)?;
+        entry.expires_at = (now + self.ttl).min(entry.stale_until);
+        let lookup = entry.lookup.clone();
+        drop(entries);
+        METRICS.source_lookup(SourceLookup::Stale);
+        Some(lookup)
+    }
+
     /// Remembers the answer for `host` from `now` on.
     pub(crate) fn insert(&self, host: &str, lookup: Lookup, now: Instant) {
         if self.ttl.is_zero() || self.capacity == 0 {
@@ -120,22 +166,30 @@ impl SourceCache {
         }
         let mut entries = self.lock();
         if entries.len() >= self.capacity && !entries.contains_key(host) {
-            entries.retain(|_, entry| entry.expires_at > now);
+            entries.retain(|_, entry| entry.stale_until > now);
             if entries.len() >= self.capacity {
                 let soonest = entries
                     .iter()
-                    .min_by_key(|(_, entry)| entry.expires_at)
+                    .min_by_key(|(_, entry)| entry.stale_until)
                     .map(|(host, _)| host.clone());
                 if let Some(soonest) = soonest {
                     entries.remove(&soonest);
                 }
             }
         }
+        // Only a real Source gets the stale window: anyone can make the
+        // gateway remember unknown hosts, and a flood of those must not
+        // outlive (and so push out) the Sources it should keep serving.
+        let stale_window = match lookup {
+            Lookup::Source(_) => self.stale_window,
+            Lookup::Disabled | Lookup::Unknown => Duration::ZERO,
+        };
         entries.insert(
             host.to_owned(),
             Entry {
                 lookup,
                 expires_at: now + self.ttl,
+                stale_until: now + self.ttl + stale_window,
             },
         );
     }
@@ -274,6 +328,122 @@ mod tests {
             cached_id(cache.get("e.localhost", later)).as_deref(),
             Some("e2")
         );
+    }
+
+    /// Past its TTL an answer is no longer a hit, but stands in for a failing registry until its stale window ends.
+    #[test]
+    fn expired_entries_serve_stale_within_the_window() {
+        let cache = SourceCache::new(Duration::from_secs(2), 10)
+            .with_stale_window(Duration::from_secs(300));
+        let t0 = Instant::now();
+        cache.insert("demo.localhost", source("src_1"), t0);
+        cache.insert("nope.localhost", Lookup::Unknown, t0);
+        assert!(
+            cache.get_stale("other.localhost", t0).is_none(),
+            "never answered"
+        );
+
+        let expired = t0 + Duration::from_secs(3);
+        assert!(cache.get("demo.localhost", expired).is_none());
+        let stale = cache.get_stale("demo.localhost", expired);
+        assert_eq!(cached_id(stale).as_deref(), Some("src_1"));
+        // Negative answers get no stale window (see
+        // `unknown_hosts_do_not_evict_known_sources`): past the TTL an
+        // unknown host waits for the registry again.
+        assert!(cache.get_stale("nope.localhost", expired).is_none());
+
+        let window_over = t0 + Duration::from_secs(2 + 300);
+        assert!(cache.get_stale("demo.localhost", window_over).is_none());
+        assert!(cache.get("demo.localhost", window_over).is_none());
+    }
+
+    /// After serving stale, the answer counts as fresh for one TTL, but never past its stale window.
+    #[test]
+    fn serving_stale_backs_off_the_registry_for_one_ttl() {
+        let cache =
+            SourceCache::new(Duration::from_secs(2), 10).with_stale_window(Duration::from_secs(10));
+        let t0 = Instant::now();
+        cache.insert("demo.localhost", source("src_1"), t0);
+        let failed_at = t0 + Duration::from_secs(5);
+        assert!(cache.get_stale("demo.localhost", failed_at).is_some());
+        let soon = failed_at + Duration::from_millis(1999);
+        assert_eq!(
+            cached_id(cache.get("demo.localhost", soon)).as_deref(),
+            Some("src_1")
+        );
+        assert!(
+            cache
+                .get("demo.localhost", failed_at + Duration::from_secs(2))
+                .is_none()
+        );
+
+        // Near the end of the window the back-off stops where the window does.
+        let late = t0 + Duration::from_secs(11);
+        assert!(cache.get_stale("demo.localhost", late).is_some());
+        assert!(
+            cache
+                .get("demo.localhost", t0 + Duration::from_secs(12))
+                .is_none()
+        );
+        assert!(
+            cache
+                .get_stale("demo.localhost", t0 + Duration::from_secs(12))
+                .is_none()
+        );
+    }
+
+    /// Without a stale window (the default) nothing is served past the TTL.
+    #[test]
+    fn no_stale_window_serves_nothing_stale() {
+        let cache = SourceCache::new(Duration::from_secs(2), 10);
+        let t0 = Instant::now();
+        cache.insert("demo.localhost", source("src_1"), t0);
+        assert!(
+            cache
+                .get_stale("demo.localhost", t0 + Duration::from_secs(2))
+                .is_none()
+        );
+    }
+
+    /// Stale entries still count against the capacity, and go first once their window is over.
+    #[test]
+    fn stale_entries_are_bounded_too() {
+        let cache =
+            SourceCache::new(Duration::from_secs(1), 2).with_stale_window(Duration::from_secs(10));
+        let t0 = Instant::now();
+        cache.insert("a.localhost", source("a"), t0);
+        cache.insert("b.localhost", source("b"), t0 + Duration::from_secs(5));
+        // a is expired but within its window: a third host evicts the oldest (a).
+        cache.insert("c.localhost", source("c"), t0 + Duration::from_secs(6));
+        assert_eq!(cache.len(), 2);
+        let now = t0 + Duration::from_secs(6);
+        assert!(cache.get_stale("a.localhost", now).is_none());
+        assert!(cache.get_stale("b.localhost", now).is_some());
+        // Once b's and c's windows are over, a new host drops both.
+        cache.insert("d.localhost", source("d"), t0 + Duration::from_secs(30));
+        assert_eq!(cache.len(), 1);
+    }
+
+    /// A flood of unknown hosts does not push a known Source out while its
+    /// stale window lasts: negative answers get no stale window, so they
+    /// are the ones evicted.
+    #[test]
+    fn unknown_hosts_do_not_evict_known_sources() {
+        let cache =
+            SourceCache::new(Duration::from_secs(1), 3).with_stale_window(Duration::from_secs(60));
+        let t0 = Instant::now();
+        cache.insert("shop.localhost", source("src_shop"), t0);
+        for n in 0..50u64 {
+            let at = t0 + Duration::from_millis(1500 + n * 10);
+            cache.insert(&format!("nope{n}.localhost"), Lookup::Unknown, at);
+        }
+        assert_eq!(cache.len(), 3);
+        let later = t0 + Duration::from_secs(30);
+        assert_eq!(
+            cached_id(cache.get_stale("shop.localhost", later)).as_deref(),
+            Some("src_shop")
+        );
+        assert!(cache.get_stale("nope0.localhost", later).is_none());
     }
 
     /// A zero TTL turns the cache off.

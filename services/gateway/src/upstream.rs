@@ -10,9 +10,9 @@ use imgmesh_proto::registry::v1::source_registry_service_client::SourceRegistryS
 use imgmesh_proto::registry::v1::{ResolveHostRequest, ResolveHostResponse};
 use imgmesh_proto::renderer::v1::renderer_service_client::RendererServiceClient;
 use imgmesh_proto::renderer::v1::{RenderRequest, RenderResponse};
+use imgmesh_runtime::GrpcChannel;
 use imgmesh_telemetry::TraceContextInterceptor;
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::Channel;
 use tracing::Instrument as _;
 
 use crate::error::GatewayError;
@@ -22,14 +22,12 @@ use crate::source_cache::{Lookup, ResolvedSource};
 
 /// Deadline for a host lookup in the registry.
 pub(crate) const RESOLVE_TIMEOUT: Duration = Duration::from_secs(5);
-/// Deadline for a render, sent to the renderer as `grpc-timeout`.
-pub(crate) const RENDER_TIMEOUT: Duration = Duration::from_secs(30);
 /// Extra time the gateway waits past a deadline it sent, so the peer's own
 /// deadline error (with its message) usually wins over ours.
 const DEADLINE_GRACE: Duration = Duration::from_millis(500);
 
 /// A gRPC channel whose calls carry the current span's trace context.
-pub(crate) type TracedChannel = InterceptedService<Channel, TraceContextInterceptor>;
+pub(crate) type TracedChannel = InterceptedService<GrpcChannel, TraceContextInterceptor>;
 
 /// Clients for the registry and the renderer (cheap to clone: they share
 /// one HTTP/2 connection per peer, which reconnects on its own).
@@ -37,6 +35,9 @@ pub(crate) type TracedChannel = InterceptedService<Channel, TraceContextIntercep
 pub(crate) struct Upstream {
     registry: SourceRegistryServiceClient<TracedChannel>,
     renderer: RendererServiceClient<TracedChannel>,
+    /// Deadline for a render, sent to the renderer as `grpc-timeout`
+    /// (`--render-timeout-ms`).
+    render_timeout: Duration,
 }
 
 /// Largest Render response the gateway accepts. tonic's 4 MiB default is too
@@ -47,8 +48,12 @@ const MAX_DERIVATIVE_MESSAGE_BYTES: usize = 128 * 1024 * 1024;
 // === impl Upstream ===
 
 impl Upstream {
-    /// Clients over lazily connecting channels.
-    pub(crate) fn new(registry: Channel, renderer: Channel) -> Upstream {
+    /// Clients over lazily connecting channels; renders get `render_timeout`.
+    pub(crate) fn new(
+        registry: GrpcChannel,
+        renderer: GrpcChannel,
+        render_timeout: Duration,
+    ) -> Upstream {
         Upstream {
             registry: SourceRegistryServiceClient::with_interceptor(
                 registry,
@@ -56,6 +61,7 @@ impl Upstream {
             ),
             renderer: RendererServiceClient::with_interceptor(renderer, TraceContextInterceptor)
                 .max_decoding_message_size(MAX_DERIVATIVE_MESSAGE_BYTES),
+            render_timeout,
         }
     }
 
@@ -98,8 +104,8 @@ impl Upstream {
         );
         let mut client = self.renderer.clone();
         let mut request = tonic::Request::new(render);
-        request.set_timeout(RENDER_TIMEOUT);
-        let response = with_deadline("renderer", RENDER_TIMEOUT, client.render(request))
+        request.set_timeout(self.render_timeout);
+        let response = with_deadline("renderer", self.render_timeout, client.render(request))
             .instrument(span.clone())
             .await?
             .into_inner();

@@ -360,17 +360,11 @@ async fn upload_streams_the_body() {
     assert!(stored == bytes, "stored bytes differ");
 }
 
-/// Upload keys that could escape the prefix are 400 naming `key` without a registry call; registry refusals keep their field.
+/// Upload keys that are not percent-encoded UTF-8 are 400 naming `key` without a registry call (which keys are allowed is the registry's rule, tested there and through the mesh); registry refusals keep their field.
 #[tokio::test]
 async fn upload_refusals() {
     let admin = Harness::start().await;
-    for key in [
-        "%2e%2e/x.jpg",
-        "a//b.jpg",
-        "a%5Cb.jpg",
-        "a/./b.jpg",
-        "x%00.jpg",
-    ] {
+    for key in ["100%.jpg", "a%zzb.jpg", "x%2.jpg"] {
         let answer = admin
             .admin(
                 Method::PUT,

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use axum::body::Body;
 use http::{Method, Request, StatusCode};
-use imgmesh_proto::renderer::v1::{Fit, OutputFormat, RenderPlan};
+use imgmesh_proto::renderer::v1::{ColorSpace, Encoding, Fit, OutputFormat, RenderPlan};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -71,6 +71,12 @@ async fn render_request_carries_source_path_plan_and_deadline() {
             format: OutputFormat::Webp.into(),
             quality: 60,
             dpr_centi: 200,
+            // imgix: `cs=origin` "is the default value when cs is not
+            // specified" (docs.imgix.com/apis/rendering/format/cs).
+            encoding: Some(Encoding {
+                color_space: ColorSpace::Origin.into(),
+                ..Encoding::default()
+            }),
             ..RenderPlan::default()
         })
     );
@@ -620,10 +626,9 @@ async fn expires_on_signed_urls() {
     assert_eq!(answer.text(), "url has expired");
     assert_eq!(gateway.render_calls(), 0);
 
-    let future = signed(
-        SECURE_TOKEN,
-        &format!("/cat.jpg?w=10&expires={}", unix_now() + 120),
-    );
+    // One clock reading: the replace below must find this exact value.
+    let expires = unix_now() + 120;
+    let future = signed(SECURE_TOKEN, &format!("/cat.jpg?w=10&expires={expires}"));
     let answer = gateway.get("secure.localhost", &future).await;
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
     let max_age: u32 = answer
@@ -637,9 +642,10 @@ async fn expires_on_signed_urls() {
 
     // Pushing `expires` back breaks the signature.
     let pushed = future.replace(
-        &format!("expires={}", unix_now() + 120),
-        &format!("expires={}", unix_now() + 99_999),
+        &format!("expires={expires}"),
+        &format!("expires={}", expires + 99_879),
     );
+    assert_ne!(pushed, future);
     assert_eq!(
         gateway.get("secure.localhost", &pushed).await.status,
         StatusCode::FORBIDDEN

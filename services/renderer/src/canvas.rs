@@ -159,28 +159,43 @@ pub(crate) fn pad(image: &VipsImage, padding: Padding) -> rs_vips::Result<VipsIm
     )
 }
 
-/// Rounded corners and the border: the inner radii round the image, the
-/// border (in its colour) goes around it, and the outer radii round the
-/// result.
+/// Rounded corners and the border: the border (in its colour) is drawn
+/// over the image's outer edge without resizing it (imgix: "The border
+/// overlaps the image without resizing it"), the inner radii round the part
+/// of the image inside it, and the outer radii round the result.
 pub(crate) fn border_and_corners(image: &VipsImage, canvas: &Canvas) -> rs_vips::Result<VipsImage> {
     let mut image = srgb8(image)?;
     let had_alpha = image.hasalpha();
     if let Some(border) = canvas.border
         && let (Some(widths), Some(colour)) = (border.widths, border.color)
     {
-        if let Some(inner) = canvas.border_radius_inner {
-            image = round_corners(&image, &inner)?;
-        }
-        let width = image.get_width() + (widths.left + widths.right) as i32;
-        let height = image.get_height() + (widths.top + widths.bottom) as i32;
-        let frame = solid(width, height, colour.argb, had_alpha)?;
-        image = frame.composite2_with_opts(
-            &with_alpha(&image)?,
+        let (width, height) = (image.get_width(), image.get_height());
+        let side = |value: u32, room: i32| i32::try_from(value).unwrap_or(i32::MAX).min(room);
+        let left = side(widths.left, width);
+        let right = side(widths.right, width - left);
+        let top = side(widths.top, height);
+        let bottom = side(widths.bottom, height - top);
+        let (inner_width, inner_height) = (width - left - right, height - top - bottom);
+        // The border's colour over the whole image (a translucent colour
+        // lets the edge show through), then the inside put back.
+        let frame = with_alpha(&image)?.composite2_with_opts(
+            &solid(width, height, colour.argb, true)?,
             BlendMode::Over,
-            VOption::new()
-                .set("x", widths.left as i32)
-                .set("y", widths.top as i32),
+            VOption::new(),
         )?;
+        image = if inner_width > 0 && inner_height > 0 {
+            let mut inner = image.extract_area(left, top, inner_width, inner_height)?;
+            if let Some(radii) = canvas.border_radius_inner {
+                inner = round_corners(&inner, &radii)?;
+            }
+            frame.composite2_with_opts(
+                &with_alpha(&inner)?,
+                BlendMode::Over,
+                VOption::new().set("x", left).set("y", top),
+            )?
+        } else {
+            frame
+        };
         if colour.argb >> 24 == 0xFF && !had_alpha && canvas.border_radius_inner.is_none() {
             image = image.extract_band_with_opts(0, VOption::new().set("n", 3))?;
         }

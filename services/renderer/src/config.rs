@@ -8,7 +8,11 @@ use imgmesh_runtime::MetricsArgs;
 use imgmesh_telemetry::TelemetryArgs;
 use secrecy::SecretString;
 
-use crate::render::{DEFAULT_MAX_OBJECT_BYTES, DEFAULT_MAX_PIXELS, RenderLimits};
+use crate::render::{
+    DEFAULT_MAX_FRAMES, DEFAULT_MAX_OBJECT_BYTES, DEFAULT_MAX_PIXELS, DEFAULT_MAX_RENDER,
+    RenderLimits,
+};
+use crate::render_pool::DEFAULT_MEMORY_BUDGET_BYTES;
 use crate::service::Caching;
 
 /// How `imgmesh-renderer` is configured (flags, or `IMGMESH_*` variables).
@@ -35,8 +39,9 @@ pub struct RendererConfig {
     )]
     pub fetcher_url: String,
 
-    /// Redis URL of the derivative cache, e.g. `redis://127.0.0.1:6379`
-    /// (may carry a password, so it is never logged).
+    /// Redis URL of the derivative cache, e.g. `redis://127.0.0.1:6379`,
+    /// or a comma-separated list of Redis Cluster seed nodes (may carry a
+    /// password, so it is never logged).
     #[arg(
         long,
         env = "IMGMESH_REDIS_URL",
@@ -53,10 +58,46 @@ pub struct RendererConfig {
     #[arg(long, env = "IMGMESH_MAX_OBJECT_BYTES", default_value_t = DEFAULT_MAX_OBJECT_BYTES)]
     pub max_object_bytes: u64,
 
+    /// Most frames a render may decode (an animated output decodes them
+    /// all; `frame=n` decodes n); over it the render is refused from the
+    /// header, before decoding.
+    #[arg(long, env = "IMGMESH_MAX_FRAMES", default_value_t = DEFAULT_MAX_FRAMES)]
+    pub max_frames: u32,
+
+    /// Longest one render may run, in milliseconds; libvips is stopped
+    /// mid-evaluation past it and the request fails as too expensive.
+    #[arg(
+        long,
+        env = "IMGMESH_MAX_RENDER_MS",
+        default_value_t = DEFAULT_MAX_RENDER.as_millis() as u64
+    )]
+    pub max_render_ms: u64,
+
     /// Renders run at once (libvips blocking workers); default: the number
     /// of cores.
     #[arg(long, env = "IMGMESH_RENDER_WORKERS")]
     pub workers: Option<NonZeroUsize>,
+
+    /// Renders admitted to wait for a busy worker (their originals fetched
+    /// meanwhile); past `workers` + this, requests are refused at once as
+    /// overloaded (gRPC RESOURCE_EXHAUSTED with `retry-after`). Default:
+    /// twice the workers — enough that a worker finishing always finds the
+    /// next original fetched (fetch and render take the same order of
+    /// time), while a full queue still waits no longer than about two
+    /// render times.
+    #[arg(long, env = "IMGMESH_RENDER_QUEUE_DEPTH")]
+    pub render_queue_depth: Option<usize>,
+
+    /// Estimated memory all admitted renders may hold at once, in bytes
+    /// (decoded pixels from the image headers, plus the compressed bytes);
+    /// a render that does not fit what is left is refused as overloaded,
+    /// one over the whole budget as too large.
+    #[arg(
+        long,
+        env = "IMGMESH_RENDER_MEMORY_BUDGET_BYTES",
+        default_value_t = DEFAULT_MEMORY_BUDGET_BYTES
+    )]
+    pub render_memory_budget_bytes: u64,
 
     /// Timeout of each Redis operation in milliseconds; a slower Redis is a
     /// cache miss.
@@ -102,6 +143,8 @@ impl RendererConfig {
         RenderLimits {
             max_pixels: self.max_pixels,
             max_object_bytes: self.max_object_bytes,
+            max_frames: self.max_frames,
+            max_render: Duration::from_millis(self.max_render_ms),
         }
     }
 
@@ -110,6 +153,13 @@ impl RendererConfig {
         self.workers
             .or_else(|| std::thread::available_parallelism().ok())
             .map_or(1, NonZeroUsize::get)
+    }
+
+    /// Renders that may wait for a worker: `--render-queue-depth`, or twice
+    /// the workers.
+    pub fn render_queue_depth(&self) -> usize {
+        self.render_queue_depth
+            .unwrap_or_else(|| self.worker_count().saturating_mul(2))
     }
 
     /// The timeout of each Redis operation.
@@ -147,9 +197,14 @@ mod tests {
         assert_eq!(config.redis_url.expose_secret(), "redis://127.0.0.1:6379");
         assert_eq!(config.max_pixels, 50_000_000);
         assert_eq!(config.max_object_bytes, 33_554_432);
+        assert_eq!(config.max_frames, 500);
+        assert_eq!(config.max_render_ms, 10_000);
+        assert_eq!(config.limits(), RenderLimits::default());
         assert_eq!(config.redis_timeout(), Duration::from_millis(50));
         assert_eq!(config.caching(), Caching::default());
         assert!(config.worker_count() >= 1);
+        assert_eq!(config.render_queue_depth(), 2 * config.worker_count());
+        assert_eq!(config.render_memory_budget_bytes, 1 << 30);
         assert_eq!(config.metrics.addr(), Some("127.0.0.1:0".parse().unwrap()));
     }
 
@@ -163,7 +218,11 @@ mod tests {
             "--redis-url=redis://:hunter2@127.0.0.1:7",
             "--max-pixels=100",
             "--max-object-bytes=200",
+            "--max-frames=7",
+            "--max-render-ms=300",
             "--workers=3",
+            "--render-queue-depth=0",
+            "--render-memory-budget-bytes=4096",
             "--redis-timeout-ms=20",
             "--metrics-listen=0.0.0.0:9464",
         ])
@@ -173,10 +232,14 @@ mod tests {
             config.limits(),
             RenderLimits {
                 max_pixels: 100,
-                max_object_bytes: 200
+                max_object_bytes: 200,
+                max_frames: 7,
+                max_render: Duration::from_millis(300),
             }
         );
         assert_eq!(config.worker_count(), 3);
+        assert_eq!(config.render_queue_depth(), 0);
+        assert_eq!(config.render_memory_budget_bytes, 4096);
         assert_eq!(config.redis_timeout(), Duration::from_millis(20));
         assert_eq!(config.metrics.addr(), Some("0.0.0.0:9464".parse().unwrap()));
         assert!(!format!("{config:?}").contains("hunter2"));

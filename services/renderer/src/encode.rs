@@ -1,11 +1,13 @@
 //! Encoding a rendered image into one of the output formats.
 //!
 //! Metadata is stripped unless the plan keeps a colour profile (`cs=srgb`
-//! embeds sRGB's, `cs=origin` the source's); then everything but the
-//! profile is removed first. EXIF orientation has always been applied.
+//! embeds sRGB's, `cs=origin`, imgix's default, the source's); then
+//! everything but the profile is removed first. EXIF orientation has always
+//! been applied.
 //!
 //! - JPEG: alpha flattened onto white (a `bg` was applied before), Huffman
-//!   tables optimised, baseline unless `fm=pjpg` / `jpg-progressive=true`,
+//!   tables optimised, progressive unless `jpg-progressive=false` (imgix's
+//!   default),
 //!   4:2:0 chroma unless `chromasub=444` (libvips has no 4:2:2, so 422 gets
 //!   4:4:4, never less colour than asked).
 //! - PNG: zlib level 6; `fm=png8` quantises to a palette, `fm=png32` always

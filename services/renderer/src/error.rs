@@ -34,9 +34,37 @@ pub enum RenderError {
         limit: u64,
     },
 
+    /// The render would decode more frames than the frame limit
+    /// (`--max-frames`), as the header says; refused before decoding.
+    #[error("image has {frames} frames, more than the limit of {limit}")]
+    TooManyFrames {
+        /// Frames the header declares.
+        frames: u32,
+        /// The limit.
+        limit: u32,
+    },
+
+    /// The render ran past its time budget (`--max-render-ms`) and was
+    /// stopped: the input is too expensive to render here.
+    #[error("image took longer than the limit of {limit_ms} ms to render")]
+    RenderTooSlow {
+        /// The budget in milliseconds.
+        limit_ms: u64,
+    },
+
     /// The bytes are not one of the formats imgmesh reads.
     #[error("input is not a supported image format (jpeg, png, webp, gif, heif or avif)")]
     UnsupportedInput,
+
+    /// Decoding the original would need more memory than the renderer's
+    /// whole render memory budget, so it can never be rendered here.
+    #[error("image needs about {estimated} bytes to decode, more than the budget of {budget}")]
+    DecodeTooLarge {
+        /// The estimated bytes (see `render_pool::estimate_render_bytes`).
+        estimated: u64,
+        /// The whole budget.
+        budget: u64,
+    },
 
     /// The bytes look like a supported format but cannot be decoded.
     #[error("image could not be decoded")]
@@ -56,6 +84,24 @@ pub enum RenderError {
     #[error("the derivative cache is unavailable")]
     CacheUnavailable,
 
+    /// The renderer has no room for the request right now (every render
+    /// slot taken, or the memory budget spent); the caller may retry soon.
+    #[error("the renderer is overloaded ({reason}), retry shortly")]
+    Overloaded {
+        /// What ran out, e.g. `render queue full`.
+        reason: &'static str,
+    },
+
+    /// The request's deadline passed, or was too close to finish in
+    /// (`render_pool::MIN_REMAINING`), before its render could start.
+    #[error("the deadline left no time to start the render")]
+    DeadlineExceeded,
+
+    /// Every caller of a shared run went away before its render started,
+    /// so it was not started. No caller is left to see this error.
+    #[error("every caller left before the render started")]
+    Abandoned,
+
     /// A bug or an unexpected failure inside the renderer.
     #[error("internal error while {context}")]
     Internal {
@@ -71,21 +117,40 @@ impl RenderError {
     pub fn code(&self) -> ErrorCode {
         match self {
             RenderError::InvalidRequest { .. } => ErrorCode::InvalidArgument,
-            RenderError::ObjectTooLarge { .. } | RenderError::TooManyPixels { .. } => {
-                ErrorCode::InputTooLarge
-            }
+            RenderError::ObjectTooLarge { .. }
+            | RenderError::TooManyPixels { .. }
+            | RenderError::DecodeTooLarge { .. } => ErrorCode::InputTooLarge,
             RenderError::UnsupportedInput => ErrorCode::UnsupportedInput,
             RenderError::CorruptInput => ErrorCode::CorruptInput,
             RenderError::Fetch { code, .. } => *code,
             RenderError::CacheUnavailable => ErrorCode::Unavailable,
+            RenderError::Overloaded { .. } => ErrorCode::Overloaded,
+            // Callers leave when their own deadline passes.
+            RenderError::DeadlineExceeded | RenderError::Abandoned => ErrorCode::OriginTimeout,
+            // Both say "this input is too expensive to render", like the
+            // pixel limit: a retry of the same input fails the same way.
+            RenderError::TooManyFrames { .. } | RenderError::RenderTooSlow { .. } => {
+                ErrorCode::InputTooLarge
+            }
             RenderError::Internal { .. } => ErrorCode::Internal,
         }
     }
 }
 
+/// How long an overloaded renderer asks callers to wait before retrying,
+/// in seconds (the `retry-after` gRPC metadata of an OVERLOADED status).
+pub const OVERLOADED_RETRY_AFTER_SECONDS: u32 = 1;
+
 impl From<RenderError> for tonic::Status {
     fn from(error: RenderError) -> tonic::Status {
-        error.code().status(error.to_string())
+        let mut status = error.code().status(error.to_string());
+        if matches!(error, RenderError::Overloaded { .. }) {
+            status.metadata_mut().insert(
+                "retry-after",
+                tonic::metadata::MetadataValue::from(OVERLOADED_RETRY_AFTER_SECONDS),
+            );
+        }
+        status
     }
 }
 
@@ -137,6 +202,26 @@ mod tests {
                 "object not found",
             ),
             (
+                RenderError::DecodeTooLarge {
+                    estimated: 200,
+                    budget: 100,
+                },
+                ErrorCode::InputTooLarge,
+                "image needs about 200 bytes to decode, more than the budget of 100",
+            ),
+            (
+                RenderError::Overloaded {
+                    reason: "render queue full",
+                },
+                ErrorCode::Overloaded,
+                "the renderer is overloaded (render queue full), retry shortly",
+            ),
+            (
+                RenderError::DeadlineExceeded,
+                ErrorCode::OriginTimeout,
+                "the deadline left no time to start the render",
+            ),
+            (
                 RenderError::Internal {
                     context: "rendering",
                 },
@@ -147,6 +232,40 @@ mod tests {
         for (error, code, message) in cases {
             let status = tonic::Status::from(error);
             assert_eq!(ErrorCode::of_status(&status), code);
+            assert_eq!(status.message(), message);
+        }
+    }
+
+    /// An OVERLOADED status tells the caller when to retry; other errors do not.
+    #[test]
+    fn overloaded_carries_retry_after() {
+        let status = tonic::Status::from(RenderError::Overloaded { reason: "memory" });
+        assert_eq!(status.code(), tonic::Code::ResourceExhausted);
+        let retry_after = status.metadata().get("retry-after").unwrap();
+        assert_eq!(retry_after.to_str().unwrap(), "1");
+        let status = tonic::Status::from(RenderError::CorruptInput);
+        assert!(status.metadata().get("retry-after").is_none());
+    }
+
+    /// The frame and time limits travel as INPUT_TOO_LARGE with their limits.
+    #[test]
+    fn expensive_inputs_are_input_too_large() {
+        let cases = [
+            (
+                RenderError::TooManyFrames {
+                    frames: 3000,
+                    limit: 500,
+                },
+                "image has 3000 frames, more than the limit of 500",
+            ),
+            (
+                RenderError::RenderTooSlow { limit_ms: 10_000 },
+                "image took longer than the limit of 10000 ms to render",
+            ),
+        ];
+        for (error, message) in cases {
+            let status = tonic::Status::from(error);
+            assert_eq!(ErrorCode::of_status(&status), ErrorCode::InputTooLarge);
             assert_eq!(status.message(), message);
         }
     }

@@ -86,7 +86,7 @@ impl FakeFetcher {
     }
 
     /// A channel to this fake.
-    pub(crate) fn channel(&self) -> tonic::transport::Channel {
+    pub(crate) fn channel(&self) -> imgmesh_runtime::GrpcChannel {
         imgmesh_runtime::grpc_channel(&format!("http://{}", self.addr)).unwrap()
     }
 

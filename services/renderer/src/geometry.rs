@@ -20,11 +20,12 @@
 //! | `scale` | exactly `w × h` | scale to it |
 //! | `crop` | cover `w × h`, crop the excess | scale to it (`ar` gives the other side) |
 //! | `min` | the box's aspect, never larger than the source | like max |
-//! | `fill` | clip, then a `w × h` canvas | scale to it |
+//! | `fill` | clip, then a `w × h` canvas | scale to it (`ar` gives the canvas's other side) |
 //! | `fillmax` | max, then a `w × h` canvas | like max |
 //! | `clamp` | clip, then a `w × h` canvas of extended edges | scale to it |
 //!
-//! Without `w` and `h` the region keeps its size (times `dpr`). No output
+//! Without `w` and `h` the region keeps its size (`dpr` needs one of them,
+//! as imgix documents). No output
 //! side ever exceeds [`MAX_OUTPUT_SIDE`].
 
 use imgmesh_proto::renderer::v1::{
@@ -134,21 +135,24 @@ impl Layout {
         let mut height =
             side(plan.height, plan.height_fraction_ppm, region.height).map(|h| clamp_side(h * dpr));
 
-        let ratio = (fit == Fit::Crop && plan.aspect_ratio_ppm > 0)
+        // imgix: `ar` "will work only when either fit=crop or fit=fill is
+        // set"; with `fit=fill` the frame it gives is the canvas.
+        let ratio = (matches!(fit, Fit::Crop | Fit::Fill) && plan.aspect_ratio_ppm > 0)
             .then(|| plan.aspect_ratio_ppm as f64 / 1e6);
         if let Some(ratio) = ratio {
             match (width, height) {
                 (Some(w), None) => height = Some(clamp_side(w / ratio)),
                 (None, Some(h)) => width = Some(clamp_side(h * ratio)),
                 (None, None) => {
-                    // The largest region of that aspect ratio, at dpr.
+                    // The largest region of that aspect ratio; no `dpr`,
+                    // which needs a `w` or `h` (see below).
                     let (w, h) = if region.width / region.height > ratio {
                         (region.height * ratio, region.height)
                     } else {
                         (region.width, region.width / ratio)
                     };
-                    width = Some(clamp_side(w * dpr));
-                    height = Some(clamp_side(h * dpr));
+                    width = Some(clamp_side(w));
+                    height = Some(clamp_side(h));
                 }
                 (Some(_), Some(_)) => {}
             }
@@ -156,14 +160,30 @@ impl Layout {
         if fit == Fit::Crop
             && let Some(bounds) = &plan.size_bounds
         {
-            let bound = |v: Option<f64>, min: u32, max: u32| {
-                v.map(|v| {
-                    let v = if min > 0 { v.max(f64::from(min)) } else { v };
-                    if max > 0 { v.min(f64::from(max)) } else { v }
-                })
+            // imgix: `min-*` / `max-*` bound the output's sides and "only
+            // work if fit=crop is present"; a side the URL leaves out takes
+            // the region's aspect ratio first, and a bound that moves it
+            // expands or cuts the crop box (`fit=crop&h=200&min-w=300` is
+            // 300 × 200, `fit=crop&h=200&max-w=200` is 200 × 200).
+            let aspect = region.width / region.height;
+            let (derived_width, derived_height) = match (width, height) {
+                (Some(w), Some(h)) => (w, h),
+                (Some(w), None) => (w, w / aspect),
+                (None, Some(h)) => (h * aspect, h),
+                (None, None) => (region.width, region.height),
             };
-            width = bound(width, bounds.min_width, bounds.max_width);
-            height = bound(height, bounds.min_height, bounds.max_height);
+            let bound = |v: f64, min: u32, max: u32| {
+                let v = if min > 0 { v.max(f64::from(min)) } else { v };
+                clamp_side(if max > 0 { v.min(f64::from(max)) } else { v })
+            };
+            let bounded_width = bound(derived_width, bounds.min_width, bounds.max_width);
+            let bounded_height = bound(derived_height, bounds.min_height, bounds.max_height);
+            let moved = (bounded_width - derived_width).abs() >= 0.5
+                || (bounded_height - derived_height).abs() >= 0.5;
+            if moved || (width.is_some() && height.is_some()) {
+                width = Some(bounded_width);
+                height = Some(bounded_height);
+            }
         }
 
         // Padding comes out of a requested box, and is added to the
@@ -180,7 +200,10 @@ impl Layout {
         let never_up = matches!(fit, Fit::Max | Fit::Fillmax | Fit::Min);
         match (box_width, box_height) {
             (None, None) => {
-                let scale = dpr
+                // imgix: for `dpr` "you must specify a width, a height, or
+                // both for this parameter to work", so without them the
+                // region keeps its own size.
+                let scale = 1.0_f64
                     .min((max - pad_x).max(1.0) / region.width)
                     .min((max - pad_y).max(1.0) / region.height);
                 layout.resize = scaled(region, scale, scale);
@@ -440,7 +463,11 @@ mod tests {
             ((400, 300), "w=0.5", (200, 150)),
             ((400, 300), "h=0.5&w=0.25", (100, 75)),
             ((400, 300), "w=100&dpr=2", (200, 150)),
-            ((400, 300), "dpr=2", (800, 600)),
+            // https://docs.imgix.com/apis/rendering/pixel-density: "You must
+            // specify a width, a height, or both for this parameter to work."
+            ((400, 300), "dpr=2", (400, 300)),
+            ((400, 300), "dpr=2&fm=png", (400, 300)),
+            ((400, 300), "h=100&dpr=3", (400, 300)),
             ((1200, 800), "w=200&dpr=2", (400, 267)),
             // max: never upscale.
             ((400, 300), "fit=max&w=800", (400, 300)),
@@ -463,6 +490,23 @@ mod tests {
                 (300, 200),
             ),
             ((400, 300), "fit=crop&w=50&h=50&min-w=100", (100, 50)),
+            // https://docs.imgix.com/apis/url/size/min-w: "fit=crop&h=200&min-w=50
+            // Min width 50px, not expanded", "fit=crop&h=200&min-w=300 Min
+            // width 300px, expanded". A 100 × 400 original at h=200 is 50 wide.
+            ((100, 400), "fit=crop&h=200&min-w=50", (50, 200)),
+            ((100, 400), "fit=crop&h=200&min-w=300", (300, 200)),
+            // https://docs.imgix.com/apis/url/size/max-w: "fit=crop&h=200&max-w=1200
+            // Max width 1200px, not cropped", "fit=crop&h=200&max-w=200 Max
+            // width 200px, cropped". A 1600 × 400 panorama at h=200 is 800 wide.
+            ((1600, 400), "fit=crop&h=200&max-w=1200", (800, 200)),
+            ((1600, 400), "fit=crop&h=200&max-w=200", (200, 200)),
+            // min-h and max-h do the same for heights (their pages mirror
+            // min-w and max-w): a 400 × 100 original at w=200 is 50 high.
+            ((400, 100), "fit=crop&w=200&min-h=150", (200, 150)),
+            ((100, 400), "fit=crop&w=50&max-h=100", (50, 100)),
+            // "This parameter will only work if fit=crop is present."
+            ((100, 400), "h=200&min-w=300", (50, 200)),
+            ((1600, 400), "fit=clip&h=200&max-w=200", (800, 200)),
             // min: the box's aspect ratio, never larger than the source.
             ((300, 200), "fit=min&w=400&h=400", (200, 200)),
             ((300, 200), "fit=min&w=100&h=50", (100, 50)),

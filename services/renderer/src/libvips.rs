@@ -7,9 +7,15 @@
 //! - every loader blocked except JPEG, PNG, WebP, GIF and HEIF/AVIF, on top
 //!   of libvips' own list of untrusted loaders (which, in 8.14, does not
 //!   include MATLAB, TIFF or the matrix loader).
+//!
+//! It also holds [`RenderBudget`], the time limit of one render, enforced
+//! inside libvips' evaluation: a render past its budget is killed where it
+//! stands instead of running to the end.
 
 use std::ffi::{CStr, c_char, c_int, c_void};
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
 use rs_vips::{Vips, VipsImage, bindings};
 
@@ -195,4 +201,157 @@ unsafe extern "C" fn forward_glib_log(
 pub(crate) fn log_failure(stage: &'static str, error: &dyn std::fmt::Display) {
     tracing::debug!(stage, %error, "libvips failed");
     Vips::error_clear();
+}
+
+/// The time limit of one render (`--max-render-ms`), enforced two ways:
+///
+/// - between stages and frames, the render asks [`RenderBudget::check`];
+/// - while libvips evaluates, every image handed to [`RenderBudget::watch`]
+///   signals progress after each tile, and once the budget is spent the
+///   handler sets libvips' kill flag on it (`vips_image_set_kill`): the next
+///   region libvips prepares on that image fails, so the evaluation (a
+///   thumbnail, a copy to memory, an encoder) stops within one tile.
+///
+/// libvips' per-image kill flag is what stops the work; nothing is left
+/// running on the worker thread and no global libvips state is touched, so
+/// the next render on the same thread starts clean.
+#[derive(Debug)]
+pub(crate) struct RenderBudget {
+    state: Arc<BudgetState>,
+    limit: Duration,
+}
+
+/// What the eval handlers share with the render.
+#[derive(Debug)]
+struct BudgetState {
+    deadline: Instant,
+    expired: AtomicBool,
+}
+
+// === impl RenderBudget ===
+
+impl RenderBudget {
+    /// A budget of `limit`, starting now.
+    pub(crate) fn start(limit: Duration) -> RenderBudget {
+        let now = Instant::now();
+        RenderBudget {
+            state: Arc::new(BudgetState {
+                deadline: now
+                    .checked_add(limit)
+                    .unwrap_or(now + Duration::from_secs(86_400)),
+                expired: AtomicBool::new(false),
+            }),
+            limit,
+        }
+    }
+
+    /// The budget, in milliseconds (for the error).
+    pub(crate) fn limit_ms(&self) -> u64 {
+        u64::try_from(self.limit.as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// Whether the budget is spent (and libvips was, or will be, stopped).
+    pub(crate) fn expired(&self) -> bool {
+        self.state.expired()
+    }
+
+    /// Fails with [`RenderError::RenderTooSlow`] once the budget is spent.
+    pub(crate) fn check(&self) -> Result<(), RenderError> {
+        if self.expired() {
+            Err(self.too_slow())
+        } else {
+            Ok(())
+        }
+    }
+
+    /// The error of a render stopped by this budget.
+    pub(crate) fn too_slow(&self) -> RenderError {
+        RenderError::RenderTooSlow {
+            limit_ms: self.limit_ms(),
+        }
+    }
+
+    /// Maps a libvips failure at `stage`: a failure after the budget ran out
+    /// is the kill switch at work (RENDER_TOO_SLOW); any other is the
+    /// input's fault (CORRUPT_INPUT). libvips' text is logged for operators
+    /// only.
+    pub(crate) fn failure(
+        &self,
+        stage: &'static str,
+    ) -> impl Fn(rs_vips::error::Error) -> RenderError + '_ {
+        move |error| {
+            log_failure(stage, &error);
+            if self.expired() {
+                self.too_slow()
+            } else {
+                RenderError::CorruptInput
+            }
+        }
+    }
+
+    /// Puts `image` under the budget: libvips reports evaluation progress
+    /// on it (for every image computed from it, until a later image is
+    /// watched) and the handler kills it once the budget is spent.
+    pub(crate) fn watch(&self, image: &VipsImage) {
+        let state = Arc::into_raw(Arc::clone(&self.state));
+        // SAFETY: `image` is a live VipsImage. The handler has the "eval"
+        // signature (image, progress, user data). The user data is one
+        // strong count of `state`, released by `release_budget` when the
+        // handler is disconnected (the image is finalised), so the handler
+        // never sees a dangling pointer. Turning progress off first makes
+        // `image` its own signaller: libvips only sets `progress_signal`
+        // when it is unset, and images inherit their input's.
+        unsafe {
+            let image = image.as_mut_ptr();
+            bindings::g_signal_connect_data(
+                image.cast(),
+                c"eval".as_ptr(),
+                Some(std::mem::transmute::<
+                    unsafe extern "C" fn(*mut bindings::VipsImage, *mut c_void, *mut c_void),
+                    unsafe extern "C" fn(),
+                >(on_eval)),
+                state.cast_mut().cast(),
+                Some(release_budget),
+                bindings::GConnectFlags_G_CONNECT_DEFAULT,
+            );
+            bindings::vips_image_set_progress(image, 0);
+            bindings::vips_image_set_progress(image, 1);
+        }
+    }
+}
+
+// === impl BudgetState ===
+
+impl BudgetState {
+    fn expired(&self) -> bool {
+        if self.expired.load(Ordering::Relaxed) {
+            return true;
+        }
+        if Instant::now() >= self.deadline {
+            self.expired.store(true, Ordering::Relaxed);
+            return true;
+        }
+        false
+    }
+}
+
+/// libvips' "eval" handler: kills the evaluation once the budget is spent.
+unsafe extern "C" fn on_eval(
+    image: *mut bindings::VipsImage,
+    _progress: *mut c_void,
+    state: *mut c_void,
+) {
+    // SAFETY: `state` is the pointer `watch` connected, kept alive until
+    // `release_budget` runs, which GLib does only after the last emission.
+    let state = unsafe { &*state.cast::<BudgetState>() };
+    if state.expired() {
+        // SAFETY: GLib passes the live image the signal is emitted on.
+        unsafe { bindings::vips_image_set_kill(image, 1) };
+    }
+}
+
+/// Releases the budget reference an "eval" handler held.
+unsafe extern "C" fn release_budget(state: *mut c_void, _closure: *mut bindings::GClosure) {
+    // SAFETY: `state` came from `Arc::into_raw` in `watch`, released once.
+    drop(unsafe { Arc::from_raw(state.cast_const().cast::<BudgetState>()) });
 }

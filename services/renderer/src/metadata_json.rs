@@ -6,7 +6,8 @@
 //! `DPIWidth` and `DPIHeight` (72 when the file declares no resolution),
 //! `Depth` (bits per sample), `ColorModel` (`RGB`, `Gray` or `CMYK`),
 //! `HasAlpha`, `Orientation` (EXIF, 1 when absent), `ProfileName` (the
-//! embedded ICC profile's description), `Frames` for animations, and the
+//! embedded ICC profile's description), `Frames` and `Output.Frames` (where
+//! imgix's example puts it) for animations, and the
 //! EXIF tags grouped as imgix groups them: `TIFF` (IFD0), `Exif` (the Exif
 //! and interoperability IFDs) and `GPS`. For JPEGs, `JFIF.IsProgressive`.
 //! Tag values are numbers where libexif reads a number (rationals as
@@ -90,6 +91,9 @@ fn build(
     );
     if let Some(pages) = int("n-pages").filter(|p| *p > 1) {
         document.insert("Frames".into(), json!(pages));
+        // Where imgix's own example document puts the frame count
+        // (https://docs.imgix.com/apis/url/animation/frame).
+        document.insert("Output".into(), json!({ "Frames": pages }));
     }
     if has("icc-profile-data")
         && let Ok(profile) = image.get_blob("icc-profile-data")

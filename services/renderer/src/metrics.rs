@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Unit;
 
@@ -23,6 +24,12 @@ pub struct RendererMetrics {
     lease_waits: Family<Label, Counter>,
     not_modified: Counter,
     purges: Family<Label, Counter>,
+    renders_stopped: Family<Label, Counter>,
+    render_queue_depth: Gauge,
+    renders_in_flight: Gauge,
+    render_admitted_bytes: Gauge,
+    render_shed: Family<Label, Counter>,
+    render_queue_wait_seconds: Histogram,
 }
 
 /// The process's renderer metrics.
@@ -34,6 +41,12 @@ pub static METRICS: LazyLock<RendererMetrics> = LazyLock::new(|| {
         lease_waits: Family::default(),
         not_modified: Counter::default(),
         purges: Family::default(),
+        renders_stopped: Family::default(),
+        render_queue_depth: Gauge::default(),
+        renders_in_flight: Gauge::default(),
+        render_admitted_bytes: Gauge::default(),
+        render_shed: Family::default(),
+        render_queue_wait_seconds: imgmesh_metrics::latency_histogram(),
     };
     let mut registry = imgmesh_metrics::registry()
         .lock()
@@ -68,6 +81,38 @@ pub static METRICS: LazyLock<RendererMetrics> = LazyLock::new(|| {
         "imgmesh_purges",
         "Purges by scope (asset, prefix, source)",
         metrics.purges.clone(),
+    );
+    registry.register(
+        "imgmesh_render_queue_depth",
+        "Renders admitted and waiting for a worker (their original being fetched or fetched)",
+        metrics.render_queue_depth.clone(),
+    );
+    registry.register(
+        "imgmesh_renders_in_flight",
+        "Renders running on a libvips worker",
+        metrics.renders_in_flight.clone(),
+    );
+    registry.register_with_unit(
+        "imgmesh_render_admitted",
+        "Estimated decode memory reserved by admitted renders",
+        Unit::Bytes,
+        metrics.render_admitted_bytes.clone(),
+    );
+    registry.register(
+        "imgmesh_render_shed",
+        "Render requests refused by admission control, by reason (queue_full, memory, deadline)",
+        metrics.render_shed.clone(),
+    );
+    registry.register_with_unit(
+        "imgmesh_render_queue_wait",
+        "Time from admission to a free render worker",
+        Unit::Seconds,
+        metrics.render_queue_wait_seconds.clone(),
+    );
+    registry.register(
+        "imgmesh_renders_stopped",
+        "Renders refused or stopped as too expensive, by reason (frames, pixels, time)",
+        metrics.renders_stopped.clone(),
     );
     metrics
 });
@@ -106,5 +151,39 @@ impl RendererMetrics {
     /// One purge of `scope`.
     pub fn purged(&self, scope: &'static str) {
         self.purges.get_or_create(&[("scope", scope)]).inc();
+    }
+
+    /// One more render admitted and waiting for a worker (`-1`: one less).
+    pub fn render_queued(&self, change: i64) {
+        self.render_queue_depth.inc_by(change);
+    }
+
+    /// One more render running on a worker (`-1`: one less).
+    pub fn render_running(&self, change: i64) {
+        self.renders_in_flight.inc_by(change);
+    }
+
+    /// `change` more bytes of decode memory reserved (negative: released).
+    pub fn render_memory(&self, change: i64) {
+        self.render_admitted_bytes.inc_by(change);
+    }
+
+    /// One request refused by admission control for `reason` (queue_full,
+    /// memory, deadline).
+    pub fn render_shed(&self, reason: &'static str) {
+        self.render_shed.get_or_create(&[("reason", reason)]).inc();
+    }
+
+    /// One admitted render that waited `waited` for its worker.
+    pub fn render_queue_wait(&self, waited: Duration) {
+        self.render_queue_wait_seconds.observe(waited.as_secs_f64());
+    }
+
+    /// One render refused or stopped as too expensive, for `reason`
+    /// (frames, pixels, time).
+    pub fn render_stopped(&self, reason: &'static str) {
+        self.renders_stopped
+            .get_or_create(&[("reason", reason)])
+            .inc();
     }
 }

@@ -13,9 +13,9 @@ use imgmesh_errors::{ERROR_DOMAIN, ErrorCode};
 use imgmesh_proto::fetcher::v1::FetchObjectRequest;
 use imgmesh_proto::fetcher::v1::fetch_object_response::Part;
 use imgmesh_proto::fetcher::v1::fetcher_service_client::FetcherServiceClient;
+use imgmesh_runtime::GrpcChannel;
 use imgmesh_telemetry::TraceContextInterceptor;
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::Channel;
 use tonic_types::StatusExt as _;
 use tracing::Instrument as _;
 
@@ -73,7 +73,7 @@ impl std::fmt::Debug for Original {
 /// A client of the fetcher that returns whole originals.
 #[derive(Debug, Clone)]
 pub struct OriginFetcher {
-    client: FetcherServiceClient<InterceptedService<Channel, TraceContextInterceptor>>,
+    client: FetcherServiceClient<InterceptedService<GrpcChannel, TraceContextInterceptor>>,
     max_object_bytes: u64,
 }
 
@@ -82,7 +82,7 @@ pub struct OriginFetcher {
 impl OriginFetcher {
     /// A fetcher client on `channel` accepting originals up to
     /// `max_object_bytes`.
-    pub fn new(channel: Channel, max_object_bytes: u64) -> OriginFetcher {
+    pub fn new(channel: GrpcChannel, max_object_bytes: u64) -> OriginFetcher {
         OriginFetcher {
             client: FetcherServiceClient::with_interceptor(channel, TraceContextInterceptor),
             max_object_bytes,
@@ -220,24 +220,7 @@ fn fetch_error(status: tonic::Status) -> RenderError {
 /// Reads the caller's `grpc-timeout` header (the remaining budget of its
 /// deadline), per the gRPC over HTTP/2 spec: up to 8 digits and a unit.
 pub(crate) fn grpc_timeout(metadata: &tonic::metadata::MetadataMap) -> Option<Duration> {
-    let value = metadata.get("grpc-timeout")?.to_str().ok()?;
-    if value.len() < 2 || value.len() > 9 {
-        return None;
-    }
-    let (digits, unit) = value.split_at(value.len() - 1);
-    if !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    let amount: u64 = digits.parse().ok()?;
-    Some(match unit {
-        "H" => Duration::from_secs(amount * 3600),
-        "M" => Duration::from_secs(amount * 60),
-        "S" => Duration::from_secs(amount),
-        "m" => Duration::from_millis(amount),
-        "u" => Duration::from_micros(amount),
-        "n" => Duration::from_nanos(amount),
-        _ => return None,
-    })
+    imgmesh_runtime::grpc_retry::parse_grpc_timeout(metadata.get("grpc-timeout")?.to_str().ok()?)
 }
 
 #[cfg(test)]

@@ -46,6 +46,7 @@ pub(crate) fn blend(
                 height: blend.height,
                 scale: 0,
                 fit: blend.fit(),
+                fractions_of_overlay: false,
             };
             let Some(layer) = decode_overlay(bytes, &size, width, height) else {
                 return image.copy();
@@ -91,6 +92,7 @@ pub(crate) fn watermark(
         height: mark.height,
         scale: mark.scale,
         fit: mark.fit(),
+        fractions_of_overlay: true,
     };
     let Some(layer) = decode_overlay(bytes, &size, width, height) else {
         return Ok(base);
@@ -99,29 +101,33 @@ pub(crate) fn watermark(
     let pad = mark.pad.unwrap_or(0) as i32;
     let (layer_width, layer_height) = (layer.get_width(), layer.get_height());
     let base = with_alpha(&base)?;
+    // Where the single mark goes; a tiled mark is a grid around it.
+    let (x, y) = place(
+        (width, height),
+        (layer_width, layer_height),
+        mark.vertical(),
+        mark.horizontal(),
+        pad,
+        mark.x.map(|x| x as i32),
+        mark.y.map(|y| y as i32),
+    );
     let composited = if mark.tile {
-        // A grid of marks `pad` pixels apart, covering the image.
+        // imgix's mark-tile page: the single mark is placed, "then tiled in
+        // a grid pattern around the single mark" — cells `pad` pixels
+        // apart, one of them at (x, y).
         let cell = layer.embed(0, 0, layer_width + pad, layer_height + pad)?;
-        let across = width / cell.get_width() + 1;
-        let down = height / cell.get_height() + 1;
+        let (cell_width, cell_height) = (cell.get_width(), cell.get_height());
+        let across = width / cell_width + 2;
+        let down = height / cell_height + 2;
         let grid = crate::source_image::extract_within(
             &cell.replicate(across, down)?,
-            0,
-            0,
+            (cell_width - x.rem_euclid(cell_width)) % cell_width,
+            (cell_height - y.rem_euclid(cell_height)) % cell_height,
             width,
             height,
         )?;
         base.composite2_with_opts(&grid, BlendMode::Over, VOption::new())?
     } else {
-        let (x, y) = place(
-            (width, height),
-            (layer_width, layer_height),
-            mark.vertical(),
-            mark.horizontal(),
-            pad,
-            mark.x.map(|x| x as i32),
-            mark.y.map(|y| y as i32),
-        );
         base.composite2_with_opts(
             &layer,
             BlendMode::Over,
@@ -350,6 +356,11 @@ struct Sized {
     /// Percentage of the base's width, 0 for none.
     scale: u32,
     fit: OverlayFit,
+    /// Whether fractions are of the overlay's own size (`mark-w`, `mark-h`:
+    /// "a ratio to the source width of the watermark") rather than of the
+    /// base image (`blend-w`, `blend-h`: "a ratio to the resized base image
+    /// width").
+    fractions_of_overlay: bool,
 }
 
 /// Decodes an overlay at the size `size` asks for, relative to a
@@ -370,8 +381,14 @@ fn decode_overlay(
             }
             .map(|v| v.max(1))
         };
-        let mut width = resolve(size.width, base_width);
-        let height = resolve(size.height, base_height);
+        let (reference_width, reference_height) = if size.fractions_of_overlay {
+            let header = VipsImage::new_from_buffer(bytes, "")?;
+            (header.get_width(), header.get_height())
+        } else {
+            (base_width, base_height)
+        };
+        let mut width = resolve(size.width, reference_width);
+        let height = resolve(size.height, reference_height);
         if size.scale > 0 && width.is_none() && height.is_none() {
             width = Some(
                 (f64::from(base_width) * f64::from(size.scale) / 100.0)

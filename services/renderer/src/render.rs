@@ -7,7 +7,8 @@
 //!
 //! 1. refuse inputs over the byte limit, sniff the magic bytes (only the
 //!    formats imgmesh serves reach libvips), read the header alone and
-//!    refuse images whose width × height × pages exceed the pixel limit;
+//!    refuse images whose width × height × pages exceed the pixel limit,
+//!    and renders that would decode more frames than the frame limit;
 //! 2. `fm=json` answers from the header here;
 //! 3. frame selection (`frame`, or every frame when the output animates);
 //! 4. `trim`, then the layout: `rect`, `w`/`h`/`ar`/`dpr`, `fit`, `crop`,
@@ -23,6 +24,14 @@
 //! so most decoding happens inside the encode step. A plan with only sizing
 //! and format (the common case) does nothing beyond `thumbnail_buffer` and
 //! the encoder.
+//!
+//! The whole render runs under a time budget ([`RenderLimits::max_render`]):
+//! the stages check it between frames, and libvips' own evaluation is
+//! killed once it is spent (see [`libvips::RenderBudget`]), so an input
+//! that is cheap to declare but expensive to render (thousands of tiny GIF
+//! frames) is stopped instead of holding a worker for minutes.
+
+use std::time::Duration;
 
 use imgmesh_proto::renderer::v1::{ChromaSubsampling, ColorSpace, OutputFormat, RenderPlan, blend};
 use rs_vips::VipsImage;
@@ -32,6 +41,8 @@ use crate::encode::{self, EncodeOptions, EncodedFormat, PngKind};
 use crate::error::RenderError;
 use crate::geometry::{Interest, Layout, Region};
 use crate::input_format::InputFormat;
+use crate::libvips::RenderBudget;
+use crate::metrics::METRICS;
 use crate::render_plan::ResolvedPlan;
 use crate::source_image::{self, Header, LoadOptions, Pages};
 use crate::{adjust, blurhash, canvas, libvips, metadata_json, overlay, trim};
@@ -42,6 +53,16 @@ pub const DEFAULT_MAX_PIXELS: u64 = 50_000_000;
 /// The default byte limit for originals: 32 MiB.
 pub const DEFAULT_MAX_OBJECT_BYTES: u64 = 32 * 1024 * 1024;
 
+/// The default frame limit: 500 frames a render may decode. Real animated
+/// GIFs and WebPs rarely exceed a few hundred frames (500 frames is 20 s at
+/// 25 fps); past that, render time grows faster than the frame count.
+pub const DEFAULT_MAX_FRAMES: u32 = 500;
+
+/// The default time budget of one render: 10 seconds, far above a normal
+/// render (milliseconds) and under the 15 s other replicas wait for a
+/// render lease (`--lease-wait-ms`).
+pub const DEFAULT_MAX_RENDER: Duration = Duration::from_secs(10);
+
 /// Limits every render enforces before decoding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RenderLimits {
@@ -49,6 +70,11 @@ pub struct RenderLimits {
     pub max_pixels: u64,
     /// Largest original, in bytes.
     pub max_object_bytes: u64,
+    /// Most frames a render may decode (every frame of an animated output,
+    /// or frames up to the one `frame` selects).
+    pub max_frames: u32,
+    /// Longest a render may run before it is stopped.
+    pub max_render: Duration,
 }
 
 impl Default for RenderLimits {
@@ -56,6 +82,8 @@ impl Default for RenderLimits {
         RenderLimits {
             max_pixels: DEFAULT_MAX_PIXELS,
             max_object_bytes: DEFAULT_MAX_OBJECT_BYTES,
+            max_frames: DEFAULT_MAX_FRAMES,
+            max_render: DEFAULT_MAX_RENDER,
         }
     }
 }
@@ -150,6 +178,25 @@ pub fn render_image(
     limits: &RenderLimits,
 ) -> Result<Derivative, RenderError> {
     libvips::init()?;
+    let budget = RenderBudget::start(limits.max_render);
+    let rendered = render_within(input, plan, limits, &budget);
+    if let Err(RenderError::RenderTooSlow { .. }) = rendered {
+        METRICS.render_stopped("time");
+        tracing::info!(
+            limit_ms = budget.limit_ms(),
+            "render stopped: over its time budget"
+        );
+    }
+    rendered
+}
+
+/// [`render_image`] under `budget`.
+fn render_within(
+    input: &RenderInput<'_>,
+    plan: &RenderPlan,
+    limits: &RenderLimits,
+    budget: &RenderBudget,
+) -> Result<Derivative, RenderError> {
     let plan = ResolvedPlan::resolve(plan)?;
     let original = input.original;
     if original.len() as u64 > limits.max_object_bytes {
@@ -159,7 +206,10 @@ pub fn render_image(
     }
     let input_format = InputFormat::sniff(original).ok_or(RenderError::UnsupportedInput)?;
     let header = Header::read(original, input_format)?;
+    // Every page counts, whichever the render decodes: the limit is on
+    // what the file declares.
     if header.pixels() > limits.max_pixels {
+        METRICS.render_stopped("pixels");
         return Err(RenderError::TooManyPixels {
             pixels: header.pixels(),
             limit: limits.max_pixels,
@@ -198,6 +248,19 @@ pub fn render_image(
         }
         None => Pages::One(0),
     };
+    // GIF and WebP frames build on the previous ones: showing frame n
+    // decodes frames 1 to n.
+    let decoded_frames = match pages {
+        Pages::All => header.pages,
+        Pages::One(page) => page + 1,
+    };
+    if decoded_frames > limits.max_frames {
+        METRICS.render_stopped("frames");
+        return Err(RenderError::TooManyFrames {
+            frames: header.pages,
+            limit: limits.max_frames,
+        });
+    }
     let (upright_width, upright_height) = header.upright(orientation);
     let whole = Region {
         x: 0.0,
@@ -207,7 +270,7 @@ pub fn render_image(
     };
     let base = match &plan.trim {
         Some(trim) => trim::find_region(original, &header, orientation, trim)
-            .map_err(corrupt("trim"))?
+            .map_err(budget.failure("trim"))?
             .unwrap_or(whole),
         None => whole,
     };
@@ -224,19 +287,28 @@ pub fn render_image(
                 .encoding
                 .is_some_and(|e| e.color_space() == ColorSpace::Origin),
         };
-        source_image::load(original, &header, &layout, &options).map_err(corrupt("thumbnail"))?
+        source_image::load(original, &header, &layout, &options, budget)?
     };
     let finished = {
         let _span = tracing::info_span!("vips.effects").entered();
         frames
             .images
             .iter()
-            .map(|frame| finish(frame, plan, &layout, input))
-            .collect::<rs_vips::Result<Vec<_>>>()
-            .map_err(corrupt("effects"))?
+            .map(|frame| {
+                budget.check()?;
+                finish(frame, plan, &layout, input, budget).map_err(budget.failure("effects"))
+            })
+            .collect::<Result<Vec<_>, RenderError>>()?
     };
-    let image = join_frames(finished, frames.delays.as_deref(), frames.loop_count)
-        .map_err(corrupt("frames"))?;
+    budget.check()?;
+    let image = join_frames(
+        finished,
+        frames.delays.as_deref(),
+        frames.loop_count,
+        budget,
+    )?;
+    // Most of the decoding runs inside the encoder (libvips is lazy).
+    budget.watch(&image);
     let width = source_image::dimension(image.get_width());
     let page_height = image.get_page_height();
     let height = source_image::dimension(if page_height > 0 {
@@ -255,10 +327,10 @@ pub fn render_image(
     // bad input; the encoders' settings are fixed and tested.
     let data = if encoding.format == EncodedFormat::Blurhash {
         blurhash::of_image(&image)
-            .map_err(corrupt("blurhash"))?
+            .map_err(budget.failure("blurhash"))?
             .into_bytes()
     } else {
-        encode::encode(&image, &encoding).map_err(corrupt("encode"))?
+        encode::encode(&image, &encoding).map_err(budget.failure("encode"))?
     };
     span.record("bytes", data.len());
     Ok(Derivative {
@@ -308,7 +380,14 @@ fn encode_options(plan: &ResolvedPlan, input: InputFormat, header: &Header) -> E
         full_chroma: encoding.chroma_subsampling() != ChromaSubsampling::Unspecified,
         lossless: encoding.lossless,
         png,
-        keep_profile: encoding.color_space() != ColorSpace::Unspecified,
+        keep_profile: match encoding.color_space() {
+            ColorSpace::Unspecified => false,
+            ColorSpace::Srgb => true,
+            // `cs=origin` (imgix's default) keeps the source's profile; a
+            // source without one has nothing to keep, and stripping writes
+            // no metadata at all.
+            ColorSpace::Origin => header.has_icc_profile || header.cmyk,
+        },
         embed_srgb: encoding.color_space() == ColorSpace::Srgb,
     }
 }
@@ -319,6 +398,7 @@ fn finish(
     plan: &RenderPlan,
     layout: &Layout,
     input: &RenderInput<'_>,
+    budget: &RenderBudget,
 ) -> rs_vips::Result<VipsImage> {
     if !has_finishing(plan, layout) {
         // The common case: straight from thumbnail to the encoder, streamed.
@@ -327,6 +407,7 @@ fn finish(
     // Crops, turns and filters read pixels out of order: materialise the
     // (output-sized) frame once.
     let mut image = frame.copy_memory()?;
+    budget.watch(&image);
     if let Some(crop) = layout.smart_crop {
         let interesting = match crop.interest {
             Interest::Entropy => rs_vips::enums::Interesting::Entropy,
@@ -402,7 +483,9 @@ fn join_frames(
     mut frames: Vec<VipsImage>,
     delays: Option<&[i32]>,
     loop_count: Option<i32>,
-) -> rs_vips::Result<VipsImage> {
+    budget: &RenderBudget,
+) -> Result<VipsImage, RenderError> {
+    let failed = budget.failure("frames");
     if frames.len() == 1 {
         return Ok(frames.remove(0));
     }
@@ -412,34 +495,27 @@ fn join_frames(
     let frames = frames
         .iter()
         .map(|f| {
-            let f = crate::channels::srgb8(f)?;
+            budget.check()?;
+            let f = crate::channels::srgb8(f).map_err(&failed)?;
             if with_alpha {
-                crate::channels::with_alpha(&f)
+                crate::channels::with_alpha(&f).map_err(&failed)
             } else {
                 Ok(f)
             }
         })
-        .collect::<rs_vips::Result<Vec<_>>>()?;
+        .collect::<Result<Vec<_>, RenderError>>()?;
     let page_height = frames[0].get_height();
-    let mut strip = VipsImage::arrayjoin_with_opts(&frames, VOption::new().set("across", 1))?;
-    strip.set_int("page-height", page_height)?;
+    let mut strip = VipsImage::arrayjoin_with_opts(&frames, VOption::new().set("across", 1))
+        .map_err(&failed)?;
+    strip.set_int("page-height", page_height).map_err(&failed)?;
     if let Some(delays) = delays {
-        strip.set_array_int("delay", delays)?;
+        strip.set_array_int("delay", delays).map_err(&failed)?;
     }
     if let Some(loop_count) = loop_count {
-        strip.set_int("loop", loop_count)?;
+        strip.set_int("loop", loop_count).map_err(&failed)?;
     }
     Ok(strip)
 }
 
 #[cfg(test)]
 mod tests;
-
-/// Maps a libvips failure at `stage` to CORRUPT_INPUT, logging libvips'
-/// own text for operators only.
-fn corrupt(stage: &'static str) -> impl Fn(rs_vips::error::Error) -> RenderError {
-    move |error| {
-        libvips::log_failure(stage, &error);
-        RenderError::CorruptInput
-    }
-}

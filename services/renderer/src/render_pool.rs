@@ -1,37 +1,133 @@
-//! The bounded pool libvips work runs on.
+//! The bounded pool libvips work runs on, and admission to it.
 //!
 //! A render is CPU-bound and blocking, so it runs under
-//! `tokio::task::spawn_blocking`, never on the async workers. A semaphore
-//! with one permit per worker bounds how many run at once: the permit is
-//! taken before the blocking task is spawned (so waiting renders hold no
-//! thread) and released when the render finishes, even if the caller has
-//! gone away meanwhile.
+//! `tokio::task::spawn_blocking`, never on the async workers, on at most
+//! `workers` threads at once. In front of the workers sits admission
+//! control, so that overload is refused in milliseconds instead of queued
+//! without bound:
+//!
+//! 1. **Slots.** The pool has `workers + queue_depth` slots. A miss takes
+//!    one ([`RenderPool::admit`]) *before* its original is fetched, so no
+//!    more than that many originals are ever held, and keeps it through
+//!    the render. No free slot: [`RenderError::Overloaded`] at once.
+//! 2. **Memory.** Once the original (and any overlay) is fetched, the
+//!    render's peak memory is estimated from the image headers
+//!    ([`estimate_render_bytes`]) and reserved from the memory budget; a
+//!    render that does not fit what is left is refused as overloaded, one
+//!    larger than the whole budget as too large.
+//! 3. **Workers.** An admitted render waits for a worker only until its
+//!    deadline is less than [`MIN_REMAINING`] away (then
+//!    [`RenderError::DeadlineExceeded`]) or until nobody waits for it any
+//!    more (then [`RenderError::Abandoned`]). A request admitted with less
+//!    than [`MIN_REMAINING`] left is refused the same way, before its
+//!    fetch. A render that reached its libvips thread runs to the end; its
+//!    slot, worker and memory are released when it finishes, even if the
+//!    caller has gone away meanwhile.
+//!
+//! The gauges `imgmesh_render_queue_depth`, `imgmesh_renders_in_flight` and
+//! `imgmesh_render_admitted_bytes`, the counter `imgmesh_render_shed_total`
+//! and the histogram `imgmesh_render_queue_wait_seconds` follow each step.
 
-use std::sync::Arc;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
-use imgmesh_proto::renderer::v1::RenderPlan;
-use tokio::sync::Semaphore;
+use imgmesh_proto::renderer::v1::{OutputFormat, RenderPlan};
+use rs_vips::enums::BandFormat;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::error::RenderError;
+use crate::geometry::{Layout, Region};
+use crate::input_format::InputFormat;
+use crate::metrics::METRICS;
 use crate::render::{Derivative, RenderLimits, RenderSources, render_image};
+use crate::render_plan::ResolvedPlan;
+use crate::{libvips, source_image};
 
-/// Runs renders on at most `workers` blocking threads at a time.
+/// The default memory budget of all admitted renders: 1 GiB.
+pub const DEFAULT_MEMORY_BUDGET_BYTES: u64 = 1024 * 1024 * 1024;
+
+/// The least time a request must have left before its deadline for its
+/// work to start: 50 ms. Less cannot fetch an original, render it and send
+/// it back (a cached original and a small render already take tens of
+/// milliseconds), so such a request is refused with the timeout code at
+/// admission, and a queued one stops waiting for a worker this long before
+/// its deadline, instead of doing work whose answer nobody will receive.
+pub const MIN_REMAINING: Duration = Duration::from_millis(50);
+
+/// The niceness libvips work runs at (its threads inherit it from the
+/// blocking thread that starts them): when renders fill the cores, the
+/// async threads that answer refusals, hits and health checks still run at
+/// once (see `imgmesh_runtime::lower_thread_priority`).
+pub const RENDER_NICE: i32 = 10;
+
+/// Runs renders on at most `workers` blocking threads at a time, admitting
+/// at most `workers + queue_depth` at once within a memory budget.
 #[derive(Debug, Clone)]
 pub struct RenderPool {
-    permits: Arc<Semaphore>,
+    /// One permit per admitted render (`workers + queue_depth`).
+    slots: Arc<Semaphore>,
+    /// One permit per running render.
+    running: Arc<Semaphore>,
+    memory: Arc<MemoryBudget>,
     workers: usize,
+    queue_depth: usize,
     limits: RenderLimits,
+}
+
+/// A render's place in the pool, taken before its original is fetched and
+/// held until the render ends (dropping it gives the place back).
+#[derive(Debug)]
+pub struct Admission {
+    _slot: OwnedSemaphorePermit,
+    admitted_at: Instant,
+    /// Whether the render reached a worker (for the gauges).
+    running: bool,
+}
+
+/// Estimated render memory, shared by every admitted render.
+#[derive(Debug)]
+struct MemoryBudget {
+    total: u64,
+    reserved: Mutex<u64>,
+}
+
+/// Memory reserved for one render; released when dropped.
+#[derive(Debug)]
+struct MemoryReservation {
+    budget: Arc<MemoryBudget>,
+    bytes: u64,
 }
 
 // === impl RenderPool ===
 
 impl RenderPool {
-    /// A pool of `workers` concurrent renders (at least one) under `limits`.
+    /// A pool of `workers` concurrent renders (at least one) under `limits`,
+    /// with the default queue (twice the workers) and memory budget.
     pub fn new(workers: usize, limits: RenderLimits) -> RenderPool {
         let workers = workers.max(1);
+        RenderPool::with_admission(workers, workers * 2, DEFAULT_MEMORY_BUDGET_BYTES, limits)
+    }
+
+    /// A pool of `workers` concurrent renders (at least one), admitting
+    /// `queue_depth` more to wait for them, all within `memory_budget`
+    /// estimated bytes.
+    pub fn with_admission(
+        workers: usize,
+        queue_depth: usize,
+        memory_budget: u64,
+        limits: RenderLimits,
+    ) -> RenderPool {
+        let workers = workers.max(1);
         RenderPool {
-            permits: Arc::new(Semaphore::new(workers)),
+            slots: Arc::new(Semaphore::new(workers + queue_depth)),
+            running: Arc::new(Semaphore::new(workers)),
+            memory: Arc::new(MemoryBudget {
+                total: memory_budget,
+                reserved: Mutex::new(0),
+            }),
             workers,
+            queue_depth,
             limits,
         }
     }
@@ -41,26 +137,131 @@ impl RenderPool {
         self.workers
     }
 
-    /// Renders `sources` with `plan`, waiting for a free worker first. The
-    /// libvips spans are children of the caller's current span.
+    /// How many admitted renders may wait for a worker.
+    pub fn queue_depth(&self) -> usize {
+        self.queue_depth
+    }
+
+    /// The memory budget of all admitted renders, in estimated bytes.
+    pub fn memory_budget(&self) -> u64 {
+        self.memory.total
+    }
+
+    /// Renders admitted now (waiting or running).
+    pub fn admitted(&self) -> usize {
+        self.workers + self.queue_depth - self.slots.available_permits()
+    }
+
+    /// Renders running on a worker now.
+    pub fn in_flight(&self) -> usize {
+        self.workers - self.running.available_permits()
+    }
+
+    /// Estimated bytes reserved by admitted renders now.
+    pub fn reserved_bytes(&self) -> u64 {
+        *self.memory.lock()
+    }
+
+    /// Takes a place for one render, at once or not at all: no free slot
+    /// (or a `deadline` less than [`MIN_REMAINING`] away) refuses it
+    /// without waiting. Take it before fetching the original, so a refused
+    /// request costs nothing.
+    pub fn admit(&self, deadline: Option<Instant>) -> Result<Admission, RenderError> {
+        if deadline.is_some_and(too_close) {
+            METRICS.render_shed("deadline");
+            return Err(RenderError::DeadlineExceeded);
+        }
+        let slot = Arc::clone(&self.slots)
+            .try_acquire_owned()
+            .map_err(|_full| {
+                METRICS.render_shed("queue_full");
+                RenderError::Overloaded {
+                    reason: "render queue full",
+                }
+            })?;
+        METRICS.render_queued(1);
+        Ok(Admission {
+            _slot: slot,
+            admitted_at: Instant::now(),
+            running: false,
+        })
+    }
+
+    /// Admits and renders `sources` with `plan`, with no deadline.
     pub async fn render(
         &self,
         sources: RenderSources,
         plan: RenderPlan,
     ) -> Result<Derivative, RenderError> {
-        let permit = Arc::clone(&self.permits)
-            .acquire_owned()
+        let admission = self.admit(None)?;
+        self.render_admitted(admission, sources, plan, None, std::future::pending())
             .await
-            .map_err(|_closed| RenderError::Internal {
+    }
+
+    /// Renders `sources` with `plan` in the place `admission` holds:
+    /// reserves its estimated memory, then waits for a free worker until
+    /// `deadline` is less than [`MIN_REMAINING`] away or `gone` resolves
+    /// (nobody wants the result any more). The libvips spans are children
+    /// of the caller's current span.
+    pub async fn render_admitted(
+        &self,
+        mut admission: Admission,
+        sources: RenderSources,
+        plan: RenderPlan,
+        deadline: Option<Instant>,
+        gone: impl Future<Output = ()>,
+    ) -> Result<Derivative, RenderError> {
+        // Header-only reads (no pixels): cheap enough for the async thread.
+        let estimated = estimate_render_bytes(&sources, &plan, &self.limits)?;
+        if estimated > self.memory.total {
+            return Err(RenderError::DecodeTooLarge {
+                estimated,
+                budget: self.memory.total,
+            });
+        }
+        let reservation = MemoryBudget::try_reserve(&self.memory, estimated).ok_or_else(|| {
+            METRICS.render_shed("memory");
+            RenderError::Overloaded {
+                reason: "render memory budget spent",
+            }
+        })?;
+        let worker = Arc::clone(&self.running).acquire_owned();
+        let deadline_passed = async {
+            match deadline {
+                Some(deadline) => {
+                    let last_start = deadline.checked_sub(MIN_REMAINING).unwrap_or(deadline);
+                    tokio::time::sleep_until(last_start.into()).await;
+                }
+                None => std::future::pending().await,
+            }
+        };
+        let worker = tokio::select! {
+            biased;
+            worker = worker => worker.map_err(|_closed| RenderError::Internal {
                 context: "waiting for a render worker",
-            })?;
+            })?,
+            () = deadline_passed => {
+                METRICS.render_shed("deadline");
+                return Err(RenderError::DeadlineExceeded);
+            }
+            () = gone => return Err(RenderError::Abandoned),
+        };
+        // A worker that came free at the last moment (the select prefers
+        // it) is no reason to start work the caller cannot receive.
+        if deadline.is_some_and(too_close) {
+            METRICS.render_shed("deadline");
+            return Err(RenderError::DeadlineExceeded);
+        }
+        admission.start();
         // The blocking thread has neither the caller's span nor (with a
         // scoped subscriber) its dispatcher: carry both over.
         let parent = tracing::Span::current();
         let dispatch = tracing::dispatcher::get_default(tracing::Dispatch::clone);
         let limits = self.limits;
         tokio::task::spawn_blocking(move || {
-            let _permit = permit;
+            // Released when libvips is done, whether or not anyone awaits.
+            let _held = (worker, reservation, admission);
+            imgmesh_runtime::lower_thread_priority(RENDER_NICE);
             tracing::dispatcher::with_default(&dispatch, || {
                 parent.in_scope(|| render_image(&sources.as_input(), &plan, &limits))
             })
@@ -72,6 +273,248 @@ impl RenderPool {
                 context: "rendering",
             }
         })?
+    }
+}
+
+// === impl Admission ===
+
+impl Admission {
+    /// The render got its worker: it leaves the queue.
+    fn start(&mut self) {
+        METRICS.render_queue_wait(self.admitted_at.elapsed());
+        METRICS.render_queued(-1);
+        METRICS.render_running(1);
+        self.running = true;
+    }
+}
+
+impl Drop for Admission {
+    fn drop(&mut self) {
+        if self.running {
+            METRICS.render_running(-1);
+        } else {
+            METRICS.render_queued(-1);
+        }
+    }
+}
+
+// === impl MemoryBudget ===
+
+impl MemoryBudget {
+    fn lock(&self) -> std::sync::MutexGuard<'_, u64> {
+        self.reserved.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Reserves `bytes` if they fit what is left.
+    fn try_reserve(budget: &Arc<MemoryBudget>, bytes: u64) -> Option<MemoryReservation> {
+        let mut reserved = budget.lock();
+        if reserved.saturating_add(bytes) > budget.total {
+            return None;
+        }
+        *reserved += bytes;
+        METRICS.render_memory(gauge_bytes(bytes));
+        Some(MemoryReservation {
+            budget: Arc::clone(budget),
+            bytes,
+        })
+    }
+}
+
+// === impl MemoryReservation ===
+
+impl Drop for MemoryReservation {
+    fn drop(&mut self) {
+        let mut reserved = self.budget.lock();
+        *reserved = reserved.saturating_sub(self.bytes);
+        METRICS.render_memory(-gauge_bytes(self.bytes));
+    }
+}
+
+/// Whether `deadline` leaves too little time ([`MIN_REMAINING`]) to start.
+fn too_close(deadline: Instant) -> bool {
+    deadline.saturating_duration_since(Instant::now()) < MIN_REMAINING
+}
+
+fn gauge_bytes(bytes: u64) -> i64 {
+    i64::try_from(bytes).unwrap_or(i64::MAX)
+}
+
+/// A conservative estimate of the memory one render of `sources` with
+/// `plan` holds at its peak, in bytes, from the image headers alone:
+///
+/// - the compressed bytes of the original and the overlays;
+/// - the original decoded at its load size: width × height × bands ×
+///   bytes per sample × pages loaded (every page when the output may
+///   animate — no `frame`, and an output format that is GIF, WebP or the
+///   input's own — else one). The load size is the stored size, except
+///   that a JPEG shrinks on load by the largest of 8, 4 or 2 that keeps it
+///   at least as large as the resize target, and a WebP loads at the
+///   target. `trim`, an enlarged region and over-wide thumbnails decode at
+///   full size, and so do HEIF, PNG and GIF;
+/// - the output frames, at 4 bytes a pixel (they are materialised for
+///   effects and animations);
+/// - each overlay decoded at its full size, 4 bytes a pixel.
+///
+/// libvips streams most pipelines, so the real peak is usually lower; a
+/// progressive JPEG or an interlaced PNG can reach this bound. Inputs
+/// that are not a served format, or whose header does not parse, estimate
+/// as their bytes (the render refuses them before decoding anything);
+/// originals over the pixel limit are refused here, as the render would.
+pub fn estimate_render_bytes(
+    sources: &RenderSources,
+    plan: &RenderPlan,
+    limits: &RenderLimits,
+) -> Result<u64, RenderError> {
+    let compressed = [
+        Some(sources.original.len()),
+        sources.watermark.as_ref().map(Vec::len),
+        sources.blend.as_ref().map(Vec::len),
+    ]
+    .into_iter()
+    .flatten()
+    .map(|len| len as u64)
+    .sum::<u64>();
+    let Some(original) = StoredImage::read(&sources.original) else {
+        return Ok(compressed);
+    };
+    if original.pixels() > limits.max_pixels {
+        return Err(RenderError::TooManyPixels {
+            pixels: original.pixels(),
+            limit: limits.max_pixels,
+        });
+    }
+    let resolved = ResolvedPlan::resolve(plan)?;
+    if resolved.format() == OutputFormat::Json {
+        return Ok(compressed);
+    }
+    let plan = resolved.canonical();
+    let pages = if original.may_animate(plan, resolved.format()) {
+        u64::from(original.pages)
+    } else {
+        1
+    };
+    let orientation = match plan.orientation.map(|o| o.exif_orientation) {
+        Some(o @ 1..=8) => o as u8,
+        _ => original.orientation,
+    };
+    let (upright_width, upright_height) = if source_image::swaps_axes(orientation) {
+        (original.height, original.width)
+    } else {
+        (original.width, original.height)
+    };
+    let layout = Layout::compute_in(
+        Region {
+            x: 0.0,
+            y: 0.0,
+            width: f64::from(upright_width.max(1)),
+            height: f64::from(upright_height.max(1)),
+        },
+        plan,
+    );
+    let (resize_width, resize_height) = layout.resize;
+    // The scale that maps the source to its load size (as source_image::load).
+    let scale = (f64::from(resize_width) / layout.region.width)
+        .max(f64::from(resize_height) / layout.region.height);
+    let whole = layout.uses_whole_source(upright_width, upright_height);
+    let full_decode = plan.trim.is_some()
+        || (!whole && scale > 1.0)
+        || f64::from(upright_width.max(upright_height)) * scale > 65_535.0;
+    let load_pixels = match original.format {
+        _ if full_decode || scale >= 1.0 => original.page_pixels(),
+        InputFormat::Jpeg => {
+            let shrink = [8.0, 4.0, 2.0]
+                .into_iter()
+                .find(|shrink| shrink * scale <= 1.0)
+                .unwrap_or(1.0);
+            let side = |stored: u32| (f64::from(stored) / shrink).ceil() as u64;
+            side(original.width) * side(original.height)
+        }
+        InputFormat::Webp => {
+            let side = |stored: u32| (f64::from(stored) * scale).ceil().max(1.0) as u64;
+            side(original.width) * side(original.height)
+        }
+        _ => original.page_pixels(),
+    };
+    let decoded = load_pixels * original.bytes_per_pixel() * pages;
+    let (output_width, output_height) = layout.output_size();
+    let output = u64::from(output_width) * u64::from(output_height) * 4 * pages;
+    let overlays = [sources.watermark.as_deref(), sources.blend.as_deref()]
+        .into_iter()
+        .flatten()
+        .filter_map(StoredImage::read)
+        .map(|overlay| overlay.page_pixels() * 4)
+        .sum::<u64>();
+    Ok(compressed + decoded + output + overlays)
+}
+
+/// What an image's header says about its stored pixels.
+#[derive(Debug, Clone, Copy)]
+struct StoredImage {
+    format: InputFormat,
+    width: u32,
+    height: u32,
+    pages: u32,
+    bands: u32,
+    bytes_per_sample: u32,
+    orientation: u8,
+}
+
+// === impl StoredImage ===
+
+impl StoredImage {
+    /// Reads `bytes`' header (no pixels); `None` when it is not a served
+    /// format or does not parse.
+    fn read(bytes: &[u8]) -> Option<StoredImage> {
+        let format = InputFormat::sniff(bytes)?;
+        libvips::init().ok()?;
+        libvips::inspect_header(bytes, format, |image| {
+            let has_field = |name: &str| image.get_typeof(name).is_ok_and(|gtype| gtype != 0);
+            let int = |name: &str| has_field(name).then(|| image.get_int(name).ok()).flatten();
+            let bytes_per_sample = match image.get_format() {
+                Ok(BandFormat::Uchar | BandFormat::Char) => 1,
+                Ok(BandFormat::Ushort | BandFormat::Short) => 2,
+                Ok(BandFormat::Double | BandFormat::Complex) => 8,
+                Ok(BandFormat::Dpcomplex) => 16,
+                _ => 4,
+            };
+            StoredImage {
+                format,
+                width: source_image::dimension(image.get_width()),
+                height: source_image::dimension(image.get_height()),
+                pages: int("n-pages").map_or(1, source_image::dimension).max(1),
+                // sRGB conversion may add bands to grey images.
+                bands: source_image::dimension(image.get_bands()).max(3),
+                bytes_per_sample,
+                orientation: int("orientation")
+                    .filter(|o| (1..=8).contains(o))
+                    .map_or(1, |o| o as u8),
+            }
+        })
+        .ok()
+    }
+
+    /// width × height × pages.
+    fn pixels(&self) -> u64 {
+        self.page_pixels() * u64::from(self.pages)
+    }
+
+    /// width × height of one page.
+    fn page_pixels(&self) -> u64 {
+        u64::from(self.width) * u64::from(self.height)
+    }
+
+    fn bytes_per_pixel(&self) -> u64 {
+        u64::from(self.bands) * u64::from(self.bytes_per_sample)
+    }
+
+    /// Whether a render with `plan` to `format` may load every page.
+    fn may_animate(&self, plan: &RenderPlan, format: OutputFormat) -> bool {
+        let frame = plan.animation.is_some_and(|a| a.frame > 0);
+        let animated_output = matches!(
+            format,
+            OutputFormat::Unspecified | OutputFormat::Gif | OutputFormat::Webp
+        );
+        self.pages > 1 && self.format.can_animate() && !frame && animated_output
     }
 }
 
@@ -137,23 +580,308 @@ mod tests {
         }
     }
 
+    fn width(width: u32) -> RenderPlan {
+        RenderPlan {
+            width,
+            ..RenderPlan::default()
+        }
+    }
+
+    /// The value of an unlabelled metric on `/metrics`.
+    fn metric(name: &str) -> f64 {
+        imgmesh_metrics::encode()
+            .lines()
+            .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or(0.0)
+    }
+
+    /// Waits (bounded) until `done` holds.
+    async fn eventually(what: &str, done: impl Fn() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !done() {
+            assert!(Instant::now() < deadline, "timed out waiting until {what}");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
     /// A render waits while every worker is busy, and returns its permit when done.
     #[tokio::test]
     async fn renders_wait_for_a_free_worker() {
         let pool = RenderPool::new(1, RenderLimits::default());
-        let plan = RenderPlan {
-            width: 20,
-            ..RenderPlan::default()
-        };
-        let busy = Arc::clone(&pool.permits).acquire_owned().await.unwrap();
-        let mut render =
-            std::pin::pin!(pool.render(RenderSources::original(test_images::jpeg(200, 100)), plan));
-        let waited = tokio::time::timeout(std::time::Duration::from_millis(100), &mut render).await;
+        let busy = Arc::clone(&pool.running).acquire_owned().await.unwrap();
+        let mut render = std::pin::pin!(pool.render(
+            RenderSources::original(test_images::jpeg(200, 100)),
+            width(20)
+        ));
+        let waited = tokio::time::timeout(Duration::from_millis(100), &mut render).await;
         assert!(waited.is_err(), "rendered without a free worker");
 
         drop(busy);
         let derivative = render.await.unwrap();
         assert_eq!((derivative.width, derivative.height), (20, 10));
-        assert_eq!(pool.permits.available_permits(), 1);
+        assert_eq!(pool.running.available_permits(), 1);
+    }
+
+    /// With every worker and queue place taken, the next request is refused
+    /// as overloaded at once, and admitted again once a place is free.
+    #[tokio::test]
+    async fn a_full_pool_refuses_at_once() {
+        let pool =
+            RenderPool::with_admission(1, 1, DEFAULT_MEMORY_BUDGET_BYTES, RenderLimits::default());
+        let first = pool.admit(None).unwrap();
+        let _second = pool.admit(None).unwrap();
+        assert_eq!(pool.admitted(), 2);
+        assert_eq!(metric("imgmesh_render_queue_depth"), 2.0);
+
+        let sources = RenderSources::original(test_images::jpeg(64, 64));
+        let started = Instant::now();
+        let refused = pool.render(sources, width(8)).await.unwrap_err();
+        // No wait at all: generous only for a loaded test machine.
+        assert!(
+            started.elapsed() < Duration::from_millis(200),
+            "{:?}",
+            started.elapsed()
+        );
+        assert!(matches!(
+            refused,
+            RenderError::Overloaded {
+                reason: "render queue full"
+            }
+        ));
+        assert_eq!(refused.code(), imgmesh_errors::ErrorCode::Overloaded);
+        assert_eq!(
+            metric(r#"imgmesh_render_shed_total{reason="queue_full"}"#),
+            1.0
+        );
+
+        drop(first);
+        assert!(pool.admit(None).is_ok());
+    }
+
+    /// A render that does not fit the memory left is refused as overloaded;
+    /// one larger than the whole budget is too large; memory comes back.
+    #[tokio::test]
+    async fn memory_budget_refuses_what_does_not_fit() {
+        let original = test_images::jpeg(400, 300);
+        let plan = width(400);
+        let estimated = estimate_render_bytes(
+            &RenderSources::original(original.clone()),
+            &plan,
+            &RenderLimits::default(),
+        )
+        .unwrap();
+        assert!(
+            estimated >= 400 * 300 * 3,
+            "at least the decoded pixels: {estimated}"
+        );
+
+        let pool =
+            RenderPool::with_admission(1, 4, estimated + estimated / 2, RenderLimits::default());
+        let busy = Arc::clone(&pool.running).acquire_owned().await.unwrap();
+        let waiting = pool.render(RenderSources::original(original.clone()), plan.clone());
+        let mut waiting = std::pin::pin!(waiting);
+        assert!(
+            tokio::time::timeout(Duration::from_millis(50), &mut waiting)
+                .await
+                .is_err()
+        );
+        assert_eq!(pool.reserved_bytes(), estimated);
+        assert_eq!(metric("imgmesh_render_admitted_bytes"), estimated as f64);
+
+        let refused = pool
+            .render(RenderSources::original(original.clone()), plan.clone())
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                refused,
+                RenderError::Overloaded {
+                    reason: "render memory budget spent"
+                }
+            ),
+            "{refused:?}"
+        );
+        assert_eq!(metric(r#"imgmesh_render_shed_total{reason="memory"}"#), 1.0);
+
+        drop(busy);
+        waiting.await.unwrap();
+        assert_eq!(pool.reserved_bytes(), 0);
+
+        let tiny = RenderPool::with_admission(1, 1, estimated / 2, RenderLimits::default());
+        let too_large = tiny
+            .render(RenderSources::original(original), plan)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(too_large, RenderError::DecodeTooLarge { .. }),
+            "{too_large:?}"
+        );
+        assert_eq!(too_large.code(), imgmesh_errors::ErrorCode::InputTooLarge);
+    }
+
+    /// JPEG shrink-on-load lowers the estimate for a small output, and every
+    /// page of an animation counts when the output animates.
+    #[tokio::test]
+    async fn estimates_follow_shrink_on_load_and_pages() {
+        let limits = RenderLimits::default();
+        let jpeg = RenderSources::original(test_images::jpeg(800, 800));
+        let full = estimate_render_bytes(&jpeg, &width(800), &limits).unwrap();
+        let small = estimate_render_bytes(&jpeg, &width(100), &limits).unwrap();
+        assert!(full >= 800 * 800 * 3, "{full}");
+        assert!(small * 8 < full, "1/8 shrink-on-load: {small} vs {full}");
+
+        let gif = RenderSources::original(test_images::animated_gif(100, 100, 5));
+        let animated = estimate_render_bytes(&gif, &width(100), &limits).unwrap();
+        let still = RenderPlan {
+            format: OutputFormat::Png.into(),
+            ..width(100)
+        };
+        let one_page = estimate_render_bytes(&gif, &still, &limits).unwrap();
+        assert!(
+            animated - one_page >= 4 * 100 * 100 * 4,
+            "four more pages: {animated} vs {one_page}"
+        );
+    }
+
+    /// A spent deadline is refused before admission; a deadline that comes
+    /// within [`MIN_REMAINING`] while waiting for a worker ends the wait
+    /// with the timeout code.
+    #[tokio::test]
+    async fn deadlines_bound_the_wait() {
+        let pool = RenderPool::new(1, RenderLimits::default());
+        let spent = pool.admit(Some(Instant::now())).unwrap_err();
+        assert!(matches!(spent, RenderError::DeadlineExceeded));
+
+        let busy = Arc::clone(&pool.running).acquire_owned().await.unwrap();
+        let admission = pool.admit(None).unwrap();
+        let started = Instant::now();
+        let wait = Duration::from_millis(100);
+        let error = pool
+            .render_admitted(
+                admission,
+                RenderSources::original(test_images::jpeg(64, 64)),
+                width(8),
+                Some(Instant::now() + MIN_REMAINING + wait),
+                std::future::pending(),
+            )
+            .await
+            .unwrap_err();
+        let waited = started.elapsed();
+        assert!(
+            waited >= wait && waited < Duration::from_secs(1),
+            "waited {waited:?}"
+        );
+        assert!(matches!(error, RenderError::DeadlineExceeded), "{error:?}");
+        assert_eq!(error.code(), imgmesh_errors::ErrorCode::OriginTimeout);
+        assert_eq!(
+            metric(r#"imgmesh_render_shed_total{reason="deadline"}"#),
+            2.0
+        );
+        assert_eq!((pool.admitted(), pool.reserved_bytes()), (0, 0));
+        drop(busy);
+    }
+
+    /// A request with less than [`MIN_REMAINING`] left is refused before it
+    /// fetches anything; one with a little more is admitted.
+    #[tokio::test]
+    async fn nearly_spent_deadlines_are_not_admitted() {
+        let pool = RenderPool::new(1, RenderLimits::default());
+        let nearly = Instant::now() + MIN_REMAINING / 2;
+        let refused = pool.admit(Some(nearly)).unwrap_err();
+        assert!(
+            matches!(refused, RenderError::DeadlineExceeded),
+            "{refused:?}"
+        );
+        assert_eq!(refused.code(), imgmesh_errors::ErrorCode::OriginTimeout);
+        assert_eq!(
+            metric(r#"imgmesh_render_shed_total{reason="deadline"}"#),
+            1.0
+        );
+        assert_eq!(pool.admitted(), 0);
+
+        let enough = Instant::now() + MIN_REMAINING + Duration::from_secs(1);
+        let _admitted = pool.admit(Some(enough)).unwrap();
+        assert_eq!(pool.admitted(), 1);
+    }
+
+    /// After renders (done, refused and timed out) every slot, worker and
+    /// byte is back, and the gauges read zero.
+    #[tokio::test]
+    async fn permits_and_gauges_return_to_zero() {
+        let pool =
+            RenderPool::with_admission(1, 1, DEFAULT_MEMORY_BUDGET_BYTES, RenderLimits::default());
+        let renders = (0..6).map(|n| {
+            pool.render(
+                RenderSources::original(test_images::jpeg(300, 200)),
+                width(30 + n),
+            )
+        });
+        let outcomes = futures::future::join_all(renders).await;
+        let done = outcomes.iter().filter(|outcome| outcome.is_ok()).count();
+        assert!(done >= 2, "a worker and a queue place: {outcomes:?}");
+        assert!(outcomes.iter().all(|outcome| match outcome {
+            Ok(_) => true,
+            Err(error) => matches!(error, RenderError::Overloaded { .. }),
+        }));
+
+        assert_eq!(
+            (pool.admitted(), pool.in_flight(), pool.reserved_bytes()),
+            (0, 0, 0)
+        );
+        for gauge in [
+            "imgmesh_render_queue_depth",
+            "imgmesh_renders_in_flight",
+            "imgmesh_render_admitted_bytes",
+        ] {
+            assert_eq!(metric(gauge), 0.0, "{gauge}");
+        }
+        assert!(metric("imgmesh_render_queue_wait_seconds_count") >= 2.0);
+    }
+
+    /// A shared run whose every caller left while it waited for a worker
+    /// gives its place back without ever starting the render.
+    #[tokio::test]
+    async fn a_dropped_callers_queued_work_never_starts() {
+        let pool = RenderPool::new(1, RenderLimits::default());
+        let busy = Arc::clone(&pool.running).acquire_owned().await.unwrap();
+        let flights = crate::single_flight::SingleFlight::<()>::new();
+        let (ended_tx, ended_rx) = tokio::sync::oneshot::channel();
+        let caller = flights.run("k", |abandoned| {
+            let pool = pool.clone();
+            async move {
+                let admission = pool.admit(None)?;
+                let outcome = pool
+                    .render_admitted(
+                        admission,
+                        RenderSources::original(test_images::jpeg(64, 64)),
+                        width(8),
+                        None,
+                        abandoned.wait(),
+                    )
+                    .await;
+                let _ = ended_tx.send(outcome.map(drop));
+                Ok(())
+            }
+        });
+        let left = tokio::time::timeout(Duration::from_millis(50), caller).await;
+        assert!(left.is_err(), "the caller left while the run waited");
+
+        let outcome = tokio::time::timeout(Duration::from_secs(5), ended_rx)
+            .await
+            .expect("the abandoned run ended")
+            .unwrap();
+        assert!(
+            matches!(outcome, Err(RenderError::Abandoned)),
+            "{outcome:?}"
+        );
+        eventually("the slot is back", || pool.admitted() == 0).await;
+        assert_eq!(metric("imgmesh_renders_in_flight"), 0.0);
+        assert_eq!(metric("imgmesh_render_queue_wait_seconds_count"), 0.0);
+        assert_eq!(
+            pool.running.available_permits(),
+            0,
+            "only the test's worker was taken"
+        );
+        drop(busy);
     }
 }

@@ -10,7 +10,9 @@
 //! anything. A miss renders once: concurrent misses in this process share
 //! one run ([`SingleFlight`]), and across replicas a short lease in Redis
 //! lets one holder render while the others wait for its entry (rendering
-//! themselves if it dies or their wait runs out).
+//! themselves if it dies or their wait runs out). Whatever renders is
+//! admitted to the [`RenderPool`] before its original is fetched, and is
+//! refused at once as overloaded when the pool has no room.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -44,8 +46,8 @@ use crate::metrics::METRICS;
 use crate::origin_fetch::{self, ObjectRef, OriginFetcher, Original, Revalidated};
 use crate::render::RenderSources;
 use crate::render_plan::ResolvedPlan;
-use crate::render_pool::RenderPool;
-use crate::single_flight::SingleFlight;
+use crate::render_pool::{Admission, RenderPool};
+use crate::single_flight::{Abandoned, SingleFlight};
 
 /// The renderer: answers `Render` from Redis when it can, otherwise fetches
 /// the original, renders it on the bounded pool and caches the result.
@@ -96,6 +98,9 @@ struct Job {
     /// Whether `key` came from Redis (else Redis is down: nothing is stored).
     cacheable: bool,
     deadline: Option<Instant>,
+    /// Fires when every caller of the shared run has gone: a render that
+    /// has not started by then is not started.
+    abandoned: Abandoned,
 }
 
 // === impl Caching ===
@@ -164,9 +169,16 @@ impl Renderer {
             .context("invalid --redis-url")?;
         let channel = imgmesh_runtime::grpc_channel(&config.fetcher_url)?;
         let fetcher = OriginFetcher::new(channel, config.max_object_bytes);
-        let pool = RenderPool::new(config.worker_count(), config.limits());
+        let pool = RenderPool::with_admission(
+            config.worker_count(),
+            config.render_queue_depth(),
+            config.render_memory_budget_bytes,
+            config.limits(),
+        );
         tracing::info!(
             workers = pool.workers(),
+            queue_depth = pool.queue_depth(),
+            memory_budget_bytes = pool.memory_budget(),
             max_pixels = config.max_pixels,
             max_object_bytes = config.max_object_bytes,
             redis_timeout_ms = config.redis_timeout_ms,
@@ -254,6 +266,7 @@ impl Renderer {
             key,
             cacheable,
             deadline,
+            abandoned: Abandoned::never(),
         };
 
         if let Some(found) = found {
@@ -275,7 +288,8 @@ impl Renderer {
         METRICS.derivative_lookup("miss");
         let run = {
             let (renderer, job) = (self.clone(), job.clone());
-            move || async move {
+            move |abandoned| async move {
+                let job = Job { abandoned, ..job };
                 let key = job.key.clone();
                 renderer.produce(job).await.map(|produced| (key, produced))
             }
@@ -307,7 +321,8 @@ impl Renderer {
         let run = {
             let (renderer, job, origin_etag) =
                 (self.clone(), job.clone(), meta.origin_etag.clone());
-            move || async move {
+            move |abandoned| async move {
+                let job = Job { abandoned, ..job };
                 let key = job.key.clone();
                 renderer
                     .refresh_or_render(job, origin_etag)
@@ -362,10 +377,14 @@ impl Renderer {
                     max_age,
                 })
             }
-            Revalidated::Changed(original) => self
-                .render_and_store(&job, original)
-                .await
-                .map(Produced::Entry),
+            Revalidated::Changed(original) => {
+                // Only now is a render needed: an unchanged original took
+                // no render capacity.
+                let admission = self.admit(&job)?;
+                self.render_and_store(&job, admission, original)
+                    .await
+                    .map(Produced::Entry)
+            }
         }
     }
 
@@ -449,10 +468,22 @@ impl Renderer {
         })
     }
 
-    /// Fetches the original and renders it.
+    /// Takes a place in the render pool, then fetches the original and
+    /// renders it: admitted first, so a refused request fetches nothing and
+    /// at most the pool's capacity of originals is ever held.
     async fn fetch_and_render(&self, job: &Job) -> Result<Arc<CachedDerivative>, RenderError> {
+        let admission = self.admit(job)?;
         let original = self.fetcher.fetch(job.object(), job.remaining()).await?;
-        self.render_and_store(job, original).await
+        self.render_and_store(job, admission, original).await
+    }
+
+    /// A place in the render pool for `job`, unless nobody waits for it
+    /// any more or there is no room (refused at once, never queued).
+    fn admit(&self, job: &Job) -> Result<Admission, RenderError> {
+        if job.abandoned.is_set() {
+            return Err(RenderError::Abandoned);
+        }
+        self.pool.admit(job.deadline)
     }
 
     /// Renders `original` with the job's plan (fetching its overlays) and
@@ -460,6 +491,7 @@ impl Renderer {
     async fn render_and_store(
         &self,
         job: &Job,
+        admission: Admission,
         original: Original,
     ) -> Result<Arc<CachedDerivative>, RenderError> {
         let canonical = job.plan.canonical();
@@ -503,7 +535,16 @@ impl Renderer {
             blend: blend?,
         };
         let started = Instant::now();
-        let derivative = self.pool.render(sources, canonical.clone()).await?;
+        let derivative = self
+            .pool
+            .render_admitted(
+                admission,
+                sources,
+                canonical.clone(),
+                job.deadline,
+                job.abandoned.wait(),
+            )
+            .await?;
         METRICS.rendered(format_label(derivative.format), started.elapsed());
         let now = unix_now();
         let max_age = job.lifetime(&original.caching, now);
@@ -631,7 +672,9 @@ impl RendererService for Renderer {
                 Err(error) => {
                     let code = error.code();
                     tracing::Span::current().record("error", code.reason());
-                    if code.http_status() >= 500 {
+                    // Shedding is the renderer working as designed; a
+                    // warning per refusal would flood the log under load.
+                    if code.http_status() >= 500 && code != ErrorCode::Overloaded {
                         tracing::warn!(%error, %code, "render failed");
                     } else {
                         tracing::debug!(%error, %code, "render refused");
@@ -670,7 +713,7 @@ mod tests {
 
     const MAX_OBJECT_BYTES: u64 = 1024 * 1024;
 
-    fn renderer(redis_url: &str, fetcher: tonic::transport::Channel) -> Renderer {
+    fn renderer(redis_url: &str, fetcher: imgmesh_runtime::GrpcChannel) -> Renderer {
         let cache =
             DerivativeCache::connect_lazily(&redis_url.into(), Duration::from_millis(200)).unwrap();
         let limits = RenderLimits {
@@ -731,6 +774,47 @@ mod tests {
         assert_eq!((second.width, second.height), (200, 150));
         assert_eq!(second.content_type, "image/webp");
         assert_eq!(fetcher.fetches(), 1);
+    }
+
+    /// With every render slot taken, a cache hit is still answered, while a
+    /// miss is refused as overloaded before its original is fetched.
+    #[tokio::test]
+    async fn hits_need_no_slot_and_misses_are_refused_before_fetching() {
+        let redis = RedisProcess::start().await;
+        let fetcher = fetcher_with_cat().await;
+        let mut renderer = renderer(&redis.url(), fetcher.channel());
+        renderer.pool = RenderPool::with_admission(1, 0, 1 << 30, RenderLimits::default());
+        renderer
+            .render_derivative(request("cat.jpg", webp_200(), 60), None)
+            .await
+            .unwrap();
+        assert_eq!(fetcher.fetches(), 1);
+
+        let _only_slot = renderer.pool.admit(None).unwrap();
+        let hit = renderer
+            .render_derivative(request("cat.jpg", webp_200(), 60), None)
+            .await
+            .unwrap();
+        assert!(hit.cache_hit);
+        let refused = renderer
+            .render_derivative(
+                request(
+                    "cat.jpg",
+                    RenderPlan {
+                        width: 100,
+                        ..webp_200()
+                    },
+                    60,
+                ),
+                None,
+            )
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(refused, RenderError::Overloaded { .. }),
+            "{refused:?}"
+        );
+        assert_eq!(fetcher.fetches(), 1, "nothing fetched for the refused miss");
     }
 
     /// A TTL of 0 is never cached, so every render fetches again.

@@ -14,6 +14,9 @@
 //! Colours are converted to sRGB (embedded ICC profiles honoured, CMYK
 //! converted with its profile or a generic one) unless the plan keeps the
 //! source's colour space.
+//!
+//! Every image that pixels are computed from is put under the render's
+//! time budget ([`RenderBudget::watch`]), so a slow decode is stopped.
 
 use rs_vips::VipsImage;
 use rs_vips::enums::{Angle, Direction, FailOn, Interpretation, Size};
@@ -22,7 +25,7 @@ use rs_vips::voption::{Setter as _, VOption};
 use crate::error::RenderError;
 use crate::geometry::Layout;
 use crate::input_format::InputFormat;
-use crate::libvips;
+use crate::libvips::{self, RenderBudget};
 
 /// The largest side of a whole-source thumbnail before the full-decode
 /// fallback is used instead (libvips' own limit is 10 million; past this,
@@ -136,7 +139,9 @@ pub(crate) fn load(
     header: &Header,
     layout: &Layout,
     options: &LoadOptions,
-) -> rs_vips::Result<Frames> {
+    budget: &RenderBudget,
+) -> Result<Frames, RenderError> {
+    let failed = budget.failure("thumbnail");
     let (upright_width, upright_height) = header.upright(options.orientation);
     let region = layout.region;
     let (resize_width, resize_height) = layout.resize;
@@ -156,7 +161,7 @@ pub(crate) fn load(
     // enlarged too. Cut the region first instead.
     if whole_width.max(whole_height) > MAX_THUMBNAIL_SIDE || (!whole && scale_x.max(scale_y) > 1.0)
     {
-        return decode_region(input, header, layout, options);
+        return decode_region(input, header, layout, options, budget);
     }
     let (stored_width, stored_height) = if swaps_axes(options.orientation) {
         (whole_height, whole_width)
@@ -169,24 +174,24 @@ pub(crate) fn load(
         stored_width as i32,
         stored_height as i32,
         options,
-    )?;
+    )
+    .map_err(&failed)?;
+    budget.watch(&thumbnail);
     if options.orientation != 1 || options.pages == Pages::All {
         // Turning and splitting read out of order; thumbnail streams.
-        thumbnail = thumbnail.copy_memory()?;
+        thumbnail = thumbnail.copy_memory().map_err(&failed)?;
+        budget.watch(&thumbnail);
     }
     let (delays, loop_count) = animation_metadata(&thumbnail);
-    let images = split_pages(&thumbnail)?
-        .into_iter()
-        .map(|page| {
-            let page = orient(&page, options.orientation)?;
-            if whole {
-                return Ok(page);
-            }
-            let left = (region.x * scale_x).round() as i32;
-            let top = (region.y * scale_y).round() as i32;
-            extract_within(&page, left, top, resize_width as i32, resize_height as i32)
-        })
-        .collect::<rs_vips::Result<Vec<_>>>()?;
+    let images = each_page(&thumbnail, budget, |page| {
+        let page = orient(&page, options.orientation)?;
+        if whole {
+            return Ok(page);
+        }
+        let left = (region.x * scale_x).round() as i32;
+        let top = (region.y * scale_y).round() as i32;
+        extract_within(&page, left, top, resize_width as i32, resize_height as i32)
+    })?;
     Ok(Frames {
         images,
         delays,
@@ -200,28 +205,29 @@ fn decode_region(
     header: &Header,
     layout: &Layout,
     options: &LoadOptions,
-) -> rs_vips::Result<Frames> {
-    let image = VipsImage::new_from_buffer(input, &loader_options(options.pages))?;
+    budget: &RenderBudget,
+) -> Result<Frames, RenderError> {
+    let failed = budget.failure("decode");
+    let image =
+        VipsImage::new_from_buffer(input, &loader_options(options.pages)).map_err(&failed)?;
+    budget.watch(&image);
     // Loaded with random access (the default), so turning and cutting need
     // no copy of the whole image.
-    let image = to_working_colour(&image, header, options)?;
+    let image = to_working_colour(&image, header, options).map_err(&failed)?;
     let (delays, loop_count) = animation_metadata(&image);
     let region = layout.region;
     let (resize_width, resize_height) = layout.resize;
-    let images = split_pages(&image)?
-        .into_iter()
-        .map(|page| {
-            let page = orient(&page, options.orientation)?;
-            let left = region.x.floor() as i32;
-            let top = region.y.floor() as i32;
-            let width = (region.width.round() as i32).max(1);
-            let height = (region.height.round() as i32).max(1);
-            let cut = extract_within(&page, left, top, width, height)?;
-            let scale_x = f64::from(resize_width) / f64::from(cut.get_width());
-            let scale_y = f64::from(resize_height) / f64::from(cut.get_height());
-            cut.resize_with_opts(scale_x, VOption::new().set("vscale", scale_y))
-        })
-        .collect::<rs_vips::Result<Vec<_>>>()?;
+    let images = each_page(&image, budget, |page| {
+        let page = orient(&page, options.orientation)?;
+        let left = region.x.floor() as i32;
+        let top = region.y.floor() as i32;
+        let width = (region.width.round() as i32).max(1);
+        let height = (region.height.round() as i32).max(1);
+        let cut = extract_within(&page, left, top, width, height)?;
+        let scale_x = f64::from(resize_width) / f64::from(cut.get_width());
+        let scale_y = f64::from(resize_height) / f64::from(cut.get_height());
+        cut.resize_with_opts(scale_x, VOption::new().set("vscale", scale_y))
+    })?;
     Ok(Frames {
         images,
         delays,
@@ -286,15 +292,29 @@ fn to_working_colour(
     image.copy()
 }
 
-/// The pages of a strip (or the image itself when it has one page).
-pub(crate) fn split_pages(image: &VipsImage) -> rs_vips::Result<Vec<VipsImage>> {
+/// `each` applied to every page of a strip (or to the image itself when it
+/// has one page), checking the budget before each page: building a
+/// pipeline per page costs more the more pages the strip has (libvips 8.14
+/// takes seconds for a few thousand), so a long strip must not outrun it.
+fn each_page(
+    image: &VipsImage,
+    budget: &RenderBudget,
+    each: impl Fn(VipsImage) -> rs_vips::Result<VipsImage>,
+) -> Result<Vec<VipsImage>, RenderError> {
+    let failed = budget.failure("pages");
     let height = image.get_height();
     let page_height = image.get_page_height();
     if page_height <= 0 || page_height >= height || height % page_height != 0 {
-        return Ok(vec![image.copy()?]);
+        return Ok(vec![image.copy().and_then(each).map_err(failed)?]);
     }
     (0..height / page_height)
-        .map(|page| image.extract_area(0, page * page_height, image.get_width(), page_height))
+        .map(|page| {
+            budget.check()?;
+            image
+                .extract_area(0, page * page_height, image.get_width(), page_height)
+                .and_then(&each)
+                .map_err(&failed)
+        })
         .collect()
 }
 

@@ -16,7 +16,6 @@ use imgmesh_s3_client::{BucketAccess, BucketClient, ClientTuning};
 use crate::error::RegistryError;
 use crate::registry::Registry;
 use crate::s3_refusal::{Refusal, refusal};
-use crate::source_fields;
 
 /// How long one PutObject attempt may take (an upload carries up to the
 /// size cap, so longer than a read's first byte).
@@ -138,14 +137,41 @@ where
     }
 }
 
-/// The object key of an upload: an asset path (no `..`, no `//`, …),
-/// without its leading slash.
+/// S3's limit on the length of a key, in bytes.
+const MAX_KEY_BYTES: usize = 1024;
+
+/// The object key of an upload, relative to the Source's prefix. Any key
+/// S3 stores and a URL can address is accepted — spaces, non-ASCII, `+`,
+/// `%`, `?`, `#`, parentheses… (the gateway decodes the URL path once, so
+/// `a%20b.jpg` serves the key `a b.jpg`). Refused is only what could step
+/// out of the prefix or that the fetcher would never serve: a leading `/`,
+/// `.` and `..` segments, empty segments (`a//b`, a trailing `/`),
+/// backslashes (a separator on some stores), control characters, and keys
+/// over S3's 1024 bytes.
 fn object_key(key: &str) -> Result<String, RegistryError> {
+    let invalid = |problem: &str| Err(RegistryError::invalid("key", problem));
     if key.is_empty() {
-        return Err(RegistryError::invalid("key", "must not be empty"));
+        return invalid("must not be empty");
     }
-    let path = source_fields::asset_path("key", key)?;
-    Ok(path.trim_start_matches('/').to_owned())
+    if key.len() > MAX_KEY_BYTES {
+        return invalid("must be at most 1024 bytes");
+    }
+    if key.starts_with('/') {
+        return invalid("must not start with '/' (keys are relative to the source's prefix)");
+    }
+    if key.chars().any(char::is_control) {
+        return invalid("must not contain control characters");
+    }
+    if key.contains('\\') {
+        return invalid("must not contain backslashes");
+    }
+    if key
+        .split('/')
+        .any(|segment| matches!(segment, "" | "." | ".."))
+    {
+        return invalid("must not contain empty, '.' or '..' segments");
+    }
+    Ok(key.to_owned())
 }
 
 /// The Content-Type to store: `None` (sniff it) when empty; otherwise
@@ -239,30 +265,53 @@ fn broken_stream() -> RegistryError {
 mod tests {
     use super::*;
 
-    /// Keys are asset paths without a leading slash; escapes are refused.
+    /// Every key S3 stores and a URL can address is accepted as is; only
+    /// a leading slash, dot and empty segments, backslashes, control
+    /// characters and over-long keys are refused, each with its reason.
     #[test]
     fn object_key_rules() {
-        assert_eq!(object_key("cat.jpg").unwrap(), "cat.jpg");
-        assert_eq!(object_key("/a/b/cat.jpg").unwrap(), "a/b/cat.jpg");
-        for bad in [
-            "",
-            "/",
-            "//x/y.jpg",
-            "../x.jpg",
-            "a/../../x.jpg",
-            "a/./b",
-            "a//b",
-            "a b",
-            "a%2fb",
-            "dir/",
+        for good in [
+            "cat.jpg",
+            "a/b/cat.jpg",
+            "with space.jpg",
+            "café noir.jpg",
+            "日本/写真.png",
+            "a+b.jpg",
+            "100%.jpg",
+            "a%2fb.jpg",
+            "photo (1).jpg",
+            "what?.jpg",
+            "#1.jpg",
+            "..a/b..c/.d",
+            "~user/[x]{y}!$&'*,;=@.png",
         ] {
-            assert!(
-                matches!(
-                    object_key(bad),
-                    Err(RegistryError::InvalidField { field: "key", .. })
-                ),
-                "{bad:?}"
-            );
+            assert_eq!(object_key(good).unwrap(), good, "{good:?}");
+        }
+        let long = "a".repeat(1025);
+        for (bad, reason) in [
+            ("", "must not be empty"),
+            ("/cat.jpg", "must not start with '/'"),
+            ("/", "must not start with '/'"),
+            ("../x.jpg", "'..' segments"),
+            ("a/../../x.jpg", "'..' segments"),
+            ("a/./b", "'.' or '..' segments"),
+            ("a//b", "empty, '.' or '..' segments"),
+            ("dir/", "empty, '.' or '..' segments"),
+            ("a\\b.jpg", "backslashes"),
+            ("a\0b.jpg", "control characters"),
+            ("a\nb.jpg", "control characters"),
+            ("a\u{7f}b.jpg", "control characters"),
+            (long.as_str(), "at most 1024 bytes"),
+        ] {
+            match object_key(bad) {
+                Err(RegistryError::InvalidField {
+                    field: "key",
+                    problem,
+                }) => {
+                    assert!(problem.contains(reason), "{bad:?}: {problem}");
+                }
+                other => panic!("{bad:?}: {other:?}"),
+            }
         }
     }
 

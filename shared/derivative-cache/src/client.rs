@@ -22,10 +22,10 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use imgmesh_proto::renderer::v1::{CacheStatus, RenderResponse};
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use secrecy::{ExposeSecret as _, SecretString};
 use tracing::Instrument as _;
 
+use crate::connection::RedisConnection;
 use crate::entry::{
     CachedDerivative, Conditional, EntryMeta, FRESHNESS_OFFSET, MAX_HEADER_LEN, decode_envelope,
     decode_header, encode_envelope, unix_now,
@@ -69,7 +69,7 @@ return 0
 /// The Redis derivative cache.
 #[derive(Clone)]
 pub struct DerivativeCache {
-    connection: ConnectionManager,
+    connection: RedisConnection,
     timeout: Duration,
     availability: Arc<Availability>,
     scripts: Arc<Scripts>,
@@ -150,19 +150,15 @@ pub enum Waiting {
 // === impl DerivativeCache ===
 
 impl DerivativeCache {
-    /// Creates the cache for `url` (e.g. `redis://127.0.0.1:6379`) without
+    /// Creates the cache for `url` (e.g. `redis://127.0.0.1:6379`, or a
+    /// comma-separated list of Redis Cluster seed nodes) without
     /// connecting: the first operation connects, so a Redis that is down at
     /// startup only means misses. Must be called inside a tokio runtime.
     pub fn connect_lazily(
         url: &SecretString,
         timeout: Duration,
     ) -> Result<DerivativeCache, redis::RedisError> {
-        let client = redis::Client::open(url.expose_secret())?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(CONNECT_TIMEOUT))
-            .set_response_timeout(Some(timeout))
-            .set_number_of_retries(1);
-        let connection = ConnectionManager::new_lazy_with_config(client, config)?;
+        let connection = RedisConnection::lazy(url.expose_secret(), CONNECT_TIMEOUT, timeout)?;
         Ok(DerivativeCache {
             connection,
             timeout,
@@ -196,14 +192,7 @@ impl DerivativeCache {
             if let Some(held) = self.hot.get(&guessed_key) {
                 if held.meta.is_fresh(unix_now()) {
                     // Only the counters move: the image is already here.
-                    let counters: Vec<Option<u64>> = self
-                        .run(
-                            "LOOKUP",
-                            redis::cmd("MGET")
-                                .arg(&names.generations)
-                                .query_async(&mut self.connection.clone()),
-                        )
-                        .await?;
+                    let (counters, _) = self.run("LOOKUP", self.read_counters(names, None)).await?;
                     let current: Vec<u64> =
                         counters.iter().map(|value| value.unwrap_or(0)).collect();
                     self.generations.remember(&names.generations, &current);
@@ -227,11 +216,11 @@ impl DerivativeCache {
             // counters had last time (almost always still right). Another
             // client may bump a counter between the two reads; the request
             // is then answered as if it came just before that purge.
-            let mut pipe = redis::pipe();
-            pipe.cmd("MGET").arg(&names.generations);
-            pipe.add_command(entry_read(&guessed_key, meta_only));
-            let (counters, value): (Vec<Option<u64>>, Option<Vec<u8>>) = self
-                .run("LOOKUP", pipe.query_async(&mut self.connection.clone()))
+            let (counters, value) = self
+                .run(
+                    "LOOKUP",
+                    self.read_counters(names, Some(entry_read(&guessed_key, meta_only))),
+                )
                 .await?;
             let current: Vec<u64> = counters.iter().map(|value| value.unwrap_or(0)).collect();
             self.generations.remember(&names.generations, &current);
@@ -269,6 +258,59 @@ impl DerivativeCache {
         }
         .instrument(span)
         .await
+    }
+
+    /// The purge counters of `names` and, with `entry`, that read of the
+    /// entry, in one round trip per slot they live on: one pipeline on a
+    /// single server; on a cluster, the Source's counters on their slot
+    /// and the asset's counter with the entry on theirs, sent at once (see
+    /// [`crate::keys`]).
+    async fn read_counters(
+        &self,
+        names: &CacheNames,
+        entry: Option<redis::Cmd>,
+    ) -> redis::RedisResult<(Vec<Option<u64>>, Option<Vec<u8>>)> {
+        let has_entry = entry.is_some();
+        if !self.connection.is_cluster() {
+            let mut pipe = redis::pipe();
+            pipe.cmd("MGET").arg(&names.generations);
+            if let Some(entry) = entry {
+                pipe.add_command(entry);
+                return pipe.query_async(&mut self.connection.clone()).await;
+            }
+            let (counters,): (Vec<Option<u64>>,) =
+                pipe.query_async(&mut self.connection.clone()).await?;
+            return Ok((counters, None));
+        }
+        let Some((asset, shared)) = names.generations.split_last() else {
+            return Ok((Vec::new(), None));
+        };
+        let mut shared_connection = self.connection.clone();
+        let shared_read = async {
+            redis::cmd("MGET")
+                .arg(shared)
+                .query_async::<Vec<Option<u64>>>(&mut shared_connection)
+                .await
+        };
+        let mut own = redis::pipe();
+        own.cmd("GET").arg(asset);
+        if let Some(entry) = entry {
+            own.add_command(entry);
+        }
+        let mut own_connection = self.connection.clone();
+        let own_read = async {
+            if has_entry {
+                own.query_async::<(Option<u64>, Option<Vec<u8>>)>(&mut own_connection)
+                    .await
+            } else {
+                own.query_async::<(Option<u64>,)>(&mut own_connection)
+                    .await
+                    .map(|(counter,)| (counter, None))
+            }
+        };
+        let (mut counters, (asset_counter, value)) = tokio::try_join!(shared_read, own_read)?;
+        counters.push(asset_counter);
+        Ok((counters, value))
     }
 
     /// The answer for the entry under `key` whose header is `meta` and whose
@@ -578,7 +620,7 @@ mod tests {
     use super::*;
     use crate::entry::tests::sample;
     use crate::keys::{CacheNames, PurgeScope, generation_key, lease_key};
-    use crate::test_redis::RedisProcess;
+    use crate::test_redis::{RedisCluster, RedisProcess};
 
     fn names(path: &str) -> CacheNames {
         let plan = imgmesh_imgix_params::normalize_plan(&RenderPlan {
@@ -823,5 +865,157 @@ mod tests {
             assert!(Instant::now() < deadline, "cache never recovered");
             tokio::time::sleep(RETRY_AFTER / 5).await;
         }
+    }
+
+    fn names_in(source: &str, path: &str) -> CacheNames {
+        let plan = imgmesh_imgix_params::normalize_plan(&RenderPlan {
+            width: 100,
+            ..RenderPlan::default()
+        })
+        .unwrap();
+        CacheNames::new(source, 1, path, &plan)
+    }
+
+    /// On a Redis Cluster (three masters, comma-separated seed list) every
+    /// operation works as on one server: entries are found whole or
+    /// header-only, leases have one holder, and purges of an asset, a
+    /// directory and a Source move the keys. The entries spread over more
+    /// than one master, so one Source's derivatives are not one node's load.
+    #[tokio::test]
+    async fn a_cluster_serves_hits_leases_and_purges() {
+        let cluster = RedisCluster::start().await;
+        let cache = DerivativeCache::connect_lazily(
+            &cluster.url().as_str().into(),
+            Duration::from_millis(500),
+        )
+        .unwrap();
+        let paths: Vec<String> = (0..40)
+            .map(|i| format!("a/{}/img-{i}.jpg", i % 3))
+            .collect();
+        for path in &paths {
+            let names = names_in("src_1", path);
+            let miss = cache.lookup(&names, false).await.expect("cluster answers");
+            assert_eq!(miss.found, None);
+            cache.set(&miss.key, &sample(), 600).await;
+            let hit = cache.lookup(&names, false).await.unwrap();
+            assert_eq!(hit.found, Some(Found::Whole(sample())), "{path}");
+            let header = cache.lookup(&names, true).await.unwrap();
+            assert_eq!(header.found, Some(Found::Meta(sample().meta)), "{path}");
+        }
+        let masters = cluster.masters().await;
+        assert_eq!(masters.len(), 3, "{masters:?}");
+        let mut holding = 0;
+        for &port in &masters {
+            if cluster.keys_on(port, "imgmesh:*:d:*").await > 0 {
+                holding += 1;
+            }
+        }
+        assert!(holding >= 2, "the entries sit on {holding} of 3 masters");
+
+        let lease = lease_key(
+            &cache
+                .lookup(&names_in("src_1", &paths[0]), false)
+                .await
+                .unwrap()
+                .key,
+        );
+        let ttl = Duration::from_secs(5);
+        assert_eq!(
+            cache.try_lease(&lease, "a", ttl).await,
+            LeaseOutcome::Acquired
+        );
+        assert_eq!(
+            cache.try_lease(&lease, "b", ttl).await,
+            LeaseOutcome::HeldElsewhere
+        );
+        cache.release_lease(&lease, "a").await;
+        assert_eq!(
+            cache.try_lease(&lease, "b", ttl).await,
+            LeaseOutcome::Acquired
+        );
+
+        let found = |path: &str| {
+            let cache = cache.clone();
+            let names = names_in("src_1", path);
+            async move { cache.lookup(&names, false).await.unwrap().found.is_some() }
+        };
+        cache
+            .purge(&generation_key("src_1", PurgeScope::Asset(&paths[1])))
+            .await
+            .unwrap();
+        assert!(!found(&paths[1]).await, "purged asset still found");
+        assert!(found(&paths[4]).await);
+        cache
+            .purge(&generation_key("src_1", PurgeScope::Prefix("a/2/")))
+            .await
+            .unwrap();
+        assert!(!found(&paths[2]).await, "purged directory still found");
+        assert!(found(&paths[3]).await);
+        cache
+            .purge(&generation_key("src_1", PurgeScope::Source))
+            .await
+            .unwrap();
+        for path in &paths {
+            assert!(!found(path).await, "{path} survived the Source purge");
+        }
+    }
+
+    /// When a cluster master is killed, lookups on its slots miss quickly
+    /// (never hang past the timeout) until its replica takes over; then
+    /// every path caches and hits again, with no restart of the client.
+    #[tokio::test]
+    async fn a_killed_cluster_master_means_misses_then_hits_after_failover() {
+        let mut cluster = RedisCluster::start().await;
+        let timeout = Duration::from_millis(200);
+        let cache =
+            DerivativeCache::connect_lazily(&cluster.url().as_str().into(), timeout).unwrap();
+        let paths: Vec<String> = (0..30).map(|i| format!("img-{i}.jpg")).collect();
+        for path in &paths {
+            let names = names_in("src_1", path);
+            let key = cache.lookup(&names, false).await.unwrap().key;
+            cache.set(&key, &sample(), 600).await;
+        }
+        let masters = cluster.masters().await;
+        let mut victim = masters[0];
+        for &port in &masters {
+            if cluster.keys_on(port, "imgmesh:*:d:*").await > 0 {
+                victim = port;
+                break;
+            }
+        }
+        cluster.kill(victim);
+
+        let bound = timeout * 4 + Duration::from_millis(500);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let mut all_hit = true;
+            for path in &paths {
+                let names = names_in("src_1", path);
+                let started = Instant::now();
+                let answer = cache.lookup(&names, false).await;
+                assert!(
+                    started.elapsed() < bound,
+                    "lookup took {:?}",
+                    started.elapsed()
+                );
+                match answer {
+                    Some(Lookup { found: Some(_), .. }) => {}
+                    Some(miss) => {
+                        cache.set(&miss.key, &sample(), 600).await;
+                        all_hit = false;
+                    }
+                    None => all_hit = false,
+                }
+            }
+            if all_hit {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the cache did not recover after the replica took over"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        assert_eq!(cluster.masters().await.len(), 3, "a replica was promoted");
     }
 }

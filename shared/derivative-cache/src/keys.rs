@@ -3,7 +3,7 @@
 //! A derivative's entry key is
 //!
 //! ```text
-//! imgmesh:{<source id>}:d:v3:<digest>:<generations>
+//! imgmesh:{<source id>.<asset>}:d:v4:<digest>:<generations>
 //! ```
 //!
 //! `<digest>` is hex(sha256(source id, source config version, path,
@@ -11,7 +11,8 @@
 //! front, so no two different tuples hash the same bytes (`("ab", "c")` vs
 //! `("a", "bc")`). The plan is hashed in its canonical form (defaults
 //! written out: `imgmesh_imgix_params::normalize_plan`), and the config version is
-//! part of it so a Source edit takes effect at once.
+//! part of it so a Source edit takes effect at once. `<asset>` is the
+//! first 16 hex digits of sha256(path): it names the asset's hash tag.
 //!
 //! `<generations>` are the current values of the purge counters that cover
 //! the path, broadest first, joined with `.`: the Source's, one per parent
@@ -21,8 +22,17 @@
 //! counters are read in the same round trip as the entry (see
 //! `derivative_cache`).
 //!
-//! Every key of one Source shares the hash tag `{<source id>}`, so a
-//! lookup's keys live on one Redis Cluster slot.
+//! Two hash tags decide where keys live on a Redis Cluster:
+//!
+//! - `{<source id>}`: the Source's counter and its directories' counters,
+//!   small keys every lookup of the Source reads;
+//! - `{<source id>.<asset>}`: one asset's entries, their render leases and
+//!   the asset's own counter, so one busy Source's images spread over
+//!   every shard while an entry and its lease stay on one slot (the lease
+//!   scripts need that).
+//!
+//! A lookup therefore touches at most two slots: one `MGET` on the
+//! Source's, one `GET` of counter and entry on the asset's, sent at once.
 
 use prost::Message as _;
 use sha2::{Digest as _, Sha256};
@@ -31,12 +41,14 @@ use imgmesh_proto::renderer::v1::RenderPlan;
 
 /// The version of the entry key and value format; bump it when either (or
 /// rendering) changes incompatibly.
-pub const KEY_VERSION: &str = "v3";
+pub const KEY_VERSION: &str = "v4";
 
 /// The Redis keys one derivative depends on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CacheNames {
-    /// The purge counters covering the derivative, broadest first.
+    /// The purge counters covering the derivative, broadest first: all
+    /// but the last share the Source's hash tag, the last (the asset's) the
+    /// entry's.
     pub generations: Vec<String>,
     /// The entry key without its generations.
     pub base: String,
@@ -85,7 +97,10 @@ impl CacheNames {
         generations.push(generation_key(source_id, PurgeScope::Asset(path)));
         CacheNames {
             generations,
-            base: format!("imgmesh:{{{source_id}}}:d:{KEY_VERSION}:{digest}"),
+            base: format!(
+                "imgmesh:{{{}}}:d:{KEY_VERSION}:{digest}",
+                asset_tag(source_id, path)
+            ),
         }
     }
 
@@ -108,8 +123,29 @@ pub fn generation_key(source_id: &str, scope: PurgeScope<'_>) -> String {
     match scope {
         PurgeScope::Source => format!("imgmesh:{{{source_id}}}:g"),
         PurgeScope::Prefix(prefix) => format!("imgmesh:{{{source_id}}}:g:p:{prefix}"),
-        PurgeScope::Asset(path) => format!("imgmesh:{{{source_id}}}:g:a:{path}"),
+        PurgeScope::Asset(path) => format!("imgmesh:{{{}}}:g:a", asset_tag(source_id, path)),
     }
+}
+
+/// The hash tag of one asset's keys: the Source id and the first 16 hex
+/// digits of sha256(path) (64 bits: distinct assets share a tag, and so a
+/// slot, only by chance).
+fn asset_tag(source_id: &str, path: &str) -> String {
+    let digest = Sha256::digest(path.as_bytes());
+    format!("{source_id}.{}", hex::encode(&digest[..8]))
+}
+
+/// The hash tag of `key`, as Redis Cluster reads it: what lies between the
+/// first `{` and the next `}`, when that is not empty; else the whole key.
+pub fn hash_tag(key: &str) -> &str {
+    key.find('{')
+        .and_then(|open| {
+            let rest = &key[open + 1..];
+            rest.find('}')
+                .filter(|&close| close > 0)
+                .map(|close| &rest[..close])
+        })
+        .unwrap_or(key)
 }
 
 /// `prefix` as the directory prefix purges use: without a leading `/` and
@@ -155,7 +191,12 @@ mod tests {
     fn key_is_stable() {
         let base = key("src_1", 3, "photos/cat.jpg", &webp_320());
         assert_eq!(base, key("src_1", 3, "photos/cat.jpg", &webp_320()));
-        let digest = base.strip_prefix("imgmesh:{src_1}:d:v3:").unwrap();
+        let digest = base
+            .strip_prefix(&format!(
+                "imgmesh:{{src_1.{}}}:d:v4:",
+                &hex::encode(Sha256::digest(b"photos/cat.jpg"))[..16]
+            ))
+            .unwrap();
         assert_eq!(digest.len(), 64);
         assert!(digest.chars().all(|c| c.is_ascii_hexdigit()));
     }
@@ -165,13 +206,14 @@ mod tests {
     #[test]
     fn generations_cover_source_directories_and_asset() {
         let names = CacheNames::new("src_1", 3, "a/b/cat.jpg", &webp_320());
+        let asset = &hex::encode(Sha256::digest(b"a/b/cat.jpg"))[..16];
         assert_eq!(
             names.generations,
             [
-                "imgmesh:{src_1}:g",
-                "imgmesh:{src_1}:g:p:a/",
-                "imgmesh:{src_1}:g:p:a/b/",
-                "imgmesh:{src_1}:g:a:a/b/cat.jpg",
+                "imgmesh:{src_1}:g".to_owned(),
+                "imgmesh:{src_1}:g:p:a/".to_owned(),
+                "imgmesh:{src_1}:g:p:a/b/".to_owned(),
+                format!("imgmesh:{{src_1.{asset}}}:g:a"),
             ]
         );
         assert_eq!(
@@ -183,14 +225,37 @@ mod tests {
             names.entry_key(&[1, 0, 0, 0])
         );
         let flat = CacheNames::new("src_1", 3, "cat.jpg", &webp_320());
+        assert_eq!(flat.generations.len(), 2);
+        assert_eq!(flat.generations[0], "imgmesh:{src_1}:g");
         assert_eq!(
-            flat.generations,
-            ["imgmesh:{src_1}:g", "imgmesh:{src_1}:g:a:cat.jpg"]
+            lease_key("imgmesh:{s}:d:v4:ab:0.0"),
+            "imgmesh:{s}:d:v4:ab:0.0:lease"
         );
+    }
+
+    /// On a Redis Cluster an asset's entry, lease and own counter share one
+    /// slot; the Source's and directories' counters share another; two
+    /// assets of one Source have different tags, so they spread over shards.
+    #[test]
+    fn hash_tags_keep_an_asset_together_and_spread_a_source() {
+        let names = CacheNames::new("src_1", 3, "a/b/cat.jpg", &webp_320());
+        let entry = names.entry_key(&[0, 0, 0, 0]);
+        let (asset_counter, shared) = names.generations.split_last().unwrap();
+        assert_eq!(hash_tag(&entry), hash_tag(asset_counter));
+        assert_eq!(hash_tag(&lease_key(&entry)), hash_tag(&entry));
+        assert!(shared.iter().all(|key| hash_tag(key) == "src_1"));
+        assert_ne!(hash_tag(&entry), "src_1");
+        let other = CacheNames::new("src_1", 3, "a/b/dog.jpg", &webp_320());
+        assert_ne!(hash_tag(&other.base), hash_tag(&names.base));
         assert_eq!(
-            lease_key("imgmesh:{s}:d:v3:ab:0.0"),
-            "imgmesh:{s}:d:v3:ab:0.0:lease"
+            generation_key("src_1", PurgeScope::Asset("a/b/cat.jpg")),
+            *asset_counter
         );
+        // A path with braces cannot move the tag: the tag holds its hash.
+        let braces = CacheNames::new("src_1", 3, "x}{y.jpg", &webp_320());
+        assert!(hash_tag(&braces.base).starts_with("src_1."));
+        assert_eq!(hash_tag("plain"), "plain");
+        assert_eq!(hash_tag("a{}b"), "a{}b");
     }
 
     /// Purge prefixes are directories: leading slashes go, a trailing one is added.

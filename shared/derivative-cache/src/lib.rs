@@ -8,9 +8,9 @@
 //!   `If-None-Match` / `If-Modified-Since`, the strong ETag);
 //! - [`client`]: [`DerivativeCache`], every Redis operation under a short
 //!   timeout and a circuit breaker, so Redis trouble costs misses, never
-//!   errors;
+//!   errors, on one Redis server or a Redis Cluster;
 //! - [`response`]: an entry as the renderer's `RenderResponse`;
-//! - [`test_redis`]: a real `redis-server` for tests.
+//! - [`test_redis`]: a real `redis-server`, or a real Redis Cluster, for tests.
 
 pub mod client;
 pub mod entry;
@@ -18,10 +18,13 @@ pub mod keys;
 pub mod response;
 pub mod test_redis;
 
+mod connection;
 mod hot;
 mod metrics;
 
 pub use crate::client::{DerivativeCache, Found, LeaseOutcome, Lookup, RETRY_AFTER, Waiting};
 pub use crate::entry::{CachedDerivative, Conditional, EntryMeta, strong_etag, unix_now};
-pub use crate::keys::{CacheNames, PurgeScope, directory_prefix, generation_key, lease_key};
+pub use crate::keys::{
+    CacheNames, PurgeScope, directory_prefix, generation_key, hash_tag, lease_key,
+};
 pub use crate::response::render_response;

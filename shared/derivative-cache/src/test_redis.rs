@@ -1,5 +1,7 @@
-//! A real `redis-server` on a free loopback port, for tests; killed on drop.
+//! A real `redis-server` on a free loopback port, or a real Redis Cluster
+//! of six of them, for tests; killed on drop.
 
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -31,8 +33,15 @@ impl RedisProcess {
 
     /// Starts Redis on `port` and waits until it answers PING.
     pub async fn start_on(port: u16) -> RedisProcess {
+        RedisProcess::start_with(port, &[]).await
+    }
+
+    /// Starts Redis on `port` with `extra` arguments and waits until it
+    /// answers PING.
+    pub async fn start_with(port: u16, extra: &[&str]) -> RedisProcess {
         let child = Command::new("redis-server")
             .args(["--port", &port.to_string()])
+            .args(extra)
             .args(["--bind", "127.0.0.1"])
             .args(["--save", ""])
             .args(["--appendonly", "no"])
@@ -50,6 +59,16 @@ impl RedisProcess {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         redis
+    }
+
+    /// The port this server listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Whether the server process is still ours and running.
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
     }
 
     /// The `redis://` URL of this server.
@@ -105,4 +124,167 @@ impl Drop for RedisProcess {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// A Redis Cluster of three masters, each with one replica, on free
+/// loopback ports: made with `redis-cli --cluster create`, as an operator
+/// makes one. Nodes declare a failed master after one second.
+#[derive(Debug)]
+pub struct RedisCluster {
+    nodes: Vec<RedisProcess>,
+    dir: PathBuf,
+}
+
+/// How long the cluster may take to agree on its slots after creation.
+const CLUSTER_DEADLINE: Duration = Duration::from_secs(30);
+
+// === impl RedisCluster ===
+
+impl RedisCluster {
+    /// Starts six nodes, joins them into a cluster, and waits until every
+    /// node reports `cluster_state:ok`.
+    pub async fn start() -> RedisCluster {
+        let dir = std::env::temp_dir().join(format!(
+            "imgmesh-redis-cluster-{}-{}",
+            std::process::id(),
+            free_port()
+        ));
+        std::fs::create_dir_all(&dir).expect("create the cluster's directory");
+        let mut nodes = Vec::new();
+        for _ in 0..6 {
+            let port = free_port();
+            let config = dir.join(format!("nodes-{port}.conf"));
+            let dir_arg = dir.to_string_lossy().into_owned();
+            let config_arg = config.to_string_lossy().into_owned();
+            nodes.push(
+                RedisProcess::start_with(
+                    port,
+                    &[
+                        "--cluster-enabled",
+                        "yes",
+                        "--cluster-config-file",
+                        &config_arg,
+                        "--cluster-node-timeout",
+                        "1000",
+                        "--dir",
+                        &dir_arg,
+                    ],
+                )
+                .await,
+            );
+        }
+        let cluster = RedisCluster { nodes, dir };
+        let addresses: Vec<String> = cluster
+            .nodes
+            .iter()
+            .map(|node| format!("127.0.0.1:{}", node.port))
+            .collect();
+        let created = Command::new("redis-cli")
+            .arg("--cluster")
+            .arg("create")
+            .args(&addresses)
+            .args(["--cluster-replicas", "1", "--cluster-yes"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("redis-cli is installed");
+        assert!(created.success(), "redis-cli --cluster create failed");
+        let deadline = Instant::now() + CLUSTER_DEADLINE;
+        // A replica that never synced is too stale to take over, so wait
+        // for every replica's link too.
+        while !cluster.is_ok().await || cluster.synced_replicas().await < 3 {
+            assert!(Instant::now() < deadline, "the cluster did not become ok");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        cluster
+    }
+
+    /// The seed-node list for `--redis-url`: every node, comma-separated.
+    pub fn url(&self) -> String {
+        let urls: Vec<String> = self.nodes.iter().map(RedisProcess::url).collect();
+        urls.join(",")
+    }
+
+    /// The ports of the running nodes that are masters now.
+    pub async fn masters(&self) -> Vec<u16> {
+        let mut masters = Vec::new();
+        for node in self.nodes.iter().filter(|node| node.is_running()) {
+            if let Some(info) = node_query(node.port, &["ROLE"]).await
+                && info.first().map(String::as_str) == Some("master")
+            {
+                masters.push(node.port);
+            }
+        }
+        masters
+    }
+
+    /// How many replicas are connected to their master.
+    async fn synced_replicas(&self) -> usize {
+        let mut synced = 0;
+        for node in &self.nodes {
+            if let Some(role) = node_query(node.port, &["ROLE"]).await
+                && role.first().map(String::as_str) == Some("slave")
+                && role.iter().any(|line| line == "connected")
+            {
+                synced += 1;
+            }
+        }
+        synced
+    }
+
+    /// How many keys matching `pattern` the node on `port` holds.
+    pub async fn keys_on(&self, port: u16, pattern: &str) -> usize {
+        node_query(port, &["KEYS", pattern])
+            .await
+            .map_or(0, |keys| keys.len())
+    }
+
+    /// Kills (SIGKILL) the node on `port`.
+    pub fn kill(&mut self, port: u16) {
+        if let Some(node) = self.nodes.iter_mut().find(|node| node.port == port) {
+            node.kill();
+        }
+    }
+
+    /// Whether every running node reports `cluster_state:ok`.
+    pub async fn is_ok(&self) -> bool {
+        for node in self.nodes.iter().filter(|node| node.is_running()) {
+            let Some(info) = node_query(node.port, &["CLUSTER", "INFO"]).await else {
+                return false;
+            };
+            if !info.iter().any(|line| line.trim() == "cluster_state:ok") {
+                return false;
+            }
+        }
+        true
+    }
+}
+
+impl Drop for RedisCluster {
+    fn drop(&mut self) {
+        for node in &mut self.nodes {
+            node.kill();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// `redis-cli -p port args…` without following redirects: its output
+/// lines, or `None` when the node does not answer.
+async fn node_query(port: u16, args: &[&str]) -> Option<Vec<String>> {
+    let output = tokio::process::Command::new("redis-cli")
+        .args(["-h", "127.0.0.1", "-p", &port.to_string()])
+        .args(args)
+        .stderr(Stdio::null())
+        .output()
+        .await
+        .ok()?;
+    if !output.status.success() {
+        return None;
+    }
+    let text = String::from_utf8(output.stdout).ok()?;
+    if text.starts_with("Could not connect") {
+        return None;
+    }
+    Some(text.lines().map(str::to_owned).collect())
 }

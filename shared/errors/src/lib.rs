@@ -131,8 +131,9 @@ impl ErrorCode {
             ErrorCode::InputTooLarge => 413,
             ErrorCode::UnsupportedInput => 415,
             ErrorCode::CorruptInput => 422,
-            ErrorCode::Overloaded => 429,
-            ErrorCode::Unavailable => 503,
+            // A full tier sheds with 503 + `Retry-After`, as imgix and
+            // imgproxy do; 429 would blame the client for our capacity.
+            ErrorCode::Overloaded | ErrorCode::Unavailable => 503,
             ErrorCode::OriginTimeout => 504,
             ErrorCode::Internal => 500,
         }
@@ -140,6 +141,10 @@ impl ErrorCode {
 
     /// The code a bare gRPC status maps to when it carries no `ErrorInfo`
     /// (a transport failure, a deadline, a peer that is not imgmesh).
+    ///
+    /// tonic reports a deadline that passed as `CANCELLED` ("Timeout
+    /// expired"), on the client and on the server alike, so `CANCELLED` is a
+    /// timeout here too: never an internal error.
     pub fn from_grpc_code(code: tonic::Code) -> ErrorCode {
         match code {
             tonic::Code::NotFound => ErrorCode::ObjectNotFound,
@@ -149,7 +154,7 @@ impl ErrorCode {
             tonic::Code::Unauthenticated => ErrorCode::SignatureInvalid,
             tonic::Code::ResourceExhausted => ErrorCode::Overloaded,
             tonic::Code::Unavailable => ErrorCode::Unavailable,
-            tonic::Code::DeadlineExceeded => ErrorCode::OriginTimeout,
+            tonic::Code::DeadlineExceeded | tonic::Code::Cancelled => ErrorCode::OriginTimeout,
             _ => ErrorCode::Internal,
         }
     }
@@ -227,6 +232,16 @@ mod tests {
         assert_eq!(ErrorCode::InputTooLarge.http_status(), 413);
         assert_eq!(ErrorCode::UnsupportedInput.http_status(), 415);
         assert_eq!(ErrorCode::CorruptInput.http_status(), 422);
+    }
+
+    /// A deadline tonic reports as CANCELLED is a timeout (504), never a 500.
+    #[test]
+    fn cancelled_deadline_is_a_timeout() {
+        let status = tonic::Status::cancelled("Timeout expired");
+        assert_eq!(ErrorCode::of_status(&status), ErrorCode::OriginTimeout);
+        assert_eq!(ErrorCode::of_status(&status).http_status(), 504);
+        let status = tonic::Status::deadline_exceeded("deadline exceeded");
+        assert_eq!(ErrorCode::of_status(&status), ErrorCode::OriginTimeout);
     }
 
     /// A field error names the field in its message.

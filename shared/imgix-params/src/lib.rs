@@ -121,12 +121,18 @@ mod tests {
         Some(pb::Color { argb })
     }
 
-    /// The W1 request's plan: only the fields it sets, defaults written out.
+    /// The plan of a query without parameters: defaults written out,
+    /// including imgix's progressive JPEG and `cs=origin`.
     fn defaults() -> RenderPlan {
         RenderPlan {
             fit: Fit::Clip.into(),
             quality: 75,
             dpr_centi: 100,
+            encoding: Some(pb::Encoding {
+                progressive: true,
+                color_space: ColorSpace::Origin.into(),
+                ..Default::default()
+            }),
             ..RenderPlan::default()
         }
     }
@@ -468,13 +474,14 @@ mod tests {
         assert_eq!(encoding("cs=tinysrgb").color_space(), ColorSpace::Srgb);
         assert_eq!(encoding("cs=origin").color_space(), ColorSpace::Origin);
         assert_eq!(encoding("cs=strip").color_space(), ColorSpace::Unspecified);
+        assert_eq!(encoding("").color_space(), ColorSpace::Origin);
+        assert_eq!(
+            encoding("auto=compress").color_space(),
+            ColorSpace::Unspecified
+        );
         assert!(encoding("auto=compress").compress);
         assert!(!encoding("auto=compress&fm=jpg").compress);
-        assert_eq!(
-            plan("fm=jpg&q=80").encoding,
-            None,
-            "W1's plan carries no encoding message"
-        );
+        assert!(encoding("fm=jpg&q=80").progressive);
     }
 
     /// auto=format picks AVIF, then WebP, from Accept; the plan never holds the header itself.
@@ -692,7 +699,7 @@ mod tests {
         );
         assert_eq!(plan("border-top=5").canvas, None);
         assert_eq!(
-            canvas("border-radius=1,2,3,4").border_radius,
+            canvas("border=1,red&border-radius=1,2,3,4").border_radius,
             Some(pb::Corners {
                 top_left: 1,
                 top_right: 2,
@@ -701,9 +708,13 @@ mod tests {
             })
         );
         assert_eq!(
-            canvas("border-radius=9").border_radius.unwrap().bottom_left,
+            canvas("border=2,red&border-radius=9")
+                .border_radius
+                .unwrap()
+                .bottom_left,
             9
         );
+        assert_eq!(plan("border-radius=9").canvas, None);
         let fill = canvas("fit=fill&fill=blur&fill-color=red");
         assert_eq!((fill.fill(), fill.fill_color), (FillMode::Blur, None));
         assert_eq!(

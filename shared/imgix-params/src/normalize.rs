@@ -38,6 +38,10 @@ pub const COMPRESS_QUALITY: u32 = 45;
 /// One in millionths.
 const ONE_PPM: u32 = 1_000_000;
 
+/// The largest watermark side in pixels: for `mark-w` and `mark-h` "The
+/// maximum value is 2000" (https://docs.imgix.com/apis/url/watermark/mark-w).
+const MAX_MARK_SIDE: u32 = 2000;
+
 /// Largest aspect ratio kept (either way round), in millionths.
 const MAX_ASPECT_RATIO_PPM: u64 = MAX_OUTPUT_SIDE as u64 * ONE_PPM as u64;
 
@@ -70,7 +74,8 @@ pub fn normalize_plan(plan: &RenderPlan) -> Result<RenderPlan, ParamError> {
         dpr => dpr.min(MAX_DPR_CENTI),
     };
     let crops = matches!(fit, Fit::Crop | Fit::Min);
-    if fit == Fit::Crop && plan.aspect_ratio_ppm > 0 {
+    // imgix: `ar` "will work only when either fit=crop or fit=fill is set".
+    if matches!(fit, Fit::Crop | Fit::Fill) && plan.aspect_ratio_ppm > 0 {
         out.aspect_ratio_ppm = plan.aspect_ratio_ppm.clamp(
             ONE_PPM as u64 / MAX_OUTPUT_SIDE as u64,
             MAX_ASPECT_RATIO_PPM,
@@ -375,7 +380,9 @@ fn normalize_canvas(canvas: &pb::Canvas, fit: Fit) -> Result<Option<pb::Canvas>,
             .map(|p| sides(&p, MAX_OUTPUT_SIDE))
             .and_then(non_default),
         border,
-        border_radius: corners(canvas.border_radius),
+        // imgix: for both radii "the border parameter must be set for this
+        // operation to be applied".
+        border_radius: corners(canvas.border_radius).filter(|_| border.is_some()),
         border_radius_inner: corners(canvas.border_radius_inner).filter(|_| border.is_some()),
         fill: if fills { fill } else { FillMode::Unspecified }.into(),
         fill_color: if fills && fill == FillMode::Unspecified {
@@ -428,11 +435,16 @@ fn normalize_watermark(mark: &pb::Watermark) -> Result<Option<pb::Watermark>, Pa
     if mark.path.is_empty() {
         return Ok(None);
     }
+    // imgix's mark-tile page: "If mark-align is not set, the default top,
+    // left will be used for a tiled watermark. This is different from the
+    // default bottom, right for a single mark."
     let vertical = match known::<VerticalAlign>("watermark.vertical", mark.vertical)? {
+        VerticalAlign::Unspecified if mark.tile => VerticalAlign::Top,
         VerticalAlign::Unspecified => VerticalAlign::Bottom,
         v => v,
     };
     let horizontal = match known::<HorizontalAlign>("watermark.horizontal", mark.horizontal)? {
+        HorizontalAlign::Unspecified if mark.tile => HorizontalAlign::Left,
         HorizontalAlign::Unspecified => HorizontalAlign::Right,
         h => h,
     };
@@ -453,8 +465,8 @@ fn normalize_watermark(mark: &pb::Watermark) -> Result<Option<pb::Watermark>, Pa
         ),
         x: mark.x.map(|x| x.min(MAX_OUTPUT_SIDE)),
         y: mark.y.map(|y| y.min(MAX_OUTPUT_SIDE)),
-        width: length(mark.width.as_ref(), MAX_OUTPUT_SIDE),
-        height: length(mark.height.as_ref(), MAX_OUTPUT_SIDE),
+        width: length(mark.width.as_ref(), MAX_MARK_SIDE),
+        height: length(mark.height.as_ref(), MAX_MARK_SIDE),
         fit: fit.into(),
         tile: mark.tile,
     }))
@@ -516,12 +528,14 @@ fn normalize_blend(blend: &pb::Blend) -> Result<Option<pb::Blend>, ParamError> {
             ..pb::Blend::default()
         })),
         Some(pb::blend::Source::Path(path)) => {
+            // imgix: "If no value is explicitly set, the default behavior is
+            // center,middle" (https://docs.imgix.com/apis/url/blending/blend-align).
             let vertical = match known::<VerticalAlign>("blend.vertical", blend.vertical)? {
-                VerticalAlign::Unspecified => VerticalAlign::Top,
+                VerticalAlign::Unspecified => VerticalAlign::Middle,
                 v => v,
             };
             let horizontal = match known::<HorizontalAlign>("blend.horizontal", blend.horizontal)? {
-                HorizontalAlign::Unspecified => HorizontalAlign::Left,
+                HorizontalAlign::Unspecified => HorizontalAlign::Center,
                 h => h,
             };
             let fit = match known::<OverlayFit>("blend.fit", blend.fit)? {

@@ -323,7 +323,10 @@ impl Reader<'_> {
         if let Some(q) = self.integer("q") {
             plan.quality = to_u32(q).max(1);
         }
-        if let Some(true) = self.boolean("jpg-progressive") {
+        // imgix: "The default value is true when not specified if the
+        // output format is a JPEG" (`fm=pjpg` is progressive whatever
+        // `jpg-progressive` says).
+        if self.boolean("jpg-progressive").unwrap_or(true) {
             encoding.progressive = true;
         }
         encoding.lossless = self.boolean("lossless").unwrap_or(false);
@@ -336,7 +339,12 @@ impl Reader<'_> {
         encoding.color_space = match self.keyword("cs").as_deref() {
             Some("srgb" | "tinysrgb" | "adobergb1998") => ColorSpace::Srgb,
             Some("origin") => ColorSpace::Origin,
-            _ => ColorSpace::Unspecified,
+            Some("strip") => ColorSpace::Unspecified,
+            // imgix: `origin` "is the default value when cs is not
+            // specified", and `auto=compress` strips the profile with the
+            // rest of the metadata.
+            _ if encoding.compress => ColorSpace::Unspecified,
+            _ => ColorSpace::Origin,
         }
         .into();
         plan.encoding = Some(encoding);

@@ -5,8 +5,13 @@
 //! tests can learn ephemeral ports), [`serve_grpc`] to run its gRPC routes
 //! with `grpc.health.v1`, trace propagation and per-call metrics,
 //! [`MetricsServer`] to serve `GET /metrics` on a listener of its own, and
-//! [`shutdown_signal`] to stop gracefully on Ctrl-C or SIGTERM.
+//! [`shutdown_signal`] to stop gracefully on Ctrl-C or SIGTERM. Clients
+//! build their gRPC channels with [`grpc_channel`], which balances requests
+//! over every address of a target (see [`grpc_balance`]) and retries a
+//! failed idempotent call once on another replica (see [`grpc_retry`]).
 
+pub mod grpc_balance;
+pub mod grpc_retry;
 mod metrics_server;
 
 use std::future::Future;
@@ -15,8 +20,9 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use tokio::net::TcpListener;
-use tonic::transport::{Channel, Endpoint, Server};
+use tonic::transport::{Endpoint, Server};
 
+pub use crate::grpc_retry::GrpcChannel;
 pub use crate::metrics_server::MetricsServer;
 /// The `--metrics-listen` flag, for services to `#[command(flatten)]`.
 pub use imgmesh_metrics::MetricsArgs;
@@ -147,14 +153,99 @@ pub fn limit_malloc_arenas(arenas: i32) {
     let _ = arenas;
 }
 
-/// A lazily connecting gRPC channel to `uri` (e.g. `http://127.0.0.1:50051`)
-/// with a connect timeout; reconnects on its own after the peer restarts.
-pub fn grpc_channel(uri: &str) -> anyhow::Result<Channel> {
-    let endpoint = Endpoint::from_shared(uri.to_owned())
-        .with_context(|| format!("invalid gRPC endpoint {uri:?}"))?
+/// Lowers the calling thread's CPU priority to `nice` (0–19; Linux only,
+/// where niceness is per thread, and threads it starts inherit it); once
+/// per thread, later calls are free. For CPU-bound work such as libvips
+/// renders: when the cores are full, the async threads that answer health
+/// checks, cache hits and "overloaded" refusals run first instead of
+/// queueing behind a render's time slice, while the renders still get every
+/// cycle nothing else wants. Errors are ignored (the work only runs at the
+/// normal priority).
+pub fn lower_thread_priority(nice: i32) {
+    thread_local! {
+        static LOWERED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    }
+    if LOWERED.with(|lowered| lowered.replace(true)) {
+        return;
+    }
+    #[cfg(target_os = "linux")]
+    // SAFETY: gettid has no preconditions; setpriority on this thread's own
+    // id only changes its scheduling weight.
+    unsafe {
+        let tid = libc::syscall(libc::SYS_gettid);
+        if let Ok(tid) = libc::id_t::try_from(tid) {
+            libc::setpriority(libc::PRIO_PROCESS, tid, nice.clamp(0, 19));
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = nice;
+}
+
+/// A lazily connecting gRPC channel to `target`; reconnects on its own after
+/// a peer restarts. `target` is one URL (e.g. `http://127.0.0.1:50051`), a
+/// comma-separated list of URLs, a URL whose host is a DNS name that may
+/// resolve to several addresses, or `file:<path>` of a file listing URLs. A single IP-literal URL gets one plain
+/// connection; anything else is balanced per request over every reachable
+/// address, with names resolved again every
+/// [`grpc_balance::RESOLVE_INTERVAL`] by a task that ends with the channel
+/// (see [`grpc_balance`]); its failed idempotent calls are retried once on
+/// another replica ([`grpc_retry`]). Must be called within a Tokio runtime.
+pub fn grpc_channel(target: &str) -> anyhow::Result<GrpcChannel> {
+    let parsed = grpc_balance::parse_target(target)?;
+    if let [url] = parsed.urls.as_slice()
+        && parsed.files.is_empty()
+        && url.ip().is_some()
+    {
+        let endpoint = Endpoint::from_shared(target.trim().to_owned())
+            .with_context(|| format!("invalid gRPC endpoint {target:?}"))?;
+        return Ok(GrpcChannel::without_retries(
+            configure_endpoint(endpoint).connect_lazy(),
+        ));
+    }
+    let (channel, prober, _task) = grpc_balance::balanced_channel(
+        parsed,
+        grpc_balance::system_resolver(),
+        grpc_balance::RESOLVE_INTERVAL,
+        grpc_balance::PROBE_INTERVAL,
+    );
+    Ok(GrpcChannel::balanced(channel, prober))
+}
+
+/// The settings every imgmesh client endpoint gets: a connect timeout,
+/// `TCP_NODELAY` and HTTP/2 keep-alive pings, idle connections included.
+pub(crate) fn configure_endpoint(endpoint: Endpoint) -> Endpoint {
+    endpoint
         .connect_timeout(Duration::from_secs(2))
         .tcp_nodelay(true)
         .http2_keep_alive_interval(Duration::from_secs(30))
-        .keep_alive_while_idle(true);
-    Ok(endpoint.connect_lazy())
+        .keep_alive_while_idle(true)
+}
+
+#[cfg(test)]
+mod tests {
+    /// The calling thread's niceness goes down to the asked value, other
+    /// threads keep theirs, and a thread the lowered one starts inherits it.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn lowered_priority_is_per_thread_and_inherited() {
+        fn own_nice() -> i32 {
+            // SAFETY: gettid and getpriority have no preconditions.
+            unsafe {
+                let tid = libc::id_t::try_from(libc::syscall(libc::SYS_gettid)).unwrap();
+                libc::getpriority(libc::PRIO_PROCESS, tid)
+            }
+        }
+        let before = own_nice();
+        let (lowered, child) = std::thread::spawn(|| {
+            super::lower_thread_priority(10);
+            super::lower_thread_priority(3);
+            let child = std::thread::spawn(own_nice).join().unwrap();
+            (own_nice(), child)
+        })
+        .join()
+        .unwrap();
+        assert_eq!(lowered, 10.max(before), "the first call decides");
+        assert_eq!(child, lowered, "threads it starts inherit it");
+        assert_eq!(own_nice(), before, "other threads keep theirs");
+    }
 }

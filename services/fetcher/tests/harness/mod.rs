@@ -296,6 +296,15 @@ impl ScriptedOrigin {
     where
         F: Fn(&str) -> Vec<u8> + Send + Sync + 'static,
     {
+        Self::start_paced(move |head| (delay, respond(head))).await
+    }
+
+    /// Starts answering each request with `respond(request head)`: how long
+    /// to wait before answering (a stalled origin), then the answer.
+    pub(crate) async fn start_paced<F>(respond: F) -> ScriptedOrigin
+    where
+        F: Fn(&str) -> (Duration, Vec<u8>) + Send + Sync + 'static,
+    {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let endpoint = format!("http://{}", listener.local_addr().unwrap());
         let requests = Arc::new(AtomicUsize::new(0));
@@ -315,8 +324,8 @@ impl ScriptedOrigin {
                         }
                     }
                     counter.fetch_add(1, Ordering::SeqCst);
+                    let (delay, response) = respond(&String::from_utf8_lossy(&head));
                     tokio::time::sleep(delay).await;
-                    let response = respond(&String::from_utf8_lossy(&head));
                     let _ = socket.write_all(&response).await;
                     let _ = socket.shutdown().await;
                 });

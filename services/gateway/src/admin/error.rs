@@ -89,6 +89,29 @@ impl AdminError {
         AdminError::invalid_field("body", "could not be read")
     }
 
+    /// 429: the client's address presented too many wrong tokens; it may
+    /// try again in `retry_after_seconds`.
+    pub(crate) fn too_many_wrong_tokens(retry_after_seconds: u64) -> AdminError {
+        AdminError {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            code: "RATE_LIMITED",
+            message: format!(
+                "too many wrong bearer tokens from this address; retry in {retry_after_seconds} s"
+            ),
+            field: None,
+        }
+    }
+
+    /// 408: the client stopped sending the request body before its end.
+    pub(crate) fn body_timed_out() -> AdminError {
+        AdminError {
+            status: StatusCode::REQUEST_TIMEOUT,
+            code: "REQUEST_TIMEOUT",
+            message: "body: the client stopped sending it before its end".to_owned(),
+            field: Some("body".to_owned()),
+        }
+    }
+
     /// Converts a status from the registry. Statuses without imgmesh's
     /// `ErrorInfo` get a generic message: they may carry addresses or OS
     /// errors.

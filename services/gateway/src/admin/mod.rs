@@ -3,25 +3,33 @@
 //! and purging cached derivatives (one call to the renderer).
 //!
 //! Every request needs `Authorization: Bearer <admin token>` (compared in
-//! constant time); the API does not start without a configured token. Each
-//! endpoint is one call to the source registry over gRPC; registry errors
+//! constant time); the API does not start without a configured token. An
+//! address that presents ten wrong tokens within a minute is refused with
+//! 429 — even with the right token — until that minute is over (see
+//! [`auth_limit`]); a request body that stops arriving is a 408 (see
+//! [`body_timeout`]). Each endpoint is one call to the source registry over
+//! gRPC; registry errors
 //! come back as `{"error":{"code","message","field"}}` with the HTTP status
 //! of their code (see [`error`]). Secrets go in through create, update and
 //! rotate-token bodies and never come out: the only secret ever answered is
 //! a freshly rotated signing token, once. `docs/admin-api.openapi.yaml`
 //! documents every endpoint.
 
+mod auth_limit;
+mod body_timeout;
 mod error;
 mod json;
 mod purge;
 mod upload;
 
 use std::fmt;
-use std::time::Duration;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{FromRequestParts, Path, Request, State};
+use axum::extract::{ConnectInfo, FromRequestParts, Path, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
@@ -32,18 +40,21 @@ use imgmesh_proto::registry::v1::{
     RotateSecureTokenRequest, Source,
 };
 use imgmesh_proto::renderer::v1::renderer_service_client::RendererServiceClient;
+use imgmesh_runtime::GrpcChannel;
 use imgmesh_telemetry::TraceContextInterceptor;
 use secrecy::{ExposeSecret as _, SecretString};
 use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq as _;
-use tonic::transport::Channel;
 use tracing::Instrument as _;
 
 pub(crate) use self::error::AdminError;
+use crate::metrics::METRICS;
 use crate::upstream::TracedChannel;
 
 /// Largest JSON body the admin API reads.
 const MAX_JSON_BODY_BYTES: usize = 1024 * 1024;
+/// How long a request body may send nothing unless configured otherwise.
+const DEFAULT_BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// Deadline for one registry call made by a JSON endpoint.
 const REGISTRY_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -59,6 +70,10 @@ pub struct AdminApi {
     token_digest: [u8; 32],
     registry: RegistryClient,
     renderer: RendererClient,
+    /// How long a request body may go without sending anything.
+    body_read_timeout: Duration,
+    /// Wrong tokens per client address.
+    auth_failures: Arc<auth_limit::AuthFailureLimiter>,
 }
 
 /// The renderer client the admin API calls to purge.
@@ -69,7 +84,11 @@ pub(crate) type RendererClient = RendererServiceClient<TracedChannel>;
 impl AdminApi {
     /// An admin API accepting `token`, calling the registry on `registry`
     /// and the renderer (for purges) on `renderer`.
-    pub(crate) fn new(token: &SecretString, registry: Channel, renderer: Channel) -> AdminApi {
+    pub(crate) fn new(
+        token: &SecretString,
+        registry: GrpcChannel,
+        renderer: GrpcChannel,
+    ) -> AdminApi {
         AdminApi {
             token_digest: Sha256::digest(token.expose_secret().as_bytes()).into(),
             registry: SourceRegistryServiceClient::with_interceptor(
@@ -77,7 +96,16 @@ impl AdminApi {
                 TraceContextInterceptor,
             ),
             renderer: RendererServiceClient::with_interceptor(renderer, TraceContextInterceptor),
+            body_read_timeout: DEFAULT_BODY_READ_TIMEOUT,
+            auth_failures: Arc::default(),
         }
+    }
+
+    /// The same API answering 408 when a request body sends nothing for
+    /// `timeout`.
+    pub(crate) fn with_body_read_timeout(mut self, timeout: Duration) -> AdminApi {
+        self.body_read_timeout = timeout;
+        self
     }
 
     /// Whether `presented` is the admin token, in constant time.
@@ -127,7 +155,8 @@ pub fn admin_router(admin: AdminApi) -> Router {
 }
 
 /// Opens the request's span and refuses it with 401 unless it carries the
-/// admin token as `Authorization: Bearer …`.
+/// admin token as `Authorization: Bearer …`, or with 429 while its client
+/// address is blocked for presenting too many wrong tokens.
 async fn authenticate(State(admin): State<AdminApi>, request: Request, next: Next) -> Response {
     let method = request.method().clone();
     let span = tracing::info_span!(
@@ -144,12 +173,42 @@ async fn authenticate(State(admin): State<AdminApi>, request: Request, next: Nex
         .get(header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
         .and_then(bearer_token);
-    let response = if presented.is_some_and(|token| admin.accepts(token)) {
+    // Requests without a peer address (only in-process tests) share one.
+    let client = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |ConnectInfo(peer)| {
+            peer.ip()
+        });
+    let now = Instant::now();
+    let response = if let Some(wait) = admin.auth_failures.blocked_for(client, now) {
+        METRICS.admin_auth_refused("rate_limited");
+        span.in_scope(|| rate_limited(wait))
+    } else if presented.is_some_and(|token| admin.accepts(token)) {
+        let timeout = admin.body_read_timeout;
+        let request =
+            request.map(|body| Body::new(body_timeout::IdleTimeoutBody::new(body, timeout)));
         next.run(request).instrument(span.clone()).await
     } else {
+        if presented.is_some() {
+            admin.auth_failures.record_failure(client, now);
+            METRICS.admin_auth_refused("invalid_token");
+        } else {
+            METRICS.admin_auth_refused("missing_token");
+        }
         span.in_scope(|| AdminError::unauthenticated().into_response())
     };
     span.record("http.response.status_code", response.status().as_u16());
+    response
+}
+
+/// 429 with `Retry-After` (whole seconds, rounded up) for a blocked address.
+fn rate_limited(wait: Duration) -> Response {
+    let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    let mut response = AdminError::too_many_wrong_tokens(seconds).into_response();
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
     response
 }
 
@@ -326,7 +385,8 @@ fn required(source: Option<Source>) -> Result<Source, AdminError> {
     })
 }
 
-/// Reads a JSON body up to [`MAX_JSON_BODY_BYTES`].
+/// Reads a JSON body up to [`MAX_JSON_BODY_BYTES`]; a body that stops
+/// arriving is a 408.
 async fn read_json_body(body: Body) -> Result<bytes::Bytes, AdminError> {
     axum::body::to_bytes(body, MAX_JSON_BODY_BYTES)
         .await
@@ -336,9 +396,18 @@ async fn read_json_body(body: Body) -> Result<bytes::Bytes, AdminError> {
             if too_large {
                 AdminError::body_too_large(MAX_JSON_BODY_BYTES)
             } else {
-                AdminError::body_unreadable()
+                body_error(&error)
             }
         })
+}
+
+/// Why a request body could not be read: it stalled (408) or broke off.
+fn body_error(error: &(dyn std::error::Error + 'static)) -> AdminError {
+    if body_timeout::is_body_timeout(error) {
+        AdminError::body_timed_out()
+    } else {
+        AdminError::body_unreadable()
+    }
 }
 
 fn source_response(status: StatusCode, source: &Source) -> Response {

@@ -92,6 +92,8 @@ pub(crate) struct FakeRegistry {
     pub(crate) rotated: Mutex<Vec<RotateSecureTokenRequest>>,
     pub(crate) uploads: Mutex<Vec<(UploadObjectHeader, Vec<u8>)>>,
     pub(crate) admin_calls: AtomicUsize,
+    /// While set, ResolveHost never answers (a hung registry).
+    pub(crate) hang_resolves: std::sync::atomic::AtomicBool,
 }
 
 impl FakeRegistry {
@@ -298,6 +300,9 @@ impl SourceRegistryService for FakeRegistry {
         request: tonic::Request<ResolveHostRequest>,
     ) -> Result<tonic::Response<ResolveHostResponse>, tonic::Status> {
         self.resolve_calls.fetch_add(1, Ordering::SeqCst);
+        if self.hang_resolves.load(Ordering::SeqCst) {
+            std::future::pending::<()>().await;
+        }
         let request = request.into_inner();
         self.resolved.lock().unwrap().push(request.clone());
         Self::resolve(&request).map(tonic::Response::new)
@@ -381,7 +386,8 @@ pub(crate) struct SeenRender {
 }
 
 /// Answers Render by path: `missing.jpg` → OBJECT_NOT_FOUND, `bad.jpg` →
-/// INVALID_ARGUMENT, `corrupt.jpg` → CORRUPT_INPUT, `cached.jpg` → a cache
+/// INVALID_ARGUMENT, `corrupt.jpg` → CORRUPT_INPUT, `stall.jpg` → an
+/// answer only once [`FakeRenderer::stall`] is notified, `cached.jpg` → a cache
 /// hit 10 s old, anything else → a miss; every image has the ETag
 /// [`FAKE_ETAG`] (a matching If-None-Match is answered not modified) and
 /// lives for the request's `cache_ttl_seconds`.
@@ -390,6 +396,8 @@ pub(crate) struct FakeRenderer {
     pub(crate) calls: AtomicUsize,
     pub(crate) seen: Mutex<Vec<SeenRender>>,
     pub(crate) purges: Mutex<Vec<PurgeRequest>>,
+    /// `stall.jpg` renders wait for this to be notified.
+    pub(crate) stall: tokio::sync::Notify,
 }
 
 /// The ETag of every image the fake renderer answers.
@@ -418,6 +426,9 @@ impl RendererService for FakeRenderer {
         };
         let path = seen.request.path.clone();
         self.seen.lock().unwrap().push(seen);
+        if path == "stall.jpg" {
+            self.stall.notified().await;
+        }
         let request = self.seen.lock().unwrap().last().unwrap().request.clone();
         let not_modified = request.if_none_match == FAKE_ETAG;
         let cached = path == "cached.jpg";
@@ -501,6 +512,8 @@ pub(crate) struct Harness {
     pub(crate) renderer: Arc<FakeRenderer>,
     registry_addr: SocketAddr,
     renderer_addr: SocketAddr,
+    /// The fake registry's server, while it runs.
+    registry_peer: Option<Peer>,
     _peers: Vec<Peer>,
 }
 
@@ -510,17 +523,28 @@ impl Harness {
     }
 
     pub(crate) async fn with_peers(registry_up: bool, renderer_up: bool) -> Harness {
+        Harness::build(registry_up, renderer_up, &[]).await
+    }
+
+    /// A harness with both peers up whose gateway also gets `extra` flags
+    /// (`--name=value`; a flag given here replaces the harness default).
+    pub(crate) async fn with_args(extra: &[&str]) -> Harness {
+        Harness::build(true, true, extra).await
+    }
+
+    async fn build(registry_up: bool, renderer_up: bool, extra: &[&str]) -> Harness {
         install_tracing();
         let registry = Arc::new(FakeRegistry::default());
         let renderer = Arc::new(FakeRenderer::default());
         let mut peers = vec![];
+        let mut registry_peer = None;
         let registry_addr = if registry_up {
             let peer = spawn_peer(tonic::service::Routes::new(
                 SourceRegistryServiceServer::from_arc(registry.clone()),
             ))
             .await;
             let addr = peer.addr;
-            peers.push(peer);
+            registry_peer = Some(peer);
             addr
         } else {
             dead_addr().await
@@ -536,23 +560,37 @@ impl Harness {
         } else {
             dead_addr().await
         };
-        let config = GatewayConfig::try_parse_from([
-            "imgmesh-gateway".to_owned(),
+        let defaults = [
             format!("--registry-url=http://{registry_addr}"),
             format!("--renderer-url=http://{renderer_addr}"),
             "--base-domain=localhost".to_owned(),
             "--source-cache-ttl-ms=60000".to_owned(),
             format!("--admin-token={ADMIN_TOKEN}"),
-        ])
-        .unwrap();
+        ];
+        let flag = |arg: &str| arg.split('=').next().unwrap_or_default().to_owned();
+        let replaced: Vec<String> = extra.iter().map(|arg| flag(arg)).collect();
+        let args = std::iter::once("imgmesh-gateway".to_owned())
+            .chain(
+                defaults
+                    .into_iter()
+                    .filter(|arg| !replaced.contains(&flag(arg))),
+            )
+            .chain(extra.iter().map(|arg| (*arg).to_owned()));
+        let config = GatewayConfig::try_parse_from(args).unwrap();
         Harness {
             state: GatewayState::build(&config).unwrap(),
             registry,
             renderer,
             registry_addr,
             renderer_addr,
+            registry_peer,
             _peers: peers,
         }
+    }
+
+    /// Stops the fake registry: from now on it refuses connections.
+    pub(crate) fn stop_registry(&mut self) {
+        self.registry_peer = None;
     }
 
     /// Where the fake registry listens.

@@ -358,7 +358,7 @@ fn every_output_format_decodes() {
     }
 }
 
-/// pjpg and jpg-progressive give progressive JPEGs; plain fm=jpg stays baseline (as cheap as before).
+/// JPEGs are progressive unless `jpg-progressive=false` (imgix's default is true), and pjpg always.
 #[test]
 fn progressive_jpeg() {
     let original = test_images::jpeg(200, 150);
@@ -368,8 +368,10 @@ fn progressive_jpeg() {
     };
     assert!(interlaced("fm=pjpg"));
     assert!(interlaced("fm=jpg&jpg-progressive=true"));
-    assert!(!interlaced("fm=jpg"));
+    assert!(interlaced("fm=jpg"));
+    assert!(interlaced("w=100"), "a JPEG input with no fm");
     assert!(!interlaced("fm=jpg&jpg-progressive=false"));
+    assert!(interlaced("fm=pjpg&jpg-progressive=false"));
 }
 
 /// chromasub=444 keeps full chroma; the default is 4:2:0.
@@ -513,7 +515,7 @@ fn blurhash_output() {
     assert_ne!(hash, other);
 }
 
-/// An embedded ICC profile is converted to sRGB and stripped by default; cs=srgb embeds sRGB's, cs=origin keeps the source's.
+/// An embedded ICC profile is kept by default and with cs=origin, converted to sRGB and stripped by cs=strip and auto=compress; cs=srgb embeds sRGB's.
 #[test]
 fn colour_profiles() {
     let with_profile = test_images::photo(64, 48)
@@ -521,8 +523,16 @@ fn colour_profiles() {
         .unwrap();
     assert!(with_profile.get_typeof("icc-profile-data").unwrap() != 0);
     let original = with_profile.jpegsave_buffer().unwrap();
-    let stripped = decode(&render(&original, "w=32").data);
-    assert_eq!(stripped.get_typeof("icc-profile-data").unwrap(), 0);
+    let kept = decode(&render(&original, "w=32").data);
+    assert!(kept.get_typeof("icc-profile-data").unwrap() != 0);
+    for query in ["w=32&cs=strip", "w=32&auto=compress"] {
+        let stripped = decode(&render(&original, query).data);
+        assert_eq!(
+            stripped.get_typeof("icc-profile-data").unwrap(),
+            0,
+            "{query}"
+        );
+    }
     let srgb = decode(&render(&original, "w=32&cs=srgb").data);
     assert!(srgb.get_typeof("icc-profile-data").unwrap() != 0);
     let origin = decode(&render(&original, "w=32&cs=origin").data);
@@ -885,8 +895,9 @@ fn padding_borders_and_corners() {
         0.0,
         "padding without bg is transparent"
     );
+    // The border is drawn over the image's edge; the size stays.
     let bordered = render(&original, "border=5,00ff00&fm=png");
-    assert_eq!(decoded_size(&bordered.data), (210, 110));
+    assert_eq!(decoded_size(&bordered.data), (200, 100));
     assert_close(&pixel(&bordered.data, 2, 50), &GREEN, 1.0, "border");
     assert_close(
         &pixel(&bordered.data, 7, 7),
@@ -895,15 +906,21 @@ fn padding_borders_and_corners() {
         "image inside the border",
     );
     let uneven = render(&original, "border=5,00ff00&border-left=20&fm=png");
-    assert_eq!(decoded_size(&uneven.data), (225, 110));
-    let rounded = render(&original, "border-radius=20&fm=png");
+    assert_eq!(decoded_size(&uneven.data), (200, 100));
+    assert_close(
+        &pixel(&uneven.data, 17, 50),
+        &GREEN,
+        1.0,
+        "wider left border",
+    );
+    let rounded = render(&original, "border=1,00ff00&border-radius=20&fm=png");
     assert_eq!(pixel(&rounded.data, 0, 0)[3], 0.0, "corner cut away");
     assert_eq!(
         pixel(&rounded.data, 20, 20)[3],
         255.0,
         "inside the corner kept"
     );
-    let rounded_jpeg = render(&original, "border-radius=20&bg=000&fm=jpg");
+    let rounded_jpeg = render(&original, "border=1,00ff00&border-radius=20&bg=000&fm=jpg");
     assert!(
         pixel(&rounded_jpeg.data, 0, 0)[0] < 30.0,
         "rounded corner takes bg"
@@ -1289,6 +1306,183 @@ fn pixel_limit_is_inclusive_and_counts_pages() {
     );
 }
 
+/// An animated output counts every page against the pixel limit, even
+/// though each frame alone is small.
+#[test]
+fn pixel_limit_counts_every_frame_of_an_animation() {
+    let gif = test_images::animated_gif(50, 50, 40);
+    let limits = RenderLimits {
+        max_pixels: 99_999,
+        ..RenderLimits::default()
+    };
+    let animated = render_image(&input(&gif), &plan("w=20"), &limits);
+    assert!(
+        matches!(
+            animated,
+            Err(RenderError::TooManyPixels {
+                pixels: 100_000,
+                limit: 99_999
+            })
+        ),
+        "{animated:?}"
+    );
+}
+
+/// A GIF of more frames than the frame limit is refused from its header,
+/// fast (no frame decoded) and counted; a still output of its first frame, which
+/// decodes only that frame, still renders.
+#[test]
+fn frame_limit_refuses_long_animations_before_decoding() {
+    let gif = test_images::animated_gif(4, 4, 2_000);
+    let counted = stopped_renders("frames");
+    let started = Instant::now();
+    let refused = try_render(&gif, "w=2");
+    let elapsed = started.elapsed();
+    assert!(
+        matches!(
+            refused,
+            Err(RenderError::TooManyFrames {
+                frames: 2_000,
+                limit: DEFAULT_MAX_FRAMES
+            })
+        ),
+        "{refused:?}"
+    );
+    assert!(elapsed < Duration::from_millis(500), "took {elapsed:?}");
+    assert!(stopped_renders("frames") > counted, "not counted");
+    let error = refused.unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "image has 2000 frames, more than the limit of 500"
+    );
+    assert_eq!(error.code(), imgmesh_errors::ErrorCode::InputTooLarge);
+
+    let late_frame = try_render(&gif, "frame=501&fm=png");
+    assert!(
+        matches!(late_frame, Err(RenderError::TooManyFrames { .. })),
+        "{late_frame:?}"
+    );
+    let still = render(&gif, "fm=png");
+    assert_eq!(decoded_size(&still.data), (4, 4));
+}
+
+/// The frame limit is inclusive: an animation of exactly `max_frames`
+/// frames renders animated.
+#[test]
+fn frame_limit_is_inclusive() {
+    let gif = test_images::animated_gif(8, 8, 30);
+    let limits = |max_frames| RenderLimits {
+        max_frames,
+        ..RenderLimits::default()
+    };
+    let at_limit = render_image(&input(&gif), &plan("w=4"), &limits(30)).unwrap();
+    assert_eq!(decode_all(&at_limit.data).get_int("n-pages").unwrap(), 30);
+    let over = render_image(&input(&gif), &plan("w=4"), &limits(29));
+    assert!(
+        matches!(
+            over,
+            Err(RenderError::TooManyFrames {
+                frames: 30,
+                limit: 29
+            })
+        ),
+        "{over:?}"
+    );
+}
+
+/// A render over a tiny time budget is stopped with RENDER_TOO_SLOW (and
+/// counted), and the next render on the same thread (same libvips state)
+/// succeeds.
+#[test]
+fn time_budget_stops_an_animation_and_the_thread_renders_again() {
+    let gif = test_images::animated_gif(32, 32, 300);
+    let tiny = RenderLimits {
+        max_render: Duration::from_millis(1),
+        ..RenderLimits::default()
+    };
+    let counted = stopped_renders("time");
+    let stopped = render_image(&input(&gif), &plan("w=64"), &tiny);
+    assert!(stopped_renders("time") > counted, "not counted");
+    assert!(
+        matches!(stopped, Err(RenderError::RenderTooSlow { limit_ms: 1 })),
+        "{stopped:?}"
+    );
+    let error = stopped.unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "image took longer than the limit of 1 ms to render"
+    );
+    assert_eq!(error.code(), imgmesh_errors::ErrorCode::InputTooLarge);
+
+    let jpeg = render(&test_images::jpeg(100, 80), "w=50");
+    assert_eq!(decoded_size(&jpeg.data), (50, 40));
+    let animated = render(&gif, "w=16");
+    assert_eq!(decode_all(&animated.data).get_int("n-pages").unwrap(), 300);
+}
+
+/// The budget stops libvips mid-evaluation: a single-frame render whose
+/// encoder alone takes seconds (a 64-megapixel PNG) ends soon after the
+/// budget. The render checks its budget only before the encoder, so only
+/// the kill switch inside libvips can end it early.
+#[test]
+fn time_budget_kills_libvips_mid_evaluation() {
+    let original = test_images::jpeg(1_000, 1_000);
+    let limits = RenderLimits {
+        max_render: Duration::from_millis(200),
+        ..RenderLimits::default()
+    };
+    let started = Instant::now();
+    let stopped = render_image(
+        &input(&original),
+        &plan("w=8000&h=8000&fit=scale&fm=png"),
+        &limits,
+    );
+    let elapsed = started.elapsed();
+    assert!(
+        matches!(stopped, Err(RenderError::RenderTooSlow { limit_ms: 200 })),
+        "{stopped:?} after {elapsed:?}"
+    );
+    assert!(elapsed < Duration::from_millis(1_500), "took {elapsed:?}");
+    let next = render(&original, "w=100&fm=png");
+    assert_eq!(decoded_size(&next.data), (100, 100));
+}
+
+/// On a one-worker pool, a render stopped by its budget frees the worker:
+/// the next render on the same pool succeeds.
+#[tokio::test]
+async fn stopped_render_frees_the_pool_worker() {
+    let limits = RenderLimits {
+        max_render: Duration::from_millis(100),
+        ..RenderLimits::default()
+    };
+    let pool = crate::render_pool::RenderPool::new(1, limits);
+    let heavy = RenderSources::original(test_images::jpeg(1_000, 1_000));
+    let stopped = pool
+        .render(heavy, plan("w=8000&h=8000&fit=scale&fm=png"))
+        .await;
+    assert!(
+        matches!(stopped, Err(RenderError::RenderTooSlow { .. })),
+        "{stopped:?}"
+    );
+    let small = RenderSources::original(test_images::jpeg(100, 80));
+    let derivative = pool.render(small, plan("w=50")).await.unwrap();
+    assert_eq!((derivative.width, derivative.height), (50, 40));
+}
+
+/// `imgmesh_renders_stopped_total{reason}` in the process registry.
+fn stopped_renders(reason: &str) -> f64 {
+    let name = format!("imgmesh_renders_stopped_total{{reason=\"{reason}\"}} ");
+    imgmesh_metrics::encode()
+        .lines()
+        .find_map(|line| line.strip_prefix(&name)?.parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// Every page of an animated output, decoded.
+fn decode_all(data: &[u8]) -> VipsImage {
+    VipsImage::new_from_buffer(data, "n=-1").expect("output decodes")
+}
+
 fn input(original: &[u8]) -> RenderInput<'_> {
     RenderInput {
         original,
@@ -1439,4 +1633,26 @@ fn garbage_parameters_render() {
             assert!(result.is_ok(), "{query}: {result:?}");
         }
     }
+}
+
+/// The finding itself: thousands of tiny GIF frames (cheap to declare,
+/// tens of seconds to render) are stopped near the budget even with the
+/// frame limit raised past them, wherever the time goes (building the
+/// per-frame pipelines, or libvips evaluating them).
+#[test]
+fn time_budget_bounds_thousands_of_tiny_frames() {
+    let gif = test_images::animated_gif(8, 8, 3_000);
+    let limits = RenderLimits {
+        max_frames: 10_000,
+        max_render: Duration::from_millis(500),
+        ..RenderLimits::default()
+    };
+    let started = Instant::now();
+    let stopped = render_image(&input(&gif), &plan("w=16"), &limits);
+    let elapsed = started.elapsed();
+    assert!(
+        matches!(stopped, Err(RenderError::RenderTooSlow { limit_ms: 500 })),
+        "{stopped:?}"
+    );
+    assert!(elapsed < Duration::from_millis(2_500), "took {elapsed:?}");
 }

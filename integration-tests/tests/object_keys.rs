@@ -1,0 +1,141 @@
+//! Object keys as S3 stores them: keys with spaces, non-ASCII, `+`, `%`,
+//! parentheses and the other characters S3 accepts are uploaded through
+//! the admin API, listed by S3 exactly as given (ListObjectsV2 under the
+//! Source's prefix), served at their percent-encoded URL and purged by it.
+//! (edge.rs `any_addressable_key_uploads_serves_and_purges` checks the
+//! refusals; this checks that what S3 lists is what a URL addresses.)
+
+use std::collections::BTreeSet;
+
+use imgmesh_integration_tests::admin::{create_deployed, json_of};
+use imgmesh_integration_tests::fixtures::{self, Format};
+use imgmesh_integration_tests::{
+    ADMIN_TOKEN, BUCKET, Mesh, MeshOptions, S3_ACCESS_KEY, S3_SECRET_KEY,
+};
+use serde_json::json;
+
+/// Percent-encodes `key` for a URL path as imgix's client libraries do:
+/// everything but unreserved characters and `/`, byte by byte.
+fn encode_path(key: &str) -> String {
+    key.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b'/' => {
+                char::from(b).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// The first answer for `url` once it is 200 (a fresh Source may take a
+/// moment to be seen by every tier).
+async fn served(mesh: &Mesh, url: &str) -> imgmesh_integration_tests::HttpResponse {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let response = mesh.get("listed", url).await.unwrap();
+        if response.status == 200 {
+            return response;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{url}: still {} {}",
+            response.status,
+            response.text()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+/// Every key uploaded is listed by S3 exactly, under the prefix, and each
+/// listed key serves at its encoded URL and is purged by that URL.
+#[tokio::test]
+async fn uploaded_keys_are_listed_served_and_purged_as_given() {
+    let mesh = Mesh::start(MeshOptions::default())
+        .await
+        .expect("mesh starts");
+    let source = create_deployed(
+        &mesh,
+        "listed",
+        json!({
+            "path_prefix": "photos",
+            "upload_access_key_id": S3_ACCESS_KEY,
+            "upload_secret_access_key": S3_SECRET_KEY,
+        }),
+    )
+    .await;
+    let id = source["id"].as_str().unwrap().to_owned();
+    let authorization = format!("Bearer {ADMIN_TOKEN}");
+    let keys = [
+        "two  spaces.png",
+        "Ünïcödé/naïve café.png",
+        "写真 (2).png",
+        "a+b=c&d.png",
+        "50% off!.png",
+        "it's [draft] @home, v1;2.png",
+        "~tilde/$dollar*.png",
+    ];
+    let png = fixtures::png(120, 60).unwrap();
+    for key in keys {
+        let uploaded = imgmesh_integration_tests::request_with_body(
+            "PUT",
+            mesh.gateway_admin_addr,
+            "localhost",
+            &format!("/v1/sources/{id}/objects/{}", encode_path(key)),
+            &[
+                ("authorization", authorization.as_str()),
+                ("content-type", "image/png"),
+            ],
+            png.clone(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(uploaded.status, 201, "{key}: {}", uploaded.text());
+        assert_eq!(json_of(&uploaded)["key"], format!("photos/{key}"), "{key}");
+    }
+
+    // What S3 lists under the prefix is exactly the keys given.
+    let client = imgmesh_s3_client::BucketClient::new(&imgmesh_s3_client::BucketAccess {
+        bucket: BUCKET.to_owned(),
+        region: "us-east-1".to_owned(),
+        endpoint: Some(mesh.s3_endpoint.clone()),
+        access_key_id: S3_ACCESS_KEY.to_owned(),
+        secret_access_key: S3_SECRET_KEY.to_owned().into(),
+    });
+    let listing = client
+        .primary()
+        .list_objects_v2()
+        .bucket(BUCKET)
+        .prefix("photos/")
+        .send()
+        .await
+        .expect("ListObjectsV2");
+    let listed: BTreeSet<String> = listing
+        .contents()
+        .iter()
+        .filter_map(|object| object.key().map(str::to_owned))
+        .collect();
+    let expected: BTreeSet<String> = keys.iter().map(|key| format!("photos/{key}")).collect();
+    assert_eq!(listed, expected, "S3 lists the keys as uploaded");
+
+    // Each listed key is served at its encoded URL, then purged by it.
+    for listed_key in &listed {
+        let key = listed_key.strip_prefix("photos/").unwrap();
+        let url = format!("/{}?w=60&fm=png", encode_path(key));
+        let served = served(&mesh, &url).await;
+        fixtures::expect_image(&served.body, Format::Png, 60, 30).unwrap();
+        let again = mesh.get("listed", &url).await.unwrap();
+        assert_eq!(again.header("x-imgmesh-cache"), Some("hit"), "{key}");
+        let purged = mesh
+            .admin(
+                "POST",
+                &format!("/v1/sources/{id}/purge"),
+                Some(&json!({ "path": format!("https://listed.localhost{url}") })),
+            )
+            .await
+            .unwrap();
+        assert_eq!(purged.status, 200, "{key}: {}", purged.text());
+        let after = mesh.get("listed", &url).await.unwrap();
+        assert_eq!(after.status, 200, "{key}");
+        assert_eq!(after.header("x-imgmesh-cache"), Some("miss"), "{key}");
+    }
+}

@@ -1,0 +1,165 @@
+//! Overload on real processes: a renderer with one worker and a queue of
+//! one, asked for many cold renders at once, renders what it admitted and
+//! refuses the rest at once with 503 and `Retry-After` — never a 500, never
+//! a long wait — and afterwards holds no admission, worker or memory. An
+//! original too big for the whole memory budget is refused as too large.
+
+use std::time::{Duration, Instant};
+
+use imgmesh_integration_tests::fixtures;
+use imgmesh_integration_tests::{Mesh, MeshOptions, S3_SECRET_KEY};
+
+/// Concurrent cold renders sent at once: six times the renderer's capacity.
+const REQUESTS: usize = 12;
+
+/// Starts a mesh whose renderer has one worker and one queue place, with
+/// `REQUESTS` distinct large originals and a deployed Source `busy`.
+async fn overloaded_mesh() -> Mesh {
+    let mesh = Mesh::start(MeshOptions {
+        renderer_args: vec!["--workers=1".into(), "--render-queue-depth=1".into()],
+        ..MeshOptions::default()
+    })
+    .await
+    .expect("mesh starts");
+    // Big enough that a render (decode, resize, PNG encode) outlasts the
+    // time it takes every request to arrive.
+    let original = fixtures::png(3000, 2000).unwrap();
+    for n in 0..REQUESTS {
+        mesh.put_object(&format!("big/{n}.png"), &original).unwrap();
+    }
+    mesh.create_source("busy", S3_SECRET_KEY, &[])
+        .await
+        .expect("source is deployed");
+    mesh
+}
+
+/// Polls the renderer's gauge `name` until it reads zero (bounded).
+async fn settles_to_zero(mesh: &Mesh, name: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let value = mesh.metric("renderer", name, "").await.unwrap();
+        if value == 0.0 {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{name} stays at {value}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// At six times capacity some cold renders answer 200 and the rest 503 with
+/// `Retry-After`, each refusal in well under a second and none a 500; the
+/// refusals are counted as shed, and afterwards the queue, in-flight and
+/// admitted-memory gauges are back at zero.
+#[tokio::test]
+async fn excess_cold_renders_are_shed_fast_with_retry_after() {
+    let mesh = overloaded_mesh().await;
+    // The Source resolves before the burst, so every request reaches the
+    // renderer together.
+    let warm = mesh.get("busy", "/missing.png").await.unwrap();
+    assert_eq!(warm.status, 404, "{}", warm.text());
+
+    let requests = (0..REQUESTS).map(|n| {
+        let mesh = &mesh;
+        async move {
+            let started = Instant::now();
+            let response = mesh
+                .get("busy", &format!("/big/{n}.png?w=2800&fm=png"))
+                .await
+                .unwrap();
+            (response, started.elapsed())
+        }
+    });
+    let answers = futures::future::join_all(requests).await;
+
+    let mut rendered = 0;
+    let mut shed = 0;
+    for (n, (response, elapsed)) in answers.iter().enumerate() {
+        match response.status {
+            200 => rendered += 1,
+            503 => {
+                shed += 1;
+                assert_eq!(
+                    response.header("retry-after"),
+                    Some("1"),
+                    "request {n}: {:?}",
+                    response.headers
+                );
+                assert!(
+                    *elapsed < Duration::from_secs(2),
+                    "request {n} was refused only after {elapsed:?}"
+                );
+            }
+            status => panic!(
+                "request {n}: {status} after {elapsed:?}: {}\n{}",
+                response.text(),
+                mesh.log_tail()
+            ),
+        }
+    }
+    assert!(rendered >= 1, "nothing rendered");
+    assert!(shed >= 1, "nothing shed: {rendered} rendered");
+    let counted = mesh
+        .metric(
+            "renderer",
+            "imgmesh_render_shed_total",
+            r#"reason="queue_full""#,
+        )
+        .await
+        .unwrap();
+    assert_eq!(counted, shed as f64, "every 503 is a shed render");
+
+    for gauge in [
+        "imgmesh_render_queue_depth",
+        "imgmesh_renders_in_flight",
+        "imgmesh_render_admitted_bytes",
+    ] {
+        settles_to_zero(&mesh, gauge).await;
+    }
+
+    // Capacity is back: a refused image now renders.
+    let (refused, _) = answers
+        .iter()
+        .enumerate()
+        .find(|(_, (response, _))| response.status == 503)
+        .unwrap();
+    let retried = mesh
+        .get("busy", &format!("/big/{refused}.png?w=2800&fm=png"))
+        .await
+        .unwrap();
+    assert_eq!(retried.status, 200, "{}", retried.text());
+}
+
+/// With a small memory budget, an original whose estimated decode exceeds
+/// the whole budget is refused as too large (413, fast, no retry hint)
+/// while a small one still renders, and no memory stays reserved.
+#[tokio::test]
+async fn originals_over_the_memory_budget_are_too_large() {
+    let mesh = Mesh::start(MeshOptions {
+        renderer_args: vec!["--render-memory-budget-bytes=8000000".into()],
+        ..MeshOptions::default()
+    })
+    .await
+    .expect("mesh starts");
+    mesh.put_object("big.png", &fixtures::png(3000, 2000).unwrap())
+        .unwrap();
+    mesh.put_object("small.jpg", &fixtures::jpeg(400, 300).unwrap())
+        .unwrap();
+    mesh.create_source("tight", S3_SECRET_KEY, &[])
+        .await
+        .expect("source is deployed");
+
+    let started = Instant::now();
+    let big = mesh.get("tight", "/big.png?w=2800&fm=png").await.unwrap();
+    assert_eq!(big.status, 413, "{}", big.text());
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(big.header("retry-after"), None);
+
+    let small = mesh.get("tight", "/small.jpg?w=200").await.unwrap();
+    assert_eq!(small.status, 200, "{}", small.text());
+    settles_to_zero(&mesh, "imgmesh_render_admitted_bytes").await;
+    settles_to_zero(&mesh, "imgmesh_render_queue_depth").await;
+}
