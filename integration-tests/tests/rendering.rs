@@ -102,7 +102,7 @@ async fn fit_mode_dimensions() {
 }
 
 /// Pixel checks: crops keep the named part, mono gives R=G=B, invert inverts,
-/// bg fills padding, rot=90 swaps axes and turns counter-clockwise, flips mirror.
+/// bg fills padding, rot=90 with rot-type=pivot swaps axes and turns counter-clockwise, flips mirror.
 #[tokio::test]
 async fn pixels_follow_the_parameters() {
     let mesh = rendering_mesh().await;
@@ -163,7 +163,7 @@ async fn pixels_follow_the_parameters() {
         "bg fills the fill canvas",
     );
 
-    let turned = get_ok(&mesh, "/quadrants.png?rot=90&fm=png").await;
+    let turned = get_ok(&mesh, "/quadrants.png?rot=90&rot-type=pivot&fm=png").await;
     fixtures::expect_image(&turned.body, Format::Png, 100, 200).unwrap();
     assert_close(&px(&turned, 10, 190), &RED, 1.0, "counter-clockwise");
 

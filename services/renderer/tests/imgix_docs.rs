@@ -1429,3 +1429,152 @@ fn exif_orientation_applies_by_default() {
     );
     assert_colour(rgb(&plain.data, 10, 10), RED, "no Exif: as stored");
 }
+
+/// https://docs.imgix.com/apis/url/size/fit: "fit=min: Resizes and crops the
+/// image to match the aspect ratio of the requested width and height. Will
+/// not exceed the original width and height of the image." (The page's
+/// sentence, as the imgix-rs client quotes it in its `ImgixFit::Min`
+/// documentation.) So the output has the box's aspect ratio and is never
+/// larger than the 300×200 original: a 1:1 box gives the largest square
+/// inside it (200×200), a smaller box is met exactly, and a 3:1 box wider
+/// than the original gives the widest 3:1 region it holds (300×100).
+#[test]
+fn fit_min_follows_the_fit_page() {
+    let original = png(&photo(300, 200));
+    let cases: &[(&str, (u32, u32))] = &[
+        ("fit=min&w=400&h=400", (200, 200)),
+        ("fit=min&w=100&h=50", (100, 50)),
+        ("fit=min&w=600&h=200", (300, 100)),
+        ("fit=min&w=150&h=300", (100, 200)),
+    ];
+    for (query, expected) in cases {
+        assert_eq!(size(&original, query), *expected, "{query}");
+    }
+}
+
+/// https://docs.imgix.com/apis/rendering/rotation/rot: "Valid values are in
+/// the range 0–359, and rotation is counter-clockwise with 0 (the default)
+/// at the top of the image. The image will be zoomed after rotation so that
+/// it covers the entire specified dimensions (unlike orient, which keeps the
+/// image at the same zoom setting and rotates the frame along with the
+/// image)." So rot=90 keeps a 200×100 frame (no axes swap, unlike
+/// orient=90), covered by the turned image; counter-clockwise, the original's
+/// top edge (red) ends on the left and its bottom edge (green) on the right.
+/// With rot-type=pivot ("Displays the entire image without cropping",
+/// https://docs.imgix.com/apis/rendering/rotation/rotation-type) the whole
+/// turned image is shown: 100×200, red on the left half, green on the right.
+#[test]
+fn rotation_follows_the_rot_page() {
+    let original = png(
+        &VipsImage::arrayjoin_with_opts(
+            &[flat(200, 50, RED), flat(200, 50, GREEN)],
+            VOption::new().set("across", 1),
+        )
+        .unwrap(),
+    );
+    let turned = render(&original, "rot=90&fm=png");
+    assert_eq!((turned.width, turned.height), (200, 100), "the frame is kept");
+    assert_colour(rgb(&turned.data, 20, 50), RED, "the top edge turned left");
+    assert_colour(rgb(&turned.data, 180, 50), GREEN, "the bottom edge turned right");
+    for (x, y) in [(2, 2), (197, 2), (2, 97), (197, 97)] {
+        let point = decode(&turned.data).getpoint(x, y).unwrap();
+        assert!(point.len() == 3 || point[3] > 250.0, "corner ({x}, {y}) covered");
+    }
+    let oriented = render(&original, "orient=90&fm=png");
+    assert_eq!(
+        (oriented.width, oriented.height),
+        (100, 200),
+        "orient turns the frame with the image"
+    );
+    let pivot = render(&original, "rot=90&rot-type=pivot&fm=png");
+    assert_eq!((pivot.width, pivot.height), (100, 200), "pivot: the whole image");
+    assert_colour(rgb(&pivot.data, 10, 100), RED, "pivot: top edge on the left");
+    assert_colour(rgb(&pivot.data, 90, 100), GREEN, "pivot: bottom edge on the right");
+    let upside_down = render(&original, "rot=180&fm=png");
+    assert_eq!((upside_down.width, upside_down.height), (200, 100));
+    assert_colour(rgb(&upside_down.data, 100, 10), GREEN, "rot=180: bottom on top");
+}
+
+/// https://docs.imgix.com/apis/url/animation: "These parameters allow you to
+/// control the animation and quality of your GIFs"; converting to video,
+/// "All other parameters are applied before conversion". The frame page
+/// (https://docs.imgix.com/apis/url/animation/frame): "The most meaningful
+/// fields for animated GIFs are PixelHeight, PixelWidth, and Frames". So an
+/// animation stays an animation, every frame resized: a 4-frame 40×30 GIF at
+/// w=20 is a 4-frame GIF of 20×15 frames, and as WebP a 4-frame WebP.
+#[test]
+fn animations_stay_animated_with_every_frame_resized() {
+    let frames: Vec<VipsImage> = [40.0, 80.0, 120.0, 160.0]
+        .iter()
+        .map(|&level| flat(40, 30, [level, level, level]))
+        .collect();
+    let mut strip = VipsImage::arrayjoin_with_opts(&frames, VOption::new().set("across", 1))
+        .unwrap()
+        .copy_with_opts(VOption::new().set("interpretation", Interpretation::Srgb as i32))
+        .unwrap();
+    strip.set_int("page-height", 30).unwrap();
+    let gif = strip.gifsave_buffer().unwrap();
+    for (query, format) in [("w=20", EncodedFormat::Gif), ("w=20&fm=webp", EncodedFormat::Webp)] {
+        let resized = render(&gif, query);
+        assert_eq!(resized.format, format, "{query}");
+        let decoded = VipsImage::new_from_buffer(&resized.data, "n=-1").unwrap();
+        assert_eq!(decoded.get_int("n-pages").unwrap(), 4, "{query}: Frames");
+        assert_eq!(
+            (decoded.get_width(), decoded.get_page_height()),
+            (20, 15),
+            "{query}: PixelWidth × PixelHeight"
+        );
+        for (frame, level) in [40.0, 80.0, 120.0, 160.0].iter().enumerate() {
+            let point = decode_frame(&resized.data, frame as i32);
+            assert!(
+                (point - level).abs() <= 3.0,
+                "{query}: frame {frame} is grey {level}, got {point}"
+            );
+        }
+    }
+}
+
+/// The first band's value at (5, 5) of frame `frame` of an animation.
+fn decode_frame(data: &[u8], frame: i32) -> f64 {
+    let decoded = VipsImage::new_from_buffer(data, "n=-1").unwrap();
+    let page_height = decoded.get_page_height();
+    decoded.getpoint(5, frame * page_height + 5).unwrap()[0]
+}
+
+/// The spec that https://docs.imgix.com/apis/rendering/watermark/watermark-scale
+/// links (imgix-url-params): mark-scale "Adjusts the scale of the watermark
+/// image", an integer with a suggested range of 0–100, that depends on
+/// `mark`. (The page's own text could not be read, so what 100 is a
+/// percentage of is not checked here.) So a larger mark-scale gives a larger
+/// mark, and without `mark` it changes nothing.
+#[test]
+fn mark_scale_follows_the_spec() {
+    let base = png(&flat(200, 100, GREEN));
+    let mark = png(&flat(40, 20, RED));
+    let input = RenderInput {
+        original: &base,
+        watermark: Some(&mark),
+        ..RenderInput::default()
+    };
+    let width_at = |scale: u32| {
+        let marked = render_with(input, &format!("mark=/m.png&mark-scale={scale}&fm=png"));
+        // The red box's width: the mark sits at the bottom right.
+        let row = decode(&marked.data)
+            .extract_area(0, 90, 200, 1)
+            .unwrap()
+            .extract_band(1)
+            .unwrap()
+            .cast(BandFormat::Uchar)
+            .unwrap()
+            .write_to_memory();
+        row.iter().filter(|&&green| green < 128).count()
+    };
+    let (small, large) = (width_at(20), width_at(60));
+    assert!(small > 0, "mark-scale=20 shows the mark");
+    assert!(large > small, "mark-scale=60 ({large} px) is wider than 20 ({small} px)");
+    assert_eq!(
+        render(&base, "mark-scale=60&fm=png").data,
+        render(&base, "fm=png").data,
+        "mark-scale depends on mark"
+    );
+}

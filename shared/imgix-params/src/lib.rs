@@ -555,9 +555,12 @@ mod tests {
         assert_eq!(
             orientation("rot=90"),
             orientation("rot=90&rot-type=straighten"),
-            "right angles are one plan whatever rot-type says"
+            "straighten is the default at right angles too"
         );
-        assert_eq!(orientation("rot=270").rotation_type(), RotationType::Pivot);
+        assert_eq!(
+            orientation("rot=270").rotation_type(),
+            RotationType::Straighten
+        );
         assert_eq!(
             orientation("rot=90&rot-type=pivot").rotation_type(),
             RotationType::Pivot

@@ -275,10 +275,6 @@ fn normalize_orientation(
     let rotation_type =
         match known::<RotationType>("orientation.rotation_type", orientation.rotation_type)? {
             _ if rotation == 0 => RotationType::Unspecified,
-            // A quarter, half or three-quarter turn leaves no corner to hide:
-            // the whole image turns (axes swap at 90° and 270°, as imgix's
-            // rot=90 does) whatever rot-type says, so both spell one plan.
-            _ if rotation.is_multiple_of(9_000) => RotationType::Pivot,
             RotationType::Unspecified => RotationType::Straighten,
             other => other,
         };

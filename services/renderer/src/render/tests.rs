@@ -663,7 +663,7 @@ fn flips() {
     }
 }
 
-/// rot turns counter-clockwise; rot=90 swaps axes (with either rot-type); pivot fills a tilt's corners with bg, straighten keeps the frame.
+/// rot turns counter-clockwise; pivot shows the whole image (rot=90 swaps axes) and fills a tilt's corners with bg; straighten (the default) keeps the frame at every angle.
 #[test]
 fn rotation() {
     let original = png_quadrants();
@@ -678,10 +678,9 @@ fn rotation() {
     let straight = render(&original, "rot=90&fm=png");
     assert_eq!(
         (straight.width, straight.height),
-        (100, 200),
-        "rot=90 swaps axes by default too"
+        (200, 100),
+        "rot=90 keeps the frame by default"
     );
-    assert_close(&pixel(&straight.data, 10, 190), &RED, 1.0, "default ccw");
     let tilted = render(&original, "rot=30&rot-type=pivot&bg=ff00ff&fm=png");
     assert!(tilted.width > 200 && tilted.height > 100);
     assert_close(
