@@ -351,3 +351,143 @@ fn warnings(log: &str) -> String {
         .collect::<Vec<_>>()
         .join("\n")
 }
+
+/// Graceful scale-in of a renderer, as Kubernetes does it: on SIGTERM the
+/// renderer reports NOT_SERVING on `grpc.health.v1` at once (seen on a
+/// health watch opened before the signal, while a slow render is still
+/// running on it), finishes that render (the client gets its 200), and its
+/// gateway moves the other requests to the second renderer without a
+/// failed request; the renderer then exits on its own within its grace.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_renderer_turns_unready_finishes_its_render_and_loses_nothing() {
+    use tonic_health::ServingStatus;
+    use tonic_health::pb::HealthCheckRequest;
+    use tonic_health::pb::health_client::HealthClient;
+
+    let mesh = Mesh::start(MeshOptions::default()).await.unwrap();
+    mesh.put_object("wide.jpg", &fixtures::jpeg(2000, 40).unwrap())
+        .unwrap();
+    mesh.put_object("big.jpg", &fixtures::jpeg(4000, 3000).unwrap())
+        .unwrap();
+    mesh.create_source("bal", S3_SECRET_KEY, &[]).await.unwrap();
+    let (first, first_url, first_metrics) = mesh
+        .spawn_renderer_with("127.0.0.1:0", &mesh.fetcher_url)
+        .await
+        .unwrap();
+    let (second, second_url, second_metrics) = mesh
+        .spawn_renderer_with("127.0.0.1:0", &mesh.fetcher_url)
+        .await
+        .unwrap();
+    let (gateway_process, gateway, _) = mesh
+        .spawn_gateway_with(
+            &mesh.registry_url,
+            &format!("{first_url},{second_url}"),
+            &[],
+        )
+        .await
+        .unwrap();
+    let mut widths = 16usize..;
+    let statuses = render_widths_at(gateway, widths.by_ref().take(16), SURVIVOR_LOAD).await;
+    assert!(
+        statuses.iter().all(|s| *s == 200),
+        "{statuses:?}\n{}",
+        warnings(&gateway_process.log())
+    );
+
+    // A slow render (a 12 MP original, enlarged and blurred), and the
+    // renderer it landed on.
+    let slow = tokio::spawn(async move {
+        let host = format!("bal.{BASE_DOMAIN}");
+        get(gateway, &host, "/big.jpg?w=5000&blur=400&fm=png", &[]).await
+    });
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let (mut victim, victim_url) = loop {
+        let in_flight = |addr| Mesh::metric_at(addr, "imgmesh_renders_in_flight", "");
+        if in_flight(first_metrics).await.unwrap_or(0.0) > 0.0 {
+            break ((first, second), first_url);
+        }
+        if in_flight(second_metrics).await.unwrap_or(0.0) > 0.0 {
+            break ((second, first), second_url);
+        }
+        assert!(
+            Instant::now() < deadline && !slow.is_finished(),
+            "the slow render never showed in flight on either renderer"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let channel = tonic::transport::Endpoint::from_shared(victim_url)
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut health = HealthClient::new(channel);
+    let mut watch = health
+        .watch(HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let first_status = watch.message().await.unwrap().unwrap().status;
+    assert_eq!(first_status, ServingStatus::Serving as i32);
+
+    let burst: Vec<usize> = widths.by_ref().take(60).collect();
+    let load = tokio::spawn(render_widths_at(gateway, burst.into_iter(), SURVIVOR_LOAD));
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let pid = victim.0.pid().expect("the renderer runs");
+    let signalled = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(signalled.success());
+    let unready = tokio::time::timeout(Duration::from_secs(2), watch.message())
+        .await
+        .expect("no health change within 2 s of SIGTERM")
+        .unwrap()
+        .unwrap()
+        .status;
+    assert_eq!(
+        unready,
+        ServingStatus::NotServing as i32,
+        "SIGTERM turns the renderer unready"
+    );
+    let still_rendering = !slow.is_finished();
+    assert!(
+        still_rendering,
+        "the slow render ended before the renderer turned unready: nothing was left to drain"
+    );
+    drop(watch);
+
+    let slow = slow.await.unwrap().unwrap();
+    assert_eq!(
+        slow.status,
+        200,
+        "the render in flight at SIGTERM finishes: {}\ngateway: {}\nrenderer: {}",
+        slow.text(),
+        warnings(&gateway_process.log()),
+        warnings(&victim.0.log())
+    );
+    let statuses = load.await.unwrap();
+    let failed = statuses.iter().filter(|s| **s != 200).count();
+    eprintln!(
+        "SIGTERM of a renderer with a render in flight: {failed} of {} other requests failed",
+        statuses.len()
+    );
+    assert_eq!(
+        failed,
+        0,
+        "statuses {statuses:?}\n{}",
+        warnings(&gateway_process.log())
+    );
+    assert!(
+        victim.0.terminate(Duration::from_secs(15)).await,
+        "the renderer did not drain and exit within its grace"
+    );
+    let after: Vec<usize> = widths.by_ref().take(8).collect();
+    let statuses = render_widths_at(gateway, after.into_iter(), SURVIVOR_LOAD).await;
+    assert!(
+        statuses.iter().all(|s| *s == 200),
+        "the survivor serves everything: {statuses:?}"
+    );
+    drop(victim.1);
+}

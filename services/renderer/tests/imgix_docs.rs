@@ -1465,20 +1465,29 @@ fn fit_min_follows_the_fit_page() {
 /// turned image is shown: 100×200, red on the left half, green on the right.
 #[test]
 fn rotation_follows_the_rot_page() {
-    let original = png(
-        &VipsImage::arrayjoin_with_opts(
-            &[flat(200, 50, RED), flat(200, 50, GREEN)],
-            VOption::new().set("across", 1),
-        )
-        .unwrap(),
-    );
+    let original = png(&VipsImage::arrayjoin_with_opts(
+        &[flat(200, 50, RED), flat(200, 50, GREEN)],
+        VOption::new().set("across", 1),
+    )
+    .unwrap());
     let turned = render(&original, "rot=90&fm=png");
-    assert_eq!((turned.width, turned.height), (200, 100), "the frame is kept");
+    assert_eq!(
+        (turned.width, turned.height),
+        (200, 100),
+        "the frame is kept"
+    );
     assert_colour(rgb(&turned.data, 20, 50), RED, "the top edge turned left");
-    assert_colour(rgb(&turned.data, 180, 50), GREEN, "the bottom edge turned right");
+    assert_colour(
+        rgb(&turned.data, 180, 50),
+        GREEN,
+        "the bottom edge turned right",
+    );
     for (x, y) in [(2, 2), (197, 2), (2, 97), (197, 97)] {
         let point = decode(&turned.data).getpoint(x, y).unwrap();
-        assert!(point.len() == 3 || point[3] > 250.0, "corner ({x}, {y}) covered");
+        assert!(
+            point.len() == 3 || point[3] > 250.0,
+            "corner ({x}, {y}) covered"
+        );
     }
     let oriented = render(&original, "orient=90&fm=png");
     assert_eq!(
@@ -1487,12 +1496,28 @@ fn rotation_follows_the_rot_page() {
         "orient turns the frame with the image"
     );
     let pivot = render(&original, "rot=90&rot-type=pivot&fm=png");
-    assert_eq!((pivot.width, pivot.height), (100, 200), "pivot: the whole image");
-    assert_colour(rgb(&pivot.data, 10, 100), RED, "pivot: top edge on the left");
-    assert_colour(rgb(&pivot.data, 90, 100), GREEN, "pivot: bottom edge on the right");
+    assert_eq!(
+        (pivot.width, pivot.height),
+        (100, 200),
+        "pivot: the whole image"
+    );
+    assert_colour(
+        rgb(&pivot.data, 10, 100),
+        RED,
+        "pivot: top edge on the left",
+    );
+    assert_colour(
+        rgb(&pivot.data, 90, 100),
+        GREEN,
+        "pivot: bottom edge on the right",
+    );
     let upside_down = render(&original, "rot=180&fm=png");
     assert_eq!((upside_down.width, upside_down.height), (200, 100));
-    assert_colour(rgb(&upside_down.data, 100, 10), GREEN, "rot=180: bottom on top");
+    assert_colour(
+        rgb(&upside_down.data, 100, 10),
+        GREEN,
+        "rot=180: bottom on top",
+    );
 }
 
 /// https://docs.imgix.com/apis/url/animation: "These parameters allow you to
@@ -1514,7 +1539,10 @@ fn animations_stay_animated_with_every_frame_resized() {
         .unwrap();
     strip.set_int("page-height", 30).unwrap();
     let gif = strip.gifsave_buffer().unwrap();
-    for (query, format) in [("w=20", EncodedFormat::Gif), ("w=20&fm=webp", EncodedFormat::Webp)] {
+    for (query, format) in [
+        ("w=20", EncodedFormat::Gif),
+        ("w=20&fm=webp", EncodedFormat::Webp),
+    ] {
         let resized = render(&gif, query);
         assert_eq!(resized.format, format, "{query}");
         let decoded = VipsImage::new_from_buffer(&resized.data, "n=-1").unwrap();
@@ -1571,7 +1599,10 @@ fn mark_scale_follows_the_spec() {
     };
     let (small, large) = (width_at(20), width_at(60));
     assert!(small > 0, "mark-scale=20 shows the mark");
-    assert!(large > small, "mark-scale=60 ({large} px) is wider than 20 ({small} px)");
+    assert!(
+        large > small,
+        "mark-scale=60 ({large} px) is wider than 20 ({small} px)"
+    );
     assert_eq!(
         render(&base, "mark-scale=60&fm=png").data,
         render(&base, "fm=png").data,

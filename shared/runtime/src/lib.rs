@@ -12,6 +12,7 @@
 
 pub mod grpc_balance;
 pub mod grpc_retry;
+mod lingering_close;
 mod metrics_server;
 
 use std::future::Future;
@@ -112,7 +113,17 @@ pub async fn serve_grpc<F>(
 where
     F: Future<Output = ()> + Send + 'static,
 {
-    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    // Each connection closes with a linger (see `lingering_close`), so a
+    // drained connection's last response is not lost to a TCP reset.
+    let incoming = tokio_stream::StreamExt::map(
+        tokio_stream::wrappers::TcpListenerStream::new(listener),
+        |accepted| {
+            accepted.map(|stream| {
+                let _ = stream.set_nodelay(true);
+                lingering_close::LingeringClose::new(stream)
+            })
+        },
+    );
     let routes = routes.add_service(health_service);
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     // On shutdown: first tell load balancers we are going away, then drain.
