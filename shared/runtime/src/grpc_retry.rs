@@ -6,8 +6,10 @@
 //!
 //! - its method is idempotent ([`IDEMPOTENT_METHODS`]: render, fetch,
 //!   Source lookups, health checks — never a write or an upload), and
-//! - it failed before any answer came back: the connection was refused or
-//!   broke before the response headers, or the server answered
+//! - it failed before a whole answer came back: the connection was refused
+//!   or broke before the end of a unary answer (a replica killed while its
+//!   response was on the wire; unary answers are read in full here before
+//!   they are passed on, streamed ones are not), or the server answered
 //!   `UNAVAILABLE` at once (a replica draining on SIGTERM), and
 //! - the channel balances over endpoints that can be told apart (a list, or
 //!   a name; one IP address has no other replica to go to), and
@@ -60,6 +62,13 @@ pub const IDEMPOTENT_METHODS: &[&str] = &[
     "/imgmesh.registry.v1.SourceRegistryService/ListSources",
     "/grpc.health.v1.Health/Check",
 ];
+
+/// Idempotent methods whose answer streams: their responses are passed on
+/// as they come, so a failure part way through the stream is not retried.
+/// Every other idempotent method is unary: its answer is read in full here,
+/// so a connection that breaks while the answer is arriving (a replica
+/// killed mid-response) is retried like one that broke before it.
+const STREAMING_METHODS: &[&str] = &["/imgmesh.fetcher.v1.FetcherService/FetchObject"];
 
 /// Least time the deadline must leave for a retry to be worth sending.
 pub const MIN_RETRY_TIME: Duration = Duration::from_millis(50);
@@ -169,22 +178,31 @@ impl Retry {
         let (parts, body) = request.into_parts();
         let body = body.collect().await?.to_bytes();
         self.deposit();
-        let first = channel.clone().oneshot(rebuild(&parts, body.clone())).await;
+        let mut first = channel
+            .clone()
+            .oneshot(rebuild(&parts, body.clone()))
+            .await
+            .map_err(BoxError::from);
+        if !STREAMING_METHODS.contains(&parts.uri.path())
+            && let Ok(response) = first
+        {
+            first = read_in_full(response).await;
+        }
         let retryable = match &first {
             Err(_) => true,
             Ok(response) => grpc_status(response) == Some(tonic::Code::Unavailable),
         };
         if !retryable || body.len() > MAX_RETRY_BODY {
-            return first.map_err(BoxError::from);
+            return first;
         }
         let left = |now: Instant| timeout.map(|timeout| timeout.saturating_sub(now - started));
         if left(Instant::now()).is_some_and(|left| left < MIN_RETRY_TIME + MIN_RETRY_TIME) {
             skipped("deadline");
-            return first.map_err(BoxError::from);
+            return first;
         }
         if !self.withdraw() {
             skipped("budget");
-            return first.map_err(BoxError::from);
+            return first;
         }
         let wait = left(Instant::now()).map_or(PROBE_WAIT, |left| {
             PROBE_WAIT.min(left.saturating_sub(MIN_RETRY_TIME))
@@ -194,7 +212,7 @@ impl Retry {
         if let Some(left) = left(Instant::now()) {
             if left < MIN_RETRY_TIME {
                 skipped("deadline");
-                return first.map_err(BoxError::from);
+                return first;
             }
             if let Ok(value) = http::HeaderValue::from_str(&format!("{}m", left.as_millis())) {
                 retry.headers_mut().insert("grpc-timeout", value);
@@ -237,6 +255,30 @@ fn rebuild(parts: &http::request::Parts, body: Bytes) -> http::Request<Body> {
         parts.clone(),
         Body::new(http_body_util::Full::new(body).map_err(|never| match never {})),
     )
+}
+
+/// `response` with its body read in full (message and trailers): an error
+/// if the connection broke before the end. A trailers-only answer (an
+/// error before any message) is passed on as it is.
+async fn read_in_full(response: http::Response<Body>) -> Result<http::Response<Body>, BoxError> {
+    if response.headers().contains_key("grpc-status") {
+        return Ok(response);
+    }
+    let (parts, body) = response.into_parts();
+    let collected = body.collect().await.map_err(BoxError::from)?;
+    let trailers = collected.trailers().cloned();
+    let data = collected.to_bytes();
+    let mut frames = vec![Ok::<_, std::convert::Infallible>(http_body::Frame::data(
+        data,
+    ))];
+    if let Some(trailers) = trailers {
+        frames.push(Ok(http_body::Frame::trailers(trailers)));
+    }
+    let body = http_body_util::StreamBody::new(futures::stream::iter(frames));
+    Ok(http::Response::from_parts(
+        parts,
+        Body::new(body.map_err(|never| match never {})),
+    ))
 }
 
 /// The status of a trailers-only response (an error before any message).
