@@ -146,7 +146,7 @@ async fn renders_spread_over_renderers_and_survive_one_dying() {
         last_failure.is_none_or(|at| at < Duration::from_secs(3)),
         "a request failed {last_failure:?} after the kill"
     );
-    let still_alive = render_widths(gateway, first + 150..first + 210).await;
+    let still_alive = render_widths_at(gateway, first + 150..first + 210, SURVIVOR_LOAD).await;
     assert!(
         still_alive.iter().all(|status| *status == 200),
         "statuses {still_alive:?}"
