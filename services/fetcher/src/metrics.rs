@@ -13,13 +13,17 @@
 //! - `imgmesh_cache_lookups_total{tier="original",result}`: original cache
 //!   lookups (`hit` fresh copy, `stale` copy to revalidate, `miss`);
 //! - `imgmesh_original_stale_served_total`: held originals served because
-//!   the origin was slow or failing when they were revalidated.
+//!   the origin was slow or failing when they were revalidated;
+//! - `imgmesh_original_cache_bytes`, `imgmesh_original_cache_capacity_bytes`:
+//!   bytes of originals the original cache holds, and may hold.
 
 use std::sync::LazyLock;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Unit;
 
 /// The fetcher's metrics (see the module documentation).
 pub(crate) static METRICS: LazyLock<FetcherMetrics> = LazyLock::new(FetcherMetrics::register);
@@ -90,6 +94,8 @@ pub(crate) struct FetcherMetrics {
     s3_bytes_read: Counter,
     cache_lookups: Family<CacheLookupLabels, Counter>,
     stale_served: Counter,
+    original_cache_bytes: Gauge,
+    original_cache_capacity_bytes: Gauge,
 }
 
 // === impl FetcherMetrics ===
@@ -103,6 +109,8 @@ impl FetcherMetrics {
             s3_bytes_read: Counter::default(),
             cache_lookups: Family::default(),
             stale_served: Counter::default(),
+            original_cache_bytes: Gauge::default(),
+            original_cache_capacity_bytes: Gauge::default(),
         };
         let mut registry = imgmesh_metrics::registry()
             .lock()
@@ -136,6 +144,18 @@ impl FetcherMetrics {
             "imgmesh_original_stale_served",
             "Held originals served because the origin failed their revalidation",
             metrics.stale_served.clone(),
+        );
+        registry.register_with_unit(
+            "imgmesh_original_cache",
+            "Bytes of originals held in the in-memory original cache",
+            Unit::Bytes,
+            metrics.original_cache_bytes.clone(),
+        );
+        registry.register_with_unit(
+            "imgmesh_original_cache_capacity",
+            "Most bytes of originals the original cache may hold (--original-cache-bytes)",
+            Unit::Bytes,
+            metrics.original_cache_capacity_bytes.clone(),
         );
         // Every result starts at 0, so rates work from the first scrape.
         for result in [
@@ -183,6 +203,14 @@ impl FetcherMetrics {
     /// Counts `bytes` received from an origin.
     pub(crate) fn s3_bytes_read(&self, bytes: usize) {
         self.s3_bytes_read.inc_by(bytes as u64);
+    }
+
+    /// The original cache now holds `bytes` of at most `capacity` bytes.
+    pub(crate) fn original_cache_held(&self, bytes: u64, capacity: u64) {
+        self.original_cache_bytes
+            .set(i64::try_from(bytes).unwrap_or(i64::MAX));
+        self.original_cache_capacity_bytes
+            .set(i64::try_from(capacity).unwrap_or(i64::MAX));
     }
 
     /// The counters of the original cache's lookups.

@@ -110,6 +110,7 @@ impl<E: Clone> OriginalCache<E> {
     /// without revalidation for `fresh_for` after the origin confirmed it.
     /// A capacity of 0 turns caching off (loads are still coalesced).
     pub(crate) fn new(capacity_bytes: u64, fresh_for: Duration) -> OriginalCache<E> {
+        METRICS.original_cache_held(0, capacity_bytes);
         OriginalCache {
             capacity_bytes,
             fresh_for,
@@ -242,6 +243,7 @@ impl<E: Clone> OriginalCache<E> {
                 break;
             }
         }
+        METRICS.original_cache_held(entries.bytes, self.capacity_bytes);
     }
 }
 

@@ -2,6 +2,7 @@
 //! (`imgmesh_metrics::registry()`) on first use and served on `/metrics`.
 
 use std::sync::LazyLock;
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use prometheus_client::metrics::counter::Counter;
@@ -30,6 +31,10 @@ pub struct RendererMetrics {
     render_admitted_bytes: Gauge,
     render_shed: Family<Label, Counter>,
     render_queue_wait_seconds: Histogram,
+    render_workers: Gauge,
+    render_queue_capacity: Gauge,
+    render_memory_budget_bytes: Gauge,
+    render_worker_busy_seconds: Counter<f64, AtomicU64>,
 }
 
 /// The process's renderer metrics.
@@ -47,6 +52,10 @@ pub static METRICS: LazyLock<RendererMetrics> = LazyLock::new(|| {
         render_admitted_bytes: Gauge::default(),
         render_shed: Family::default(),
         render_queue_wait_seconds: imgmesh_metrics::latency_histogram(),
+        render_workers: Gauge::default(),
+        render_queue_capacity: Gauge::default(),
+        render_memory_budget_bytes: Gauge::default(),
+        render_worker_busy_seconds: Counter::default(),
     };
     let mut registry = imgmesh_metrics::registry()
         .lock()
@@ -108,6 +117,28 @@ pub static METRICS: LazyLock<RendererMetrics> = LazyLock::new(|| {
         "Time from admission to a free render worker",
         Unit::Seconds,
         metrics.render_queue_wait_seconds.clone(),
+    );
+    registry.register(
+        "imgmesh_render_workers",
+        "Render workers (renders that may run at once); utilisation is imgmesh_renders_in_flight over this",
+        metrics.render_workers.clone(),
+    );
+    registry.register(
+        "imgmesh_render_queue_capacity",
+        "Renders that may wait for a worker beyond those running (--render-queue-depth)",
+        metrics.render_queue_capacity.clone(),
+    );
+    registry.register_with_unit(
+        "imgmesh_render_memory_budget",
+        "Estimated decode memory admitted renders may reserve in all",
+        Unit::Bytes,
+        metrics.render_memory_budget_bytes.clone(),
+    );
+    registry.register_with_unit(
+        "imgmesh_render_worker_busy",
+        "Time render workers spent rendering, summed over workers; its rate over imgmesh_render_workers is worker utilisation",
+        Unit::Seconds,
+        metrics.render_worker_busy_seconds.clone(),
     );
     registry.register(
         "imgmesh_renders_stopped",
@@ -177,6 +208,22 @@ impl RendererMetrics {
     /// One admitted render that waited `waited` for its worker.
     pub fn render_queue_wait(&self, waited: Duration) {
         self.render_queue_wait_seconds.observe(waited.as_secs_f64());
+    }
+
+    /// The pool's size: `workers` running at once, `queue_depth` more
+    /// waiting, within `memory_budget` estimated bytes.
+    pub fn render_capacity(&self, workers: usize, queue_depth: usize, memory_budget: u64) {
+        self.render_workers
+            .set(i64::try_from(workers).unwrap_or(i64::MAX));
+        self.render_queue_capacity
+            .set(i64::try_from(queue_depth).unwrap_or(i64::MAX));
+        self.render_memory_budget_bytes
+            .set(i64::try_from(memory_budget).unwrap_or(i64::MAX));
+    }
+
+    /// A render held a worker for `busy`.
+    pub fn worker_busy(&self, busy: Duration) {
+        self.render_worker_busy_seconds.inc_by(busy.as_secs_f64());
     }
 
     /// One render refused or stopped as too expensive, for `reason`

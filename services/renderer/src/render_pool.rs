@@ -81,8 +81,9 @@ pub struct RenderPool {
 pub struct Admission {
     _slot: OwnedSemaphorePermit,
     admitted_at: Instant,
-    /// Whether the render reached a worker (for the gauges).
-    running: bool,
+    /// When the render reached a worker, if it did (for the gauges and the
+    /// workers' busy time).
+    started_at: Option<Instant>,
 }
 
 /// Estimated render memory, shared by every admitted render.
@@ -119,6 +120,7 @@ impl RenderPool {
         limits: RenderLimits,
     ) -> RenderPool {
         let workers = workers.max(1);
+        METRICS.render_capacity(workers, queue_depth, memory_budget);
         RenderPool {
             slots: Arc::new(Semaphore::new(workers + queue_depth)),
             running: Arc::new(Semaphore::new(workers)),
@@ -183,7 +185,7 @@ impl RenderPool {
         Ok(Admission {
             _slot: slot,
             admitted_at: Instant::now(),
-            running: false,
+            started_at: None,
         })
     }
 
@@ -284,14 +286,15 @@ impl Admission {
         METRICS.render_queue_wait(self.admitted_at.elapsed());
         METRICS.render_queued(-1);
         METRICS.render_running(1);
-        self.running = true;
+        self.started_at = Some(Instant::now());
     }
 }
 
 impl Drop for Admission {
     fn drop(&mut self) {
-        if self.running {
+        if let Some(started_at) = self.started_at {
             METRICS.render_running(-1);
+            METRICS.worker_busy(started_at.elapsed());
         } else {
             METRICS.render_queued(-1);
         }

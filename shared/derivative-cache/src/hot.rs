@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use crate::entry::CachedDerivative;
+use crate::metrics::HOT;
 
 /// Entries by key, within a byte budget.
 #[derive(Debug)]
@@ -30,6 +31,9 @@ struct Held {
 impl HotEntries {
     /// At most `capacity_bytes` of entries; 0 keeps nothing.
     pub(crate) fn new(capacity_bytes: usize) -> HotEntries {
+        if capacity_bytes > 0 {
+            HOT.set(0, 0, capacity_bytes);
+        }
         HotEntries {
             capacity_bytes,
             entries: Mutex::new(Held::default()),
@@ -66,6 +70,7 @@ impl HotEntries {
         }
         held.bytes += size;
         held.by_key.insert(key.to_owned(), Arc::new(entry.clone()));
+        self.report(&held);
     }
 
     /// Drops the copy under `key`.
@@ -73,7 +78,13 @@ impl HotEntries {
         let mut held = self.lock();
         if let Some(dropped) = held.by_key.remove(key) {
             held.bytes -= dropped.data.len() + key.len();
+            self.report(&held);
         }
+    }
+
+    /// Sets the hot cache gauges to what `held` holds.
+    fn report(&self, held: &Held) {
+        HOT.set(held.bytes, held.by_key.len(), self.capacity_bytes);
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Held> {

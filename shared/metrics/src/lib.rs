@@ -4,7 +4,10 @@
 //! it once, lazily, and [`encode()`] renders them all in the OpenMetrics text
 //! format that `GET /metrics` serves ([`handler`], [`router`], [`serve`]).
 //! [`GrpcMetricsLayer`] counts the calls every gRPC server answers (it is
-//! installed by `imgmesh_runtime::serve_grpc`), and [`MetricsArgs`] is the
+//! installed by `imgmesh_runtime::serve_grpc`) and [`GrpcClientCall`] those
+//! a client makes (`imgmesh_runtime::GrpcChannel` starts one per call),
+//! under the grpc-ecosystem names (`grpc_server_handled_total`, …), and
+//! [`MetricsArgs`] is the
 //! `--metrics-listen` flag of the services without an HTTP listener of their
 //! own.
 //!
@@ -78,7 +81,10 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
 pub use crate::endpoint::{handler, router, scrape, serve};
-pub use crate::grpc_metrics::{GrpcMetrics, GrpcMetricsLayer, MeteredBody, MeteredFuture};
+pub use crate::grpc_metrics::{
+    CODE_NAMES, GrpcClientCall, GrpcMetrics, GrpcMetricsLayer, MeteredBody, MeteredFuture,
+    STREAMING_METHODS, grpc_type,
+};
 pub use crate::listen_args::{MetricsArgs, MetricsListen};
 /// The metric types and encoders, so services need no dependency of their
 /// own for the common cases (deriving `EncodeLabelSet` does need one:

@@ -32,7 +32,10 @@
 //!
 //! Metrics: `imgmesh_grpc_client_retries_total{method}` counts retries made,
 //! `imgmesh_grpc_client_retries_skipped_total{reason}` those not made
-//! (`budget`, `deadline`).
+//! (`budget`, `deadline`). Every call, retried or not, is counted once in
+//! the grpc-ecosystem client metrics (`grpc_client_started_total`,
+//! `grpc_client_handled_total{grpc_code}`, `grpc_client_handling_seconds`;
+//! see [`imgmesh_metrics::GrpcClientCall`]).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -150,12 +153,26 @@ impl tower::Service<http::Request<Body>> for GrpcChannel {
 
     fn call(&mut self, request: http::Request<Body>) -> Self::Future {
         let channel = self.channel.clone();
-        match &self.retry {
+        // Counted once in the grpc-ecosystem client metrics, retry or not.
+        let metered = imgmesh_metrics::GrpcClientCall::start(request.uri().path());
+        let sent: Self::Future = match &self.retry {
             Some(retry) if IDEMPOTENT_METHODS.contains(&request.uri().path()) => {
                 Box::pin(retry.clone().call(channel, request))
             }
             _ => Box::pin(async move { channel.oneshot(request).await.map_err(BoxError::from) }),
-        }
+        };
+        Box::pin(async move {
+            match sent.await {
+                Ok(response) => Ok(metered.response(response).map(Body::new)),
+                Err(error) => {
+                    // The status the tonic client turns this error into
+                    // (it finds the same one again in the box).
+                    let status = tonic::Status::from_error(error);
+                    metered.failed(status.code() as i32);
+                    Err(BoxError::from(status))
+                }
+            }
+        })
     }
 }
 

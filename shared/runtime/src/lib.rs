@@ -97,9 +97,10 @@ pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
 
 /// Serves `routes` plus `grpc.health.v1` on `listener` until `shutdown`
 /// resolves, continuing callers' traces on every call and counting every
-/// call in `imgmesh_grpc_requests_total` and
-/// `imgmesh_grpc_request_duration_seconds` (see
-/// [`imgmesh_metrics::GrpcMetricsLayer`]). `health` is the reporter of
+/// call in `grpc_server_started_total`, `grpc_server_handled_total`,
+/// `grpc_server_handling_seconds` (the grpc-ecosystem names),
+/// `imgmesh_grpc_requests_total` and `imgmesh_grpc_request_duration_seconds`
+/// (see [`imgmesh_metrics::GrpcMetricsLayer`]). `health` is the reporter of
 /// `health_service`; on shutdown it reports NOT_SERVING before the drain.
 pub async fn serve_grpc<F>(
     listener: TcpListener,
