@@ -116,6 +116,8 @@ where
 {
     // Each connection closes with a linger (see `lingering_close`), so a
     // drained connection's last response is not lost to a TCP reset.
+    // TCP_NODELAY is set here: tonic ignores its builder's `tcp_nodelay`
+    // with a caller's own incoming stream.
     let incoming = tokio_stream::StreamExt::map(
         tokio_stream::wrappers::TcpListenerStream::new(listener),
         |accepted| {
@@ -138,7 +140,6 @@ where
     });
     Server::builder()
         .trace_fn(imgmesh_telemetry::grpc_server_span)
-        .tcp_nodelay(true)
         .layer(imgmesh_metrics::GrpcMetricsLayer)
         .add_routes(routes)
         .serve_with_incoming_shutdown(incoming, async {
