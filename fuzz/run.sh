@@ -4,7 +4,10 @@
 # crashes and hangs per target and fails when any target found a crash.
 #
 # Usage: fuzz/run.sh [seconds per target, default 60] [target ...]
-# Targets: imgix_query cache_envelope image_pipeline
+# Targets: imgix_query signature asset_key cache_key admin_body
+#          cache_envelope image_pipeline
+# CI runs `fuzz/run.sh 10` (FUZZ_SECONDS=10 make fuzz); a crash or a hang
+# fails it.
 # Findings stay in the printed output directory; a crash input replays with
 #   $CARGO_TARGET_DIR/debug/<target> < <crash file>
 set -euo pipefail
@@ -14,7 +17,7 @@ seconds=${1:-60}
 shift || true
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-    targets=(imgix_query cache_envelope image_pipeline)
+    targets=(imgix_query signature asset_key cache_key admin_body cache_envelope image_pipeline)
 fi
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/imgmesh-fuzz-target}
 jobs=${FUZZ_BUILD_JOBS:-2}
@@ -32,7 +35,7 @@ cargo afl build -j "$jobs" --bins
 out=$(mktemp -d /tmp/imgmesh-fuzz.XXXXXX)
 corpus="$out/corpus"
 mkdir -p "$corpus"
-cp -r corpus/imgix_query "$corpus/"
+cp -r corpus/* "$corpus/"
 "$CARGO_TARGET_DIR/debug/make_seeds" "$corpus"
 
 # A shared machine in a container: no CPU pinning, no frequency checks,
@@ -58,9 +61,9 @@ for target in "${targets[@]}"; do
     coverage=$(awk -F' *: *' '$1 == "bitmap_cvg" { print $2 }' "$stats")
     corpus_count=$(awk -F' *: *' '$1 == "corpus_count" { print $2 }' "$stats")
     echo "$target: $execs executions, coverage $coverage, corpus $corpus_count, $crashes crashes, $hangs hangs"
-    if [ "$crashes" -gt 0 ]; then
+    if [ "$crashes" -gt 0 ] || [ "$hangs" -gt 0 ]; then
         status=1
-        find "$out/$target/default/crashes" -type f ! -name README.txt | sed 's/^/  crash: /'
+        find "$out/$target/default/crashes" "$out/$target/default/hangs" -type f ! -name README.txt | sed 's/^/  found: /'
     fi
 done
 echo "findings in $out"

@@ -37,6 +37,13 @@ if ! command -v cargo-nextest >/dev/null; then
   echo "installing cargo-nextest"
   cargo install cargo-nextest --locked -j2
 fi
+# `make fuzz` (and CI's brief run): cargo-afl builds its own AFL++
+# (afl-fuzz and the runtime) when it is installed, with gcc and make, so
+# Debian's afl++ (which pulls in clang-14) is not needed.
+if ! command -v cargo-afl >/dev/null; then
+  echo "installing cargo-afl"
+  cargo install cargo-afl --locked -j2
+fi
 if [[ ! -x tools/node_modules/.bin/buf || ! -d tools/node_modules/@imgix/js-core ]]; then
   echo "installing buf and @imgix/js-core (tools/package.json)"
   (cd tools && npm ci --no-audit --no-fund --loglevel=error)

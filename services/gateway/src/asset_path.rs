@@ -9,7 +9,7 @@
 /// Decodes the raw URL path (leading `/`, still percent-encoded) into the
 /// asset path the renderer wants (no leading `/`), or `None` when it is not
 /// a path any object could have.
-pub(crate) fn asset_path(raw_path: &str) -> Option<String> {
+pub fn asset_path(raw_path: &str) -> Option<String> {
     let encoded = raw_path.strip_prefix('/').unwrap_or(raw_path);
     let decoded = String::from_utf8(percent_decode(encoded.as_bytes())?).ok()?;
     let acceptable = !decoded.is_empty()
@@ -23,7 +23,7 @@ pub(crate) fn asset_path(raw_path: &str) -> Option<String> {
 /// `raw` percent-decoded exactly once, when that is UTF-8 (`None` for a
 /// stray `%` or invalid UTF-8). What the text may contain is for the
 /// caller to check.
-pub(crate) fn percent_decoded(raw: &str) -> Option<String> {
+pub fn percent_decoded(raw: &str) -> Option<String> {
     String::from_utf8(percent_decode(raw.as_bytes())?).ok()
 }
 

@@ -19,6 +19,8 @@ mod admin;
 mod asset_path;
 mod config;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod host_routing;
 mod http_listener;
 mod image_handler;

@@ -23,7 +23,7 @@ use subtle::{Choice, ConstantTimeEq as _};
 const SIGNATURE_PARAM: &str = "s";
 
 /// One token a Source accepts for signatures, and until when.
-pub(crate) struct SigningKey {
+pub struct SigningKey {
     token: SecretString,
     /// Unix seconds after which the token is no longer accepted; 0 for never.
     expires_at: i64,
@@ -34,7 +34,7 @@ pub(crate) struct SigningKey {
 impl SigningKey {
     /// A key for `token`, accepted while the time is before `expires_at`
     /// (Unix seconds; 0 for no end).
-    pub(crate) fn new(token: String, expires_at: i64) -> SigningKey {
+    pub fn new(token: String, expires_at: i64) -> SigningKey {
         SigningKey {
             token: SecretString::from(token),
             expires_at,
@@ -60,7 +60,7 @@ impl fmt::Debug for SigningKey {
 /// Why a request's signature was refused. Every case answers the same 403;
 /// the cases exist for logs and tests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub(crate) enum SignatureError {
+pub enum SignatureError {
     /// The request carries no `s` parameter.
     #[error("missing signature")]
     Missing,
@@ -78,7 +78,7 @@ pub(crate) enum SignatureError {
 ///
 /// Returns the query without the signature: what the rest of the request
 /// is served from.
-pub(crate) fn verify<'q>(
+pub fn verify<'q>(
     raw_path: &str,
     raw_query: Option<&'q str>,
     keys: &[SigningKey],
@@ -110,7 +110,7 @@ pub(crate) fn verify<'q>(
 }
 
 /// `lowercase_hex(md5(token + path [+ "?" + query]))`.
-pub(crate) fn signature(token: &str, raw_path: &str, signed_query: Option<&str>) -> String {
+pub fn signature(token: &str, raw_path: &str, signed_query: Option<&str>) -> String {
     let mut md5 = Md5::new();
     md5.update(token.as_bytes());
     md5.update(raw_path.as_bytes());

@@ -152,9 +152,18 @@ impl AdminError {
     }
 
     /// The HTTP status answered.
-    #[cfg(test)]
     pub(crate) fn status(&self) -> StatusCode {
         self.status
+    }
+
+    /// The field the error names, when it names one.
+    pub(crate) fn field(&self) -> Option<&str> {
+        self.field.as_deref()
+    }
+
+    /// The message answered.
+    pub(crate) fn message(&self) -> &str {
+        &self.message
     }
 }
 

@@ -427,6 +427,11 @@ mod tests {
         );
         let missing = grace_period_seconds(b"").unwrap_err();
         assert!(field_of(missing).contains("grace_period_seconds: is required"));
+        // Found by the admin_body fuzz target: a body of ASCII whitespace
+        // that JSON does not count as whitespace (form feeds) is blank too,
+        // not a JSON error.
+        let blank = grace_period_seconds(b"\x0c\x0c\x0c").unwrap_err();
+        assert!(field_of(blank).contains("grace_period_seconds: is required"));
         let extra = grace_period_seconds(br#"{"grace_period_seconds": 1, "token": "x"}"#);
         assert!(field_of(extra.unwrap_err()).contains("token: unknown field"));
     }

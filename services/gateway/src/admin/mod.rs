@@ -18,8 +18,8 @@
 mod auth_limit;
 mod body_timeout;
 mod error;
-mod json;
-mod purge;
+pub(crate) mod json;
+pub(crate) mod purge;
 mod upload;
 
 use std::fmt;

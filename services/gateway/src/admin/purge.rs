@@ -27,7 +27,7 @@ const PURGE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What to purge, from the request body.
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum Target {
+pub enum Target {
     /// One asset path (decoded, without leading slash).
     Path(String),
     /// A directory prefix (without leading slash).
@@ -78,7 +78,7 @@ pub(super) async fn purge(
 }
 
 /// Reads the body's one target.
-fn target(body: &[u8]) -> Result<Target, AdminError> {
+pub(crate) fn target(body: &[u8]) -> Result<Target, AdminError> {
     let value: serde_json::Value = serde_json::from_slice(body)
         .map_err(|_| AdminError::invalid_field("body", "must be a JSON object"))?;
     let object = value
