@@ -44,18 +44,15 @@ const CACHE_STATUS_HEADER: &str = "x-imgmesh-cache";
 /// on in the background to refresh the cache.
 const STALE_LOOKUP_WAIT: Duration = Duration::from_millis(500);
 
-/// Serves one image request inside its `http.server` span (continuing an
-/// incoming `traceparent`), so every gRPC call it makes joins the trace.
+/// Serves one image request. It runs inside the request's `http.server`
+/// span (see `trace_response`), so every gRPC call it makes joins the trace.
 pub(crate) async fn serve_image(State(state): State<GatewayState>, request: Request) -> Response {
-    let span = imgmesh_telemetry::http_server_span(&request);
     let is_head = request.method() == Method::HEAD;
     let mut lifetime = ResponseLifetime::new(unix_now());
     let mut response = answer(state, request, &mut lifetime)
-        .instrument(span.clone())
         .await
         .unwrap_or_else(IntoResponse::into_response);
     lifetime.limit_error(&mut response);
-    span.record("http.response.status_code", response.status().as_u16());
     if is_head {
         without_body(response)
     } else {

@@ -30,6 +30,7 @@ mod readiness;
 pub mod render_plan;
 mod signing;
 mod source_cache;
+mod trace_response;
 mod upstream;
 mod url_expiry;
 
@@ -166,7 +167,8 @@ impl GatewayState {
 
 /// The public router: every path, every method (non-GET/HEAD get 405).
 /// Every request is counted by status and timed (see `GET /metrics`);
-/// beyond `--max-in-flight` at once, requests are refused with 503.
+/// beyond `--max-in-flight` at once, requests are refused with 503. Every
+/// request runs in its trace, named by its response's `traceresponse`.
 pub fn router(state: GatewayState) -> Router {
     metrics::register();
     Router::new()
@@ -176,6 +178,7 @@ pub fn router(state: GatewayState) -> Router {
             load_shedding::limit_in_flight,
         ))
         .layer(axum::middleware::from_fn(metrics::count_request))
+        .layer(axum::middleware::from_fn(trace_response::trace_request))
         .with_state(state)
 }
 

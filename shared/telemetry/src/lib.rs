@@ -1,19 +1,25 @@
 //! Logs and traces for every imgmesh service.
 //!
-//! [`init`] installs a `tracing` subscriber that writes logs to stderr and,
-//! when `OTEL_EXPORTER_OTLP_ENDPOINT` is set, exports spans over OTLP/gRPC.
+//! [`init`] installs a `tracing` subscriber that writes logs to stderr, as
+//! text or one JSON object a line (`--log-format`), and, when
+//! `OTEL_EXPORTER_OTLP_ENDPOINT` is set, exports spans over OTLP/gRPC or
+//! OTLP/HTTP (`OTEL_EXPORTER_OTLP_PROTOCOL`), sampled as the standard
+//! `OTEL_TRACES_SAMPLER` settings say ([`sampler`]).
 //! W3C trace context travels between services in gRPC metadata and HTTP
 //! headers: [`TraceContextInterceptor`] injects it on every outgoing call,
-//! [`grpc_server_span`] and [`http_server_span`] continue it on the way in.
+//! [`grpc_server_span`] and [`http_server_span`] continue it on the way in,
+//! and [`traceresponse`] tells an HTTP client which trace its request was.
+
+mod otlp_export;
+mod sampler;
 
 use std::time::Duration;
 
 use anyhow::Context as _;
 use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
 use opentelemetry::trace::TracerProvider as _;
-use opentelemetry_otlp::WithExportConfig;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
-use opentelemetry_sdk::trace::SdkTracerProvider;
+use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::Layer as _;
@@ -21,17 +27,78 @@ use tracing_subscriber::filter::{LevelFilter, Targets};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
+pub use crate::otlp_export::OtlpProtocol;
+pub use crate::sampler::{SamplerName, sampler};
+
 /// Telemetry settings every service shares (`#[command(flatten)]` them).
+/// The trace settings read the OpenTelemetry SDKs' standard environment
+/// variables, so a deployment configures imgmesh as it does anything else.
 #[derive(Debug, Clone, clap::Args)]
 pub struct TelemetryArgs {
     /// Log filter in `tracing` syntax, e.g. `info,imgmesh_renderer=debug`.
     #[arg(long = "log", env = "IMGMESH_LOG", default_value = "info")]
     pub log_filter: String,
 
-    /// OTLP/gRPC collector endpoint, e.g. `http://127.0.0.1:4317`; traces are
-    /// exported only when this is set.
+    /// Log line format on stderr: `text` for people, `json` (one object a
+    /// line with `timestamp`, `level`, `target`, `message`, the event's
+    /// fields and the current span) for log collectors.
+    #[arg(
+        long = "log-format",
+        env = "IMGMESH_LOG_FORMAT",
+        value_enum,
+        default_value = "text"
+    )]
+    pub log_format: LogFormat,
+
+    /// OTLP collector endpoint, e.g. `http://127.0.0.1:4317` (gRPC) or
+    /// `http://127.0.0.1:4318` (HTTP; spans go to its `/v1/traces`);
+    /// traces are exported only when this is set.
     #[arg(long = "otlp-endpoint", env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
     pub otlp_endpoint: Option<String>,
+
+    /// OTLP transport: `grpc` or `http/protobuf`.
+    #[arg(
+        long = "otlp-protocol",
+        env = "OTEL_EXPORTER_OTLP_PROTOCOL",
+        value_enum,
+        default_value = "grpc"
+    )]
+    pub otlp_protocol: OtlpProtocol,
+
+    /// Which traces are recorded and exported: `always_on`, `always_off`,
+    /// `traceidratio`, `parentbased_always_on`, `parentbased_always_off` or
+    /// `parentbased_traceidratio` (the `parentbased_` ones follow an
+    /// incoming `traceparent`'s sampled flag).
+    #[arg(
+        long = "traces-sampler",
+        env = "OTEL_TRACES_SAMPLER",
+        value_enum,
+        default_value = "parentbased_always_on"
+    )]
+    pub traces_sampler: SamplerName,
+
+    /// The sampler's argument: for the `traceidratio` samplers, the fraction
+    /// of traces started here that are recorded, from 0 to 1 (default 1).
+    #[arg(long = "traces-sampler-arg", env = "OTEL_TRACES_SAMPLER_ARG")]
+    pub traces_sampler_arg: Option<String>,
+}
+
+/// How log lines are written (`--log-format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object a line.
+    Json,
+}
+
+// === impl TelemetryArgs ===
+
+impl TelemetryArgs {
+    /// The sampler `--traces-sampler` and `--traces-sampler-arg` select.
+    pub fn sampler(&self) -> anyhow::Result<Sampler> {
+        sampler(self.traces_sampler, self.traces_sampler_arg.as_deref())
+    }
 }
 
 /// Keeps the trace exporter alive; call [`TelemetryGuard::shutdown`] before
@@ -63,21 +130,37 @@ pub fn init(service: &'static str, args: &TelemetryArgs) -> anyhow::Result<Telem
     opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
     let filter = EnvFilter::try_new(&args.log_filter)
         .with_context(|| format!("invalid log filter {:?}", args.log_filter))?;
-    let fmt = tracing_subscriber::fmt::layer()
-        .with_writer(std::io::stderr)
-        .with_target(true);
+    let text = (args.log_format == LogFormat::Text).then(|| {
+        tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .with_target(true)
+    });
+    // The event's fields (its message included) at the top level, and the
+    // span it happened in; not the whole span stack, which repeats on every
+    // line.
+    let json = (args.log_format == LogFormat::Json).then(|| {
+        tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .with_target(true)
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+    });
 
     // The OpenTelemetry layer is installed even when nothing is exported:
     // it is what gives spans their trace context, so an incoming
     // `traceparent` still reaches the next hop (whose service may export).
     let endpoint = args.otlp_endpoint.as_deref().filter(|e| !e.is_empty());
-    let provider = build_provider(service, endpoint)?;
+    let export = endpoint.map(|endpoint| (endpoint, args.otlp_protocol));
+    let provider = build_provider(service, args.sampler()?, export)?;
     let otel = tracing_opentelemetry::layer()
         .with_tracer(provider.tracer(service))
         .with_filter(exported_spans());
     tracing_subscriber::registry()
         .with(filter)
-        .with(fmt)
+        .with(text)
+        .with(json)
         .with(otel)
         .try_init()
         .context("a tracing subscriber is already installed")?;
@@ -104,47 +187,26 @@ fn exported_spans() -> Targets {
         )
 }
 
-/// The tracer provider for `service`; it exports over OTLP only when
-/// `endpoint` is given.
+/// The tracer provider for `service`, deciding with `sampler` which traces
+/// are recorded; it exports over OTLP only when `export` (an endpoint and
+/// its protocol) is given.
 fn build_provider(
     service: &'static str,
-    endpoint: Option<&str>,
+    sampler: Sampler,
+    export: Option<(&str, OtlpProtocol)>,
 ) -> anyhow::Result<SdkTracerProvider> {
     let resource = opentelemetry_sdk::Resource::builder()
         .with_service_name(service)
         .build();
-    let mut builder = SdkTracerProvider::builder().with_resource(resource);
-    if let Some(endpoint) = endpoint {
-        builder = builder.with_span_processor(otlp_processor(endpoint)?);
+    let mut builder = SdkTracerProvider::builder()
+        .with_resource(resource)
+        .with_sampler(sampler);
+    if let Some((endpoint, protocol)) = export {
+        builder = builder.with_span_processor(otlp_export::otlp_processor(endpoint, protocol)?);
     }
     let provider = builder.build();
     opentelemetry::global::set_tracer_provider(provider.clone());
     Ok(provider)
-}
-
-fn otlp_processor(
-    endpoint: &str,
-) -> anyhow::Result<
-    opentelemetry_sdk::trace::span_processor_with_async_runtime::BatchSpanProcessor<
-        opentelemetry_sdk::runtime::Tokio,
-    >,
-> {
-    let exporter = opentelemetry_otlp::SpanExporter::builder()
-        .with_tonic()
-        .with_endpoint(endpoint)
-        .with_timeout(Duration::from_secs(5))
-        .build()
-        .context("building the OTLP span exporter")?;
-    // The exporter speaks gRPC through tonic, which needs a tokio reactor: run
-    // the batch processor as a task on our runtime rather than on the SDK's
-    // own thread.
-    let processor =
-        opentelemetry_sdk::trace::span_processor_with_async_runtime::BatchSpanProcessor::builder(
-            exporter,
-            opentelemetry_sdk::runtime::Tokio,
-        )
-        .build();
-    Ok(processor)
 }
 
 // === trace context over HTTP headers and gRPC metadata ===
@@ -240,6 +302,26 @@ pub fn current_trace_id() -> Option<String> {
         .then(|| span_context.trace_id().to_string())
 }
 
+/// The W3C Trace Context Level 2 `traceresponse` header value for `span`:
+/// `00-<trace id>-<span id>-<flags>`, naming the trace the request joined
+/// (the caller's, when it sent a `traceparent`) and the span this server
+/// opened for it, with its sampled flag. `None` when the span has no trace
+/// context (no OpenTelemetry layer is installed).
+pub fn traceresponse(span: &tracing::Span) -> Option<String> {
+    use opentelemetry::trace::TraceContextExt;
+    let context = span.context();
+    let span_ref = context.span();
+    let span_context = span_ref.span_context();
+    span_context.is_valid().then(|| {
+        format!(
+            "00-{}-{}-{:02x}",
+            span_context.trace_id(),
+            span_context.span_id(),
+            span_context.trace_flags().to_u8()
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -292,7 +374,7 @@ mod tests {
     fn trace_propagates_without_an_exporter() {
         use tonic::service::Interceptor as _;
         opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
-        let provider = build_provider("imgmesh-test", None).unwrap();
+        let provider = build_provider("imgmesh-test", Sampler::AlwaysOn, None).unwrap();
         let subscriber = tracing_subscriber::registry()
             .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("imgmesh-test")));
         tracing::subscriber::with_default(subscriber, || {
@@ -321,6 +403,72 @@ mod tests {
                 "{traceparent}"
             );
             assert!(!traceparent.contains("00f067aa0ba902b7"), "a new span id");
+        });
+    }
+
+    /// `traceresponse` names the caller's trace, the server's own span and
+    /// the sampling decision: sampled under a sampled `traceparent`, not
+    /// under an unsampled one (parentbased_always_on), a fresh trace when
+    /// the caller sent none.
+    #[test]
+    fn traceresponse_names_the_trace_and_the_servers_span() {
+        let provider = build_provider(
+            "imgmesh-test",
+            Sampler::ParentBased(Box::new(Sampler::AlwaysOn)),
+            None,
+        )
+        .unwrap();
+        let subscriber = tracing_subscriber::registry()
+            .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("imgmesh-test")));
+        tracing::subscriber::with_default(subscriber, || {
+            let traceresponse_for = |traceparent: Option<&str>| {
+                let mut headers = http::HeaderMap::new();
+                if let Some(traceparent) = traceparent {
+                    headers.insert("traceparent", traceparent.parse().unwrap());
+                }
+                let span = tracing::info_span!("incoming");
+                continue_trace(&span, &headers);
+                traceresponse(&span).expect("a trace context")
+            };
+            let sampled = traceresponse_for(Some(
+                "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            ));
+            let parts: Vec<&str> = sampled.split('-').collect();
+            assert_eq!(parts.len(), 4, "{sampled}");
+            assert_eq!(parts[0], "00", "{sampled}");
+            assert_eq!(parts[1], "4bf92f3577b34da6a3ce929d0e0e4736", "{sampled}");
+            assert_eq!(parts[2].len(), 16, "{sampled}");
+            assert_ne!(
+                parts[2], "00f067aa0ba902b7",
+                "the server's own span: {sampled}"
+            );
+            assert_eq!(parts[3], "01", "{sampled}");
+
+            let unsampled = traceresponse_for(Some(
+                "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00",
+            ));
+            assert!(
+                unsampled.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"),
+                "{unsampled}"
+            );
+            assert!(unsampled.ends_with("-00"), "{unsampled}");
+
+            let fresh = traceresponse_for(None);
+            assert_eq!(fresh.len(), 55, "{fresh}");
+            assert!(
+                !fresh.contains("4bf92f3577b34da6a3ce929d0e0e4736"),
+                "{fresh}"
+            );
+            assert!(fresh.ends_with("-01"), "{fresh}");
+        });
+    }
+
+    /// Without the OpenTelemetry layer a span has no trace to name.
+    #[test]
+    fn traceresponse_needs_a_trace_context() {
+        let subscriber = tracing_subscriber::registry();
+        tracing::subscriber::with_default(subscriber, || {
+            assert_eq!(traceresponse(&tracing::info_span!("untraced")), None);
         });
     }
 

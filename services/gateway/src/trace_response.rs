@@ -1,0 +1,29 @@
+//! The trace of every public request: each one runs inside an `http.server`
+//! span that continues the caller's `traceparent` (or starts a trace), and
+//! its response — a render, a 404, a shed 503 alike — says which trace and
+//! span it was in a W3C Trace Context Level 2 `traceresponse` header
+//! (`00-<trace id>-<span id>-<flags>`), so a client or an operator can find
+//! the request's spans and log lines.
+
+use axum::extract::Request;
+use axum::middleware::Next;
+use axum::response::Response;
+use http::HeaderValue;
+use tracing::Instrument as _;
+
+/// The response header naming the request's trace.
+const TRACERESPONSE: &str = "traceresponse";
+
+/// Middleware of the public router (the outermost layer): runs the request
+/// in its span and adds `traceresponse` to whatever answers it.
+pub(crate) async fn trace_request(request: Request, next: Next) -> Response {
+    let span = imgmesh_telemetry::http_server_span(&request);
+    let mut response = next.run(request).instrument(span.clone()).await;
+    span.record("http.response.status_code", response.status().as_u16());
+    if let Some(value) =
+        imgmesh_telemetry::traceresponse(&span).and_then(|v| HeaderValue::from_str(&v).ok())
+    {
+        response.headers_mut().insert(TRACERESPONSE, value);
+    }
+    response
+}
