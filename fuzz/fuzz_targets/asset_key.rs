@@ -6,12 +6,14 @@
 //! prefix `photos`). What must hold:
 //!
 //! - `asset_path` is the path percent-decoded exactly once, or nothing;
-//!   what it accepts has no empty, `.` or `..` segment, no backslash, no
-//!   control character and no leading `/`;
+//!   what it accepts has no `..` segment (`/` and `\` both separate), no
+//!   control character and no leading `/` or `\`; empty and `.` segments
+//!   and backslashes are keys S3 stores, and pass;
 //! - the fetcher accepts every path the gateway does (only a key over
 //!   S3's 1024 bytes may still be refused): the two checks agree;
 //! - a key the fetcher builds is the prefix (slashes trimmed), one `/` and
-//!   the path, so read segment by segment it never leaves the prefix;
+//!   the path, so read segment by segment (split at `/` and `\`, as a
+//!   file-system-backed store may) it never climbs above the prefix;
 //! - fed the raw text itself (what a caller other than the gateway could
 //!   send), the fetcher still never builds a key that leaves the prefix.
 //!
@@ -26,14 +28,13 @@ mod object_key;
 use imgmesh_gateway::fuzzing::{asset_path, percent_decoded};
 use object_key::{PathRejection, object_key, validate_path};
 
-/// Whether `path` could name something outside a prefix it is put under.
+/// Whether `path` could name something outside a prefix it is put under
+/// on a store that reads keys as file paths, splitting at `/` and `\`.
 fn could_escape(path: &str) -> bool {
     path.is_empty()
-        || path.contains('\\')
+        || path.starts_with(['/', '\\'])
         || path.chars().any(char::is_control)
-        || path
-            .split('/')
-            .any(|segment| matches!(segment, "" | "." | ".."))
+        || path.split(['/', '\\']).any(|segment| segment == "..")
 }
 
 fn main() {
@@ -61,7 +62,7 @@ fn main() {
         match object_key(prefix, path) {
             Ok(key) => {
                 assert!(!could_escape(path), "the fetcher accepts {path:?}");
-                assert!(key.len() <= 1024);
+                assert!(key.len() <= object_key::MAX_KEY_BYTES);
                 let prefix = prefix.trim_matches('/');
                 let inside = if prefix.is_empty() {
                     key.as_str()
@@ -71,21 +72,25 @@ fn main() {
                         .expect("the key starts with the prefix and one slash")
                 };
                 assert_eq!(inside, path);
-                // Resolving the key's segments (as a file system would)
-                // never climbs above the prefix's own segments.
+                // Resolving the key's segments (as a file system would,
+                // `\` a separator too) never climbs above the prefix's own
+                // segments; empty and `.` segments stay where they are.
                 let prefix_depth = prefix.split('/').filter(|s| !s.is_empty()).count();
                 let mut depth = prefix_depth;
-                for segment in inside.split('/') {
+                for segment in inside.split(['/', '\\']) {
                     match segment {
                         ".." => depth = depth.saturating_sub(1),
                         "." | "" => {}
                         _ => depth += 1,
                     }
-                    assert!(depth > prefix_depth, "{key:?} leaves {prefix:?}");
+                    assert!(depth >= prefix_depth, "{key:?} leaves {prefix:?}");
                 }
             }
             Err(PathRejection::TooLong) => {
-                assert!(prefix.len() + path.len() + 1 > 1024 || path.len() > 1024);
+                assert!(
+                    prefix.trim_matches('/').len() + path.len() + 1 > object_key::MAX_KEY_BYTES
+                        || path.len() > object_key::MAX_KEY_BYTES
+                );
             }
             Err(_) => assert!(
                 decoded.is_none(),

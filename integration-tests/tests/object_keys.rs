@@ -1,7 +1,9 @@
 //! Object keys as S3 stores them: keys with spaces, non-ASCII, `+`, `%`,
-//! parentheses and the other characters S3 accepts are uploaded through
-//! the admin API, listed by S3 exactly as given (ListObjectsV2 under the
-//! Source's prefix), served at their percent-encoded URL and purged by it.
+//! parentheses, backslashes and the other characters S3 accepts are
+//! uploaded through the admin API, listed by S3 exactly as given
+//! (ListObjectsV2 under the Source's prefix), served at their
+//! percent-encoded URL and purged by it; keys with empty (`a//b`) and `.`
+//! segments are uploaded, served and purged at the URL that names them.
 //! (edge.rs `any_addressable_key_uploads_serves_and_purges` checks the
 //! refusals; this checks that what S3 lists is what a URL addresses.)
 
@@ -73,6 +75,8 @@ async fn uploaded_keys_are_listed_served_and_purged_as_given() {
         "50% off!.png",
         "it's [draft] @home, v1;2.png",
         "~tilde/$dollar*.png",
+        "back\\slash (1).png",
+        "dir\\sub\\x.png",
     ];
     let png = fixtures::png(120, 60).unwrap();
     for key in keys {
@@ -137,5 +141,125 @@ async fn uploaded_keys_are_listed_served_and_purged_as_given() {
         let after = mesh.get("listed", &url).await.unwrap();
         assert_eq!(after.status, 200, "{key}");
         assert_eq!(after.header("x-imgmesh-cache"), Some("miss"), "{key}");
+    }
+}
+
+/// Keys with empty (`a//b`) and `.` segments, which S3 stores as keys of
+/// their own and imgmesh no longer refuses: each uploads under the prefix
+/// as given, serves at the URL path that names it byte for byte (`//` and
+/// `/./` sent as they are, and `%2E` decoded once to `.`), and is purged by
+/// that URL. The test store, s3s-fs, keeps objects as files, so it files
+/// `a//b` and `a/./b` at the path `a/b` and lists them so; AWS S3 lists
+/// the keys as given (docs/migrating-from-imgix.md, "Object keys").
+#[tokio::test]
+async fn empty_and_dot_segment_keys_upload_serve_and_purge() {
+    let mesh = Mesh::start(MeshOptions::default())
+        .await
+        .expect("mesh starts");
+    let source = create_deployed(
+        &mesh,
+        "listed",
+        json!({
+            "path_prefix": "photos",
+            "upload_access_key_id": S3_ACCESS_KEY,
+            "upload_secret_access_key": S3_SECRET_KEY,
+        }),
+    )
+    .await;
+    let id = source["id"].as_str().unwrap().to_owned();
+    let authorization = format!("Bearer {ADMIN_TOKEN}");
+    // (key, the URL paths that name it, where a file-system store files it)
+    let keys = [
+        (
+            "a//double.png",
+            &["/a//double.png", "/a%2F%2Fdouble.png"][..],
+            "a/double.png",
+        ),
+        (
+            "dot/./seg.png",
+            &["/dot/./seg.png", "/dot/%2E/seg.png"][..],
+            "dot/seg.png",
+        ),
+        (
+            "./lead.png",
+            &["/./lead.png", "/%2e/lead.png"][..],
+            "lead.png",
+        ),
+    ];
+    let png = fixtures::png(120, 60).unwrap();
+    for (key, _, _) in keys {
+        let uploaded = imgmesh_integration_tests::request_with_body(
+            "PUT",
+            mesh.gateway_admin_addr,
+            "localhost",
+            &format!("/v1/sources/{id}/objects/{key}"),
+            &[
+                ("authorization", authorization.as_str()),
+                ("content-type", "image/png"),
+            ],
+            png.clone(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(uploaded.status, 201, "{key}: {}", uploaded.text());
+        assert_eq!(json_of(&uploaded)["key"], format!("photos/{key}"), "{key}");
+    }
+
+    // s3s-fs lists the files it wrote: the keys with their empty and `.`
+    // segments resolved (what AWS S3 would list is the keys as given).
+    let client = imgmesh_s3_client::BucketClient::new(&imgmesh_s3_client::BucketAccess {
+        bucket: BUCKET.to_owned(),
+        region: "us-east-1".to_owned(),
+        endpoint: Some(mesh.s3_endpoint.clone()),
+        access_key_id: S3_ACCESS_KEY.to_owned(),
+        secret_access_key: S3_SECRET_KEY.to_owned().into(),
+    });
+    let listing = client
+        .primary()
+        .list_objects_v2()
+        .bucket(BUCKET)
+        .prefix("photos/")
+        .send()
+        .await
+        .expect("ListObjectsV2");
+    let listed: BTreeSet<String> = listing
+        .contents()
+        .iter()
+        .filter_map(|object| object.key().map(str::to_owned))
+        .collect();
+    let filed: BTreeSet<String> = keys
+        .iter()
+        .map(|(_, _, file)| format!("photos/{file}"))
+        .collect();
+    assert_eq!(listed, filed, "s3s-fs lists its files");
+
+    for (key, urls, _) in keys {
+        for path in urls {
+            let url = format!("{path}?w=60&fm=png");
+            let served = served(&mesh, &url).await;
+            fixtures::expect_image(&served.body, Format::Png, 60, 30).unwrap();
+            let again = mesh.get("listed", &url).await.unwrap();
+            assert_eq!(
+                again.header("x-imgmesh-cache"),
+                Some("hit"),
+                "{key} at {path}"
+            );
+            let purged = mesh
+                .admin(
+                    "POST",
+                    &format!("/v1/sources/{id}/purge"),
+                    Some(&json!({ "path": format!("https://listed.localhost{url}") })),
+                )
+                .await
+                .unwrap();
+            assert_eq!(purged.status, 200, "{key} at {path}: {}", purged.text());
+            let after = mesh.get("listed", &url).await.unwrap();
+            assert_eq!(after.status, 200, "{key} at {path}");
+            assert_eq!(
+                after.header("x-imgmesh-cache"),
+                Some("miss"),
+                "{key} at {path}"
+            );
+        }
     }
 }

@@ -409,7 +409,7 @@ mod tests {
             (FetchError::OriginThrottled, ErrorCode::Unavailable),
             (FetchError::Internal, ErrorCode::Internal),
             (
-                FetchError::InvalidPath(PathRejection::DotSegment),
+                FetchError::InvalidPath(PathRejection::ParentSegment),
                 ErrorCode::ObjectNotFound,
             ),
             (
@@ -430,7 +430,7 @@ mod tests {
     /// An escape attempt reads exactly like a missing object.
     #[test]
     fn invalid_path_looks_like_a_missing_object() {
-        let status = tonic::Status::from(FetchError::InvalidPath(PathRejection::DotSegment));
+        let status = tonic::Status::from(FetchError::InvalidPath(PathRejection::ParentSegment));
         assert_eq!(status.code(), tonic::Code::NotFound);
         assert_eq!(status.message(), "object not found");
     }

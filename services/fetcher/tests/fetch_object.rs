@@ -399,14 +399,12 @@ async fn escape_paths_never_reach_the_origin() {
     for path in [
         "../tenant-b/secret.jpg",
         "a/../../secret.jpg",
-        "./cat.jpg",
-        "a/./cat.jpg",
         "/cat.jpg",
         "//evil.example/cat.jpg",
-        "a//cat.jpg",
-        "a/",
+        "\\cat.jpg",
         "",
         "..\\secret.jpg",
+        "a\\..\\..\\secret.jpg",
         "cat\0.jpg",
         "cat\r\n.jpg",
     ] {

@@ -1,22 +1,24 @@
 //! The asset path of a request: the URL path, percent-decoded exactly once
 //! and checked before anything is called with it.
 //!
-//! The path becomes an S3 key under the Source's prefix, so anything that
-//! could step out of the prefix or confuse a key (`..` and `.` segments, empty
-//! segments, backslashes, NUL and other control characters) is refused — and
-//! it is checked *after* decoding, so `%2e%2e` and `%2F` cannot sneak through.
+//! The path becomes an S3 key under the Source's prefix. S3 keys are opaque,
+//! so every key S3 stores is served — `a//b`, `a/./b`, `a\b` included —
+//! except what could step out of the prefix on a store that reads keys as
+//! file paths: a `..` segment, a leading `/` (or `\`), and NUL or another
+//! control character. `/` and `\` both separate segments for those checks,
+//! as the fetcher's (`services/fetcher/src/object_key.rs`) do, and they run
+//! *after* decoding, so `%2e%2e` and `%2F` cannot sneak through.
 
 /// Decodes the raw URL path (leading `/`, still percent-encoded) into the
 /// asset path the renderer wants (no leading `/`), or `None` when it is not
-/// a path any object could have.
+/// a path any object could have or it could leave the Source's prefix.
 pub fn asset_path(raw_path: &str) -> Option<String> {
     let encoded = raw_path.strip_prefix('/').unwrap_or(raw_path);
     let decoded = String::from_utf8(percent_decode(encoded.as_bytes())?).ok()?;
     let acceptable = !decoded.is_empty()
-        && !decoded.chars().any(|c| c == '\\' || c.is_control())
-        && decoded
-            .split('/')
-            .all(|segment| !matches!(segment, "" | "." | ".."));
+        && !decoded.starts_with(['/', '\\'])
+        && !decoded.chars().any(char::is_control)
+        && decoded.split(['/', '\\']).all(|segment| segment != "..");
     acceptable.then_some(decoded)
 }
 
@@ -67,28 +69,32 @@ mod tests {
             ("/a%2525b.jpg", Some("a%25b.jpg")),
             ("/..a/b..c/.d", Some("..a/b..c/.d")),
             ("/a%2Fb.jpg", Some("a/b.jpg")),
+            // Keys S3 stores as given: `.` and empty segments, backslashes.
+            ("/a/./b.jpg", Some("a/./b.jpg")),
+            ("/a/%2e/b.jpg", Some("a/./b.jpg")),
+            ("/.", Some(".")),
+            ("/a//b.jpg", Some("a//b.jpg")),
+            ("/a%2F%2Fb.jpg", Some("a//b.jpg")),
+            ("/a/", Some("a/")),
+            ("/a\\b.jpg", Some("a\\b.jpg")),
+            ("/a%5Cb.jpg", Some("a\\b.jpg")),
+            ("/a%5C.%5Cb.jpg", Some("a\\.\\b.jpg")),
             // Empty.
             ("/", None),
             ("", None),
-            // Dot segments, plain and encoded.
+            // `..` segments, plain and encoded, between slashes or backslashes.
             ("/..", None),
             ("/../secret.jpg", None),
             ("/a/../b.jpg", None),
-            ("/a/./b.jpg", None),
-            ("/.", None),
             ("/a/..", None),
             ("/%2e%2e/secret.jpg", None),
             ("/%2E%2E%2Fsecret.jpg", None),
-            ("/a/%2e/b.jpg", None),
-            // Empty segments.
-            ("//a.jpg", None),
-            ("/a//b.jpg", None),
-            ("/a%2F%2Fb.jpg", None),
-            ("/a/", None),
-            // Backslashes.
-            ("/a\\b.jpg", None),
-            ("/a%5Cb.jpg", None),
             ("/..%5Csecret.jpg", None),
+            ("/a%5C..%5Cb.jpg", None),
+            // A leading slash or backslash once decoded.
+            ("//a.jpg", None),
+            ("/%2Fa.jpg", None),
+            ("/%5Ca.jpg", None),
             // NUL and control characters.
             ("/a%00.jpg", None),
             ("/a%0A.jpg", None),

@@ -306,8 +306,8 @@ async fn bad_paths_are_404_without_any_call() {
     for path in [
         "/",
         "/%2e%2e/etc/passwd",
-        "/a//b.jpg",
-        "/a%5Cb.jpg",
+        "//b.jpg",
+        "/a%5C..%5Cb.jpg",
         "/a%00.jpg",
     ] {
         let answer = gateway.get("demo.localhost", path).await;

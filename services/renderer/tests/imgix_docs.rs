@@ -566,6 +566,83 @@ fn colour_space_follows_the_cs_page() {
     assert!(has_profile(&decode(&render(&plain, "w=32&cs=srgb").data)));
 }
 
+/// https://docs.imgix.com/apis/url/format/cs, "Rendering non-web-safe
+/// colors": "If an Origin Image uses colorspaces such as CMYK, YCCK, and
+/// other non-web-safe colors, the color space will be converted to sRGB by
+/// default when it is transformed." So a CMYK JPEG comes out as three-band
+/// sRGB, by default and with the default `cs=origin` written out, and its
+/// pure cyan ink (C 100 %, no M, Y or K) is a cyan: little red, much green
+/// and blue.
+#[test]
+fn cmyk_is_converted_to_srgb_as_the_cs_page_says() {
+    imgmesh_renderer::libvips::init().unwrap();
+    let black = VipsImage::black(32, 32)
+        .unwrap()
+        .cast(BandFormat::Uchar)
+        .unwrap();
+    let original = VipsImage::new_from_image(&black, &[255.0, 0.0, 0.0, 0.0])
+        .unwrap()
+        .copy_with_opts(VOption::new().set("interpretation", Interpretation::Cmyk as i32))
+        .unwrap()
+        .jpegsave_buffer_with_opts(VOption::new().set("Q", 95))
+        .unwrap();
+    assert_eq!(decode(&original).get_bands(), 4, "the original is CMYK");
+    for query in ["w=16", "w=16&cs=origin", "w=16&fm=png"] {
+        let output = decode(&render(&original, query).data);
+        assert_eq!(output.get_bands(), 3, "{query}: three bands");
+        assert_eq!(
+            output.get_interpretation().unwrap(),
+            Interpretation::Srgb,
+            "{query}: sRGB"
+        );
+        let p = output.getpoint(8, 8).unwrap();
+        assert!(
+            p[0] < 100.0 && p[1] > 120.0 && p[2] > 180.0,
+            "{query}: cyan ink is cyan, got {p:?}"
+        );
+    }
+}
+
+/// https://docs.imgix.com/apis/rendering/format/iptc: "the iptc parameter
+/// will determine if IPTC data should be passed for JPEG images. At this
+/// time, the IPTC parameter will only affect JPEG to JPEG processing";
+/// "By default, iptc=block is enabled when no parameter is specified".
+/// https://docs.imgix.com/ja-JP/apis/rendering ("メタデータ", translated;
+/// the text could be read only this far): "Imgix usually removes most
+/// metadata (EXIF data, ge…) from the images it processes".
+/// https://docs.imgix.com/apis/url/auto: auto=compress strips metadata.
+/// So a JPEG carrying EXIF, XMP and IPTC renders to a JPEG with none of
+/// them, by default and with auto=compress.
+#[test]
+fn metadata_is_not_passed_on_as_the_iptc_and_overview_pages_say() {
+    let mut tagged = photo(64, 48);
+    tagged.set_int("orientation", 1).unwrap();
+    let xmp = br#"<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#"><rdf:Description xmlns:dc="http://purl.org/dc/elements/1.1/" dc:creator="imgmesh"/></rdf:RDF></x:xmpmeta>"#;
+    tagged.set_blob_copy("xmp-data", xmp).unwrap();
+    // A Photoshop 3.0 IRB holding one IPTC record: 2:80 (By-line) "imgmesh".
+    let mut iptc = b"Photoshop 3.0\0".to_vec();
+    let record = b"\x1c\x02\x50\x00\x07imgmesh";
+    iptc.extend_from_slice(b"8BIM\x04\x04\x00\x00");
+    iptc.extend_from_slice(&(record.len() as u32).to_be_bytes());
+    // 12 bytes of data: even, so no padding byte.
+    iptc.extend_from_slice(record);
+    tagged.set_blob_copy("iptc-data", &iptc).unwrap();
+    let original = jpeg(&tagged);
+    let present = |image: &VipsImage, field: &str| image.get_typeof(field).unwrap() != 0;
+    let source = decode(&original);
+    for field in ["exif-data", "xmp-data", "iptc-data"] {
+        assert!(present(&source, field), "the original carries {field}");
+    }
+    for query in ["w=32", "w=32&fm=jpg", "w=32&auto=compress"] {
+        let derivative = render(&original, query);
+        assert_eq!(derivative.format, EncodedFormat::Jpeg, "{query}");
+        let output = decode(&derivative.data);
+        for field in ["exif-data", "xmp-data", "iptc-data"] {
+            assert!(!present(&output, field), "{query}: {field} was passed on");
+        }
+    }
+}
+
 /// https://docs.imgix.com/apis/url/animation/frame: "The most meaningful
 /// fields for animated GIFs are PixelHeight, PixelWidth, and Frames", shown
 /// in its example document as `"PixelHeight": 240, "PixelWidth": 320,

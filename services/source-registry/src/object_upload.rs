@@ -55,6 +55,7 @@ where
     }
 
     let record = registry.find(&header.id_or_name).await?;
+    let full_key = full_key(&record.path_prefix, key)?;
     if record.status != proto::SourceStatus::Deployed {
         return Err(RegistryError::UploadRefused("the source is not deployed"));
     }
@@ -96,11 +97,6 @@ where
         return Err(RegistryError::invalid("chunk", "the object is empty"));
     }
 
-    let full_key = if record.path_prefix.is_empty() {
-        key
-    } else {
-        format!("{}/{key}", record.path_prefix)
-    };
     let content_type = content_type.unwrap_or_else(|| sniff_content_type(&body).to_owned());
     let client = BucketClient::with_tuning(
         &BucketAccess {
@@ -137,41 +133,55 @@ where
     }
 }
 
-/// S3's limit on the length of a key, in bytes.
+/// S3's limit on the length of a key, in bytes ("The object key name is a
+/// sequence of Unicode characters with UTF-8 encoding of up to 1,024 bytes
+/// long", Amazon S3 user guide, "Naming Amazon S3 objects"); AWS refuses
+/// a longer key with `KeyTooLongError`.
 const MAX_KEY_BYTES: usize = 1024;
 
 /// The object key of an upload, relative to the Source's prefix. Any key
-/// S3 stores and a URL can address is accepted — spaces, non-ASCII, `+`,
-/// `%`, `?`, `#`, parentheses… (the gateway decodes the URL path once, so
-/// `a%20b.jpg` serves the key `a b.jpg`). Refused is only what could step
-/// out of the prefix or that the fetcher would never serve: a leading `/`,
-/// `.` and `..` segments, empty segments (`a//b`, a trailing `/`),
-/// backslashes (a separator on some stores), control characters, and keys
-/// over S3's 1024 bytes.
+/// S3 stores is accepted as given — spaces, non-ASCII, `+`, `%`, `?`, `#`,
+/// parentheses, backslashes, empty segments (`a//b`, a trailing `/`) and
+/// `.` segments (the gateway decodes the URL path once, so `a%20b.jpg`
+/// serves the key `a b.jpg`). Refused is only what could step out of the
+/// prefix on a store that reads keys as file paths, as the fetcher refuses
+/// it: a leading `/` (or `\`), a `..` segment (between `/` or `\`, which
+/// some of those stores also split on), and control characters; and an
+/// empty key.
 fn object_key(key: &str) -> Result<String, RegistryError> {
     let invalid = |problem: &str| Err(RegistryError::invalid("key", problem));
     if key.is_empty() {
         return invalid("must not be empty");
     }
-    if key.len() > MAX_KEY_BYTES {
-        return invalid("must be at most 1024 bytes");
-    }
-    if key.starts_with('/') {
-        return invalid("must not start with '/' (keys are relative to the source's prefix)");
+    if key.starts_with(['/', '\\']) {
+        return invalid(
+            "must not start with '/' or '\\' (keys are relative to the source's prefix)",
+        );
     }
     if key.chars().any(char::is_control) {
         return invalid("must not contain control characters");
     }
-    if key.contains('\\') {
-        return invalid("must not contain backslashes");
-    }
-    if key
-        .split('/')
-        .any(|segment| matches!(segment, "" | "." | ".."))
-    {
-        return invalid("must not contain empty, '.' or '..' segments");
+    if key.split(['/', '\\']).any(|segment| segment == "..") {
+        return invalid("must not contain '..' segments");
     }
     Ok(key.to_owned())
+}
+
+/// `key` under the Source's `prefix`, refused when S3 would refuse it for
+/// its length.
+fn full_key(prefix: &str, key: String) -> Result<String, RegistryError> {
+    let full = if prefix.is_empty() {
+        key
+    } else {
+        format!("{prefix}/{key}")
+    };
+    if full.len() > MAX_KEY_BYTES {
+        return Err(RegistryError::invalid(
+            "key",
+            "must be at most 1024 bytes with the source's prefix",
+        ));
+    }
+    Ok(full)
 }
 
 /// The Content-Type to store: `None` (sniff it) when empty; otherwise
@@ -265,9 +275,10 @@ fn broken_stream() -> RegistryError {
 mod tests {
     use super::*;
 
-    /// Every key S3 stores and a URL can address is accepted as is; only
-    /// a leading slash, dot and empty segments, backslashes, control
-    /// characters and over-long keys are refused, each with its reason.
+    /// Every key S3 stores is accepted as is — backslashes, empty and `.`
+    /// segments included; only an empty key, a leading `/` or `\`, `..`
+    /// segments (between `/` or `\`) and control characters are refused,
+    /// each with its reason.
     #[test]
     fn object_key_rules() {
         for good in [
@@ -284,24 +295,29 @@ mod tests {
             "#1.jpg",
             "..a/b..c/.d",
             "~user/[x]{y}!$&'*,;=@.png",
+            "a\\b.jpg",
+            "a//b.jpg",
+            "dir/",
+            "a/./b.jpg",
+            "./a.jpg",
+            ".",
         ] {
             assert_eq!(object_key(good).unwrap(), good, "{good:?}");
         }
-        let long = "a".repeat(1025);
         for (bad, reason) in [
             ("", "must not be empty"),
             ("/cat.jpg", "must not start with '/'"),
             ("/", "must not start with '/'"),
+            ("\\cat.jpg", "must not start with '/' or '\\'"),
+            ("..", "'..' segments"),
             ("../x.jpg", "'..' segments"),
             ("a/../../x.jpg", "'..' segments"),
-            ("a/./b", "'.' or '..' segments"),
-            ("a//b", "empty, '.' or '..' segments"),
-            ("dir/", "empty, '.' or '..' segments"),
-            ("a\\b.jpg", "backslashes"),
+            ("a\\..\\x.jpg", "'..' segments"),
+            ("a/..\\x.jpg", "'..' segments"),
             ("a\0b.jpg", "control characters"),
             ("a\nb.jpg", "control characters"),
             ("a\u{7f}b.jpg", "control characters"),
-            (long.as_str(), "at most 1024 bytes"),
+            ("a\u{85}b.jpg", "control characters"),
         ] {
             match object_key(bad) {
                 Err(RegistryError::InvalidField {
@@ -311,6 +327,29 @@ mod tests {
                     assert!(problem.contains(reason), "{bad:?}: {problem}");
                 }
                 other => panic!("{bad:?}: {other:?}"),
+            }
+        }
+    }
+
+    /// The key goes under the prefix with one `/`; the whole key may be
+    /// S3's 1024 bytes and no more, prefix included.
+    #[test]
+    fn full_key_is_at_most_s3s_limit() {
+        assert_eq!(full_key("", "a.jpg".to_owned()).unwrap(), "a.jpg");
+        assert_eq!(
+            full_key("photos", "a//b.jpg".to_owned()).unwrap(),
+            "photos/a//b.jpg"
+        );
+        let fits = "k".repeat(1024 - "photos/".len());
+        assert_eq!(full_key("photos", fits.clone()).unwrap().len(), 1024);
+        assert!(full_key("", "k".repeat(1024)).is_ok());
+        for (prefix, key) in [("photos", format!("{fits}k")), ("", "k".repeat(1025))] {
+            match full_key(prefix, key) {
+                Err(RegistryError::InvalidField {
+                    field: "key",
+                    problem,
+                }) => assert!(problem.contains("at most 1024 bytes"), "{problem}"),
+                other => panic!("{other:?}"),
             }
         }
     }
