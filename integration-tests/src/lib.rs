@@ -571,11 +571,23 @@ impl Mesh {
         &self,
         registry_url: &str,
     ) -> anyhow::Result<(ChildProcess, String, SocketAddr)> {
+        self.spawn_fetcher_on("127.0.0.1:0", registry_url).await
+    }
+
+    /// Starts one more fetcher on `listen` (e.g. the address of one that
+    /// was killed, so its callers find it again) with
+    /// `--registry-url=<registry_url>`; returns it with its gRPC URL and
+    /// metrics address.
+    pub async fn spawn_fetcher_on(
+        &self,
+        listen: &str,
+        registry_url: &str,
+    ) -> anyhow::Result<(ChildProcess, String, SocketAddr)> {
         let logs = self.dir.path().join("logs");
         let mut fetcher = ChildProcess::spawn(
             "fetcher-2",
             service_command("imgmesh-fetcher", &service_env(&MeshOptions::default()))?
-                .arg("--listen=127.0.0.1:0")
+                .arg(format!("--listen={listen}"))
                 .arg(format!("--registry-url={registry_url}")),
             &logs,
         )?;
@@ -588,13 +600,23 @@ impl Mesh {
     /// second replica when the mesh runs on PostgreSQL); returns it with
     /// its gRPC URL and metrics address.
     pub async fn spawn_registry(&self) -> anyhow::Result<(ChildProcess, String, SocketAddr)> {
+        self.spawn_registry_on("127.0.0.1:0").await
+    }
+
+    /// Starts one more registry on `listen` (e.g. the address of one that
+    /// was killed, so its callers find it again), on the mesh's database
+    /// and master key; returns it with its gRPC URL and metrics address.
+    pub async fn spawn_registry_on(
+        &self,
+        listen: &str,
+    ) -> anyhow::Result<(ChildProcess, String, SocketAddr)> {
         let mut registry = ChildProcess::spawn(
             "source-registry-2",
             service_command(
                 "imgmesh-source-registry",
                 &service_env(&MeshOptions::default()),
             )?
-            .arg("--listen=127.0.0.1:0")
+            .arg(format!("--listen={listen}"))
             .arg(&self.registry_database)
             .arg(format!(
                 "--master-key-file={}",

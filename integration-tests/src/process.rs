@@ -128,6 +128,20 @@ impl ChildProcess {
         false
     }
 
+    /// Sends `signal` (a name `kill` knows: `STOP`, `CONT`, `TERM`…) to
+    /// the process without waiting for it, e.g. to freeze it and thaw it.
+    pub fn signal(&self, signal: &str) -> anyhow::Result<()> {
+        let pid = self
+            .pid()
+            .with_context(|| format!("{} is not running", self.name))?;
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(pid.to_string())
+            .status()?;
+        anyhow::ensure!(status.success(), "kill -{signal} {pid} failed");
+        Ok(())
+    }
+
     /// Kills the process (SIGKILL) and reaps it.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {

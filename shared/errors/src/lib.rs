@@ -170,14 +170,37 @@ impl ErrorCode {
         tonic::Status::with_error_details(self.grpc_code(), message, details)
     }
 
-    /// Reads the code back from a status received over gRPC.
+    /// Reads the code back from a status received over gRPC. A status
+    /// without imgmesh's `ErrorInfo` that carries an I/O error (the peer's
+    /// connection was reset or closed mid-call, e.g. it was killed) is
+    /// [`ErrorCode::Unavailable`]: tonic reports it as UNKNOWN, which would
+    /// otherwise read as an internal error.
     pub fn of_status(status: &tonic::Status) -> ErrorCode {
         status
             .get_details_error_info()
             .filter(|info| info.domain == ERROR_DOMAIN)
             .and_then(|info| ErrorCode::from_reason(&info.reason))
-            .unwrap_or_else(|| ErrorCode::from_grpc_code(status.code()))
+            .unwrap_or_else(|| {
+                if connection_failed(status) {
+                    ErrorCode::Unavailable
+                } else {
+                    ErrorCode::from_grpc_code(status.code())
+                }
+            })
     }
+}
+
+/// Whether `status` came from a connection that failed: an I/O error
+/// somewhere in its source chain.
+fn connection_failed(status: &tonic::Status) -> bool {
+    let mut source = std::error::Error::source(status);
+    while let Some(error) = source {
+        if error.is::<std::io::Error>() {
+            return true;
+        }
+        source = error.source();
+    }
+    false
 }
 
 impl fmt::Display for ErrorCode {
@@ -242,6 +265,24 @@ mod tests {
         assert_eq!(ErrorCode::of_status(&status).http_status(), 504);
         let status = tonic::Status::deadline_exceeded("deadline exceeded");
         assert_eq!(ErrorCode::of_status(&status), ErrorCode::OriginTimeout);
+    }
+
+    /// A call whose connection broke (a reset, as when the peer is killed
+    /// mid-answer; tonic says UNKNOWN "transport error") is unavailable
+    /// (503), never internal; an UNKNOWN status without an I/O cause stays
+    /// internal.
+    #[test]
+    fn broken_connection_is_unavailable() {
+        let reset = std::io::Error::from(std::io::ErrorKind::ConnectionReset);
+        let status = tonic::Status::from_error(Box::new(reset));
+        assert_eq!(status.code(), tonic::Code::Unknown);
+        assert_eq!(ErrorCode::of_status(&status), ErrorCode::Unavailable);
+        assert_eq!(ErrorCode::of_status(&status).http_status(), 503);
+        let status = tonic::Status::unknown("transport error");
+        assert_eq!(ErrorCode::of_status(&status), ErrorCode::Internal);
+        // Our own answers keep their code whatever their cause.
+        let status = ErrorCode::Internal.status("render failed");
+        assert_eq!(ErrorCode::of_status(&status), ErrorCode::Internal);
     }
 
     /// A field error names the field in its message.
