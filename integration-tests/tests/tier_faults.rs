@@ -471,9 +471,17 @@ async fn tier_fault_under_load(tier: Tier, fault: Fault) {
         }
     }
     let slowest = during.iter().map(|answer| answer.took).max();
+    let mut refusals: Vec<String> = during
+        .iter()
+        .filter(|answer| answer.status != Some(200))
+        .map(|answer| format!("{:?} {}", answer.status, answer.body))
+        .collect();
+    refusals.sort_unstable();
+    refusals.dedup();
     eprintln!(
-        "{tier:?} {fault:?}: {} requests while it was down, {refused_misses} misses refused, slowest answer {slowest:?}",
-        during.len()
+        "{tier:?} {fault:?}: {} requests while it was down, {refused_misses} misses refused ({}), slowest answer {slowest:?}",
+        during.len(),
+        refusals.join("; ")
     );
     assert!(
         wrong.is_empty(),
