@@ -600,15 +600,17 @@ impl Mesh {
     /// second replica when the mesh runs on PostgreSQL); returns it with
     /// its gRPC URL and metrics address.
     pub async fn spawn_registry(&self) -> anyhow::Result<(ChildProcess, String, SocketAddr)> {
-        self.spawn_registry_on("127.0.0.1:0").await
+        self.spawn_registry_on("127.0.0.1:0", &[]).await
     }
 
     /// Starts one more registry on `listen` (e.g. the address of one that
-    /// was killed, so its callers find it again), on the mesh's database
-    /// and master key; returns it with its gRPC URL and metrics address.
+    /// was killed, so its callers find it again) with `extra` flags, on the
+    /// mesh's database and master key; returns it with its gRPC URL and
+    /// metrics address.
     pub async fn spawn_registry_on(
         &self,
         listen: &str,
+        extra: &[String],
     ) -> anyhow::Result<(ChildProcess, String, SocketAddr)> {
         let mut registry = ChildProcess::spawn(
             "source-registry-2",
@@ -621,7 +623,8 @@ impl Mesh {
             .arg(format!(
                 "--master-key-file={}",
                 self.dir.path().join("master.key").display()
-            )),
+            ))
+            .args(extra),
             &self.dir.path().join("logs"),
         )?;
         let addr = registry.listening("grpc").await?;

@@ -63,13 +63,7 @@ impl ChildProcess {
     pub async fn listening(&mut self, role: &str) -> anyhow::Result<SocketAddr> {
         let deadline = tokio::time::Instant::now() + STARTUP_TIMEOUT;
         loop {
-            let found = self
-                .announcements
-                .lock()
-                .expect("announcements lock")
-                .iter()
-                .find_map(|line| parse_announcement(line, role));
-            if let Some(addr) = found {
+            if let Some(addr) = self.announced(role) {
                 return Ok(addr);
             }
             if let Some(status) = self
@@ -92,6 +86,16 @@ impl ChildProcess {
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+
+    /// The address the process announced for `role`, if it did (also
+    /// after it was killed, e.g. to start another on the same port).
+    pub fn announced(&self, role: &str) -> Option<SocketAddr> {
+        self.announcements
+            .lock()
+            .expect("announcements lock")
+            .iter()
+            .find_map(|line| parse_announcement(line, role))
     }
 
     /// Everything the process has logged so far.

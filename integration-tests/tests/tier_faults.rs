@@ -108,6 +108,8 @@ enum Kind {
 #[derive(Debug)]
 struct Answer {
     kind: Kind,
+    /// The width asked for.
+    width: usize,
     path: String,
     /// When it was sent.
     sent: Instant,
@@ -173,6 +175,11 @@ impl Load {
                 format!("/photo.jpg?w={width}&q={}", 30 + n / 120),
             )
         };
+        self.ask(kind, width, path, bound).await
+    }
+
+    /// Asks `path`, a `kind` request for `width`, waiting at most `bound`.
+    async fn ask(&self, kind: Kind, width: usize, path: String, bound: Duration) -> Answer {
         let sent = Instant::now();
         let answer = tokio::time::timeout(
             bound,
@@ -183,6 +190,7 @@ impl Load {
         match answer {
             Ok(Ok(response)) => Answer {
                 kind,
+                width,
                 sent,
                 took,
                 status: Some(response.status),
@@ -197,6 +205,7 @@ impl Load {
             },
             Ok(Err(error)) => Answer {
                 kind,
+                width,
                 path,
                 sent,
                 took,
@@ -207,6 +216,7 @@ impl Load {
             },
             Err(_elapsed) => Answer {
                 kind,
+                width,
                 path,
                 sent,
                 took,
@@ -356,15 +366,27 @@ fn process(mesh: &mut Mesh, tier: Tier) -> &mut ChildProcess {
     }
 }
 
-/// Starts `tier` again on `listen`, retrying while the port is still
-/// being given up by the killed process.
-async fn restart(mesh: &Mesh, tier: Tier, listen: &str) -> ChildProcess {
+/// Starts `tier` again where the killed process listened, retrying while
+/// its ports are still being given up.
+async fn restart(mesh: &Mesh, tier: Tier) -> ChildProcess {
+    let listen = listen_address(mesh, tier);
+    // A registry that serves the fetchers' credentials on a listener of its
+    // own is called there by the fetcher, so it gets that port back too.
+    let credentials = mesh.registry.announced("credentials");
+    let registry_extra: Vec<String> = credentials
+        .map(|addr| format!("--credentials-listen={addr}"))
+        .into_iter()
+        .collect();
+    let fetchers_registry = credentials.map_or_else(
+        || mesh.registry_url.clone(),
+        |addr| format!("http://{addr}"),
+    );
     let deadline = Instant::now() + RECOVERY_BOUND;
     loop {
         let started = match tier {
-            Tier::Renderer => mesh.spawn_renderer_with(listen, &mesh.fetcher_url).await,
-            Tier::Fetcher => mesh.spawn_fetcher_on(listen, &mesh.registry_url).await,
-            Tier::Registry => mesh.spawn_registry_on(listen).await,
+            Tier::Renderer => mesh.spawn_renderer_with(&listen, &mesh.fetcher_url).await,
+            Tier::Fetcher => mesh.spawn_fetcher_on(&listen, &fetchers_registry).await,
+            Tier::Registry => mesh.spawn_registry_on(&listen, &registry_extra).await,
         };
         match started {
             Ok((process, _, _)) => return process,
@@ -407,7 +429,6 @@ async fn tier_fault_under_load(tier: Tier, fault: Fault) {
     let stop = Arc::new(AtomicBool::new(false));
     let running = load.run_until(MAX_FAULT_REQUESTS, stop.clone());
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let listen = listen_address(&mesh, tier);
     let faulted = Instant::now();
     match fault {
         Fault::Kill => process(&mut mesh, tier).kill(),
@@ -436,7 +457,7 @@ async fn tier_fault_under_load(tier: Tier, fault: Fault) {
         );
     }
     let restarted = match fault {
-        Fault::Kill => Some(restart(&mesh, tier, &listen).await),
+        Fault::Kill => Some(restart(&mesh, tier).await),
         Fault::Freeze => {
             process(&mut mesh, tier).signal("CONT").unwrap();
             None
@@ -522,6 +543,25 @@ async fn tier_fault_under_load(tier: Tier, fault: Fault) {
     }
     let after = load.run(STEADY_REQUESTS).await;
     assert_all_served("after recovery", &after, &mesh);
+    // No refusal was remembered (by the gateway or in Redis): asked again,
+    // what was refused while the tier was down renders.
+    let mut again = Vec::new();
+    for refused in during
+        .iter()
+        .filter(|answer| answer.status != Some(200))
+        .take(8)
+    {
+        again.push(
+            load.ask(
+                refused.kind,
+                refused.width,
+                refused.path.clone(),
+                ANSWER_BOUND,
+            )
+            .await,
+        );
+    }
+    assert_all_served("refused requests asked again", &again, &mesh);
     if tier == Tier::Registry {
         // The registry is really asked again, by the gateway (a host it
         // never saw) and the fetcher (credentials it never held).
