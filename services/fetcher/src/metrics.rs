@@ -28,6 +28,22 @@ use prometheus_client::registry::Unit;
 /// The fetcher's metrics (see the module documentation).
 pub(crate) static METRICS: LazyLock<FetcherMetrics> = LazyLock::new(FetcherMetrics::register);
 
+/// The `stage` label of `imgmesh_s3_errors_total`: where a GetObject failed.
+const S3_ERROR_STAGES: [&str; 3] = ["headers", "body", "total"];
+
+/// The `kind` label of `imgmesh_s3_errors_total`: every value of
+/// `FetchError::metric_kind`.
+const S3_ERROR_KINDS: [&str; 8] = [
+    "not_found",
+    "bucket_not_found",
+    "access_denied",
+    "throttled",
+    "timeout",
+    "unavailable",
+    "too_large",
+    "other",
+];
+
 /// How a `GetObject` call ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum S3Result {
@@ -168,6 +184,15 @@ impl FetcherMetrics {
                 result: result.as_str(),
             });
         }
+        // Origin failures at zero from the start, so dashboards and alerts
+        // see the series before the first one.
+        for stage in S3_ERROR_STAGES {
+            for kind in S3_ERROR_KINDS {
+                metrics
+                    .s3_errors
+                    .get_or_create_owned(&S3ErrorLabels { stage, kind });
+            }
+        }
         metrics
     }
 
@@ -225,6 +250,41 @@ impl FetcherMetrics {
             hit: counter("hit"),
             stale: counter("stale"),
             miss: counter("miss"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fetch_error::FetchError;
+
+    /// Every kind an origin failure is counted under is one of the kinds
+    /// pre-created at zero, so no dashboard series appears only later.
+    #[test]
+    fn every_error_kind_is_pre_created() {
+        for error in [
+            FetchError::ObjectNotFound,
+            FetchError::BucketNotFound,
+            FetchError::OriginAccessDenied,
+            FetchError::OriginThrottled,
+            FetchError::OriginTimeout,
+            FetchError::OriginUnavailable,
+            FetchError::TooLarge { cap: 1 },
+            FetchError::SourceNotFound,
+            FetchError::Internal,
+        ] {
+            assert!(
+                S3_ERROR_KINDS.contains(&error.metric_kind()),
+                "{error:?} counts as {}",
+                error.metric_kind()
+            );
+        }
+        LazyLock::force(&METRICS);
+        let text = imgmesh_metrics::encode();
+        for stage in S3_ERROR_STAGES {
+            let series = format!("imgmesh_s3_errors_total{{stage=\"{stage}\",kind=\"timeout\"}} ");
+            assert!(text.contains(&series), "{series} missing:\n{text}");
         }
     }
 }

@@ -151,6 +151,18 @@ impl GatewayMetrics {
                 .cache_lookups
                 .get_or_create_owned(&CacheLookupLabels::source(result));
         }
+        // Every labelled series at zero from the start, so dashboards and
+        // alerts see them before the first event (and without Redis).
+        for result in ["hit", "miss", "expired"] {
+            metrics
+                .cache_lookups
+                .get_or_create_owned(&CacheLookupLabels {
+                    tier: "derivative",
+                    result,
+                });
+        }
+        drop(registry);
+        imgmesh_derivative_cache::register_metrics();
         metrics
     }
 

@@ -145,6 +145,30 @@ pub static METRICS: LazyLock<RendererMetrics> = LazyLock::new(|| {
         "Renders refused or stopped as too expensive, by reason (frames, pixels, time)",
         metrics.renders_stopped.clone(),
     );
+    drop(registry);
+    // Every labelled series whose label values are known, at zero from the
+    // start, so dashboards and alerts see them before the first event.
+    for reason in ["queue_full", "memory", "deadline"] {
+        metrics
+            .render_shed
+            .get_or_create_owned(&[("reason", reason)]);
+    }
+    for reason in ["frames", "pixels", "time"] {
+        metrics
+            .renders_stopped
+            .get_or_create_owned(&[("reason", reason)]);
+    }
+    for outcome in ["stored", "abandoned", "timeout"] {
+        metrics
+            .lease_waits
+            .get_or_create_owned(&[("outcome", outcome)]);
+    }
+    for result in ["hit", "miss", "stale"] {
+        metrics
+            .cache_lookups
+            .get_or_create_owned(&[("tier", "derivative"), ("result", result)]);
+    }
+    imgmesh_derivative_cache::register_metrics();
     metrics
 });
 

@@ -27,4 +27,5 @@ pub use crate::entry::{CachedDerivative, Conditional, EntryMeta, strong_etag, un
 pub use crate::keys::{
     CacheNames, PurgeScope, directory_prefix, generation_key, hash_tag, lease_key,
 };
+pub use crate::metrics::register as register_metrics;
 pub use crate::response::render_response;

@@ -8,10 +8,26 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Unit;
 
+/// The `operation` label of every Redis operation the cache client runs,
+/// each counted at zero from registration so dashboards and alerts see the
+/// series before the first failure.
+const OPERATIONS: [&str; 10] = [
+    "LOOKUP",
+    "GET",
+    "SET",
+    "REFRESH",
+    "LEASE",
+    "RENEW_LEASE",
+    "RELEASE_LEASE",
+    "WAIT",
+    "PURGE",
+    "PING",
+];
+
 /// `imgmesh_redis_errors_total{operation}`.
 pub(crate) static REDIS_ERRORS: LazyLock<Family<[(&'static str, &'static str); 1], Counter>> =
     LazyLock::new(|| {
-        let errors = Family::default();
+        let errors: Family<[(&'static str, &'static str); 1], Counter> = Family::default();
         imgmesh_metrics::registry()
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -20,8 +36,17 @@ pub(crate) static REDIS_ERRORS: LazyLock<Family<[(&'static str, &'static str); 1
                 "Failed or timed-out Redis operations of the derivative cache, by operation",
                 errors.clone(),
             );
+        for operation in OPERATIONS {
+            errors.get_or_create_owned(&[("operation", operation)]);
+        }
         errors
     });
+
+/// Registers `imgmesh_redis_errors_total`, every operation at zero; a
+/// process using the cache calls it when it registers its own metrics.
+pub fn register() {
+    LazyLock::force(&REDIS_ERRORS);
+}
 
 /// Counts one failed `operation`.
 pub(crate) fn redis_error(operation: &'static str) {
