@@ -382,6 +382,47 @@ fn output_formats_follow_the_fm_page() {
     assert_eq!(png32.get_bands(), 4);
 }
 
+/// The value of `digits` in BlurHash's base 83.
+fn base83(digits: &str) -> u32 {
+    const ALPHABET: &str =
+        "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz#$%*+,-.:;=?@[]^_{|}~";
+    digits.chars().fold(0, |value, digit| {
+        value * 83 + ALPHABET.find(digit).expect("a base-83 digit") as u32
+    })
+}
+
+/// imgix's BlurHash announcement (https://blog.imgix.com/2021/01/26/blurhash,
+/// linked from https://docs.imgix.com/apis/rendering/format/fm#blurhash):
+/// add "fm=blurhash to any image to get a BlurHash string". The string is
+/// read as BlurHash's own specification says
+/// (https://github.com/woltapp/blurhash/blob/master/Algorithm.md): the
+/// first character is (x components − 1) + (y components − 1) × 9, the
+/// string is 4 + 2 × x × y characters long, characters 3–6 are the average
+/// colour as sRGB `R << 16 | G << 8 | B`, and each AC component is two
+/// characters, `R × 19² + G × 19 + B` with 9 meaning zero. So a flat red
+/// image hashes to DC 0xFF0000, and the green and blue parts of every AC
+/// component, sums over pixels whose green and blue are 0, are zero (the
+/// red parts are not: the sampled cosines of a flat image do not sum to 0).
+#[test]
+fn blurhash_is_a_blurhash_string_as_imgix_announced() {
+    let original = png(&flat(64, 48, RED));
+    let derivative = render(&original, "fm=blurhash");
+    assert!(derivative.format.content_type().starts_with("text/plain"));
+    let hash = String::from_utf8(derivative.data).expect("text");
+    let components = base83(&hash[..1]);
+    let (x, y) = (components % 9 + 1, components / 9 + 1);
+    assert_eq!(hash.len() as u32, 4 + 2 * x * y, "{hash}: {x} × {y}");
+    assert_eq!(base83(&hash[2..6]), 0xFF0000, "{hash}: the average is red");
+    for ac in 0..(x * y - 1) as usize {
+        let at = 6 + 2 * ac;
+        assert_eq!(
+            base83(&hash[at..at + 2]) % (19 * 19),
+            9 * 19 + 9,
+            "{hash}: AC {ac} has green or blue"
+        );
+    }
+}
+
 /// https://docs.imgix.com/apis/rendering/format/jpg-progressive: "The default
 /// value is true when not specified if the output format is a JPEG. If the
 /// output format is not a JPEG, then this parameter will have no effect";
@@ -757,6 +798,37 @@ fn trim_color_defaults_to_the_top_left_pixel() {
     assert_eq!((explicit.width, explicit.height), (60, 40));
 }
 
+/// https://docs.imgix.com/ja-JP/apis/rendering/trim/trim-tolerance
+/// (translated): "The trim-tol parameter defines the tolerance of the
+/// trim=color operation. Trim tolerance defines how much a colour may differ
+/// before the trim operation stops. The higher the trim-tol value, the more
+/// lenient the trim … If not specified, the default value is 0." So a
+/// near-white frame (245) is not white (trim-color=fff) by default and is
+/// kept, and is trimmed with a generous tolerance.
+#[test]
+fn trim_tolerance_follows_the_trim_tol_page() {
+    let framed = flat(60, 40, RED)
+        .embed_with_opts(
+            10,
+            10,
+            80,
+            60,
+            VOption::new()
+                .set("extend", rs_vips::enums::Extend::Background as i32)
+                .set("background", &[245.0, 245.0, 245.0][..]),
+        )
+        .unwrap();
+    let original = png(&framed);
+    let strict = render(&original, "trim=color&trim-color=fff&fm=png");
+    assert_eq!(
+        (strict.width, strict.height),
+        (80, 60),
+        "default 0: only white itself is trimmed"
+    );
+    let lenient = render(&original, "trim=color&trim-color=fff&trim-tol=50&fm=png");
+    assert_eq!((lenient.width, lenient.height), (60, 40), "trim-tol=50");
+}
+
 // === stylize ===
 
 /// https://docs.imgix.com/apis/url/stylize/duotone: "the first color is
@@ -922,6 +994,42 @@ fn blended_images_follow_the_blend_align_and_width_pages() {
     assert_colour(rgb(&wide.data, 45, 30), GREEN, "outside it");
 }
 
+/// https://docs.imgix.com/apis/url/blending/blend-x: blend-x "Positions the
+/// overlay layer horizontally, measured from the left edge of the base
+/// image in pixels. The default value is 0" (blend-y likewise from the top
+/// edge, https://docs.imgix.com/apis/rendering/blending/blend-y-position).
+/// https://docs.imgix.com/ja-JP/apis/rendering/blending/blend-padding
+/// (translated): blend-pad "sets the number of pixels of space around the
+/// overlay image when blend-align is set".
+#[test]
+fn blend_position_and_padding_follow_the_blend_x_and_blend_pad_pages() {
+    let base = png(&flat(200, 100, GREEN));
+    let layer = png(&flat(40, 20, RED));
+    let input = RenderInput {
+        original: &base,
+        blend: Some(&layer),
+        ..RenderInput::default()
+    };
+    // Its top left at (30, 10): x 30..70, y 10..30.
+    let placed = render_with(
+        input,
+        "blend=/l.png&blend-mode=normal&blend-x=30&blend-y=10&fm=png",
+    );
+    assert_colour(rgb(&placed.data, 32, 12), RED, "just inside (30, 10)");
+    assert_colour(rgb(&placed.data, 68, 28), RED, "just inside its far corner");
+    assert_colour(rgb(&placed.data, 27, 20), GREEN, "left of x 30");
+    assert_colour(rgb(&placed.data, 50, 7), GREEN, "above y 10");
+    assert_colour(rgb(&placed.data, 73, 20), GREEN, "right of x 70");
+    // Aligned top left, 15 px of space around it: x 15..55, y 15..35.
+    let padded = render_with(
+        input,
+        "blend=/l.png&blend-mode=normal&blend-align=top,left&blend-pad=15&fm=png",
+    );
+    assert_colour(rgb(&padded.data, 17, 17), RED, "just inside (15, 15)");
+    assert_colour(rgb(&padded.data, 12, 25), GREEN, "in the left padding");
+    assert_colour(rgb(&padded.data, 30, 12), GREEN, "in the top padding");
+}
+
 /// https://docs.imgix.com/apis/url/text/txt: "The txt parameter has the
 /// following defaults if none of the other text parameters are set:
 /// Position: Lower right corner ... Size: 12px; Color: #000 (Opaque Black);
@@ -1080,6 +1188,33 @@ fn adjustments_move_the_image_the_documented_way() {
     assert!(warmth(&bytes("sat=60")) > base, "sat up");
     assert!(warmth(&bytes("sat=-60")) < base, "sat down");
     assert!(warmth(&bytes("vib=60")) > base, "vib up");
+}
+
+/// https://docs.imgix.com/apis/rendering/adjustment/unsharp-mask-radius
+/// (its text could not be read; the spec it links, imgix-url-params
+/// v11.35.0): usmrad "Specifies the radius for an unsharp mask operation",
+/// default 2.5, and depends on usm. So usm alone is usm with usmrad=2.5, and
+/// a wider radius reaches further from an edge: 6 px from a dark/light edge
+/// a radius of 1 leaves the dark side as it was, a radius of 10 darkens it.
+#[test]
+fn usm_radius_follows_the_spec() {
+    let dark = flat(40, 40, [64.0, 64.0, 64.0]);
+    let light = flat(40, 40, [192.0, 192.0, 192.0]);
+    let original = png(&VipsImage::arrayjoin(&[dark, light]).unwrap());
+    assert_eq!(
+        render(&original, "usm=100&fm=png").data,
+        render(&original, "usm=100&usmrad=2.5&fm=png").data,
+        "the default radius is 2.5"
+    );
+    let narrow = render(&original, "usm=100&usmrad=1&fm=png");
+    let wide = render(&original, "usm=100&usmrad=10&fm=png");
+    let [near, ..] = rgb(&narrow.data, 34, 20);
+    let [far, ..] = rgb(&wide.data, 34, 20);
+    assert!(
+        (near - 64.0).abs() <= 2.0,
+        "radius 1 does not reach 6 px: {near}"
+    );
+    assert!(far < 60.0, "radius 10 does: {far}");
 }
 
 /// https://docs.imgix.com/apis/rendering/adjustment/invert: "Inverts the
