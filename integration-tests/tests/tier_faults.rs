@@ -118,14 +118,19 @@ struct Answer {
     /// The status, or `None` when no answer came within [`ANSWER_BOUND`]
     /// (or the connection failed).
     status: Option<u16>,
+    /// Its `Retry-After`.
     retry_after: Option<String>,
+    /// Its `X-Imgmesh-Cache` (`hit` when the gateway read Redis).
     cache: Option<String>,
+    /// For a 200, empty when the image is the one asked for, else what is
+    /// wrong with it; otherwise the error text.
     body: String,
 }
 
 // === impl Answer ===
 
 impl Answer {
+    /// One line saying what was asked and answered, for failure messages.
     fn describe(&self) -> String {
         format!(
             "{:?} {} → {:?} in {:?} (retry-after {:?}, cache {:?}): {}",
