@@ -8,6 +8,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(libvips-dev libvips-tools pkg-config redis-server redis-tools gcc curl ca-certificates)
+# The dashboard's browser tests (integration-tests/tests/dashboard.rs) drive
+# Debian's Chromium through chromedriver (WebDriver).
+packages+=(chromium chromium-driver)
 # A machine whose Node.js came from elsewhere already has npm (for buf).
 command -v npm >/dev/null || packages+=(npm)
 if [[ "${1:-}" == "bench" ]]; then

@@ -18,6 +18,7 @@
 mod admin;
 mod asset_path;
 mod config;
+mod dashboard;
 mod error;
 #[doc(hidden)]
 pub mod fuzzing;

@@ -114,12 +114,35 @@ impl AdminApi {
         bool::from(digest.ct_eq(&self.token_digest))
     }
 
-    fn registry(&self) -> RegistryClient {
+    pub(crate) fn registry(&self) -> RegistryClient {
         self.registry.clone()
     }
 
-    fn renderer(&self) -> RendererClient {
+    pub(crate) fn renderer(&self) -> RendererClient {
         self.renderer.clone()
+    }
+
+    /// Checks an admin credential typed into the dashboard's login form by
+    /// `client`: a wrong one counts toward the address's limit exactly like
+    /// a wrong bearer token, and a blocked address is refused even with
+    /// the right one.
+    pub(crate) fn check_credential(
+        &self,
+        client: IpAddr,
+        presented: &str,
+    ) -> Result<(), AdminError> {
+        let now = Instant::now();
+        if let Some(wait) = self.auth_failures.blocked_for(client, now) {
+            METRICS.admin_auth_refused("rate_limited");
+            let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            return Err(AdminError::too_many_wrong_tokens(seconds));
+        }
+        if self.accepts(presented) {
+            return Ok(());
+        }
+        self.auth_failures.record_failure(client, now);
+        METRICS.admin_auth_refused("invalid_token");
+        Err(AdminError::unauthenticated())
     }
 }
 
@@ -130,7 +153,9 @@ impl fmt::Debug for AdminApi {
 }
 
 /// The admin router. Authentication wraps everything, unknown paths
-/// included, so nothing about the API is visible without the token.
+/// included, so nothing about the API is visible without the token; the
+/// dashboard's `/ui` pages beside it log in with the same token and keep a
+/// session instead (see `crate::dashboard`).
 pub fn admin_router(admin: AdminApi) -> Router {
     Router::new()
         .route("/v1/sources", get(list_sources).post(create_source))
@@ -151,7 +176,8 @@ pub fn admin_router(admin: AdminApi) -> Router {
             admin.clone(),
             authenticate,
         ))
-        .with_state(admin)
+        .with_state(admin.clone())
+        .merge(crate::dashboard::dashboard_router(admin))
 }
 
 /// Opens the request's span and refuses it with 401 unless it carries the
@@ -357,7 +383,7 @@ async fn rotate_token(
 // === plumbing ===
 
 /// A registry request with the admin API's deadline.
-fn timed<T>(message: T) -> tonic::Request<T> {
+pub(crate) fn timed<T>(message: T) -> tonic::Request<T> {
     let mut request = tonic::Request::new(message);
     request.set_timeout(REGISTRY_TIMEOUT);
     request
@@ -365,7 +391,7 @@ fn timed<T>(message: T) -> tonic::Request<T> {
 
 /// Awaits a registry call, also giving up on a registry that accepted the
 /// connection but never answers.
-async fn call<T>(
+pub(crate) async fn call<T>(
     call: impl Future<Output = Result<tonic::Response<T>, tonic::Status>>,
 ) -> Result<T, AdminError> {
     match tokio::time::timeout(REGISTRY_TIMEOUT + Duration::from_millis(500), call).await {
@@ -376,7 +402,7 @@ async fn call<T>(
 }
 
 /// The Source of a registry answer, which must have one.
-fn required(source: Option<Source>) -> Result<Source, AdminError> {
+pub(crate) fn required(source: Option<Source>) -> Result<Source, AdminError> {
     source.ok_or_else(|| {
         AdminError::coded(
             imgmesh_errors::ErrorCode::Internal,
