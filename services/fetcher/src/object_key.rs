@@ -13,9 +13,10 @@
 //! the URL path once; the path arrives decoded and is never decoded again
 //! here, so `%2e%2e` stays the literal key `%2e%2e`.
 
-/// S3's limit on the length of a key, in bytes ("The object key name is a
-/// sequence of Unicode characters with UTF-8 encoding of up to 1,024 bytes
-/// long", Amazon S3 user guide, "Naming Amazon S3 objects").
+/// S3's limit on the length of a key, in bytes: "a maximum length of 1,024
+/// bytes", and "The prefix, the delimiter (/), and the name of the object
+/// are included in the 1,024 byte limitation" (Amazon S3 user guide,
+/// "Naming Amazon S3 objects").
 pub(crate) const MAX_KEY_BYTES: usize = 1024;
 
 /// What separates segments for the escape checks: `/`, and `\`, which

@@ -133,10 +133,10 @@ where
     }
 }
 
-/// S3's limit on the length of a key, in bytes ("The object key name is a
-/// sequence of Unicode characters with UTF-8 encoding of up to 1,024 bytes
-/// long", Amazon S3 user guide, "Naming Amazon S3 objects"); AWS refuses
-/// a longer key with `KeyTooLongError`.
+/// S3's limit on the length of a key, in bytes: "a maximum length of 1,024
+/// bytes", and "The prefix, the delimiter (/), and the name of the object
+/// are included in the 1,024 byte limitation" (Amazon S3 user guide,
+/// "Naming Amazon S3 objects").
 const MAX_KEY_BYTES: usize = 1024;
 
 /// The object key of an upload, relative to the Source's prefix. Any key
