@@ -1,4 +1,6 @@
-//! An OTLP/gRPC trace receiver run by the test itself, so tests can assert
+//! An OTLP trace receiver run by the test itself, over gRPC
+//! ([`OtlpReceiver::start`]) or HTTP with protobuf bodies
+//! ([`OtlpReceiver::start_http`], `POST /v1/traces`), so tests can assert
 //! which services reported spans for a trace.
 
 use std::net::SocketAddr;
@@ -64,50 +66,53 @@ impl TraceService for Collector {
         &self,
         request: tonic::Request<ExportTraceServiceRequest>,
     ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
-        let mut spans = self.spans.lock().expect("spans lock");
-        for resource_spans in request.into_inner().resource_spans {
-            let service = resource_spans
-                .resource
-                .iter()
-                .flat_map(|r| r.attributes.iter())
-                .find(|kv| kv.key == "service.name")
-                .and_then(|kv| kv.value.as_ref()?.value.as_ref())
-                .and_then(|v| match v {
-                    Value::StringValue(s) => Some(s.clone()),
-                    _ => None,
-                })
-                .unwrap_or_default();
-            for scope in resource_spans.scope_spans {
-                for span in scope.spans {
-                    let events = span
-                        .events
-                        .iter()
-                        .map(|event| {
-                            let attributes: Vec<String> = event
-                                .attributes
-                                .iter()
-                                .map(|kv| {
-                                    format!("{}={}", kv.key, any_value_text(kv.value.as_ref()))
-                                })
-                                .collect();
-                            format!("{} {}", event.name, attributes.join(" "))
-                        })
-                        .collect();
-                    spans.push(ReceivedSpan {
-                        service: service.clone(),
-                        trace_id: hex_string(&span.trace_id),
-                        attributes: span
+        record(&self.spans, request.into_inner());
+        Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
+    }
+}
+
+/// Flattens the spans of one export into `spans`.
+fn record(spans: &Mutex<Vec<ReceivedSpan>>, request: ExportTraceServiceRequest) {
+    let mut spans = spans.lock().expect("spans lock");
+    for resource_spans in request.resource_spans {
+        let service = resource_spans
+            .resource
+            .iter()
+            .flat_map(|r| r.attributes.iter())
+            .find(|kv| kv.key == "service.name")
+            .and_then(|kv| kv.value.as_ref()?.value.as_ref())
+            .and_then(|v| match v {
+                Value::StringValue(s) => Some(s.clone()),
+                _ => None,
+            })
+            .unwrap_or_default();
+        for scope in resource_spans.scope_spans {
+            for span in scope.spans {
+                let events = span
+                    .events
+                    .iter()
+                    .map(|event| {
+                        let attributes: Vec<String> = event
                             .attributes
                             .iter()
-                            .map(|kv| (kv.key.clone(), any_value_text(kv.value.as_ref())))
-                            .collect(),
-                        events,
-                        name: span.name,
-                    });
-                }
+                            .map(|kv| format!("{}={}", kv.key, any_value_text(kv.value.as_ref())))
+                            .collect();
+                        format!("{} {}", event.name, attributes.join(" "))
+                    })
+                    .collect();
+                spans.push(ReceivedSpan {
+                    service: service.clone(),
+                    trace_id: hex_string(&span.trace_id),
+                    attributes: span
+                        .attributes
+                        .iter()
+                        .map(|kv| (kv.key.clone(), any_value_text(kv.value.as_ref())))
+                        .collect(),
+                    events,
+                    name: span.name,
+                });
             }
         }
-        Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
     }
 }
 
@@ -141,6 +146,46 @@ impl OtlpReceiver {
         })
     }
 
+    /// Starts an OTLP/HTTP receiver (`http/protobuf`) on an ephemeral
+    /// loopback port: spans are taken from `POST /v1/traces` only, as the
+    /// specification's exporters send them; any other path is a 404, so an
+    /// exporter posting elsewhere delivers nothing.
+    pub async fn start_http() -> anyhow::Result<OtlpReceiver> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let spans = Arc::new(Mutex::new(Vec::new()));
+        let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
+        let received = spans.clone();
+        tokio::spawn(async move {
+            loop {
+                let stream = tokio::select! {
+                    _ = &mut stopped => break,
+                    accepted = listener.accept() => match accepted {
+                        Ok((stream, _)) => stream,
+                        Err(_) => continue,
+                    },
+                };
+                let received = received.clone();
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(move |request| {
+                        let received = received.clone();
+                        async move {
+                            Ok::<_, std::convert::Infallible>(answer_http(&received, request).await)
+                        }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        Ok(OtlpReceiver {
+            addr,
+            spans,
+            _stop: stop,
+        })
+    }
+
     /// The endpoint URL services export to.
     pub fn endpoint(&self) -> String {
         format!("http://{}", self.addr)
@@ -149,6 +194,39 @@ impl OtlpReceiver {
     /// Every span received so far.
     pub fn spans(&self) -> Vec<ReceivedSpan> {
         self.spans.lock().expect("spans lock").clone()
+    }
+}
+
+/// Answers one OTLP/HTTP request: the spans of a protobuf
+/// `ExportTraceServiceRequest` posted to `/v1/traces` are recorded.
+async fn answer_http(
+    spans: &Mutex<Vec<ReceivedSpan>>,
+    request: http::Request<hyper::body::Incoming>,
+) -> http::Response<http_body_util::Full<bytes::Bytes>> {
+    use http_body_util::BodyExt as _;
+    use prost::Message as _;
+    let reply = |status: http::StatusCode, body: Vec<u8>| {
+        http::Response::builder()
+            .status(status)
+            .header(http::header::CONTENT_TYPE, "application/x-protobuf")
+            .body(http_body_util::Full::new(bytes::Bytes::from(body)))
+            .expect("a valid response")
+    };
+    if request.method() != http::Method::POST || request.uri().path() != "/v1/traces" {
+        return reply(http::StatusCode::NOT_FOUND, Vec::new());
+    }
+    let Ok(body) = request.into_body().collect().await else {
+        return reply(http::StatusCode::BAD_REQUEST, Vec::new());
+    };
+    match ExportTraceServiceRequest::decode(body.to_bytes()) {
+        Ok(export) => {
+            record(spans, export);
+            reply(
+                http::StatusCode::OK,
+                ExportTraceServiceResponse::default().encode_to_vec(),
+            )
+        }
+        Err(_) => reply(http::StatusCode::BAD_REQUEST, Vec::new()),
     }
 }
 

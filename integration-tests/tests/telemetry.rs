@@ -1,0 +1,187 @@
+//! Logs and traces of a real service process (the gateway, on its own:
+//! its peers need not run for it to answer, log and trace): JSON log
+//! lines, the standard `OTEL_TRACES_SAMPLER` settings, and OTLP export over
+//! HTTP as well as gRPC.
+
+use std::time::Duration;
+
+use imgmesh_integration_tests::{ChildProcess, OtlpReceiver, binary_path, free_port, get};
+
+/// A W3C traceparent of a sampled trace, with the trace id `trace`.
+fn traceparent(trace: &str, sampled: bool) -> String {
+    format!(
+        "00-{trace}-00f067aa0ba902b7-{}",
+        if sampled { "01" } else { "00" }
+    )
+}
+
+/// A gateway alone whose registry and renderer are closed ports, with
+/// `env` as its whole environment (besides `PATH`); logs go to `logs`.
+async fn lone_gateway(
+    env: &[(&str, String)],
+    logs: &std::path::Path,
+) -> (ChildProcess, std::net::SocketAddr) {
+    let mut command = std::process::Command::new(binary_path("imgmesh-gateway").unwrap());
+    command.env_clear();
+    if let Ok(path) = std::env::var("PATH") {
+        command.env("PATH", path);
+    }
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    command
+        .arg("--listen=127.0.0.1:0")
+        .arg("--ops-listen=127.0.0.1:0")
+        .arg(format!(
+            "--registry-url=http://127.0.0.1:{}",
+            free_port().unwrap()
+        ))
+        .arg(format!(
+            "--renderer-url=http://127.0.0.1:{}",
+            free_port().unwrap()
+        ))
+        .arg("--base-domain=localhost");
+    let name = format!("gateway-{}", free_port().unwrap());
+    let mut gateway = ChildProcess::spawn(&name, &mut command, logs).unwrap();
+    let addr = gateway.listening("http").await.unwrap();
+    (gateway, addr)
+}
+
+/// Sends one request with `traceparent` and returns its `traceresponse`.
+async fn traced_request(addr: std::net::SocketAddr, traceparent: &str) -> String {
+    let response = get(
+        addr,
+        "demo.localhost",
+        "/cat.jpg?w=10",
+        &[("traceparent", traceparent)],
+    )
+    .await
+    .unwrap();
+    assert!(response.status >= 400, "no peers, yet {}", response.status);
+    response
+        .header("traceresponse")
+        .expect("a traceresponse header")
+        .to_owned()
+}
+
+/// The trace ids the receiver holds spans of from `imgmesh-gateway`.
+fn traced(receiver: &OtlpReceiver) -> std::collections::BTreeSet<String> {
+    receiver
+        .spans()
+        .into_iter()
+        .filter(|span| span.service == "imgmesh-gateway")
+        .map(|span| span.trace_id)
+        .collect()
+}
+
+/// The exporter's common settings: `endpoint`, a short batch delay.
+fn export_env(endpoint: String) -> Vec<(&'static str, String)> {
+    vec![
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint),
+        ("OTEL_BSP_SCHEDULE_DELAY", "100".to_owned()),
+    ]
+}
+
+/// With `OTEL_TRACES_SAMPLER=always_off` nothing is exported, even under a
+/// sampled `traceparent`, and the response says unsampled; with
+/// `parentbased_always_on` a sampled caller's trace is exported and an
+/// unsampled caller's is not. Each gateway is stopped (flushing its
+/// exporter) before the receiver is read, so an absence is final.
+#[tokio::test]
+async fn sampler_settings_decide_what_is_exported() {
+    let dir = tempfile::tempdir().unwrap();
+    let receiver = OtlpReceiver::start().await.unwrap();
+    let off_trace = "11111111111111111111111111111111";
+    let on_trace = "22222222222222222222222222222222";
+    let unsampled_trace = "33333333333333333333333333333333";
+
+    let mut env = export_env(receiver.endpoint());
+    env.push(("OTEL_TRACES_SAMPLER", "always_off".to_owned()));
+    let (mut off, addr) = lone_gateway(&env, dir.path()).await;
+    let answer = traced_request(addr, &traceparent(off_trace, true)).await;
+    assert!(
+        answer.starts_with(&format!("00-{off_trace}-")) && answer.ends_with("-00"),
+        "{answer}"
+    );
+    assert!(
+        off.terminate(Duration::from_secs(10)).await,
+        "{}",
+        off.log()
+    );
+
+    let mut env = export_env(receiver.endpoint());
+    env.push(("OTEL_TRACES_SAMPLER", "parentbased_always_on".to_owned()));
+    let (mut on, addr) = lone_gateway(&env, dir.path()).await;
+    let answer = traced_request(addr, &traceparent(on_trace, true)).await;
+    assert!(answer.ends_with("-01"), "{answer}");
+    let answer = traced_request(addr, &traceparent(unsampled_trace, false)).await;
+    assert!(answer.ends_with("-00"), "{answer}");
+    assert!(on.terminate(Duration::from_secs(10)).await, "{}", on.log());
+
+    let traces = traced(&receiver);
+    assert!(traces.contains(on_trace), "{traces:?}\n{}", on.log());
+    assert!(
+        !traces.contains(off_trace),
+        "always_off exported: {traces:?}"
+    );
+    assert!(
+        !traces.contains(unsampled_trace),
+        "an unsampled parent's trace was exported: {traces:?}"
+    );
+}
+
+/// With `OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf` spans reach an
+/// OTLP/HTTP receiver at the endpoint's `/v1/traces`, under the caller's
+/// trace id.
+#[tokio::test]
+async fn spans_are_exported_over_http() {
+    let dir = tempfile::tempdir().unwrap();
+    let receiver = OtlpReceiver::start_http().await.unwrap();
+    let trace = "44444444444444444444444444444444";
+    let mut env = export_env(receiver.endpoint());
+    env.push(("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf".to_owned()));
+    let (gateway, addr) = lone_gateway(&env, dir.path()).await;
+    traced_request(addr, &traceparent(trace, true)).await;
+
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !traced(&receiver).contains(trace) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no span of {trace} over OTLP/HTTP: {:?}\n{}",
+            receiver.spans(),
+            gateway.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// With `--log-format json` every line the service logs is one JSON object
+/// with a timestamp, a level and a message (the stdout announcements of its
+/// listeners aside), and a request's error shows up as such a line.
+#[tokio::test]
+async fn json_log_lines_parse() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = [
+        ("IMGMESH_LOG_FORMAT", "json".to_owned()),
+        ("IMGMESH_LOG", "info".to_owned()),
+    ];
+    let (mut gateway, addr) = lone_gateway(&env, dir.path()).await;
+    traced_request(addr, &traceparent("55555555555555555555555555555555", true)).await;
+    assert!(gateway.terminate(Duration::from_secs(10)).await);
+
+    let log = gateway.log();
+    let mut parsed = 0;
+    for line in log.lines().filter(|line| !line.contains(" listening on ")) {
+        let entry: serde_json::Value = serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {line:?}\n{log}"));
+        for field in ["timestamp", "level", "message", "target"] {
+            assert!(entry[field].is_string(), "no {field}: {line}");
+        }
+        assert!(
+            ["TRACE", "DEBUG", "INFO", "WARN", "ERROR"].contains(&entry["level"].as_str().unwrap()),
+            "{line}"
+        );
+        parsed += 1;
+    }
+    assert!(parsed >= 1, "nothing logged:\n{log}");
+}
