@@ -53,6 +53,14 @@ emit(
   "jpeg",
   true,
 );
+// Expired an hour ago: the gateway must refuse it (imgix: 404).
+emit(
+  "expired signed url",
+  signed.buildURL(path, { w: 200, fm: "jpg", expires: expires - 7200 }),
+  200,
+  "jpeg",
+  true,
+);
 emit(
   "signed url with txt64",
   signed.buildURL(path, { w: 260, fm: "webp", txt64: "signed & encoded" }),
@@ -76,6 +84,11 @@ for (const { url, descriptor } of candidates(
   plain.buildSrcSet(path, { fm: "png" }, { minWidth: 100, maxWidth: 640 }),
 )) {
   emit(`fluid srcset ${descriptor}`, url, Number(descriptor.replace(/w$/, "")), "png", false);
+}
+for (const { url, descriptor } of candidates(
+  signed.buildSrcSet(path, { fm: "png" }, { minWidth: 200, maxWidth: 400 }),
+)) {
+  emit(`signed fluid srcset ${descriptor}`, url, Number(descriptor.replace(/w$/, "")), "png", true);
 }
 for (const { url, descriptor } of candidates(
   signed.buildSrcSet(path, { fm: "webp" }, { widths: [150, 450] }),

@@ -41,6 +41,10 @@ emit("url with txt64",
 emit("signed url", signed.create_url(path, {"w": 240, "fm": "png"}), 240, "png", True)
 emit("signed url with expires",
      signed.create_url(path, {"w": 200, "fm": "jpg", "expires": expires}), 200, "jpeg", True)
+# Expired an hour ago: the gateway must refuse it (imgix: 404).
+emit("expired signed url",
+     signed.create_url(path, {"w": 200, "fm": "jpg", "expires": expires - 7200}),
+     200, "jpeg", True)
 emit("signed url with txt64",
      signed.create_url(path, {"w": 260, "fm": "webp", "txt64": "signed & encoded"}),
      260, "webp", True)
@@ -54,6 +58,9 @@ for builder, is_signed in ((plain, False), (signed, True)):
 for url, descriptor in candidates(
         plain.create_srcset(path, {"fm": "png"}, start=100, stop=640)):
     emit("fluid srcset " + descriptor, url, int(descriptor.rstrip("w")), "png", False)
+for url, descriptor in candidates(
+        signed.create_srcset(path, {"fm": "png"}, start=200, stop=400)):
+    emit("signed fluid srcset " + descriptor, url, int(descriptor.rstrip("w")), "png", True)
 for url, descriptor in candidates(
         signed.create_srcset(path, {"fm": "webp"}, widths=[150, 450])):
     emit("signed width srcset " + descriptor, url, int(descriptor.rstrip("w")), "webp", True)

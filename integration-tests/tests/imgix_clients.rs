@@ -5,7 +5,12 @@
 //! fluid widths, explicit widths, `ixlib`, `expires` and base64 (`txt64`)
 //! parameters — for two Sources, and every URL they build answers 200 with
 //! the width and format the library asked for. A signed URL with any one
-//! byte changed is refused.
+//! byte changed is refused, and one whose `expires` has passed is 404
+//! (https://docs.imgix.com/apis/rendering/expiration: "If the given
+//! expiration date is in the past, the image will not be served and a 404
+//! status code will be returned"; in the future, "the image will be served
+//! with a Cache-Control header that displays the amount of time in seconds
+//! remaining until the image expires").
 //!
 //! The scripts in integration-tests/clients/ print what they built and what
 //! they asked for; nothing expected here is read from imgmesh's output.
@@ -101,10 +106,58 @@ async fn mesh() -> (Mesh, String) {
     (mesh, token)
 }
 
-/// Requests every URL and checks the image against what was asked for;
-/// for the first two signed URLs, every single-byte change is refused.
+/// Checks that the library built what each kind says: `ixlib` on plain URLs
+/// and not where it was turned off, `expires` where asked, and variable
+/// quality (a `q` falling as the dpr rises) in the dpr srcsets.
+fn check_built(built: &[Built]) {
+    let of = |kind: &str| -> Vec<&Built> { built.iter().filter(|url| url.kind == kind).collect() };
+    assert!(of("url")[0].url.contains("ixlib="), "{built:?}");
+    assert!(!of("url without ixlib")[0].url.contains("ixlib="));
+    assert!(of("signed url with expires")[0].url.contains("expires="));
+    assert!(of("url with txt64")[0].url.contains("txt64="));
+    for signed in [false, true] {
+        let qualities: Vec<u32> = built
+            .iter()
+            .filter(|url| url.kind.starts_with("dpr srcset") && url.signed == signed)
+            .map(|url| {
+                let query = url.url.split_once('?').expect("a query").1;
+                query
+                    .split('&')
+                    .find_map(|pair| pair.strip_prefix("q="))
+                    .expect("a q per dpr")
+                    .parse()
+                    .unwrap()
+            })
+            .collect();
+        assert_eq!(qualities.len(), 5, "dpr 1x to 5x");
+        assert!(
+            qualities.windows(2).all(|pair| pair[0] > pair[1]),
+            "variable quality: {qualities:?}"
+        );
+    }
+    for kind in ["signed fluid srcset", "fluid srcset", "signed width srcset"] {
+        assert!(
+            built.iter().any(|url| url.kind.starts_with(kind)),
+            "no {kind}"
+        );
+    }
+}
+
+/// Requests every URL: an expired one must be 404, every other must be the
+/// image asked for (a URL with `expires` cached no longer than it lives);
+/// for every signed URL, every single-byte change is refused.
 async fn check_all(mesh: &Mesh, built: &[Built]) {
-    for url in built {
+    check_built(built);
+    let (expired, live): (Vec<&Built>, Vec<&Built>) = built
+        .iter()
+        .partition(|url| url.kind.starts_with("expired"));
+    assert_eq!(expired.len(), 1);
+    for url in &expired {
+        let (subdomain, path_and_query) = split_url(&url.url);
+        let response = mesh.get(subdomain, path_and_query).await.unwrap();
+        assert_eq!(response.status, 404, "{}: {}", url.kind, url.url);
+    }
+    for url in live {
         let (subdomain, path_and_query) = split_url(&url.url);
         let response = tokio::time::timeout(
             std::time::Duration::from_secs(60),
@@ -137,8 +190,18 @@ async fn check_all(mesh: &Mesh, built: &[Built]) {
             decoded.height,
             url.width
         );
+        if url.url.contains("expires=") {
+            // The library set expires an hour ahead.
+            let max_age: u64 = response
+                .header("cache-control")
+                .and_then(|value| value.split("max-age=").nth(1))
+                .and_then(|rest| rest.split(',').next())
+                .and_then(|seconds| seconds.trim().parse().ok())
+                .unwrap_or_else(|| panic!("{}: no max-age", url.kind));
+            assert!(max_age <= 3600, "{}: max-age {max_age}", url.kind);
+        }
     }
-    for url in built.iter().filter(|url| url.signed).take(2) {
+    for url in built.iter().filter(|url| url.signed) {
         let (subdomain, path_and_query) = split_url(&url.url);
         for at in 1..path_and_query.len() {
             let mut changed = path_and_query.as_bytes().to_vec();
