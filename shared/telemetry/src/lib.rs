@@ -46,6 +46,7 @@ pub struct TelemetryArgs {
         long = "log-format",
         env = "IMGMESH_LOG_FORMAT",
         value_enum,
+        hide_possible_values = true,
         default_value = "text"
     )]
     pub log_format: LogFormat,
@@ -61,6 +62,7 @@ pub struct TelemetryArgs {
         long = "otlp-protocol",
         env = "OTEL_EXPORTER_OTLP_PROTOCOL",
         value_enum,
+        hide_possible_values = true,
         default_value = "grpc"
     )]
     pub otlp_protocol: OtlpProtocol,
@@ -73,6 +75,7 @@ pub struct TelemetryArgs {
         long = "traces-sampler",
         env = "OTEL_TRACES_SAMPLER",
         value_enum,
+        hide_possible_values = true,
         default_value = "parentbased_always_on"
     )]
     pub traces_sampler: SamplerName,
