@@ -135,6 +135,12 @@ impl From<RegistryError> for tonic::Status {
             }
             RegistryError::Origin { code, message } => code.status(message),
             RegistryError::UpdateConflict => ErrorCode::Unavailable.status(error.to_string()),
+            RegistryError::Database(ref database) if database_unavailable(database) => {
+                // Down, refusing connections or restarting: the caller may
+                // try again shortly (and the gateway serves what it knows).
+                tracing::warn!(error = %error_chain(&error), "registry database unavailable");
+                ErrorCode::Unavailable.status("the source registry's database is unavailable")
+            }
             RegistryError::MasterKeyMismatch { .. }
             | RegistryError::SecretMissing { .. }
             | RegistryError::NoUnusedId
@@ -147,6 +153,27 @@ impl From<RegistryError> for tonic::Status {
                 ErrorCode::Internal.status("internal error in the source registry")
             }
         }
+    }
+}
+
+/// Whether `error` says the database cannot be reached right now rather
+/// than that a statement failed: the connection broke or was refused, the
+/// pool found no connection in time, or PostgreSQL refused the session
+/// (SQLSTATE class 08 connection exceptions; 53300 too many connections;
+/// 55000, which is what a database not accepting connections answers at
+/// login; 57P01–57P03 shutting down, crashed or starting up).
+fn database_unavailable(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(database) => database.code().is_some_and(|code| {
+            code.starts_with("08")
+                || matches!(&*code, "53300" | "55000" | "57P01" | "57P02" | "57P03")
+        }),
+        _ => false,
     }
 }
 
@@ -227,6 +254,72 @@ mod tests {
         let status = tonic::Status::from(error);
         assert_eq!(ErrorCode::of_status(&status), ErrorCode::Internal);
         assert!(!status.message().contains("sources"));
+    }
+
+    /// A PostgreSQL error with only a SQLSTATE, as the server sends it.
+    #[derive(Debug)]
+    struct SqlState(&'static str);
+
+    impl std::fmt::Display for SqlState {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "sqlstate {}", self.0)
+        }
+    }
+
+    impl std::error::Error for SqlState {}
+
+    impl sqlx::error::DatabaseError for SqlState {
+        fn message(&self) -> &str {
+            self.0
+        }
+
+        fn code(&self) -> Option<std::borrow::Cow<'_, str>> {
+            Some(self.0.into())
+        }
+
+        fn as_error(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+            self
+        }
+
+        fn as_error_mut(&mut self) -> &mut (dyn std::error::Error + Send + Sync + 'static) {
+            self
+        }
+
+        fn into_error(self: Box<Self>) -> Box<dyn std::error::Error + Send + Sync + 'static> {
+            self
+        }
+
+        fn kind(&self) -> sqlx::error::ErrorKind {
+            sqlx::error::ErrorKind::Other
+        }
+    }
+
+    /// A database that cannot be reached (connection refused or broken,
+    /// pool exhausted, a session refused at login or ended by a shutdown)
+    /// is UNAVAILABLE, so callers retry; a statement that fails (a
+    /// constraint, bad data) stays INTERNAL.
+    #[test]
+    fn unreachable_database_is_unavailable() {
+        let unreachable = [
+            sqlx::Error::Io(std::io::Error::from(std::io::ErrorKind::ConnectionRefused)),
+            sqlx::Error::PoolTimedOut,
+            sqlx::Error::Database(Box::new(SqlState("55000"))),
+            sqlx::Error::Database(Box::new(SqlState("57P01"))),
+            sqlx::Error::Database(Box::new(SqlState("08006"))),
+        ];
+        for error in unreachable {
+            let status = tonic::Status::from(RegistryError::Database(error));
+            assert_eq!(ErrorCode::of_status(&status), ErrorCode::Unavailable);
+            assert_eq!(
+                status.message(),
+                "the source registry's database is unavailable"
+            );
+        }
+        let failed = RegistryError::Database(sqlx::Error::Database(Box::new(SqlState("23505"))));
+        assert_eq!(
+            ErrorCode::of_status(&tonic::Status::from(failed)),
+            ErrorCode::Internal
+        );
     }
 
     /// The logged chain includes the database's own message.
