@@ -655,8 +655,10 @@ fn overlay_fit(keyword: Option<&str>) -> OverlayFit {
 }
 
 /// The asset path a `mark` or `blend` value names on the same Source, or
-/// `None` for absolute URLs and paths that could escape (`..`, empty
-/// segments, control characters).
+/// `None` for absolute URLs and paths that could escape the Source's prefix
+/// (the gateway's rule for image paths: a `..` segment between `/` or `\`,
+/// a leading `\`, control characters). Empty and `.` segments and
+/// backslashes are parts of keys S3 stores, and pass.
 pub(crate) fn same_source_path(value: &str) -> Option<String> {
     if value.contains("://") || value.starts_with("//") {
         return None;
@@ -671,11 +673,9 @@ pub(crate) fn same_source_path(value: &str) -> Option<String> {
             .unwrap_or_default();
     let path = decoded.trim_start_matches('/');
     let safe = !path.is_empty()
-        && !path.contains('\\')
+        && !path.starts_with('\\')
         && !path.chars().any(char::is_control)
-        && path
-            .split('/')
-            .all(|s| !s.is_empty() && s != "." && s != "..");
+        && path.split(['/', '\\']).all(|s| s != "..");
     safe.then(|| path.to_owned())
 }
 
@@ -709,7 +709,7 @@ fn to_u32(n: i64) -> u32 {
 mod tests {
     use super::*;
 
-    /// Mark and blend paths stay on the Source: leading slash and query dropped, URLs and escapes refused.
+    /// Mark and blend paths stay on the Source: leading slash and query dropped, URLs and escapes refused, other keys kept as given.
     #[test]
     fn same_source_paths() {
         let cases = [
@@ -720,10 +720,15 @@ mod tests {
             ("https://other.example/logo.png", None),
             ("//other.example/logo.png", None),
             ("/../secret.png", None),
-            ("/a//b.png", None),
+            ("/a/..\\..\\secret.png", None),
+            ("/\\secret.png", None),
             ("/", None),
             ("/a%00.png", None),
-            ("/a\\b.png", None),
+            // Keys S3 stores as given.
+            ("/a//b.png", Some("a//b.png")),
+            ("/a/./b.png", Some("a/./b.png")),
+            ("/a\\b.png", Some("a\\b.png")),
+            ("/a%5Cb.png", Some("a\\b.png")),
         ];
         for (value, expected) in cases {
             assert_eq!(same_source_path(value).as_deref(), expected, "{value}");
