@@ -405,7 +405,7 @@ pub(super) async fn deploy_page(
     };
     let link = format!("/ui/sources/{}", url_component(&source.id));
     let main = format!(
-        "<h1>Deploying {name}</h1>{status}\
+        "<h1>Deploy of {name}</h1>{status}\
          <p><a href=\"{link}/deploy\" id=\"refresh-status\">Refresh the status</a> · \
          <a href=\"{link}\">Open the Source</a> · <a href=\"/ui/sources\">All Sources</a></p>",
         name = escape(&source.name),
@@ -415,7 +415,7 @@ pub(super) async fn deploy_page(
     html_response(
         StatusCode::OK,
         page(
-            &format!("Deploying {}", source.name),
+            &format!("Deploy of {}", source.name),
             Some(&session.csrf),
             &main,
         ),
