@@ -89,6 +89,12 @@ impl PostgresDb {
             url,
         })
     }
+
+    /// Runs one SQL statement as the server's administrator (e.g. to stop
+    /// this database from accepting connections, and to let it again).
+    pub fn admin_sql(&self, sql: &str) -> anyhow::Result<()> {
+        psql(&self.admin_url, sql)
+    }
 }
 
 impl Drop for PostgresDb {
@@ -145,6 +151,9 @@ pub struct Mesh {
     pub gateway: ChildProcess,
     /// The registry's gRPC URL.
     pub registry_url: String,
+    /// The registry's credentials gRPC URL (its `--credentials-listen`),
+    /// what fetchers get as `--registry-url`.
+    pub registry_credentials_url: String,
     /// The fetcher's gRPC URL.
     pub fetcher_url: String,
     /// The renderer's gRPC URL.
@@ -229,6 +238,8 @@ impl Mesh {
             &logs,
         )?;
         let registry_addr = registry.listening("grpc").await?;
+        let registry_credentials_url =
+            format!("http://{}", registry.listening("credentials").await?);
         let registry_metrics_addr = registry.listening("metrics").await?;
         let registry_url = format!("http://{registry_addr}");
 
@@ -236,7 +247,7 @@ impl Mesh {
             "fetcher",
             service_command("imgmesh-fetcher", &env)?
                 .arg("--listen=127.0.0.1:0")
-                .arg(format!("--registry-url={registry_url}"))
+                .arg(format!("--registry-url={registry_credentials_url}"))
                 .args(&options.fetcher_args),
             &logs,
         )?;
@@ -292,6 +303,7 @@ impl Mesh {
             renderer,
             gateway,
             registry_url,
+            registry_credentials_url,
             fetcher_url: format!("http://{fetcher_addr}"),
             renderer_url: format!("http://{renderer_addr}"),
             gateway_addr,
@@ -562,11 +574,12 @@ impl Mesh {
     /// Starts one more fetcher on the mesh's registry, as a second
     /// replica; returns it with its gRPC URL and metrics address.
     pub async fn spawn_fetcher(&self) -> anyhow::Result<(ChildProcess, String, SocketAddr)> {
-        self.spawn_fetcher_with(&self.registry_url).await
+        self.spawn_fetcher_with(&self.registry_credentials_url)
+            .await
     }
 
     /// Starts one more fetcher with `--registry-url=<registry_url>` (one
-    /// URL or a list); returns it with its gRPC URL and metrics address.
+    /// registry credentials URL or a list); returns it with its gRPC URL and metrics address.
     pub async fn spawn_fetcher_with(
         &self,
         registry_url: &str,
@@ -728,6 +741,14 @@ fn service_env(options: &MeshOptions) -> Vec<(String, String)> {
             .clone()
             .unwrap_or_else(|| "info".to_owned()),
     )];
+    // The binaries' metrics and credentials ports are fixed (9091…, 50054):
+    // many meshes run side by side, so each process picks free ones.
+    for var in [
+        "IMGMESH_METRICS_LISTEN",
+        "IMGMESH_REGISTRY_CREDENTIALS_LISTEN",
+    ] {
+        env.push((var.to_owned(), "127.0.0.1:0".to_owned()));
+    }
     if let Some(endpoint) = &options.otlp_endpoint {
         env.push(("OTEL_EXPORTER_OTLP_ENDPOINT".to_owned(), endpoint.clone()));
         // Export quickly so tests need not wait for the default 5 s batch.

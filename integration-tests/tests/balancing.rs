@@ -211,9 +211,15 @@ async fn replicas_join_and_leave_without_failed_requests() {
     mesh.put_object("wide.jpg", &fixtures::jpeg(2000, 40).unwrap())
         .unwrap();
     mesh.create_source("bal", S3_SECRET_KEY, &[]).await.unwrap();
-    let (_second_registry, second_registry_url, second_registry_metrics) =
+    let (mut second_registry, second_registry_url, second_registry_metrics) =
         mesh.spawn_registry().await.unwrap();
     let registries = format!("{},{second_registry_url}", mesh.registry_url);
+    // Fetchers call the registries' credentials port.
+    let credential_registries = format!(
+        "{},http://{}",
+        mesh.registry_credentials_url,
+        second_registry.listening("credentials").await.unwrap()
+    );
     let registry_metrics = [
         mesh.metrics_addr("source-registry"),
         second_registry_metrics,
@@ -246,8 +252,10 @@ async fn replicas_join_and_leave_without_failed_requests() {
         spread.iter().all(|n| *n >= 1.0),
         "a registry got no call: {spread:?}"
     );
-    let (mut second_fetcher, second_fetcher_url, _) =
-        mesh.spawn_fetcher_with(&registries).await.unwrap();
+    let (mut second_fetcher, second_fetcher_url, _) = mesh
+        .spawn_fetcher_with(&credential_registries)
+        .await
+        .unwrap();
     let fetchers = format!("{},{second_fetcher_url}", mesh.fetcher_url);
     let (_r2, r2_url, _) = mesh
         .spawn_renderer_with("127.0.0.1:0", &fetchers)

@@ -12,8 +12,10 @@
 //! - every port a probe, Service, ServiceMonitor, NetworkPolicy or peer URL
 //!   names is one the service listens on, as its flags and the binary's
 //!   defaults say;
-//! - compose's healthchecks and the images' pass against a running mesh and
-//!   fail for a killed service (and the gateway's for a killed renderer);
+//! - compose's healthchecks and the images' (each binary's `health`
+//!   subcommand) pass against a running mesh and fail for a killed service
+//!   and for the services that need it (the gateway without a renderer,
+//!   the fetcher without a registry);
 //!   hadolint passes on the Dockerfiles, which build each binary with a
 //!   cached dependency layer and run it as the manifests' non-root user;
 //! - docs/configuration.md is what the binaries' `--help` says
@@ -498,6 +500,19 @@ fn listen_ports(help: &Help, settings: &Settings) -> anyhow::Result<BTreeMap<Str
         ports.insert(name.to_owned(), addr.port());
     }
     Ok(ports)
+}
+
+/// The listener a peer URL option must reach: the `--<role>-listen` its
+/// help names (the fetcher's `--registry-url`: the registry's
+/// `--credentials-listen`), else the peer's gRPC `--listen`.
+fn peer_listener(option: &HelpOption) -> String {
+    option
+        .help
+        .split('`')
+        .filter_map(|word| word.strip_prefix("--"))
+        .find(|name| name.ends_with("-listen"))
+        .unwrap_or("listen")
+        .to_owned()
 }
 
 /// The default port of a listen flag, from the binary's help.
@@ -1047,11 +1062,12 @@ fn compose_uses_only_accepted_settings() -> anyhow::Result<()> {
 
 /// Ports in the manifests are the ports the services listen on: every
 /// container port is a listener's; gRPC probes hit `--listen`, HTTP probes
-/// the gateway's ops listener; listeners keep the binaries' default ports,
-/// and a metrics listener (default: a random port) is set to a fixed one on
-/// all interfaces; every Service targets a listener, every ServiceMonitor
-/// the metrics listener, every NetworkPolicy ingress port a listener of the
-/// pods it selects, and every peer URL a Service port of the right tier.
+/// the gateway's ops listener; listeners (the metrics ones included) keep
+/// the binaries' default ports, on all interfaces; every Service targets a
+/// listener, every ServiceMonitor the metrics listener, every NetworkPolicy
+/// ingress port a listener of the pods it selects, and every peer URL a
+/// Service port of the right tier and listener (the fetcher's registry URL
+/// the registry's credentials port).
 #[test]
 fn manifest_ports_are_listening_ports() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
@@ -1251,15 +1267,52 @@ fn manifest_ports_are_listening_ports() -> anyhow::Result<()> {
                     .get(host)
                     .filter(|(c, _, _)| c == peer)
                     .and_then(|(_, _, ports)| ports.get(&format!("#{port}")));
-                if reached != listeners[peer].get("listen") {
+                let wanted = peer_listener(option);
+                if reached != listeners[peer].get(&wanted) {
                     problems.push(format!(
-                        "{overlay} {component}: {peer_flag}={url} does not reach {peer}'s gRPC port"
+                        "{overlay} {component}: {peer_flag}={url} does not reach {peer}'s --{wanted}"
                     ));
                 }
             }
         }
     }
     assert!(problems.is_empty(), "{problems:#?}");
+    Ok(())
+}
+
+/// Only the fetchers may reach the registry's credentials port (its
+/// `--credentials-listen` default): in every overlay exactly one ingress
+/// rule of the registry's NetworkPolicy opens it, to the fetcher pods
+/// alone, and no rule opens every port.
+#[test]
+fn only_fetchers_reach_the_credentials_port() -> anyhow::Result<()> {
+    let help = accepted("imgmesh-source-registry")?;
+    let credentials =
+        default_port(&help, "credentials-listen").context("a --credentials-listen default")?;
+    let fetchers = json!([{"podSelector": {"matchLabels": {
+        "app.kubernetes.io/name": "imgmesh",
+        "app.kubernetes.io/component": "fetcher",
+    }}}]);
+    let dir = tempfile::tempdir()?;
+    for overlay in OVERLAYS {
+        let (_, documents) = rendered(dir.path(), overlay)?;
+        let policy = named(&documents, "NetworkPolicy", "source-registry")?;
+        let mut opening = 0;
+        for rule in policy["spec"]["ingress"].as_array().into_iter().flatten() {
+            let ports: Vec<u64> = rule["ports"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|port| port["port"].as_u64())
+                .collect();
+            ensure!(!ports.is_empty(), "{overlay}: a rule opens every port");
+            if ports.contains(&u64::from(credentials)) {
+                opening += 1;
+                assert_eq!(rule["from"], fetchers, "{overlay}: {rule}");
+            }
+        }
+        assert_eq!(opening, 1, "{overlay}: rules opening port {credentials}");
+    }
     Ok(())
 }
 
@@ -1318,9 +1371,11 @@ fn compose_ports_are_listening_ports() -> anyhow::Result<()> {
             let (host, port) = url.rsplit_once(':').context("a port in the URL")?;
             let port: u16 = port.trim_end_matches('/').parse()?;
             match listeners.get(host) {
-                Some((_, peer)) if peer.get("listen") == Some(&port) => {}
+                Some((_, peer))
+                    if option_for_env(&help, var)
+                        .is_some_and(|option| peer.get(&peer_listener(option)) == Some(&port)) => {}
                 Some(_) => problems.push(format!(
-                    "{name}: {var} port {port} is not {host}'s gRPC port"
+                    "{name}: {var} port {port} is not the {host} port it needs"
                 )),
                 None if services.contains_key(host) => {}
                 None => problems.push(format!("{name}: {var} names no service {host}")),
@@ -1339,16 +1394,24 @@ fn compose_ports_are_listening_ports() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// One imgmesh service's compose healthcheck: the shell command (compose's
-/// `$$` unescaped) and the port it checks.
+/// One imgmesh service's healthcheck: the binary whose `health`
+/// subcommand it runs, and the environment it runs in (the compose
+/// service's, or none for an image's).
 #[derive(Debug)]
 struct Healthcheck {
     service: String,
-    script: String,
-    port: u16,
+    binary: String,
+    env: BTreeMap<String, String>,
 }
 
-/// The healthchecks of the compose services built from our Dockerfiles.
+/// The command a healthcheck of `binary` must run: the image's binary with
+/// its `health` subcommand.
+fn health_command(binary: &str) -> Vec<String> {
+    vec![format!("/usr/local/bin/{binary}"), "health".to_owned()]
+}
+
+/// The healthchecks of the compose services built from our Dockerfiles,
+/// each the service's own `health` subcommand.
 fn compose_healthchecks(compose: &Value) -> anyhow::Result<Vec<Healthcheck>> {
     let mut checks = Vec::new();
     let services = compose["services"].as_object().context("services")?;
@@ -1362,49 +1425,45 @@ fn compose_healthchecks(compose: &Value) -> anyhow::Result<Vec<Healthcheck>> {
             .iter()
             .filter_map(Value::as_str)
             .collect();
-        let ["CMD", "bash", "-c", script] = test.as_slice() else {
-            bail!("{name}: the healthcheck is not [CMD, bash, -c, script]: {test:?}");
-        };
-        let script = script.replace("$$", "$");
-        const TCP: &str = "/dev/tcp/127.0.0.1/";
-        let at = script.find(TCP).context("the healthcheck names no port")? + TCP.len();
-        let digits: String = script[at..]
-            .chars()
-            .take_while(char::is_ascii_digit)
-            .collect();
-        let port: u16 = digits.parse()?;
-        let help = accepted(&binary)?;
-        let settings = Settings {
-            env: compose_env(service),
-            flags: BTreeMap::new(),
-        };
-        let ports = listen_ports(&help, &settings)?;
-        let role = if binary == "imgmesh-gateway" {
-            "ops-listen"
-        } else {
-            "listen"
-        };
+        let wanted = health_command(&binary);
         ensure!(
-            ports.get(role) == Some(&port),
-            "{name}: the healthcheck checks port {port}, --{role} is {:?}",
-            ports.get(role)
+            test.first() == Some(&"CMD") && test[1..] == wanted,
+            "{name}: the healthcheck is not [CMD, {wanted:?}]: {test:?}"
         );
+        let env = compose_env(service)
+            .into_iter()
+            .filter_map(|(var, value)| value.map(|value| (var, value)))
+            .collect();
         checks.push(Healthcheck {
             service: name.clone(),
-            script,
-            port,
+            binary,
+            env,
         });
     }
     Ok(checks)
 }
 
-/// Runs a healthcheck against the mesh's own port for that listener.
+/// Runs a healthcheck against the mesh's own port for the listener it asks
+/// (the gateway's ops listener, the others' gRPC one), set through that
+/// listener's variable; whether it passed.
 fn run_healthcheck(check: &Healthcheck, port: u16) -> anyhow::Result<bool> {
-    let script = check.script.replace(
-        &format!("/dev/tcp/127.0.0.1/{}", check.port),
-        &format!("/dev/tcp/127.0.0.1/{port}"),
-    );
-    let output = run(Command::new("bash").arg("-c").arg(script))?;
+    let role = if check.binary == "imgmesh-gateway" {
+        "--ops-listen"
+    } else {
+        "--listen"
+    };
+    let help = accepted(&check.binary)?;
+    let var = help
+        .options
+        .iter()
+        .find(|option| option.long == role)
+        .and_then(|option| option.env.clone())
+        .with_context(|| format!("{} has no variable for {role}", check.binary))?;
+    let output = run(Command::new(binary_path(&check.binary)?)
+        .env_clear()
+        .envs(&check.env)
+        .env(var, format!("127.0.0.1:{port}"))
+        .arg("health"))?;
     Ok(output.status.success())
 }
 
@@ -1414,10 +1473,12 @@ fn url_port(url: &str) -> anyhow::Result<u16> {
     Ok(port.trim_end_matches('/').parse()?)
 }
 
-/// The compose healthchecks and the images' HEALTHCHECKs tell up from down
-/// on the real processes: each passes against a running mesh; with the renderer killed its own check
+/// The compose healthchecks and the images' HEALTHCHECKs (each binary's
+/// `health` subcommand) tell up from down on the real processes: each
+/// passes against a running mesh; with the renderer killed its own check
 /// and the gateway's (its `/ready`) fail while the others still pass; with
-/// the registry killed its check fails. Every `service_healthy` dependency
+/// the registry killed too its check fails and so does the fetcher's (it
+/// cannot serve without a registry). Every `service_healthy` dependency
 /// names a service with a healthcheck.
 #[tokio::test]
 async fn compose_healthchecks_tell_up_from_down() -> anyhow::Result<()> {
@@ -1477,24 +1538,27 @@ async fn compose_healthchecks_tell_up_from_down() -> anyhow::Result<()> {
     };
     assert_eq!(states(&mesh)?, expect(&[]), "everything runs");
 
-    // The gateway's readiness answer is cached for a second and its health
-    // check of the renderer has a one-second deadline: poll a little.
+    // The gateway's readiness answer is cached for a second and the
+    // fetcher checks the registry every two seconds: poll.
+    let settle = |mesh: &Mesh, wanted: BTreeMap<String, bool>| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+        let mut seen = states(mesh)?;
+        while seen != wanted && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            seen = states(mesh)?;
+        }
+        anyhow::Ok((seen, wanted))
+    };
     mesh.renderer.kill();
-    let wanted = expect(&["renderer", "gateway"]);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    let mut seen = states(&mesh)?;
-    while seen != wanted && std::time::Instant::now() < deadline {
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-        seen = states(&mesh)?;
-    }
+    let (seen, wanted) = settle(&mesh, expect(&["renderer", "gateway"]))?;
     assert_eq!(seen, wanted, "renderer killed");
 
     mesh.registry.kill();
-    assert_eq!(
-        states(&mesh)?,
-        expect(&["renderer", "gateway", "source-registry"]),
-        "registry killed too"
-    );
+    let (seen, wanted) = settle(
+        &mesh,
+        expect(&["renderer", "gateway", "source-registry", "fetcher"]),
+    )?;
+    assert_eq!(seen, wanted, "registry killed too");
     Ok(())
 }
 
@@ -1546,19 +1610,23 @@ fn final_instruction<'a>(image: &'a Image, word: &str) -> Option<&'a str> {
 }
 
 /// hadolint (deploy/hadolint.yaml) passes on every service Dockerfile and
-/// fails on one it should fail on.
+/// the CLI's, and fails on one it should fail on.
 #[test]
 fn dockerfiles_pass_hadolint() -> anyhow::Result<()> {
     let config = repo_root().join("deploy/hadolint.yaml");
     let lint = |path: &Path| -> anyhow::Result<Output> {
         run(kit_tool("hadolint")?.arg("--config").arg(&config).arg(path))
     };
-    for (component, _, _) in TIERS {
-        let path = repo_root().join(format!("services/{component}/Dockerfile"));
-        let output = lint(&path)?;
+    let services = TIERS.map(|(component, _, _)| format!("services/{component}/Dockerfile"));
+    for dockerfile in services
+        .iter()
+        .map(String::as_str)
+        .chain(["cli/Dockerfile"])
+    {
+        let output = lint(&repo_root().join(dockerfile))?;
         assert!(
             output.status.success(),
-            "{component}: {}",
+            "{dockerfile}: {}",
             String::from_utf8_lossy(&output.stdout)
         );
     }
@@ -1652,39 +1720,23 @@ fn dockerfiles_build_each_binary_non_root() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The HEALTHCHECK of a service image: its command and the port it checks,
-/// which must be the binary's default for the listener (an image runs with
-/// the defaults unless told otherwise).
+/// The HEALTHCHECK of a service image: its own binary's `health`
+/// subcommand, run with the image's (empty) environment, so on the
+/// binary's default addresses.
 fn image_healthcheck(component: &str, binary: &str) -> anyhow::Result<Healthcheck> {
     let image = read_dockerfile(component)?;
     let instruction = final_instruction(&image, "HEALTHCHECK ").context("a HEALTHCHECK")?;
     let json_form = &instruction[instruction.find("CMD [").context("exec-form CMD")? + 4..];
     let words: Vec<String> = serde_json::from_str(json_form)?;
-    let [bash, flag, script] = words.as_slice() else {
-        bail!("{component}: the HEALTHCHECK is not [bash, -c, script]: {words:?}");
-    };
-    ensure!(bash == "bash" && flag == "-c", "{component}: {words:?}");
-    const TCP: &str = "/dev/tcp/127.0.0.1/";
-    let at = script.find(TCP).context("the healthcheck names no port")? + TCP.len();
-    let digits: String = script[at..]
-        .chars()
-        .take_while(char::is_ascii_digit)
-        .collect();
-    let port: u16 = digits.parse()?;
-    let role = if binary == "imgmesh-gateway" {
-        "ops-listen"
-    } else {
-        "listen"
-    };
-    let default = default_port(&accepted(binary)?, role);
     ensure!(
-        default == Some(port),
-        "{component}: the image checks port {port}, --{role} defaults to {default:?}"
+        words == health_command(binary),
+        "{component}: the HEALTHCHECK is not {:?}: {words:?}",
+        health_command(binary)
     );
     Ok(Healthcheck {
         service: component.to_owned(),
-        script: script.clone(),
-        port,
+        binary: binary.to_owned(),
+        env: BTreeMap::new(),
     })
 }
 

@@ -233,6 +233,8 @@ async fn postgres_dump_holds_no_plaintext_secret() {
         std::process::Command::new(binary_path("imgmesh-source-registry").unwrap())
             .env_clear()
             .arg("--listen=127.0.0.1:0")
+            .arg("--credentials-listen=127.0.0.1:0")
+            .arg("--metrics-listen=127.0.0.1:0")
             .arg(format!("--database-url={}", database.url))
             .arg(format!("--master-key-file={}", key.display())),
         dir.path(),
@@ -278,6 +280,8 @@ async fn start_registry(
         std::process::Command::new(binary_path("imgmesh-source-registry")?)
             .env_clear()
             .arg("--listen=127.0.0.1:0")
+            .arg("--credentials-listen=127.0.0.1:0")
+            .arg("--metrics-listen=127.0.0.1:0")
             .arg(format!("--database={}", database.display()))
             .arg(format!("--master-key-file={}", key.display())),
         logs,

@@ -75,18 +75,23 @@ start_mesh() {
   wait_port "$s3_port"
 
   export IMGMESH_LOG=${IMGMESH_LOG:-info}
-  "$bin/imgmesh-source-registry" --listen 127.0.0.1:0 --database "$state/registry.db" \
+  # Free ports for every listener, the fixed metrics (9091…) and credentials
+  # (50054) defaults included: a dev mesh, a bench run and extra replicas
+  # may run side by side.
+  "$bin/imgmesh-source-registry" --listen 127.0.0.1:0 --credentials-listen 127.0.0.1:0 \
+    --metrics-listen 127.0.0.1:0 --database "$state/registry.db" \
     --master-key-file "$state/master.key" >"$state/logs/registry.log" 2>&1 &
   mesh_pids+=($!)
   registry=$(listening "$state/logs/registry.log" grpc)
+  registry_credentials=$(listening "$state/logs/registry.log" credentials)
 
-  "$bin/imgmesh-fetcher" --listen 127.0.0.1:0 --registry-url "http://$registry" \
-    >"$state/logs/fetcher.log" 2>&1 &
+  "$bin/imgmesh-fetcher" --listen 127.0.0.1:0 --metrics-listen 127.0.0.1:0 \
+    --registry-url "http://$registry_credentials" >"$state/logs/fetcher.log" 2>&1 &
   mesh_pids+=($!)
   fetcher=$(listening "$state/logs/fetcher.log" grpc)
 
-  "$bin/imgmesh-renderer" --listen 127.0.0.1:0 --fetcher-url "http://$fetcher" \
-    --redis-url "redis://127.0.0.1:$redis_port" >"$state/logs/renderer.log" 2>&1 &
+  "$bin/imgmesh-renderer" --listen 127.0.0.1:0 --metrics-listen 127.0.0.1:0 \
+    --fetcher-url "http://$fetcher" --redis-url "redis://127.0.0.1:$redis_port" >"$state/logs/renderer.log" 2>&1 &
   mesh_pids+=($!)
   renderer=$(listening "$state/logs/renderer.log" grpc)
 

@@ -6,8 +6,11 @@ use std::time::Duration;
 
 use imgmesh_s3_client::ClientTuning;
 
-use imgmesh_runtime::MetricsArgs;
+use imgmesh_runtime::{HealthArgs, HealthCommand, MetricsArgs};
 use imgmesh_telemetry::TelemetryArgs;
+
+/// Where the fetcher serves `GET /metrics` unless told otherwise.
+pub const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:9092";
 
 /// Default for `--max-object-bytes`: 32 MiB.
 pub const DEFAULT_MAX_OBJECT_BYTES: u64 = 32 * 1024 * 1024;
@@ -20,23 +23,31 @@ pub const DEFAULT_ORIGINAL_CACHE_BYTES: u64 = 128 * 1024 * 1024;
 #[command(
     name = "imgmesh-fetcher",
     version,
-    about = "Reads originals from Sources' S3 buckets for imgmesh"
+    about = "Reads originals from Sources' S3 buckets for imgmesh",
+    mut_arg("metrics_listen", |arg| arg.default_value(DEFAULT_METRICS_LISTEN))
 )]
 pub struct FetcherConfig {
+    /// Instead of serving: `health` asks the running fetcher.
+    #[command(subcommand)]
+    pub command: Option<HealthCommand>,
+
     /// Address the gRPC server (FetcherService + health) listens on.
     #[arg(
         long,
+        global = true,
         env = "IMGMESH_FETCHER_LISTEN",
         default_value = "127.0.0.1:50052"
     )]
     pub listen: SocketAddr,
 
-    /// gRPC URL of the source registry, which hands out Sources' bucket
-    /// locations and read credentials.
+    /// gRPC URL of the source registry's credentials port (the registry's
+    /// `--credentials-listen`), which hands out Sources' bucket locations
+    /// and read credentials. The fetcher reports NOT_SERVING while no
+    /// registry there reports SERVING.
     #[arg(
         long,
         env = "IMGMESH_REGISTRY_URL",
-        default_value = "http://127.0.0.1:50051"
+        default_value = "http://127.0.0.1:50054"
     )]
     pub registry_url: String,
 
@@ -128,6 +139,10 @@ pub struct FetcherConfig {
     #[command(flatten)]
     pub metrics: MetricsArgs,
 
+    /// How often and how patiently the registry is checked for health.
+    #[command(flatten)]
+    pub health: HealthArgs,
+
     /// Logging and trace export.
     #[command(flatten)]
     pub telemetry: TelemetryArgs,
@@ -167,9 +182,27 @@ mod tests {
     fn defaults_match_the_contract() {
         let config = FetcherConfig::try_parse_from(["imgmesh-fetcher"]).unwrap();
         assert_eq!(config.listen, "127.0.0.1:50052".parse().unwrap());
-        assert_eq!(config.registry_url, "http://127.0.0.1:50051");
+        assert_eq!(config.registry_url, "http://127.0.0.1:50054");
         assert_eq!(config.max_object_bytes, 33_554_432);
-        assert_eq!(config.metrics.addr(), Some("127.0.0.1:0".parse().unwrap()));
+        assert_eq!(
+            config.metrics.addr(),
+            Some("127.0.0.1:9092".parse().unwrap())
+        );
+        assert_eq!(config.health.interval(), Duration::from_secs(2));
+        assert!(config.command.is_none());
+    }
+
+    /// `health` takes the listen address before or after it.
+    #[test]
+    fn health_subcommand_parses() {
+        for args in [
+            &["imgmesh-fetcher", "health", "--listen=127.0.0.1:7"][..],
+            &["imgmesh-fetcher", "--listen=127.0.0.1:7", "health"][..],
+        ] {
+            let config = FetcherConfig::try_parse_from(args).unwrap();
+            assert_eq!(config.command, Some(HealthCommand::Health));
+            assert_eq!(config.listen, "127.0.0.1:7".parse().unwrap());
+        }
     }
 
     /// Every flag is read from the command line.

@@ -34,18 +34,32 @@ use std::future::Future;
 use imgmesh_proto::fetcher::v1::fetcher_service_server::FetcherServiceServer;
 use tokio::net::TcpListener;
 
-pub use crate::config::{DEFAULT_MAX_OBJECT_BYTES, DEFAULT_ORIGINAL_CACHE_BYTES, FetcherConfig};
+pub use crate::config::{
+    DEFAULT_MAX_OBJECT_BYTES, DEFAULT_METRICS_LISTEN, DEFAULT_ORIGINAL_CACHE_BYTES, FetcherConfig,
+};
 pub use crate::fetch_object::Fetcher;
 
 /// Serves `FetcherService` and `grpc.health.v1` on `listener` until
-/// `shutdown` resolves, then drains in-flight fetches.
+/// `shutdown` resolves, then drains in-flight fetches. Health reports
+/// NOT_SERVING while no registry at `--registry-url` reports SERVING (no
+/// Source can be read without its credentials).
 pub async fn run<F>(config: FetcherConfig, listener: TcpListener, shutdown: F) -> anyhow::Result<()>
 where
     F: Future<Output = ()> + Send + 'static,
 {
     let fetcher = Fetcher::new(&config)?;
-    let (health, health_service) = tonic_health::server::health_reporter();
-    health.set_serving::<FetcherServiceServer<Fetcher>>().await;
+    let health =
+        imgmesh_runtime::ServiceHealth::new().with_service::<FetcherServiceServer<Fetcher>>();
+    health.start().await;
+    let registry = imgmesh_runtime::grpc_channel(&config.registry_url)?;
+    health.watch(
+        vec![imgmesh_runtime::Dependency::grpc_peer(
+            "registry",
+            imgmesh_runtime::Impact::Required,
+            registry,
+        )],
+        &config.health,
+    );
     let routes = tonic::service::Routes::new(fetcher.into_server());
-    imgmesh_runtime::serve_grpc(listener, routes, health, health_service, shutdown).await
+    imgmesh_runtime::serve_grpc(listener, routes, health, shutdown).await
 }

@@ -21,14 +21,20 @@ pub(crate) const MIN_ADMIN_TOKEN_LEN: usize = 16;
     about = "The public HTTP face of imgmesh: imgix URLs in, derivatives out."
 )]
 pub struct GatewayConfig {
+    /// Instead of serving: `health` asks the running gateway's `GET /ready`.
+    #[command(subcommand)]
+    pub command: Option<imgmesh_runtime::HealthCommand>,
+
     /// Address of the public HTTP listener (role "http").
     #[arg(long, env = "IMGMESH_GATEWAY_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
 
-    /// Address of the operations listener serving `GET /live` and `GET /ready`
-    /// (role "ops").
+    /// Address of the operations listener serving `GET /live`, `GET /ready`
+    /// (200 while the registry and the renderer report SERVING) and `GET
+    /// /metrics` (role "ops").
     #[arg(
         long,
+        global = true,
         env = "IMGMESH_GATEWAY_OPS_LISTEN",
         default_value = "127.0.0.1:9080"
     )]
@@ -278,6 +284,21 @@ mod tests {
         assert_eq!(config.source_stale_window(), Duration::ZERO);
         assert_eq!(config.header_read_timeout(), Duration::from_millis(250));
         assert_eq!(config.body_read_timeout(), Duration::from_millis(750));
+    }
+
+    /// `health` takes the ops address before or after it.
+    #[test]
+    fn health_subcommand_parses() {
+        for args in [
+            &["imgmesh-gateway", "health", "--ops-listen=127.0.0.1:7"][..],
+            &["imgmesh-gateway", "--ops-listen=127.0.0.1:7", "health"][..],
+        ] {
+            let config = GatewayConfig::try_parse_from(args).unwrap();
+            assert_eq!(config.command, Some(imgmesh_runtime::HealthCommand::Health));
+            assert_eq!(config.ops_listen, "127.0.0.1:7".parse().unwrap());
+        }
+        let config = GatewayConfig::try_parse_from(["imgmesh-gateway"]).unwrap();
+        assert!(config.command.is_none());
     }
 
     /// Read timeouts and an in-flight limit of zero are refused: they would refuse everything.

@@ -1,6 +1,7 @@
 //! `imgmesh-gateway`: parse the config, start telemetry, bind the listeners
 //! (the admin one only with an admin token), serve until Ctrl-C or SIGTERM,
-//! flush telemetry.
+//! flush telemetry. `imgmesh-gateway health` instead asks the running
+//! gateway's `GET /ready`.
 
 use clap::Parser as _;
 use imgmesh_gateway::{GatewayConfig, GatewayState, SERVICE};
@@ -8,6 +9,11 @@ use imgmesh_gateway::{GatewayConfig, GatewayState, SERVICE};
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let config = GatewayConfig::parse();
+    if let Some(imgmesh_runtime::HealthCommand::Health) = config.command {
+        imgmesh_runtime::exit_with(
+            imgmesh_runtime::http_health_command(config.ops_listen, "/ready").await,
+        );
+    }
     let telemetry = imgmesh_telemetry::init("imgmesh-gateway", &config.telemetry)?;
     let served = serve(&config).await;
     if let Err(error) = &served {

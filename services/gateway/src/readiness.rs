@@ -2,7 +2,10 @@
 //! with SERVING, and shutdown has not started.
 //!
 //! Load balancers poll `/ready` often; the answer is cached for a second so
-//! they do not turn into a stream of health checks on the peers.
+//! they do not turn into a stream of health checks on the peers. Each
+//! check sets `imgmesh_health_status{dependency="registry"|"renderer"}`
+//! and a change of the answer is logged with its reason (also the body of
+//! `/ready`).
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -84,7 +87,15 @@ impl Readiness {
         } else {
             Report::PeersDown { registry, renderer }
         };
-        *self.lock() = Some((now, report));
+        imgmesh_runtime::record_dependency("registry", registry);
+        imgmesh_runtime::record_dependency("renderer", renderer);
+        let before = self.lock().replace((now, report)).map(|(_, report)| report);
+        if before != Some(report) {
+            match report {
+                Report::Ready => tracing::info!("ready: registry and renderer serving"),
+                _ => tracing::warn!(reason = %report.describe(), "not ready"),
+            }
+        }
         if self.shutting_down.load(Ordering::SeqCst) {
             return Report::ShuttingDown;
         }

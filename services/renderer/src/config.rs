@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::num::NonZeroUsize;
 use std::time::Duration;
 
-use imgmesh_runtime::MetricsArgs;
+use imgmesh_runtime::{HealthArgs, HealthCommand, MetricsArgs};
 use imgmesh_telemetry::TelemetryArgs;
 use secrecy::SecretString;
 
@@ -15,23 +15,34 @@ use crate::render::{
 use crate::render_pool::DEFAULT_MEMORY_BUDGET_BYTES;
 use crate::service::Caching;
 
+/// Where the renderer serves `GET /metrics` unless told otherwise.
+pub const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:9093";
+
 /// How `imgmesh-renderer` is configured (flags, or `IMGMESH_*` variables).
 #[derive(Debug, Clone, clap::Parser)]
 #[command(
     name = "imgmesh-renderer",
     version,
-    about = "Renders imgmesh derivatives with libvips, cached in Redis."
+    about = "Renders imgmesh derivatives with libvips, cached in Redis.",
+    mut_arg("metrics_listen", |arg| arg.default_value(DEFAULT_METRICS_LISTEN))
 )]
 pub struct RendererConfig {
+    /// Instead of serving: `health` asks the running renderer.
+    #[command(subcommand)]
+    pub command: Option<HealthCommand>,
+
     /// Address the gRPC server (RendererService + health) listens on.
     #[arg(
         long,
+        global = true,
         env = "IMGMESH_RENDERER_LISTEN",
         default_value = "127.0.0.1:50053"
     )]
     pub listen: SocketAddr,
 
-    /// gRPC endpoint of the fetcher.
+    /// gRPC endpoint of the fetcher. The renderer reports NOT_SERVING while
+    /// no fetcher there reports SERVING; a Redis that does not answer only
+    /// degrades it (every request renders) and it keeps serving.
     #[arg(
         long,
         env = "IMGMESH_FETCHER_URL",
@@ -130,6 +141,11 @@ pub struct RendererConfig {
     #[command(flatten)]
     pub metrics: MetricsArgs,
 
+    /// How often and how patiently the fetcher and Redis are checked for
+    /// health.
+    #[command(flatten)]
+    pub health: HealthArgs,
+
     /// Logging and tracing.
     #[command(flatten)]
     pub telemetry: TelemetryArgs,
@@ -195,6 +211,12 @@ mod tests {
         assert_eq!(config.listen, "127.0.0.1:50053".parse().unwrap());
         assert_eq!(config.fetcher_url, "http://127.0.0.1:50052");
         assert_eq!(config.redis_url.expose_secret(), "redis://127.0.0.1:6379");
+        assert_eq!(
+            config.metrics.addr(),
+            Some("127.0.0.1:9093".parse().unwrap())
+        );
+        assert_eq!(config.health.timeout(), Duration::from_secs(1));
+        assert!(config.command.is_none());
         assert_eq!(config.max_pixels, 50_000_000);
         assert_eq!(config.max_object_bytes, 33_554_432);
         assert_eq!(config.max_frames, 500);
@@ -205,7 +227,6 @@ mod tests {
         assert!(config.worker_count() >= 1);
         assert_eq!(config.render_queue_depth(), 2 * config.worker_count());
         assert_eq!(config.render_memory_budget_bytes, 1 << 30);
-        assert_eq!(config.metrics.addr(), Some("127.0.0.1:0".parse().unwrap()));
     }
 
     /// Flags override every default.

@@ -1,22 +1,30 @@
-//! `imgmesh-renderer`: serves `RendererService` over gRPC.
+//! `imgmesh-renderer`: serves `RendererService` over gRPC (or, with
+//! `health`, asks the running renderer whether it serves).
 
 use clap::Parser as _;
 use imgmesh_renderer::{Renderer, RendererConfig};
 
 fn main() -> anyhow::Result<()> {
+    let config = RendererConfig::parse();
+    if let Some(imgmesh_runtime::HealthCommand::Health) = config.command {
+        let check = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+            .block_on(imgmesh_runtime::grpc_health_command(config.listen));
+        imgmesh_runtime::exit_with(check);
+    }
     // Before the runtime starts its threads: libvips' large, short-lived
     // buffers otherwise spread over many malloc arenas.
     imgmesh_runtime::limit_malloc_arenas(2);
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?
-        .block_on(serve())
+        .block_on(serve(config))
 }
 
-/// Parses the config, binds the gRPC and metrics listeners, serves until
+/// Binds the gRPC and metrics listeners, serves until
 /// Ctrl-C or SIGTERM, then stops the metrics listener and flushes telemetry.
-async fn serve() -> anyhow::Result<()> {
-    let config = RendererConfig::parse();
+async fn serve(config: RendererConfig) -> anyhow::Result<()> {
     let telemetry = imgmesh_telemetry::init("imgmesh-renderer", &config.telemetry)?;
     let listener = imgmesh_runtime::bind("renderer", "grpc", config.listen).await?;
     let metrics = imgmesh_runtime::MetricsServer::start("renderer", &config.metrics).await?;

@@ -27,6 +27,7 @@ use imgmesh_proto::renderer::v1::renderer_service_server::{
 use imgmesh_proto::renderer::v1::{
     CacheStatus, PurgeRequest, PurgeResponse, RenderRequest, RenderResponse, blend, purge_request,
 };
+use imgmesh_runtime::{Dependency, GrpcChannel, HealthArgs, Impact, ServiceHealth};
 use tokio::net::TcpListener;
 use tracing::Instrument as _;
 
@@ -61,6 +62,9 @@ pub struct Renderer {
     /// a run whatever Redis answered them), with the entry key each run
     /// was made under.
     in_flight: Arc<SingleFlight<(String, Produced)>>,
+    /// The fetcher's channel and how to check it (and Redis) for health;
+    /// `None` serves SERVING whatever they do.
+    health_checks: Option<(GrpcChannel, HealthArgs)>,
 }
 
 /// How derivatives are kept and renders shared across replicas.
@@ -168,7 +172,7 @@ impl Renderer {
         let cache = DerivativeCache::connect_lazily(&config.redis_url, config.redis_timeout())
             .context("invalid --redis-url")?;
         let channel = imgmesh_runtime::grpc_channel(&config.fetcher_url)?;
-        let fetcher = OriginFetcher::new(channel, config.max_object_bytes);
+        let fetcher = OriginFetcher::new(channel.clone(), config.max_object_bytes);
         let pool = RenderPool::with_admission(
             config.worker_count(),
             config.render_queue_depth(),
@@ -184,7 +188,9 @@ impl Renderer {
             redis_timeout_ms = config.redis_timeout_ms,
             "renderer ready"
         );
-        Ok(Renderer::new(cache, fetcher, pool).with_caching(config.caching()))
+        let mut renderer = Renderer::new(cache, fetcher, pool).with_caching(config.caching());
+        renderer.health_checks = Some((channel, config.health.clone()));
+        Ok(renderer)
     }
 
     /// A renderer from its parts, with the default [`Caching`].
@@ -195,6 +201,7 @@ impl Renderer {
             pool,
             caching: Caching::default(),
             in_flight: Arc::new(SingleFlight::new()),
+            health_checks: None,
         }
     }
 
@@ -205,17 +212,27 @@ impl Renderer {
     }
 
     /// Serves `RendererService` and `grpc.health.v1` on `listener` until
-    /// `shutdown` resolves, then drains in-flight renders.
-    pub async fn serve<F>(self, listener: TcpListener, shutdown: F) -> anyhow::Result<()>
+    /// `shutdown` resolves, then drains in-flight renders. A renderer from
+    /// [`Renderer::build`] reports NOT_SERVING while no fetcher reports
+    /// SERVING, and stays SERVING, degraded, while Redis does not answer
+    /// (`imgmesh_health_status{dependency="redis"}` 0).
+    pub async fn serve<F>(mut self, listener: TcpListener, shutdown: F) -> anyhow::Result<()>
     where
         F: Future<Output = ()> + Send + 'static,
     {
-        let (health, health_service) = tonic_health::server::health_reporter();
-        health
-            .set_serving::<RendererServiceServer<Renderer>>()
-            .await;
+        let health = ServiceHealth::new().with_service::<RendererServiceServer<Renderer>>();
+        health.start().await;
+        if let Some((fetcher, args)) = self.health_checks.take() {
+            let cache = self.cache.clone();
+            let redis = Dependency::new("redis", Impact::Degrades, move || {
+                let cache = cache.clone();
+                async move { cache.ping().await.map_err(|error| error.to_string()) }
+            });
+            let fetcher = Dependency::grpc_peer("fetcher", Impact::Required, fetcher);
+            health.watch(vec![fetcher, redis], &args);
+        }
         let routes = tonic::service::Routes::new(RendererServiceServer::new(self));
-        imgmesh_runtime::serve_grpc(listener, routes, health, health_service, shutdown).await
+        imgmesh_runtime::serve_grpc(listener, routes, health, shutdown).await
     }
 
     /// Answers one render request; `timeout` is the caller's remaining

@@ -5,12 +5,15 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::Context as _;
-use imgmesh_runtime::MetricsArgs;
+use imgmesh_runtime::{HealthArgs, MetricsArgs};
 use imgmesh_telemetry::TelemetryArgs;
 use secrecy::{ExposeSecret as _, SecretString};
 
 use crate::credentials_crypto::{MasterKey, MasterKeys};
 use crate::database::Database;
+
+/// Where the registry serves `GET /metrics` unless told otherwise.
+pub const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:9091";
 
 /// Default cap on the size of one upload: 32 MiB.
 pub const DEFAULT_MAX_UPLOAD_BYTES: u64 = 32 * 1024 * 1024;
@@ -20,20 +23,34 @@ pub const DEFAULT_MAX_UPLOAD_BYTES: u64 = 32 * 1024 * 1024;
 #[command(
     name = "imgmesh-source-registry",
     version,
-    about = "Owns imgmesh Sources: settings, encrypted credentials and host routing."
+    about = "Owns imgmesh Sources: settings, encrypted credentials and host routing.",
+    mut_arg("metrics_listen", |arg| arg.default_value(DEFAULT_METRICS_LISTEN))
 )]
 pub struct Config {
     /// A maintenance task to run instead of serving.
     #[command(subcommand)]
     pub command: Option<RegistryCommand>,
 
-    /// Address the gRPC server listens on (port 0 picks a free port).
+    /// Address the gRPC server listens on (port 0 picks a free port):
+    /// SourceRegistryService (the gateways, the `imgmesh` CLI) and health.
     #[arg(
         long,
         env = "IMGMESH_REGISTRY_LISTEN",
         default_value = "127.0.0.1:50051"
     )]
     pub listen: SocketAddr,
+
+    /// Address of the internal credentials gRPC server (port 0 picks a free
+    /// port): SourceCredentialsService, which hands Sources' decrypted read
+    /// credentials to the fetchers (their `--registry-url`), and health.
+    /// A port of its own, so that a firewall or NetworkPolicy can let the
+    /// fetchers alone reach it.
+    #[arg(
+        long,
+        env = "IMGMESH_REGISTRY_CREDENTIALS_LISTEN",
+        default_value = "127.0.0.1:50054"
+    )]
+    pub credentials_listen: SocketAddr,
 
     /// SQLite database file; created if missing. Ignored with
     /// --database-url.
@@ -98,6 +115,10 @@ pub struct Config {
     #[command(flatten)]
     pub metrics: MetricsArgs,
 
+    /// How often and how patiently the database is checked for health.
+    #[command(flatten)]
+    pub health: HealthArgs,
+
     /// Logging and tracing.
     #[command(flatten)]
     pub telemetry: TelemetryArgs,
@@ -114,6 +135,15 @@ pub enum RegistryCommand {
     /// so it can be interrupted and run again, and it skips records already
     /// under the new key. Afterwards the old key can be dropped.
     RotateMasterKey,
+
+    /// Ask the registry running on this machine whether it serves (its
+    /// database answers), and exit 0 if it does, 1 if not: for container
+    /// healthchecks and exec probes.
+    ///
+    /// It asks grpc.health.v1 on --listen (given before `health`, or
+    /// IMGMESH_REGISTRY_LISTEN; 0.0.0.0 or :: means this machine's
+    /// loopback) and prints what the registry reported.
+    Health,
 }
 
 // === impl Config ===
@@ -170,6 +200,8 @@ fn secret_text(value: &str) -> Result<SecretString, Infallible> {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use clap::Parser as _;
 
     use super::*;
@@ -190,7 +222,24 @@ mod tests {
         assert_eq!(config.master_key_file, Some(PathBuf::from("/k")));
         assert_eq!(config.max_upload_bytes, 33_554_432);
         assert!(config.database_url.is_none() && config.previous_master_key_files.is_empty());
-        assert_eq!(config.metrics.addr(), Some("127.0.0.1:0".parse().unwrap()));
+        assert_eq!(
+            config.metrics.addr(),
+            Some("127.0.0.1:9091".parse().unwrap())
+        );
+        assert_eq!(
+            config.credentials_listen,
+            "127.0.0.1:50054".parse().unwrap()
+        );
+        assert_eq!(config.health.interval(), Duration::from_secs(2));
+        assert_eq!(config.health.timeout(), Duration::from_secs(1));
+    }
+
+    /// `health` takes the listen address the server does, before it.
+    #[test]
+    fn health_subcommand_parses() {
+        let config = parse(&["--listen=127.0.0.1:7", "health"]).unwrap();
+        assert!(matches!(config.command, Some(RegistryCommand::Health)));
+        assert_eq!(config.listen, "127.0.0.1:7".parse().unwrap());
     }
 
     /// Flags override the defaults.

@@ -2,11 +2,14 @@
 //! settings), keeps their secrets under envelope encryption at rest,
 //! verifies them in deploys, and maps HTTP hosts to Sources for the gateway.
 //!
-//! It serves two gRPC services and `grpc.health.v1` on one port:
+//! It serves two gRPC services, each with `grpc.health.v1`:
 //! `SourceRegistryService` (create, get, list, update, delete, resolve host,
-//! deploy, rotate the secure URL token, upload an object) and the internal
-//! `SourceCredentialsService`, which hands decrypted read credentials to the
-//! fetcher. Data lives in SQLite (default) or PostgreSQL ([`Database`]).
+//! deploy, rotate the secure URL token, upload an object) on its main port,
+//! and the internal `SourceCredentialsService`, which hands decrypted read
+//! credentials to the fetcher, on a port of its own (so a firewall can let
+//! the fetchers alone reach it; [`serve_split`]). Its health follows the
+//! database: NOT_SERVING while a query fails. Data lives in SQLite
+//! (default) or PostgreSQL ([`Database`]).
 //!
 //! To run one in-process (as the tests do):
 //!
@@ -48,11 +51,14 @@ mod test_s3;
 
 use std::future::Future;
 
+use futures::FutureExt as _;
 use imgmesh_proto::registry::v1::source_credentials_service_server::SourceCredentialsServiceServer;
 use imgmesh_proto::registry::v1::source_registry_service_server::SourceRegistryServiceServer;
 use tokio::net::TcpListener;
 
-pub use crate::config::{Config, DEFAULT_MAX_UPLOAD_BYTES, RegistryCommand};
+pub use crate::config::{
+    Config, DEFAULT_MAX_UPLOAD_BYTES, DEFAULT_METRICS_LISTEN, RegistryCommand,
+};
 pub use crate::credentials_crypto::{CryptoError, MASTER_KEY_LEN, MasterKey, MasterKeys};
 pub use crate::database::Database;
 pub use crate::error::RegistryError;
@@ -70,8 +76,33 @@ pub const SERVICE_NAME: &str = "source-registry";
 
 /// Serves both registry gRPC services and health for `registry` on
 /// `listener` until `shutdown` resolves, then drains and closes the
-/// database.
+/// database (for embedding and tests; the binary uses [`serve_split`]).
 pub async fn serve<F>(registry: Registry, listener: TcpListener, shutdown: F) -> anyhow::Result<()>
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    serve_split(
+        registry,
+        listener,
+        None,
+        &imgmesh_runtime::HealthArgs::default(),
+        shutdown,
+    )
+    .await
+}
+
+/// Serves `SourceRegistryService` on `listener` and `SourceCredentialsService`
+/// on `credentials_listener` (on `listener` too when there is none), health
+/// on both, until `shutdown` resolves; then drains and closes the database.
+/// Health reports NOT_SERVING while the database does not answer, checked
+/// as `health_args` says.
+pub async fn serve_split<F>(
+    registry: Registry,
+    listener: TcpListener,
+    credentials_listener: Option<TcpListener>,
+    health_args: &imgmesh_runtime::HealthArgs,
+    shutdown: F,
+) -> anyhow::Result<()>
 where
     F: Future<Output = ()> + Send + 'static,
 {
@@ -79,16 +110,51 @@ where
         SourceRegistryServiceServer::new(SourceRegistryApi::new(registry.clone()));
     let credentials_service =
         SourceCredentialsServiceServer::new(SourceCredentialsApi::new(registry.clone()));
-    let (health, health_service) = tonic_health::server::health_reporter();
-    health
-        .set_serving::<SourceRegistryServiceServer<SourceRegistryApi>>()
-        .await;
-    health
-        .set_serving::<SourceCredentialsServiceServer<SourceCredentialsApi>>()
-        .await;
-    let routes = tonic::service::Routes::new(registry_service).add_service(credentials_service);
-    let served =
-        imgmesh_runtime::serve_grpc(listener, routes, health, health_service, shutdown).await;
+    let health = imgmesh_runtime::ServiceHealth::new()
+        .with_service::<SourceRegistryServiceServer<SourceRegistryApi>>()
+        .with_service::<SourceCredentialsServiceServer<SourceCredentialsApi>>();
+    health.start().await;
+    health.watch(vec![database_dependency(registry.clone())], health_args);
+    let shutdown = shutdown.shared();
+    let served = match credentials_listener {
+        None => {
+            let routes =
+                tonic::service::Routes::new(registry_service).add_service(credentials_service);
+            imgmesh_runtime::serve_grpc(listener, routes, health, shutdown).await
+        }
+        Some(credentials_listener) => {
+            let (api, credentials) = tokio::join!(
+                imgmesh_runtime::serve_grpc(
+                    listener,
+                    tonic::service::Routes::new(registry_service),
+                    health.clone(),
+                    shutdown.clone(),
+                ),
+                imgmesh_runtime::serve_grpc(
+                    credentials_listener,
+                    tonic::service::Routes::new(credentials_service),
+                    health,
+                    shutdown,
+                ),
+            );
+            api.and(credentials)
+        }
+    };
     registry.close().await;
     served
+}
+
+/// The registry's one dependency: its database must answer a query.
+fn database_dependency(registry: Registry) -> imgmesh_runtime::Dependency {
+    imgmesh_runtime::Dependency::new("database", imgmesh_runtime::Impact::Required, move || {
+        let registry = registry.clone();
+        async move {
+            registry.ping().await.map_err(|error| match error {
+                // The driver's words say what failed (refused, timed out,
+                // not accepting connections); they carry no URL.
+                RegistryError::Database(cause) => format!("database error: {cause}"),
+                other => other.to_string(),
+            })
+        }
+    })
 }

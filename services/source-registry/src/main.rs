@@ -7,12 +7,15 @@ use anyhow::Context as _;
 use clap::Parser as _;
 use imgmesh_source_registry::{
     Config, Database, MasterKeys, Registry, RegistryCommand, RotationProgress, SERVICE_NAME,
-    rotate_master_key, serve,
+    rotate_master_key, serve_split,
 };
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let config = Config::parse();
+    if let Some(RegistryCommand::Health) = config.command {
+        imgmesh_runtime::exit_with(imgmesh_runtime::grpc_health_command(config.listen).await);
+    }
     let telemetry = match imgmesh_telemetry::init("imgmesh-source-registry", &config.telemetry) {
         Ok(telemetry) => telemetry,
         Err(error) => {
@@ -33,8 +36,9 @@ async fn main() -> ExitCode {
 }
 
 /// Runs the maintenance command, or opens the database (so the listening
-/// line means ready), binds, and serves until Ctrl-C or SIGTERM; the metrics
-/// listener stops after the gRPC drain.
+/// line means ready), binds the gRPC, credentials and metrics listeners,
+/// and serves until Ctrl-C or SIGTERM; the metrics listener stops after the
+/// gRPC drain.
 async fn run(config: Config) -> anyhow::Result<()> {
     let keys = config.load_master_keys()?;
     let database = config.database()?;
@@ -46,8 +50,17 @@ async fn run(config: Config) -> anyhow::Result<()> {
         .with_context(|| format!("opening the database {database}"))?
         .with_max_upload_bytes(config.max_upload_bytes);
     let listener = imgmesh_runtime::bind(SERVICE_NAME, "grpc", config.listen).await?;
+    let credentials =
+        imgmesh_runtime::bind(SERVICE_NAME, "credentials", config.credentials_listen).await?;
     let metrics = imgmesh_runtime::MetricsServer::start(SERVICE_NAME, &config.metrics).await?;
-    let served = serve(registry, listener, imgmesh_runtime::shutdown_signal()).await;
+    let served = serve_split(
+        registry,
+        listener,
+        Some(credentials),
+        &config.health,
+        imgmesh_runtime::shutdown_signal(),
+    )
+    .await;
     served.and(metrics.stop().await)
 }
 

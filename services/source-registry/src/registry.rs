@@ -94,6 +94,12 @@ impl Registry {
         self.store.close().await;
     }
 
+    /// Whether the database answers a query now (the registry's health
+    /// check); the error says why not, without the database's URL.
+    pub async fn ping(&self) -> Result<(), RegistryError> {
+        self.store.ping().await
+    }
+
     /// The master keys the registry runs with.
     pub(crate) fn keys(&self) -> &MasterKeys {
         &self.keys

@@ -622,6 +622,12 @@ impl SourceStore {
         self.pool.close().await;
     }
 
+    /// Runs `SELECT 1`: whether the database answers a query now.
+    pub(crate) async fn ping(&self) -> Result<(), RegistryError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
     async fn fetch_optional(
         &self,
         sql: &'static str,

@@ -457,6 +457,19 @@ impl DerivativeCache {
         .await
     }
 
+    /// Sends `PING` under the timeout, whatever the breaker says (a health
+    /// check must try), and tells the breaker how it went. The error says
+    /// why Redis did not answer, without its URL.
+    pub async fn ping(&self) -> Result<(), redis::RedisError> {
+        let mut connection = self.connection.clone();
+        self.attempt(
+            "PING",
+            redis::cmd("PING").query_async::<String>(&mut connection),
+        )
+        .await
+        .map(drop)
+    }
+
     /// Runs `command` under the timeout; `None` when Redis is skipped, slow
     /// or failing.
     async fn query<T: redis::FromRedisValue>(

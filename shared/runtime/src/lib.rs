@@ -4,6 +4,8 @@
 //! [`bind`] to open its listeners (each announced on stdout so scripts and
 //! tests can learn ephemeral ports), [`serve_grpc`] to run its gRPC routes
 //! with `grpc.health.v1`, trace propagation and per-call metrics,
+//! [`ServiceHealth`] to make that health follow the service's dependencies
+//! (and [`HealthCommand`] to ask it from a container healthcheck),
 //! [`MetricsServer`] to serve `GET /metrics` on a listener of its own, and
 //! [`shutdown_signal`] to stop gracefully on Ctrl-C or SIGTERM. Clients
 //! build their gRPC channels with [`grpc_channel`], which balances requests
@@ -14,6 +16,7 @@ pub mod grpc_balance;
 pub mod grpc_retry;
 mod lingering_close;
 mod metrics_server;
+pub mod service_health;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -25,6 +28,10 @@ use tonic::transport::{Endpoint, Server};
 
 pub use crate::grpc_retry::GrpcChannel;
 pub use crate::metrics_server::MetricsServer;
+pub use crate::service_health::{
+    Dependency, HealthArgs, HealthCommand, Impact, ServiceHealth, exit_with, grpc_health_command,
+    http_health_command, record_dependency,
+};
 /// The `--metrics-listen` flag, for services to `#[command(flatten)]`.
 pub use imgmesh_metrics::MetricsArgs;
 
@@ -100,15 +107,13 @@ pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
 /// call in `grpc_server_started_total`, `grpc_server_handled_total`,
 /// `grpc_server_handling_seconds` (the grpc-ecosystem names),
 /// `imgmesh_grpc_requests_total` and `imgmesh_grpc_request_duration_seconds`
-/// (see [`imgmesh_metrics::GrpcMetricsLayer`]). `health` is the reporter of
-/// `health_service`; on shutdown it reports NOT_SERVING before the drain.
+/// (see [`imgmesh_metrics::GrpcMetricsLayer`]). `health` answers the health
+/// checks (a process serving on several listeners passes each the same
+/// one); on shutdown it reports NOT_SERVING for good before the drain.
 pub async fn serve_grpc<F>(
     listener: TcpListener,
     routes: tonic::service::Routes,
-    health: tonic_health::server::HealthReporter,
-    health_service: tonic_health::pb::health_server::HealthServer<
-        impl tonic_health::pb::health_server::Health,
-    >,
+    health: ServiceHealth,
     shutdown: F,
 ) -> anyhow::Result<()>
 where
@@ -127,15 +132,12 @@ where
             })
         },
     );
-    let routes = routes.add_service(health_service);
+    let routes = routes.add_service(health.server());
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     // On shutdown: first tell load balancers we are going away, then drain.
-    let reporter = health.clone();
     tokio::spawn(async move {
         shutdown.await;
-        reporter
-            .set_service_status("", tonic_health::ServingStatus::NotServing)
-            .await;
+        health.shut_down().await;
         let _ = stop_tx.send(());
     });
     Server::builder()
