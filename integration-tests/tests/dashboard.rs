@@ -14,6 +14,7 @@ use std::time::Duration;
 use anyhow::{Context as _, bail};
 use base64::Engine as _;
 use futures::FutureExt as _;
+use imgmesh_integration_tests::admin::SETTLE;
 use imgmesh_integration_tests::fault_proxy::{Fault, FaultProxy};
 use imgmesh_integration_tests::fixtures;
 use imgmesh_integration_tests::{
@@ -36,8 +37,11 @@ const ARROW_DOWN: &str = "\u{E015}";
 /// through the wizard whose status turns to deployed without a reload, shows
 /// the registry's own validation message next to the field, names the
 /// missing s3:GetObject of a failed deploy with the policy, searches the
-/// list, purges an asset (the next render is a miss), deletes a Source and
-/// logs out, all by keyboard and mouse in Chromium.
+/// list, purges an asset (the next render is a miss), edits settings (a
+/// refused one with the API's message, default parameters that then apply
+/// to renders), rotates the signing token (shown once; the old one signs
+/// through its grace period), deletes a Source and logs out, all by
+/// keyboard and mouse in Chromium.
 #[tokio::test]
 async fn dashboard_in_a_real_browser() {
     let mesh = Mesh::start(MeshOptions::default())
@@ -234,6 +238,61 @@ async fn walk_through(mesh: &Mesh, browser: &mut Browser) -> anyhow::Result<()> 
     assert_eq!(after.status, 200);
     assert_eq!(after.header("x-imgmesh-cache"), Some("miss"));
 
+    // Settings: a refused custom domain shows the API's message by the
+    // field; default parameters and secure URLs are saved and apply.
+    browser.clear("#custom_domains").await?;
+    browser.type_into("#custom_domains", "bad_domain!").await?;
+    browser.click("#save-settings").await?;
+    let domain_error = browser.wait_for_text("#custom_domains-error").await?;
+    let api = mesh
+        .admin(
+            "PATCH",
+            "/v1/sources/shop",
+            Some(&json!({ "custom_domains": ["bad_domain!"] })),
+        )
+        .await?;
+    assert_eq!(api.status, 400, "{}", api.text());
+    let api_error = imgmesh_integration_tests::admin::json_of(&api);
+    assert_eq!(
+        domain_error,
+        api_error["error"]["message"].as_str().unwrap()
+    );
+    browser.check_page("settings-invalid").await?;
+    browser.clear("#custom_domains").await?;
+    browser.clear("#default_params").await?;
+    browser.type_into("#default_params", "w=60&fm=png").await?;
+    browser.click("#secure_url_enabled").await?;
+    browser.click("#save-settings").await?;
+    browser
+        .wait_for_exact("#settings-saved", "Settings saved.")
+        .await?;
+    let shop = imgmesh_integration_tests::admin::json_of(
+        &mesh.admin("GET", "/v1/sources/shop", None).await?,
+    );
+    assert_eq!(shop["default_params"], "w=60&fm=png");
+    assert_eq!(shop["secure_url_enabled"], true);
+    assert_eq!(shop["custom_domains"], json!([]));
+
+    // The first token, shown once, signs URLs that render with the
+    // default parameters; unsigned ones are refused.
+    let first = rotate_in_browser(browser, "0").await?;
+    browser.check_page("token-rotated").await?;
+    let rendered = eventually(mesh, &signed(&first, "/photos/cat.jpg"), 200).await;
+    fixtures::expect_image(&rendered.body, fixtures::Format::Png, 60, 40)?;
+    eventually(mesh, "/photos/cat.jpg", 403).await;
+    // A second rotation with a grace period: both tokens sign.
+    browser.goto(&format!("{admin}{shop_page}")).await?;
+    let second = rotate_in_browser(browser, "3600").await?;
+    assert_ne!(first, second);
+    let grace = browser.text("#grace").await?;
+    assert!(grace.contains("keep working for 3600 s"), "{grace}");
+    eventually(mesh, &signed(&second, "/photos/cat.jpg"), 200).await;
+    let old = mesh.get("shop", &signed(&first, "/photos/cat.jpg")).await?;
+    assert_eq!(old.status, 200, "the old token works in its grace period");
+    browser.goto(&format!("{admin}{shop_page}")).await?;
+    let settings = browser.wait_for_text("#settings").await?;
+    assert!(!settings.contains(&second), "the token is shown only once");
+
     // Disable, then delete with a confirmation.
     browser.click("#toggle-enabled").await?;
     browser
@@ -272,6 +331,56 @@ async fn walk_through(mesh: &Mesh, browser: &mut Browser) -> anyhow::Result<()> 
     assert_eq!(stale.status, 303);
     assert_eq!(stale.header("location"), Some("/ui/login"));
     Ok(())
+}
+
+/// Rotates the current Source's signing token with `grace` seconds from
+/// its page and returns the new token the answer shows.
+async fn rotate_in_browser(browser: &Browser, grace: &str) -> anyhow::Result<String> {
+    browser.clear("#grace_period_seconds").await?;
+    browser.type_into("#grace_period_seconds", grace).await?;
+    browser.click("#rotate-token").await?;
+    let element = browser.find("#new-token").await?;
+    let token = browser
+        .command("GET", &format!("/element/{element}/property/value"), None)
+        .await?;
+    let token = token.as_str().context("token value")?.to_owned();
+    anyhow::ensure!(!token.is_empty(), "no token shown");
+    Ok(token)
+}
+
+/// `path_and_query` signed with `token` as imgix's client libraries do.
+fn signed(token: &str, path_and_query: &str) -> String {
+    use md5::Digest as _;
+    let s = hex::encode(md5::Md5::digest(format!("{token}{path_and_query}")));
+    let joiner = if path_and_query.contains('?') {
+        '&'
+    } else {
+        '?'
+    };
+    format!("{path_and_query}{joiner}s={s}")
+}
+
+/// Polls `GET path` on the shop Source until it answers `status` (the
+/// gateway caches Source settings briefly).
+async fn eventually(
+    mesh: &Mesh,
+    path: &str,
+    status: u16,
+) -> imgmesh_integration_tests::HttpResponse {
+    let deadline = tokio::time::Instant::now() + SETTLE;
+    loop {
+        let response = mesh.get("shop", path).await.unwrap();
+        if response.status == status {
+            return response;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{path}: still {} {}",
+            response.status,
+            response.text()
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
 }
 
 /// Fills the wizard's S3 details form (the page must be showing it).

@@ -12,6 +12,7 @@
 
 mod html;
 mod session;
+mod settings;
 mod sources;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -76,6 +77,8 @@ pub(crate) fn dashboard_router(admin: AdminApi) -> Router {
             get(sources::delete_confirmation).post(sources::delete),
         )
         .route("/ui/sources/{id}/purge", post(sources::purge))
+        .route("/ui/sources/{id}/settings", post(settings::save))
+        .route("/ui/sources/{id}/rotate-token", post(settings::rotate))
         .layer(axum::middleware::map_response(
             |mut response: Response| async move {
                 html::add_security_headers(response.headers_mut());

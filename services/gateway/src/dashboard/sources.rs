@@ -1,8 +1,8 @@
 //! The dashboard's Sources pages: the list with search, the New Source
 //! wizard (storage type, S3 details, Deploy Source), the deploy status that
-//! refreshes itself, a Source's page with its settings, enable/disable,
-//! delete and purge (each destructive action confirmed on a page of its
-//! own).
+//! refreshes itself, a Source's page with its settings (edited and rotated
+//! in [`super::settings`]), enable/disable, delete and purge (each
+//! destructive action confirmed on a page of its own).
 //!
 //! Every action is the admin API's own path: the wizard's fields become the
 //! same JSON body `POST /v1/sources` reads (so the same rules and messages
@@ -25,7 +25,7 @@ use imgmesh_proto::renderer::v1::{PurgeRequest, purge_request};
 use serde_json::{Map, Value};
 
 use super::html::{csrf_field, escape, html_response, page, see_other, url_component};
-use super::{Dashboard, FormFields, LoggedIn, message_page, session_form};
+use super::{Dashboard, FormFields, LoggedIn, message_page, session_form, settings};
 use crate::admin::purge::Target;
 use crate::admin::{AdminError, call, json, purge, required, timed};
 
@@ -581,7 +581,31 @@ pub(super) async fn show(
 }
 
 /// A Source's page with `notice` (HTML) above it.
-fn source_page(status: StatusCode, source: &Source, csrf: &str, notice: &str) -> Response {
+pub(super) fn source_page(
+    status: StatusCode,
+    source: &Source,
+    csrf: &str,
+    notice: &str,
+) -> Response {
+    source_page_with(status, source, csrf, notice, None)
+}
+
+/// A Source's page whose settings form is re-shown with what was
+/// `submitted` and the error it got, when given.
+pub(super) fn source_page_with(
+    status: StatusCode,
+    source: &Source,
+    csrf: &str,
+    notice: &str,
+    submitted: Option<(&FormFields, &AdminError)>,
+) -> Response {
+    let edit = settings::settings_form(
+        source,
+        csrf,
+        submitted.map(|(form, _)| form),
+        submitted.map(|(_, error)| error),
+    );
+    let rotation = settings::rotation_form(source, csrf);
     let id = escape(&url_component(&source.id));
     let settings = settings_list(source);
     let (toggle_value, toggle_label) = if source.enabled {
@@ -592,7 +616,7 @@ fn source_page(status: StatusCode, source: &Source, csrf: &str, notice: &str) ->
     let csrf_html = csrf_field(csrf);
     let main = format!(
         "<h1>{name}</h1>{notice}{status}\
-         <h2>Settings</h2>{settings}\
+         <h2>Settings</h2>{settings}{edit}{rotation}\
          <h2>Actions</h2>\
          <div class=\"actions\">\
          <form method=\"post\" action=\"/ui/sources/{id}/enabled\">{csrf_html}\
@@ -871,7 +895,8 @@ fn query_value(query: Option<&str>, name: &str) -> String {
         .unwrap_or_default()
 }
 
-async fn get_source(dashboard: &Dashboard, id: &str) -> Result<Source, AdminError> {
+/// Source `id` (or name) from the registry.
+pub(super) async fn get_source(dashboard: &Dashboard, id: &str) -> Result<Source, AdminError> {
     let response = call(
         dashboard
             .admin
@@ -885,7 +910,7 @@ async fn get_source(dashboard: &Dashboard, id: &str) -> Result<Source, AdminErro
 }
 
 /// A page saying what went wrong, with the error's status.
-fn error_page(error: &AdminError, csrf: &str) -> Response {
+pub(super) fn error_page(error: &AdminError, csrf: &str) -> Response {
     let title = if error.status() == StatusCode::NOT_FOUND {
         "Not found"
     } else {
