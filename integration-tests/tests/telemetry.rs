@@ -157,7 +157,8 @@ async fn spans_are_exported_over_http() {
 
 /// With `--log-format json` every line the service logs is one JSON object
 /// with a timestamp, a level and a message (the stdout announcements of its
-/// listeners aside), and a request's error shows up as such a line.
+/// listeners aside), and what it logs while serving a request (here, the
+/// failure to reach its registry) names the request's trace.
 #[tokio::test]
 async fn json_log_lines_parse() {
     let dir = tempfile::tempdir().unwrap();
@@ -166,11 +167,13 @@ async fn json_log_lines_parse() {
         ("IMGMESH_LOG", "info".to_owned()),
     ];
     let (mut gateway, addr) = lone_gateway(&env, dir.path()).await;
-    traced_request(addr, &traceparent("55555555555555555555555555555555", true)).await;
+    let trace = "55555555555555555555555555555555";
+    traced_request(addr, &traceparent(trace, true)).await;
     assert!(gateway.terminate(Duration::from_secs(10)).await);
 
     let log = gateway.log();
     let mut parsed = 0;
+    let mut in_the_request = 0;
     for line in log.lines().filter(|line| !line.contains(" listening on ")) {
         let entry: serde_json::Value = serde_json::from_str(line)
             .unwrap_or_else(|e| panic!("not JSON ({e}): {line:?}\n{log}"));
@@ -182,6 +185,10 @@ async fn json_log_lines_parse() {
             "{line}"
         );
         parsed += 1;
+        if entry["spans"][0]["trace_id"] == trace {
+            in_the_request += 1;
+        }
     }
     assert!(parsed >= 1, "nothing logged:\n{log}");
+    assert!(in_the_request >= 1, "no line names trace {trace}:\n{log}");
 }

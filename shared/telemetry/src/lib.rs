@@ -41,7 +41,8 @@ pub struct TelemetryArgs {
 
     /// Log line format on stderr: `text` for people, `json` (one object a
     /// line with `timestamp`, `level`, `target`, `message`, the event's
-    /// fields and the current span) for log collectors.
+    /// fields and the spans it happened in, the request's with its
+    /// `trace_id`) for log collectors.
     #[arg(
         long = "log-format",
         env = "IMGMESH_LOG_FORMAT",
@@ -138,18 +139,7 @@ pub fn init(service: &'static str, args: &TelemetryArgs) -> anyhow::Result<Telem
             .with_writer(std::io::stderr)
             .with_target(true)
     });
-    // The event's fields (its message included) at the top level, and the
-    // span it happened in; not the whole span stack, which repeats on every
-    // line.
-    let json = (args.log_format == LogFormat::Json).then(|| {
-        tracing_subscriber::fmt::layer()
-            .with_writer(std::io::stderr)
-            .with_target(true)
-            .json()
-            .flatten_event(true)
-            .with_current_span(true)
-            .with_span_list(false)
-    });
+    let json = (args.log_format == LogFormat::Json).then(|| json_logs(std::io::stderr));
 
     // The OpenTelemetry layer is installed even when nothing is exported:
     // it is what gives spans their trace context, so an incoming
@@ -168,6 +158,31 @@ pub fn init(service: &'static str, args: &TelemetryArgs) -> anyhow::Result<Telem
         .try_init()
         .context("a tracing subscriber is already installed")?;
     Ok(TelemetryGuard { provider })
+}
+
+/// The JSON log layer writing to `writer`: one object a line, the event's
+/// fields (its message included) at the top level and `spans`, the spans
+/// it happened in from the outermost in, so the request's span with its
+/// `trace_id` is on every line logged while serving it.
+fn json_logs<S, W>(
+    writer: W,
+) -> tracing_subscriber::fmt::Layer<
+    S,
+    tracing_subscriber::fmt::format::JsonFields,
+    tracing_subscriber::fmt::format::Format<tracing_subscriber::fmt::format::Json>,
+    W,
+>
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + 'static,
+{
+    tracing_subscriber::fmt::layer()
+        .with_writer(writer)
+        .with_target(true)
+        .json()
+        .flatten_event(true)
+        .with_current_span(false)
+        .with_span_list(true)
 }
 
 /// Which spans are exported over OTLP: everything the log filter lets
@@ -259,8 +274,10 @@ pub fn grpc_server_span(request: &http::Request<()>) -> tracing::Span {
         otel.name = %path.trim_start_matches('/'),
         otel.kind = "server",
         rpc.system = "grpc",
+        trace_id = tracing::field::Empty,
     );
     continue_trace(&span, request.headers());
+    record_trace_id(&span);
     span
 }
 
@@ -273,8 +290,10 @@ pub fn http_server_span<B>(request: &http::Request<B>) -> tracing::Span {
         otel.kind = "server",
         http.request.method = %request.method(),
         http.response.status_code = tracing::field::Empty,
+        trace_id = tracing::field::Empty,
     );
     continue_trace(&span, request.headers());
+    record_trace_id(&span);
     span
 }
 
@@ -297,12 +316,28 @@ impl tonic::service::Interceptor for TraceContextInterceptor {
 
 /// The trace id of the current span as 32 hex digits, when it has one.
 pub fn current_trace_id() -> Option<String> {
+    trace_id_of(&tracing::Span::current())
+}
+
+/// The trace id of `span` as 32 hex digits, when it has one.
+fn trace_id_of(span: &tracing::Span) -> Option<String> {
     use opentelemetry::trace::TraceContextExt;
-    let context = tracing::Span::current().context();
-    let span_context = context.span().span_context().clone();
+    let context = span.context();
+    let span_ref = context.span();
+    let span_context = span_ref.span_context();
     span_context
         .is_valid()
         .then(|| span_context.trace_id().to_string())
+}
+
+/// Records `span`'s trace id in its `trace_id` field, so every log line
+/// written inside it names the trace (the id the response's
+/// `traceresponse` and the trace store show). Call it after the span's
+/// parent is set: it fixes the span's trace context.
+fn record_trace_id(span: &tracing::Span) {
+    if let Some(trace_id) = trace_id_of(span) {
+        span.record("trace_id", trace_id);
+    }
 }
 
 /// The W3C Trace Context Level 2 `traceresponse` header value for `span`:
@@ -473,6 +508,56 @@ mod tests {
         tracing::subscriber::with_default(subscriber, || {
             assert_eq!(traceresponse(&tracing::info_span!("untraced")), None);
         });
+    }
+
+    /// A JSON log line written while serving a request is one object with
+    /// the level and message at the top level and the request's span, with
+    /// the caller's trace id, first in `spans`.
+    #[test]
+    fn json_log_lines_name_the_trace() {
+        #[derive(Clone, Default)]
+        struct Lines(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+        impl std::io::Write for Lines {
+            fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(bytes);
+                Ok(bytes.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let lines = Lines::default();
+        let writer = lines.clone();
+        let provider = build_provider("imgmesh-test", Sampler::AlwaysOn, None).unwrap();
+        let subscriber = tracing_subscriber::registry()
+            .with(json_logs(move || writer.clone()))
+            .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("imgmesh-test")));
+        tracing::subscriber::with_default(subscriber, || {
+            let request = http::Request::builder()
+                .header(
+                    "traceparent",
+                    "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+                )
+                .body(())
+                .unwrap();
+            let span = http_server_span(&request);
+            let _entered = span.enter();
+            let inner = tracing::info_span!("render", width = 300);
+            let _inner = inner.enter();
+            tracing::warn!(attempt = 2, "origin slow");
+        });
+        let text = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
+        let line: serde_json::Value = serde_json::from_str(text.trim()).expect(&text);
+        assert_eq!(line["level"], "WARN", "{text}");
+        assert_eq!(line["message"], "origin slow", "{text}");
+        assert_eq!(line["attempt"], 2, "{text}");
+        assert!(line["timestamp"].is_string(), "{text}");
+        assert_eq!(line["spans"][0]["name"], "http.server", "{text}");
+        assert_eq!(
+            line["spans"][0]["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736",
+            "{text}"
+        );
+        assert_eq!(line["spans"][1]["name"], "render", "{text}");
     }
 
     /// Headers without trace context give an empty (invalid) parent.
