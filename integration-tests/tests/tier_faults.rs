@@ -1,6 +1,7 @@
 //! The tiers behind the gateway killed (SIGKILL) and frozen (SIGSTOP) in
-//! turn while a bounded concurrent load runs through one gateway, one
-//! replica per tier so the fault is felt.
+//! turn, and the registry's PostgreSQL database made to refuse connections,
+//! while a bounded concurrent load runs through one gateway, one replica
+//! per tier so the fault is felt.
 //!
 //! The load mixes derivatives already in Redis (hits, which the gateway
 //! answers itself) with cold renders (misses). Every answer is checked on
@@ -95,6 +96,9 @@ enum Fault {
     Kill,
     /// `kill -STOP`, then `kill -CONT`.
     Freeze,
+    /// The registry's PostgreSQL database refuses new connections and
+    /// ends the ones it has, then accepts them again (registry only).
+    DatabaseRefuses,
 }
 
 /// A request of the load: a derivative in Redis, or one never rendered.
@@ -300,13 +304,16 @@ fn check_image(bytes: &[u8], width: usize) -> String {
     }
 }
 
-/// The mesh with one replica per tier, a Source `tiers` serving
-/// `photo.jpg`, and a gateway with a short render deadline that reads
-/// Redis; the hit widths are in Redis.
-async fn mesh_under_test() -> (Mesh, ChildProcess, Load) {
-    let mesh = Mesh::start(MeshOptions::default())
-        .await
-        .expect("mesh starts");
+/// The mesh with one replica per tier (the registry on PostgreSQL with
+/// `postgres`), a Source `tiers` serving `photo.jpg`, and a gateway with a
+/// short render deadline that reads Redis; the hit widths are in Redis.
+async fn mesh_under_test(postgres: bool) -> (Mesh, ChildProcess, Load) {
+    let mesh = Mesh::start(MeshOptions {
+        postgres,
+        ..MeshOptions::default()
+    })
+    .await
+    .expect("mesh starts");
     mesh.put_object("photo.jpg", &fixtures::jpeg(640, 480).unwrap())
         .unwrap();
     mesh.create_source("tiers", S3_SECRET_KEY, &[])
@@ -375,22 +382,20 @@ fn process(mesh: &mut Mesh, tier: Tier) -> &mut ChildProcess {
 /// its ports are still being given up.
 async fn restart(mesh: &Mesh, tier: Tier) -> ChildProcess {
     let listen = listen_address(mesh, tier);
-    // A registry that serves the fetchers' credentials on a listener of its
-    // own is called there by the fetcher, so it gets that port back too.
-    let credentials = mesh.registry.announced("credentials");
-    let registry_extra: Vec<String> = credentials
-        .map(|addr| format!("--credentials-listen={addr}"))
-        .into_iter()
-        .collect();
-    let fetchers_registry = credentials.map_or_else(
-        || mesh.registry_url.clone(),
-        |addr| format!("http://{addr}"),
-    );
+    // The registry's credentials listener comes back on its port too: the
+    // fetcher calls it there.
+    let registry_extra = [format!(
+        "--credentials-listen={}",
+        mesh.registry_credentials_url.trim_start_matches("http://")
+    )];
     let deadline = Instant::now() + RECOVERY_BOUND;
     loop {
         let started = match tier {
             Tier::Renderer => mesh.spawn_renderer_with(&listen, &mesh.fetcher_url).await,
-            Tier::Fetcher => mesh.spawn_fetcher_on(&listen, &fetchers_registry).await,
+            Tier::Fetcher => {
+                mesh.spawn_fetcher_on(&listen, &mesh.registry_credentials_url)
+                    .await
+            }
             Tier::Registry => mesh.spawn_registry_on(&listen, &registry_extra).await,
         };
         match started {
@@ -427,7 +432,7 @@ fn assert_all_served(phase: &str, answers: &[Answer], mesh: &Mesh) {
 /// every answer given meanwhile, lifts the fault and checks the mesh
 /// recovers under the same gateway.
 async fn tier_fault_under_load(tier: Tier, fault: Fault) {
-    let (mut mesh, gateway, load) = mesh_under_test().await;
+    let (mut mesh, gateway, load) = mesh_under_test(fault == Fault::DatabaseRefuses).await;
     let before = load.run(STEADY_REQUESTS).await;
     assert_all_served("before the fault", &before, &mesh);
 
@@ -438,6 +443,21 @@ async fn tier_fault_under_load(tier: Tier, fault: Fault) {
     match fault {
         Fault::Kill => process(&mut mesh, tier).kill(),
         Fault::Freeze => process(&mut mesh, tier).signal("STOP").unwrap(),
+        Fault::DatabaseRefuses => {
+            let database = mesh.postgres.as_ref().expect("a PostgreSQL mesh");
+            database
+                .admin_sql(&format!(
+                    "ALTER DATABASE {} ALLOW_CONNECTIONS false",
+                    database.name
+                ))
+                .unwrap();
+            database
+                .admin_sql(&format!(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{}'",
+                    database.name
+                ))
+                .unwrap();
+        }
     }
     // A host the gateway never saw has no stale answer: with the registry
     // down it is refused for now, within the lookup deadline.
@@ -467,6 +487,16 @@ async fn tier_fault_under_load(tier: Tier, fault: Fault) {
             process(&mut mesh, tier).signal("CONT").unwrap();
             None
         }
+        Fault::DatabaseRefuses => {
+            let database = mesh.postgres.as_ref().expect("a PostgreSQL mesh");
+            database
+                .admin_sql(&format!(
+                    "ALTER DATABASE {} ALLOW_CONNECTIONS true",
+                    database.name
+                ))
+                .unwrap();
+            None
+        }
     };
     let lifted = Instant::now();
     stop.store(true, Ordering::Relaxed);
@@ -491,7 +521,7 @@ async fn tier_fault_under_load(tier: Tier, fault: Fault) {
             }
         };
         // A dead tier refuses at once: nothing waits for the deadline.
-        let prompt = fault == Fault::Freeze || answer.took < RENDER_TIMEOUT;
+        let prompt = fault != Fault::Kill || answer.took < RENDER_TIMEOUT;
         if !ok || !prompt {
             wrong.push(answer.describe());
         }
@@ -635,4 +665,13 @@ async fn registry_killed_under_load() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn registry_frozen_under_load() {
     tier_fault_under_load(Tier::Registry, Fault::Freeze).await;
+}
+
+/// The registry's PostgreSQL database refusing connections under load
+/// (its pooled ones ended): the known Source keeps serving hits and misses,
+/// a host never seen is a 503 with `Retry-After` (not a 500), and once the
+/// database accepts connections again a new Source serves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registry_database_refusing_under_load() {
+    tier_fault_under_load(Tier::Registry, Fault::DatabaseRefuses).await;
 }
