@@ -48,10 +48,9 @@ async fn served(mesh: &Mesh, url: &str) -> imgmesh_integration_tests::HttpRespon
     }
 }
 
-/// Every key uploaded is listed by S3 exactly, under the prefix, and each
-/// listed key serves at its encoded URL and is purged by that URL.
-#[tokio::test]
-async fn uploaded_keys_are_listed_served_and_purged_as_given() {
+/// A mesh with Source `listed` (prefix `photos`, upload credentials),
+/// and the Source's id.
+async fn mesh_with_source() -> (Mesh, String) {
     let mesh = Mesh::start(MeshOptions::default())
         .await
         .expect("mesh starts");
@@ -66,38 +65,32 @@ async fn uploaded_keys_are_listed_served_and_purged_as_given() {
     )
     .await;
     let id = source["id"].as_str().unwrap().to_owned();
-    let authorization = format!("Bearer {ADMIN_TOKEN}");
-    let keys = [
-        "two  spaces.png",
-        "Ünïcödé/naïve café.png",
-        "写真 (2).png",
-        "a+b=c&d.png",
-        "50% off!.png",
-        "it's [draft] @home, v1;2.png",
-        "~tilde/$dollar*.png",
-        "back\\slash (1).png",
-        "dir\\sub\\x.png",
-    ];
-    let png = fixtures::png(120, 60).unwrap();
-    for key in keys {
-        let uploaded = imgmesh_integration_tests::request_with_body(
-            "PUT",
-            mesh.gateway_admin_addr,
-            "localhost",
-            &format!("/v1/sources/{id}/objects/{}", encode_path(key)),
-            &[
-                ("authorization", authorization.as_str()),
-                ("content-type", "image/png"),
-            ],
-            png.clone(),
-        )
-        .await
-        .unwrap();
-        assert_eq!(uploaded.status, 201, "{key}: {}", uploaded.text());
-        assert_eq!(json_of(&uploaded)["key"], format!("photos/{key}"), "{key}");
-    }
+    (mesh, id)
+}
 
-    // What S3 lists under the prefix is exactly the keys given.
+/// Uploads a 120 × 60 PNG as `key` (sent as `raw_key` in the upload path)
+/// and checks the answer names `photos/<key>`.
+async fn upload(mesh: &Mesh, id: &str, raw_key: &str, key: &str) {
+    let authorization = format!("Bearer {ADMIN_TOKEN}");
+    let uploaded = imgmesh_integration_tests::request_with_body(
+        "PUT",
+        mesh.gateway_admin_addr,
+        "localhost",
+        &format!("/v1/sources/{id}/objects/{raw_key}"),
+        &[
+            ("authorization", authorization.as_str()),
+            ("content-type", "image/png"),
+        ],
+        fixtures::png(120, 60).unwrap(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(uploaded.status, 201, "{key}: {}", uploaded.text());
+    assert_eq!(json_of(&uploaded)["key"], format!("photos/{key}"), "{key}");
+}
+
+/// The keys S3 lists under `photos/` (ListObjectsV2).
+async fn listed_keys(mesh: &Mesh) -> BTreeSet<String> {
     let client = imgmesh_s3_client::BucketClient::new(&imgmesh_s3_client::BucketAccess {
         bucket: BUCKET.to_owned(),
         region: "us-east-1".to_owned(),
@@ -113,34 +106,60 @@ async fn uploaded_keys_are_listed_served_and_purged_as_given() {
         .send()
         .await
         .expect("ListObjectsV2");
-    let listed: BTreeSet<String> = listing
+    listing
         .contents()
         .iter()
         .filter_map(|object| object.key().map(str::to_owned))
-        .collect();
+        .collect()
+}
+
+/// `path` serves the uploaded PNG at `w=60` (a hit the second time), is
+/// purged by its URL, and the next request is a miss.
+async fn serves_and_purges(mesh: &Mesh, id: &str, path: &str) {
+    let url = format!("{path}?w=60&fm=png");
+    let served = served(mesh, &url).await;
+    fixtures::expect_image(&served.body, Format::Png, 60, 30).unwrap();
+    let again = mesh.get("listed", &url).await.unwrap();
+    assert_eq!(again.header("x-imgmesh-cache"), Some("hit"), "{path}");
+    let purged = mesh
+        .admin(
+            "POST",
+            &format!("/v1/sources/{id}/purge"),
+            Some(&json!({ "path": format!("https://listed.localhost{url}") })),
+        )
+        .await
+        .unwrap();
+    assert_eq!(purged.status, 200, "{path}: {}", purged.text());
+    let after = mesh.get("listed", &url).await.unwrap();
+    assert_eq!(after.status, 200, "{path}");
+    assert_eq!(after.header("x-imgmesh-cache"), Some("miss"), "{path}");
+}
+
+/// Every key uploaded is listed by S3 exactly, under the prefix, and each
+/// listed key serves at its encoded URL and is purged by that URL.
+#[tokio::test]
+async fn uploaded_keys_are_listed_served_and_purged_as_given() {
+    let (mesh, id) = mesh_with_source().await;
+    let keys = [
+        "two  spaces.png",
+        "Ünïcödé/naïve café.png",
+        "写真 (2).png",
+        "a+b=c&d.png",
+        "50% off!.png",
+        "it's [draft] @home, v1;2.png",
+        "~tilde/$dollar*.png",
+        "back\\slash (1).png",
+        "dir\\sub\\x.png",
+    ];
+    for key in keys {
+        upload(&mesh, &id, &encode_path(key), key).await;
+    }
+    let listed = listed_keys(&mesh).await;
     let expected: BTreeSet<String> = keys.iter().map(|key| format!("photos/{key}")).collect();
     assert_eq!(listed, expected, "S3 lists the keys as uploaded");
-
-    // Each listed key is served at its encoded URL, then purged by it.
     for listed_key in &listed {
         let key = listed_key.strip_prefix("photos/").unwrap();
-        let url = format!("/{}?w=60&fm=png", encode_path(key));
-        let served = served(&mesh, &url).await;
-        fixtures::expect_image(&served.body, Format::Png, 60, 30).unwrap();
-        let again = mesh.get("listed", &url).await.unwrap();
-        assert_eq!(again.header("x-imgmesh-cache"), Some("hit"), "{key}");
-        let purged = mesh
-            .admin(
-                "POST",
-                &format!("/v1/sources/{id}/purge"),
-                Some(&json!({ "path": format!("https://listed.localhost{url}") })),
-            )
-            .await
-            .unwrap();
-        assert_eq!(purged.status, 200, "{key}: {}", purged.text());
-        let after = mesh.get("listed", &url).await.unwrap();
-        assert_eq!(after.status, 200, "{key}");
-        assert_eq!(after.header("x-imgmesh-cache"), Some("miss"), "{key}");
+        serves_and_purges(&mesh, &id, &format!("/{}", encode_path(key))).await;
     }
 }
 
@@ -153,21 +172,7 @@ async fn uploaded_keys_are_listed_served_and_purged_as_given() {
 /// the keys as given (docs/migrating-from-imgix.md, "Object keys").
 #[tokio::test]
 async fn empty_and_dot_segment_keys_upload_serve_and_purge() {
-    let mesh = Mesh::start(MeshOptions::default())
-        .await
-        .expect("mesh starts");
-    let source = create_deployed(
-        &mesh,
-        "listed",
-        json!({
-            "path_prefix": "photos",
-            "upload_access_key_id": S3_ACCESS_KEY,
-            "upload_secret_access_key": S3_SECRET_KEY,
-        }),
-    )
-    .await;
-    let id = source["id"].as_str().unwrap().to_owned();
-    let authorization = format!("Bearer {ADMIN_TOKEN}");
+    let (mesh, id) = mesh_with_source().await;
     // (key, the URL paths that name it, where a file-system store files it)
     let keys = [
         (
@@ -186,80 +191,19 @@ async fn empty_and_dot_segment_keys_upload_serve_and_purge() {
             "lead.png",
         ),
     ];
-    let png = fixtures::png(120, 60).unwrap();
     for (key, _, _) in keys {
-        let uploaded = imgmesh_integration_tests::request_with_body(
-            "PUT",
-            mesh.gateway_admin_addr,
-            "localhost",
-            &format!("/v1/sources/{id}/objects/{key}"),
-            &[
-                ("authorization", authorization.as_str()),
-                ("content-type", "image/png"),
-            ],
-            png.clone(),
-        )
-        .await
-        .unwrap();
-        assert_eq!(uploaded.status, 201, "{key}: {}", uploaded.text());
-        assert_eq!(json_of(&uploaded)["key"], format!("photos/{key}"), "{key}");
+        upload(&mesh, &id, key, key).await;
     }
-
     // s3s-fs lists the files it wrote: the keys with their empty and `.`
     // segments resolved (what AWS S3 would list is the keys as given).
-    let client = imgmesh_s3_client::BucketClient::new(&imgmesh_s3_client::BucketAccess {
-        bucket: BUCKET.to_owned(),
-        region: "us-east-1".to_owned(),
-        endpoint: Some(mesh.s3_endpoint.clone()),
-        access_key_id: S3_ACCESS_KEY.to_owned(),
-        secret_access_key: S3_SECRET_KEY.to_owned().into(),
-    });
-    let listing = client
-        .primary()
-        .list_objects_v2()
-        .bucket(BUCKET)
-        .prefix("photos/")
-        .send()
-        .await
-        .expect("ListObjectsV2");
-    let listed: BTreeSet<String> = listing
-        .contents()
-        .iter()
-        .filter_map(|object| object.key().map(str::to_owned))
-        .collect();
     let filed: BTreeSet<String> = keys
         .iter()
         .map(|(_, _, file)| format!("photos/{file}"))
         .collect();
-    assert_eq!(listed, filed, "s3s-fs lists its files");
-
-    for (key, urls, _) in keys {
-        for path in urls {
-            let url = format!("{path}?w=60&fm=png");
-            let served = served(&mesh, &url).await;
-            fixtures::expect_image(&served.body, Format::Png, 60, 30).unwrap();
-            let again = mesh.get("listed", &url).await.unwrap();
-            assert_eq!(
-                again.header("x-imgmesh-cache"),
-                Some("hit"),
-                "{key} at {path}"
-            );
-            let purged = mesh
-                .admin(
-                    "POST",
-                    &format!("/v1/sources/{id}/purge"),
-                    Some(&json!({ "path": format!("https://listed.localhost{url}") })),
-                )
-                .await
-                .unwrap();
-            assert_eq!(purged.status, 200, "{key} at {path}: {}", purged.text());
-            let after = mesh.get("listed", &url).await.unwrap();
-            assert_eq!(after.status, 200, "{key} at {path}");
-            assert_eq!(
-                after.header("x-imgmesh-cache"),
-                Some("miss"),
-                "{key} at {path}"
-            );
+    assert_eq!(listed_keys(&mesh).await, filed, "s3s-fs lists its files");
+    for (_, paths, _) in keys {
+        for path in paths {
+            serves_and_purges(&mesh, &id, path).await;
         }
     }
 }
