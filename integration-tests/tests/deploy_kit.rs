@@ -1538,8 +1538,8 @@ async fn compose_healthchecks_tell_up_from_down() -> anyhow::Result<()> {
     };
     assert_eq!(states(&mesh)?, expect(&[]), "everything runs");
 
-    // The gateway's readiness answer is cached for a second and the
-    // fetcher checks the registry every two seconds: poll.
+    // The gateway and the fetcher check their peers every two seconds:
+    // poll.
     let settle = |mesh: &Mesh, wanted: BTreeMap<String, bool>| {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
         let mut seen = states(mesh)?;

@@ -174,6 +174,11 @@ pub struct GatewayConfig {
     /// Logging and tracing.
     #[command(flatten)]
     pub telemetry: TelemetryArgs,
+
+    /// How often and how patiently the registry and the renderer are
+    /// checked for `/ready`.
+    #[command(flatten)]
+    pub health: imgmesh_runtime::HealthArgs,
 }
 
 // === impl GatewayConfig ===

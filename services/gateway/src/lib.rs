@@ -117,7 +117,7 @@ impl GatewayState {
                     source_cache::DEFAULT_CAPACITY,
                 )
                 .with_stale_window(config.source_stale_window()),
-                readiness: Readiness::new(registry, renderer),
+                readiness: Readiness::new(registry, renderer, &config.health),
                 admin,
                 cache_status_header: config.cache_status_header,
                 derivatives,

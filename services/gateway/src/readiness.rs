@@ -1,17 +1,19 @@
 //! Whether the gateway can serve: both peers answer their gRPC health check
 //! with SERVING, and shutdown has not started.
 //!
-//! Load balancers poll `/ready` often; the answer is cached for a second so
-//! they do not turn into a stream of health checks on the peers. Each
-//! check sets `imgmesh_health_status{dependency="registry"|"renderer"}`
+//! A background task asks both peers every `--health-check-interval-ms`,
+//! each check bounded by `--health-check-timeout-ms`; `/ready` answers from
+//! the last round (asking at once when no round has finished yet), so load
+//! balancers polling it never turn into a stream of checks on the peers.
+//! Each round sets `imgmesh_health_status{dependency="registry"|"renderer"}`
 //! and a change of the answer is logged with its reason (also the body of
-//! `/ready`).
+//! `/ready`). The task ends with the gateway's state.
 
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
 
-use imgmesh_runtime::GrpcChannel;
+use imgmesh_runtime::{GrpcChannel, HealthArgs};
 use imgmesh_telemetry::TraceContextInterceptor;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
@@ -19,18 +21,22 @@ use tonic_health::pb::health_client::HealthClient;
 
 use crate::upstream::TracedChannel;
 
-/// How long a readiness answer is reused.
-const CACHE_FOR: Duration = Duration::from_secs(1);
-/// Deadline for one health check.
-const CHECK_TIMEOUT: Duration = Duration::from_secs(1);
-
-/// The gateway's readiness: peer health (cached) and the shutdown flag.
+/// The gateway's readiness: peer health (from the background checks) and
+/// the shutdown flag.
 #[derive(Debug)]
 pub(crate) struct Readiness {
+    peers: Arc<Peers>,
+    shutting_down: AtomicBool,
+}
+
+/// The peers' health clients and the last round's answer, shared with the
+/// checking task.
+#[derive(Debug)]
+struct Peers {
     registry: HealthClient<TracedChannel>,
     renderer: HealthClient<TracedChannel>,
-    shutting_down: AtomicBool,
-    last: Mutex<Option<(Instant, Report)>>,
+    timeout: Duration,
+    last: Mutex<Option<Report>>,
 }
 
 /// The outcome of one readiness check.
@@ -52,13 +58,23 @@ pub(crate) enum Report {
 // === impl Readiness ===
 
 impl Readiness {
-    /// Readiness checked over the peers' channels.
-    pub(crate) fn new(registry: GrpcChannel, renderer: GrpcChannel) -> Readiness {
-        Readiness {
+    /// Readiness checked over the peers' channels as `args` says, by a task
+    /// started here (within a Tokio runtime) that ends with the readiness.
+    pub(crate) fn new(
+        registry: GrpcChannel,
+        renderer: GrpcChannel,
+        args: &HealthArgs,
+    ) -> Readiness {
+        let peers = Arc::new(Peers {
             registry: HealthClient::with_interceptor(registry, TraceContextInterceptor),
             renderer: HealthClient::with_interceptor(renderer, TraceContextInterceptor),
-            shutting_down: AtomicBool::new(false),
+            timeout: args.timeout(),
             last: Mutex::new(None),
+        });
+        tokio::spawn(check_peers(Arc::downgrade(&peers), args.interval()));
+        Readiness {
+            peers,
+            shutting_down: AtomicBool::new(false),
         }
     }
 
@@ -67,20 +83,46 @@ impl Readiness {
         self.shutting_down.store(true, Ordering::SeqCst);
     }
 
-    /// The current readiness, from the cache when it is fresh.
+    /// The current readiness: the last round's, or a round made now when
+    /// none has finished yet.
     pub(crate) async fn check(&self) -> Report {
         if self.shutting_down.load(Ordering::SeqCst) {
             return Report::ShuttingDown;
         }
-        let now = Instant::now();
-        if let Some((at, report)) = *self.lock()
-            && now.duration_since(at) < CACHE_FOR
-        {
-            return report;
+        let last = *self.peers.lock();
+        let report = match last {
+            Some(report) => report,
+            None => self.peers.round().await,
+        };
+        if self.shutting_down.load(Ordering::SeqCst) {
+            return Report::ShuttingDown;
         }
+        report
+    }
+}
+
+/// Checks the peers every `interval` until the readiness is dropped.
+async fn check_peers(peers: Weak<Peers>, interval: Duration) {
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        let Some(peers) = peers.upgrade() else {
+            return;
+        };
+        peers.round().await;
+    }
+}
+
+// === impl Peers ===
+
+impl Peers {
+    /// Asks both peers, records the answer (gauges, a log line when it
+    /// changed) and returns it.
+    async fn round(&self) -> Report {
         let (registry, renderer) = tokio::join!(
-            is_serving(self.registry.clone()),
-            is_serving(self.renderer.clone())
+            is_serving(self.registry.clone(), self.timeout),
+            is_serving(self.renderer.clone(), self.timeout)
         );
         let report = if registry && renderer {
             Report::Ready
@@ -89,20 +131,17 @@ impl Readiness {
         };
         imgmesh_runtime::record_dependency("registry", registry);
         imgmesh_runtime::record_dependency("renderer", renderer);
-        let before = self.lock().replace((now, report)).map(|(_, report)| report);
+        let before = self.lock().replace(report);
         if before != Some(report) {
             match report {
                 Report::Ready => tracing::info!("ready: registry and renderer serving"),
                 _ => tracing::warn!(reason = %report.describe(), "not ready"),
             }
         }
-        if self.shutting_down.load(Ordering::SeqCst) {
-            return Report::ShuttingDown;
-        }
         report
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Option<(Instant, Report)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Report>> {
         self.last
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -127,13 +166,14 @@ impl Report {
     }
 }
 
-/// Asks a peer's `grpc.health.v1.Health/Check` for the whole server (`""`).
-async fn is_serving(mut client: HealthClient<TracedChannel>) -> bool {
+/// Asks a peer's `grpc.health.v1.Health/Check` for the whole server (`""`),
+/// waiting at most `timeout`.
+async fn is_serving(mut client: HealthClient<TracedChannel>, timeout: Duration) -> bool {
     let mut request = tonic::Request::new(HealthCheckRequest {
         service: String::new(),
     });
-    request.set_timeout(CHECK_TIMEOUT);
-    match tokio::time::timeout(CHECK_TIMEOUT, client.check(request)).await {
+    request.set_timeout(timeout);
+    match tokio::time::timeout(timeout, client.check(request)).await {
         Ok(Ok(response)) => response.into_inner().status == i32::from(ServingStatus::Serving),
         Ok(Err(_)) | Err(_) => false,
     }

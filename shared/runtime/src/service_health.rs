@@ -633,6 +633,52 @@ mod tests {
         health.shut_down().await;
     }
 
+    /// A `Watch` caller hears the first status and then only changes: many
+    /// rounds of passing checks send nothing more; a failing one does.
+    #[tokio::test]
+    async fn watchers_hear_changes_only() {
+        use tokio_stream::StreamExt as _;
+        use tonic_health::pb::health_server::Health as _;
+
+        let health = ServiceHealth::new();
+        health.start().await;
+        let up = Arc::new(AtomicBool::new(true));
+        let seen_up = up.clone();
+        health.watch(
+            vec![Dependency::new("peer", Impact::Required, move || {
+                let up = seen_up.load(Ordering::SeqCst);
+                async move { if up { Ok(()) } else { Err("down".to_owned()) } }
+            })],
+            &fast(),
+        );
+        let service = HealthService::from_health_reporter(health.shared.reporter.clone());
+        let mut watch = service
+            .watch(tonic::Request::new(HealthCheckRequest {
+                service: String::new(),
+            }))
+            .await
+            .unwrap()
+            .into_inner();
+        let serving = tonic_health::pb::health_check_response::ServingStatus::Serving as i32;
+        let first = watch.next().await.unwrap().unwrap().status;
+        assert_eq!(first, serving);
+        // Ten rounds of passing checks.
+        let quiet = tokio::time::timeout(Duration::from_millis(100), watch.next()).await;
+        assert!(quiet.is_err(), "a watcher heard {quiet:?} without a change");
+        up.store(false, Ordering::SeqCst);
+        let changed = tokio::time::timeout(Duration::from_secs(5), watch.next())
+            .await
+            .expect("the failure reaches the watcher")
+            .unwrap()
+            .unwrap()
+            .status;
+        assert_eq!(
+            changed,
+            tonic_health::pb::health_check_response::ServingStatus::NotServing as i32
+        );
+        health.shut_down().await;
+    }
+
     /// After shutdown no passing check reports SERVING again.
     #[tokio::test]
     async fn shutdown_is_final() {
