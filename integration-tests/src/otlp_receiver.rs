@@ -21,6 +21,8 @@ pub struct ReceivedSpan {
     pub service: String,
     /// Trace id, 32 lowercase hex digits.
     pub trace_id: String,
+    /// Span id, 16 lowercase hex digits.
+    pub span_id: String,
     /// Span name.
     pub name: String,
     /// The span's attributes, values rendered as text.
@@ -103,6 +105,7 @@ fn record(spans: &Mutex<Vec<ReceivedSpan>>, request: ExportTraceServiceRequest) 
                 spans.push(ReceivedSpan {
                     service: service.clone(),
                     trace_id: hex_string(&span.trace_id),
+                    span_id: hex_string(&span.span_id),
                     attributes: span
                         .attributes
                         .iter()

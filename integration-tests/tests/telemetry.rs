@@ -1,11 +1,14 @@
-//! Logs and traces of a real service process (the gateway, on its own:
-//! its peers need not run for it to answer, log and trace): JSON log
-//! lines, the standard `OTEL_TRACES_SAMPLER` settings, and OTLP export over
-//! HTTP as well as gRPC.
+//! Logs and traces of real service processes — mostly the gateway on its
+//! own (its peers need not run for it to answer, log and trace), and the
+//! whole mesh for `traceresponse`: JSON log lines, the standard
+//! `OTEL_TRACES_SAMPLER` settings, OTLP export over HTTP as well as gRPC.
 
 use std::time::Duration;
 
-use imgmesh_integration_tests::{ChildProcess, OtlpReceiver, binary_path, free_port, get};
+use imgmesh_integration_tests::fixtures;
+use imgmesh_integration_tests::{
+    ChildProcess, Mesh, MeshOptions, OtlpReceiver, S3_SECRET_KEY, binary_path, free_port, get,
+};
 
 /// A W3C traceparent of a sampled trace, with the trace id `trace`.
 fn traceparent(trace: &str, sampled: bool) -> String {
@@ -191,4 +194,71 @@ async fn json_log_lines_parse() {
     }
     assert!(parsed >= 1, "nothing logged:\n{log}");
     assert!(in_the_request >= 1, "no line names trace {trace}:\n{log}");
+}
+
+/// Through the whole mesh, a 200 and a 404 each carry a `traceresponse`
+/// with the client's trace id and the id of the gateway's `http.server`
+/// span, which the trace store receives under that trace, sampled.
+#[tokio::test]
+async fn traceresponse_names_the_exported_gateway_span() {
+    let receiver = OtlpReceiver::start().await.unwrap();
+    let mesh = Mesh::start(MeshOptions {
+        otlp_endpoint: Some(receiver.endpoint()),
+        ..MeshOptions::default()
+    })
+    .await
+    .expect("mesh starts");
+    mesh.put_object("photos/cat.jpg", &fixtures::jpeg(600, 400).unwrap())
+        .unwrap();
+    mesh.create_source("demo", S3_SECRET_KEY, &[])
+        .await
+        .expect("source is created");
+
+    for (path, status, trace) in [
+        (
+            "/photos/cat.jpg?w=100",
+            200,
+            "66666666666666666666666666666666",
+        ),
+        (
+            "/photos/none.jpg?w=100",
+            404,
+            "77777777777777777777777777777777",
+        ),
+    ] {
+        let sent = traceparent(trace, true);
+        let response = mesh
+            .get_with("demo", path, &[("traceparent", sent.as_str())])
+            .await
+            .unwrap();
+        assert_eq!(response.status, status, "{path}: {}", response.text());
+        let answer = response
+            .header("traceresponse")
+            .unwrap_or_else(|| panic!("{path}: no traceresponse"));
+        let fields: Vec<&str> = answer.split('-').collect();
+        assert_eq!(fields.len(), 4, "{answer}");
+        assert_eq!(
+            (fields[0], fields[1], fields[3]),
+            ("00", trace, "01"),
+            "{answer}"
+        );
+        let span_id = fields[2];
+
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let spans = receiver.spans();
+            let found = spans.iter().find(|span| span.span_id == span_id);
+            if let Some(span) = found {
+                assert_eq!(span.trace_id, trace, "{span:?}");
+                assert_eq!(span.service, "imgmesh-gateway", "{span:?}");
+                assert_eq!(span.name, "GET image", "{span:?}");
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{path}: span {span_id} of {answer} never exported: {spans:#?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
 }
