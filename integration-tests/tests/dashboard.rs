@@ -178,7 +178,16 @@ async fn walk_through(mesh: &Mesh, browser: &mut Browser) -> anyhow::Result<()> 
     browser
         .goto(&format!("{admin}/ui/sources/new/s3?storage=s3_compatible"))
         .await?;
+    // The subdomain is checked while it is typed.
+    browser.type_into("#subdomain", "shop").await?;
+    browser
+        .wait_for_exact("#subdomain-check", "“shop” is taken by the Source shop.")
+        .await?;
+    browser.check_page("new-source-subdomain-taken").await?;
     fill_details(browser, "locked", "locked", &front.endpoint()).await?;
+    browser
+        .wait_for_exact("#subdomain-check", "“locked” is not used by any Source.")
+        .await?;
     browser.click("#deploy-source").await?;
     browser.wait_for_path_suffix("/deploy").await?;
     browser.wait_for_exact("#status-word", "failed").await?;

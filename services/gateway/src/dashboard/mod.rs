@@ -32,6 +32,8 @@ use crate::admin::AdminApi;
 
 /// Largest form body the dashboard reads.
 const MAX_FORM_BYTES: usize = 64 * 1024;
+/// How long a form body may take to arrive in full.
+const FORM_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The stylesheet, compiled in.
 const DASHBOARD_CSS: &str = include_str!("assets/dashboard.css");
@@ -65,6 +67,7 @@ pub(crate) fn dashboard_router(admin: AdminApi) -> Router {
             get(sources::storage_step).post(sources::create),
         )
         .route("/ui/sources/new/s3", get(sources::details_step))
+        .route("/ui/sources/new/subdomain", get(sources::subdomain_check))
         .route("/ui/sources/{id}", get(sources::show))
         .route("/ui/sources/{id}/status", get(sources::status_fragment))
         .route(
@@ -128,18 +131,21 @@ impl FormFields {
     }
 }
 
-/// Reads an `application/x-www-form-urlencoded` body.
+/// Reads an `application/x-www-form-urlencoded` body; one that is too
+/// large, cut short or still arriving after [`FORM_READ_TIMEOUT`] is a 400.
 async fn read_form(body: Body) -> Result<FormFields, Response> {
-    let bytes = axum::body::to_bytes(body, MAX_FORM_BYTES)
-        .await
-        .map_err(|_| {
-            message_page(
-                StatusCode::BAD_REQUEST,
-                "Form not read",
-                "The form could not be read (too large or cut short).",
-                None,
-            )
-        })?;
+    let read = tokio::time::timeout(
+        FORM_READ_TIMEOUT,
+        axum::body::to_bytes(body, MAX_FORM_BYTES),
+    );
+    let Ok(Ok(bytes)) = read.await else {
+        return Err(message_page(
+            StatusCode::BAD_REQUEST,
+            "Form not read",
+            "The form could not be read (too large, cut short or too slow).",
+            None,
+        ));
+    };
     Ok(FormFields(
         url::form_urlencoded::parse(&bytes)
             .into_owned()

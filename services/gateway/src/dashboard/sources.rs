@@ -15,7 +15,7 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
-use axum::response::Response;
+use axum::response::{IntoResponse as _, Response};
 use http::StatusCode;
 use imgmesh_proto::registry::v1::{
     DeleteSourceRequest, DeploySourceRequest, GetSourceRequest, ListSourcesRequest, Source,
@@ -277,11 +277,21 @@ fn details_form(
         } else {
             " autocomplete=\"off\""
         };
+        // The subdomain is checked against the other Sources as it is typed.
+        let (check, check_output) = if *name == "subdomain" {
+            (
+                " data-check=\"/ui/sources/new/subdomain\"",
+                "<p class=\"hint\" id=\"subdomain-check\" aria-live=\"polite\"></p>",
+            )
+        } else {
+            ("", "")
+        };
         let _ = write!(
             fields,
             "<div class=\"field\"><label for=\"{name}\">{label}</label>\
              <input type=\"{kind}\" id=\"{name}\" name=\"{name}\" value=\"{value}\"\
-             {required}{invalid}{described}{autocomplete}>{error_html}{hint_html}</div>",
+             {required}{invalid}{described}{autocomplete}{check}>{check_output}{error_html}\
+             {hint_html}</div>",
             label = escape(label),
             value = escape(value),
         );
@@ -321,6 +331,46 @@ fn details_form(
         csrf_field(csrf)
     );
     html_response(status, page("New Source", Some(csrf), &main))
+}
+
+/// `GET /ui/sources/new/subdomain?subdomain=…`: whether another Source
+/// has that subdomain already, as a sentence (plain text) for the wizard's
+/// script; the rest of the rules are the registry's, on Deploy Source.
+pub(super) async fn subdomain_check(
+    State(dashboard): State<Dashboard>,
+    LoggedIn(_session): LoggedIn,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let wanted = query_value(query.as_deref(), "subdomain");
+    let wanted = wanted.trim();
+    let sentence = if wanted.is_empty() {
+        String::new()
+    } else {
+        match call(
+            dashboard
+                .admin
+                .registry()
+                .list_sources(timed(ListSourcesRequest {})),
+        )
+        .await
+        {
+            Ok(response) => match response
+                .sources
+                .iter()
+                .find(|source| source.subdomain.eq_ignore_ascii_case(wanted))
+            {
+                Some(owner) => format!("“{wanted}” is taken by the Source {}.", owner.name),
+                None => format!("“{wanted}” is not used by any Source."),
+            },
+            Err(error) => format!("Could not check: {}", error.message()),
+        }
+    };
+    let mut response = sentence.into_response();
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
 }
 
 /// `POST /ui/sources/new`: creates the Source through the admin API's own

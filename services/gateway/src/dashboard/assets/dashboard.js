@@ -1,5 +1,5 @@
 // imgmesh dashboard: progressive enhancement only. Every page works without
-// this script; it saves reloads.
+// this script; it saves reloads and checks the subdomain while it is typed.
 //
 // A deploy status section that is still running carries data-poll, the path
 // of its own fragment. This fetches that fragment every second and swaps it
@@ -40,7 +40,42 @@
       });
   }
 
+  // The New Source wizard's subdomain field carries data-check, the path
+  // that says whether another Source has the subdomain typed; the answer
+  // (plain text) goes into #subdomain-check as the user types.
+  var CHECK_DELAY_MS = 250;
+
+  function watchSubdomain() {
+    var input = document.querySelector("input[data-check]");
+    var output = document.getElementById("subdomain-check");
+    if (!input || !output) {
+      return;
+    }
+    var timer = null;
+    var latest = 0;
+    input.addEventListener("input", function () {
+      window.clearTimeout(timer);
+      timer = window.setTimeout(function () {
+        latest += 1;
+        var asked = latest;
+        var url = input.getAttribute("data-check") + "?subdomain=" +
+          encodeURIComponent(input.value.trim());
+        fetch(url, { credentials: "same-origin", redirect: "error" })
+          .then(function (response) {
+            return response.ok ? response.text() : "";
+          })
+          .then(function (text) {
+            if (asked === latest) {
+              output.textContent = text;
+            }
+          })
+          .catch(function () {});
+      }, CHECK_DELAY_MS);
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
+    watchSubdomain();
     window.setTimeout(poll, POLL_MS);
   });
 })();
