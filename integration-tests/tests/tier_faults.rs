@@ -1,7 +1,7 @@
 //! The tiers behind the gateway killed (SIGKILL) and frozen (SIGSTOP) in
-//! turn, and the registry's PostgreSQL database made to refuse connections,
-//! while a bounded concurrent load runs through one gateway, one replica
-//! per tier so the fault is felt.
+//! turn, and the registry's PostgreSQL database made to refuse connections
+//! or to hang, while a bounded concurrent load runs through one gateway,
+//! one replica per tier so the fault is felt.
 //!
 //! The load mixes derivatives already in Redis (hits, which the gateway
 //! answers itself) with cold renders (misses). Every answer is checked on
@@ -20,7 +20,9 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use imgmesh_integration_tests::fixtures::{self, Format};
-use imgmesh_integration_tests::{BASE_DOMAIN, ChildProcess, Mesh, MeshOptions, S3_SECRET_KEY};
+use imgmesh_integration_tests::{
+    BASE_DOMAIN, ChildProcess, Mesh, MeshOptions, S3_SECRET_KEY, find_tool,
+};
 
 /// The gateway's render deadline (`--render-timeout-ms`): short, so a
 /// frozen tier costs the test seconds, long enough for a cold render of a
@@ -99,6 +101,20 @@ enum Fault {
     /// The registry's PostgreSQL database refuses new connections and
     /// ends the ones it has, then accepts them again (registry only).
     DatabaseRefuses,
+    /// The registry's PostgreSQL database hangs: another session holds an
+    /// exclusive lock on the Sources table, so every query waits, until
+    /// that session is ended (registry only).
+    DatabaseHangs,
+}
+
+// === impl Fault ===
+
+impl Fault {
+    /// Whether the fault is done to the registry's database (the mesh then
+    /// keeps its Sources on PostgreSQL).
+    fn needs_postgres(self) -> bool {
+        matches!(self, Fault::DatabaseRefuses | Fault::DatabaseHangs)
+    }
 }
 
 /// A request of the load: a derivative in Redis, or one never rendered.
@@ -411,6 +427,104 @@ async fn restart(mesh: &Mesh, tier: Tier) -> ChildProcess {
     }
 }
 
+/// The name of the application whose session locks the registry's tables
+/// for [`Fault::DatabaseHangs`].
+const LOCK_HOLDER: &str = "imgmesh-tier-faults-lock";
+
+/// Does `fault` to `tier`; returns what holds the fault in place, if
+/// anything must be ended to lift it.
+async fn inject(mesh: &mut Mesh, tier: Tier, fault: Fault) -> Option<ChildProcess> {
+    match fault {
+        Fault::Kill => process(mesh, tier).kill(),
+        Fault::Freeze => process(mesh, tier).signal("STOP").unwrap(),
+        Fault::DatabaseRefuses => {
+            let database = mesh.postgres.as_ref().expect("a PostgreSQL mesh");
+            database
+                .admin_sql(&format!(
+                    "ALTER DATABASE {} ALLOW_CONNECTIONS false",
+                    database.name
+                ))
+                .unwrap();
+            end_sessions(mesh, "");
+        }
+        Fault::DatabaseHangs => {
+            let database = mesh.postgres.as_ref().expect("a PostgreSQL mesh");
+            let holder = ChildProcess::spawn(
+                "lock-holder",
+                std::process::Command::new(find_tool("psql").unwrap())
+                    .env("PGAPPNAME", LOCK_HOLDER)
+                    .arg(&database.url)
+                    .args(["-c", "BEGIN"])
+                    .args(["-c", "LOCK TABLE sources IN ACCESS EXCLUSIVE MODE"])
+                    .args(["-c", "SELECT pg_sleep(120)"]),
+                &mesh.dir.path().join("logs"),
+            )
+            .unwrap();
+            // Poll until the lock is held: the query fails until it is.
+            let lock_taken = format!(
+                "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_locks l JOIN pg_database d \
+                 ON d.oid = l.database WHERE d.datname = '{}' AND l.locktype = 'relation' \
+                 AND l.mode = 'AccessExclusiveLock' AND l.granted) THEN \
+                 RAISE EXCEPTION 'not locked yet'; END IF; END $$",
+                database.name
+            );
+            let deadline = Instant::now() + RECOVERY_BOUND;
+            while database.admin_sql(&lock_taken).is_err() {
+                assert!(Instant::now() < deadline, "the lock was never taken");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            return Some(holder);
+        }
+    }
+    None
+}
+
+/// Lifts `fault` from `tier` (`held` is what [`inject`] returned); returns
+/// the process started again in place of a killed one.
+async fn lift(
+    mesh: &mut Mesh,
+    tier: Tier,
+    fault: Fault,
+    held: Option<ChildProcess>,
+) -> Option<ChildProcess> {
+    match fault {
+        Fault::Kill => return Some(restart(mesh, tier).await),
+        Fault::Freeze => process(mesh, tier).signal("CONT").unwrap(),
+        Fault::DatabaseRefuses => {
+            let database = mesh.postgres.as_ref().expect("a PostgreSQL mesh");
+            database
+                .admin_sql(&format!(
+                    "ALTER DATABASE {} ALLOW_CONNECTIONS true",
+                    database.name
+                ))
+                .unwrap();
+        }
+        Fault::DatabaseHangs => {
+            // Ending its session (not just its client) releases the lock.
+            end_sessions(mesh, LOCK_HOLDER);
+            drop(held);
+        }
+    }
+    None
+}
+
+/// Ends the sessions on the mesh's database, those of `application` only
+/// when it is not empty.
+fn end_sessions(mesh: &Mesh, application: &str) {
+    let database = mesh.postgres.as_ref().expect("a PostgreSQL mesh");
+    let only = if application.is_empty() {
+        String::new()
+    } else {
+        format!(" AND application_name = '{application}'")
+    };
+    database
+        .admin_sql(&format!(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{}'{only}",
+            database.name
+        ))
+        .unwrap();
+}
+
 /// Every answer of a phase with no fault: 200 with the right image.
 fn assert_all_served(phase: &str, answers: &[Answer], mesh: &Mesh) {
     let failed: Vec<String> = answers
@@ -432,7 +546,7 @@ fn assert_all_served(phase: &str, answers: &[Answer], mesh: &Mesh) {
 /// every answer given meanwhile, lifts the fault and checks the mesh
 /// recovers under the same gateway.
 async fn tier_fault_under_load(tier: Tier, fault: Fault) {
-    let (mut mesh, gateway, load) = mesh_under_test(fault == Fault::DatabaseRefuses).await;
+    let (mut mesh, gateway, load) = mesh_under_test(fault.needs_postgres()).await;
     let before = load.run(STEADY_REQUESTS).await;
     assert_all_served("before the fault", &before, &mesh);
 
@@ -440,25 +554,7 @@ async fn tier_fault_under_load(tier: Tier, fault: Fault) {
     let running = load.run_until(MAX_FAULT_REQUESTS, stop.clone());
     tokio::time::sleep(Duration::from_millis(300)).await;
     let faulted = Instant::now();
-    match fault {
-        Fault::Kill => process(&mut mesh, tier).kill(),
-        Fault::Freeze => process(&mut mesh, tier).signal("STOP").unwrap(),
-        Fault::DatabaseRefuses => {
-            let database = mesh.postgres.as_ref().expect("a PostgreSQL mesh");
-            database
-                .admin_sql(&format!(
-                    "ALTER DATABASE {} ALLOW_CONNECTIONS false",
-                    database.name
-                ))
-                .unwrap();
-            database
-                .admin_sql(&format!(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{}'",
-                    database.name
-                ))
-                .unwrap();
-        }
-    }
+    let held = inject(&mut mesh, tier, fault).await;
     // A host the gateway never saw has no stale answer: with the registry
     // down it is refused for now, within the lookup deadline.
     let unseen = (tier == Tier::Registry).then(|| {
@@ -473,6 +569,10 @@ async fn tier_fault_under_load(tier: Tier, fault: Fault) {
     tokio::time::sleep(RENDER_TIMEOUT * 2).await;
     if let Some(unseen) = unseen {
         let answer = unseen.await.unwrap();
+        eprintln!(
+            "{tier:?} {fault:?}: a host never seen: {}",
+            answer.describe()
+        );
         assert!(
             answer.status == Some(503)
                 && answer.retry_after.is_some()
@@ -481,23 +581,7 @@ async fn tier_fault_under_load(tier: Tier, fault: Fault) {
             answer.describe()
         );
     }
-    let restarted = match fault {
-        Fault::Kill => Some(restart(&mesh, tier).await),
-        Fault::Freeze => {
-            process(&mut mesh, tier).signal("CONT").unwrap();
-            None
-        }
-        Fault::DatabaseRefuses => {
-            let database = mesh.postgres.as_ref().expect("a PostgreSQL mesh");
-            database
-                .admin_sql(&format!(
-                    "ALTER DATABASE {} ALLOW_CONNECTIONS true",
-                    database.name
-                ))
-                .unwrap();
-            None
-        }
-    };
+    let restarted = lift(&mut mesh, tier, fault, held).await;
     let lifted = Instant::now();
     stop.store(true, Ordering::Relaxed);
     let during = running.await.unwrap();
@@ -674,4 +758,14 @@ async fn registry_frozen_under_load() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn registry_database_refusing_under_load() {
     tier_fault_under_load(Tier::Registry, Fault::DatabaseRefuses).await;
+}
+
+/// The registry's PostgreSQL database hanging under load (a session holds
+/// an exclusive lock on the Sources table): the known Source keeps serving
+/// hits and renders, each delayed at most by the gateway's short wait for
+/// a lookup; a host never seen is a 503 with `Retry-After` at the lookup
+/// deadline; once the lock is gone a new Source serves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registry_database_hanging_under_load() {
+    tier_fault_under_load(Tier::Registry, Fault::DatabaseHangs).await;
 }
