@@ -302,6 +302,41 @@ async fn walk_through(mesh: &Mesh, browser: &mut Browser) -> anyhow::Result<()> 
     let settings = browser.wait_for_text("#settings").await?;
     assert!(!settings.contains(&second), "the token is shown only once");
 
+    // Upload credentials: none at first, then set (the secret never shown),
+    // then an upload with them through the admin API works.
+    assert_eq!(
+        browser.text("#upload-state").await?,
+        "No upload credentials are set: uploads to this Source are refused."
+    );
+    browser
+        .type_into("#upload_access_key_id", S3_ACCESS_KEY)
+        .await?;
+    browser
+        .type_into("#upload_secret_access_key", S3_SECRET_KEY)
+        .await?;
+    browser.click("#save-upload").await?;
+    browser
+        .wait_for_exact("#upload-saved", "Upload credentials saved.")
+        .await?;
+    let state = browser.text("#upload-state").await?;
+    assert!(state.starts_with("Uploads use the access key "), "{state}");
+    let page = browser.command("GET", "/source", None).await?;
+    assert!(!page.as_str().unwrap_or_default().contains(S3_SECRET_KEY));
+    let uploaded = request_with_body(
+        "PUT",
+        mesh.gateway_admin_addr,
+        "localhost",
+        "/v1/sources/shop/objects/uploads/new.jpg",
+        &[
+            ("authorization", &format!("Bearer {ADMIN_TOKEN}")),
+            ("content-type", "image/jpeg"),
+        ],
+        fixtures::jpeg(64, 64)?,
+    )
+    .await?;
+    assert!((200..300).contains(&uploaded.status), "{}", uploaded.text());
+    browser.check_page("upload-credentials").await?;
+
     // Disable, then delete with a confirmation.
     browser.click("#toggle-enabled").await?;
     browser

@@ -82,6 +82,10 @@ pub(crate) fn dashboard_router(admin: AdminApi) -> Router {
         .route("/ui/sources/{id}/purge", post(sources::purge))
         .route("/ui/sources/{id}/settings", post(settings::save))
         .route("/ui/sources/{id}/rotate-token", post(settings::rotate))
+        .route(
+            "/ui/sources/{id}/upload-credentials",
+            post(settings::save_upload),
+        )
         .layer(axum::middleware::map_response(
             |mut response: Response| async move {
                 html::add_security_headers(response.headers_mut());

@@ -4,8 +4,9 @@
 //! The settings form posts the fields that changed as the same JSON body
 //! `PATCH /v1/sources/{id}` reads, so the admin API's rules and the
 //! registry's validation apply with their messages, shown next to the
-//! field. Rotation is the admin API's `rotate-token`: the new token is shown
-//! once, on the answer page, and never again.
+//! field. Upload credentials are set (both fields) or removed the same way;
+//! the secret is never shown. Rotation is the admin API's `rotate-token`:
+//! the new token is shown once, on the answer page, and never again.
 
 use std::fmt::Write as _;
 use std::time::{Duration, SystemTime};
@@ -305,6 +306,102 @@ pub(super) async fn save(
                 StatusCode::BAD_GATEWAY
             };
             source_page_with(status, &source, &session.csrf, "", Some((&form, &error)))
+        }
+    }
+}
+
+/// The upload credentials section of `source`: whether any are set, a
+/// form setting them (both fields, as the API wants) and one removing them.
+pub(super) fn upload_form(source: &Source, csrf: &str) -> String {
+    let id = escape(&url_component(&source.id));
+    let csrf_html = csrf_field(csrf);
+    let (state, remove) = if source.upload_access_key_id_hint.is_empty() {
+        (
+            "No upload credentials are set: uploads to this Source are refused.".to_owned(),
+            String::new(),
+        )
+    } else {
+        (
+            format!(
+                "Uploads use the access key {}.",
+                source.upload_access_key_id_hint
+            ),
+            format!(
+                "<form method=\"post\" action=\"/ui/sources/{id}/upload-credentials\">\
+                 {csrf_html}<input type=\"hidden\" name=\"remove\" value=\"yes\">\
+                 <button type=\"submit\" class=\"danger\" id=\"remove-upload\">Remove upload \
+                 credentials</button></form>"
+            ),
+        )
+    };
+    format!(
+        "<h2>Upload credentials</h2><p id=\"upload-state\">{}</p>\
+         <form method=\"post\" action=\"/ui/sources/{id}/upload-credentials\" class=\"stack\">\
+         {csrf_html}<label for=\"upload_access_key_id\">Upload Access Key ID</label>\
+         <input type=\"text\" id=\"upload_access_key_id\" name=\"upload_access_key_id\" \
+         autocomplete=\"off\" required>\
+         <label for=\"upload_secret_access_key\">Upload Secret Access Key</label>\
+         <input type=\"password\" id=\"upload_secret_access_key\" \
+         name=\"upload_secret_access_key\" autocomplete=\"new-password\" required>\
+         <button type=\"submit\" id=\"save-upload\">Save upload credentials</button></form>\
+         {remove}",
+        escape(&state)
+    )
+}
+
+/// `POST /ui/sources/{id}/upload-credentials`: sets both upload fields, or
+/// with `remove=yes` removes them, through the API's `PATCH` body.
+pub(super) async fn save_upload(
+    State(dashboard): State<Dashboard>,
+    LoggedIn(session): LoggedIn,
+    Path(id): Path<String>,
+    body: Body,
+) -> Response {
+    let form = match session_form(&session, body).await {
+        Ok(form) => form,
+        Err(refused) => return refused,
+    };
+    let body = if form.text("remove") == "yes" {
+        serde_json::json!({ "upload_access_key_id": "", "upload_secret_access_key": "" })
+    } else {
+        serde_json::json!({
+            "upload_access_key_id": form.text("upload_access_key_id"),
+            // The secret keeps its exact bytes.
+            "upload_secret_access_key": form.get("upload_secret_access_key").unwrap_or_default(),
+        })
+    }
+    .to_string();
+    let updated = async {
+        let request = json::update_request(id.clone(), body.as_bytes())?;
+        required(
+            call(dashboard.admin.registry().update_source(timed(request)))
+                .await?
+                .source,
+        )
+    }
+    .await;
+    match updated {
+        Ok(updated) => {
+            let notice = "<p class=\"notice\" role=\"status\" id=\"upload-saved\">Upload \
+                          credentials saved.</p>";
+            source_page(StatusCode::OK, &updated, &session.csrf, notice)
+        }
+        Err(error) => {
+            let source = match get_source(&dashboard, &id).await {
+                Ok(source) => source,
+                Err(error) => return super::sources::error_page(&error, &session.csrf),
+            };
+            let notice = format!(
+                "<p class=\"error\" role=\"alert\" id=\"upload-error\">Upload credentials not \
+                 saved: {}</p>",
+                escape(error.message())
+            );
+            let status = if error.status().is_client_error() {
+                error.status()
+            } else {
+                StatusCode::BAD_GATEWAY
+            };
+            source_page(status, &source, &session.csrf, &notice)
         }
     }
 }

@@ -656,6 +656,7 @@ pub(super) fn source_page_with(
         submitted.map(|(_, error)| error),
     );
     let rotation = settings::rotation_form(source, csrf);
+    let upload = settings::upload_form(source, csrf);
     let id = escape(&url_component(&source.id));
     let settings = settings_list(source);
     let (toggle_value, toggle_label) = if source.enabled {
@@ -666,7 +667,7 @@ pub(super) fn source_page_with(
     let csrf_html = csrf_field(csrf);
     let main = format!(
         "<h1>{name}</h1>{notice}{status}\
-         <h2>Settings</h2>{settings}{edit}{rotation}\
+         <h2>Settings</h2>{settings}{edit}{rotation}{upload}\
          <h2>Actions</h2>\
          <div class=\"actions\">\
          <form method=\"post\" action=\"/ui/sources/{id}/enabled\">{csrf_html}\
