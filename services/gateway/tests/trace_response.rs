@@ -8,7 +8,7 @@ use std::time::Duration;
 use http::{Method, StatusCode};
 use tokio::time::Instant;
 
-use crate::support::{Harness, request};
+use crate::support::{ADMIN_TOKEN, Harness, request};
 
 /// A W3C traceparent a client might send.
 const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
@@ -116,4 +116,28 @@ async fn shed_requests_name_their_trace() {
     );
     let (trace_id, _, _) = fields(answer.header("traceresponse").expect("traceresponse"));
     assert_eq!(trace_id, TRACE_ID);
+}
+
+/// The admin API's answers name their trace too: a 401 without the token
+/// and a 200 with it, both under the caller's trace.
+#[tokio::test]
+async fn admin_answers_name_the_callers_trace() {
+    let gateway = Harness::start().await;
+    for (token, status) in [
+        (None, StatusCode::UNAUTHORIZED),
+        (Some(ADMIN_TOKEN), StatusCode::OK),
+    ] {
+        let mut sent = request(Method::GET, "localhost", "/v1/sources");
+        sent.headers_mut()
+            .insert("traceparent", TRACEPARENT.parse().unwrap());
+        if let Some(token) = token {
+            sent.headers_mut()
+                .insert("authorization", format!("Bearer {token}").parse().unwrap());
+        }
+        let answer = gateway.admin_raw(sent).await;
+        assert_eq!(answer.status, status, "{}", answer.text());
+        let (trace_id, span_id, _) = fields(answer.header("traceresponse").expect("traceresponse"));
+        assert_eq!(trace_id, TRACE_ID, "{status}");
+        assert_ne!(span_id, "00f067aa0ba902b7", "{status}");
+    }
 }

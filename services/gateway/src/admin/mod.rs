@@ -182,7 +182,8 @@ pub fn admin_router(admin: AdminApi) -> Router {
 
 /// Opens the request's span and refuses it with 401 unless it carries the
 /// admin token as `Authorization: Bearer …`, or with 429 while its client
-/// address is blocked for presenting too many wrong tokens.
+/// address is blocked for presenting too many wrong tokens; every answer
+/// names the span's trace in `traceresponse`.
 async fn authenticate(State(admin): State<AdminApi>, request: Request, next: Next) -> Response {
     let method = request.method().clone();
     let span = tracing::info_span!(
@@ -207,7 +208,7 @@ async fn authenticate(State(admin): State<AdminApi>, request: Request, next: Nex
             peer.ip()
         });
     let now = Instant::now();
-    let response = if let Some(wait) = admin.auth_failures.blocked_for(client, now) {
+    let mut response = if let Some(wait) = admin.auth_failures.blocked_for(client, now) {
         METRICS.admin_auth_refused("rate_limited");
         span.in_scope(|| rate_limited(wait))
     } else if presented.is_some_and(|token| admin.accepts(token)) {
@@ -225,6 +226,7 @@ async fn authenticate(State(admin): State<AdminApi>, request: Request, next: Nex
         span.in_scope(|| AdminError::unauthenticated().into_response())
     };
     span.record("http.response.status_code", response.status().as_u16());
+    crate::trace_response::name_trace(&span, &mut response);
     response
 }
 
