@@ -106,3 +106,46 @@ impl HotGauges {
         self.capacity.set(value(capacity));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every operation name the cache client passes to its timed runner
+    /// (`run`, `query`, `attempt`) is one created at zero, so a new
+    /// operation cannot be missing from dashboards until it first fails.
+    #[test]
+    fn every_client_operation_is_pre_created() {
+        let source = include_str!("client.rs");
+        let mut found = Vec::new();
+        // Method calls, possibly on a line of their own (`self\n.run(`) and
+        // with a turbofish (`.query::<T>(`).
+        for call in [".run", ".query", ".attempt"] {
+            for (at, _) in source.match_indices(call) {
+                let rest = &source[at + call.len()..];
+                if !rest.starts_with('(') && !rest.starts_with("::<") {
+                    continue;
+                }
+                let Some(open) = rest.find('(') else { continue };
+                let argument = rest[open + 1..].trim_start();
+                if let Some(quoted) = argument.strip_prefix('"') {
+                    let name = &quoted[..quoted.find('"').expect("a closed string")];
+                    found.push(name.to_owned());
+                }
+            }
+        }
+        assert!(found.len() >= 8, "only {found:?} found in client.rs");
+        for name in &found {
+            assert!(
+                OPERATIONS.contains(&name.as_str()),
+                "{name} is not in OPERATIONS"
+            );
+        }
+        register();
+        let text = imgmesh_metrics::encode();
+        for operation in OPERATIONS {
+            let series = format!("imgmesh_redis_errors_total{{operation=\"{operation}\"}} ");
+            assert!(text.contains(&series), "{series} missing");
+        }
+    }
+}
