@@ -1062,8 +1062,8 @@ fn compose_uses_only_accepted_settings() -> anyhow::Result<()> {
 
 /// Ports in the manifests are the ports the services listen on: every
 /// container port is a listener's; gRPC probes hit `--listen`, HTTP probes
-/// the gateway's ops listener; listeners (the metrics ones included) keep
-/// the binaries' default ports, on all interfaces; every Service targets a
+/// the gateway's ops listener; every listener (the metrics ones included)
+/// has a fixed default port, which the manifests keep, on all interfaces; every Service targets a
 /// listener, every ServiceMonitor the metrics listener, every NetworkPolicy
 /// ingress port a listener of the pods it selects, and every peer URL a
 /// Service port of the right tier and listener (the fetcher's registry URL
@@ -1086,7 +1086,9 @@ fn manifest_ports_are_listening_ports() -> anyhow::Result<()> {
 
             for (flag, port) in &ports {
                 let default = default_port(&help, flag).context("a listen default")?;
-                if default != 0 && default != *port {
+                if default == 0 {
+                    problems.push(format!("{what}: --{flag} has no fixed default port"));
+                } else if default != *port {
                     problems.push(format!(
                         "{what}: --{flag} on port {port}, the binary's default is {default}"
                     ));
