@@ -302,11 +302,34 @@ async fn walk_through(mesh: &Mesh, browser: &mut Browser) -> anyhow::Result<()> 
     let settings = browser.wait_for_text("#settings").await?;
     assert!(!settings.contains(&second), "the token is shown only once");
 
-    // Upload credentials: none at first, then set (the secret never shown),
-    // then an upload with them through the admin API works.
+    // Upload credentials: none at first (an upload is refused), then set
+    // (the secret never shown), then an upload with them works.
     assert_eq!(
         browser.text("#upload-state").await?,
         "No upload credentials are set: uploads to this Source are refused."
+    );
+    let upload = || {
+        let authorization = format!("Bearer {ADMIN_TOKEN}");
+        async move {
+            request_with_body(
+                "PUT",
+                mesh.gateway_admin_addr,
+                "localhost",
+                "/v1/sources/shop/objects/uploads/new.jpg",
+                &[
+                    ("authorization", authorization.as_str()),
+                    ("content-type", "image/jpeg"),
+                ],
+                fixtures::jpeg(64, 64)?,
+            )
+            .await
+        }
+    };
+    let refused = upload().await?;
+    assert!(
+        !(200..300).contains(&refused.status),
+        "an upload without credentials: {}",
+        refused.text()
     );
     browser
         .type_into("#upload_access_key_id", S3_ACCESS_KEY)
@@ -322,19 +345,9 @@ async fn walk_through(mesh: &Mesh, browser: &mut Browser) -> anyhow::Result<()> 
     assert!(state.starts_with("Uploads use the access key "), "{state}");
     let page = browser.command("GET", "/source", None).await?;
     assert!(!page.as_str().unwrap_or_default().contains(S3_SECRET_KEY));
-    let uploaded = request_with_body(
-        "PUT",
-        mesh.gateway_admin_addr,
-        "localhost",
-        "/v1/sources/shop/objects/uploads/new.jpg",
-        &[
-            ("authorization", &format!("Bearer {ADMIN_TOKEN}")),
-            ("content-type", "image/jpeg"),
-        ],
-        fixtures::jpeg(64, 64)?,
-    )
-    .await?;
+    let uploaded = upload().await?;
     assert!((200..300).contains(&uploaded.status), "{}", uploaded.text());
+    assert!(mesh.bucket_dir().join("uploads/new.jpg").is_file());
     browser.check_page("upload-credentials").await?;
 
     // Disable, then delete with a confirmation.
