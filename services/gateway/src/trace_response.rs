@@ -1,10 +1,9 @@
 //! The trace of every public request: each one runs inside an `http.server`
 //! span that continues the caller's `traceparent` (or starts a trace), and
 //! its response — a render, a 404, a shed 503 alike, and the admin API's
-//! answers too — says which trace and
-//! span it was in a W3C Trace Context Level 2 `traceresponse` header
-//! (`00-<trace id>-<span id>-<flags>`), so a client or an operator can find
-//! the request's spans and log lines.
+//! answers too — says which trace and span it was in a W3C Trace Context
+//! Level 2 `traceresponse` header (`00-<trace id>-<span id>-<flags>`), so a
+//! client or an operator can find the request's spans and log lines.
 
 use axum::extract::Request;
 use axum::middleware::Next;
