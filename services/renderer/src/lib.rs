@@ -25,6 +25,7 @@ mod metadata_json;
 pub mod metrics;
 pub mod origin_fetch;
 mod overlay;
+mod passthrough;
 pub mod render;
 pub mod render_plan;
 pub mod render_pool;

@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use imgmesh_errors::ErrorCode;
+use imgmesh_imgix_params::is_empty_plan;
 use imgmesh_proto::registry::v1::CacheTtlBehavior;
 use imgmesh_proto::renderer::v1::renderer_service_server::{
     RendererService, RendererServiceServer,
@@ -45,6 +46,7 @@ use crate::http_cache::lifetime;
 use crate::libvips;
 use crate::metrics::METRICS;
 use crate::origin_fetch::{self, ObjectRef, OriginFetcher, Original, Revalidated};
+use crate::passthrough::passthrough;
 use crate::render::RenderSources;
 use crate::render_plan::ResolvedPlan;
 use crate::render_pool::{Admission, RenderPool};
@@ -90,6 +92,19 @@ enum Produced {
         /// Its new lifetime.
         max_age: u32,
     },
+}
+
+/// What becomes an entry: the bytes served (a render, or the original
+/// passed through) and what the original's fetch said about it.
+#[derive(Debug)]
+struct Stored {
+    content_type: &'static str,
+    width: u32,
+    height: u32,
+    data: Vec<u8>,
+    origin_etag: String,
+    last_modified: i64,
+    caching: crate::http_cache::OriginCaching,
 }
 
 /// Everything a run needs, owned so it can outlive the request.
@@ -512,6 +527,39 @@ impl Renderer {
         original: Original,
     ) -> Result<Arc<CachedDerivative>, RenderError> {
         let canonical = job.plan.canonical();
+        let original = if is_empty_plan(canonical) {
+            let (original, passed) = tokio::task::spawn_blocking(move || {
+                let passed = passthrough(&original.bytes);
+                (original, passed)
+            })
+            .await
+            .map_err(|_| RenderError::Internal {
+                context: "reading an original's header",
+            })?;
+            if let Some(passed) = passed {
+                // Nothing is decoded: the render place goes back at once.
+                drop(admission);
+                let Original {
+                    bytes,
+                    etag,
+                    last_modified,
+                    caching,
+                } = original;
+                let stored = Stored {
+                    content_type: passed.format.content_type(),
+                    width: passed.width,
+                    height: passed.height,
+                    data: bytes,
+                    origin_etag: etag,
+                    last_modified,
+                    caching,
+                };
+                return Ok(self.store(job, stored).await);
+            }
+            original
+        } else {
+            original
+        };
         let remaining = job.remaining();
         let overlay = |path: Option<&str>| {
             let path = path.map(str::to_owned);
@@ -563,27 +611,41 @@ impl Renderer {
             )
             .await?;
         METRICS.rendered(format_label(derivative.format), started.elapsed());
+        let stored = Stored {
+            content_type: derivative.format.content_type(),
+            width: derivative.width,
+            height: derivative.height,
+            data: derivative.data,
+            origin_etag: original.etag,
+            last_modified: original.last_modified,
+            caching: original.caching,
+        };
+        Ok(self.store(job, stored).await)
+    }
+
+    /// Makes `stored` the job's entry, kept in Redis for its lifetime.
+    async fn store(&self, job: &Job, stored: Stored) -> Arc<CachedDerivative> {
         let now = unix_now();
-        let max_age = job.lifetime(&original.caching, now);
+        let max_age = job.lifetime(&stored.caching, now);
         let entry = CachedDerivative {
             meta: EntryMeta {
-                content_type: derivative.format.content_type().to_owned(),
-                width: derivative.width,
-                height: derivative.height,
-                etag: strong_etag(&derivative.data),
-                origin_etag: original.etag,
-                last_modified: original.last_modified,
+                content_type: stored.content_type.to_owned(),
+                width: stored.width,
+                height: stored.height,
+                etag: strong_etag(&stored.data),
+                origin_etag: stored.origin_etag,
+                last_modified: stored.last_modified,
                 stored_at: now,
                 max_age,
             },
-            data: derivative.data.into(),
+            data: stored.data.into(),
         };
         if job.cacheable && max_age > 0 {
             self.cache
                 .set(&job.key, &entry, self.caching.redis_ttl(max_age))
                 .await;
         }
-        Ok(Arc::new(entry))
+        Arc::new(entry)
     }
 
     /// Bumps the purge counter `request` names.

@@ -16,6 +16,7 @@
 //! The only request-time error is an undecodable base64 value (400, as at
 //! imgix). [`validate_default_params`] is stricter, for Sources.
 
+pub mod asset_key;
 pub mod color;
 pub mod error;
 pub mod negotiation;
@@ -27,6 +28,7 @@ pub mod value;
 
 use imgmesh_proto::renderer::v1::RenderPlan;
 
+pub use crate::asset_key::{KeyRefusal, check_asset_key, decode_url_path};
 pub use crate::color::Color;
 pub use crate::error::ParamError;
 pub use crate::negotiation::negotiate_format;
@@ -68,6 +70,33 @@ pub fn parse_render_plan(
         plan,
         varies_on_accept: auto_format,
     })
+}
+
+/// Whether `plan` (canonical, as [`normalize_plan`] returns it) asks for
+/// nothing: no URL or Source parameter changed it from the plan of a
+/// request without parameters. imgix serves such a request as a
+/// passthrough, the original file unchanged. Parameters that are not
+/// rendering parameters (`s`, `ixlib`, `expires`, unknown names) and
+/// values that equal the defaults (`q=75`, `fit=clip`, `dpr=1`) leave the
+/// plan empty, as does `auto=format` when `Accept` names no better format.
+///
+/// Two plans ask for nothing: the one a query without parameters parses
+/// to (imgix's URL defaults written out, e.g. progressive JPEG), and the
+/// normalised default [`RenderPlan`] an internal caller sends.
+pub fn is_empty_plan(plan: &RenderPlan) -> bool {
+    static EMPTY: std::sync::OnceLock<[Option<RenderPlan>; 2]> = std::sync::OnceLock::new();
+    EMPTY
+        .get_or_init(|| {
+            [
+                parse_render_plan("", "", None)
+                    .ok()
+                    .map(|parsed| parsed.plan),
+                normalize_plan(&RenderPlan::default()).ok(),
+            ]
+        })
+        .iter()
+        .flatten()
+        .any(|empty| plan == empty)
 }
 
 /// Checks a Source's default params strictly: every name must be an imgix
@@ -1032,5 +1061,42 @@ mod tests {
             spec.param("dpr").unwrap().default_number(),
             Some(f64::from(defaults().dpr_centi) / 100.0)
         );
+    }
+
+    /// Only a request that asks for nothing has an empty plan: no
+    /// parameters, or only the signature, `ixlib`, `expires` and unknown
+    /// names ("you can serve an image without any parameters to serve it as
+    /// a passthrough", https://docs.imgix.com/apis/url/format/cs); any
+    /// rendering parameter, a Source default or a negotiated format makes
+    /// it a render.
+    #[test]
+    fn empty_plans_are_requests_without_rendering_parameters() {
+        let empty = |defaults: &str, query: &str, accept: Option<&str>| {
+            is_empty_plan(&parse_render_plan(defaults, query, accept).unwrap().plan)
+        };
+        assert!(empty("", "", None));
+        assert!(is_empty_plan(
+            &normalize_plan(&RenderPlan::default()).unwrap()
+        ));
+        assert!(empty(
+            "",
+            "ixlib=js-3.8.0&expires=4102444800&s=0123abcd",
+            None
+        ));
+        assert!(empty("", "not-an-imgix-param=1", None));
+        assert!(empty("", "auto=format", Some("image/jpeg,image/*")));
+        for query in [
+            "w=100",
+            "fm=json",
+            "fm=blurhash",
+            "fm=jpg",
+            "cs=strip",
+            "q=40",
+            "auto=compress",
+        ] {
+            assert!(!empty("", query, None), "{query}");
+        }
+        assert!(!empty("", "auto=format", Some("image/avif,image/webp")));
+        assert!(!empty("w=100", "", None));
     }
 }

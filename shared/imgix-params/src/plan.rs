@@ -26,6 +26,7 @@ use pb::{
     OutputFormat, OverlayFit, RenderPlan, RotationType, TextClip, TrimMode, VerticalAlign,
 };
 
+use crate::asset_key::check_asset_key;
 use crate::color::Color;
 use crate::query::RawParams;
 use crate::spec::Spec;
@@ -656,9 +657,8 @@ fn overlay_fit(keyword: Option<&str>) -> OverlayFit {
 
 /// The asset path a `mark` or `blend` value names on the same Source, or
 /// `None` for absolute URLs and paths that could escape the Source's prefix
-/// (the gateway's rule for image paths: a `..` segment between `/` or `\`,
-/// a leading `\`, control characters). Empty and `.` segments and
-/// backslashes are parts of keys S3 stores, and pass.
+/// ([`check_asset_key`], the rule for every object key). Empty and `.`
+/// segments and backslashes are parts of keys S3 stores, and pass.
 pub(crate) fn same_source_path(value: &str) -> Option<String> {
     if value.contains("://") || value.starts_with("//") {
         return None;
@@ -672,11 +672,7 @@ pub(crate) fn same_source_path(value: &str) -> Option<String> {
             .map(|(_, v)| v.into_owned())
             .unwrap_or_default();
     let path = decoded.trim_start_matches('/');
-    let safe = !path.is_empty()
-        && !path.starts_with('\\')
-        && !path.chars().any(char::is_control)
-        && path.split(['/', '\\']).all(|s| s != "..");
-    safe.then(|| path.to_owned())
+    check_asset_key(path).ok().map(|()| path.to_owned())
 }
 
 fn color(c: Color) -> pb::Color {

@@ -389,3 +389,81 @@ async fn a_dead_holders_lease_lapses() {
     );
     assert_eq!(fetcher.fetches(), 1);
 }
+
+/// A request without parameters is a passthrough, as imgix's cs page says:
+/// "you can serve an image without any parameters to serve it as a
+/// passthrough" (https://docs.imgix.com/apis/url/format/cs, "Rendering
+/// non-web-safe colors"). A JPEG with EXIF and a CMYK JPEG come back byte
+/// for byte with their content type and stored size, are cached (a hit, a
+/// 304 for their ETag, a miss after a purge); one parameter makes it a
+/// render; a TIFF is still
+/// refused as unsupported.
+#[tokio::test]
+async fn a_request_without_parameters_serves_the_original() {
+    let exif = test_images::jpeg_with_orientation(40, 30, 6);
+    let cmyk = test_images::cmyk_jpeg(40, 30, [255.0, 0.0, 0.0, 0.0]);
+    let redis = RedisProcess::start().await;
+    let fetcher = FakeFetcher::start([
+        ("exif.jpg", FakeObject::Bytes(exif.clone())),
+        ("cmyk.jpg", FakeObject::Bytes(cmyk.clone())),
+        ("scan.tiff", FakeObject::Bytes(test_images::tiff(40, 30))),
+    ])
+    .await;
+    let renderer = renderer(&redis, &fetcher);
+    let ask = |path: &str, plan: Option<RenderPlan>, if_none_match: &str| RenderRequest {
+        plan,
+        if_none_match: if_none_match.into(),
+        ..request(path, CacheTtlBehavior::OverrideOrigin, 3_600)
+    };
+    for (path, original) in [("exif.jpg", &exif), ("cmyk.jpg", &cmyk)] {
+        for plan in [None, Some(RenderPlan::default())] {
+            let served = renderer
+                .render_derivative(ask(path, plan, ""), None)
+                .await
+                .unwrap();
+            assert_eq!(&served.data, original, "{path}");
+            assert_eq!(served.content_type, "image/jpeg");
+            assert_eq!((served.width, served.height), (40, 30), "{path}");
+        }
+        let hit = renderer
+            .render_derivative(ask(path, None, ""), None)
+            .await
+            .unwrap();
+        assert_eq!(hit.cache_status(), CacheStatus::Hit, "{path}");
+        assert_eq!(&hit.data, original);
+        let revalidated = renderer
+            .render_derivative(ask(path, None, &hit.etag), None)
+            .await
+            .unwrap();
+        assert!(revalidated.not_modified, "{path}");
+        renderer
+            .purge_derivatives(&PurgeRequest {
+                source_id: "src_1".into(),
+                target: Some(purge_request::Target::Path(path.into())),
+            })
+            .await
+            .unwrap();
+        let after_purge = renderer
+            .render_derivative(ask(path, None, ""), None)
+            .await
+            .unwrap();
+        assert_eq!(after_purge.cache_status(), CacheStatus::Miss, "{path}");
+        assert_eq!(&after_purge.data, original);
+
+        let sized = RenderPlan {
+            width: 20,
+            ..RenderPlan::default()
+        };
+        let rendered = renderer
+            .render_derivative(ask(path, Some(sized), ""), None)
+            .await
+            .unwrap();
+        assert_ne!(&rendered.data, original, "{path}");
+        assert_eq!(rendered.width, 20, "{path}");
+    }
+    let refused = renderer
+        .render_derivative(ask("scan.tiff", None, ""), None)
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), imgmesh_errors::ErrorCode::UnsupportedInput);
+}
