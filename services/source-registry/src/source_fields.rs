@@ -8,7 +8,7 @@
 use imgmesh_proto::registry::v1::CacheTtlBehavior;
 use secrecy::SecretString;
 
-use imgmesh_imgix_params::ParamError;
+use imgmesh_imgix_params::{KeyRefusal, ParamError, check_asset_key, decode_url_path};
 
 use crate::error::RegistryError;
 
@@ -305,10 +305,14 @@ pub(crate) fn image_error(value: &str) -> Result<String, RegistryError> {
     asset_path("image_error", value)
 }
 
-/// An asset path: empty (none), or up to 1024 bytes returned with exactly
-/// one leading `/`; refuses `//` at the start, `.`/`..` segments, `?`,
-/// `#`, `%`, backslashes, whitespace and control characters, so it can
-/// never leave the Source's prefix.
+/// An asset path: empty (none), or a URL path of up to 1024 bytes,
+/// returned with exactly one leading `/`. The gateway percent-decodes it
+/// once into the object key, as it does a request's path, so the key must
+/// pass the rule every object key follows ([`check_asset_key`]: no leading
+/// `/` or `\`, no `..` segment, no control characters); spaces, `%XX`,
+/// `+`, backslashes, empty and `.` segments are keys S3 stores. A literal
+/// `?` or `#` would end a URL path, so those characters are written
+/// `%3F` and `%23`.
 pub(crate) fn asset_path(field: &'static str, value: &str) -> Result<String, RegistryError> {
     if value.is_empty() {
         return Ok(String::new());
@@ -317,26 +321,21 @@ pub(crate) fn asset_path(field: &'static str, value: &str) -> Result<String, Reg
     if value.len() > MAX_ASSET_PATH_LEN {
         return invalid("must be at most 1024 bytes");
     }
-    if value.starts_with("//") {
-        return invalid("must not start with '//'");
-    }
-    if value
-        .chars()
-        .any(|c| c.is_control() || c.is_whitespace() || matches!(c, '?' | '#' | '%' | '\\'))
-    {
-        return invalid(
-            "must not contain whitespace, control characters, '?', '#', '%' or backslashes",
-        );
+    if value.contains(['?', '#']) {
+        return invalid("must be a path: write '?' as %3F and '#' as %23");
     }
     let path = value.strip_prefix('/').unwrap_or(value);
-    if path.is_empty() || path.ends_with('/') {
-        return invalid("must name a file, e.g. /missing.png");
-    }
-    if path
-        .split('/')
-        .any(|segment| segment.is_empty() || segment == "." || segment == "..")
-    {
-        return invalid("must not contain empty, '.' or '..' segments");
+    let Some(key) = decode_url_path(path) else {
+        return invalid("must percent-decode to UTF-8 (write '%' as %25)");
+    };
+    if let Err(refusal) = check_asset_key(&key) {
+        let problem = match refusal {
+            KeyRefusal::Empty => "must name a file, e.g. /missing.png",
+            KeyRefusal::LeadingSlash => "must not start with '//' or a backslash",
+            KeyRefusal::ParentSegment => "must not contain '..' segments",
+            KeyRefusal::ControlCharacter => "must not contain control characters",
+        };
+        return invalid(problem);
     }
     Ok(format!("/{path}"))
 }
@@ -804,8 +803,8 @@ mod tests {
         ));
     }
 
-    /// image_missing and image_error are file paths on the Source that can
-    /// never escape it; they gain one leading slash.
+    /// image_missing and image_error are URL paths on the Source, held to
+    /// the one object-key rule after decoding; they gain one leading slash.
     #[test]
     fn asset_path_rules() {
         for (given, stored) in [
@@ -814,6 +813,13 @@ mod tests {
             ("/missing.png", "/missing.png"),
             ("/errors/v2/broken.jpg", "/errors/v2/broken.jpg"),
             ("/dir.v2/x..y.png", "/dir.v2/x..y.png"),
+            ("/a b.png", "/a b.png"),
+            ("/a%20b.png", "/a%20b.png"),
+            ("/100%25.png", "/100%25.png"),
+            ("/a/./b.png", "/a/./b.png"),
+            ("/a//b.png", "/a//b.png"),
+            ("/a\\b.png", "/a\\b.png"),
+            ("/dir/", "/dir/"),
         ] {
             assert_eq!(image_missing(given).unwrap(), stored, "{given:?}");
             assert_eq!(image_error(given).unwrap(), stored, "{given:?}");
@@ -833,17 +839,18 @@ mod tests {
                 &[
                     "/",
                     "//evil.example.com/x.png",
+                    "/\\evil.png",
+                    "/%5Cevil.png",
                     "/../secret.png",
                     "/a/../../b.png",
-                    "/a/./b.png",
-                    "/a//b.png",
-                    "/dir/",
+                    "/a/..\\..\\b.png",
+                    "/a%2e%2e/../b.png",
+                    "/%2e%2e/b.png",
                     "/a.png?w=10",
                     "/a.png#x",
-                    "/a%2e%2e/b.png",
-                    "/a\\b.png",
-                    "/a b.png",
+                    "/100%.png",
                     "/a\nb.png",
+                    "/a%0Ab.png",
                     too_long.as_str(),
                 ],
             );

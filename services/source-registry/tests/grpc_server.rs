@@ -389,3 +389,102 @@ async fn issue_three_rpcs_over_grpc() {
     assert_eq!(refused.message(), "the source is not deployed");
     server.shutdown().await;
 }
+
+/// The fallback image settings (`image_missing`, `image_error`) take any
+/// object key S3 stores, as a URL path (spaces, `%XX`, `+`, backslashes,
+/// empty and `.` segments), and refuse over the wire, naming the field,
+/// only what the object-key rule refuses once decoded (a leading `/` or
+/// `\`, a `..` segment, control characters, nothing) and what is not a
+/// path (a literal `?` or `#`, a stray `%`). Keys S3 accepts: "The name
+/// for a key is a sequence of Unicode characters whose UTF-8 encoding is
+/// at most 1,024 bytes long"
+/// (https://docs.aws.amazon.com/AmazonS3/latest/userguide/object-keys.html).
+#[tokio::test]
+async fn fallback_image_settings_follow_the_object_key_rule() {
+    let server = TestServer::start().await;
+    let mut sources = SourceRegistryServiceClient::new(server.channel().await);
+    let created = sources
+        .create_source(proto::CreateSourceRequest {
+            image_missing: "errors/not found (1).png".into(),
+            image_error: "/errors/caf%C3%A9+broken.png".into(),
+            ..create_request("fallbacks")
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .source
+        .unwrap();
+    assert_eq!(created.image_missing, "/errors/not found (1).png");
+    assert_eq!(created.image_error, "/errors/caf%C3%A9+broken.png");
+
+    for accepted in [
+        "/a//b.png",
+        "/a/./b.png",
+        "/a\\b.png",
+        "/100%25.png",
+        "/a%3Fb%23c.png",
+        "/dir/",
+    ] {
+        let updated = sources
+            .update_source(proto::UpdateSourceRequest {
+                id_or_name: created.id.clone(),
+                image_missing: Some(accepted.into()),
+                image_error: Some(accepted.into()),
+                ..Default::default()
+            })
+            .await
+            .unwrap_or_else(|status| panic!("{accepted:?}: {status:?}"))
+            .into_inner()
+            .source
+            .unwrap();
+        assert_eq!(updated.image_missing, accepted);
+        assert_eq!(updated.image_error, accepted);
+    }
+
+    for refused in [
+        "/",
+        "//evil.example.com/x.png",
+        "/\\evil.png",
+        "/%5Cevil.png",
+        "/../secret.png",
+        "/a/..\\..\\b.png",
+        "/%2E%2E/b.png",
+        "/a\nb.png",
+        "/a%00b.png",
+        "/a.png?w=10",
+        "/a.png#x",
+        "/100%.png",
+    ] {
+        for (field, request) in [
+            (
+                "image_missing",
+                proto::UpdateSourceRequest {
+                    id_or_name: created.id.clone(),
+                    image_missing: Some(refused.into()),
+                    ..Default::default()
+                },
+            ),
+            (
+                "image_error",
+                proto::UpdateSourceRequest {
+                    id_or_name: created.id.clone(),
+                    image_error: Some(refused.into()),
+                    ..Default::default()
+                },
+            ),
+        ] {
+            let status = sources.update_source(request).await.unwrap_err();
+            assert_eq!(
+                ErrorCode::of_status(&status),
+                ErrorCode::InvalidArgument,
+                "{refused:?}"
+            );
+            assert!(
+                status.message().starts_with(&format!("{field}: ")),
+                "{refused:?}: {}",
+                status.message()
+            );
+        }
+    }
+    server.shutdown().await;
+}
