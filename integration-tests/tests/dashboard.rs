@@ -3,7 +3,8 @@
 //! Redis and the four services).
 //!
 //! Each page visited is checked for a `<label for>` on every field and for
-//! loading nothing from any origin but the admin listener, and saved as a
+//! loading nothing from any origin but the admin listener (from the page's
+//! resource timings and the browser's network log), and saved as a
 //! screenshot under `$CARGO_TARGET_TMPDIR/dashboard-screenshots`.
 
 use std::panic::AssertUnwindSafe;
@@ -481,30 +482,12 @@ struct Browser {
 // === impl Browser ===
 
 impl Browser {
-    /// Starts chromedriver on a port of its choosing and opens a headless
-    /// Chromium session with a throwaway profile.
+    /// Starts chromedriver and opens a headless Chromium session with a
+    /// throwaway profile.
     async fn start() -> anyhow::Result<Browser> {
         let logs = tempfile::tempdir()?;
         let profile = tempfile::tempdir()?;
-        let driver = ChildProcess::spawn(
-            "chromedriver",
-            Command::new("chromedriver").arg("--port=0"),
-            logs.path(),
-        )?;
-        let deadline = tokio::time::Instant::now() + STEP_TIMEOUT;
-        let port: u16 = loop {
-            let log = driver.log();
-            if let Some(port) = log
-                .lines()
-                .find_map(|line| line.split("started successfully on port ").nth(1))
-            {
-                break port.trim().trim_end_matches('.').parse()?;
-            }
-            if tokio::time::Instant::now() > deadline {
-                bail!("chromedriver did not start:\n{log}");
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        };
+        let (driver, port) = start_chromedriver(logs.path()).await?;
         let driver_addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
         let args = [
             "--headless".to_owned(),
@@ -524,6 +507,8 @@ impl Browser {
                 "alwaysMatch": {
                     "browserName": "chrome",
                     "goog:chromeOptions": { "binary": "/usr/bin/chromium", "args": args },
+                    // The network log, to check no page reaches another host.
+                    "goog:loggingPrefs": { "performance": "ALL" },
                 }
             }
         });
@@ -727,7 +712,8 @@ impl Browser {
     }
 
     /// Checks the current page (every field has a `<label for>`, nothing
-    /// was loaded from another origin) and saves its screenshot as `name`.
+    /// was loaded from another origin, the browser sent no request
+    /// elsewhere) and saves its screenshot as `name`.
     async fn check_page(&self, name: &str) -> anyhow::Result<()> {
         let unlabelled = self
             .script(
@@ -751,6 +737,35 @@ impl Browser {
                 "{name}: loaded {url}, not from the admin listener"
             );
         }
+        // Every request the browser sent over the network since the last
+        // check, from its network log (chrome:, data: and about: URLs stay
+        // inside the browser).
+        let log = self
+            .command("POST", "/se/log", Some(&json!({ "type": "performance" })))
+            .await?;
+        let mut requests = 0;
+        for entry in log.as_array().context("performance log")? {
+            let message: Value =
+                serde_json::from_str(entry["message"].as_str().unwrap_or_default())?;
+            let message = &message["message"];
+            if message["method"] != "Network.requestWillBeSent" {
+                continue;
+            }
+            let url = message["params"]["request"]["url"]
+                .as_str()
+                .unwrap_or_default();
+            let network = ["http:", "https:", "ws:", "wss:"]
+                .iter()
+                .any(|scheme| url.starts_with(scheme));
+            assert!(
+                !network || url.starts_with(&format!("{}/", self.origin)),
+                "{name}: the browser requested {url}"
+            );
+            requests += usize::from(network);
+        }
+        // Every checked page was reached by a request since the last check,
+        // so an empty log would mean the log is not being read.
+        assert!(requests > 0, "{name}: no request in the network log");
         let shot = self.command("GET", "/screenshot", None).await?;
         let png = base64::engine::general_purpose::STANDARD
             .decode(shot.as_str().context("screenshot is not base64 text")?)?;
@@ -758,6 +773,40 @@ impl Browser {
         std::fs::write(self.screenshots.join(format!("{name}.png")), png)?;
         Ok(())
     }
+}
+
+/// How many times chromedriver is started before giving up: with
+/// `--port=0` it picks a port on one address family and may then find it
+/// taken on the other, and exits.
+const CHROMEDRIVER_ATTEMPTS: usize = 5;
+
+/// Starts chromedriver on a port of its choosing, logging into `logs`, and
+/// returns it with the port it listens on.
+async fn start_chromedriver(logs: &std::path::Path) -> anyhow::Result<(ChildProcess, u16)> {
+    let mut last_log = String::new();
+    for attempt in 0..CHROMEDRIVER_ATTEMPTS {
+        let driver = ChildProcess::spawn(
+            &format!("chromedriver-{attempt}"),
+            Command::new("chromedriver").arg("--port=0"),
+            logs,
+        )?;
+        let deadline = tokio::time::Instant::now() + STEP_TIMEOUT;
+        loop {
+            let log = driver.log();
+            if let Some(port) = log
+                .lines()
+                .find_map(|line| line.split("started successfully on port ").nth(1))
+            {
+                return Ok((driver, port.trim().trim_end_matches('.').parse()?));
+            }
+            if log.contains("Exiting") || tokio::time::Instant::now() > deadline {
+                last_log = log;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    bail!("chromedriver did not start in {CHROMEDRIVER_ATTEMPTS} attempts:\n{last_log}")
 }
 
 /// Sends one WebDriver command and returns its `value`; a WebDriver error
