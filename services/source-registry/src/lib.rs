@@ -54,6 +54,7 @@ use std::future::Future;
 use futures::FutureExt as _;
 use imgmesh_proto::registry::v1::source_credentials_service_server::SourceCredentialsServiceServer;
 use imgmesh_proto::registry::v1::source_registry_service_server::SourceRegistryServiceServer;
+use imgmesh_runtime::ServiceHealth;
 use tokio::net::TcpListener;
 
 pub use crate::config::{
@@ -110,30 +111,38 @@ where
         SourceRegistryServiceServer::new(SourceRegistryApi::new(registry.clone()));
     let credentials_service =
         SourceCredentialsServiceServer::new(SourceCredentialsApi::new(registry.clone()));
-    let health = imgmesh_runtime::ServiceHealth::new()
-        .with_service::<SourceRegistryServiceServer<SourceRegistryApi>>()
-        .with_service::<SourceCredentialsServiceServer<SourceCredentialsApi>>();
-    health.start().await;
-    health.watch(vec![database_dependency(registry.clone())], health_args);
-    let shutdown = shutdown.shared();
+    let health =
+        ServiceHealth::new().with_service::<SourceRegistryServiceServer<SourceRegistryApi>>();
+    let credentials_health =
+        ServiceHealth::new().with_service::<SourceCredentialsServiceServer<SourceCredentialsApi>>();
     let served = match credentials_listener {
         None => {
+            let health =
+                health.with_service::<SourceCredentialsServiceServer<SourceCredentialsApi>>();
+            health.start().await;
+            health.watch(vec![database_dependency(registry.clone())], health_args);
             let routes =
                 tonic::service::Routes::new(registry_service).add_service(credentials_service);
             imgmesh_runtime::serve_grpc(listener, routes, health, shutdown).await
         }
         Some(credentials_listener) => {
+            // Each listener reports only the service it serves; the
+            // credentials listener's health follows the main one's checks.
+            health.lead(credentials_health.clone());
+            health.start().await;
+            health.watch(vec![database_dependency(registry.clone())], health_args);
+            let shutdown = shutdown.shared();
             let (api, credentials) = tokio::join!(
                 imgmesh_runtime::serve_grpc(
                     listener,
                     tonic::service::Routes::new(registry_service),
-                    health.clone(),
+                    health,
                     shutdown.clone(),
                 ),
                 imgmesh_runtime::serve_grpc(
                     credentials_listener,
                     tonic::service::Routes::new(credentials_service),
-                    health,
+                    credentials_health,
                     shutdown,
                 ),
             );

@@ -23,7 +23,8 @@ async fn connect(addr: std::net::SocketAddr) -> Channel {
 
 /// GetReadAccess answers on the credentials listener and is unimplemented
 /// on the main one; the registry API answers on the main listener and is
-/// unimplemented on the credentials one; both report SERVING.
+/// unimplemented on the credentials one; both report SERVING, each for the
+/// service it serves only.
 #[tokio::test]
 async fn credentials_answer_on_their_own_listener_only() {
     let dir = tempfile::tempdir().unwrap();
@@ -76,17 +77,35 @@ async fn credentials_answer_on_their_own_listener_only() {
     assert_eq!(list(main.clone()).await, Ok(()));
     assert_eq!(list(credentials.clone()).await, Err(Code::Unimplemented));
 
-    for channel in [main, credentials] {
-        let status = HealthClient::new(channel)
+    // Each listener's health names only what it serves.
+    let health = |channel: Channel, service: &'static str| async move {
+        HealthClient::new(channel)
             .check(HealthCheckRequest {
-                service: String::new(),
+                service: service.into(),
             })
             .await
-            .unwrap()
-            .into_inner()
-            .status();
-        assert_eq!(status, ServingStatus::Serving);
+            .map(|response| response.into_inner().status())
+            .map_err(|status| status.code())
+    };
+    const REGISTRY: &str = "imgmesh.registry.v1.SourceRegistryService";
+    const CREDENTIALS: &str = "imgmesh.registry.v1.SourceCredentialsService";
+    for channel in [main.clone(), credentials.clone()] {
+        assert_eq!(health(channel, "").await, Ok(ServingStatus::Serving));
     }
+    assert_eq!(
+        health(main.clone(), REGISTRY).await,
+        Ok(ServingStatus::Serving)
+    );
+    assert_eq!(
+        health(main, CREDENTIALS).await,
+        Err(Code::NotFound),
+        "the main listener does not serve the credentials"
+    );
+    assert_eq!(
+        health(credentials.clone(), CREDENTIALS).await,
+        Ok(ServingStatus::Serving)
+    );
+    assert_eq!(health(credentials, REGISTRY).await, Err(Code::NotFound));
     stop.send(()).unwrap();
     server.await.unwrap().unwrap();
 }

@@ -224,6 +224,9 @@ struct Shared {
     reported: tokio::sync::Mutex<Reported>,
     /// The checking task, stopped on shutdown.
     watcher: std::sync::Mutex<Option<JoinHandle<()>>>,
+    /// Healths of the process's other listeners, which report what this
+    /// one reports (see [`ServiceHealth::lead`]).
+    followers: std::sync::Mutex<Vec<ServiceHealth>>,
 }
 
 // === impl ServiceHealth ===
@@ -238,6 +241,7 @@ impl ServiceHealth {
                 names: vec![""],
                 reported: tokio::sync::Mutex::new(Reported::default()),
                 watcher: std::sync::Mutex::new(None),
+                followers: std::sync::Mutex::new(Vec::new()),
             }),
         }
     }
@@ -256,6 +260,21 @@ impl ServiceHealth {
         HealthServer::new(HealthService::from_health_reporter(
             self.shared.reporter.clone(),
         ))
+    }
+
+    /// Makes `follower`, the health of another listener of this process
+    /// (with service names of its own), report what this health reports,
+    /// statuses and shutdown alike. Call before [`ServiceHealth::start`]; a
+    /// follower leads nothing.
+    pub fn lead(&self, follower: ServiceHealth) {
+        self.followers().push(follower);
+    }
+
+    fn followers(&self) -> std::sync::MutexGuard<'_, Vec<ServiceHealth>> {
+        self.shared
+            .followers
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Reports every name as SERVING, as a process does once it listens.
@@ -310,9 +329,17 @@ impl ServiceHealth {
         }
     }
 
-    /// Reports NOT_SERVING for good and stops the checks: shutdown has
-    /// started. Idempotent.
+    /// Reports NOT_SERVING for good, here and on the followers, and stops
+    /// the checks: shutdown has started. Idempotent.
     pub async fn shut_down(&self) {
+        let followers = self.followers().clone();
+        for follower in followers {
+            follower.shut_down_own().await;
+        }
+        self.shut_down_own().await;
+    }
+
+    async fn shut_down_own(&self) {
         let mut reported = self.shared.reported.lock().await;
         reported.shutting_down = true;
         if reported.serving != Some(false) {
@@ -331,10 +358,19 @@ impl ServiceHealth {
         }
     }
 
+    /// Reports `serving` here and on the followers.
+    async fn report(&self, serving: bool) {
+        let followers = self.followers().clone();
+        for follower in followers {
+            follower.report_own(serving).await;
+        }
+        self.report_own(serving).await;
+    }
+
     /// Sets every name to `serving` unless shutdown has started or that is
     /// what they report already (a set always wakes `Watch` callers, which
     /// must only hear of changes).
-    async fn report(&self, serving: bool) {
+    async fn report_own(&self, serving: bool) {
         let mut reported = self.shared.reported.lock().await;
         if reported.shutting_down || reported.serving == Some(serving) {
             return;
@@ -677,6 +713,69 @@ mod tests {
             tonic_health::pb::health_check_response::ServingStatus::NotServing as i32
         );
         health.shut_down().await;
+    }
+
+    /// A follower (another listener's health) reports what its leader
+    /// reports, under its own names only, and shuts down with it.
+    #[tokio::test]
+    async fn followers_report_what_their_leader_reports() {
+        use tonic_health::pb::health_server::Health as _;
+
+        #[derive(Debug)]
+        struct Api;
+        impl NamedService for Api {
+            const NAME: &'static str = "test.Api";
+        }
+        #[derive(Debug)]
+        struct Secrets;
+        impl NamedService for Secrets {
+            const NAME: &'static str = "test.Secrets";
+        }
+        let leader = ServiceHealth::new().with_service::<Api>();
+        let follower = ServiceHealth::new().with_service::<Secrets>();
+        leader.lead(follower.clone());
+        leader.start().await;
+        let up = Arc::new(AtomicBool::new(true));
+        let seen_up = up.clone();
+        leader.watch(
+            vec![Dependency::new("database", Impact::Required, move || {
+                let up = seen_up.load(Ordering::SeqCst);
+                async move {
+                    if up {
+                        Ok(())
+                    } else {
+                        Err("refused".to_owned())
+                    }
+                }
+            })],
+            &fast(),
+        );
+        let asks = |health: &ServiceHealth, name: &str| {
+            let service = HealthService::from_health_reporter(health.shared.reporter.clone());
+            let request = tonic::Request::new(HealthCheckRequest {
+                service: name.to_owned(),
+            });
+            async move { service.check(request).await.map(|r| r.into_inner().status) }
+        };
+        let serving = tonic_health::pb::health_check_response::ServingStatus::Serving as i32;
+        assert_eq!(asks(&follower, "test.Secrets").await.unwrap(), serving);
+        assert!(
+            asks(&follower, "test.Api").await.is_err(),
+            "not served there"
+        );
+        assert!(
+            asks(&leader, "test.Secrets").await.is_err(),
+            "not served there"
+        );
+        up.store(false, Ordering::SeqCst);
+        wait_for(&follower, ServingStatus::NotServing).await;
+        up.store(true, Ordering::SeqCst);
+        wait_for(&follower, ServingStatus::Serving).await;
+        leader.shut_down().await;
+        assert_eq!(
+            status(&follower).await,
+            tonic_health::pb::health_check_response::ServingStatus::NotServing as i32
+        );
     }
 
     /// After shutdown no passing check reports SERVING again.
