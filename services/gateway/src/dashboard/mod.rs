@@ -6,9 +6,10 @@
 //! the login page without it. Every form carries the session's CSRF token
 //! and every POST without it is refused with 403. Every response carries a
 //! strict Content-Security-Policy (see [`html`]); the stylesheet and the
-//! small script that polls a deploy's status are compiled into the binary
-//! and served from `/ui/assets/`, nothing is loaded from anywhere else.
-//! Pages work without the script; it only saves a reload.
+//! small script (it polls a running deploy's status and checks a new
+//! subdomain as it is typed) are compiled into the binary and served from
+//! `/ui/assets/`; nothing is loaded from anywhere else. Pages work without
+//! the script. The pages themselves are in [`sources`] and [`settings`].
 
 mod html;
 mod session;
