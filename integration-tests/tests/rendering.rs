@@ -1,7 +1,8 @@
 //! The imgix Rendering API through the real mesh (gateway → renderer →
 //! fetcher → S3): output sizes for every fit mode, pixels for crops and
 //! effects, decoded formats, content negotiation, JSON metadata,
-//! animations, watermarks, and every spec parameter fed garbage.
+//! animations, watermarks, every spec parameter fed garbage, and the
+//! passthrough of URLs without parameters.
 
 use imgmesh_integration_tests::fixtures::{self, Format};
 use imgmesh_integration_tests::{HttpResponse, Mesh, MeshOptions, S3_SECRET_KEY};
@@ -454,4 +455,94 @@ async fn garbage_values_never_fail() {
             .status,
         200
     );
+}
+
+/// A URL without rendering parameters is a passthrough, as imgix's cs page
+/// says: "you can serve an image without any parameters to serve it as a
+/// passthrough" (https://docs.imgix.com/apis/url/format/cs, "Rendering
+/// non-web-safe colors"). Through the mesh: a JPEG with EXIF orientation 6
+/// and a PNG come back byte for byte with their content type, cached (a
+/// hit, a 304 for the ETag); `ixlib` and `auto=format` with an Accept that
+/// names no better format change nothing; `w`, `fm=json`, `fm=blurhash`,
+/// `auto=format` with AVIF accepted and a Source's default params render;
+/// a Source's image_missing without appended params is served as it is
+/// with 404.
+#[tokio::test]
+async fn urls_without_parameters_serve_the_original() {
+    let mesh = rendering_mesh().await;
+    let exif = fixtures::oriented_quadrants_jpeg(80, 40, 6).unwrap();
+    mesh.put_object("as-is/exif.jpg", &exif).unwrap();
+    let png = fixtures::quadrants_png(200, 100).unwrap();
+    mesh.put_object("as-is/quadrants.png", &png).unwrap();
+
+    for (path, original, content_type) in [
+        ("/as-is/exif.jpg", &exif, "image/jpeg"),
+        ("/as-is/quadrants.png", &png, "image/png"),
+    ] {
+        let served = get_ok(&mesh, path).await;
+        assert_eq!(served.body.as_ref(), original.as_slice(), "{path}");
+        assert_eq!(served.header("content-type"), Some(content_type));
+        let again = get_ok(&mesh, path).await;
+        assert_eq!(again.header("x-imgmesh-cache"), Some("hit"), "{path}");
+        assert_eq!(again.body.as_ref(), original.as_slice(), "{path}");
+        let etag = served.header("etag").expect("an ETag").to_owned();
+        let not_modified = mesh
+            .get_with("demo", path, &[("if-none-match", etag.as_str())])
+            .await
+            .unwrap();
+        assert_eq!(not_modified.status, 304, "{path}");
+        for query in ["ixlib=js-3.8.0", "auto=format"] {
+            let same = mesh
+                .get_with(
+                    "demo",
+                    &format!("{path}?{query}"),
+                    &[("accept", "image/png,image/*")],
+                )
+                .await
+                .unwrap();
+            assert_eq!(same.status, 200, "{path}?{query}");
+            assert_eq!(same.body.as_ref(), original.as_slice(), "{path}?{query}");
+        }
+    }
+
+    let sized = get_ok(&mesh, "/as-is/exif.jpg?w=20").await;
+    // Orientation 6: the stored 40 × 80 comes out upright, 20 × 10.
+    fixtures::expect_image(&sized.body, Format::Jpeg, 20, 10).unwrap();
+    let json = get_ok(&mesh, "/as-is/exif.jpg?fm=json").await;
+    assert_eq!(json.header("content-type"), Some("application/json"));
+    let blurhash = get_ok(&mesh, "/as-is/exif.jpg?fm=blurhash").await;
+    assert_eq!(
+        blurhash.header("content-type"),
+        Some("text/plain; charset=utf-8")
+    );
+    let negotiated = mesh
+        .get_with(
+            "demo",
+            "/as-is/exif.jpg?auto=format",
+            &[("accept", "image/avif,image/*")],
+        )
+        .await
+        .unwrap();
+    assert_eq!(negotiated.status, 200);
+    fixtures::expect_image(&negotiated.body, Format::Avif, 80, 40).unwrap();
+
+    mesh.create_source("defaulted", S3_SECRET_KEY, &["--default-params=fm=png"])
+        .await
+        .expect("source is created");
+    mesh.create_source(
+        "fallback",
+        S3_SECRET_KEY,
+        &["--image-missing=/as-is/exif.jpg"],
+    )
+    .await
+    .expect("source is created");
+    let rendered = mesh.get("defaulted", "/as-is/exif.jpg").await.unwrap();
+    assert_eq!(rendered.status, 200, "{}", rendered.text());
+    fixtures::expect_image(&rendered.body, Format::Png, 80, 40).unwrap();
+    for url in ["/nothing-here.jpg", "/nothing-here.jpg?w=20"] {
+        let missing = mesh.get("fallback", url).await.unwrap();
+        assert_eq!(missing.status, 404, "{url}");
+        assert_eq!(missing.body.as_ref(), exif.as_slice(), "{url}");
+        assert_eq!(missing.header("content-type"), Some("image/jpeg"));
+    }
 }
