@@ -12,6 +12,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "imgmesh/fetcher/v1/fetcher_service.proto",
         "imgmesh/renderer/v1/render_plan.proto",
         "imgmesh/renderer/v1/renderer_service.proto",
+        "imgmesh/image/v1/image.proto",
     ];
     let descriptors = protox::compile(files, [&root])?;
     println!("cargo:rerun-if-changed={}", root.display());
@@ -19,6 +20,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .bytes(".imgmesh.fetcher.v1.FetchObjectResponse.chunk")
         .bytes(".imgmesh.renderer.v1.RenderResponse.data")
         .bytes(".imgmesh.registry.v1.UploadObjectRequest.chunk")
+        .bytes(".imgmesh.image.v1.RenderResponse.chunk")
         .compile_fds(descriptors)?;
     Ok(())
 }

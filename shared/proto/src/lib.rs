@@ -26,3 +26,11 @@ pub mod renderer {
         tonic::include_proto!("imgmesh.renderer.v1");
     }
 }
+
+/// The public render API for service callers (`imgmesh.image.v1`).
+pub mod image {
+    /// Version 1 of the public image API.
+    pub mod v1 {
+        tonic::include_proto!("imgmesh.image.v1");
+    }
+}
