@@ -11,10 +11,17 @@
 //! build their gRPC channels with [`grpc_channel`], which balances requests
 //! over every address of a target (see [`grpc_balance`]) and retries a
 //! failed idempotent call once on another replica (see [`grpc_retry`]).
+//! With [`TlsArgs`] a process serves ([`serve_grpc_over`]) and dials
+//! ([`grpc_channel_over`]) over mutual TLS ([`mesh_tls`]), and its servers
+//! enforce the service-identity policy ([`grpc_authz`]).
 
+#[cfg(any(test, feature = "dev-certs"))]
+pub mod dev_certs;
+pub mod grpc_authz;
 pub mod grpc_balance;
 pub mod grpc_retry;
 mod lingering_close;
+pub mod mesh_tls;
 mod metrics_server;
 pub mod service_health;
 
@@ -27,6 +34,7 @@ use tokio::net::TcpListener;
 use tonic::transport::{Endpoint, Server};
 
 pub use crate::grpc_retry::GrpcChannel;
+pub use crate::mesh_tls::{TlsArgs, Transport};
 pub use crate::metrics_server::MetricsServer;
 pub use crate::service_health::{
     Dependency, HealthArgs, HealthCommand, Impact, ServiceHealth, exit_with, grpc_health_command,
@@ -119,19 +127,26 @@ pub async fn serve_grpc<F>(
 where
     F: Future<Output = ()> + Send + 'static,
 {
+    serve_grpc_over(listener, &Transport::Plaintext, routes, health, shutdown).await
+}
+
+/// [`serve_grpc`] over `transport`: with mutual TLS, each connection's
+/// client must present a certificate from the mesh CA, and every call is
+/// checked against the identity policy ([`grpc_authz`]) before it reaches
+/// `routes`.
+pub async fn serve_grpc_over<F>(
+    listener: TcpListener,
+    transport: &Transport,
+    routes: tonic::service::Routes,
+    health: ServiceHealth,
+    shutdown: F,
+) -> anyhow::Result<()>
+where
+    F: Future<Output = ()> + Send + 'static,
+{
     // Each connection closes with a linger (see `lingering_close`), so a
     // drained connection's last response is not lost to a TCP reset.
-    // TCP_NODELAY is set here: tonic ignores its builder's `tcp_nodelay`
-    // with a caller's own incoming stream.
-    let incoming = tokio_stream::StreamExt::map(
-        tokio_stream::wrappers::TcpListenerStream::new(listener),
-        |accepted| {
-            accepted.map(|stream| {
-                let _ = stream.set_nodelay(true);
-                lingering_close::LingeringClose::new(stream)
-            })
-        },
-    );
+    let incoming = mesh_tls::incoming(listener, transport);
     let routes = routes.add_service(health.server());
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     // On shutdown: first tell load balancers we are going away, then drain.
@@ -143,6 +158,7 @@ where
     Server::builder()
         .trace_fn(imgmesh_telemetry::grpc_server_span)
         .layer(imgmesh_metrics::GrpcMetricsLayer)
+        .layer(grpc_authz::GrpcAuthzLayer)
         .add_routes(routes)
         .serve_with_incoming_shutdown(incoming, async {
             let _ = stop_rx.await;
@@ -206,6 +222,15 @@ pub fn lower_thread_priority(nice: i32) {
 /// (see [`grpc_balance`]); its failed idempotent calls are retried once on
 /// another replica ([`grpc_retry`]). Must be called within a Tokio runtime.
 pub fn grpc_channel(target: &str) -> anyhow::Result<GrpcChannel> {
+    grpc_channel_over(target, &Transport::Plaintext)
+}
+
+/// [`grpc_channel`] over `transport`: with mutual TLS the channel presents
+/// this process's certificate and checks the server's against the mesh CA
+/// and the host of the URL. Balanced targets (several URLs, DNS names,
+/// `file:`) are plaintext only for now: with mutual TLS they are refused
+/// rather than silently sent in the clear.
+pub fn grpc_channel_over(target: &str, transport: &Transport) -> anyhow::Result<GrpcChannel> {
     let parsed = grpc_balance::parse_target(target)?;
     if let [url] = parsed.urls.as_slice()
         && parsed.files.is_empty()
@@ -213,10 +238,17 @@ pub fn grpc_channel(target: &str) -> anyhow::Result<GrpcChannel> {
     {
         let endpoint = Endpoint::from_shared(target.trim().to_owned())
             .with_context(|| format!("invalid gRPC endpoint {target:?}"))?;
-        return Ok(GrpcChannel::without_retries(
-            configure_endpoint(endpoint).connect_lazy(),
-        ));
+        let endpoint = configure_endpoint(endpoint);
+        let channel = match transport {
+            Transport::Plaintext => endpoint.connect_lazy(),
+            Transport::Mtls(tls) => endpoint.connect_with_connector_lazy(tls.connector()),
+        };
+        return Ok(GrpcChannel::without_retries(channel));
     }
+    anyhow::ensure!(
+        matches!(transport, Transport::Plaintext),
+        "gRPC target {target:?}: with mutual TLS only a single IP-address URL is supported (balanced targets are plaintext only)"
+    );
     let (channel, prober, _task) = grpc_balance::balanced_channel(
         parsed,
         grpc_balance::system_resolver(),

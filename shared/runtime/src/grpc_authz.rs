@@ -1,0 +1,245 @@
+//! Which service identity may call which gRPC method.
+//!
+//! [`POLICY`] is the whole policy: one row per gRPC service or method, with
+//! the identities (the `<service>` of a peer certificate's
+//! `spiffe://imgmesh/<service>` SAN, see [`crate::mesh_tls`]) allowed to
+//! call it. A method's own row wins over its service's row; a path no row
+//! names is refused. [`GrpcAuthzLayer`] enforces it in every mTLS server's
+//! stack: a refused call gets `PERMISSION_DENIED` without reaching the
+//! service and is counted in
+//! `imgmesh_grpc_authz_denied_total{grpc_service,grpc_method,peer}`.
+//! docs/security.md shows the same table; a test keeps the two equal.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::LazyLock;
+use std::task::{Context, Poll};
+
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+
+/// Any authenticated peer (a certificate from the mesh CA).
+pub const ANY_PEER: &str = "*";
+
+/// The identities imgmesh's own processes present.
+pub const IDENTITIES: &[&str] = &["gateway", "renderer", "fetcher", "source-registry", "cli"];
+
+/// gRPC service or `service/method` → the identities allowed to call it.
+pub const POLICY: &[(&str, &[&str])] = &[
+    // Decrypted S3 credentials: only the fetcher needs them.
+    ("imgmesh.registry.v1.SourceCredentialsService", &["fetcher"]),
+    // Source reads: the gateway resolves hosts and serves the admin API; the
+    // CLI lists and shows.
+    (
+        "imgmesh.registry.v1.SourceRegistryService/GetSource",
+        &["gateway", "cli"],
+    ),
+    (
+        "imgmesh.registry.v1.SourceRegistryService/ListSources",
+        &["gateway", "cli"],
+    ),
+    (
+        "imgmesh.registry.v1.SourceRegistryService/ResolveHost",
+        &["gateway", "cli"],
+    ),
+    // Source writes: the gateway's admin API and the operator's CLI.
+    (
+        "imgmesh.registry.v1.SourceRegistryService",
+        &["gateway", "cli"],
+    ),
+    // The renderer's internal protocol: the gateway renders and purges; the
+    // operator's CLI purges.
+    ("imgmesh.renderer.v1.RendererService/Render", &["gateway"]),
+    (
+        "imgmesh.renderer.v1.RendererService/Purge",
+        &["gateway", "cli"],
+    ),
+    // Origin bytes: only the renderer fetches.
+    ("imgmesh.fetcher.v1.FetcherService", &["renderer"]),
+    // Health and reflection: any authenticated peer.
+    ("grpc.health.v1.Health", &[ANY_PEER]),
+    ("grpc.reflection.v1.ServerReflection", &[ANY_PEER]),
+    ("grpc.reflection.v1alpha.ServerReflection", &[ANY_PEER]),
+];
+
+/// Whether `identity` may call the method at `path` (`/<service>/<method>`).
+pub fn allowed(path: &str, identity: &str) -> bool {
+    let Some((service, method)) = split_path(path) else {
+        return false;
+    };
+    let qualified = format!("{service}/{method}");
+    let row = POLICY
+        .iter()
+        .find(|(name, _)| *name == qualified)
+        .or_else(|| POLICY.iter().find(|(name, _)| *name == service));
+    row.is_some_and(|(_, identities)| {
+        identities
+            .iter()
+            .any(|allowed| *allowed == ANY_PEER || *allowed == identity)
+    })
+}
+
+fn split_path(path: &str) -> Option<(&str, &str)> {
+    let (service, method) = path.strip_prefix('/')?.split_once('/')?;
+    (!service.is_empty() && !method.is_empty() && !method.contains('/'))
+        .then_some((service, method))
+}
+
+/// What a server knows of the peer of a connection: its service identity
+/// when the connection is mutual TLS. Put in each request's extensions by
+/// the connection.
+#[derive(Debug, Clone)]
+pub struct PeerInfo {
+    /// The peer's address.
+    pub remote_addr: Option<std::net::SocketAddr>,
+    /// The peer certificate's service identity; `None` on plaintext, or
+    /// when a verified certificate names no (or more than one) identity.
+    pub identity: Option<String>,
+    /// Whether the connection is mutual TLS (and the policy applies).
+    pub mtls: bool,
+}
+
+// === metrics ===
+
+type DeniedLabels = [(&'static str, String); 3];
+
+static DENIED: LazyLock<Family<DeniedLabels, Counter>> = LazyLock::new(|| {
+    let family = Family::<DeniedLabels, Counter>::default();
+    imgmesh_metrics::registry()
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .register(
+            "imgmesh_grpc_authz_denied",
+            "gRPC calls refused by the service-identity policy, by method and peer identity",
+            family.clone(),
+        );
+    for (name, identities) in POLICY {
+        let (service, method) = name.split_once('/').unwrap_or((name, "*"));
+        for peer in IDENTITIES {
+            if !identities.iter().any(|id| id == peer || *id == ANY_PEER) {
+                let _ = family.get_or_create(&labels(service, method, peer));
+            }
+        }
+    }
+    family
+});
+
+fn labels(service: &str, method: &str, peer: &str) -> DeniedLabels {
+    [
+        ("grpc_service", service.to_owned()),
+        ("grpc_method", method.to_owned()),
+        ("peer", peer.to_owned()),
+    ]
+}
+
+/// Creates `imgmesh_grpc_authz_denied_total` (every refusable
+/// method/identity pair at zero) so it is exported before any refusal.
+pub fn register_metrics() {
+    LazyLock::force(&DENIED);
+}
+
+// === impl GrpcAuthzLayer ===
+
+/// The tower layer that enforces [`POLICY`] on mTLS connections (on
+/// plaintext ones there is no identity to check, and it lets calls pass).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct GrpcAuthzLayer;
+
+/// The service [`GrpcAuthzLayer`] wraps around a server's routes.
+#[derive(Debug, Clone)]
+pub struct GrpcAuthz<S> {
+    inner: S,
+}
+
+impl<S> tower::Layer<S> for GrpcAuthzLayer {
+    type Service = GrpcAuthz<S>;
+
+    fn layer(&self, inner: S) -> GrpcAuthz<S> {
+        register_metrics();
+        GrpcAuthz { inner }
+    }
+}
+
+type BoxFuture<T, E> = Pin<Box<dyn Future<Output = Result<T, E>> + Send>>;
+
+impl<S, ReqBody> tower::Service<http::Request<ReqBody>> for GrpcAuthz<S>
+where
+    S: tower::Service<http::Request<ReqBody>, Response = http::Response<tonic::body::Body>>,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+{
+    type Response = http::Response<tonic::body::Body>;
+    type Error = S::Error;
+    type Future = BoxFuture<Self::Response, S::Error>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<ReqBody>) -> Self::Future {
+        let peer = request.extensions().get::<PeerInfo>();
+        if let Some(peer) = peer.filter(|peer| peer.mtls) {
+            let path = request.uri().path();
+            let identity = peer.identity.as_deref();
+            if !identity.is_some_and(|identity| allowed(path, identity)) {
+                let (service, method) = split_path(path).unwrap_or(("other", "other"));
+                let peer_label = identity.unwrap_or("none");
+                // Unknown services and identities share one label so a
+                // probing client cannot grow the registry without bound.
+                let known = POLICY.iter().any(|(name, _)| {
+                    *name == service || name.split_once('/').is_some_and(|(s, _)| s == service)
+                });
+                let (service, method) = if known {
+                    (service, method)
+                } else {
+                    ("other", "other")
+                };
+                let peer_label = if IDENTITIES.contains(&peer_label) {
+                    peer_label
+                } else {
+                    "other"
+                };
+                DENIED
+                    .get_or_create(&labels(service, method, peer_label))
+                    .inc();
+                tracing::warn!(
+                    grpc_service = service,
+                    grpc_method = method,
+                    peer = peer_label,
+                    "gRPC call refused by the identity policy"
+                );
+                let status = tonic::Status::permission_denied(format!(
+                    "identity {peer_label:?} may not call {service}/{method}"
+                ));
+                return Box::pin(std::future::ready(Ok(status.into_http())));
+            }
+        }
+        Box::pin(self.inner.call(request))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The policy reads as the issue asks: only the fetcher gets
+    /// credentials, writes come from the gateway and the CLI only, renders
+    /// from the gateway only, health from anyone, unknown paths from no one.
+    #[test]
+    fn policy_rows_decide_as_specified() {
+        let creds = "/imgmesh.registry.v1.SourceCredentialsService/GetReadAccess";
+        assert!(allowed(creds, "fetcher"));
+        for other in ["renderer", "gateway", "cli", "source-registry"] {
+            assert!(!allowed(creds, other), "{other}");
+        }
+        let create = "/imgmesh.registry.v1.SourceRegistryService/CreateSource";
+        assert!(allowed(create, "gateway") && allowed(create, "cli"));
+        assert!(!allowed(create, "renderer") && !allowed(create, "fetcher"));
+        let render = "/imgmesh.renderer.v1.RendererService/Render";
+        assert!(allowed(render, "gateway") && !allowed(render, "cli"));
+        assert!(allowed("/imgmesh.renderer.v1.RendererService/Purge", "cli"));
+        assert!(allowed("/grpc.health.v1.Health/Check", "fetcher"));
+        assert!(!allowed("/unknown.Service/Call", "gateway"));
+        assert!(!allowed("not-a-path", "gateway"));
+    }
+}
