@@ -21,11 +21,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
-use axum::extract::{ConnectInfo, FromRequestParts, State};
+use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{any, get, post};
 use axum::{Extension, Router};
 use http::{HeaderMap, HeaderValue, StatusCode, header};
+use tracing::Instrument as _;
 
 use self::html::{csrf_field, escape, html_response, page, see_other};
 use self::session::{LOGIN_COOKIE, LOGIN_TTL, SESSION_COOKIE, SESSION_TTL, Session, SessionStore};
@@ -87,13 +89,41 @@ pub(crate) fn dashboard_router(admin: AdminApi) -> Router {
             "/ui/sources/{id}/upload-credentials",
             post(settings::save_upload),
         )
-        .layer(axum::middleware::map_response(
-            |mut response: Response| async move {
-                html::add_security_headers(response.headers_mut());
-                response
-            },
-        ))
+        // Anything else under /ui is a page that does not exist, not the
+        // admin API's JSON 401.
+        .route("/ui/{*rest}", any(not_found))
+        .layer(axum::middleware::from_fn(traced))
         .with_state(dashboard)
+}
+
+/// Runs a dashboard request in its `http.server` span (continuing the
+/// caller's trace, like the admin API) and adds the security headers every
+/// dashboard response carries.
+async fn traced(request: Request, next: Next) -> Response {
+    let method = request.method().clone();
+    let span = tracing::info_span!(
+        "http.server",
+        otel.name = %format!("{method} dashboard"),
+        otel.kind = "server",
+        http.request.method = %method,
+        url.path = %request.uri().path(),
+        http.response.status_code = tracing::field::Empty,
+    );
+    imgmesh_telemetry::continue_trace(&span, request.headers());
+    let mut response = next.run(request).instrument(span.clone()).await;
+    span.record("http.response.status_code", response.status().as_u16());
+    html::add_security_headers(response.headers_mut());
+    response
+}
+
+/// 404 for a path under `/ui` that is no page.
+async fn not_found() -> Response {
+    message_page(
+        StatusCode::NOT_FOUND,
+        "Not found",
+        "There is no such dashboard page.",
+        None,
+    )
 }
 
 /// A request with a live session; without one the page answers with a
@@ -466,7 +496,8 @@ mod tests {
     }
 
     /// Without a session every page redirects to the login page; the API
-    /// beside it still wants its bearer token.
+    /// beside it still wants its bearer token; an unknown /ui path is a 404
+    /// page with the dashboard's headers.
     #[tokio::test]
     async fn pages_need_a_session() {
         let router = router();
@@ -490,6 +521,18 @@ mod tests {
         )
         .await;
         assert_eq!(api.status(), StatusCode::UNAUTHORIZED);
+        let missing = send(
+            &router,
+            Request::get("/ui/no/such/page")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+        assert_eq!(
+            missing.headers()[header::CONTENT_SECURITY_POLICY],
+            html::CONTENT_SECURITY_POLICY
+        );
     }
 
     /// A wrong login counts toward the admin API's per-address limit: after
