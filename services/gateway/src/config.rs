@@ -49,6 +49,12 @@ pub struct GatewayConfig {
     )]
     pub admin_listen: SocketAddr,
 
+    /// Address of the public gRPC render API listener (role "grpc",
+    /// `imgmesh.image.v1.ImageService`, see docs/grpc-api.md); off when
+    /// unset. 127.0.0.1:9082 is the conventional port.
+    #[arg(long, env = "IMGMESH_GATEWAY_GRPC_LISTEN")]
+    pub grpc_listen: Option<SocketAddr>,
+
     /// File holding the admin API's bearer token (surrounding whitespace
     /// ignored; at least 16 characters).
     #[arg(long, env = "IMGMESH_ADMIN_TOKEN_FILE")]

@@ -95,19 +95,37 @@ impl GatewayError {
         }
     }
 
-    /// The HTTP status this error answers with.
-    pub fn http_status(&self) -> StatusCode {
-        let code = match self {
+    /// The error's code in imgmesh's catalogue (`imgmesh_errors`): its
+    /// `ErrorInfo` reason on gRPC, and (but for 405) its HTTP status.
+    pub fn code(&self) -> ErrorCode {
+        match self {
             GatewayError::UnknownHost => ErrorCode::SourceNotFound,
             GatewayError::SourceDisabled => ErrorCode::SourceDisabled,
             GatewayError::InvalidSignature => ErrorCode::SignatureInvalid,
             GatewayError::Overloaded => ErrorCode::Overloaded,
             GatewayError::InvalidPath | GatewayError::Expired => ErrorCode::ObjectNotFound,
-            GatewayError::MethodNotAllowed => return StatusCode::METHOD_NOT_ALLOWED,
-            GatewayError::InvalidParameter(_) => ErrorCode::InvalidArgument,
+            GatewayError::MethodNotAllowed | GatewayError::InvalidParameter(_) => {
+                ErrorCode::InvalidArgument
+            }
             GatewayError::Upstream { code, .. } => *code,
-        };
-        StatusCode::from_u16(code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+        }
+    }
+
+    /// The HTTP status this error answers with.
+    pub fn http_status(&self) -> StatusCode {
+        if matches!(self, GatewayError::MethodNotAllowed) {
+            return StatusCode::METHOD_NOT_ALLOWED;
+        }
+        StatusCode::from_u16(self.code().http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    }
+}
+
+impl From<GatewayError> for tonic::Status {
+    /// The error as the public gRPC API answers it: its code's gRPC status
+    /// with an `ErrorInfo` carrying its reason, and the same public-safe
+    /// message as the HTTP body.
+    fn from(error: GatewayError) -> tonic::Status {
+        error.code().status(error.to_string())
     }
 }
 

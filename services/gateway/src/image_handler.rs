@@ -111,15 +111,8 @@ async fn answer(
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok());
     let parsed = parse_render_plan(&source.default_params, query, accept)?;
-    let render = |path: String, plan, if_none_match: &str, if_modified_since: i64| RenderRequest {
-        source_id: source.id.clone(),
-        source_config_version: source.config_version,
-        path,
-        plan: Some(plan),
-        cache_ttl_seconds: source.cache_ttl_seconds,
-        cache_ttl_behavior: source.cache_ttl_behavior,
-        if_none_match: if_none_match.to_owned(),
-        if_modified_since,
+    let render = |path: String, plan, if_none_match: &str, if_modified_since: i64| {
+        render_request(source, path, plan, if_none_match, if_modified_since)
     };
     let if_none_match = header_text(&parts.headers, header::IF_NONE_MATCH);
     let if_modified_since = header_text(&parts.headers, header::IF_MODIFIED_SINCE)
@@ -129,24 +122,19 @@ async fn answer(
         if_none_match: if_none_match.unwrap_or(""),
         if_modified_since,
     };
-    let cached = match state.derivatives() {
-        Some(cache) => fresh_from_cache(cache, source, &path, &parsed.plan, conditional).await,
-        None => None,
-    };
-    let rendered = match cached {
-        Some(cached) => Ok(cached),
-        None => {
-            state
-                .upstream()
-                .render(render(
-                    path,
-                    parsed.plan.clone(),
-                    conditional.if_none_match,
-                    if_modified_since,
-                ))
-                .await
-        }
-    };
+    let rendered = derivative(
+        &state,
+        source,
+        render(
+            path,
+            parsed.plan.clone(),
+            conditional.if_none_match,
+            if_modified_since,
+        ),
+        conditional,
+        state.upstream().render_timeout(),
+    )
+    .await;
     let (rendered, status) = match rendered {
         Ok(rendered) => (rendered, StatusCode::OK),
         Err(error) => {
@@ -175,6 +163,50 @@ async fn answer(
             .insert(header::VARY, HeaderValue::from_static("Accept"));
     }
     Ok(response)
+}
+
+/// The renderer's request for the derivative of `path` on `source` with
+/// `plan`, carrying the Source's cache policy and the client's validators.
+pub(crate) fn render_request(
+    source: &Source,
+    path: String,
+    plan: RenderPlan,
+    if_none_match: &str,
+    if_modified_since: i64,
+) -> RenderRequest {
+    RenderRequest {
+        source_id: source.id.clone(),
+        source_config_version: source.config_version,
+        path,
+        plan: Some(plan),
+        cache_ttl_seconds: source.cache_ttl_seconds,
+        cache_ttl_behavior: source.cache_ttl_behavior,
+        if_none_match: if_none_match.to_owned(),
+        if_modified_since,
+    }
+}
+
+/// The derivative `request` asks for: from Redis when a fresh copy is
+/// there, else from the renderer within `render_timeout`. The HTTP handler
+/// and the public gRPC API (`grpc_api`) both get their derivatives here,
+/// so the two share cache entries and can never disagree.
+pub(crate) async fn derivative(
+    state: &GatewayState,
+    source: &Source,
+    request: RenderRequest,
+    conditional: Conditional<'_>,
+    render_timeout: Duration,
+) -> Result<RenderResponse, GatewayError> {
+    if let (Some(cache), Some(plan)) = (state.derivatives(), request.plan.as_ref())
+        && let Some(cached) =
+            fresh_from_cache(cache, source, &request.path, plan, conditional).await
+    {
+        return Ok(cached);
+    }
+    state
+        .upstream()
+        .render_within(request, render_timeout)
+        .await
 }
 
 /// The derivative from Redis when a fresh copy is there (its validators
@@ -243,7 +275,7 @@ fn http_date_seconds(value: &str) -> Option<i64> {
 /// The Source answering for `host`, from the cache or the registry (or,
 /// when the registry fails, its last answer within the stale window); an
 /// error when there is none or it is disabled by the registry's own word.
-async fn resolve_source(
+pub(crate) async fn resolve_source(
     state: &GatewayState,
     host: &SourceHost,
 ) -> Result<Arc<ResolvedSource>, GatewayError> {

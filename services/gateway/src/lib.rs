@@ -13,7 +13,8 @@
 //! ([`ops_router`]) with `GET /live`, `GET /ready` and `GET /metrics`
 //! (Prometheus), and — when an admin token is configured — the admin API
 //! ([`admin_router`]). [`run`] serves them until shutdown, then flips
-//! readiness and drains.
+//! readiness and drains. With `--grpc-listen`, [`serve_image_api`] serves
+//! the public gRPC render API (`imgmesh.image.v1`, [`ImageApi`]) beside them.
 
 mod admin;
 mod asset_path;
@@ -22,6 +23,7 @@ mod dashboard;
 mod error;
 #[doc(hidden)]
 pub mod fuzzing;
+mod grpc_api;
 mod host_routing;
 mod http_listener;
 mod image_handler;
@@ -51,6 +53,7 @@ use tokio::net::TcpListener;
 pub use crate::admin::{AdminApi, admin_router};
 pub use crate::config::GatewayConfig;
 pub use crate::error::GatewayError;
+pub use crate::grpc_api::{ImageApi, MAX_CHUNK_BYTES};
 use crate::host_routing::normalize_base_domain;
 use crate::load_shedding::InFlightLimit;
 use crate::readiness::{Readiness, Report};
@@ -213,6 +216,24 @@ fn ops_response(status: StatusCode, body: String) -> Response {
         .headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
+}
+
+/// Serves the public gRPC render API ([`ImageApi`]) and `grpc.health.v1`
+/// on `listener` until `shutdown` resolves, then drains its calls.
+pub async fn serve_image_api<F>(
+    state: GatewayState,
+    listener: TcpListener,
+    shutdown: F,
+) -> anyhow::Result<()>
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    use imgmesh_proto::image::v1::image_service_server::ImageServiceServer;
+    let health =
+        imgmesh_runtime::ServiceHealth::new().with_service::<ImageServiceServer<ImageApi>>();
+    health.start().await;
+    let routes = tonic::service::Routes::new(ImageApi::new(state).server());
+    imgmesh_runtime::serve_grpc(listener, routes, health, shutdown).await
 }
 
 /// Serves the public router on `http`, the operations router on `ops` and,

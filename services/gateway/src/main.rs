@@ -35,5 +35,22 @@ async fn serve(config: &GatewayConfig) -> anyhow::Result<()> {
         );
         None
     };
-    imgmesh_gateway::run(state, http, ops, admin, imgmesh_runtime::shutdown_signal()).await
+    let image_api = match config.grpc_listen {
+        Some(addr) => {
+            let grpc = imgmesh_runtime::bind(SERVICE, "grpc", addr).await?;
+            let shutdown = imgmesh_runtime::shutdown_signal();
+            Some(tokio::spawn(imgmesh_gateway::serve_image_api(
+                state.clone(),
+                grpc,
+                shutdown,
+            )))
+        }
+        None => None,
+    };
+    let served =
+        imgmesh_gateway::run(state, http, ops, admin, imgmesh_runtime::shutdown_signal()).await;
+    match image_api {
+        Some(api) => served.and(api.await?),
+        None => served,
+    }
 }

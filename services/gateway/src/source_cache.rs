@@ -102,6 +102,11 @@ struct Entry {
 // === impl SourceCache ===
 
 impl SourceCache {
+    /// How long an answer is served without asking the registry.
+    pub(crate) fn ttl(&self) -> Duration {
+        self.ttl
+    }
+
     /// A cache keeping each answer for `ttl` and at most `capacity` hosts.
     pub(crate) fn new(ttl: Duration, capacity: usize) -> SourceCache {
         SourceCache {

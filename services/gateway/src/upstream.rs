@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use imgmesh_errors::ErrorCode;
 use imgmesh_proto::registry::v1::source_registry_service_client::SourceRegistryServiceClient;
-use imgmesh_proto::registry::v1::{ResolveHostRequest, ResolveHostResponse};
+use imgmesh_proto::registry::v1::{
+    GetSourceRequest, ResolveHostRequest, ResolveHostResponse, Source,
+};
 use imgmesh_proto::renderer::v1::renderer_service_client::RendererServiceClient;
 use imgmesh_proto::renderer::v1::{RenderRequest, RenderResponse};
 use imgmesh_runtime::GrpcChannel;
@@ -88,10 +90,46 @@ impl Upstream {
         }
     }
 
-    /// Renders a derivative, in a `renderer.render` span.
+    /// The deadline of a render (`--render-timeout-ms`).
+    pub(crate) fn render_timeout(&self) -> Duration {
+        self.render_timeout
+    }
+
+    /// The Source whose id or name is `id_or_name`; `None` when there is none.
+    pub(crate) async fn get_source(
+        &self,
+        id_or_name: &str,
+    ) -> Result<Option<Source>, GatewayError> {
+        let mut client = self.registry.clone();
+        let mut request = tonic::Request::new(GetSourceRequest {
+            id_or_name: id_or_name.to_owned(),
+        });
+        request.set_timeout(RESOLVE_TIMEOUT);
+        match with_deadline("registry", RESOLVE_TIMEOUT, client.get_source(request)).await {
+            Ok(response) => Ok(response.into_inner().source),
+            Err(GatewayError::Upstream {
+                code: ErrorCode::SourceNotFound,
+                ..
+            }) => Ok(None),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// Renders a derivative within `--render-timeout-ms`, in a
+    /// `renderer.render` span.
     pub(crate) async fn render(
         &self,
         render: RenderRequest,
+    ) -> Result<RenderResponse, GatewayError> {
+        self.render_within(render, self.render_timeout).await
+    }
+
+    /// Renders a derivative within `timeout` (sent to the renderer as its
+    /// deadline), in a `renderer.render` span.
+    pub(crate) async fn render_within(
+        &self,
+        render: RenderRequest,
+        timeout: Duration,
     ) -> Result<RenderResponse, GatewayError> {
         let span = tracing::info_span!(
             "renderer.render",
@@ -104,8 +142,8 @@ impl Upstream {
         );
         let mut client = self.renderer.clone();
         let mut request = tonic::Request::new(render);
-        request.set_timeout(self.render_timeout);
-        let response = with_deadline("renderer", self.render_timeout, client.render(request))
+        request.set_timeout(timeout);
+        let response = with_deadline("renderer", timeout, client.render(request))
             .instrument(span.clone())
             .await?
             .into_inner();
