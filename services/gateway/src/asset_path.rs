@@ -5,49 +5,28 @@
 //! so every key S3 stores is served — `a//b`, `a/./b`, `a\b` included —
 //! except what could step out of the prefix on a store that reads keys as
 //! file paths: a `..` segment, a leading `/` (or `\`), and NUL or another
-//! control character. `/` and `\` both separate segments for those checks,
-//! as the fetcher's (`services/fetcher/src/object_key.rs`) do, and they run
-//! *after* decoding, so `%2e%2e` and `%2F` cannot sneak through.
+//! control character. `/` and `\` both separate segments for those checks
+//! (the one object-key rule, `imgmesh_imgix_params::check_asset_key`, which
+//! the fetcher's `object_key.rs` copies), and they run *after* decoding, so
+//! `%2e%2e` and `%2F` cannot sneak through.
+
+use imgmesh_imgix_params::{check_asset_key, decode_url_path};
 
 /// Decodes the raw URL path (leading `/`, still percent-encoded) into the
 /// asset path the renderer wants (no leading `/`), or `None` when it is not
 /// a path any object could have or it could leave the Source's prefix.
 pub fn asset_path(raw_path: &str) -> Option<String> {
     let encoded = raw_path.strip_prefix('/').unwrap_or(raw_path);
-    let decoded = String::from_utf8(percent_decode(encoded.as_bytes())?).ok()?;
-    let acceptable = !decoded.is_empty()
-        && !decoded.starts_with(['/', '\\'])
-        && !decoded.chars().any(char::is_control)
-        && decoded.split(['/', '\\']).all(|segment| segment != "..");
-    acceptable.then_some(decoded)
+    let decoded = decode_url_path(encoded)?;
+    check_asset_key(&decoded).ok()?;
+    Some(decoded)
 }
 
 /// `raw` percent-decoded exactly once, when that is UTF-8 (`None` for a
 /// stray `%` or invalid UTF-8). What the text may contain is for the
 /// caller to check.
 pub fn percent_decoded(raw: &str) -> Option<String> {
-    String::from_utf8(percent_decode(raw.as_bytes())?).ok()
-}
-
-/// Decodes `%XX` escapes once; a `%` not followed by two hex digits makes
-/// the whole path invalid. `+` stays `+` (it is a space only in queries).
-fn percent_decode(input: &[u8]) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(input.len());
-    let mut bytes = input.iter().copied();
-    while let Some(byte) = bytes.next() {
-        if byte == b'%' {
-            let high = hex_value(bytes.next()?)?;
-            let low = hex_value(bytes.next()?)?;
-            out.push(high << 4 | low);
-        } else {
-            out.push(byte);
-        }
-    }
-    Some(out)
-}
-
-fn hex_value(digit: u8) -> Option<u8> {
-    char::from(digit).to_digit(16).map(|value| value as u8)
+    decode_url_path(raw)
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@ use aws_sdk_s3::primitives::ByteStream;
 use bytes::{Bytes, BytesMut};
 use futures::{Stream, StreamExt as _};
 use imgmesh_errors::ErrorCode;
+use imgmesh_imgix_params::{KeyRefusal, check_asset_key};
 use imgmesh_proto::registry::v1 as proto;
 use imgmesh_proto::registry::v1::upload_object_request::Part;
 use imgmesh_s3_client::{BucketAccess, BucketClient, ClientTuning};
@@ -144,27 +145,21 @@ const MAX_KEY_BYTES: usize = 1024;
 /// parentheses, backslashes, empty segments (`a//b`, a trailing `/`) and
 /// `.` segments (the gateway decodes the URL path once, so `a%20b.jpg`
 /// serves the key `a b.jpg`). Refused is only what could step out of the
-/// prefix on a store that reads keys as file paths, as the fetcher refuses
-/// it: a leading `/` (or `\`), a `..` segment (between `/` or `\`, which
+/// prefix on a store that reads keys as file paths, by the one object-key
+/// rule ([`check_asset_key`]): a leading `/` (or `\`), a `..` segment (between `/` or `\`, which
 /// some of those stores also split on), and control characters; and an
 /// empty key.
 fn object_key(key: &str) -> Result<String, RegistryError> {
-    let invalid = |problem: &str| Err(RegistryError::invalid("key", problem));
-    if key.is_empty() {
-        return invalid("must not be empty");
-    }
-    if key.starts_with(['/', '\\']) {
-        return invalid(
-            "must not start with '/' or '\\' (keys are relative to the source's prefix)",
-        );
-    }
-    if key.chars().any(char::is_control) {
-        return invalid("must not contain control characters");
-    }
-    if key.split(['/', '\\']).any(|segment| segment == "..") {
-        return invalid("must not contain '..' segments");
-    }
-    Ok(key.to_owned())
+    let problem = match check_asset_key(key) {
+        Ok(()) => return Ok(key.to_owned()),
+        Err(KeyRefusal::Empty) => "must not be empty",
+        Err(KeyRefusal::LeadingSlash) => {
+            "must not start with '/' or '\\' (keys are relative to the source's prefix)"
+        }
+        Err(KeyRefusal::ControlCharacter) => "must not contain control characters",
+        Err(KeyRefusal::ParentSegment) => "must not contain '..' segments",
+    };
+    Err(RegistryError::invalid("key", problem))
 }
 
 /// `key` under the Source's `prefix`, refused when S3 would refuse it for
