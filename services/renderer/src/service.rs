@@ -12,7 +12,9 @@
 //! lets one holder render while the others wait for its entry (rendering
 //! themselves if it dies or their wait runs out). Whatever renders is
 //! admitted to the [`RenderPool`] before its original is fetched, and is
-//! refused at once as overloaded when the pool has no room.
+//! refused at once as overloaded when the pool has no room. A plan that
+//! asks for nothing stores the original itself, unchanged (imgix's
+//! passthrough; see `passthrough`).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -518,8 +520,10 @@ impl Renderer {
         self.pool.admit(job.deadline)
     }
 
-    /// Renders `original` with the job's plan (fetching its overlays) and
-    /// stores the entry for its lifetime.
+    /// Renders `original` with the job's plan (fetching its overlays), or
+    /// takes it as it is when the plan asks for nothing and the original
+    /// can be passed through ([`passthrough`]), and stores the entry for
+    /// its lifetime.
     async fn render_and_store(
         &self,
         job: &Job,
