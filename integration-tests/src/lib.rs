@@ -11,6 +11,7 @@
 pub mod admin;
 pub mod fault_proxy;
 pub mod fixtures;
+pub mod hostile_originals;
 pub mod http_client;
 pub mod otlp_receiver;
 pub mod process;

@@ -44,6 +44,14 @@ pub enum RenderError {
         limit: u32,
     },
 
+    /// A JPEG has more scans than the renderer decodes (each scan is
+    /// another pass over every block); refused before decoding.
+    #[error("image has more scans than the limit of {limit}")]
+    TooManyScans {
+        /// The limit.
+        limit: usize,
+    },
+
     /// The render ran past its time budget (`--max-render-ms`) and was
     /// stopped: the input is too expensive to render here.
     #[error("image took longer than the limit of {limit_ms} ms to render")]
@@ -129,9 +137,9 @@ impl RenderError {
             RenderError::DeadlineExceeded | RenderError::Abandoned => ErrorCode::OriginTimeout,
             // Both say "this input is too expensive to render", like the
             // pixel limit: a retry of the same input fails the same way.
-            RenderError::TooManyFrames { .. } | RenderError::RenderTooSlow { .. } => {
-                ErrorCode::InputTooLarge
-            }
+            RenderError::TooManyFrames { .. }
+            | RenderError::TooManyScans { .. }
+            | RenderError::RenderTooSlow { .. } => ErrorCode::InputTooLarge,
             RenderError::Internal { .. } => ErrorCode::Internal,
         }
     }

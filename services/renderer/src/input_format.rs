@@ -74,6 +74,54 @@ impl InputFormat {
     }
 }
 
+/// The number of scans (`SOS` segments) in a JPEG's bytes, counting no
+/// further than `stop_after + 1`.
+///
+/// Segments are walked by their lengths (so a JPEG thumbnail inside an
+/// EXIF segment is not counted), and each scan's entropy-coded data up to
+/// the next marker that is not a stuffed `FF 00`, a restart marker or fill
+/// bytes (ITU T.81 B.1.1.2, B.1.1.5). A progressive decoder walks every
+/// block of a scan's components once per scan, so this bounds its work
+/// without decoding anything; bytes that end early just end the count.
+pub fn jpeg_scan_count(bytes: &[u8], stop_after: usize) -> usize {
+    let mut scans = 0;
+    let mut at = 2;
+    while at + 4 <= bytes.len() && scans <= stop_after {
+        if bytes[at] != 0xFF {
+            return scans;
+        }
+        let marker = bytes[at + 1];
+        match marker {
+            // Fill bytes before a marker.
+            0xFF => {
+                at += 1;
+                continue;
+            }
+            0xD9 => return scans,
+            // Markers without a length.
+            0x01 | 0xD0..=0xD7 => {
+                at += 2;
+                continue;
+            }
+            _ => {}
+        }
+        let len = usize::from(u16::from_be_bytes([bytes[at + 2], bytes[at + 3]]));
+        at += 2 + len;
+        if marker != 0xDA {
+            continue;
+        }
+        scans += 1;
+        // The entropy-coded data runs to the next real marker.
+        while at + 1 < bytes.len() {
+            if bytes[at] == 0xFF && !matches!(bytes[at + 1], 0x00 | 0xD0..=0xD7 | 0xFF) {
+                break;
+            }
+            at += 1;
+        }
+    }
+    scans
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -24,13 +24,22 @@ use rs_vips::voption::{Setter as _, VOption};
 
 use crate::error::RenderError;
 use crate::geometry::Layout;
-use crate::input_format::InputFormat;
+use crate::input_format::{InputFormat, jpeg_scan_count};
 use crate::libvips::{self, RenderBudget};
+use crate::metrics::METRICS;
 
 /// The largest side of a whole-source thumbnail before the full-decode
 /// fallback is used instead (libvips' own limit is 10 million; past this,
 /// the whole image blown up is a worse plan than cutting the region first).
 const MAX_THUMBNAIL_SIDE: f64 = 65_535.0;
+
+/// The most scans a JPEG may have. A progressive decoder walks every block
+/// once per scan, and libjpeg reads every scan before it hands out the
+/// first row (shrink-on-load saves nothing), inside one libvips call the
+/// render's time budget cannot stop: 2647 legal scans over 12 MP take
+/// libvips 7 s. Encoders write about 10 (libjpeg's progressive script) to
+/// a few dozen.
+pub(crate) const MAX_JPEG_SCANS: usize = 100;
 
 /// What an original's header says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,7 +64,17 @@ pub(crate) struct Header {
 
 impl Header {
     /// Reads the header with `format`'s own loader, decoding no pixels.
+    /// A JPEG of more than [`MAX_JPEG_SCANS`] scans is refused first.
     pub(crate) fn read(input: &[u8], format: InputFormat) -> Result<Header, RenderError> {
+        if format == InputFormat::Jpeg {
+            let scans = jpeg_scan_count(input, MAX_JPEG_SCANS);
+            if scans > MAX_JPEG_SCANS {
+                METRICS.render_stopped("scans");
+                return Err(RenderError::TooManyScans {
+                    limit: MAX_JPEG_SCANS,
+                });
+            }
+        }
         libvips::inspect_header(input, format, |image| {
             let has_field = |name: &str| image.get_typeof(name).is_ok_and(|gtype| gtype != 0);
             let orientation = if has_field("orientation") {
@@ -374,4 +393,78 @@ pub(crate) fn extract_within(
 /// A libvips dimension (never negative) as `u32`.
 pub(crate) fn dimension(value: i32) -> u32 {
     u32::try_from(value).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_images;
+
+    /// `jpeg` with its last scan repeated until it has `scans` scans.
+    fn with_scans(jpeg: &[u8], scans: usize) -> Vec<u8> {
+        let have = jpeg_scan_count(jpeg, usize::MAX);
+        let last_sos = jpeg
+            .windows(2)
+            .rposition(|pair| pair == [0xFF, 0xDA])
+            .expect("a scan");
+        let end = jpeg.len() - 2;
+        assert_eq!(&jpeg[end..], &[0xFF, 0xD9]);
+        let mut out = jpeg[..end].to_vec();
+        for _ in have..scans {
+            out.extend_from_slice(&jpeg[last_sos..end]);
+        }
+        out.extend_from_slice(&[0xFF, 0xD9]);
+        out
+    }
+
+    fn progressive_jpeg() -> Vec<u8> {
+        crate::libvips::init().unwrap();
+        test_images::photo(64, 48)
+            .jpegsave_buffer_with_opts(VOption::new().set("interlace", true))
+            .unwrap()
+    }
+
+    /// libjpeg's progressive script for YCbCr has 10 scans (jcparam.c's
+    /// `jpeg_simple_progression`), a baseline JPEG one; an EXIF thumbnail's
+    /// scan is not counted, and the count stops past its limit.
+    #[test]
+    fn scans_are_counted_by_segment() {
+        let progressive = progressive_jpeg();
+        assert_eq!(jpeg_scan_count(&progressive, usize::MAX), 10);
+        assert_eq!(jpeg_scan_count(&test_images::jpeg(64, 48), usize::MAX), 1);
+        let mut with_thumbnail = progressive[..2].to_vec();
+        let thumbnail = test_images::jpeg(8, 8);
+        let mut app1 = b"Exif\0\0".to_vec();
+        app1.extend_from_slice(&thumbnail);
+        with_thumbnail.extend_from_slice(&[0xFF, 0xE1]);
+        with_thumbnail.extend_from_slice(&u16::try_from(app1.len() + 2).unwrap().to_be_bytes());
+        with_thumbnail.extend_from_slice(&app1);
+        with_thumbnail.extend_from_slice(&progressive[2..]);
+        assert_eq!(jpeg_scan_count(&with_thumbnail, usize::MAX), 10);
+        assert_eq!(jpeg_scan_count(&with_scans(&progressive, 5000), 100), 101);
+    }
+
+    /// A JPEG of `MAX_JPEG_SCANS` scans reads; one more is refused before
+    /// libvips sees it, as too large.
+    #[test]
+    fn too_many_scans_are_refused_at_the_header() {
+        let progressive = progressive_jpeg();
+        let at_limit = Header::read(&with_scans(&progressive, MAX_JPEG_SCANS), InputFormat::Jpeg)
+            .expect("at the limit");
+        assert_eq!((at_limit.width, at_limit.height), (64, 48));
+        let error = Header::read(
+            &with_scans(&progressive, MAX_JPEG_SCANS + 1),
+            InputFormat::Jpeg,
+        )
+        .unwrap_err();
+        assert!(
+            matches!(error, RenderError::TooManyScans { limit: 100 }),
+            "{error:?}"
+        );
+        assert_eq!(error.code(), imgmesh_errors::ErrorCode::InputTooLarge);
+        assert_eq!(
+            error.to_string(),
+            "image has more scans than the limit of 100"
+        );
+    }
 }
