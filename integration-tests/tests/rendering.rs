@@ -4,8 +4,10 @@
 //! animations, watermarks, every spec parameter fed garbage, and the
 //! passthrough of URLs without parameters.
 
+use imgmesh_integration_tests::admin::{create_deployed, rotate};
 use imgmesh_integration_tests::fixtures::{self, Format};
 use imgmesh_integration_tests::{HttpResponse, Mesh, MeshOptions, S3_SECRET_KEY};
+use serde_json::json;
 
 /// A mesh with Source `demo` holding the test originals.
 async fn rendering_mesh() -> Mesh {
@@ -466,7 +468,7 @@ async fn garbage_values_never_fail() {
 /// names no better format change nothing; `w`, `fm=json`, `fm=blurhash`,
 /// `auto=format` with AVIF accepted and a Source's default params render;
 /// a Source's image_missing without appended params is served as it is
-/// with 404.
+/// with 404; a signed URL (with `ixlib` and `expires`) is a passthrough.
 #[tokio::test]
 async fn urls_without_parameters_serve_the_original() {
     let mesh = rendering_mesh().await;
@@ -544,5 +546,25 @@ async fn urls_without_parameters_serve_the_original() {
         assert_eq!(missing.status, 404, "{url}");
         assert_eq!(missing.body.as_ref(), exif.as_slice(), "{url}");
         assert_eq!(missing.header("content-type"), Some("image/jpeg"));
+    }
+
+    // `s`, `ixlib` and `expires` are not rendering parameters: a signed
+    // URL without any other is a passthrough too.
+    let secure = create_deployed(&mesh, "secure", json!({"secure_url_enabled": true})).await;
+    let (token, _) = rotate(&mesh, secure["id"].as_str().unwrap(), 0).await;
+    let unsigned = mesh.get("secure", "/as-is/exif.jpg").await.unwrap();
+    assert_eq!(unsigned.status, 403);
+    for url in [
+        "/as-is/exif.jpg",
+        "/as-is/exif.jpg?ixlib=js-3.8.0&expires=4102444800",
+    ] {
+        let signed = mesh
+            .cli_json(&["sign", url, "--token", &token])
+            .await
+            .unwrap();
+        let signed = signed["url"].as_str().unwrap();
+        let served = mesh.get("secure", signed).await.unwrap();
+        assert_eq!(served.status, 200, "{signed}: {}", served.text());
+        assert_eq!(served.body.as_ref(), exif.as_slice(), "{signed}");
     }
 }
