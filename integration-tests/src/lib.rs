@@ -750,6 +750,10 @@ fn service_env(options: &MeshOptions) -> Vec<(String, String)> {
     ] {
         env.push((var.to_owned(), "127.0.0.1:0".to_owned()));
     }
+    // The mesh's hops are plaintext here (a registry without certificates
+    // refuses to start otherwise); tests/mtls.rs runs a registry with
+    // mutual TLS.
+    env.push(("IMGMESH_INSECURE_PLAINTEXT".to_owned(), "true".to_owned()));
     if let Some(endpoint) = &options.otlp_endpoint {
         env.push(("OTEL_EXPORTER_OTLP_ENDPOINT".to_owned(), endpoint.clone()));
         // Export quickly so tests need not wait for the default 5 s batch.

@@ -232,6 +232,7 @@ async fn postgres_dump_holds_no_plaintext_secret() {
         "source-registry-postgres",
         std::process::Command::new(binary_path("imgmesh-source-registry").unwrap())
             .env_clear()
+            .arg("--insecure-plaintext")
             .arg("--listen=127.0.0.1:0")
             .arg("--credentials-listen=127.0.0.1:0")
             .arg("--metrics-listen=127.0.0.1:0")
@@ -279,6 +280,7 @@ async fn start_registry(
         name,
         std::process::Command::new(binary_path("imgmesh-source-registry")?)
             .env_clear()
+            .arg("--insecure-plaintext")
             .arg("--listen=127.0.0.1:0")
             .arg("--credentials-listen=127.0.0.1:0")
             .arg("--metrics-listen=127.0.0.1:0")
@@ -352,6 +354,7 @@ async fn rotate_master_key_command() {
 
     let refused = std::process::Command::new(binary_path("imgmesh-source-registry").unwrap())
         .env_clear()
+        .arg("--insecure-plaintext")
         .arg("--listen=127.0.0.1:0")
         .arg(format!("--database={}", database.display()))
         .arg(format!("--master-key-file={}", old.display()))

@@ -78,7 +78,8 @@ start_mesh() {
   # Free ports for every listener, the fixed metrics (9091…) and credentials
   # (50054) defaults included: a dev mesh, a bench run and extra replicas
   # may run side by side.
-  "$bin/imgmesh-source-registry" --listen 127.0.0.1:0 --credentials-listen 127.0.0.1:0 \
+  # Plaintext until every tier dials over mutual TLS (docs/security.md).
+  "$bin/imgmesh-source-registry" --insecure-plaintext --listen 127.0.0.1:0 --credentials-listen 127.0.0.1:0 \
     --metrics-listen 127.0.0.1:0 --database "$state/registry.db" \
     --master-key-file "$state/master.key" >"$state/logs/registry.log" 2>&1 &
   mesh_pids+=($!)

@@ -122,6 +122,11 @@ pub struct Config {
     /// Logging and tracing.
     #[command(flatten)]
     pub telemetry: TelemetryArgs,
+
+    /// Mutual TLS: this registry's certificate and the mesh CA, or
+    /// `--insecure-plaintext`.
+    #[command(flatten)]
+    pub tls: imgmesh_runtime::TlsArgs,
 }
 
 /// Maintenance tasks of the registry binary.

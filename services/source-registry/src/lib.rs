@@ -77,7 +77,7 @@ pub const SERVICE_NAME: &str = "source-registry";
 
 /// Serves both registry gRPC services and health for `registry` on
 /// `listener` until `shutdown` resolves, then drains and closes the
-/// database (for embedding and tests; the binary uses [`serve_split`]).
+/// database (for embedding and tests; the binary uses [`serve_split_over`]).
 pub async fn serve<F>(registry: Registry, listener: TcpListener, shutdown: F) -> anyhow::Result<()>
 where
     F: Future<Output = ()> + Send + 'static,
@@ -107,6 +107,31 @@ pub async fn serve_split<F>(
 where
     F: Future<Output = ()> + Send + 'static,
 {
+    serve_split_over(
+        registry,
+        listener,
+        credentials_listener,
+        &imgmesh_runtime::Transport::Plaintext,
+        health_args,
+        shutdown,
+    )
+    .await
+}
+
+/// [`serve_split`] over `transport`: with mutual TLS every caller must
+/// present a mesh certificate, and the identity policy decides what it may
+/// call (only the fetcher gets credentials).
+pub async fn serve_split_over<F>(
+    registry: Registry,
+    listener: TcpListener,
+    credentials_listener: Option<TcpListener>,
+    transport: &imgmesh_runtime::Transport,
+    health_args: &imgmesh_runtime::HealthArgs,
+    shutdown: F,
+) -> anyhow::Result<()>
+where
+    F: Future<Output = ()> + Send + 'static,
+{
     let registry_service =
         SourceRegistryServiceServer::new(SourceRegistryApi::new(registry.clone()));
     let credentials_service =
@@ -123,7 +148,7 @@ where
             health.watch(vec![database_dependency(registry.clone())], health_args);
             let routes =
                 tonic::service::Routes::new(registry_service).add_service(credentials_service);
-            imgmesh_runtime::serve_grpc(listener, routes, health, shutdown).await
+            imgmesh_runtime::serve_grpc_over(listener, transport, routes, health, shutdown).await
         }
         Some(credentials_listener) => {
             // Each listener reports only the service it serves; the
@@ -133,14 +158,16 @@ where
             health.watch(vec![database_dependency(registry.clone())], health_args);
             let shutdown = shutdown.shared();
             let (api, credentials) = tokio::join!(
-                imgmesh_runtime::serve_grpc(
+                imgmesh_runtime::serve_grpc_over(
                     listener,
+                    transport,
                     tonic::service::Routes::new(registry_service),
                     health,
                     shutdown.clone(),
                 ),
-                imgmesh_runtime::serve_grpc(
+                imgmesh_runtime::serve_grpc_over(
                     credentials_listener,
+                    transport,
                     tonic::service::Routes::new(credentials_service),
                     credentials_health,
                     shutdown,

@@ -7,7 +7,7 @@ use anyhow::Context as _;
 use clap::Parser as _;
 use imgmesh_source_registry::{
     Config, Database, MasterKeys, Registry, RegistryCommand, RotationProgress, SERVICE_NAME,
-    rotate_master_key, serve_split,
+    rotate_master_key, serve_split_over,
 };
 
 #[tokio::main]
@@ -45,6 +45,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
     if let Some(RegistryCommand::RotateMasterKey) = config.command {
         return rotate(database, keys).await;
     }
+    let transport = config.tls.transport()?;
     let registry = Registry::open(database.clone(), keys)
         .await
         .with_context(|| format!("opening the database {database}"))?
@@ -53,10 +54,11 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let credentials =
         imgmesh_runtime::bind(SERVICE_NAME, "credentials", config.credentials_listen).await?;
     let metrics = imgmesh_runtime::MetricsServer::start(SERVICE_NAME, &config.metrics).await?;
-    let served = serve_split(
+    let served = serve_split_over(
         registry,
         listener,
         Some(credentials),
+        &transport,
         &config.health,
         imgmesh_runtime::shutdown_signal(),
     )

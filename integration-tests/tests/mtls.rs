@@ -1,0 +1,204 @@
+//! Mutual TLS and the service-identity policy on a real registry process:
+//! who gets a Source's decrypted credentials over real TLS.
+
+use std::time::Duration;
+
+use imgmesh_integration_tests::{binary_path, fixtures, process::ChildProcess};
+use imgmesh_proto::registry::v1::source_credentials_service_client::SourceCredentialsServiceClient;
+use imgmesh_proto::registry::v1::source_registry_service_client::SourceRegistryServiceClient;
+use imgmesh_proto::registry::v1::{CreateSourceRequest, GetReadAccessRequest};
+use imgmesh_runtime::Transport;
+use imgmesh_runtime::dev_certs::{DevCa, IssuedCert, Validity};
+use imgmesh_runtime::mesh_tls::MeshTls;
+
+/// The secret access key stored in the test Source; no refused caller may
+/// ever see it.
+const SECRET: &str = "mtls-test-secret-0f3c9a";
+
+/// A registry running with mutual TLS, its CA and its addresses.
+struct TlsRegistry {
+    dir: tempfile::TempDir,
+    ca: DevCa,
+    _process: ChildProcess,
+    api_url: String,
+    credentials_url: String,
+}
+
+impl TlsRegistry {
+    async fn start() -> anyhow::Result<TlsRegistry> {
+        let dir = tempfile::tempdir()?;
+        let ca = DevCa::new("mesh CA")?;
+        let ca_path = dir.path().join("ca.pem");
+        std::fs::write(&ca_path, ca.cert_pem())?;
+        let (cert, key) = ca
+            .issue("source-registry", Validity::Current)?
+            .write(dir.path(), "source-registry")?;
+        let master_key = dir.path().join("master.key");
+        std::fs::write(&master_key, fixtures::TEST_MASTER_KEY_HEX)?;
+        let logs = dir.path().join("logs");
+        std::fs::create_dir_all(&logs)?;
+        let mut process = ChildProcess::spawn(
+            "source-registry",
+            std::process::Command::new(binary_path("imgmesh-source-registry")?)
+                .env_clear()
+                .arg("--listen=127.0.0.1:0")
+                .arg("--credentials-listen=127.0.0.1:0")
+                .arg("--metrics-listen=127.0.0.1:0")
+                .arg(format!(
+                    "--database={}",
+                    dir.path().join("registry.db").display()
+                ))
+                .arg(format!("--master-key-file={}", master_key.display()))
+                .arg(format!("--tls-cert={}", cert.display()))
+                .arg(format!("--tls-key={}", key.display()))
+                .arg(format!("--tls-ca={}", ca_path.display())),
+            &logs,
+        )?;
+        let api_url = format!("http://{}", process.listening("grpc").await?);
+        let credentials_url = format!("http://{}", process.listening("credentials").await?);
+        Ok(TlsRegistry {
+            dir,
+            ca,
+            _process: process,
+            api_url,
+            credentials_url,
+        })
+    }
+
+    /// A client transport presenting `cert` and trusting this mesh's CA.
+    fn client(&self, name: &str, cert: &IssuedCert) -> Transport {
+        let (cert, key) = cert.write(self.dir.path(), name).unwrap();
+        Transport::Mtls(MeshTls::load(&cert, &key, &self.dir.path().join("ca.pem")).unwrap())
+    }
+
+    /// Creates a Source as the operator's CLI; returns its id.
+    async fn create_source(&self) -> String {
+        let cli = self.client("cli", &self.ca.issue("cli", Validity::Current).unwrap());
+        let channel = imgmesh_runtime::grpc_channel_over(&self.api_url, &cli).unwrap();
+        let created = SourceRegistryServiceClient::new(channel)
+            .create_source(CreateSourceRequest {
+                name: "mtls".to_owned(),
+                subdomain: "mtls".to_owned(),
+                bucket: "images".to_owned(),
+                region: "us-east-1".to_owned(),
+                access_key_id: "AKIAMTLSTEST".to_owned(),
+                secret_access_key: SECRET.to_owned(),
+                ..Default::default()
+            })
+            .await
+            .expect("the CLI's identity may create Sources")
+            .into_inner();
+        created.source.expect("a created Source").id
+    }
+
+    /// GetReadAccess for `source_id` as `client`, within 10 s.
+    async fn read_access(
+        &self,
+        client: &Transport,
+        source_id: &str,
+    ) -> Result<String, tonic::Status> {
+        let channel = imgmesh_runtime::grpc_channel_over(&self.credentials_url, client).unwrap();
+        let mut client = SourceCredentialsServiceClient::new(channel);
+        let call = client.get_read_access(GetReadAccessRequest {
+            source_id: source_id.to_owned(),
+        });
+        tokio::time::timeout(Duration::from_secs(10), call)
+            .await
+            .expect("GetReadAccess answers within 10 s")
+            .map(|response| response.into_inner().secret_access_key)
+    }
+}
+
+/// Only the fetcher's certificate gets a Source's credentials: a client
+/// with a certificate from another CA, with an expired one, with the
+/// renderer's valid certificate (PERMISSION_DENIED), or with the
+/// gateway's, are all refused and never see the secret.
+#[tokio::test]
+async fn only_the_fetcher_identity_gets_read_access() {
+    let registry = TlsRegistry::start().await.unwrap();
+    let source_id = registry.create_source().await;
+
+    let fetcher = registry.client(
+        "fetcher",
+        &registry.ca.issue("fetcher", Validity::Current).unwrap(),
+    );
+    assert_eq!(
+        registry.read_access(&fetcher, &source_id).await.unwrap(),
+        SECRET
+    );
+
+    let other_ca = DevCa::new("other CA").unwrap();
+    let refused = [
+        (
+            "other-ca",
+            other_ca.issue("fetcher", Validity::Current).unwrap(),
+            None,
+        ),
+        (
+            "expired",
+            registry.ca.issue("fetcher", Validity::Expired).unwrap(),
+            None,
+        ),
+        (
+            "renderer",
+            registry.ca.issue("renderer", Validity::Current).unwrap(),
+            Some(tonic::Code::PermissionDenied),
+        ),
+        (
+            "gateway",
+            registry.ca.issue("gateway", Validity::Current).unwrap(),
+            Some(tonic::Code::PermissionDenied),
+        ),
+    ];
+    for (name, cert, code) in refused {
+        let client = registry.client(name, &cert);
+        let status = registry
+            .read_access(&client, &source_id)
+            .await
+            .expect_err(name);
+        if let Some(code) = code {
+            assert_eq!(status.code(), code, "{name}: {status:?}");
+        }
+        assert!(!format!("{status:?}").contains(SECRET), "{name}");
+    }
+}
+
+/// A client with no certificate at all (plaintext to the TLS port) gets
+/// nothing.
+#[tokio::test]
+async fn a_client_without_a_certificate_is_refused() {
+    let registry = TlsRegistry::start().await.unwrap();
+    let source_id = registry.create_source().await;
+    let status = registry
+        .read_access(&Transport::Plaintext, &source_id)
+        .await
+        .expect_err("plaintext is refused");
+    assert!(!format!("{status:?}").contains(SECRET));
+}
+
+/// A registry with neither certificates nor `--insecure-plaintext` refuses
+/// to start and says what to pass.
+#[tokio::test]
+async fn registry_without_certificates_refuses_to_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let master_key = dir.path().join("master.key");
+    std::fs::write(&master_key, fixtures::TEST_MASTER_KEY_HEX).unwrap();
+    let output = std::process::Command::new(binary_path("imgmesh-source-registry").unwrap())
+        .env_clear()
+        .arg("--listen=127.0.0.1:0")
+        .arg("--credentials-listen=127.0.0.1:0")
+        .arg("--metrics-listen=127.0.0.1:0")
+        .arg(format!(
+            "--database={}",
+            dir.path().join("registry.db").display()
+        ))
+        .arg(format!("--master-key-file={}", master_key.display()))
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("--tls-cert") && stderr.contains("--insecure-plaintext"),
+        "{stderr}"
+    );
+}
