@@ -194,3 +194,18 @@ pub fn pixel(bytes: &[u8], x: i32, y: i32) -> anyhow::Result<Vec<f64>> {
     init_vips();
     Ok(VipsImage::new_from_buffer(bytes, "")?.getpoint(x, y)?)
 }
+
+/// A `width × height` RGB JPEG of Gaussian noise (each band its own): an
+/// original whose lossless re-encodings barely compress (a PNG of it is
+/// close to `width × height × 3` bytes).
+pub fn noise_jpeg(width: i32, height: i32) -> anyhow::Result<Vec<u8>> {
+    init_vips();
+    let band = || -> anyhow::Result<VipsImage> {
+        Ok(
+            VipsImage::gaussnoise_with_opts(width, height, VOption::new().set("sigma", 60.0))?
+                .cast(BandFormat::Uchar)?,
+        )
+    };
+    let noise = VipsImage::bandjoin(&[band()?, band()?, band()?])?;
+    Ok(noise.jpegsave_buffer_with_opts(VOption::new().set("Q", 95))?)
+}
