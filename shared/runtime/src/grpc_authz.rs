@@ -243,3 +243,38 @@ mod tests {
         assert!(!allowed("not-a-path", "gateway"));
     }
 }
+
+#[cfg(test)]
+mod docs_tests {
+    use super::*;
+
+    /// The identity table in docs/security.md, as [`POLICY`] says it.
+    fn table() -> String {
+        let mut table =
+            String::from("| gRPC service or method | Allowed identities |\n|---|---|\n");
+        for (name, identities) in POLICY {
+            let allowed = identities
+                .iter()
+                .map(|id| match *id {
+                    ANY_PEER => "any authenticated peer".to_owned(),
+                    id => format!("`{id}`"),
+                })
+                .collect::<Vec<_>>()
+                .join(", ");
+            table.push_str(&format!("| `{name}` | {allowed} |\n"));
+        }
+        table
+    }
+
+    /// docs/security.md shows exactly the policy the servers enforce.
+    #[test]
+    fn security_page_shows_the_policy_table() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/security.md");
+        let page = std::fs::read_to_string(path).unwrap();
+        let expected = table();
+        assert!(
+            page.contains(&expected),
+            "docs/security.md's identity table differs from grpc_authz::POLICY; it should read:\n{expected}"
+        );
+    }
+}
