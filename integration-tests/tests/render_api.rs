@@ -25,6 +25,18 @@ const MAX_CHUNK: usize = 1024 * 1024;
 /// serving the gRPC API (and HTTP, with `X-Imgmesh-Cache`) on the mesh's
 /// Redis; returns the gateway, its HTTP address and a client.
 async fn api_mesh() -> (Mesh, ChildProcess, SocketAddr, ImageServiceClient<Channel>) {
+    let (mesh, gateway, http, _grpc, client) = api_mesh_at().await;
+    (mesh, gateway, http, client)
+}
+
+/// [`api_mesh`], with the gRPC listener's address too.
+async fn api_mesh_at() -> (
+    Mesh,
+    ChildProcess,
+    SocketAddr,
+    SocketAddr,
+    ImageServiceClient<Channel>,
+) {
     let mesh = Mesh::start(MeshOptions::default())
         .await
         .expect("mesh starts");
@@ -50,7 +62,7 @@ async fn api_mesh() -> (Mesh, ChildProcess, SocketAddr, ImageServiceClient<Chann
     let client = ImageServiceClient::connect(format!("http://{grpc}"))
         .await
         .expect("client connects");
-    (mesh, gateway, http, client)
+    (mesh, gateway, http, grpc, client)
 }
 
 /// A target on Source `subdomain`.
@@ -392,4 +404,38 @@ async fn refusals_carry_their_reason() {
         "{refused:?}"
     );
     assert_eq!(reason(&refused).0, "SOURCE_DISABLED");
+}
+
+/// The API's listener answers `grpc.health.v1` for the whole server and for `imgmesh.image.v1.ImageService`, and nothing else.
+#[tokio::test]
+async fn api_listener_serves_health() {
+    use tonic_health::pb::HealthCheckRequest;
+    use tonic_health::pb::health_check_response::ServingStatus;
+    use tonic_health::pb::health_client::HealthClient;
+
+    let (_mesh, _gateway, _http, grpc, _client) = api_mesh_at().await;
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{grpc}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut health = HealthClient::new(channel);
+    for service in ["", "imgmesh.image.v1.ImageService"] {
+        let status = health
+            .check(HealthCheckRequest {
+                service: service.to_owned(),
+            })
+            .await
+            .unwrap_or_else(|status| panic!("{service:?}: {status:?}"))
+            .into_inner()
+            .status();
+        assert_eq!(status, ServingStatus::Serving, "{service:?}");
+    }
+    let unknown = health
+        .check(HealthCheckRequest {
+            service: "imgmesh.renderer.v1.RendererService".to_owned(),
+        })
+        .await
+        .expect_err("the renderer's service is not served here");
+    assert_eq!(unknown.code(), tonic::Code::NotFound);
 }
