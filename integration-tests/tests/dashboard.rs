@@ -41,7 +41,10 @@ const ARROW_DOWN: &str = "\u{E015}";
 /// list, purges an asset (the next render is a miss), edits settings (a
 /// refused one with the API's message, default parameters that then apply
 /// to renders), rotates the signing token (shown once; the old one signs
-/// through its grace period), deletes a Source and logs out, all by
+/// through its grace period), renders in the image sandbox (a changed
+/// parameter re-renders without a reload; the preview's size and colours
+/// read from its bytes; the signed URL shown renders publicly), deletes a
+/// Source and logs out, all by
 /// keyboard and mouse in Chromium.
 #[tokio::test]
 async fn dashboard_in_a_real_browser() {
@@ -50,6 +53,11 @@ async fn dashboard_in_a_real_browser() {
         .expect("mesh starts");
     mesh.put_object("photos/cat.jpg", &fixtures::jpeg(1200, 800).unwrap())
         .unwrap();
+    mesh.put_object(
+        "photos/quad.png",
+        &fixtures::quadrants_png(200, 100).unwrap(),
+    )
+    .unwrap();
     let mut browser = Browser::start()
         .await
         .expect("chromedriver and chromium start");
@@ -350,6 +358,77 @@ async fn walk_through(mesh: &Mesh, browser: &mut Browser) -> anyhow::Result<()> 
     assert!((200..300).contains(&uploaded.status), "{}", uploaded.text());
     assert!(mesh.bucket_dir().join("uploads/new.jpg").is_file());
     browser.check_page("upload-credentials").await?;
+
+    // The image sandbox: without the script's help (the form is submitted)
+    // the render is shown with the Source's defaults (w=60&fm=png); a
+    // changed width re-renders without a reload. The preview's pixels are
+    // read from the bytes the admin listener serves, and the URL shown is
+    // signed with the current token and renders on the public listener.
+    browser.goto(&format!("{admin}{shop_page}")).await?;
+    browser.click("#open-sandbox").await?;
+    browser.wait_for_path_suffix("/sandbox").await?;
+    browser.check_page("sandbox-empty").await?;
+    browser
+        .type_into("#sandbox-path", "photos/quad.png")
+        .await?;
+    browser.type_into("#sandbox-path", ENTER).await?;
+    browser.wait_for_exact("#sandbox-size", "60 × 30").await?;
+    assert_eq!(browser.text("#sandbox-format").await?, "image/png");
+    browser
+        .script("window.imgmeshMarker = 'sandbox'; return null;")
+        .await?;
+    browser.clear("#sandbox-w").await?;
+    browser.type_into("#sandbox-w", "80").await?;
+    browser.wait_for_exact("#sandbox-size", "80 × 40").await?;
+    assert_eq!(
+        browser
+            .script("return window.imgmeshMarker || null;")
+            .await?,
+        "sandbox",
+        "the preview changed without a reload"
+    );
+    let preview = browser
+        .script("return document.getElementById('sandbox-preview').getAttribute('src');")
+        .await?;
+    let preview = preview.as_str().context("preview src")?.to_owned();
+    assert!(preview.starts_with("/ui/sources/"), "{preview}");
+    let shown = request_with_body(
+        "GET",
+        mesh.gateway_admin_addr,
+        "localhost",
+        &preview,
+        &[("cookie", session_cookie.as_str())],
+        Vec::new(),
+    )
+    .await?;
+    assert_eq!(shown.status, 200, "{}", shown.text());
+    assert_eq!(shown.header("x-imgmesh-width"), Some("80"));
+    fixtures::expect_image(&shown.body, fixtures::Format::Png, 80, 40)?;
+    let top_left = fixtures::pixel(&shown.body, 10, 10)?;
+    let top_right = fixtures::pixel(&shown.body, 70, 10)?;
+    assert!(
+        top_left[0] > 200.0 && top_left[1] < 50.0 && top_left[2] < 50.0,
+        "red quadrant: {top_left:?}"
+    );
+    assert!(
+        top_right[0] < 50.0 && top_right[1] > 200.0 && top_right[2] < 50.0,
+        "green quadrant: {top_right:?}"
+    );
+    let url = browser
+        .script("return document.getElementById('sandbox-url').value;")
+        .await?;
+    assert_eq!(
+        url.as_str().context("sandbox url")?,
+        signed(&second, "/photos/quad.png?w=80")
+    );
+    let public = mesh.get("shop", url.as_str().unwrap_or_default()).await?;
+    assert_eq!(public.status, 200, "{}", public.text());
+    fixtures::expect_image(&public.body, fixtures::Format::Png, 80, 40)?;
+    let srcset = browser.text("#sandbox-srcset").await?;
+    assert!(srcset.contains(" 2x, "), "{srcset}");
+    browser.check_page("sandbox").await?;
+    browser.goto(&format!("{admin}{shop_page}")).await?;
+    browser.wait_for_text("#settings").await?;
 
     // Disable, then delete with a confirmation.
     browser.click("#toggle-enabled").await?;

@@ -9,9 +9,11 @@
 //! small script (it polls a running deploy's status and checks a new
 //! subdomain as it is typed) are compiled into the binary and served from
 //! `/ui/assets/`; nothing is loaded from anywhere else. Pages work without
-//! the script. The pages themselves are in [`sources`] and [`settings`].
+//! the script. The pages themselves are in [`sources`], [`settings`] and
+//! [`sandbox`].
 
 mod html;
+mod sandbox;
 mod session;
 mod settings;
 mod sources;
@@ -83,6 +85,8 @@ pub(crate) fn dashboard_router(admin: AdminApi) -> Router {
             get(sources::delete_confirmation).post(sources::delete),
         )
         .route("/ui/sources/{id}/purge", post(sources::purge))
+        .route("/ui/sources/{id}/sandbox", get(sandbox::sandbox))
+        .route("/ui/sources/{id}/preview", get(sandbox::preview))
         .route("/ui/sources/{id}/settings", post(settings::save))
         .route("/ui/sources/{id}/rotate-token", post(settings::rotate))
         .route(

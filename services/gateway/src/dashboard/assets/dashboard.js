@@ -74,8 +74,60 @@
     });
   }
 
+  // The image sandbox's form (#sandbox) carries data-fragment: as its
+  // controls change, the result section is fetched again (debounced) with
+  // the form's fields and fragment=1 and swapped in; the address bar keeps
+  // the query so a reload shows the same render.
+  var SANDBOX_DELAY_MS = 400;
+
+  function watchSandbox() {
+    var form = document.getElementById("sandbox");
+    if (!form) {
+      return;
+    }
+    var timer = null;
+    var latest = 0;
+    function refresh() {
+      var path = form.querySelector("input[name=path]");
+      if (!path || path.value.trim() === "") {
+        return;
+      }
+      latest += 1;
+      var asked = latest;
+      var query = new URLSearchParams(new FormData(form)).toString();
+      fetch(form.getAttribute("data-fragment") + "?" + query + "&fragment=1", {
+        credentials: "same-origin",
+        redirect: "error"
+      })
+        .then(function (response) {
+          return response.text();
+        })
+        .then(function (html) {
+          if (asked !== latest) {
+            return;
+          }
+          var template = document.createElement("template");
+          template.innerHTML = html.trim();
+          var fresh = template.content.firstElementChild;
+          var section = document.getElementById("sandbox-result");
+          if (fresh && section && fresh.id === "sandbox-result") {
+            section.replaceWith(fresh);
+            window.history.replaceState(null, "", "?" + query);
+          }
+        })
+        .catch(function () {});
+    }
+    function changed() {
+      window.clearTimeout(timer);
+      timer = window.setTimeout(refresh, SANDBOX_DELAY_MS);
+    }
+    form.addEventListener("input", changed);
+    form.addEventListener("change", changed);
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     watchSubdomain();
+    watchSandbox();
     window.setTimeout(poll, POLL_MS);
   });
 })();
