@@ -3,8 +3,9 @@
 #
 # Starts Redis, an S3 server (s3s-fs) holding a demo bucket with sample
 # images, and the four services on loopback; registers the Source `demo`;
-# prints a URL to open. Ctrl-C stops everything it started. State lives in
-# .dev/ (SQLite database, master key, bucket, logs) and survives restarts.
+# prints a URL to open, and the dashboard's URL with the admin token to log
+# in with. Ctrl-C stops everything it started. State lives in .dev/ (SQLite
+# database, master key, admin token, bucket, logs) and survives restarts.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -33,7 +34,9 @@ imgmesh is running. Open:
 
     http://demo.localhost:${gateway##*:}/$sample?w=600&fm=webp
 
-  gateway  $gateway (ops $gateway_ops)   registry $registry   fetcher $fetcher   renderer $renderer
+  dashboard  http://$gateway_admin/ui/   log in with the admin token: $(cat "$state/admin-token")
+
+  gateway  $gateway (ops $gateway_ops, admin $gateway_admin)   registry $registry   fetcher $fetcher   renderer $renderer
   redis    127.0.0.1:$redis_port   s3 http://127.0.0.1:$s3_port (bucket demo-bucket = $state/s3/demo-bucket)
   admin    ${cli[*]} sources list
   logs     $state/logs/

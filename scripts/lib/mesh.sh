@@ -3,7 +3,8 @@
 # imgmesh services on loopback and registers the Source `demo`.
 #
 # Source this file, then call `start_mesh STATE_DIR BIN_DIR`. Afterwards
-# registry, fetcher, renderer, gateway, gateway_ops (host:port), redis_port,
+# registry, fetcher, renderer, gateway, gateway_ops, gateway_admin (the admin
+# API and dashboard, whose token is STATE_DIR/admin-token) (host:port), redis_port,
 # s3_port are set, `cli` is an array that runs the admin CLI, and a trap stops
 # everything started when the calling script exits. Objects of the Source
 # `demo` are files under STATE_DIR/s3/demo-bucket.
@@ -56,10 +57,11 @@ start_mesh() {
 
   # The registry's master key and the local S3 server's keys, made once.
   [[ -f "$state/master.key" ]] || random_hex 32 >"$state/master.key"
+  [[ -f "$state/admin-token" ]] || random_hex 24 >"$state/admin-token"
   if [[ ! -f "$state/s3.env" ]]; then
     printf 'S3_ACCESS_KEY=DEV%s\nS3_SECRET_KEY=%s\n' "$(random_hex 8 | tr a-f A-F)" "$(random_hex 20)" >"$state/s3.env"
   fi
-  chmod 600 "$state/master.key" "$state/s3.env"
+  chmod 600 "$state/master.key" "$state/s3.env" "$state/admin-token"
   # shellcheck source=/dev/null
   source "$state/s3.env"
 
@@ -98,10 +100,12 @@ start_mesh() {
 
   "$bin/imgmesh-gateway" --listen "127.0.0.1:$(free_port 8080)" --ops-listen 127.0.0.1:0 \
     --registry-url "http://$registry" --renderer-url "http://$renderer" --base-domain localhost \
-    --redis-url "redis://127.0.0.1:$redis_port" >"$state/logs/gateway.log" 2>&1 &
+    --redis-url "redis://127.0.0.1:$redis_port" \
+    --admin-listen 127.0.0.1:0 --admin-token-file "$state/admin-token" >"$state/logs/gateway.log" 2>&1 &
   mesh_pids+=($!)
   gateway=$(listening "$state/logs/gateway.log" http)
   gateway_ops=$(listening "$state/logs/gateway.log" ops)
+  gateway_admin=$(listening "$state/logs/gateway.log" admin)
 
   cli=("$bin/imgmesh" --registry-url "http://$registry")
   local source_args=(--bucket demo-bucket --region us-east-1
