@@ -53,6 +53,11 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
         "envelope secrets and tokens",
         include_str!("../migrations/0003_envelope_secrets_and_tokens.sql"),
     ),
+    (
+        4,
+        "api keys",
+        include_str!("../migrations/0004_api_keys.sql"),
+    ),
 ];
 
 /// What an insert did.
@@ -122,6 +127,13 @@ impl SourceStore {
         let pool = database.connect().await?;
         migrator().run(&pool).await?;
         Ok(SourceStore { pool })
+    }
+
+    /// The connection pool, for the other tables' stores (`api_key_store`).
+    // Only api_key_store's tests call it until the registry serves keys.
+    #[allow(dead_code)]
+    pub(crate) fn pool(&self) -> &AnyPool {
+        &self.pool
     }
 
     /// Stores a new Source with its custom domains and sealed secrets; a
