@@ -43,7 +43,8 @@ const ARROW_DOWN: &str = "\u{E015}";
 /// to renders), rotates the signing token (shown once; the old one signs
 /// through its grace period), renders in the image sandbox (a changed
 /// parameter re-renders without a reload; the preview's size and colours
-/// read from its bytes; the signed URL shown renders publicly), deletes a
+/// read from its bytes; the signed URL shown renders publicly), draws the
+/// Overview's charts from the gateway's own counters, deletes a
 /// Source and logs out, all by
 /// keyboard and mouse in Chromium.
 #[tokio::test]
@@ -427,6 +428,33 @@ async fn walk_through(mesh: &Mesh, browser: &mut Browser) -> anyhow::Result<()> 
     let srcset = browser.text("#sandbox-srcset").await?;
     assert!(srcset.contains(" 2x, "), "{srcset}");
     browser.check_page("sandbox").await?;
+
+    // The Overview draws the gateway's own counters: after the public
+    // requests above, the request rate and the Redis hit ratio are not zero.
+    browser.click("header nav a[href='/ui/overview']").await?;
+    browser.wait_for_path("/ui/overview").await?;
+    for chart in ["requests", "hit-ratio", "renders", "errors"] {
+        let svg = browser
+            .script(&format!(
+                "return document.querySelectorAll('#chart-{chart} svg polyline').length;"
+            ))
+            .await?;
+        assert_eq!(svg, 1, "{chart}: one line");
+    }
+    let requests = browser.text("#chart-requests .chart-summary").await?;
+    let rate: f64 = requests
+        .strip_prefix("latest ")
+        .and_then(|rest| rest.split(' ').next())
+        .context("request rate")?
+        .parse()?;
+    assert!(rate > 0.0, "{requests}");
+    let ratio = browser.text("#chart-hit-ratio .chart-summary").await?;
+    assert!(ratio.starts_with("latest "), "{ratio}");
+    assert!(
+        !ratio.starts_with("latest 0.00 "),
+        "there were Redis hits: {ratio}"
+    );
+    browser.check_page("overview").await?;
     browser.goto(&format!("{admin}{shop_page}")).await?;
     browser.wait_for_text("#settings").await?;
 

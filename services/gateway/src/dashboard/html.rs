@@ -42,6 +42,7 @@ pub(crate) fn page(title: &str, csrf: Option<&str>, main: &str) -> String {
     let nav = csrf.map_or_else(String::new, |csrf| {
         format!(
             "<nav aria-label=\"Main\"><a href=\"/ui/sources\">Sources</a>\
+             <a href=\"/ui/overview\">Overview</a>\
              <form method=\"post\" action=\"/ui/logout\" class=\"inline\">{}\
              <button type=\"submit\">Log out</button></form></nav>",
             csrf_field(csrf)

@@ -9,10 +9,11 @@
 //! small script (it polls a running deploy's status and checks a new
 //! subdomain as it is typed) are compiled into the binary and served from
 //! `/ui/assets/`; nothing is loaded from anywhere else. Pages work without
-//! the script. The pages themselves are in [`sources`], [`settings`] and
-//! [`sandbox`].
+//! the script. The pages themselves are in [`sources`], [`settings`],
+//! [`sandbox`] and [`overview`].
 
 mod html;
+mod overview;
 mod sandbox;
 mod session;
 mod settings;
@@ -51,6 +52,8 @@ const DASHBOARD_JS: &str = include_str!("assets/dashboard.js");
 pub(crate) struct Dashboard {
     admin: AdminApi,
     sessions: Arc<SessionStore>,
+    /// The Overview's samples of the gateway's counters.
+    samples: overview::Samples,
 }
 
 /// The dashboard's routes, all under `/ui`, for the admin listener.
@@ -58,6 +61,7 @@ pub(crate) fn dashboard_router(admin: AdminApi) -> Router {
     let dashboard = Dashboard {
         admin,
         sessions: Arc::default(),
+        samples: overview::start_sampling(),
     };
     Router::new()
         .route("/ui", get(|| async { see_other("/ui/sources") }))
@@ -66,6 +70,7 @@ pub(crate) fn dashboard_router(admin: AdminApi) -> Router {
         .route("/ui/logout", post(logout))
         .route("/ui/assets/dashboard.css", get(stylesheet))
         .route("/ui/assets/dashboard.js", get(script))
+        .route("/ui/overview", get(overview::overview))
         .route("/ui/sources", get(sources::list))
         .route(
             "/ui/sources/new",
