@@ -11,9 +11,12 @@
 //!   `trim-sd`); that colour is the border.
 //! - `trim=color`: the border is `trim-color` (the top-left pixel when not
 //!   given), within `trim-tol`.
-//! - `trim=alpha`: the border is what is transparent, alpha at or below
-//!   `trim-alpha`; `colorunlessalpha` does this for images with alpha and a
-//!   colour trim otherwise.
+//!   With alpha, the fully transparent border goes first (imgix's trim
+//!   page: color "checks alpha transparency and trims the transparent part
+//!   if there is one; then trims the colour").
+//! - `trim=alpha`: the border is alpha below `trim-alpha` (fully transparent
+//!   when 0 or not given); `colorunlessalpha` does this for images with
+//!   alpha and a colour trim otherwise.
 //! - `trim-pad` adds (or, negative, removes) pixels around the result.
 
 use imgmesh_proto::renderer::v1::{Trim, TrimMode};
@@ -72,61 +75,95 @@ pub(crate) fn find_region(
     }))
 }
 
+/// A box (left, top, width, height) in preview pixels.
+type Box = (i32, i32, i32, i32);
+
 /// The box (left, top, width, height) of `image` inside its borders.
-fn trim_box(image: &VipsImage, trim: &Trim) -> rs_vips::Result<Option<(i32, i32, i32, i32)>> {
-    let mode = match trim.mode() {
-        TrimMode::ColorUnlessAlpha if image.hasalpha() => TrimMode::Alpha,
-        TrimMode::ColorUnlessAlpha => TrimMode::Color,
-        mode => mode,
-    };
-    let bands = image.get_bands();
-    let colour_bands = if image.hasalpha() { bands - 1 } else { bands };
-    let (subject, background, threshold) = match mode {
-        TrimMode::Unspecified | TrimMode::ColorUnlessAlpha => return Ok(None),
-        TrimMode::Alpha => {
-            if !image.hasalpha() {
-                return Ok(None);
-            }
-            let alpha = image.extract_band(bands - 1)?;
-            let threshold = f64::from(trim.alpha_threshold_centi) / 100.0;
-            (alpha, vec![0.0], threshold.max(MIN_THRESHOLD))
+fn trim_box(image: &VipsImage, trim: &Trim) -> rs_vips::Result<Option<Box>> {
+    let whole = (0, 0, image.get_width(), image.get_height());
+    let found = match trim.mode() {
+        TrimMode::Unspecified => None,
+        TrimMode::Alpha | TrimMode::ColorUnlessAlpha if image.hasalpha() => {
+            alpha_box(image, trim.alpha_threshold_centi)?
         }
+        TrimMode::Alpha => None,
+        TrimMode::ColorUnlessAlpha => colour_box(image, image, trim)?,
         TrimMode::Color => {
-            let colour = image.extract_band_with_opts(0, VOption::new().set("n", colour_bands))?;
-            let background = match trim.color {
-                Some(c) => {
-                    let [_, r, g, b] = c.argb.to_be_bytes();
-                    let rgb = [f64::from(r), f64::from(g), f64::from(b)];
-                    if colour_bands == 1 {
-                        vec![0.299 * rgb[0] + 0.587 * rgb[1] + 0.114 * rgb[2]]
-                    } else {
-                        rgb[..colour_bands as usize].to_vec()
-                    }
-                }
-                None => colour.getpoint(0, 0)?,
+            // imgix's trim page: color "checks alpha transparency and trims
+            // the transparent part if there is one; then trims the colour".
+            let outer = if image.hasalpha() {
+                alpha_box(image, 0)?.unwrap_or(whole)
+            } else {
+                whole
             };
-            let threshold = f64::from(trim.tolerance_centi) / 100.0;
-            (colour, background, threshold.max(MIN_THRESHOLD))
+            let (x, y, width, height) = outer;
+            let inside = image.extract_area(x, y, width, height)?;
+            let inner = colour_box(&inside, image, trim)?.unwrap_or((0, 0, width, height));
+            Some((x + inner.0, y + inner.1, inner.2, inner.3))
         }
         TrimMode::Auto => {
-            let colour = image.extract_band_with_opts(0, VOption::new().set("n", colour_bands))?;
-            let Some(background) = agreed_corner_colour(&colour, trim)? else {
-                return Ok(None);
-            };
-            let threshold = f64::from(trim.mean_difference_centi.unwrap_or(1100)) / 100.0;
-            (colour, background, threshold.max(MIN_THRESHOLD))
+            let colour = colour_bands(image)?;
+            match agreed_corner_colour(&colour, trim)? {
+                Some(background) => {
+                    let threshold = f64::from(trim.mean_difference_centi.unwrap_or(1100)) / 100.0;
+                    find(&colour, &background, threshold.max(MIN_THRESHOLD))?
+                }
+                None => None,
+            }
         }
     };
+    Ok(found.filter(|found| *found != whole))
+}
+
+/// `image` without its alpha band.
+fn colour_bands(image: &VipsImage) -> rs_vips::Result<VipsImage> {
+    let bands = image.get_bands();
+    let colour_bands = if image.hasalpha() { bands - 1 } else { bands };
+    image.extract_band_with_opts(0, VOption::new().set("n", colour_bands))
+}
+
+/// The box inside a border of alpha below `trim-alpha` (imgix's trim-alpha
+/// page: "Detected alpha below the provided value will be trimmed"); 0,
+/// which is also the value when trim-alpha is not given, trims what is
+/// fully transparent.
+fn alpha_box(image: &VipsImage, alpha_threshold_centi: u32) -> rs_vips::Result<Option<Box>> {
+    let alpha = image.extract_band(image.get_bands() - 1)?;
+    let below = (f64::from(alpha_threshold_centi) / 100.0).max(1.0);
+    // find_trim keeps what differs from the background by more than the
+    // threshold; alpha is whole numbers, so half a step under `below`
+    // keeps alpha equal to it.
+    find(&alpha, &[0.0], below - 0.5)
+}
+
+/// The box of `image` inside a border of `trim-color` (the top-left pixel of
+/// `source` when not given), within `trim-tol`.
+fn colour_box(image: &VipsImage, source: &VipsImage, trim: &Trim) -> rs_vips::Result<Option<Box>> {
+    let colour = colour_bands(image)?;
+    let bands = colour.get_bands();
+    let background = match trim.color {
+        Some(c) => {
+            let [_, r, g, b] = c.argb.to_be_bytes();
+            let rgb = [f64::from(r), f64::from(g), f64::from(b)];
+            if bands == 1 {
+                vec![0.299 * rgb[0] + 0.587 * rgb[1] + 0.114 * rgb[2]]
+            } else {
+                rgb[..bands as usize].to_vec()
+            }
+        }
+        None => colour_bands(source)?.getpoint(0, 0)?,
+    };
+    let threshold = f64::from(trim.tolerance_centi) / 100.0;
+    find(&colour, &background, threshold.max(MIN_THRESHOLD))
+}
+
+/// libvips' find_trim; `None` when nothing is left.
+fn find(subject: &VipsImage, background: &[f64], threshold: f64) -> rs_vips::Result<Option<Box>> {
     let (left, top, width, height) = subject.find_trim_with_opts(
         VOption::new()
             .set("threshold", threshold)
-            .set("background", background.as_slice()),
+            .set("background", background),
     )?;
-    let whole = (0, 0, image.get_width(), image.get_height());
-    if width <= 0 || height <= 0 || (left, top, width, height) == whole {
-        return Ok(None);
-    }
-    Ok(Some((left, top, width, height)))
+    Ok((width > 0 && height > 0).then_some((left, top, width, height)))
 }
 
 /// The corners' average colour when they agree (mean difference within
