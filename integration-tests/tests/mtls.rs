@@ -4,6 +4,8 @@
 use std::time::Duration;
 
 use imgmesh_integration_tests::{binary_path, fixtures, process::ChildProcess};
+use imgmesh_proto::fetcher::v1::FetchObjectRequest;
+use imgmesh_proto::fetcher::v1::fetcher_service_client::FetcherServiceClient;
 use imgmesh_proto::registry::v1::source_credentials_service_client::SourceCredentialsServiceClient;
 use imgmesh_proto::registry::v1::source_registry_service_client::SourceRegistryServiceClient;
 use imgmesh_proto::registry::v1::{CreateSourceRequest, GetReadAccessRequest};
@@ -63,6 +65,35 @@ impl TlsRegistry {
             api_url,
             credentials_url,
         })
+    }
+
+    /// Starts a fetcher presenting `cert` (saved as `name`) and trusting
+    /// this mesh's CA, dialling this registry's credentials port over mutual
+    /// TLS; returns it and its URL.
+    async fn start_fetcher(
+        &self,
+        name: &str,
+        cert: &IssuedCert,
+    ) -> anyhow::Result<(ChildProcess, String)> {
+        let (cert, key) = cert.write(self.dir.path(), name)?;
+        let mut process = ChildProcess::spawn(
+            "fetcher",
+            std::process::Command::new(binary_path("imgmesh-fetcher")?)
+                .env_clear()
+                .arg("--listen=127.0.0.1:0")
+                .arg("--metrics-listen=127.0.0.1:0")
+                .arg("--health-check-interval-ms=200")
+                .arg(format!("--registry-url={}", self.credentials_url))
+                .arg(format!("--tls-cert={}", cert.display()))
+                .arg(format!("--tls-key={}", key.display()))
+                .arg(format!(
+                    "--tls-ca={}",
+                    self.dir.path().join("ca.pem").display()
+                )),
+            &self.dir.path().join("logs"),
+        )?;
+        let url = format!("http://{}", process.listening("grpc").await?);
+        Ok((process, url))
     }
 
     /// A client transport presenting `cert` and trusting this mesh's CA.
@@ -201,4 +232,87 @@ async fn registry_without_certificates_refuses_to_start() {
         stderr.contains("--tls-cert") && stderr.contains("--insecure-plaintext"),
         "{stderr}"
     );
+}
+
+/// The fetcher→registry hop over mutual TLS between real processes: a
+/// fetcher with the fetcher's certificate finds the registry healthy (its
+/// health follows the registry's, checked over mTLS) and so reports
+/// SERVING; one given a certificate from another CA is refused by the
+/// registry's handshake and stays NOT_SERVING. The fetcher itself takes calls only from the renderer's
+/// identity: the gateway's gets PERMISSION_DENIED.
+#[tokio::test]
+async fn fetcher_dials_the_registry_over_mtls() {
+    use tonic_health::pb::HealthCheckRequest;
+    use tonic_health::pb::health_check_response::ServingStatus;
+    use tonic_health::pb::health_client::HealthClient;
+
+    let registry = TlsRegistry::start().await.unwrap();
+    let renderer = registry.client(
+        "renderer",
+        &registry.ca.issue("renderer", Validity::Current).unwrap(),
+    );
+    let serving = |url: String| {
+        let renderer = renderer.clone();
+        async move {
+            let channel = imgmesh_runtime::grpc_channel_over(&url, &renderer).unwrap();
+            HealthClient::new(channel)
+                .check(HealthCheckRequest::default())
+                .await
+                .is_ok_and(|r| r.into_inner().status == ServingStatus::Serving as i32)
+        }
+    };
+
+    let fetcher_cert = registry.ca.issue("fetcher", Validity::Current).unwrap();
+    let (_fetcher, fetcher_url) = registry
+        .start_fetcher("fetcher-process", &fetcher_cert)
+        .await
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !serving(fetcher_url.clone()).await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the fetcher never reached the registry over mTLS"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let other_ca = DevCa::new("other CA").unwrap();
+    let impostor_cert = other_ca.issue("fetcher", Validity::Current).unwrap();
+    let (_impostor, impostor_url) = registry
+        .start_fetcher("impostor-process", &impostor_cert)
+        .await
+        .unwrap();
+    // It reports SERVING at start until its first check of the registry
+    // (refused) lands; from then on every round (200 ms) is refused too.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while serving(impostor_url.clone()).await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "a fetcher with another CA's certificate was let into the registry"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let until = tokio::time::Instant::now() + Duration::from_secs(2);
+    while tokio::time::Instant::now() < until {
+        assert!(
+            !serving(impostor_url.clone()).await,
+            "a fetcher with another CA's certificate passed a registry check"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    let gateway = registry.client(
+        "gateway",
+        &registry.ca.issue("gateway", Validity::Current).unwrap(),
+    );
+    let channel = imgmesh_runtime::grpc_channel_over(&fetcher_url, &gateway).unwrap();
+    let status = FetcherServiceClient::new(channel)
+        .fetch_object(FetchObjectRequest {
+            source_id: "any".to_owned(),
+            path: "a.jpg".to_owned(),
+            ..Default::default()
+        })
+        .await
+        .expect_err("the gateway may not fetch");
+    assert_eq!(status.code(), tonic::Code::PermissionDenied, "{status:?}");
 }

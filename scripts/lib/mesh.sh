@@ -88,7 +88,7 @@ start_mesh() {
   registry=$(listening "$state/logs/registry.log" grpc)
   registry_credentials=$(listening "$state/logs/registry.log" credentials)
 
-  "$bin/imgmesh-fetcher" --listen 127.0.0.1:0 --metrics-listen 127.0.0.1:0 \
+  "$bin/imgmesh-fetcher" --insecure-plaintext --listen 127.0.0.1:0 --metrics-listen 127.0.0.1:0 \
     --registry-url "http://$registry_credentials" >"$state/logs/fetcher.log" 2>&1 &
   mesh_pids+=($!)
   fetcher=$(listening "$state/logs/fetcher.log" grpc)

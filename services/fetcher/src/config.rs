@@ -146,6 +146,11 @@ pub struct FetcherConfig {
     /// Logging and trace export.
     #[command(flatten)]
     pub telemetry: TelemetryArgs,
+
+    /// Mutual TLS: this fetcher's certificate and the mesh CA, or
+    /// `--insecure-plaintext`.
+    #[command(flatten)]
+    pub tls: imgmesh_runtime::TlsArgs,
 }
 
 // === impl FetcherConfig ===

@@ -79,9 +79,13 @@ const STALE_RETRY_AFTER: Duration = Duration::from_secs(5);
 impl Fetcher {
     /// A fetcher that asks the registry at `config.registry_url` for read
     /// access (connecting lazily), caps objects at `config.max_object_bytes`
-    /// and keeps up to `config.original_cache_bytes` of recent originals.
-    pub fn new(config: &FetcherConfig) -> anyhow::Result<Fetcher> {
-        let registry = read_access::registry_client(&config.registry_url)?;
+    /// and keeps up to `config.original_cache_bytes` of recent originals;
+    /// it dials the registry over `transport`.
+    pub fn new(
+        config: &FetcherConfig,
+        transport: &imgmesh_runtime::Transport,
+    ) -> anyhow::Result<Fetcher> {
+        let registry = read_access::registry_client(&config.registry_url, transport)?;
         Ok(Fetcher {
             clients: Arc::new(SourceClients::new(registry, config.s3_tuning())),
             originals: Arc::new(OriginalCache::new(

@@ -47,11 +47,32 @@ pub async fn run<F>(config: FetcherConfig, listener: TcpListener, shutdown: F) -
 where
     F: Future<Output = ()> + Send + 'static,
 {
-    let fetcher = Fetcher::new(&config)?;
+    run_over(
+        config,
+        &imgmesh_runtime::Transport::Plaintext,
+        listener,
+        shutdown,
+    )
+    .await
+}
+
+/// [`run`] over `transport`: with mutual TLS the fetcher dials the registry
+/// with its own certificate, and only the identities the policy allows
+/// (the renderer) may call it.
+pub async fn run_over<F>(
+    config: FetcherConfig,
+    transport: &imgmesh_runtime::Transport,
+    listener: TcpListener,
+    shutdown: F,
+) -> anyhow::Result<()>
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    let fetcher = Fetcher::new(&config, transport)?;
     let health =
         imgmesh_runtime::ServiceHealth::new().with_service::<FetcherServiceServer<Fetcher>>();
     health.start().await;
-    let registry = imgmesh_runtime::grpc_channel(&config.registry_url)?;
+    let registry = imgmesh_runtime::grpc_channel_over(&config.registry_url, transport)?;
     health.watch(
         vec![imgmesh_runtime::Dependency::grpc_peer(
             "registry",
@@ -61,5 +82,5 @@ where
         &config.health,
     );
     let routes = tonic::service::Routes::new(fetcher.into_server());
-    imgmesh_runtime::serve_grpc(listener, routes, health, shutdown).await
+    imgmesh_runtime::serve_grpc_over(listener, transport, routes, health, shutdown).await
 }

@@ -14,10 +14,16 @@ async fn main() -> anyhow::Result<()> {
     }
     let telemetry = imgmesh_telemetry::init("imgmesh-fetcher", &config.telemetry)?;
     let served = async {
+        let transport = config.tls.transport()?;
         let listener = imgmesh_runtime::bind("fetcher", "grpc", config.listen).await?;
         let metrics = imgmesh_runtime::MetricsServer::start("fetcher", &config.metrics).await?;
-        let served =
-            imgmesh_fetcher::run(config, listener, imgmesh_runtime::shutdown_signal()).await;
+        let served = imgmesh_fetcher::run_over(
+            config,
+            &transport,
+            listener,
+            imgmesh_runtime::shutdown_signal(),
+        )
+        .await;
         served.and(metrics.stop().await)
     }
     .await;

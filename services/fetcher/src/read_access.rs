@@ -107,10 +107,13 @@ impl fmt::Debug for ReadAccess {
     }
 }
 
-/// A registry client for `registry_url`, connecting lazily (and again after
-/// the registry restarts).
-pub(crate) fn registry_client(registry_url: &str) -> anyhow::Result<RegistryClient> {
-    let channel = imgmesh_runtime::grpc_channel(registry_url)?;
+/// A registry client for `registry_url` over `transport`, connecting lazily
+/// (and again after the registry restarts).
+pub(crate) fn registry_client(
+    registry_url: &str,
+    transport: &imgmesh_runtime::Transport,
+) -> anyhow::Result<RegistryClient> {
+    let channel = imgmesh_runtime::grpc_channel_over(registry_url, transport)?;
     Ok(SourceCredentialsServiceClient::with_interceptor(
         channel,
         TraceContextInterceptor,

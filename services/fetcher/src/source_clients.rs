@@ -224,7 +224,11 @@ mod tests {
             .local_addr()
             .unwrap()
             .port();
-        let registry = read_access::registry_client(&format!("http://127.0.0.1:{port}")).unwrap();
+        let registry = read_access::registry_client(
+            &format!("http://127.0.0.1:{port}"),
+            &imgmesh_runtime::Transport::Plaintext,
+        )
+        .unwrap();
         let clients = SourceClients::new(registry, imgmesh_s3_client::ClientTuning::default());
         let err = clients.get("no-such-source", 1).await.unwrap_err();
         assert!(matches!(err, FetchError::RegistryUnavailable), "{err:?}");
