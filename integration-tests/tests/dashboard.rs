@@ -44,7 +44,9 @@ const ARROW_DOWN: &str = "\u{E015}";
 /// through its grace period), renders in the image sandbox (a changed
 /// parameter re-renders without a reload; the preview's size and colours
 /// read from its bytes; the signed URL shown renders publicly), draws the
-/// Overview's charts from the gateway's own counters, deletes a
+/// Overview's charts from the gateway's own counters, uploads a file from
+/// the Assets page (its thumbnail rendered by imgmesh; a Source without
+/// upload credentials says so), deletes a
 /// Source and logs out, all by
 /// keyboard and mouse in Chromium.
 #[tokio::test]
@@ -455,6 +457,97 @@ async fn walk_through(mesh: &Mesh, browser: &mut Browser) -> anyhow::Result<()> 
         "there were Redis hits: {ratio}"
     );
     browser.check_page("overview").await?;
+
+    // Assets: a Source without upload credentials says so and offers no
+    // file field.
+    browser
+        .goto(&format!("{admin}/ui/sources/locked/assets"))
+        .await?;
+    let refused = browser.wait_for_text("#no-upload-credentials").await?;
+    assert!(
+        refused.starts_with("No upload credentials are set"),
+        "{refused}"
+    );
+    browser.check_page("assets-no-credentials").await?;
+    // With them, the mouse-free equivalent of a drop: the file's path sent
+    // to the file field, then Upload. The object lands in the bucket with
+    // the same bytes and its thumbnail is rendered by imgmesh.
+    browser.goto(&format!("{admin}{shop_page}")).await?;
+    browser.click("#open-assets").await?;
+    browser.wait_for_path_suffix("/assets").await?;
+    browser.check_page("assets").await?;
+    let file_dir = tempfile::tempdir()?;
+    let file = file_dir.path().join("dropped.png");
+    let bytes = fixtures::quadrants_png(240, 240)?;
+    std::fs::write(&file, &bytes)?;
+    browser
+        .type_into("#upload-file", file.to_str().context("temp path")?)
+        .await?;
+    browser
+        .type_into("#upload-key", "uploads/dropped.png")
+        .await?;
+    browser.click("#upload-button").await?;
+    browser
+        .wait_for_exact(
+            "#upload-result",
+            &format!("Uploaded uploads/dropped.png ({} bytes).", bytes.len()),
+        )
+        .await?;
+    assert_eq!(
+        browser
+            .script("return document.getElementById('upload-progress').value;")
+            .await?,
+        100
+    );
+    assert_eq!(
+        std::fs::read(mesh.bucket_dir().join("uploads/dropped.png"))?,
+        bytes
+    );
+    browser
+        .wait(|browser| async move {
+            let loaded = browser
+                .script(
+                    "var i = document.querySelector('#uploaded img'); \
+                     return !!i && i.complete && i.naturalWidth === 120;",
+                )
+                .await?;
+            Ok(loaded == true)
+        })
+        .await?;
+    let thumbnail = browser
+        .script("return document.querySelector('#uploaded img').getAttribute('src');")
+        .await?;
+    let thumbnail = request_with_body(
+        "GET",
+        mesh.gateway_admin_addr,
+        "localhost",
+        thumbnail.as_str().context("thumbnail src")?,
+        &[("cookie", session_cookie.as_str())],
+        Vec::new(),
+    )
+    .await?;
+    fixtures::expect_image(&thumbnail.body, fixtures::Format::Png, 120, 120)?;
+    let corner = fixtures::pixel(&thumbnail.body, 5, 5)?;
+    assert!(
+        corner[0] > 200.0 && corner[1] < 50.0 && corner[2] < 50.0,
+        "red quadrant: {corner:?}"
+    );
+    browser.check_page("assets-uploaded").await?;
+    // An upload without the session's CSRF header is refused.
+    let forged = request_with_body(
+        "POST",
+        mesh.gateway_admin_addr,
+        "localhost",
+        &format!("{shop_page}/upload?key=forged.png"),
+        &[
+            ("cookie", session_cookie.as_str()),
+            ("content-type", "image/png"),
+        ],
+        bytes.clone(),
+    )
+    .await?;
+    assert_eq!(forged.status, 403, "{}", forged.text());
+    assert!(!mesh.bucket_dir().join("forged.png").exists());
     browser.goto(&format!("{admin}{shop_page}")).await?;
     browser.wait_for_text("#settings").await?;
 

@@ -20,7 +20,7 @@ mod body_timeout;
 mod error;
 pub(crate) mod json;
 pub(crate) mod purge;
-mod upload;
+pub(crate) mod upload;
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};

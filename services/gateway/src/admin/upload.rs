@@ -14,7 +14,7 @@ use axum::response::Response;
 use http::{HeaderMap, StatusCode, header};
 use http_body_util::BodyExt as _;
 use imgmesh_proto::registry::v1::upload_object_request::Part;
-use imgmesh_proto::registry::v1::{UploadObjectHeader, UploadObjectRequest};
+use imgmesh_proto::registry::v1::{UploadObjectHeader, UploadObjectRequest, UploadObjectResponse};
 
 use super::{AdminApi, AdminError, SourceRef, body_error, json_response};
 use crate::asset_path::percent_decoded;
@@ -49,14 +49,37 @@ pub(super) async fn upload_object(
             .ok_or_else(|| AdminError::invalid_field("content-length", "must be a number"))?,
     };
 
-    let (messages, queue) = tokio::sync::mpsc::channel(UPLOAD_QUEUE);
-    let header = UploadObjectRequest {
-        part: Some(Part::Header(UploadObjectHeader {
+    let stored = stream_upload(
+        &admin,
+        UploadObjectHeader {
             id_or_name,
             key,
             content_type,
             size,
-        })),
+        },
+        body,
+    )
+    .await?;
+    Ok(json_response(
+        StatusCode::CREATED,
+        &serde_json::json!({
+            "key": stored.key,
+            "etag": stored.etag,
+            "size": stored.size,
+        }),
+    ))
+}
+
+/// Streams `body` into the registry's `UploadObject` call after `header`
+/// (the admin API's upload and the dashboard's both go through here).
+pub(crate) async fn stream_upload(
+    admin: &AdminApi,
+    header: UploadObjectHeader,
+    body: Body,
+) -> Result<UploadObjectResponse, AdminError> {
+    let (messages, queue) = tokio::sync::mpsc::channel(UPLOAD_QUEUE);
+    let header = UploadObjectRequest {
+        part: Some(Part::Header(header)),
     };
     messages
         .send(header)
@@ -94,14 +117,7 @@ pub(super) async fn upload_object(
     };
     // Whichever fails first ends both: a broken body drops the call.
     let ((), stored) = tokio::try_join!(pump, upload)?;
-    Ok(json_response(
-        StatusCode::CREATED,
-        &serde_json::json!({
-            "key": stored.key,
-            "etag": stored.etag,
-            "size": stored.size,
-        }),
-    ))
+    Ok(stored)
 }
 
 /// The object key of an upload path `/v1/sources/{id_or_name}/objects/{key}`:

@@ -10,8 +10,9 @@
 //! subdomain as it is typed) are compiled into the binary and served from
 //! `/ui/assets/`; nothing is loaded from anywhere else. Pages work without
 //! the script. The pages themselves are in [`sources`], [`settings`],
-//! [`sandbox`] and [`overview`].
+//! [`sandbox`], [`assets`] and [`overview`].
 
+mod assets;
 mod html;
 mod overview;
 mod sandbox;
@@ -90,6 +91,8 @@ pub(crate) fn dashboard_router(admin: AdminApi) -> Router {
             get(sources::delete_confirmation).post(sources::delete),
         )
         .route("/ui/sources/{id}/purge", post(sources::purge))
+        .route("/ui/sources/{id}/assets", get(assets::assets))
+        .route("/ui/sources/{id}/upload", post(assets::upload))
         .route("/ui/sources/{id}/sandbox", get(sandbox::sandbox))
         .route("/ui/sources/{id}/preview", get(sandbox::preview))
         .route("/ui/sources/{id}/settings", post(settings::save))

@@ -667,7 +667,8 @@ pub(super) fn source_page_with(
     let csrf_html = csrf_field(csrf);
     let main = format!(
         "<h1>{name}</h1>{notice}{status}\
-         <p><a href=\"/ui/sources/{id}/sandbox\" id=\"open-sandbox\">Image sandbox</a></p>\
+         <p><a href=\"/ui/sources/{id}/sandbox\" id=\"open-sandbox\">Image sandbox</a> · \
+         <a href=\"/ui/sources/{id}/assets\" id=\"open-assets\">Assets</a></p>\
          <h2>Settings</h2>{settings}{edit}{rotation}{upload}\
          <h2>Actions</h2>\
          <div class=\"actions\">\

@@ -125,9 +125,93 @@
     form.addEventListener("change", changed);
   }
 
+  // The Assets page's drop zone (#drop-zone) carries data-upload (the
+  // upload route), data-csrf (sent as X-CSRF-Token), data-preview and
+  // data-sandbox. A dropped or chosen file is sent with XMLHttpRequest so
+  // its progress fills #upload-progress; each uploaded file is listed with
+  // a thumbnail rendered by imgmesh.
+  function watchUploads() {
+    var zone = document.getElementById("drop-zone");
+    if (!zone) {
+      return;
+    }
+    var input = document.getElementById("upload-file");
+    var keyInput = document.getElementById("upload-key");
+    var progress = document.getElementById("upload-progress");
+    var result = document.getElementById("upload-result");
+    var list = document.getElementById("uploaded");
+
+    function uploaded(key) {
+      var query = "?path=" + encodeURIComponent(key);
+      var item = document.createElement("li");
+      var image = document.createElement("img");
+      image.src = zone.getAttribute("data-preview") + query + "&w=120&h=120&fit=crop";
+      image.alt = key;
+      image.width = 120;
+      image.height = 120;
+      var link = document.createElement("a");
+      link.href = zone.getAttribute("data-sandbox") + query;
+      link.textContent = key;
+      item.appendChild(image);
+      item.appendChild(link);
+      list.appendChild(item);
+    }
+
+    function send(file) {
+      var key = keyInput.value.trim() || file.name;
+      var request = new XMLHttpRequest();
+      request.open("POST", zone.getAttribute("data-upload") + "?key=" + encodeURIComponent(key));
+      request.setRequestHeader("X-CSRF-Token", zone.getAttribute("data-csrf"));
+      if (file.type) {
+        request.setRequestHeader("Content-Type", file.type);
+      }
+      progress.value = 0;
+      result.textContent = "Uploading " + key + "…";
+      request.upload.onprogress = function (event) {
+        if (event.lengthComputable) {
+          progress.value = Math.round((100 * event.loaded) / event.total);
+        }
+      };
+      request.onload = function () {
+        result.textContent = request.responseText;
+        if (request.status === 201) {
+          progress.value = 100;
+          uploaded(key.replace(/^\/+/, ""));
+        }
+      };
+      request.onerror = function () {
+        result.textContent = "The upload failed: the connection broke off.";
+      };
+      request.send(file);
+    }
+
+    document.getElementById("upload-button").addEventListener("click", function () {
+      if (input.files && input.files.length > 0) {
+        send(input.files[0]);
+      } else {
+        result.textContent = "Choose a file first.";
+      }
+    });
+    zone.addEventListener("dragover", function (event) {
+      event.preventDefault();
+      zone.classList.add("dragging");
+    });
+    zone.addEventListener("dragleave", function () {
+      zone.classList.remove("dragging");
+    });
+    zone.addEventListener("drop", function (event) {
+      event.preventDefault();
+      zone.classList.remove("dragging");
+      if (event.dataTransfer && event.dataTransfer.files.length > 0) {
+        send(event.dataTransfer.files[0]);
+      }
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     watchSubdomain();
     watchSandbox();
+    watchUploads();
     window.setTimeout(poll, POLL_MS);
   });
 })();
