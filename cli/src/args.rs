@@ -54,6 +54,18 @@ pub enum Command {
     /// Drop the cached derivatives of one asset, of every asset under a
     /// directory, or of a whole Source (at once, on every replica).
     Purge(PurgeArgs),
+    /// Write a throwaway CA and a certificate per imgmesh identity (for
+    /// `--tls-cert`/`--tls-key`/`--tls-ca`) into a directory; for
+    /// development and tests only, never production.
+    DevCerts(DevCertsArgs),
+}
+
+/// Flags of `imgmesh dev-certs`.
+#[derive(Debug, Args)]
+pub struct DevCertsArgs {
+    /// Directory to write `ca.pem`, `<service>.pem` and `<service>-key.pem`
+    /// into (created if missing; existing files are replaced).
+    pub dir: PathBuf,
 }
 
 /// Flags of `imgmesh purge`.

@@ -79,6 +79,10 @@ pub enum CliError {
         reason: String,
     },
 
+    /// `imgmesh dev-certs` could not write its files.
+    #[error("cannot write certificates: {0}")]
+    DevCerts(String),
+
     /// `sources deploy --wait` saw the deploy fail.
     #[error("deploy of {name} failed: {reason}")]
     DeployFailed {
@@ -145,7 +149,40 @@ pub async fn run(cli: &Cli) -> Result<String, CliError> {
         Command::Upload(args) => upload(cli, args).await,
         Command::Purge(args) => crate::purge::purge(cli, args).await,
         Command::Sources(command) => sources(cli, command).await,
+        Command::DevCerts(args) => dev_certs(cli, args),
     }
+}
+
+/// `imgmesh dev-certs`: a fresh CA and one certificate per identity.
+fn dev_certs(cli: &Cli, args: &crate::args::DevCertsArgs) -> Result<String, CliError> {
+    let written = imgmesh_runtime::dev_certs::write_mesh(&args.dir)
+        .map_err(|error| CliError::DevCerts(format!("{error:#}")))?;
+    let files: Vec<serde_json::Value> = written
+        .iter()
+        .map(|(identity, paths)| {
+            serde_json::json!({
+                "identity": identity,
+                "cert": paths.cert.display().to_string(),
+                "key": paths.key.display().to_string(),
+                "ca": paths.ca.display().to_string(),
+            })
+        })
+        .collect();
+    Ok(if cli.json {
+        to_json(&serde_json::json!({ "certificates": files }))
+    } else {
+        written
+            .iter()
+            .map(|(identity, paths)| {
+                format!(
+                    "{identity}: --tls-cert={} --tls-key={} --tls-ca={}\n",
+                    paths.cert.display(),
+                    paths.key.display(),
+                    paths.ca.display()
+                )
+            })
+            .collect()
+    })
 }
 
 /// A registry client for `--registry-url`.

@@ -13,8 +13,8 @@ mod source_output;
 mod url_signing;
 
 pub use crate::args::{
-    Cli, Command, CreateArgs, DEFAULT_REGISTRY_URL, DEFAULT_RENDERER_URL, DeployArgs, OnOff,
-    PurgeArgs, SourcesCommand, TtlBehavior, UpdateArgs,
+    Cli, Command, CreateArgs, DEFAULT_REGISTRY_URL, DEFAULT_RENDERER_URL, DeployArgs, DevCertsArgs,
+    OnOff, PurgeArgs, SourcesCommand, TtlBehavior, UpdateArgs,
 };
 pub use crate::commands::{CliError, run};
 pub use crate::source_output::{
