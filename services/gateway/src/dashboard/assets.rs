@@ -65,7 +65,7 @@ fn upload_section(source: &Source, csrf: &str) -> String {
     format!(
         "<h2>Upload</h2>\
          <p class=\"hint\">Files are written under the Source's path prefix with its upload \
-         credentials (access key {hint}…). Uploading from this page needs JavaScript; \
+         credentials (access key {hint}). Uploading from this page needs JavaScript; \
          <code>imgmesh sources upload</code> does the same from a shell.</p>\
          <div id=\"drop-zone\" class=\"drop-zone\" data-upload=\"/ui/sources/{id}/upload\" \
          data-preview=\"/ui/sources/{id}/preview\" data-sandbox=\"/ui/sources/{id}/sandbox\" \
