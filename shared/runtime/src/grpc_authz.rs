@@ -25,9 +25,15 @@ pub const ANY_PEER: &str = "*";
 pub const IDENTITIES: &[&str] = &["gateway", "renderer", "fetcher", "source-registry", "cli"];
 
 /// gRPC service or `service/method` → the identities allowed to call it.
+/// imgmesh's own methods are listed one by one (a test checks every `rpc`
+/// in proto/ has its row), so a method added later is refused until it is
+/// given one.
 pub const POLICY: &[(&str, &[&str])] = &[
     // Decrypted S3 credentials: only the fetcher needs them.
-    ("imgmesh.registry.v1.SourceCredentialsService", &["fetcher"]),
+    (
+        "imgmesh.registry.v1.SourceCredentialsService/GetReadAccess",
+        &["fetcher"],
+    ),
     // Source reads: the gateway resolves hosts and serves the admin API; the
     // CLI lists and shows.
     (
@@ -44,7 +50,27 @@ pub const POLICY: &[(&str, &[&str])] = &[
     ),
     // Source writes: the gateway's admin API and the operator's CLI.
     (
-        "imgmesh.registry.v1.SourceRegistryService",
+        "imgmesh.registry.v1.SourceRegistryService/CreateSource",
+        &["gateway", "cli"],
+    ),
+    (
+        "imgmesh.registry.v1.SourceRegistryService/UpdateSource",
+        &["gateway", "cli"],
+    ),
+    (
+        "imgmesh.registry.v1.SourceRegistryService/DeleteSource",
+        &["gateway", "cli"],
+    ),
+    (
+        "imgmesh.registry.v1.SourceRegistryService/DeploySource",
+        &["gateway", "cli"],
+    ),
+    (
+        "imgmesh.registry.v1.SourceRegistryService/RotateSecureToken",
+        &["gateway", "cli"],
+    ),
+    (
+        "imgmesh.registry.v1.SourceRegistryService/UploadObject",
         &["gateway", "cli"],
     ),
     // The renderer's internal protocol: the gateway renders and purges; the
@@ -55,7 +81,14 @@ pub const POLICY: &[(&str, &[&str])] = &[
         &["gateway", "cli"],
     ),
     // Origin bytes: only the renderer fetches.
-    ("imgmesh.fetcher.v1.FetcherService", &["renderer"]),
+    (
+        "imgmesh.fetcher.v1.FetcherService/FetchObject",
+        &["renderer"],
+    ),
+    // The public render API (the gateway's, on its public listener): any
+    // peer a listener lets in.
+    ("imgmesh.image.v1.ImageService/Render", &[ANY_PEER]),
+    ("imgmesh.image.v1.ImageService/Describe", &[ANY_PEER]),
     // Health and reflection: any authenticated peer.
     ("grpc.health.v1.Health", &[ANY_PEER]),
     ("grpc.reflection.v1.ServerReflection", &[ANY_PEER]),
@@ -114,7 +147,9 @@ static DENIED: LazyLock<Family<DeniedLabels, Counter>> = LazyLock::new(|| {
             family.clone(),
         );
     for (name, identities) in POLICY {
-        let (service, method) = name.split_once('/').unwrap_or((name, "*"));
+        let Some((service, method)) = name.split_once('/') else {
+            continue;
+        };
         for peer in IDENTITIES {
             if !identities.iter().any(|id| id == peer || *id == ANY_PEER) {
                 let _ = family.get_or_create(&labels(service, method, peer));
@@ -132,8 +167,9 @@ fn labels(service: &str, method: &str, peer: &str) -> DeniedLabels {
     ]
 }
 
-/// Creates `imgmesh_grpc_authz_denied_total` (every refusable
-/// method/identity pair at zero) so it is exported before any refusal.
+/// Creates `imgmesh_grpc_authz_denied_total` (every refusable pair of a
+/// policy method and an imgmesh identity at zero) so it is exported before
+/// any refusal.
 pub fn register_metrics() {
     LazyLock::force(&DENIED);
 }
@@ -241,6 +277,66 @@ mod tests {
         assert!(allowed("/grpc.health.v1.Health/Check", "fetcher"));
         assert!(!allowed("/unknown.Service/Call", "gateway"));
         assert!(!allowed("not-a-path", "gateway"));
+    }
+}
+
+#[cfg(test)]
+mod proto_tests {
+    use super::*;
+
+    /// Every `rpc` of every service in proto/ has a row of its own in
+    /// [`POLICY`], and every imgmesh row names a method that exists.
+    #[test]
+    fn every_rpc_has_a_policy_row() {
+        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../../proto/imgmesh");
+        let mut methods = Vec::new();
+        let mut dirs = vec![std::path::PathBuf::from(root)];
+        while let Some(dir) = dirs.pop() {
+            for entry in std::fs::read_dir(&dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    dirs.push(path);
+                    continue;
+                }
+                if path.extension().is_none_or(|ext| ext != "proto") {
+                    continue;
+                }
+                let text = std::fs::read_to_string(&path).unwrap();
+                let package = text
+                    .lines()
+                    .find_map(|line| line.trim().strip_prefix("package "))
+                    .map(|package| package.trim_end_matches(';').to_owned());
+                let mut service = None;
+                for line in text.lines().map(str::trim) {
+                    if let Some(rest) = line.strip_prefix("service ") {
+                        service = rest.split_whitespace().next().map(str::to_owned);
+                    } else if let Some(rest) = line.strip_prefix("rpc ") {
+                        let method = rest.split('(').next().unwrap().trim();
+                        methods.push(format!(
+                            "{}.{}/{method}",
+                            package.as_deref().unwrap(),
+                            service.as_deref().unwrap()
+                        ));
+                    }
+                }
+            }
+        }
+        assert!(methods.len() >= 10, "found {methods:?}");
+        for method in &methods {
+            assert!(
+                POLICY.iter().any(|(name, _)| name == method),
+                "{method} has no row in grpc_authz::POLICY"
+            );
+        }
+        for (name, _) in POLICY
+            .iter()
+            .filter(|(name, _)| name.starts_with("imgmesh."))
+        {
+            assert!(
+                methods.iter().any(|method| method == name),
+                "{name} is no rpc"
+            );
+        }
     }
 }
 
