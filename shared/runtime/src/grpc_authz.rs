@@ -95,7 +95,8 @@ pub const POLICY: &[(&str, &[&str])] = &[
     ("grpc.reflection.v1alpha.ServerReflection", &[ANY_PEER]),
 ];
 
-/// Whether `identity` may call the method at `path` (`/<service>/<method>`).
+/// Whether `identity` may call the method at `path` (`/<service>/<method>`);
+/// `""` stands for a verified certificate that names no identity.
 pub fn allowed(path: &str, identity: &str) -> bool {
     let Some((service, method)) = split_path(path) else {
         return false;
@@ -217,7 +218,9 @@ where
         if let Some(peer) = peer.filter(|peer| peer.mtls) {
             let path = request.uri().path();
             let identity = peer.identity.as_deref();
-            if !identity.is_some_and(|identity| allowed(path, identity)) {
+            // A verified certificate without an identity may still call
+            // what any authenticated peer may.
+            if !allowed(path, identity.unwrap_or("")) {
                 let (service, method) = split_path(path).unwrap_or(("other", "other"));
                 let peer_label = identity.unwrap_or("none");
                 // Unknown services and identities share one label so a
@@ -275,6 +278,11 @@ mod tests {
         assert!(allowed(render, "gateway") && !allowed(render, "cli"));
         assert!(allowed("/imgmesh.renderer.v1.RendererService/Purge", "cli"));
         assert!(allowed("/grpc.health.v1.Health/Check", "fetcher"));
+        assert!(
+            allowed("/grpc.health.v1.Health/Check", ""),
+            "no identity, health"
+        );
+        assert!(!allowed(creds, ""), "no identity, credentials");
         assert!(!allowed("/unknown.Service/Call", "gateway"));
         assert!(!allowed("not-a-path", "gateway"));
     }

@@ -127,7 +127,7 @@ impl MeshTls {
     /// Loads this process's certificate and key and the mesh CA, and builds
     /// the server and client configurations (HTTP/2 by ALPN, TLS 1.2+).
     pub fn load(cert: &Path, key: &Path, ca: &Path) -> anyhow::Result<MeshTls> {
-        crate::mesh_tls::install_crypto_provider();
+        install_crypto_provider();
         let mut roots = RootCertStore::empty();
         let ca_certs = read_certs(ca)?;
         let (added, _ignored) = roots.add_parsable_certificates(ca_certs);
