@@ -4,7 +4,11 @@
 # repetitions, medians written to docs/benchmarks.md. See
 # ../shared/brief/BENCHMARKS.md for the workloads.
 #
-# Environment: BENCH_REPS (3), BENCH_W1_SECONDS (20), BENCH_W2_SECONDS (10).
+# `scripts/bench.sh badbytes` (or BENCH_ONLY=badbytes) runs only the
+# bad-bytes section, rewriting only its part of docs/benchmarks.md.
+#
+# Environment: BENCH_REPS (3), BENCH_W1_SECONDS (20), BENCH_W2_SECONDS (10),
+# BENCH_BADBYTES_SECONDS (10).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -14,6 +18,8 @@ source scripts/lib/mesh.sh
 reps=${BENCH_REPS:-3}
 w1_seconds=${BENCH_W1_SECONDS:-20}
 w2_seconds=${BENCH_W2_SECONDS:-10}
+badbytes_seconds=${BENCH_BADBYTES_SECONDS:-10}
+only=${1:-${BENCH_ONLY:-all}}
 
 echo "building release binaries…"
 cargo build --release -j2 --workspace --bins --quiet
@@ -37,6 +43,60 @@ export TOKIO_WORKER_THREADS=${TOKIO_WORKER_THREADS:-1}
 IMGMESH_LOG=warn start_mesh "$state" "$bin"
 trap finish INT TERM EXIT
 
+# Bad bytes at load: the renderer's peak RSS while the hostile originals
+# (generated from their specifications by write-hostile-originals, plus a
+# truncated corpus JPEG) are asked for concurrently, mixed with good
+# renders, and the time to refuse the 50000 × 50000 PNG bomb. Writes its
+# part of docs/benchmarks.md to $state/badbytes.md.
+badbytes_section() {
+  local pid peak idle_rss mixed bomb m_rps m_p50 m_p99 m_n b_rps b_p50 b_p99 b_n ms bs
+  pid=$(pgrep -f "$bin/imgmesh-renderer" | head -n 1)
+  "$bin/write-hostile-originals" "$state/s3/demo-bucket" >"$state/hostile.txt"
+  head -c "$(($(stat -c %s "$corpus/rhythm.jpg") * 6 / 10))" "$corpus/rhythm.jpg" >"$state/s3/demo-bucket/truncated.jpg"
+  idle_rss=$(awk '/VmRSS/ {printf "%.0f", $2 / 1024}' "/proc/$pid/status")
+  echo 5 >"/proc/$pid/clear_refs" 2>/dev/null || true
+  redis-cli -p "$redis_port" FLUSHALL >/dev/null
+  mixed=$(wrk -t1 -c8 -d"${badbytes_seconds}s" --latency -s bench/badbytes.lua "http://$gateway" -- mixed)
+  peak=$(awk '/VmHWM/ {printf "%.0f", $2 / 1024}' "/proc/$pid/status")
+  bomb=$(wrk -t1 -c4 -d"${badbytes_seconds}s" --latency -s bench/badbytes.lua "http://$gateway" -- bomb)
+  echo "$mixed" >"$state/badbytes-mixed.txt"
+  echo "$bomb" >"$state/badbytes-bomb.txt"
+  read -r m_rps m_p50 m_p99 m_n _ < <(echo "$mixed" | wrk_summary)
+  read -r b_rps b_p50 b_p99 b_n _ < <(echo "$bomb" | wrk_summary)
+  ms=$(echo "$mixed" | sed -n 's/^statuses //p')
+  bs=$(echo "$bomb" | sed -n 's/^statuses //p')
+  echo "  bad bytes: mixed $m_rps req/s ($ms), renderer peak $peak MB (idle $idle_rss MB); bomb p50 $b_p50 ms p99 $b_p99 ms ($bs)"
+  cat >"$state/badbytes.md" <<DOC
+<!-- section badbytes: written by scripts/bench.sh (alone: scripts/bench.sh badbytes) -->
+## Bad bytes at load
+
+- date: $(date -u +%Y-%m-%dT%H:%MZ); machine: $(nproc) cores ($(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)), shared with other builds; commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+- command: \`scripts/bench.sh badbytes\` (also part of \`make bench\`), release build, one run of ${badbytes_seconds}s each, services at \`IMGMESH_LOG=warn\`, \`TOKIO_WORKER_THREADS=$TOKIO_WORKER_THREADS\`
+- files (name and bytes, from \`write-hostile-originals\`): $(tr '\n' ' ' <"$state/hostile.txt")· truncated.jpg: 60 % of a corpus JPEG
+
+| workload | command | result |
+|---|---|---|
+| hostile originals mixed with good renders | \`wrk -t1 -c8 -d${badbytes_seconds}s -s bench/badbytes.lua -- mixed\` (every other request a unique good render of a corpus JPEG; Redis flushed first) | $m_rps req/s, $m_n requests: $ms; p50 $m_p50 ms, p99 $m_p99 ms; **renderer peak RSS $peak MB** (VmHWM reset before; $idle_rss MB resident before) |
+| refusing the 50000 × 50000 PNG (4 KB) | \`wrk -t1 -c4 -d${badbytes_seconds}s -s bench/badbytes.lua -- bomb\` (fetched, header read, 413; never cached) | $b_rps req/s, $b_n requests: $bs; **p50 $b_p50 ms, p99 $b_p99 ms** |
+<!-- /section badbytes -->
+DOC
+}
+
+# Replaces the marked section NAME of docs/benchmarks.md with FILE, or
+# appends it.
+write_doc_section() {
+  python3 - "$1" "$2" <<'PY'
+import re, sys
+name, path = sys.argv[1], sys.argv[2]
+doc = open("docs/benchmarks.md").read()
+new = open(path).read()
+pattern = re.compile(r"<!-- section %s:.*?<!-- /section %s -->\n" % (name, name), re.S)
+doc = pattern.sub(lambda _: new, doc) if pattern.search(doc) else doc.rstrip("\n") + "\n\n" + new
+open("docs/benchmarks.md", "w").write(doc)
+PY
+}
+
+
 service_pids() { pgrep -f "$bin/imgmesh-" | tr '\n' ' '; }
 # shellcheck disable=SC2207
 pids=($(service_pids))
@@ -48,7 +108,7 @@ renderer_metrics=$(listening "$state/logs/renderer.log" metrics)
 # the same fetcher and Redis, a gateway balancing over both renderers, and
 # a gateway whose balanced channel lists the first renderer twice (one
 # backend behind the balancer: what balancing costs per request).
-"$bin/imgmesh-renderer" --listen 127.0.0.1:0 --metrics-listen 127.0.0.1:0 \
+"$bin/imgmesh-renderer" --insecure-plaintext --listen 127.0.0.1:0 --metrics-listen 127.0.0.1:0 \
   --fetcher-url "http://$fetcher" --redis-url "redis://127.0.0.1:$redis_port" \
   >"$state/logs/renderer-2.log" 2>&1 &
 mesh_pids+=($!)
@@ -56,7 +116,7 @@ renderer2=$(listening "$state/logs/renderer-2.log" grpc)
 renderer2_metrics=$(listening "$state/logs/renderer-2.log" metrics)
 extra_gateway() {
   local name=$1 renderers=$2
-  "$bin/imgmesh-gateway" --listen 127.0.0.1:0 --ops-listen 127.0.0.1:0 \
+  "$bin/imgmesh-gateway" --insecure-plaintext --listen 127.0.0.1:0 --ops-listen 127.0.0.1:0 \
     --registry-url "http://$registry" --renderer-url "$renderers" --base-domain localhost \
     --redis-url "redis://127.0.0.1:$redis_port" >"$state/logs/gateway-$name.log" 2>&1 &
   mesh_pids+=($!)
@@ -97,6 +157,12 @@ wrk_summary() {
     END { printf "%.2f %.2f %.2f %d %d\n", rps, p50, p99, n, bad + 0 }'
 }
 median() { sort -g | awk '{v[NR] = $1} END { print v[int((NR + 1) / 2)] }'; }
+
+if [[ $only == badbytes ]]; then
+  badbytes_section
+  write_doc_section badbytes "$state/badbytes.md"
+  exit 0
+fi
 
 host="http://$gateway"
 ticks_per_second=$(getconf CLK_TCK)
@@ -219,6 +285,9 @@ cpu_model=$(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)
 mem_gb=$(awk '/MemTotal/ {printf "%.0f", $2 / 1048576}' /proc/meminfo)
 vips_version=$(pkg-config --modversion vips)
 mkdir -p docs
+# Marked sections (the bad-bytes run, hand-written analyses) survive the
+# rewrite below.
+cp docs/benchmarks.md "$state/benchmarks.before.md" 2>/dev/null || : >"$state/benchmarks.before.md"
 cat >docs/benchmarks.md <<DOC
 # Benchmarks
 
@@ -263,5 +332,16 @@ Raw rows (floor, W1 rps, p50, p99, CPU-ms/req, W1 non-2xx, W2 rps, W2 p99, W2 no
 $(cat "$results")
 \`\`\`
 DOC
+python3 - "$state/benchmarks.before.md" <<'PY'
+import re, sys
+before = open(sys.argv[1]).read()
+sections = re.findall(r"<!-- section [a-z0-9-]+:.*?<!-- /section [a-z0-9-]+ -->\n", before, re.S)
+if sections:
+    with open("docs/benchmarks.md", "a") as doc:
+        doc.write("\n" + "\n".join(sections))
+PY
+echo "bad bytes at load…"
+badbytes_section
+write_doc_section badbytes "$state/badbytes.md"
 echo
 cat docs/benchmarks.md

@@ -18,7 +18,7 @@ fn main() -> anyhow::Result<()> {
         ("frames.gif", hostile_originals::gif_with_frames(5000)),
         (
             "scans.jpg",
-            hostile_originals::jpeg_with_legal_scans(4000, 3000),
+            hostile_originals::jpeg_with_legal_scans(7000, 7000),
         ),
         (
             "ztxt-bomb.png",
