@@ -50,7 +50,9 @@ trap finish INT TERM EXIT
 # part of docs/benchmarks.md to $state/badbytes.md.
 badbytes_section() {
   local pid peak idle_rss mixed bomb m_rps m_p50 m_p99 m_n b_rps b_p50 b_p99 b_n ms bs
-  pid=$(pgrep -f "$bin/imgmesh-renderer" | head -n 1)
+  # start_mesh starts redis, s3s-fs, the registry, the fetcher, then the
+  # renderer (pgrep could find another mesh's renderer on this machine).
+  pid=${mesh_pids[4]}
   "$bin/write-hostile-originals" "$state/s3/demo-bucket" >"$state/hostile.txt"
   head -c "$(($(stat -c %s "$corpus/rhythm.jpg") * 6 / 10))" "$corpus/rhythm.jpg" >"$state/s3/demo-bucket/truncated.jpg"
   idle_rss=$(awk '/VmRSS/ {printf "%.0f", $2 / 1024}' "/proc/$pid/status")
