@@ -100,6 +100,7 @@ pub const STREAMING_METHODS: &[(&str, &str)] = &[
         "/imgmesh.registry.v1.SourceRegistryService/UploadObject",
         "client_stream",
     ),
+    ("/imgmesh.image.v1.ImageService/Render", "server_stream"),
     ("/grpc.health.v1.Health/Watch", "server_stream"),
 ];
 
