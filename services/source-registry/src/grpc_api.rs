@@ -12,13 +12,15 @@ use secrecy::ExposeSecret as _;
 use tonic::{Request, Response, Status};
 use tracing::field;
 
+use crate::api_key_store::{ApiKey, ApiKeyStore, SourceScope};
 use crate::object_upload;
-use crate::registry::Registry;
+use crate::registry::{Registry, unix_now};
 
 /// Serves `imgmesh.registry.v1.SourceRegistryService`.
 #[derive(Debug, Clone)]
 pub(crate) struct SourceRegistryApi {
     registry: Registry,
+    api_keys: ApiKeyStore,
 }
 
 // === impl SourceRegistryApi ===
@@ -26,7 +28,8 @@ pub(crate) struct SourceRegistryApi {
 impl SourceRegistryApi {
     /// The service backed by `registry`.
     pub(crate) fn new(registry: Registry) -> Self {
-        SourceRegistryApi { registry }
+        let api_keys = ApiKeyStore::new(registry.store().pool().clone());
+        SourceRegistryApi { registry, api_keys }
     }
 }
 
@@ -206,6 +209,110 @@ impl SourceRegistryService for SourceRegistryApi {
         span.record("object.size", stored.size);
         tracing::info!(object.key = %stored.key, object.size = stored.size, "object uploaded");
         Ok(Response::new(stored))
+    }
+
+    #[tracing::instrument(
+        name = "registry.create_api_key",
+        skip_all,
+        fields(api_key.id = field::Empty)
+    )]
+    async fn create_api_key(
+        &self,
+        request: Request<proto::CreateApiKeyRequest>,
+    ) -> Result<Response<proto::CreateApiKeyResponse>, Status> {
+        let request = request.into_inner();
+        let sources = if request.all_sources {
+            if !request.source_ids.is_empty() {
+                return Err(imgmesh_errors::invalid_field(
+                    "source_ids",
+                    "must be empty when all_sources is set",
+                ));
+            }
+            SourceScope::All
+        } else {
+            SourceScope::Only(request.source_ids)
+        };
+        let (key, secret) = self
+            .api_keys
+            .create(&request.name, &request.operations, sources, unix_now())
+            .await?;
+        tracing::Span::current().record("api_key.id", key.id.as_str());
+        tracing::info!(api_key.id = %key.id, api_key.name = %key.name, "api key created");
+        // The only time a key leaves the registry: once, in this response.
+        Ok(Response::new(proto::CreateApiKeyResponse {
+            api_key: Some(api_key_message(key)),
+            secret,
+        }))
+    }
+
+    #[tracing::instrument(name = "registry.list_api_keys", skip_all, fields(count = field::Empty))]
+    async fn list_api_keys(
+        &self,
+        _request: Request<proto::ListApiKeysRequest>,
+    ) -> Result<Response<proto::ListApiKeysResponse>, Status> {
+        let keys = self.api_keys.list().await?;
+        tracing::Span::current().record("count", keys.len());
+        Ok(Response::new(proto::ListApiKeysResponse {
+            api_keys: keys.into_iter().map(api_key_message).collect(),
+        }))
+    }
+
+    #[tracing::instrument(
+        name = "registry.revoke_api_key",
+        skip_all,
+        fields(api_key.id = %request.get_ref().id)
+    )]
+    async fn revoke_api_key(
+        &self,
+        request: Request<proto::RevokeApiKeyRequest>,
+    ) -> Result<Response<proto::RevokeApiKeyResponse>, Status> {
+        let id = &request.get_ref().id;
+        let Some(key) = self.api_keys.revoke(id, unix_now()).await? else {
+            return Err(imgmesh_errors::ErrorCode::ApiKeyNotFound
+                .status(format!("api key {id:?} not found")));
+        };
+        tracing::info!(api_key.id = %key.id, "api key revoked");
+        Ok(Response::new(proto::RevokeApiKeyResponse {
+            api_key: Some(api_key_message(key)),
+        }))
+    }
+
+    #[tracing::instrument(
+        name = "registry.authenticate_api_key",
+        skip_all,
+        fields(api_key.id = field::Empty)
+    )]
+    async fn authenticate_api_key(
+        &self,
+        request: Request<proto::AuthenticateApiKeyRequest>,
+    ) -> Result<Response<proto::AuthenticateApiKeyResponse>, Status> {
+        let key = self
+            .api_keys
+            .authenticate(&request.get_ref().secret)
+            .await?;
+        if let Some(key) = &key {
+            tracing::Span::current().record("api_key.id", key.id.as_str());
+        }
+        Ok(Response::new(proto::AuthenticateApiKeyResponse {
+            api_key: key.map(api_key_message),
+        }))
+    }
+}
+
+/// The wire form of a stored key.
+fn api_key_message(key: ApiKey) -> proto::ApiKey {
+    let (all_sources, source_ids) = match key.sources {
+        SourceScope::All => (true, Vec::new()),
+        SourceScope::Only(ids) => (false, ids),
+    };
+    proto::ApiKey {
+        id: key.id,
+        name: key.name,
+        operations: key.operations,
+        all_sources,
+        source_ids,
+        created_at_unix: key.created_at,
+        revoked_at_unix: key.revoked_at,
     }
 }
 

@@ -31,9 +31,6 @@
 //! # }
 //! ```
 
-// The key store is built and tested; the registry does not serve it over
-// gRPC yet, so nothing outside its tests calls it.
-#[allow(dead_code)]
 mod api_key_store;
 mod config;
 mod credentials_crypto;

@@ -130,8 +130,6 @@ impl SourceStore {
     }
 
     /// The connection pool, for the other tables' stores (`api_key_store`).
-    // Only api_key_store's tests call it until the registry serves keys.
-    #[allow(dead_code)]
     pub(crate) fn pool(&self) -> &AnyPool {
         &self.pool
     }

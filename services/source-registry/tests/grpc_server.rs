@@ -488,3 +488,136 @@ async fn fallback_image_settings_follow_the_object_key_rule() {
     }
     server.shutdown().await;
 }
+
+/// The API key RPCs over the wire: create shows the key once, list never
+/// does, authenticate finds a live key and not a revoked, unknown or
+/// altered one, revoking an unknown id is API_KEY_NOT_FOUND, and a bad
+/// scope is refused naming its field.
+#[tokio::test]
+async fn api_key_rpcs_over_grpc() {
+    let server = TestServer::start().await;
+    let mut sources = SourceRegistryServiceClient::new(server.channel().await);
+
+    let created = sources
+        .create_api_key(proto::CreateApiKeyRequest {
+            name: "uploader".into(),
+            operations: vec!["render".into()],
+            all_sources: false,
+            source_ids: vec!["src_a".into()],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let secret = created.secret.clone();
+    assert!(
+        secret.starts_with("imk_") && secret.len() == 68,
+        "not an imgmesh key"
+    );
+    let key = created.api_key.unwrap();
+    assert_eq!(key.name, "uploader");
+    assert_eq!(key.operations, vec!["render".to_owned()]);
+    assert!(!key.all_sources);
+    assert_eq!(key.source_ids, vec!["src_a".to_owned()]);
+    assert_eq!(key.revoked_at_unix, 0);
+
+    let all = sources
+        .create_api_key(proto::CreateApiKeyRequest {
+            name: "mailer".into(),
+            operations: vec!["render".into(), "describe".into()],
+            all_sources: true,
+            source_ids: vec![],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(all.api_key.as_ref().unwrap().all_sources);
+
+    let listed = sources
+        .list_api_keys(proto::ListApiKeysRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(listed.api_keys.len(), 2);
+    assert!(!format!("{listed:?}").contains(&secret[4..]));
+
+    let found = sources
+        .authenticate_api_key(proto::AuthenticateApiKeyRequest {
+            secret: secret.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        found.api_key.as_ref().map(|k| k.id.as_str()),
+        Some(key.id.as_str())
+    );
+    let mut altered = secret.clone();
+    let last = if secret.ends_with('0') { "1" } else { "0" };
+    altered.replace_range(67.., last);
+    for presented in [altered, String::new(), "imk_nope".to_owned()] {
+        let unknown = sources
+            .authenticate_api_key(proto::AuthenticateApiKeyRequest { secret: presented })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(unknown.api_key, None);
+    }
+
+    let revoked = sources
+        .revoke_api_key(proto::RevokeApiKeyRequest { id: key.id.clone() })
+        .await
+        .unwrap()
+        .into_inner()
+        .api_key
+        .unwrap();
+    assert!(revoked.revoked_at_unix > 0);
+    let after = sources
+        .authenticate_api_key(proto::AuthenticateApiKeyRequest {
+            secret: secret.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(after.api_key, None);
+
+    let missing = sources
+        .revoke_api_key(proto::RevokeApiKeyRequest {
+            id: "key_000000000000".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(ErrorCode::of_status(&missing), ErrorCode::ApiKeyNotFound);
+    assert_eq!(missing.code(), tonic::Code::NotFound);
+
+    let bad = sources
+        .create_api_key(proto::CreateApiKeyRequest {
+            name: "both".into(),
+            operations: vec!["render".into()],
+            all_sources: true,
+            source_ids: vec!["src_a".into()],
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(ErrorCode::of_status(&bad), ErrorCode::InvalidArgument);
+    assert!(
+        bad.message().starts_with("source_ids: "),
+        "{}",
+        bad.message()
+    );
+    let bad = sources
+        .create_api_key(proto::CreateApiKeyRequest {
+            name: "purger".into(),
+            operations: vec!["purge".into()],
+            all_sources: true,
+            source_ids: vec![],
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        bad.message().starts_with("operations: "),
+        "{}",
+        bad.message()
+    );
+
+    server.shutdown().await;
+}

@@ -47,13 +47,19 @@ pub enum ErrorCode {
     Unavailable,
     /// A bug or an unexpected failure.
     Internal,
+    /// No API key was presented, or it is unknown or revoked.
+    ApiKeyInvalid,
+    /// The API key may not perform this operation on this Source.
+    ApiKeyForbidden,
+    /// No API key has that id.
+    ApiKeyNotFound,
 }
 
 // === impl ErrorCode ===
 
 impl ErrorCode {
     /// Every code, for tests and documentation.
-    pub const ALL: [ErrorCode; 15] = [
+    pub const ALL: [ErrorCode; 18] = [
         ErrorCode::SourceNotFound,
         ErrorCode::SourceDisabled,
         ErrorCode::ObjectNotFound,
@@ -69,6 +75,9 @@ impl ErrorCode {
         ErrorCode::Overloaded,
         ErrorCode::Unavailable,
         ErrorCode::Internal,
+        ErrorCode::ApiKeyInvalid,
+        ErrorCode::ApiKeyForbidden,
+        ErrorCode::ApiKeyNotFound,
     ];
 
     /// The `ErrorInfo.reason` string, e.g. `SOURCE_NOT_FOUND`.
@@ -89,6 +98,9 @@ impl ErrorCode {
             ErrorCode::Overloaded => "OVERLOADED",
             ErrorCode::Unavailable => "UNAVAILABLE",
             ErrorCode::Internal => "INTERNAL",
+            ErrorCode::ApiKeyInvalid => "API_KEY_INVALID",
+            ErrorCode::ApiKeyForbidden => "API_KEY_FORBIDDEN",
+            ErrorCode::ApiKeyNotFound => "API_KEY_NOT_FOUND",
         }
     }
 
@@ -115,6 +127,9 @@ impl ErrorCode {
             ErrorCode::OriginUnavailable | ErrorCode::Unavailable => tonic::Code::Unavailable,
             ErrorCode::OriginTimeout => tonic::Code::DeadlineExceeded,
             ErrorCode::Internal => tonic::Code::Internal,
+            ErrorCode::ApiKeyInvalid => tonic::Code::Unauthenticated,
+            ErrorCode::ApiKeyForbidden => tonic::Code::PermissionDenied,
+            ErrorCode::ApiKeyNotFound => tonic::Code::NotFound,
         }
     }
 
@@ -136,6 +151,9 @@ impl ErrorCode {
             ErrorCode::Overloaded | ErrorCode::Unavailable => 503,
             ErrorCode::OriginTimeout => 504,
             ErrorCode::Internal => 500,
+            ErrorCode::ApiKeyInvalid => 401,
+            ErrorCode::ApiKeyForbidden => 403,
+            ErrorCode::ApiKeyNotFound => 404,
         }
     }
 

@@ -73,6 +73,24 @@ pub const POLICY: &[(&str, &[&str])] = &[
         "imgmesh.registry.v1.SourceRegistryService/UploadObject",
         &["gateway", "cli"],
     ),
+    // API keys of the public render API: the gateway authenticates callers;
+    // the gateway's admin API and the operator's CLI manage them.
+    (
+        "imgmesh.registry.v1.SourceRegistryService/AuthenticateApiKey",
+        &["gateway"],
+    ),
+    (
+        "imgmesh.registry.v1.SourceRegistryService/CreateApiKey",
+        &["gateway", "cli"],
+    ),
+    (
+        "imgmesh.registry.v1.SourceRegistryService/ListApiKeys",
+        &["gateway", "cli"],
+    ),
+    (
+        "imgmesh.registry.v1.SourceRegistryService/RevokeApiKey",
+        &["gateway", "cli"],
+    ),
     // The renderer's internal protocol: the gateway renders and purges; the
     // operator's CLI purges.
     ("imgmesh.renderer.v1.RendererService/Render", &["gateway"]),
