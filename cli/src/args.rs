@@ -35,6 +35,13 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub json: bool,
 
+    /// Mutual TLS to the registry and renderers with the operator's
+    /// certificate (identity `cli`). Without any of these flags the CLI
+    /// dials plaintext, which only a registry run with
+    /// `--insecure-plaintext` accepts.
+    #[command(flatten)]
+    pub tls: imgmesh_runtime::TlsArgs,
+
     /// What to do.
     #[command(subcommand)]
     pub command: Command,

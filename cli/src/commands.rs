@@ -185,17 +185,29 @@ fn dev_certs(cli: &Cli, args: &crate::args::DevCertsArgs) -> Result<String, CliE
     })
 }
 
-/// A registry client for `--registry-url`.
+/// A registry client for `--registry-url`, over mutual TLS when
+/// `--tls-cert`/`--tls-key`/`--tls-ca` are given.
 pub(crate) fn registry_client(
     cli: &Cli,
 ) -> Result<SourceRegistryServiceClient<GrpcChannel>, CliError> {
-    let channel = imgmesh_runtime::grpc_channel(&cli.registry_url).map_err(|error| {
-        CliError::RegistryUrl {
+    let channel = transport(cli)
+        .and_then(|transport| imgmesh_runtime::grpc_channel_over(&cli.registry_url, &transport))
+        .map_err(|error| CliError::RegistryUrl {
             url: cli.registry_url.clone(),
             reason: format!("{error:#}"),
-        }
-    })?;
+        })?;
     Ok(SourceRegistryServiceClient::new(channel))
+}
+
+/// How the CLI dials: mutual TLS with the operator's certificate when the
+/// TLS flags are given, plaintext otherwise (a client, it opens no port;
+/// an mTLS registry refuses the plaintext connection).
+pub(crate) fn transport(cli: &Cli) -> anyhow::Result<imgmesh_runtime::Transport> {
+    let tls = &cli.tls;
+    if tls.tls_cert.is_none() && tls.tls_key.is_none() && tls.tls_ca.is_none() {
+        return Ok(imgmesh_runtime::Transport::Plaintext);
+    }
+    tls.transport()
 }
 
 /// Runs `imgmesh sources …`.

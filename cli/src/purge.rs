@@ -43,7 +43,8 @@ pub(crate) async fn purge(cli: &Cli, args: &PurgeArgs) -> Result<String, CliErro
         url: args.renderer_url.clone(),
         message,
     };
-    let channel = imgmesh_runtime::grpc_channel(&args.renderer_url)
+    let channel = crate::commands::transport(cli)
+        .and_then(|transport| imgmesh_runtime::grpc_channel_over(&args.renderer_url, &transport))
         .map_err(|error| unreachable(format!("{error:#}")))?;
     let purged = RendererServiceClient::new(channel)
         .purge(PurgeRequest {

@@ -672,6 +672,7 @@ impl Mesh {
             .env_clear()
             .env("IMGMESH_LOG", "info")
             .env("IMGMESH_ADMIN_TOKEN", ADMIN_TOKEN)
+            .env("IMGMESH_INSECURE_PLAINTEXT", "true")
             .arg("--listen=127.0.0.1:0")
             .arg("--ops-listen=127.0.0.1:0")
             .arg("--admin-listen=127.0.0.1:0")

@@ -33,6 +33,7 @@ async fn lone_gateway(
         command.env(key, value);
     }
     command
+        .arg("--insecure-plaintext")
         .arg("--listen=127.0.0.1:0")
         .arg("--ops-listen=127.0.0.1:0")
         .arg(format!(

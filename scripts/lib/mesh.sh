@@ -93,12 +93,12 @@ start_mesh() {
   mesh_pids+=($!)
   fetcher=$(listening "$state/logs/fetcher.log" grpc)
 
-  "$bin/imgmesh-renderer" --listen 127.0.0.1:0 --metrics-listen 127.0.0.1:0 \
+  "$bin/imgmesh-renderer" --insecure-plaintext --listen 127.0.0.1:0 --metrics-listen 127.0.0.1:0 \
     --fetcher-url "http://$fetcher" --redis-url "redis://127.0.0.1:$redis_port" >"$state/logs/renderer.log" 2>&1 &
   mesh_pids+=($!)
   renderer=$(listening "$state/logs/renderer.log" grpc)
 
-  "$bin/imgmesh-gateway" --listen "127.0.0.1:$(free_port 8080)" --ops-listen 127.0.0.1:0 \
+  "$bin/imgmesh-gateway" --insecure-plaintext --listen "127.0.0.1:$(free_port 8080)" --ops-listen 127.0.0.1:0 \
     --registry-url "http://$registry" --renderer-url "http://$renderer" --base-domain localhost \
     --redis-url "redis://127.0.0.1:$redis_port" \
     --admin-listen 127.0.0.1:0 --admin-token-file "$state/admin-token" >"$state/logs/gateway.log" 2>&1 &

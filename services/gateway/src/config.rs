@@ -185,6 +185,12 @@ pub struct GatewayConfig {
     /// checked for `/ready`.
     #[command(flatten)]
     pub health: imgmesh_runtime::HealthArgs,
+
+    /// Mutual TLS for the gateway's channels to the registry and the
+    /// renderer: its certificate and the mesh CA, or `--insecure-plaintext`.
+    /// (Its HTTP listeners and `--grpc-listen` are not served over it.)
+    #[command(flatten)]
+    pub tls: imgmesh_runtime::TlsArgs,
 }
 
 // === impl GatewayConfig ===

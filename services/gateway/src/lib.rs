@@ -85,15 +85,26 @@ struct Inner {
 // === impl GatewayState ===
 
 impl GatewayState {
-    /// Builds the state from the config. Channels to the peers connect
-    /// lazily, so this succeeds while they are still starting.
+    /// Builds the state from the config, with plaintext channels to the
+    /// peers (see [`GatewayState::build_over`]).
     pub fn build(config: &GatewayConfig) -> anyhow::Result<GatewayState> {
+        GatewayState::build_over(config, &imgmesh_runtime::Transport::Plaintext)
+    }
+
+    /// Builds the state from the config, dialling the registry and the
+    /// renderer over `transport` (with mutual TLS, presenting the gateway's
+    /// certificate). Channels to the peers connect lazily, so this succeeds
+    /// while they are still starting.
+    pub fn build_over(
+        config: &GatewayConfig,
+        transport: &imgmesh_runtime::Transport,
+    ) -> anyhow::Result<GatewayState> {
         let base_domain = normalize_base_domain(&config.base_domain);
         anyhow::ensure!(!base_domain.is_empty(), "--base-domain must not be empty");
-        let registry =
-            imgmesh_runtime::grpc_channel(&config.registry_url).context("--registry-url")?;
-        let renderer =
-            imgmesh_runtime::grpc_channel(&config.renderer_url).context("--renderer-url")?;
+        let registry = imgmesh_runtime::grpc_channel_over(&config.registry_url, transport)
+            .context("--registry-url")?;
+        let renderer = imgmesh_runtime::grpc_channel_over(&config.renderer_url, transport)
+            .context("--renderer-url")?;
         let derivatives = config
             .redis_url
             .as_ref()

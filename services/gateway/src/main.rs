@@ -24,7 +24,8 @@ async fn main() -> anyhow::Result<()> {
 }
 
 async fn serve(config: &GatewayConfig) -> anyhow::Result<()> {
-    let state = GatewayState::build(config)?;
+    let transport = config.tls.transport()?;
+    let state = GatewayState::build_over(config, &transport)?;
     let http = imgmesh_runtime::bind(SERVICE, "http", config.listen).await?;
     let ops = imgmesh_runtime::bind(SERVICE, "ops", config.ops_listen).await?;
     let admin = if state.admin().is_some() {

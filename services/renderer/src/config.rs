@@ -149,6 +149,11 @@ pub struct RendererConfig {
     /// Logging and tracing.
     #[command(flatten)]
     pub telemetry: TelemetryArgs,
+
+    /// Mutual TLS: this renderer's certificate and the mesh CA, or
+    /// `--insecure-plaintext`.
+    #[command(flatten)]
+    pub tls: imgmesh_runtime::TlsArgs,
 }
 
 // === impl RendererConfig ===

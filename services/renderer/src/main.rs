@@ -26,11 +26,12 @@ fn main() -> anyhow::Result<()> {
 /// Ctrl-C or SIGTERM, then stops the metrics listener and flushes telemetry.
 async fn serve(config: RendererConfig) -> anyhow::Result<()> {
     let telemetry = imgmesh_telemetry::init("imgmesh-renderer", &config.telemetry)?;
+    let transport = config.tls.transport()?;
     let listener = imgmesh_runtime::bind("renderer", "grpc", config.listen).await?;
     let metrics = imgmesh_runtime::MetricsServer::start("renderer", &config.metrics).await?;
-    let renderer = Renderer::build(&config)?;
+    let renderer = Renderer::build(&config, &transport)?;
     let served = renderer
-        .serve(listener, imgmesh_runtime::shutdown_signal())
+        .serve(listener, transport, imgmesh_runtime::shutdown_signal())
         .await;
     let served = served.and(metrics.stop().await);
     telemetry.shutdown().await;

@@ -183,12 +183,16 @@ impl Renderer {
     /// Starts libvips and builds the renderer from `config`. Connects to
     /// neither Redis nor the fetcher yet: both connect on first use, so
     /// either being down does not stop the renderer from starting. Must be
-    /// called inside a tokio runtime.
-    pub fn build(config: &RendererConfig) -> anyhow::Result<Renderer> {
+    /// called inside a tokio runtime. It dials the fetcher over `transport`
+    /// (with mutual TLS, presenting the renderer's certificate).
+    pub fn build(
+        config: &RendererConfig,
+        transport: &imgmesh_runtime::Transport,
+    ) -> anyhow::Result<Renderer> {
         libvips::init()?;
         let cache = DerivativeCache::connect_lazily(&config.redis_url, config.redis_timeout())
             .context("invalid --redis-url")?;
-        let channel = imgmesh_runtime::grpc_channel(&config.fetcher_url)?;
+        let channel = imgmesh_runtime::grpc_channel_over(&config.fetcher_url, transport)?;
         let fetcher = OriginFetcher::new(channel.clone(), config.max_object_bytes);
         let pool = RenderPool::with_admission(
             config.worker_count(),
@@ -232,8 +236,15 @@ impl Renderer {
     /// `shutdown` resolves, then drains in-flight renders. A renderer from
     /// [`Renderer::build`] reports NOT_SERVING while no fetcher reports
     /// SERVING, and stays SERVING, degraded, while Redis does not answer
-    /// (`imgmesh_health_status{dependency="redis"}` 0).
-    pub async fn serve<F>(mut self, listener: TcpListener, shutdown: F) -> anyhow::Result<()>
+    /// (`imgmesh_health_status{dependency="redis"}` 0). With mutual TLS
+    /// only the identities the policy allows (the gateway, and the CLI for
+    /// purges) may call it.
+    pub async fn serve<F>(
+        mut self,
+        listener: TcpListener,
+        transport: imgmesh_runtime::Transport,
+        shutdown: F,
+    ) -> anyhow::Result<()>
     where
         F: Future<Output = ()> + Send + 'static,
     {
@@ -249,7 +260,7 @@ impl Renderer {
             health.watch(vec![fetcher, redis], &args);
         }
         let routes = tonic::service::Routes::new(RendererServiceServer::new(self));
-        imgmesh_runtime::serve_grpc(listener, routes, health, shutdown).await
+        imgmesh_runtime::serve_grpc_over(listener, &transport, routes, health, shutdown).await
     }
 
     /// Answers one render request; `timeout` is the caller's remaining
@@ -1108,6 +1119,7 @@ mod tests {
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(renderer(&redis.url(), fetcher.channel()).serve(
             listener,
+            imgmesh_runtime::Transport::Plaintext,
             async {
                 let _ = stopped.await;
             },
