@@ -2,8 +2,8 @@
 //! real mesh: a gateway with `--grpc-listen` on the mesh's registry,
 //! renderer and Redis. Pixels of Render's output, byte-for-byte parity and
 //! a shared cache entry with the HTTP gateway, a ~30 MB derivative streamed
-//! in chunks, Describe's URL served over HTTP, and each refusal with its
-//! `ErrorInfo` reason.
+//! in chunks, Describe's URL served over HTTP, each refusal with its
+//! `ErrorInfo` reason, and the API-key matrix (keys made in the registry).
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -16,27 +16,95 @@ use imgmesh_proto::image::v1::{
     CacheStatus, DescribeRequest, DescribeResponse, ImageTarget, RenderMetadata, RenderRequest,
     image_target, render_response,
 };
+use imgmesh_proto::registry::v1 as registry;
+use imgmesh_proto::registry::v1::source_registry_service_client::SourceRegistryServiceClient;
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
+
+/// Adds `authorization: Bearer <key>` to every call (nothing when `None`).
+#[derive(Clone)]
+struct Bearer(Option<MetadataValue<Ascii>>);
+
+impl tonic::service::Interceptor for Bearer {
+    fn call(
+        &mut self,
+        mut request: tonic::Request<()>,
+    ) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(value) = &self.0 {
+            request
+                .metadata_mut()
+                .insert("authorization", value.clone());
+        }
+        Ok(request)
+    }
+}
+
+/// A client of the API presenting one key (or none).
+type Client = ImageServiceClient<InterceptedService<Channel, Bearer>>;
+
+/// A client of the API at `grpc` presenting `key`.
+async fn client_with_key(grpc: SocketAddr, key: Option<&str>) -> Client {
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{grpc}"))
+        .unwrap()
+        .connect()
+        .await
+        .expect("client connects");
+    let bearer = key.map(|key| format!("Bearer {key}").parse().expect("ascii key"));
+    ImageServiceClient::with_interceptor(channel, Bearer(bearer))
+}
+
+/// Creates an API key in the mesh's registry for `operations` on
+/// `sources` (every Source when empty); returns its id and secret.
+async fn create_key(mesh: &Mesh, operations: &[&str], sources: &[&str]) -> (String, String) {
+    let mut keys = SourceRegistryServiceClient::connect(mesh.registry_url.clone())
+        .await
+        .expect("registry client connects");
+    let created = keys
+        .create_api_key(registry::CreateApiKeyRequest {
+            name: "render_api test".to_owned(),
+            operations: operations.iter().map(|op| (*op).to_owned()).collect(),
+            all_sources: sources.is_empty(),
+            source_ids: sources.iter().map(|id| (*id).to_owned()).collect(),
+        })
+        .await
+        .expect("key is created")
+        .into_inner();
+    (created.api_key.expect("a key").id, created.secret)
+}
+
+/// Revokes key `id` in the mesh's registry.
+async fn revoke_key(mesh: &Mesh, id: &str) {
+    let mut keys = SourceRegistryServiceClient::connect(mesh.registry_url.clone())
+        .await
+        .expect("registry client connects");
+    keys.revoke_api_key(registry::RevokeApiKeyRequest { id: id.to_owned() })
+        .await
+        .expect("key is revoked");
+}
+
+/// The id of Source `name`.
+async fn source_id(mesh: &Mesh, name: &str) -> String {
+    mesh.cli_json(&["sources", "get", name]).await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
 
 /// The largest chunk the API promises (1 MiB).
 const MAX_CHUNK: usize = 1024 * 1024;
 
 /// A mesh with Source `demo` holding a quadrants PNG, plus a gateway
 /// serving the gRPC API (and HTTP, with `X-Imgmesh-Cache`) on the mesh's
-/// Redis; returns the gateway, its HTTP address and a client.
-async fn api_mesh() -> (Mesh, ChildProcess, SocketAddr, ImageServiceClient<Channel>) {
+/// Redis; returns the gateway, its HTTP address and a client presenting a
+/// key for every operation on every Source.
+async fn api_mesh() -> (Mesh, ChildProcess, SocketAddr, Client) {
     let (mesh, gateway, http, _grpc, client) = api_mesh_at().await;
     (mesh, gateway, http, client)
 }
 
 /// [`api_mesh`], with the gRPC listener's address too.
-async fn api_mesh_at() -> (
-    Mesh,
-    ChildProcess,
-    SocketAddr,
-    SocketAddr,
-    ImageServiceClient<Channel>,
-) {
+async fn api_mesh_at() -> (Mesh, ChildProcess, SocketAddr, SocketAddr, Client) {
     let mesh = Mesh::start(MeshOptions::default())
         .await
         .expect("mesh starts");
@@ -59,9 +127,8 @@ async fn api_mesh_at() -> (
         .await
         .expect("gateway starts");
     let grpc = gateway.listening("grpc").await.expect("grpc listener");
-    let client = ImageServiceClient::connect(format!("http://{grpc}"))
-        .await
-        .expect("client connects");
+    let (_, key) = create_key(&mesh, &["render", "describe"], &[]).await;
+    let client = client_with_key(grpc, Some(&key)).await;
     (mesh, gateway, http, grpc, client)
 }
 
@@ -78,7 +145,7 @@ fn target(subdomain: &str, path: &str, params: &str) -> ImageTarget {
 /// Renders `target`: the metadata and the chunks' bytes, asserting the
 /// stream's shape (metadata first, then chunks of at most 1 MiB).
 async fn render(
-    client: &mut ImageServiceClient<Channel>,
+    client: &mut Client,
     target: ImageTarget,
 ) -> Result<(RenderMetadata, Vec<u8>, usize), tonic::Status> {
     let mut stream = client
@@ -108,7 +175,7 @@ async fn render(
 }
 
 async fn describe(
-    client: &mut ImageServiceClient<Channel>,
+    client: &mut Client,
     target: ImageTarget,
 ) -> Result<DescribeResponse, tonic::Status> {
     Ok(client
@@ -304,13 +371,10 @@ async fn describe_gives_a_url_http_serves() {
     }
 }
 
-/// Unknown Sources, bad parameters, missing objects, signed and disabled Sources are refused with their catalogue reason and gRPC code.
+/// Unknown Sources, bad parameters, missing objects and disabled Sources are refused with their catalogue reason and gRPC code, even to a key for every Source.
 #[tokio::test]
 async fn refusals_carry_their_reason() {
     let (mesh, _gateway, _http, mut client) = api_mesh().await;
-    mesh.create_source("vault", S3_SECRET_KEY, &["--secure-urls=on"])
-        .await
-        .expect("signed source is created");
     let unknown_id = ImageTarget {
         source: Some(image_target::Source::SourceId(
             "src_000000000000".to_owned(),
@@ -352,11 +416,6 @@ async fn refusals_carry_their_reason() {
             tonic::Code::NotFound,
             "OBJECT_NOT_FOUND",
         ),
-        (
-            target("vault", "quadrants.png", "w=10"),
-            tonic::Code::Unauthenticated,
-            "SIGNATURE_INVALID",
-        ),
         (no_source, tonic::Code::InvalidArgument, "INVALID_ARGUMENT"),
     ];
     for (case, code, expected) in cases {
@@ -375,10 +434,7 @@ async fn refusals_carry_their_reason() {
     }
 
     // Disabled, the Source refuses (once the gateway's 200 ms source cache lets go).
-    let id = mesh.cli_json(&["sources", "get", "demo"]).await.unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = source_id(&mesh, "demo").await;
     let disabled = mesh
         .admin(
             "PATCH",
@@ -404,6 +460,124 @@ async fn refusals_carry_their_reason() {
         "{refused:?}"
     );
     assert_eq!(reason(&refused).0, "SOURCE_DISABLED");
+}
+
+/// The API-key matrix: no key, a malformed, unknown or revoked key are
+/// UNAUTHENTICATED (API_KEY_INVALID); a key for another Source or without
+/// the operation is PERMISSION_DENIED (API_KEY_FORBIDDEN); a key scoped to
+/// the Source renders, on a Source that requires signed URLs too, where
+/// Describe hands out a signed URL the HTTP gateway serves.
+#[tokio::test]
+async fn api_keys_decide_who_is_served() {
+    let (mesh, _gateway, http, grpc, _client) = api_mesh_at().await;
+    mesh.create_source("vault", S3_SECRET_KEY, &["--secure-urls=on"])
+        .await
+        .expect("signed source is created");
+    let (demo, vault) = (
+        source_id(&mesh, "demo").await,
+        source_id(&mesh, "vault").await,
+    );
+    let (_, demo_key) = create_key(&mesh, &["render", "describe"], &[&demo]).await;
+    let (_, vault_key) = create_key(&mesh, &["render", "describe"], &[&vault]).await;
+    let (_, describe_only) = create_key(&mesh, &["describe"], &[&demo]).await;
+    let (revoked_id, revoked) = create_key(&mesh, &["render"], &[]).await;
+    revoke_key(&mesh, &revoked_id).await;
+    let unknown = format!("imk_{}", "0".repeat(64));
+
+    let demo_target = target("demo", "quadrants.png", "w=20&fm=png");
+    let cases: [(Option<&str>, tonic::Code, &str); 6] = [
+        (None, tonic::Code::Unauthenticated, "API_KEY_INVALID"),
+        (
+            Some("not-a-key"),
+            tonic::Code::Unauthenticated,
+            "API_KEY_INVALID",
+        ),
+        (
+            Some(&unknown),
+            tonic::Code::Unauthenticated,
+            "API_KEY_INVALID",
+        ),
+        (
+            Some(&revoked),
+            tonic::Code::Unauthenticated,
+            "API_KEY_INVALID",
+        ),
+        (
+            Some(&vault_key),
+            tonic::Code::PermissionDenied,
+            "API_KEY_FORBIDDEN",
+        ),
+        (
+            Some(&describe_only),
+            tonic::Code::PermissionDenied,
+            "API_KEY_FORBIDDEN",
+        ),
+    ];
+    for (index, (key, code, expected)) in cases.into_iter().enumerate() {
+        let mut client = client_with_key(grpc, key).await;
+        let refused = render(&mut client, demo_target.clone())
+            .await
+            .expect_err(&format!("case {index} renders"));
+        assert_eq!(refused.code(), code, "case {index}: {refused:?}");
+        assert_eq!(
+            reason(&refused),
+            (expected.to_owned(), "imgmesh.dev".to_owned()),
+            "case {index}"
+        );
+        for secret in [&demo_key, &vault_key, &describe_only, &revoked, &unknown] {
+            assert!(
+                !refused.message().contains(secret.as_str()),
+                "case {index}: the message shows a key"
+            );
+        }
+    }
+
+    // The describe-only key describes; the demo key renders.
+    let mut describer = client_with_key(grpc, Some(&describe_only)).await;
+    describe(&mut describer, demo_target.clone())
+        .await
+        .expect("a describe key describes");
+    let mut good = client_with_key(grpc, Some(&demo_key)).await;
+    let (metadata, bytes, _) = render(&mut good, demo_target)
+        .await
+        .expect("the key renders");
+    assert_eq!((metadata.width, metadata.height), (20, 10));
+    fixtures::expect_image(&bytes, Format::Png, 20, 10).unwrap();
+
+    // A signed Source renders with a key for it, and Describe's URL is signed.
+    let mut signed = client_with_key(grpc, Some(&vault_key)).await;
+    let vault_target = target("vault", "quadrants.png", "w=30&fm=png");
+    let (metadata, _, _) = render(&mut signed, vault_target.clone())
+        .await
+        .expect("a key for the signed source renders");
+    assert_eq!((metadata.width, metadata.height), (30, 15));
+    let (token, _) = imgmesh_integration_tests::admin::rotate(&mesh, &vault, 0).await;
+    // Describe signs once the gateway's 200 ms source cache sees the token.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let described = loop {
+        match describe(&mut signed, vault_target.clone()).await {
+            Ok(described) => break described,
+            Err(status) if Instant::now() < deadline => {
+                assert_eq!(status.code(), tonic::Code::Internal, "{status:?}");
+                tokio::time::sleep(Duration::from_millis(50)).await
+            }
+            Err(status) => panic!("describe never signs: {status:?}"),
+        }
+    };
+    assert!(
+        !described.public_url.contains(&token),
+        "the url shows the token"
+    );
+    let prefix = format!("https://vault.{BASE_DOMAIN}");
+    let path_and_query = described
+        .public_url
+        .strip_prefix(&prefix)
+        .expect("a url on the vault host");
+    assert!(path_and_query.contains("&s="), "{path_and_query}");
+    let served = http_get(http, "vault", path_and_query).await;
+    assert_eq!(served.status, 200, "the signed url is refused over http");
+    let unsigned = http_get(http, "vault", "/quadrants.png?w=30&fm=png").await;
+    assert_eq!(unsigned.status, 403, "an unsigned url is served");
 }
 
 /// The API's listener answers `grpc.health.v1` for the whole server and for `imgmesh.image.v1.ImageService`, and nothing else.

@@ -109,6 +109,33 @@ pub fn verify<'q>(
     }
 }
 
+/// `raw_path` and `query` signed with the active key at `now` that stays
+/// valid longest (one without an end first), as `s=<signature>` appended to
+/// the query (which may be empty); `None` when no key is active.
+pub(crate) fn signed_query(
+    keys: &[SigningKey],
+    raw_path: &str,
+    query: &str,
+    now: i64,
+) -> Option<String> {
+    let key = keys
+        .iter()
+        .filter(|key| key.is_active(now))
+        .max_by_key(|key| {
+            if key.expires_at == 0 {
+                i64::MAX
+            } else {
+                key.expires_at
+            }
+        })?;
+    let signed = (!query.is_empty()).then_some(query);
+    let s = signature(key.token.expose_secret(), raw_path, signed);
+    Some(match signed {
+        Some(query) => format!("{query}&s={s}"),
+        None => format!("s={s}"),
+    })
+}
+
 /// `lowercase_hex(md5(token + path [+ "?" + query]))`.
 pub fn signature(token: &str, raw_path: &str, signed_query: Option<&str>) -> String {
     let mut md5 = Md5::new();

@@ -8,7 +8,8 @@ use std::time::Duration;
 use imgmesh_errors::ErrorCode;
 use imgmesh_proto::registry::v1::source_registry_service_client::SourceRegistryServiceClient;
 use imgmesh_proto::registry::v1::{
-    GetSourceRequest, ResolveHostRequest, ResolveHostResponse, Source,
+    ApiKey, AuthenticateApiKeyRequest, GetSourceRequest, ResolveHostRequest, ResolveHostResponse,
+    Source,
 };
 use imgmesh_proto::renderer::v1::renderer_service_client::RendererServiceClient;
 use imgmesh_proto::renderer::v1::{RenderRequest, RenderResponse};
@@ -113,6 +114,26 @@ impl Upstream {
             }) => Ok(None),
             Err(error) => Err(error),
         }
+    }
+
+    /// The live API key whose secret is `secret`; `None` for an unknown or
+    /// revoked one.
+    pub(crate) async fn authenticate_api_key(
+        &self,
+        secret: &str,
+    ) -> Result<Option<ApiKey>, GatewayError> {
+        let mut client = self.registry.clone();
+        let mut request = tonic::Request::new(AuthenticateApiKeyRequest {
+            secret: secret.to_owned(),
+        });
+        request.set_timeout(RESOLVE_TIMEOUT);
+        let response = with_deadline(
+            "registry",
+            RESOLVE_TIMEOUT,
+            client.authenticate_api_key(request),
+        )
+        .await?;
+        Ok(response.into_inner().api_key)
     }
 
     /// Renders a derivative within `--render-timeout-ms`, in a

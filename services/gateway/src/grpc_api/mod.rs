@@ -14,9 +14,11 @@
 //! Differences from HTTP: there are no conditional requests and no
 //! `image_missing` / `image_error` fallbacks (a service caller wants the
 //! error), the caller's `grpc-timeout` shortens the render's deadline, and
-//! Sources that require signed URLs are refused (an unauthenticated caller
-//! must not get what only a signed URL may get).
+//! callers present an API key (`authorization: Bearer <key>`, see
+//! [`api_keys`]) instead of signing: a key scoped to the Source and the
+//! operation is served whether or not the Source requires signed URLs.
 
+mod api_keys;
 mod deadline;
 mod source_names;
 
@@ -40,9 +42,11 @@ use crate::error::GatewayError;
 use crate::host_routing::SourceHost;
 use crate::image_handler::{derivative, render_request, resolve_source};
 use crate::render_plan::{ParsedPlan, parse_render_plan};
+use crate::signing;
 use crate::source_cache::{ResolvedSource, Serving};
 use crate::url_expiry;
 
+use self::api_keys::{KeyCache, Operation};
 use self::source_names::SourceNames;
 
 /// Largest chunk of a Render stream: far under gRPC's 4 MiB default
@@ -57,6 +61,7 @@ type RenderStream = Pin<Box<dyn Stream<Item = Result<RenderResponse, tonic::Stat
 pub struct ImageApi {
     state: GatewayState,
     names: Arc<SourceNames>,
+    keys: Arc<KeyCache>,
 }
 
 /// A request's target, checked and resolved: what Render and Describe
@@ -85,7 +90,11 @@ impl ImageApi {
     /// for `--source-cache-ttl-ms`, like hosts.
     pub fn new(state: GatewayState) -> ImageApi {
         let names = Arc::new(SourceNames::new(state.sources().ttl()));
-        ImageApi { state, names }
+        ImageApi {
+            state,
+            names,
+            keys: Arc::new(KeyCache::default()),
+        }
     }
 
     /// The tonic service to add to a gRPC server.
@@ -93,9 +102,16 @@ impl ImageApi {
         ImageServiceServer::new(self)
     }
 
-    /// Resolves and checks `target` in the HTTP path's order: Source,
-    /// its state, the path, `expires`, the parameters.
-    async fn target(&self, target: Option<ImageTarget>) -> Result<Target, tonic::Status> {
+    /// Authenticates the caller, then resolves and checks `target` in the
+    /// HTTP path's order: Source, its state, the key's scope, the path,
+    /// `expires`, the parameters.
+    async fn target(
+        &self,
+        metadata: &tonic::metadata::MetadataMap,
+        operation: Operation,
+        target: Option<ImageTarget>,
+    ) -> Result<Target, tonic::Status> {
+        let key = api_keys::authenticate(&self.state, &self.keys, metadata).await?;
         let target = target.ok_or_else(|| invalid("target is required"))?;
         let subdomain = match &target.source {
             None => return Err(invalid("target.source is required")),
@@ -113,10 +129,8 @@ impl ImageApi {
             Serving::Disabled => return Err(GatewayError::SourceDisabled.into()),
             Serving::Yes => {}
         }
-        if resolved.source.secure_url_enabled {
-            return Err(ErrorCode::SignatureInvalid
-                .status("the source requires signed urls, which the grpc api does not serve"));
-        }
+        // An authorised key stands in for a signature.
+        api_keys::authorize(&key, operation, &resolved.source.id)?;
         let path = asset_path(&format!("/{}", target.path)).ok_or(GatewayError::InvalidPath)?;
         let expires_at = url_expiry::expires_at(&target.params);
         if expires_at.is_some_and(|at| url_expiry::is_expired(at, unix_now())) {
@@ -174,7 +188,10 @@ impl ImageService for ImageApi {
         let render_timeout = self.state.upstream().render_timeout();
         let timeout = deadline::caller_timeout(&request)
             .map_or(render_timeout, |caller| caller.min(render_timeout));
-        let target = self.target(request.into_inner().target).await?;
+        let (metadata, _, message) = request.into_parts();
+        let target = self
+            .target(&metadata, Operation::Render, message.target)
+            .await?;
         let source = &target.resolved.source;
         let no_validators = Conditional {
             if_none_match: "",
@@ -213,7 +230,10 @@ impl ImageService for ImageApi {
         &self,
         request: tonic::Request<DescribeRequest>,
     ) -> Result<tonic::Response<DescribeResponse>, tonic::Status> {
-        let target = self.target(request.into_inner().target).await?;
+        let (metadata, _, message) = request.into_parts();
+        let target = self
+            .target(&metadata, Operation::Describe, message.target)
+            .await?;
         let source = &target.resolved.source;
         let plan = target.parsed.plan;
         let cache_key =
@@ -224,9 +244,23 @@ impl ImageService for ImageApi {
             self.state.base_domain(),
             target.raw_path
         );
-        if !target.params.is_empty() {
+        let query = if source.secure_url_enabled {
+            signing::signed_query(
+                &target.resolved.signing_keys,
+                &format!("/{}", target.raw_path),
+                &target.params,
+                unix_now(),
+            )
+            .ok_or_else(|| {
+                ErrorCode::Internal
+                    .status("the source requires signed urls but has no active token")
+            })?
+        } else {
+            target.params.clone()
+        };
+        if !query.is_empty() {
             public_url.push('?');
-            public_url.push_str(&target.params);
+            public_url.push_str(&query);
         }
         Ok(tonic::Response::new(DescribeResponse {
             source_id: source.id.clone(),

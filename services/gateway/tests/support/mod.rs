@@ -373,6 +373,50 @@ impl SourceRegistryService for FakeRegistry {
             size,
         }))
     }
+
+    // The gateway's in-process tests use no API keys; the real registry's
+    // are exercised in integration-tests/tests/render_api.rs.
+    async fn create_api_key(
+        &self,
+        _request: tonic::Request<imgmesh_proto::registry::v1::CreateApiKeyRequest>,
+    ) -> Result<tonic::Response<imgmesh_proto::registry::v1::CreateApiKeyResponse>, tonic::Status>
+    {
+        Err(tonic::Status::unimplemented(
+            "the fake registry keeps no api keys",
+        ))
+    }
+
+    async fn list_api_keys(
+        &self,
+        _request: tonic::Request<imgmesh_proto::registry::v1::ListApiKeysRequest>,
+    ) -> Result<tonic::Response<imgmesh_proto::registry::v1::ListApiKeysResponse>, tonic::Status>
+    {
+        Err(tonic::Status::unimplemented(
+            "the fake registry keeps no api keys",
+        ))
+    }
+
+    async fn revoke_api_key(
+        &self,
+        _request: tonic::Request<imgmesh_proto::registry::v1::RevokeApiKeyRequest>,
+    ) -> Result<tonic::Response<imgmesh_proto::registry::v1::RevokeApiKeyResponse>, tonic::Status>
+    {
+        Err(tonic::Status::unimplemented(
+            "the fake registry keeps no api keys",
+        ))
+    }
+
+    async fn authenticate_api_key(
+        &self,
+        _request: tonic::Request<imgmesh_proto::registry::v1::AuthenticateApiKeyRequest>,
+    ) -> Result<
+        tonic::Response<imgmesh_proto::registry::v1::AuthenticateApiKeyResponse>,
+        tonic::Status,
+    > {
+        Err(tonic::Status::unimplemented(
+            "the fake registry keeps no api keys",
+        ))
+    }
 }
 
 // === fake renderer ===
