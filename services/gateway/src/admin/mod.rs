@@ -15,6 +15,7 @@
 //! a freshly rotated signing token, once. `docs/admin-api.openapi.yaml`
 //! documents every endpoint.
 
+mod api_keys;
 mod auth_limit;
 mod body_timeout;
 mod error;
@@ -158,6 +159,8 @@ impl fmt::Debug for AdminApi {
 /// session instead (see `crate::dashboard`).
 pub fn admin_router(admin: AdminApi) -> Router {
     Router::new()
+        .route("/v1/api-keys", get(api_keys::list).post(api_keys::create))
+        .route("/v1/api-keys/{id}", axum::routing::delete(api_keys::revoke))
         .route("/v1/sources", get(list_sources).post(create_source))
         .route(
             "/v1/sources/{id_or_name}",
@@ -475,6 +478,8 @@ mod tests {
     fn openapi_documents_every_route() {
         let doc = include_str!("../../../../docs/admin-api.openapi.yaml");
         let routes: &[(&str, &[&str])] = &[
+            ("/v1/api-keys", &["get", "post"]),
+            ("/v1/api-keys/{id}", &["delete"]),
             ("/v1/sources", &["get", "post"]),
             ("/v1/sources/{id_or_name}", &["get", "patch", "delete"]),
             ("/v1/sources/{id_or_name}/deploy", &["post"]),
