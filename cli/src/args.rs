@@ -61,6 +61,9 @@ pub enum Command {
     /// Drop the cached derivatives of one asset, of every asset under a
     /// directory, or of a whole Source (at once, on every replica).
     Purge(PurgeArgs),
+    /// Manage API keys of the public gRPC render API.
+    #[command(subcommand)]
+    Keys(KeysCommand),
     /// Write a throwaway CA and a certificate per imgmesh identity (for
     /// `--tls-cert`/`--tls-key`/`--tls-ca`) into a directory; for
     /// development and tests only, never production.
@@ -145,6 +148,36 @@ pub struct RotateTokenArgs {
     /// them at once).
     #[arg(long = "grace", value_name = "SECONDS")]
     pub grace_seconds: u32,
+}
+
+/// `imgmesh keys …`.
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Create a key; it is printed once, only its hash is stored.
+    Create(KeysCreateArgs),
+    /// List every key, revoked ones included, without the keys themselves.
+    List,
+    /// Revoke a key (gateways stop accepting it within 5 seconds).
+    Revoke {
+        /// Key id (key_…).
+        id: String,
+    },
+}
+
+/// Flags of `imgmesh keys create`.
+#[derive(Debug, Args)]
+pub struct KeysCreateArgs {
+    /// What the key is for.
+    #[arg(long)]
+    pub name: String,
+
+    /// Operations the key may perform: render, describe (comma-separated).
+    #[arg(long, value_delimiter = ',', required = true)]
+    pub operations: Vec<String>,
+
+    /// A Source id the key may use (repeatable); none for every Source.
+    #[arg(long = "source")]
+    pub sources: Vec<String>,
 }
 
 /// `imgmesh sources …`.
@@ -441,6 +474,36 @@ mod tests {
 
     fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
         Cli::try_parse_from(std::iter::once("imgmesh").chain(args.iter().copied()))
+    }
+
+    /// `keys create` splits `--operations` on commas and repeats `--source`;
+    /// no `--source` means every Source, and `--operations` is required.
+    #[test]
+    fn keys_create_flags() {
+        let cli = parse(&[
+            "keys",
+            "create",
+            "--name=mailer",
+            "--operations=render,describe",
+            "--source=src_a",
+            "--source=src_b",
+        ])
+        .unwrap();
+        let Command::Keys(KeysCommand::Create(args)) = cli.command else {
+            panic!("not keys create");
+        };
+        assert_eq!(args.name, "mailer");
+        assert_eq!(args.operations, ["render", "describe"]);
+        assert_eq!(args.sources, ["src_a", "src_b"]);
+        let cli = parse(&["keys", "create", "--name=m", "--operations=render"]).unwrap();
+        let Command::Keys(KeysCommand::Create(args)) = cli.command else {
+            panic!("not keys create");
+        };
+        assert!(args.sources.is_empty());
+        let missing = parse(&["keys", "create", "--name=m"]).unwrap_err();
+        assert_eq!(missing.kind(), ErrorKind::MissingRequiredArgument);
+        let cli = parse(&["keys", "revoke", "key_1"]).unwrap();
+        assert!(matches!(cli.command, Command::Keys(KeysCommand::Revoke { id }) if id == "key_1"));
     }
 
     const CREATE: &[&str] = &[

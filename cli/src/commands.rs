@@ -149,8 +149,105 @@ pub async fn run(cli: &Cli) -> Result<String, CliError> {
         Command::Upload(args) => upload(cli, args).await,
         Command::Purge(args) => crate::purge::purge(cli, args).await,
         Command::Sources(command) => sources(cli, command).await,
+        Command::Keys(command) => keys(cli, command).await,
         Command::DevCerts(args) => dev_certs(cli, args),
     }
+}
+
+/// Runs `imgmesh keys …`.
+async fn keys(cli: &Cli, command: &crate::args::KeysCommand) -> Result<String, CliError> {
+    use crate::args::KeysCommand;
+
+    let mut client = registry_client(cli)?;
+    let failed = |status| CliError::from_status(&cli.registry_url, status);
+    match command {
+        KeysCommand::Create(args) => {
+            let response = client
+                .create_api_key(proto::CreateApiKeyRequest {
+                    name: args.name.clone(),
+                    operations: args.operations.clone(),
+                    all_sources: args.sources.is_empty(),
+                    source_ids: args.sources.clone(),
+                })
+                .await
+                .map_err(failed)?
+                .into_inner();
+            let key = response.api_key.ok_or(CliError::EmptyResponse)?;
+            Ok(if cli.json {
+                let mut json = api_key_json(&key);
+                json["key"] = serde_json::Value::String(response.secret);
+                to_json(&json)
+            } else {
+                format!(
+                    "{}key: {}\n(store it now: it is never shown again)\n",
+                    api_key_text(&key),
+                    response.secret
+                )
+            })
+        }
+        KeysCommand::List => {
+            let keys = client
+                .list_api_keys(proto::ListApiKeysRequest {})
+                .await
+                .map_err(failed)?
+                .into_inner()
+                .api_keys;
+            Ok(if cli.json {
+                let keys: Vec<_> = keys.iter().map(api_key_json).collect();
+                to_json(&serde_json::json!({ "api_keys": keys }))
+            } else {
+                keys.iter().map(api_key_text).collect::<Vec<_>>().join("\n")
+            })
+        }
+        KeysCommand::Revoke { id } => {
+            let key = client
+                .revoke_api_key(proto::RevokeApiKeyRequest { id: id.clone() })
+                .await
+                .map_err(failed)?
+                .into_inner()
+                .api_key
+                .ok_or(CliError::EmptyResponse)?;
+            Ok(if cli.json {
+                to_json(&api_key_json(&key))
+            } else {
+                api_key_text(&key)
+            })
+        }
+    }
+}
+
+/// An API key as `--json` prints it (never with its secret).
+fn api_key_json(key: &proto::ApiKey) -> serde_json::Value {
+    serde_json::json!({
+        "id": key.id,
+        "name": key.name,
+        "operations": key.operations,
+        "all_sources": key.all_sources,
+        "source_ids": key.source_ids,
+        "created_at": key.created_at_unix,
+        "revoked_at": (key.revoked_at_unix != 0).then_some(key.revoked_at_unix),
+    })
+}
+
+/// An API key as `key: value` lines.
+fn api_key_text(key: &proto::ApiKey) -> String {
+    let sources = if key.all_sources {
+        "every source".to_owned()
+    } else {
+        key.source_ids.join(", ")
+    };
+    let revoked = if key.revoked_at_unix == 0 {
+        "no".to_owned()
+    } else {
+        key.revoked_at_unix.to_string()
+    };
+    format!(
+        "id: {}\nname: {}\noperations: {}\nsources: {sources}\ncreated_at: {}\nrevoked_at: {revoked}\n",
+        key.id,
+        key.name,
+        key.operations.join(", "),
+        key.created_at_unix
+    )
 }
 
 /// `imgmesh dev-certs`: a fresh CA and one certificate per identity.

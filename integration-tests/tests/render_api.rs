@@ -668,6 +668,66 @@ async fn admin_api_manages_keys() {
     assert_eq!(json_of(&bad)["error"]["field"], "operations");
 }
 
+/// Keys made with `imgmesh keys`: create prints the key once and it renders
+/// only on its Source, list shows it without the key, revoke stops it
+/// within the gateway's 5 s key cache.
+#[tokio::test]
+async fn cli_manages_keys() {
+    let (mesh, _gateway, _http, grpc, _client) = api_mesh_at().await;
+    let demo = source_id(&mesh, "demo").await;
+    let created = mesh
+        .cli_json(&[
+            "keys",
+            "create",
+            "--name=mailer",
+            "--operations=render,describe",
+            &format!("--source={demo}"),
+        ])
+        .await
+        .unwrap();
+    let key = created["key"].as_str().expect("the key, once").to_owned();
+    let id = created["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        created["operations"],
+        serde_json::json!(["describe", "render"])
+    );
+    assert_eq!(created["source_ids"], serde_json::json!([demo]));
+
+    let listed = mesh.cli_json(&["keys", "list"]).await.unwrap();
+    assert!(
+        !listed.to_string().contains(&key[4..]),
+        "the list shows the key"
+    );
+    assert!(
+        listed["api_keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|entry| entry["id"] == id.as_str() && entry["name"] == "mailer"),
+        "{listed}"
+    );
+
+    let mut client = client_with_key(grpc, Some(&key)).await;
+    let (metadata, _, _) = render(&mut client, target("demo", "quadrants.png", "w=40&fm=png"))
+        .await
+        .expect("the cli-made key renders");
+    assert_eq!((metadata.width, metadata.height), (40, 20));
+
+    let revoked = mesh.cli_json(&["keys", "revoke", &id]).await.unwrap();
+    assert!(revoked["revoked_at"].as_i64().unwrap() > 0, "{revoked}");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let refused = loop {
+        match render(&mut client, target("demo", "quadrants.png", "w=40&fm=png")).await {
+            Err(status) => break status,
+            Ok(_) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(100)).await
+            }
+            Ok(_) => panic!("a revoked key still renders after the cache's 5 s"),
+        }
+    };
+    assert_eq!(reason(&refused).0, "API_KEY_INVALID");
+}
+
 /// The API's listener answers `grpc.health.v1` for the whole server and for `imgmesh.image.v1.ImageService`, and nothing else.
 #[tokio::test]
 async fn api_listener_serves_health() {
