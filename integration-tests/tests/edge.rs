@@ -635,7 +635,7 @@ async fn any_addressable_key_uploads_serves_and_purges() {
 
 // === secrets ===
 
-/// With every service at trace level, the S3 secret, the upload secret, the signing token and the admin token appear in no log line, no span and no error body, in any common encoding.
+/// With every service at trace level, the S3 secret, the upload secret, the signing token, the admin token and an API key (used on the gRPC API of a further gateway at info level) appear in no log line, no span and no error body, in any common encoding.
 #[tokio::test]
 async fn canary_secrets_leave_no_trace() {
     use base64::Engine as _;
@@ -731,6 +731,64 @@ async fn canary_secrets_leave_no_trace() {
     let sources = mesh.admin("GET", "/v1/sources", None).await.unwrap();
     bodies.push(sources.text());
 
+    // An API key: made through the admin API (the one answer that shows
+    // it), used, refused and revoked on a gateway serving the gRPC API.
+    let created = mesh
+        .admin(
+            "POST",
+            "/v1/api-keys",
+            Some(&json!({"name": "canary", "operations": ["render"], "source_ids": [id]})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(created.status, 201, "{}", created.text());
+    let api_key = json_of(&created)["key"].as_str().unwrap().to_owned();
+    let key_id = json_of(&created)["id"].as_str().unwrap().to_owned();
+    let (mut api_gateway, _, _) = mesh
+        .spawn_gateway(&mesh.renderer_url, &["--grpc-listen=127.0.0.1:0"])
+        .await
+        .unwrap();
+    let grpc = api_gateway.listening("grpc").await.unwrap();
+    let mut client = imgmesh_proto::image::v1::image_service_client::ImageServiceClient::connect(
+        format!("http://{grpc}"),
+    )
+    .await
+    .unwrap();
+    let canary_target = |params: &str| imgmesh_proto::image::v1::ImageTarget {
+        source: Some(imgmesh_proto::image::v1::image_target::Source::Subdomain(
+            "canary".to_owned(),
+        )),
+        path: "photos/cat.jpg".to_owned(),
+        params: params.to_owned(),
+        accept: String::new(),
+    };
+    let last = if api_key.ends_with('0') { '1' } else { '0' };
+    let wrong_key = format!("{}{last}", &api_key[..api_key.len() - 1]);
+    for (key, params) in [
+        (&api_key, "w=80"),
+        (&api_key, "txt64=@@@"),
+        (&wrong_key, "w=80"),
+    ] {
+        let mut request = tonic::Request::new(imgmesh_proto::image::v1::DescribeRequest {
+            target: Some(canary_target(params)),
+        });
+        request
+            .metadata_mut()
+            .insert("authorization", format!("Bearer {key}").parse().unwrap());
+        if let Err(status) = client.describe(request).await {
+            bodies.push(format!("{status:?}"));
+        }
+    }
+    let listed = mesh.admin("GET", "/v1/api-keys", None).await.unwrap();
+    bodies.push(listed.text());
+    let revoked = mesh
+        .admin("DELETE", &format!("/v1/api-keys/{key_id}"), None)
+        .await
+        .unwrap();
+    assert_eq!(revoked.status, 200);
+    bodies.push(revoked.text());
+    bodies.push(api_gateway.log());
+
     // Wait until the exporters have gone quiet (at trace level the batches
     // are large and h2's own spans crowd the queue, so no single span can
     // be waited for).
@@ -757,7 +815,13 @@ async fn canary_secrets_leave_no_trace() {
     );
     let spans: Vec<String> = receiver.spans().iter().map(|s| s.text()).collect();
     let everything = [logs, spans.join("\n"), bodies.join("\n")];
-    for secret in [S3_SECRET_KEY, upload_secret, token.as_str(), ADMIN_TOKEN] {
+    for secret in [
+        S3_SECRET_KEY,
+        upload_secret,
+        token.as_str(),
+        ADMIN_TOKEN,
+        api_key.as_str(),
+    ] {
         let encodings = [
             secret.to_owned(),
             hex::encode(secret),
