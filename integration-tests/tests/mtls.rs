@@ -316,3 +316,169 @@ async fn fetcher_dials_the_registry_over_mtls() {
         .expect_err("the gateway may not fetch");
     assert_eq!(status.code(), tonic::Code::PermissionDenied, "{status:?}");
 }
+
+/// The renderer and the gateway on mutual TLS between real processes: a
+/// registry, a fetcher and a renderer each with its own certificate, the
+/// renderer reaching the fetcher (it reports SERVING only once its fetcher
+/// check over mTLS succeeds) and a gateway with the gateway's certificate
+/// whose `/ready` answers 200 (the registry and the renderer both checked
+/// over mTLS). The renderer takes Render only from the gateway: the
+/// fetcher's certificate gets PERMISSION_DENIED. The `imgmesh` CLI with the
+/// operator's `cli` certificate creates a Source on the mTLS registry.
+#[tokio::test]
+async fn renderer_gateway_and_cli_speak_mtls() {
+    use imgmesh_proto::renderer::v1::RenderRequest;
+    use imgmesh_proto::renderer::v1::renderer_service_client::RendererServiceClient;
+    use tonic_health::pb::HealthCheckRequest;
+    use tonic_health::pb::health_check_response::ServingStatus;
+    use tonic_health::pb::health_client::HealthClient;
+
+    let registry = TlsRegistry::start().await.unwrap();
+    let dir = registry.dir.path();
+    let ca_path = dir.join("ca.pem");
+    let tls_args = |name: &str| -> Vec<String> {
+        let (cert, key) = registry
+            .ca
+            .issue(name, Validity::Current)
+            .unwrap()
+            .write(dir, &format!("{name}-process"))
+            .unwrap();
+        vec![
+            format!("--tls-cert={}", cert.display()),
+            format!("--tls-key={}", key.display()),
+            format!("--tls-ca={}", ca_path.display()),
+        ]
+    };
+    let fetcher_cert = registry.ca.issue("fetcher", Validity::Current).unwrap();
+    let (_fetcher, fetcher_url) = registry
+        .start_fetcher("fetcher-process", &fetcher_cert)
+        .await
+        .unwrap();
+    let mut renderer = ChildProcess::spawn(
+        "renderer",
+        std::process::Command::new(binary_path("imgmesh-renderer").unwrap())
+            .env_clear()
+            .arg("--listen=127.0.0.1:0")
+            .arg("--metrics-listen=127.0.0.1:0")
+            .arg("--health-check-interval-ms=200")
+            .arg(format!("--fetcher-url={fetcher_url}"))
+            .arg("--redis-url=redis://127.0.0.1:1")
+            .args(tls_args("renderer")),
+        &dir.join("logs"),
+    )
+    .unwrap();
+    let renderer_url = format!("http://{}", renderer.listening("grpc").await.unwrap());
+
+    let gateway_client = registry.client(
+        "gateway",
+        &registry.ca.issue("gateway", Validity::Current).unwrap(),
+    );
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let channel = imgmesh_runtime::grpc_channel_over(&renderer_url, &gateway_client).unwrap();
+        let serving = HealthClient::new(channel)
+            .check(HealthCheckRequest::default())
+            .await
+            .is_ok_and(|r| r.into_inner().status == ServingStatus::Serving as i32);
+        if serving {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the renderer never reached the fetcher over mTLS"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let fetcher_client = registry.client("fetcher-as-client", &fetcher_cert);
+    let channel = imgmesh_runtime::grpc_channel_over(&renderer_url, &fetcher_client).unwrap();
+    let status = RendererServiceClient::new(channel)
+        .render(RenderRequest::default())
+        .await
+        .expect_err("the fetcher may not render");
+    assert_eq!(status.code(), tonic::Code::PermissionDenied, "{status:?}");
+
+    let mut gateway = ChildProcess::spawn(
+        "gateway",
+        std::process::Command::new(binary_path("imgmesh-gateway").unwrap())
+            .env_clear()
+            .arg("--listen=127.0.0.1:0")
+            .arg("--ops-listen=127.0.0.1:0")
+            .arg("--health-check-interval-ms=200")
+            .arg(format!("--registry-url={}", registry.api_url))
+            .arg(format!("--renderer-url={renderer_url}"))
+            .arg("--base-domain=localhost")
+            .args(tls_args("gateway")),
+        &dir.join("logs"),
+    )
+    .unwrap();
+    let ops = gateway.listening("ops").await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let ready = imgmesh_integration_tests::http_client::get(ops, "localhost", "/ready", &[])
+            .await
+            .is_ok_and(|response| response.status == 200);
+        if ready {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the gateway never found the registry and the renderer over mTLS"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let output = tokio::process::Command::new(binary_path("imgmesh").unwrap())
+        .env_clear()
+        .arg(format!("--registry-url={}", registry.api_url))
+        .args(tls_args("cli"))
+        .args([
+            "--json",
+            "sources",
+            "create",
+            "--name=from-cli",
+            "--subdomain=from-cli",
+            "--bucket=images",
+            "--region=us-east-1",
+            "--access-key-id=AKIAMTLSCLI",
+            "--secret-access-key=cli-secret-1234",
+        ])
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let created: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(created["name"], "from-cli", "{created}");
+}
+
+/// A renderer and a gateway with neither certificates nor
+/// `--insecure-plaintext` refuse to start and say what to pass.
+#[tokio::test]
+async fn renderer_and_gateway_without_certificates_refuse_to_start() {
+    for (binary, args) in [
+        (
+            "imgmesh-renderer",
+            &["--listen=127.0.0.1:0", "--metrics-listen=127.0.0.1:0"][..],
+        ),
+        (
+            "imgmesh-gateway",
+            &["--listen=127.0.0.1:0", "--ops-listen=127.0.0.1:0"][..],
+        ),
+    ] {
+        let output = std::process::Command::new(binary_path(binary).unwrap())
+            .env_clear()
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(!output.status.success(), "{binary} started");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains("--tls-cert") && stderr.contains("--insecure-plaintext"),
+            "{binary}: {stderr}"
+        );
+    }
+}
