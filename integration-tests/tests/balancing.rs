@@ -28,7 +28,9 @@ const SURVIVOR_LOAD: usize = 4;
 /// `gateway`, `CONCURRENCY` at a time; returns each request's status in
 /// order of completion. A 503 with `Retry-After` (a renderer shedding a
 /// burst that p2c happened to send its way, see admission control) is
-/// retried once, as a client would.
+/// retried up to three times after a growing pause, as a client honouring
+/// `Retry-After` would: on two loaded cores one renderer can be full twice
+/// in a row, and shedding is tested on its own in `overload`.
 async fn render_widths(gateway: SocketAddr, widths: impl Iterator<Item = usize>) -> Vec<u16> {
     render_widths_at(gateway, widths, CONCURRENCY).await
 }
@@ -45,14 +47,14 @@ async fn render_widths_at(
             let host = host.clone();
             async move {
                 let path = format!("/wide.jpg?w={width}&fm=jpg");
-                for attempt in 0..2 {
+                for attempt in 0..4 {
                     match get(gateway, &host, &path, &[]).await {
                         Ok(response)
-                            if attempt == 0
+                            if attempt < 3
                                 && response.status == 503
                                 && response.header("retry-after").is_some() =>
                         {
-                            tokio::time::sleep(Duration::from_millis(100)).await;
+                            tokio::time::sleep(Duration::from_millis(100 * (attempt + 1))).await;
                         }
                         Ok(response) => return response.status,
                         Err(_) => return 0,
