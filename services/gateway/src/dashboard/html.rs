@@ -36,6 +36,56 @@ pub(crate) fn url_component(text: &str) -> String {
     url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
 }
 
+/// What surrounds a form field: its hint, its error and the attributes that
+/// tie both to the input, for screen readers.
+#[derive(Debug)]
+pub(crate) struct FieldNotes {
+    /// The hint paragraph, or nothing.
+    pub(crate) hint: String,
+    /// The error paragraph, or nothing.
+    pub(crate) error: String,
+    /// ` aria-invalid="true"` when the field has an error.
+    pub(crate) invalid: &'static str,
+    /// ` aria-describedby="…"` naming the hint and the error, or nothing.
+    pub(crate) described_by: String,
+}
+
+/// The notes of field `name`: `hint` (none when empty) and `error`, the
+/// refused message when the refused field is this one.
+pub(crate) fn field_notes(name: &str, hint: &str, error: Option<&str>) -> FieldNotes {
+    let mut described = Vec::new();
+    let hint = if hint.is_empty() {
+        String::new()
+    } else {
+        described.push(format!("{name}-hint"));
+        format!("<p class=\"hint\" id=\"{name}-hint\">{}</p>", escape(hint))
+    };
+    let (error, invalid) = match error {
+        Some(message) => {
+            described.push(format!("{name}-error"));
+            (
+                format!(
+                    "<p class=\"error field-error\" id=\"{name}-error\">{}</p>",
+                    escape(message)
+                ),
+                " aria-invalid=\"true\"",
+            )
+        }
+        None => (String::new(), ""),
+    };
+    let described_by = if described.is_empty() {
+        String::new()
+    } else {
+        format!(" aria-describedby=\"{}\"", described.join(" "))
+    };
+    FieldNotes {
+        hint,
+        error,
+        invalid,
+        described_by,
+    }
+}
+
 /// A whole page: `title` (escaped here) and `main` (already HTML). With a
 /// session's `csrf`, the header has the navigation and the logout button.
 pub(crate) fn page(title: &str, csrf: Option<&str>, main: &str) -> String {

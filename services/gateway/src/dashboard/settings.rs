@@ -18,7 +18,9 @@ use http::StatusCode;
 use imgmesh_proto::registry::v1::{RotateSecureTokenRequest, Source};
 use serde_json::{Map, Value};
 
-use super::html::{csrf_field, escape, html_response, page, url_component};
+use super::html::{
+    FieldNotes, csrf_field, escape, field_notes, html_response, page, url_component,
+};
 use super::sources::{get_source, source_page, source_page_with};
 use super::{Dashboard, FormFields, LoggedIn, session_form};
 use crate::admin::{AdminError, call, json, required, timed};
@@ -124,36 +126,19 @@ pub(super) fn settings_form(
             Some(form) => form.text(name).to_owned(),
             None => display_value(&current[*name]),
         };
-        let mut described = Vec::new();
-        let hint_html = if hint.is_empty() {
-            String::new()
-        } else {
-            described.push(format!("{name}-hint"));
-            format!("<p class=\"hint\" id=\"{name}-hint\">{}</p>", escape(hint))
-        };
         // A field's error names it, or one of its items (`custom_domains[1]`).
-        let (error_html, invalid) = match error {
-            Some(error)
-                if error_field.is_some_and(|field| {
-                    field == *name || field.starts_with(&format!("{name}["))
-                }) =>
-            {
-                described.push(format!("{name}-error"));
-                (
-                    format!(
-                        "<p class=\"error field-error\" id=\"{name}-error\">{}</p>",
-                        escape(error.message())
-                    ),
-                    " aria-invalid=\"true\"",
-                )
-            }
-            _ => (String::new(), ""),
-        };
-        let described = if described.is_empty() {
-            String::new()
-        } else {
-            format!(" aria-describedby=\"{}\"", described.join(" "))
-        };
+        let message = error
+            .filter(|_| {
+                error_field
+                    .is_some_and(|field| field == *name || field.starts_with(&format!("{name}[")))
+            })
+            .map(AdminError::message);
+        let FieldNotes {
+            hint: hint_html,
+            error: error_html,
+            invalid,
+            described_by: described,
+        } = field_notes(name, hint, message);
         let label = escape(label);
         let input = match kind {
             Kind::Checkbox => {

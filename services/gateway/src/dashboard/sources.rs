@@ -24,7 +24,9 @@ use imgmesh_proto::registry::v1::{
 use imgmesh_proto::renderer::v1::{PurgeRequest, purge_request};
 use serde_json::{Map, Value};
 
-use super::html::{csrf_field, escape, html_response, page, see_other, url_component};
+use super::html::{
+    FieldNotes, csrf_field, escape, field_notes, html_response, page, see_other, url_component,
+};
 use super::{Dashboard, FormFields, LoggedIn, message_page, session_form, settings};
 use crate::admin::purge::Target;
 use crate::admin::{AdminError, call, json, purge, required, timed};
@@ -247,31 +249,15 @@ fn details_form(
         } else {
             " required"
         };
-        let mut described = Vec::new();
-        let hint_html = if hint.is_empty() {
-            String::new()
-        } else {
-            described.push(format!("{name}-hint"));
-            format!("<p class=\"hint\" id=\"{name}-hint\">{}</p>", escape(hint))
-        };
-        let (error_html, invalid) = match error {
-            Some(error) if error_field == Some(name) => {
-                described.push(format!("{name}-error"));
-                (
-                    format!(
-                        "<p class=\"error field-error\" id=\"{name}-error\">{}</p>",
-                        escape(error.message())
-                    ),
-                    " aria-invalid=\"true\"",
-                )
-            }
-            _ => (String::new(), ""),
-        };
-        let described = if described.is_empty() {
-            String::new()
-        } else {
-            format!(" aria-describedby=\"{}\"", described.join(" "))
-        };
+        let message = error
+            .filter(|_| error_field == Some(name))
+            .map(AdminError::message);
+        let FieldNotes {
+            hint: hint_html,
+            error: error_html,
+            invalid,
+            described_by: described,
+        } = field_notes(name, hint, message);
         let autocomplete = if *kind == "password" {
             " autocomplete=\"new-password\""
         } else {
