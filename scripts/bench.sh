@@ -50,9 +50,7 @@ trap finish INT TERM EXIT
 # part of docs/benchmarks.md to $state/badbytes.md.
 badbytes_section() {
   local pid peak idle_rss mixed bomb m_rps m_p50 m_p99 m_n b_rps b_p50 b_p99 b_n ms bs
-  # start_mesh starts redis, s3s-fs, the registry, the fetcher, then the
-  # renderer (pgrep could find another mesh's renderer on this machine).
-  pid=${mesh_pids[4]}
+  pid=$renderer_pid
   "$bin/write-hostile-originals" "$state/s3/demo-bucket" >"$state/hostile.txt"
   head -c "$(($(stat -c %s "$corpus/rhythm.jpg") * 6 / 10))" "$corpus/rhythm.jpg" >"$state/s3/demo-bucket/truncated.jpg"
   idle_rss=$(awk '/VmRSS/ {printf "%.0f", $2 / 1024}' "/proc/$pid/status")
@@ -99,10 +97,12 @@ PY
 }
 
 
-service_pids() { pgrep -f "$bin/imgmesh-" | tr '\n' ' '; }
-# shellcheck disable=SC2207
-pids=($(service_pids))
-renderer_pid=$(pgrep -f "$bin/imgmesh-renderer" | head -n 1)
+# start_mesh started redis, s3s-fs, the registry, the fetcher, the renderer
+# and the gateway, in that order: the pids are this mesh's own (pgrep could
+# find another mesh's processes running the same binaries on this machine).
+pids=("${mesh_pids[@]:2:4}")
+renderer_pid=${mesh_pids[4]}
+gateway_pid=${mesh_pids[5]}
 renderer_metrics=$(listening "$state/logs/renderer.log" metrics)
 
 # The scale run's extra processes (started after the main mesh's pids were
@@ -126,9 +126,8 @@ extra_gateway() {
 extra_gateway two "http://$renderer,http://$renderer2"
 gateway_two=$(listening "$state/logs/gateway-two.log" http)
 extra_gateway balanced "http://$renderer,http://$renderer"
+gateway_balanced_pid=${mesh_pids[-1]}
 gateway_balanced=$(listening "$state/logs/gateway-balanced.log" http)
-gateway_pid=$(pgrep -f "$bin/imgmesh-gateway" | head -n 1)
-gateway_balanced_pid=$(pgrep -f "$bin/imgmesh-gateway" | tail -n 1)
 sleep 2 # the balanced gateways' first probe round
 
 # A counter or gauge's value (summed) from a /metrics address.
