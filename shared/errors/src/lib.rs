@@ -6,10 +6,20 @@
 //! detail whose `reason` is the code's name. The gateway reads the reason back
 //! and maps it to exactly one HTTP status. Both mappings live here, in one
 //! `match` each, so a code cannot mean different things on different hops.
+//!
+//! A status also carries its structure, so no caller parses a message
+//! ([`error_status`]): every dynamic value the message shows is in the
+//! `ErrorInfo` metadata, and a refused field is a `google.rpc.BadRequest`
+//! field violation. [`PublicError`] is the one reading of a status that a
+//! public caller may see (the gateway's answers, the admin API, the CLI).
 
 use std::fmt;
 
-use tonic_types::{ErrorDetails, StatusExt};
+mod error_status;
+mod public_error;
+
+pub use crate::error_status::{FIELD_KEY, invalid_field};
+pub use crate::public_error::{Answer, PublicError};
 
 /// The `ErrorInfo.domain` imgmesh stamps on its errors.
 pub const ERROR_DOMAIN: &str = "imgmesh.dev";
@@ -23,7 +33,8 @@ pub enum ErrorCode {
     SourceDisabled,
     /// The object does not exist in the Source's bucket.
     ObjectNotFound,
-    /// A request field or parameter is invalid; the message names it.
+    /// A request field or parameter is invalid; the message names it and
+    /// the status carries it as a field violation.
     InvalidArgument,
     /// The thing being created already exists (a name or subdomain is taken).
     AlreadyExists,
@@ -176,49 +187,6 @@ impl ErrorCode {
             _ => ErrorCode::Internal,
         }
     }
-
-    /// Builds the `tonic::Status` for this code with `message` (lowercase,
-    /// no trailing punctuation, safe to show a public caller).
-    pub fn status(self, message: impl Into<String>) -> tonic::Status {
-        let details = ErrorDetails::with_error_info(
-            self.reason(),
-            ERROR_DOMAIN,
-            std::collections::HashMap::<String, String>::new(),
-        );
-        tonic::Status::with_error_details(self.grpc_code(), message, details)
-    }
-
-    /// Reads the code back from a status received over gRPC. A status
-    /// without imgmesh's `ErrorInfo` that carries an I/O error (the peer's
-    /// connection was reset or closed mid-call, e.g. it was killed) is
-    /// [`ErrorCode::Unavailable`]: tonic reports it as UNKNOWN, which would
-    /// otherwise read as an internal error.
-    pub fn of_status(status: &tonic::Status) -> ErrorCode {
-        status
-            .get_details_error_info()
-            .filter(|info| info.domain == ERROR_DOMAIN)
-            .and_then(|info| ErrorCode::from_reason(&info.reason))
-            .unwrap_or_else(|| {
-                if connection_failed(status) {
-                    ErrorCode::Unavailable
-                } else {
-                    ErrorCode::from_grpc_code(status.code())
-                }
-            })
-    }
-}
-
-/// Whether `status` came from a connection that failed: an I/O error
-/// somewhere in its source chain.
-fn connection_failed(status: &tonic::Status) -> bool {
-    let mut source = std::error::Error::source(status);
-    while let Some(error) = source {
-        if error.is::<std::io::Error>() {
-            return true;
-        }
-        source = error.source();
-    }
-    false
 }
 
 impl fmt::Display for ErrorCode {
@@ -227,24 +195,9 @@ impl fmt::Display for ErrorCode {
     }
 }
 
-/// A bad request field: `INVALID_ARGUMENT` whose message names the field.
-pub fn invalid_field(field: &str, problem: impl fmt::Display) -> tonic::Status {
-    ErrorCode::InvalidArgument.status(format!("{field}: {problem}"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// Every code survives a trip through a gRPC status unchanged.
-    #[test]
-    fn reason_round_trips_through_status() {
-        for code in ErrorCode::ALL {
-            let status = code.status("something happened");
-            assert_eq!(status.code(), code.grpc_code());
-            assert_eq!(ErrorCode::of_status(&status), code);
-        }
-    }
 
     /// Reason strings are unique, so parsing them back is unambiguous.
     #[test]
@@ -255,12 +208,13 @@ mod tests {
         assert_eq!(reasons.len(), ErrorCode::ALL.len());
     }
 
-    /// A status from a foreign peer falls back on its gRPC code.
+    /// Every reason parses back into its code, and nothing else parses.
     #[test]
-    fn bare_status_maps_by_grpc_code() {
-        let status = tonic::Status::unavailable("connection refused");
-        assert_eq!(ErrorCode::of_status(&status), ErrorCode::Unavailable);
-        assert_eq!(ErrorCode::of_status(&status).http_status(), 503);
+    fn reasons_parse_back() {
+        for code in ErrorCode::ALL {
+            assert_eq!(ErrorCode::from_reason(code.reason()), Some(code));
+        }
+        assert_eq!(ErrorCode::from_reason("NOT_A_REASON"), None);
     }
 
     /// The HTTP mapping matches the statuses imgix users expect.
@@ -273,41 +227,5 @@ mod tests {
         assert_eq!(ErrorCode::InputTooLarge.http_status(), 413);
         assert_eq!(ErrorCode::UnsupportedInput.http_status(), 415);
         assert_eq!(ErrorCode::CorruptInput.http_status(), 422);
-    }
-
-    /// A deadline tonic reports as CANCELLED is a timeout (504), never a 500.
-    #[test]
-    fn cancelled_deadline_is_a_timeout() {
-        let status = tonic::Status::cancelled("Timeout expired");
-        assert_eq!(ErrorCode::of_status(&status), ErrorCode::OriginTimeout);
-        assert_eq!(ErrorCode::of_status(&status).http_status(), 504);
-        let status = tonic::Status::deadline_exceeded("deadline exceeded");
-        assert_eq!(ErrorCode::of_status(&status), ErrorCode::OriginTimeout);
-    }
-
-    /// A call whose connection broke (a reset, as when the peer is killed
-    /// mid-answer; tonic says UNKNOWN "transport error") is unavailable
-    /// (503), never internal; an UNKNOWN status without an I/O cause stays
-    /// internal.
-    #[test]
-    fn broken_connection_is_unavailable() {
-        let reset = std::io::Error::from(std::io::ErrorKind::ConnectionReset);
-        let status = tonic::Status::from_error(Box::new(reset));
-        assert_eq!(status.code(), tonic::Code::Unknown);
-        assert_eq!(ErrorCode::of_status(&status), ErrorCode::Unavailable);
-        assert_eq!(ErrorCode::of_status(&status).http_status(), 503);
-        let status = tonic::Status::unknown("transport error");
-        assert_eq!(ErrorCode::of_status(&status), ErrorCode::Internal);
-        // Our own answers keep their code whatever their cause.
-        let status = ErrorCode::Internal.status("render failed");
-        assert_eq!(ErrorCode::of_status(&status), ErrorCode::Internal);
-    }
-
-    /// A field error names the field in its message.
-    #[test]
-    fn invalid_field_names_the_field() {
-        let status = invalid_field("subdomain", "must be a DNS label");
-        assert_eq!(status.code(), tonic::Code::InvalidArgument);
-        assert_eq!(status.message(), "subdomain: must be a DNS label");
     }
 }
