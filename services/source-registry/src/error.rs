@@ -3,10 +3,13 @@
 //!
 //! [`RegistryError`] is the one error type of the library; its single
 //! `From<RegistryError> for tonic::Status` is the only place that decides
-//! which [`ErrorCode`] and message a caller sees. Database and crypto details
-//! are logged here and replaced by a generic message on the wire.
+//! which [`ErrorCode`] and message a caller sees, and which structure comes
+//! with it: a refused field is a `BadRequest` field violation, and every
+//! value a message shows is `ErrorInfo` metadata too (`source`, `field`,
+//! `limit_bytes`), so no caller parses a message. Database and crypto
+//! details are logged here and replaced by a generic message on the wire.
 
-use imgmesh_errors::ErrorCode;
+use imgmesh_errors::{ErrorCode, FIELD_KEY};
 
 use crate::credentials_crypto::CryptoError;
 
@@ -125,14 +128,13 @@ impl From<RegistryError> for tonic::Status {
             RegistryError::InvalidField { field, problem } => {
                 imgmesh_errors::invalid_field(field, problem)
             }
-            RegistryError::NotFound(_) => ErrorCode::SourceNotFound.status(error.to_string()),
-            RegistryError::AlreadyExists { .. } => {
-                ErrorCode::AlreadyExists.status(error.to_string())
-            }
+            RegistryError::NotFound(ref id_or_name) => ErrorCode::SourceNotFound
+                .status_with(error.to_string(), [("source", id_or_name.clone())]),
+            RegistryError::AlreadyExists { field } => ErrorCode::AlreadyExists
+                .status_with(error.to_string(), [(FIELD_KEY, field.to_owned())]),
             RegistryError::UploadRefused(reason) => ErrorCode::InvalidArgument.status(reason),
-            RegistryError::UploadTooLarge { .. } => {
-                ErrorCode::InputTooLarge.status(error.to_string())
-            }
+            RegistryError::UploadTooLarge { cap } => ErrorCode::InputTooLarge
+                .status_with(error.to_string(), [("limit_bytes", cap.to_string())]),
             RegistryError::Origin { code, message } => code.status(message),
             RegistryError::UpdateConflict => ErrorCode::Unavailable.status(error.to_string()),
             RegistryError::Database(ref database) if database_unavailable(database) => {
@@ -191,31 +193,45 @@ fn error_chain(error: &dyn std::error::Error) -> String {
 
 #[cfg(test)]
 mod tests {
+    use imgmesh_errors::PublicError;
+
     use super::*;
 
-    /// A field error becomes INVALID_ARGUMENT whose message names the field.
+    /// A field error becomes INVALID_ARGUMENT whose message names the
+    /// field, and whose structure names it too.
     #[test]
     fn invalid_field_names_the_field() {
         let status = tonic::Status::from(RegistryError::invalid("bucket", "is too short"));
         assert_eq!(ErrorCode::of_status(&status), ErrorCode::InvalidArgument);
         assert_eq!(status.message(), "bucket: is too short");
+        let public = PublicError::of("registry", &status);
+        assert_eq!(public.field(), Some("bucket"));
     }
 
-    /// An unknown Source becomes SOURCE_NOT_FOUND saying "not found".
+    /// An unknown Source becomes SOURCE_NOT_FOUND saying "not found", with
+    /// the id or name asked for as metadata.
     #[test]
     fn not_found_maps_to_source_not_found() {
         let status = tonic::Status::from(RegistryError::NotFound("shop".into()));
         assert_eq!(ErrorCode::of_status(&status), ErrorCode::SourceNotFound);
         assert_eq!(status.message(), "source \"shop\" not found");
+        let public = PublicError::of("registry", &status);
+        assert_eq!(public.metadata("source"), Some("shop"));
+        assert_eq!(public.field(), None);
     }
 
-    /// A taken unique field becomes ALREADY_EXISTS naming the field.
+    /// A taken unique field becomes ALREADY_EXISTS naming the field, in
+    /// the message and in the metadata.
     #[test]
     fn already_exists_names_the_field() {
         let status = tonic::Status::from(RegistryError::AlreadyExists { field: "subdomain" });
         assert_eq!(ErrorCode::of_status(&status), ErrorCode::AlreadyExists);
         assert!(status.message().starts_with("subdomain: "));
         assert!(status.message().contains("already exists"));
+        assert_eq!(
+            PublicError::of("registry", &status).field(),
+            Some("subdomain")
+        );
     }
 
     /// Upload refusals keep their exact message; a too-large upload is
@@ -230,6 +246,10 @@ mod tests {
         let status = tonic::Status::from(RegistryError::UploadTooLarge { cap: 10 });
         assert_eq!(ErrorCode::of_status(&status), ErrorCode::InputTooLarge);
         assert_eq!(status.message(), "object is larger than the 10 byte limit");
+        assert_eq!(
+            PublicError::of("registry", &status).metadata("limit_bytes"),
+            Some("10")
+        );
         let status = tonic::Status::from(RegistryError::Origin {
             code: ErrorCode::OriginAccessDenied,
             message: "the upload credentials were rejected".into(),

@@ -268,8 +268,10 @@ impl SourceRegistryService for SourceRegistryApi {
     ) -> Result<Response<proto::RevokeApiKeyResponse>, Status> {
         let id = &request.get_ref().id;
         let Some(key) = self.api_keys.revoke(id, unix_now()).await? else {
-            return Err(imgmesh_errors::ErrorCode::ApiKeyNotFound
-                .status(format!("api key {id:?} not found")));
+            return Err(imgmesh_errors::ErrorCode::ApiKeyNotFound.status_with(
+                format!("api key {id:?} not found"),
+                [("api_key_id", id.clone())],
+            ));
         };
         tracing::info!(api_key.id = %key.id, "api key revoked");
         Ok(Response::new(proto::RevokeApiKeyResponse {
