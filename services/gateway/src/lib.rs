@@ -50,7 +50,7 @@ use http::{HeaderValue, StatusCode, header};
 use imgmesh_derivative_cache::DerivativeCache;
 use tokio::net::TcpListener;
 
-pub use crate::admin::{AdminApi, admin_router};
+pub use crate::admin::access::AdminApi;
 pub use crate::config::GatewayConfig;
 pub use crate::error::GatewayError;
 pub use crate::grpc_api::{ImageApi, MAX_CHUNK_BYTES};
@@ -206,6 +206,13 @@ pub fn ops_router(state: GatewayState) -> Router {
         .route("/ready", get(ready))
         .route("/metrics", get(imgmesh_metrics::handler))
         .with_state(state)
+}
+
+/// The admin listener's router: the JSON admin API under `/v1` (the admin
+/// token on every request) and the dashboard's pages under `/ui` (a login
+/// with the same token, then a session).
+pub fn admin_router(admin: AdminApi) -> Router {
+    admin::api_router(admin.clone()).merge(dashboard::dashboard_router(admin))
 }
 
 async fn live() -> Response {

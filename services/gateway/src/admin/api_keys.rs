@@ -10,7 +10,9 @@ use imgmesh_proto::registry::v1::{
     ApiKey, CreateApiKeyRequest, ListApiKeysRequest, RevokeApiKeyRequest,
 };
 
-use super::{AdminApi, AdminError, call, json_response, read_json_body, timed};
+use super::access::AdminApi;
+use super::registry_call::{call, timed};
+use super::{AdminError, json_response, read_json_body};
 
 /// `POST /v1/api-keys` with `{"name", "operations": [..], "source_ids":
 /// [..]}` (no or an empty `source_ids`: every Source): 201 with the key

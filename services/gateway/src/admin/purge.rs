@@ -17,9 +17,9 @@ use http::StatusCode;
 use imgmesh_proto::registry::v1::GetSourceRequest;
 use imgmesh_proto::renderer::v1::{PurgeRequest, purge_request};
 
-use super::{
-    AdminApi, AdminError, SourceRef, call, json_response, read_json_body, required, timed,
-};
+use super::access::AdminApi;
+use super::registry_call::{call, required, timed};
+use super::{AdminError, SourceRef, json_response, read_json_body};
 use crate::asset_path::asset_path;
 
 /// Deadline of the renderer's purge call.

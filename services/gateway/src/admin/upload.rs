@@ -16,7 +16,8 @@ use http_body_util::BodyExt as _;
 use imgmesh_proto::registry::v1::upload_object_request::Part;
 use imgmesh_proto::registry::v1::{UploadObjectHeader, UploadObjectRequest, UploadObjectResponse};
 
-use super::{AdminApi, AdminError, SourceRef, body_error, json_response};
+use super::access::AdminApi;
+use super::{AdminError, SourceRef, body_error, json_response};
 use crate::asset_path::percent_decoded;
 
 /// Deadline for a whole upload.

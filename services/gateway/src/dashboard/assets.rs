@@ -15,7 +15,7 @@ use http::{HeaderMap, StatusCode, header};
 use imgmesh_proto::registry::v1::{Source, UploadObjectHeader};
 
 use super::html::{escape, html_response, page, url_component};
-use super::sources::{error_page, get_source};
+use super::source_page::{error_page, get_source};
 use super::{Dashboard, LoggedIn, session};
 use crate::admin::upload::stream_upload;
 

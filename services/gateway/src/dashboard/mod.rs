@@ -9,8 +9,8 @@
 //! small script (it polls a running deploy's status and checks a new
 //! subdomain as it is typed) are compiled into the binary and served from
 //! `/ui/assets/`; nothing is loaded from anywhere else. Pages work without
-//! the script. The pages themselves are in [`sources`], [`settings`],
-//! [`sandbox`], [`assets`] and [`overview`].
+//! the script. The pages themselves are in [`sources`], [`source_page`],
+//! [`settings`], [`sandbox`], [`assets`] and [`overview`].
 
 mod assets;
 mod html;
@@ -18,6 +18,8 @@ mod overview;
 mod sandbox;
 mod session;
 mod settings;
+mod settings_forms;
+mod source_page;
 mod sources;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -35,7 +37,7 @@ use tracing::Instrument as _;
 
 use self::html::{csrf_field, escape, html_response, page, see_other};
 use self::session::{LOGIN_COOKIE, LOGIN_TTL, SESSION_COOKIE, SESSION_TTL, Session, SessionStore};
-use crate::admin::AdminApi;
+use crate::admin::access::AdminApi;
 
 /// Largest form body the dashboard reads.
 const MAX_FORM_BYTES: usize = 64 * 1024;
@@ -396,7 +398,7 @@ mod tests {
 
     fn router() -> Router {
         let channel = imgmesh_runtime::grpc_channel("http://127.0.0.1:1").unwrap();
-        crate::admin::admin_router(AdminApi::new(
+        crate::admin_router(AdminApi::new(
             &SecretString::from(TOKEN),
             channel.clone(),
             channel,

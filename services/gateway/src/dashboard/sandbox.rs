@@ -22,9 +22,9 @@ use imgmesh_proto::registry::v1::{ResolveHostRequest, SecureUrlToken, Source};
 use imgmesh_proto::renderer::v1::{CacheStatus, RenderResponse};
 
 use super::html::{escape, html_response, page, url_component};
-use super::sources::{error_page, get_source};
+use super::source_page::{error_page, get_source};
 use super::{Dashboard, LoggedIn};
-use crate::admin::{call, timed};
+use crate::admin::registry_call::{call, timed};
 use crate::image_handler::render_request;
 use crate::render_plan::parse_render_plan;
 use crate::signing;

@@ -1,0 +1,246 @@
+//! Who may use the admin listener, and the state every admin handler and
+//! dashboard page acts through.
+//!
+//! [`AdminApi`] holds the admin token (as a SHA-256 digest compared in
+//! constant time), the per-address count of wrong tokens (see
+//! [`super::auth_limit`]), and the registry and renderer clients. The JSON
+//! API checks the token on every request with [`authenticate`]; the
+//! dashboard checks the token typed into its login form with
+//! [`AdminApi::check_credential`], which counts toward the same limit.
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse as _, Response};
+use http::{HeaderValue, header};
+use imgmesh_proto::registry::v1::source_registry_service_client::SourceRegistryServiceClient;
+use imgmesh_proto::renderer::v1::renderer_service_client::RendererServiceClient;
+use imgmesh_runtime::GrpcChannel;
+use imgmesh_telemetry::TraceContextInterceptor;
+use secrecy::{ExposeSecret as _, SecretString};
+use sha2::{Digest as _, Sha256};
+use subtle::ConstantTimeEq as _;
+use tracing::Instrument as _;
+
+use super::error::AdminError;
+use super::{auth_limit, body_timeout};
+use crate::metrics::METRICS;
+use crate::upstream::TracedChannel;
+
+/// How long a request body may send nothing unless configured otherwise.
+const DEFAULT_BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The registry client the admin API calls.
+pub(crate) type RegistryClient = SourceRegistryServiceClient<TracedChannel>;
+
+/// The renderer client the admin API calls to purge.
+pub(crate) type RendererClient = RendererServiceClient<TracedChannel>;
+
+/// The admin listener's state: the admin token it accepts, the wrong tokens
+/// counted per address, and the registry and renderer clients. Cheap to
+/// clone.
+#[derive(Clone)]
+pub struct AdminApi {
+    /// SHA-256 of the token: comparing fixed-length digests in constant time
+    /// reveals neither the token's bytes nor its length.
+    token_digest: [u8; 32],
+    registry: RegistryClient,
+    renderer: RendererClient,
+    /// How long a request body may go without sending anything.
+    body_read_timeout: Duration,
+    /// Wrong tokens per client address.
+    auth_failures: Arc<auth_limit::AuthFailureLimiter>,
+}
+
+// === impl AdminApi ===
+
+impl AdminApi {
+    /// An admin API accepting `token`, calling the registry on `registry`
+    /// and the renderer (for purges) on `renderer`.
+    pub(crate) fn new(
+        token: &SecretString,
+        registry: GrpcChannel,
+        renderer: GrpcChannel,
+    ) -> AdminApi {
+        AdminApi {
+            token_digest: Sha256::digest(token.expose_secret().as_bytes()).into(),
+            registry: SourceRegistryServiceClient::with_interceptor(
+                registry,
+                TraceContextInterceptor,
+            ),
+            renderer: RendererServiceClient::with_interceptor(renderer, TraceContextInterceptor),
+            body_read_timeout: DEFAULT_BODY_READ_TIMEOUT,
+            auth_failures: Arc::default(),
+        }
+    }
+
+    /// The same API answering 408 when a request body sends nothing for
+    /// `timeout`.
+    pub(crate) fn with_body_read_timeout(mut self, timeout: Duration) -> AdminApi {
+        self.body_read_timeout = timeout;
+        self
+    }
+
+    /// Whether `presented` is the admin token, in constant time.
+    fn accepts(&self, presented: &str) -> bool {
+        let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
+        bool::from(digest.ct_eq(&self.token_digest))
+    }
+
+    /// A client of the source registry, with trace context on every call.
+    pub(crate) fn registry(&self) -> RegistryClient {
+        self.registry.clone()
+    }
+
+    /// A client of the renderer (for purges), with trace context on every
+    /// call.
+    pub(crate) fn renderer(&self) -> RendererClient {
+        self.renderer.clone()
+    }
+
+    /// Checks an admin credential typed into the dashboard's login form by
+    /// `client`: a wrong one counts toward the address's limit exactly like
+    /// a wrong bearer token, and a blocked address is refused even with
+    /// the right one.
+    pub(crate) fn check_credential(
+        &self,
+        client: IpAddr,
+        presented: &str,
+    ) -> Result<(), AdminError> {
+        let now = Instant::now();
+        if let Some(wait) = self.auth_failures.blocked_for(client, now) {
+            METRICS.admin_auth_refused("rate_limited");
+            let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            return Err(AdminError::too_many_wrong_tokens(seconds));
+        }
+        if self.accepts(presented) {
+            return Ok(());
+        }
+        self.auth_failures.record_failure(client, now);
+        METRICS.admin_auth_refused("invalid_token");
+        Err(AdminError::unauthenticated())
+    }
+}
+
+impl fmt::Debug for AdminApi {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AdminApi").finish_non_exhaustive()
+    }
+}
+
+/// Opens the request's span and refuses it with 401 unless it carries the
+/// admin token as `Authorization: Bearer …`, or with 429 while its client
+/// address is blocked for presenting too many wrong tokens; every answer
+/// names the span's trace in `traceresponse`.
+pub(super) async fn authenticate(
+    State(admin): State<AdminApi>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let method = request.method().clone();
+    let span = tracing::info_span!(
+        "http.server",
+        otel.name = %format!("{method} admin"),
+        otel.kind = "server",
+        http.request.method = %method,
+        url.path = %request.uri().path(),
+        http.response.status_code = tracing::field::Empty,
+    );
+    imgmesh_telemetry::continue_trace(&span, request.headers());
+    let presented = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(bearer_token);
+    // Requests without a peer address (only in-process tests) share one.
+    let client = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |ConnectInfo(peer)| {
+            peer.ip()
+        });
+    let now = Instant::now();
+    let mut response = if let Some(wait) = admin.auth_failures.blocked_for(client, now) {
+        METRICS.admin_auth_refused("rate_limited");
+        span.in_scope(|| rate_limited(wait))
+    } else if presented.is_some_and(|token| admin.accepts(token)) {
+        let timeout = admin.body_read_timeout;
+        let request =
+            request.map(|body| Body::new(body_timeout::IdleTimeoutBody::new(body, timeout)));
+        next.run(request).instrument(span.clone()).await
+    } else {
+        if presented.is_some() {
+            admin.auth_failures.record_failure(client, now);
+            METRICS.admin_auth_refused("invalid_token");
+        } else {
+            METRICS.admin_auth_refused("missing_token");
+        }
+        span.in_scope(|| AdminError::unauthenticated().into_response())
+    };
+    span.record("http.response.status_code", response.status().as_u16());
+    crate::trace_response::name_trace(&span, &mut response);
+    response
+}
+
+/// 429 with `Retry-After` (whole seconds, rounded up) for a blocked address.
+fn rate_limited(wait: Duration) -> Response {
+    let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    let mut response = AdminError::too_many_wrong_tokens(seconds).into_response();
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
+    response
+}
+
+/// The token of an `Authorization: Bearer <token>` value (the scheme is
+/// case-insensitive, RFC 9110 §11.1).
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim_matches(' '))
+        .filter(|token| !token.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The bearer scheme is case-insensitive; other schemes and empty tokens are not tokens.
+    #[test]
+    fn bearer_header_parsing() {
+        assert_eq!(bearer_token("Bearer abc"), Some("abc"));
+        assert_eq!(bearer_token("bearer abc"), Some("abc"));
+        assert_eq!(bearer_token("BEARER  abc "), Some("abc"));
+        assert_eq!(bearer_token("Basic YWJjOmRlZg=="), None);
+        assert_eq!(bearer_token("Bearer "), None);
+        assert_eq!(bearer_token("Bearer"), None);
+        assert_eq!(bearer_token("abc"), None);
+    }
+
+    /// Only the exact token is accepted: not a prefix, an extension or another case.
+    #[tokio::test]
+    async fn token_comparison_is_exact() {
+        let channel = imgmesh_runtime::grpc_channel("http://127.0.0.1:1").unwrap();
+        let admin = AdminApi::new(
+            &SecretString::from("s3cr3t-admin-token"),
+            channel.clone(),
+            channel,
+        );
+        assert!(admin.accepts("s3cr3t-admin-token"));
+        for wrong in [
+            "",
+            "s3cr3t-admin-toke",
+            "s3cr3t-admin-token2",
+            "S3CR3T-ADMIN-TOKEN",
+        ] {
+            assert!(!admin.accepts(wrong), "{wrong:?}");
+        }
+        assert!(!format!("{admin:?}").contains("s3cr3t"));
+    }
+}
