@@ -12,6 +12,15 @@
 //! random endpoints, so ten renderer pods share the load instead of one pod
 //! getting every render over one HTTP/2 connection.
 //!
+//! The balancer is tower's p2c over one tonic channel per address, each
+//! wrapped in [`PendingRequests`](tower::load::PendingRequests), rather than tonic's
+//! `Channel::balance_channel`: tonic's balanced connections report a load
+//! of 0 (so its p2c picks between two endpoints blindly), and they can only
+//! dial with tonic's own connector, not the mesh's mutual TLS
+//! ([`crate::mesh_tls`]). Here each address is dialled over the process's
+//! [`Transport`]; for a URL whose host is a name, the TLS server name is
+//! that name while the TCP connection goes to the resolved address.
+//!
 //! A background task keeps the balancer's endpoint set current:
 //!
 //! - every [`RESOLVE_INTERVAL`] it reads each file and resolves each name
@@ -43,10 +52,18 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::Context as _;
+use futures::StreamExt as _;
 use tokio::sync::mpsc::Sender;
 use tokio::sync::{Notify, watch};
-use tonic::transport::channel::Change;
+use tonic::body::Body;
 use tonic::transport::{Channel, Endpoint, Uri};
+use tower::balance::p2c::Balance;
+use tower::buffer::Buffer;
+use tower::discover::Change;
+use tower::load::{CompleteOnResponse, PendingRequestsDiscover};
+use tower::util::BoxCloneSyncService;
+
+use crate::mesh_tls::Transport;
 
 /// How often names in a target are resolved again.
 pub const RESOLVE_INTERVAL: Duration = Duration::from_secs(5);
@@ -60,6 +77,18 @@ const PROBE_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// How many endpoint changes may wait for the balancer at once.
 const CHANGE_CAPACITY: usize = 64;
+
+/// How many requests may wait for the balancer's worker at once (tonic's
+/// own default for a channel).
+const REQUEST_BUFFER: usize = 1024;
+
+/// A balanced channel: requests in, responses out, cheap to clone (every
+/// clone shares the balancer).
+pub(crate) type BalancedService = BoxCloneSyncService<
+    http::Request<Body>,
+    http::Response<Body>,
+    Box<dyn std::error::Error + Send + Sync>,
+>;
 
 /// Resolves `(host, port)` to socket addresses; injectable so tests can
 /// change the address set without real DNS.
@@ -123,6 +152,20 @@ impl TargetUrl {
             endpoint
         };
         Ok(crate::configure_endpoint(endpoint))
+    }
+
+    /// A lazily connecting channel to one resolved `addr` of this URL over
+    /// `transport`; with mutual TLS the server's certificate must name this
+    /// URL's host (the name, when the host was one).
+    fn channel(&self, addr: SocketAddr, transport: &Transport) -> anyhow::Result<Channel> {
+        let endpoint = self.endpoint(addr)?;
+        Ok(match transport {
+            Transport::Plaintext => endpoint.connect_lazy(),
+            Transport::Mtls(tls) => {
+                let server_name = self.ip().is_none().then(|| self.host.clone());
+                endpoint.connect_with_connector_lazy(tls.connector_for(server_name))
+            }
+        })
     }
 }
 
@@ -223,11 +266,16 @@ fn parse_url(entry: &str) -> anyhow::Result<TargetUrl> {
 /// dropped.
 pub(crate) fn balanced_channel(
     target: Target,
+    transport: Transport,
     resolver: Resolver,
     resolve_interval: Duration,
     probe_interval: Duration,
-) -> (Channel, Prober, tokio::task::JoinHandle<()>) {
-    let (channel, changes) = Channel::balance_channel::<SocketAddr>(CHANGE_CAPACITY);
+) -> (BalancedService, Prober, tokio::task::JoinHandle<()>) {
+    let (changes, received) = tokio::sync::mpsc::channel(CHANGE_CAPACITY);
+    let discover = tokio_stream::wrappers::ReceiverStream::new(received)
+        .map(Ok::<_, std::convert::Infallible>);
+    let discover = PendingRequestsDiscover::new(discover, CompleteOnResponse::default());
+    let channel = BoxCloneSyncService::new(Buffer::new(Balance::new(discover), REQUEST_BUFFER));
     let (finished, finished_rounds) = watch::channel(0);
     let prober = Prober {
         wake: Arc::new(Notify::new()),
@@ -236,6 +284,7 @@ pub(crate) fn balanced_channel(
     };
     let maintainer = EndpointSet {
         target,
+        transport,
         listed: HashMap::new(),
         resolver,
         resolved: HashMap::new(),
@@ -278,6 +327,8 @@ impl Prober {
 /// addresses the balancer has.
 struct EndpointSet {
     target: Target,
+    /// How each address is dialled.
+    transport: Transport,
     /// What each of the target's files listed when last read well.
     listed: HashMap<PathBuf, Vec<TargetUrl>>,
     resolver: Resolver,
@@ -285,7 +336,7 @@ struct EndpointSet {
     resolved: HashMap<String, (TargetUrl, Vec<SocketAddr>)>,
     /// Addresses currently in the balancer.
     inserted: HashSet<SocketAddr>,
-    changes: Sender<Change<SocketAddr, Endpoint>>,
+    changes: Sender<Change<SocketAddr, Channel>>,
     /// Woken by [`Prober::probe_now`].
     wake: Arc<Notify>,
     /// See [`Prober`].
@@ -397,11 +448,11 @@ impl EndpointSet {
                 continue;
             }
             let url = all[&addr];
-            match url.endpoint(addr) {
-                Ok(endpoint) => {
+            match url.channel(addr, &self.transport) {
+                Ok(channel) => {
                     tracing::info!(%addr, host = %url.host, "gRPC endpoint joins the balancer");
                     self.changes
-                        .send(Change::Insert(addr, endpoint))
+                        .send(Change::Insert(addr, channel))
                         .await
                         .map_err(drop)?;
                     self.inserted.insert(addr);
@@ -502,6 +553,53 @@ mod tests {
         Arc<AtomicUsize>,
         tokio::sync::oneshot::Sender<()>,
     ) {
+        delayed_counting_server_on(addr, Duration::ZERO).await
+    }
+
+    /// A service that waits `delay` before passing each request on.
+    #[derive(Clone)]
+    struct Delayed<S> {
+        inner: S,
+        delay: Duration,
+    }
+
+    impl<S, R> tower::Service<R> for Delayed<S>
+    where
+        S: tower::Service<R> + Clone + Send + 'static,
+        S::Future: Send,
+        R: Send + 'static,
+    {
+        type Response = S::Response;
+        type Error = S::Error;
+        type Future = Pin<Box<dyn Future<Output = Result<S::Response, S::Error>> + Send>>;
+
+        fn poll_ready(
+            &mut self,
+            cx: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Result<(), S::Error>> {
+            self.inner.poll_ready(cx)
+        }
+
+        fn call(&mut self, request: R) -> Self::Future {
+            let inner = self.inner.clone();
+            let delay = self.delay;
+            Box::pin(async move {
+                tokio::time::sleep(delay).await;
+                tower::ServiceExt::oneshot(inner, request).await
+            })
+        }
+    }
+
+    /// [`counting_server_on`] whose every answer takes `delay` (counted on
+    /// arrival).
+    async fn delayed_counting_server_on(
+        addr: &str,
+        delay: Duration,
+    ) -> (
+        SocketAddr,
+        Arc<AtomicUsize>,
+        tokio::sync::oneshot::Sender<()>,
+    ) {
         let listener = bind_again(addr).await;
         let addr = listener.local_addr().unwrap();
         let count = Arc::new(AtomicUsize::new(0));
@@ -514,6 +612,10 @@ mod tests {
                     counted.fetch_add(1, Ordering::SeqCst);
                     tracing::Span::none()
                 })
+                .layer(tower::layer::layer_fn(move |inner| Delayed {
+                    inner,
+                    delay,
+                }))
                 .add_service(health)
                 .serve_with_incoming_shutdown(
                     tokio_stream::wrappers::TcpListenerStream::new(listener),
@@ -588,8 +690,13 @@ mod tests {
         let addrs = Arc::new(Mutex::new(vec![a]));
         let url = parse_target(&format!("http://renderer.test:{}", a.port())).unwrap();
         let interval = Duration::from_millis(50);
-        let (channel, _prober, _task) =
-            balanced_channel(url, fixed_resolver(addrs.clone()), interval, interval);
+        let (channel, _prober, _task) = balanced_channel(
+            url,
+            Transport::Plaintext,
+            fixed_resolver(addrs.clone()),
+            interval,
+            interval,
+        );
 
         assert_eq!(checks(&channel, 10).await, 10);
         assert_eq!(b_count.load(Ordering::SeqCst), 0);
@@ -624,14 +731,50 @@ mod tests {
         let (b, b_count, _stop_b) = counting_server_on("127.0.0.1:0").await;
         let target = parse_target(&format!("http://{a},http://{b}")).unwrap();
         let interval = Duration::from_millis(50);
-        let (channel, _prober, _task) =
-            balanced_channel(target, system_resolver(), interval, interval);
+        let (channel, _prober, _task) = balanced_channel(
+            target,
+            Transport::Plaintext,
+            system_resolver(),
+            interval,
+            interval,
+        );
         assert_eq!(checks(&channel, 60).await, 60);
         let (a_n, b_n) = (
             a_count.load(Ordering::SeqCst),
             b_count.load(Ordering::SeqCst),
         );
         assert!(a_n >= 10 && b_n >= 10, "spread {a_n}/{b_n}");
+    }
+
+    /// The balancer weighs endpoints by requests in flight: with one of two
+    /// replicas answering only after a second, requests sent one after the
+    /// other go to the quick one once the slow one holds a request (tonic's
+    /// own balanced channel reports every endpoint's load as 0 and would
+    /// send about half to the slow one).
+    #[tokio::test]
+    async fn requests_go_to_the_endpoint_with_fewer_in_flight() {
+        let (slow, slow_count, _stop_slow) =
+            delayed_counting_server_on("127.0.0.1:0", Duration::from_secs(1)).await;
+        let (quick, quick_count, _stop_quick) = counting_server_on("127.0.0.1:0").await;
+        let target = parse_target(&format!("http://{slow},http://{quick}")).unwrap();
+        let hour = Duration::from_secs(3600);
+        let (channel, _prober, _task) =
+            balanced_channel(target, Transport::Plaintext, system_resolver(), hour, hour);
+        let mut calls = tokio::task::JoinSet::new();
+        for _ in 0..30 {
+            let mut client = HealthClient::new(crate::GrpcChannel::from(channel.clone()));
+            calls.spawn(async move { client.check(HealthCheckRequest::default()).await });
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        while let Some(call) = calls.join_next().await {
+            call.unwrap().expect("every call is answered");
+        }
+        let (slow_n, quick_n) = (
+            slow_count.load(Ordering::SeqCst),
+            quick_count.load(Ordering::SeqCst),
+        );
+        assert_eq!(slow_n + quick_n, 30);
+        assert!(slow_n <= 3, "the slow replica got {slow_n} of 30");
     }
 
     /// An address that stops accepting leaves the balancer, so requests
@@ -642,8 +785,13 @@ mod tests {
         let (b, _b_count, stop_b) = counting_server_on("127.0.0.1:0").await;
         let target = parse_target(&format!("http://{a},http://{b}")).unwrap();
         let interval = Duration::from_millis(50);
-        let (channel, _prober, _task) =
-            balanced_channel(target, system_resolver(), interval, interval);
+        let (channel, _prober, _task) = balanced_channel(
+            target,
+            Transport::Plaintext,
+            system_resolver(),
+            interval,
+            interval,
+        );
         assert_eq!(checks(&channel, 10).await, 10);
 
         drop(stop_b);
@@ -673,7 +821,8 @@ mod tests {
         let (b, _b_count, stop_b) = counting_server_on("127.0.0.1:0").await;
         let target = parse_target(&format!("http://{a},http://{b}")).unwrap();
         let hour = Duration::from_secs(3600);
-        let (channel, _prober, _task) = balanced_channel(target, system_resolver(), hour, hour);
+        let (channel, _prober, _task) =
+            balanced_channel(target, Transport::Plaintext, system_resolver(), hour, hour);
         assert_eq!(checks(&channel, 10).await, 10);
         drop(stop_b);
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -736,8 +885,13 @@ mod tests {
         std::fs::write(&list, format!("http://{a}\n")).unwrap();
         let interval = Duration::from_millis(50);
         let target = parse_target(&format!("file:{}", list.display())).unwrap();
-        let (channel, _prober, _task) =
-            balanced_channel(target, system_resolver(), interval, interval);
+        let (channel, _prober, _task) = balanced_channel(
+            target,
+            Transport::Plaintext,
+            system_resolver(),
+            interval,
+            interval,
+        );
         assert_eq!(checks(&channel, 10).await, 10);
         assert_eq!(b_count.load(Ordering::SeqCst), 0);
 
@@ -832,7 +986,8 @@ mod tests {
         let (b, _b_count, stop_b) = counting_server_on("127.0.0.1:0").await;
         let target = parse_target(&format!("http://{a},http://{b}")).unwrap();
         let hour = Duration::from_secs(3600);
-        let (channel, prober, _task) = balanced_channel(target, system_resolver(), hour, hour);
+        let (channel, prober, _task) =
+            balanced_channel(target, Transport::Plaintext, system_resolver(), hour, hour);
         let channel = crate::GrpcChannel::balanced(channel, prober);
         assert_eq!(checks(&channel, 10).await, 10);
         drop(stop_b);
@@ -856,8 +1011,13 @@ mod tests {
         let (a, _count, _stop) = counting_server_on("127.0.0.1:0").await;
         let target = parse_target(&format!("http://{a},http://{a}")).unwrap();
         let interval = Duration::from_millis(20);
-        let (channel, _prober, task) =
-            balanced_channel(target, system_resolver(), interval, interval);
+        let (channel, _prober, task) = balanced_channel(
+            target,
+            Transport::Plaintext,
+            system_resolver(),
+            interval,
+            interval,
+        );
         assert_eq!(checks(&channel, 3).await, 3);
         let clone = channel.clone();
         drop(channel);

@@ -53,7 +53,7 @@ use tonic::body::Body;
 use tonic::transport::Channel;
 use tower::ServiceExt as _;
 
-use crate::grpc_balance::Prober;
+use crate::grpc_balance::{BalancedService, Prober};
 
 /// Methods a failed call of which may be sent again (`/<service>/<method>`).
 pub const IDEMPOTENT_METHODS: &[&str] = &[
@@ -97,7 +97,7 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// replica (see the module docs). Cheap to clone; clones share the budget.
 #[derive(Clone, Debug)]
 pub struct GrpcChannel {
-    channel: Channel,
+    channel: BalancedService,
     retry: Option<Arc<Retry>>,
 }
 
@@ -116,20 +116,29 @@ impl GrpcChannel {
     /// elsewhere, e.g. in a test).
     pub fn without_retries(channel: Channel) -> GrpcChannel {
         GrpcChannel {
-            channel,
+            channel: BalancedService::new(channel.map_err(BoxError::from)),
             retry: None,
         }
     }
 
     /// A balanced channel whose failed idempotent calls are retried after a
     /// probe round of `prober`.
-    pub(crate) fn balanced(channel: Channel, prober: Prober) -> GrpcChannel {
+    pub(crate) fn balanced(channel: BalancedService, prober: Prober) -> GrpcChannel {
         GrpcChannel {
             channel,
             retry: Some(Arc::new(Retry {
                 prober,
                 budget: AtomicI64::new(BUDGET_CAP * TOKEN),
             })),
+        }
+    }
+}
+
+impl From<BalancedService> for GrpcChannel {
+    fn from(channel: BalancedService) -> GrpcChannel {
+        GrpcChannel {
+            channel,
+            retry: None,
         }
     }
 }
@@ -159,7 +168,7 @@ impl tower::Service<http::Request<Body>> for GrpcChannel {
             Some(retry) if IDEMPOTENT_METHODS.contains(&request.uri().path()) => {
                 Box::pin(retry.clone().call(channel, request))
             }
-            _ => Box::pin(async move { channel.oneshot(request).await.map_err(BoxError::from) }),
+            _ => Box::pin(channel.oneshot(request)),
         };
         Box::pin(async move {
             match sent.await {
@@ -183,7 +192,7 @@ impl Retry {
     /// in a way a retry can fix and the budget and deadline allow.
     async fn call(
         self: Arc<Self>,
-        channel: Channel,
+        channel: BalancedService,
         request: http::Request<Body>,
     ) -> Result<http::Response<Body>, BoxError> {
         let started = Instant::now();
@@ -195,11 +204,7 @@ impl Retry {
         let (parts, body) = request.into_parts();
         let body = body.collect().await?.to_bytes();
         self.deposit();
-        let mut first = channel
-            .clone()
-            .oneshot(rebuild(&parts, body.clone()))
-            .await
-            .map_err(BoxError::from);
+        let mut first = channel.clone().oneshot(rebuild(&parts, body.clone())).await;
         if !STREAMING_METHODS.contains(&parts.uri.path())
             && let Ok(response) = first
         {
@@ -245,7 +250,7 @@ impl Retry {
             method = parts.uri.path(),
             "retrying a failed call on another replica"
         );
-        channel.oneshot(retry).await.map_err(BoxError::from)
+        channel.oneshot(retry).await
     }
 
     fn deposit(&self) {
@@ -393,6 +398,7 @@ mod tests {
     async fn the_budget_allows_a_fifth_more_calls() {
         let (channel, prober, _task) = crate::grpc_balance::balanced_channel(
             crate::grpc_balance::parse_target("http://127.0.0.1:1,http://127.0.0.1:2").unwrap(),
+            crate::Transport::Plaintext,
             crate::grpc_balance::system_resolver(),
             Duration::from_secs(3600),
             Duration::from_secs(3600),

@@ -228,8 +228,8 @@ pub fn grpc_channel(target: &str) -> anyhow::Result<GrpcChannel> {
 /// [`grpc_channel`] over `transport`: with mutual TLS the channel presents
 /// this process's certificate and checks the server's against the mesh CA
 /// and the host of the URL. Balanced targets (several URLs, DNS names,
-/// `file:`) are plaintext only for now: with mutual TLS they are refused
-/// rather than silently sent in the clear.
+/// `file:`) dial each address over the same transport; a name's addresses
+/// must present a certificate for that name.
 pub fn grpc_channel_over(target: &str, transport: &Transport) -> anyhow::Result<GrpcChannel> {
     let parsed = grpc_balance::parse_target(target)?;
     if let [url] = parsed.urls.as_slice()
@@ -245,12 +245,9 @@ pub fn grpc_channel_over(target: &str, transport: &Transport) -> anyhow::Result<
         };
         return Ok(GrpcChannel::without_retries(channel));
     }
-    anyhow::ensure!(
-        matches!(transport, Transport::Plaintext),
-        "gRPC target {target:?}: with mutual TLS only a single IP-address URL is supported (balanced targets are plaintext only)"
-    );
     let (channel, prober, _task) = grpc_balance::balanced_channel(
         parsed,
+        transport.clone(),
         grpc_balance::system_resolver(),
         grpc_balance::RESOLVE_INTERVAL,
         grpc_balance::PROBE_INTERVAL,

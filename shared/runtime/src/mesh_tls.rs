@@ -165,10 +165,19 @@ impl MeshTls {
         tokio_rustls::TlsAcceptor::from(self.server.clone())
     }
 
-    /// The connector for this process's gRPC channels.
+    /// The connector for this process's gRPC channels: the server's
+    /// certificate must name the host of the URI dialled.
     pub(crate) fn connector(&self) -> MeshConnector {
+        self.connector_for(None)
+    }
+
+    /// A connector whose server certificate must name `server_name` when
+    /// given (a balanced target's DNS name, dialled at one of the addresses
+    /// it resolved to), else the host of the URI dialled.
+    pub(crate) fn connector_for(&self, server_name: Option<String>) -> MeshConnector {
         MeshConnector {
             config: self.client.clone(),
+            server_name,
         }
     }
 }
@@ -366,10 +375,13 @@ fn der_read(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
 // === impl MeshConnector ===
 
 /// Dials a gRPC peer over mutual TLS, checking its certificate against the
-/// host of the URI dialled (an IP address or a DNS name).
+/// host of the URI dialled (an IP address or a DNS name), or against the
+/// name it was made for.
 #[derive(Clone)]
 pub(crate) struct MeshConnector {
     config: Arc<ClientConfig>,
+    /// The name the server's certificate must carry, when not the URI's host.
+    server_name: Option<String>,
 }
 
 impl std::fmt::Debug for MeshConnector {
@@ -396,6 +408,7 @@ impl tower::Service<Uri> for MeshConnector {
 
     fn call(&mut self, uri: Uri) -> Self::Future {
         let config = self.config.clone();
+        let expected_name = self.server_name.clone();
         Box::pin(async move {
             let invalid =
                 |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidInput, what.to_owned());
@@ -405,7 +418,7 @@ impl tower::Service<Uri> for MeshConnector {
                 .trim_end_matches(']')
                 .to_owned();
             let port = uri.port_u16().unwrap_or(443);
-            let server_name = ServerName::try_from(host.clone())
+            let server_name = ServerName::try_from(expected_name.unwrap_or_else(|| host.clone()))
                 .map_err(|_| invalid("gRPC URL host is not a valid TLS name"))?;
             let tcp = match host.parse::<std::net::IpAddr>() {
                 Ok(ip) => TcpStream::connect(SocketAddr::new(ip, port)).await?,
@@ -683,6 +696,58 @@ mod tests {
         let ca_der = CertificateDer::from_pem_slice(ca.cert_pem().as_bytes()).unwrap();
         assert_eq!(peer_identity(&ca_der), None);
         assert_eq!(subject_alt_uris(&[0x30, 0x05, 0x01]), None, "truncated DER");
+    }
+
+    /// Balanced targets speak mutual TLS too: a list of two TLS servers
+    /// serves every call, and a DNS name's resolved addresses are dialled
+    /// with that name as the TLS server name, so the same servers reached
+    /// under a name their certificate carries are served and under one it
+    /// does not carry are refused.
+    #[tokio::test]
+    async fn balanced_targets_speak_mutual_tls() {
+        use crate::grpc_balance::{Resolver, balanced_channel, parse_target};
+
+        let dir = tempdir();
+        let ca = DevCa::new("mesh CA").unwrap();
+        let renderer = ca.issue("renderer", Validity::Current).unwrap();
+        let (a, _stop_a) = tls_server(dir.path(), &ca, &renderer).await;
+        let (b, _stop_b) = tls_server(dir.path(), &ca, &renderer).await;
+        let gateway = ca.issue("gateway", Validity::Current).unwrap();
+        let transport = client(dir.path(), "gateway", &ca, Some(&gateway));
+        let check = |channel: crate::GrpcChannel| async move {
+            tokio::time::timeout(
+                Duration::from_secs(10),
+                HealthClient::new(channel).check(HealthCheckRequest::default()),
+            )
+            .await
+            .expect("a health check answers within 10 s")
+            .map(drop)
+        };
+
+        let list = crate::grpc_channel_over(&format!("https://{a},https://{b}"), &transport)
+            .expect("a list is accepted with mutual TLS");
+        for _ in 0..10 {
+            check(list.clone()).await.expect("served over mTLS");
+        }
+
+        let both: Resolver = Arc::new(move |_, _| Box::pin(async move { Ok(vec![a, b]) }));
+        let hour = Duration::from_secs(3600);
+        let named = |host: &str| {
+            let target = parse_target(&format!("https://{host}:{}", a.port())).unwrap();
+            let (channel, _prober, _task) =
+                balanced_channel(target, transport.clone(), both.clone(), hour, hour);
+            crate::GrpcChannel::from(channel)
+        };
+        let served = named("renderer");
+        for _ in 0..10 {
+            check(served.clone())
+                .await
+                .expect("the certificate names `renderer`");
+        }
+        let status = check(named("renderer.elsewhere.test"))
+            .await
+            .expect_err("the certificate does not name the host");
+        assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
     }
 
     /// Over real TLS on loopback: a client with a certificate from the mesh
