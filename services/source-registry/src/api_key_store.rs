@@ -232,7 +232,7 @@ fn key_from_row(row: &AnyRow) -> Result<ApiKey, sqlx::Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::source_store::SourceStore;
+    use crate::store::SourceStore;
     use crate::test_db::TestDb;
 
     async fn store(db: &TestDb) -> ApiKeyStore {

@@ -13,8 +13,9 @@ use tonic::{Request, Response, Status};
 use tracing::field;
 
 use crate::api_key_store::{ApiKey, ApiKeyStore, SourceScope};
+use crate::clock::unix_now;
 use crate::object_upload;
-use crate::registry::{Registry, unix_now};
+use crate::registry::Registry;
 
 /// Serves `imgmesh.registry.v1.SourceRegistryService`.
 #[derive(Debug, Clone)]

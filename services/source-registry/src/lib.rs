@@ -32,6 +32,7 @@
 //! ```
 
 mod api_key_store;
+mod clock;
 mod config;
 mod credentials_crypto;
 mod database;
@@ -44,7 +45,7 @@ mod registry;
 mod s3_refusal;
 mod source;
 mod source_fields;
-mod source_store;
+mod store;
 #[cfg(test)]
 mod test_db;
 #[cfg(test)]

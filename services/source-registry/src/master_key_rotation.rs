@@ -12,7 +12,7 @@ use crate::database::Database;
 use crate::error::RegistryError;
 use crate::registry::Registry;
 use crate::source::secure_token_field;
-use crate::source_store::SealedTable;
+use crate::store::SealedTable;
 
 /// Where a rotation stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

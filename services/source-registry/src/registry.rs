@@ -2,7 +2,6 @@
 //! seal secrets, store, deploy, and hand back the public view.
 
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use imgmesh_proto::registry::v1 as proto;
 use imgmesh_s3_client::{BucketAccess, BucketClient};
@@ -10,6 +9,7 @@ use secrecy::{ExposeSecret as _, SecretString};
 use tokio::sync::Semaphore;
 use tracing::Instrument as _;
 
+use crate::clock::{unix_now, unix_now_ceil};
 use crate::config::DEFAULT_MAX_UPLOAD_BYTES;
 use crate::credentials_crypto::{MasterKeys, SealedSecret};
 use crate::database::Database;
@@ -20,7 +20,7 @@ use crate::source::{
     UPLOAD_SECRET_ACCESS_KEY_FIELD, UploadChange, UploadCredentials, secure_token_field,
 };
 use crate::source_fields::{self, SOURCE_ID_PREFIX};
-use crate::source_store::{Inserted, SourceStore, TokenRow, UpdateWrites};
+use crate::store::{Inserted, SourceStore, TokenRow, UpdateWrites};
 
 /// How often a create draws a new id after a collision, and how often an
 /// update retries after losing a race, before giving up.
@@ -535,7 +535,7 @@ impl Registry {
             .await?;
         if recorded {
             tracing::info!(
-                status = crate::source_store::status_to_db(status),
+                status = crate::store::status_to_db(status),
                 message = %outcome.message,
                 "deploy finished"
             );
@@ -579,29 +579,6 @@ fn new_source_id() -> String {
         "{SOURCE_ID_PREFIX}{}",
         hex::encode(rand::random::<[u8; 6]>())
     )
-}
-
-/// Seconds since the Unix epoch, rounded up.
-fn unix_now_ceil() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|elapsed| {
-            let seconds = i64::try_from(elapsed.as_secs()).unwrap_or(i64::MAX);
-            if elapsed.subsec_nanos() > 0 {
-                seconds.saturating_add(1)
-            } else {
-                seconds
-            }
-        })
-        .unwrap_or_default()
-}
-
-/// Seconds since the Unix epoch.
-pub(crate) fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|elapsed| i64::try_from(elapsed.as_secs()).unwrap_or(i64::MAX))
-        .unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -1,0 +1,194 @@
+//! Deploys: queued, verified against a real S3 server, superseded by
+//! edits or newer deploys, resumed after a restart.
+
+use super::*;
+
+/// A Source that is not deployed does not serve.
+async fn undeployed_source_does_not_serve(db: TestDb) {
+    let registry = db.open().await;
+    let demo = registry
+        .create_source(&create_request("demo"))
+        .await
+        .unwrap();
+    assert!(!registry.read_access(&demo.id).await.unwrap().serving);
+}
+
+/// Deploy queues (DEPLOYING, new version), verifies the bucket in the
+/// background and records DEPLOYED with its time; then the Source serves.
+async fn deploy_succeeds_and_the_source_serves(db: TestDb) {
+    let registry = db.open().await;
+    let s3 = S3sFs::start(&["images"]).await;
+    s3.put("images", "photos/cat.jpg", b"jpeg");
+    let created = registry
+        .create_source(&s3_request("demo", &s3, S3_SECRET_KEY))
+        .await
+        .unwrap();
+    let queued = registry.deploy_source("demo").await.unwrap();
+    assert_eq!(queued.status(), proto::SourceStatus::Deploying);
+    assert_eq!(queued.config_version, created.config_version + 1);
+    let done = deployed(&registry, "demo").await;
+    assert_eq!(
+        done.status(),
+        proto::SourceStatus::Deployed,
+        "{}",
+        done.status_message
+    );
+    assert!(done.last_deployed_at >= created.created_at);
+    assert_eq!(done.config_version, queued.config_version + 1);
+    assert!(registry.read_access(&created.id).await.unwrap().serving);
+}
+
+/// A failed deploy records FAILED with the reason; the Source does not
+/// serve, and the reason never holds the secret.
+async fn deploy_failure_records_the_reason(db: TestDb) {
+    let registry = db.open().await;
+    let s3 = S3sFs::start(&["images"]).await;
+    let created = registry
+        .create_source(&s3_request("demo", &s3, "wrong-secret-canary"))
+        .await
+        .unwrap();
+    registry.deploy_source(&created.id).await.unwrap();
+    let done = deployed(&registry, "demo").await;
+    assert_eq!(done.status(), proto::SourceStatus::Failed);
+    assert_eq!(done.status_message, "the credentials were rejected");
+    assert!(done.last_deployed_at > 0);
+    assert!(!registry.read_access(&created.id).await.unwrap().serving);
+    assert!(is_not_found(
+        &registry.deploy_source("nobody").await.unwrap_err()
+    ));
+}
+
+/// Editing what a deploy verifies makes the Source pending (not
+/// serving); other edits keep it deployed; every edit bumps the version;
+/// a disabled Source does not serve.
+async fn edits_that_need_a_deploy_make_the_source_pending(db: TestDb) {
+    let registry = db.open().await;
+    let s3 = S3sFs::start(&["images"]).await;
+    let created = registry
+        .create_source(&s3_request("demo", &s3, S3_SECRET_KEY))
+        .await
+        .unwrap();
+    registry.deploy_source("demo").await.unwrap();
+    let live = deployed(&registry, "demo").await;
+    assert_eq!(live.status(), proto::SourceStatus::Deployed);
+
+    let update = |request: proto::UpdateSourceRequest| {
+        let registry = registry.clone();
+        async move { registry.update_source(&request).await.unwrap() }
+    };
+    let base = || proto::UpdateSourceRequest {
+        id_or_name: "demo".into(),
+        ..Default::default()
+    };
+    let kept = update(proto::UpdateSourceRequest {
+        default_params: Some("w=100".into()),
+        ..base()
+    })
+    .await;
+    assert_eq!(kept.status(), proto::SourceStatus::Deployed);
+    assert_eq!(kept.config_version, live.config_version + 1);
+
+    let disabled = update(proto::UpdateSourceRequest {
+        enabled: Some(false),
+        ..base()
+    })
+    .await;
+    assert_eq!(disabled.status(), proto::SourceStatus::Deployed);
+    assert!(!registry.read_access(&created.id).await.unwrap().serving);
+    update(proto::UpdateSourceRequest {
+        enabled: Some(true),
+        ..base()
+    })
+    .await;
+    assert!(registry.read_access(&created.id).await.unwrap().serving);
+
+    let pending = update(proto::UpdateSourceRequest {
+        path_prefix: Some("other".into()),
+        ..base()
+    })
+    .await;
+    assert_eq!(pending.status(), proto::SourceStatus::Pending);
+    assert!(
+        pending.status_message.contains("deploy"),
+        "{}",
+        pending.status_message
+    );
+    assert_eq!(pending.last_deployed_at, live.last_deployed_at);
+    assert!(!registry.read_access(&created.id).await.unwrap().serving);
+}
+
+/// A deploy superseded by an edit that needs a new deploy, or by a newer
+/// deploy, records nothing.
+async fn superseded_deploys_record_nothing(db: TestDb) {
+    let registry = db.open().await;
+    let created = registry
+        .create_source(&create_request("demo"))
+        .await
+        .unwrap();
+    let store = &registry.store;
+    store
+        .start_deploy("demo", "first", 10)
+        .await
+        .unwrap()
+        .unwrap();
+    store
+        .start_deploy("demo", "second", 11)
+        .await
+        .unwrap()
+        .unwrap();
+    let first = store
+        .finish_deploy(&created.id, "first", proto::SourceStatus::Deployed, "", 12)
+        .await
+        .unwrap();
+    assert!(!first, "a newer deploy supersedes the first");
+    registry
+        .update_source(&proto::UpdateSourceRequest {
+            id_or_name: "demo".into(),
+            bucket: Some("other-bucket".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let second = store
+        .finish_deploy(&created.id, "second", proto::SourceStatus::Deployed, "", 12)
+        .await
+        .unwrap();
+    assert!(!second, "an edit of the bucket supersedes the second");
+    let source = registry.get_source("demo").await.unwrap();
+    assert_eq!(source.status(), proto::SourceStatus::Pending);
+    assert_eq!(source.last_deployed_at, 0);
+}
+
+/// A deploy left in flight by a stopped registry runs when it reopens.
+async fn interrupted_deploys_resume_at_open(db: TestDb) {
+    let registry = db.open().await;
+    let s3 = S3sFs::start(&["images"]).await;
+    registry
+        .create_source(&s3_request("demo", &s3, S3_SECRET_KEY))
+        .await
+        .unwrap();
+    // Queued in the database, but never run by this instance.
+    registry
+        .store
+        .start_deploy("demo", "interrupted", unix_now())
+        .await
+        .unwrap();
+    registry.close().await;
+    let reopened = db.open().await;
+    let done = deployed(&reopened, "demo").await;
+    assert_eq!(
+        done.status(),
+        proto::SourceStatus::Deployed,
+        "{}",
+        done.status_message
+    );
+}
+
+on_both_backends!(
+    undeployed_source_does_not_serve,
+    deploy_succeeds_and_the_source_serves,
+    deploy_failure_records_the_reason,
+    edits_that_need_a_deploy_make_the_source_pending,
+    superseded_deploys_record_nothing,
+    interrupted_deploys_resume_at_open,
+);
