@@ -8,15 +8,16 @@ use imgmesh_runtime::{HealthArgs, HealthCommand, MetricsArgs};
 use imgmesh_telemetry::TelemetryArgs;
 use secrecy::SecretString;
 
-use crate::render::{
+use crate::pipeline::limits::{
     DEFAULT_MAX_FRAMES, DEFAULT_MAX_OBJECT_BYTES, DEFAULT_MAX_PIXELS, DEFAULT_MAX_RENDER,
     RenderLimits,
 };
-use crate::render_pool::DEFAULT_MEMORY_BUDGET_BYTES;
-use crate::service::Caching;
 
 /// Where the renderer serves `GET /metrics` unless told otherwise.
 pub const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:9093";
+
+/// The default memory budget of all admitted renders: 1 GiB.
+pub const DEFAULT_MEMORY_BUDGET_BYTES: u64 = 1024 * 1024 * 1024;
 
 /// How `imgmesh-renderer` is configured (flags, or `IMGMESH_*` variables).
 #[derive(Debug, Clone, clap::Parser)]
@@ -156,6 +157,17 @@ pub struct RendererConfig {
     pub tls: imgmesh_runtime::TlsArgs,
 }
 
+/// How derivatives are kept and renders shared across replicas.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Caching {
+    /// How long Redis keeps an entry past its freshness, for revalidation.
+    pub revalidate_window_seconds: u32,
+    /// Lifetime of a render lease (renewed while the holder works).
+    pub lease_ttl: Duration,
+    /// Longest wait for another replica's render.
+    pub lease_wait: Duration,
+}
+
 // === impl RendererConfig ===
 
 impl RendererConfig {
@@ -195,6 +207,25 @@ impl RendererConfig {
             lease_ttl: Duration::from_millis(self.render_lease_ms.max(100)),
             lease_wait: Duration::from_millis(self.lease_wait_ms),
         }
+    }
+}
+
+// === impl Caching ===
+
+impl Default for Caching {
+    fn default() -> Caching {
+        Caching {
+            revalidate_window_seconds: 86_400,
+            lease_ttl: Duration::from_secs(3),
+            lease_wait: Duration::from_secs(15),
+        }
+    }
+}
+
+impl Caching {
+    /// How long Redis keeps an entry fresh for `max_age` seconds.
+    pub(crate) fn redis_ttl(&self, max_age: u32) -> u32 {
+        max_age.saturating_add(self.revalidate_window_seconds)
     }
 }
 

@@ -1,38 +1,27 @@
 //! imgmesh's renderer: the `RendererService.Render` gRPC API.
 //!
-//! A render request names an original (Source id, config version, path) and
-//! a canonical [`RenderPlan`](imgmesh_proto::renderer::v1::RenderPlan). The
-//! [`Renderer`] looks the derivative up in Redis ([`derivative_cache`]); on a
-//! miss it fetches the original from the fetcher ([`origin_fetch`]), renders
-//! it with libvips on a bounded blocking pool ([`render_pool`],
-//! [`render`]) and stores the result with the Source's TTL.
+//! Two halves, the service above the pipeline:
 //!
-//! [`render_image`] is the pure render (bytes + plan + limits → encoded
-//! derivative), usable without the service, e.g. by benchmarks.
+//! - [`service`]: a render request names an original (Source id, config
+//!   version, path) and a canonical
+//!   [`RenderPlan`](imgmesh_proto::renderer::v1::RenderPlan). The
+//!   [`Renderer`] resolves the plan once, looks the derivative up in Redis
+//!   (`imgmesh_derivative_cache`); on a miss it fetches the original from
+//!   the fetcher ([`service::origin_fetch`]), renders it on a bounded
+//!   blocking pool ([`service::render_pool`]) and stores the result with
+//!   the Source's TTL.
+//! - [`pipeline`]: the pure, synchronous render (bytes + resolved plan +
+//!   limits → encoded derivative) on libvips. [`render_image`] is its
+//!   entry for callers outside the service, e.g. benchmarks and fuzzers.
+//!
+//! [`config`] reads the command line into both; [`error`] and [`metrics`]
+//! are shared by both.
 
-mod adjust;
-mod blurhash;
-mod canvas;
-mod channels;
 pub mod config;
-pub mod encode;
 pub mod error;
-pub mod geometry;
-pub mod http_cache;
-pub mod input_format;
-pub mod libvips;
-mod metadata_json;
 pub mod metrics;
-pub mod origin_fetch;
-mod overlay;
-mod passthrough;
-pub mod render;
-pub mod render_plan;
-pub mod render_pool;
+pub mod pipeline;
 pub mod service;
-mod single_flight;
-mod source_image;
-mod trim;
 
 #[cfg(test)]
 mod fake_fetcher;
@@ -40,7 +29,6 @@ mod fake_fetcher;
 mod test_images;
 
 pub use config::RendererConfig;
-pub use encode::EncodedFormat;
 pub use error::RenderError;
-pub use render::{Derivative, RenderInput, RenderLimits, render_image};
+pub use pipeline::{Derivative, EncodedFormat, RenderInput, RenderLimits, libvips, render_image};
 pub use service::Renderer;

@@ -6,7 +6,7 @@ use rs_vips::voption::{Setter as _, VOption};
 
 /// A textured `width × height` sRGB image (noise, so quality matters).
 pub(crate) fn photo(width: u32, height: u32) -> VipsImage {
-    crate::libvips::init().unwrap();
+    crate::pipeline::load::libvips::init().unwrap();
     let noise = VipsImage::gaussnoise_with_opts(
         width as i32,
         height as i32,
@@ -74,7 +74,7 @@ pub(crate) fn animated_gif(width: u32, height: u32, pages: u32) -> Vec<u8> {
 /// A `width × height` image of four flat quadrants: red top left, green
 /// top right, blue bottom left, white bottom right.
 pub(crate) fn quadrants(width: u32, height: u32) -> VipsImage {
-    crate::libvips::init().unwrap();
+    crate::pipeline::load::libvips::init().unwrap();
     let (w, h) = ((width / 2) as i32, (height / 2) as i32);
     let tile = |rgb: [f64; 3]| {
         let black = VipsImage::black(w, h)
@@ -94,7 +94,7 @@ pub(crate) fn quadrants(width: u32, height: u32) -> VipsImage {
 
 /// A horizontal grey ramp, 0 at the left edge to 255 at the right.
 pub(crate) fn ramp(width: u32, height: u32) -> VipsImage {
-    crate::libvips::init().unwrap();
+    crate::pipeline::load::libvips::init().unwrap();
     let x = VipsImage::xyz(width as i32, height as i32)
         .unwrap()
         .extract_band(0)
@@ -160,7 +160,7 @@ pub(crate) fn animated_webp(width: u32, height: u32, pages: u32) -> Vec<u8> {
 }
 
 fn numbered_frames(width: u32, height: u32, pages: u32) -> VipsImage {
-    crate::libvips::init().unwrap();
+    crate::pipeline::load::libvips::init().unwrap();
     let frames: Vec<VipsImage> = (0..pages)
         .map(|i| {
             let black = VipsImage::black(width as i32, height as i32)
@@ -185,7 +185,7 @@ fn numbered_frames(width: u32, height: u32, pages: u32) -> VipsImage {
 
 /// A CMYK JPEG without an embedded profile, of one colour.
 pub(crate) fn cmyk_jpeg(width: u32, height: u32, cmyk: [f64; 4]) -> Vec<u8> {
-    crate::libvips::init().unwrap();
+    crate::pipeline::load::libvips::init().unwrap();
     let black = VipsImage::black(width as i32, height as i32)
         .unwrap()
         .cast(BandFormat::Uchar)

@@ -13,9 +13,9 @@ use rs_vips::VipsImage;
 use rs_vips::enums::{BandFormat, BlendMode, Direction, Extend, Interpretation, Size};
 use rs_vips::voption::{Setter as _, VOption};
 
-use crate::adjust::gaussian_blur;
-use crate::channels::{solid, srgb8, to_uchar, with_alpha};
-use crate::geometry::Padding;
+use crate::pipeline::adjustments::adjust::gaussian_blur;
+use crate::pipeline::adjustments::channels::{solid, srgb8, to_uchar, with_alpha};
+use crate::pipeline::geometry::Padding;
 
 /// Transparent black, as an RGBA background.
 const TRANSPARENT: [f64; 4] = [0.0, 0.0, 0.0, 0.0];
@@ -134,8 +134,13 @@ pub(crate) fn flip_and_rotate(
     let enlarged = turned.resize(zoom)?;
     let left = ((turned_width * zoom - width) / 2.0).round() as i32;
     let top = ((turned_height * zoom - height) / 2.0).round() as i32;
-    let framed =
-        crate::source_image::extract_within(&enlarged, left, top, width as i32, height as i32)?;
+    let framed = crate::pipeline::load::source_image::extract_within(
+        &enlarged,
+        left,
+        top,
+        width as i32,
+        height as i32,
+    )?;
     if had_alpha || !framed.hasalpha() {
         return Ok(framed);
     }

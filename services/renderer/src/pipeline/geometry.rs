@@ -34,6 +34,8 @@ use imgmesh_proto::renderer::v1::{
 
 pub use imgmesh_imgix_params::MAX_OUTPUT_SIDE;
 
+use crate::pipeline::plan::ResolvedPlan;
+
 /// A rectangle in source pixels (fractional).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) struct Region {
@@ -95,32 +97,40 @@ pub(crate) struct Layout {
     pub(crate) padding: Padding,
 }
 
+// === impl Region ===
+
+impl Region {
+    /// All of a `width × height` source (at least one pixel a side).
+    pub(crate) fn whole(width: u32, height: u32) -> Region {
+        Region {
+            x: 0.0,
+            y: 0.0,
+            width: f64::from(width.max(1)),
+            height: f64::from(height.max(1)),
+        }
+    }
+}
+
 // === impl Layout ===
 
 impl Layout {
     /// The layout for an upright source of `source_width × source_height`.
     #[cfg(test)]
-    pub(crate) fn compute(source_width: u32, source_height: u32, plan: &RenderPlan) -> Layout {
-        let whole = Region {
-            x: 0.0,
-            y: 0.0,
-            width: f64::from(source_width.max(1)),
-            height: f64::from(source_height.max(1)),
-        };
-        Layout::compute_in(whole, plan)
+    pub(crate) fn compute(source_width: u32, source_height: u32, plan: &ResolvedPlan) -> Layout {
+        Layout::compute_in(Region::whole(source_width, source_height), plan)
     }
 
     /// The layout for `base`, the part of the upright source that counts
     /// as the whole image (all of it, or what `trim` kept).
-    pub(crate) fn compute_in(base: Region, plan: &RenderPlan) -> Layout {
+    pub(crate) fn compute_in(base: Region, resolved: &ResolvedPlan) -> Layout {
+        let (plan, dpr) = (resolved.canonical(), resolved.dpr());
         let region = source_rect(base, plan);
         let padding = padding(plan);
         let (pad_x, pad_y) = (
             f64::from(padding.left + padding.right),
             f64::from(padding.top + padding.bottom),
         );
-        let fit = plan.fit();
-        let dpr = f64::from(plan.dpr_centi.max(1)) / 100.0;
+        let fit = resolved.fit();
         let side = |pixels: u32, fraction_ppm: u32, reference: f64| -> Option<f64> {
             match (pixels, fraction_ppm) {
                 (0, 0) => None,
@@ -441,7 +451,7 @@ mod tests {
 
     fn layout(width: u32, height: u32, query: &str) -> Layout {
         let plan = parse_render_plan("", query, None).unwrap().plan;
-        Layout::compute(width, height, &plan)
+        Layout::compute(width, height, &ResolvedPlan::resolve(&plan).unwrap())
     }
 
     /// Output sizes for every fit mode, from imgix's documentation and worked examples.

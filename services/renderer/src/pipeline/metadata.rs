@@ -18,8 +18,21 @@ use rs_vips::enums::{BandFormat, Interpretation};
 use serde_json::{Map, Value, json};
 
 use crate::error::RenderError;
-use crate::input_format::InputFormat;
-use crate::libvips;
+use crate::pipeline::encoding::Derivative;
+use crate::pipeline::encoding::encode::EncodedFormat;
+use crate::pipeline::load::input_format::InputFormat;
+use crate::pipeline::load::{CheckedOriginal, libvips};
+
+/// The `fm=json` derivative of `original`: its document, with the
+/// original's size.
+pub(crate) fn derivative(original: &CheckedOriginal<'_>) -> Result<Derivative, RenderError> {
+    Ok(Derivative {
+        format: EncodedFormat::Json,
+        width: original.header.width,
+        height: original.header.height,
+        data: document(original.bytes, original.format)?,
+    })
+}
 
 /// The document for `input`, serialised.
 pub(crate) fn document(input: &[u8], format: InputFormat) -> Result<Vec<u8>, RenderError> {
@@ -259,7 +272,7 @@ mod tests {
     #[test]
     fn icc_descriptions() {
         use rs_vips::voption::Setter as _;
-        crate::libvips::init().unwrap();
+        crate::pipeline::load::libvips::init().unwrap();
         let srgb = crate::test_images::photo(8, 8)
             .icc_transform_with_opts(
                 "srgb",

@@ -16,7 +16,7 @@ use rs_vips::VipsImage;
 use rs_vips::enums::{BandFormat, BlendMode, Interpretation, Size};
 use rs_vips::voption::{Setter as _, VOption};
 
-use crate::channels::{Channels, solid, srgb8, to_uchar, with_alpha};
+use crate::pipeline::adjustments::channels::{Channels, solid, srgb8, to_uchar, with_alpha};
 
 /// The most text renders tried while fitting an ellipsised line.
 const MAX_ELLIPSIS_TRIES: usize = 12;
@@ -119,7 +119,7 @@ pub(crate) fn watermark(
         let (cell_width, cell_height) = (cell.get_width(), cell.get_height());
         let across = width / cell_width + 2;
         let down = height / cell_height + 2;
-        let grid = crate::source_image::extract_within(
+        let grid = crate::pipeline::load::source_image::extract_within(
             &cell.replicate(across, down)?,
             (cell_width - x.rem_euclid(cell_width)) % cell_width,
             (cell_height - y.rem_euclid(cell_height)) % cell_height,
@@ -183,23 +183,27 @@ pub(crate) fn text(image: &VipsImage, text: &TextOverlay) -> rs_vips::Result<Vip
     if mask.get_width() > max_width {
         mask = match text.clip() {
             TextClip::Ellipsis => ellipsised(&shown, &family, size, max_width)?,
-            TextClip::Start => crate::source_image::extract_within(
+            TextClip::Start => crate::pipeline::load::source_image::extract_within(
                 &mask,
                 mask.get_width() - max_width,
                 0,
                 max_width,
                 mask.get_height(),
             )?,
-            TextClip::Middle => crate::source_image::extract_within(
+            TextClip::Middle => crate::pipeline::load::source_image::extract_within(
                 &mask,
                 (mask.get_width() - max_width) / 2,
                 0,
                 max_width,
                 mask.get_height(),
             )?,
-            TextClip::Unspecified => {
-                crate::source_image::extract_within(&mask, 0, 0, max_width, mask.get_height())?
-            }
+            TextClip::Unspecified => crate::pipeline::load::source_image::extract_within(
+                &mask,
+                0,
+                0,
+                max_width,
+                mask.get_height(),
+            )?,
         };
     }
     let colour = text.color.map_or(0xFF00_0000, |c| c.argb);
@@ -315,7 +319,7 @@ fn ellipsised(text: &str, family: &str, size: u32, max_width: i32) -> rs_vips::R
             high = middle - 1;
         }
     }
-    crate::source_image::extract_within(&best, 0, 0, max_width, best.get_height())
+    crate::pipeline::load::source_image::extract_within(&best, 0, 0, max_width, best.get_height())
 }
 
 /// `text` with Pango markup's special characters escaped.
@@ -400,19 +404,19 @@ fn decode_overlay(
         let image = match (width, height) {
             (None, None) => VipsImage::thumbnail_buffer_with_opts(
                 bytes,
-                crate::geometry::MAX_OUTPUT_SIDE as i32,
+                crate::pipeline::geometry::MAX_OUTPUT_SIDE as i32,
                 options
-                    .set("height", crate::geometry::MAX_OUTPUT_SIDE as i32)
+                    .set("height", crate::pipeline::geometry::MAX_OUTPUT_SIDE as i32)
                     .set("size", Size::Down as i32),
             )?,
             (Some(w), None) => VipsImage::thumbnail_buffer_with_opts(
                 bytes,
                 w,
-                options.set("height", crate::geometry::MAX_OUTPUT_SIDE as i32),
+                options.set("height", crate::pipeline::geometry::MAX_OUTPUT_SIDE as i32),
             )?,
             (None, Some(h)) => VipsImage::thumbnail_buffer_with_opts(
                 bytes,
-                crate::geometry::MAX_OUTPUT_SIDE as i32,
+                crate::pipeline::geometry::MAX_OUTPUT_SIDE as i32,
                 options.set("height", h),
             )?,
             (Some(w), Some(h)) => {
@@ -431,7 +435,7 @@ fn decode_overlay(
         with_alpha(&srgb8(&image)?)
     };
     decode()
-        .inspect_err(|error| crate::libvips::log_failure("overlay", error))
+        .inspect_err(|error| crate::pipeline::load::libvips::log_failure("overlay", error))
         .ok()
 }
 

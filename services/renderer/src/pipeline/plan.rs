@@ -5,10 +5,12 @@
 //! `imgmesh-imgix-params` code the gateway uses (unknown enum values
 //! refused, numbers clamped, defaults written out, irrelevant fields
 //! dropped), so two plans that render the same derivative resolve, and
-//! therefore hash, the same.
+//! therefore hash, the same. The service resolves a request's plan once
+//! and hands the [`ResolvedPlan`] down to the pool and the pipeline, whose
+//! steps read it through the accessors here.
 
 use imgmesh_imgix_params::{ParamError, normalize_plan};
-use imgmesh_proto::renderer::v1::{Fit, OutputFormat, RenderPlan};
+use imgmesh_proto::renderer::v1::{ColorSpace, Fit, OutputFormat, RenderPlan};
 
 use crate::error::RenderError;
 
@@ -66,6 +68,30 @@ impl ResolvedPlan {
     /// The device pixel ratio as a factor.
     pub fn dpr(&self) -> f64 {
         f64::from(self.plan.dpr_centi) / 100.0
+    }
+
+    /// The EXIF orientation `orient` sets (1–8), if it sets one.
+    pub fn orientation(&self) -> Option<u8> {
+        match self.plan.orientation.map(|o| o.exif_orientation) {
+            Some(orientation @ 1..=8) => Some(orientation as u8),
+            _ => None,
+        }
+    }
+
+    /// The one frame `frame` selects (from 1), if it selects one.
+    pub fn frame(&self) -> Option<u32> {
+        self.plan
+            .animation
+            .map(|a| a.frame)
+            .filter(|frame| *frame > 0)
+    }
+
+    /// Whether `cs=origin` keeps the source's colour space (no sRGB
+    /// conversion on load).
+    pub fn keeps_color_space(&self) -> bool {
+        self.plan
+            .encoding
+            .is_some_and(|e| e.color_space() == ColorSpace::Origin)
     }
 }
 

@@ -10,22 +10,22 @@ use imgmesh_proto::renderer::v1::{
     CacheStatus, OutputFormat, PurgeRequest, RenderPlan, RenderRequest, purge_request,
 };
 
-use super::{Caching, Renderer};
-use imgmesh_derivative_cache::test_redis::RedisProcess;
 use imgmesh_derivative_cache::{CacheNames, DerivativeCache, LeaseOutcome, lease_key};
+use imgmesh_test_support::RedisServer;
 
+use crate::config::Caching;
 use crate::error::RenderError;
 use crate::fake_fetcher::{FakeFetcher, FakeObject, fake_etag};
-use crate::origin_fetch::OriginFetcher;
-use crate::render::RenderLimits;
-use crate::render_plan::ResolvedPlan;
-use crate::render_pool::RenderPool;
+use crate::pipeline::{RenderLimits, ResolvedPlan};
+use crate::service::Renderer;
+use crate::service::origin_fetch::OriginFetcher;
+use crate::service::render_pool::RenderPool;
 use crate::test_images;
 
 const MAX_OBJECT_BYTES: u64 = 1024 * 1024;
 const WINDOW: u32 = 1_000;
 
-fn renderer(redis: &RedisProcess, fetcher: &FakeFetcher) -> Renderer {
+fn renderer(redis: &RedisServer, fetcher: &FakeFetcher) -> Renderer {
     let cache =
         DerivativeCache::connect_lazily(&redis.url().into(), Duration::from_millis(500)).unwrap();
     let limits = RenderLimits {
@@ -90,7 +90,7 @@ async fn cat_fetcher() -> FakeFetcher {
 /// Redis keeps the entry for it plus the revalidation window.
 #[tokio::test]
 async fn lifetimes_follow_the_sources_policy() {
-    let redis = RedisProcess::start().await;
+    let redis = RedisServer::start().await;
     let fetcher = cat_fetcher().await;
     let renderer = renderer(&redis, &fetcher);
     use CacheTtlBehavior::*;
@@ -162,7 +162,7 @@ async fn lifetimes_follow_the_sources_policy() {
 /// no bytes and without rendering.
 #[tokio::test]
 async fn validators_answer_not_modified_without_rendering() {
-    let redis = RedisProcess::start().await;
+    let redis = RedisServer::start().await;
     let fetcher = cat_fetcher().await;
     let renderer = renderer(&redis, &fetcher);
     let first = renderer
@@ -219,7 +219,7 @@ async fn validators_answer_not_modified_without_rendering() {
 /// rendered from: unchanged extends it (stale, no render); changed renders.
 #[tokio::test]
 async fn expired_entries_are_revalidated_with_the_origin() {
-    let redis = RedisProcess::start().await;
+    let redis = RedisServer::start().await;
     let fetcher = cat_fetcher().await;
     let renderer = renderer(&redis, &fetcher);
     let cache =
@@ -260,7 +260,7 @@ async fn expired_entries_are_revalidated_with_the_origin() {
 /// render afresh; other assets keep their entries unless the Source goes.
 #[tokio::test]
 async fn purges_render_afresh() {
-    let redis = RedisProcess::start().await;
+    let redis = RedisServer::start().await;
     let fetcher = cat_fetcher().await;
     let renderer = renderer(&redis, &fetcher);
     let ask = |path: &str| request(path, CacheTtlBehavior::OverrideOrigin, 600);
@@ -325,7 +325,7 @@ async fn purges_render_afresh() {
 /// renderers sharing Redis (the second waits on the first's lease).
 #[tokio::test]
 async fn concurrent_misses_render_once() {
-    let redis = RedisProcess::start().await;
+    let redis = RedisServer::start().await;
     let fetcher = cat_fetcher().await;
     // Long enough that every request arrives while the first is in flight.
     fetcher.set_delay(Duration::from_millis(300));
@@ -362,7 +362,7 @@ async fn concurrent_misses_render_once() {
 /// the waiter renders itself.
 #[tokio::test]
 async fn a_dead_holders_lease_lapses() {
-    let redis = RedisProcess::start().await;
+    let redis = RedisServer::start().await;
     let fetcher = cat_fetcher().await;
     let renderer = renderer(&redis, &fetcher);
     let cache =
@@ -402,7 +402,7 @@ async fn a_dead_holders_lease_lapses() {
 async fn a_request_without_parameters_serves_the_original() {
     let exif = test_images::jpeg_with_orientation(40, 30, 6);
     let cmyk = test_images::cmyk_jpeg(40, 30, [255.0, 0.0, 0.0, 0.0]);
-    let redis = RedisProcess::start().await;
+    let redis = RedisServer::start().await;
     let fetcher = FakeFetcher::start([
         ("exif.jpg", FakeObject::Bytes(exif.clone())),
         ("cmyk.jpg", FakeObject::Bytes(cmyk.clone())),

@@ -20,7 +20,7 @@ use tonic_types::StatusExt as _;
 use tracing::Instrument as _;
 
 use crate::error::RenderError;
-use crate::http_cache::OriginCaching;
+use crate::service::http_cache::OriginCaching;
 
 /// Names one original.
 #[derive(Debug, Clone, Copy)]

@@ -32,20 +32,13 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use imgmesh_proto::renderer::v1::{OutputFormat, RenderPlan};
-use rs_vips::enums::BandFormat;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use crate::config::DEFAULT_MEMORY_BUDGET_BYTES;
 use crate::error::RenderError;
-use crate::geometry::{Layout, Region};
-use crate::input_format::InputFormat;
 use crate::metrics::METRICS;
-use crate::render::{Derivative, RenderLimits, RenderSources, render_image};
-use crate::render_plan::ResolvedPlan;
-use crate::{libvips, source_image};
-
-/// The default memory budget of all admitted renders: 1 GiB.
-pub const DEFAULT_MEMORY_BUDGET_BYTES: u64 = 1024 * 1024 * 1024;
+use crate::pipeline::estimate::estimate_render_bytes;
+use crate::pipeline::{Derivative, RenderLimits, RenderSources, ResolvedPlan, render};
 
 /// The least time a request must have left before its deadline for its
 /// work to start: 50 ms. Less cannot fetch an original, render it and send
@@ -193,9 +186,10 @@ impl RenderPool {
     pub async fn render(
         &self,
         sources: RenderSources,
-        plan: RenderPlan,
+        plan: ResolvedPlan,
     ) -> Result<Derivative, RenderError> {
         let admission = self.admit(None)?;
+        let plan = Arc::new(plan);
         self.render_admitted(admission, sources, plan, None, std::future::pending())
             .await
     }
@@ -209,7 +203,7 @@ impl RenderPool {
         &self,
         mut admission: Admission,
         sources: RenderSources,
-        plan: RenderPlan,
+        plan: Arc<ResolvedPlan>,
         deadline: Option<Instant>,
         gone: impl Future<Output = ()>,
     ) -> Result<Derivative, RenderError> {
@@ -265,7 +259,7 @@ impl RenderPool {
             let _held = (worker, reservation, admission);
             imgmesh_runtime::lower_thread_priority(RENDER_NICE);
             tracing::dispatcher::with_default(&dispatch, || {
-                parent.in_scope(|| render_image(&sources.as_input(), &plan, &limits))
+                parent.in_scope(|| render(&sources.as_input(), &plan, &limits))
             })
         })
         .await
@@ -342,185 +336,6 @@ fn gauge_bytes(bytes: u64) -> i64 {
     i64::try_from(bytes).unwrap_or(i64::MAX)
 }
 
-/// A conservative estimate of the memory one render of `sources` with
-/// `plan` holds at its peak, in bytes, from the image headers alone:
-///
-/// - the compressed bytes of the original and the overlays;
-/// - the original decoded at its load size: width × height × bands ×
-///   bytes per sample × pages loaded (every page when the output may
-///   animate — no `frame`, and an output format that is GIF, WebP or the
-///   input's own — else one). The load size is the stored size, except
-///   that a JPEG shrinks on load by the largest of 8, 4 or 2 that keeps it
-///   at least as large as the resize target, and a WebP loads at the
-///   target. `trim`, an enlarged region and over-wide thumbnails decode at
-///   full size, and so do HEIF, PNG and GIF;
-/// - the output frames, at 4 bytes a pixel (they are materialised for
-///   effects and animations);
-/// - each overlay decoded at its full size, 4 bytes a pixel.
-///
-/// libvips streams most pipelines, so the real peak is usually lower; a
-/// progressive JPEG or an interlaced PNG can reach this bound. Inputs
-/// that are not a served format, or whose header does not parse, estimate
-/// as their bytes (the render refuses them before decoding anything);
-/// originals over the pixel limit are refused here, as the render would.
-pub fn estimate_render_bytes(
-    sources: &RenderSources,
-    plan: &RenderPlan,
-    limits: &RenderLimits,
-) -> Result<u64, RenderError> {
-    let compressed = [
-        Some(sources.original.len()),
-        sources.watermark.as_ref().map(Vec::len),
-        sources.blend.as_ref().map(Vec::len),
-    ]
-    .into_iter()
-    .flatten()
-    .map(|len| len as u64)
-    .sum::<u64>();
-    let Some(original) = StoredImage::read(&sources.original) else {
-        return Ok(compressed);
-    };
-    if original.pixels() > limits.max_pixels {
-        return Err(RenderError::TooManyPixels {
-            pixels: original.pixels(),
-            limit: limits.max_pixels,
-        });
-    }
-    let resolved = ResolvedPlan::resolve(plan)?;
-    if resolved.format() == OutputFormat::Json {
-        return Ok(compressed);
-    }
-    let plan = resolved.canonical();
-    let pages = if original.may_animate(plan, resolved.format()) {
-        u64::from(original.pages)
-    } else {
-        1
-    };
-    let orientation = match plan.orientation.map(|o| o.exif_orientation) {
-        Some(o @ 1..=8) => o as u8,
-        _ => original.orientation,
-    };
-    let (upright_width, upright_height) = if source_image::swaps_axes(orientation) {
-        (original.height, original.width)
-    } else {
-        (original.width, original.height)
-    };
-    let layout = Layout::compute_in(
-        Region {
-            x: 0.0,
-            y: 0.0,
-            width: f64::from(upright_width.max(1)),
-            height: f64::from(upright_height.max(1)),
-        },
-        plan,
-    );
-    let (resize_width, resize_height) = layout.resize;
-    // The scale that maps the source to its load size (as source_image::load).
-    let scale = (f64::from(resize_width) / layout.region.width)
-        .max(f64::from(resize_height) / layout.region.height);
-    let whole = layout.uses_whole_source(upright_width, upright_height);
-    let full_decode = plan.trim.is_some()
-        || (!whole && scale > 1.0)
-        || f64::from(upright_width.max(upright_height)) * scale > 65_535.0;
-    let load_pixels = match original.format {
-        _ if full_decode || scale >= 1.0 => original.page_pixels(),
-        InputFormat::Jpeg => {
-            let shrink = [8.0, 4.0, 2.0]
-                .into_iter()
-                .find(|shrink| shrink * scale <= 1.0)
-                .unwrap_or(1.0);
-            let side = |stored: u32| (f64::from(stored) / shrink).ceil() as u64;
-            side(original.width) * side(original.height)
-        }
-        InputFormat::Webp => {
-            let side = |stored: u32| (f64::from(stored) * scale).ceil().max(1.0) as u64;
-            side(original.width) * side(original.height)
-        }
-        _ => original.page_pixels(),
-    };
-    let decoded = load_pixels * original.bytes_per_pixel() * pages;
-    let (output_width, output_height) = layout.output_size();
-    let output = u64::from(output_width) * u64::from(output_height) * 4 * pages;
-    let overlays = [sources.watermark.as_deref(), sources.blend.as_deref()]
-        .into_iter()
-        .flatten()
-        .filter_map(StoredImage::read)
-        .map(|overlay| overlay.page_pixels() * 4)
-        .sum::<u64>();
-    Ok(compressed + decoded + output + overlays)
-}
-
-/// What an image's header says about its stored pixels.
-#[derive(Debug, Clone, Copy)]
-struct StoredImage {
-    format: InputFormat,
-    width: u32,
-    height: u32,
-    pages: u32,
-    bands: u32,
-    bytes_per_sample: u32,
-    orientation: u8,
-}
-
-// === impl StoredImage ===
-
-impl StoredImage {
-    /// Reads `bytes`' header (no pixels); `None` when it is not a served
-    /// format or does not parse.
-    fn read(bytes: &[u8]) -> Option<StoredImage> {
-        let format = InputFormat::sniff(bytes)?;
-        libvips::init().ok()?;
-        libvips::inspect_header(bytes, format, |image| {
-            let has_field = |name: &str| image.get_typeof(name).is_ok_and(|gtype| gtype != 0);
-            let int = |name: &str| has_field(name).then(|| image.get_int(name).ok()).flatten();
-            let bytes_per_sample = match image.get_format() {
-                Ok(BandFormat::Uchar | BandFormat::Char) => 1,
-                Ok(BandFormat::Ushort | BandFormat::Short) => 2,
-                Ok(BandFormat::Double | BandFormat::Complex) => 8,
-                Ok(BandFormat::Dpcomplex) => 16,
-                _ => 4,
-            };
-            StoredImage {
-                format,
-                width: source_image::dimension(image.get_width()),
-                height: source_image::dimension(image.get_height()),
-                pages: int("n-pages").map_or(1, source_image::dimension).max(1),
-                // sRGB conversion may add bands to grey images.
-                bands: source_image::dimension(image.get_bands()).max(3),
-                bytes_per_sample,
-                orientation: int("orientation")
-                    .filter(|o| (1..=8).contains(o))
-                    .map_or(1, |o| o as u8),
-            }
-        })
-        .ok()
-    }
-
-    /// width × height × pages.
-    fn pixels(&self) -> u64 {
-        self.page_pixels() * u64::from(self.pages)
-    }
-
-    /// width × height of one page.
-    fn page_pixels(&self) -> u64 {
-        u64::from(self.width) * u64::from(self.height)
-    }
-
-    fn bytes_per_pixel(&self) -> u64 {
-        u64::from(self.bands) * u64::from(self.bytes_per_sample)
-    }
-
-    /// Whether a render with `plan` to `format` may load every page.
-    fn may_animate(&self, plan: &RenderPlan, format: OutputFormat) -> bool {
-        let frame = plan.animation.is_some_and(|a| a.frame > 0);
-        let animated_output = matches!(
-            format,
-            OutputFormat::Unspecified | OutputFormat::Gif | OutputFormat::Webp
-        );
-        self.pages > 1 && self.format.can_animate() && !frame && animated_output
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::sync::Mutex;
@@ -564,11 +379,10 @@ mod tests {
         let _default = tracing::subscriber::set_default(subscriber);
 
         let pool = RenderPool::new(1, RenderLimits::default());
-        let plan = RenderPlan {
-            width: 50,
-            ..RenderPlan::default()
-        };
-        let render = pool.render(RenderSources::original(test_images::jpeg(100, 80)), plan);
+        let render = pool.render(
+            RenderSources::original(test_images::jpeg(100, 80)),
+            width(50),
+        );
         let derivative = tracing::Instrument::instrument(render, tracing::info_span!("render"))
             .await
             .unwrap();
@@ -583,11 +397,12 @@ mod tests {
         }
     }
 
-    fn width(width: u32) -> RenderPlan {
-        RenderPlan {
+    fn width(width: u32) -> ResolvedPlan {
+        ResolvedPlan::resolve(&RenderPlan {
             width,
             ..RenderPlan::default()
-        }
+        })
+        .unwrap()
     }
 
     /// The value of an unlabelled metric on `/metrics`.
@@ -722,30 +537,6 @@ mod tests {
         assert_eq!(too_large.code(), imgmesh_errors::ErrorCode::InputTooLarge);
     }
 
-    /// JPEG shrink-on-load lowers the estimate for a small output, and every
-    /// page of an animation counts when the output animates.
-    #[tokio::test]
-    async fn estimates_follow_shrink_on_load_and_pages() {
-        let limits = RenderLimits::default();
-        let jpeg = RenderSources::original(test_images::jpeg(800, 800));
-        let full = estimate_render_bytes(&jpeg, &width(800), &limits).unwrap();
-        let small = estimate_render_bytes(&jpeg, &width(100), &limits).unwrap();
-        assert!(full >= 800 * 800 * 3, "{full}");
-        assert!(small * 8 < full, "1/8 shrink-on-load: {small} vs {full}");
-
-        let gif = RenderSources::original(test_images::animated_gif(100, 100, 5));
-        let animated = estimate_render_bytes(&gif, &width(100), &limits).unwrap();
-        let still = RenderPlan {
-            format: OutputFormat::Png.into(),
-            ..width(100)
-        };
-        let one_page = estimate_render_bytes(&gif, &still, &limits).unwrap();
-        assert!(
-            animated - one_page >= 4 * 100 * 100 * 4,
-            "four more pages: {animated} vs {one_page}"
-        );
-    }
-
     /// A spent deadline is refused before admission; a deadline that comes
     /// within [`MIN_REMAINING`] while waiting for a worker ends the wait
     /// with the timeout code.
@@ -763,7 +554,7 @@ mod tests {
             .render_admitted(
                 admission,
                 RenderSources::original(test_images::jpeg(64, 64)),
-                width(8),
+                Arc::new(width(8)),
                 Some(Instant::now() + MIN_REMAINING + wait),
                 std::future::pending(),
             )
@@ -847,7 +638,7 @@ mod tests {
     async fn a_dropped_callers_queued_work_never_starts() {
         let pool = RenderPool::new(1, RenderLimits::default());
         let busy = Arc::clone(&pool.running).acquire_owned().await.unwrap();
-        let flights = crate::single_flight::SingleFlight::<()>::new();
+        let flights = crate::service::single_flight::SingleFlight::<()>::new();
         let (ended_tx, ended_rx) = tokio::sync::oneshot::channel();
         let caller = flights.run("k", |abandoned| {
             let pool = pool.clone();
@@ -857,7 +648,7 @@ mod tests {
                     .render_admitted(
                         admission,
                         RenderSources::original(test_images::jpeg(64, 64)),
-                        width(8),
+                        Arc::new(width(8)),
                         None,
                         abandoned.wait(),
                     )

@@ -15,7 +15,7 @@ use rs_vips::VipsImage;
 use rs_vips::enums::{BandFormat, Interpretation, OperationMath2, OperationRelational};
 use rs_vips::voption::{Setter as _, VOption};
 
-use crate::channels::{Channels, luma};
+use crate::pipeline::adjustments::channels::{Channels, luma};
 
 /// Whether any colour or tone effect is asked for.
 pub(crate) fn has_colour_effects(
@@ -295,7 +295,13 @@ pub(crate) fn gaussian_blur(image: &VipsImage, sigma: f64) -> rs_vips::Result<Vi
             f64::from(height) / f64::from(blurred.get_height()),
         ),
     )?;
-    crate::source_image::extract_within(&back.cast(BandFormat::Uchar)?, 0, 0, width, height)
+    crate::pipeline::load::source_image::extract_within(
+        &back.cast(BandFormat::Uchar)?,
+        0,
+        0,
+        width,
+        height,
+    )
 }
 
 /// Blocks of `size` pixels, each the average of its pixels.
@@ -314,5 +320,11 @@ fn pixelate(image: &VipsImage, size: i32) -> rs_vips::Result<VipsImage> {
     )?;
     let blocks = padded.shrink(f64::from(size), f64::from(size))?;
     let blown = blocks.zoom(size, size)?;
-    crate::source_image::extract_within(&blown.cast(BandFormat::Uchar)?, 0, 0, width, height)
+    crate::pipeline::load::source_image::extract_within(
+        &blown.cast(BandFormat::Uchar)?,
+        0,
+        0,
+        width,
+        height,
+    )
 }

@@ -24,8 +24,8 @@ use rs_vips::VipsImage;
 use rs_vips::enums::Size;
 use rs_vips::voption::{Setter as _, VOption};
 
-use crate::geometry::Region;
-use crate::source_image::{Header, orient};
+use crate::pipeline::geometry::Region;
+use crate::pipeline::load::source_image::{Header, orient};
 
 /// Largest preview side searched for borders.
 pub(crate) const PREVIEW_SIDE: i32 = 1024;

@@ -10,7 +10,7 @@ use rs_vips::VipsImage;
 use rs_vips::enums::Size;
 use rs_vips::voption::{Setter as _, VOption};
 
-use crate::channels::srgb8;
+use crate::pipeline::adjustments::channels::srgb8;
 
 /// Largest side of the image the hash is computed on.
 const SAMPLE_SIDE: i32 = 32;

@@ -17,9 +17,9 @@
 //! fetcher refuses larger originals before anything is sniffed). Anything
 //! else is rendered, so it is refused exactly as before (415, 422, ...).
 
-use crate::encode::EncodedFormat;
-use crate::input_format::InputFormat;
-use crate::source_image::Header;
+use crate::pipeline::encoding::encode::EncodedFormat;
+use crate::pipeline::load::input_format::InputFormat;
+use crate::pipeline::load::source_image::Header;
 
 /// How an original is served unchanged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

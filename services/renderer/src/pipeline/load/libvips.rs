@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use rs_vips::{Vips, VipsImage, bindings};
 
 use crate::error::RenderError;
-use crate::input_format::InputFormat;
+use crate::pipeline::load::input_format::InputFormat;
 
 /// The libvips loader classes imgmesh allows; every other loader is blocked.
 const ALLOWED_LOADERS: [&CStr; 5] = [

@@ -23,10 +23,10 @@ use rs_vips::enums::{Angle, Direction, FailOn, Interpretation, Size};
 use rs_vips::voption::{Setter as _, VOption};
 
 use crate::error::RenderError;
-use crate::geometry::Layout;
-use crate::input_format::{InputFormat, jpeg_scan_count};
-use crate::libvips::{self, RenderBudget};
 use crate::metrics::METRICS;
+use crate::pipeline::geometry::Layout;
+use crate::pipeline::load::input_format::{InputFormat, jpeg_scan_count};
+use crate::pipeline::load::libvips::{self, RenderBudget};
 
 /// The largest side of a whole-source thumbnail before the full-decode
 /// fallback is used instead (libvips' own limit is 10 million; past this,
@@ -418,7 +418,7 @@ mod tests {
     }
 
     fn progressive_jpeg() -> Vec<u8> {
-        crate::libvips::init().unwrap();
+        crate::pipeline::load::libvips::init().unwrap();
         test_images::photo(64, 48)
             .jpegsave_buffer_with_opts(VOption::new().set("interlace", true))
             .unwrap()

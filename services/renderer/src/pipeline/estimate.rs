@@ -1,0 +1,218 @@
+//! How much memory a render may take at its peak, estimated from the image
+//! headers alone before it is admitted: the render pool reserves it from
+//! its memory budget (see [`crate::service::render_pool`]).
+
+use imgmesh_proto::renderer::v1::OutputFormat;
+use rs_vips::enums::BandFormat;
+
+use crate::error::RenderError;
+use crate::pipeline::geometry::{Layout, Region};
+use crate::pipeline::load::input_format::InputFormat;
+use crate::pipeline::load::{libvips, source_image};
+use crate::pipeline::{RenderLimits, RenderSources, ResolvedPlan};
+
+/// A conservative estimate of the memory one render of `sources` with
+/// `plan` holds at its peak, in bytes, from the image headers alone:
+///
+/// - the compressed bytes of the original and the overlays;
+/// - the original decoded at its load size: width × height × bands ×
+///   bytes per sample × pages loaded (every page when the output may
+///   animate — no `frame`, and an output format that is GIF, WebP or the
+///   input's own — else one). The load size is the stored size, except
+///   that a JPEG shrinks on load by the largest of 8, 4 or 2 that keeps it
+///   at least as large as the resize target, and a WebP loads at the
+///   target. `trim`, an enlarged region and over-wide thumbnails decode at
+///   full size, and so do HEIF, PNG and GIF;
+/// - the output frames, at 4 bytes a pixel (they are materialised for
+///   effects and animations);
+/// - each overlay decoded at its full size, 4 bytes a pixel.
+///
+/// libvips streams most pipelines, so the real peak is usually lower; a
+/// progressive JPEG or an interlaced PNG can reach this bound. Inputs
+/// that are not a served format, or whose header does not parse, estimate
+/// as their bytes (the render refuses them before decoding anything);
+/// originals over the pixel limit are refused here, as the render would.
+pub fn estimate_render_bytes(
+    sources: &RenderSources,
+    plan: &ResolvedPlan,
+    limits: &RenderLimits,
+) -> Result<u64, RenderError> {
+    let compressed = [
+        Some(sources.original.len()),
+        sources.watermark.as_ref().map(Vec::len),
+        sources.blend.as_ref().map(Vec::len),
+    ]
+    .into_iter()
+    .flatten()
+    .map(|len| len as u64)
+    .sum::<u64>();
+    let Some(original) = StoredImage::read(&sources.original) else {
+        return Ok(compressed);
+    };
+    if original.pixels() > limits.max_pixels {
+        return Err(RenderError::TooManyPixels {
+            pixels: original.pixels(),
+            limit: limits.max_pixels,
+        });
+    }
+    if plan.format() == OutputFormat::Json {
+        return Ok(compressed);
+    }
+    let pages = if original.may_animate(plan) {
+        u64::from(original.pages)
+    } else {
+        1
+    };
+    let orientation = plan.orientation().unwrap_or(original.orientation);
+    let (upright_width, upright_height) = if source_image::swaps_axes(orientation) {
+        (original.height, original.width)
+    } else {
+        (original.width, original.height)
+    };
+    let layout = Layout::compute_in(Region::whole(upright_width, upright_height), plan);
+    let (resize_width, resize_height) = layout.resize;
+    // The scale that maps the source to its load size (as source_image::load).
+    let scale = (f64::from(resize_width) / layout.region.width)
+        .max(f64::from(resize_height) / layout.region.height);
+    let whole = layout.uses_whole_source(upright_width, upright_height);
+    let full_decode = plan.canonical().trim.is_some()
+        || (!whole && scale > 1.0)
+        || f64::from(upright_width.max(upright_height)) * scale > 65_535.0;
+    let load_pixels = match original.format {
+        _ if full_decode || scale >= 1.0 => original.page_pixels(),
+        InputFormat::Jpeg => {
+            let shrink = [8.0, 4.0, 2.0]
+                .into_iter()
+                .find(|shrink| shrink * scale <= 1.0)
+                .unwrap_or(1.0);
+            let side = |stored: u32| (f64::from(stored) / shrink).ceil() as u64;
+            side(original.width) * side(original.height)
+        }
+        InputFormat::Webp => {
+            let side = |stored: u32| (f64::from(stored) * scale).ceil().max(1.0) as u64;
+            side(original.width) * side(original.height)
+        }
+        _ => original.page_pixels(),
+    };
+    let decoded = load_pixels * original.bytes_per_pixel() * pages;
+    let (output_width, output_height) = layout.output_size();
+    let output = u64::from(output_width) * u64::from(output_height) * 4 * pages;
+    let overlays = [sources.watermark.as_deref(), sources.blend.as_deref()]
+        .into_iter()
+        .flatten()
+        .filter_map(StoredImage::read)
+        .map(|overlay| overlay.page_pixels() * 4)
+        .sum::<u64>();
+    Ok(compressed + decoded + output + overlays)
+}
+
+/// What an image's header says about its stored pixels.
+#[derive(Debug, Clone, Copy)]
+struct StoredImage {
+    format: InputFormat,
+    width: u32,
+    height: u32,
+    pages: u32,
+    bands: u32,
+    bytes_per_sample: u32,
+    orientation: u8,
+}
+
+// === impl StoredImage ===
+
+impl StoredImage {
+    /// Reads `bytes`' header (no pixels); `None` when it is not a served
+    /// format or does not parse.
+    fn read(bytes: &[u8]) -> Option<StoredImage> {
+        let format = InputFormat::sniff(bytes)?;
+        libvips::init().ok()?;
+        libvips::inspect_header(bytes, format, |image| {
+            let has_field = |name: &str| image.get_typeof(name).is_ok_and(|gtype| gtype != 0);
+            let int = |name: &str| has_field(name).then(|| image.get_int(name).ok()).flatten();
+            let bytes_per_sample = match image.get_format() {
+                Ok(BandFormat::Uchar | BandFormat::Char) => 1,
+                Ok(BandFormat::Ushort | BandFormat::Short) => 2,
+                Ok(BandFormat::Double | BandFormat::Complex) => 8,
+                Ok(BandFormat::Dpcomplex) => 16,
+                _ => 4,
+            };
+            StoredImage {
+                format,
+                width: source_image::dimension(image.get_width()),
+                height: source_image::dimension(image.get_height()),
+                pages: int("n-pages").map_or(1, source_image::dimension).max(1),
+                // sRGB conversion may add bands to grey images.
+                bands: source_image::dimension(image.get_bands()).max(3),
+                bytes_per_sample,
+                orientation: int("orientation")
+                    .filter(|o| (1..=8).contains(o))
+                    .map_or(1, |o| o as u8),
+            }
+        })
+        .ok()
+    }
+
+    /// width × height × pages.
+    fn pixels(&self) -> u64 {
+        self.page_pixels() * u64::from(self.pages)
+    }
+
+    /// width × height of one page.
+    fn page_pixels(&self) -> u64 {
+        u64::from(self.width) * u64::from(self.height)
+    }
+
+    fn bytes_per_pixel(&self) -> u64 {
+        u64::from(self.bands) * u64::from(self.bytes_per_sample)
+    }
+
+    /// Whether a render with `plan` may load every page.
+    fn may_animate(&self, plan: &ResolvedPlan) -> bool {
+        let animated_output = matches!(
+            plan.format(),
+            OutputFormat::Unspecified | OutputFormat::Gif | OutputFormat::Webp
+        );
+        self.pages > 1 && self.format.can_animate() && plan.frame().is_none() && animated_output
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use imgmesh_proto::renderer::v1::RenderPlan;
+
+    use super::*;
+    use crate::test_images;
+
+    fn width(width: u32) -> ResolvedPlan {
+        ResolvedPlan::resolve(&RenderPlan {
+            width,
+            ..RenderPlan::default()
+        })
+        .unwrap()
+    }
+
+    /// JPEG shrink-on-load lowers the estimate for a small output, and every
+    /// page of an animation counts when the output animates.
+    #[test]
+    fn estimates_follow_shrink_on_load_and_pages() {
+        let limits = RenderLimits::default();
+        let jpeg = RenderSources::original(test_images::jpeg(800, 800));
+        let full = estimate_render_bytes(&jpeg, &width(800), &limits).unwrap();
+        let small = estimate_render_bytes(&jpeg, &width(100), &limits).unwrap();
+        assert!(full >= 800 * 800 * 3, "{full}");
+        assert!(small * 8 < full, "1/8 shrink-on-load: {small} vs {full}");
+
+        let gif = RenderSources::original(test_images::animated_gif(100, 100, 5));
+        let animated = estimate_render_bytes(&gif, &width(100), &limits).unwrap();
+        let still = ResolvedPlan::resolve(&RenderPlan {
+            format: OutputFormat::Png.into(),
+            ..width(100).canonical().clone()
+        })
+        .unwrap();
+        let one_page = estimate_render_bytes(&gif, &still, &limits).unwrap();
+        assert!(
+            animated - one_page >= 4 * 100 * 100 * 4,
+            "four more pages: {animated} vs {one_page}"
+        );
+    }
+}

@@ -1,0 +1,125 @@
+//! The pipeline's first steps: the original checked before anything is
+//! decoded, then its pixels loaded at the size the layout needs.
+//!
+//! [`CheckedOriginal::read`] refuses inputs over the byte limit, sniffs the
+//! magic bytes (only the formats imgmesh serves reach libvips,
+//! [`input_format`]), reads the header alone and refuses images whose
+//! width × height × pages exceed the pixel limit;
+//! [`CheckedOriginal::pages`] picks the frames to decode and refuses
+//! renders that would decode more than the frame limit. [`load`] then
+//! decodes the region at its output size ([`source_image`]), on libvips
+//! locked down for untrusted input ([`libvips`]).
+
+use crate::error::RenderError;
+use crate::metrics::METRICS;
+use crate::pipeline::RenderLimits;
+use crate::pipeline::encoding::encode::EncodedFormat;
+use crate::pipeline::geometry::Layout;
+use crate::pipeline::plan::ResolvedPlan;
+
+pub mod input_format;
+pub mod libvips;
+pub(crate) mod source_image;
+
+use input_format::InputFormat;
+use libvips::RenderBudget;
+use source_image::{Frames, Header, LoadOptions, Pages};
+
+/// An original that passed every check made before decoding: within the
+/// byte limit, a served format, a header that parses, within the pixel
+/// limit.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CheckedOriginal<'a> {
+    /// The original's bytes.
+    pub(crate) bytes: &'a [u8],
+    /// Its format, from its magic bytes.
+    pub(crate) format: InputFormat,
+    /// What its header says.
+    pub(crate) header: Header,
+}
+
+// === impl CheckedOriginal ===
+
+impl<'a> CheckedOriginal<'a> {
+    /// Checks `bytes` against `limits`, reading the header alone.
+    pub(crate) fn read(
+        bytes: &'a [u8],
+        limits: &RenderLimits,
+    ) -> Result<CheckedOriginal<'a>, RenderError> {
+        if bytes.len() as u64 > limits.max_object_bytes {
+            return Err(RenderError::ObjectTooLarge {
+                limit: limits.max_object_bytes,
+            });
+        }
+        let format = InputFormat::sniff(bytes).ok_or(RenderError::UnsupportedInput)?;
+        let header = Header::read(bytes, format)?;
+        // Every page counts, whichever the render decodes: the limit is on
+        // what the file declares.
+        if header.pixels() > limits.max_pixels {
+            METRICS.render_stopped("pixels");
+            return Err(RenderError::TooManyPixels {
+                pixels: header.pixels(),
+                limit: limits.max_pixels,
+            });
+        }
+        Ok(CheckedOriginal {
+            bytes,
+            format,
+            header,
+        })
+    }
+
+    /// The orientation the render applies: the plan's `orient`, else the
+    /// file's EXIF orientation.
+    pub(crate) fn orientation(&self, plan: &ResolvedPlan) -> u8 {
+        plan.orientation().unwrap_or(self.header.orientation)
+    }
+
+    /// The frames a render to `output` decodes: the one `frame` selects,
+    /// every frame when the output animates, else the first. Refused when
+    /// that is more than the frame limit.
+    pub(crate) fn pages(
+        &self,
+        plan: &ResolvedPlan,
+        output: EncodedFormat,
+        limits: &RenderLimits,
+    ) -> Result<Pages, RenderError> {
+        let header = &self.header;
+        let pages = match plan.frame() {
+            Some(frame) => Pages::One(frame.min(header.pages) - 1),
+            None if header.pages > 1 && self.format.can_animate() && output.can_animate() => {
+                Pages::All
+            }
+            None => Pages::One(0),
+        };
+        // GIF and WebP frames build on the previous ones: showing frame n
+        // decodes frames 1 to n.
+        let decoded_frames = match pages {
+            Pages::All => header.pages,
+            Pages::One(page) => page + 1,
+        };
+        if decoded_frames > limits.max_frames {
+            METRICS.render_stopped("frames");
+            return Err(RenderError::TooManyFrames {
+                frames: header.pages,
+                limit: limits.max_frames,
+            });
+        }
+        Ok(pages)
+    }
+}
+
+/// Loads `original`'s region at its output size with `thumbnail_buffer`
+/// (shrink-on-load), upright, in sRGB unless the plan keeps the source's
+/// colour space.
+pub(crate) fn load(
+    original: &CheckedOriginal<'_>,
+    layout: &Layout,
+    options: &LoadOptions,
+    budget: &RenderBudget,
+) -> Result<Frames, RenderError> {
+    let (width, height) = layout.output_size();
+    let _span =
+        tracing::info_span!("vips.thumbnail", box_width = width, box_height = height).entered();
+    source_image::load(original.bytes, &original.header, layout, options, budget)
+}

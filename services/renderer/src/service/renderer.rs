@@ -1,0 +1,239 @@
+//! The service value and a request's path through it: checks, the plan
+//! resolved once, the derivative cache's lookup, then a fresh answer, a
+//! revalidation, or a run shared by every concurrent miss of the entry.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use imgmesh_derivative_cache::{
+    CacheNames, CachedDerivative, Conditional, DerivativeCache, Lookup, render_response, unix_now,
+};
+use imgmesh_proto::renderer::v1::renderer_service_server::RendererServiceServer;
+use imgmesh_proto::renderer::v1::{CacheStatus, RenderRequest, RenderResponse};
+use imgmesh_runtime::{Dependency, GrpcChannel, HealthArgs, Impact, ServiceHealth};
+use tokio::net::TcpListener;
+
+use crate::config::{Caching, RendererConfig};
+use crate::error::RenderError;
+use crate::metrics::METRICS;
+use crate::pipeline::{ResolvedPlan, libvips};
+use crate::service::job::{Job, Produced};
+use crate::service::origin_fetch::OriginFetcher;
+use crate::service::render_pool::RenderPool;
+use crate::service::single_flight::{Abandoned, SingleFlight};
+
+/// The renderer: answers `Render` from Redis when it can, otherwise fetches
+/// the original, renders it on the bounded pool and caches the result.
+#[derive(Debug, Clone)]
+pub struct Renderer {
+    pub(super) cache: DerivativeCache,
+    pub(super) fetcher: OriginFetcher,
+    pub(super) pool: RenderPool,
+    pub(super) caching: Caching,
+    /// Runs by the derivative's key without generations (so requests share
+    /// a run whatever Redis answered them), with the entry key each run
+    /// was made under.
+    pub(super) in_flight: Arc<SingleFlight<(String, Produced)>>,
+    /// The fetcher's channel and how to check it (and Redis) for health;
+    /// `None` serves SERVING whatever they do.
+    pub(super) health_checks: Option<(GrpcChannel, HealthArgs)>,
+}
+
+// === impl Renderer ===
+
+impl Renderer {
+    /// Starts libvips and builds the renderer from `config`. Connects to
+    /// neither Redis nor the fetcher yet: both connect on first use, so
+    /// either being down does not stop the renderer from starting. Must be
+    /// called inside a tokio runtime. It dials the fetcher over `transport`
+    /// (with mutual TLS, presenting the renderer's certificate).
+    pub fn build(
+        config: &RendererConfig,
+        transport: &imgmesh_runtime::Transport,
+    ) -> anyhow::Result<Renderer> {
+        libvips::init()?;
+        let cache = DerivativeCache::connect_lazily(&config.redis_url, config.redis_timeout())
+            .context("invalid --redis-url")?;
+        let channel = imgmesh_runtime::grpc_channel_over(&config.fetcher_url, transport)?;
+        let fetcher = OriginFetcher::new(channel.clone(), config.max_object_bytes);
+        let pool = RenderPool::with_admission(
+            config.worker_count(),
+            config.render_queue_depth(),
+            config.render_memory_budget_bytes,
+            config.limits(),
+        );
+        tracing::info!(
+            workers = pool.workers(),
+            queue_depth = pool.queue_depth(),
+            memory_budget_bytes = pool.memory_budget(),
+            max_pixels = config.max_pixels,
+            max_object_bytes = config.max_object_bytes,
+            redis_timeout_ms = config.redis_timeout_ms,
+            "renderer ready"
+        );
+        let mut renderer = Renderer::new(cache, fetcher, pool).with_caching(config.caching());
+        renderer.health_checks = Some((channel, config.health.clone()));
+        Ok(renderer)
+    }
+
+    /// A renderer from its parts, with the default [`Caching`].
+    pub fn new(cache: DerivativeCache, fetcher: OriginFetcher, pool: RenderPool) -> Renderer {
+        Renderer {
+            cache,
+            fetcher,
+            pool,
+            caching: Caching::default(),
+            in_flight: Arc::new(SingleFlight::new()),
+            health_checks: None,
+        }
+    }
+
+    /// The same renderer keeping and sharing derivatives as `caching` says.
+    pub fn with_caching(mut self, caching: Caching) -> Renderer {
+        self.caching = caching;
+        self
+    }
+
+    /// Serves `RendererService` and `grpc.health.v1` on `listener` until
+    /// `shutdown` resolves, then drains in-flight renders. A renderer from
+    /// [`Renderer::build`] reports NOT_SERVING while no fetcher reports
+    /// SERVING, and stays SERVING, degraded, while Redis does not answer
+    /// (`imgmesh_health_status{dependency="redis"}` 0). With mutual TLS
+    /// only the identities the policy allows (the gateway, and the CLI for
+    /// purges) may call it.
+    pub async fn serve<F>(
+        mut self,
+        listener: TcpListener,
+        transport: imgmesh_runtime::Transport,
+        shutdown: F,
+    ) -> anyhow::Result<()>
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        let health = ServiceHealth::new().with_service::<RendererServiceServer<Renderer>>();
+        health.start().await;
+        if let Some((fetcher, args)) = self.health_checks.take() {
+            let cache = self.cache.clone();
+            let redis = Dependency::new("redis", Impact::Degrades, move || {
+                let cache = cache.clone();
+                async move { cache.ping().await.map_err(|error| error.to_string()) }
+            });
+            let fetcher = Dependency::grpc_peer("fetcher", Impact::Required, fetcher);
+            health.watch(vec![fetcher, redis], &args);
+        }
+        let routes = tonic::service::Routes::new(RendererServiceServer::new(self));
+        imgmesh_runtime::serve_grpc_over(listener, &transport, routes, health, shutdown).await
+    }
+
+    /// Answers one render request; `timeout` is the caller's remaining
+    /// budget, passed on to the fetcher.
+    pub async fn render_derivative(
+        &self,
+        request: RenderRequest,
+        timeout: Option<Duration>,
+    ) -> Result<RenderResponse, RenderError> {
+        let deadline = timeout.map(|timeout| Instant::now() + timeout);
+        if request.source_id.is_empty() {
+            return Err(RenderError::InvalidRequest {
+                field: "source_id",
+                problem: "must not be empty".into(),
+            });
+        }
+        if request.path.is_empty() {
+            return Err(RenderError::InvalidRequest {
+                field: "path",
+                problem: "must not be empty".into(),
+            });
+        }
+        let plan = ResolvedPlan::resolve(request.plan.as_ref().unwrap_or(&Default::default()))?;
+        let names = CacheNames::new(
+            &request.source_id,
+            request.source_config_version,
+            &request.path,
+            plan.canonical(),
+        );
+        let request = Arc::new(request);
+        let conditional = Conditional {
+            if_none_match: &request.if_none_match,
+            if_modified_since: request.if_modified_since,
+        };
+        let lookup = self
+            .cache
+            .lookup(&names, conditional.is_conditional())
+            .await;
+        let cacheable = lookup.is_some();
+        // Without Redis the key only coalesces renders in this process.
+        let Lookup { key, found } = lookup.unwrap_or(Lookup {
+            key: names.base.clone(),
+            found: None,
+        });
+        let job = Job {
+            request: Arc::clone(&request),
+            plan: Arc::new(plan),
+            key,
+            cacheable,
+            deadline,
+            abandoned: Abandoned::never(),
+        };
+
+        if let Some(found) = found {
+            let (meta, data) = found.into_parts();
+            if meta.is_fresh(unix_now()) {
+                let fresh = self
+                    .cache
+                    .respond(&job.key, &meta, data, conditional, CacheStatus::Hit)
+                    .await;
+                if let Some(response) = fresh {
+                    METRICS.derivative_lookup("hit");
+                    return Ok(counted(response));
+                }
+            } else if let Some(response) = self.revalidate(&job, meta, data, conditional).await? {
+                return Ok(response);
+            }
+        }
+
+        METRICS.derivative_lookup("miss");
+        let run = {
+            let (renderer, job) = (self.clone(), job.clone());
+            move |abandoned| async move {
+                let job = Job { abandoned, ..job };
+                let key = job.key.clone();
+                renderer.produce(job).await.map(|produced| (key, produced))
+            }
+        };
+        let (made_for, mut produced) = self.in_flight.run(&names.base, run).await.0?;
+        if job.cacheable && made_for != names.base && made_for != job.key {
+            // A purge came between the run's lookup and this one's: the
+            // run may have read the original before it; render afresh.
+            produced = self.clone().produce(job.clone()).await?;
+        }
+        match produced {
+            Produced::Entry(entry) => Ok(answer(&entry, conditional)),
+            Produced::Refreshed { .. } => Err(RenderError::Internal {
+                context: "answering a render run",
+            }),
+        }
+    }
+}
+
+/// The response for a new entry: validators only (`not_modified`) when the
+/// request's match, else its bytes too.
+pub(super) fn answer(entry: &CachedDerivative, conditional: Conditional<'_>) -> RenderResponse {
+    counted(render_response(
+        &entry.meta,
+        Some(entry.data.clone()),
+        conditional,
+        CacheStatus::Miss,
+        unix_now(),
+    ))
+}
+
+/// `response`, counted in `imgmesh_not_modified_total` when it is one.
+pub(super) fn counted(response: RenderResponse) -> RenderResponse {
+    if response.not_modified {
+        METRICS.not_modified();
+    }
+    response
+}
