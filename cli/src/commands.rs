@@ -13,127 +13,12 @@ use secrecy::ExposeSecret as _;
 use tokio::time::Instant;
 
 use crate::args::{Cli, Command, CreateArgs, OnOff, SourcesCommand, UpdateArgs, UploadArgs};
+use crate::error::CliError;
+use crate::grpc_clients::registry_client;
 use crate::source_output::{
     render_deleted, render_list, render_rotated_token, render_source, render_uploaded, to_json,
 };
-use crate::url_signing::{SignError, sign_url};
-
-/// Why a command failed; its `Display` is the one line printed after
-/// `error: `.
-#[derive(Debug, thiserror::Error)]
-pub enum CliError {
-    /// `--registry-url` is not a usable URL.
-    #[error("invalid --registry-url {url:?}: {reason}")]
-    RegistryUrl {
-        /// The URL as given.
-        url: String,
-        /// Why it is unusable.
-        reason: String,
-    },
-
-    /// The registry could not be reached at all.
-    #[error("cannot reach the registry at {url}: {message}")]
-    Unreachable {
-        /// The registry URL.
-        url: String,
-        /// The transport's description of the failure.
-        message: String,
-    },
-
-    /// The registry answered with an error; its message is shown as is
-    /// (e.g. `subdomain: must be a dns label…`).
-    #[error("{}", status_message(.0))]
-    Registry(tonic::Status),
-
-    /// `--renderer-url` is not a usable URL, or the renderer cannot be reached.
-    #[error("cannot reach the renderer at {url}: {message}")]
-    RendererUnreachable {
-        /// The renderer URL.
-        url: String,
-        /// Why.
-        message: String,
-    },
-
-    /// The renderer answered with an error; its message is shown as is.
-    #[error("{}", status_message(.0))]
-    Renderer(tonic::Status),
-
-    /// `imgmesh purge --path` names no asset.
-    #[error("--path {0:?} names no asset")]
-    PurgePath(String),
-
-    /// The registry answered without the Source the call returns.
-    #[error("the registry answered without a source")]
-    EmptyResponse,
-
-    /// `imgmesh sign` could not sign the URL.
-    #[error("{0}")]
-    Sign(#[from] SignError),
-
-    /// `imgmesh upload` could not read the file.
-    #[error("cannot read {path}: {reason}")]
-    File {
-        /// The file as given.
-        path: String,
-        /// Why it could not be read.
-        reason: String,
-    },
-
-    /// `imgmesh dev-certs` could not write its files.
-    #[error("cannot write certificates: {0}")]
-    DevCerts(String),
-
-    /// `sources deploy --wait` saw the deploy fail.
-    #[error("deploy of {name} failed: {reason}")]
-    DeployFailed {
-        /// The Source's name.
-        name: String,
-        /// The registry's reason, e.g. `missing s3:ListBucket`.
-        reason: String,
-    },
-
-    /// `sources deploy --wait` saw the deploy superseded by an edit.
-    #[error("deploy of {name} was superseded by an edit: deploy again")]
-    DeploySuperseded {
-        /// The Source's name.
-        name: String,
-    },
-
-    /// `sources deploy --wait` gave up waiting.
-    #[error("deploy of {name} still running after {seconds} s")]
-    DeployTimeout {
-        /// The Source's name.
-        name: String,
-        /// How long it waited.
-        seconds: u64,
-    },
-}
-
-// === impl CliError ===
-
-impl CliError {
-    /// Classifies a failed call: a bare `UNAVAILABLE` without imgmesh error
-    /// details comes from the transport, not from the registry.
-    pub(crate) fn from_status(url: &str, status: tonic::Status) -> CliError {
-        if status.code() == tonic::Code::Unavailable && status.details().is_empty() {
-            CliError::Unreachable {
-                url: url.to_owned(),
-                message: status_message(&status),
-            }
-        } else {
-            CliError::Registry(status)
-        }
-    }
-}
-
-/// A status's message, or its code's description when the message is empty.
-pub(crate) fn status_message(status: &tonic::Status) -> String {
-    if status.message().is_empty() {
-        status.code().description().to_owned()
-    } else {
-        status.message().to_owned()
-    }
-}
+use crate::url_signing::sign_url;
 
 /// Runs `cli` and returns the text for stdout.
 pub async fn run(cli: &Cli) -> Result<String, CliError> {
@@ -280,31 +165,6 @@ fn dev_certs(cli: &Cli, args: &crate::args::DevCertsArgs) -> Result<String, CliE
             })
             .collect()
     })
-}
-
-/// A registry client for `--registry-url`, over mutual TLS when
-/// `--tls-cert`/`--tls-key`/`--tls-ca` are given.
-pub(crate) fn registry_client(
-    cli: &Cli,
-) -> Result<SourceRegistryServiceClient<GrpcChannel>, CliError> {
-    let channel = transport(cli)
-        .and_then(|transport| imgmesh_runtime::grpc_channel_over(&cli.registry_url, &transport))
-        .map_err(|error| CliError::RegistryUrl {
-            url: cli.registry_url.clone(),
-            reason: format!("{error:#}"),
-        })?;
-    Ok(SourceRegistryServiceClient::new(channel))
-}
-
-/// How the CLI dials: mutual TLS with the operator's certificate when the
-/// TLS flags are given, plaintext otherwise (a client, it opens no port;
-/// an mTLS registry refuses the plaintext connection).
-pub(crate) fn transport(cli: &Cli) -> anyhow::Result<imgmesh_runtime::Transport> {
-    let tls = &cli.tls;
-    if tls.tls_cert.is_none() && tls.tls_key.is_none() && tls.tls_ca.is_none() {
-        return Ok(imgmesh_runtime::Transport::Plaintext);
-    }
-    tls.transport()
 }
 
 /// Runs `imgmesh sources …`.
@@ -576,6 +436,7 @@ mod tests {
     use tokio::sync::oneshot;
 
     use super::*;
+    use crate::url_signing::SignError;
 
     const SECRET: &str = "cli-test-secret-never-shown";
 
@@ -945,12 +806,5 @@ mod tests {
         .unwrap();
         let error = run(&cli).await.unwrap_err();
         assert!(matches!(error, CliError::RegistryUrl { .. }), "{error:?}");
-    }
-
-    /// A status with an empty message is shown by its code's description.
-    #[test]
-    fn empty_status_message_falls_back_on_the_code() {
-        let error = CliError::from_status("http://x", tonic::Status::internal(""));
-        assert_eq!(error.to_string(), "Internal error");
     }
 }

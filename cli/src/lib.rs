@@ -8,6 +8,8 @@
 
 mod args;
 mod commands;
+mod error;
+mod grpc_clients;
 mod purge;
 mod source_output;
 mod url_signing;
@@ -16,7 +18,8 @@ pub use crate::args::{
     Cli, Command, CreateArgs, DEFAULT_REGISTRY_URL, DEFAULT_RENDERER_URL, DeployArgs, DevCertsArgs,
     OnOff, PurgeArgs, SourcesCommand, TtlBehavior, UpdateArgs,
 };
-pub use crate::commands::{CliError, run};
+pub use crate::commands::run;
+pub use crate::error::CliError;
 pub use crate::source_output::{
     SourceJson, cache_ttl_behavior_name, format_unix_time, render_deleted, render_list,
     render_rotated_token, render_source, render_uploaded, status_name,

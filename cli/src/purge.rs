@@ -4,12 +4,12 @@
 //! every replica at once).
 
 use imgmesh_proto::registry::v1::GetSourceRequest;
-use imgmesh_proto::renderer::v1::renderer_service_client::RendererServiceClient;
 use imgmesh_proto::renderer::v1::{PurgeRequest, purge_request};
 use percent_encoding::percent_decode_str;
 
 use crate::args::{Cli, PurgeArgs};
-use crate::commands::{CliError, registry_client, status_message};
+use crate::error::CliError;
+use crate::grpc_clients::{registry_client, renderer_client};
 use crate::source_output::to_json;
 
 /// Runs `imgmesh purge`.
@@ -39,26 +39,13 @@ pub(crate) async fn purge(cli: &Cli, args: &PurgeArgs) -> Result<String, CliErro
         .into_inner()
         .source
         .ok_or(CliError::EmptyResponse)?;
-    let unreachable = |message: String| CliError::RendererUnreachable {
-        url: args.renderer_url.clone(),
-        message,
-    };
-    let channel = crate::commands::transport(cli)
-        .and_then(|transport| imgmesh_runtime::grpc_channel_over(&args.renderer_url, &transport))
-        .map_err(|error| unreachable(format!("{error:#}")))?;
-    let purged = RendererServiceClient::new(channel)
+    let purged = renderer_client(cli, &args.renderer_url)?
         .purge(PurgeRequest {
             source_id: source.id.clone(),
             target,
         })
         .await
-        .map_err(|status| {
-            if status.code() == tonic::Code::Unavailable && status.details().is_empty() {
-                unreachable(status_message(&status))
-            } else {
-                CliError::Renderer(status)
-            }
-        })?
+        .map_err(|status| CliError::from_renderer_status(&args.renderer_url, status))?
         .into_inner();
     Ok(if cli.json {
         to_json(&serde_json::json!({
