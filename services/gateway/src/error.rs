@@ -3,8 +3,7 @@
 
 use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, StatusCode, header};
-use imgmesh_errors::{ERROR_DOMAIN, ErrorCode};
-use tonic_types::StatusExt as _;
+use imgmesh_errors::{ErrorCode, FIELD_KEY, PublicError};
 
 use crate::render_plan::PlanError;
 
@@ -56,42 +55,26 @@ pub enum GatewayError {
 // === impl GatewayError ===
 
 impl GatewayError {
-    /// Converts a status from `service` (e.g. `"renderer"`). imgmesh services
-    /// write public-safe messages; a status without imgmesh's `ErrorInfo`
-    /// (a transport failure, a deadline) may carry internals (addresses,
-    /// OS errors), so it gets a generic message instead.
+    /// Converts a status from `service` (e.g. `"renderer"`) as
+    /// [`PublicError`] reads it: imgmesh services write public-safe
+    /// messages; a status without imgmesh's `ErrorInfo` (a transport
+    /// failure, a deadline) may carry internals (addresses, OS errors), so
+    /// it gets a generic message instead.
     pub fn from_status(service: &'static str, status: &tonic::Status) -> GatewayError {
-        let from_imgmesh = status
-            .get_details_error_info()
-            .is_some_and(|info| info.domain == ERROR_DOMAIN);
-        if from_imgmesh {
-            return GatewayError::Upstream {
-                code: ErrorCode::of_status(status),
-                message: status.message().to_owned(),
-            };
-        }
-        // tonic turns a deadline that passed into CANCELLED ("Timeout
-        // expired"), so both mean the peer did not answer in time.
-        if matches!(
-            status.code(),
-            tonic::Code::DeadlineExceeded | tonic::Code::Cancelled
-        ) {
-            return GatewayError::timed_out(service);
-        }
-        let code = ErrorCode::of_status(status);
-        let message = format!(
-            "{service}: {}",
-            code.reason().to_ascii_lowercase().replace('_', " ")
-        );
-        GatewayError::Upstream { code, message }
+        GatewayError::upstream(PublicError::of(service, status))
     }
 
     /// `service` did not answer within its deadline: our own tier is slow or
     /// stuck, so the caller may retry (503), unlike an origin timeout (504).
     pub fn timed_out(service: &'static str) -> GatewayError {
+        GatewayError::upstream(PublicError::timed_out(service))
+    }
+
+    /// An upstream failure as a public caller may see it.
+    fn upstream(public: PublicError) -> GatewayError {
         GatewayError::Upstream {
-            code: ErrorCode::Unavailable,
-            message: format!("{service} did not answer in time"),
+            code: public.code(),
+            message: public.into_message(),
         }
     }
 
@@ -122,10 +105,26 @@ impl GatewayError {
 
 impl From<GatewayError> for tonic::Status {
     /// The error as the public gRPC API answers it: its code's gRPC status
-    /// with an `ErrorInfo` carrying its reason, and the same public-safe
-    /// message as the HTTP body.
+    /// with an `ErrorInfo` carrying its reason (and, for a refused
+    /// parameter, the parameter as its `field` metadata), and the same
+    /// public-safe message as the HTTP body.
     fn from(error: GatewayError) -> tonic::Status {
-        error.code().status(error.to_string())
+        let metadata = match &error {
+            GatewayError::InvalidParameter(plan_error) => {
+                vec![(FIELD_KEY, parameter_of(plan_error))]
+            }
+            _ => Vec::new(),
+        };
+        error.code().status_with(error.to_string(), metadata)
+    }
+}
+
+/// The query parameter (or plan field) a plan error refuses.
+fn parameter_of(error: &PlanError) -> String {
+    match error {
+        PlanError::InvalidBase64 { param } | PlanError::InvalidValue { param, .. } => param.clone(),
+        PlanError::UnknownParameter { name } => name.clone(),
+        PlanError::InvalidPlan { field, .. } => format!("plan.{field}"),
     }
 }
 
@@ -282,6 +281,22 @@ mod tests {
         let (status, headers, _) = parts(GatewayError::from_status("renderer", &status)).await;
         assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
         assert_eq!(header(&headers, "cache-control"), Some("no-store"));
+    }
+
+    /// The public gRPC API's status for a refused parameter names the
+    /// parameter in its metadata; other statuses carry no metadata.
+    #[test]
+    fn grpc_status_names_the_refused_parameter() {
+        let plan_error = crate::render_plan::parse_render_plan("", "txt64=@@@", None).unwrap_err();
+        let status = tonic::Status::from(GatewayError::from(plan_error));
+        let public = PublicError::of("gateway", &status);
+        assert_eq!(public.code(), ErrorCode::InvalidArgument);
+        assert_eq!(public.message(), "txt64: value is not valid base64url");
+        assert_eq!(public.field(), Some("txt64"));
+        let status = tonic::Status::from(GatewayError::UnknownHost);
+        let public = PublicError::of("gateway", &status);
+        assert_eq!(public.code(), ErrorCode::SourceNotFound);
+        assert_eq!(public.field(), None);
     }
 
     /// A foreign or transport status never leaks its message (addresses, OS errors), and our own deadlines answer 503.

@@ -2,15 +2,16 @@
 //! `{"error":{"code":"…","message":"…","field":"…"}}`, with the HTTP status
 //! of its code.
 //!
-//! Registry errors keep their [`ErrorCode`] and public-safe message, and the
-//! field their message names (`subdomain: must be a DNS label` →
-//! `"field":"subdomain"`). Statuses without imgmesh's `ErrorInfo` (transport
-//! failures, deadlines) may carry internals, so they get a generic message.
+//! Registry errors are read by [`PublicError`]: they keep their
+//! [`ErrorCode`] and public-safe message, and the field their structure
+//! names (a `BadRequest` field violation, or the `field` metadata of a taken
+//! unique field) is `"field"`. Statuses without imgmesh's `ErrorInfo`
+//! (transport failures, deadlines) may carry internals, so they get a
+//! generic message.
 
 use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, StatusCode, header};
-use imgmesh_errors::{ERROR_DOMAIN, ErrorCode};
-use tonic_types::StatusExt as _;
+use imgmesh_errors::{Answer, ErrorCode, PublicError};
 
 /// One admin API error, ready to become a response.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -112,43 +113,30 @@ impl AdminError {
         }
     }
 
-    /// Converts a status from the registry. Statuses without imgmesh's
-    /// `ErrorInfo` get a generic message: they may carry addresses or OS
-    /// errors.
+    /// Converts a status from the registry as [`PublicError`] reads it: an
+    /// imgmesh status keeps its code, message and the field its structure
+    /// names; any other gets a generic message (it may carry addresses or
+    /// OS errors), and a registry that does not serve the call is 501.
     pub(crate) fn from_registry(status: &tonic::Status) -> AdminError {
-        let from_imgmesh = status
-            .get_details_error_info()
-            .is_some_and(|info| info.domain == ERROR_DOMAIN);
-        if from_imgmesh {
-            let code = ErrorCode::of_status(status);
-            let message = status.message().to_owned();
-            let field = match code {
-                ErrorCode::InvalidArgument | ErrorCode::AlreadyExists => field_of(&message),
-                _ => None,
-            };
+        let public = PublicError::of("registry", status);
+        if public.answer() == Answer::Unimplemented {
             return AdminError {
-                field,
-                ..AdminError::coded(code, message)
-            };
-        }
-        match status.code() {
-            tonic::Code::DeadlineExceeded => AdminError::registry_timed_out(),
-            tonic::Code::Unimplemented => AdminError {
                 status: StatusCode::NOT_IMPLEMENTED,
                 code: "UNIMPLEMENTED",
-                message: "the registry does not support this yet".to_owned(),
+                message: public.into_message(),
                 field: None,
-            },
-            tonic::Code::Unavailable => {
-                AdminError::coded(ErrorCode::Unavailable, "registry: unavailable")
-            }
-            _ => AdminError::coded(ErrorCode::Internal, "registry: internal"),
+            };
+        }
+        AdminError {
+            field: public.field().map(str::to_owned),
+            ..AdminError::coded(public.code(), public.into_message())
         }
     }
 
     /// The registry did not answer within the admin API's deadline.
     pub(crate) fn registry_timed_out() -> AdminError {
-        AdminError::coded(ErrorCode::Unavailable, "registry did not answer in time")
+        let public = PublicError::timed_out("registry");
+        AdminError::coded(public.code(), public.into_message())
     }
 
     /// The HTTP status answered.
@@ -165,17 +153,6 @@ impl AdminError {
     pub(crate) fn message(&self) -> &str {
         &self.message
     }
-}
-
-/// The field a registry message names: the part before `": "` when it
-/// looks like a field path (`subdomain`, `custom_domains[1]`).
-fn field_of(message: &str) -> Option<String> {
-    let (field, _) = message.split_once(": ")?;
-    let looks_like_field = !field.is_empty()
-        && field.bytes().all(|b| {
-            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'_' | b'.' | b'[' | b']')
-        });
-    looks_like_field.then(|| field.to_owned())
 }
 
 impl IntoResponse for AdminError {
@@ -218,7 +195,8 @@ mod tests {
         )
     }
 
-    /// A registry INVALID_ARGUMENT keeps its message and names its field, as JSON.
+    /// A registry INVALID_ARGUMENT keeps its message and names the field of
+    /// its field violation, as JSON.
     #[tokio::test]
     async fn invalid_argument_names_the_field() {
         let status = imgmesh_errors::invalid_field("subdomain", "must be a DNS label");
@@ -236,7 +214,8 @@ mod tests {
         assert_eq!(headers["cache-control"], "no-store");
     }
 
-    /// Each imgmesh code keeps its HTTP status; only argument errors name a field.
+    /// Each imgmesh code keeps its HTTP status; a field is named only by a
+    /// status's structure, never read out of its message.
     #[tokio::test]
     async fn codes_map_to_statuses() {
         let cases = [
@@ -247,7 +226,10 @@ mod tests {
                 None,
             ),
             (
-                ErrorCode::AlreadyExists.status("subdomain: already taken"),
+                ErrorCode::AlreadyExists.status_with(
+                    "subdomain: already taken",
+                    [(imgmesh_errors::FIELD_KEY, "subdomain".to_owned())],
+                ),
                 409,
                 "ALREADY_EXISTS",
                 Some("subdomain"),
@@ -271,7 +253,7 @@ mod tests {
                 None,
             ),
             (
-                ErrorCode::InvalidArgument.status("Weird Field: x"),
+                ErrorCode::InvalidArgument.status("subdomain: a message names no field"),
                 400,
                 "INVALID_ARGUMENT",
                 None,
@@ -286,7 +268,8 @@ mod tests {
         }
     }
 
-    /// Foreign statuses never show their message; a deadline is 503 and UNIMPLEMENTED is 501.
+    /// Foreign statuses never show their message; a deadline (also as tonic's
+    /// CANCELLED "Timeout expired") is 503 and UNIMPLEMENTED is 501.
     #[tokio::test]
     async fn foreign_statuses_are_generic() {
         let cases = [
@@ -297,6 +280,11 @@ mod tests {
             ),
             (
                 tonic::Status::deadline_exceeded("Timeout expired"),
+                503,
+                "registry did not answer in time",
+            ),
+            (
+                tonic::Status::cancelled("Timeout expired"),
                 503,
                 "registry did not answer in time",
             ),

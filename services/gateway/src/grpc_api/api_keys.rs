@@ -112,9 +112,10 @@ pub(crate) fn authorize(
     source_id: &str,
 ) -> Result<(), tonic::Status> {
     if !key.operations.iter().any(|op| op == operation.name()) {
-        return Err(
-            ErrorCode::ApiKeyForbidden.status(format!("the api key may not {}", operation.name()))
-        );
+        return Err(ErrorCode::ApiKeyForbidden.status_with(
+            format!("the api key may not {}", operation.name()),
+            [("operation", operation.name().to_owned())],
+        ));
     }
     if !key.all_sources && !key.source_ids.iter().any(|id| id == source_id) {
         return Err(ErrorCode::ApiKeyForbidden.status("the api key may not use this source"));
