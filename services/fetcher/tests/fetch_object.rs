@@ -1,8 +1,6 @@
 //! The fetcher against a real S3 server (`s3s-fs`, which verifies SigV4),
 //! with an in-test registry handing out read access.
 
-mod harness;
-
 use imgmesh_errors::ErrorCode;
 use imgmesh_proto::fetcher::v1::FetchObjectRequest;
 
@@ -10,9 +8,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use imgmesh_test_support::log_capture::captured_logs;
+
 use crate::harness::{
-    Harness, SECRET_KEY, ScriptedOrigin, assert_status, captured_logs, chunked_response,
-    not_found_response, not_modified_response, object_response, patterned_bytes, read_access,
+    Harness, SECRET_KEY, ScriptedOrigin, assert_status, chunked_response, not_found_response,
+    not_modified_response, object_response, patterned_bytes, read_access,
 };
 
 /// The fetcher's cap in tests that do not test the cap.
@@ -25,7 +25,7 @@ const OBJECT_LEN: usize = 700 * 1024;
 async fn streams_object_bytes_and_metadata_intact() {
     let harness = Harness::start(LARGE_CAP).await;
     let object = patterned_bytes(OBJECT_LEN);
-    harness.s3.put_object("tenant-a/photos/big.bin", &object);
+    harness.put_object("tenant-a/photos/big.bin", &object);
     harness.add_source("src-a", "tenant-a", SECRET_KEY);
 
     let fetched = harness.fetch("src-a", "photos/big.bin").await.unwrap();
@@ -49,10 +49,8 @@ async fn streams_object_bytes_and_metadata_intact() {
 #[tokio::test]
 async fn prefix_is_applied() {
     let harness = Harness::start(LARGE_CAP).await;
-    harness
-        .s3
-        .put_object("tenant-a/cat.jpg", b"inside the prefix");
-    harness.s3.put_object("cat.jpg", b"bucket root");
+    harness.put_object("tenant-a/cat.jpg", b"inside the prefix");
+    harness.put_object("cat.jpg", b"bucket root");
     harness.add_source("src-a", "tenant-a", SECRET_KEY);
     harness.add_source("src-root", "", SECRET_KEY);
 
@@ -78,7 +76,7 @@ async fn missing_key_is_object_not_found() {
 #[tokio::test]
 async fn wrong_secret_is_origin_access_denied() {
     let harness = Harness::start(LARGE_CAP).await;
-    harness.s3.put_object("cat.jpg", b"meow");
+    harness.put_object("cat.jpg", b"meow");
     let wrong_secret = "fetcher-wrong-secret-0a7c3e55";
     harness.add_source("src-bad", "", wrong_secret);
 
@@ -97,12 +95,8 @@ async fn wrong_secret_is_origin_access_denied() {
 #[tokio::test]
 async fn object_over_the_fetcher_cap_is_too_large() {
     let harness = Harness::start(100_000).await;
-    harness
-        .s3
-        .put_object("big.bin", &patterned_bytes(OBJECT_LEN));
-    harness
-        .s3
-        .put_object("small.bin", &patterned_bytes(100_000));
+    harness.put_object("big.bin", &patterned_bytes(OBJECT_LEN));
+    harness.put_object("small.bin", &patterned_bytes(100_000));
     harness.add_source("src-a", "", SECRET_KEY);
 
     let status = harness.fetch("src-a", "big.bin").await.unwrap_err();
@@ -129,7 +123,7 @@ async fn object_over_the_fetcher_cap_is_too_large() {
 #[tokio::test]
 async fn callers_max_bytes_caps_the_object() {
     let harness = Harness::start(LARGE_CAP).await;
-    harness.s3.put_object("cat.jpg", &patterned_bytes(5_000));
+    harness.put_object("cat.jpg", &patterned_bytes(5_000));
     harness.add_source("src-a", "", SECRET_KEY);
 
     let request = |max_bytes| FetchObjectRequest {
@@ -463,7 +457,7 @@ async fn not_serving_source_is_source_not_found_without_s3() {
 #[tokio::test]
 async fn source_that_stops_serving_drops_its_client() {
     let harness = Harness::start(LARGE_CAP).await;
-    harness.s3.put_object("cat.jpg", b"meow");
+    harness.put_object("cat.jpg", b"meow");
     harness.add_source("src-a", "", SECRET_KEY);
     let request = |version| FetchObjectRequest {
         source_id: "src-a".to_owned(),
@@ -500,8 +494,8 @@ async fn empty_source_id_is_invalid_argument() {
 #[tokio::test]
 async fn read_access_is_cached_per_config_version() {
     let harness = Harness::start(LARGE_CAP).await;
-    harness.s3.put_object("old/cat.jpg", b"old prefix");
-    harness.s3.put_object("new/cat.jpg", b"new prefix");
+    harness.put_object("old/cat.jpg", b"old prefix");
+    harness.put_object("new/cat.jpg", b"new prefix");
     harness.add_source("src-a", "old", SECRET_KEY);
 
     let request = |version| FetchObjectRequest {
@@ -546,7 +540,7 @@ async fn read_access_is_cached_per_config_version() {
 #[tokio::test]
 async fn secret_never_reaches_the_logs() {
     let harness = Harness::start(LARGE_CAP).await;
-    harness.s3.put_object("cat.jpg", b"meow");
+    harness.put_object("cat.jpg", b"meow");
     harness.add_source("src-a", "", SECRET_KEY);
     let wrong_secret = "fetcher-wrong-secret-91d0b6f2";
     harness.registry.put(read_access(

@@ -2,10 +2,6 @@
 //! `main` starts it, against a real S3 server (`s3s-fs`): S3 calls, bytes
 //! read, original cache lookups and gRPC calls are counted.
 
-// This binary uses only part of the shared harness.
-#[allow(dead_code)]
-mod harness;
-
 use clap::Parser as _;
 use imgmesh_fetcher::FetcherConfig;
 
@@ -17,7 +13,7 @@ use crate::harness::{Harness, SECRET_KEY, patterned_bytes};
 async fn metrics_count_s3_reads_and_cache_lookups() {
     let harness = Harness::start(32 * 1024 * 1024).await;
     let object = patterned_bytes(300 * 1024);
-    harness.s3.put_object("photos/a.bin", &object);
+    harness.put_object("photos/a.bin", &object);
     harness.add_source("src-metrics", "", SECRET_KEY);
     let config =
         FetcherConfig::try_parse_from(["imgmesh-fetcher", "--metrics-listen=127.0.0.1:0"]).unwrap();

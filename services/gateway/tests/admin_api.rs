@@ -2,8 +2,6 @@
 //! authentication, each endpoint's mapping onto its registry call, and the
 //! JSON errors naming their field.
 
-mod support;
-
 use axum::body::Body;
 use clap::Parser as _;
 use http::{Method, Request, StatusCode};

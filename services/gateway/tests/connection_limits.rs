@@ -2,13 +2,11 @@
 //! clients that stall while sending a request head or an admin body, and a
 //! source registry that goes away.
 
-mod support;
-
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use crate::support::*;
 use http::StatusCode;
-use support::*;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
 

@@ -2,15 +2,13 @@
 //! lifetimes with `Age` and `expires`, the cache status header, the
 //! Source's fallback images, and purges through the admin API.
 
-mod support;
-
 use clap::Parser as _;
 use http::{HeaderValue, Method, StatusCode, header};
 use imgmesh_gateway::{GatewayConfig, GatewayState};
 use imgmesh_proto::renderer::v1::purge_request;
 
-use imgmesh_derivative_cache::test_redis::RedisProcess;
 use imgmesh_derivative_cache::{CacheNames, CachedDerivative, DerivativeCache, EntryMeta};
+use imgmesh_test_support::RedisServer;
 
 use crate::support::{FAKE_ETAG, Harness, IMAGE, demo_source, request, unix_now};
 
@@ -254,7 +252,7 @@ fn gateway_with_redis(gateway: &Harness, redis_url: &str) -> GatewayState {
 
 /// Stores `data` in Redis as the demo Source's derivative of `path` with
 /// `query`, stored `age` seconds ago and fresh for 600 s.
-async fn store(redis: &RedisProcess, path: &str, query: &str, data: &[u8], age: i64) {
+async fn store(redis: &RedisServer, path: &str, query: &str, data: &[u8], age: i64) {
     let source = demo_source();
     let plan = imgmesh_gateway::render_plan::parse_render_plan(&source.default_params, query, None)
         .unwrap()
@@ -285,7 +283,7 @@ async fn store(redis: &RedisProcess, path: &str, query: &str, data: &[u8], age: 
 #[tokio::test]
 async fn fresh_hits_are_answered_from_redis() {
     let gateway = Harness::start().await;
-    let mut redis = RedisProcess::start().await;
+    let mut redis = RedisServer::start().await;
     let state = gateway_with_redis(&gateway, &redis.url());
     store(&redis, "cat.jpg", "w=100", b"bytes from redis", 20).await;
     store(&redis, "old.jpg", "w=100", b"expired bytes", 700).await;

@@ -2,8 +2,6 @@
 //! (see `support`). Tests across the real services live in
 //! `integration-tests/`.
 
-mod support;
-
 use std::net::SocketAddr;
 use std::time::Duration;
 

@@ -1,8 +1,6 @@
 //! The ops router's `GET /metrics` against a gateway with in-test peers (see
 //! `support`): public requests and source cache lookups are counted.
 
-mod support;
-
 use http::StatusCode;
 
 use crate::support::Harness;

@@ -1,8 +1,6 @@
 //! Every public response names its trace in a W3C `traceresponse` header:
 //! renders, errors and shed requests alike.
 
-mod support;
-
 use std::time::Duration;
 
 use http::{Method, StatusCode};

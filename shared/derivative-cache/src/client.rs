@@ -633,7 +633,7 @@ mod tests {
     use super::*;
     use crate::entry::tests::sample;
     use crate::keys::{CacheNames, PurgeScope, generation_key, lease_key};
-    use crate::test_redis::{RedisCluster, RedisProcess};
+    use imgmesh_test_support::{RedisCluster, RedisServer};
 
     fn names(path: &str) -> CacheNames {
         let plan = imgmesh_imgix_params::normalize_plan(&RenderPlan {
@@ -644,7 +644,7 @@ mod tests {
         CacheNames::new("src_1", 1, path, &plan)
     }
 
-    async fn cache(redis: &RedisProcess) -> DerivativeCache {
+    async fn cache(redis: &RedisServer) -> DerivativeCache {
         DerivativeCache::connect_lazily(&redis.url().into(), Duration::from_millis(500)).unwrap()
     }
 
@@ -652,7 +652,7 @@ mod tests {
     /// whole or header-only, and Redis keeps it for the TTL.
     #[tokio::test]
     async fn lookup_set_and_ttl() {
-        let redis = RedisProcess::start().await;
+        let redis = RedisServer::start().await;
         let cache = cache(&redis).await;
         let names = names("a/b/cat.jpg");
         let miss = cache.lookup(&names, false).await.unwrap();
@@ -673,7 +673,7 @@ mod tests {
     /// key, so the entry is no longer found; other paths keep theirs.
     #[tokio::test]
     async fn purge_counters_move_the_key() {
-        let redis = RedisProcess::start().await;
+        let redis = RedisServer::start().await;
         let cache = cache(&redis).await;
         let cat = names("a/b/cat.jpg");
         let dog = names("a/c/dog.jpg");
@@ -713,7 +713,7 @@ mod tests {
     /// this one guessed the old counters; a Redis flush resets them.
     #[tokio::test]
     async fn other_clients_purges_are_seen_at_once() {
-        let redis = RedisProcess::start().await;
+        let redis = RedisServer::start().await;
         let (reader, purger) = (cache(&redis).await, cache(&redis).await);
         let cat = names("a/cat.jpg");
         let old_key = reader.lookup(&cat, false).await.unwrap().key;
@@ -740,7 +740,7 @@ mod tests {
     /// Redis that is down.
     #[tokio::test]
     async fn hot_entries_need_the_counters_confirmed() {
-        let mut redis = RedisProcess::start().await;
+        let mut redis = RedisServer::start().await;
         let reader = cache(&redis).await.with_hot_entries(1 << 20);
         let purger = cache(&redis).await;
         let cat = names("a/cat.jpg");
@@ -775,7 +775,7 @@ mod tests {
     /// a missing entry is not created.
     #[tokio::test]
     async fn refresh_extends_in_place() {
-        let redis = RedisProcess::start().await;
+        let redis = RedisServer::start().await;
         let cache = cache(&redis).await;
         cache.set("k", &sample(), 60).await;
         assert!(cache.refresh("k", 1_900_000_000, 120, 900).await);
@@ -792,7 +792,7 @@ mod tests {
     /// sees held, stored or abandoned.
     #[tokio::test]
     async fn leases_have_one_holder() {
-        let redis = RedisProcess::start().await;
+        let redis = RedisServer::start().await;
         let cache = cache(&redis).await;
         let lease = lease_key("entry");
         let ttl = Duration::from_secs(5);
@@ -821,7 +821,7 @@ mod tests {
     /// A TTL of 0 stores nothing.
     #[tokio::test]
     async fn zero_ttl_is_not_cached() {
-        let redis = RedisProcess::start().await;
+        let redis = RedisServer::start().await;
         let cache = cache(&redis).await;
         cache.set("imgmesh:d:zero", &sample(), 0).await;
         assert_eq!(cache.get("imgmesh:d:zero").await, None);
@@ -832,7 +832,7 @@ mod tests {
     /// unavailable, each within the timeout; a purge fails loudly.
     #[tokio::test]
     async fn redis_down_is_a_fast_miss() {
-        let mut redis = RedisProcess::start().await;
+        let mut redis = RedisServer::start().await;
         let timeout = Duration::from_millis(50);
         let cache = DerivativeCache::connect_lazily(&redis.url().into(), timeout).unwrap();
         cache.set("k", &sample(), 60).await;
@@ -859,7 +859,7 @@ mod tests {
     /// A cache built while Redis is down still answers (misses) and works once Redis is up.
     #[tokio::test]
     async fn starts_without_redis_and_recovers() {
-        let port = crate::test_redis::free_port();
+        let port = imgmesh_test_support::unused_port();
         let url = format!("redis://127.0.0.1:{port}");
         let cache =
             DerivativeCache::connect_lazily(&url.as_str().into(), Duration::from_millis(50))
@@ -868,7 +868,7 @@ mod tests {
         assert_eq!(cache.get("k").await, None);
         assert!(started.elapsed() < Duration::from_millis(300));
 
-        let _redis = RedisProcess::start_on(port).await;
+        let _redis = RedisServer::start_on(port).await;
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             cache.set("k", &sample(), 60).await;

@@ -9,14 +9,12 @@
 //! - [`client`]: [`DerivativeCache`], every Redis operation under a short
 //!   timeout and a circuit breaker, so Redis trouble costs misses, never
 //!   errors, on one Redis server or a Redis Cluster;
-//! - [`response`]: an entry as the renderer's `RenderResponse`;
-//! - [`test_redis`]: a real `redis-server`, or a real Redis Cluster, for tests.
+//! - [`response`]: an entry as the renderer's `RenderResponse`.
 
 pub mod client;
 pub mod entry;
 pub mod keys;
 pub mod response;
-pub mod test_redis;
 
 mod connection;
 mod hot;

@@ -6,10 +6,8 @@
 use std::collections::HashMap;
 use std::io::Write as _;
 use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use clap::Parser as _;
@@ -22,11 +20,12 @@ use imgmesh_proto::registry::v1::source_credentials_service_server::{
     SourceCredentialsService, SourceCredentialsServiceServer,
 };
 use imgmesh_proto::registry::v1::{GetReadAccessRequest, GetReadAccessResponse};
+use imgmesh_test_support::log_capture::capture_logs;
+use imgmesh_test_support::{GrpcPeer, S3Server};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio_stream::StreamExt as _;
-use tokio_stream::wrappers::TcpListenerStream;
 
 /// The access key the S3 server accepts.
 pub(crate) const ACCESS_KEY: &str = "FETCHERTESTACCESSKEY";
@@ -34,169 +33,6 @@ pub(crate) const ACCESS_KEY: &str = "FETCHERTESTACCESSKEY";
 pub(crate) const SECRET_KEY: &str = "fetcher-canary-secret-5d2e91b7";
 /// The bucket the S3 server starts with.
 pub(crate) const BUCKET: &str = "images";
-
-/// How long the S3 server may take to start listening.
-const S3_STARTUP_TIMEOUT: Duration = Duration::from_secs(20);
-
-// === log capture ===
-
-/// Everything any test in this binary has logged, at TRACE level.
-fn log_buffer() -> &'static Arc<Mutex<Vec<u8>>> {
-    static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
-    LOGS.get_or_init(Default::default)
-}
-
-#[derive(Clone)]
-struct CaptureWriter;
-
-impl std::io::Write for CaptureWriter {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        log_buffer()
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-/// Sends every log line of this test binary, at TRACE, to a buffer that
-/// [`captured_logs`] reads back (installed once, by the first harness).
-fn capture_logs() {
-    static INSTALLED: OnceLock<()> = OnceLock::new();
-    INSTALLED.get_or_init(|| {
-        let _ = tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::TRACE)
-            .with_ansi(false)
-            .with_writer(|| CaptureWriter)
-            .try_init();
-    });
-}
-
-/// Everything logged so far by the fetcher and its libraries.
-pub(crate) fn captured_logs() -> String {
-    String::from_utf8_lossy(&log_buffer().lock().unwrap_or_else(|e| e.into_inner())).into_owned()
-}
-
-// === S3 server ===
-
-/// A running `s3s-fs` process with its data directory; killed on drop.
-pub(crate) struct S3Server {
-    child: Child,
-    /// The endpoint URL, e.g. `http://127.0.0.1:40123`.
-    pub(crate) endpoint: String,
-    root: tempfile::TempDir,
-}
-
-impl S3Server {
-    /// Starts `s3s-fs` on a free loopback port with an empty [`BUCKET`]; fails
-    /// (never skips) when `s3s-fs` is not installed.
-    pub(crate) async fn start() -> S3Server {
-        let binary = find_on_path("s3s-fs").unwrap_or_else(|| {
-            panic!(
-                "s3s-fs not found on PATH; install it with \
-                 `cargo install s3s-fs --version 0.14.1 --features binary --locked`"
-            )
-        });
-        let root = tempfile::Builder::new()
-            .prefix("imgmesh-fetcher-s3-")
-            .tempdir()
-            .unwrap();
-        std::fs::create_dir_all(root.path().join("data").join(BUCKET)).unwrap();
-        let log = std::fs::File::create(root.path().join("s3s-fs.log")).unwrap();
-        let port = free_port();
-        let child = Command::new(&binary)
-            .arg("--host")
-            .arg("127.0.0.1")
-            .arg("--port")
-            .arg(port.to_string())
-            .arg("--access-key")
-            .arg(ACCESS_KEY)
-            .arg("--secret-key")
-            .arg(SECRET_KEY)
-            .arg(root.path().join("data"))
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap_or_else(|err| panic!("spawning {}: {err}", binary.display()));
-        let mut server = S3Server {
-            child,
-            endpoint: format!("http://127.0.0.1:{port}"),
-            root,
-        };
-        server.wait_listening(port).await;
-        server
-    }
-
-    async fn wait_listening(&mut self, port: u16) {
-        let deadline = tokio::time::Instant::now() + S3_STARTUP_TIMEOUT;
-        loop {
-            if tokio::net::TcpStream::connect(("127.0.0.1", port))
-                .await
-                .is_ok()
-            {
-                return;
-            }
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!(
-                    "s3s-fs exited with {status} before listening:\n{}",
-                    self.log()
-                );
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "s3s-fs did not listen on port {port} within {S3_STARTUP_TIMEOUT:?}:\n{}",
-                self.log()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    /// Stores `bytes` as `key` in [`BUCKET`] (s3s-fs serves plain files).
-    pub(crate) fn put_object(&self, key: &str, bytes: &[u8]) {
-        let path = self.bucket_dir().join(key);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(path, bytes).unwrap();
-    }
-
-    fn bucket_dir(&self) -> PathBuf {
-        self.root.path().join("data").join(BUCKET)
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.root.path().join("s3s-fs.log")).unwrap_or_default()
-    }
-}
-
-impl Drop for S3Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn find_on_path(name: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH")
-        .map(|path| std::env::split_paths(&path).collect::<Vec<_>>())
-        .unwrap_or_default()
-        .into_iter()
-        .map(|dir| dir.join(name))
-        .find(|candidate| candidate.is_file())
-}
-
-/// A loopback port that was free a moment ago (s3s-fs cannot announce a
-/// port it picked itself).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 // === registry ===
 
@@ -398,7 +234,7 @@ pub(crate) struct Harness {
     pub(crate) registry: Registry,
     /// A client for the fetcher.
     pub(crate) client: FetcherServiceClient<tonic::transport::Channel>,
-    _stop_registry: oneshot::Sender<()>,
+    _registry_peer: GrpcPeer,
     _stop_fetcher: oneshot::Sender<()>,
 }
 
@@ -411,27 +247,18 @@ impl Harness {
     /// Like [`Harness::start`] with extra fetcher flags.
     pub(crate) async fn start_with(max_object_bytes: u64, flags: &[&str]) -> Harness {
         capture_logs();
-        let s3 = S3Server::start().await;
+        let s3 = S3Server::start_with_keys(ACCESS_KEY, SECRET_KEY, &[BUCKET]).await;
 
         let registry = Registry::default();
-        let registry_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let registry_addr = registry_listener.local_addr().unwrap();
-        let (stop_registry, registry_stopped) = oneshot::channel::<()>();
-        let service = SourceCredentialsServiceServer::new(registry.clone());
-        tokio::spawn(async move {
-            tonic::transport::Server::builder()
-                .add_service(service)
-                .serve_with_incoming_shutdown(TcpListenerStream::new(registry_listener), async {
-                    let _ = registry_stopped.await;
-                })
-                .await
-                .unwrap();
-        });
+        let registry_peer = GrpcPeer::serve(tonic::service::Routes::new(
+            SourceCredentialsServiceServer::new(registry.clone()),
+        ))
+        .await;
 
         let mut args = vec![
             "imgmesh-fetcher".to_owned(),
             "--listen=127.0.0.1:0".to_owned(),
-            format!("--registry-url=http://{registry_addr}"),
+            format!("--registry-url={}", registry_peer.url()),
             format!("--max-object-bytes={max_object_bytes}"),
         ];
         args.extend(flags.iter().map(|flag| (*flag).to_owned()));
@@ -455,9 +282,14 @@ impl Harness {
             s3,
             registry,
             client,
-            _stop_registry: stop_registry,
+            _registry_peer: registry_peer,
             _stop_fetcher: stop_fetcher,
         }
+    }
+
+    /// Stores `bytes` as `key` in [`BUCKET`] (s3s-fs serves plain files).
+    pub(crate) fn put_object(&self, key: &str, bytes: &[u8]) {
+        self.s3.put_object(BUCKET, key, bytes);
     }
 
     /// Registers a Source on the S3 server with `prefix` and `secret`.

@@ -4,12 +4,9 @@
 //! statuses and recording every call, so tests can prove what the gateway
 //! asked for — and what it did *not* ask for.
 
-// Each test binary uses a different part of this module.
-#![allow(dead_code)]
-
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, Once};
+use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::body::Body;
@@ -28,7 +25,8 @@ use imgmesh_proto::renderer::v1::renderer_service_server::{
 use imgmesh_proto::renderer::v1::{
     CacheStatus, PurgeRequest, PurgeResponse, RenderRequest, RenderResponse,
 };
-use tokio::net::TcpListener;
+use imgmesh_test_support::trace_context::install_trace_context;
+use imgmesh_test_support::{GrpcPeer, unused_port};
 use tower::ServiceExt as _;
 
 /// The bytes the fake renderer answers with.
@@ -520,32 +518,14 @@ impl RendererService for FakeRenderer {
 // === harness ===
 
 /// Serves `routes` plus gRPC health on a fresh loopback port until dropped.
-pub(crate) struct Peer {
-    pub(crate) addr: SocketAddr,
-    _stop: tokio::sync::oneshot::Sender<()>,
-}
-
-pub(crate) async fn spawn_peer(routes: tonic::service::Routes) -> Peer {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
+pub(crate) async fn spawn_peer(routes: tonic::service::Routes) -> GrpcPeer {
     let (_reporter, health) = tonic_health::server::health_reporter();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tonic::transport::Server::builder()
-        .add_routes(routes.add_service(health))
-        .serve_with_incoming_shutdown(
-            tokio_stream::wrappers::TcpListenerStream::new(listener),
-            async {
-                let _ = stopped.await;
-            },
-        );
-    tokio::spawn(server);
-    Peer { addr, _stop: stop }
+    GrpcPeer::serve(routes.add_service(health)).await
 }
 
 /// An address nothing listens on: a peer that is down.
-pub(crate) async fn dead_addr() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    listener.local_addr().unwrap()
+pub(crate) fn dead_addr() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], unused_port()))
 }
 
 /// A gateway wired to a fake registry and (unless down) a fake renderer,
@@ -557,8 +537,8 @@ pub(crate) struct Harness {
     registry_addr: SocketAddr,
     renderer_addr: SocketAddr,
     /// The fake registry's server, while it runs.
-    registry_peer: Option<Peer>,
-    _peers: Vec<Peer>,
+    registry_peer: Option<GrpcPeer>,
+    _peers: Vec<GrpcPeer>,
 }
 
 impl Harness {
@@ -577,7 +557,7 @@ impl Harness {
     }
 
     async fn build(registry_up: bool, renderer_up: bool, extra: &[&str]) -> Harness {
-        install_tracing();
+        install_trace_context();
         let registry = Arc::new(FakeRegistry::default());
         let renderer = Arc::new(FakeRenderer::default());
         let mut peers = vec![];
@@ -587,22 +567,22 @@ impl Harness {
                 SourceRegistryServiceServer::from_arc(registry.clone()),
             ))
             .await;
-            let addr = peer.addr;
+            let addr = peer.addr();
             registry_peer = Some(peer);
             addr
         } else {
-            dead_addr().await
+            dead_addr()
         };
         let renderer_addr = if renderer_up {
             let peer = spawn_peer(tonic::service::Routes::new(
                 RendererServiceServer::from_arc(renderer.clone()),
             ))
             .await;
-            let addr = peer.addr;
+            let addr = peer.addr();
             peers.push(peer);
             addr
         } else {
-            dead_addr().await
+            dead_addr()
         };
         let defaults = [
             format!("--registry-url=http://{registry_addr}"),
@@ -761,21 +741,4 @@ impl Answer {
         serde_json::from_slice(&self.body)
             .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
     }
-}
-
-/// Installs a subscriber with the OpenTelemetry layer (as `imgmesh_telemetry::init`
-/// does) so spans carry trace context, once for the whole test binary.
-pub(crate) fn install_tracing() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        use opentelemetry::trace::TracerProvider as _;
-        use tracing_subscriber::layer::SubscriberExt as _;
-        opentelemetry::global::set_text_map_propagator(
-            opentelemetry_sdk::propagation::TraceContextPropagator::new(),
-        );
-        let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
-        let subscriber = tracing_subscriber::registry()
-            .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("gateway-tests")));
-        tracing::subscriber::set_global_default(subscriber).unwrap();
-    });
 }
