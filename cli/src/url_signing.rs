@@ -1,12 +1,12 @@
 //! `imgmesh sign`: appends imgix's `s` signature to a URL.
 //!
-//! `s = lowercase_hex(md5(token + path + query))`, where `path` is the URL's
-//! path exactly as given (percent-encoding untouched, leading `/`) and
-//! `query` its raw query with the leading `?`, or nothing. The URL is never
-//! parsed into parts and serialised again: signing must see the bytes the
-//! gateway will see. An `s` already at the end is replaced.
+//! The signature is [`imgmesh_imgix_params::signature`]'s, the one the
+//! gateway checks, over the URL's path exactly as given (percent-encoding
+//! untouched, leading `/`) and its raw query. The URL is never parsed into
+//! parts and serialised again: signing must see the bytes the gateway will
+//! see. An `s` already at the end is replaced.
 
-use md5::{Digest as _, Md5};
+use imgmesh_imgix_params::signature::{SIGNATURE_PARAM, signature};
 use secrecy::{ExposeSecret as _, SecretString};
 
 /// Why a URL cannot be signed.
@@ -38,16 +38,9 @@ pub fn sign_url(url: &str, token: &SecretString) -> Result<String, SignError> {
         Some((path, query)) => (path, Some(query)),
         None => (unsigned, None),
     };
-    let mut hasher = Md5::new();
-    hasher.update(token.expose_secret().as_bytes());
-    hasher.update(path.as_bytes());
-    if let Some(query) = query {
-        hasher.update(b"?");
-        hasher.update(query.as_bytes());
-    }
-    let signature = hex::encode(hasher.finalize());
+    let signature = signature(token.expose_secret(), path, query);
     let separator = if query.is_some() { '&' } else { '?' };
-    let mut signed = format!("{origin}{unsigned}{separator}s={signature}");
+    let mut signed = format!("{origin}{unsigned}{separator}{SIGNATURE_PARAM}={signature}");
     if let Some(fragment) = fragment {
         signed.push('#');
         signed.push_str(fragment);
@@ -78,7 +71,11 @@ fn strip_signature(path_and_query: &str) -> &str {
     let Some(start) = path_and_query.rfind(['?', '&']) else {
         return path_and_query;
     };
-    if path_and_query[start + 1..].starts_with("s=") {
+    let param = &path_and_query[start + 1..];
+    if param
+        .strip_prefix(SIGNATURE_PARAM)
+        .is_some_and(|rest| rest.starts_with('='))
+    {
         &path_and_query[..start]
     } else {
         path_and_query

@@ -4,11 +4,12 @@
 //! the gateway itself.
 
 use http::StatusCode;
+pub use imgmesh_imgix_params::signature::signature;
 use imgmesh_proto::registry::v1::{CreateSourceRequest, UpdateSourceRequest};
 
 pub use crate::admin::purge::Target as PurgeTarget;
 pub use crate::asset_path::{asset_path, percent_decoded};
-pub use crate::signing::{SignatureError, SigningKey, signature, verify};
+pub use crate::signing::{SignatureError, SigningKey, verify};
 
 use crate::admin::AdminError;
 

@@ -1,9 +1,9 @@
 //! imgix secure URLs: checking the `s` parameter.
 //!
-//! `s = lowercase_hex(md5(token + path + query))`, where `path` is the
-//! request path exactly as received (still percent-encoded) and `query` is
-//! the raw query string with its leading `?`, minus the trailing `&s=…` (or
-//! the whole `?s=…` when the signature is the only parameter).
+//! `s` is [`imgmesh_imgix_params::signature`]'s, over the request path
+//! exactly as received (still percent-encoded) and the raw query string with
+//! its leading `?`, minus the trailing `&s=…` (or the whole `?s=…` when the
+//! signature is the only parameter).
 //!
 //! Official client libraries order parameters differently, so the check runs
 //! on the raw bytes as received, never on a re-serialised query. The
@@ -15,12 +15,9 @@
 
 use std::fmt;
 
-use md5::{Digest as _, Md5};
+use imgmesh_imgix_params::signature::{SIGNATURE_PARAM, signature};
 use secrecy::{ExposeSecret as _, SecretString};
 use subtle::{Choice, ConstantTimeEq as _};
-
-/// The name of the signature parameter.
-const SIGNATURE_PARAM: &str = "s";
 
 /// One token a Source accepts for signatures, and until when.
 pub struct SigningKey {
@@ -134,18 +131,6 @@ pub(crate) fn signed_query(
         Some(query) => format!("{query}&s={s}"),
         None => format!("s={s}"),
     })
-}
-
-/// `lowercase_hex(md5(token + path [+ "?" + query]))`.
-pub fn signature(token: &str, raw_path: &str, signed_query: Option<&str>) -> String {
-    let mut md5 = Md5::new();
-    md5.update(token.as_bytes());
-    md5.update(raw_path.as_bytes());
-    if let Some(query) = signed_query {
-        md5.update(b"?");
-        md5.update(query.as_bytes());
-    }
-    hex::encode(md5.finalize())
 }
 
 /// The byte offset in `query` where the signature parameter starts: the

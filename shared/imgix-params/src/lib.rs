@@ -23,6 +23,7 @@ pub mod negotiation;
 pub mod normalize;
 mod plan;
 mod query;
+pub mod signature;
 pub mod spec;
 pub mod value;
 

@@ -18,6 +18,7 @@ use axum::extract::{Path, RawQuery, State};
 use axum::response::{IntoResponse as _, Response};
 use http::{HeaderValue, StatusCode, header};
 use imgmesh_imgix_params::check_asset_key;
+use imgmesh_imgix_params::signature::signature;
 use imgmesh_proto::registry::v1::{ResolveHostRequest, SecureUrlToken, Source};
 use imgmesh_proto::renderer::v1::{CacheStatus, RenderResponse};
 
@@ -27,7 +28,6 @@ use super::{Dashboard, LoggedIn};
 use crate::admin::registry_call::{call, timed};
 use crate::image_handler::render_request;
 use crate::render_plan::parse_render_plan;
-use crate::signing;
 
 /// How a control is drawn.
 #[derive(Debug, Clone, Copy)]
@@ -214,14 +214,14 @@ fn url_path(key: &str) -> String {
 }
 
 /// The public URL's path and query for `path` with `query`, signed with
-/// `token` when given (the gateway's own [`signing::signature`]).
+/// `token` when given (imgix's [`signature`], as the gateway checks it).
 fn public_path(path: &str, query: &str, token: Option<&str>) -> String {
     let raw_path = url_path(path);
     let query = (!query.is_empty()).then_some(query);
     let Some(token) = token else {
         return query.map_or_else(|| raw_path.clone(), |query| format!("{raw_path}?{query}"));
     };
-    let signature = signing::signature(token, &raw_path, query);
+    let signature = signature(token, &raw_path, query);
     match query {
         Some(query) => format!("{raw_path}?{query}&s={signature}"),
         None => format!("{raw_path}?s={signature}"),
