@@ -83,7 +83,15 @@ impl From<FetchError> for tonic::Status {
             FetchError::TooLarge { .. } => ErrorCode::InputTooLarge,
             FetchError::Internal => ErrorCode::Internal,
         };
-        code.status(err.to_string())
+        match err {
+            FetchError::InvalidRequest { field, problem } => {
+                imgmesh_errors::invalid_field(field, problem)
+            }
+            FetchError::TooLarge { cap } => {
+                code.status_with(err.to_string(), [("limit_bytes", cap.to_string())])
+            }
+            _ => code.status(err.to_string()),
+        }
     }
 }
 
@@ -425,6 +433,23 @@ mod tests {
             assert_eq!(ErrorCode::of_status(&status), expected);
             assert_eq!(status.code(), expected.grpc_code());
         }
+    }
+
+    /// The cap a too-large object broke travels as metadata, a refused
+    /// request field as a field violation; the messages stay the same.
+    #[test]
+    fn dynamic_values_are_structure() {
+        let status = tonic::Status::from(FetchError::TooLarge { cap: 10 });
+        assert_eq!(status.message(), "object is larger than the 10 byte limit");
+        let public = imgmesh_errors::PublicError::of("fetcher", &status);
+        assert_eq!(public.metadata("limit_bytes"), Some("10"));
+        let status = tonic::Status::from(FetchError::InvalidRequest {
+            field: "source_id",
+            problem: "must not be empty",
+        });
+        assert_eq!(status.message(), "source_id: must not be empty");
+        let public = imgmesh_errors::PublicError::of("fetcher", &status);
+        assert_eq!(public.field(), Some("source_id"));
     }
 
     /// An escape attempt reads exactly like a missing object.
