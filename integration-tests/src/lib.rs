@@ -14,7 +14,6 @@ pub mod fixtures;
 pub mod hostile_originals;
 pub mod http_client;
 pub mod otlp_receiver;
-pub mod process;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -24,7 +23,9 @@ use anyhow::{Context as _, bail};
 
 pub use crate::http_client::{HttpResponse, get, request_with_body};
 pub use crate::otlp_receiver::OtlpReceiver;
-pub use crate::process::{ChildProcess, free_port};
+pub use imgmesh_test_support::process;
+pub use imgmesh_test_support::{ChildProcess, PostgresDatabase, find_tool, unused_port};
+use imgmesh_test_support::{RedisCluster, RedisServer, S3Server};
 
 /// The access key the test S3 server accepts.
 pub const S3_ACCESS_KEY: &str = "IMGMESHTESTACCESSKEY";
@@ -57,89 +58,23 @@ pub struct MeshOptions {
     pub postgres: bool,
 }
 
-/// A PostgreSQL database made for one mesh, dropped with it.
-#[derive(Debug)]
-pub struct PostgresDb {
-    admin_url: String,
-    /// The database's name.
-    pub name: String,
-    /// Its connection URL.
-    pub url: String,
-}
-
-// === impl PostgresDb ===
-
-impl PostgresDb {
-    /// Creates a database with a fresh name on the tests' server.
-    pub fn create() -> anyhow::Result<PostgresDb> {
-        let admin_url = std::env::var("IMGMESH_TEST_POSTGRES_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
-        let name = format!(
-            "imgmesh_it_{}_{}",
-            std::process::id(),
-            hex::encode(free_port()?.to_be_bytes())
-        );
-        psql(&admin_url, &format!("CREATE DATABASE {name}"))?;
-        let base = admin_url
-            .rsplit_once('/')
-            .map_or(admin_url.as_str(), |(base, _)| base);
-        let url = format!("{base}/{name}");
-        Ok(PostgresDb {
-            admin_url,
-            name,
-            url,
-        })
-    }
-
-    /// Runs one SQL statement as the server's administrator (e.g. to stop
-    /// this database from accepting connections, and to let it again).
-    pub fn admin_sql(&self, sql: &str) -> anyhow::Result<()> {
-        psql(&self.admin_url, sql)
-    }
-}
-
-impl Drop for PostgresDb {
-    fn drop(&mut self) {
-        let _ = psql(
-            &self.admin_url,
-            &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
-        );
-    }
-}
-
-/// Runs one SQL statement with `psql` against `url`.
-fn psql(url: &str, sql: &str) -> anyhow::Result<()> {
-    let output = std::process::Command::new("psql")
-        .arg(url)
-        .args(["-v", "ON_ERROR_STOP=1", "-qtAc", sql])
-        .output()
-        .context("running psql (make test installs PostgreSQL)")?;
-    anyhow::ensure!(
-        output.status.success(),
-        "psql {sql:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    Ok(())
-}
-
 /// A running mesh: Redis, S3 and the four services.
 #[derive(Debug)]
 pub struct Mesh {
-    /// Temporary directory holding S3 data, the registry database and logs.
+    /// Temporary directory holding the registry database, the master key
+    /// and the services' logs.
     pub dir: tempfile::TempDir,
     /// The Redis server.
-    pub redis: ChildProcess,
-    /// The Redis server's port.
-    pub redis_port: u16,
+    pub redis: RedisServer,
     /// The registry's `--database…` flag.
     registry_database: String,
     /// The Redis Cluster, with [`MeshOptions::redis_cluster`].
-    pub redis_cluster: Option<imgmesh_derivative_cache::test_redis::RedisCluster>,
+    pub redis_cluster: Option<RedisCluster>,
     /// The `--redis-url` every service gets: the server, or the cluster's
     /// seed list.
     pub redis_url: String,
     /// The S3 server.
-    pub s3: ChildProcess,
+    pub s3: S3Server,
     /// The S3 server's endpoint URL.
     pub s3_endpoint: String,
     /// The source-registry process.
@@ -173,7 +108,7 @@ pub struct Mesh {
     pub renderer_metrics_addr: SocketAddr,
     /// The registry's PostgreSQL database, with [`MeshOptions::postgres`]
     /// (last, so it is dropped after the processes using it).
-    pub postgres: Option<PostgresDb>,
+    pub postgres: Option<PostgresDatabase>,
 }
 
 // === impl Mesh ===
@@ -186,43 +121,25 @@ impl Mesh {
         let logs = dir.path().join("logs");
         std::fs::create_dir_all(&logs)?;
 
-        let (redis, redis_port) = start_redis(&logs).await?;
+        let redis = RedisServer::start().await;
         let redis_cluster = if options.redis_cluster {
-            Some(imgmesh_derivative_cache::test_redis::RedisCluster::start().await)
+            Some(RedisCluster::start().await)
         } else {
             None
         };
-        let redis_url = redis_cluster.as_ref().map_or_else(
-            || format!("redis://127.0.0.1:{redis_port}"),
-            imgmesh_derivative_cache::test_redis::RedisCluster::url,
-        );
+        let redis_url = redis_cluster
+            .as_ref()
+            .map_or_else(|| redis.url(), RedisCluster::url);
 
-        let s3_root = dir.path().join("s3");
-        std::fs::create_dir_all(s3_root.join(BUCKET))?;
-        let s3_port = free_port()?;
-        let s3 = ChildProcess::spawn(
-            "s3s-fs",
-            std::process::Command::new(find_tool("s3s-fs")?)
-                .arg("--host")
-                .arg("127.0.0.1")
-                .arg("--port")
-                .arg(s3_port.to_string())
-                .arg("--access-key")
-                .arg(S3_ACCESS_KEY)
-                .arg("--secret-key")
-                .arg(S3_SECRET_KEY)
-                .arg(&s3_root),
-            &logs,
-        )?;
-        process::wait_for_port(s3_port, Duration::from_secs(20)).await?;
-        let s3_endpoint = format!("http://127.0.0.1:{s3_port}");
+        let s3 = S3Server::start_with_keys(S3_ACCESS_KEY, S3_SECRET_KEY, &[BUCKET]).await;
+        let s3_endpoint = s3.endpoint.clone();
 
         let env = service_env(&options);
         let master_key = dir.path().join("master.key");
         std::fs::write(&master_key, fixtures::TEST_MASTER_KEY_HEX)?;
 
         let postgres = if options.postgres {
-            Some(PostgresDb::create()?)
+            Some(PostgresDatabase::create("imgmesh_it")?)
         } else {
             None
         };
@@ -292,7 +209,6 @@ impl Mesh {
         let mesh = Mesh {
             dir,
             redis,
-            redis_port,
             redis_cluster,
             redis_url,
             postgres,
@@ -357,7 +273,7 @@ impl Mesh {
 
     /// Path of the S3 server's directory for [`BUCKET`].
     pub fn bucket_dir(&self) -> PathBuf {
-        self.dir.path().join("s3").join(BUCKET)
+        self.s3.bucket_dir(BUCKET)
     }
 
     /// Stores `bytes` as object `key` in [`BUCKET`].
@@ -492,7 +408,7 @@ impl Mesh {
     pub async fn redis_dbsize(&self) -> anyhow::Result<u64> {
         let output = tokio::process::Command::new(find_tool("redis-cli")?)
             .arg("-p")
-            .arg(self.redis_port.to_string())
+            .arg(self.redis.port().to_string())
             .arg("DBSIZE")
             .output()
             .await?;
@@ -511,11 +427,13 @@ impl Mesh {
         cache_control: &str,
     ) -> anyhow::Result<()> {
         let client = imgmesh_s3_client::BucketClient::new(&imgmesh_s3_client::BucketAccess {
-            bucket: BUCKET.to_owned(),
-            region: "us-east-1".to_owned(),
-            endpoint: Some(self.s3_endpoint.clone()),
-            access_key_id: S3_ACCESS_KEY.to_owned(),
-            secret_access_key: S3_SECRET_KEY.to_owned().into(),
+            location: imgmesh_s3_client::BucketLocation {
+                bucket: BUCKET.to_owned(),
+                region: "us-east-1".to_owned(),
+                endpoint: Some(self.s3_endpoint.clone()),
+                path_prefix: String::new(),
+            },
+            key: imgmesh_s3_client::AccessKey::new(S3_ACCESS_KEY, S3_SECRET_KEY),
         });
         client
             .primary()
@@ -534,7 +452,7 @@ impl Mesh {
     pub async fn redis_cli(&self, args: &[&str]) -> anyhow::Result<String> {
         let output = tokio::process::Command::new(find_tool("redis-cli")?)
             .arg("-p")
-            .arg(self.redis_port.to_string())
+            .arg(self.redis.port().to_string())
             .args(args)
             .output()
             .await?;
@@ -779,25 +697,6 @@ fn service_command(
     Ok(command)
 }
 
-async fn start_redis(logs: &Path) -> anyhow::Result<(ChildProcess, u16)> {
-    let port = free_port()?;
-    let redis = ChildProcess::spawn(
-        "redis",
-        std::process::Command::new(find_tool("redis-server")?)
-            .arg("--port")
-            .arg(port.to_string())
-            .arg("--bind")
-            .arg("127.0.0.1")
-            .arg("--save")
-            .arg("")
-            .arg("--appendonly")
-            .arg("no"),
-        logs,
-    )?;
-    process::wait_for_port(port, Duration::from_secs(10)).await?;
-    Ok((redis, port))
-}
-
 /// Path of a workspace binary built next to the running test executable.
 pub fn binary_path(name: &str) -> anyhow::Result<PathBuf> {
     let exe = std::env::current_exe()?;
@@ -814,18 +713,4 @@ pub fn binary_path(name: &str) -> anyhow::Result<PathBuf> {
         );
     }
     Ok(path)
-}
-
-/// Finds an external tool on `PATH` or in `~/.cargo/bin`.
-pub fn find_tool(name: &str) -> anyhow::Result<PathBuf> {
-    let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).collect())
-        .unwrap_or_default();
-    if let Some(home) = std::env::var_os("HOME") {
-        dirs.push(PathBuf::from(home).join(".cargo/bin"));
-    }
-    dirs.into_iter()
-        .map(|dir| dir.join(name))
-        .find(|path| path.is_file())
-        .with_context(|| format!("{name} not found on PATH: `make test` installs it"))
 }

@@ -92,11 +92,13 @@ async fn upload(mesh: &Mesh, id: &str, raw_key: &str, key: &str) {
 /// The keys S3 lists under `photos/` (ListObjectsV2).
 async fn listed_keys(mesh: &Mesh) -> BTreeSet<String> {
     let client = imgmesh_s3_client::BucketClient::new(&imgmesh_s3_client::BucketAccess {
-        bucket: BUCKET.to_owned(),
-        region: "us-east-1".to_owned(),
-        endpoint: Some(mesh.s3_endpoint.clone()),
-        access_key_id: S3_ACCESS_KEY.to_owned(),
-        secret_access_key: S3_SECRET_KEY.to_owned().into(),
+        location: imgmesh_s3_client::BucketLocation {
+            bucket: BUCKET.to_owned(),
+            region: "us-east-1".to_owned(),
+            endpoint: Some(mesh.s3_endpoint.clone()),
+            path_prefix: String::new(),
+        },
+        key: imgmesh_s3_client::AccessKey::new(S3_ACCESS_KEY, S3_SECRET_KEY),
     });
     let listing = client
         .primary()

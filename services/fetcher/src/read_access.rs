@@ -1,19 +1,17 @@
 //! A Source's read access as the registry hands it out (bucket location and
 //! decrypted credentials), and the call that asks for it.
 //!
-//! The secret access key is moved straight into a [`SecretString`] and
-//! [`ReadAccess`]'s `Debug` redacts it, so it cannot reach a log line or a
-//! span by accident.
+//! The secret access key is moved straight into an [`AccessKey`], whose
+//! `Debug` redacts it, so it cannot reach a log line or a span by accident.
 
-use std::fmt;
 use std::time::Duration;
 
 use imgmesh_errors::ErrorCode;
 use imgmesh_proto::registry::v1::source_credentials_service_client::SourceCredentialsServiceClient;
 use imgmesh_proto::registry::v1::{GetReadAccessRequest, GetReadAccessResponse};
 use imgmesh_runtime::GrpcChannel;
+use imgmesh_s3_client::{AccessKey, BucketAccess, BucketLocation};
 use imgmesh_telemetry::TraceContextInterceptor;
-use secrecy::SecretString;
 use tonic::service::interceptor::InterceptedService;
 
 use crate::fetch_error::FetchError;
@@ -25,31 +23,22 @@ const REGISTRY_TIMEOUT: Duration = Duration::from_secs(5);
 pub(crate) type RegistryClient =
     SourceCredentialsServiceClient<InterceptedService<GrpcChannel, TraceContextInterceptor>>;
 
-/// Where a Source's objects live and the credentials to read them.
+/// Where a Source's objects live and the key to read them with.
+#[derive(Debug)]
 pub(crate) struct ReadAccess {
     /// Source id.
     pub(crate) source_id: String,
     /// The Source config version these settings belong to.
     pub(crate) config_version: u64,
-    /// S3 bucket name.
-    pub(crate) bucket: String,
-    /// S3 region.
-    pub(crate) region: String,
-    /// Endpoint URL of an S3-compatible store; `None` for AWS S3.
-    pub(crate) endpoint: Option<String>,
-    /// Key prefix every path is read under (may be empty).
-    pub(crate) path_prefix: String,
-    /// Access key id.
-    pub(crate) access_key_id: String,
-    /// Secret access key.
-    pub(crate) secret_access_key: SecretString,
+    /// The bucket (with the Source's path prefix) and its read key.
+    pub(crate) bucket: BucketAccess,
 }
 
 // === impl ReadAccess ===
 
 impl ReadAccess {
-    /// Takes the registry's answer apart, moving the secret into a
-    /// [`SecretString`]. A Source that does not serve (disabled or not
+    /// Takes the registry's answer apart, moving the secret into an
+    /// [`AccessKey`]. A Source that does not serve (disabled or not
     /// deployed) is refused as not found, before any S3 client exists; an
     /// answer that names no bucket is refused as internal.
     pub(crate) fn from_response(response: GetReadAccessResponse) -> Result<ReadAccess, FetchError> {
@@ -64,7 +53,7 @@ impl ReadAccess {
             secret_access_key,
             serving,
         } = response;
-        let secret_access_key = SecretString::from(secret_access_key);
+        let key = AccessKey::new(access_key_id, secret_access_key);
         if !serving {
             tracing::debug!(source_id, "registry says the source does not serve");
             return Err(FetchError::SourceNotFound);
@@ -76,34 +65,23 @@ impl ReadAccess {
         Ok(ReadAccess {
             source_id,
             config_version,
-            bucket,
-            // S3-compatible stores commonly ignore the region but SigV4
-            // needs one; us-east-1 is what they expect by default.
-            region: if region.is_empty() {
-                "us-east-1".to_owned()
-            } else {
-                region
+            bucket: BucketAccess {
+                location: BucketLocation {
+                    bucket,
+                    // S3-compatible stores commonly ignore the region but
+                    // SigV4 needs one; us-east-1 is what they expect by
+                    // default.
+                    region: if region.is_empty() {
+                        "us-east-1".to_owned()
+                    } else {
+                        region
+                    },
+                    endpoint: Some(endpoint).filter(|e| !e.is_empty()),
+                    path_prefix,
+                },
+                key,
             },
-            endpoint: Some(endpoint).filter(|e| !e.is_empty()),
-            path_prefix,
-            access_key_id,
-            secret_access_key,
         })
-    }
-}
-
-impl fmt::Debug for ReadAccess {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ReadAccess")
-            .field("source_id", &self.source_id)
-            .field("config_version", &self.config_version)
-            .field("bucket", &self.bucket)
-            .field("region", &self.region)
-            .field("endpoint", &self.endpoint)
-            .field("path_prefix", &self.path_prefix)
-            .field("access_key_id", &self.access_key_id)
-            .field("secret_access_key", &"[redacted]")
-            .finish()
     }
 }
 
@@ -179,10 +157,10 @@ mod tests {
         let access = ReadAccess::from_response(response()).unwrap();
         let debug = format!("{access:?}");
         assert!(!debug.contains("canary-secret-8c1f"), "{debug}");
-        assert!(debug.contains("[redacted]"));
+        assert!(debug.contains("[REDACTED]"));
         assert!(debug.contains("images"));
         assert_eq!(
-            access.secret_access_key.expose_secret(),
+            access.bucket.key.secret.expose_secret(),
             "canary-secret-8c1f"
         );
     }
@@ -191,11 +169,14 @@ mod tests {
     #[test]
     fn empty_endpoint_means_aws() {
         let access = ReadAccess::from_response(response()).unwrap();
-        assert_eq!(access.endpoint, None);
+        assert_eq!(access.bucket.location.endpoint, None);
         let mut with_endpoint = response();
         with_endpoint.endpoint = "http://127.0.0.1:9000".to_owned();
         let access = ReadAccess::from_response(with_endpoint).unwrap();
-        assert_eq!(access.endpoint.as_deref(), Some("http://127.0.0.1:9000"));
+        assert_eq!(
+            access.bucket.location.endpoint.as_deref(),
+            Some("http://127.0.0.1:9000")
+        );
     }
 
     /// A missing region falls back on us-east-1 for S3-compatible stores.
@@ -204,7 +185,7 @@ mod tests {
         let mut without_region = response();
         without_region.region = String::new();
         let access = ReadAccess::from_response(without_region).unwrap();
-        assert_eq!(access.region, "us-east-1");
+        assert_eq!(access.bucket.location.region, "us-east-1");
     }
 
     /// A Source that does not serve is refused as SOURCE_NOT_FOUND, whatever else the answer says.

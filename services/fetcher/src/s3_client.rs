@@ -14,7 +14,7 @@ use aws_sdk_s3::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_s3::error::BoxError;
 use aws_sdk_s3::operation::get_object::GetObjectOutput;
 use aws_sdk_s3::primitives::{DateTime, DateTimeFormat};
-use imgmesh_s3_client::{BucketAccess, BucketClient, ClientTuning};
+use imgmesh_s3_client::{BucketClient, ClientTuning};
 
 use crate::fetch_error::{FetchError, classify_sdk_error};
 use crate::metrics::{METRICS, S3Result};
@@ -25,16 +25,7 @@ use crate::read_access::ReadAccess;
 /// endpoints, regional-then-global in us-east-1), with the fetcher's
 /// timeouts and retries `tuning`.
 pub(crate) fn s3_client(access: &ReadAccess, tuning: ClientTuning) -> BucketClient {
-    BucketClient::with_tuning(
-        &BucketAccess {
-            bucket: access.bucket.clone(),
-            region: access.region.clone(),
-            endpoint: access.endpoint.clone(),
-            access_key_id: access.access_key_id.clone(),
-            secret_access_key: access.secret_access_key.clone(),
-        },
-        tuning,
-    )
+    BucketClient::with_tuning(&access.bucket, tuning)
 }
 
 /// Counts every HTTP attempt of a call (`imgmesh_s3_attempts_total`), so
@@ -170,8 +161,7 @@ fn metric_result(read: &Result<ObjectRead, FetchError>) -> S3Result {
 
 #[cfg(test)]
 mod tests {
-    use imgmesh_s3_client::EndpointChoice;
-    use secrecy::SecretString;
+    use imgmesh_s3_client::{AccessKey, BucketAccess, BucketLocation, EndpointChoice};
 
     use super::*;
 
@@ -179,12 +169,15 @@ mod tests {
         ReadAccess {
             source_id: "src-1".to_owned(),
             config_version: 1,
-            bucket: "images".to_owned(),
-            region: region.to_owned(),
-            endpoint: endpoint.map(str::to_owned),
-            path_prefix: String::new(),
-            access_key_id: "AKIDEXAMPLE".to_owned(),
-            secret_access_key: SecretString::from("canary-secret-8c1f"),
+            bucket: BucketAccess {
+                location: BucketLocation {
+                    bucket: "images".to_owned(),
+                    region: region.to_owned(),
+                    endpoint: endpoint.map(str::to_owned),
+                    path_prefix: String::new(),
+                },
+                key: AccessKey::new("AKIDEXAMPLE", "canary-secret-8c1f"),
+            },
         }
     }
 

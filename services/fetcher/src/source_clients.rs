@@ -151,8 +151,8 @@ impl SourceClients {
         Ok(Arc::new(SourceClient {
             source_id: access.source_id,
             config_version: access.config_version,
-            bucket: access.bucket,
-            path_prefix: access.path_prefix,
+            bucket: access.bucket.location.bucket,
+            path_prefix: access.bucket.location.path_prefix,
             s3,
             loaded_at: Instant::now(),
         }))

@@ -209,19 +209,20 @@ fn failure(check: Check, refusal: Refusal, region: &str) -> DeployOutcome {
 
 #[cfg(test)]
 mod tests {
-    use imgmesh_s3_client::{BucketAccess, ClientTuning};
-    use secrecy::SecretString;
+    use imgmesh_s3_client::{AccessKey, BucketAccess, BucketLocation, ClientTuning};
 
     use super::*;
     use crate::test_s3::{Policy, PolicyFront, S3_ACCESS_KEY, S3_SECRET_KEY, S3Operation, S3sFs};
 
     fn client(endpoint: &str, bucket: &str, region: &str, secret: &str) -> BucketClient {
         let access = BucketAccess {
-            bucket: bucket.to_owned(),
-            region: region.to_owned(),
-            endpoint: Some(endpoint.to_owned()),
-            access_key_id: S3_ACCESS_KEY.to_owned(),
-            secret_access_key: SecretString::from(secret),
+            location: BucketLocation {
+                bucket: bucket.to_owned(),
+                region: region.to_owned(),
+                endpoint: Some(endpoint.to_owned()),
+                path_prefix: String::new(),
+            },
+            key: AccessKey::new(S3_ACCESS_KEY, secret),
         };
         let tuning = ClientTuning {
             max_attempts: 1,
@@ -270,11 +271,13 @@ mod tests {
             DeployOutcome::failed("the credentials were rejected")
         );
         let access = BucketAccess {
-            bucket: "images".into(),
-            region: "us-east-1".into(),
-            endpoint: Some(s3.endpoint.clone()),
-            access_key_id: "AKIAUNKNOWN".into(),
-            secret_access_key: SecretString::from(S3_SECRET_KEY),
+            location: BucketLocation {
+                bucket: "images".into(),
+                region: "us-east-1".into(),
+                endpoint: Some(s3.endpoint.clone()),
+                path_prefix: String::new(),
+            },
+            key: AccessKey::new("AKIAUNKNOWN", S3_SECRET_KEY),
         };
         let client = BucketClient::with_tuning(
             &access,

@@ -8,6 +8,7 @@
 use imgmesh_proto::registry::v1 as proto;
 use imgmesh_proto::registry::v1::source_credentials_service_server::SourceCredentialsService;
 use imgmesh_proto::registry::v1::source_registry_service_server::SourceRegistryService;
+use imgmesh_s3_client::BucketAccess;
 use secrecy::ExposeSecret as _;
 use tonic::{Request, Response, Status};
 use tracing::field;
@@ -352,15 +353,16 @@ impl SourceCredentialsService for SourceCredentialsApi {
         tracing::Span::current().record("config_version", access.config_version);
         // The only place a secret leaves the registry: into the response to
         // the fetcher, never into a log or span.
+        let BucketAccess { location, key } = access.bucket;
         Ok(Response::new(proto::GetReadAccessResponse {
-            secret_access_key: access.secret_access_key.expose_secret().to_owned(),
+            secret_access_key: key.secret.expose_secret().to_owned(),
             source_id: access.source_id,
             config_version: access.config_version,
-            bucket: access.bucket,
-            region: access.region,
-            endpoint: access.endpoint,
-            path_prefix: access.path_prefix,
-            access_key_id: access.access_key_id,
+            bucket: location.bucket,
+            region: location.region,
+            endpoint: location.endpoint.unwrap_or_default(),
+            path_prefix: location.path_prefix,
+            access_key_id: key.id,
             serving: access.serving,
         }))
     }

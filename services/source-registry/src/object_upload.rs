@@ -101,11 +101,8 @@ where
     let content_type = content_type.unwrap_or_else(|| sniff_content_type(&body).to_owned());
     let client = BucketClient::with_tuning(
         &BucketAccess {
-            bucket: record.bucket.clone(),
-            region: record.region.clone(),
-            endpoint: (!record.endpoint.is_empty()).then(|| record.endpoint.clone()),
-            access_key_id: credentials.access_key_id.clone(),
-            secret_access_key: credentials.secret_access_key.clone(),
+            location: record.bucket_location(),
+            key: credentials,
         },
         ClientTuning {
             attempt_timeout: UPLOAD_ATTEMPT_TIMEOUT,

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use imgmesh_proto::registry::v1 as proto;
-use imgmesh_s3_client::{BucketAccess, BucketClient};
+use imgmesh_s3_client::{AccessKey, BucketAccess, BucketClient};
 use secrecy::{ExposeSecret as _, SecretString};
 use tokio::sync::Semaphore;
 use tracing::Instrument as _;
@@ -17,7 +17,7 @@ use crate::deploy_checks::{self, DeployOutcome};
 use crate::error::RegistryError;
 use crate::source::{
     NewSource, ReadAccess, SECRET_ACCESS_KEY_FIELD, SourceChanges, SourceRecord,
-    UPLOAD_SECRET_ACCESS_KEY_FIELD, UploadChange, UploadCredentials, secure_token_field,
+    UPLOAD_SECRET_ACCESS_KEY_FIELD, UploadChange, secure_token_field,
 };
 use crate::source_fields::{self, SOURCE_ID_PREFIX};
 use crate::store::{Inserted, SourceStore, TokenRow, UpdateWrites};
@@ -168,11 +168,8 @@ impl Registry {
                 .upload
                 .as_ref()
                 .map(|upload| {
-                    self.keys.seal(
-                        &upload.secret_access_key,
-                        &id,
-                        UPLOAD_SECRET_ACCESS_KEY_FIELD,
-                    )
+                    self.keys
+                        .seal(&upload.secret, &id, UPLOAD_SECRET_ACCESS_KEY_FIELD)
                 })
                 .transpose()?;
             let record = SourceRecord {
@@ -201,7 +198,7 @@ impl Registry {
                 upload_access_key_id: new
                     .upload
                     .as_ref()
-                    .map(|upload| upload.access_key_id.clone())
+                    .map(|upload| upload.id.clone())
                     .unwrap_or_default(),
                 active_secure_tokens: 0,
                 config_version: 1,
@@ -262,7 +259,7 @@ impl Registry {
             match &changes.upload {
                 Some(UploadChange::Set(upload)) => {
                     let sealed = self.keys.seal(
-                        &upload.secret_access_key,
+                        &upload.secret,
                         &updated.id,
                         UPLOAD_SECRET_ACCESS_KEY_FIELD,
                     )?;
@@ -406,14 +403,12 @@ impl Registry {
             .await?;
         Ok(ReadAccess {
             serving: record.serving(),
+            bucket: BucketAccess {
+                location: record.bucket_location(),
+                key: AccessKey::new(record.access_key_id, secret),
+            },
             source_id: record.id,
             config_version: record.config_version,
-            bucket: record.bucket,
-            region: record.region,
-            endpoint: record.endpoint,
-            path_prefix: record.path_prefix,
-            access_key_id: record.access_key_id,
-            secret_access_key: secret,
         })
     }
 
@@ -421,17 +416,17 @@ impl Registry {
     pub(crate) async fn upload_credentials(
         &self,
         record: &SourceRecord,
-    ) -> Result<Option<UploadCredentials>, RegistryError> {
+    ) -> Result<Option<AccessKey>, RegistryError> {
         if record.upload_access_key_id.is_empty() {
             return Ok(None);
         }
         let secret = self
             .open_secret(&record.id, UPLOAD_SECRET_ACCESS_KEY_FIELD)
             .await?;
-        Ok(Some(UploadCredentials {
-            access_key_id: record.upload_access_key_id.clone(),
-            secret_access_key: secret,
-        }))
+        Ok(Some(AccessKey::new(
+            record.upload_access_key_id.clone(),
+            secret,
+        )))
     }
 
     /// Opens secret `field` of Source `source_id`.
@@ -501,11 +496,8 @@ impl Registry {
         let outcome = match self.open_secret(&record.id, SECRET_ACCESS_KEY_FIELD).await {
             Ok(secret) => {
                 let client = BucketClient::new(&BucketAccess {
-                    bucket: record.bucket.clone(),
-                    region: record.region.clone(),
-                    endpoint: (!record.endpoint.is_empty()).then(|| record.endpoint.clone()),
-                    access_key_id: record.access_key_id.clone(),
-                    secret_access_key: secret,
+                    location: record.bucket_location(),
+                    key: AccessKey::new(record.access_key_id.clone(), secret),
                 });
                 deploy_checks::verify(
                     &client,

@@ -11,6 +11,7 @@
 use std::fmt;
 
 use imgmesh_proto::registry::v1 as proto;
+use imgmesh_s3_client::{AccessKey, BucketAccess, BucketLocation, access_key_id_hint};
 use secrecy::SecretString;
 
 use crate::error::RegistryError;
@@ -103,32 +104,19 @@ impl SourceRecord {
         }
     }
 
+    /// Where the Source's objects live, as the S3 clients take it.
+    pub(crate) fn bucket_location(&self) -> BucketLocation {
+        BucketLocation {
+            bucket: self.bucket.clone(),
+            region: self.region.clone(),
+            endpoint: (!self.endpoint.is_empty()).then(|| self.endpoint.clone()),
+            path_prefix: self.path_prefix.clone(),
+        }
+    }
+
     /// Whether the Source serves requests: enabled and deployed.
     pub(crate) fn serving(&self) -> bool {
         self.enabled && self.status == proto::SourceStatus::Deployed
-    }
-}
-
-/// `"…"` followed by the last four characters of an access key id.
-pub(crate) fn access_key_id_hint(access_key_id: &str) -> String {
-    let chars: Vec<char> = access_key_id.chars().collect();
-    let tail: String = chars[chars.len().saturating_sub(4)..].iter().collect();
-    format!("…{tail}")
-}
-
-/// Upload (write) credentials, kept apart from the read credentials.
-#[derive(Clone)]
-pub(crate) struct UploadCredentials {
-    pub(crate) access_key_id: String,
-    pub(crate) secret_access_key: SecretString,
-}
-
-impl fmt::Debug for UploadCredentials {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("UploadCredentials")
-            .field("access_key_id", &access_key_id_hint(&self.access_key_id))
-            .field("secret_access_key", &"[REDACTED]")
-            .finish()
     }
 }
 
@@ -153,7 +141,7 @@ pub(crate) struct NewSource {
     pub(crate) image_error_append_params: bool,
     pub(crate) secure_url_enabled: bool,
     pub(crate) enabled: bool,
-    pub(crate) upload: Option<UploadCredentials>,
+    pub(crate) upload: Option<AccessKey>,
 }
 
 // === impl NewSource ===
@@ -195,7 +183,7 @@ impl NewSource {
 fn upload_credentials(
     access_key_id: &str,
     secret_access_key: &str,
-) -> Result<Option<UploadCredentials>, RegistryError> {
+) -> Result<Option<AccessKey>, RegistryError> {
     match (access_key_id.is_empty(), secret_access_key.is_empty()) {
         (true, true) => Ok(None),
         (false, true) => Err(RegistryError::invalid(
@@ -206,9 +194,9 @@ fn upload_credentials(
             "upload_access_key_id",
             "is required with upload_secret_access_key",
         )),
-        (false, false) => Ok(Some(UploadCredentials {
-            access_key_id: source_fields::upload_access_key_id(access_key_id)?,
-            secret_access_key: source_fields::upload_secret_access_key(secret_access_key)?,
+        (false, false) => Ok(Some(AccessKey {
+            id: source_fields::upload_access_key_id(access_key_id)?,
+            secret: source_fields::upload_secret_access_key(secret_access_key)?,
         })),
     }
 }
@@ -247,7 +235,7 @@ impl fmt::Debug for NewSource {
 #[derive(Clone)]
 pub(crate) enum UploadChange {
     /// Store these credentials.
-    Set(UploadCredentials),
+    Set(AccessKey),
     /// Remove the Source's upload credentials.
     Remove,
 }
@@ -420,7 +408,7 @@ impl SourceChanges {
         set(&mut record.enabled, &self.enabled);
         match &self.upload {
             Some(UploadChange::Set(credentials)) => {
-                record.upload_access_key_id = credentials.access_key_id.clone();
+                record.upload_access_key_id = credentials.id.clone();
             }
             Some(UploadChange::Remove) => record.upload_access_key_id.clear(),
             None => {}
@@ -485,42 +473,17 @@ impl fmt::Debug for SourceChanges {
 }
 
 /// What the fetcher needs to read a Source's bucket, secret decrypted.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct ReadAccess {
     /// Source id.
     pub source_id: String,
     /// Config version these settings belong to.
     pub config_version: u64,
-    /// S3 bucket name.
-    pub bucket: String,
-    /// S3 region.
-    pub region: String,
-    /// Endpoint of an S3-compatible store; empty for AWS S3.
-    pub endpoint: String,
-    /// Normalised path prefix.
-    pub path_prefix: String,
-    /// Read-only access key id.
-    pub access_key_id: String,
-    /// Decrypted secret access key.
-    pub secret_access_key: SecretString,
+    /// The bucket (with the Source's normalised path prefix) and the
+    /// read-only key, its secret decrypted.
+    pub bucket: BucketAccess,
     /// Whether the Source serves (enabled and deployed).
     pub serving: bool,
-}
-
-impl fmt::Debug for ReadAccess {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ReadAccess")
-            .field("source_id", &self.source_id)
-            .field("config_version", &self.config_version)
-            .field("bucket", &self.bucket)
-            .field("region", &self.region)
-            .field("endpoint", &self.endpoint)
-            .field("path_prefix", &self.path_prefix)
-            .field("access_key_id", &access_key_id_hint(&self.access_key_id))
-            .field("secret_access_key", &"[REDACTED]")
-            .field("serving", &self.serving)
-            .finish()
-    }
 }
 
 #[cfg(test)]
@@ -543,14 +506,6 @@ mod tests {
             cache_ttl_seconds: 0,
             ..Default::default()
         }
-    }
-
-    /// The hint is "…" plus the last four characters, or fewer if shorter.
-    #[test]
-    fn hint_shows_last_four_characters() {
-        assert_eq!(access_key_id_hint("AKIAIOSFODNN7EXAMPLE"), "…MPLE");
-        assert_eq!(access_key_id_hint("AK"), "…AK");
-        assert_eq!(access_key_id_hint(""), "…");
     }
 
     /// Validation normalises fields and applies the TTL default.
@@ -634,12 +589,10 @@ mod tests {
         let access = ReadAccess {
             source_id: "src_000000000001".into(),
             config_version: 1,
-            bucket: "images".into(),
-            region: "us-east-1".into(),
-            endpoint: String::new(),
-            path_prefix: String::new(),
-            access_key_id: "AKIAIOSFODNN7EXAMPLE".into(),
-            secret_access_key: SecretString::from("very-secret-value"),
+            bucket: BucketAccess {
+                location: BucketLocation::default(),
+                key: AccessKey::new("AKIAIOSFODNN7EXAMPLE", "very-secret-value"),
+            },
             serving: true,
         };
         for shown in [
@@ -665,8 +618,8 @@ mod tests {
         assert!(NewSource::validate(&with("", "")).unwrap().upload.is_none());
         let both = NewSource::validate(&with("AKIAUPLOAD", "up-secret")).unwrap();
         let upload = both.upload.unwrap();
-        assert_eq!(upload.access_key_id, "AKIAUPLOAD");
-        assert_eq!(upload.secret_access_key.expose_secret(), "up-secret");
+        assert_eq!(upload.id, "AKIAUPLOAD");
+        assert_eq!(upload.secret.expose_secret(), "up-secret");
         for (id, secret, field) in [
             ("AKIAUPLOAD", "", "upload_secret_access_key"),
             ("", "up-secret", "upload_access_key_id"),

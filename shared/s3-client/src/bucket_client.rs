@@ -11,39 +11,13 @@ use aws_sdk_s3::config::retry::RetryConfig;
 use aws_sdk_s3::config::timeout::TimeoutConfig;
 use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
-use secrecy::{ExposeSecret as _, SecretString};
+use secrecy::ExposeSecret as _;
 
+use crate::bucket_access::BucketAccess;
 use crate::endpoint_choice::{EndpointChoice, endpoint_choices};
 
 /// The name the SDK records as the credentials' provider.
 const CREDENTIALS_PROVIDER: &str = "imgmesh-registry";
-
-/// Where a Source's bucket is and the credentials to sign for it.
-#[derive(Clone)]
-pub struct BucketAccess {
-    /// S3 bucket name.
-    pub bucket: String,
-    /// S3 region (also the signing region).
-    pub region: String,
-    /// Endpoint URL of an S3-compatible store; `None` for AWS S3.
-    pub endpoint: Option<String>,
-    /// Access key id.
-    pub access_key_id: String,
-    /// Secret access key.
-    pub secret_access_key: SecretString,
-}
-
-impl fmt::Debug for BucketAccess {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("BucketAccess")
-            .field("bucket", &self.bucket)
-            .field("region", &self.region)
-            .field("endpoint", &self.endpoint)
-            .field("access_key_id", &"[REDACTED]")
-            .field("secret_access_key", &"[REDACTED]")
-            .finish()
-    }
-}
 
 /// Timeouts and retries of every client, per endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,7 +65,8 @@ impl BucketClient {
 
     /// Like [`BucketClient::new`] with other timeouts and retries.
     pub fn with_tuning(access: &BucketAccess, tuning: ClientTuning) -> BucketClient {
-        let choices = endpoint_choices(&access.region, access.endpoint.as_deref());
+        let choices =
+            endpoint_choices(&access.location.region, access.location.endpoint.as_deref());
         BucketClient::for_endpoints(access, tuning, choices)
     }
 
@@ -103,7 +78,7 @@ impl BucketClient {
         choices: Vec<EndpointChoice>,
     ) -> BucketClient {
         let choices = if choices.is_empty() {
-            endpoint_choices(&access.region, access.endpoint.as_deref())
+            endpoint_choices(&access.location.region, access.location.endpoint.as_deref())
         } else {
             choices
         };
@@ -115,7 +90,7 @@ impl BucketClient {
             })
             .collect();
         BucketClient {
-            bucket: access.bucket.clone(),
+            bucket: access.location.bucket.clone(),
             clients,
         }
     }
@@ -199,8 +174,8 @@ fn s3_config(
     tuning: ClientTuning,
 ) -> aws_sdk_s3::Config {
     let credentials = Credentials::new(
-        access.access_key_id.clone(),
-        access.secret_access_key.expose_secret(),
+        access.key.id.clone(),
+        access.key.secret.expose_secret(),
         None,
         None,
         CREDENTIALS_PROVIDER,
@@ -212,7 +187,7 @@ fn s3_config(
         .build();
     let mut builder = aws_sdk_s3::Config::builder()
         .behavior_version(BehaviorVersion::latest())
-        .region(Region::new(access.region.clone()))
+        .region(Region::new(access.location.region.clone()))
         .credentials_provider(credentials)
         .timeout_config(timeouts)
         .retry_config(RetryConfig::standard().with_max_attempts(tuning.max_attempts))
@@ -234,16 +209,19 @@ mod tests {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
     use super::*;
+    use crate::bucket_access::{AccessKey, BucketLocation};
 
     const SECRET: &str = "canary-secret-8c1f";
 
     fn access(region: &str, endpoint: Option<&str>) -> BucketAccess {
         BucketAccess {
-            bucket: "images".to_owned(),
-            region: region.to_owned(),
-            endpoint: endpoint.map(str::to_owned),
-            access_key_id: "AKIDEXAMPLE".to_owned(),
-            secret_access_key: SecretString::from(SECRET),
+            location: BucketLocation {
+                bucket: "images".to_owned(),
+                region: region.to_owned(),
+                endpoint: endpoint.map(str::to_owned),
+                path_prefix: String::new(),
+            },
+            key: AccessKey::new("AKIDEXAMPLE", SECRET),
         }
     }
 

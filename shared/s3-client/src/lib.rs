@@ -2,7 +2,8 @@
 //!
 //! Every imgmesh component that talks to a Source's bucket (the fetcher
 //! reading originals, the registry verifying a deploy or uploading) builds
-//! its client here, so they all behave alike:
+//! its client here, from the same [`BucketLocation`] and [`AccessKey`]
+//! (whose `Debug` redacts the secret), so they all behave alike:
 //!
 //! - configured only from the Source's settings and static credentials;
 //!   nothing is loaded from the environment or `~/.aws`, so ambient AWS
@@ -15,12 +16,12 @@
 //!   when that cannot be reached or redirects, through the global
 //!   `s3.amazonaws.com`, as imgix does ([`endpoint_choices`] decides).
 
+mod bucket_access;
 mod bucket_client;
 mod endpoint_choice;
 
-pub use crate::bucket_client::{
-    BucketAccess, BucketClient, ClientTuning, should_try_next_endpoint,
-};
+pub use crate::bucket_access::{AccessKey, BucketAccess, BucketLocation, access_key_id_hint};
+pub use crate::bucket_client::{BucketClient, ClientTuning, should_try_next_endpoint};
 pub use crate::endpoint_choice::{
     AWS_GLOBAL_ENDPOINT, AWS_US_EAST_1_ENDPOINT, EndpointChoice, endpoint_choices,
 };

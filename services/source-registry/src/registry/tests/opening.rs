@@ -14,7 +14,7 @@ async fn sources_persist_across_reopen(db: TestDb) {
     let reopened = db.open().await;
     assert_eq!(reopened.get_source("demo").await.unwrap(), created);
     let access = reopened.read_access(&created.id).await.unwrap();
-    assert_eq!(access.secret_access_key.expose_secret(), SECRET);
+    assert_eq!(access.bucket.key.secret.expose_secret(), SECRET);
 }
 
 /// Reopening with a different master key refuses to start.

@@ -73,7 +73,7 @@ async fn database_dump_holds_no_plaintext_secret(db: TestDb) {
     // They are all still there, encrypted.
     let access = registry.read_access(&created.id).await.unwrap();
     assert_eq!(
-        access.secret_access_key.expose_secret(),
+        access.bucket.key.secret.expose_secret(),
         format!("{SECRET}-rotated")
     );
     let resolved = registry.resolve_host("demo.x", false).await.unwrap();
@@ -88,11 +88,14 @@ async fn read_access_decrypts_the_secret(db: TestDb) {
         .await
         .unwrap();
     let access = registry.read_access(&created.id).await.unwrap();
-    assert_eq!(access.secret_access_key.expose_secret(), SECRET);
-    assert_eq!(access.access_key_id, "AKIAIOSFODNN7EXAMPLE");
-    assert_eq!(access.bucket, "images");
-    assert_eq!(access.endpoint, "http://127.0.0.1:9000");
-    assert_eq!(access.path_prefix, "photos");
+    assert_eq!(access.bucket.key.secret.expose_secret(), SECRET);
+    assert_eq!(access.bucket.key.id, "AKIAIOSFODNN7EXAMPLE");
+    assert_eq!(access.bucket.location.bucket, "images");
+    assert_eq!(
+        access.bucket.location.endpoint.as_deref(),
+        Some("http://127.0.0.1:9000")
+    );
+    assert_eq!(access.bucket.location.path_prefix, "photos");
     assert_eq!(access.config_version, 1);
 }
 
@@ -172,10 +175,10 @@ async fn master_key_rotation_is_resumable(db: TestDb) {
     for name in ["alpha", "beta", "gamma"] {
         let record = registry.find(name).await.unwrap();
         let access = registry.read_access(&record.id).await.unwrap();
-        assert_eq!(access.secret_access_key.expose_secret(), SECRET);
+        assert_eq!(access.bucket.key.secret.expose_secret(), SECRET);
         let upload = registry.upload_credentials(&record).await.unwrap().unwrap();
         assert_eq!(
-            upload.secret_access_key.expose_secret(),
+            upload.secret.expose_secret(),
             format!("{UPLOAD_SECRET}-{name}")
         );
     }
@@ -223,7 +226,7 @@ async fn legacy_secrets_are_converted(db: TestDb) {
 
     let registry = db.open().await;
     let access = registry.read_access(&created.id).await.unwrap();
-    assert_eq!(access.secret_access_key.expose_secret(), "legacy-secret");
+    assert_eq!(access.bucket.key.secret.expose_secret(), "legacy-secret");
     assert!(registry.store.legacy_secrets().await.unwrap().is_empty());
     let usage = registry.store.kek_usage().await.unwrap();
     assert_eq!(usage, [(test_keys().current_id().to_owned(), 1)]);

@@ -18,13 +18,13 @@ async fn upload_credentials_stay_apart(db: TestDb) {
     assert_eq!(created.upload_access_key_id_hint, "…MPLE");
     assert!(!format!("{created:?}").contains(UPLOAD_SECRET));
     let access = registry.read_access(&created.id).await.unwrap();
-    assert_eq!(access.access_key_id, "AKIAIOSFODNN7EXAMPLE");
-    assert_eq!(access.secret_access_key.expose_secret(), SECRET);
+    assert_eq!(access.bucket.key.id, "AKIAIOSFODNN7EXAMPLE");
+    assert_eq!(access.bucket.key.secret.expose_secret(), SECRET);
     assert!(!format!("{access:?}").contains(UPLOAD_SECRET));
     let record = registry.find("demo").await.unwrap();
     let upload = registry.upload_credentials(&record).await.unwrap().unwrap();
-    assert_eq!(upload.access_key_id, "AKIAUPLOADEXAMPLE");
-    assert_eq!(upload.secret_access_key.expose_secret(), UPLOAD_SECRET);
+    assert_eq!(upload.id, "AKIAUPLOADEXAMPLE");
+    assert_eq!(upload.secret.expose_secret(), UPLOAD_SECRET);
 
     let removed = registry
         .update_source(&proto::UpdateSourceRequest {
