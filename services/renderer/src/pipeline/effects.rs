@@ -15,9 +15,10 @@ use rs_vips::voption::{Setter as _, VOption};
 use crate::error::RenderError;
 use crate::pipeline::adjustments::{adjust, channels};
 use crate::pipeline::geometry::{Interest, Layout};
+use crate::pipeline::input::RenderInput;
 use crate::pipeline::load::libvips::RenderBudget;
 use crate::pipeline::load::source_image::Frames;
-use crate::pipeline::{RenderInput, canvas, overlay};
+use crate::pipeline::{canvas, overlay};
 
 /// `frames` with every effect of `plan` applied, joined into one image.
 pub(crate) fn apply(

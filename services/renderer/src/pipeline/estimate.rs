@@ -7,9 +7,11 @@ use rs_vips::enums::BandFormat;
 
 use crate::error::RenderError;
 use crate::pipeline::geometry::{Layout, Region};
+use crate::pipeline::input::RenderSources;
+use crate::pipeline::limits::RenderLimits;
 use crate::pipeline::load::input_format::InputFormat;
 use crate::pipeline::load::{libvips, source_image};
-use crate::pipeline::{RenderLimits, RenderSources, ResolvedPlan};
+use crate::pipeline::plan::ResolvedPlan;
 
 /// A conservative estimate of the memory one render of `sources` with
 /// `plan` holds at its peak, in bytes, from the image headers alone:

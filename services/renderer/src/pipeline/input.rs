@@ -2,9 +2,9 @@
 //! names, borrowed ([`RenderInput`]) or owned for the blocking pool
 //! ([`RenderSources`]).
 
-use super::RenderLimits;
-use super::load::input_format::InputFormat;
-use super::load::source_image::Header;
+use crate::pipeline::limits::RenderLimits;
+use crate::pipeline::load::input_format::InputFormat;
+use crate::pipeline::load::source_image::Header;
 
 /// The bytes a render reads.
 #[derive(Clone, Copy, Default)]

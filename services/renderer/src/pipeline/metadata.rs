@@ -18,8 +18,8 @@ use rs_vips::enums::{BandFormat, Interpretation};
 use serde_json::{Map, Value, json};
 
 use crate::error::RenderError;
-use crate::pipeline::encoding::Derivative;
-use crate::pipeline::encoding::encode::EncodedFormat;
+use crate::pipeline::derivative::Derivative;
+use crate::pipeline::derivative::EncodedFormat;
 use crate::pipeline::load::input_format::InputFormat;
 use crate::pipeline::load::{CheckedOriginal, libvips};
 

@@ -46,6 +46,7 @@ use crate::metrics::METRICS;
 
 pub(crate) mod adjustments;
 pub(crate) mod canvas;
+pub mod derivative;
 pub(crate) mod effects;
 pub mod encoding;
 pub mod estimate;
@@ -57,7 +58,7 @@ pub(crate) mod metadata;
 pub(crate) mod overlay;
 pub mod plan;
 
-pub use encoding::{Derivative, encode::EncodedFormat};
+pub use derivative::{Derivative, EncodedFormat};
 pub use input::{RenderInput, RenderSources};
 pub use limits::RenderLimits;
 pub use load::libvips;

@@ -6,8 +6,8 @@ use imgmesh_proto::renderer::v1::renderer_service_server::RendererService;
 use imgmesh_proto::renderer::v1::{PurgeRequest, PurgeResponse, RenderRequest, RenderResponse};
 use tracing::Instrument as _;
 
-use crate::service::Renderer;
 use crate::service::origin_fetch;
+use crate::service::renderer::Renderer;
 
 #[tonic::async_trait]
 impl RendererService for Renderer {

@@ -10,7 +10,6 @@ use imgmesh_proto::registry::v1::CacheTtlBehavior;
 use imgmesh_proto::renderer::v1::RenderRequest;
 
 use crate::pipeline::ResolvedPlan;
-use crate::pipeline::encoding::passthrough::Passthrough;
 use crate::service::http_cache::{OriginCaching, lifetime};
 use crate::service::origin_fetch::{ObjectRef, Original};
 use crate::service::single_flight::Abandoned;
@@ -60,22 +59,23 @@ pub(super) struct Job {
 // === impl Stored ===
 
 impl Stored {
-    /// `original` itself, as `passed` found it.
-    pub(super) fn passed_through(original: Original, passed: Passthrough) -> Stored {
-        let Original {
-            bytes,
-            etag,
-            last_modified,
-            caching,
-        } = original;
+    /// The entry of `data` (`content_type`, `width × height`) made from
+    /// `original`, whose bytes `data` replaces: what its fetch said about
+    /// it (validators, caching headers) is kept.
+    pub(super) fn new(
+        original: Original,
+        content_type: &'static str,
+        (width, height): (u32, u32),
+        data: Vec<u8>,
+    ) -> Stored {
         Stored {
-            content_type: passed.format.content_type(),
-            width: passed.width,
-            height: passed.height,
-            data: bytes,
-            origin_etag: etag,
-            last_modified,
-            caching,
+            content_type,
+            width,
+            height,
+            data,
+            origin_etag: original.etag,
+            last_modified: original.last_modified,
+            caching: original.caching,
         }
     }
 }

@@ -9,8 +9,8 @@ use imgmesh_derivative_cache::{LeaseOutcome, Waiting, lease_key};
 
 use crate::error::RenderError;
 use crate::metrics::METRICS;
-use crate::service::Renderer;
 use crate::service::job::{Job, Produced};
+use crate::service::renderer::Renderer;
 
 // === impl Renderer ===
 

@@ -7,7 +7,7 @@ use imgmesh_proto::renderer::v1::{PurgeRequest, purge_request};
 
 use crate::error::RenderError;
 use crate::metrics::METRICS;
-use crate::service::Renderer;
+use crate::service::renderer::Renderer;
 
 // === impl Renderer ===
 

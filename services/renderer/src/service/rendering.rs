@@ -17,10 +17,10 @@ use crate::error::RenderError;
 use crate::metrics::METRICS;
 use crate::pipeline::encoding::passthrough::{Passthrough, passthrough};
 use crate::pipeline::{EncodedFormat, RenderSources};
-use crate::service::Renderer;
 use crate::service::job::{Job, Stored};
 use crate::service::origin_fetch::{ObjectRef, Original};
 use crate::service::render_pool::Admission;
+use crate::service::renderer::Renderer;
 
 // === impl Renderer ===
 
@@ -55,28 +55,23 @@ impl Renderer {
         admission: Admission,
         original: Original,
     ) -> Result<Arc<CachedDerivative>, RenderError> {
-        let original = if is_empty_plan(job.plan.canonical()) {
-            let (original, passed) = read_passthrough(original).await?;
+        let mut original = if is_empty_plan(job.plan.canonical()) {
+            let (mut original, passed) = read_passthrough(original).await?;
             if let Some(passed) = passed {
                 // Nothing is decoded: the render place goes back at once.
                 drop(admission);
-                return Ok(self
-                    .store(job, Stored::passed_through(original, passed))
-                    .await);
+                let bytes = std::mem::take(&mut original.bytes);
+                let size = (passed.width, passed.height);
+                let stored = Stored::new(original, passed.format.content_type(), size, bytes);
+                return Ok(self.store(job, stored).await);
             }
             original
         } else {
             original
         };
         let (watermark, blend) = self.fetch_overlays(job).await?;
-        let Original {
-            bytes,
-            etag,
-            last_modified,
-            caching,
-        } = original;
         let sources = RenderSources {
-            original: bytes,
+            original: std::mem::take(&mut original.bytes),
             watermark,
             blend,
         };
@@ -92,15 +87,13 @@ impl Renderer {
             )
             .await?;
         METRICS.rendered(format_label(derivative.format), started.elapsed());
-        let stored = Stored {
-            content_type: derivative.format.content_type(),
-            width: derivative.width,
-            height: derivative.height,
-            data: derivative.data,
-            origin_etag: etag,
-            last_modified,
-            caching,
-        };
+        let size = (derivative.width, derivative.height);
+        let stored = Stored::new(
+            original,
+            derivative.format.content_type(),
+            size,
+            derivative.data,
+        );
         Ok(self.store(job, stored).await)
     }
 

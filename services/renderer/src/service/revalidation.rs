@@ -8,9 +8,9 @@ use imgmesh_proto::renderer::v1::{CacheStatus, RenderResponse};
 
 use crate::error::RenderError;
 use crate::metrics::METRICS;
-use crate::service::Renderer;
 use crate::service::job::{Job, Produced};
 use crate::service::origin_fetch::Revalidated;
+use crate::service::renderer::Renderer;
 use crate::service::renderer::{answer, counted};
 
 // === impl Renderer ===

@@ -117,6 +117,11 @@ fn size(original: &[u8], query: &str) -> (u32, u32) {
     let image = decode(&render(original, query).data);
     (image.get_width() as u32, image.get_height() as u32)
 }
+/// The size a render of `original` with `query` reports (one frame).
+fn rendered_size(original: &[u8], query: &str) -> (u32, u32) {
+    let derivative = render(original, query);
+    (derivative.width, derivative.height)
+}
 
 /// The RGB of the decoded output at (x, y).
 fn rgb(data: &[u8], x: i32, y: i32) -> [f64; 3] {

@@ -175,9 +175,8 @@ fn rotation_follows_the_rot_page() {
             "corner ({x}, {y}) covered"
         );
     }
-    let oriented = render(&original, "orient=90&fm=png");
     assert_eq!(
-        (oriented.width, oriented.height),
+        rendered_size(&original, "orient=90&fm=png"),
         (100, 200),
         "orient turns the frame with the image"
     );

@@ -20,10 +20,11 @@ fn trim_color_defaults_to_the_top_left_pixel() {
         )
         .unwrap();
     let original = png(&framed);
-    let trimmed = render(&original, "trim=color&fm=png");
-    assert_eq!((trimmed.width, trimmed.height), (60, 40));
-    let explicit = render(&original, "trim=color&trim-color=fff&fm=png");
-    assert_eq!((explicit.width, explicit.height), (60, 40));
+    assert_eq!(rendered_size(&original, "trim=color&fm=png"), (60, 40));
+    assert_eq!(
+        rendered_size(&original, "trim=color&trim-color=fff&fm=png"),
+        (60, 40)
+    );
 }
 
 /// https://docs.imgix.com/ja-JP/apis/rendering/trim/trim-tolerance
@@ -47,14 +48,16 @@ fn trim_tolerance_follows_the_trim_tol_page() {
         )
         .unwrap();
     let original = png(&framed);
-    let strict = render(&original, "trim=color&trim-color=fff&fm=png");
     assert_eq!(
-        (strict.width, strict.height),
+        rendered_size(&original, "trim=color&trim-color=fff&fm=png"),
         (80, 60),
         "default 0: only white itself is trimmed"
     );
-    let lenient = render(&original, "trim=color&trim-color=fff&trim-tol=50&fm=png");
-    assert_eq!((lenient.width, lenient.height), (60, 40), "trim-tol=50");
+    assert_eq!(
+        rendered_size(&original, "trim=color&trim-color=fff&trim-tol=50&fm=png"),
+        (60, 40),
+        "trim-tol=50"
+    );
 }
 
 /// `inner` centred in a `border`-pixel frame of `frame` (one value a band).
@@ -97,23 +100,20 @@ fn trim_auto_removes_a_uniform_border_and_ignores_trim_color() {
             (60, 40),
             "{name} frame, trim=auto"
         );
-        let ignored = render(original, "trim=auto&trim-color=0f0&fm=png");
         assert_eq!(
-            (ignored.width, ignored.height),
+            rendered_size(original, "trim=auto&trim-color=0f0&fm=png"),
             (60, 40),
             "{name} frame, trim=auto ignores trim-color"
         );
         assert_colour(rgb(&auto.data, 0, 0), RED, "the trimmed corner is content");
     }
-    let named = render(&blue, "trim=color&trim-color=00f&fm=png");
     assert_eq!(
-        (named.width, named.height),
+        rendered_size(&blue, "trim=color&trim-color=00f&fm=png"),
         (60, 40),
         "trim-color=00f on blue"
     );
-    let other = render(&blue, "trim=color&trim-color=fff&fm=png");
     assert_eq!(
-        (other.width, other.height),
+        rendered_size(&blue, "trim=color&trim-color=fff&fm=png"),
         (80, 60),
         "trim-color=fff keeps blue"
     );
@@ -136,19 +136,20 @@ fn trim_md_and_sd_only_act_with_trim_auto() {
         "trim=color&trim-color=fff&trim-md=0&trim-sd=0&fm=png",
         "trim=color&trim-color=fff&trim-md=200&trim-sd=200&fm=png",
     ] {
-        let trimmed = render(&original, query);
-        assert_eq!((trimmed.width, trimmed.height), (60, 40), "{query}");
+        assert_eq!(rendered_size(&original, query), (60, 40), "{query}");
     }
     let corner = flat(1, 1, [240.0, 240.0, 240.0]);
     let spotted = png(&frame.insert(&corner, 0, 0).unwrap());
-    let lenient = render(&spotted, "trim=auto&fm=png");
     assert_eq!(
-        (lenient.width, lenient.height),
+        rendered_size(&spotted, "trim=auto&fm=png"),
         (60, 40),
         "default trim-sd=10"
     );
-    let strict = render(&spotted, "trim=auto&trim-sd=0&fm=png");
-    assert_eq!((strict.width, strict.height), (80, 60), "trim-sd=0");
+    assert_eq!(
+        rendered_size(&spotted, "trim=auto&trim-sd=0&fm=png"),
+        (80, 60),
+        "trim-sd=0"
+    );
 }
 
 /// https://docs.imgix.com/ja-JP/apis/rendering/trim/trim-image (translated):
@@ -173,9 +174,8 @@ fn trim_color_and_colorunlessalpha_follow_the_trim_page() {
         "colorunlessalpha with alpha: transparency only"
     );
     let no_alpha = png(&framed(&flat(60, 40, RED), 10, &WHITE));
-    let unless = render(&no_alpha, "trim=colorunlessalpha&trim-color=fff&fm=png");
     assert_eq!(
-        (unless.width, unless.height),
+        rendered_size(&no_alpha, "trim=colorunlessalpha&trim-color=fff&fm=png"),
         (60, 40),
         "colorunlessalpha without alpha: the colour"
     );
@@ -195,10 +195,16 @@ fn trim_alpha_trims_alpha_below_its_value() {
         10,
         &[255.0, 255.0, 255.0, 100.0],
     ));
-    let above = render(&original, "trim=alpha&trim-alpha=101&fm=png");
-    assert_eq!((above.width, above.height), (60, 40), "trim-alpha=101");
-    let equal = render(&original, "trim=alpha&trim-alpha=100&fm=png");
-    assert_eq!((equal.width, equal.height), (80, 60), "trim-alpha=100");
+    assert_eq!(
+        rendered_size(&original, "trim=alpha&trim-alpha=101&fm=png"),
+        (60, 40),
+        "trim-alpha=101"
+    );
+    assert_eq!(
+        rendered_size(&original, "trim=alpha&trim-alpha=100&fm=png"),
+        (80, 60),
+        "trim-alpha=100"
+    );
     let blue = png(&framed(&flat(60, 40, RED), 10, &BLUE));
     let ignored = render(&blue, "trim=auto&trim-alpha=255&fm=png");
     let plain = render(&blue, "trim=auto&fm=png");

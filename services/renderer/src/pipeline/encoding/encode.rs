@@ -23,75 +23,13 @@ use rs_vips::VipsImage;
 use rs_vips::enums::{ForeignHeifCompression, ForeignSubsample};
 use rs_vips::voption::{Setter as _, VOption};
 
-/// An output format imgmesh produces.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum EncodedFormat {
-    /// JPEG (`image/jpeg`).
-    Jpeg,
-    /// PNG (`image/png`).
-    Png,
-    /// WebP (`image/webp`).
-    Webp,
-    /// AVIF (`image/avif`).
-    Avif,
-    /// GIF (`image/gif`).
-    Gif,
-    /// imgix's JSON metadata document (`application/json`).
-    Json,
-    /// A BlurHash string (`text/plain`).
-    Blurhash,
-}
+use crate::pipeline::derivative::EncodedFormat;
 
 /// The AVIF encoder's CPU effort (libvips' 0–9 scale); see the module docs.
 const AVIF_EFFORT: i32 = 1;
 
 /// The PNG zlib compression level.
 const PNG_COMPRESSION: i32 = 6;
-
-// === impl EncodedFormat ===
-
-impl EncodedFormat {
-    /// Every output format.
-    pub const ALL: [EncodedFormat; 7] = [
-        EncodedFormat::Jpeg,
-        EncodedFormat::Png,
-        EncodedFormat::Webp,
-        EncodedFormat::Avif,
-        EncodedFormat::Gif,
-        EncodedFormat::Json,
-        EncodedFormat::Blurhash,
-    ];
-
-    /// The MIME type of the encoded bytes.
-    pub fn content_type(self) -> &'static str {
-        match self {
-            EncodedFormat::Jpeg => "image/jpeg",
-            EncodedFormat::Png => "image/png",
-            EncodedFormat::Webp => "image/webp",
-            EncodedFormat::Avif => "image/avif",
-            EncodedFormat::Gif => "image/gif",
-            EncodedFormat::Json => "application/json",
-            EncodedFormat::Blurhash => "text/plain; charset=utf-8",
-        }
-    }
-
-    /// The format whose MIME type is `content_type`.
-    pub fn from_content_type(content_type: &str) -> Option<EncodedFormat> {
-        EncodedFormat::ALL
-            .into_iter()
-            .find(|format| format.content_type() == content_type)
-    }
-
-    /// Whether the format can carry an alpha channel.
-    pub fn has_alpha(self) -> bool {
-        !matches!(self, EncodedFormat::Jpeg)
-    }
-
-    /// Whether the format can carry an animation imgmesh writes.
-    pub fn can_animate(self) -> bool {
-        matches!(self, EncodedFormat::Gif | EncodedFormat::Webp)
-    }
-}
 
 /// PNG variants (`fm=png8`, `fm=png32`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -232,21 +170,4 @@ fn only_profile(image: &VipsImage, embed_srgb: bool) -> rs_vips::Result<VipsImag
         }
     }
     Ok(copy)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Content types round-trip to their formats and are unique.
-    #[test]
-    fn content_types_round_trip() {
-        for format in EncodedFormat::ALL {
-            assert_eq!(
-                EncodedFormat::from_content_type(format.content_type()),
-                Some(format)
-            );
-        }
-        assert_eq!(EncodedFormat::from_content_type("image/bmp"), None);
-    }
 }

@@ -7,6 +7,7 @@ use imgmesh_proto::renderer::v1::{ChromaSubsampling, ColorSpace, OutputFormat};
 use rs_vips::VipsImage;
 
 use crate::error::RenderError;
+use crate::pipeline::derivative::{Derivative, EncodedFormat};
 use crate::pipeline::load::CheckedOriginal;
 use crate::pipeline::load::libvips::RenderBudget;
 use crate::pipeline::load::source_image;
@@ -16,31 +17,7 @@ pub(crate) mod blurhash;
 pub mod encode;
 pub(crate) mod passthrough;
 
-use encode::{EncodeOptions, EncodedFormat, PngKind};
-
-/// An encoded derivative.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Derivative {
-    /// The encoding of `data`.
-    pub format: EncodedFormat,
-    /// Width in pixels (of one frame).
-    pub width: u32,
-    /// Height in pixels (of one frame).
-    pub height: u32,
-    /// The encoded image (or document, or hash).
-    pub data: Vec<u8>,
-}
-
-impl std::fmt::Debug for Derivative {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Derivative")
-            .field("format", &self.format)
-            .field("width", &self.width)
-            .field("height", &self.height)
-            .field("bytes", &self.data.len())
-            .finish()
-    }
-}
+use encode::{EncodeOptions, PngKind};
 
 /// `image` as the derivative `encoding` asks for. Most of the decoding
 /// runs here (libvips is lazy), so a failure is most likely bad input: the

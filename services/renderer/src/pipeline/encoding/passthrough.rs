@@ -17,7 +17,7 @@
 //! fetcher refuses larger originals before anything is sniffed). Anything
 //! else is rendered, so it is refused exactly as before (415, 422, ...).
 
-use crate::pipeline::encoding::encode::EncodedFormat;
+use crate::pipeline::derivative::EncodedFormat;
 use crate::pipeline::load::input_format::InputFormat;
 use crate::pipeline::load::source_image::Header;
 

@@ -5,7 +5,7 @@
 //! is handed to that format's loader by name. Anything else (SVG, PDF, TIFF,
 //! MATLAB, BMP, text, ...) is refused before libvips sees it.
 
-use crate::pipeline::encoding::encode::EncodedFormat;
+use crate::pipeline::derivative::EncodedFormat;
 
 /// An input format imgmesh decodes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

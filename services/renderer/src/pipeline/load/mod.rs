@@ -12,9 +12,9 @@
 
 use crate::error::RenderError;
 use crate::metrics::METRICS;
-use crate::pipeline::RenderLimits;
-use crate::pipeline::encoding::encode::EncodedFormat;
+use crate::pipeline::derivative::EncodedFormat;
 use crate::pipeline::geometry::Layout;
+use crate::pipeline::limits::RenderLimits;
 use crate::pipeline::plan::ResolvedPlan;
 
 pub mod input_format;

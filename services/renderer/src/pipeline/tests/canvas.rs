@@ -70,10 +70,16 @@ fn trim_modes() {
     let original = test_images::png_of(&framed);
     let auto = render(&original, "trim=auto&fm=png");
     assert_eq!((auto.width, auto.height), (60, 40), "auto trim");
-    let colour = render(&original, "trim=color&trim-color=fff&fm=png");
-    assert_eq!((colour.width, colour.height), (60, 40), "colour trim");
-    let padded = render(&original, "trim=auto&trim-pad=5&fm=png");
-    assert_eq!((padded.width, padded.height), (70, 50), "trim-pad");
+    assert_eq!(
+        rendered_size(&original, "trim=color&trim-color=fff&fm=png"),
+        (60, 40),
+        "colour trim"
+    );
+    assert_eq!(
+        rendered_size(&original, "trim=auto&trim-pad=5&fm=png"),
+        (70, 50),
+        "trim-pad"
+    );
     let transparent = test_images::png_of(
         &inner
             .bandjoin_const(&[255.0])
@@ -81,17 +87,18 @@ fn trim_modes() {
             .embed(10, 10, 80, 60)
             .unwrap(),
     );
-    let alpha = render(&transparent, "trim=alpha&fm=png");
-    assert_eq!((alpha.width, alpha.height), (60, 40), "alpha trim");
-    let untouched = render(&test_images::png(50, 50), "trim=auto&fm=png");
     assert_eq!(
-        (untouched.width, untouched.height),
+        rendered_size(&transparent, "trim=alpha&fm=png"),
+        (60, 40),
+        "alpha trim"
+    );
+    assert_eq!(
+        rendered_size(&test_images::png(50, 50), "trim=auto&fm=png"),
         (50, 50),
         "noisy corners: nothing to trim"
     );
-    let resized = render(&original, "trim=auto&w=30&fm=png");
     assert_eq!(
-        (resized.width, resized.height),
+        rendered_size(&original, "trim=auto&w=30&fm=png"),
         (30, 20),
         "sizes apply to the trimmed image"
     );

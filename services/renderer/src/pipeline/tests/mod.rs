@@ -43,6 +43,11 @@ fn try_render(original: &[u8], query: &str) -> Result<Derivative, RenderError> {
 fn render(original: &[u8], query: &str) -> Derivative {
     try_render(original, query).unwrap_or_else(|e| panic!("{query}: {e}"))
 }
+/// The size a render of `original` with `query` reports (one frame).
+fn rendered_size(original: &[u8], query: &str) -> (u32, u32) {
+    let derivative = render(original, query);
+    (derivative.width, derivative.height)
+}
 
 fn render_with(input: RenderInput<'_>, query: &str) -> Derivative {
     render_image(&input, &plan(query), &RenderLimits::default())

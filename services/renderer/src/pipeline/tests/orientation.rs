@@ -35,9 +35,8 @@ fn exif_orientations_come_out_upright() {
             12.0,
             &format!("autorot {orientation}"),
         );
-        let resized = render(&original, "w=40&fm=png");
         assert_eq!(
-            (resized.width, resized.height),
+            rendered_size(&original, "w=40&fm=png"),
             (40, 20),
             "orientation {orientation} resized"
         );
@@ -50,8 +49,7 @@ fn orient_overrides_exif() {
     let upright = test_images::quadrants(80, 40);
     let tagged = test_images::jpeg_stored_for_orientation(&upright, 6);
     // orient=1 ignores the tag: the stored (turned) pixels come out as they are.
-    let ignored = render(&tagged, "orient=1&fm=png");
-    assert_eq!((ignored.width, ignored.height), (40, 80));
+    assert_eq!(rendered_size(&tagged, "orient=1&fm=png"), (40, 80));
     let plain = test_images::png_of(&upright);
     let turned = render(&plain, "or=90&fm=png");
     assert_eq!((turned.width, turned.height), (40, 80));
@@ -89,9 +87,8 @@ fn rotation() {
     );
     // Counter-clockwise: top-left red goes to the bottom left.
     assert_close(&pixel(&pivot.data, 10, 190), &RED, 1.0, "ccw");
-    let straight = render(&original, "rot=90&fm=png");
     assert_eq!(
-        (straight.width, straight.height),
+        rendered_size(&original, "rot=90&fm=png"),
         (200, 100),
         "rot=90 keeps the frame by default"
     );
