@@ -214,7 +214,10 @@ impl SourceRegistryService for FakeRegistry {
             ));
         }
         if request.name == "demo" {
-            return Err(ErrorCode::AlreadyExists.status("name: already taken"));
+            return Err(ErrorCode::AlreadyExists.status_with(
+                "name: already taken",
+                [(imgmesh_errors::FIELD_KEY, "name".to_owned())],
+            ));
         }
         let hint = request
             .access_key_id
@@ -352,8 +355,10 @@ impl SourceRegistryService for FakeRegistry {
             return Err(imgmesh_errors::invalid_field("header", "must come first"));
         };
         if header.id_or_name == "nouploads" {
-            return Err(ErrorCode::InvalidArgument
-                .status("upload_access_key_id: the source has no upload credentials"));
+            return Err(imgmesh_errors::invalid_field(
+                "upload_access_key_id",
+                "the source has no upload credentials",
+            ));
         }
         let mut bytes = Vec::new();
         while let Some(message) = stream.message().await? {
