@@ -143,6 +143,36 @@ impl RenderError {
             RenderError::Internal { .. } => ErrorCode::Internal,
         }
     }
+
+    /// The dynamic values the message shows, as `ErrorInfo` metadata.
+    fn dynamic_values(&self) -> Vec<(&'static str, String)> {
+        match self {
+            RenderError::ObjectTooLarge { limit } => vec![("limit_bytes", limit.to_string())],
+            RenderError::TooManyPixels { pixels, limit } => vec![
+                ("pixels", pixels.to_string()),
+                ("limit_pixels", limit.to_string()),
+            ],
+            RenderError::TooManyFrames { frames, limit } => vec![
+                ("frames", frames.to_string()),
+                ("limit_frames", limit.to_string()),
+            ],
+            RenderError::TooManyScans { limit } => vec![("limit_scans", limit.to_string())],
+            RenderError::RenderTooSlow { limit_ms } => vec![("limit_ms", limit_ms.to_string())],
+            RenderError::DecodeTooLarge { estimated, budget } => vec![
+                ("estimated_bytes", estimated.to_string()),
+                ("budget_bytes", budget.to_string()),
+            ],
+            RenderError::Overloaded { reason } => vec![("cause", (*reason).to_owned())],
+            RenderError::Internal { context } => vec![("context", (*context).to_owned())],
+            RenderError::InvalidRequest { .. }
+            | RenderError::UnsupportedInput
+            | RenderError::CorruptInput
+            | RenderError::Fetch { .. }
+            | RenderError::CacheUnavailable
+            | RenderError::DeadlineExceeded
+            | RenderError::Abandoned => Vec::new(),
+        }
+    }
 }
 
 /// How long an overloaded renderer asks callers to wait before retrying,
@@ -151,7 +181,14 @@ pub const OVERLOADED_RETRY_AFTER_SECONDS: u32 = 1;
 
 impl From<RenderError> for tonic::Status {
     fn from(error: RenderError) -> tonic::Status {
-        let mut status = error.code().status(error.to_string());
+        let mut status = match &error {
+            RenderError::InvalidRequest { field, problem } => {
+                imgmesh_errors::invalid_field(field, problem)
+            }
+            _ => error
+                .code()
+                .status_with(error.to_string(), error.dynamic_values()),
+        };
         if matches!(error, RenderError::Overloaded { .. }) {
             status.metadata_mut().insert(
                 "retry-after",
@@ -253,6 +290,26 @@ mod tests {
         assert_eq!(retry_after.to_str().unwrap(), "1");
         let status = tonic::Status::from(RenderError::CorruptInput);
         assert!(status.metadata().get("retry-after").is_none());
+    }
+
+    /// The values a message shows travel as `ErrorInfo` metadata, and a
+    /// refused request field as a field violation.
+    #[test]
+    fn dynamic_values_are_metadata() {
+        let status = tonic::Status::from(RenderError::TooManyPixels {
+            pixels: 100,
+            limit: 10,
+        });
+        let public = imgmesh_errors::PublicError::of("renderer", &status);
+        assert_eq!(public.metadata("pixels"), Some("100"));
+        assert_eq!(public.metadata("limit_pixels"), Some("10"));
+        let status = tonic::Status::from(RenderError::InvalidRequest {
+            field: "plan.fit",
+            problem: "unknown value 9".into(),
+        });
+        assert_eq!(status.message(), "plan.fit: unknown value 9");
+        let public = imgmesh_errors::PublicError::of("renderer", &status);
+        assert_eq!(public.field(), Some("plan.fit"));
     }
 
     /// The frame and time limits travel as INPUT_TOO_LARGE with their limits.
