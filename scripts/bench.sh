@@ -110,7 +110,8 @@ renderer_metrics=$(listening "$state/logs/renderer.log" metrics)
 # the same fetcher and Redis, a gateway balancing over both renderers, and
 # a gateway whose balanced channel lists the first renderer twice (one
 # backend behind the balancer: what balancing costs per request).
-"$bin/imgmesh-renderer" --insecure-plaintext --listen 127.0.0.1:0 --metrics-listen 127.0.0.1:0 \
+# shellcheck disable=SC2046
+"$bin/imgmesh-renderer" $(mesh_tls renderer) --listen 127.0.0.1:0 --metrics-listen 127.0.0.1:0 \
   --fetcher-url "http://$fetcher" --redis-url "redis://127.0.0.1:$redis_port" \
   >"$state/logs/renderer-2.log" 2>&1 &
 mesh_pids+=($!)
@@ -118,7 +119,8 @@ renderer2=$(listening "$state/logs/renderer-2.log" grpc)
 renderer2_metrics=$(listening "$state/logs/renderer-2.log" metrics)
 extra_gateway() {
   local name=$1 renderers=$2
-  "$bin/imgmesh-gateway" --insecure-plaintext --listen 127.0.0.1:0 --ops-listen 127.0.0.1:0 \
+  # shellcheck disable=SC2046
+  "$bin/imgmesh-gateway" $(mesh_tls gateway) --listen 127.0.0.1:0 --ops-listen 127.0.0.1:0 \
     --registry-url "http://$registry" --renderer-url "$renderers" --base-domain localhost \
     --redis-url "redis://127.0.0.1:$redis_port" >"$state/logs/gateway-$name.log" 2>&1 &
   mesh_pids+=($!)

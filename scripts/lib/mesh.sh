@@ -5,7 +5,9 @@
 # Source this file, then call `start_mesh STATE_DIR BIN_DIR`. Afterwards
 # registry, fetcher, renderer, gateway, gateway_ops, gateway_admin (the admin
 # API and dashboard, whose token is STATE_DIR/admin-token) (host:port), redis_port,
-# s3_port are set, `cli` is an array that runs the admin CLI, and a trap stops
+# s3_port are set, `cli` is an array that runs the admin CLI, `mesh_tls NAME`
+# prints the mutual-TLS flags of identity NAME (certificates made at start
+# under STATE_DIR/certs by `imgmesh dev-certs`), and a trap stops
 # everything started when the calling script exits. Objects of the Source
 # `demo` are files under STATE_DIR/s3/demo-bucket.
 
@@ -48,6 +50,11 @@ listening() {
   return 1
 }
 
+# The mutual-TLS flags of identity $1 (after start_mesh made the certificates).
+mesh_tls() {
+  echo "--tls-cert $mesh_certs/$1.pem --tls-key $mesh_certs/$1-key.pem --tls-ca $mesh_certs/ca.pem"
+}
+
 random_hex() { head -c "$1" /dev/urandom | od -An -tx1 | tr -d ' \n'; }
 
 start_mesh() {
@@ -76,29 +83,38 @@ start_mesh() {
   wait_port "$redis_port"
   wait_port "$s3_port"
 
+  # A throwaway CA and a certificate per service, made at every start:
+  # every hop speaks mutual TLS and each tier is told apart by its identity
+  # (docs/security.md).
+  "$bin/imgmesh" dev-certs "$state/certs" >/dev/null
+  mesh_certs=$state/certs
+
   export IMGMESH_LOG=${IMGMESH_LOG:-info}
   # Free ports for every listener, the fixed metrics (9091…) and credentials
   # (50054) defaults included: a dev mesh, a bench run and extra replicas
   # may run side by side.
-  # Plaintext until every tier dials over mutual TLS (docs/security.md).
-  "$bin/imgmesh-source-registry" --insecure-plaintext --listen 127.0.0.1:0 --credentials-listen 127.0.0.1:0 \
+  # shellcheck disable=SC2046
+  "$bin/imgmesh-source-registry" $(mesh_tls source-registry) --listen 127.0.0.1:0 --credentials-listen 127.0.0.1:0 \
     --metrics-listen 127.0.0.1:0 --database "$state/registry.db" \
     --master-key-file "$state/master.key" >"$state/logs/registry.log" 2>&1 &
   mesh_pids+=($!)
   registry=$(listening "$state/logs/registry.log" grpc)
   registry_credentials=$(listening "$state/logs/registry.log" credentials)
 
-  "$bin/imgmesh-fetcher" --insecure-plaintext --listen 127.0.0.1:0 --metrics-listen 127.0.0.1:0 \
+  # shellcheck disable=SC2046
+  "$bin/imgmesh-fetcher" $(mesh_tls fetcher) --listen 127.0.0.1:0 --metrics-listen 127.0.0.1:0 \
     --registry-url "http://$registry_credentials" >"$state/logs/fetcher.log" 2>&1 &
   mesh_pids+=($!)
   fetcher=$(listening "$state/logs/fetcher.log" grpc)
 
-  "$bin/imgmesh-renderer" --insecure-plaintext --listen 127.0.0.1:0 --metrics-listen 127.0.0.1:0 \
+  # shellcheck disable=SC2046
+  "$bin/imgmesh-renderer" $(mesh_tls renderer) --listen 127.0.0.1:0 --metrics-listen 127.0.0.1:0 \
     --fetcher-url "http://$fetcher" --redis-url "redis://127.0.0.1:$redis_port" >"$state/logs/renderer.log" 2>&1 &
   mesh_pids+=($!)
   renderer=$(listening "$state/logs/renderer.log" grpc)
 
-  "$bin/imgmesh-gateway" --insecure-plaintext --listen "127.0.0.1:$(free_port 8080)" --ops-listen 127.0.0.1:0 \
+  # shellcheck disable=SC2046
+  "$bin/imgmesh-gateway" $(mesh_tls gateway) --listen "127.0.0.1:$(free_port 8080)" --ops-listen 127.0.0.1:0 \
     --registry-url "http://$registry" --renderer-url "http://$renderer" --base-domain localhost \
     --redis-url "redis://127.0.0.1:$redis_port" \
     --admin-listen 127.0.0.1:0 --admin-token-file "$state/admin-token" >"$state/logs/gateway.log" 2>&1 &
@@ -107,7 +123,8 @@ start_mesh() {
   gateway_ops=$(listening "$state/logs/gateway.log" ops)
   gateway_admin=$(listening "$state/logs/gateway.log" admin)
 
-  cli=("$bin/imgmesh" --registry-url "http://$registry")
+  # shellcheck disable=SC2207
+  cli=("$bin/imgmesh" $(mesh_tls cli) --registry-url "http://$registry")
   local source_args=(--bucket demo-bucket --region us-east-1
     --endpoint "http://127.0.0.1:$s3_port" --access-key-id "$S3_ACCESS_KEY")
   if "${cli[@]}" sources get demo >/dev/null 2>&1; then
