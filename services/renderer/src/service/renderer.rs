@@ -135,18 +135,7 @@ impl Renderer {
         timeout: Option<Duration>,
     ) -> Result<RenderResponse, RenderError> {
         let deadline = timeout.map(|timeout| Instant::now() + timeout);
-        if request.source_id.is_empty() {
-            return Err(RenderError::InvalidRequest {
-                field: "source_id",
-                problem: "must not be empty".into(),
-            });
-        }
-        if request.path.is_empty() {
-            return Err(RenderError::InvalidRequest {
-                field: "path",
-                problem: "must not be empty".into(),
-            });
-        }
+        check_names_an_original(&request)?;
         let plan = ResolvedPlan::resolve(request.plan.as_ref().unwrap_or(&Default::default()))?;
         let names = CacheNames::new(
             &request.source_id,
@@ -194,6 +183,18 @@ impl Renderer {
             }
         }
 
+        self.render_missing(&job, &names.base, conditional).await
+    }
+
+    /// Renders the job's missing entry (or takes it from the replica that
+    /// holds its lease) in one run shared by every concurrent miss of
+    /// `base`, the key without purge counters, and answers with it.
+    async fn render_missing(
+        &self,
+        job: &Job,
+        base: &str,
+        conditional: Conditional<'_>,
+    ) -> Result<RenderResponse, RenderError> {
         METRICS.derivative_lookup("miss");
         let run = {
             let (renderer, job) = (self.clone(), job.clone());
@@ -203,8 +204,8 @@ impl Renderer {
                 renderer.produce(job).await.map(|produced| (key, produced))
             }
         };
-        let (made_for, mut produced) = self.in_flight.run(&names.base, run).await.0?;
-        if job.cacheable && made_for != names.base && made_for != job.key {
+        let (made_for, mut produced) = self.in_flight.run(base, run).await.0?;
+        if job.cacheable && made_for != base && made_for != job.key {
             // A purge came between the run's lookup and this one's: the
             // run may have read the original before it; render afresh.
             produced = self.clone().produce(job.clone()).await?;
@@ -216,6 +217,23 @@ impl Renderer {
             }),
         }
     }
+}
+
+/// Refuses a request that names no Source or no path.
+fn check_names_an_original(request: &RenderRequest) -> Result<(), RenderError> {
+    if request.source_id.is_empty() {
+        return Err(RenderError::InvalidRequest {
+            field: "source_id",
+            problem: "must not be empty".into(),
+        });
+    }
+    if request.path.is_empty() {
+        return Err(RenderError::InvalidRequest {
+            field: "path",
+            problem: "must not be empty".into(),
+        });
+    }
+    Ok(())
 }
 
 /// The response for a new entry: validators only (`not_modified`) when the
