@@ -212,7 +212,8 @@ mod tests {
     use imgmesh_s3_client::{AccessKey, BucketAccess, BucketLocation, ClientTuning};
 
     use super::*;
-    use crate::test_s3::{Policy, PolicyFront, S3_ACCESS_KEY, S3_SECRET_KEY, S3Operation, S3sFs};
+    use imgmesh_test_support::s3::{S3_ACCESS_KEY, S3_SECRET_KEY, S3Server};
+    use imgmesh_test_support::s3_policy::{Policy, PolicyFront, S3Operation};
 
     fn client(endpoint: &str, bucket: &str, region: &str, secret: &str) -> BucketClient {
         let access = BucketAccess {
@@ -240,8 +241,8 @@ mod tests {
     /// reports no region, which is noted rather than failed.
     #[tokio::test]
     async fn readable_bucket_deploys() {
-        let s3 = S3sFs::start(&["images"]).await;
-        s3.put("images", "photos/cat.jpg", b"jpeg");
+        let s3 = S3Server::start(&["images"]).await;
+        s3.put_object("images", "photos/cat.jpg", b"jpeg");
         let outcome = verify_at(&s3.endpoint, "images", "photos", S3_SECRET_KEY).await;
         assert_eq!(
             outcome,
@@ -251,8 +252,8 @@ mod tests {
             }
         );
         // An empty object has no first byte to read; still a success.
-        let s3 = S3sFs::start(&["images"]).await;
-        s3.put("images", "empty.jpg", b"");
+        let s3 = S3Server::start(&["images"]).await;
+        s3.put_object("images", "empty.jpg", b"");
         assert!(
             verify_at(&s3.endpoint, "images", "", S3_SECRET_KEY)
                 .await
@@ -264,7 +265,7 @@ mod tests {
     /// and the message never holds the secret.
     #[tokio::test]
     async fn rejected_credentials_fail() {
-        let s3 = S3sFs::start(&["images"]).await;
+        let s3 = S3Server::start(&["images"]).await;
         let outcome = verify_at(&s3.endpoint, "images", "", "wrong-secret-canary").await;
         assert_eq!(
             outcome,
@@ -293,7 +294,7 @@ mod tests {
     /// A bucket that does not exist: "bucket not found".
     #[tokio::test]
     async fn missing_bucket_fails() {
-        let s3 = S3sFs::start(&["images"]).await;
+        let s3 = S3Server::start(&["images"]).await;
         let outcome = verify_at(&s3.endpoint, "no-such-bucket", "", S3_SECRET_KEY).await;
         assert_eq!(outcome, DeployOutcome::failed("bucket not found"));
     }
@@ -301,8 +302,8 @@ mod tests {
     /// Nothing under the prefix: deployed, with a note naming the prefix.
     #[tokio::test]
     async fn empty_prefix_deploys_with_a_note() {
-        let s3 = S3sFs::start(&["images"]).await;
-        s3.put("images", "elsewhere/cat.jpg", b"jpeg");
+        let s3 = S3Server::start(&["images"]).await;
+        s3.put_object("images", "elsewhere/cat.jpg", b"jpeg");
         let outcome = verify_at(&s3.endpoint, "images", "photos/2024", S3_SECRET_KEY).await;
         assert!(outcome.deployed);
         assert!(
@@ -312,7 +313,7 @@ mod tests {
             "{}",
             outcome.message
         );
-        let s3 = S3sFs::start(&["images"]).await;
+        let s3 = S3Server::start(&["images"]).await;
         let outcome = verify_at(&s3.endpoint, "images", "", S3_SECRET_KEY).await;
         assert!(outcome.deployed);
         assert!(

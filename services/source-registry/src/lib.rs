@@ -48,8 +48,6 @@ mod source_fields;
 mod store;
 #[cfg(test)]
 mod test_db;
-#[cfg(test)]
-mod test_s3;
 
 use std::future::Future;
 

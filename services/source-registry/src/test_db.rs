@@ -1,11 +1,11 @@
 //! Databases for the registry's tests: a temporary SQLite file, or a fresh
-//! PostgreSQL database created for one test and dropped after it.
-//!
-//! PostgreSQL is reached at `IMGMESH_TEST_POSTGRES_URL` (default
-//! `postgres://postgres@127.0.0.1:5432/postgres`, trust auth; `make test`
-//! starts one). If it cannot be reached the test fails saying so: the
-//! PostgreSQL half of the suite is never skipped silently.
+//! PostgreSQL database created for one test and dropped after it
+//! ([`PostgresDatabase`], from `imgmesh-test-support`, which says where the
+//! server is and fails a test that cannot reach it: the PostgreSQL half of
+//! the suite is never skipped silently). What stays here is what only the
+//! registry knows: its `Database` and `Registry` on them.
 
+use imgmesh_test_support::PostgresDatabase;
 use sqlx::Connection as _;
 use sqlx::postgres::PgConnection;
 
@@ -14,24 +14,13 @@ use crate::credentials_crypto::{MasterKey, MasterKeys};
 use crate::database::Database;
 use crate::registry::Registry;
 
-/// Where the tests' PostgreSQL server is, as an admin connection URL.
-fn postgres_admin_url() -> String {
-    std::env::var("IMGMESH_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
-}
-
 /// One test's database, removed when dropped.
 #[derive(Debug)]
 pub(crate) enum TestDb {
     /// A SQLite file in a temporary directory.
     Sqlite(tempfile::TempDir),
-    /// A database `name` on the tests' PostgreSQL server.
-    Postgres {
-        /// Admin URL of the server.
-        admin_url: String,
-        /// The database created for this test.
-        name: String,
-    },
+    /// A database of its own on the tests' PostgreSQL server.
+    Postgres(PostgresDatabase),
 }
 
 impl TestDb {
@@ -40,35 +29,21 @@ impl TestDb {
         TestDb::Sqlite(tempfile::tempdir().unwrap())
     }
 
-    /// A fresh PostgreSQL database `imgmesh_test_<random>`.
+    /// A fresh PostgreSQL database `imgmesh_test_<unique suffix>`.
     pub(crate) async fn postgres() -> TestDb {
-        let admin_url = postgres_admin_url();
-        let mut admin = PgConnection::connect(&admin_url)
-            .await
-            .unwrap_or_else(|error| {
-                panic!(
-                    "PostgreSQL is not reachable at {admin_url} ({error}); the registry's \
-                 PostgreSQL tests need it: run `make test` (which starts it) or set \
-                 IMGMESH_TEST_POSTGRES_URL"
-                )
-            });
-        let name = format!("imgmesh_test_{}", hex::encode(rand::random::<[u8; 8]>()));
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-            .execute(&mut admin)
-            .await
-            .unwrap();
-        admin.close().await.unwrap();
-        TestDb::Postgres { admin_url, name }
+        TestDb::Postgres(
+            PostgresDatabase::create("imgmesh_test").unwrap_or_else(|error| {
+                panic!("the registry's PostgreSQL tests need PostgreSQL: {error:#}")
+            }),
+        )
     }
 
     /// The database as the registry takes it.
     pub(crate) fn database(&self) -> Database {
         match self {
             TestDb::Sqlite(dir) => Database::Sqlite(dir.path().join("registry.db")),
-            TestDb::Postgres { admin_url, name } => {
-                let mut url = url::Url::parse(admin_url).unwrap();
-                url.set_path(name);
-                Database::Postgres(url)
+            TestDb::Postgres(database) => {
+                Database::Postgres(url::Url::parse(&database.url).unwrap())
             }
         }
     }
@@ -85,7 +60,7 @@ impl TestDb {
                 }
                 bytes
             }
-            TestDb::Postgres { .. } => {
+            TestDb::Postgres(_) => {
                 let Database::Postgres(url) = self.database() else {
                     unreachable!("a PostgreSQL test database has a PostgreSQL url");
                 };
@@ -141,38 +116,6 @@ impl TestDb {
     /// A registry on this database with `keys`.
     pub(crate) async fn open_with(&self, keys: MasterKeys) -> Registry {
         Registry::open(self.database(), keys).await.unwrap()
-    }
-}
-
-impl Drop for TestDb {
-    fn drop(&mut self) {
-        let TestDb::Postgres { admin_url, name } = self else {
-            return;
-        };
-        let (admin_url, name) = (admin_url.clone(), name.clone());
-        let shown_name = name.clone();
-        // Drop may run inside a runtime (or while a test unwinds): drop the
-        // database from a thread with its own runtime, forcing out any
-        // connection a registry still holds.
-        let dropped = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            runtime.block_on(async move {
-                let mut admin = PgConnection::connect(&admin_url).await?;
-                sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-                )))
-                .execute(&mut admin)
-                .await?;
-                admin.close().await
-            })
-        })
-        .join();
-        if !matches!(dropped, Ok(Ok(()))) && !std::thread::panicking() {
-            panic!("could not drop the test database {shown_name}: {dropped:?}");
-        }
     }
 }
 

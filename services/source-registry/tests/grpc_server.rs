@@ -279,11 +279,7 @@ async fn issue_three_rpcs_over_grpc() {
     let mut credentials = SourceCredentialsServiceClient::new(channel);
 
     // An endpoint nobody listens on: the deploy fails, naming why.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = imgmesh_test_support::unused_port();
     let created = sources
         .create_source(proto::CreateSourceRequest {
             endpoint: format!("http://127.0.0.1:{port}"),

@@ -17,8 +17,8 @@ async fn undeployed_source_does_not_serve(db: TestDb) {
 /// background and records DEPLOYED with its time; then the Source serves.
 async fn deploy_succeeds_and_the_source_serves(db: TestDb) {
     let registry = db.open().await;
-    let s3 = S3sFs::start(&["images"]).await;
-    s3.put("images", "photos/cat.jpg", b"jpeg");
+    let s3 = S3Server::start(&["images"]).await;
+    s3.put_object("images", "photos/cat.jpg", b"jpeg");
     let created = registry
         .create_source(&s3_request("demo", &s3, S3_SECRET_KEY))
         .await
@@ -42,7 +42,7 @@ async fn deploy_succeeds_and_the_source_serves(db: TestDb) {
 /// serve, and the reason never holds the secret.
 async fn deploy_failure_records_the_reason(db: TestDb) {
     let registry = db.open().await;
-    let s3 = S3sFs::start(&["images"]).await;
+    let s3 = S3Server::start(&["images"]).await;
     let created = registry
         .create_source(&s3_request("demo", &s3, "wrong-secret-canary"))
         .await
@@ -63,7 +63,7 @@ async fn deploy_failure_records_the_reason(db: TestDb) {
 /// a disabled Source does not serve.
 async fn edits_that_need_a_deploy_make_the_source_pending(db: TestDb) {
     let registry = db.open().await;
-    let s3 = S3sFs::start(&["images"]).await;
+    let s3 = S3Server::start(&["images"]).await;
     let created = registry
         .create_source(&s3_request("demo", &s3, S3_SECRET_KEY))
         .await
@@ -162,7 +162,7 @@ async fn superseded_deploys_record_nothing(db: TestDb) {
 /// A deploy left in flight by a stopped registry runs when it reopens.
 async fn interrupted_deploys_resume_at_open(db: TestDb) {
     let registry = db.open().await;
-    let s3 = S3sFs::start(&["images"]).await;
+    let s3 = S3Server::start(&["images"]).await;
     registry
         .create_source(&s3_request("demo", &s3, S3_SECRET_KEY))
         .await

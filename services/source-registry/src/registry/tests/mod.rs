@@ -17,7 +17,8 @@ use secrecy::ExposeSecret;
 use super::*;
 use crate::credentials_crypto::MasterKey;
 use crate::test_db::{TestDb, on_both_backends, test_keys};
-use crate::test_s3::{Policy, PolicyFront, S3_ACCESS_KEY, S3_SECRET_KEY, S3Operation, S3sFs};
+use imgmesh_test_support::s3::{S3_ACCESS_KEY, S3_SECRET_KEY, S3Server};
+use imgmesh_test_support::s3_policy::{Policy, PolicyFront, S3Operation};
 
 /// The read secret every test Source is created with.
 const SECRET: &str = "wJalrXUtnFEMI-K7MDENG-bPxRfiCYzzSECRET";
@@ -59,7 +60,7 @@ async fn join_handles<T: Send + 'static>(
 }
 
 /// A create request for a Source on `s3`'s bucket `images`.
-fn s3_request(name: &str, s3: &S3sFs, secret: &str) -> proto::CreateSourceRequest {
+fn s3_request(name: &str, s3: &S3Server, secret: &str) -> proto::CreateSourceRequest {
     proto::CreateSourceRequest {
         endpoint: s3.endpoint.clone(),
         access_key_id: S3_ACCESS_KEY.into(),

@@ -182,7 +182,7 @@ async fn upload_refusals(db: TestDb) {
 /// credentials; a rejected upload secret is named.
 async fn upload_writes_under_the_prefix(db: TestDb) {
     let registry = db.open().await;
-    let s3 = S3sFs::start(&["images"]).await;
+    let s3 = S3Server::start(&["images"]).await;
     registry
         .create_source(&proto::CreateSourceRequest {
             upload_access_key_id: S3_ACCESS_KEY.into(),
@@ -207,7 +207,7 @@ async fn upload_writes_under_the_prefix(db: TestDb) {
     assert_eq!(stored.size, png.len() as u64);
     assert!(!stored.etag.is_empty());
     assert_eq!(
-        s3.read("images", "photos/new/dog.png").as_deref(),
+        s3.read_object("images", "photos/new/dog.png").as_deref(),
         Some(&png[..])
     );
 
@@ -228,7 +228,7 @@ async fn upload_writes_under_the_prefix(db: TestDb) {
     .unwrap_err();
     assert_eq!(error.to_string(), "the upload credentials were rejected");
     assert!(!error.to_string().contains("wrong-upload-secret"));
-    assert!(s3.read("images", "photos/other.png").is_none());
+    assert!(s3.read_object("images", "photos/other.png").is_none());
 }
 
 /// Upload credentials without s3:PutObject are named as such.
