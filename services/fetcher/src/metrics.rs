@@ -118,81 +118,71 @@ pub(crate) struct FetcherMetrics {
 
 impl FetcherMetrics {
     fn register() -> FetcherMetrics {
-        let metrics = FetcherMetrics {
-            s3_requests: Family::default(),
-            s3_attempts: Counter::default(),
-            s3_errors: Family::default(),
-            s3_bytes_read: Counter::default(),
-            cache_lookups: Family::default(),
-            stale_served: Counter::default(),
-            original_cache_bytes: Gauge::default(),
-            original_cache_capacity_bytes: Gauge::default(),
-        };
-        let mut registry = imgmesh_metrics::registry()
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        registry.register(
-            "imgmesh_s3_requests",
-            "S3 GetObject calls, by result",
-            metrics.s3_requests.clone(),
-        );
-        registry.register(
-            "imgmesh_s3_attempts",
-            "HTTP attempts of S3 GetObject calls, retries included",
-            metrics.s3_attempts.clone(),
-        );
-        registry.register(
-            "imgmesh_s3_errors",
-            "S3 origin failures, by stage (headers, body) and kind",
-            metrics.s3_errors.clone(),
-        );
-        registry.register(
-            "imgmesh_s3_bytes_read",
-            "Object bytes received from S3 origins",
-            metrics.s3_bytes_read.clone(),
-        );
-        registry.register(
-            "imgmesh_cache_lookups",
-            "Cache lookups, by cache tier and result",
-            metrics.cache_lookups.clone(),
-        );
-        registry.register(
-            "imgmesh_original_stale_served",
-            "Held originals served because the origin failed their revalidation",
-            metrics.stale_served.clone(),
-        );
-        registry.register_with_unit(
-            "imgmesh_original_cache",
-            "Bytes of originals held in the in-memory original cache",
-            Unit::Bytes,
-            metrics.original_cache_bytes.clone(),
-        );
-        registry.register_with_unit(
-            "imgmesh_original_cache_capacity",
-            "Most bytes of originals the original cache may hold (--original-cache-bytes)",
-            Unit::Bytes,
-            metrics.original_cache_capacity_bytes.clone(),
-        );
+        let metrics = imgmesh_metrics::register(|metrics| FetcherMetrics {
+            s3_requests: metrics.metric(
+                "imgmesh_s3_requests",
+                "S3 GetObject calls, by result",
+                Family::default(),
+            ),
+            s3_attempts: metrics.metric(
+                "imgmesh_s3_attempts",
+                "HTTP attempts of S3 GetObject calls, retries included",
+                Counter::default(),
+            ),
+            s3_errors: metrics.metric(
+                "imgmesh_s3_errors",
+                "S3 origin failures, by stage (headers, body) and kind",
+                Family::default(),
+            ),
+            s3_bytes_read: metrics.metric(
+                "imgmesh_s3_bytes_read",
+                "Object bytes received from S3 origins",
+                Counter::default(),
+            ),
+            cache_lookups: metrics.metric(
+                "imgmesh_cache_lookups",
+                "Cache lookups, by cache tier and result",
+                Family::default(),
+            ),
+            stale_served: metrics.metric(
+                "imgmesh_original_stale_served",
+                "Held originals served because the origin failed their revalidation",
+                Counter::default(),
+            ),
+            original_cache_bytes: metrics.metric_with_unit(
+                "imgmesh_original_cache",
+                "Bytes of originals held in the in-memory original cache",
+                Unit::Bytes,
+                Gauge::default(),
+            ),
+            original_cache_capacity_bytes: metrics.metric_with_unit(
+                "imgmesh_original_cache_capacity",
+                "Most bytes of originals the original cache may hold (--original-cache-bytes)",
+                Unit::Bytes,
+                Gauge::default(),
+            ),
+        });
         // Every result starts at 0, so rates work from the first scrape.
-        for result in [
-            S3Result::Ok,
-            S3Result::NotModified,
-            S3Result::NotFound,
-            S3Result::Error,
-        ] {
-            metrics.s3_requests.get_or_create_owned(&S3RequestLabels {
+        imgmesh_metrics::start_at_zero(
+            &metrics.s3_requests,
+            [
+                S3Result::Ok,
+                S3Result::NotModified,
+                S3Result::NotFound,
+                S3Result::Error,
+            ]
+            .map(|result| S3RequestLabels {
                 result: result.as_str(),
-            });
-        }
+            }),
+        );
         // Origin failures at zero from the start, so dashboards and alerts
         // see the series before the first one.
-        for stage in S3_ERROR_STAGES {
-            for kind in S3_ERROR_KINDS {
-                metrics
-                    .s3_errors
-                    .get_or_create_owned(&S3ErrorLabels { stage, kind });
-            }
-        }
+        imgmesh_metrics::start_at_zero(
+            &metrics.s3_errors,
+            S3_ERROR_STAGES
+                .into_iter()
+                .flat_map(|stage| S3_ERROR_KINDS.map(|kind| S3ErrorLabels { stage, kind })),
+        );
         metrics
     }
 

@@ -103,65 +103,54 @@ pub(crate) struct GatewayMetrics {
 
 impl GatewayMetrics {
     fn register() -> GatewayMetrics {
-        let metrics = GatewayMetrics {
-            http_requests: Family::default(),
-            http_duration: imgmesh_metrics::latency_histogram(),
-            cache_lookups: Family::default(),
-            admin_auth_refusals: Family::default(),
-            in_flight: Gauge::default(),
-            shed: Counter::default(),
-        };
-        let mut registry = imgmesh_metrics::registry()
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        registry.register(
-            "imgmesh_http_requests",
-            "Public HTTP requests answered, by status code",
-            metrics.http_requests.clone(),
-        );
-        registry.register_with_unit(
-            "imgmesh_http_request_duration",
-            "Time from a public HTTP request's arrival to its response",
-            Unit::Seconds,
-            metrics.http_duration.clone(),
-        );
-        registry.register(
-            "imgmesh_cache_lookups",
-            "Cache lookups, by cache tier and result",
-            metrics.cache_lookups.clone(),
-        );
-        registry.register(
-            "imgmesh_http_requests_in_flight",
-            "Public HTTP requests being worked on",
-            metrics.in_flight.clone(),
-        );
-        registry.register(
-            "imgmesh_http_requests_shed",
-            "Public HTTP requests refused at once because --max-in-flight were in flight",
-            metrics.shed.clone(),
-        );
-        registry.register(
-            "imgmesh_admin_auth_refusals",
-            "Admin API requests refused before authentication, by reason",
-            metrics.admin_auth_refusals.clone(),
-        );
+        let metrics = imgmesh_metrics::register(|metrics| GatewayMetrics {
+            http_requests: metrics.metric(
+                "imgmesh_http_requests",
+                "Public HTTP requests answered, by status code",
+                Family::default(),
+            ),
+            http_duration: metrics.metric_with_unit(
+                "imgmesh_http_request_duration",
+                "Time from a public HTTP request's arrival to its response",
+                Unit::Seconds,
+                imgmesh_metrics::latency_histogram(),
+            ),
+            cache_lookups: metrics.metric(
+                "imgmesh_cache_lookups",
+                "Cache lookups, by cache tier and result",
+                Family::default(),
+            ),
+            in_flight: metrics.metric(
+                "imgmesh_http_requests_in_flight",
+                "Public HTTP requests being worked on",
+                Gauge::default(),
+            ),
+            shed: metrics.metric(
+                "imgmesh_http_requests_shed",
+                "Public HTTP requests refused at once because --max-in-flight were in flight",
+                Counter::default(),
+            ),
+            admin_auth_refusals: metrics.metric(
+                "imgmesh_admin_auth_refusals",
+                "Admin API requests refused before authentication, by reason",
+                Family::default(),
+            ),
+        });
         // Every result starts at 0, so rates work from the first scrape.
-        for result in [SourceLookup::Hit, SourceLookup::Miss, SourceLookup::Stale] {
-            metrics
-                .cache_lookups
-                .get_or_create_owned(&CacheLookupLabels::source(result));
-        }
+        imgmesh_metrics::start_at_zero(
+            &metrics.cache_lookups,
+            [SourceLookup::Hit, SourceLookup::Miss, SourceLookup::Stale]
+                .map(CacheLookupLabels::source),
+        );
         // Every labelled series at zero from the start, so dashboards and
         // alerts see them before the first event (and without Redis).
-        for result in ["hit", "miss", "expired"] {
-            metrics
-                .cache_lookups
-                .get_or_create_owned(&CacheLookupLabels {
-                    tier: "derivative",
-                    result,
-                });
-        }
-        drop(registry);
+        imgmesh_metrics::start_at_zero(
+            &metrics.cache_lookups,
+            ["hit", "miss", "expired"].map(|result| CacheLookupLabels {
+                tier: "derivative",
+                result,
+            }),
+        );
         imgmesh_derivative_cache::register_metrics();
         metrics
     }

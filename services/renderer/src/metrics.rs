@@ -39,135 +39,113 @@ pub struct RendererMetrics {
 
 /// The process's renderer metrics.
 pub static METRICS: LazyLock<RendererMetrics> = LazyLock::new(|| {
-    let metrics = RendererMetrics {
-        renders: Family::default(),
-        render_seconds: Family::new_with_constructor(imgmesh_metrics::latency_histogram),
-        cache_lookups: Family::default(),
-        lease_waits: Family::default(),
-        not_modified: Counter::default(),
-        purges: Family::default(),
-        renders_stopped: Family::default(),
-        render_queue_depth: Gauge::default(),
-        renders_in_flight: Gauge::default(),
-        render_admitted_bytes: Gauge::default(),
-        render_shed: Family::default(),
-        render_queue_wait_seconds: imgmesh_metrics::latency_histogram(),
-        render_workers: Gauge::default(),
-        render_queue_capacity: Gauge::default(),
-        render_memory_budget_bytes: Gauge::default(),
-        render_worker_busy_seconds: Counter::default(),
-    };
-    let mut registry = imgmesh_metrics::registry()
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
-    registry.register(
-        "imgmesh_renders",
-        "Derivatives rendered, by output format",
-        metrics.renders.clone(),
-    );
-    registry.register_with_unit(
-        "imgmesh_render_duration",
-        "Time spent rendering (decode, transform, encode), by output format",
-        Unit::Seconds,
-        metrics.render_seconds.clone(),
-    );
-    registry.register(
-        "imgmesh_cache_lookups",
-        "Cache lookups by tier and result (hit, miss, stale)",
-        metrics.cache_lookups.clone(),
-    );
-    registry.register(
-        "imgmesh_render_lease_waits",
-        "Misses that waited for another replica's render, by how the wait ended",
-        metrics.lease_waits.clone(),
-    );
-    registry.register(
-        "imgmesh_not_modified",
-        "Conditional requests answered not modified",
-        metrics.not_modified.clone(),
-    );
-    registry.register(
-        "imgmesh_purges",
-        "Purges by scope (asset, prefix, source)",
-        metrics.purges.clone(),
-    );
-    registry.register(
-        "imgmesh_render_queue_depth",
-        "Renders admitted and waiting for a worker (their original being fetched or fetched)",
-        metrics.render_queue_depth.clone(),
-    );
-    registry.register(
-        "imgmesh_renders_in_flight",
-        "Renders running on a libvips worker",
-        metrics.renders_in_flight.clone(),
-    );
-    registry.register_with_unit(
-        "imgmesh_render_admitted",
-        "Estimated decode memory reserved by admitted renders",
-        Unit::Bytes,
-        metrics.render_admitted_bytes.clone(),
-    );
-    registry.register(
-        "imgmesh_render_shed",
-        "Render requests refused by admission control, by reason (queue_full, memory, deadline)",
-        metrics.render_shed.clone(),
-    );
-    registry.register_with_unit(
-        "imgmesh_render_queue_wait",
-        "Time from admission to a free render worker",
-        Unit::Seconds,
-        metrics.render_queue_wait_seconds.clone(),
-    );
-    registry.register(
-        "imgmesh_render_workers",
-        "Render workers (renders that may run at once); utilisation is imgmesh_renders_in_flight over this",
-        metrics.render_workers.clone(),
-    );
-    registry.register(
-        "imgmesh_render_queue_capacity",
-        "Renders that may wait for a worker beyond those running (--render-queue-depth)",
-        metrics.render_queue_capacity.clone(),
-    );
-    registry.register_with_unit(
-        "imgmesh_render_memory_budget",
-        "Estimated decode memory admitted renders may reserve in all",
-        Unit::Bytes,
-        metrics.render_memory_budget_bytes.clone(),
-    );
-    registry.register_with_unit(
-        "imgmesh_render_worker_busy",
-        "Time render workers spent rendering, summed over workers; its rate over imgmesh_render_workers is worker utilisation",
-        Unit::Seconds,
-        metrics.render_worker_busy_seconds.clone(),
-    );
-    registry.register(
-        "imgmesh_renders_stopped",
-        "Renders refused or stopped as too expensive, by reason (frames, pixels, time)",
-        metrics.renders_stopped.clone(),
-    );
-    drop(registry);
+    let metrics = imgmesh_metrics::register(|metrics| {
+        RendererMetrics {
+        renders: metrics.metric(
+            "imgmesh_renders",
+            "Derivatives rendered, by output format",
+            Family::default(),
+        ),
+        render_seconds: metrics.metric_with_unit(
+            "imgmesh_render_duration",
+            "Time spent rendering (decode, transform, encode), by output format",
+            Unit::Seconds,
+            Family::new_with_constructor(imgmesh_metrics::latency_histogram),
+        ),
+        cache_lookups: metrics.metric(
+            "imgmesh_cache_lookups",
+            "Cache lookups by tier and result (hit, miss, stale)",
+            Family::default(),
+        ),
+        lease_waits: metrics.metric(
+            "imgmesh_render_lease_waits",
+            "Misses that waited for another replica's render, by how the wait ended",
+            Family::default(),
+        ),
+        not_modified: metrics.metric(
+            "imgmesh_not_modified",
+            "Conditional requests answered not modified",
+            Counter::default(),
+        ),
+        purges: metrics.metric(
+            "imgmesh_purges",
+            "Purges by scope (asset, prefix, source)",
+            Family::default(),
+        ),
+        render_queue_depth: metrics.metric(
+            "imgmesh_render_queue_depth",
+            "Renders admitted and waiting for a worker (their original being fetched or fetched)",
+            Gauge::default(),
+        ),
+        renders_in_flight: metrics.metric(
+            "imgmesh_renders_in_flight",
+            "Renders running on a libvips worker",
+            Gauge::default(),
+        ),
+        render_admitted_bytes: metrics.metric_with_unit(
+            "imgmesh_render_admitted",
+            "Estimated decode memory reserved by admitted renders",
+            Unit::Bytes,
+            Gauge::default(),
+        ),
+        render_shed: metrics.metric(
+            "imgmesh_render_shed",
+            "Render requests refused by admission control, by reason (queue_full, memory, deadline)",
+            Family::default(),
+        ),
+        render_queue_wait_seconds: metrics.metric_with_unit(
+            "imgmesh_render_queue_wait",
+            "Time from admission to a free render worker",
+            Unit::Seconds,
+            imgmesh_metrics::latency_histogram(),
+        ),
+        render_workers: metrics.metric(
+            "imgmesh_render_workers",
+            "Render workers (renders that may run at once); utilisation is imgmesh_renders_in_flight over this",
+            Gauge::default(),
+        ),
+        render_queue_capacity: metrics.metric(
+            "imgmesh_render_queue_capacity",
+            "Renders that may wait for a worker beyond those running (--render-queue-depth)",
+            Gauge::default(),
+        ),
+        render_memory_budget_bytes: metrics.metric_with_unit(
+            "imgmesh_render_memory_budget",
+            "Estimated decode memory admitted renders may reserve in all",
+            Unit::Bytes,
+            Gauge::default(),
+        ),
+        render_worker_busy_seconds: metrics.metric_with_unit(
+            "imgmesh_render_worker_busy",
+            "Time render workers spent rendering, summed over workers; its rate over imgmesh_render_workers is worker utilisation",
+            Unit::Seconds,
+            Counter::default(),
+        ),
+        renders_stopped: metrics.metric(
+            "imgmesh_renders_stopped",
+            "Renders refused or stopped as too expensive, by reason (frames, pixels, time)",
+            Family::default(),
+        ),
+    }
+    });
     // Every labelled series whose label values are known, at zero from the
     // start, so dashboards and alerts see them before the first event.
-    for reason in ["queue_full", "memory", "deadline"] {
-        metrics
-            .render_shed
-            .get_or_create_owned(&[("reason", reason)]);
-    }
-    for reason in ["frames", "pixels", "time"] {
-        metrics
-            .renders_stopped
-            .get_or_create_owned(&[("reason", reason)]);
-    }
-    for outcome in ["stored", "abandoned", "timeout"] {
-        metrics
-            .lease_waits
-            .get_or_create_owned(&[("outcome", outcome)]);
-    }
-    for result in ["hit", "miss", "stale"] {
-        metrics
-            .cache_lookups
-            .get_or_create_owned(&[("tier", "derivative"), ("result", result)]);
-    }
+    imgmesh_metrics::start_at_zero(
+        &metrics.render_shed,
+        ["queue_full", "memory", "deadline"].map(|reason| [("reason", reason)]),
+    );
+    imgmesh_metrics::start_at_zero(
+        &metrics.renders_stopped,
+        ["frames", "pixels", "time"].map(|reason| [("reason", reason)]),
+    );
+    imgmesh_metrics::start_at_zero(
+        &metrics.lease_waits,
+        ["stored", "abandoned", "timeout"].map(|outcome| [("outcome", outcome)]),
+    );
+    imgmesh_metrics::start_at_zero(
+        &metrics.cache_lookups,
+        ["hit", "miss", "stale"].map(|result| [("tier", "derivative"), ("result", result)]),
+    );
     imgmesh_derivative_cache::register_metrics();
     metrics
 });

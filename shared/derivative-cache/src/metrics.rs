@@ -27,18 +27,17 @@ const OPERATIONS: [&str; 10] = [
 /// `imgmesh_redis_errors_total{operation}`.
 pub(crate) static REDIS_ERRORS: LazyLock<Family<[(&'static str, &'static str); 1], Counter>> =
     LazyLock::new(|| {
-        let errors: Family<[(&'static str, &'static str); 1], Counter> = Family::default();
-        imgmesh_metrics::registry()
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .register(
+        let errors = imgmesh_metrics::register(|metrics| {
+            metrics.metric(
                 "imgmesh_redis_errors",
                 "Failed or timed-out Redis operations of the derivative cache, by operation",
-                errors.clone(),
-            );
-        for operation in OPERATIONS {
-            errors.get_or_create_owned(&[("operation", operation)]);
-        }
+                Family::default(),
+            )
+        });
+        imgmesh_metrics::start_at_zero(
+            &errors,
+            OPERATIONS.map(|operation| [("operation", operation)]),
+        );
         errors
     });
 
@@ -67,32 +66,25 @@ pub(crate) struct HotGauges {
 /// `imgmesh_hot_cache_capacity_bytes`; registered by the first cache with
 /// hot entries (the gateway's), so other processes do not show them.
 pub(crate) static HOT: LazyLock<HotGauges> = LazyLock::new(|| {
-    let gauges = HotGauges {
-        bytes: Gauge::default(),
-        entries: Gauge::default(),
-        capacity: Gauge::default(),
-    };
-    let mut registry = imgmesh_metrics::registry()
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
-    registry.register_with_unit(
-        "imgmesh_hot_cache",
-        "Bytes of derivatives held in the in-process hot cache (keys included)",
-        Unit::Bytes,
-        gauges.bytes.clone(),
-    );
-    registry.register(
-        "imgmesh_hot_cache_entries",
-        "Derivatives held in the in-process hot cache",
-        gauges.entries.clone(),
-    );
-    registry.register_with_unit(
-        "imgmesh_hot_cache_capacity",
-        "Most bytes the in-process hot cache may hold (--hot-cache-bytes)",
-        Unit::Bytes,
-        gauges.capacity.clone(),
-    );
-    gauges
+    imgmesh_metrics::register(|metrics| HotGauges {
+        bytes: metrics.metric_with_unit(
+            "imgmesh_hot_cache",
+            "Bytes of derivatives held in the in-process hot cache (keys included)",
+            Unit::Bytes,
+            Gauge::default(),
+        ),
+        entries: metrics.metric(
+            "imgmesh_hot_cache_entries",
+            "Derivatives held in the in-process hot cache",
+            Gauge::default(),
+        ),
+        capacity: metrics.metric_with_unit(
+            "imgmesh_hot_cache_capacity",
+            "Most bytes the in-process hot cache may hold (--hot-cache-bytes)",
+            Unit::Bytes,
+            Gauge::default(),
+        ),
+    })
 });
 
 // === impl HotGauges ===

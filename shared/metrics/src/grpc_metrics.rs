@@ -46,7 +46,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Unit;
 
-use crate::{latency_histogram, registry};
+use crate::{latency_histogram, register};
 
 /// Most distinct `service`/`method` pairs labelled; calls to further paths
 /// (which only a client probing for methods sends) share `other`, so such a
@@ -164,31 +164,24 @@ impl EcosystemMetrics {
     /// Registers `grpc_<side>_started_total`, `…_handled_total` and
     /// `…_handling_seconds`; `what` describes the calls in the help texts.
     fn register(side: &str, what: &str) -> EcosystemMetrics {
-        let metrics = EcosystemMetrics {
-            started: Family::default(),
-            handled: Family::default(),
-            handling: Family::new_with_constructor(latency_histogram),
-        };
-        let mut registry = registry()
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        registry.register(
-            format!("grpc_{side}_started"),
-            format!("gRPC calls {what} started"),
-            metrics.started.clone(),
-        );
-        registry.register(
-            format!("grpc_{side}_handled"),
-            format!("gRPC calls {what} finished, by status code"),
-            metrics.handled.clone(),
-        );
-        registry.register_with_unit(
-            format!("grpc_{side}_handling"),
-            format!("Time from the start of a gRPC call {what} to the end of its response"),
-            Unit::Seconds,
-            metrics.handling.clone(),
-        );
-        metrics
+        register(|metrics| EcosystemMetrics {
+            started: metrics.metric(
+                format!("grpc_{side}_started"),
+                format!("gRPC calls {what} started"),
+                Family::default(),
+            ),
+            handled: metrics.metric(
+                format!("grpc_{side}_handled"),
+                format!("gRPC calls {what} finished, by status code"),
+                Family::default(),
+            ),
+            handling: metrics.metric_with_unit(
+                format!("grpc_{side}_handling"),
+                format!("Time from the start of a gRPC call {what} to the end of its response"),
+                Unit::Seconds,
+                Family::new_with_constructor(latency_histogram),
+            ),
+        })
     }
 }
 
@@ -202,26 +195,20 @@ struct GrpcServerMetrics {
 
 static SERVER: LazyLock<GrpcServerMetrics> = LazyLock::new(|| {
     let ecosystem = EcosystemMetrics::register("server", "answered");
-    let metrics = GrpcServerMetrics {
-        requests: Family::default(),
-        durations: Family::new_with_constructor(latency_histogram),
+    register(|metrics| GrpcServerMetrics {
+        requests: metrics.metric(
+            "imgmesh_grpc_requests",
+            "gRPC calls answered, by service, method and status code",
+            Family::default(),
+        ),
+        durations: metrics.metric_with_unit(
+            "imgmesh_grpc_request_duration",
+            "Time from a gRPC call's arrival to the end of its response",
+            Unit::Seconds,
+            Family::new_with_constructor(latency_histogram),
+        ),
         ecosystem,
-    };
-    let mut registry = registry()
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
-    registry.register(
-        "imgmesh_grpc_requests",
-        "gRPC calls answered, by service, method and status code",
-        metrics.requests.clone(),
-    );
-    registry.register_with_unit(
-        "imgmesh_grpc_request_duration",
-        "Time from a gRPC call's arrival to the end of its response",
-        Unit::Seconds,
-        metrics.durations.clone(),
-    );
-    metrics
+    })
 });
 
 /// The gRPC client metrics of this process.

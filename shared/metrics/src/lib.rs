@@ -1,7 +1,8 @@
 //! Prometheus metrics for imgmesh services.
 //!
 //! Every process has one [`registry()`]; a service registers its metrics into
-//! it once, lazily, and [`encode()`] renders them all in the OpenMetrics text
+//! it once, lazily, with [`register`] (and [`start_at_zero`] for the label
+//! values it knows in advance), and [`encode()`] renders them all in the OpenMetrics text
 //! format that `GET /metrics` serves ([`handler`], [`router`], [`serve`]).
 //! [`GrpcMetricsLayer`] counts the calls every gRPC server answers (it is
 //! installed by `imgmesh_runtime::serve_grpc`) and [`GrpcClientCall`] those
@@ -43,23 +44,18 @@
 //! }
 //!
 //! static METRICS: LazyLock<RendererMetrics> = LazyLock::new(|| {
-//!     let metrics = RendererMetrics {
-//!         renders: Family::default(),
-//!         render_seconds: Family::new_with_constructor(imgmesh_metrics::latency_histogram),
-//!         redis_errors: Counter::default(),
-//!     };
-//!     let mut registry = imgmesh_metrics::registry().lock().unwrap_or_else(|e| e.into_inner());
-//!     // Exported as `imgmesh_renders_total{format="webp"}`.
-//!     registry.register("imgmesh_renders", "Renders by output format", metrics.renders.clone());
-//!     // Exported as `imgmesh_render_duration_seconds_bucket{format="webp",le="…"}`, `…_sum`, `…_count`.
-//!     registry.register_with_unit(
-//!         "imgmesh_render_duration",
-//!         "Time spent rendering, by output format",
-//!         Unit::Seconds,
-//!         metrics.render_seconds.clone(),
-//!     );
-//!     registry.register("imgmesh_redis_errors", "Failed Redis operations", metrics.redis_errors.clone());
-//!     metrics
+//!     imgmesh_metrics::register(|metrics| RendererMetrics {
+//!         // Exported as `imgmesh_renders_total{format="webp"}`.
+//!         renders: metrics.metric("imgmesh_renders", "Renders by output format", Family::default()),
+//!         // Exported as `imgmesh_render_duration_seconds_bucket{format="webp",le="…"}`, `…_sum`, `…_count`.
+//!         render_seconds: metrics.metric_with_unit(
+//!             "imgmesh_render_duration",
+//!             "Time spent rendering, by output format",
+//!             Unit::Seconds,
+//!             Family::new_with_constructor(imgmesh_metrics::latency_histogram),
+//!         ),
+//!         redis_errors: metrics.metric("imgmesh_redis_errors", "Failed Redis operations", Counter::default()),
+//!     })
 //! });
 //!
 //! let webp = RenderLabels { format: "webp" };
@@ -74,6 +70,7 @@
 mod endpoint;
 mod grpc_metrics;
 mod listen_args;
+mod registration;
 
 use std::sync::{LazyLock, Mutex};
 
@@ -86,6 +83,7 @@ pub use crate::grpc_metrics::{
     STREAMING_METHODS, grpc_type,
 };
 pub use crate::listen_args::{MetricsArgs, MetricsListen};
+pub use crate::registration::{Registration, register, start_at_zero};
 /// The metric types and encoders, so services need no dependency of their
 /// own for the common cases (deriving `EncodeLabelSet` does need one:
 /// `prometheus-client.workspace = true`).

@@ -156,15 +156,13 @@ pub struct PeerInfo {
 type DeniedLabels = [(&'static str, String); 3];
 
 static DENIED: LazyLock<Family<DeniedLabels, Counter>> = LazyLock::new(|| {
-    let family = Family::<DeniedLabels, Counter>::default();
-    imgmesh_metrics::registry()
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-        .register(
+    let family: Family<DeniedLabels, Counter> = imgmesh_metrics::register(|metrics| {
+        metrics.metric(
             "imgmesh_grpc_authz_denied",
             "gRPC calls refused by the service-identity policy, by method and peer identity",
-            family.clone(),
-        );
+            Family::default(),
+        )
+    });
     for (name, identities) in POLICY {
         let Some((service, method)) = name.split_once('/') else {
             continue;

@@ -347,24 +347,18 @@ struct RetryMetrics {
 }
 
 static METRICS: LazyLock<RetryMetrics> = LazyLock::new(|| {
-    let metrics = RetryMetrics {
-        retries: Family::default(),
-        skipped: Family::default(),
-    };
-    let mut registry = imgmesh_metrics::registry()
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
-    registry.register(
-        "imgmesh_grpc_client_retries",
-        "Failed idempotent gRPC calls sent once more, to another replica",
-        metrics.retries.clone(),
-    );
-    registry.register(
-        "imgmesh_grpc_client_retries_skipped",
-        "Failed idempotent gRPC calls not retried, by reason (budget, deadline)",
-        metrics.skipped.clone(),
-    );
-    metrics
+    imgmesh_metrics::register(|metrics| RetryMetrics {
+        retries: metrics.metric(
+            "imgmesh_grpc_client_retries",
+            "Failed idempotent gRPC calls sent once more, to another replica",
+            Family::default(),
+        ),
+        skipped: metrics.metric(
+            "imgmesh_grpc_client_retries_skipped",
+            "Failed idempotent gRPC calls not retried, by reason (budget, deadline)",
+            Family::default(),
+        ),
+    })
 });
 
 fn skipped(reason: &'static str) {

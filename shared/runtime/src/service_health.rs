@@ -439,24 +439,20 @@ struct HealthMetrics {
 }
 
 static METRICS: LazyLock<HealthMetrics> = LazyLock::new(|| {
-    let metrics = HealthMetrics {
-        dependency_up: Family::default(),
-        serving: Gauge::default(),
-    };
-    let mut registry = imgmesh_metrics::registry()
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
-    registry.register(
-        "imgmesh_health_status",
-        "Whether a dependency this service needs answered its last health check (1) or not (0), by dependency",
-        metrics.dependency_up.clone(),
-    );
-    registry.register(
-        "imgmesh_health_serving",
-        "What this service reports on its health check: 1 serving, 0 not serving",
-        metrics.serving.clone(),
-    );
-    metrics
+    imgmesh_metrics::register(|metrics| {
+        HealthMetrics {
+        dependency_up: metrics.metric(
+            "imgmesh_health_status",
+            "Whether a dependency this service needs answered its last health check (1) or not (0), by dependency",
+            Family::default(),
+        ),
+        serving: metrics.metric(
+            "imgmesh_health_serving",
+            "What this service reports on its health check: 1 serving, 0 not serving",
+            Gauge::default(),
+        ),
+    }
+    })
 });
 
 // === the `health` subcommand ===
