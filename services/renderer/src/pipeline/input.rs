@@ -64,7 +64,7 @@ impl RenderSources {
         }
     }
 
-    /// The borrowed view [`render_image`] takes.
+    /// The borrowed view [`render_image`](crate::render_image) takes.
     pub fn as_input(&self) -> RenderInput<'_> {
         RenderInput {
             original: &self.original,

@@ -12,11 +12,11 @@
 //!    formats imgmesh serves reach libvips), read the header alone and
 //!    refuse images whose width × height × pages exceed the pixel limit
 //!    ([`load`]);
-//! 2. `fm=json` answers from the header here ([`metadata`]);
+//! 2. `fm=json` answers from the header here (`metadata`);
 //! 3. frame selection (`frame`, or every frame when the output animates),
 //!    refusing renders that would decode more frames than the frame limit
 //!    ([`load`]);
-//! 4. `trim` ([`adjustments`]), then the layout: `rect`, `w`/`h`/`ar`/`dpr`,
+//! 4. `trim` (`adjustments`), then the layout: `rect`, `w`/`h`/`ar`/`dpr`,
 //!    `fit`, `crop`, `min-*`/`max-*`, `pad` ([`geometry`]);
 //! 5. load the region at its output size with `thumbnail_buffer`
 //!    (shrink-on-load), upright (EXIF orientation or `orient`), in sRGB
@@ -24,7 +24,7 @@
 //! 6. per frame: content-aware crop, fit canvas, `flip`, `rot`, colour
 //!    adjustments and stylize, sharpening/blur/pixelation, padding,
 //!    border and rounded corners, `bg`, then `blend`, `mark`, `txt`
-//!    ([`effects`], with [`canvas`], [`adjustments`] and [`overlay`]);
+//!    (`effects`, with `canvas`, `adjustments` and `overlay`);
 //! 7. encode (or hash, for `fm=blurhash`) ([`encoding`]).
 //!
 //! Every effect runs after the resize, on the small image. libvips is lazy,
@@ -35,7 +35,7 @@
 //!
 //! The whole render runs under a time budget ([`RenderLimits::max_render`]):
 //! the stages check it between frames, and libvips' own evaluation is
-//! killed once it is spent (see [`libvips::RenderBudget`]), so an input
+//! killed once it is spent (see `libvips::RenderBudget`), so an input
 //! that is cheap to declare but expensive to render (thousands of tiny GIF
 //! frames) is stopped instead of holding a worker for minutes.
 

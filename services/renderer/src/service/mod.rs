@@ -8,7 +8,7 @@
 //! is fetched conditionally with the ETag it was rendered from, and an
 //! unchanged original extends the entry in place without decoding
 //! anything. A miss renders once: concurrent misses in this process share
-//! one run ([`single_flight`]), and across replicas a short lease in Redis
+//! one run (`single_flight`), and across replicas a short lease in Redis
 //! lets one holder render while the others wait for its entry (rendering
 //! themselves if it dies or their wait runs out). Whatever renders is
 //! admitted to the [`render_pool`] before its original is fetched, and is

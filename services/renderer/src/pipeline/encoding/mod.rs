@@ -1,7 +1,7 @@
 //! The pipeline's last step: the image encoded in the output format
-//! ([`encode`]), or hashed for `fm=blurhash` ([`blurhash`]); and, before
+//! ([`encode`]), or hashed for `fm=blurhash` (`blurhash`); and, before
 //! any render, whether a plan that asks for nothing may hand the original
-//! back unchanged ([`passthrough`]).
+//! back unchanged (`passthrough`).
 
 use imgmesh_proto::renderer::v1::{ChromaSubsampling, ColorSpace, OutputFormat};
 use rs_vips::VipsImage;

@@ -1,13 +1,13 @@
 //! The pipeline's first steps: the original checked before anything is
 //! decoded, then its pixels loaded at the size the layout needs.
 //!
-//! [`CheckedOriginal::read`] refuses inputs over the byte limit, sniffs the
+//! `CheckedOriginal::read` refuses inputs over the byte limit, sniffs the
 //! magic bytes (only the formats imgmesh serves reach libvips,
 //! [`input_format`]), reads the header alone and refuses images whose
 //! width × height × pages exceed the pixel limit;
-//! [`CheckedOriginal::pages`] picks the frames to decode and refuses
-//! renders that would decode more than the frame limit. [`load`] then
-//! decodes the region at its output size ([`source_image`]), on libvips
+//! `CheckedOriginal::pages` picks the frames to decode and refuses
+//! renders that would decode more than the frame limit. `load` then
+//! decodes the region at its output size (`source_image`), on libvips
 //! locked down for untrusted input ([`libvips`]).
 
 use crate::error::RenderError;
