@@ -33,6 +33,7 @@
 
 mod api_key_store;
 mod clock;
+mod columns;
 mod config;
 mod credentials_crypto;
 mod database;
@@ -66,7 +67,7 @@ pub use crate::error::RegistryError;
 pub use crate::master_key_rotation::{RotationProgress, rotate_master_key};
 pub use crate::registry::{Registry, ResolvedHost};
 pub use crate::source::ReadAccess;
-pub use crate::source_fields::{
+pub use crate::source::cache_policy::{
     DEFAULT_CACHE_TTL_ERROR_SECONDS, DEFAULT_CACHE_TTL_SECONDS, MAX_CACHE_TTL_SECONDS,
 };
 

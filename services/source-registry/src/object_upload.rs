@@ -56,8 +56,8 @@ where
     }
 
     let record = registry.find(&header.id_or_name).await?;
-    let full_key = full_key(&record.path_prefix, key)?;
-    if record.status != proto::SourceStatus::Deployed {
+    let full_key = full_key(&record.location.path_prefix, key)?;
+    if !record.deploy.deployed() {
         return Err(RegistryError::UploadRefused("the source is not deployed"));
     }
     let Some(credentials) = registry.upload_credentials(&record).await? else {
@@ -101,7 +101,7 @@ where
     let content_type = content_type.unwrap_or_else(|| sniff_content_type(&body).to_owned());
     let client = BucketClient::with_tuning(
         &BucketAccess {
-            location: record.bucket_location(),
+            location: record.location.clone(),
             key: credentials,
         },
         ClientTuning {
@@ -113,7 +113,7 @@ where
     let put = client
         .send(|s3| {
             s3.put_object()
-                .bucket(&record.bucket)
+                .bucket(&record.location.bucket)
                 .key(&full_key)
                 .content_type(&content_type)
                 .content_length(size as i64)

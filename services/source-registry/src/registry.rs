@@ -15,11 +15,12 @@ use crate::credentials_crypto::{MasterKeys, SealedSecret};
 use crate::database::Database;
 use crate::deploy_checks::{self, DeployOutcome};
 use crate::error::RegistryError;
+use crate::source::routing;
 use crate::source::{
     NewSource, ReadAccess, SECRET_ACCESS_KEY_FIELD, SourceChanges, SourceRecord,
     UPLOAD_SECRET_ACCESS_KEY_FIELD, UploadChange, secure_token_field,
 };
-use crate::source_fields::{self, SOURCE_ID_PREFIX};
+use crate::source_fields::SOURCE_ID_PREFIX;
 use crate::store::{Inserted, SourceStore, TokenRow, UpdateWrites};
 
 /// How often a create draws a new id after a collision, and how often an
@@ -163,7 +164,7 @@ impl Registry {
             let id = new_source_id();
             let sealed = self
                 .keys
-                .seal(&new.secret_access_key, &id, SECRET_ACCESS_KEY_FIELD)?;
+                .seal(&new.key.secret, &id, SECRET_ACCESS_KEY_FIELD)?;
             let sealed_upload = new
                 .upload
                 .as_ref()
@@ -172,39 +173,7 @@ impl Registry {
                         .seal(&upload.secret, &id, UPLOAD_SECRET_ACCESS_KEY_FIELD)
                 })
                 .transpose()?;
-            let record = SourceRecord {
-                id,
-                name: new.name.clone(),
-                subdomain: new.subdomain.clone(),
-                custom_domains: new.custom_domains.clone(),
-                bucket: new.bucket.clone(),
-                region: new.region.clone(),
-                endpoint: new.endpoint.clone(),
-                path_prefix: new.path_prefix.clone(),
-                access_key_id: new.access_key_id.clone(),
-                default_params: new.default_params.clone(),
-                cache_ttl_seconds: new.cache_ttl_seconds,
-                cache_ttl_behavior: new.cache_ttl_behavior,
-                cache_ttl_error_seconds: new.cache_ttl_error_seconds,
-                image_missing: new.image_missing.clone(),
-                image_missing_append_params: new.image_missing_append_params,
-                image_error: new.image_error.clone(),
-                image_error_append_params: new.image_error_append_params,
-                secure_url_enabled: new.secure_url_enabled,
-                enabled: new.enabled,
-                status: proto::SourceStatus::Pending,
-                status_message: String::new(),
-                last_deployed_at: 0,
-                upload_access_key_id: new
-                    .upload
-                    .as_ref()
-                    .map(|upload| upload.id.clone())
-                    .unwrap_or_default(),
-                active_secure_tokens: 0,
-                config_version: 1,
-                created_at: now,
-                updated_at: now,
-            };
+            let record = SourceRecord::new(id, &new, now);
             let mut secrets: Vec<(&str, &SealedSecret)> = vec![(SECRET_ACCESS_KEY_FIELD, &sealed)];
             if let Some(sealed_upload) = &sealed_upload {
                 secrets.push((UPLOAD_SECRET_ACCESS_KEY_FIELD, sealed_upload));
@@ -242,15 +211,13 @@ impl Registry {
             let mut updated = current.clone();
             changes.apply_settings(&mut updated);
             if changes.needs_redeploy(&current) {
-                updated.status = proto::SourceStatus::Pending;
-                updated.status_message =
-                    "settings changed: deploy the source to serve again".to_owned();
+                updated.deploy.needs_redeploy();
             }
             let mut writes = UpdateWrites {
-                domains: changes.custom_domains.is_some(),
+                domains: changes.routing.custom_domains.is_some(),
                 secrets: Vec::new(),
             };
-            if let Some(secret) = &changes.secret_access_key {
+            if let Some(secret) = &changes.key.secret {
                 let sealed = self
                     .keys
                     .seal(secret, &updated.id, SECRET_ACCESS_KEY_FIELD)?;
@@ -316,7 +283,7 @@ impl Registry {
             self.store.find_by_custom_domain(&host).await?
         } else {
             let label = host.split('.').next().unwrap_or_default();
-            if !source_fields::is_dns_label(label) {
+            if !routing::is_dns_label(label) {
                 return Err(RegistryError::NotFound(host));
             }
             self.store.find_by_subdomain(label).await?
@@ -404,7 +371,7 @@ impl Registry {
         Ok(ReadAccess {
             serving: record.serving(),
             bucket: BucketAccess {
-                location: record.bucket_location(),
+                location: record.location.clone(),
                 key: AccessKey::new(record.access_key_id, secret),
             },
             source_id: record.id,
@@ -496,14 +463,14 @@ impl Registry {
         let outcome = match self.open_secret(&record.id, SECRET_ACCESS_KEY_FIELD).await {
             Ok(secret) => {
                 let client = BucketClient::new(&BucketAccess {
-                    location: record.bucket_location(),
+                    location: record.location.clone(),
                     key: AccessKey::new(record.access_key_id.clone(), secret),
                 });
                 deploy_checks::verify(
                     &client,
-                    &record.region,
-                    &record.path_prefix,
-                    !record.endpoint.is_empty(),
+                    &record.location.region,
+                    &record.location.path_prefix,
+                    record.location.endpoint.is_some(),
                     &record.id,
                 )
                 .await
@@ -527,7 +494,7 @@ impl Registry {
             .await?;
         if recorded {
             tracing::info!(
-                status = crate::store::status_to_db(status),
+                status = crate::source::deploy_state::status_to_db(status),
                 message = %outcome.message,
                 "deploy finished"
             );

@@ -27,7 +27,6 @@ use sqlx::AnyPool;
 use crate::database::Database;
 use crate::error::RegistryError;
 
-pub(crate) use self::row_codec::status_to_db;
 pub(crate) use self::secrets::SealedTable;
 pub(crate) use self::sources::{Inserted, UpdateWrites};
 pub(crate) use self::tokens::TokenRow;

@@ -1,13 +1,13 @@
 //! How a Source is written to and read from a `sources` row: the column
-//! list, the binding of its settings, and the stored names of enums.
+//! list, and the record put together from (and bound as) its groups, each
+//! of which reads and binds its own columns.
 
+use sqlx::Row as _;
 use sqlx::any::AnyRow;
-use sqlx::{Any, Row as _};
 
-use imgmesh_proto::registry::v1::{CacheTtlBehavior, SourceStatus};
-
+use crate::columns::{Query, bool_column, unsigned_column};
 use crate::error::RegistryError;
-use crate::source::SourceRecord;
+use crate::source::{CachePolicy, DeployState, FallbackImages, Routing, SourceRecord, location};
 
 /// `SELECT <every column> FROM sources <tail>`, built at compile time.
 macro_rules! select_sources {
@@ -28,31 +28,20 @@ macro_rules! select_sources {
 pub(super) use select_sources;
 
 /// Reads a `sources` row (custom domains and token counts are read
-/// separately).
+/// separately): each group reads its own columns.
 pub(super) fn record_from_row(row: &AnyRow) -> Result<SourceRecord, sqlx::Error> {
     Ok(SourceRecord {
         id: row.try_get("id")?,
         name: row.try_get("name")?,
-        subdomain: row.try_get("subdomain")?,
-        custom_domains: Vec::new(),
-        bucket: row.try_get("bucket")?,
-        region: row.try_get("region")?,
-        endpoint: row.try_get("endpoint")?,
-        path_prefix: row.try_get("path_prefix")?,
+        routing: Routing::from_row(row)?,
+        location: location::from_row(row)?,
         access_key_id: row.try_get("access_key_id")?,
         default_params: row.try_get("default_params")?,
-        cache_ttl_seconds: unsigned_column(row, "cache_ttl_seconds")?,
-        cache_ttl_behavior: behavior_from_db(&row.try_get::<String, _>("cache_ttl_behavior")?)?,
-        cache_ttl_error_seconds: unsigned_column(row, "cache_ttl_error_seconds")?,
-        image_missing: row.try_get("image_missing")?,
-        image_missing_append_params: bool_column(row, "image_missing_append_params")?,
-        image_error: row.try_get("image_error")?,
-        image_error_append_params: bool_column(row, "image_error_append_params")?,
+        cache: CachePolicy::from_row(row)?,
+        fallback: FallbackImages::from_row(row)?,
         secure_url_enabled: bool_column(row, "secure_url_enabled")?,
         enabled: bool_column(row, "enabled")?,
-        status: status_from_db(&row.try_get::<String, _>("status")?)?,
-        status_message: row.try_get("status_message")?,
-        last_deployed_at: row.try_get("last_deployed_at")?,
+        deploy: DeployState::from_row(row)?,
         upload_access_key_id: row.try_get("upload_access_key_id")?,
         active_secure_tokens: 0,
         config_version: unsigned_column(row, "config_version")?,
@@ -61,94 +50,21 @@ pub(super) fn record_from_row(row: &AnyRow) -> Result<SourceRecord, sqlx::Error>
     })
 }
 
-/// Reads a BIGINT column into an unsigned type, refusing out-of-range values.
-fn unsigned_column<T: TryFrom<i64>>(row: &AnyRow, column: &str) -> Result<T, sqlx::Error> {
-    let value: i64 = row.try_get(column)?;
-    T::try_from(value).map_err(|_| decode_error(column, format!("{value} is out of range")))
-}
-
-/// Reads a 0/1 BIGINT column as a bool.
-fn bool_column(row: &AnyRow, column: &str) -> Result<bool, sqlx::Error> {
-    match row.try_get::<i64, _>(column)? {
-        0 => Ok(false),
-        1 => Ok(true),
-        other => Err(decode_error(column, format!("{other} is not 0 or 1"))),
-    }
-}
-
-fn decode_error(column: &str, problem: String) -> sqlx::Error {
-    sqlx::Error::ColumnDecode {
-        index: column.to_owned(),
-        source: problem.into(),
-    }
-}
-
 /// Binds the settings columns `INSERT` and `UPDATE` share, in the order both
-/// statements list them: subdomain through status_message.
-pub(super) fn bind_settings<'q>(
-    query: sqlx::query::Query<'q, Any, sqlx::any::AnyArguments>,
-    record: &'q SourceRecord,
-) -> sqlx::query::Query<'q, Any, sqlx::any::AnyArguments> {
-    query
-        .bind(&record.subdomain)
-        .bind(&record.bucket)
-        .bind(&record.region)
-        .bind(&record.endpoint)
-        .bind(&record.path_prefix)
+/// statements list them (subdomain through status_message), each group
+/// binding its own.
+pub(super) fn bind_settings<'q>(query: Query<'q>, record: &'q SourceRecord) -> Query<'q> {
+    let query = record.routing.bind(query);
+    let query = location::bind(query, &record.location)
         .bind(&record.access_key_id)
-        .bind(&record.default_params)
-        .bind(i64::from(record.cache_ttl_seconds))
-        .bind(behavior_to_db(record.cache_ttl_behavior))
-        .bind(i64::from(record.cache_ttl_error_seconds))
-        .bind(&record.image_missing)
-        .bind(i64::from(record.image_missing_append_params))
-        .bind(&record.image_error)
-        .bind(i64::from(record.image_error_append_params))
+        .bind(&record.default_params);
+    let query = record.cache.bind(query);
+    let query = record
+        .fallback
+        .bind(query)
         .bind(i64::from(record.secure_url_enabled))
-        .bind(i64::from(record.enabled))
-        .bind(status_to_db(record.status))
-        .bind(&record.status_message)
-}
-
-/// The stored name of a cache TTL behaviour.
-fn behavior_to_db(behavior: CacheTtlBehavior) -> &'static str {
-    match behavior {
-        CacheTtlBehavior::Unspecified | CacheTtlBehavior::RespectOrigin => "respect_origin",
-        CacheTtlBehavior::OverrideOrigin => "override_origin",
-        CacheTtlBehavior::EnforceMinimum => "enforce_minimum",
-    }
-}
-
-fn behavior_from_db(text: &str) -> Result<CacheTtlBehavior, sqlx::Error> {
-    match text {
-        "respect_origin" => Ok(CacheTtlBehavior::RespectOrigin),
-        "override_origin" => Ok(CacheTtlBehavior::OverrideOrigin),
-        "enforce_minimum" => Ok(CacheTtlBehavior::EnforceMinimum),
-        other => Err(decode_error(
-            "cache_ttl_behavior",
-            format!("unknown behaviour {other:?}"),
-        )),
-    }
-}
-
-/// The stored name of a status.
-pub(crate) fn status_to_db(status: SourceStatus) -> &'static str {
-    match status {
-        SourceStatus::Unspecified | SourceStatus::Pending => "pending",
-        SourceStatus::Deploying => "deploying",
-        SourceStatus::Deployed => "deployed",
-        SourceStatus::Failed => "failed",
-    }
-}
-
-fn status_from_db(text: &str) -> Result<SourceStatus, sqlx::Error> {
-    match text {
-        "pending" => Ok(SourceStatus::Pending),
-        "deploying" => Ok(SourceStatus::Deploying),
-        "deployed" => Ok(SourceStatus::Deployed),
-        "failed" => Ok(SourceStatus::Failed),
-        other => Err(decode_error("status", format!("unknown status {other:?}"))),
-    }
+        .bind(i64::from(record.enabled));
+    record.deploy.bind(query)
 }
 
 /// A config version as the BIGINT column stores it.

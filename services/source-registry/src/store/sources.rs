@@ -6,14 +6,13 @@ use sqlx::{Any, Transaction};
 use imgmesh_proto::registry::v1::SourceStatus;
 
 use super::SourceStore;
-use super::row_codec::{
-    bind_settings, record_from_row, select_sources, status_to_db, version_to_db,
-};
+use super::row_codec::{bind_settings, record_from_row, select_sources, version_to_db};
 use super::secrets::insert_secret;
 use crate::clock::unix_now;
 use crate::credentials_crypto::SealedSecret;
 use crate::error::RegistryError;
 use crate::source::SourceRecord;
+use crate::source::deploy_state::status_to_db;
 
 /// What an insert did.
 #[derive(Debug, PartialEq, Eq)]
@@ -54,14 +53,14 @@ impl SourceStore {
             let mut tx = self.pool.begin().await?;
             let query = sqlx::query(sql).bind(&record.id).bind(&record.name);
             bind_settings(query, record)
-                .bind(record.last_deployed_at)
+                .bind(record.deploy.last_deployed_at)
                 .bind(&record.upload_access_key_id)
                 .bind(version_to_db(record.config_version)?)
                 .bind(record.created_at)
                 .bind(record.updated_at)
                 .execute(&mut *tx)
                 .await?;
-            insert_domains(&mut tx, &record.id, &record.custom_domains).await?;
+            insert_domains(&mut tx, &record.id, &record.routing.custom_domains).await?;
             for (field, sealed) in secrets {
                 insert_secret(&mut tx, &record.id, field, sealed).await?;
             }
@@ -131,7 +130,7 @@ impl SourceStore {
                 .await?;
         for (source_id, domain) in domains {
             if let Some(record) = records.iter_mut().find(|r| r.id == source_id) {
-                record.custom_domains.push(domain);
+                record.routing.custom_domains.push(domain);
             }
         }
         let tokens: Vec<(String, i64)> = sqlx::query_as(
@@ -185,7 +184,7 @@ impl SourceStore {
                     .bind(&record.id)
                     .execute(&mut *tx)
                     .await?;
-                insert_domains(&mut tx, &record.id, &record.custom_domains).await?;
+                insert_domains(&mut tx, &record.id, &record.routing.custom_domains).await?;
             }
             for (field, sealed) in &writes.secrets {
                 sqlx::query("DELETE FROM source_secrets WHERE source_id = $1 AND field = $2")
@@ -307,7 +306,7 @@ impl SourceStore {
         let Some(mut record) = row.as_ref().map(record_from_row).transpose()? else {
             return Ok(None);
         };
-        record.custom_domains = sqlx::query_scalar(
+        record.routing.custom_domains = sqlx::query_scalar(
             "SELECT domain FROM source_domains WHERE source_id = $1 ORDER BY domain",
         )
         .bind(&record.id)

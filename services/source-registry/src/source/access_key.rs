@@ -1,0 +1,224 @@
+//! The access-key group: the read key a Source's bucket is read with, and
+//! the optional upload key, both as the one [`AccessKey`] the S3 clients
+//! take (its `Debug` redacts the secret). Secrets are sealed apart from the
+//! `sources` row; the row keeps only the key ids.
+
+use imgmesh_proto::registry::v1 as proto;
+use imgmesh_s3_client::AccessKey;
+use secrecy::SecretString;
+
+use crate::error::RegistryError;
+
+const MAX_ACCESS_KEY_ID_LEN: usize = 128;
+const MAX_SECRET_ACCESS_KEY_LEN: usize = 256;
+
+/// Checks a create request's read key.
+pub(crate) fn validate_read(id: &str, secret: &str) -> Result<AccessKey, RegistryError> {
+    Ok(AccessKey {
+        id: access_key_id(id)?,
+        secret: secret_access_key(secret)?,
+    })
+}
+
+/// Checks a create request's upload key: both fields or neither.
+pub(crate) fn validate_upload(id: &str, secret: &str) -> Result<Option<AccessKey>, RegistryError> {
+    match (id.is_empty(), secret.is_empty()) {
+        (true, true) => Ok(None),
+        (false, true) => Err(RegistryError::invalid(
+            "upload_secret_access_key",
+            "is required with upload_access_key_id",
+        )),
+        (true, false) => Err(RegistryError::invalid(
+            "upload_access_key_id",
+            "is required with upload_secret_access_key",
+        )),
+        (false, false) => Ok(Some(AccessKey {
+            id: upload_access_key_id(id)?,
+            secret: upload_secret_access_key(secret)?,
+        })),
+    }
+}
+
+/// A change of the read key in an update: the id, the secret, or both.
+#[derive(Debug, Default)]
+pub(crate) struct ReadKeyChange {
+    /// New access key id.
+    pub(crate) id: Option<String>,
+    /// New secret, to be sealed.
+    pub(crate) secret: Option<SecretString>,
+}
+
+// === impl ReadKeyChange ===
+
+impl ReadKeyChange {
+    /// Checks the read-key fields present in an update request.
+    pub(crate) fn validate(
+        request: &proto::UpdateSourceRequest,
+    ) -> Result<ReadKeyChange, RegistryError> {
+        Ok(ReadKeyChange {
+            id: request
+                .access_key_id
+                .as_deref()
+                .map(access_key_id)
+                .transpose()?,
+            secret: request
+                .secret_access_key
+                .as_deref()
+                .map(secret_access_key)
+                .transpose()?,
+        })
+    }
+
+    /// Whether the change replaces the key `current_id` names (a new secret
+    /// always does).
+    pub(crate) fn differs_from(&self, current_id: &str) -> bool {
+        self.secret.is_some() || self.id.as_deref().is_some_and(|id| id != current_id)
+    }
+}
+
+/// A change of upload key in an update.
+#[derive(Debug, Clone)]
+pub(crate) enum UploadChange {
+    /// Store this key.
+    Set(AccessKey),
+    /// Remove the Source's upload key.
+    Remove,
+}
+
+// === impl UploadChange ===
+
+impl UploadChange {
+    /// The upload key change of an update request: an empty key id with no
+    /// secret removes the key; otherwise both are required.
+    pub(crate) fn validate(
+        request: &proto::UpdateSourceRequest,
+    ) -> Result<Option<UploadChange>, RegistryError> {
+        let id = request.upload_access_key_id.as_deref();
+        let secret = request.upload_secret_access_key.as_deref();
+        match (id, secret) {
+            (None, None) => Ok(None),
+            (Some(""), None | Some("")) => Ok(Some(UploadChange::Remove)),
+            (Some(id), Some(secret)) => Ok(validate_upload(id, secret)?.map(UploadChange::Set)),
+            (None, Some(_)) => Err(RegistryError::invalid(
+                "upload_access_key_id",
+                "is required with upload_secret_access_key",
+            )),
+            (Some(_), None) => Err(RegistryError::invalid(
+                "upload_secret_access_key",
+                "is required with upload_access_key_id",
+            )),
+        }
+    }
+}
+
+// === field rules ===
+
+/// `access_key_id`: 1 to 128 printable ASCII characters without spaces.
+fn access_key_id(value: &str) -> Result<String, RegistryError> {
+    key_id("access_key_id", value)
+}
+
+/// `upload_access_key_id`: the same rule as `access_key_id`.
+fn upload_access_key_id(value: &str) -> Result<String, RegistryError> {
+    key_id("upload_access_key_id", value)
+}
+
+fn key_id(field: &'static str, value: &str) -> Result<String, RegistryError> {
+    if value.is_empty()
+        || value.len() > MAX_ACCESS_KEY_ID_LEN
+        || !value.bytes().all(|b| b.is_ascii_graphic())
+    {
+        return Err(RegistryError::invalid(
+            field,
+            "must be 1 to 128 printable ascii characters without spaces",
+        ));
+    }
+    Ok(value.to_owned())
+}
+
+/// `secret_access_key`: 1 to 256 characters, no control characters.
+fn secret_access_key(value: &str) -> Result<SecretString, RegistryError> {
+    secret("secret_access_key", value)
+}
+
+/// `upload_secret_access_key`: the same rule as `secret_access_key`.
+fn upload_secret_access_key(value: &str) -> Result<SecretString, RegistryError> {
+    secret("upload_secret_access_key", value)
+}
+
+fn secret(field: &'static str, value: &str) -> Result<SecretString, RegistryError> {
+    let chars = value.chars().count();
+    if chars == 0 || chars > MAX_SECRET_ACCESS_KEY_LEN || value.chars().any(char::is_control) {
+        return Err(RegistryError::invalid(
+            field,
+            "must be 1 to 256 characters without control characters",
+        ));
+    }
+    Ok(SecretString::from(value))
+}
+
+#[cfg(test)]
+mod tests {
+    use secrecy::ExposeSecret as _;
+
+    use super::*;
+    use crate::source_fields::tests::table;
+
+    /// Access key ids are 1..128 printable ASCII without spaces.
+    #[test]
+    fn access_key_id_rules() {
+        table(
+            "access_key_id",
+            access_key_id,
+            &["AK", "AKIAIOSFODNN7EXAMPLE", &"K".repeat(128), "a+b/c="],
+            &["", "AK IA", "AKé", "AK\t", &"K".repeat(129)],
+        );
+    }
+
+    /// Secret keys are 1..256 characters without control characters, and the
+    /// error never repeats the secret.
+    #[test]
+    fn secret_access_key_rules() {
+        for good in [
+            "S",
+            "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+            &"s".repeat(256),
+            "ü ü",
+        ] {
+            assert_eq!(secret_access_key(good).unwrap().expose_secret(), good);
+        }
+        for bad in ["", &"s".repeat(257), "line\nbreak-secret"] {
+            let error = secret_access_key(bad).unwrap_err();
+            assert!(matches!(
+                error,
+                RegistryError::InvalidField {
+                    field: "secret_access_key",
+                    ..
+                }
+            ));
+            if !bad.is_empty() {
+                assert!(!error.to_string().contains(bad));
+            }
+        }
+    }
+
+    /// Upload key ids and secrets follow the read credentials' rules under
+    /// their own field names.
+    #[test]
+    fn upload_credential_rules() {
+        table(
+            "upload_access_key_id",
+            upload_access_key_id,
+            &["AKIAUPLOAD"],
+            &["", "A B", &"K".repeat(129)],
+        );
+        assert!(upload_secret_access_key("s").is_ok());
+        assert!(matches!(
+            upload_secret_access_key("a\tb"),
+            Err(RegistryError::InvalidField {
+                field: "upload_secret_access_key",
+                ..
+            })
+        ));
+    }
+}
