@@ -8,18 +8,7 @@ use super::*;
 /// (top-left) pixel of the source image".
 #[test]
 fn trim_color_defaults_to_the_top_left_pixel() {
-    let framed = flat(60, 40, RED)
-        .embed_with_opts(
-            10,
-            10,
-            80,
-            60,
-            VOption::new()
-                .set("extend", rs_vips::enums::Extend::Background as i32)
-                .set("background", &WHITE[..]),
-        )
-        .unwrap();
-    let original = png(&framed);
+    let original = png(&framed(&flat(60, 40, RED), 10, &WHITE));
     assert_eq!(rendered_size(&original, "trim=color&fm=png"), (60, 40));
     assert_eq!(
         rendered_size(&original, "trim=color&trim-color=fff&fm=png"),
@@ -36,18 +25,7 @@ fn trim_color_defaults_to_the_top_left_pixel() {
 /// kept, and is trimmed with a generous tolerance.
 #[test]
 fn trim_tolerance_follows_the_trim_tol_page() {
-    let framed = flat(60, 40, RED)
-        .embed_with_opts(
-            10,
-            10,
-            80,
-            60,
-            VOption::new()
-                .set("extend", rs_vips::enums::Extend::Background as i32)
-                .set("background", &[245.0, 245.0, 245.0][..]),
-        )
-        .unwrap();
-    let original = png(&framed);
+    let original = png(&framed(&flat(60, 40, RED), 10, &[245.0, 245.0, 245.0]));
     assert_eq!(
         rendered_size(&original, "trim=color&trim-color=fff&fm=png"),
         (80, 60),
