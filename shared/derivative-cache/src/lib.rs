@@ -11,6 +11,8 @@
 //!   errors, on one Redis server or a Redis Cluster;
 //! - [`response`]: an entry as the renderer's `RenderResponse`.
 
+#![warn(missing_docs)]
+
 pub mod client;
 pub mod entry;
 pub mod keys;

@@ -16,6 +16,8 @@
 //! The only request-time error is an undecodable base64 value (400, as at
 //! imgix). [`validate_default_params`] is stricter, for Sources.
 
+#![warn(missing_docs)]
+
 pub mod asset_key;
 pub mod color;
 pub mod error;

@@ -67,6 +67,8 @@
 //! Label sets may also be plain arrays such as `[(&'static str, &'static
 //! str); 1]`, which need no derive.
 
+#![warn(missing_docs)]
+
 mod endpoint;
 mod grpc_metrics;
 mod listen_args;

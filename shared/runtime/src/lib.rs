@@ -15,6 +15,8 @@
 //! ([`grpc_channel_over`]) over mutual TLS ([`mesh_tls`]), and its servers
 //! enforce the service-identity policy ([`grpc_authz`]).
 
+#![warn(missing_docs)]
+
 #[cfg(any(test, feature = "dev-certs"))]
 pub mod dev_certs;
 pub mod grpc_authz;

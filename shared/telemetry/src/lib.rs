@@ -10,6 +10,8 @@
 //! [`grpc_server_span`] and [`http_server_span`] continue it on the way in,
 //! and [`traceresponse`] tells an HTTP client which trace its request was.
 
+#![warn(missing_docs)]
+
 mod otlp_export;
 mod sampler;
 
