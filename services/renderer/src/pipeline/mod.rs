@@ -117,32 +117,29 @@ fn render_within(
         orientation: original.orientation(plan),
         keep_color_space: plan.keeps_color_space(),
     };
-    let layout = Layout::compute_in(kept_region(&original, plan, &options, budget)?, plan);
+    let region = kept_region(&original, plan, options.orientation, budget)?;
+    let layout = Layout::compute_in(region, plan);
     let frames = load::load(&original, &layout, &options, budget)?;
     let image = effects::apply(frames, plan.canonical(), &layout, &input, budget)?;
     encoding::encode_derivative(&image, &encoding, budget)
 }
 
-/// The part of the upright original that counts as the whole image: all
-/// of it, or what `trim` keeps.
+/// The part of the upright original (turned to `orientation`) that counts
+/// as the whole image: all of it, or what `trim` keeps.
 fn kept_region(
     original: &CheckedOriginal<'_>,
     plan: &ResolvedPlan,
-    options: &LoadOptions,
+    orientation: u8,
     budget: &RenderBudget,
 ) -> Result<Region, RenderError> {
-    let (width, height) = original.header.upright(options.orientation);
+    let (width, height) = original.header.upright(orientation);
     let whole = Region::whole(width, height);
-    match &plan.canonical().trim {
-        Some(trim) => {
-            Ok(
-                trim::find_region(original.bytes, &original.header, options.orientation, trim)
-                    .map_err(budget.failure("trim"))?
-                    .unwrap_or(whole),
-            )
-        }
-        None => Ok(whole),
-    }
+    let Some(trim) = &plan.canonical().trim else {
+        return Ok(whole);
+    };
+    let kept = trim::find_region(original.bytes, &original.header, orientation, trim)
+        .map_err(budget.failure("trim"))?;
+    Ok(kept.unwrap_or(whole))
 }
 
 #[cfg(test)]

@@ -44,12 +44,16 @@ pub(super) struct Stored {
 /// Everything a run needs, owned so it can outlive the request.
 #[derive(Debug, Clone)]
 pub(super) struct Job {
+    /// The request as it came.
     pub(super) request: Arc<RenderRequest>,
+    /// Its plan, resolved once: the render pool and the pipeline take it
+    /// as it is.
     pub(super) plan: Arc<ResolvedPlan>,
     /// The entry key under the current purge counters.
     pub(super) key: String,
     /// Whether `key` came from Redis (else Redis is down: nothing is stored).
     pub(super) cacheable: bool,
+    /// When the caller stops waiting, if it said.
     pub(super) deadline: Option<Instant>,
     /// Fires when every caller of the shared run has gone: a render that
     /// has not started by then is not started.
