@@ -20,7 +20,7 @@
 //!   cached dependency layer and run it as the manifests' non-root user;
 //! - docs/configuration.md is what the binaries' `--help` says
 //!   (`IMGMESH_WRITE_DOCS=1 cargo nextest run -p imgmesh-integration-tests
-//!   --test deploy_kit configuration_page` rewrites it).
+//!   --test integration deploy_kit::configuration_page` rewrites it).
 //!
 //! The tools come from scripts/install-deps.sh (tools/python/deploy-kit);
 //! what the binaries accept is read from their `--help`, never from here.
@@ -1788,7 +1788,7 @@ fn configuration_page() -> anyhow::Result<String> {
          which fails when this page is out of date; regenerate it with\n\n\
          ```sh\n\
          cargo build -j2 --workspace --bins\n\
-         IMGMESH_WRITE_DOCS=1 cargo nextest run -j2 -p imgmesh-integration-tests --test deploy_kit configuration_page\n\
+         IMGMESH_WRITE_DOCS=1 cargo nextest run -j2 -p imgmesh-integration-tests --test integration deploy_kit::configuration_page\n\
          ```\n\n\
          Ports, probes and what the Kubernetes kit sets are in [operations.md](operations.md).\n",
     );
@@ -1876,7 +1876,7 @@ fn configuration_page_is_up_to_date() -> anyhow::Result<()> {
         bail!(
             "{CONFIGURATION_PAGE} is out of date with the binaries' --help; regenerate it with\n  \
              cargo build -j2 --workspace --bins && IMGMESH_WRITE_DOCS=1 cargo nextest run -j2 \
-             -p imgmesh-integration-tests --test deploy_kit configuration_page"
+             -p imgmesh-integration-tests --test integration deploy_kit::configuration_page"
         );
     }
     Ok(())

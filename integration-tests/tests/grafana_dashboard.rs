@@ -3,8 +3,6 @@
 //! metrics the services expose and matches, groups and aggregates on labels
 //! those metrics carry (see `promql_check`).
 
-mod promql_check;
-
 use std::path::PathBuf;
 
 use imgmesh_integration_tests::fixtures;

@@ -300,7 +300,7 @@ async fn renderer_and_gateway_follow_the_fetcher() {
 /// and says why, in one line.
 #[test]
 fn health_command_fails_without_a_server() {
-    let port = imgmesh_integration_tests::free_port().unwrap();
+    let port = imgmesh_integration_tests::unused_port();
     let addr = format!("127.0.0.1:{port}");
     for (binary, flag) in [
         ("imgmesh-source-registry", "--listen"),

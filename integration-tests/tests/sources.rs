@@ -8,7 +8,7 @@ use std::process::Output;
 use anyhow::{Context as _, bail};
 use imgmesh_integration_tests::fixtures::{self, Format};
 use imgmesh_integration_tests::{
-    ChildProcess, Mesh, MeshOptions, S3_ACCESS_KEY, S3_SECRET_KEY, binary_path,
+    ChildProcess, Mesh, MeshOptions, PostgresDatabase, S3_ACCESS_KEY, S3_SECRET_KEY, binary_path,
 };
 
 /// An upload secret the tests look for in dumps.
@@ -224,7 +224,7 @@ async fn sqlite_files_hold_no_plaintext_secret() {
 /// its database holds no plaintext read secret, upload secret or token.
 #[tokio::test]
 async fn postgres_dump_holds_no_plaintext_secret() {
-    let database = TestPostgres::create().await.unwrap();
+    let database = PostgresDatabase::create("imgmesh_it").unwrap();
     let dir = tempfile::tempdir().unwrap();
     let key = dir.path().join("master.key");
     std::fs::write(&key, fixtures::TEST_MASTER_KEY_HEX).unwrap();
@@ -387,72 +387,4 @@ async fn cli(registry_url: &str, args: &[&str]) -> anyhow::Result<Output> {
         );
     }
     Ok(output)
-}
-
-/// A fresh PostgreSQL database on the tests' server (see
-/// `scripts/ensure-postgres.sh`), dropped when the test ends.
-struct TestPostgres {
-    admin_url: String,
-    name: String,
-    url: String,
-}
-
-impl TestPostgres {
-    async fn create() -> anyhow::Result<TestPostgres> {
-        let admin_url = std::env::var("IMGMESH_TEST_POSTGRES_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
-        let name = format!("imgmesh_it_{}", std::process::id());
-        psql(
-            &admin_url,
-            &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
-        )
-        .await?;
-        psql(&admin_url, &format!("CREATE DATABASE {name}"))
-            .await
-            .with_context(|| {
-                format!(
-                    "PostgreSQL must answer at {admin_url} for this test: run `make test` \
-                     (scripts/ensure-postgres.sh) or set IMGMESH_TEST_POSTGRES_URL"
-                )
-            })?;
-        let base = admin_url
-            .rsplit_once('/')
-            .map_or(admin_url.as_str(), |(base, _)| base);
-        let url = format!("{base}/{name}");
-        Ok(TestPostgres {
-            admin_url,
-            name,
-            url,
-        })
-    }
-}
-
-impl Drop for TestPostgres {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("psql")
-            .arg(&self.admin_url)
-            .arg("-c")
-            .arg(format!(
-                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                self.name
-            ))
-            .output();
-    }
-}
-
-/// Runs one SQL statement with `psql`.
-async fn psql(url: &str, sql: &str) -> anyhow::Result<()> {
-    let output = tokio::process::Command::new("psql")
-        .arg(url)
-        .arg("-v")
-        .arg("ON_ERROR_STOP=1")
-        .arg("-c")
-        .arg(sql)
-        .output()
-        .await
-        .context("running psql")?;
-    if !output.status.success() {
-        bail!("psql failed: {}", String::from_utf8_lossy(&output.stderr));
-    }
-    Ok(())
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use imgmesh_integration_tests::fixtures;
 use imgmesh_integration_tests::{
-    ChildProcess, Mesh, MeshOptions, OtlpReceiver, S3_SECRET_KEY, binary_path, free_port, get,
+    ChildProcess, Mesh, MeshOptions, OtlpReceiver, S3_SECRET_KEY, binary_path, get, unused_port,
 };
 
 /// A W3C traceparent of a sampled trace, with the trace id `trace`.
@@ -36,16 +36,10 @@ async fn lone_gateway(
         .arg("--insecure-plaintext")
         .arg("--listen=127.0.0.1:0")
         .arg("--ops-listen=127.0.0.1:0")
-        .arg(format!(
-            "--registry-url=http://127.0.0.1:{}",
-            free_port().unwrap()
-        ))
-        .arg(format!(
-            "--renderer-url=http://127.0.0.1:{}",
-            free_port().unwrap()
-        ))
+        .arg(format!("--registry-url=http://127.0.0.1:{}", unused_port()))
+        .arg(format!("--renderer-url=http://127.0.0.1:{}", unused_port()))
         .arg("--base-domain=localhost");
-    let name = format!("gateway-{}", free_port().unwrap());
+    let name = format!("gateway-{}", unused_port());
     let mut gateway = ChildProcess::spawn(&name, &mut command, logs).unwrap();
     let addr = gateway.listening("http").await.unwrap();
     (gateway, addr)
