@@ -6,11 +6,15 @@ use std::time::Duration;
 
 use imgmesh_s3_client::ClientTuning;
 
-use imgmesh_runtime::{HealthArgs, HealthCommand, MetricsArgs};
+use imgmesh_runtime::{HealthArgs, HealthCommand, MetricsArgs, RegistryArgs};
 use imgmesh_telemetry::TelemetryArgs;
 
 /// Where the fetcher serves `GET /metrics` unless told otherwise.
 pub const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:9092";
+
+/// The registry's credentials port (its `--credentials-listen`) unless
+/// `--registry-url` says otherwise.
+const DEFAULT_REGISTRY_URL: &str = "http://127.0.0.1:50054";
 
 /// Default for `--max-object-bytes`: 32 MiB.
 pub const DEFAULT_MAX_OBJECT_BYTES: u64 = 32 * 1024 * 1024;
@@ -24,7 +28,15 @@ pub const DEFAULT_ORIGINAL_CACHE_BYTES: u64 = 128 * 1024 * 1024;
     name = "imgmesh-fetcher",
     version,
     about = "Reads originals from Sources' S3 buckets for imgmesh",
-    mut_arg("metrics_listen", |arg| arg.default_value(DEFAULT_METRICS_LISTEN))
+    mut_arg("metrics_listen", |arg| arg.default_value(DEFAULT_METRICS_LISTEN)),
+    mut_arg("registry_url", |arg| arg
+        .default_value(DEFAULT_REGISTRY_URL)
+        .help(
+            "gRPC URL of the source registry's credentials port (the registry's \
+             `--credentials-listen`), which hands out Sources' bucket locations and read \
+             credentials. The fetcher reports NOT_SERVING while no registry there reports \
+             SERVING"
+        ))
 )]
 pub struct FetcherConfig {
     /// Instead of serving: `health` asks the running fetcher.
@@ -40,16 +52,10 @@ pub struct FetcherConfig {
     )]
     pub listen: SocketAddr,
 
-    /// gRPC URL of the source registry's credentials port (the registry's
-    /// `--credentials-listen`), which hands out Sources' bucket locations
-    /// and read credentials. The fetcher reports NOT_SERVING while no
-    /// registry there reports SERVING.
-    #[arg(
-        long,
-        env = "IMGMESH_REGISTRY_URL",
-        default_value = "http://127.0.0.1:50054"
-    )]
-    pub registry_url: String,
+    /// Where the source registry's credentials port is: `--registry-url`,
+    /// with the fetcher's own default and help (the `mut_arg` above).
+    #[command(flatten)]
+    pub registry: RegistryArgs,
 
     /// Largest object the fetcher reads, in bytes; a caller may ask for a
     /// smaller limit, never a larger one.
@@ -187,7 +193,7 @@ mod tests {
     fn defaults_match_the_contract() {
         let config = FetcherConfig::try_parse_from(["imgmesh-fetcher"]).unwrap();
         assert_eq!(config.listen, "127.0.0.1:50052".parse().unwrap());
-        assert_eq!(config.registry_url, "http://127.0.0.1:50054");
+        assert_eq!(config.registry.registry_url, "http://127.0.0.1:50054");
         assert_eq!(config.max_object_bytes, 33_554_432);
         assert_eq!(
             config.metrics.addr(),
@@ -222,7 +228,7 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(config.listen, "127.0.0.1:0".parse().unwrap());
-        assert_eq!(config.registry_url, "http://10.0.0.1:7000");
+        assert_eq!(config.registry.registry_url, "http://10.0.0.1:7000");
         assert_eq!(config.max_object_bytes, 1024);
         assert_eq!(config.metrics.addr(), None);
     }

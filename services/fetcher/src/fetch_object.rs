@@ -77,7 +77,7 @@ const STALE_RETRY_AFTER: Duration = Duration::from_secs(5);
 // === impl Fetcher ===
 
 impl Fetcher {
-    /// A fetcher that asks the registry at `config.registry_url` for read
+    /// A fetcher that asks the registry at `--registry-url` for read
     /// access (connecting lazily), caps objects at `config.max_object_bytes`
     /// and keeps up to `config.original_cache_bytes` of recent originals;
     /// it dials the registry over `transport`.
@@ -85,7 +85,7 @@ impl Fetcher {
         config: &FetcherConfig,
         transport: &imgmesh_runtime::Transport,
     ) -> anyhow::Result<Fetcher> {
-        let registry = read_access::registry_client(&config.registry_url, transport)?;
+        let registry = read_access::registry_client(&config.registry.registry_url, transport)?;
         Ok(Fetcher {
             clients: Arc::new(SourceClients::new(registry, config.s3_tuning())),
             originals: Arc::new(OriginalCache::new(

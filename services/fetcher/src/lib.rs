@@ -72,7 +72,7 @@ where
     let health =
         imgmesh_runtime::ServiceHealth::new().with_service::<FetcherServiceServer<Fetcher>>();
     health.start().await;
-    let registry = imgmesh_runtime::grpc_channel_over(&config.registry_url, transport)?;
+    let registry = config.registry.channel_over(transport)?;
     health.watch(
         vec![imgmesh_runtime::Dependency::grpc_peer(
             "registry",

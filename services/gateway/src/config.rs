@@ -72,13 +72,9 @@ pub struct GatewayConfig {
     )]
     pub admin_token: Option<SecretString>,
 
-    /// gRPC URL of the source registry.
-    #[arg(
-        long,
-        env = "IMGMESH_REGISTRY_URL",
-        default_value = "http://127.0.0.1:50051"
-    )]
-    pub registry_url: String,
+    /// Where the source registry is (`--registry-url`).
+    #[command(flatten)]
+    pub registry: imgmesh_runtime::RegistryArgs,
 
     /// gRPC URL of the renderer.
     #[arg(
@@ -261,7 +257,7 @@ mod tests {
         let config = GatewayConfig::try_parse_from(["imgmesh-gateway"]).unwrap();
         assert_eq!(config.listen, "127.0.0.1:8080".parse().unwrap());
         assert_eq!(config.ops_listen, "127.0.0.1:9080".parse().unwrap());
-        assert_eq!(config.registry_url, "http://127.0.0.1:50051");
+        assert_eq!(config.registry.registry_url, "http://127.0.0.1:50051");
         assert_eq!(config.renderer_url, "http://127.0.0.1:50053");
         assert_eq!(config.base_domain, "localhost");
         assert_eq!(config.source_cache_ttl(), Duration::from_secs(2));
@@ -293,7 +289,7 @@ mod tests {
         .unwrap();
         assert_eq!(config.listen, "0.0.0.0:80".parse().unwrap());
         assert_eq!(config.ops_listen, "127.0.0.1:0".parse().unwrap());
-        assert_eq!(config.registry_url, "http://registry:50051");
+        assert_eq!(config.registry.registry_url, "http://registry:50051");
         assert_eq!(config.renderer_url, "http://renderer:50053");
         assert_eq!(config.base_domain, "img.example.com");
         assert_eq!(config.source_cache_ttl(), Duration::from_millis(200));

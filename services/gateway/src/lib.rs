@@ -101,8 +101,7 @@ impl GatewayState {
     ) -> anyhow::Result<GatewayState> {
         let base_domain = normalize_base_domain(&config.base_domain);
         anyhow::ensure!(!base_domain.is_empty(), "--base-domain must not be empty");
-        let registry = imgmesh_runtime::grpc_channel_over(&config.registry_url, transport)
-            .context("--registry-url")?;
+        let registry = config.registry.channel_over(transport)?;
         let renderer = imgmesh_runtime::grpc_channel_over(&config.renderer_url, transport)
             .context("--renderer-url")?;
         let derivatives = config

@@ -25,6 +25,7 @@ pub mod grpc_retry;
 mod lingering_close;
 pub mod mesh_tls;
 mod metrics_server;
+mod registry_args;
 pub mod service_health;
 
 use std::future::Future;
@@ -38,6 +39,7 @@ use tonic::transport::{Endpoint, Server};
 pub use crate::grpc_retry::GrpcChannel;
 pub use crate::mesh_tls::{TlsArgs, Transport};
 pub use crate::metrics_server::MetricsServer;
+pub use crate::registry_args::{DEFAULT_REGISTRY_URL, RegistryArgs};
 pub use crate::service_health::{
     Dependency, HealthArgs, HealthCommand, Impact, ServiceHealth, exit_with, grpc_health_command,
     http_health_command, record_dependency,
