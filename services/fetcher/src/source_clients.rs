@@ -219,11 +219,7 @@ mod tests {
     #[tokio::test]
     async fn failed_loads_leave_no_slot() {
         // A port that was just free: connecting to it is refused.
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = imgmesh_test_support::unused_port();
         let registry = read_access::registry_client(
             &format!("http://127.0.0.1:{port}"),
             &imgmesh_runtime::Transport::Plaintext,
