@@ -23,12 +23,15 @@
 //!   [`trace_context`] (feature `trace-context`): a subscriber whose spans
 //!   carry W3C trace context.
 //!
-//! Every launcher picks its port safely — the server binds port 0 and tells,
-//! or, for servers that cannot (Redis), the launcher checks the listener on
-//! the chosen port is its own child's and tries another port if not — polls
-//! readiness with a deadline, and stops its process and removes its
-//! temporary directory when dropped. Launchers panic when a server cannot
-//! start, saying what is missing: a test cannot go on without its server.
+//! Every launcher picks its port safely — the server binds port 0 and the
+//! launcher learns the port from its announcement or from `/proc`, or, for a
+//! server that cannot bind port 0 (Redis), the launcher checks the listener
+//! on the chosen port is its own child's and tries another port if not —
+//! polls readiness with a deadline, and stops its process and removes its
+//! temporary directory when dropped. The S3 and Redis launchers panic when
+//! their server cannot start, saying what is missing (a test cannot go on
+//! without its server); [`ChildProcess`] and [`PostgresDatabase`] return
+//! errors, for harnesses that report them.
 
 pub mod grpc_peer;
 pub mod log_capture;
