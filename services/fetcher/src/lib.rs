@@ -31,7 +31,6 @@ mod source_clients;
 
 use std::future::Future;
 
-use imgmesh_proto::fetcher::v1::fetcher_service_server::FetcherServiceServer;
 use tokio::net::TcpListener;
 
 pub use crate::config::{
@@ -69,18 +68,18 @@ where
     F: Future<Output = ()> + Send + 'static,
 {
     let fetcher = Fetcher::new(&config, transport)?;
-    let health =
-        imgmesh_runtime::ServiceHealth::new().with_service::<FetcherServiceServer<Fetcher>>();
-    health.start().await;
-    let registry = config.registry.channel_over(transport)?;
-    health.watch(
-        vec![imgmesh_runtime::Dependency::grpc_peer(
-            "registry",
-            imgmesh_runtime::Impact::Required,
-            registry,
-        )],
-        &config.health,
+    let registry = imgmesh_runtime::Dependency::grpc_peer(
+        "registry",
+        imgmesh_runtime::Impact::Required,
+        config.registry.channel_over(transport)?,
     );
-    let routes = tonic::service::Routes::new(fetcher.into_server());
-    imgmesh_runtime::serve_grpc_over(listener, transport, routes, health, shutdown).await
+    imgmesh_runtime::serve_service(
+        listener,
+        transport,
+        fetcher.into_server(),
+        vec![registry],
+        &config.health,
+        shutdown,
+    )
+    .await
 }

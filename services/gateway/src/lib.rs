@@ -245,12 +245,15 @@ pub async fn serve_image_api<F>(
 where
     F: Future<Output = ()> + Send + 'static,
 {
-    use imgmesh_proto::image::v1::image_service_server::ImageServiceServer;
-    let health =
-        imgmesh_runtime::ServiceHealth::new().with_service::<ImageServiceServer<ImageApi>>();
-    health.start().await;
-    let routes = tonic::service::Routes::new(ImageApi::new(state).server());
-    imgmesh_runtime::serve_grpc(listener, routes, health, shutdown).await
+    imgmesh_runtime::serve_service(
+        listener,
+        &imgmesh_runtime::Transport::Plaintext,
+        ImageApi::new(state).server(),
+        Vec::new(),
+        &imgmesh_runtime::HealthArgs::default(),
+        shutdown,
+    )
+    .await
 }
 
 /// Serves the public router on `http`, the operations router on `ops` and,

@@ -171,6 +171,41 @@ where
         .context("gRPC server failed")
 }
 
+/// Serves the one gRPC service `service` and `grpc.health.v1` on `listener`
+/// over `transport` until `shutdown` resolves: the shape of every imgmesh
+/// service's gRPC listener. Health reports the server and `S` SERVING from
+/// the start, then follows `dependencies`, checked as `health_args` says
+/// (none: SERVING throughout), and NOT_SERVING for good once shutdown starts;
+/// then in-flight calls drain. What every call gets is
+/// [`serve_grpc_over`]'s.
+pub async fn serve_service<S, F>(
+    listener: TcpListener,
+    transport: &Transport,
+    service: S,
+    dependencies: Vec<Dependency>,
+    health_args: &HealthArgs,
+    shutdown: F,
+) -> anyhow::Result<()>
+where
+    S: tower::Service<
+            http::Request<tonic::body::Body>,
+            Response = http::Response<tonic::body::Body>,
+            Error = std::convert::Infallible,
+        > + tonic::server::NamedService
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    S::Future: Send + 'static,
+    F: Future<Output = ()> + Send + 'static,
+{
+    let health = ServiceHealth::new().with_service::<S>();
+    health.start().await;
+    health.watch(dependencies, health_args);
+    let routes = tonic::service::Routes::new(service);
+    serve_grpc_over(listener, transport, routes, health, shutdown).await
+}
+
 /// Caps glibc's malloc arenas at `arenas` for this process. glibc gives
 /// each thread that contends for the heap an arena of its own (up to 8 per
 /// core), and freed image buffers stay scattered across them: a renderer

@@ -12,7 +12,7 @@ use imgmesh_derivative_cache::{
 };
 use imgmesh_proto::renderer::v1::renderer_service_server::RendererServiceServer;
 use imgmesh_proto::renderer::v1::{CacheStatus, RenderRequest, RenderResponse};
-use imgmesh_runtime::{Dependency, GrpcChannel, HealthArgs, Impact, ServiceHealth};
+use imgmesh_runtime::{Dependency, GrpcChannel, HealthArgs, Impact};
 use tokio::net::TcpListener;
 
 use crate::config::{Caching, RendererConfig};
@@ -112,19 +112,21 @@ impl Renderer {
     where
         F: Future<Output = ()> + Send + 'static,
     {
-        let health = ServiceHealth::new().with_service::<RendererServiceServer<Renderer>>();
-        health.start().await;
-        if let Some((fetcher, args)) = self.health_checks.take() {
-            let cache = self.cache.clone();
-            let redis = Dependency::new("redis", Impact::Degrades, move || {
-                let cache = cache.clone();
-                async move { cache.ping().await.map_err(|error| error.to_string()) }
-            });
-            let fetcher = Dependency::grpc_peer("fetcher", Impact::Required, fetcher);
-            health.watch(vec![fetcher, redis], &args);
-        }
-        let routes = tonic::service::Routes::new(RendererServiceServer::new(self));
-        imgmesh_runtime::serve_grpc_over(listener, &transport, routes, health, shutdown).await
+        let (dependencies, args) = match self.health_checks.take() {
+            Some((fetcher, args)) => {
+                let cache = self.cache.clone();
+                let redis = Dependency::new("redis", Impact::Degrades, move || {
+                    let cache = cache.clone();
+                    async move { cache.ping().await.map_err(|error| error.to_string()) }
+                });
+                let fetcher = Dependency::grpc_peer("fetcher", Impact::Required, fetcher);
+                (vec![fetcher, redis], args)
+            }
+            None => (Vec::new(), HealthArgs::default()),
+        };
+        let service = RendererServiceServer::new(self);
+        imgmesh_runtime::serve_service(listener, &transport, service, dependencies, &args, shutdown)
+            .await
     }
 
     /// Answers one render request; `timeout` is the caller's remaining
