@@ -13,7 +13,7 @@
 //! gRPC calls every imgmesh server counts.
 //!
 //! `main.rs` is glue: parse [`FetcherConfig`], start telemetry, bind the
-//! gRPC and metrics listeners, then [`run`].
+//! gRPC and metrics listeners, then build and serve [`FetcherService`].
 // The FetchObject future (cache, coalescing, stale-if-error, the SDK's
 // own futures) nests deeper than the default limit of 128 layout queries.
 #![recursion_limit = "256"]
@@ -31,6 +31,7 @@ mod source_clients;
 
 use std::future::Future;
 
+use imgmesh_runtime::{Dependency, GrpcChannel, HealthArgs, Impact, Transport};
 use tokio::net::TcpListener;
 
 pub use crate::config::{
@@ -38,48 +39,65 @@ pub use crate::config::{
 };
 pub use crate::fetch_object::Fetcher;
 
-/// Serves `FetcherService` and `grpc.health.v1` on `listener` until
-/// `shutdown` resolves, then drains in-flight fetches. Health reports
-/// NOT_SERVING while no registry at `--registry-url` reports SERVING (no
-/// Source can be read without its credentials).
+/// The fetcher as `imgmesh-fetcher` runs it: [`FetcherService::build`] it
+/// from its config, then [`FetcherService::serve`] it on its listener.
+#[derive(Debug)]
+pub struct FetcherService {
+    fetcher: Fetcher,
+    /// The registry's credentials port, which health follows: no Source
+    /// can be read without its credentials.
+    registry: GrpcChannel,
+    /// How often and how patiently the registry is checked.
+    health: HealthArgs,
+    /// How the fetcher dials the registry and is called.
+    transport: Transport,
+}
+
+// === impl FetcherService ===
+
+impl FetcherService {
+    /// The fetcher `config` describes, dialling the registry over
+    /// `transport` (with mutual TLS, presenting the fetcher's certificate).
+    /// Channels connect lazily, so this succeeds while the registry is
+    /// still starting.
+    pub fn build(config: &FetcherConfig, transport: &Transport) -> anyhow::Result<FetcherService> {
+        Ok(FetcherService {
+            fetcher: Fetcher::new(config, transport)?,
+            registry: config.registry.channel_over(transport)?,
+            health: config.health.clone(),
+            transport: transport.clone(),
+        })
+    }
+
+    /// Serves `FetcherService` and `grpc.health.v1` on `listener` until
+    /// `shutdown` resolves, then drains in-flight fetches. Health reports
+    /// NOT_SERVING while no registry at `--registry-url` reports SERVING.
+    /// With mutual TLS only the identities the policy allows (the
+    /// renderer) may call it.
+    pub async fn serve<F>(self, listener: TcpListener, shutdown: F) -> anyhow::Result<()>
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        let registry = Dependency::grpc_peer("registry", Impact::Required, self.registry);
+        imgmesh_runtime::serve_service(
+            listener,
+            &self.transport,
+            self.fetcher.into_server(),
+            vec![registry],
+            &self.health,
+            shutdown,
+        )
+        .await
+    }
+}
+
+/// A fetcher built from `config` over plaintext and served on `listener`
+/// until `shutdown` resolves (see [`FetcherService`]).
 pub async fn run<F>(config: FetcherConfig, listener: TcpListener, shutdown: F) -> anyhow::Result<()>
 where
     F: Future<Output = ()> + Send + 'static,
 {
-    run_over(
-        config,
-        &imgmesh_runtime::Transport::Plaintext,
-        listener,
-        shutdown,
-    )
-    .await
-}
-
-/// [`run`] over `transport`: with mutual TLS the fetcher dials the registry
-/// with its own certificate, and only the identities the policy allows
-/// (the renderer) may call it.
-pub async fn run_over<F>(
-    config: FetcherConfig,
-    transport: &imgmesh_runtime::Transport,
-    listener: TcpListener,
-    shutdown: F,
-) -> anyhow::Result<()>
-where
-    F: Future<Output = ()> + Send + 'static,
-{
-    let fetcher = Fetcher::new(&config, transport)?;
-    let registry = imgmesh_runtime::Dependency::grpc_peer(
-        "registry",
-        imgmesh_runtime::Impact::Required,
-        config.registry.channel_over(transport)?,
-    );
-    imgmesh_runtime::serve_service(
-        listener,
-        transport,
-        fetcher.into_server(),
-        vec![registry],
-        &config.health,
-        shutdown,
-    )
-    .await
+    FetcherService::build(&config, &Transport::Plaintext)?
+        .serve(listener, shutdown)
+        .await
 }

@@ -4,7 +4,7 @@
 //! `imgmesh-fetcher health` instead asks the running fetcher's health.
 
 use clap::Parser as _;
-use imgmesh_fetcher::FetcherConfig;
+use imgmesh_fetcher::{FetcherConfig, FetcherService};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -12,24 +12,15 @@ async fn main() -> anyhow::Result<()> {
     if let Some(imgmesh_runtime::HealthCommand::Health) = config.command {
         imgmesh_runtime::exit_with(imgmesh_runtime::grpc_health_command(config.listen).await);
     }
-    let telemetry = imgmesh_telemetry::init("imgmesh-fetcher", &config.telemetry)?;
-    let served = async {
+    imgmesh_runtime::run_binary("imgmesh-fetcher", &config.telemetry, async {
         let transport = config.tls.transport()?;
         let listener = imgmesh_runtime::bind("fetcher", "grpc", config.listen).await?;
         let metrics = imgmesh_runtime::MetricsServer::start("fetcher", &config.metrics).await?;
-        let served = imgmesh_fetcher::run_over(
-            config,
-            &transport,
-            listener,
-            imgmesh_runtime::shutdown_signal(),
-        )
-        .await;
+        let fetcher = FetcherService::build(&config, &transport)?;
+        let served = fetcher
+            .serve(listener, imgmesh_runtime::shutdown_signal())
+            .await;
         served.and(metrics.stop().await)
-    }
-    .await;
-    if let Err(err) = &served {
-        tracing::error!(error = format!("{err:#}"), "fetcher stopped");
-    }
-    telemetry.shutdown().await;
-    served
+    })
+    .await
 }

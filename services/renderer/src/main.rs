@@ -22,18 +22,19 @@ fn main() -> anyhow::Result<()> {
         .block_on(serve(config))
 }
 
-/// Binds the gRPC and metrics listeners, serves until
-/// Ctrl-C or SIGTERM, then stops the metrics listener and flushes telemetry.
+/// Binds the gRPC and metrics listeners, builds the renderer and serves it
+/// until Ctrl-C or SIGTERM, then stops the metrics listener; telemetry
+/// around it all.
 async fn serve(config: RendererConfig) -> anyhow::Result<()> {
-    let telemetry = imgmesh_telemetry::init("imgmesh-renderer", &config.telemetry)?;
-    let transport = config.tls.transport()?;
-    let listener = imgmesh_runtime::bind("renderer", "grpc", config.listen).await?;
-    let metrics = imgmesh_runtime::MetricsServer::start("renderer", &config.metrics).await?;
-    let renderer = Renderer::build(&config, &transport)?;
-    let served = renderer
-        .serve(listener, transport, imgmesh_runtime::shutdown_signal())
-        .await;
-    let served = served.and(metrics.stop().await);
-    telemetry.shutdown().await;
-    served
+    imgmesh_runtime::run_binary("imgmesh-renderer", &config.telemetry, async {
+        let transport = config.tls.transport()?;
+        let listener = imgmesh_runtime::bind("renderer", "grpc", config.listen).await?;
+        let metrics = imgmesh_runtime::MetricsServer::start("renderer", &config.metrics).await?;
+        let renderer = Renderer::build(&config, &transport)?;
+        let served = renderer
+            .serve(listener, imgmesh_runtime::shutdown_signal())
+            .await;
+        served.and(metrics.stop().await)
+    })
+    .await
 }

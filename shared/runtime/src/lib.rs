@@ -1,11 +1,13 @@
 //! Process plumbing every imgmesh service shares.
 //!
-//! A service's `main` parses its config, initialises telemetry, then uses
-//! [`bind`] to open its listeners (each announced on stdout so scripts and
-//! tests can learn ephemeral ports), [`serve_grpc`] to run its gRPC routes
-//! with `grpc.health.v1`, trace propagation and per-call metrics,
-//! [`ServiceHealth`] to make that health follow the service's dependencies
-//! (and [`HealthCommand`] to ask it from a container healthcheck),
+//! A service's `main` parses its config and, inside [`run_binary`] (telemetry
+//! around the work), uses [`bind`] to open its listeners (each announced on
+//! stdout so scripts and tests can learn ephemeral ports), builds its
+//! service and serves it: [`serve_service`] runs one gRPC service with
+//! `grpc.health.v1` (following the service's dependencies through
+//! [`ServiceHealth`]), trace propagation and per-call metrics
+//! ([`serve_grpc`] when a listener serves more; [`HealthCommand`] asks that
+//! health from a container healthcheck),
 //! [`MetricsServer`] to serve `GET /metrics` on a listener of its own, and
 //! [`shutdown_signal`] to stop gracefully on Ctrl-C or SIGTERM. Clients
 //! build their gRPC channels with [`grpc_channel`], which balances requests
@@ -27,6 +29,7 @@ pub mod mesh_tls;
 mod metrics_server;
 mod registry_args;
 pub mod service_health;
+mod service_main;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -44,6 +47,7 @@ pub use crate::service_health::{
     Dependency, HealthArgs, HealthCommand, Impact, ServiceHealth, exit_with, grpc_health_command,
     http_health_command, record_dependency,
 };
+pub use crate::service_main::run_binary;
 /// The `--metrics-listen` flag, for services to `#[command(flatten)]`.
 pub use imgmesh_metrics::MetricsArgs;
 

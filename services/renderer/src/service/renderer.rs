@@ -12,7 +12,7 @@ use imgmesh_derivative_cache::{
 };
 use imgmesh_proto::renderer::v1::renderer_service_server::RendererServiceServer;
 use imgmesh_proto::renderer::v1::{CacheStatus, RenderRequest, RenderResponse};
-use imgmesh_runtime::{Dependency, GrpcChannel, HealthArgs, Impact};
+use imgmesh_runtime::{Dependency, GrpcChannel, HealthArgs, Impact, Transport};
 use tokio::net::TcpListener;
 
 use crate::config::{Caching, RendererConfig};
@@ -39,6 +39,9 @@ pub struct Renderer {
     /// The fetcher's channel and how to check it (and Redis) for health;
     /// `None` serves SERVING whatever they do.
     pub(super) health_checks: Option<(GrpcChannel, HealthArgs)>,
+    /// How the renderer is called: plaintext, or mutual TLS as
+    /// [`Renderer::build`] was told.
+    pub(super) transport: Transport,
 }
 
 // === impl Renderer ===
@@ -49,10 +52,7 @@ impl Renderer {
     /// either being down does not stop the renderer from starting. Must be
     /// called inside a tokio runtime. It dials the fetcher over `transport`
     /// (with mutual TLS, presenting the renderer's certificate).
-    pub fn build(
-        config: &RendererConfig,
-        transport: &imgmesh_runtime::Transport,
-    ) -> anyhow::Result<Renderer> {
+    pub fn build(config: &RendererConfig, transport: &Transport) -> anyhow::Result<Renderer> {
         libvips::init()?;
         let cache = DerivativeCache::connect_lazily(&config.redis_url, config.redis_timeout())
             .context("invalid --redis-url")?;
@@ -75,6 +75,7 @@ impl Renderer {
         );
         let mut renderer = Renderer::new(cache, fetcher, pool).with_caching(config.caching());
         renderer.health_checks = Some((channel, config.health.clone()));
+        renderer.transport = transport.clone();
         Ok(renderer)
     }
 
@@ -87,6 +88,7 @@ impl Renderer {
             caching: Caching::default(),
             in_flight: Arc::new(SingleFlight::new()),
             health_checks: None,
+            transport: Transport::Plaintext,
         }
     }
 
@@ -103,12 +105,7 @@ impl Renderer {
     /// (`imgmesh_health_status{dependency="redis"}` 0). With mutual TLS
     /// only the identities the policy allows (the gateway, and the CLI for
     /// purges) may call it.
-    pub async fn serve<F>(
-        mut self,
-        listener: TcpListener,
-        transport: imgmesh_runtime::Transport,
-        shutdown: F,
-    ) -> anyhow::Result<()>
+    pub async fn serve<F>(mut self, listener: TcpListener, shutdown: F) -> anyhow::Result<()>
     where
         F: Future<Output = ()> + Send + 'static,
     {
@@ -124,6 +121,7 @@ impl Renderer {
             }
             None => (Vec::new(), HealthArgs::default()),
         };
+        let transport = self.transport.clone();
         let service = RendererServiceServer::new(self);
         imgmesh_runtime::serve_service(listener, &transport, service, dependencies, &args, shutdown)
             .await

@@ -331,13 +331,11 @@ async fn serves_render_and_health_over_grpc() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(renderer(&redis.url(), fetcher.channel()).serve(
-        listener,
-        imgmesh_runtime::Transport::Plaintext,
-        async {
+    let server = tokio::spawn(
+        renderer(&redis.url(), fetcher.channel()).serve(listener, async {
             let _ = stopped.await;
-        },
-    ));
+        }),
+    );
 
     let channel = imgmesh_runtime::grpc_channel(&format!("http://{addr}")).unwrap();
     let mut health = tonic_health::pb::health_client::HealthClient::new(channel.clone());
