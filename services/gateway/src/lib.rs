@@ -235,6 +235,88 @@ fn ops_response(status: StatusCode, body: String) -> Response {
     response
 }
 
+/// The listeners `imgmesh-gateway` serves on.
+#[derive(Debug)]
+pub struct GatewayListeners {
+    /// The public HTTP listener (`--listen`).
+    pub http: TcpListener,
+    /// `GET /live`, `GET /ready` and `GET /metrics` (`--ops-listen`).
+    pub ops: TcpListener,
+    /// The admin API and the dashboard (`--admin-listen`), only with an
+    /// admin token.
+    pub admin: Option<TcpListener>,
+    /// The public gRPC render API (`--grpc-listen`), when asked for.
+    pub grpc: Option<TcpListener>,
+}
+
+// === impl GatewayListeners ===
+
+impl GatewayListeners {
+    /// Binds every listener `config` asks for, each announced on stdout; the
+    /// admin one only when `state` has an admin token (otherwise it logs
+    /// that the admin API is off).
+    pub async fn bind(config: &GatewayConfig, state: &GatewayState) -> anyhow::Result<Self> {
+        let http = imgmesh_runtime::bind(SERVICE, "http", config.listen).await?;
+        let ops = imgmesh_runtime::bind(SERVICE, "ops", config.ops_listen).await?;
+        let admin = if state.admin().is_some() {
+            Some(imgmesh_runtime::bind(SERVICE, "admin", config.admin_listen).await?)
+        } else {
+            tracing::info!(
+                "admin API off: no admin token (set --admin-token-file or IMGMESH_ADMIN_TOKEN)"
+            );
+            None
+        };
+        let grpc = match config.grpc_listen {
+            Some(addr) => Some(imgmesh_runtime::bind(SERVICE, "grpc", addr).await?),
+            None => None,
+        };
+        Ok(GatewayListeners {
+            http,
+            ops,
+            admin,
+            grpc,
+        })
+    }
+}
+
+impl GatewayState {
+    /// Serves the gateway on `listeners` until `shutdown` resolves: the HTTP
+    /// listeners as [`run`] does and, when there is one, the gRPC API as
+    /// [`serve_image_api`] does; both drain before this returns.
+    pub async fn serve<F>(self, listeners: GatewayListeners, shutdown: F) -> anyhow::Result<()>
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            shutdown.await;
+            let _ = stop.send(true);
+        });
+        let signal = move || {
+            let mut stopped = stopped.clone();
+            async move {
+                // An error means the sender is gone: shutdown has resolved.
+                let _ = stopped.wait_for(|stop| *stop).await;
+            }
+        };
+        let image_api = listeners
+            .grpc
+            .map(|grpc| tokio::spawn(serve_image_api(self.clone(), grpc, signal())));
+        let served = run(
+            self,
+            listeners.http,
+            listeners.ops,
+            listeners.admin,
+            signal(),
+        )
+        .await;
+        match image_api {
+            Some(api) => served.and(api.await?),
+            None => served,
+        }
+    }
+}
+
 /// Serves the public gRPC render API ([`ImageApi`]) and `grpc.health.v1`
 /// on `listener` until `shutdown` resolves, then drains its calls.
 pub async fn serve_image_api<F>(
