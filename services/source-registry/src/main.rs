@@ -16,15 +16,9 @@ async fn main() -> ExitCode {
     if let Some(RegistryCommand::Health) = config.command {
         imgmesh_runtime::exit_with(imgmesh_runtime::grpc_health_command(config.listen).await);
     }
-    let telemetry = match imgmesh_telemetry::init("imgmesh-source-registry", &config.telemetry) {
-        Ok(telemetry) => telemetry,
-        Err(error) => {
-            eprintln!("error: {error:#}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let result = run(config).await;
-    telemetry.shutdown().await;
+    let result =
+        imgmesh_runtime::run_binary("imgmesh-source-registry", &config.telemetry, run(&config))
+            .await;
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
@@ -39,7 +33,7 @@ async fn main() -> ExitCode {
 /// line means ready), binds the gRPC, credentials and metrics listeners,
 /// and serves until Ctrl-C or SIGTERM; the metrics listener stops after the
 /// gRPC drain.
-async fn run(config: Config) -> anyhow::Result<()> {
+async fn run(config: &Config) -> anyhow::Result<()> {
     let keys = config.load_master_keys()?;
     let database = config.database()?;
     if let Some(RegistryCommand::RotateMasterKey) = config.command {
