@@ -15,8 +15,8 @@ use tracing::field;
 
 use crate::api_key_store::{ApiKey, ApiKeyStore, SourceScope};
 use crate::clock::unix_now;
-use crate::object_upload;
 use crate::registry::Registry;
+use crate::{object_listing, object_upload};
 
 /// Serves `imgmesh.registry.v1.SourceRegistryService`.
 #[derive(Debug, Clone)]
@@ -211,6 +211,20 @@ impl SourceRegistryService for SourceRegistryApi {
         span.record("object.size", stored.size);
         tracing::info!(object.key = %stored.key, object.size = stored.size, "object uploaded");
         Ok(Response::new(stored))
+    }
+
+    #[tracing::instrument(
+        name = "registry.list_objects",
+        skip_all,
+        fields(source.id_or_name = %request.get_ref().id_or_name, objects = field::Empty)
+    )]
+    async fn list_objects(
+        &self,
+        request: Request<proto::ListObjectsRequest>,
+    ) -> Result<Response<proto::ListObjectsResponse>, Status> {
+        let page = object_listing::list_objects(&self.registry, request.get_ref()).await?;
+        tracing::Span::current().record("objects", page.objects.len());
+        Ok(Response::new(page))
     }
 
     #[tracing::instrument(

@@ -41,6 +41,7 @@ mod deploy_checks;
 mod error;
 mod grpc_api;
 mod master_key_rotation;
+mod object_listing;
 mod object_upload;
 mod registry;
 mod s3_refusal;

@@ -73,6 +73,11 @@ pub const POLICY: &[(&str, &[&str])] = &[
         "imgmesh.registry.v1.SourceRegistryService/UploadObject",
         &["gateway", "cli"],
     ),
+    // Listing a Source's objects: the gateway's dashboard (Assets page).
+    (
+        "imgmesh.registry.v1.SourceRegistryService/ListObjects",
+        &["gateway"],
+    ),
     // API keys of the public render API: the gateway authenticates callers;
     // the gateway's admin API and the operator's CLI manage them.
     (
@@ -94,6 +99,8 @@ pub const POLICY: &[(&str, &[&str])] = &[
     // The renderer's internal protocol: the gateway renders and purges; the
     // operator's CLI purges.
     ("imgmesh.renderer.v1.RendererService/Render", &["gateway"]),
+    ("imgmesh.renderer.v1.RendererService/RenderSet", &["gateway"]),
+    ("imgmesh.renderer.v1.RendererService/RenderBytes", &["gateway"]),
     (
         "imgmesh.renderer.v1.RendererService/Purge",
         &["gateway", "cli"],
@@ -107,6 +114,8 @@ pub const POLICY: &[(&str, &[&str])] = &[
     // peer a listener lets in.
     ("imgmesh.image.v1.ImageService/Render", &[ANY_PEER]),
     ("imgmesh.image.v1.ImageService/Describe", &[ANY_PEER]),
+    ("imgmesh.image.v1.ImageService/RenderSet", &[ANY_PEER]),
+    ("imgmesh.image.v1.ImageService/RenderBytes", &[ANY_PEER]),
     // Health and reflection: any authenticated peer.
     ("grpc.health.v1.Health", &[ANY_PEER]),
     ("grpc.reflection.v1.ServerReflection", &[ANY_PEER]),

@@ -420,6 +420,17 @@ impl SourceRegistryService for FakeRegistry {
             "the fake registry keeps no api keys",
         ))
     }
+
+    // Listing objects needs a bucket; the dashboard's listing is exercised
+    // against the real registry in integration-tests/tests/dashboard.rs.
+    async fn list_objects(
+        &self,
+        _request: tonic::Request<ListObjectsRequest>,
+    ) -> Result<tonic::Response<ListObjectsResponse>, tonic::Status> {
+        Err(tonic::Status::unimplemented(
+            "the fake registry has no bucket to list",
+        ))
+    }
 }
 
 // === fake renderer ===
