@@ -49,10 +49,14 @@ const STALE_LOOKUP_WAIT: Duration = Duration::from_millis(500);
 pub(crate) async fn serve_image(State(state): State<GatewayState>, request: Request) -> Response {
     let is_head = request.method() == Method::HEAD;
     let mut lifetime = ResponseLifetime::new(unix_now());
-    let mut response = answer(state, request, &mut lifetime)
+    let mut answered_for = None;
+    let mut response = answer(state, request, &mut lifetime, &mut answered_for)
         .await
         .unwrap_or_else(IntoResponse::into_response);
     lifetime.limit_error(&mut response);
+    if let Some(source_id) = answered_for {
+        METRICS.source_request(&source_id, response.status());
+    }
     if is_head {
         without_body(response)
     } else {
@@ -60,10 +64,13 @@ pub(crate) async fn serve_image(State(state): State<GatewayState>, request: Requ
     }
 }
 
+/// Answers `request`; `answered_for` is set to the Source's id once the
+/// host is known to be one's, for its per-Source metrics.
 async fn answer(
     state: GatewayState,
     request: Request,
     lifetime: &mut ResponseLifetime,
+    answered_for: &mut Option<String>,
 ) -> Result<Response, GatewayError> {
     let (parts, _body) = request.into_parts();
     if parts.method != Method::GET && parts.method != Method::HEAD {
@@ -74,6 +81,7 @@ async fn answer(
     let path = asset_path(parts.uri.path()).ok_or(GatewayError::InvalidPath)?;
     let resolved = resolve_source(&state, &host).await?;
     let source = &resolved.source;
+    *answered_for = Some(source.id.clone());
     match resolved.serving() {
         Serving::NotDeployed => return Err(GatewayError::UnknownHost),
         Serving::Disabled => {
@@ -223,18 +231,18 @@ async fn fresh_from_cache(
     let names = CacheNames::new(&source.id, source.config_version, path, plan);
     let lookup = cache.lookup(&names, conditional.is_conditional()).await?;
     let Some(found) = lookup.found else {
-        METRICS.derivative_lookup("miss");
+        METRICS.derivative_lookup(&source.id, "miss");
         return None;
     };
     let (meta, data) = found.into_parts();
     if !meta.is_fresh(unix_now()) {
-        METRICS.derivative_lookup("expired");
+        METRICS.derivative_lookup(&source.id, "expired");
         return None;
     }
     let response = cache
         .respond(&lookup.key, &meta, data, conditional, CacheStatus::Hit)
         .await?;
-    METRICS.derivative_lookup("hit");
+    METRICS.derivative_lookup(&source.id, "hit");
     Some(response)
 }
 

@@ -17,9 +17,21 @@
 //!   `rate_limited` after too many wrong tokens;
 //! - `imgmesh_cache_lookups_total{tier="derivative",result}`: with
 //!   `--redis-url`, derivatives answered from Redis (`hit`), or left to the
-//!   renderer (`miss`, `expired`).
+//!   renderer (`miss`, `expired`);
+//! - `imgmesh_source_requests_total{source,class}`: public image requests
+//!   answered for a known Source (its id), by status class (`2xx`, `3xx`,
+//!   `4xx`, `5xx`);
+//! - `imgmesh_source_derivative_lookups_total{source,result}`: the
+//!   derivative lookups in Redis above, by Source.
+//!
+//! The `source` label is bounded: the first [`MAX_LABELLED_SOURCES`]
+//! Sources seen since the process started get their own id; any later one
+//! is counted under `source="other"`, so a gateway in front of thousands of
+//! Sources exports at most that many series per label set. A deleted
+//! Source's series stay until the process restarts.
 
-use std::sync::LazyLock;
+use std::collections::HashSet;
+use std::sync::{LazyLock, Mutex};
 use std::time::Instant;
 
 use axum::extract::Request;
@@ -31,6 +43,13 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Unit;
+
+/// How many Sources get a `source` label of their own; later ones share
+/// [`OTHER_SOURCES`].
+pub(crate) const MAX_LABELLED_SOURCES: usize = 200;
+
+/// The `source` label of every Source past [`MAX_LABELLED_SOURCES`].
+pub(crate) const OTHER_SOURCES: &str = "other";
 
 /// The gateway's metrics (see the module documentation).
 pub(crate) static METRICS: LazyLock<GatewayMetrics> = LazyLock::new(GatewayMetrics::register);
@@ -76,6 +95,24 @@ impl CacheLookupLabels {
     }
 }
 
+/// Labels of `imgmesh_source_requests_total`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SourceRequestLabels {
+    /// The Source's id, or [`OTHER_SOURCES`].
+    source: String,
+    /// `2xx`, `3xx`, `4xx` or `5xx`.
+    class: &'static str,
+}
+
+/// Labels of `imgmesh_source_derivative_lookups_total`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SourceLookupLabels {
+    /// The Source's id, or [`OTHER_SOURCES`].
+    source: String,
+    /// `hit`, `miss` or `expired`.
+    result: &'static str,
+}
+
 /// How a source cache lookup went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum SourceLookup {
@@ -97,6 +134,10 @@ pub(crate) struct GatewayMetrics {
     admin_auth_refusals: Family<RefusalLabels, Counter>,
     in_flight: Gauge,
     shed: Counter,
+    source_requests: Family<SourceRequestLabels, Counter>,
+    source_lookups: Family<SourceLookupLabels, Counter>,
+    /// The Sources with a `source` label of their own.
+    labelled_sources: Mutex<HashSet<String>>,
 }
 
 // === impl GatewayMetrics ===
@@ -135,6 +176,17 @@ impl GatewayMetrics {
                 "Admin API requests refused before authentication, by reason",
                 Family::default(),
             ),
+            source_requests: metrics.metric(
+                "imgmesh_source_requests",
+                "Public image requests answered for a known Source, by Source id and status class",
+                Family::default(),
+            ),
+            source_lookups: metrics.metric(
+                "imgmesh_source_derivative_lookups",
+                "Derivative lookups in Redis, by Source id and result",
+                Family::default(),
+            ),
+            labelled_sources: Mutex::default(),
         });
         // Every result starts at 0, so rates work from the first scrape.
         imgmesh_metrics::start_at_zero(
@@ -185,14 +237,55 @@ impl GatewayMetrics {
             .inc();
     }
 
-    /// Counts one derivative lookup in Redis that ended as `result`.
-    pub(crate) fn derivative_lookup(&self, result: &'static str) {
+    /// Counts one derivative lookup in Redis for Source `source_id` that
+    /// ended as `result`.
+    pub(crate) fn derivative_lookup(&self, source_id: &str, result: &'static str) {
         self.cache_lookups
             .get_or_create(&CacheLookupLabels {
                 tier: "derivative",
                 result,
             })
             .inc();
+        self.source_lookups
+            .get_or_create(&SourceLookupLabels {
+                source: self.source_label(source_id),
+                result,
+            })
+            .inc();
+    }
+
+    /// Counts one public image request answered with `status` for Source
+    /// `source_id`.
+    pub(crate) fn source_request(&self, source_id: &str, status: http::StatusCode) {
+        let class = match status.as_u16() {
+            500.. => "5xx",
+            400..500 => "4xx",
+            300..400 => "3xx",
+            _ => "2xx",
+        };
+        self.source_requests
+            .get_or_create(&SourceRequestLabels {
+                source: self.source_label(source_id),
+                class,
+            })
+            .inc();
+    }
+
+    /// The `source` label of `source_id`: the id itself while fewer than
+    /// [`MAX_LABELLED_SOURCES`] have one, else [`OTHER_SOURCES`].
+    fn source_label(&self, source_id: &str) -> String {
+        let mut labelled = self
+            .labelled_sources
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if labelled.contains(source_id) {
+            return source_id.to_owned();
+        }
+        if labelled.len() < MAX_LABELLED_SOURCES && source_id != OTHER_SOURCES {
+            labelled.insert(source_id.to_owned());
+            return source_id.to_owned();
+        }
+        OTHER_SOURCES.to_owned()
     }
 }
 
@@ -216,4 +309,43 @@ pub(crate) async fn count_request(request: Request, next: Next) -> Response {
         })
         .inc();
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Past MAX_LABELLED_SOURCES distinct ids every new one is `other`; ids
+    /// already labelled keep theirs, and an id spelled `other` cannot take
+    /// a slot of its own.
+    #[test]
+    fn source_labels_are_bounded() {
+        let metrics = GatewayMetrics {
+            http_requests: Family::default(),
+            http_duration: imgmesh_metrics::latency_histogram(),
+            cache_lookups: Family::default(),
+            admin_auth_refusals: Family::default(),
+            in_flight: Gauge::default(),
+            shed: Counter::default(),
+            source_requests: Family::default(),
+            source_lookups: Family::default(),
+            labelled_sources: Mutex::default(),
+        };
+        assert_eq!(metrics.source_label(OTHER_SOURCES), OTHER_SOURCES);
+        for index in 0..MAX_LABELLED_SOURCES {
+            assert_eq!(
+                metrics.source_label(&format!("src_{index}")),
+                format!("src_{index}")
+            );
+        }
+        assert_eq!(metrics.source_label("src_late"), OTHER_SOURCES);
+        assert_eq!(metrics.source_label("src_0"), "src_0");
+        metrics.source_request("src_late", http::StatusCode::NOT_FOUND);
+        metrics.source_request("src_1", http::StatusCode::OK);
+        let late = SourceRequestLabels {
+            source: OTHER_SOURCES.to_owned(),
+            class: "4xx",
+        };
+        assert_eq!(metrics.source_requests.get_or_create(&late).get(), 1);
+    }
 }

@@ -1,37 +1,42 @@
-//! The Overview page: the gateway's request rate, derivative cache hit
-//! ratio, renders and error responses over the last hour, drawn as small
-//! SVG charts on the server.
+//! The Overview page: request rate, derivative cache hit ratio, renders
+//! and error responses over the last hour, for the whole gateway or for one
+//! Source (picked on the page, `?source=<id>`), drawn as small SVG charts
+//! on the server.
 //!
 //! The numbers are the gateway's own Prometheus counters, read from the
 //! process registry ([`imgmesh_metrics::encode`], the text `/metrics`
 //! serves) — no Prometheus server needed. A task samples them every
 //! [`SAMPLE_EVERY`] into a ring of [`POINTS`] samples (an hour); the page
 //! adds one sample taken as it is drawn, so it is never older than the
-//! request. The counters are the whole gateway's: the public request path
-//! does not yet tell the metrics which Source answered, so the figures are
-//! not split by Source.
+//! request. A Source's figures come from the counters the image handler
+//! keeps per Source id (`imgmesh_source_requests_total`,
+//! `imgmesh_source_derivative_lookups_total`); past the first
+//! [`MAX_LABELLED_SOURCES`] Sources the process sees, later ones share the
+//! `other` series, which the picker then offers.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::fmt::Write as _;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use axum::extract::{RawQuery, State};
 use axum::response::Response;
 use http::StatusCode;
+use imgmesh_proto::registry::v1::ListSourcesRequest;
 
-use super::LoggedIn;
 use super::html::{escape, html_response, page};
+use super::{Dashboard, LoggedIn};
+use crate::admin::registry_call::{call, timed};
+use crate::metrics::{MAX_LABELLED_SOURCES, OTHER_SOURCES};
 
 /// How often the counters are sampled.
 pub(super) const SAMPLE_EVERY: Duration = Duration::from_secs(30);
 /// Samples kept: an hour at [`SAMPLE_EVERY`].
 pub(super) const POINTS: usize = 120;
 
-/// The counters at one moment.
+/// Counters of one scope (the whole gateway, or one Source) at one moment.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub(super) struct Sample {
-    /// Unix seconds.
-    at: f64,
+struct Counts {
     /// Public requests answered.
     requests: f64,
     /// Of those, answered with a 4xx or 5xx status.
@@ -40,6 +45,17 @@ pub(super) struct Sample {
     hits: f64,
     /// Derivatives left to the renderer (a Redis miss or expired entry).
     renders: f64,
+}
+
+/// The counters at one moment.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(super) struct Sample {
+    /// Unix seconds.
+    at: f64,
+    /// The whole gateway's.
+    all: Counts,
+    /// Each Source's, by the `source` label (its id, or `other`).
+    by_source: BTreeMap<String, Counts>,
 }
 
 // === impl Sample ===
@@ -67,24 +83,50 @@ impl Sample {
                     .find(|(key, _)| *key == wanted)
                     .map(|(_, value)| value.trim_matches('"'))
             };
+            let lookup = |counts: &mut Counts| match label("result") {
+                Some("hit") => counts.hits += value,
+                Some("miss" | "expired") => counts.renders += value,
+                _ => {}
+            };
             match name {
                 "imgmesh_http_requests_total" => {
-                    sample.requests += value;
+                    sample.all.requests += value;
                     if label("status").and_then(|status| status.parse::<u16>().ok()) >= Some(400) {
-                        sample.errors += value;
+                        sample.all.errors += value;
                     }
                 }
                 "imgmesh_cache_lookups_total" if label("tier") == Some("derivative") => {
-                    match label("result") {
-                        Some("hit") => sample.hits += value,
-                        Some("miss" | "expired") => sample.renders += value,
-                        _ => {}
+                    lookup(&mut sample.all);
+                }
+                "imgmesh_source_requests_total" => {
+                    let Some(source) = label("source") else {
+                        continue;
+                    };
+                    let counts = sample.by_source.entry(source.to_owned()).or_default();
+                    counts.requests += value;
+                    if matches!(label("class"), Some("4xx" | "5xx")) {
+                        counts.errors += value;
                     }
+                }
+                "imgmesh_source_derivative_lookups_total" => {
+                    let Some(source) = label("source") else {
+                        continue;
+                    };
+                    lookup(sample.by_source.entry(source.to_owned()).or_default());
                 }
                 _ => {}
             }
         }
         sample
+    }
+
+    /// The counters of `source` (`None`: the whole gateway); a Source not
+    /// counted yet has zeros.
+    fn counts(&self, source: Option<&str>) -> Counts {
+        match source {
+            None => self.all,
+            Some(source) => self.by_source.get(source).copied().unwrap_or_default(),
+        }
     }
 
     /// The process's counters now.
@@ -113,16 +155,22 @@ impl Ring {
         self.samples.push_back(sample);
     }
 
-    /// Per interval between consecutive samples (and `latest`, when given):
-    /// requests per second, hit ratio in percent (`None` without lookups),
-    /// renders and error responses per minute. A counter that went down (a
-    /// restart) counts as starting again from zero.
-    fn series(&self, latest: Option<Sample>) -> Series {
-        let samples: Vec<Sample> = self.samples.iter().copied().chain(latest).collect();
+    /// Per interval between consecutive samples (and `latest`, when given),
+    /// for `source` (`None`: the whole gateway): requests per second, hit
+    /// ratio in percent (`None` without lookups), renders and error
+    /// responses per minute. A counter that went down (a restart) counts as
+    /// starting again from zero.
+    fn series(&self, source: Option<&str>, latest: Option<&Sample>) -> Series {
+        let samples: Vec<(f64, Counts)> = self
+            .samples
+            .iter()
+            .chain(latest)
+            .map(|sample| (sample.at, sample.counts(source)))
+            .collect();
         let mut series = Series::default();
         for pair in samples.windows(2) {
-            let (before, after) = (pair[0], pair[1]);
-            let seconds = (after.at - before.at).max(1.0);
+            let ((then, before), (now, after)) = (pair[0], pair[1]);
+            let seconds = (now - then).max(1.0);
             let delta = |now: f64, then: f64| if now >= then { now - then } else { now };
             let hits = delta(after.hits, before.hits);
             let renders = delta(after.renders, before.renders);
@@ -234,24 +282,104 @@ fn chart(id: &str, title: &str, unit: &str, values: &[Option<f64>]) -> String {
     svg
 }
 
-/// `GET /ui/overview`: the charts.
+/// `GET /ui/overview[?source=<id>]`: the charts, of the whole gateway or of
+/// one Source, with a picker of the Sources.
 pub(super) async fn overview(
-    axum::extract::State(dashboard): axum::extract::State<super::Dashboard>,
+    State(dashboard): State<Dashboard>,
     LoggedIn(session): LoggedIn,
+    RawQuery(query): RawQuery,
 ) -> Response {
+    let picked = url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+        .find(|(key, _)| key == "source")
+        .map(|(_, value)| value.trim().to_owned())
+        .filter(|value| !value.is_empty());
+    // The picker names the Sources; without the registry it offers the
+    // ids the counters know.
+    let mut sources: Vec<(String, String)> = match call(
+        dashboard
+            .admin
+            .registry()
+            .list_sources(timed(ListSourcesRequest {})),
+    )
+    .await
+    {
+        Ok(listed) => listed
+            .sources
+            .into_iter()
+            .map(|source| (source.id, source.name))
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    let latest = Sample::now();
+    for id in latest.by_source.keys() {
+        if !sources.iter().any(|(known, _)| known == id) {
+            let name = if id == OTHER_SOURCES {
+                format!("Other Sources (past the first {MAX_LABELLED_SOURCES})")
+            } else {
+                id.clone()
+            };
+            sources.push((id.clone(), name));
+        }
+    }
+    sources.sort_by(|a, b| a.1.cmp(&b.1));
+    // A Source picked by name is shown by its id.
+    let picked = picked.map(|picked| {
+        sources
+            .iter()
+            .find(|(id, name)| *id == picked || *name == picked)
+            .map_or(picked, |(id, _)| id.clone())
+    });
     let series = dashboard
         .samples
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
-        .series(Some(Sample::now()));
+        .series(picked.as_deref(), Some(&latest));
+    let name = picked.as_ref().map(|picked| {
+        sources
+            .iter()
+            .find(|(id, _)| id == picked)
+            .map_or(picked.as_str(), |(_, name)| name.as_str())
+    });
+    let mut options = format!(
+        "<option value=\"\"{}>All Sources (the whole gateway)</option>",
+        if picked.is_none() { " selected" } else { "" }
+    );
+    for (id, source_name) in &sources {
+        let _ = write!(
+            options,
+            "<option value=\"{id}\"{selected}>{name}</option>",
+            id = escape(id),
+            selected = if picked.as_ref() == Some(id) {
+                " selected"
+            } else {
+                ""
+            },
+            name = escape(source_name),
+        );
+    }
+    let scope = match name {
+        Some(name) => format!(
+            "Source <strong id=\"overview-scope\">{}</strong>: its image requests on this \
+             gateway process",
+            escape(name)
+        ),
+        None => "<strong id=\"overview-scope\">all Sources together</strong>".to_owned(),
+    };
     let some = |values: &[f64]| values.iter().copied().map(Some).collect::<Vec<_>>();
     let main = format!(
         "<h1>Overview</h1>\
-         <p class=\"hint\">The last hour of this gateway process, sampled every {every} s \
-         from its own metrics (all Sources together). Renders are derivatives the renderer \
+         <form method=\"get\" action=\"/ui/overview\" class=\"inline\" id=\"overview-picker\">\
+         <label for=\"overview-source\">Source</label>\
+         <select id=\"overview-source\" name=\"source\">{options}</select>\
+         <button type=\"submit\" id=\"overview-show\">Show</button></form>\
+         <p class=\"hint\">The last hour of {scope}, sampled every {every} s \
+         from its own metrics. Renders are derivatives the renderer \
          made or revalidated after Redis had no fresh copy; the hit ratio is of Redis \
-         lookups.</p><div class=\"charts\">{requests}{ratio}{renders}{errors}</div>",
+         lookups. Each Source is counted by its id for the first {cap} Sources the \
+         process sees; later ones are counted together as \u{201c}other\u{201d}.</p>\
+         <div class=\"charts\">{requests}{ratio}{renders}{errors}</div>",
         every = SAMPLE_EVERY.as_secs(),
+        cap = MAX_LABELLED_SOURCES,
         requests = chart(
             "chart-requests",
             "Requests",
@@ -272,7 +400,8 @@ pub(super) async fn overview(
             &some(&series.errors)
         ),
     );
-    html_response(StatusCode::OK, page("Overview", Some(&session.csrf), &main))
+    let title = name.map_or_else(|| "Overview".to_owned(), |name| format!("Overview: {name}"));
+    html_response(StatusCode::OK, page(&title, Some(&session.csrf), &main))
 }
 
 #[cfg(test)]
@@ -287,59 +416,87 @@ mod tests {
         imgmesh_cache_lookups_total{tier=\"derivative\",result=\"hit\"} 6\n\
         imgmesh_cache_lookups_total{tier=\"derivative\",result=\"miss\"} 3\n\
         imgmesh_cache_lookups_total{tier=\"derivative\",result=\"expired\"} 1\n\
+        imgmesh_source_requests_total{source=\"src_a\",class=\"2xx\"} 8\n\
+        imgmesh_source_requests_total{source=\"src_a\",class=\"4xx\"} 2\n\
+        imgmesh_source_requests_total{source=\"other\",class=\"5xx\"} 1\n\
+        imgmesh_source_derivative_lookups_total{source=\"src_a\",result=\"hit\"} 6\n\
+        imgmesh_source_derivative_lookups_total{source=\"src_a\",result=\"expired\"} 1\n\
         imgmesh_http_request_duration_seconds_sum 0.5\n";
 
+    fn counts(requests: f64, errors: f64, hits: f64, renders: f64) -> Counts {
+        Counts {
+            requests,
+            errors,
+            hits,
+            renders,
+        }
+    }
+
     /// The sums of the OpenMetrics text: every status for requests, 4xx
-    /// and 5xx for errors, only the derivative tier for hits and renders.
+    /// and 5xx for errors, only the derivative tier for hits and renders;
+    /// per Source from the per-Source counters, `other` among them.
     #[test]
     fn reads_the_counters() {
         let sample = Sample::parse(TEXT, 7.0);
-        assert_eq!(
-            sample,
-            Sample {
-                at: 7.0,
-                requests: 13.0,
-                errors: 3.0,
-                hits: 6.0,
-                renders: 4.0,
-            }
-        );
+        assert_eq!(sample.at, 7.0);
+        assert_eq!(sample.all, counts(13.0, 3.0, 6.0, 4.0));
+        assert_eq!(sample.counts(Some("src_a")), counts(10.0, 2.0, 6.0, 1.0));
+        assert_eq!(sample.counts(Some("other")), counts(1.0, 1.0, 0.0, 0.0));
+        assert_eq!(sample.counts(Some("src_unseen")), Counts::default());
+        assert_eq!(sample.by_source.len(), 2);
     }
 
     /// The ring keeps the newest POINTS samples; series are per-interval
     /// rates, a counter reset starts again from zero, and an interval
-    /// without lookups has no hit ratio.
+    /// without lookups has no hit ratio; a Source's series reads its own
+    /// counters, zero before it first appears.
     #[test]
     fn ring_keeps_an_hour_of_rates() {
         let mut ring = Ring::default();
         for index in 0..POINTS + 5 {
             ring.push(Sample {
                 at: index as f64 * 30.0,
-                requests: index as f64 * 60.0,
+                all: counts(index as f64 * 60.0, 0.0, 0.0, 0.0),
                 ..Sample::default()
             });
         }
         assert_eq!(ring.samples.len(), POINTS);
         assert_eq!(ring.samples[0].at, 150.0);
-        let series = ring.series(None);
+        let series = ring.series(None, None);
         assert_eq!(series.request_rate.len(), POINTS - 1);
         assert!(series.request_rate.iter().all(|&rate| rate == 2.0));
         assert!(series.hit_ratio.iter().all(Option::is_none));
 
         let mut ring = Ring::default();
-        let at = |at: f64, requests: f64, hits: f64, renders: f64| Sample {
+        let at = |at: f64, all: Counts, source: Option<Counts>| Sample {
             at,
-            requests,
-            errors: 0.0,
-            hits,
-            renders,
+            all,
+            by_source: source
+                .map(|counts| ("src_a".to_owned(), counts))
+                .into_iter()
+                .collect(),
         };
-        ring.push(at(0.0, 100.0, 0.0, 0.0));
-        ring.push(at(30.0, 130.0, 3.0, 1.0));
-        let series = ring.series(Some(at(60.0, 6.0, 3.0, 1.0)));
+        ring.push(at(0.0, counts(100.0, 0.0, 0.0, 0.0), None));
+        ring.push(at(
+            30.0,
+            counts(130.0, 0.0, 3.0, 1.0),
+            Some(counts(15.0, 3.0, 1.0, 1.0)),
+        ));
+        let latest = at(
+            60.0,
+            counts(6.0, 0.0, 3.0, 1.0),
+            Some(counts(45.0, 3.0, 1.0, 1.0)),
+        );
+        let series = ring.series(None, Some(&latest));
         assert_eq!(series.request_rate, vec![1.0, 0.2]);
         assert_eq!(series.hit_ratio, vec![Some(75.0), None]);
         assert_eq!(series.renders, vec![2.0, 0.0]);
+        let source = ring.series(Some("src_a"), Some(&latest));
+        assert_eq!(source.request_rate, vec![0.5, 1.0]);
+        assert_eq!(source.hit_ratio, vec![Some(50.0), None]);
+        assert_eq!(source.errors, vec![6.0, 0.0]);
+        let other = ring.series(Some("src_b"), Some(&latest));
+        assert_eq!(other.request_rate, vec![0.0, 0.0]);
     }
 
     /// The chart is right-aligned (the newest value at the right edge), the

@@ -82,7 +82,8 @@ pub(super) fn source_page_with(
     let main = format!(
         "<h1>{name}</h1>{notice}{status}\
          <p><a href=\"/ui/sources/{id}/sandbox\" id=\"open-sandbox\">Image sandbox</a> · \
-         <a href=\"/ui/sources/{id}/assets\" id=\"open-assets\">Assets</a></p>\
+         <a href=\"/ui/sources/{id}/assets\" id=\"open-assets\">Assets</a> · \
+         <a href=\"/ui/overview?source={id}\" id=\"open-traffic\">Traffic, last hour</a></p>\
          <h2>Settings</h2>{settings}{edit}{rotation}{upload}\
          <h2>Actions</h2>\
          <div class=\"actions\">\
