@@ -27,7 +27,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
-use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequestParts, Request, State};
+use axum::handler::Handler as _;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
@@ -93,7 +94,11 @@ pub(crate) fn dashboard_router(admin: AdminApi) -> Router {
             get(sources::delete_confirmation).post(sources::delete),
         )
         .route("/ui/sources/{id}/purge", post(sources::purge))
-        .route("/ui/sources/{id}/assets", get(assets::assets))
+        .route(
+            "/ui/sources/{id}/assets",
+            // The registry caps the file's size as it streams in.
+            get(assets::assets).post(assets::upload_form.layer(DefaultBodyLimit::disable())),
+        )
         .route("/ui/sources/{id}/upload", post(assets::upload))
         .route("/ui/sources/{id}/sandbox", get(sandbox::sandbox))
         .route("/ui/sources/{id}/preview", get(sandbox::preview))

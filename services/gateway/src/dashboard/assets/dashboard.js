@@ -185,7 +185,10 @@
       request.send(file);
     }
 
-    document.getElementById("upload-button").addEventListener("click", function () {
+    // With the script the form is sent by XMLHttpRequest (for the
+    // progress bar); without it the browser posts it as multipart.
+    document.getElementById("upload-form").addEventListener("submit", function (event) {
+      event.preventDefault();
       if (input.files && input.files.length > 0) {
         send(input.files[0]);
       } else {
