@@ -45,6 +45,7 @@ mod object_listing;
 mod object_upload;
 mod registry;
 mod s3_refusal;
+mod service;
 mod source;
 mod source_fields;
 mod store;
@@ -67,6 +68,7 @@ pub use crate::database::Database;
 pub use crate::error::RegistryError;
 pub use crate::master_key_rotation::{RotationProgress, rotate_master_key};
 pub use crate::registry::{Registry, ResolvedHost};
+pub use crate::service::RegistryService;
 pub use crate::source::ReadAccess;
 pub use crate::source::cache_policy::{
     DEFAULT_CACHE_TTL_ERROR_SECONDS, DEFAULT_CACHE_TTL_SECONDS, MAX_CACHE_TTL_SECONDS,
@@ -79,7 +81,7 @@ pub const SERVICE_NAME: &str = "source-registry";
 
 /// Serves both registry gRPC services and health for `registry` on
 /// `listener` until `shutdown` resolves, then drains and closes the
-/// database (for embedding and tests; the binary uses [`serve_split_over`]).
+/// database (for embedding and tests; the binary uses [`RegistryService`]).
 pub async fn serve<F>(registry: Registry, listener: TcpListener, shutdown: F) -> anyhow::Result<()>
 where
     F: Future<Output = ()> + Send + 'static,

@@ -6,8 +6,8 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::Parser as _;
 use imgmesh_source_registry::{
-    Config, Database, MasterKeys, Registry, RegistryCommand, RotationProgress, SERVICE_NAME,
-    rotate_master_key, serve_split_over,
+    Config, Database, MasterKeys, RegistryCommand, RegistryService, RotationProgress, SERVICE_NAME,
+    rotate_master_key,
 };
 
 #[tokio::main]
@@ -29,34 +29,28 @@ async fn main() -> ExitCode {
     }
 }
 
-/// Runs the maintenance command, or opens the database (so the listening
-/// line means ready), binds the gRPC, credentials and metrics listeners,
-/// and serves until Ctrl-C or SIGTERM; the metrics listener stops after the
-/// gRPC drain.
+/// Runs the maintenance command, or builds the registry (opening the
+/// database, so the listening line means ready), binds the gRPC,
+/// credentials and metrics listeners, and serves until Ctrl-C or SIGTERM;
+/// the metrics listener stops after the gRPC drain.
 async fn run(config: &Config) -> anyhow::Result<()> {
-    let keys = config.load_master_keys()?;
-    let database = config.database()?;
     if let Some(RegistryCommand::RotateMasterKey) = config.command {
-        return rotate(database, keys).await;
+        let keys = config.load_master_keys()?;
+        return rotate(config.database()?, keys).await;
     }
     let transport = config.tls.transport()?;
-    let registry = Registry::open(database.clone(), keys)
-        .await
-        .with_context(|| format!("opening the database {database}"))?
-        .with_max_upload_bytes(config.max_upload_bytes);
+    let registry = RegistryService::build(config, &transport).await?;
     let listener = imgmesh_runtime::bind(SERVICE_NAME, "grpc", config.listen).await?;
     let credentials =
         imgmesh_runtime::bind(SERVICE_NAME, "credentials", config.credentials_listen).await?;
     let metrics = imgmesh_runtime::MetricsServer::start(SERVICE_NAME, &config.metrics).await?;
-    let served = serve_split_over(
-        registry,
-        listener,
-        Some(credentials),
-        &transport,
-        &config.health,
-        imgmesh_runtime::shutdown_signal(),
-    )
-    .await;
+    let served = registry
+        .serve(
+            listener,
+            Some(credentials),
+            imgmesh_runtime::shutdown_signal(),
+        )
+        .await;
     served.and(metrics.stop().await)
 }
 
