@@ -11,8 +11,7 @@ use std::time::Duration;
 use imgmesh_integration_tests::S3_SECRET_KEY;
 use imgmesh_integration_tests::fixtures::{self, Format};
 use imgmesh_integration_tests::{ADMIN_TOKEN, BASE_DOMAIN, ChildProcess, Mesh, MeshOptions};
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use tokio::net::TcpStream;
+use imgmesh_test_support::raw_client::send_and_read;
 
 /// How long a test waits for the gateway to act on a short timeout: far
 /// beyond the timeouts configured, so a loaded machine never fails a test.
@@ -31,19 +30,6 @@ async fn impatient_gateway_with(
         .unwrap()
 }
 
-/// Writes `bytes` on a new connection to `addr`, then reads until the
-/// gateway closes it; panics when it keeps the connection open.
-async fn send_and_read(addr: SocketAddr, bytes: &[u8]) -> String {
-    let mut stream = TcpStream::connect(addr).await.unwrap();
-    stream.write_all(bytes).await.unwrap();
-    let mut answer = Vec::new();
-    tokio::time::timeout(GENEROUS, stream.read_to_end(&mut answer))
-        .await
-        .expect("the gateway kept a stalled connection open")
-        .unwrap();
-    String::from_utf8_lossy(&answer).into_owned()
-}
-
 /// Half a request line is disconnected (public and admin listeners), and an admin POST sending 10 of its 100 bytes is a 408 naming the body.
 #[tokio::test]
 async fn stalled_clients_are_cut_off() {
@@ -53,7 +39,7 @@ async fn stalled_clients_are_cut_off() {
     let (gateway, http, admin) = impatient_gateway_with(&mesh, &[]).await;
 
     for addr in [http, admin] {
-        let answer = send_and_read(addr, b"GET /photos/cat.jp").await;
+        let answer = send_and_read(addr, b"GET /photos/cat.jp", GENEROUS).await;
         assert!(
             answer.is_empty() || answer.starts_with("HTTP/1.1 408"),
             "{answer}"
@@ -64,7 +50,7 @@ async fn stalled_clients_are_cut_off() {
         "POST /v1/sources HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {ADMIN_TOKEN}\r\n\
          Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"name\":\""
     );
-    let answer = send_and_read(admin, request.as_bytes()).await;
+    let answer = send_and_read(admin, request.as_bytes(), GENEROUS).await;
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
     assert!(answer.contains("\"code\":\"REQUEST_TIMEOUT\""), "{answer}");
     assert!(!gateway.log().contains(ADMIN_TOKEN), "the token was logged");

@@ -9,6 +9,7 @@
 //! - [`ports`]: which ports a process listens on (read from `/proc`), and
 //!   [`unused_port`] for the few tests that must name a port in advance;
 //! - [`readiness`]: polling a condition until a deadline, never a fixed sleep;
+//! - [`raw_client`]: exact bytes to a server, its answer read until it closes;
 //! - [`tools`]: finding `s3s-fs`, `redis-server`, `psql`… on `PATH`;
 //! - [`s3`]: [`S3Server`], a real `s3s-fs` (which checks SigV4) over a
 //!   temporary directory; [`s3_policy`]: an S3 front answering like AWS does
@@ -38,6 +39,7 @@ pub mod log_capture;
 pub mod ports;
 pub mod postgres;
 pub mod process;
+pub mod raw_client;
 pub mod readiness;
 pub mod redis;
 pub mod s3;
