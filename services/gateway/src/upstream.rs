@@ -12,7 +12,9 @@ use imgmesh_proto::registry::v1::{
     Source,
 };
 use imgmesh_proto::renderer::v1::renderer_service_client::RendererServiceClient;
-use imgmesh_proto::renderer::v1::{RenderRequest, RenderResponse};
+use imgmesh_proto::renderer::v1::{
+    RenderBytesRequest, RenderRequest, RenderResponse, RenderSetRequest,
+};
 use imgmesh_runtime::GrpcChannel;
 use imgmesh_telemetry::TraceContextInterceptor;
 use tonic::service::interceptor::InterceptedService;
@@ -170,6 +172,71 @@ impl Upstream {
             .into_inner();
         span.record("imgmesh.cache_hit", response.cache_hit);
         Ok(response)
+    }
+}
+
+// === impl Upstream: the public API's renders ===
+
+impl Upstream {
+    /// Renders several derivatives of one original within `timeout`, in a
+    /// `renderer.render_set` span: one response per plan, in order.
+    pub(crate) async fn render_set_within(
+        &self,
+        set: RenderSetRequest,
+        timeout: Duration,
+    ) -> Result<Vec<RenderResponse>, GatewayError> {
+        let span = tracing::info_span!(
+            "renderer.render_set",
+            otel.kind = "client",
+            rpc.system = "grpc",
+            rpc.service = "imgmesh.renderer.v1.RendererService",
+            rpc.method = "RenderSet",
+            imgmesh.source_id = %set.source_id,
+        );
+        let mut client = self.renderer.clone();
+        let mut request = tonic::Request::new(set);
+        request.set_timeout(timeout);
+        let collect = async move {
+            let mut stream = client.render_set(request).await?.into_inner();
+            let mut derivatives = Vec::new();
+            while let Some(message) = stream.message().await? {
+                derivatives.extend(message.derivative);
+            }
+            Ok(tonic::Response::new(derivatives))
+        };
+        let response = with_deadline("renderer", timeout, collect)
+            .instrument(span)
+            .await?;
+        Ok(response.into_inner())
+    }
+
+    /// Renders the original `messages` stream (a plan, then chunks) within
+    /// `timeout`, in a `renderer.render_bytes` span.
+    pub(crate) async fn render_bytes_within(
+        &self,
+        messages: impl tokio_stream::Stream<Item = RenderBytesRequest> + Send + 'static,
+        timeout: Duration,
+    ) -> Result<RenderResponse, GatewayError> {
+        let span = tracing::info_span!(
+            "renderer.render_bytes",
+            otel.kind = "client",
+            rpc.system = "grpc",
+            rpc.service = "imgmesh.renderer.v1.RendererService",
+            rpc.method = "RenderBytes",
+        );
+        let mut client = self.renderer.clone();
+        let mut request = tonic::Request::new(messages);
+        request.set_timeout(timeout);
+        let response = with_deadline("renderer", timeout, client.render_bytes(request))
+            .instrument(span)
+            .await?;
+        response
+            .into_inner()
+            .derivative
+            .ok_or_else(|| GatewayError::Upstream {
+                code: ErrorCode::Internal,
+                message: "internal error".to_owned(),
+            })
     }
 }
 

@@ -35,6 +35,7 @@ pub struct RendererMetrics {
     render_queue_capacity: Gauge,
     render_memory_budget_bytes: Gauge,
     render_worker_busy_seconds: Counter<f64, AtomicU64>,
+    originals_decoded: Counter,
 }
 
 /// The process's renderer metrics.
@@ -125,6 +126,11 @@ pub static METRICS: LazyLock<RendererMetrics> = LazyLock::new(|| {
             "imgmesh_renders_stopped",
             "Renders refused or stopped as too expensive, by reason (frames, pixels, time)",
             Family::default(),
+        ),
+        originals_decoded: metrics.metric(
+            "imgmesh_originals_decoded",
+            "Originals decoded (loaded into pixels) by a render; a RenderSet decodes once for all its derivatives that share a shrink",
+            Counter::default(),
         ),
     }
     });
@@ -226,6 +232,11 @@ impl RendererMetrics {
     /// A render held a worker for `busy`.
     pub fn worker_busy(&self, busy: Duration) {
         self.render_worker_busy_seconds.inc_by(busy.as_secs_f64());
+    }
+
+    /// One original decoded into pixels.
+    pub fn original_decoded(&self) {
+        self.originals_decoded.inc();
     }
 
     /// One render refused or stopped as too expensive, for `reason`

@@ -34,3 +34,8 @@ pub mod image {
         tonic::include_proto!("imgmesh.image.v1");
     }
 }
+
+/// Every imgmesh proto file, compiled: the `FileDescriptorSet` that gRPC
+/// server reflection serves, so grpcurl needs no proto files.
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/imgmesh_descriptor.bin"));

@@ -123,6 +123,18 @@ pub(crate) fn authorize(
     Ok(())
 }
 
+/// Whether `key` may perform `operation` on bytes the caller streams
+/// itself (`RenderBytes`): no Source is involved, so only a key for every
+/// Source may, lest a key scoped to a few Sources buy unlimited rendering.
+pub(crate) fn authorize_unscoped(key: &ApiKey, operation: Operation) -> Result<(), tonic::Status> {
+    if !key.all_sources {
+        return Err(ErrorCode::ApiKeyForbidden.status(
+            "the api key is scoped to sources; streamed originals need a key for every source",
+        ));
+    }
+    authorize(key, operation, "")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -151,6 +163,19 @@ mod tests {
         assert_eq!(ErrorCode::of_status(&denied), ErrorCode::ApiKeyForbidden);
         let every = key(&["describe"], true, &[]);
         assert!(authorize(&every, Operation::Describe, "src_z").is_ok());
+    }
+
+    /// Streamed originals need the operation and a key for every Source.
+    #[test]
+    fn unscoped_use_needs_every_source() {
+        let every = key(&["render"], true, &[]);
+        assert!(authorize_unscoped(&every, Operation::Render).is_ok());
+        let only_a = key(&["render"], false, &["src_a"]);
+        let denied = authorize_unscoped(&only_a, Operation::Render).unwrap_err();
+        assert_eq!(ErrorCode::of_status(&denied), ErrorCode::ApiKeyForbidden);
+        let describe_only = key(&["describe"], true, &[]);
+        let denied = authorize_unscoped(&describe_only, Operation::Render).unwrap_err();
+        assert_eq!(ErrorCode::of_status(&denied), ErrorCode::ApiKeyForbidden);
     }
 
     /// Answers are reused for the TTL only, and the cache stays bounded.

@@ -17,6 +17,14 @@
 //! callers present an API key (`authorization: Bearer <key>`, see
 //! [`api_keys`]) instead of signing: a key scoped to the Source and the
 //! operation is served whether or not the Source requires signed URLs.
+//!
+//! `RenderSet` resolves the target once, parses each variant's query laid
+//! over the target's, and asks the renderer's `RenderSet` for all the
+//! plans at once (one fetch, one decode, each derivative cached under its
+//! own plan's key). `RenderBytes` takes the original from the caller's
+//! stream instead of a Source and relays it to the renderer's
+//! `RenderBytes`, which applies the byte limit and the same checks as for
+//! a fetched original; it needs a key for every Source.
 
 mod api_keys;
 mod deadline;
@@ -30,11 +38,13 @@ use imgmesh_derivative_cache::{CacheNames, Conditional, unix_now};
 use imgmesh_errors::ErrorCode;
 use imgmesh_proto::image::v1::image_service_server::{ImageService, ImageServiceServer};
 use imgmesh_proto::image::v1::{
-    CacheStatus, DescribeRequest, DescribeResponse, ImageTarget, RenderMetadata, RenderRequest,
-    RenderResponse, image_target, render_response,
+    CacheStatus, DescribeRequest, DescribeResponse, ImageTarget, RenderBytesRequest,
+    RenderBytesResponse, RenderMetadata, RenderRequest, RenderResponse, RenderSetRequest,
+    RenderSetResponse, image_target, render_bytes_request, render_bytes_response, render_response,
+    render_set_response,
 };
 use imgmesh_proto::renderer::v1 as renderer;
-use tokio_stream::Stream;
+use tokio_stream::{Stream, StreamExt as _};
 
 use crate::GatewayState;
 use crate::asset_path::asset_path;
@@ -53,8 +63,16 @@ use self::source_names::SourceNames;
 /// message limit, so any client can read the stream.
 pub const MAX_CHUNK_BYTES: usize = 1024 * 1024;
 
+/// Most variants in one RenderSet call.
+pub(crate) const MAX_SET_VARIANTS: usize = 16;
+
 /// The stream of a Render call.
 type RenderStream = Pin<Box<dyn Stream<Item = Result<RenderResponse, tonic::Status>> + Send>>;
+/// The stream of a RenderSet call.
+type RenderSetStream = Pin<Box<dyn Stream<Item = Result<RenderSetResponse, tonic::Status>> + Send>>;
+/// The stream of a RenderBytes call.
+type RenderBytesStream =
+    Pin<Box<dyn Stream<Item = Result<RenderBytesResponse, tonic::Status>> + Send>>;
 
 /// The public image API over the gateway's state. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -77,6 +95,8 @@ struct Target {
     path: String,
     /// The caller's imgix query.
     params: String,
+    /// The caller's `Accept` value (empty when none).
+    accept: String,
     /// The canonical plan.
     parsed: ParsedPlan,
     /// The query's `expires` time, Unix seconds.
@@ -145,9 +165,18 @@ impl ImageApi {
             raw_path: target.path,
             path,
             params: target.params,
+            accept: target.accept,
             parsed,
             expires_at,
         })
+    }
+
+    /// How long the renderer may take for `request`: the gateway's
+    /// `--render-timeout-ms`, or less if the caller's deadline is nearer.
+    fn render_timeout<T>(&self, request: &tonic::Request<T>) -> std::time::Duration {
+        let render_timeout = self.state.upstream().render_timeout();
+        deadline::caller_timeout(request)
+            .map_or(render_timeout, |caller| caller.min(render_timeout))
     }
 
     /// The subdomain of the Source whose id (`by_id`) or name is `key`.
@@ -180,14 +209,14 @@ impl ImageApi {
 #[tonic::async_trait]
 impl ImageService for ImageApi {
     type RenderStream = RenderStream;
+    type RenderSetStream = RenderSetStream;
+    type RenderBytesStream = RenderBytesStream;
 
     async fn render(
         &self,
         request: tonic::Request<RenderRequest>,
     ) -> Result<tonic::Response<RenderStream>, tonic::Status> {
-        let render_timeout = self.state.upstream().render_timeout();
-        let timeout = deadline::caller_timeout(&request)
-            .map_or(render_timeout, |caller| caller.min(render_timeout));
+        let timeout = self.render_timeout(&request);
         let (metadata, _, message) = request.into_parts();
         let target = self
             .target(&metadata, Operation::Render, message.target)
@@ -205,24 +234,113 @@ impl ImageService for ImageApi {
             timeout,
         )
         .await?;
-        let metadata = RenderMetadata {
-            content_type: rendered.content_type.clone(),
-            size: rendered.data.len() as u64,
-            etag: rendered.etag.clone(),
-            cache_status: cache_status(rendered.cache_status()) as i32,
-            max_age_seconds: max_age(&rendered, target.expires_at, unix_now()),
-            width: rendered.width,
-            height: rendered.height,
-        };
+        let (metadata, chunks) = metadata_and_chunks(rendered, target.expires_at);
         let first = std::iter::once(render_response::Part::Metadata(metadata));
-        let data = rendered.data;
-        let chunks = (0..data.len()).step_by(MAX_CHUNK_BYTES).map(move |start| {
-            let end = (start + MAX_CHUNK_BYTES).min(data.len());
-            render_response::Part::Chunk(data.slice(start..end))
-        });
         let messages = first
-            .chain(chunks)
+            .chain(chunks.map(render_response::Part::Chunk))
             .map(|part| Ok(RenderResponse { part: Some(part) }));
+        Ok(tonic::Response::new(Box::pin(tokio_stream::iter(messages))))
+    }
+
+    async fn render_set(
+        &self,
+        request: tonic::Request<RenderSetRequest>,
+    ) -> Result<tonic::Response<RenderSetStream>, tonic::Status> {
+        let timeout = self.render_timeout(&request);
+        let (metadata, _, message) = request.into_parts();
+        let target = self
+            .target(&metadata, Operation::Render, message.target)
+            .await?;
+        if message.variants.is_empty() {
+            return Err(invalid("variants is required"));
+        }
+        if message.variants.len() > MAX_SET_VARIANTS {
+            return Err(invalid(&format!(
+                "at most {MAX_SET_VARIANTS} variants in a set"
+            )));
+        }
+        let source = &target.resolved.source;
+        let accept = Some(target.accept.as_str()).filter(|accept| !accept.is_empty());
+        let mut plans = Vec::with_capacity(message.variants.len());
+        for variant in &message.variants {
+            // A later parameter replaces an earlier one of the same name,
+            // so the variant's values win over the target's.
+            let query = format!("{}&{variant}", target.params);
+            let parsed = parse_render_plan(&source.default_params, &query, accept)
+                .map_err(GatewayError::from)?;
+            plans.push(parsed.plan);
+        }
+        let set = renderer::RenderSetRequest {
+            source_id: source.id.clone(),
+            source_config_version: source.config_version,
+            path: target.path.clone(),
+            plans,
+            cache_ttl_seconds: source.cache_ttl_seconds,
+            cache_ttl_behavior: source.cache_ttl_behavior,
+        };
+        let rendered = self
+            .state
+            .upstream()
+            .render_set_within(set, timeout)
+            .await?;
+        let expires_at = target.expires_at;
+        let messages = rendered
+            .into_iter()
+            .zip(0u32..)
+            .flat_map(move |(rendered, index)| {
+                let (metadata, chunks) = metadata_and_chunks(rendered, expires_at);
+                std::iter::once(render_set_response::Part::Metadata(metadata))
+                    .chain(chunks.map(render_set_response::Part::Chunk))
+                    .map(move |part| {
+                        Ok(RenderSetResponse {
+                            index,
+                            part: Some(part),
+                        })
+                    })
+            });
+        Ok(tonic::Response::new(Box::pin(tokio_stream::iter(messages))))
+    }
+
+    async fn render_bytes(
+        &self,
+        request: tonic::Request<tonic::Streaming<RenderBytesRequest>>,
+    ) -> Result<tonic::Response<RenderBytesStream>, tonic::Status> {
+        let timeout = self.render_timeout(&request);
+        let (metadata, _, mut inbound) = request.into_parts();
+        let key = api_keys::authenticate(&self.state, &self.keys, &metadata).await?;
+        api_keys::authorize_unscoped(&key, Operation::Render)?;
+        let params = match inbound.message().await?.and_then(|message| message.part) {
+            Some(render_bytes_request::Part::Params(params)) => params,
+            _ => return Err(invalid("the first message must carry params")),
+        };
+        let accept = Some(params.accept.as_str()).filter(|accept| !accept.is_empty());
+        let parsed = parse_render_plan("", &params.params, accept).map_err(GatewayError::from)?;
+        let plan = renderer::RenderBytesRequest {
+            part: Some(renderer::render_bytes_request::Part::Plan(parsed.plan)),
+        };
+        // The caller's chunks, relayed as they come; a caller that fails
+        // or cancels ends the relay. A second params message is passed on
+        // as a plan, which the renderer refuses.
+        let chunks = inbound.map_while(Result::ok).map(|message| {
+            let part = match message.part {
+                Some(render_bytes_request::Part::Chunk(chunk)) => {
+                    renderer::render_bytes_request::Part::Chunk(chunk)
+                }
+                _ => renderer::render_bytes_request::Part::Plan(Default::default()),
+            };
+            renderer::RenderBytesRequest { part: Some(part) }
+        });
+        let messages = tokio_stream::once(plan).chain(chunks);
+        let rendered = self
+            .state
+            .upstream()
+            .render_bytes_within(messages, timeout)
+            .await?;
+        let (metadata, chunks) = metadata_and_chunks(rendered, None);
+        let first = std::iter::once(render_bytes_response::Part::Metadata(metadata));
+        let messages = first
+            .chain(chunks.map(render_bytes_response::Part::Chunk))
+            .map(|part| Ok(RenderBytesResponse { part: Some(part) }));
         Ok(tonic::Response::new(Box::pin(tokio_stream::iter(messages))))
     }
 
@@ -269,6 +387,29 @@ impl ImageService for ImageApi {
             public_url,
         }))
     }
+}
+
+/// The metadata of `rendered` (its lifetime capped by `expires_at`) and
+/// its bytes in chunks of at most [`MAX_CHUNK_BYTES`].
+fn metadata_and_chunks(
+    rendered: renderer::RenderResponse,
+    expires_at: Option<i64>,
+) -> (RenderMetadata, impl Iterator<Item = bytes::Bytes> + Send) {
+    let metadata = RenderMetadata {
+        content_type: rendered.content_type.clone(),
+        size: rendered.data.len() as u64,
+        etag: rendered.etag.clone(),
+        cache_status: cache_status(rendered.cache_status()) as i32,
+        max_age_seconds: max_age(&rendered, expires_at, unix_now()),
+        width: rendered.width,
+        height: rendered.height,
+    };
+    let data = rendered.data;
+    let chunks = (0..data.len()).step_by(MAX_CHUNK_BYTES).map(move |start| {
+        let end = (start + MAX_CHUNK_BYTES).min(data.len());
+        data.slice(start..end)
+    });
+    (metadata, chunks)
 }
 
 /// An `INVALID_ARGUMENT` status with its catalogue reason.

@@ -529,6 +529,28 @@ impl RendererService for FakeRenderer {
             generation: purges.len() as u64,
         }))
     }
+
+    type RenderSetStream =
+        tokio_stream::Empty<Result<imgmesh_proto::renderer::v1::RenderSetResponse, tonic::Status>>;
+
+    async fn render_set(
+        &self,
+        _request: tonic::Request<imgmesh_proto::renderer::v1::RenderSetRequest>,
+    ) -> Result<tonic::Response<Self::RenderSetStream>, tonic::Status> {
+        Err(tonic::Status::unimplemented(
+            "the fake renderer renders one at a time",
+        ))
+    }
+
+    async fn render_bytes(
+        &self,
+        _request: tonic::Request<tonic::Streaming<imgmesh_proto::renderer::v1::RenderBytesRequest>>,
+    ) -> Result<tonic::Response<imgmesh_proto::renderer::v1::RenderBytesResponse>, tonic::Status>
+    {
+        Err(tonic::Status::unimplemented(
+            "the fake renderer renders one at a time",
+        ))
+    }
 }
 
 // === harness ===

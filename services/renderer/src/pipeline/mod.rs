@@ -57,12 +57,14 @@ pub mod load;
 pub(crate) mod metadata;
 pub(crate) mod overlay;
 pub mod plan;
+pub mod render_set;
 
 pub use derivative::{Derivative, EncodedFormat};
 pub use input::{RenderInput, RenderSources};
 pub use limits::RenderLimits;
 pub use load::libvips;
 pub use plan::ResolvedPlan;
+pub use render_set::render_set;
 
 use adjustments::trim;
 use geometry::{Layout, Region};
@@ -119,6 +121,7 @@ fn render_within(
     };
     let region = kept_region(&original, plan, options.orientation, budget)?;
     let layout = Layout::compute_in(region, plan);
+    METRICS.original_decoded();
     let frames = load::load(&original, &layout, &options, budget)?;
     let image = effects::apply(frames, plan.canonical(), &layout, &input, budget)?;
     encoding::encode_derivative(&image, &encoding, budget)

@@ -1,16 +1,29 @@
-//! The tonic face of [`Renderer`]: `RendererService.Render` and `Purge`,
-//! with the request span and the log line of a failed render.
+//! The tonic face of [`Renderer`]: `RendererService.Render`, `RenderSet`,
+//! `RenderBytes` and `Purge`, with the request span and the log line of a
+//! failed render.
 
+use std::pin::Pin;
+
+use futures::Stream;
 use imgmesh_errors::ErrorCode;
 use imgmesh_proto::renderer::v1::renderer_service_server::RendererService;
-use imgmesh_proto::renderer::v1::{PurgeRequest, PurgeResponse, RenderRequest, RenderResponse};
+use imgmesh_proto::renderer::v1::{
+    PurgeRequest, PurgeResponse, RenderBytesRequest, RenderBytesResponse, RenderRequest,
+    RenderResponse, RenderSetRequest, RenderSetResponse,
+};
 use tracing::Instrument as _;
 
+use crate::error::RenderError;
 use crate::service::origin_fetch;
 use crate::service::renderer::Renderer;
 
+/// The stream of a `RenderSet` call: one message per plan.
+type RenderSetStream = Pin<Box<dyn Stream<Item = Result<RenderSetResponse, tonic::Status>> + Send>>;
+
 #[tonic::async_trait]
 impl RendererService for Renderer {
+    type RenderSetStream = RenderSetStream;
+
     async fn render(
         &self,
         request: tonic::Request<RenderRequest>,
@@ -33,22 +46,56 @@ impl RendererService for Renderer {
                     span.record("not_modified", response.not_modified);
                     Ok(tonic::Response::new(response))
                 }
-                Err(error) => {
-                    let code = error.code();
-                    tracing::Span::current().record("error", code.reason());
-                    // Shedding is the renderer working as designed; a
-                    // warning per refusal would flood the log under load.
-                    if code.http_status() >= 500 && code != ErrorCode::Overloaded {
-                        tracing::warn!(%error, %code, "render failed");
-                    } else {
-                        tracing::debug!(%error, %code, "render refused");
-                    }
-                    Err(error.into())
-                }
+                Err(error) => Err(logged(error)),
             }
         }
         .instrument(span)
         .await
+    }
+
+    async fn render_set(
+        &self,
+        request: tonic::Request<RenderSetRequest>,
+    ) -> Result<tonic::Response<RenderSetStream>, tonic::Status> {
+        let timeout = origin_fetch::grpc_timeout(request.metadata());
+        let request = request.into_inner();
+        let span = tracing::info_span!(
+            "render_set",
+            source_id = %request.source_id,
+            path = %request.path,
+            plans = request.plans.len(),
+            error = tracing::field::Empty,
+        );
+        let answers = self
+            .render_derivative_set(request, timeout)
+            .instrument(span.clone())
+            .await
+            .map_err(|error| span.in_scope(|| logged(error)))?;
+        let messages = answers.into_iter().zip(0u32..).map(|(derivative, index)| {
+            Ok(RenderSetResponse {
+                index,
+                derivative: Some(derivative),
+            })
+        });
+        Ok(tonic::Response::new(Box::pin(futures::stream::iter(
+            messages,
+        ))))
+    }
+
+    async fn render_bytes(
+        &self,
+        request: tonic::Request<tonic::Streaming<RenderBytesRequest>>,
+    ) -> Result<tonic::Response<RenderBytesResponse>, tonic::Status> {
+        let timeout = origin_fetch::grpc_timeout(request.metadata());
+        let span = tracing::info_span!("render_bytes", error = tracing::field::Empty);
+        let derivative = self
+            .render_streamed(request.into_inner(), timeout)
+            .instrument(span.clone())
+            .await
+            .map_err(|error| span.in_scope(|| logged(error)))?;
+        Ok(tonic::Response::new(RenderBytesResponse {
+            derivative: Some(derivative),
+        }))
     }
 
     async fn purge(
@@ -58,4 +105,19 @@ impl RendererService for Renderer {
         let generation = self.purge_derivatives(request.get_ref()).await?;
         Ok(tonic::Response::new(PurgeResponse { generation }))
     }
+}
+
+/// `error` as a status, recorded on the current span and logged: a warning
+/// for a failure of the renderer, a debug line for a refusal.
+fn logged(error: RenderError) -> tonic::Status {
+    let code = error.code();
+    tracing::Span::current().record("error", code.reason());
+    // Shedding is the renderer working as designed; a warning per refusal
+    // would flood the log under load.
+    if code.http_status() >= 500 && code != ErrorCode::Overloaded {
+        tracing::warn!(%error, %code, "render failed");
+    } else {
+        tracing::debug!(%error, %code, "render refused");
+    }
+    error.into()
 }

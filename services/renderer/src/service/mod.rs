@@ -20,7 +20,9 @@
 //! a shared run); each part of a run has its module: `revalidation` of
 //! expired entries, the render `leases` shared across replicas, the
 //! admit → fetch → render → store of a miss (`rendering`), and `purge`;
-//! `grpc` is the tonic face.
+//! `render_set` answers many plans of one original with one fetch and one
+//! decode, `render_bytes` an original the caller streams; `grpc` is the
+//! tonic face.
 //! The original comes from the fetcher ([`origin_fetch`]) and its HTTP
 //! caching headers set the entry's lifetime ([`http_cache`]).
 
@@ -33,10 +35,13 @@ mod grpc;
 mod job;
 mod leases;
 mod purge;
+mod render_bytes;
+mod render_set;
 mod renderer;
 mod rendering;
 mod revalidation;
 
+pub use render_set::MAX_SET_PLANS;
 pub use renderer::Renderer;
 
 #[cfg(test)]

@@ -38,7 +38,7 @@ use crate::config::DEFAULT_MEMORY_BUDGET_BYTES;
 use crate::error::RenderError;
 use crate::metrics::METRICS;
 use crate::pipeline::estimate::estimate_render_bytes;
-use crate::pipeline::{Derivative, RenderLimits, RenderSources, ResolvedPlan, render};
+use crate::pipeline::{Derivative, RenderLimits, RenderSources, ResolvedPlan, render, render_set};
 
 /// The least time a request must have left before its deadline for its
 /// work to start: 50 ms. Less cannot fetch an original, render it and send
@@ -142,6 +142,11 @@ impl RenderPool {
         self.memory.total
     }
 
+    /// The limits every render on the pool runs under.
+    pub fn limits(&self) -> RenderLimits {
+        self.limits
+    }
+
     /// Renders admitted now (waiting or running).
     pub fn admitted(&self) -> usize {
         self.workers + self.queue_depth - self.slots.available_permits()
@@ -201,7 +206,7 @@ impl RenderPool {
     /// of the caller's current span.
     pub async fn render_admitted(
         &self,
-        mut admission: Admission,
+        admission: Admission,
         sources: RenderSources,
         plan: Arc<ResolvedPlan>,
         deadline: Option<Instant>,
@@ -209,6 +214,53 @@ impl RenderPool {
     ) -> Result<Derivative, RenderError> {
         // Header-only reads (no pixels): cheap enough for the async thread.
         let estimated = estimate_render_bytes(&sources, &plan, &self.limits)?;
+        let limits = self.limits;
+        self.run_admitted(admission, estimated, deadline, gone, move || {
+            render(&sources.as_input(), &plan, &limits)
+        })
+        .await
+    }
+
+    /// Renders every plan of `plans` from `original` with one decode where
+    /// they can share it ([`render_set`]), in the one place `admission`
+    /// holds, as [`RenderPool::render_admitted`] does one render. It
+    /// reserves twice the largest plan's estimate: the largest derivative's
+    /// decode, kept while each smaller one (never larger) is made from it.
+    pub async fn render_set_admitted(
+        &self,
+        admission: Admission,
+        original: Vec<u8>,
+        plans: Vec<Arc<ResolvedPlan>>,
+        deadline: Option<Instant>,
+        gone: impl Future<Output = ()>,
+    ) -> Result<Vec<Derivative>, RenderError> {
+        let sources = RenderSources::original(original);
+        let mut largest = 0;
+        for plan in &plans {
+            largest = largest.max(estimate_render_bytes(&sources, plan, &self.limits)?);
+        }
+        let limits = self.limits;
+        self.run_admitted(
+            admission,
+            largest.saturating_mul(2),
+            deadline,
+            gone,
+            move || render_set(&sources.original, &plans, &limits),
+        )
+        .await
+    }
+
+    /// Runs `work` on a blocking thread in the place `admission` holds,
+    /// with `estimated` bytes of the memory budget reserved, once a worker
+    /// is free (see [`RenderPool::render_admitted`]).
+    async fn run_admitted<T: Send + 'static>(
+        &self,
+        mut admission: Admission,
+        estimated: u64,
+        deadline: Option<Instant>,
+        gone: impl Future<Output = ()>,
+        work: impl FnOnce() -> Result<T, RenderError> + Send + 'static,
+    ) -> Result<T, RenderError> {
         if estimated > self.memory.total {
             return Err(RenderError::DecodeTooLarge {
                 estimated,
@@ -253,14 +305,11 @@ impl RenderPool {
         // scoped subscriber) its dispatcher: carry both over.
         let parent = tracing::Span::current();
         let dispatch = tracing::dispatcher::get_default(tracing::Dispatch::clone);
-        let limits = self.limits;
         tokio::task::spawn_blocking(move || {
             // Released when libvips is done, whether or not anyone awaits.
             let _held = (worker, reservation, admission);
             imgmesh_runtime::lower_thread_priority(RENDER_NICE);
-            tracing::dispatcher::with_default(&dispatch, || {
-                parent.in_scope(|| render(&sources.as_input(), &plan, &limits))
-            })
+            tracing::dispatcher::with_default(&dispatch, || parent.in_scope(work))
         })
         .await
         .map_err(|error| {

@@ -140,7 +140,7 @@ impl Renderer {
     }
 
     /// Makes `stored` the job's entry, kept in Redis for its lifetime.
-    async fn store(&self, job: &Job, stored: Stored) -> Arc<CachedDerivative> {
+    pub(super) async fn store(&self, job: &Job, stored: Stored) -> Arc<CachedDerivative> {
         let now = unix_now();
         let max_age = job.lifetime(&stored.caching, now);
         let entry = CachedDerivative {
@@ -181,7 +181,7 @@ async fn read_passthrough(
 }
 
 /// The metrics label of an output format.
-fn format_label(format: EncodedFormat) -> &'static str {
+pub(super) fn format_label(format: EncodedFormat) -> &'static str {
     match format {
         EncodedFormat::Jpeg => "jpeg",
         EncodedFormat::Png => "png",
