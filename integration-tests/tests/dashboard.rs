@@ -45,8 +45,10 @@ const ARROW_DOWN: &str = "\u{E015}";
 /// parameter re-renders without a reload; the preview's size and colours
 /// read from its bytes; the signed URL shown renders publicly), draws the
 /// Overview's charts from the gateway's own counters, uploads a file from
-/// the Assets page (its thumbnail rendered by imgmesh; a Source without
-/// upload credentials says so), deletes a
+/// the Assets page with the script and as a plain multipart form (its
+/// thumbnail rendered by imgmesh; a Source without upload credentials says
+/// so), lists the Source's objects with thumbnails and pages through them,
+/// shows one Source's figures on the Overview, deletes a
 /// Source and logs out, all by
 /// keyboard and mouse in Chromium.
 #[tokio::test]
@@ -457,6 +459,34 @@ async fn walk_through(mesh: &Mesh, browser: &mut Browser) -> anyhow::Result<()> 
         "there were Redis hits: {ratio}"
     );
     browser.check_page("overview").await?;
+    // One Source's figures, picked by keyboard: every public request above
+    // was shop's, none was locked's.
+    let highest = |summary: &str| -> anyhow::Result<f64> {
+        Ok(summary
+            .split("highest ")
+            .nth(1)
+            .and_then(|rest| rest.split(' ').next())
+            .with_context(|| format!("no highest in {summary:?}"))?
+            .parse()?)
+    };
+    let all_highest = highest(&requests)?;
+    for (name, busy) in [("shop", true), ("locked", false)] {
+        browser.type_into("#overview-source", name).await?;
+        browser.click("#overview-show").await?;
+        browser.wait_for_exact("#overview-scope", name).await?;
+        let summary = browser.text("#chart-requests .chart-summary").await?;
+        let rate = highest(&summary)?;
+        if busy {
+            assert!(rate > 0.0 && rate <= all_highest, "{name}: {summary}");
+        } else {
+            assert_eq!(rate, 0.0, "{name}: {summary}");
+        }
+    }
+    browser.check_page("overview-source").await?;
+    // The Source's page links to its figures.
+    browser.goto(&format!("{admin}{shop_page}")).await?;
+    browser.click("#open-traffic").await?;
+    browser.wait_for_exact("#overview-scope", "shop").await?;
 
     // Assets: a Source without upload credentials says so and offers no
     // file field.
@@ -548,6 +578,173 @@ async fn walk_through(mesh: &Mesh, browser: &mut Browser) -> anyhow::Result<()> 
     .await?;
     assert_eq!(forged.status, 403, "{}", forged.text());
     assert!(!mesh.bucket_dir().join("forged.png").exists());
+
+    // The same form without the script (its listeners dropped by replacing
+    // the form with a clone): Chromium posts it as multipart/form-data, by
+    // keyboard, and the answer page shows the result and a thumbnail.
+    let without_script = "var f = document.getElementById('upload-form'); \
+         f.replaceWith(f.cloneNode(true)); return true;";
+    browser.script(without_script).await?;
+    let plain = fixtures::quadrants_png(160, 160)?;
+    let plain_file = file_dir.path().join("plain.png");
+    std::fs::write(&plain_file, &plain)?;
+    browser.clear("#upload-key").await?;
+    browser
+        .type_into("#upload-key", "uploads/plain.png")
+        .await?;
+    browser
+        .type_into("#upload-file", plain_file.to_str().context("temp path")?)
+        .await?;
+    browser.type_into("#upload-button", ENTER).await?;
+    browser
+        .wait_for_exact(
+            "#upload-form-result",
+            &format!("Uploaded uploads/plain.png ({} bytes).", plain.len()),
+        )
+        .await?;
+    assert_eq!(
+        std::fs::read(mesh.bucket_dir().join("uploads/plain.png"))?,
+        plain
+    );
+    browser
+        .wait(|browser| async move {
+            let loaded = browser
+                .script(
+                    "var i = document.getElementById('upload-form-thumbnail'); \
+                     return !!i && i.complete && i.naturalWidth === 120;",
+                )
+                .await?;
+            Ok(loaded == true)
+        })
+        .await?;
+    browser.check_page("assets-uploaded-without-script").await?;
+    // A refused key gets the registry's message on the page, with its status.
+    browser.script(without_script).await?;
+    browser.clear("#upload-key").await?;
+    browser.type_into("#upload-key", "../escape.png").await?;
+    browser
+        .type_into("#upload-file", plain_file.to_str().context("temp path")?)
+        .await?;
+    browser.type_into("#upload-button", ENTER).await?;
+    browser
+        .wait_for_exact(
+            "#upload-form-result",
+            "The upload failed: key: must not contain '..' segments",
+        )
+        .await?;
+    // A multipart post without the session's CSRF token is refused.
+    let boundary = "imgmesh-test-boundary";
+    let mut multipart = format!(
+        "--{boundary}\r\ncontent-disposition: form-data; name=\"key\"\r\n\r\nforged.png\r\n\
+         --{boundary}\r\ncontent-disposition: form-data; name=\"file\"; filename=\"forged.png\"\r\n\
+         content-type: image/png\r\n\r\n"
+    )
+    .into_bytes();
+    multipart.extend_from_slice(&plain);
+    multipart.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    let forged = request_with_body(
+        "POST",
+        mesh.gateway_admin_addr,
+        "localhost",
+        &format!("{shop_page}/assets"),
+        &[
+            ("cookie", session_cookie.as_str()),
+            (
+                "content-type",
+                &format!("multipart/form-data; boundary={boundary}"),
+            ),
+        ],
+        multipart,
+    )
+    .await?;
+    assert_eq!(forged.status, 403, "{}", forged.text());
+    assert!(!mesh.bucket_dir().join("forged.png").exists());
+
+    // The listing: the bucket's objects with thumbnails rendered by
+    // imgmesh, then a prefix typed by keyboard and paged two at a time.
+    browser.goto(&format!("{admin}{shop_page}/assets")).await?;
+    let listed = browser.wait_for_text("#objects").await?;
+    for key in ["photos/cat.jpg", "photos/quad.png", "uploads/plain.png"] {
+        assert!(listed.contains(key), "{key} listed: {listed}");
+    }
+    let quad = "#objects img[alt='photos/quad.png']";
+    browser
+        .wait(|browser| async move {
+            let loaded = browser
+                .script(&format!(
+                    "var i = document.querySelector(\"{quad}\"); \
+                     return !!i && i.complete && i.naturalWidth === 120;"
+                ))
+                .await?;
+            Ok(loaded == true)
+        })
+        .await?;
+    let src = browser
+        .script(&format!(
+            "return document.querySelector(\"{quad}\").getAttribute('src');"
+        ))
+        .await?;
+    let thumbnail = request_with_body(
+        "GET",
+        mesh.gateway_admin_addr,
+        "localhost",
+        src.as_str().context("listed thumbnail src")?,
+        &[("cookie", session_cookie.as_str())],
+        Vec::new(),
+    )
+    .await?;
+    fixtures::expect_image(&thumbnail.body, fixtures::Format::Png, 120, 120)?;
+    let corner = fixtures::pixel(&thumbnail.body, 5, 5)?;
+    assert!(
+        corner[0] > 200.0 && corner[1] < 50.0 && corner[2] < 50.0,
+        "red quadrant: {corner:?}"
+    );
+    browser.check_page("assets-listed").await?;
+    browser
+        .goto(&format!("{admin}{shop_page}/assets?per_page=2"))
+        .await?;
+    browser.type_into("#objects-prefix", "uploads/").await?;
+    browser.type_into("#objects-prefix", ENTER).await?;
+    let keys = || async {
+        browser
+            .script(
+                "return Array.from(document.querySelectorAll('#objects a')) \
+                 .map(a => a.textContent);",
+            )
+            .await
+    };
+    browser
+        .wait(|browser| async move {
+            Ok(browser.script("return location.search;").await? == "?prefix=uploads%2F&per_page=2")
+        })
+        .await?;
+    assert_eq!(
+        keys().await?,
+        json!(["uploads/dropped.png", "uploads/new.jpg"])
+    );
+    assert!(browser.element("#objects-first").await.is_err());
+    browser.type_into("#objects-next", ENTER).await?;
+    browser
+        .wait(|browser| async move {
+            Ok(browser
+                .script("return location.search.includes('page=');")
+                .await?
+                == true)
+        })
+        .await?;
+    assert_eq!(keys().await?, json!(["uploads/plain.png"]));
+    assert!(browser.element("#objects-next").await.is_err(), "last page");
+    browser.check_page("assets-paged").await?;
+    browser.click("#objects-first").await?;
+    browser
+        .wait(|browser| async move {
+            Ok(browser.script("return location.search;").await? == "?prefix=uploads%2F&per_page=2")
+        })
+        .await?;
+    assert_eq!(
+        keys().await?,
+        json!(["uploads/dropped.png", "uploads/new.jpg"])
+    );
     browser.goto(&format!("{admin}{shop_page}")).await?;
     browser.wait_for_text("#settings").await?;
 

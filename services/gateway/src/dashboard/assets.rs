@@ -154,9 +154,18 @@ async fn objects_section(dashboard: &Dashboard, source: &Source, listing: &Listi
          <form method=\"get\" action=\"/ui/sources/{id}/assets\" class=\"inline\" \
          id=\"objects-filter\"><label for=\"objects-prefix\">Key prefix</label>\
          <input type=\"text\" id=\"objects-prefix\" name=\"prefix\" value=\"{prefix}\" \
-         placeholder=\"photos/\"><button type=\"submit\" id=\"objects-show\">List</button>\
-         </form>",
+         placeholder=\"photos/\">{per_page}\
+         <button type=\"submit\" id=\"objects-show\">List</button></form>",
         prefix = escape(&listing.prefix),
+        // A page size asked in the URL is kept when the prefix changes.
+        per_page = if listing.per_page == PAGE_SIZE {
+            String::new()
+        } else {
+            format!(
+                "<input type=\"hidden\" name=\"per_page\" value=\"{}\">",
+                listing.per_page
+            )
+        },
     );
     let listed = call(
         dashboard
