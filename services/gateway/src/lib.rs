@@ -15,6 +15,9 @@
 //! ([`admin_router`]). [`run`] serves them until shutdown, then flips
 //! readiness and drains. With `--grpc-listen`, [`serve_image_api`] serves
 //! the public gRPC render API (`imgmesh.image.v1`, [`ImageApi`]) beside them.
+//! The binary builds the state ([`GatewayState::build_over`]), binds
+//! ([`GatewayListeners::bind`]) and serves all of them at once
+//! ([`GatewayState::serve`]).
 
 mod admin;
 mod asset_path;
@@ -116,6 +119,7 @@ impl GatewayState {
         let admin = config.load_admin_token()?.map(|token| {
             AdminApi::new(&token, registry.clone(), renderer.clone())
                 .with_body_read_timeout(config.body_read_timeout())
+                .with_base_domain(&base_domain)
         });
         Ok(GatewayState {
             inner: Arc::new(Inner {
@@ -176,6 +180,42 @@ impl GatewayState {
     /// The derivative cache, when `--redis-url` is set.
     pub(crate) fn derivatives(&self) -> Option<&DerivativeCache> {
         self.inner.derivatives.as_ref()
+    }
+
+    /// Serves the gateway on `listeners` until `shutdown` resolves: the HTTP
+    /// listeners as [`run`] does and, when there is one, the gRPC API as
+    /// [`serve_image_api`] does; both drain before this returns.
+    pub async fn serve<F>(self, listeners: GatewayListeners, shutdown: F) -> anyhow::Result<()>
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            shutdown.await;
+            let _ = stop.send(true);
+        });
+        let signal = move || {
+            let mut stopped = stopped.clone();
+            async move {
+                // An error means the sender is gone: shutdown has resolved.
+                let _ = stopped.wait_for(|stop| *stop).await;
+            }
+        };
+        let image_api = listeners
+            .grpc
+            .map(|grpc| tokio::spawn(serve_image_api(self.clone(), grpc, signal())));
+        let served = run(
+            self,
+            listeners.http,
+            listeners.ops,
+            listeners.admin,
+            signal(),
+        )
+        .await;
+        match image_api {
+            Some(api) => served.and(api.await?),
+            None => served,
+        }
     }
 }
 
@@ -276,44 +316,6 @@ impl GatewayListeners {
             admin,
             grpc,
         })
-    }
-}
-
-impl GatewayState {
-    /// Serves the gateway on `listeners` until `shutdown` resolves: the HTTP
-    /// listeners as [`run`] does and, when there is one, the gRPC API as
-    /// [`serve_image_api`] does; both drain before this returns.
-    pub async fn serve<F>(self, listeners: GatewayListeners, shutdown: F) -> anyhow::Result<()>
-    where
-        F: Future<Output = ()> + Send + 'static,
-    {
-        let (stop, stopped) = tokio::sync::watch::channel(false);
-        tokio::spawn(async move {
-            shutdown.await;
-            let _ = stop.send(true);
-        });
-        let signal = move || {
-            let mut stopped = stopped.clone();
-            async move {
-                // An error means the sender is gone: shutdown has resolved.
-                let _ = stopped.wait_for(|stop| *stop).await;
-            }
-        };
-        let image_api = listeners
-            .grpc
-            .map(|grpc| tokio::spawn(serve_image_api(self.clone(), grpc, signal())));
-        let served = run(
-            self,
-            listeners.http,
-            listeners.ops,
-            listeners.admin,
-            signal(),
-        )
-        .await;
-        match image_api {
-            Some(api) => served.and(api.await?),
-            None => served,
-        }
     }
 }
 
