@@ -356,77 +356,189 @@ async fn wait_for_deploy(
 
 /// The CreateSource request for `imgmesh sources create`.
 fn create_request(args: &CreateArgs) -> proto::CreateSourceRequest {
+    let upload_secret = args
+        .upload_secret_access_key
+        .as_ref()
+        .map(|secret| secret.expose_secret().to_owned())
+        .unwrap_or_default();
     proto::CreateSourceRequest {
         name: args.name.clone(),
-        subdomain: args.subdomain.clone(),
-        bucket: args.bucket.clone(),
-        region: args.region.clone(),
-        endpoint: args.endpoint.clone().unwrap_or_default(),
-        path_prefix: args.path_prefix.clone().unwrap_or_default(),
-        access_key_id: args.access_key_id.clone(),
-        secret_access_key: args.secret_access_key.expose_secret().to_owned(),
+        routing: Some(proto::Routing {
+            subdomain: args.subdomain.clone(),
+            custom_domains: args.custom_domains.clone(),
+        }),
+        location: Some(proto::Location {
+            bucket: args.bucket.clone(),
+            region: args.region.clone(),
+            endpoint: args.endpoint.clone().unwrap_or_default(),
+            path_prefix: args.path_prefix.clone().unwrap_or_default(),
+        }),
+        access_key: Some(proto::AccessKey {
+            id: args.access_key_id.clone(),
+            secret: args.secret_access_key.expose_secret().to_owned(),
+        }),
         default_params: args.default_params.clone().unwrap_or_default(),
-        cache_ttl_seconds: args.cache_ttl.unwrap_or(0),
-        custom_domains: args.custom_domains.clone(),
-        cache_ttl_behavior: args
-            .cache_ttl_behavior
-            .map_or(CacheTtlBehavior::Unspecified, CacheTtlBehavior::from)
-            .into(),
-        cache_ttl_error_seconds: args.cache_ttl_error.unwrap_or(0),
-        image_missing: args.image_missing.clone().unwrap_or_default(),
-        image_missing_append_params: args.image_missing_append_params,
-        image_error: args.image_error.clone().unwrap_or_default(),
-        image_error_append_params: args.image_error_append_params,
+        cache_policy: Some(proto::CachePolicy {
+            ttl_seconds: args.cache_ttl.unwrap_or(0),
+            behavior: args
+                .cache_ttl_behavior
+                .map_or(CacheTtlBehavior::Unspecified, CacheTtlBehavior::from)
+                .into(),
+            error_ttl_seconds: args.cache_ttl_error.unwrap_or(0),
+        }),
+        fallback_images: Some(proto::FallbackImages {
+            missing: Some(proto::FallbackImage {
+                path: args.image_missing.clone().unwrap_or_default(),
+                append_params: args.image_missing_append_params,
+            }),
+            error: Some(proto::FallbackImage {
+                path: args.image_error.clone().unwrap_or_default(),
+                append_params: args.image_error_append_params,
+            }),
+        }),
         secure_url_enabled: args.secure_urls.is_some_and(OnOff::is_on),
-        upload_access_key_id: args.upload_access_key_id.clone().unwrap_or_default(),
-        upload_secret_access_key: args
-            .upload_secret_access_key
-            .as_ref()
-            .map(|secret| secret.expose_secret().to_owned())
-            .unwrap_or_default(),
+        upload_access_key: Some(proto::AccessKey {
+            id: args.upload_access_key_id.clone().unwrap_or_default(),
+            secret: upload_secret,
+        }),
         disabled: args.disabled,
+    }
+}
+
+/// An update being built from arguments: each option given sets its value
+/// and adds its path to the update mask, so the registry changes only
+/// those.
+#[derive(Debug, Default)]
+struct MaskedUpdate {
+    source: proto::SourceUpdate,
+    paths: Vec<String>,
+}
+
+// === impl MaskedUpdate ===
+
+impl MaskedUpdate {
+    /// Sets the field `field` picks to `value`, naming `path`, when the
+    /// option was given.
+    fn set<T>(
+        &mut self,
+        path: &str,
+        value: Option<T>,
+        field: impl FnOnce(&mut proto::SourceUpdate) -> &mut T,
+    ) {
+        if let Some(value) = value {
+            *field(&mut self.source) = value;
+            self.paths.push(path.to_owned());
+        }
     }
 }
 
 /// The UpdateSource request for `imgmesh sources update`.
 fn update_request(args: &UpdateArgs) -> proto::UpdateSourceRequest {
+    let secret = |secret: &Option<secrecy::SecretString>| {
+        secret
+            .as_ref()
+            .map(|secret| secret.expose_secret().to_owned())
+    };
+    let mut update = MaskedUpdate::default();
+    update.set("routing.subdomain", args.subdomain.clone(), |s| {
+        &mut s.routing.get_or_insert_default().subdomain
+    });
+    let domains_given = args.clear_custom_domains || !args.custom_domains.is_empty();
+    update.set(
+        "routing.custom_domains",
+        domains_given.then(|| args.custom_domains.clone()),
+        |s| &mut s.routing.get_or_insert_default().custom_domains,
+    );
+    update.set("location.bucket", args.bucket.clone(), |s| {
+        &mut s.location.get_or_insert_default().bucket
+    });
+    update.set("location.region", args.region.clone(), |s| {
+        &mut s.location.get_or_insert_default().region
+    });
+    update.set("location.endpoint", args.endpoint.clone(), |s| {
+        &mut s.location.get_or_insert_default().endpoint
+    });
+    update.set("location.path_prefix", args.path_prefix.clone(), |s| {
+        &mut s.location.get_or_insert_default().path_prefix
+    });
+    update.set("access_key.id", args.access_key_id.clone(), |s| {
+        &mut s.access_key.get_or_insert_default().id
+    });
+    update.set("access_key.secret", secret(&args.secret_access_key), |s| {
+        &mut s.access_key.get_or_insert_default().secret
+    });
+    update.set("default_params", args.default_params.clone(), |s| {
+        &mut s.default_params
+    });
+    update.set("cache_policy.ttl_seconds", args.cache_ttl, |s| {
+        &mut s.cache_policy.get_or_insert_default().ttl_seconds
+    });
+    update.set(
+        "cache_policy.behavior",
+        args.cache_ttl_behavior
+            .map(|behavior| CacheTtlBehavior::from(behavior).into()),
+        |s| &mut s.cache_policy.get_or_insert_default().behavior,
+    );
+    update.set(
+        "cache_policy.error_ttl_seconds",
+        args.cache_ttl_error,
+        |s| &mut s.cache_policy.get_or_insert_default().error_ttl_seconds,
+    );
+    update.set(
+        "fallback_images.missing.path",
+        args.image_missing.clone(),
+        |s| &mut missing_image(s).path,
+    );
+    update.set(
+        "fallback_images.missing.append_params",
+        args.image_missing_append_params,
+        |s| &mut missing_image(s).append_params,
+    );
+    update.set(
+        "fallback_images.error.path",
+        args.image_error.clone(),
+        |s| &mut error_image(s).path,
+    );
+    update.set(
+        "fallback_images.error.append_params",
+        args.image_error_append_params,
+        |s| &mut error_image(s).append_params,
+    );
+    update.set(
+        "secure_url_enabled",
+        args.secure_urls.map(OnOff::is_on),
+        |s| &mut s.secure_url_enabled,
+    );
+    update.set(
+        "upload_access_key.id",
+        args.upload_access_key_id.clone(),
+        |s| &mut s.upload_access_key.get_or_insert_default().id,
+    );
+    update.set(
+        "upload_access_key.secret",
+        secret(&args.upload_secret_access_key),
+        |s| &mut s.upload_access_key.get_or_insert_default().secret,
+    );
+    update.set("enabled", args.enabled, |s| &mut s.enabled);
     proto::UpdateSourceRequest {
         id_or_name: args.id_or_name.clone(),
-        subdomain: args.subdomain.clone(),
-        bucket: args.bucket.clone(),
-        region: args.region.clone(),
-        endpoint: args.endpoint.clone(),
-        path_prefix: args.path_prefix.clone(),
-        access_key_id: args.access_key_id.clone(),
-        secret_access_key: args
-            .secret_access_key
-            .as_ref()
-            .map(|secret| secret.expose_secret().to_owned()),
-        default_params: args.default_params.clone(),
-        cache_ttl_seconds: args.cache_ttl,
-        custom_domains: if args.clear_custom_domains || !args.custom_domains.is_empty() {
-            Some(proto::CustomDomains {
-                domains: args.custom_domains.clone(),
-            })
-        } else {
-            None
-        },
-        cache_ttl_behavior: args
-            .cache_ttl_behavior
-            .map(|behavior| CacheTtlBehavior::from(behavior).into()),
-        cache_ttl_error_seconds: args.cache_ttl_error,
-        image_missing: args.image_missing.clone(),
-        image_missing_append_params: args.image_missing_append_params,
-        image_error: args.image_error.clone(),
-        image_error_append_params: args.image_error_append_params,
-        secure_url_enabled: args.secure_urls.map(OnOff::is_on),
-        upload_access_key_id: args.upload_access_key_id.clone(),
-        upload_secret_access_key: args
-            .upload_secret_access_key
-            .as_ref()
-            .map(|secret| secret.expose_secret().to_owned()),
-        enabled: args.enabled,
+        source: Some(update.source),
+        update_mask: Some(imgmesh_proto::prost_types::FieldMask {
+            paths: update.paths,
+        }),
     }
+}
+
+/// The missing-asset fallback image of `source`, created if unset.
+fn missing_image(source: &mut proto::SourceUpdate) -> &mut proto::FallbackImage {
+    let images = source.fallback_images.get_or_insert_default();
+    images.missing.get_or_insert_default()
+}
+
+/// The render-error fallback image of `source`, created if unset.
+fn error_image(source: &mut proto::SourceUpdate) -> &mut proto::FallbackImage {
+    let images = source.fallback_images.get_or_insert_default();
+    images.error.get_or_insert_default()
 }
 
 #[cfg(test)]

@@ -66,7 +66,9 @@ fn main() {
                     fields.insert("secret_access_key".to_owned(), CANARY.into());
                     let with_secret = Value::Object(fields).to_string();
                     match create_source_body(with_secret.as_bytes()) {
-                        Ok(request) => assert_eq!(request.secret_access_key, CANARY),
+                        Ok(request) => {
+                            assert_eq!(request.access_key.unwrap_or_default().secret, CANARY);
+                        }
                         Err(refusal) => {
                             check_refusal(&refusal, with_secret.as_bytes());
                             assert!(!format!("{refusal:?}").contains(CANARY), "{refusal:?}");
@@ -93,7 +95,8 @@ fn main() {
                     let with_secret = Value::Object(fields).to_string();
                     match update_source_body("demo".to_owned(), with_secret.as_bytes()) {
                         Ok(request) => {
-                            assert_eq!(request.upload_secret_access_key.as_deref(), Some(CANARY));
+                            let source = request.source.unwrap_or_default();
+                            assert_eq!(source.upload_access_key.unwrap_or_default().secret, CANARY);
                         }
                         Err(refusal) => {
                             check_refusal(&refusal, with_secret.as_bytes());

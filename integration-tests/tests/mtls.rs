@@ -8,7 +8,9 @@ use imgmesh_proto::fetcher::v1::FetchObjectRequest;
 use imgmesh_proto::fetcher::v1::fetcher_service_client::FetcherServiceClient;
 use imgmesh_proto::registry::v1::source_credentials_service_client::SourceCredentialsServiceClient;
 use imgmesh_proto::registry::v1::source_registry_service_client::SourceRegistryServiceClient;
-use imgmesh_proto::registry::v1::{CreateSourceRequest, GetReadAccessRequest};
+use imgmesh_proto::registry::v1::{
+    AccessKey, CreateSourceRequest, GetReadAccessRequest, Location, Routing,
+};
 use imgmesh_runtime::Transport;
 use imgmesh_runtime::dev_certs::{DevCa, IssuedCert, Validity};
 use imgmesh_runtime::mesh_tls::MeshTls;
@@ -109,11 +111,19 @@ impl TlsRegistry {
         let created = SourceRegistryServiceClient::new(channel)
             .create_source(CreateSourceRequest {
                 name: "mtls".to_owned(),
-                subdomain: "mtls".to_owned(),
-                bucket: "images".to_owned(),
-                region: "us-east-1".to_owned(),
-                access_key_id: "AKIAMTLSTEST".to_owned(),
-                secret_access_key: SECRET.to_owned(),
+                routing: Some(Routing {
+                    subdomain: "mtls".to_owned(),
+                    custom_domains: Vec::new(),
+                }),
+                location: Some(Location {
+                    bucket: "images".to_owned(),
+                    region: "us-east-1".to_owned(),
+                    ..Default::default()
+                }),
+                access_key: Some(AccessKey {
+                    id: "AKIAMTLSTEST".to_owned(),
+                    secret: SECRET.to_owned(),
+                }),
                 ..Default::default()
             })
             .await

@@ -6,7 +6,10 @@ use axum::body::Body;
 use clap::Parser as _;
 use http::{Method, Request, StatusCode};
 use imgmesh_gateway::{GatewayConfig, GatewayState};
-use imgmesh_proto::registry::v1::{CacheTtlBehavior, CustomDomains, UpdateSourceRequest};
+use imgmesh_proto::prost_types::FieldMask;
+use imgmesh_proto::registry::v1::{
+    AccessKey, CacheTtlBehavior, Routing, SourceUpdate, UpdateSourceRequest,
+};
 use serde_json::json;
 
 use crate::support::{ADMIN_TOKEN, Harness, ROTATED_TOKEN};
@@ -143,21 +146,22 @@ async fn create_source_maps_every_field() {
     assert!(!answer.text().contains("canary"), "{}", answer.text());
 
     let created = admin.registry.created.lock().unwrap().pop().unwrap();
-    assert_eq!(created.secret_access_key, "create-secret-canary-5e1d");
     assert_eq!(
-        created.upload_secret_access_key,
+        created.access_key.unwrap().secret,
+        "create-secret-canary-5e1d"
+    );
+    assert_eq!(
+        created.upload_access_key.unwrap().secret,
         "upload-secret-canary-77b2"
     );
-    assert_eq!(created.custom_domains, ["img.shop.example"]);
-    assert_eq!(created.path_prefix, "catalog");
     assert_eq!(
-        created.cache_ttl_behavior,
-        i32::from(CacheTtlBehavior::EnforceMinimum)
+        created.routing.unwrap().custom_domains,
+        ["img.shop.example"]
     );
-    assert_eq!(
-        (created.cache_ttl_seconds, created.cache_ttl_error_seconds),
-        (600, 30)
-    );
+    assert_eq!(created.location.unwrap().path_prefix, "catalog");
+    let cache = created.cache_policy.unwrap();
+    assert_eq!(cache.behavior, i32::from(CacheTtlBehavior::EnforceMinimum));
+    assert_eq!((cache.ttl_seconds, cache.error_ttl_seconds), (600, 30));
     assert!(created.secure_url_enabled);
     assert!(created.disabled);
 }
@@ -259,10 +263,22 @@ async fn patch_updates_present_fields() {
         updated,
         UpdateSourceRequest {
             id_or_name: "demo".to_owned(),
-            enabled: Some(false),
-            custom_domains: Some(CustomDomains { domains: vec![] }),
-            secret_access_key: Some("patched-secret-1f".to_owned()),
-            ..UpdateSourceRequest::default()
+            source: Some(SourceUpdate {
+                routing: Some(Routing::default()),
+                access_key: Some(AccessKey {
+                    id: String::new(),
+                    secret: "patched-secret-1f".to_owned(),
+                }),
+                enabled: false,
+                ..SourceUpdate::default()
+            }),
+            update_mask: Some(FieldMask {
+                paths: vec![
+                    "access_key.secret".to_owned(),
+                    "routing.custom_domains".to_owned(),
+                    "enabled".to_owned(),
+                ],
+            }),
         }
     );
 

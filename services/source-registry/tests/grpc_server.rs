@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 
 use imgmesh_errors::ErrorCode;
+use imgmesh_proto::prost_types::FieldMask;
 use imgmesh_proto::registry::v1 as proto;
 use imgmesh_proto::registry::v1::source_credentials_service_client::SourceCredentialsServiceClient;
 use imgmesh_proto::registry::v1::source_registry_service_client::SourceRegistryServiceClient;
@@ -59,18 +60,57 @@ impl TestServer {
     }
 }
 
+/// A create request for a Source named and routed `name`.
 fn create_request(name: &str) -> proto::CreateSourceRequest {
     proto::CreateSourceRequest {
         name: name.into(),
-        subdomain: name.into(),
-        bucket: "images".into(),
-        region: "us-east-1".into(),
-        endpoint: "http://127.0.0.1:9000".into(),
-        path_prefix: "/photos/".into(),
-        access_key_id: "AKIAIOSFODNN7EXAMPLE".into(),
-        secret_access_key: SECRET.into(),
+        routing: Some(proto::Routing {
+            subdomain: name.into(),
+            custom_domains: Vec::new(),
+        }),
+        location: Some(proto::Location {
+            bucket: "images".into(),
+            region: "us-east-1".into(),
+            endpoint: "http://127.0.0.1:9000".into(),
+            path_prefix: "/photos/".into(),
+        }),
+        access_key: Some(proto::AccessKey {
+            id: "AKIAIOSFODNN7EXAMPLE".into(),
+            secret: SECRET.into(),
+        }),
         default_params: "auto=format".into(),
-        cache_ttl_seconds: 0,
+        ..Default::default()
+    }
+}
+
+/// An update of `id_or_name` setting what `source` holds at `paths`.
+fn update_request(
+    id_or_name: &str,
+    source: proto::SourceUpdate,
+    paths: &[&str],
+) -> proto::UpdateSourceRequest {
+    proto::UpdateSourceRequest {
+        id_or_name: id_or_name.to_owned(),
+        source: Some(source),
+        update_mask: Some(FieldMask {
+            paths: paths.iter().map(|path| (*path).to_owned()).collect(),
+        }),
+    }
+}
+
+/// A SourceUpdate with both fallback image paths set to `path`.
+fn fallback_paths(path: &str) -> proto::SourceUpdate {
+    proto::SourceUpdate {
+        fallback_images: Some(proto::FallbackImages {
+            missing: Some(proto::FallbackImage {
+                path: path.to_owned(),
+                append_params: false,
+            }),
+            error: Some(proto::FallbackImage {
+                path: path.to_owned(),
+                append_params: false,
+            }),
+        }),
         ..Default::default()
     }
 }
@@ -144,11 +184,17 @@ async fn source_lifecycle_over_grpc() {
     assert!(!shown.contains(SECRET));
 
     let updated = sources
-        .update_source(proto::UpdateSourceRequest {
-            id_or_name: created.id.clone(),
-            bucket: Some("other-bucket".into()),
-            ..Default::default()
-        })
+        .update_source(update_request(
+            &created.id,
+            proto::SourceUpdate {
+                location: Some(proto::Location {
+                    bucket: "other-bucket".into(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+            &["location.bucket"],
+        ))
         .await
         .unwrap()
         .into_inner()
@@ -196,9 +242,10 @@ async fn errors_carry_reasons_over_grpc() {
     let mut credentials = SourceCredentialsServiceClient::new(channel);
 
     let invalid = sources
-        .create_source(proto::CreateSourceRequest {
-            subdomain: "Not_A_Label".into(),
-            ..create_request("bad")
+        .create_source({
+            let mut request = create_request("bad");
+            request.routing.get_or_insert_default().subdomain = "Not_A_Label".into();
+            request
         })
         .await
         .unwrap_err();
@@ -212,9 +259,10 @@ async fn errors_carry_reasons_over_grpc() {
 
     sources.create_source(create_request("demo")).await.unwrap();
     let duplicate = sources
-        .create_source(proto::CreateSourceRequest {
-            name: "demo-2".into(),
-            ..create_request("demo")
+        .create_source({
+            let mut request = create_request("demo");
+            request.name = "demo-2".into();
+            request
         })
         .await
         .unwrap_err();
@@ -234,10 +282,11 @@ async fn errors_carry_reasons_over_grpc() {
     );
 
     let unknown_update = sources
-        .update_source(proto::UpdateSourceRequest {
-            id_or_name: "nobody".into(),
-            ..Default::default()
-        })
+        .update_source(update_request(
+            "nobody",
+            proto::SourceUpdate::default(),
+            &[],
+        ))
         .await
         .unwrap_err();
     assert_eq!(
@@ -281,11 +330,12 @@ async fn issue_three_rpcs_over_grpc() {
     // An endpoint nobody listens on: the deploy fails, naming why.
     let port = imgmesh_test_support::unused_port();
     let created = sources
-        .create_source(proto::CreateSourceRequest {
-            endpoint: format!("http://127.0.0.1:{port}"),
-            custom_domains: vec!["img.example.com".into()],
-            secure_url_enabled: true,
-            ..create_request("demo")
+        .create_source({
+            let mut request = create_request("demo");
+            request.location.get_or_insert_default().endpoint = format!("http://127.0.0.1:{port}");
+            request.routing.get_or_insert_default().custom_domains = vec!["img.example.com".into()];
+            request.secure_url_enabled = true;
+            request
         })
         .await
         .unwrap()
@@ -400,10 +450,21 @@ async fn fallback_image_settings_follow_the_object_key_rule() {
     let server = TestServer::start().await;
     let mut sources = SourceRegistryServiceClient::new(server.channel().await);
     let created = sources
-        .create_source(proto::CreateSourceRequest {
-            image_missing: "errors/not found (1).png".into(),
-            image_error: "/errors/caf%C3%A9+broken.png".into(),
-            ..create_request("fallbacks")
+        .create_source({
+            let mut request = create_request("fallbacks");
+            request
+                .fallback_images
+                .get_or_insert_default()
+                .missing
+                .get_or_insert_default()
+                .path = "errors/not found (1).png".into();
+            request
+                .fallback_images
+                .get_or_insert_default()
+                .error
+                .get_or_insert_default()
+                .path = "/errors/caf%C3%A9+broken.png".into();
+            request
         })
         .await
         .unwrap()
@@ -422,12 +483,11 @@ async fn fallback_image_settings_follow_the_object_key_rule() {
         "/dir/",
     ] {
         let updated = sources
-            .update_source(proto::UpdateSourceRequest {
-                id_or_name: created.id.clone(),
-                image_missing: Some(accepted.into()),
-                image_error: Some(accepted.into()),
-                ..Default::default()
-            })
+            .update_source(update_request(
+                &created.id,
+                fallback_paths(accepted),
+                &["fallback_images.missing.path", "fallback_images.error.path"],
+            ))
             .await
             .unwrap_or_else(|status| panic!("{accepted:?}: {status:?}"))
             .into_inner()
@@ -454,19 +514,19 @@ async fn fallback_image_settings_follow_the_object_key_rule() {
         for (field, request) in [
             (
                 "image_missing",
-                proto::UpdateSourceRequest {
-                    id_or_name: created.id.clone(),
-                    image_missing: Some(refused.into()),
-                    ..Default::default()
-                },
+                update_request(
+                    &created.id,
+                    fallback_paths(refused),
+                    &["fallback_images.missing.path"],
+                ),
             ),
             (
                 "image_error",
-                proto::UpdateSourceRequest {
-                    id_or_name: created.id.clone(),
-                    image_error: Some(refused.into()),
-                    ..Default::default()
-                },
+                update_request(
+                    &created.id,
+                    fallback_paths(refused),
+                    &["fallback_images.error.path"],
+                ),
             ),
         ] {
             let status = sources.update_source(request).await.unwrap_err();

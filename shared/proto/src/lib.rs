@@ -3,6 +3,10 @@
 
 #![allow(missing_docs, unreachable_pub, missing_debug_implementations)]
 
+/// The well-known types the protos use (`google.protobuf.FieldMask`),
+/// re-exported so callers name the version the messages are built with.
+pub use prost_types;
+
 /// Sources and their credentials (`imgmesh.registry.v1`).
 pub mod registry {
     /// Version 1 of the registry API.

@@ -5,8 +5,10 @@
 //! bodies and passed on; the [`Source`] message has none, so nothing written
 //! out can carry one.
 
+use imgmesh_proto::prost_types::FieldMask;
 use imgmesh_proto::registry::v1::{
-    CacheTtlBehavior, CreateSourceRequest, CustomDomains, Source, SourceStatus, UpdateSourceRequest,
+    AccessKey, CachePolicy, CacheTtlBehavior, CreateSourceRequest, FallbackImage, FallbackImages,
+    Location, Routing, Source, SourceStatus, SourceUpdate, UpdateSourceRequest,
 };
 use serde_json::{Map, Value, json};
 
@@ -161,39 +163,94 @@ fn json_problem(error: &serde_json::Error) -> String {
 /// The registry request for a `POST /v1/sources` body.
 pub(crate) fn create_request(bytes: &[u8]) -> Result<CreateSourceRequest, AdminError> {
     let mut body = JsonBody::parse(bytes, CREATE_FIELDS)?;
-    let request = CreateSourceRequest {
-        name: body.text("name")?,
-        subdomain: body.text("subdomain")?,
+    // Read in this order, so a body with several bad fields is refused
+    // naming the same one as always.
+    let name = body.text("name")?;
+    let subdomain = body.text("subdomain")?;
+    let location = Location {
         bucket: body.text("bucket")?,
         region: body.text("region")?,
         endpoint: body.text("endpoint")?,
         path_prefix: body.text("path_prefix")?,
-        access_key_id: body.text("access_key_id")?,
-        secret_access_key: body.text("secret_access_key")?,
-        default_params: body.text("default_params")?,
-        image_missing: body.text("image_missing")?,
-        image_error: body.text("image_error")?,
-        upload_access_key_id: body.text("upload_access_key_id")?,
-        upload_secret_access_key: body.text("upload_secret_access_key")?,
-        cache_ttl_seconds: body.u32("cache_ttl_seconds")?.unwrap_or_default(),
+    };
+    let access_key = AccessKey {
+        id: body.text("access_key_id")?,
+        secret: body.text("secret_access_key")?,
+    };
+    let default_params = body.text("default_params")?;
+    let image_missing = body.text("image_missing")?;
+    let image_error = body.text("image_error")?;
+    let upload_access_key = AccessKey {
+        id: body.text("upload_access_key_id")?,
+        secret: body.text("upload_secret_access_key")?,
+    };
+    let ttl_seconds = body.u32("cache_ttl_seconds")?.unwrap_or_default();
+    let routing = Routing {
+        subdomain,
         custom_domains: body.strings("custom_domains")?.unwrap_or_default(),
-        cache_ttl_behavior: body
+    };
+    let cache_policy = CachePolicy {
+        ttl_seconds,
+        behavior: body
             .cache_ttl_behavior("cache_ttl_behavior")?
             .unwrap_or_default()
             .into(),
-        cache_ttl_error_seconds: body.u32("cache_ttl_error_seconds")?.unwrap_or_default(),
-        image_missing_append_params: body
-            .bool("image_missing_append_params")?
-            .unwrap_or_default(),
-        image_error_append_params: body.bool("image_error_append_params")?.unwrap_or_default(),
-        secure_url_enabled: body.bool("secure_url_enabled")?.unwrap_or_default(),
-        disabled: !body.bool("enabled")?.unwrap_or(true),
+        error_ttl_seconds: body.u32("cache_ttl_error_seconds")?.unwrap_or_default(),
     };
-    Ok(request)
+    let fallback_images = FallbackImages {
+        missing: Some(FallbackImage {
+            path: image_missing,
+            append_params: body
+                .bool("image_missing_append_params")?
+                .unwrap_or_default(),
+        }),
+        error: Some(FallbackImage {
+            path: image_error,
+            append_params: body.bool("image_error_append_params")?.unwrap_or_default(),
+        }),
+    };
+    Ok(CreateSourceRequest {
+        name,
+        routing: Some(routing),
+        location: Some(location),
+        access_key: Some(access_key),
+        default_params,
+        cache_policy: Some(cache_policy),
+        fallback_images: Some(fallback_images),
+        secure_url_enabled: body.bool("secure_url_enabled")?.unwrap_or_default(),
+        upload_access_key: Some(upload_access_key),
+        disabled: !body.bool("enabled")?.unwrap_or(true),
+    })
+}
+
+/// An update being built from a body: each field present sets its value
+/// and adds its path to the mask, so the registry changes only those.
+#[derive(Debug, Default)]
+struct MaskedUpdate {
+    source: SourceUpdate,
+    paths: Vec<String>,
+}
+
+// === impl MaskedUpdate ===
+
+impl MaskedUpdate {
+    /// Sets the field `field` picks to `value`, naming `path`, when the
+    /// body had one.
+    fn set<T>(
+        &mut self,
+        path: &str,
+        value: Option<T>,
+        field: impl FnOnce(&mut SourceUpdate) -> &mut T,
+    ) {
+        if let Some(value) = value {
+            *field(&mut self.source) = value;
+            self.paths.push(path.to_owned());
+        }
+    }
 }
 
 /// The registry request for a `PATCH /v1/sources/{id_or_name}` body: only
-/// the fields present change.
+/// the fields present change (the update mask names them).
 pub(crate) fn update_request(
     id_or_name: String,
     bytes: &[u8],
@@ -209,38 +266,111 @@ pub(crate) fn update_request(
         .filter(|field| *field != "name")
         .collect();
     let mut body = JsonBody::parse(bytes, &allowed)?;
-    let request = UpdateSourceRequest {
+    let mut update = MaskedUpdate::default();
+    update.set("routing.subdomain", body.string("subdomain")?, |s| {
+        &mut s.routing.get_or_insert_default().subdomain
+    });
+    update.set("location.bucket", body.string("bucket")?, |s| {
+        &mut s.location.get_or_insert_default().bucket
+    });
+    update.set("location.region", body.string("region")?, |s| {
+        &mut s.location.get_or_insert_default().region
+    });
+    update.set("location.endpoint", body.string("endpoint")?, |s| {
+        &mut s.location.get_or_insert_default().endpoint
+    });
+    update.set("location.path_prefix", body.string("path_prefix")?, |s| {
+        &mut s.location.get_or_insert_default().path_prefix
+    });
+    update.set("access_key.id", body.string("access_key_id")?, |s| {
+        &mut s.access_key.get_or_insert_default().id
+    });
+    update.set(
+        "access_key.secret",
+        body.string("secret_access_key")?,
+        |s| &mut s.access_key.get_or_insert_default().secret,
+    );
+    update.set("default_params", body.string("default_params")?, |s| {
+        &mut s.default_params
+    });
+    update.set(
+        "cache_policy.ttl_seconds",
+        body.u32("cache_ttl_seconds")?,
+        |s| &mut s.cache_policy.get_or_insert_default().ttl_seconds,
+    );
+    update.set(
+        "routing.custom_domains",
+        body.strings("custom_domains")?,
+        |s| &mut s.routing.get_or_insert_default().custom_domains,
+    );
+    update.set(
+        "cache_policy.behavior",
+        body.cache_ttl_behavior("cache_ttl_behavior")?
+            .map(i32::from),
+        |s| &mut s.cache_policy.get_or_insert_default().behavior,
+    );
+    update.set(
+        "cache_policy.error_ttl_seconds",
+        body.u32("cache_ttl_error_seconds")?,
+        |s| &mut s.cache_policy.get_or_insert_default().error_ttl_seconds,
+    );
+    update.set(
+        "fallback_images.missing.path",
+        body.string("image_missing")?,
+        |s| &mut missing_image(s).path,
+    );
+    update.set(
+        "fallback_images.missing.append_params",
+        body.bool("image_missing_append_params")?,
+        |s| &mut missing_image(s).append_params,
+    );
+    update.set(
+        "fallback_images.error.path",
+        body.string("image_error")?,
+        |s| &mut error_image(s).path,
+    );
+    update.set(
+        "fallback_images.error.append_params",
+        body.bool("image_error_append_params")?,
+        |s| &mut error_image(s).append_params,
+    );
+    update.set(
+        "secure_url_enabled",
+        body.bool("secure_url_enabled")?,
+        |s| &mut s.secure_url_enabled,
+    );
+    update.set(
+        "upload_access_key.id",
+        body.string("upload_access_key_id")?,
+        |s| &mut s.upload_access_key.get_or_insert_default().id,
+    );
+    update.set(
+        "upload_access_key.secret",
+        body.string("upload_secret_access_key")?,
+        |s| &mut s.upload_access_key.get_or_insert_default().secret,
+    );
+    update.set("enabled", body.bool("enabled")?, |s| &mut s.enabled);
+    Ok(UpdateSourceRequest {
         id_or_name,
-        subdomain: body.string("subdomain")?,
-        bucket: body.string("bucket")?,
-        region: body.string("region")?,
-        endpoint: body.string("endpoint")?,
-        path_prefix: body.string("path_prefix")?,
-        access_key_id: body.string("access_key_id")?,
-        secret_access_key: body.string("secret_access_key")?,
-        default_params: body.string("default_params")?,
-        cache_ttl_seconds: body.u32("cache_ttl_seconds")?,
-        custom_domains: body
-            .strings("custom_domains")?
-            .map(|domains| CustomDomains { domains }),
-        cache_ttl_behavior: body
-            .cache_ttl_behavior("cache_ttl_behavior")?
-            .map(Into::into),
-        cache_ttl_error_seconds: body.u32("cache_ttl_error_seconds")?,
-        image_missing: body.string("image_missing")?,
-        image_missing_append_params: body.bool("image_missing_append_params")?,
-        image_error: body.string("image_error")?,
-        image_error_append_params: body.bool("image_error_append_params")?,
-        secure_url_enabled: body.bool("secure_url_enabled")?,
-        upload_access_key_id: body.string("upload_access_key_id")?,
-        upload_secret_access_key: body.string("upload_secret_access_key")?,
-        enabled: body.bool("enabled")?,
-    };
-    Ok(request)
+        source: Some(update.source),
+        update_mask: Some(FieldMask {
+            paths: update.paths,
+        }),
+    })
 }
 
-/// The grace period of a `POST /v1/sources/{id}/rotate-token` body; it is
-/// required, because 0 retires every live URL at once.
+/// The missing-asset fallback image of `source`, created if unset.
+fn missing_image(source: &mut SourceUpdate) -> &mut FallbackImage {
+    let images = source.fallback_images.get_or_insert_default();
+    images.missing.get_or_insert_default()
+}
+
+/// The render-error fallback image of `source`, created if unset.
+fn error_image(source: &mut SourceUpdate) -> &mut FallbackImage {
+    let images = source.fallback_images.get_or_insert_default();
+    images.error.get_or_insert_default()
+}
+
 pub(crate) fn grace_period_seconds(bytes: &[u8]) -> Result<u32, AdminError> {
     let mut body = JsonBody::parse(bytes, &["grace_period_seconds"])?;
     body.u32("grace_period_seconds")?
@@ -327,25 +457,41 @@ mod tests {
             request,
             CreateSourceRequest {
                 name: "demo".to_owned(),
-                subdomain: "demo".to_owned(),
-                bucket: "images".to_owned(),
-                region: "eu-west-1".to_owned(),
-                endpoint: "http://127.0.0.1:9000".to_owned(),
-                path_prefix: "photos".to_owned(),
-                access_key_id: "AKIA1234".to_owned(),
-                secret_access_key: "secret-1".to_owned(),
+                routing: Some(Routing {
+                    subdomain: "demo".to_owned(),
+                    custom_domains: vec!["img.example.com".to_owned()],
+                }),
+                location: Some(Location {
+                    bucket: "images".to_owned(),
+                    region: "eu-west-1".to_owned(),
+                    endpoint: "http://127.0.0.1:9000".to_owned(),
+                    path_prefix: "photos".to_owned(),
+                }),
+                access_key: Some(AccessKey {
+                    id: "AKIA1234".to_owned(),
+                    secret: "secret-1".to_owned(),
+                }),
                 default_params: "auto=format".to_owned(),
-                cache_ttl_seconds: 3600,
-                custom_domains: vec!["img.example.com".to_owned()],
-                cache_ttl_behavior: CacheTtlBehavior::OverrideOrigin.into(),
-                cache_ttl_error_seconds: 60,
-                image_missing: "missing.png".to_owned(),
-                image_missing_append_params: true,
-                image_error: "error.png".to_owned(),
-                image_error_append_params: true,
+                cache_policy: Some(CachePolicy {
+                    ttl_seconds: 3600,
+                    behavior: CacheTtlBehavior::OverrideOrigin.into(),
+                    error_ttl_seconds: 60,
+                }),
+                fallback_images: Some(FallbackImages {
+                    missing: Some(FallbackImage {
+                        path: "missing.png".to_owned(),
+                        append_params: true,
+                    }),
+                    error: Some(FallbackImage {
+                        path: "error.png".to_owned(),
+                        append_params: true,
+                    }),
+                }),
                 secure_url_enabled: true,
-                upload_access_key_id: "AKIAUP".to_owned(),
-                upload_secret_access_key: "secret-2".to_owned(),
+                upload_access_key: Some(AccessKey {
+                    id: "AKIAUP".to_owned(),
+                    secret: "secret-2".to_owned(),
+                }),
                 disabled: true,
             }
         );
@@ -353,7 +499,8 @@ mod tests {
         assert!(!minimal.disabled, "Sources start enabled");
     }
 
-    /// A patch sets only the fields present; `null` leaves a field unchanged.
+    /// A patch sets only the fields present and names exactly those in its
+    /// update mask; `null` leaves a field unchanged.
     #[test]
     fn patch_sets_only_present_fields() {
         let request = update_request(
@@ -365,10 +512,19 @@ mod tests {
             request,
             UpdateSourceRequest {
                 id_or_name: "demo".to_owned(),
-                enabled: Some(false),
-                custom_domains: Some(CustomDomains { domains: vec![] }),
-                endpoint: Some(String::new()),
-                ..UpdateSourceRequest::default()
+                source: Some(SourceUpdate {
+                    routing: Some(Routing::default()),
+                    location: Some(Location::default()),
+                    enabled: false,
+                    ..SourceUpdate::default()
+                }),
+                update_mask: Some(FieldMask {
+                    paths: vec![
+                        "location.endpoint".to_owned(),
+                        "routing.custom_domains".to_owned(),
+                        "enabled".to_owned(),
+                    ],
+                }),
             }
         );
     }

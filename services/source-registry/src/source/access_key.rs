@@ -8,20 +8,36 @@ use imgmesh_s3_client::AccessKey;
 use secrecy::SecretString;
 
 use crate::error::RegistryError;
+use crate::source::update_mask::UpdateMask;
 
 const MAX_ACCESS_KEY_ID_LEN: usize = 128;
 const MAX_SECRET_ACCESS_KEY_LEN: usize = 256;
 
+/// The update-mask paths of the read key.
+pub(crate) const READ_MASK_PATHS: &[&str] = &["access_key", "access_key.id", "access_key.secret"];
+
+/// The update-mask paths of the upload key.
+pub(crate) const UPLOAD_MASK_PATHS: &[&str] = &[
+    "upload_access_key",
+    "upload_access_key.id",
+    "upload_access_key.secret",
+];
+
 /// Checks a create request's read key.
-pub(crate) fn validate_read(id: &str, secret: &str) -> Result<AccessKey, RegistryError> {
+pub(crate) fn validate_read(key: &proto::AccessKey) -> Result<AccessKey, RegistryError> {
     Ok(AccessKey {
-        id: access_key_id(id)?,
-        secret: secret_access_key(secret)?,
+        id: access_key_id(&key.id)?,
+        secret: secret_access_key(&key.secret)?,
     })
 }
 
 /// Checks a create request's upload key: both fields or neither.
-pub(crate) fn validate_upload(id: &str, secret: &str) -> Result<Option<AccessKey>, RegistryError> {
+pub(crate) fn validate_upload(key: &proto::AccessKey) -> Result<Option<AccessKey>, RegistryError> {
+    upload_pair(&key.id, &key.secret)
+}
+
+/// An upload key from its id and secret: both or neither.
+fn upload_pair(id: &str, secret: &str) -> Result<Option<AccessKey>, RegistryError> {
     match (id.is_empty(), secret.is_empty()) {
         (true, true) => Ok(None),
         (false, true) => Err(RegistryError::invalid(
@@ -51,20 +67,19 @@ pub(crate) struct ReadKeyChange {
 // === impl ReadKeyChange ===
 
 impl ReadKeyChange {
-    /// Checks the read-key fields present in an update request.
+    /// Checks the read-key fields `mask` names.
     pub(crate) fn validate(
-        request: &proto::UpdateSourceRequest,
+        key: &proto::AccessKey,
+        mask: &UpdateMask,
     ) -> Result<ReadKeyChange, RegistryError> {
         Ok(ReadKeyChange {
-            id: request
-                .access_key_id
-                .as_deref()
-                .map(access_key_id)
+            id: mask
+                .covers("access_key.id")
+                .then(|| access_key_id(&key.id))
                 .transpose()?,
-            secret: request
-                .secret_access_key
-                .as_deref()
-                .map(secret_access_key)
+            secret: mask
+                .covers("access_key.secret")
+                .then(|| secret_access_key(&key.secret))
                 .transpose()?,
         })
     }
@@ -88,17 +103,22 @@ pub(crate) enum UploadChange {
 // === impl UploadChange ===
 
 impl UploadChange {
-    /// The upload key change of an update request: an empty key id with no
-    /// secret removes the key; otherwise both are required.
+    /// The upload key change `mask` names: an empty key id with no (or an
+    /// empty) secret removes the key; otherwise both are required.
     pub(crate) fn validate(
-        request: &proto::UpdateSourceRequest,
+        key: &proto::AccessKey,
+        mask: &UpdateMask,
     ) -> Result<Option<UploadChange>, RegistryError> {
-        let id = request.upload_access_key_id.as_deref();
-        let secret = request.upload_secret_access_key.as_deref();
+        let id = mask
+            .covers("upload_access_key.id")
+            .then_some(key.id.as_str());
+        let secret = mask
+            .covers("upload_access_key.secret")
+            .then_some(key.secret.as_str());
         match (id, secret) {
             (None, None) => Ok(None),
             (Some(""), None | Some("")) => Ok(Some(UploadChange::Remove)),
-            (Some(id), Some(secret)) => Ok(validate_upload(id, secret)?.map(UploadChange::Set)),
+            (Some(id), Some(secret)) => Ok(upload_pair(id, secret)?.map(UploadChange::Set)),
             (None, Some(_)) => Err(RegistryError::invalid(
                 "upload_access_key_id",
                 "is required with upload_secret_access_key",

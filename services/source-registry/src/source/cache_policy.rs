@@ -8,6 +8,15 @@ use sqlx::any::AnyRow;
 
 use crate::columns::{Query, decode_error, unsigned_column};
 use crate::error::RegistryError;
+use crate::source::update_mask::UpdateMask;
+
+/// The update-mask paths of the group.
+pub(crate) const MASK_PATHS: &[&str] = &[
+    "cache_policy",
+    "cache_policy.ttl_seconds",
+    "cache_policy.behavior",
+    "cache_policy.error_ttl_seconds",
+];
 
 /// Cache TTL used when a Source asks for 0: one year.
 pub const DEFAULT_CACHE_TTL_SECONDS: u32 = 31_536_000;
@@ -30,16 +39,12 @@ pub(crate) struct CachePolicy {
 // === impl CachePolicy ===
 
 impl CachePolicy {
-    /// Checks a create request's cache fields.
-    pub(crate) fn validate(
-        ttl_seconds: u32,
-        behavior: i32,
-        error_ttl_seconds: u32,
-    ) -> Result<CachePolicy, RegistryError> {
+    /// Checks a create request's cache policy (zeros become the defaults).
+    pub(crate) fn validate(policy: &proto::CachePolicy) -> Result<CachePolicy, RegistryError> {
         Ok(CachePolicy {
-            ttl_seconds: cache_ttl_seconds(ttl_seconds)?,
-            behavior: cache_ttl_behavior(behavior)?,
-            error_ttl_seconds: cache_ttl_error_seconds(error_ttl_seconds)?,
+            ttl_seconds: cache_ttl_seconds(policy.ttl_seconds)?,
+            behavior: cache_ttl_behavior(policy.behavior)?,
+            error_ttl_seconds: cache_ttl_error_seconds(policy.error_ttl_seconds)?,
         })
     }
 
@@ -104,22 +109,23 @@ pub(crate) struct CachePolicyChange {
 // === impl CachePolicyChange ===
 
 impl CachePolicyChange {
-    /// Checks the cache fields present in an update request.
+    /// Checks the cache fields `mask` names.
     pub(crate) fn validate(
-        request: &proto::UpdateSourceRequest,
+        policy: &proto::CachePolicy,
+        mask: &UpdateMask,
     ) -> Result<CachePolicyChange, RegistryError> {
         Ok(CachePolicyChange {
-            ttl_seconds: request
-                .cache_ttl_seconds
-                .map(cache_ttl_seconds)
+            ttl_seconds: mask
+                .covers("cache_policy.ttl_seconds")
+                .then(|| cache_ttl_seconds(policy.ttl_seconds))
                 .transpose()?,
-            behavior: request
-                .cache_ttl_behavior
-                .map(cache_ttl_behavior)
+            behavior: mask
+                .covers("cache_policy.behavior")
+                .then(|| cache_ttl_behavior(policy.behavior))
                 .transpose()?,
-            error_ttl_seconds: request
-                .cache_ttl_error_seconds
-                .map(cache_ttl_error_seconds)
+            error_ttl_seconds: mask
+                .covers("cache_policy.error_ttl_seconds")
+                .then(|| cache_ttl_error_seconds(policy.error_ttl_seconds))
                 .transpose()?,
         })
     }

@@ -10,6 +10,18 @@ use imgmesh_imgix_params::{KeyRefusal, check_asset_key, decode_url_path};
 
 use crate::columns::{Query, bool_column};
 use crate::error::RegistryError;
+use crate::source::update_mask::UpdateMask;
+
+/// The update-mask paths of the group.
+pub(crate) const MASK_PATHS: &[&str] = &[
+    "fallback_images",
+    "fallback_images.missing",
+    "fallback_images.missing.path",
+    "fallback_images.missing.append_params",
+    "fallback_images.error",
+    "fallback_images.error.path",
+    "fallback_images.error.append_params",
+];
 
 const MAX_ASSET_PATH_LEN: usize = 1024;
 
@@ -36,19 +48,18 @@ pub(crate) struct FallbackImages {
 impl FallbackImages {
     /// Checks a create request's fallback images.
     pub(crate) fn validate(
-        missing: &str,
-        missing_append_params: bool,
-        error: &str,
-        error_append_params: bool,
+        images: &proto::FallbackImages,
     ) -> Result<FallbackImages, RegistryError> {
+        let missing = images.missing.clone().unwrap_or_default();
+        let error = images.error.clone().unwrap_or_default();
         Ok(FallbackImages {
             missing: FallbackImage {
-                path: image_missing(missing)?,
-                append_params: missing_append_params,
+                path: image_missing(&missing.path)?,
+                append_params: missing.append_params,
             },
             error: FallbackImage {
-                path: image_error(error)?,
-                append_params: error_append_params,
+                path: image_error(&error.path)?,
+                append_params: error.append_params,
             },
         })
     }
@@ -121,26 +132,31 @@ pub(crate) struct FallbackImagesChange {
 // === impl FallbackImagesChange ===
 
 impl FallbackImagesChange {
-    /// Checks the fallback fields present in an update request.
+    /// Checks the fallback fields `mask` names.
     pub(crate) fn validate(
-        request: &proto::UpdateSourceRequest,
+        images: &proto::FallbackImages,
+        mask: &UpdateMask,
     ) -> Result<FallbackImagesChange, RegistryError> {
+        let missing = images.missing.clone().unwrap_or_default();
+        let error = images.error.clone().unwrap_or_default();
         Ok(FallbackImagesChange {
             missing: FallbackImageChange {
-                path: request
-                    .image_missing
-                    .as_deref()
-                    .map(image_missing)
+                path: mask
+                    .covers("fallback_images.missing.path")
+                    .then(|| image_missing(&missing.path))
                     .transpose()?,
-                append_params: request.image_missing_append_params,
+                append_params: mask
+                    .covers("fallback_images.missing.append_params")
+                    .then_some(missing.append_params),
             },
             error: FallbackImageChange {
-                path: request
-                    .image_error
-                    .as_deref()
-                    .map(image_error)
+                path: mask
+                    .covers("fallback_images.error.path")
+                    .then(|| image_error(&error.path))
                     .transpose()?,
-                append_params: request.image_error_append_params,
+                append_params: mask
+                    .covers("fallback_images.error.append_params")
+                    .then_some(error.append_params),
             },
         })
     }

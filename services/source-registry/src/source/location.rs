@@ -12,23 +12,28 @@ use sqlx::any::AnyRow;
 
 use crate::columns::Query;
 use crate::error::RegistryError;
+use crate::source::update_mask::UpdateMask;
 
 const MAX_REGION_LEN: usize = 64;
 const MAX_PATH_PREFIX_LEN: usize = 1024;
 
-/// Checks a create request's location fields; the endpoint and prefix come
-/// back normalised.
-pub(crate) fn validate(
-    bucket: &str,
-    region: &str,
-    endpoint: &str,
-    path_prefix: &str,
-) -> Result<BucketLocation, RegistryError> {
+/// The update-mask paths of the group.
+pub(crate) const MASK_PATHS: &[&str] = &[
+    "location",
+    "location.bucket",
+    "location.region",
+    "location.endpoint",
+    "location.path_prefix",
+];
+
+/// Checks a create request's location; the endpoint and prefix come back
+/// normalised.
+pub(crate) fn validate(location: &proto::Location) -> Result<BucketLocation, RegistryError> {
     Ok(BucketLocation {
-        bucket: self::bucket(bucket)?,
-        region: self::region(region)?,
-        endpoint: endpoint_or_none(self::endpoint(endpoint)?),
-        path_prefix: self::path_prefix(path_prefix)?,
+        bucket: bucket(&location.bucket)?,
+        region: region(&location.region)?,
+        endpoint: endpoint_or_none(endpoint(&location.endpoint)?),
+        path_prefix: path_prefix(&location.path_prefix)?,
     })
 }
 
@@ -82,22 +87,27 @@ pub(crate) struct LocationChange {
 // === impl LocationChange ===
 
 impl LocationChange {
-    /// Checks the location fields present in an update request.
+    /// Checks the location fields `mask` names.
     pub(crate) fn validate(
-        request: &proto::UpdateSourceRequest,
+        location: &proto::Location,
+        mask: &UpdateMask,
     ) -> Result<LocationChange, RegistryError> {
         Ok(LocationChange {
-            bucket: request.bucket.as_deref().map(bucket).transpose()?,
-            region: request.region.as_deref().map(region).transpose()?,
-            endpoint: request
-                .endpoint
-                .as_deref()
-                .map(|value| self::endpoint(value).map(endpoint_or_none))
+            bucket: mask
+                .covers("location.bucket")
+                .then(|| bucket(&location.bucket))
                 .transpose()?,
-            path_prefix: request
-                .path_prefix
-                .as_deref()
-                .map(path_prefix)
+            region: mask
+                .covers("location.region")
+                .then(|| region(&location.region))
+                .transpose()?,
+            endpoint: mask
+                .covers("location.endpoint")
+                .then(|| endpoint(&location.endpoint).map(endpoint_or_none))
+                .transpose()?,
+            path_prefix: mask
+                .covers("location.path_prefix")
+                .then(|| path_prefix(&location.path_prefix))
                 .transpose()?,
         })
     }

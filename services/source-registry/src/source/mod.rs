@@ -20,6 +20,7 @@ pub(crate) mod deploy_state;
 pub(crate) mod fallback_images;
 pub(crate) mod location;
 pub(crate) mod routing;
+pub(crate) mod update_mask;
 
 use imgmesh_proto::registry::v1 as proto;
 use imgmesh_s3_client::{AccessKey, BucketAccess, BucketLocation, access_key_id_hint};
@@ -33,6 +34,7 @@ pub(crate) use self::deploy_state::DeployState;
 pub(crate) use self::fallback_images::{FallbackImages, FallbackImagesChange};
 pub(crate) use self::location::LocationChange;
 pub(crate) use self::routing::{Routing, RoutingChange};
+pub(crate) use self::update_mask::UpdateMask;
 
 /// Field name the secret access key is sealed under (part of the AEAD
 /// associated data).
@@ -175,35 +177,23 @@ pub(crate) struct NewSource {
 // === impl NewSource ===
 
 impl NewSource {
-    /// Checks every field of a create request, one group after the other.
+    /// Checks every field of a create request, one group after the other
+    /// (a group left out is checked as empty).
     pub(crate) fn validate(request: &proto::CreateSourceRequest) -> Result<Self, RegistryError> {
         Ok(NewSource {
             name: source_fields::name(&request.name)?,
-            routing: Routing::validate(&request.subdomain, &request.custom_domains)?,
-            location: location::validate(
-                &request.bucket,
-                &request.region,
-                &request.endpoint,
-                &request.path_prefix,
-            )?,
-            key: access_key::validate_read(&request.access_key_id, &request.secret_access_key)?,
+            routing: Routing::validate(&request.routing.clone().unwrap_or_default())?,
+            location: location::validate(&request.location.clone().unwrap_or_default())?,
+            key: access_key::validate_read(&request.access_key.clone().unwrap_or_default())?,
             default_params: source_fields::default_params(&request.default_params)?,
-            cache: CachePolicy::validate(
-                request.cache_ttl_seconds,
-                request.cache_ttl_behavior,
-                request.cache_ttl_error_seconds,
-            )?,
+            cache: CachePolicy::validate(&request.cache_policy.unwrap_or_default())?,
             fallback: FallbackImages::validate(
-                &request.image_missing,
-                request.image_missing_append_params,
-                &request.image_error,
-                request.image_error_append_params,
+                &request.fallback_images.clone().unwrap_or_default(),
             )?,
             secure_url_enabled: request.secure_url_enabled,
             enabled: !request.disabled,
             upload: access_key::validate_upload(
-                &request.upload_access_key_id,
-                &request.upload_secret_access_key,
+                &request.upload_access_key.clone().unwrap_or_default(),
             )?,
         })
     }
@@ -235,22 +225,28 @@ pub(crate) struct SourceChanges {
 // === impl SourceChanges ===
 
 impl SourceChanges {
-    /// Checks every field that is present in an update request.
+    /// Checks the update mask, then every field it names.
     pub(crate) fn validate(request: &proto::UpdateSourceRequest) -> Result<Self, RegistryError> {
+        let mask = UpdateMask::parse(request.update_mask.as_ref())?;
+        let source = request.source.clone().unwrap_or_default();
         Ok(SourceChanges {
-            routing: RoutingChange::validate(request)?,
-            location: LocationChange::validate(request)?,
-            key: ReadKeyChange::validate(request)?,
-            default_params: request
-                .default_params
-                .as_deref()
-                .map(source_fields::default_params)
+            routing: RoutingChange::validate(&source.routing.unwrap_or_default(), &mask)?,
+            location: LocationChange::validate(&source.location.unwrap_or_default(), &mask)?,
+            key: ReadKeyChange::validate(&source.access_key.unwrap_or_default(), &mask)?,
+            default_params: mask
+                .covers("default_params")
+                .then(|| source_fields::default_params(&source.default_params))
                 .transpose()?,
-            cache: CachePolicyChange::validate(request)?,
-            fallback: FallbackImagesChange::validate(request)?,
-            secure_url_enabled: request.secure_url_enabled,
-            enabled: request.enabled,
-            upload: UploadChange::validate(request)?,
+            cache: CachePolicyChange::validate(&source.cache_policy.unwrap_or_default(), &mask)?,
+            fallback: FallbackImagesChange::validate(
+                &source.fallback_images.unwrap_or_default(),
+                &mask,
+            )?,
+            secure_url_enabled: mask
+                .covers("secure_url_enabled")
+                .then_some(source.secure_url_enabled),
+            enabled: mask.covers("enabled").then_some(source.enabled),
+            upload: UploadChange::validate(&source.upload_access_key.unwrap_or_default(), &mask)?,
         })
     }
 
@@ -308,19 +304,27 @@ mod tests {
     use secrecy::ExposeSecret;
 
     use super::*;
+    use crate::source::update_mask::TestValue::{Flag, Number, Text};
+    use crate::source::update_mask::test_update;
 
     fn create_request() -> proto::CreateSourceRequest {
         proto::CreateSourceRequest {
             name: "demo".into(),
-            subdomain: "demo".into(),
-            bucket: "images".into(),
-            region: "us-east-1".into(),
-            endpoint: "http://127.0.0.1:9000/".into(),
-            path_prefix: "/photos/".into(),
-            access_key_id: "AKIAIOSFODNN7EXAMPLE".into(),
-            secret_access_key: "very-secret-value".into(),
+            routing: Some(proto::Routing {
+                subdomain: "demo".into(),
+                custom_domains: Vec::new(),
+            }),
+            location: Some(proto::Location {
+                bucket: "images".into(),
+                region: "us-east-1".into(),
+                endpoint: "http://127.0.0.1:9000/".into(),
+                path_prefix: "/photos/".into(),
+            }),
+            access_key: Some(proto::AccessKey {
+                id: "AKIAIOSFODNN7EXAMPLE".into(),
+                secret: "very-secret-value".into(),
+            }),
             default_params: "?auto=format".into(),
-            cache_ttl_seconds: 0,
             ..Default::default()
         }
     }
@@ -345,9 +349,10 @@ mod tests {
     /// A create request with a bad field is refused naming that field.
     #[test]
     fn new_source_names_the_bad_field() {
-        let request = proto::CreateSourceRequest {
-            bucket: "Bad_Bucket".into(),
-            ..create_request()
+        let request = {
+            let mut request = create_request();
+            request.location.get_or_insert_default().bucket = "Bad_Bucket".into();
+            request
         };
         let error = NewSource::validate(&request).unwrap_err();
         assert!(matches!(
@@ -362,18 +367,13 @@ mod tests {
     /// Update validation checks only the fields that are present.
     #[test]
     fn changes_validate_present_fields_only() {
-        let empty = SourceChanges::validate(&proto::UpdateSourceRequest {
-            id_or_name: "demo".into(),
-            ..Default::default()
-        })
-        .unwrap();
+        let empty = SourceChanges::validate(&test_update("demo", &[])).unwrap();
         assert!(empty.routing.subdomain.is_none() && empty.key.secret.is_none());
 
-        let error = SourceChanges::validate(&proto::UpdateSourceRequest {
-            id_or_name: "demo".into(),
-            region: Some(String::new()),
-            ..Default::default()
-        })
+        let error = SourceChanges::validate(&test_update(
+            "demo",
+            &[("location.region", Text(String::new()))],
+        ))
         .unwrap_err();
         assert!(matches!(
             error,
@@ -383,12 +383,13 @@ mod tests {
             }
         ));
 
-        let cleared = SourceChanges::validate(&proto::UpdateSourceRequest {
-            id_or_name: "demo".into(),
-            endpoint: Some(String::new()),
-            cache_ttl_seconds: Some(0),
-            ..Default::default()
-        })
+        let cleared = SourceChanges::validate(&test_update(
+            "demo",
+            &[
+                ("location.endpoint", Text(String::new())),
+                ("cache_policy.ttl_seconds", Number(0)),
+            ],
+        ))
         .unwrap();
         assert_eq!(cleared.location.endpoint, Some(None));
         assert_eq!(
@@ -432,10 +433,11 @@ mod tests {
     /// missing field; an empty key id alone removes them on update.
     #[test]
     fn upload_credentials_come_in_pairs() {
-        let with = |id: &str, secret: &str| proto::CreateSourceRequest {
-            upload_access_key_id: id.into(),
-            upload_secret_access_key: secret.into(),
-            ..create_request()
+        let with = |id: &str, secret: &str| {
+            let mut request = create_request();
+            request.upload_access_key.get_or_insert_default().id = id.into();
+            request.upload_access_key.get_or_insert_default().secret = secret.into();
+            request
         };
         assert!(NewSource::validate(&with("", "")).unwrap().upload.is_none());
         let both = NewSource::validate(&with("AKIAUPLOAD", "up-secret")).unwrap();
@@ -454,13 +456,14 @@ mod tests {
         }
 
         let update = |id: Option<&str>, secret: Option<&str>| {
-            SourceChanges::validate(&proto::UpdateSourceRequest {
-                id_or_name: "demo".into(),
-                upload_access_key_id: id.map(str::to_owned),
-                upload_secret_access_key: secret.map(str::to_owned),
-                ..Default::default()
-            })
-            .map(|changes| changes.upload)
+            let mut fields = Vec::new();
+            if let Some(id) = id {
+                fields.push(("upload_access_key.id", Text(id.to_owned())));
+            }
+            if let Some(secret) = secret {
+                fields.push(("upload_access_key.secret", Text(secret.to_owned())));
+            }
+            SourceChanges::validate(&test_update("demo", &fields)).map(|changes| changes.upload)
         };
         assert!(update(None, None).unwrap().is_none());
         assert!(matches!(
@@ -500,69 +503,31 @@ mod tests {
                 .unwrap()
                 .needs_redeploy(&record)
         };
-        let base = || proto::UpdateSourceRequest {
-            id_or_name: "demo".into(),
-            ..Default::default()
-        };
         for request in [
-            proto::UpdateSourceRequest {
-                bucket: Some("other".into()),
-                ..base()
-            },
-            proto::UpdateSourceRequest {
-                region: Some("eu-west-1".into()),
-                ..base()
-            },
-            proto::UpdateSourceRequest {
-                endpoint: Some(String::new()),
-                ..base()
-            },
-            proto::UpdateSourceRequest {
-                path_prefix: Some("x".into()),
-                ..base()
-            },
-            proto::UpdateSourceRequest {
-                access_key_id: Some("AKIANEW".into()),
-                ..base()
-            },
-            proto::UpdateSourceRequest {
-                secret_access_key: Some("new".into()),
-                ..base()
-            },
+            test_update("demo", &[("location.bucket", Text("other".into()))]),
+            test_update("demo", &[("location.region", Text("eu-west-1".into()))]),
+            test_update("demo", &[("location.endpoint", Text(String::new()))]),
+            test_update("demo", &[("location.path_prefix", Text("x".into()))]),
+            test_update("demo", &[("access_key.id", Text("AKIANEW".into()))]),
+            test_update("demo", &[("access_key.secret", Text("new".into()))]),
         ] {
             assert!(redeploys(request.clone()), "{request:?}");
         }
         for request in [
-            base(),
-            proto::UpdateSourceRequest {
-                bucket: Some("images".into()),
-                ..base()
-            },
-            proto::UpdateSourceRequest {
-                path_prefix: Some("/photos/".into()),
-                ..base()
-            },
-            proto::UpdateSourceRequest {
-                default_params: Some("w=1".into()),
-                ..base()
-            },
-            proto::UpdateSourceRequest {
-                subdomain: Some("other".into()),
-                ..base()
-            },
-            proto::UpdateSourceRequest {
-                enabled: Some(false),
-                ..base()
-            },
-            proto::UpdateSourceRequest {
-                secure_url_enabled: Some(true),
-                ..base()
-            },
-            proto::UpdateSourceRequest {
-                upload_access_key_id: Some("AKIAUP".into()),
-                upload_secret_access_key: Some("up".into()),
-                ..base()
-            },
+            test_update("demo", &[]),
+            test_update("demo", &[("location.bucket", Text("images".into()))]),
+            test_update("demo", &[("location.path_prefix", Text("/photos/".into()))]),
+            test_update("demo", &[("default_params", Text("w=1".into()))]),
+            test_update("demo", &[("routing.subdomain", Text("other".into()))]),
+            test_update("demo", &[("enabled", Flag(false))]),
+            test_update("demo", &[("secure_url_enabled", Flag(true))]),
+            test_update(
+                "demo",
+                &[
+                    ("upload_access_key.id", Text("AKIAUP".into())),
+                    ("upload_access_key.secret", Text("up".into())),
+                ],
+            ),
         ] {
             assert!(!redeploys(request.clone()), "{request:?}");
         }

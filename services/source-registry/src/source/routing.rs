@@ -7,6 +7,10 @@ use sqlx::any::AnyRow;
 
 use crate::columns::Query;
 use crate::error::RegistryError;
+use crate::source::update_mask::UpdateMask;
+
+/// The update-mask paths of the group.
+pub(crate) const MASK_PATHS: &[&str] = &["routing", "routing.subdomain", "routing.custom_domains"];
 
 const MAX_LABEL_LEN: usize = 63;
 const MAX_DOMAIN_LEN: usize = 253;
@@ -26,13 +30,10 @@ pub(crate) struct Routing {
 
 impl Routing {
     /// Checks a create request's subdomain and custom domains.
-    pub(crate) fn validate(
-        subdomain: &str,
-        custom_domains: &[String],
-    ) -> Result<Routing, RegistryError> {
+    pub(crate) fn validate(routing: &proto::Routing) -> Result<Routing, RegistryError> {
         Ok(Routing {
-            subdomain: self::subdomain(subdomain)?,
-            custom_domains: self::custom_domains(custom_domains)?,
+            subdomain: subdomain(&routing.subdomain)?,
+            custom_domains: custom_domains(&routing.custom_domains)?,
         })
     }
 
@@ -68,16 +69,19 @@ pub(crate) struct RoutingChange {
 // === impl RoutingChange ===
 
 impl RoutingChange {
-    /// Checks the routing fields present in an update request.
+    /// Checks the routing fields `mask` names.
     pub(crate) fn validate(
-        request: &proto::UpdateSourceRequest,
+        routing: &proto::Routing,
+        mask: &UpdateMask,
     ) -> Result<RoutingChange, RegistryError> {
         Ok(RoutingChange {
-            subdomain: request.subdomain.as_deref().map(subdomain).transpose()?,
-            custom_domains: request
-                .custom_domains
-                .as_ref()
-                .map(|list| custom_domains(&list.domains))
+            subdomain: mask
+                .covers("routing.subdomain")
+                .then(|| subdomain(&routing.subdomain))
+                .transpose()?,
+            custom_domains: mask
+                .covers("routing.custom_domains")
+                .then(|| custom_domains(&routing.custom_domains))
                 .transpose()?,
         })
     }

@@ -29,9 +29,10 @@ async fn duplicate_subdomain_already_exists(db: TestDb) {
         .create_source(&create_request("demo"))
         .await
         .unwrap();
-    let request = proto::CreateSourceRequest {
-        name: "other".into(),
-        ..create_request("demo")
+    let request = {
+        let mut request = create_request("demo");
+        request.name = "other".into();
+        request
     };
     let error = registry.create_source(&request).await.unwrap_err();
     assert!(matches!(
@@ -47,9 +48,10 @@ async fn duplicate_name_already_exists(db: TestDb) {
         .create_source(&create_request("demo"))
         .await
         .unwrap();
-    let request = proto::CreateSourceRequest {
-        subdomain: "other".into(),
-        ..create_request("demo")
+    let request = {
+        let mut request = create_request("demo");
+        request.routing.get_or_insert_default().subdomain = "other".into();
+        request
     };
     let error = registry.create_source(&request).await.unwrap_err();
     assert!(matches!(
@@ -65,9 +67,10 @@ async fn concurrent_creates_are_race_safe(db: TestDb) {
     let attempts = (0..8).map(|i| {
         let registry = registry.clone();
         tokio::spawn(async move {
-            let request = proto::CreateSourceRequest {
-                name: format!("racer-{i}"),
-                ..create_request("contested")
+            let request = {
+                let mut request = create_request("contested");
+                request.name = format!("racer-{i}");
+                request
             };
             registry.create_source(&request).await
         })
@@ -91,13 +94,14 @@ async fn update_changes_fields_and_bumps_version(db: TestDb) {
         .await
         .unwrap();
     let updated = registry
-        .update_source(&proto::UpdateSourceRequest {
-            id_or_name: "demo".into(),
-            subdomain: Some("renamed".into()),
-            endpoint: Some(String::new()),
-            path_prefix: Some("/a//b/".into()),
-            ..Default::default()
-        })
+        .update_source(&test_update(
+            "demo",
+            &[
+                ("routing.subdomain", Text("renamed".into())),
+                ("location.endpoint", Text("".into())),
+                ("location.path_prefix", Text("/a//b/".into())),
+            ],
+        ))
         .await
         .unwrap();
     assert_eq!(updated.config_version, 2);
@@ -110,10 +114,7 @@ async fn update_changes_fields_and_bumps_version(db: TestDb) {
     assert_eq!(registry.get_source(&created.id).await.unwrap(), updated);
 
     let again = registry
-        .update_source(&proto::UpdateSourceRequest {
-            id_or_name: created.id.clone(),
-            ..Default::default()
-        })
+        .update_source(&test_update(&created.id, &[]))
         .await
         .unwrap();
     assert_eq!(again.config_version, 3);
@@ -141,11 +142,7 @@ async fn concurrent_updates_lose_no_version(db: TestDb) {
     let updates = (0..4).map(|i| {
         let registry = registry.clone();
         tokio::spawn(async move {
-            let request = proto::UpdateSourceRequest {
-                id_or_name: "demo".into(),
-                cache_ttl_seconds: Some(100 + i),
-                ..Default::default()
-            };
+            let request = test_update("demo", &[("cache_policy.ttl_seconds", Number(100 + i))]);
             registry.update_source(&request).await
         })
     });
@@ -167,11 +164,10 @@ async fn update_to_taken_subdomain_already_exists(db: TestDb) {
         .await
         .unwrap();
     let error = registry
-        .update_source(&proto::UpdateSourceRequest {
-            id_or_name: "shop".into(),
-            subdomain: Some("demo".into()),
-            ..Default::default()
-        })
+        .update_source(&test_update(
+            "shop",
+            &[("routing.subdomain", Text("demo".into()))],
+        ))
         .await
         .unwrap_err();
     assert!(matches!(
@@ -189,11 +185,10 @@ async fn update_errors(db: TestDb) {
         .await
         .unwrap();
     let error = registry
-        .update_source(&proto::UpdateSourceRequest {
-            id_or_name: "demo".into(),
-            bucket: Some("x".into()),
-            ..Default::default()
-        })
+        .update_source(&test_update(
+            "demo",
+            &[("location.bucket", Text("x".into()))],
+        ))
         .await
         .unwrap_err();
     assert!(matches!(
@@ -204,10 +199,7 @@ async fn update_errors(db: TestDb) {
         }
     ));
     let error = registry
-        .update_source(&proto::UpdateSourceRequest {
-            id_or_name: "nobody".into(),
-            ..Default::default()
-        })
+        .update_source(&test_update("nobody", &[]))
         .await
         .unwrap_err();
     assert!(is_not_found(&error));
@@ -287,17 +279,43 @@ async fn create_stores_every_field(db: TestDb) {
     assert_eq!(plain.upload_access_key_id_hint, "");
     assert_eq!(plain.last_deployed_at, 0);
 
-    let request = proto::CreateSourceRequest {
-        custom_domains: vec!["IMG.example.com".into(), "cdn.example.com.".into()],
-        cache_ttl_behavior: proto::CacheTtlBehavior::EnforceMinimum.into(),
-        cache_ttl_error_seconds: 60,
-        image_missing: "missing.png".into(),
-        image_missing_append_params: true,
-        image_error: "/errors/broken.png".into(),
-        image_error_append_params: true,
-        secure_url_enabled: true,
-        disabled: true,
-        ..create_request("full")
+    let request = {
+        let mut request = create_request("full");
+        request.routing.get_or_insert_default().custom_domains =
+            vec!["IMG.example.com".into(), "cdn.example.com.".into()];
+        request.cache_policy.get_or_insert_default().behavior =
+            proto::CacheTtlBehavior::EnforceMinimum.into();
+        request
+            .cache_policy
+            .get_or_insert_default()
+            .error_ttl_seconds = 60;
+        request
+            .fallback_images
+            .get_or_insert_default()
+            .missing
+            .get_or_insert_default()
+            .path = "missing.png".into();
+        request
+            .fallback_images
+            .get_or_insert_default()
+            .missing
+            .get_or_insert_default()
+            .append_params = true;
+        request
+            .fallback_images
+            .get_or_insert_default()
+            .error
+            .get_or_insert_default()
+            .path = "/errors/broken.png".into();
+        request
+            .fallback_images
+            .get_or_insert_default()
+            .error
+            .get_or_insert_default()
+            .append_params = true;
+        request.secure_url_enabled = true;
+        request.disabled = true;
+        request
     };
     let full = registry.create_source(&request).await.unwrap();
     assert_eq!(full.custom_domains, ["cdn.example.com", "img.example.com"]);
@@ -326,21 +344,26 @@ async fn update_changes_new_fields(db: TestDb) {
         .await
         .unwrap();
     let updated = registry
-        .update_source(&proto::UpdateSourceRequest {
-            id_or_name: "demo".into(),
-            custom_domains: Some(proto::CustomDomains {
-                domains: vec!["img.example.com".into()],
-            }),
-            cache_ttl_behavior: Some(proto::CacheTtlBehavior::OverrideOrigin.into()),
-            cache_ttl_error_seconds: Some(0),
-            image_missing: Some("/m.png".into()),
-            image_missing_append_params: Some(true),
-            image_error: Some("/e.png".into()),
-            image_error_append_params: Some(true),
-            secure_url_enabled: Some(true),
-            enabled: Some(false),
-            ..Default::default()
-        })
+        .update_source(&test_update(
+            "demo",
+            &[
+                (
+                    "routing.custom_domains",
+                    List(vec!["img.example.com".into()]),
+                ),
+                (
+                    "cache_policy.behavior",
+                    Number(proto::CacheTtlBehavior::OverrideOrigin as u32),
+                ),
+                ("cache_policy.error_ttl_seconds", Number(0)),
+                ("fallback_images.missing.path", Text("/m.png".into())),
+                ("fallback_images.missing.append_params", Flag(true)),
+                ("fallback_images.error.path", Text("/e.png".into())),
+                ("fallback_images.error.append_params", Flag(true)),
+                ("secure_url_enabled", Flag(true)),
+                ("enabled", Flag(false)),
+            ],
+        ))
         .await
         .unwrap();
     assert_eq!(updated.config_version, 2);
@@ -357,13 +380,14 @@ async fn update_changes_new_fields(db: TestDb) {
     assert_eq!(registry.get_source("demo").await.unwrap(), updated);
 
     let cleared = registry
-        .update_source(&proto::UpdateSourceRequest {
-            id_or_name: "demo".into(),
-            custom_domains: Some(proto::CustomDomains::default()),
-            image_missing: Some(String::new()),
-            enabled: Some(true),
-            ..Default::default()
-        })
+        .update_source(&test_update(
+            "demo",
+            &[
+                ("routing.custom_domains", List(vec![])),
+                ("fallback_images.missing.path", Text("".into())),
+                ("enabled", Flag(true)),
+            ],
+        ))
         .await
         .unwrap();
     assert_eq!(cleared.config_version, 3);
@@ -383,11 +407,14 @@ async fn two_registries_keep_uniqueness(db: TestDb) {
     {
         let attempts = (0..8).map(|i| {
             let registry = replicas[i % 2].clone();
-            let request = proto::CreateSourceRequest {
-                name: format!("racer-{round}-{i}"),
-                subdomain: domain.map_or(subdomain.to_owned(), |_| format!("racer-{round}-{i}")),
-                custom_domains: domain.map(str::to_owned).into_iter().collect(),
-                ..create_request("unused")
+            let request = {
+                let mut request = create_request("unused");
+                request.name = format!("racer-{round}-{i}");
+                request.routing.get_or_insert_default().subdomain =
+                    domain.map_or(subdomain.to_owned(), |_| format!("racer-{round}-{i}"));
+                request.routing.get_or_insert_default().custom_domains =
+                    domain.map(str::to_owned).into_iter().collect();
+                request
             };
             tokio::spawn(async move { registry.create_source(&request).await })
         });

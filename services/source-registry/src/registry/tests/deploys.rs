@@ -76,36 +76,24 @@ async fn edits_that_need_a_deploy_make_the_source_pending(db: TestDb) {
         let registry = registry.clone();
         async move { registry.update_source(&request).await.unwrap() }
     };
-    let base = || proto::UpdateSourceRequest {
-        id_or_name: "demo".into(),
-        ..Default::default()
-    };
-    let kept = update(proto::UpdateSourceRequest {
-        default_params: Some("w=100".into()),
-        ..base()
-    })
+    let kept = update(test_update(
+        "demo",
+        &[("default_params", Text("w=100".into()))],
+    ))
     .await;
     assert_eq!(kept.status(), proto::SourceStatus::Deployed);
     assert_eq!(kept.config_version, live.config_version + 1);
 
-    let disabled = update(proto::UpdateSourceRequest {
-        enabled: Some(false),
-        ..base()
-    })
-    .await;
+    let disabled = update(test_update("demo", &[("enabled", Flag(false))])).await;
     assert_eq!(disabled.status(), proto::SourceStatus::Deployed);
     assert!(!registry.read_access(&created.id).await.unwrap().serving);
-    update(proto::UpdateSourceRequest {
-        enabled: Some(true),
-        ..base()
-    })
-    .await;
+    update(test_update("demo", &[("enabled", Flag(true))])).await;
     assert!(registry.read_access(&created.id).await.unwrap().serving);
 
-    let pending = update(proto::UpdateSourceRequest {
-        path_prefix: Some("other".into()),
-        ..base()
-    })
+    let pending = update(test_update(
+        "demo",
+        &[("location.path_prefix", Text("other".into()))],
+    ))
     .await;
     assert_eq!(pending.status(), proto::SourceStatus::Pending);
     assert!(
@@ -142,11 +130,10 @@ async fn superseded_deploys_record_nothing(db: TestDb) {
         .unwrap();
     assert!(!first, "a newer deploy supersedes the first");
     registry
-        .update_source(&proto::UpdateSourceRequest {
-            id_or_name: "demo".into(),
-            bucket: Some("other-bucket".into()),
-            ..Default::default()
-        })
+        .update_source(&test_update(
+            "demo",
+            &[("location.bucket", Text("other-bucket".into()))],
+        ))
         .await
         .unwrap();
     let second = store

@@ -16,6 +16,8 @@ use secrecy::ExposeSecret;
 
 use super::*;
 use crate::credentials_crypto::MasterKey;
+use crate::source::update_mask::TestValue::{Flag, List, Number, Text};
+use crate::source::update_mask::test_update;
 use crate::test_db::{TestDb, on_both_backends, test_keys};
 use imgmesh_test_support::s3::{S3_ACCESS_KEY, S3_SECRET_KEY, S3Server};
 use imgmesh_test_support::s3_policy::{Policy, PolicyFront, S3Operation};
@@ -30,15 +32,25 @@ const UPLOAD_SECRET: &str = "upload-secret-9f8e7d6c5b4a";
 fn create_request(name: &str) -> proto::CreateSourceRequest {
     proto::CreateSourceRequest {
         name: name.into(),
-        subdomain: name.into(),
-        bucket: "images".into(),
-        region: "us-east-1".into(),
-        endpoint: "http://127.0.0.1:9000".into(),
-        path_prefix: "photos".into(),
-        access_key_id: "AKIAIOSFODNN7EXAMPLE".into(),
-        secret_access_key: SECRET.into(),
+        routing: Some(proto::Routing {
+            subdomain: name.into(),
+            custom_domains: Vec::new(),
+        }),
+        location: Some(proto::Location {
+            bucket: "images".into(),
+            region: "us-east-1".into(),
+            endpoint: "http://127.0.0.1:9000".into(),
+            path_prefix: "photos".into(),
+        }),
+        access_key: Some(proto::AccessKey {
+            id: "AKIAIOSFODNN7EXAMPLE".into(),
+            secret: SECRET.into(),
+        }),
         default_params: "auto=format".into(),
-        cache_ttl_seconds: 3600,
+        cache_policy: Some(proto::CachePolicy {
+            ttl_seconds: 3600,
+            ..Default::default()
+        }),
         ..Default::default()
     }
 }
@@ -61,12 +73,13 @@ async fn join_handles<T: Send + 'static>(
 
 /// A create request for a Source on `s3`'s bucket `images`.
 fn s3_request(name: &str, s3: &S3Server, secret: &str) -> proto::CreateSourceRequest {
-    proto::CreateSourceRequest {
-        endpoint: s3.endpoint.clone(),
-        access_key_id: S3_ACCESS_KEY.into(),
-        secret_access_key: secret.into(),
-        ..create_request(name)
-    }
+    let mut request = create_request(name);
+    request.location.get_or_insert_default().endpoint = s3.endpoint.clone();
+    request.access_key = Some(proto::AccessKey {
+        id: S3_ACCESS_KEY.into(),
+        secret: secret.into(),
+    });
+    request
 }
 
 /// Polls until the Source's deploy is no longer in flight.

@@ -43,9 +43,10 @@ async fn resolve_host_uses_the_first_label(db: TestDb) {
 /// delete.
 async fn custom_domains_are_unique_across_sources(db: TestDb) {
     let registry = db.open().await;
-    let with_domain = |name: &str, domain: &str| proto::CreateSourceRequest {
-        custom_domains: vec![domain.to_owned()],
-        ..create_request(name)
+    let with_domain = |name: &str, domain: &str| {
+        let mut request = create_request(name);
+        request.routing.get_or_insert_default().custom_domains = vec![domain.to_owned()];
+        request
     };
     registry
         .create_source(&with_domain("demo", "img.example.com"))
@@ -70,13 +71,13 @@ async fn custom_domains_are_unique_across_sources(db: TestDb) {
         .await
         .unwrap();
     let error = registry
-        .update_source(&proto::UpdateSourceRequest {
-            id_or_name: "shop".into(),
-            custom_domains: Some(proto::CustomDomains {
-                domains: vec!["shop.example.com".into(), "img.example.com".into()],
-            }),
-            ..Default::default()
-        })
+        .update_source(&test_update(
+            "shop",
+            &[(
+                "routing.custom_domains",
+                List(vec!["shop.example.com".into(), "img.example.com".into()]),
+            )],
+        ))
         .await
         .unwrap_err();
     assert!(matches!(
@@ -91,21 +92,20 @@ async fn custom_domains_are_unique_across_sources(db: TestDb) {
 
     // Moving a domain: free it on one Source, then take it on the other.
     registry
-        .update_source(&proto::UpdateSourceRequest {
-            id_or_name: "demo".into(),
-            custom_domains: Some(proto::CustomDomains::default()),
-            ..Default::default()
-        })
+        .update_source(&test_update(
+            "demo",
+            &[("routing.custom_domains", List(vec![]))],
+        ))
         .await
         .unwrap();
     registry
-        .update_source(&proto::UpdateSourceRequest {
-            id_or_name: "shop".into(),
-            custom_domains: Some(proto::CustomDomains {
-                domains: vec!["img.example.com".into()],
-            }),
-            ..Default::default()
-        })
+        .update_source(&test_update(
+            "shop",
+            &[(
+                "routing.custom_domains",
+                List(vec!["img.example.com".into()]),
+            )],
+        ))
         .await
         .unwrap();
     registry.delete_source("shop").await.unwrap();
@@ -120,9 +120,10 @@ async fn custom_domains_are_unique_across_sources(db: TestDb) {
 async fn resolve_host_by_custom_domain(db: TestDb) {
     let registry = db.open().await;
     let demo = registry
-        .create_source(&proto::CreateSourceRequest {
-            custom_domains: vec!["img.example.com".into()],
-            ..create_request("demo")
+        .create_source(&{
+            let mut request = create_request("demo");
+            request.routing.get_or_insert_default().custom_domains = vec!["img.example.com".into()];
+            request
         })
         .await
         .unwrap();
@@ -150,9 +151,10 @@ async fn resolve_host_by_custom_domain(db: TestDb) {
 /// gateway decides between 410 and 404.
 async fn resolve_host_ignores_status(db: TestDb) {
     let registry = db.open().await;
-    let request = proto::CreateSourceRequest {
-        disabled: true,
-        ..create_request("demo")
+    let request = {
+        let mut request = create_request("demo");
+        request.disabled = true;
+        request
     };
     let demo = registry.create_source(&request).await.unwrap();
     let resolved = registry

@@ -34,20 +34,20 @@ async fn public_views_never_show_the_secret(db: TestDb) {
 async fn database_dump_holds_no_plaintext_secret(db: TestDb) {
     let registry = db.open().await;
     let created = registry
-        .create_source(&proto::CreateSourceRequest {
-            upload_access_key_id: "AKIAUPLOADEXAMPLE".into(),
-            upload_secret_access_key: UPLOAD_SECRET.into(),
-            secure_url_enabled: true,
-            ..create_request("demo")
+        .create_source(&{
+            let mut request = create_request("demo");
+            request.upload_access_key.get_or_insert_default().id = "AKIAUPLOADEXAMPLE".into();
+            request.upload_access_key.get_or_insert_default().secret = UPLOAD_SECRET.into();
+            request.secure_url_enabled = true;
+            request
         })
         .await
         .unwrap();
     registry
-        .update_source(&proto::UpdateSourceRequest {
-            id_or_name: created.id.clone(),
-            secret_access_key: Some(format!("{SECRET}-rotated")),
-            ..Default::default()
-        })
+        .update_source(&test_update(
+            &created.id,
+            &[("access_key.secret", Text(format!("{SECRET}-rotated")))],
+        ))
         .await
         .unwrap();
     let (first, _) = registry.rotate_secure_token("demo", 60).await.unwrap();
@@ -124,11 +124,13 @@ async fn master_key_rotation_is_resumable(db: TestDb) {
     let mut tokens = Vec::new();
     for name in ["alpha", "beta", "gamma"] {
         registry
-            .create_source(&proto::CreateSourceRequest {
-                upload_access_key_id: "AKIAUPLOADEXAMPLE".into(),
-                upload_secret_access_key: format!("{UPLOAD_SECRET}-{name}"),
-                secure_url_enabled: true,
-                ..create_request(name)
+            .create_source(&{
+                let mut request = create_request(name);
+                request.upload_access_key.get_or_insert_default().id = "AKIAUPLOADEXAMPLE".into();
+                request.upload_access_key.get_or_insert_default().secret =
+                    format!("{UPLOAD_SECRET}-{name}");
+                request.secure_url_enabled = true;
+                request
             })
             .await
             .unwrap();

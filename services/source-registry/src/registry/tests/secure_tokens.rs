@@ -8,9 +8,10 @@ use super::*;
 async fn secure_token_rotation_window(db: TestDb) {
     let registry = db.open().await;
     registry
-        .create_source(&proto::CreateSourceRequest {
-            secure_url_enabled: true,
-            ..create_request("demo")
+        .create_source(&{
+            let mut request = create_request("demo");
+            request.secure_url_enabled = true;
+            request
         })
         .await
         .unwrap();
@@ -89,11 +90,7 @@ async fn tokens_resolve_only_when_secure_urls_are_on(db: TestDb) {
     assert!(resolved.secure_url_tokens.is_empty());
     assert_eq!(resolved.source.active_secure_tokens, 1);
     registry
-        .update_source(&proto::UpdateSourceRequest {
-            id_or_name: "demo".into(),
-            secure_url_enabled: Some(true),
-            ..Default::default()
-        })
+        .update_source(&test_update("demo", &[("secure_url_enabled", Flag(true))]))
         .await
         .unwrap();
     let resolved = registry.resolve_host("demo.x", false).await.unwrap();

@@ -8,10 +8,11 @@ use super::*;
 async fn upload_credentials_stay_apart(db: TestDb) {
     let registry = db.open().await;
     let created = registry
-        .create_source(&proto::CreateSourceRequest {
-            upload_access_key_id: "AKIAUPLOADEXAMPLE".into(),
-            upload_secret_access_key: UPLOAD_SECRET.into(),
-            ..create_request("demo")
+        .create_source(&{
+            let mut request = create_request("demo");
+            request.upload_access_key.get_or_insert_default().id = "AKIAUPLOADEXAMPLE".into();
+            request.upload_access_key.get_or_insert_default().secret = UPLOAD_SECRET.into();
+            request
         })
         .await
         .unwrap();
@@ -27,11 +28,10 @@ async fn upload_credentials_stay_apart(db: TestDb) {
     assert_eq!(upload.secret.expose_secret(), UPLOAD_SECRET);
 
     let removed = registry
-        .update_source(&proto::UpdateSourceRequest {
-            id_or_name: "demo".into(),
-            upload_access_key_id: Some(String::new()),
-            ..Default::default()
-        })
+        .update_source(&test_update(
+            "demo",
+            &[("upload_access_key.id", Text(String::new()))],
+        ))
         .await
         .unwrap();
     assert_eq!(removed.upload_access_key_id_hint, "");
@@ -87,10 +87,11 @@ fn header(id_or_name: &str, key: &str) -> proto::UploadObjectHeader {
 async fn upload_refusals(db: TestDb) {
     let registry = db.open().await.with_max_upload_bytes(10);
     registry
-        .create_source(&proto::CreateSourceRequest {
-            upload_access_key_id: "AKIAUPLOADEXAMPLE".into(),
-            upload_secret_access_key: UPLOAD_SECRET.into(),
-            ..create_request("up")
+        .create_source(&{
+            let mut request = create_request("up");
+            request.upload_access_key.get_or_insert_default().id = "AKIAUPLOADEXAMPLE".into();
+            request.upload_access_key.get_or_insert_default().secret = UPLOAD_SECRET.into();
+            request
         })
         .await
         .unwrap();
@@ -184,10 +185,11 @@ async fn upload_writes_under_the_prefix(db: TestDb) {
     let registry = db.open().await;
     let s3 = S3Server::start(&["images"]).await;
     registry
-        .create_source(&proto::CreateSourceRequest {
-            upload_access_key_id: S3_ACCESS_KEY.into(),
-            upload_secret_access_key: S3_SECRET_KEY.into(),
-            ..s3_request("demo", &s3, S3_SECRET_KEY)
+        .create_source(&{
+            let mut request = s3_request("demo", &s3, S3_SECRET_KEY);
+            request.upload_access_key.get_or_insert_default().id = S3_ACCESS_KEY.into();
+            request.upload_access_key.get_or_insert_default().secret = S3_SECRET_KEY.into();
+            request
         })
         .await
         .unwrap();
@@ -212,12 +214,16 @@ async fn upload_writes_under_the_prefix(db: TestDb) {
     );
 
     registry
-        .update_source(&proto::UpdateSourceRequest {
-            id_or_name: "demo".into(),
-            upload_access_key_id: Some(S3_ACCESS_KEY.into()),
-            upload_secret_access_key: Some("wrong-upload-secret".into()),
-            ..Default::default()
-        })
+        .update_source(&test_update(
+            "demo",
+            &[
+                ("upload_access_key.id", Text(S3_ACCESS_KEY.into())),
+                (
+                    "upload_access_key.secret",
+                    Text("wrong-upload-secret".into()),
+                ),
+            ],
+        ))
         .await
         .unwrap();
     let error = crate::object_upload::upload_object(
@@ -241,11 +247,12 @@ async fn upload_without_put_permission_is_named(db: TestDb) {
     })
     .await;
     registry
-        .create_source(&proto::CreateSourceRequest {
-            endpoint: front.endpoint.clone(),
-            upload_access_key_id: "AKIAUPLOADEXAMPLE".into(),
-            upload_secret_access_key: UPLOAD_SECRET.into(),
-            ..create_request("demo")
+        .create_source(&{
+            let mut request = create_request("demo");
+            request.location.get_or_insert_default().endpoint = front.endpoint.clone();
+            request.upload_access_key.get_or_insert_default().id = "AKIAUPLOADEXAMPLE".into();
+            request.upload_access_key.get_or_insert_default().secret = UPLOAD_SECRET.into();
+            request
         })
         .await
         .unwrap();
