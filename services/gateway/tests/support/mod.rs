@@ -207,7 +207,10 @@ impl SourceRegistryService for FakeRegistry {
         self.admin_call();
         let request = request.into_inner();
         self.created.lock().unwrap().push(request.clone());
-        if request.subdomain.contains('_') {
+        let routing = request.routing.clone().unwrap_or_default();
+        let location = request.location.clone().unwrap_or_default();
+        let access_key = request.access_key.clone().unwrap_or_default();
+        if routing.subdomain.contains('_') {
             return Err(imgmesh_errors::invalid_field(
                 "subdomain",
                 "must be a DNS label",
@@ -219,17 +222,17 @@ impl SourceRegistryService for FakeRegistry {
                 [(imgmesh_errors::FIELD_KEY, "name".to_owned())],
             ));
         }
-        let hint = request
-            .access_key_id
-            .get(request.access_key_id.len().saturating_sub(4)..)
+        let hint = access_key
+            .id
+            .get(access_key.id.len().saturating_sub(4)..)
             .unwrap_or_default();
         Ok(tonic::Response::new(CreateSourceResponse {
             source: Some(Source {
                 id: "src_new".to_owned(),
                 name: request.name,
-                subdomain: request.subdomain,
-                bucket: request.bucket,
-                region: request.region,
+                subdomain: routing.subdomain,
+                bucket: location.bucket,
+                region: location.region,
                 access_key_id_hint: format!("…{hint}"),
                 secure_url_enabled: request.secure_url_enabled,
                 enabled: !request.disabled,
@@ -276,8 +279,9 @@ impl SourceRegistryService for FakeRegistry {
         let request = request.into_inner();
         self.updated.lock().unwrap().push(request.clone());
         let mut source = Self::source_named(&request.id_or_name)?;
-        if let Some(enabled) = request.enabled {
-            source.enabled = enabled;
+        let mask = request.update_mask.clone().unwrap_or_default();
+        if mask.paths.iter().any(|path| path == "enabled") {
+            source.enabled = request.source.clone().unwrap_or_default().enabled;
         }
         source.config_version += 1;
         Ok(tonic::Response::new(UpdateSourceResponse {
