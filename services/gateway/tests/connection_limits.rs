@@ -5,10 +5,12 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use crate::support::*;
 use http::StatusCode;
+use imgmesh_test_support::raw_client::send_and_read;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
+
+use crate::support::*;
 
 /// How long a test waits for the gateway to act on a short timeout: far
 /// beyond the timeouts configured, so a slow machine never fails a test.
@@ -43,19 +45,6 @@ async fn serve(harness: &Harness) -> Served {
     }
 }
 
-/// Writes `bytes` on a new connection to `addr`, then reads until the
-/// gateway closes it (or [`GENEROUS`] passes: a failure).
-async fn send_and_read(addr: SocketAddr, bytes: &[u8]) -> String {
-    let mut stream = TcpStream::connect(addr).await.unwrap();
-    stream.write_all(bytes).await.unwrap();
-    let mut answer = Vec::new();
-    tokio::time::timeout(GENEROUS, stream.read_to_end(&mut answer))
-        .await
-        .expect("the gateway kept a stalled connection open")
-        .unwrap();
-    String::from_utf8_lossy(&answer).into_owned()
-}
-
 /// A client that sends half a request line is disconnected after the header read timeout, on the public and the admin listener.
 #[tokio::test]
 async fn partial_request_heads_are_disconnected() {
@@ -63,7 +52,7 @@ async fn partial_request_heads_are_disconnected() {
     let served = serve(&harness).await;
     for addr in [served.http, served.admin] {
         let started = Instant::now();
-        let answer = send_and_read(addr, b"GET /cat.jpg HT").await;
+        let answer = send_and_read(addr, b"GET /cat.jpg HT", GENEROUS).await;
         assert!(
             answer.is_empty() || answer.starts_with("HTTP/1.1 408"),
             "{answer}"
@@ -83,7 +72,7 @@ async fn silent_connections_are_disconnected() {
     let served = serve(&harness).await;
     for addr in [served.http, served.admin] {
         let started = Instant::now();
-        let answer = send_and_read(addr, b"").await;
+        let answer = send_and_read(addr, b"", GENEROUS).await;
         assert!(answer.is_empty(), "{answer}");
         assert!(started.elapsed() >= Duration::from_millis(250));
     }
@@ -102,7 +91,7 @@ async fn stalled_admin_bodies_are_408() {
             "{method} {path} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {ADMIN_TOKEN}\r\n\
              Content-Type: application/json\r\nContent-Length: 100\r\n\r\n0123456789"
         );
-        let answer = send_and_read(served.admin, request.as_bytes()).await;
+        let answer = send_and_read(served.admin, request.as_bytes(), GENEROUS).await;
         assert!(
             answer.starts_with("HTTP/1.1 408"),
             "{method} {path}: {answer}"
@@ -199,6 +188,7 @@ async fn admin_get(admin: SocketAddr, authorization: &str) -> String {
              Connection: close\r\n\r\n"
         )
         .as_bytes(),
+        GENEROUS,
     )
     .await
 }
@@ -256,7 +246,8 @@ async fn requests_beyond_max_in_flight_are_shed() {
     };
     let addr = served.http;
     let held_request = get("/stall.jpg");
-    let held = tokio::spawn(async move { send_and_read(addr, held_request.as_bytes()).await });
+    let held =
+        tokio::spawn(async move { send_and_read(addr, held_request.as_bytes(), GENEROUS).await });
     let deadline = Instant::now() + GENEROUS;
     while harness.render_calls() == 0 {
         assert!(
@@ -267,7 +258,7 @@ async fn requests_beyond_max_in_flight_are_shed() {
     }
 
     let started = Instant::now();
-    let shed = send_and_read(served.http, get("/cat.jpg").as_bytes()).await;
+    let shed = send_and_read(served.http, get("/cat.jpg").as_bytes(), GENEROUS).await;
     assert!(shed.starts_with("HTTP/1.1 503"), "{shed}");
     assert!(shed.contains("retry-after: 1\r\n"), "{shed}");
     assert!(
@@ -288,6 +279,6 @@ async fn requests_beyond_max_in_flight_are_shed() {
     harness.renderer.stall.notify_one();
     let held = held.await.unwrap();
     assert!(held.starts_with("HTTP/1.1 200"), "{held}");
-    let again = send_and_read(served.http, get("/cat.jpg").as_bytes()).await;
+    let again = send_and_read(served.http, get("/cat.jpg").as_bytes(), GENEROUS).await;
     assert!(again.starts_with("HTTP/1.1 200"), "{again}");
 }

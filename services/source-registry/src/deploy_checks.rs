@@ -378,11 +378,7 @@ mod tests {
     /// An endpoint nobody listens on: "could not connect to the s3 endpoint".
     #[tokio::test]
     async fn unreachable_endpoint_fails() {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = imgmesh_test_support::unused_port();
         let outcome = verify_at(&format!("http://127.0.0.1:{port}"), "images", "", "s").await;
         assert_eq!(
             outcome,

@@ -55,11 +55,7 @@ async fn unopenable_database_is_an_error() {
 /// A PostgreSQL server nobody listens on fails with a database error.
 #[tokio::test]
 async fn unreachable_postgres_is_an_error() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = imgmesh_test_support::unused_port();
     let database = Database::postgres(&format!("postgres://postgres@127.0.0.1:{port}/x")).unwrap();
     let error = Registry::open(database, test_keys()).await.unwrap_err();
     assert!(matches!(error, RegistryError::Database(_)), "{error:?}");
