@@ -1,12 +1,15 @@
 //! A Source as the registry holds it, and the validated inputs that create
 //! and change one, built from named groups of settings.
 //!
-//! Each group is a value type that owns its validation (through the field
-//! rules in [`crate::source_fields`]), its row binding and its public form:
+//! Each group is a value type that owns its field rules, its validation
+//! from its proto message (a create request's group, or an update's group
+//! under its [`UpdateMask`] paths), its row binding and its public form:
 //! [`location`] (where the objects live, the S3 clients' `BucketLocation`),
 //! [`access_key`] (the read and upload keys, the S3 clients' `AccessKey`,
 //! whose `Debug` redacts the secret), [`routing`] (subdomain and custom
 //! domains), [`cache_policy`], [`fallback_images`] and [`deploy_state`].
+//! The settings that belong to no group (name, default params) keep their
+//! rules in [`crate::source_fields`].
 //!
 //! [`SourceRecord`] is a stored row (its secrets sealed apart); it turns
 //! into the public `Source` message, which never carries a secret.
