@@ -19,8 +19,8 @@ use imgmesh_integration_tests::admin::SETTLE;
 use imgmesh_integration_tests::fault_proxy::{Fault, FaultProxy};
 use imgmesh_integration_tests::fixtures;
 use imgmesh_integration_tests::{
-    ADMIN_TOKEN, BUCKET, ChildProcess, Mesh, MeshOptions, S3_ACCESS_KEY, S3_SECRET_KEY,
-    request_with_body,
+    ADMIN_TOKEN, BASE_DOMAIN, BUCKET, ChildProcess, Mesh, MeshOptions, S3_ACCESS_KEY,
+    S3_SECRET_KEY, request_with_body,
 };
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
@@ -422,15 +422,32 @@ async fn walk_through(mesh: &Mesh, browser: &mut Browser) -> anyhow::Result<()> 
     let url = browser
         .script("return document.getElementById('sandbox-url').value;")
         .await?;
+    // A whole URL, as the public gateway serves it: the Source's subdomain
+    // under the base domain, signed.
+    let origin = format!("https://shop.{BASE_DOMAIN}");
+    let url = url.as_str().context("sandbox url")?;
     assert_eq!(
-        url.as_str().context("sandbox url")?,
-        signed(&second, "/photos/quad.png?w=80")
+        url,
+        format!("{origin}{}", signed(&second, "/photos/quad.png?w=80"))
     );
-    let public = mesh.get("shop", url.as_str().unwrap_or_default()).await?;
+    let public = mesh
+        .get("shop", url.strip_prefix(&origin).unwrap_or_default())
+        .await?;
     assert_eq!(public.status, 200, "{}", public.text());
     fixtures::expect_image(&public.body, fixtures::Format::Png, 80, 40)?;
     let srcset = browser.text("#sandbox-srcset").await?;
     assert!(srcset.contains(" 2x, "), "{srcset}");
+    for candidate in srcset.split(", ") {
+        assert!(
+            candidate.starts_with(&format!("{origin}/photos/quad.png?")),
+            "{srcset}"
+        );
+    }
+    let img_tag = browser.text("#sandbox-img").await?;
+    assert!(
+        img_tag.starts_with(&format!("<img src=\"{origin}/photos/quad.png?w=80&")),
+        "{img_tag}"
+    );
     browser.check_page("sandbox").await?;
 
     // The Overview draws the gateway's own counters: after the public

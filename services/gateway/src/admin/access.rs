@@ -55,6 +55,9 @@ pub struct AdminApi {
     body_read_timeout: Duration,
     /// Wrong tokens per client address.
     auth_failures: Arc<auth_limit::AuthFailureLimiter>,
+    /// The gateway's base domain, for the dashboard's public URLs; empty
+    /// when not known.
+    base_domain: String,
 }
 
 // === impl AdminApi ===
@@ -76,7 +79,20 @@ impl AdminApi {
             renderer: RendererServiceClient::with_interceptor(renderer, TraceContextInterceptor),
             body_read_timeout: DEFAULT_BODY_READ_TIMEOUT,
             auth_failures: Arc::default(),
+            base_domain: String::new(),
         }
+    }
+
+    /// The same API knowing the gateway's (normalised) `base_domain`, so the
+    /// dashboard can show a Source's public URLs.
+    pub(crate) fn with_base_domain(mut self, base_domain: &str) -> AdminApi {
+        base_domain.clone_into(&mut self.base_domain);
+        self
+    }
+
+    /// The gateway's base domain; empty when not known.
+    pub(crate) fn base_domain(&self) -> &str {
+        &self.base_domain
     }
 
     /// The same API answering 408 when a request body sends nothing for

@@ -1,7 +1,11 @@
 //! The image sandbox: pick an asset of a Source, set rendering parameters
 //! grouped as in imgix's Rendering API docs, and see the render with its
 //! size, format, bytes and cache status, plus the URL (signed when the
-//! Source requires it), an `<img>` tag and a srcset to copy.
+//! Source requires it), an `<img>` tag and a srcset to copy. The URLs are
+//! whole, `https://<subdomain>.<base domain>/<path>?…`, as the public
+//! gateway serves them (and as the public gRPC API's `Describe` names
+//! them); only a gateway without a known base domain shows the path and
+//! query alone.
 //!
 //! The preview is served through the admin listener by
 //! `/ui/sources/{id}/preview`, so the page's `img-src 'self'` holds. It
@@ -228,6 +232,14 @@ fn public_path(path: &str, query: &str, token: Option<&str>) -> String {
     }
 }
 
+/// The origin of `subdomain` on the public gateway under `base_domain`
+/// (`https`, as the public gRPC API's `Describe` says); `None` without a
+/// base domain.
+fn public_origin(base_domain: &str, subdomain: &str) -> Option<String> {
+    (!base_domain.is_empty() && !subdomain.is_empty())
+        .then(|| format!("https://{subdomain}.{base_domain}"))
+}
+
 /// The token new URLs are signed with: one without an end, else the one
 /// that lasts longest.
 fn newest_token(tokens: &[SecureUrlToken]) -> Option<&str> {
@@ -448,17 +460,20 @@ async fn result_section(dashboard: &Dashboard, source: &Source, request: &Reques
         }
     };
     let token = token.as_deref();
-    let url = public_path(&request.path, &request.render_query(None), token);
+    let origin = public_origin(dashboard.admin.base_domain(), &source.subdomain);
+    let public_url = |query: &str| {
+        let path = public_path(&request.path, query, token);
+        origin
+            .as_ref()
+            .map_or_else(|| path.clone(), |origin| format!("{origin}{path}"))
+    };
+    let url = public_url(&request.render_query(None));
     let srcset = SRCSET_DPRS
         .iter()
         .map(|dpr| {
             format!(
                 "{} {dpr}x",
-                public_path(
-                    &request.path,
-                    &request.render_query(Some(("dpr", dpr))),
-                    token
-                )
+                public_url(&request.render_query(Some(("dpr", dpr))))
             )
         })
         .collect::<Vec<_>>()
@@ -473,6 +488,19 @@ async fn result_section(dashboard: &Dashboard, source: &Source, request: &Reques
         url_component(&source.id),
         request.dashboard_query()
     );
+    let where_note = match &origin {
+        Some(origin) => format!(
+            "<p class=\"hint\">URLs as the public gateway serves them, at the Source's \
+             subdomain under the gateway's base domain (<code id=\"sandbox-origin\">{}</code>; \
+             its custom domains serve the same paths).</p>",
+            escape(origin)
+        ),
+        None => format!(
+            "<p class=\"hint\">Paths on the Source's host (<code>{}</code> under the \
+             gateway's base domain, or a custom domain).</p>",
+            escape(&source.subdomain)
+        ),
+    };
     let signed_note = if token.is_some() {
         "<p class=\"hint\">This Source requires signed URLs: these carry an <code>s</code> \
          signature made with its current signing token.</p>"
@@ -486,9 +514,7 @@ async fn result_section(dashboard: &Dashboard, source: &Source, request: &Reques
          <dt>Size</dt><dd id=\"sandbox-size\">{width} × {height}</dd>\
          <dt>Format</dt><dd id=\"sandbox-format\">{format}</dd>\
          <dt>Bytes</dt><dd id=\"sandbox-bytes\">{bytes}</dd>\
-         <dt>Cache</dt><dd id=\"sandbox-cache\">{cache}</dd></dl>{signed_note}\
-         <p class=\"hint\">Paths on the Source's host (<code>{subdomain}</code> under the \
-         gateway's base domain, or a custom domain).</p>\
+         <dt>Cache</dt><dd id=\"sandbox-cache\">{cache}</dd></dl>{signed_note}{where_note}\
          <label for=\"sandbox-url\">URL</label>\
          <input type=\"text\" id=\"sandbox-url\" readonly value=\"{url}\">\
          <label for=\"sandbox-img\"><code>&lt;img&gt;</code> tag</label>\
@@ -502,7 +528,6 @@ async fn result_section(dashboard: &Dashboard, source: &Source, request: &Reques
         format = escape(&rendered.content_type),
         bytes = rendered.data.len(),
         cache = cache_status(&rendered),
-        subdomain = escape(&source.subdomain),
         url = escape(&url),
         img = escape(&img_tag),
         srcset = escape(&srcset),
@@ -530,6 +555,17 @@ mod tests {
         assert_eq!(request.render_query(None), "w=200&fm=png&q=80");
         assert_eq!(request.render_query(Some(("w", "1"))), "fm=png&q=80&w=1");
         assert_eq!(request.dashboard_query(), "path=a+b.jpg&w=200&fm=png&q=80");
+    }
+
+    /// A whole URL's origin is the Source's subdomain under the base
+    /// domain, over https; without a base domain there is none.
+    #[test]
+    fn public_origin_of_a_source() {
+        assert_eq!(
+            public_origin("img.example.com", "shop").as_deref(),
+            Some("https://shop.img.example.com")
+        );
+        assert_eq!(public_origin("", "shop"), None);
     }
 
     /// The public path encodes what a path segment must not hold, and the
