@@ -120,7 +120,6 @@ impl GatewayState {
             AdminApi::new(&token, registry.clone(), renderer.clone())
                 .with_body_read_timeout(config.body_read_timeout())
                 .with_base_domain(&base_domain)
-                .with_base_domain(&base_domain)
         });
         Ok(GatewayState {
             inner: Arc::new(Inner {
