@@ -100,7 +100,17 @@ pub const STREAMING_METHODS: &[(&str, &str)] = &[
         "/imgmesh.registry.v1.SourceRegistryService/UploadObject",
         "client_stream",
     ),
+    (
+        "/imgmesh.renderer.v1.RendererService/RenderSet",
+        "server_stream",
+    ),
+    (
+        "/imgmesh.renderer.v1.RendererService/RenderBytes",
+        "client_stream",
+    ),
     ("/imgmesh.image.v1.ImageService/Render", "server_stream"),
+    ("/imgmesh.image.v1.ImageService/RenderSet", "server_stream"),
+    ("/imgmesh.image.v1.ImageService/RenderBytes", "bidi_stream"),
     ("/grpc.health.v1.Health/Watch", "server_stream"),
 ];
 
