@@ -7,8 +7,7 @@ use std::time::{Duration, Instant};
 
 use http::StatusCode;
 use imgmesh_test_support::raw_client::send_and_read;
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 
 use crate::support::*;
 
