@@ -198,8 +198,8 @@ impl ApiKeyStore {
     }
 }
 
-/// Lowercase hex SHA-256 of a key.
-fn secret_sha256(secret: &str) -> String {
+/// Lowercase hex SHA-256 of a key (or an admin token: `store::admin_tokens`).
+pub(crate) fn secret_sha256(secret: &str) -> String {
     hex::encode(Sha256::digest(secret.as_bytes()))
 }
 

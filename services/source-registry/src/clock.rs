@@ -12,6 +12,14 @@ pub(crate) fn unix_now() -> i64 {
         .unwrap_or_default()
 }
 
+/// Microseconds since the Unix epoch (the audit log's timestamps).
+pub(crate) fn unix_now_micros() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|elapsed| i64::try_from(elapsed.as_micros()).unwrap_or(i64::MAX))
+        .unwrap_or_default()
+}
+
 /// Seconds since the Unix epoch, rounded up.
 pub(crate) fn unix_now_ceil() -> i64 {
     SystemTime::now()

@@ -14,8 +14,9 @@ use tonic::{Request, Response, Status};
 use tracing::field;
 
 use crate::api_key_store::{ApiKey, ApiKeyStore, SourceScope};
-use crate::clock::unix_now;
+use crate::clock::{unix_now, unix_now_micros};
 use crate::registry::Registry;
+use crate::store::{AdminScope, AdminToken, AuditEvent};
 use crate::{object_listing, object_upload};
 
 /// Serves `imgmesh.registry.v1.SourceRegistryService`.
@@ -314,6 +315,274 @@ impl SourceRegistryService for SourceRegistryApi {
         Ok(Response::new(proto::AuthenticateApiKeyResponse {
             api_key: key.map(api_key_message),
         }))
+    }
+    #[tracing::instrument(
+        name = "registry.create_admin_token",
+        skip_all,
+        fields(admin_token.id = field::Empty)
+    )]
+    async fn create_admin_token(
+        &self,
+        request: Request<proto::CreateAdminTokenRequest>,
+    ) -> Result<Response<proto::CreateAdminTokenResponse>, Status> {
+        let actor = actor(&request, &request.get_ref().actor);
+        let request = request.into_inner();
+        let created = match admin_scope(request.scope, request.source_ids) {
+            Ok(scope) => {
+                self.registry
+                    .store()
+                    .create_admin_token(&request.name, scope, request.expires_at_unix, unix_now())
+                    .await
+            }
+            Err(refused) => Err(refused),
+        };
+        let (token, secret) = self
+            .audited(actor, "admin_token.create", created, |(token, _)| {
+                token.id.clone()
+            })
+            .await?;
+        tracing::Span::current().record("admin_token.id", token.id.as_str());
+        tracing::info!(admin_token.id = %token.id, admin_token.name = %token.name, "admin token created");
+        // The only time a token leaves the registry: once, in this response.
+        Ok(Response::new(proto::CreateAdminTokenResponse {
+            admin_token: Some(admin_token_message(token)),
+            secret,
+        }))
+    }
+
+    #[tracing::instrument(name = "registry.list_admin_tokens", skip_all, fields(count = field::Empty))]
+    async fn list_admin_tokens(
+        &self,
+        _request: Request<proto::ListAdminTokensRequest>,
+    ) -> Result<Response<proto::ListAdminTokensResponse>, Status> {
+        let tokens = self.registry.store().list_admin_tokens().await?;
+        tracing::Span::current().record("count", tokens.len());
+        Ok(Response::new(proto::ListAdminTokensResponse {
+            admin_tokens: tokens.into_iter().map(admin_token_message).collect(),
+        }))
+    }
+
+    #[tracing::instrument(
+        name = "registry.revoke_admin_token",
+        skip_all,
+        fields(admin_token.id = %request.get_ref().id)
+    )]
+    async fn revoke_admin_token(
+        &self,
+        request: Request<proto::RevokeAdminTokenRequest>,
+    ) -> Result<Response<proto::RevokeAdminTokenResponse>, Status> {
+        let actor = actor(&request, &request.get_ref().actor);
+        let id = &request.get_ref().id;
+        let revoked = match self
+            .registry
+            .store()
+            .revoke_admin_token(id, unix_now())
+            .await
+        {
+            Ok(Some(token)) => Ok(token),
+            Ok(None) => Err(crate::error::RegistryError::invalid(
+                "id",
+                format!("no admin token has id {id:?}"),
+            )),
+            Err(error) => Err(error),
+        };
+        let token = self
+            .audited(actor, "admin_token.revoke", revoked, |token| {
+                token.id.clone()
+            })
+            .await?;
+        tracing::info!(admin_token.id = %token.id, "admin token revoked");
+        Ok(Response::new(proto::RevokeAdminTokenResponse {
+            admin_token: Some(admin_token_message(token)),
+        }))
+    }
+
+    #[tracing::instrument(
+        name = "registry.authenticate_admin_token",
+        skip_all,
+        fields(admin_token.id = field::Empty)
+    )]
+    async fn authenticate_admin_token(
+        &self,
+        request: Request<proto::AuthenticateAdminTokenRequest>,
+    ) -> Result<Response<proto::AuthenticateAdminTokenResponse>, Status> {
+        let token = self
+            .registry
+            .store()
+            .authenticate_admin_token(&request.get_ref().secret, unix_now())
+            .await?;
+        if let Some(token) = &token {
+            tracing::Span::current().record("admin_token.id", token.id.as_str());
+        }
+        Ok(Response::new(proto::AuthenticateAdminTokenResponse {
+            admin_token: token.map(admin_token_message),
+        }))
+    }
+
+    #[tracing::instrument(
+        name = "registry.record_audit_event",
+        skip_all,
+        fields(audit.action = field::Empty, audit.result = field::Empty)
+    )]
+    async fn record_audit_event(
+        &self,
+        request: Request<proto::RecordAuditEventRequest>,
+    ) -> Result<Response<proto::RecordAuditEventResponse>, Status> {
+        let event = request.into_inner().event.unwrap_or_default();
+        let span = tracing::Span::current();
+        span.record("audit.action", event.action.as_str());
+        span.record("audit.result", event.result.as_str());
+        let stored = self
+            .registry
+            .store()
+            .record_audit_event(
+                AuditEvent {
+                    id: String::new(),
+                    at_micros: 0,
+                    credential: event.credential,
+                    action: event.action,
+                    source_id: event.source_id,
+                    fields: event.fields,
+                    target_id: event.target_id,
+                    result: event.result,
+                },
+                unix_now_micros(),
+            )
+            .await?;
+        Ok(Response::new(proto::RecordAuditEventResponse {
+            event: Some(audit_event_message(stored)),
+        }))
+    }
+
+    #[tracing::instrument(
+        name = "registry.list_audit_events",
+        skip_all,
+        fields(source.id = %request.get_ref().source_id, count = field::Empty)
+    )]
+    async fn list_audit_events(
+        &self,
+        request: Request<proto::ListAuditEventsRequest>,
+    ) -> Result<Response<proto::ListAuditEventsResponse>, Status> {
+        let request = request.get_ref();
+        let events = self
+            .registry
+            .store()
+            .list_audit_events(&request.source_id, request.limit)
+            .await?;
+        tracing::Span::current().record("count", events.len());
+        Ok(Response::new(proto::ListAuditEventsResponse {
+            events: events.into_iter().map(audit_event_message).collect(),
+        }))
+    }
+}
+
+// === impl SourceRegistryApi: audit ===
+
+impl SourceRegistryApi {
+    /// Records `outcome` of `action` by `actor` in the audit log (the key or
+    /// token id from `target` when it succeeded), then returns it. A change
+    /// that cannot be recorded is answered with the recording's error,
+    /// never silently kept unaudited.
+    async fn audited<T>(
+        &self,
+        actor: String,
+        action: &str,
+        outcome: Result<T, crate::error::RegistryError>,
+        target: impl FnOnce(&T) -> String,
+    ) -> Result<T, Status> {
+        let outcome = outcome.map_err(Status::from);
+        let (target_id, result) = match &outcome {
+            Ok(value) => (target(value), "ok".to_owned()),
+            Err(status) => (
+                String::new(),
+                imgmesh_errors::ErrorCode::of_status(status)
+                    .reason()
+                    .to_owned(),
+            ),
+        };
+        self.registry
+            .store()
+            .record_audit_event(
+                AuditEvent {
+                    credential: actor,
+                    action: action.to_owned(),
+                    target_id,
+                    result,
+                    ..AuditEvent::default()
+                },
+                unix_now_micros(),
+            )
+            .await?;
+        outcome
+    }
+}
+
+/// The credential a token change is recorded under: the `actor` the
+/// gateway names, else the caller's mesh identity, else `cli` (only the
+/// gateway and the operator's CLI may call these methods).
+fn actor<T>(request: &Request<T>, named: &str) -> String {
+    if !named.trim().is_empty() {
+        return named.trim().to_owned();
+    }
+    request
+        .extensions()
+        .get::<imgmesh_runtime::grpc_authz::PeerInfo>()
+        .and_then(|peer| peer.identity.clone())
+        .unwrap_or_else(|| "cli".to_owned())
+}
+
+/// The scope of a create request.
+fn admin_scope(
+    scope: i32,
+    source_ids: Vec<String>,
+) -> Result<AdminScope, crate::error::RegistryError> {
+    let scope = proto::AdminScope::try_from(scope).unwrap_or(proto::AdminScope::Unspecified);
+    if scope != proto::AdminScope::SourceAdmin && !source_ids.is_empty() {
+        return Err(crate::error::RegistryError::invalid(
+            "source_ids",
+            "only a Source admin token lists Sources",
+        ));
+    }
+    match scope {
+        proto::AdminScope::ReadOnly => Ok(AdminScope::ReadOnly),
+        proto::AdminScope::SourceAdmin => Ok(AdminScope::SourceAdmin(source_ids)),
+        proto::AdminScope::FullAdmin => Ok(AdminScope::FullAdmin),
+        proto::AdminScope::Unspecified => Err(crate::error::RegistryError::invalid(
+            "scope",
+            "must be read_only, source_admin or full_admin",
+        )),
+    }
+}
+
+/// The wire form of a stored admin token.
+fn admin_token_message(token: AdminToken) -> proto::AdminToken {
+    let (scope, source_ids) = match token.scope {
+        AdminScope::ReadOnly => (proto::AdminScope::ReadOnly, Vec::new()),
+        AdminScope::SourceAdmin(ids) => (proto::AdminScope::SourceAdmin, ids),
+        AdminScope::FullAdmin => (proto::AdminScope::FullAdmin, Vec::new()),
+    };
+    proto::AdminToken {
+        id: token.id,
+        name: token.name,
+        scope: scope.into(),
+        source_ids,
+        created_at_unix: token.created_at,
+        expires_at_unix: token.expires_at,
+        revoked_at_unix: token.revoked_at,
+    }
+}
+
+/// The wire form of a stored audit event.
+fn audit_event_message(event: AuditEvent) -> proto::AuditEvent {
+    proto::AuditEvent {
+        id: event.id,
+        at_unix_micros: event.at_micros,
+        credential: event.credential,
+        action: event.action,
+        source_id: event.source_id,
+        fields: event.fields,
+        result: event.result,
+        target_id: event.target_id,
     }
 }
 

@@ -96,11 +96,45 @@ pub const POLICY: &[(&str, &[&str])] = &[
         "imgmesh.registry.v1.SourceRegistryService/RevokeApiKey",
         &["gateway", "cli"],
     ),
+    // The admin API's named credentials: the gateway authenticates them and
+    // manages them for its callers; the operator's CLI manages them.
+    (
+        "imgmesh.registry.v1.SourceRegistryService/AuthenticateAdminToken",
+        &["gateway"],
+    ),
+    (
+        "imgmesh.registry.v1.SourceRegistryService/CreateAdminToken",
+        &["gateway", "cli"],
+    ),
+    (
+        "imgmesh.registry.v1.SourceRegistryService/ListAdminTokens",
+        &["gateway", "cli"],
+    ),
+    (
+        "imgmesh.registry.v1.SourceRegistryService/RevokeAdminToken",
+        &["gateway", "cli"],
+    ),
+    // The audit log: the gateway's admin API writes every change and reads
+    // the log for its callers; the CLI reads it.
+    (
+        "imgmesh.registry.v1.SourceRegistryService/RecordAuditEvent",
+        &["gateway"],
+    ),
+    (
+        "imgmesh.registry.v1.SourceRegistryService/ListAuditEvents",
+        &["gateway", "cli"],
+    ),
     // The renderer's internal protocol: the gateway renders and purges; the
     // operator's CLI purges.
     ("imgmesh.renderer.v1.RendererService/Render", &["gateway"]),
-    ("imgmesh.renderer.v1.RendererService/RenderSet", &["gateway"]),
-    ("imgmesh.renderer.v1.RendererService/RenderBytes", &["gateway"]),
+    (
+        "imgmesh.renderer.v1.RendererService/RenderSet",
+        &["gateway"],
+    ),
+    (
+        "imgmesh.renderer.v1.RendererService/RenderBytes",
+        &["gateway"],
+    ),
     (
         "imgmesh.renderer.v1.RendererService/Purge",
         &["gateway", "cli"],

@@ -425,6 +425,84 @@ impl SourceRegistryService for FakeRegistry {
         ))
     }
 
+    // The gateway's in-process tests log in with the bootstrap token only;
+    // named admin tokens and the audit log are exercised against the real
+    // registry in integration-tests/tests/admin_scopes.rs. Audit records
+    // are accepted (and dropped) so every change the tests make succeeds.
+    async fn create_admin_token(
+        &self,
+        _request: tonic::Request<imgmesh_proto::registry::v1::CreateAdminTokenRequest>,
+    ) -> Result<
+        tonic::Response<imgmesh_proto::registry::v1::CreateAdminTokenResponse>,
+        tonic::Status,
+    > {
+        Err(tonic::Status::unimplemented(
+            "the fake registry keeps no admin tokens",
+        ))
+    }
+
+    async fn list_admin_tokens(
+        &self,
+        _request: tonic::Request<imgmesh_proto::registry::v1::ListAdminTokensRequest>,
+    ) -> Result<
+        tonic::Response<imgmesh_proto::registry::v1::ListAdminTokensResponse>,
+        tonic::Status,
+    > {
+        Err(tonic::Status::unimplemented(
+            "the fake registry keeps no admin tokens",
+        ))
+    }
+
+    async fn revoke_admin_token(
+        &self,
+        _request: tonic::Request<imgmesh_proto::registry::v1::RevokeAdminTokenRequest>,
+    ) -> Result<
+        tonic::Response<imgmesh_proto::registry::v1::RevokeAdminTokenResponse>,
+        tonic::Status,
+    > {
+        Err(tonic::Status::unimplemented(
+            "the fake registry keeps no admin tokens",
+        ))
+    }
+
+    async fn authenticate_admin_token(
+        &self,
+        _request: tonic::Request<imgmesh_proto::registry::v1::AuthenticateAdminTokenRequest>,
+    ) -> Result<
+        tonic::Response<imgmesh_proto::registry::v1::AuthenticateAdminTokenResponse>,
+        tonic::Status,
+    > {
+        Ok(tonic::Response::new(
+            imgmesh_proto::registry::v1::AuthenticateAdminTokenResponse { admin_token: None },
+        ))
+    }
+
+    async fn record_audit_event(
+        &self,
+        request: tonic::Request<imgmesh_proto::registry::v1::RecordAuditEventRequest>,
+    ) -> Result<
+        tonic::Response<imgmesh_proto::registry::v1::RecordAuditEventResponse>,
+        tonic::Status,
+    > {
+        Ok(tonic::Response::new(
+            imgmesh_proto::registry::v1::RecordAuditEventResponse {
+                event: request.into_inner().event,
+            },
+        ))
+    }
+
+    async fn list_audit_events(
+        &self,
+        _request: tonic::Request<imgmesh_proto::registry::v1::ListAuditEventsRequest>,
+    ) -> Result<
+        tonic::Response<imgmesh_proto::registry::v1::ListAuditEventsResponse>,
+        tonic::Status,
+    > {
+        Ok(tonic::Response::new(
+            imgmesh_proto::registry::v1::ListAuditEventsResponse { events: Vec::new() },
+        ))
+    }
+
     // Listing objects needs a bucket; the dashboard's listing is exercised
     // against the real registry in integration-tests/tests/dashboard.rs.
     async fn list_objects(

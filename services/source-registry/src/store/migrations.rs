@@ -26,6 +26,11 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
         "api keys",
         include_str!("../../migrations/0004_api_keys.sql"),
     ),
+    (
+        5,
+        "admin tokens and audit",
+        include_str!("../../migrations/0005_admin_tokens_and_audit.sql"),
+    ),
 ];
 
 /// The embedded migrations as a sqlx [`Migrator`].

@@ -12,10 +12,14 @@
 //! One [`SourceStore`] holds the pool; its operations are grouped by table:
 //! [`sources`] (the `sources` row and its domains: CRUD and deploy state),
 //! [`secrets`] (sealed secrets and the master-key rotation's view of them),
-//! [`tokens`] (secure URL tokens), and [`row_codec`], which turns a
+//! [`tokens`] (secure URL tokens), [`admin_tokens`] (the admin API's
+//! named, scoped credentials), [`audit_log`] (who changed what), and
+//! [`row_codec`], which turns a
 //! `sources` row into a [`SourceRecord`](crate::source::SourceRecord) and
 //! back.
 
+mod admin_tokens;
+mod audit_log;
 mod migrations;
 mod row_codec;
 mod secrets;
@@ -27,6 +31,8 @@ use sqlx::AnyPool;
 use crate::database::Database;
 use crate::error::RegistryError;
 
+pub(crate) use self::admin_tokens::{AdminScope, AdminToken};
+pub(crate) use self::audit_log::AuditEvent;
 pub(crate) use self::secrets::SealedTable;
 pub(crate) use self::sources::{Inserted, UpdateWrites};
 pub(crate) use self::tokens::TokenRow;
