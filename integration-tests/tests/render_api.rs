@@ -4,6 +4,9 @@
 //! a shared cache entry with the HTTP gateway, a ~30 MB derivative streamed
 //! in chunks, Describe's URL served over HTTP, each refusal with its
 //! `ErrorInfo` reason, and the API-key matrix (keys made in the registry).
+//! RenderSet's derivatives from one S3 read and one decode, sharing cache
+//! entries with Render and HTTP; RenderBytes on a streamed original, its
+//! refusals, and nothing cached.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -13,8 +16,9 @@ use imgmesh_integration_tests::process::ChildProcess;
 use imgmesh_integration_tests::{BASE_DOMAIN, HttpResponse, Mesh, MeshOptions, S3_SECRET_KEY};
 use imgmesh_proto::image::v1::image_service_client::ImageServiceClient;
 use imgmesh_proto::image::v1::{
-    CacheStatus, DescribeRequest, DescribeResponse, ImageTarget, RenderMetadata, RenderRequest,
-    image_target, render_response,
+    CacheStatus, DescribeRequest, DescribeResponse, ImageTarget, RenderBytesParams,
+    RenderBytesRequest, RenderMetadata, RenderRequest, RenderSetRequest, image_target,
+    render_bytes_request, render_bytes_response, render_response, render_set_response,
 };
 use imgmesh_proto::registry::v1 as registry;
 use imgmesh_proto::registry::v1::source_registry_service_client::SourceRegistryServiceClient;
@@ -105,9 +109,14 @@ async fn api_mesh() -> (Mesh, ChildProcess, SocketAddr, Client) {
 
 /// [`api_mesh`], with the gRPC listener's address too.
 async fn api_mesh_at() -> (Mesh, ChildProcess, SocketAddr, SocketAddr, Client) {
-    let mesh = Mesh::start(MeshOptions::default())
-        .await
-        .expect("mesh starts");
+    api_mesh_with(MeshOptions::default()).await
+}
+
+/// [`api_mesh_at`] on a mesh started with `options`.
+async fn api_mesh_with(
+    options: MeshOptions,
+) -> (Mesh, ChildProcess, SocketAddr, SocketAddr, Client) {
+    let mesh = Mesh::start(options).await.expect("mesh starts");
     mesh.put_object("quadrants.png", &fixtures::quadrants_png(200, 100).unwrap())
         .unwrap();
     mesh.create_source("demo", S3_SECRET_KEY, &[])
@@ -760,4 +769,271 @@ async fn api_listener_serves_health() {
         .await
         .expect_err("the renderer's service is not served here");
     assert_eq!(unknown.code(), tonic::Code::NotFound);
+}
+
+/// The derivatives of a RenderSet call, by variant: each one's metadata
+/// and bytes, asserting the stream's shape (per variant, in order, its
+/// metadata then chunks of at most 1 MiB).
+async fn render_set(
+    client: &mut Client,
+    target: ImageTarget,
+    variants: &[&str],
+) -> Result<Vec<(RenderMetadata, Vec<u8>)>, tonic::Status> {
+    let mut stream = client
+        .render_set(RenderSetRequest {
+            target: Some(target),
+            variants: variants.iter().map(|v| (*v).to_owned()).collect(),
+        })
+        .await?
+        .into_inner();
+    let mut derivatives: Vec<(RenderMetadata, Vec<u8>)> = Vec::new();
+    while let Some(message) = stream.message().await? {
+        match message.part.expect("a part") {
+            render_set_response::Part::Metadata(metadata) => {
+                assert_eq!(message.index as usize, derivatives.len(), "in order");
+                derivatives.push((metadata, Vec::new()));
+            }
+            render_set_response::Part::Chunk(chunk) => {
+                assert_eq!(
+                    message.index as usize + 1,
+                    derivatives.len(),
+                    "after its metadata"
+                );
+                assert!(!chunk.is_empty() && chunk.len() <= MAX_CHUNK);
+                derivatives.last_mut().unwrap().1.extend_from_slice(&chunk);
+            }
+        }
+    }
+    Ok(derivatives)
+}
+
+/// Streams `original` in 64 KiB chunks after `params` and collects the
+/// derivative's metadata and bytes.
+async fn render_bytes(
+    client: &mut Client,
+    params: &str,
+    original: Vec<u8>,
+) -> Result<(RenderMetadata, Vec<u8>), tonic::Status> {
+    let first = RenderBytesRequest {
+        part: Some(render_bytes_request::Part::Params(RenderBytesParams {
+            params: params.to_owned(),
+            accept: String::new(),
+        })),
+    };
+    let chunks: Vec<RenderBytesRequest> = original
+        .chunks(64 * 1024)
+        .map(|chunk| RenderBytesRequest {
+            part: Some(render_bytes_request::Part::Chunk(chunk.to_vec().into())),
+        })
+        .collect();
+    let messages = tokio_stream::iter(std::iter::once(first).chain(chunks));
+    let mut stream = client.render_bytes(messages).await?.into_inner();
+    let first = stream.message().await?.expect("a first message");
+    let Some(render_bytes_response::Part::Metadata(metadata)) = first.part else {
+        panic!("the first message is not metadata: {first:?}");
+    };
+    let mut bytes = Vec::new();
+    while let Some(message) = stream.message().await? {
+        let Some(render_bytes_response::Part::Chunk(chunk)) = message.part else {
+            panic!("a later message is not a chunk");
+        };
+        bytes.extend_from_slice(&chunk);
+    }
+    Ok((metadata, bytes))
+}
+
+/// A counter of `service` on the mesh.
+async fn counter(mesh: &Mesh, service: &str, name: &str) -> f64 {
+    mesh.metric(service, name, "")
+        .await
+        .expect("metric is exported")
+}
+
+/// RenderSet of eight widths reads the original from S3 once and decodes it once, and returns eight right images (sizes, formats, colours); a second set is all hits, and each derivative is the entry Render and HTTP serve.
+#[tokio::test]
+async fn render_set_fetches_and_decodes_once() {
+    let (mesh, _gateway, http, mut client) = api_mesh().await;
+    mesh.put_object("wide.png", &fixtures::quadrants_png(800, 400).unwrap())
+        .unwrap();
+    let variants = [
+        "w=100",
+        "w=200",
+        "w=300",
+        "w=400",
+        "w=500",
+        "w=600",
+        "w=700",
+        "w=800&fm=webp",
+    ];
+    let gets = counter(&mesh, "fetcher", "imgmesh_s3_requests_total").await;
+    let decodes = counter(&mesh, "renderer", "imgmesh_originals_decoded_total").await;
+
+    let set = render_set(&mut client, target("demo", "wide.png", "fm=png"), &variants)
+        .await
+        .expect("render set succeeds");
+
+    let s3_reads = counter(&mesh, "fetcher", "imgmesh_s3_requests_total").await - gets;
+    let decoded = counter(&mesh, "renderer", "imgmesh_originals_decoded_total").await - decodes;
+    assert_eq!((s3_reads, decoded), (1.0, 1.0), "one S3 read, one decode");
+    assert_eq!(set.len(), 8);
+    for (i, (metadata, bytes)) in set.iter().enumerate() {
+        let width = 100 * (i as i32 + 1);
+        let (format, content_type) = if i == 7 {
+            (Format::Webp, "image/webp")
+        } else {
+            (Format::Png, "image/png")
+        };
+        fixtures::expect_image(bytes, format, width, width / 2).unwrap();
+        assert_eq!(metadata.content_type, content_type);
+        assert_eq!(
+            (metadata.width as i32, metadata.height as i32),
+            (width, width / 2)
+        );
+        assert_eq!(metadata.size, bytes.len() as u64);
+        assert_eq!(metadata.cache_status(), CacheStatus::Miss);
+        let (x, y) = (width / 10, width / 20);
+        assert_close(
+            &fixtures::pixel(bytes, x, y).unwrap(),
+            &[255.0, 0.0, 0.0],
+            &format!("w={width} top left red"),
+        );
+        assert_close(
+            &fixtures::pixel(bytes, width - x, width / 2 - y).unwrap(),
+            &[255.0, 255.0, 255.0],
+            &format!("w={width} bottom right white"),
+        );
+    }
+
+    // The same set again: every derivative from the cache, nothing decoded.
+    let again = render_set(&mut client, target("demo", "wide.png", "fm=png"), &variants)
+        .await
+        .expect("render set succeeds");
+    assert!(
+        again
+            .iter()
+            .all(|(metadata, _)| metadata.cache_status() == CacheStatus::Hit)
+    );
+    let decoded = counter(&mesh, "renderer", "imgmesh_originals_decoded_total").await - decodes;
+    assert_eq!(decoded, 1.0, "hits decode nothing");
+    // Render and HTTP answer the set's entries: same bytes, same ETag.
+    let (metadata, bytes, _) = render(&mut client, target("demo", "wide.png", "w=300&fm=png"))
+        .await
+        .expect("render succeeds");
+    assert_eq!(metadata.cache_status(), CacheStatus::Hit);
+    assert_eq!(metadata.etag, set[2].0.etag);
+    assert!(bytes == set[2].1, "Render serves the set's bytes");
+    let got = http_get(http, "demo", "/wide.png?fm=webp&w=800").await;
+    assert_eq!(got.status, 200, "{}", got.text());
+    assert_eq!(got.headers["x-imgmesh-cache"], "hit");
+    assert_eq!(got.headers["etag"], set[7].0.etag);
+}
+
+/// RenderSet refuses no variants, too many, a bad parameter value and a missing object, each with its reason, and a key without `render`.
+#[tokio::test]
+async fn render_set_refusals_carry_their_reason() {
+    let (mesh, _gateway, _http, grpc, mut client) = api_mesh_at().await;
+    let many = vec!["w=10"; 17];
+    for variants in [&[][..], &many[..], &["w=10", "txt64=@@@"][..]] {
+        let refused = render_set(&mut client, target("demo", "quadrants.png", ""), variants)
+            .await
+            .expect_err("refused");
+        assert_eq!(refused.code(), tonic::Code::InvalidArgument, "{refused:?}");
+        assert_eq!(reason(&refused).0, "INVALID_ARGUMENT");
+    }
+    let refused = render_set(&mut client, target("demo", "missing.png", ""), &["w=10"])
+        .await
+        .expect_err("refused");
+    assert_eq!(reason(&refused).0, "OBJECT_NOT_FOUND");
+    let (_, describe_only) = create_key(&mesh, &["describe"], &[]).await;
+    let mut describer = client_with_key(grpc, Some(&describe_only)).await;
+    let refused = render_set(
+        &mut describer,
+        target("demo", "quadrants.png", ""),
+        &["w=10"],
+    )
+    .await
+    .expect_err("refused");
+    assert_eq!(refused.code(), tonic::Code::PermissionDenied);
+    assert_eq!(reason(&refused).0, "API_KEY_FORBIDDEN");
+}
+
+/// RenderBytes renders a streamed original with pixel-right output and caches nothing; an over-limit stream, non-image bytes, a bad parameter, a missing params message and a key scoped to one Source are refused with their reasons.
+#[tokio::test]
+async fn render_bytes_renders_a_streamed_original() {
+    let options = MeshOptions {
+        renderer_args: vec!["--max-object-bytes=300000".to_owned()],
+        ..MeshOptions::default()
+    };
+    let (mesh, _gateway, _http, grpc, mut client) = api_mesh_with(options).await;
+    let keys_before = mesh.redis_dbsize().await.unwrap();
+    let original = fixtures::quadrants_png(200, 100).unwrap();
+    let (metadata, bytes) = render_bytes(&mut client, "w=50&fm=webp", original.clone())
+        .await
+        .expect("render bytes succeeds");
+    fixtures::expect_image(&bytes, Format::Webp, 50, 25).unwrap();
+    assert_close(
+        &fixtures::pixel(&bytes, 5, 5).unwrap(),
+        &[255.0, 0.0, 0.0],
+        "top left red",
+    );
+    assert_eq!(metadata.content_type, "image/webp");
+    assert_eq!((metadata.width, metadata.height), (50, 25));
+    assert_eq!(metadata.size, bytes.len() as u64);
+    assert_eq!(metadata.max_age_seconds, 0, "not cacheable");
+    assert_eq!(
+        mesh.redis_dbsize().await.unwrap(),
+        keys_before,
+        "nothing cached"
+    );
+
+    let too_large = fixtures::noise_jpeg(600, 600).unwrap();
+    assert!(too_large.len() > 300_000, "{} bytes", too_large.len());
+    let refused = render_bytes(&mut client, "w=50", too_large)
+        .await
+        .expect_err("over the limit");
+    assert_eq!(
+        refused.code(),
+        tonic::Code::ResourceExhausted,
+        "{refused:?}"
+    );
+    assert_eq!(reason(&refused).0, "INPUT_TOO_LARGE");
+
+    let text = b"this is not an image, just some words\n".repeat(100);
+    let refused = render_bytes(&mut client, "w=50", text)
+        .await
+        .expect_err("not an image");
+    assert_eq!(
+        refused.code(),
+        tonic::Code::FailedPrecondition,
+        "{refused:?}"
+    );
+    assert_eq!(reason(&refused).0, "UNSUPPORTED_INPUT");
+
+    let refused = render_bytes(&mut client, "txt64=@@@", original.clone())
+        .await
+        .expect_err("bad parameter");
+    assert_eq!(reason(&refused).0, "INVALID_ARGUMENT");
+
+    let chunk_first = RenderBytesRequest {
+        part: Some(render_bytes_request::Part::Chunk(original.clone().into())),
+    };
+    let refused = client
+        .render_bytes(tokio_stream::iter([chunk_first]))
+        .await
+        .expect_err("no params");
+    assert_eq!(reason(&refused).0, "INVALID_ARGUMENT");
+
+    let id = source_id(&mesh, "demo").await;
+    let (_, scoped) = create_key(&mesh, &["render"], &[&id]).await;
+    let mut scoped = client_with_key(grpc, Some(&scoped)).await;
+    let refused = render_bytes(&mut scoped, "w=50", original)
+        .await
+        .expect_err("scoped key");
+    assert_eq!(refused.code(), tonic::Code::PermissionDenied);
+    assert_eq!(reason(&refused).0, "API_KEY_FORBIDDEN");
+    assert_eq!(
+        mesh.redis_dbsize().await.unwrap(),
+        keys_before,
+        "nothing cached"
+    );
 }

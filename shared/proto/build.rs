@@ -34,6 +34,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .bytes(".imgmesh.image.v1.RenderBytesRequest.chunk")
         .bytes(".imgmesh.image.v1.RenderBytesResponse.chunk")
         .bytes(".imgmesh.renderer.v1.RenderBytesRequest.chunk")
+        // A plan is large beside a chunk; boxed, every message stays small.
+        .boxed(".imgmesh.renderer.v1.RenderBytesRequest.part.plan")
         .compile_fds(descriptors)?;
     Ok(())
 }

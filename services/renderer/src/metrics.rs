@@ -239,6 +239,11 @@ impl RendererMetrics {
         self.originals_decoded.inc();
     }
 
+    /// Originals decoded so far by this process.
+    pub fn originals_decoded(&self) -> u64 {
+        self.originals_decoded.get()
+    }
+
     /// One render refused or stopped as too expensive, for `reason`
     /// (frames, pixels, time).
     pub fn render_stopped(&self, reason: &'static str) {

@@ -316,7 +316,9 @@ impl ImageService for ImageApi {
         let accept = Some(params.accept.as_str()).filter(|accept| !accept.is_empty());
         let parsed = parse_render_plan("", &params.params, accept).map_err(GatewayError::from)?;
         let plan = renderer::RenderBytesRequest {
-            part: Some(renderer::render_bytes_request::Part::Plan(parsed.plan)),
+            part: Some(renderer::render_bytes_request::Part::Plan(Box::new(
+                parsed.plan,
+            ))),
         };
         // The caller's chunks, relayed as they come; a caller that fails
         // or cancels ends the relay. A second params message is passed on
@@ -326,7 +328,7 @@ impl ImageService for ImageApi {
                 Some(render_bytes_request::Part::Chunk(chunk)) => {
                     renderer::render_bytes_request::Part::Chunk(chunk)
                 }
-                _ => renderer::render_bytes_request::Part::Plan(Default::default()),
+                _ => renderer::render_bytes_request::Part::Plan(Box::default()),
             };
             renderer::RenderBytesRequest { part: Some(part) }
         });

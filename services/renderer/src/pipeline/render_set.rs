@@ -1,10 +1,11 @@
 //! Many derivatives of one original with one decode: a srcset.
 //!
 //! The original is checked once. Every plan whose layout resizes the whole
-//! upright original (no `trim`, `rect` or crop that cuts it; one frame; the
-//! same orientation and colour handling) joins a *shared* group: the
-//! largest of the group is loaded once with shrink-on-load, as a single
-//! [`render`](super::render) would load it, and kept in memory; every
+//! upright original (no `trim`, `rect` or crop that cuts it; one frame;
+//! the same orientation and colour handling as the largest) joins a
+//! *shared* group: the largest of the group is loaded once with
+//! shrink-on-load, as a single [`render`](super::render) would load it,
+//! and kept in memory; every
 //! smaller one is resized from that copy with `thumbnail_image` instead of
 //! decoding the original again, then gets its effects and encoding as
 //! usual. A plan that cannot share (it cuts the original, animates, or is
@@ -57,9 +58,13 @@ pub fn render_set(
     // The largest first: it is the one decoded, the others are resized
     // from it when they fit inside it on both sides.
     shared.sort_by_key(|member| std::cmp::Reverse(area(member.layout.resize)));
-    let base = shared.first().map(|largest| largest.layout.resize);
+    let base = shared
+        .first()
+        .map(|largest| (largest.layout.resize, largest.options));
     shared.retain(|member| {
-        base.is_some_and(|(w, h)| member.layout.resize.0 <= w && member.layout.resize.1 <= h)
+        base.is_some_and(|((w, h), options)| {
+            member.layout.resize.0 <= w && member.layout.resize.1 <= h && member.options == options
+        })
     });
 
     let mut derivatives: Vec<Option<Derivative>> = vec![None; plans.len()];
@@ -120,26 +125,23 @@ struct Member<'p> {
 impl<'p> Member<'p> {
     /// `plan` as a member of the shared group, or `None` when it must be
     /// rendered on its own: JSON, `trim`, an animation or a chosen frame,
-    /// an orientation or colour handling other than the default, or a
-    /// layout that cuts the original.
+    /// or a layout that cuts the original. (Members load the original
+    /// alike only when their orientation and colour handling match the
+    /// largest's; see [`render_set`].)
     fn of(
         index: usize,
         plan: &'p ResolvedPlan,
         original: &CheckedOriginal<'_>,
         limits: &RenderLimits,
     ) -> Result<Option<Member<'p>>, RenderError> {
-        if plan.format() == OutputFormat::Json
-            || plan.canonical().trim.is_some()
-            || plan.orientation().is_some()
-            || plan.keeps_color_space()
-        {
+        if plan.format() == OutputFormat::Json || plan.canonical().trim.is_some() {
             return Ok(None);
         }
         let format = encoding::encode_options(plan, original).format;
         let options = LoadOptions {
             pages: original.pages(plan, format, limits)?,
             orientation: original.orientation(plan),
-            keep_color_space: false,
+            keep_color_space: plan.keeps_color_space(),
         };
         if options.pages != Pages::One(0) {
             return Ok(None);
@@ -223,7 +225,10 @@ mod tests {
         ];
         let plans: Vec<_> = queries.iter().map(|query| plan(query)).collect();
         let limits = RenderLimits::default();
+        // nextest runs each test in its own process: the counter is ours.
+        let before = METRICS.originals_decoded();
         let set = render_set(&original, &plans, &limits).unwrap();
+        assert_eq!(METRICS.originals_decoded() - before, 1, "one decode");
         assert_eq!(set.len(), 8);
         for ((derivative, plan), query) in set.iter().zip(&plans).zip(queries) {
             let single = crate::pipeline::render(
@@ -253,7 +258,9 @@ mod tests {
     fn a_cropping_plan_is_rendered_on_its_own() {
         let original = test_images::jpeg(400, 300);
         let plans = [plan("w=100"), plan("w=50&h=50&fit=crop"), plan("w=200")];
+        let before = METRICS.originals_decoded();
         let set = render_set(&original, &plans, &RenderLimits::default()).unwrap();
+        assert_eq!(METRICS.originals_decoded() - before, 2, "shared + cropped");
         let sizes: Vec<_> = set.iter().map(|d| (d.width, d.height)).collect();
         assert_eq!(sizes, [(100, 75), (50, 50), (200, 150)]);
     }
