@@ -717,6 +717,21 @@ async fn walk_through(mesh: &Mesh, browser: &mut Browser) -> anyhow::Result<()> 
         "red quadrant: {corner:?}"
     );
     browser.check_page("assets-listed").await?;
+    // An object of the listing opens in the sandbox with its path, and the
+    // sandbox links back to the listing to browse.
+    browser
+        .type_into("#objects a[href$='photos%2Fquad.png']", ENTER)
+        .await?;
+    browser.wait_for_path_suffix("/sandbox").await?;
+    assert_eq!(
+        browser
+            .script("return document.getElementById('sandbox-path').value;")
+            .await?,
+        "photos/quad.png"
+    );
+    browser.wait_for_text("#sandbox-size").await?;
+    browser.click("#sandbox-browse").await?;
+    browser.wait_for_path_suffix("/assets").await?;
     browser
         .goto(&format!("{admin}{shop_page}/assets?per_page=2"))
         .await?;

@@ -354,7 +354,9 @@ pub(super) async fn sandbox(
     }
     let main = format!(
         "<h1>Image sandbox: {name}</h1>\
-         <p><a href=\"/ui/sources/{id}\">Back to the Source</a></p>{form}{result}",
+         <p><a href=\"/ui/sources/{id}\">Back to the Source</a> · \
+         <a href=\"/ui/sources/{id}/assets\" id=\"sandbox-browse\">Browse the Source's \
+         objects</a> (each opens here)</p>{form}{result}",
         name = escape(&source.name),
         id = escape(&url_component(&source.id)),
         form = controls(&source, &request),
