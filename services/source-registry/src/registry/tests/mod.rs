@@ -3,6 +3,7 @@
 
 mod crud;
 mod deploys;
+mod listing;
 mod opening;
 mod routing;
 mod secrets;
