@@ -1,12 +1,18 @@
 //! Who may use the admin listener, and the state every admin handler and
 //! dashboard page acts through.
 //!
-//! [`AdminApi`] holds the admin token (as a SHA-256 digest compared in
-//! constant time), the per-address count of wrong tokens (see
-//! [`super::auth_limit`]), and the registry and renderer clients. The JSON
-//! API checks the token on every request with [`authenticate`]; the
-//! dashboard checks the token typed into its login form with
-//! [`AdminApi::check_credential`], which counts toward the same limit.
+//! [`AdminApi`] holds the bootstrap admin token of `--admin-token-file` (as
+//! a SHA-256 digest compared in constant time), the per-address count of
+//! wrong tokens (see [`super::auth_limit`]), and the registry and renderer
+//! clients. A presented token is the bootstrap token (the full admin named
+//! `bootstrap`) or a named, scoped admin token (`imat_…`) the registry
+//! knows, live and unexpired ([`AdminApi::credential`]; asked on every
+//! request, so a revocation takes effect at once). The JSON API checks the
+//! token on every request with [`authenticate`], then the credential's
+//! scope ([`super::scope`]), then records the change in the audit log
+//! ([`super::audit`]); the dashboard checks the token typed into its login
+//! form with [`AdminApi::check_credential`], which counts toward the same
+//! limit.
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -27,8 +33,12 @@ use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq as _;
 use tracing::Instrument as _;
 
+use imgmesh_proto::registry::v1::{AdminScope, AuthenticateAdminTokenRequest};
+
 use super::error::AdminError;
-use super::{auth_limit, body_timeout};
+use super::registry_call::{call, timed};
+use super::scope::{self, AdminCredential, Scope};
+use super::{audit, auth_limit, body_timeout};
 use crate::metrics::METRICS;
 use crate::upstream::TracedChannel;
 
@@ -102,10 +112,43 @@ impl AdminApi {
         self
     }
 
-    /// Whether `presented` is the admin token, in constant time.
+    /// Whether `presented` is the bootstrap admin token, in constant time.
     fn accepts(&self, presented: &str) -> bool {
         let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
         bool::from(digest.ct_eq(&self.token_digest))
+    }
+
+    /// The credential `presented` is: the bootstrap token, or a live admin
+    /// token the registry knows; `None` for anything else. Fails (503) only
+    /// when the registry cannot say.
+    pub(crate) async fn credential(
+        &self,
+        presented: &str,
+    ) -> Result<Option<AdminCredential>, AdminError> {
+        if self.accepts(presented) {
+            return Ok(Some(AdminCredential::bootstrap()));
+        }
+        if !presented.starts_with(ADMIN_TOKEN_PREFIX) {
+            return Ok(None);
+        }
+        let response = call(self.registry().authenticate_admin_token(timed(
+            AuthenticateAdminTokenRequest {
+                secret: presented.to_owned(),
+            },
+        )))
+        .await?;
+        Ok(response.admin_token.and_then(|token| {
+            let scope = match token.scope() {
+                AdminScope::ReadOnly => Scope::ReadOnly,
+                AdminScope::SourceAdmin => Scope::SourceAdmin(token.source_ids),
+                AdminScope::FullAdmin => Scope::FullAdmin,
+                AdminScope::Unspecified => return None,
+            };
+            Some(AdminCredential {
+                name: token.name,
+                scope,
+            })
+        }))
     }
 
     /// A client of the source registry, with trace context on every call.
@@ -122,24 +165,33 @@ impl AdminApi {
     /// Checks an admin credential typed into the dashboard's login form by
     /// `client`: a wrong one counts toward the address's limit exactly like
     /// a wrong bearer token, and a blocked address is refused even with
-    /// the right one.
-    pub(crate) fn check_credential(
+    /// the right one. The dashboard's pages act with the full powers of
+    /// the admin API, so a credential with a narrower scope is refused
+    /// (403) here; those use the JSON API, which enforces their scope.
+    pub(crate) async fn check_credential(
         &self,
         client: IpAddr,
         presented: &str,
-    ) -> Result<(), AdminError> {
+    ) -> Result<AdminCredential, AdminError> {
         let now = Instant::now();
         if let Some(wait) = self.auth_failures.blocked_for(client, now) {
             METRICS.admin_auth_refused("rate_limited");
             let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
             return Err(AdminError::too_many_wrong_tokens(seconds));
         }
-        if self.accepts(presented) {
-            return Ok(());
+        match self.credential(presented).await? {
+            Some(credential) if credential.is_full_admin() => Ok(credential),
+            Some(credential) => Err(AdminError::forbidden(format!(
+                "admin token {:?} is not a full admin; the dashboard needs one \
+                 (scoped tokens use the admin API)",
+                credential.name
+            ))),
+            None => {
+                self.auth_failures.record_failure(client, now);
+                METRICS.admin_auth_refused("invalid_token");
+                Err(AdminError::unauthenticated())
+            }
         }
-        self.auth_failures.record_failure(client, now);
-        METRICS.admin_auth_refused("invalid_token");
-        Err(AdminError::unauthenticated())
     }
 }
 
@@ -149,10 +201,11 @@ impl fmt::Debug for AdminApi {
     }
 }
 
-/// Opens the request's span and refuses it with 401 unless it carries the
-/// admin token as `Authorization: Bearer …`, or with 429 while its client
-/// address is blocked for presenting too many wrong tokens; every answer
-/// names the span's trace in `traceresponse`.
+/// Opens the request's span and refuses it with 401 unless it carries an
+/// admin credential as `Authorization: Bearer …`, with 429 while its client
+/// address is blocked for presenting too many wrong tokens, or with 403
+/// when the credential's scope does not allow it; records every change in
+/// the audit log; every answer names the span's trace in `traceresponse`.
 pub(super) async fn authenticate(
     State(admin): State<AdminApi>,
     request: Request,
@@ -166,13 +219,15 @@ pub(super) async fn authenticate(
         http.request.method = %method,
         url.path = %request.uri().path(),
         http.response.status_code = tracing::field::Empty,
+        admin.credential = tracing::field::Empty,
     );
     imgmesh_telemetry::continue_trace(&span, request.headers());
     let presented = request
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
-        .and_then(bearer_token);
+        .and_then(bearer_token)
+        .map(str::to_owned);
     // Requests without a peer address (only in-process tests) share one.
     let client = request
         .extensions()
@@ -184,24 +239,67 @@ pub(super) async fn authenticate(
     let mut response = if let Some(wait) = admin.auth_failures.blocked_for(client, now) {
         METRICS.admin_auth_refused("rate_limited");
         span.in_scope(|| rate_limited(wait))
-    } else if presented.is_some_and(|token| admin.accepts(token)) {
-        let timeout = admin.body_read_timeout;
-        let request =
-            request.map(|body| Body::new(body_timeout::IdleTimeoutBody::new(body, timeout)));
-        next.run(request).instrument(span.clone()).await
     } else {
-        if presented.is_some() {
-            admin.auth_failures.record_failure(client, now);
-            METRICS.admin_auth_refused("invalid_token");
-        } else {
-            METRICS.admin_auth_refused("missing_token");
+        let credential = match &presented {
+            Some(token) => admin.credential(token).instrument(span.clone()).await,
+            None => Ok(None),
+        };
+        match credential {
+            Ok(Some(credential)) => {
+                authorized(&admin, credential, request, next)
+                    .instrument(span.clone())
+                    .await
+            }
+            Ok(None) => {
+                if presented.is_some() {
+                    admin.auth_failures.record_failure(client, now);
+                    METRICS.admin_auth_refused("invalid_token");
+                } else {
+                    METRICS.admin_auth_refused("missing_token");
+                }
+                span.in_scope(|| AdminError::unauthenticated().into_response())
+            }
+            // The registry could not say whose token it is: not a wrong
+            // token, so not counted.
+            Err(unavailable) => span.in_scope(|| unavailable.into_response()),
         }
-        span.in_scope(|| AdminError::unauthenticated().into_response())
     };
     span.record("http.response.status_code", response.status().as_u16());
     crate::trace_response::name_trace(&span, &mut response);
     response
 }
+
+/// Runs an authenticated request: its scope checked, the handler run with
+/// the credential in the request's extensions, and the change audited.
+async fn authorized(
+    admin: &AdminApi,
+    credential: AdminCredential,
+    request: Request,
+    next: Next,
+) -> Response {
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let query = request.uri().query().map(str::to_owned);
+    tracing::Span::current().record("admin.credential", credential.name.as_str());
+    let (response, resolved) =
+        match scope::authorize(admin, &credential, &method, &path, query.as_deref()).await {
+            Err(refused) => (refused.into_response(), None),
+            Ok(resolved) => {
+                let timeout = admin.body_read_timeout;
+                let mut request = request
+                    .map(|body| Body::new(body_timeout::IdleTimeoutBody::new(body, timeout)));
+                request.extensions_mut().insert(credential.clone());
+                (next.run(request).await, resolved)
+            }
+        };
+    let outcome = audit::Outcome::of(&response);
+    audit::record(admin, &credential, &method, &path, resolved, outcome).await;
+    response
+}
+
+/// The prefix of the registry's named admin tokens; other tokens are not
+/// worth a registry call.
+const ADMIN_TOKEN_PREFIX: &str = "imat_";
 
 /// 429 with `Retry-After` (whole seconds, rounded up) for a blocked address.
 fn rate_limited(wait: Duration) -> Response {

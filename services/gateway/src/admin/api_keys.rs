@@ -11,6 +11,7 @@ use imgmesh_proto::registry::v1::{
 };
 
 use super::access::AdminApi;
+use super::audit;
 use super::registry_call::{call, timed};
 use super::{AdminError, json_response, read_json_body};
 
@@ -41,7 +42,14 @@ pub(super) async fn create(
     let key = response.api_key.ok_or_else(no_key)?;
     let mut json = key_json(&key);
     json["key"] = serde_json::Value::String(response.secret);
-    Ok(json_response(StatusCode::CREATED, &json))
+    Ok(audit::noted(
+        json_response(StatusCode::CREATED, &json),
+        audit::AuditNote {
+            fields: audit::body_field_names(&body),
+            target_id: Some(key.id),
+            ..audit::AuditNote::default()
+        },
+    ))
 }
 
 /// `GET /v1/api-keys`: every key, revoked ones included, without secrets.
@@ -69,8 +77,11 @@ pub(super) async fn revoke(
     Ok(json_response(StatusCode::OK, &key_json(&key)))
 }
 
-/// The array of strings at `field`; `None` when it is absent or null.
-fn strings(value: &serde_json::Value, field: &str) -> Result<Option<Vec<String>>, AdminError> {
+/// The array of strings at `field` (also read by `admin_tokens`); `None` when it is absent or null.
+pub(super) fn strings(
+    value: &serde_json::Value,
+    field: &str,
+) -> Result<Option<Vec<String>>, AdminError> {
     match value.get(field) {
         None | Some(serde_json::Value::Null) => Ok(None),
         Some(serde_json::Value::Array(items)) => items

@@ -54,6 +54,16 @@ impl AdminError {
         }
     }
 
+    /// 403: the credential is valid but its scope does not allow this.
+    pub(crate) fn forbidden(message: impl Into<String>) -> AdminError {
+        AdminError {
+            status: StatusCode::FORBIDDEN,
+            code: "FORBIDDEN",
+            message: message.into(),
+            field: None,
+        }
+    }
+
     /// 404 for a path the admin API does not serve.
     pub(crate) fn no_such_route() -> AdminError {
         AdminError {
@@ -176,6 +186,10 @@ impl IntoResponse for AdminError {
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
+        // The audit log records the code a change was refused with.
+        response
+            .extensions_mut()
+            .insert(super::audit::ErrorCodeNote(self.code));
         response
     }
 }

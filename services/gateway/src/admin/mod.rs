@@ -2,8 +2,12 @@
 //! JSON over HTTP, on a listener of its own, for operators and their tools;
 //! and purging cached derivatives (one call to the renderer).
 //!
-//! Every request needs `Authorization: Bearer <admin token>` (compared in
-//! constant time); the API does not start without a configured token. An
+//! Every request needs `Authorization: Bearer <admin credential>`: the
+//! bootstrap token of `--admin-token-file` (compared in constant time; the
+//! API does not start without it) or a named, scoped admin token from the
+//! registry (see [`access`]); the credential's scope decides what it may
+//! do (see [`scope`]), and every change is recorded in the audit log with
+//! the credential's name (see [`audit`]). An
 //! address that presents ten wrong tokens within a minute is refused with
 //! 429 — even with the right token — until that minute is over (see
 //! [`access`] and [`auth_limit`]); a request body that stops arriving is a
@@ -16,20 +20,23 @@
 //! every endpoint.
 
 pub(crate) mod access;
+mod admin_tokens;
 mod api_keys;
+pub(crate) mod audit;
 mod auth_limit;
 mod body_timeout;
 pub(crate) mod error;
 pub(crate) mod json;
 pub(crate) mod purge;
 pub(crate) mod registry_call;
+pub(crate) mod scope;
 pub(crate) mod upload;
 
-use axum::Router;
 use axum::body::Body;
 use axum::extract::{FromRequestParts, Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
+use axum::{Extension, Router};
 use http::{HeaderValue, StatusCode, header};
 use imgmesh_proto::registry::v1::{
     DeleteSourceRequest, DeploySourceRequest, GetSourceRequest, ListSourcesRequest,
@@ -37,8 +44,10 @@ use imgmesh_proto::registry::v1::{
 };
 
 use self::access::{AdminApi, authenticate};
+use self::audit::{AuditNote, body_field_names, noted};
 pub(crate) use self::error::AdminError;
 use self::registry_call::{call, required, timed};
+use self::scope::AdminCredential;
 
 /// Largest JSON body the admin API reads.
 const MAX_JSON_BODY_BYTES: usize = 1024 * 1024;
@@ -51,6 +60,15 @@ pub(crate) fn api_router(admin: AdminApi) -> Router {
     Router::new()
         .route("/v1/api-keys", get(api_keys::list).post(api_keys::create))
         .route("/v1/api-keys/{id}", axum::routing::delete(api_keys::revoke))
+        .route(
+            "/v1/admin-tokens",
+            get(admin_tokens::list).post(admin_tokens::create),
+        )
+        .route(
+            "/v1/admin-tokens/{id}",
+            axum::routing::delete(admin_tokens::revoke),
+        )
+        .route("/v1/audit", get(audit::list))
         .route("/v1/sources", get(list_sources).post(create_source))
         .route(
             "/v1/sources/{id_or_name}",
@@ -96,10 +114,18 @@ impl<S: Send + Sync> FromRequestParts<S> for SourceRef {
 
 // === handlers ===
 
-/// `GET /v1/sources`.
-async fn list_sources(State(admin): State<AdminApi>) -> Result<Response, AdminError> {
+/// `GET /v1/sources`: every Source the credential may see.
+async fn list_sources(
+    State(admin): State<AdminApi>,
+    Extension(credential): Extension<AdminCredential>,
+) -> Result<Response, AdminError> {
     let response = call(admin.registry().list_sources(timed(ListSourcesRequest {}))).await?;
-    let sources: Vec<_> = response.sources.iter().map(json::source_json).collect();
+    let sources: Vec<_> = response
+        .sources
+        .iter()
+        .filter(|source| credential.may_act_on(&source.id))
+        .map(json::source_json)
+        .collect();
     Ok(json_response(
         StatusCode::OK,
         &serde_json::json!({ "sources": sources }),
@@ -108,14 +134,22 @@ async fn list_sources(State(admin): State<AdminApi>) -> Result<Response, AdminEr
 
 /// `POST /v1/sources`: 201 with the Source and its `Location`.
 async fn create_source(State(admin): State<AdminApi>, body: Body) -> Result<Response, AdminError> {
-    let request = json::create_request(&read_json_body(body).await?)?;
+    let body = read_json_body(body).await?;
+    let request = json::create_request(&body)?;
     let response = call(admin.registry().create_source(timed(request))).await?;
     let source = required(response.source)?;
     let mut answer = source_response(StatusCode::CREATED, &source);
     if let Ok(location) = HeaderValue::from_str(&format!("/v1/sources/{}", source.id)) {
         answer.headers_mut().insert(header::LOCATION, location);
     }
-    Ok(answer)
+    Ok(noted(
+        answer,
+        AuditNote {
+            source_id: Some(source.id),
+            fields: body_field_names(&body),
+            ..AuditNote::default()
+        },
+    ))
 }
 
 /// `GET /v1/sources/{id_or_name}`.
@@ -139,8 +173,22 @@ async fn update_source(
     body: Body,
 ) -> Result<Response, AdminError> {
     let request = json::update_request(id_or_name, &read_json_body(body).await?)?;
+    // The update mask names the fields the body set (AIP-134 paths).
+    let fields = request
+        .update_mask
+        .as_ref()
+        .map(|mask| mask.paths.clone())
+        .unwrap_or_default();
     let response = call(admin.registry().update_source(timed(request))).await?;
-    Ok(source_response(StatusCode::OK, &required(response.source)?))
+    let source = required(response.source)?;
+    Ok(noted(
+        source_response(StatusCode::OK, &source),
+        AuditNote {
+            source_id: Some(source.id),
+            fields,
+            ..AuditNote::default()
+        },
+    ))
 }
 
 /// `DELETE /v1/sources/{id_or_name}`: 204.
@@ -172,9 +220,13 @@ async fn deploy_source(
             .deploy_source(timed(DeploySourceRequest { id_or_name })),
     )
     .await?;
-    Ok(source_response(
-        StatusCode::ACCEPTED,
-        &required(response.source)?,
+    let source = required(response.source)?;
+    Ok(noted(
+        source_response(StatusCode::ACCEPTED, &source),
+        AuditNote {
+            source_id: Some(source.id),
+            ..AuditNote::default()
+        },
     ))
 }
 
@@ -195,12 +247,19 @@ async fn rotate_token(
     )
     .await?;
     let source = required(response.source)?;
-    Ok(json_response(
-        StatusCode::OK,
-        &serde_json::json!({
-            "token": response.token,
-            "source": json::source_json(&source),
-        }),
+    Ok(noted(
+        json_response(
+            StatusCode::OK,
+            &serde_json::json!({
+                "token": response.token,
+                "source": json::source_json(&source),
+            }),
+        ),
+        AuditNote {
+            source_id: Some(source.id),
+            fields: vec!["grace_period_seconds".to_owned()],
+            ..AuditNote::default()
+        },
     ))
 }
 
@@ -257,6 +316,9 @@ mod tests {
         let routes: &[(&str, &[&str])] = &[
             ("/v1/api-keys", &["get", "post"]),
             ("/v1/api-keys/{id}", &["delete"]),
+            ("/v1/admin-tokens", &["get", "post"]),
+            ("/v1/admin-tokens/{id}", &["delete"]),
+            ("/v1/audit", &["get"]),
             ("/v1/sources", &["get", "post"]),
             ("/v1/sources/{id_or_name}", &["get", "patch", "delete"]),
             ("/v1/sources/{id_or_name}/deploy", &["post"]),
@@ -284,6 +346,7 @@ mod tests {
             "INVALID_ARGUMENT",
             "SOURCE_NOT_FOUND",
             "UNIMPLEMENTED",
+            "FORBIDDEN",
         ] {
             assert!(doc.contains(code), "{code} is not documented");
         }

@@ -67,13 +67,20 @@ pub(super) async fn purge(
         Target::Prefix(prefix) => ("prefix", serde_json::json!(prefix)),
         Target::All => ("all", serde_json::json!(true)),
     };
-    Ok(json_response(
-        StatusCode::OK,
-        &serde_json::json!({
-            "source_id": source.id,
-            "purged": { scope: value },
-            "generation": purged.generation,
-        }),
+    Ok(super::audit::noted(
+        json_response(
+            StatusCode::OK,
+            &serde_json::json!({
+                "source_id": source.id,
+                "purged": { scope: value },
+                "generation": purged.generation,
+            }),
+        ),
+        super::audit::AuditNote {
+            source_id: Some(source.id.clone()),
+            fields: vec![scope.to_owned()],
+            ..super::audit::AuditNote::default()
+        },
     ))
 }
 

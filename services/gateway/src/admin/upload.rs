@@ -3,8 +3,8 @@
 //! Source's prefix with the Source's upload credentials.
 //!
 //! The body is never held whole: each chunk the client sends becomes one
-//! stream message. If the client's body breaks off, the call is dropped
-//! (the registry sees a cancelled stream, not a short object).
+//! stream message. If the client's body breaks off, the stream ends with a
+//! message the registry refuses (it never stores a short object).
 
 use std::time::Duration;
 
@@ -99,7 +99,15 @@ pub(crate) async fn stream_upload(
     let pump = async move {
         let mut body = body;
         while let Some(frame) = body.frame().await {
-            let frame = frame.map_err(|error| body_error(&error))?;
+            let frame = match frame {
+                Ok(frame) => frame,
+                Err(error) => {
+                    // A message without a part: the registry refuses the
+                    // upload, so a short object is never stored.
+                    let _ = messages.send(UploadObjectRequest { part: None }).await;
+                    return Err(body_error(&error));
+                }
+            };
             let Ok(chunk) = frame.into_data() else {
                 continue;
             };
@@ -116,9 +124,14 @@ pub(crate) async fn stream_upload(
         }
         Ok::<(), AdminError>(())
     };
-    // Whichever fails first ends both: a broken body drops the call.
-    let ((), stored) = tokio::try_join!(pump, upload)?;
-    Ok(stored)
+    // Both run to their end: a refused call stops the pump (its sends
+    // fail), and a broken body ends the stream with a message the registry
+    // refuses. (Dropping the call instead could let the stream's clean end
+    // reach the registry before the cancellation: a short object.) The
+    // body's error is the one answered.
+    let (pumped, stored) = tokio::join!(pump, upload);
+    pumped?;
+    stored
 }
 
 /// The object key of an upload path `/v1/sources/{id_or_name}/objects/{key}`:

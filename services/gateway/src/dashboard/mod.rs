@@ -307,8 +307,8 @@ async fn login(
         info.0.ip()
     });
     let presented = form.get("token").unwrap_or_default().trim();
-    match dashboard.admin.check_credential(client, presented) {
-        Ok(()) => {
+    match dashboard.admin.check_credential(client, presented).await {
+        Ok(_full_admin) => {
             let session = dashboard.sessions.create(Instant::now());
             let secure = session::came_over_https(&headers);
             let mut response = see_other("/ui/sources");
@@ -328,6 +328,11 @@ async fn login(
                 "Too many wrong admin tokens from this address: {}.",
                 error.message()
             )),
+            &headers,
+        ),
+        Err(error) if error.status() == StatusCode::FORBIDDEN => login_form(
+            StatusCode::FORBIDDEN,
+            Some(&format!("{}.", error.message())),
             &headers,
         ),
         Err(_) => login_form(

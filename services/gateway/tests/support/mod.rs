@@ -432,10 +432,8 @@ impl SourceRegistryService for FakeRegistry {
     async fn create_admin_token(
         &self,
         _request: tonic::Request<imgmesh_proto::registry::v1::CreateAdminTokenRequest>,
-    ) -> Result<
-        tonic::Response<imgmesh_proto::registry::v1::CreateAdminTokenResponse>,
-        tonic::Status,
-    > {
+    ) -> Result<tonic::Response<imgmesh_proto::registry::v1::CreateAdminTokenResponse>, tonic::Status>
+    {
         Err(tonic::Status::unimplemented(
             "the fake registry keeps no admin tokens",
         ))
@@ -444,10 +442,8 @@ impl SourceRegistryService for FakeRegistry {
     async fn list_admin_tokens(
         &self,
         _request: tonic::Request<imgmesh_proto::registry::v1::ListAdminTokensRequest>,
-    ) -> Result<
-        tonic::Response<imgmesh_proto::registry::v1::ListAdminTokensResponse>,
-        tonic::Status,
-    > {
+    ) -> Result<tonic::Response<imgmesh_proto::registry::v1::ListAdminTokensResponse>, tonic::Status>
+    {
         Err(tonic::Status::unimplemented(
             "the fake registry keeps no admin tokens",
         ))
@@ -456,10 +452,8 @@ impl SourceRegistryService for FakeRegistry {
     async fn revoke_admin_token(
         &self,
         _request: tonic::Request<imgmesh_proto::registry::v1::RevokeAdminTokenRequest>,
-    ) -> Result<
-        tonic::Response<imgmesh_proto::registry::v1::RevokeAdminTokenResponse>,
-        tonic::Status,
-    > {
+    ) -> Result<tonic::Response<imgmesh_proto::registry::v1::RevokeAdminTokenResponse>, tonic::Status>
+    {
         Err(tonic::Status::unimplemented(
             "the fake registry keeps no admin tokens",
         ))
@@ -480,10 +474,8 @@ impl SourceRegistryService for FakeRegistry {
     async fn record_audit_event(
         &self,
         request: tonic::Request<imgmesh_proto::registry::v1::RecordAuditEventRequest>,
-    ) -> Result<
-        tonic::Response<imgmesh_proto::registry::v1::RecordAuditEventResponse>,
-        tonic::Status,
-    > {
+    ) -> Result<tonic::Response<imgmesh_proto::registry::v1::RecordAuditEventResponse>, tonic::Status>
+    {
         Ok(tonic::Response::new(
             imgmesh_proto::registry::v1::RecordAuditEventResponse {
                 event: request.into_inner().event,
@@ -494,10 +486,8 @@ impl SourceRegistryService for FakeRegistry {
     async fn list_audit_events(
         &self,
         _request: tonic::Request<imgmesh_proto::registry::v1::ListAuditEventsRequest>,
-    ) -> Result<
-        tonic::Response<imgmesh_proto::registry::v1::ListAuditEventsResponse>,
-        tonic::Status,
-    > {
+    ) -> Result<tonic::Response<imgmesh_proto::registry::v1::ListAuditEventsResponse>, tonic::Status>
+    {
         Ok(tonic::Response::new(
             imgmesh_proto::registry::v1::ListAuditEventsResponse { events: Vec::new() },
         ))
