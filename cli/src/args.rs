@@ -64,6 +64,11 @@ pub enum Command {
     /// Manage API keys of the public gRPC render API.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Manage the admin API's named, scoped credentials.
+    #[command(subcommand)]
+    AdminTokens(AdminTokensCommand),
+    /// Show the audit log of changes, newest first.
+    Audit(AuditArgs),
     /// Write a throwaway CA and a certificate per imgmesh identity (for
     /// `--tls-cert`/`--tls-key`/`--tls-ca`) into a directory; for
     /// development and tests only, never production.
@@ -178,6 +183,64 @@ pub struct KeysCreateArgs {
     /// A Source id the key may use (repeatable); none for every Source.
     #[arg(long = "source")]
     pub sources: Vec<String>,
+}
+
+/// `imgmesh admin-tokens …`.
+#[derive(Debug, Subcommand)]
+pub enum AdminTokensCommand {
+    /// Create an admin token; it is printed once, only its hash is stored.
+    Create(AdminTokensCreateArgs),
+    /// List every admin token, revoked and expired ones included, without
+    /// the tokens themselves.
+    List,
+    /// Revoke an admin token (the admin API refuses it from the next request).
+    Revoke {
+        /// Token id (adm_…).
+        id: String,
+    },
+}
+
+/// What an admin token may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum AdminScopeArg {
+    /// Read everything, change nothing.
+    ReadOnly,
+    /// Read and change only the Sources given with --source.
+    SourceAdmin,
+    /// Everything.
+    FullAdmin,
+}
+
+/// Flags of `imgmesh admin-tokens create`.
+#[derive(Debug, Args)]
+pub struct AdminTokensCreateArgs {
+    /// Who or what holds it; the audit log names changes by it.
+    #[arg(long)]
+    pub name: String,
+
+    /// What it may do.
+    #[arg(long, value_enum)]
+    pub scope: AdminScopeArg,
+
+    /// A Source id a source-admin token may act on (repeatable).
+    #[arg(long = "source")]
+    pub sources: Vec<String>,
+
+    /// Seconds from now until it stops working; never when left out.
+    #[arg(long)]
+    pub expires_in_seconds: Option<u64>,
+}
+
+/// Flags of `imgmesh audit`.
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// Only changes to this Source id.
+    #[arg(long)]
+    pub source: Option<String>,
+
+    /// Most events shown (at most 1000).
+    #[arg(long, default_value_t = 100)]
+    pub limit: u32,
 }
 
 /// `imgmesh sources …`.
@@ -504,6 +567,34 @@ mod tests {
         assert_eq!(missing.kind(), ErrorKind::MissingRequiredArgument);
         let cli = parse(&["keys", "revoke", "key_1"]).unwrap();
         assert!(matches!(cli.command, Command::Keys(KeysCommand::Revoke { id }) if id == "key_1"));
+    }
+
+    /// `admin-tokens create` takes a scope by name, repeats `--source` and
+    /// an optional expiry; `audit` takes a Source and a limit.
+    #[test]
+    fn admin_tokens_and_audit_flags() {
+        let cli = parse(&[
+            "admin-tokens",
+            "create",
+            "--name=shop team",
+            "--scope=source-admin",
+            "--source=src_a",
+            "--expires-in-seconds=3600",
+        ])
+        .unwrap();
+        let Command::AdminTokens(AdminTokensCommand::Create(args)) = cli.command else {
+            panic!("not admin-tokens create");
+        };
+        assert_eq!(args.scope, AdminScopeArg::SourceAdmin);
+        assert_eq!(args.sources, ["src_a"]);
+        assert_eq!(args.expires_in_seconds, Some(3600));
+        let bad = parse(&["admin-tokens", "create", "--name=x", "--scope=root"]).unwrap_err();
+        assert_eq!(bad.kind(), ErrorKind::InvalidValue);
+        let cli = parse(&["audit", "--source=src_a", "--limit=5"]).unwrap();
+        let Command::Audit(args) = cli.command else {
+            panic!("not audit");
+        };
+        assert_eq!((args.source.as_deref(), args.limit), (Some("src_a"), 5));
     }
 
     const CREATE: &[&str] = &[

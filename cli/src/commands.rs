@@ -35,6 +35,8 @@ pub async fn run(cli: &Cli) -> Result<String, CliError> {
         Command::Purge(args) => crate::purge::purge(cli, args).await,
         Command::Sources(command) => sources(cli, command).await,
         Command::Keys(command) => keys(cli, command).await,
+        Command::AdminTokens(command) => crate::admin_access::admin_tokens(cli, command).await,
+        Command::Audit(args) => crate::admin_access::audit(cli, args).await,
         Command::DevCerts(args) => dev_certs(cli, args),
     }
 }

@@ -1,11 +1,13 @@
 //! The imgmesh admin command line: create, list, show, change, deploy and
 //! remove Sources, rotate their secure URL tokens and upload objects, by
 //! talking gRPC to the source registry; purge cached derivatives through a
-//! renderer; and sign URLs (offline).
+//! renderer; manage API keys and the admin API's scoped tokens, and read
+//! the audit log; and sign URLs (offline).
 //!
 //! [`Cli`] is the parsed command line, [`run`] executes it and returns what
 //! to print; `main` only prints that or `error: <message>`.
 
+mod admin_access;
 mod args;
 mod commands;
 mod error;
