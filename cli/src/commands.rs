@@ -583,10 +583,11 @@ mod tests {
             }
         }
 
-        /// Runs `imgmesh --registry-url=<this> <args>`.
+        /// Runs `imgmesh --insecure-plaintext --registry-url=<this> <args>`
+        /// (the fake registry serves plaintext).
         async fn cli(&self, args: &[&str]) -> Result<String, CliError> {
             let url = format!("--registry-url={}", self.url);
-            let argv = ["imgmesh", url.as_str()]
+            let argv = ["imgmesh", "--insecure-plaintext", url.as_str()]
                 .into_iter()
                 .chain(args.iter().copied());
             run(&Cli::try_parse_from(argv).unwrap()).await
@@ -896,8 +897,15 @@ mod tests {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         drop(listener);
-        let cli =
-            Cli::try_parse_from(["imgmesh", "--registry-url", &url, "sources", "list"]).unwrap();
+        let cli = Cli::try_parse_from([
+            "imgmesh",
+            "--insecure-plaintext",
+            "--registry-url",
+            &url,
+            "sources",
+            "list",
+        ])
+        .unwrap();
         let error = run(&cli).await.unwrap_err();
         assert!(matches!(error, CliError::Unreachable { .. }), "{error:?}");
         assert!(
@@ -913,6 +921,7 @@ mod tests {
     async fn reports_an_invalid_registry_url() {
         let cli = Cli::try_parse_from([
             "imgmesh",
+            "--insecure-plaintext",
             "--registry-url=http://bad host",
             "sources",
             "list",

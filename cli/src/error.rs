@@ -20,6 +20,11 @@ pub enum CliError {
         reason: String,
     },
 
+    /// The TLS flags are missing (and `--insecure-plaintext` was not
+    /// given), incomplete, or name unusable files.
+    #[error("{0}")]
+    Transport(String),
+
     /// The registry could not be reached at all.
     #[error("cannot reach the registry at {url}: {message}")]
     Unreachable {

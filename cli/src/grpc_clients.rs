@@ -1,6 +1,6 @@
 //! The CLI's gRPC clients: the source registry at `--registry-url` and a
-//! renderer at `--renderer-url`, over mutual TLS when the TLS flags are
-//! given.
+//! renderer at `--renderer-url`, over mutual TLS with the operator's
+//! certificate (plaintext only with `--insecure-plaintext`).
 
 use imgmesh_proto::registry::v1::source_registry_service_client::SourceRegistryServiceClient;
 use imgmesh_proto::renderer::v1::renderer_service_client::RendererServiceClient;
@@ -13,11 +13,13 @@ use crate::error::CliError;
 pub(crate) fn registry_client(
     cli: &Cli,
 ) -> Result<SourceRegistryServiceClient<GrpcChannel>, CliError> {
-    let channel = transport(cli)
-        .and_then(|transport| imgmesh_runtime::grpc_channel_over(&cli.registry_url, &transport))
-        .map_err(|error| CliError::RegistryUrl {
-            url: cli.registry_url.clone(),
-            reason: format!("{error:#}"),
+    let transport = transport(cli)?;
+    let channel =
+        imgmesh_runtime::grpc_channel_over(&cli.registry_url, &transport).map_err(|error| {
+            CliError::RegistryUrl {
+                url: cli.registry_url.clone(),
+                reason: format!("{error:#}"),
+            }
         })?;
     Ok(SourceRegistryServiceClient::new(channel))
 }
@@ -27,22 +29,49 @@ pub(crate) fn renderer_client(
     cli: &Cli,
     renderer_url: &str,
 ) -> Result<RendererServiceClient<GrpcChannel>, CliError> {
-    let channel = transport(cli)
-        .and_then(|transport| imgmesh_runtime::grpc_channel_over(renderer_url, &transport))
-        .map_err(|error| CliError::RendererUnreachable {
-            url: renderer_url.to_owned(),
-            message: format!("{error:#}"),
+    let transport = transport(cli)?;
+    let channel =
+        imgmesh_runtime::grpc_channel_over(renderer_url, &transport).map_err(|error| {
+            CliError::RendererUnreachable {
+                url: renderer_url.to_owned(),
+                message: format!("{error:#}"),
+            }
         })?;
     Ok(RendererServiceClient::new(channel))
 }
 
-/// How the CLI dials: mutual TLS with the operator's certificate when the
-/// TLS flags are given, plaintext otherwise (a client, it opens no port;
-/// an mTLS registry refuses the plaintext connection).
-fn transport(cli: &Cli) -> anyhow::Result<imgmesh_runtime::Transport> {
-    let tls = &cli.tls;
-    if tls.tls_cert.is_none() && tls.tls_key.is_none() && tls.tls_ca.is_none() {
-        return Ok(imgmesh_runtime::Transport::Plaintext);
+/// How the CLI dials: mutual TLS with the operator's certificate, or
+/// plaintext only when `--insecure-plaintext` says so; with neither, an
+/// error naming the flags, worded as the services word it.
+fn transport(cli: &Cli) -> Result<imgmesh_runtime::Transport, CliError> {
+    cli.tls
+        .transport()
+        .map_err(|error| CliError::Transport(format!("{error:#}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser as _;
+
+    use super::*;
+
+    /// Without the TLS flags and without `--insecure-plaintext` the CLI
+    /// dials nothing and names the flags, as the services do; with
+    /// `--insecure-plaintext` it dials plaintext.
+    #[tokio::test]
+    async fn refuses_to_dial_without_certificates_or_the_insecure_flag() {
+        let cli = Cli::try_parse_from(["imgmesh", "sources", "list"]).unwrap();
+        let error = registry_client(&cli).unwrap_err();
+        assert!(matches!(error, CliError::Transport(_)), "{error:?}");
+        let message = error.to_string();
+        assert!(
+            message.contains("--tls-cert") && message.contains("--insecure-plaintext"),
+            "{message}"
+        );
+        assert!(renderer_client(&cli, "http://127.0.0.1:50053").is_err());
+
+        let plaintext =
+            Cli::try_parse_from(["imgmesh", "--insecure-plaintext", "sources", "list"]).unwrap();
+        assert!(registry_client(&plaintext).is_ok());
     }
-    tls.transport()
 }

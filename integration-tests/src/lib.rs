@@ -5,6 +5,12 @@
 //! binaries as separate processes on ephemeral loopback ports, each with its
 //! own temporary directory. Dropping the [`Mesh`] stops them all.
 //!
+//! Every internal hop speaks mutual TLS, as in production: each mesh makes
+//! a throwaway CA and a certificate per identity ([`MeshCerts`]), every
+//! service presents its own, and the CLI and the tests' own gRPC clients
+//! present the identity they act as ([`Mesh::cli`] is `cli`,
+//! [`Mesh::grpc_channel`] takes one).
+//!
 //! The service binaries must be built first (`cargo build --workspace`, which
 //! `make test` does); they are found next to the test executable.
 
@@ -20,6 +26,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
+use imgmesh_runtime::mesh_tls::MeshTls;
+use imgmesh_runtime::{GrpcChannel, Transport};
 
 pub use crate::http_client::{HttpResponse, get, request_with_body};
 pub use crate::otlp_receiver::OtlpReceiver;
@@ -58,12 +66,79 @@ pub struct MeshOptions {
     pub postgres: bool,
 }
 
+/// A mesh's throwaway PKI: a CA and, for every imgmesh identity
+/// (`gateway`, `renderer`, `fetcher`, `source-registry`, `cli`), a
+/// certificate with its `spiffe://imgmesh/<identity>` URI and the SANs
+/// `localhost` and `127.0.0.1`, written by `imgmesh_runtime::dev_certs`.
+#[derive(Debug, Clone)]
+pub struct MeshCerts {
+    dir: PathBuf,
+}
+
+// === impl MeshCerts ===
+
+impl MeshCerts {
+    /// Writes a fresh CA and a certificate per identity into `dir`.
+    pub fn write(dir: &Path) -> anyhow::Result<MeshCerts> {
+        imgmesh_runtime::dev_certs::write_mesh(dir)?;
+        Ok(MeshCerts {
+            dir: dir.to_owned(),
+        })
+    }
+
+    /// The CA certificate (`--tls-ca`).
+    pub fn ca(&self) -> PathBuf {
+        self.dir.join("ca.pem")
+    }
+
+    /// `identity`'s certificate and key (`--tls-cert`, `--tls-key`).
+    pub fn identity(&self, identity: &str) -> (PathBuf, PathBuf) {
+        (
+            self.dir.join(format!("{identity}.pem")),
+            self.dir.join(format!("{identity}-key.pem")),
+        )
+    }
+
+    /// `--tls-cert`, `--tls-key` and `--tls-ca` for `identity`.
+    pub fn tls_args(&self, identity: &str) -> Vec<String> {
+        let (cert, key) = self.identity(identity);
+        vec![
+            format!("--tls-cert={}", cert.display()),
+            format!("--tls-key={}", key.display()),
+            format!("--tls-ca={}", self.ca().display()),
+        ]
+    }
+
+    /// `IMGMESH_TLS_CERT`, `IMGMESH_TLS_KEY` and `IMGMESH_TLS_CA` for
+    /// `identity`, for a service process's environment.
+    pub fn tls_env(&self, identity: &str) -> Vec<(String, String)> {
+        let (cert, key) = self.identity(identity);
+        [
+            ("IMGMESH_TLS_CERT", cert),
+            ("IMGMESH_TLS_KEY", key),
+            ("IMGMESH_TLS_CA", self.ca()),
+        ]
+        .into_iter()
+        .map(|(var, path)| (var.to_owned(), path.display().to_string()))
+        .collect()
+    }
+
+    /// A client transport presenting `identity`'s certificate and trusting
+    /// the mesh CA.
+    pub fn transport(&self, identity: &str) -> anyhow::Result<Transport> {
+        let (cert, key) = self.identity(identity);
+        Ok(Transport::Mtls(MeshTls::load(&cert, &key, &self.ca())?))
+    }
+}
+
 /// A running mesh: Redis, S3 and the four services.
 #[derive(Debug)]
 pub struct Mesh {
-    /// Temporary directory holding the registry database, the master key
-    /// and the services' logs.
+    /// Temporary directory holding the registry database, the master key,
+    /// the certificates (`certs/`) and the services' logs.
     pub dir: tempfile::TempDir,
+    /// The mesh's CA and every identity's certificate.
+    pub certs: MeshCerts,
     /// The Redis server.
     pub redis: RedisServer,
     /// The registry's `--database…` flag.
@@ -120,6 +195,7 @@ impl Mesh {
         let dir = tempfile::Builder::new().prefix("imgmesh-it-").tempdir()?;
         let logs = dir.path().join("logs");
         std::fs::create_dir_all(&logs)?;
+        let certs = MeshCerts::write(&dir.path().join("certs"))?;
 
         let redis = RedisServer::start().await;
         let redis_cluster = if options.redis_cluster {
@@ -149,7 +225,7 @@ impl Mesh {
         );
         let mut registry = ChildProcess::spawn(
             "source-registry",
-            service_command("imgmesh-source-registry", &env)?
+            service_command("imgmesh-source-registry", &env, &certs)?
                 .arg("--listen=127.0.0.1:0")
                 .arg(&registry_database)
                 .arg(format!("--master-key-file={}", master_key.display())),
@@ -163,7 +239,7 @@ impl Mesh {
 
         let mut fetcher = ChildProcess::spawn(
             "fetcher",
-            service_command("imgmesh-fetcher", &env)?
+            service_command("imgmesh-fetcher", &env, &certs)?
                 .arg("--listen=127.0.0.1:0")
                 .arg(format!("--registry-url={registry_credentials_url}"))
                 .args(&options.fetcher_args),
@@ -174,7 +250,7 @@ impl Mesh {
 
         let mut renderer = ChildProcess::spawn(
             "renderer",
-            service_command("imgmesh-renderer", &env)?
+            service_command("imgmesh-renderer", &env, &certs)?
                 .arg("--listen=127.0.0.1:0")
                 .arg(format!("--fetcher-url=http://{fetcher_addr}"))
                 .arg(format!("--redis-url={redis_url}"))
@@ -189,7 +265,7 @@ impl Mesh {
 
         let mut gateway = ChildProcess::spawn(
             "gateway",
-            service_command("imgmesh-gateway", &env)?
+            service_command("imgmesh-gateway", &env, &certs)?
                 .arg("--listen=127.0.0.1:0")
                 .arg("--ops-listen=127.0.0.1:0")
                 .arg(format!("--registry-url={registry_url}"))
@@ -208,6 +284,7 @@ impl Mesh {
 
         let mesh = Mesh {
             dir,
+            certs,
             redis,
             redis_cluster,
             redis_url,
@@ -304,16 +381,25 @@ impl Mesh {
         })
     }
 
-    /// Runs the `imgmesh` admin CLI with `--json` and returns its raw output.
+    /// Runs the `imgmesh` admin CLI with `--json`, as the operator's `cli`
+    /// identity, and returns its raw output.
     pub async fn cli(&self, args: &[&str]) -> anyhow::Result<std::process::Output> {
         let mut command = tokio::process::Command::new(binary_path("imgmesh")?);
         command
             .arg(format!("--registry-url={}", self.registry_url))
+            .args(self.certs.tls_args("cli"))
             .arg("--json")
             .args(args)
             .env_remove("IMGMESH_SECRET_ACCESS_KEY")
             .env_remove("IMGMESH_UPLOAD_SECRET_ACCESS_KEY");
         Ok(command.output().await?)
+    }
+
+    /// A gRPC channel to `url` (one of the mesh's gRPC URLs, or a list)
+    /// over mutual TLS, presenting `identity`'s certificate: what a peer of
+    /// that identity may call, the policy decides.
+    pub fn grpc_channel(&self, url: &str, identity: &str) -> anyhow::Result<GrpcChannel> {
+        imgmesh_runtime::grpc_channel_over(url, &self.certs.transport(identity)?)
     }
 
     /// Creates a Source named `name` (subdomain = name) on [`BUCKET`] with the
@@ -478,11 +564,15 @@ impl Mesh {
         let logs = self.dir.path().join("logs");
         let mut renderer = ChildProcess::spawn(
             "renderer-2",
-            service_command("imgmesh-renderer", &service_env(&MeshOptions::default()))?
-                .arg(format!("--listen={listen}"))
-                .arg(format!("--fetcher-url={fetcher_url}"))
-                .arg(format!("--redis-url={}", self.redis_url))
-                .arg("--redis-timeout-ms=250"),
+            service_command(
+                "imgmesh-renderer",
+                &service_env(&MeshOptions::default()),
+                &self.certs,
+            )?
+            .arg(format!("--listen={listen}"))
+            .arg(format!("--fetcher-url={fetcher_url}"))
+            .arg(format!("--redis-url={}", self.redis_url))
+            .arg("--redis-timeout-ms=250"),
             &logs,
         )?;
         let addr = renderer.listening("grpc").await?;
@@ -518,9 +608,13 @@ impl Mesh {
         let logs = self.dir.path().join("logs");
         let mut fetcher = ChildProcess::spawn(
             "fetcher-2",
-            service_command("imgmesh-fetcher", &service_env(&MeshOptions::default()))?
-                .arg(format!("--listen={listen}"))
-                .arg(format!("--registry-url={registry_url}")),
+            service_command(
+                "imgmesh-fetcher",
+                &service_env(&MeshOptions::default()),
+                &self.certs,
+            )?
+            .arg(format!("--listen={listen}"))
+            .arg(format!("--registry-url={registry_url}")),
             &logs,
         )?;
         let addr = fetcher.listening("grpc").await?;
@@ -549,6 +643,7 @@ impl Mesh {
             service_command(
                 "imgmesh-source-registry",
                 &service_env(&MeshOptions::default()),
+                &self.certs,
             )?
             .arg(format!("--listen={listen}"))
             .arg(&self.registry_database)
@@ -590,7 +685,7 @@ impl Mesh {
             .env_clear()
             .env("IMGMESH_LOG", "info")
             .env("IMGMESH_ADMIN_TOKEN", ADMIN_TOKEN)
-            .env("IMGMESH_INSECURE_PLAINTEXT", "true")
+            .envs(self.certs.tls_env("gateway"))
             .arg("--listen=127.0.0.1:0")
             .arg("--ops-listen=127.0.0.1:0")
             .arg("--admin-listen=127.0.0.1:0")
@@ -669,10 +764,6 @@ fn service_env(options: &MeshOptions) -> Vec<(String, String)> {
     ] {
         env.push((var.to_owned(), "127.0.0.1:0".to_owned()));
     }
-    // The mesh's hops are plaintext here (a registry without certificates
-    // refuses to start otherwise); tests/mtls.rs runs a registry with
-    // mutual TLS.
-    env.push(("IMGMESH_INSECURE_PLAINTEXT".to_owned(), "true".to_owned()));
     if let Some(endpoint) = &options.otlp_endpoint {
         env.push(("OTEL_EXPORTER_OTLP_ENDPOINT".to_owned(), endpoint.clone()));
         // Export quickly so tests need not wait for the default 5 s batch.
@@ -681,9 +772,12 @@ fn service_env(options: &MeshOptions) -> Vec<(String, String)> {
     env
 }
 
+/// `imgmesh-<service>` in a clean environment with `env` and its own
+/// identity's certificate from `certs` (`IMGMESH_TLS_*`).
 fn service_command(
     binary: &str,
     env: &[(String, String)],
+    certs: &MeshCerts,
 ) -> anyhow::Result<std::process::Command> {
     let mut command = std::process::Command::new(binary_path(binary)?);
     // A clean environment: nothing from the developer's shell leaks in.
@@ -694,6 +788,8 @@ fn service_command(
     for (key, value) in env {
         command.env(key, value);
     }
+    let identity = binary.strip_prefix("imgmesh-").unwrap_or(binary);
+    command.envs(certs.tls_env(identity));
     Ok(command)
 }
 

@@ -241,6 +241,7 @@ async fn replicas_join_and_leave_without_failed_requests() {
     for _ in 0..20 {
         let listed = tokio::process::Command::new(binary_path("imgmesh").unwrap())
             .arg(format!("--registry-url={registries}"))
+            .args(mesh.certs.tls_args("cli"))
             .args(["--json", "sources", "get", "bal"])
             .output()
             .await
@@ -425,11 +426,7 @@ async fn sigterm_renderer_turns_unready_finishes_its_render_and_loses_nothing() 
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
-    let channel = tonic::transport::Endpoint::from_shared(victim_url)
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
+    let channel = mesh.grpc_channel(&victim_url, "gateway").unwrap();
     let mut health = HealthClient::new(channel);
     let mut watch = health
         .watch(HealthCheckRequest {

@@ -438,9 +438,7 @@ async fn two_renderers_share_one_render() {
     let id = source(&mesh, "demo", &[]).await;
     let (_second, second_url, second_metrics) = mesh.spawn_renderer().await.unwrap();
     let clients = [mesh.renderer_url.clone(), second_url].map(|url| {
-        let channel = tonic::transport::Endpoint::from_shared(url)
-            .unwrap()
-            .connect_lazy();
+        let channel = mesh.grpc_channel(&url, "gateway").unwrap();
         RendererServiceClient::new(channel).max_decoding_message_size(64 << 20)
     });
     let request = RenderRequest {

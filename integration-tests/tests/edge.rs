@@ -90,10 +90,9 @@ async fn source_states_at_the_gateway() {
     let gone = eventually(&mesh, "fresh", "/photos/cat.jpg?w=64", 410).await;
     assert_eq!(gone.text(), "source disabled");
 
-    // The fetcher refuses the disabled Source too, whoever asks.
-    let mut fetcher = FetcherServiceClient::connect(mesh.fetcher_url.clone())
-        .await
-        .unwrap();
+    // The fetcher refuses the disabled Source too, even to the renderer.
+    let mut fetcher =
+        FetcherServiceClient::new(mesh.grpc_channel(&mesh.fetcher_url, "renderer").unwrap());
     let refused = match fetcher
         .fetch_object(FetchObjectRequest {
             source_id: id.clone(),

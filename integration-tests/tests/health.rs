@@ -26,15 +26,11 @@ use tonic_health::pb::health_client::HealthClient;
 /// (every 2 s, 1 s each) and the peers' own, on a loaded machine.
 const WITHIN: Duration = Duration::from_secs(20);
 
-/// What `url`'s `grpc.health.v1` reports for the whole server; `None` when
-/// it does not answer.
-async fn status_of(url: &str) -> Option<ServingStatus> {
+/// What `url`'s `grpc.health.v1` reports for the whole server, asked over
+/// mutual TLS as the gateway; `None` when it does not answer.
+async fn status_of(mesh: &Mesh, url: &str) -> Option<ServingStatus> {
     let ask = async {
-        let channel = tonic::transport::Endpoint::from_shared(url.to_owned())
-            .ok()?
-            .connect()
-            .await
-            .ok()?;
+        let channel = mesh.grpc_channel(url, "gateway").ok()?;
         let response = HealthClient::new(channel)
             .check(HealthCheckRequest {
                 service: String::new(),
@@ -51,10 +47,10 @@ async fn status_of(url: &str) -> Option<ServingStatus> {
 
 /// Polls until `url` reports `wanted`, failing with `context` after
 /// [`WITHIN`].
-async fn wait_for_status(url: &str, wanted: ServingStatus, context: &str) {
+async fn wait_for_status(mesh: &Mesh, url: &str, wanted: ServingStatus, context: &str) {
     let deadline = Instant::now() + WITHIN;
     loop {
-        let seen = status_of(url).await;
+        let seen = status_of(mesh, url).await;
         if seen == Some(wanted) {
             return;
         }
@@ -113,7 +109,9 @@ async fn wait_for_log(log: impl Fn() -> String, needle: &str) {
 }
 
 /// `<binary> <listen flag>=<addr> health`, in a clean environment: whether
-/// it exited 0, and what it printed.
+/// it exited 0, and what it printed. A gRPC service's `health` asks its
+/// metrics listener's plaintext `/ready` (`--metrics-listen`), so it needs
+/// no certificate; the gateway's asks its ops listener.
 fn health_command(binary: &str, listen_flag: &str, addr: &str) -> (bool, String) {
     let output = Command::new(binary_path(binary).unwrap())
         .env_clear()
@@ -144,11 +142,11 @@ async fn registry_and_fetcher_follow_the_database() {
     .await
     .unwrap();
     let database = mesh.postgres.as_ref().expect("a PostgreSQL mesh");
-    let registry = authority(&mesh.registry_url).to_owned();
-    let fetcher = authority(&mesh.fetcher_url).to_owned();
+    let registry = mesh.metrics_addr("source-registry").to_string();
+    let fetcher = mesh.metrics_addr("fetcher").to_string();
     wait_for_gauge(mesh.metrics_addr("source-registry"), "database", 1.0).await;
     wait_for_gauge(mesh.metrics_addr("fetcher"), "registry", 1.0).await;
-    let (serving, said) = health_command("imgmesh-source-registry", "--listen", &registry);
+    let (serving, said) = health_command("imgmesh-source-registry", "--metrics-listen", &registry);
     assert!(serving, "{said}");
     assert!(said.contains("SERVING"), "{said}");
 
@@ -167,18 +165,21 @@ async fn registry_and_fetcher_follow_the_database() {
         ))
         .unwrap();
     wait_for_status(
+        &mesh,
         &mesh.registry_url,
         ServingStatus::NotServing,
         "database refusing",
     )
     .await;
     wait_for_status(
+        &mesh,
         &mesh.registry_credentials_url,
         ServingStatus::NotServing,
         "database refusing, credentials port",
     )
     .await;
     wait_for_status(
+        &mesh,
         &mesh.fetcher_url,
         ServingStatus::NotServing,
         "registry not serving",
@@ -188,13 +189,13 @@ async fn registry_and_fetcher_follow_the_database() {
     wait_for_gauge(mesh.metrics_addr("fetcher"), "registry", 0.0).await;
     wait_for_log(|| mesh.registry.log(), "dependency database failing").await;
     wait_for_log(|| mesh.fetcher.log(), "dependency registry failing").await;
-    let (serving, said) = health_command("imgmesh-source-registry", "--listen", &registry);
+    let (serving, said) = health_command("imgmesh-source-registry", "--metrics-listen", &registry);
     assert!(
         !serving,
         "the registry's health passed without its database"
     );
     assert!(said.contains("NOT_SERVING"), "{said}");
-    let (serving, said) = health_command("imgmesh-fetcher", "--listen", &fetcher);
+    let (serving, said) = health_command("imgmesh-fetcher", "--metrics-listen", &fetcher);
     assert!(!serving, "the fetcher's health passed without a registry");
     assert!(said.contains("NOT_SERVING"), "{said}");
 
@@ -204,11 +205,23 @@ async fn registry_and_fetcher_follow_the_database() {
             database.name
         ))
         .unwrap();
-    wait_for_status(&mesh.registry_url, ServingStatus::Serving, "database back").await;
-    wait_for_status(&mesh.fetcher_url, ServingStatus::Serving, "registry back").await;
+    wait_for_status(
+        &mesh,
+        &mesh.registry_url,
+        ServingStatus::Serving,
+        "database back",
+    )
+    .await;
+    wait_for_status(
+        &mesh,
+        &mesh.fetcher_url,
+        ServingStatus::Serving,
+        "registry back",
+    )
+    .await;
     wait_for_gauge(mesh.metrics_addr("source-registry"), "database", 1.0).await;
     wait_for_log(|| mesh.registry.log(), "dependency database answers again").await;
-    let (serving, said) = health_command("imgmesh-fetcher", "--listen", &fetcher);
+    let (serving, said) = health_command("imgmesh-fetcher", "--metrics-listen", &fetcher);
     assert!(serving, "{said}");
 }
 
@@ -229,14 +242,14 @@ async fn renderer_serves_degraded_while_redis_is_frozen() {
     )
     .await;
     assert_eq!(
-        status_of(&mesh.renderer_url).await,
+        status_of(&mesh, &mesh.renderer_url).await,
         Some(ServingStatus::Serving),
         "a frozen Redis took the renderer out of service"
     );
     let (serving, said) = health_command(
         "imgmesh-renderer",
-        "--listen",
-        authority(&mesh.renderer_url),
+        "--metrics-listen",
+        &mesh.metrics_addr("renderer").to_string(),
     );
     assert!(serving, "{said}");
 
@@ -244,7 +257,7 @@ async fn renderer_serves_degraded_while_redis_is_frozen() {
     wait_for_gauge(renderer_metrics, "redis", 1.0).await;
     wait_for_log(|| mesh.renderer.log(), "dependency redis answers again").await;
     assert_eq!(
-        status_of(&mesh.renderer_url).await,
+        status_of(&mesh, &mesh.renderer_url).await,
         Some(ServingStatus::Serving)
     );
 }
@@ -256,7 +269,7 @@ async fn renderer_serves_degraded_while_redis_is_frozen() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn renderer_and_gateway_follow_the_fetcher() {
     let mut mesh = Mesh::start(MeshOptions::default()).await.unwrap();
-    let renderer = authority(&mesh.renderer_url).to_owned();
+    let renderer = mesh.metrics_addr("renderer").to_string();
     let ops = mesh.gateway_ops_addr.to_string();
     let (ready, said) = health_command("imgmesh-gateway", "--ops-listen", &ops);
     assert!(ready, "{said}");
@@ -264,6 +277,7 @@ async fn renderer_and_gateway_follow_the_fetcher() {
 
     mesh.fetcher.kill();
     wait_for_status(
+        &mesh,
         &mesh.renderer_url,
         ServingStatus::NotServing,
         "fetcher killed",
@@ -277,7 +291,7 @@ async fn renderer_and_gateway_follow_the_fetcher() {
     .await;
     let body = wait_for_ready(&mesh, 503).await;
     assert!(body.contains("renderer not serving"), "{body}");
-    let (serving, said) = health_command("imgmesh-renderer", "--listen", &renderer);
+    let (serving, said) = health_command("imgmesh-renderer", "--metrics-listen", &renderer);
     assert!(!serving, "the renderer's health passed without a fetcher");
     assert!(said.contains("NOT_SERVING"), "{said}");
     let (ready, said) = health_command("imgmesh-gateway", "--ops-listen", &ops);
@@ -289,7 +303,13 @@ async fn renderer_and_gateway_follow_the_fetcher() {
         .await
         .unwrap();
     mesh.fetcher = fetcher;
-    wait_for_status(&mesh.renderer_url, ServingStatus::Serving, "fetcher back").await;
+    wait_for_status(
+        &mesh,
+        &mesh.renderer_url,
+        ServingStatus::Serving,
+        "fetcher back",
+    )
+    .await;
     assert_eq!(wait_for_ready(&mesh, 200).await, "ok");
     wait_for_log(|| mesh.renderer.log(), "dependency fetcher answers again").await;
     let (ready, said) = health_command("imgmesh-gateway", "--ops-listen", &ops);
@@ -303,9 +323,9 @@ fn health_command_fails_without_a_server() {
     let port = imgmesh_integration_tests::unused_port();
     let addr = format!("127.0.0.1:{port}");
     for (binary, flag) in [
-        ("imgmesh-source-registry", "--listen"),
-        ("imgmesh-fetcher", "--listen"),
-        ("imgmesh-renderer", "--listen"),
+        ("imgmesh-source-registry", "--metrics-listen"),
+        ("imgmesh-fetcher", "--metrics-listen"),
+        ("imgmesh-renderer", "--metrics-listen"),
         ("imgmesh-gateway", "--ops-listen"),
     ] {
         let (serving, said) = health_command(binary, flag, &addr);

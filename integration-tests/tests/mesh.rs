@@ -360,11 +360,7 @@ async fn every_grpc_server_serves_health() {
 
     let mesh = Mesh::start(MeshOptions::default()).await.unwrap();
     for url in [&mesh.registry_url, &mesh.fetcher_url, &mesh.renderer_url] {
-        let channel = tonic::transport::Endpoint::from_shared(url.clone())
-            .unwrap()
-            .connect()
-            .await
-            .unwrap();
+        let channel = mesh.grpc_channel(url, "gateway").unwrap();
         let mut client = HealthClient::new(channel);
         let response = client
             .check(HealthCheckRequest {

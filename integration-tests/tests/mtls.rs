@@ -1,5 +1,7 @@
-//! Mutual TLS and the service-identity policy on a real registry process:
-//! who gets a Source's decrypted credentials over real TLS.
+//! Mutual TLS and the service-identity policy on real processes: who gets
+//! a Source's decrypted credentials over real TLS, each tier dialling and
+//! serving with its own certificate, and the whole mesh (as the harness
+//! runs it for every test) serving an image with every hop on mutual TLS.
 
 use std::time::Duration;
 
@@ -491,4 +493,93 @@ async fn renderer_and_gateway_without_certificates_refuse_to_start() {
             "{binary}: {stderr}"
         );
     }
+}
+
+/// The whole mesh on mutual TLS, as the harness runs it for every test: an
+/// image request through the gateway renders (gateway → registry,
+/// gateway → renderer, renderer → fetcher, fetcher → registry, each hop
+/// with its own certificate); no service was started with
+/// `--insecure-plaintext`, and every internal gRPC port refuses a client
+/// without a certificate. On that mesh the renderer's identity asking the
+/// registry for a Source's credentials gets PERMISSION_DENIED and never the
+/// secret, while the fetcher's gets it.
+#[tokio::test]
+async fn an_image_request_crosses_every_hop_over_mtls() {
+    use imgmesh_integration_tests::fixtures::{self, Format};
+    use imgmesh_integration_tests::{Mesh, MeshOptions, S3_SECRET_KEY};
+    use tonic_health::pb::HealthCheckRequest;
+    use tonic_health::pb::health_client::HealthClient;
+
+    let mesh = Mesh::start(MeshOptions::default()).await.unwrap();
+    mesh.put_object("photos/cat.jpg", &fixtures::jpeg(600, 400).unwrap())
+        .unwrap();
+    let created = mesh.create_source("tls", S3_SECRET_KEY, &[]).await.unwrap();
+    let source_id = created["id"].as_str().unwrap().to_owned();
+
+    let served = mesh.get("tls", "/photos/cat.jpg?w=120").await.unwrap();
+    assert_eq!(served.status, 200, "{}", served.text());
+    fixtures::expect_image(&served.body, Format::Jpeg, 120, 80).unwrap();
+    let logs = mesh.all_logs();
+    assert!(!logs.contains("--insecure-plaintext"), "{logs}");
+
+    for url in [
+        &mesh.registry_url,
+        &mesh.registry_credentials_url,
+        &mesh.fetcher_url,
+        &mesh.renderer_url,
+    ] {
+        let channel = imgmesh_runtime::grpc_channel_over(url, &Transport::Plaintext).unwrap();
+        let answer = tokio::time::timeout(
+            Duration::from_secs(10),
+            HealthClient::new(channel).check(HealthCheckRequest::default()),
+        )
+        .await
+        .expect("a refusal within 10 s");
+        assert!(
+            answer.is_err(),
+            "{url} answered a client without a certificate"
+        );
+    }
+
+    let read_access = |identity: &'static str| {
+        let channel = mesh
+            .grpc_channel(&mesh.registry_credentials_url, identity)
+            .unwrap();
+        let source_id = source_id.clone();
+        async move {
+            SourceCredentialsServiceClient::new(channel)
+                .get_read_access(GetReadAccessRequest { source_id })
+                .await
+                .map(|response| response.into_inner().secret_access_key)
+        }
+    };
+    let refused = read_access("renderer")
+        .await
+        .expect_err("the renderer may not read credentials");
+    assert_eq!(refused.code(), tonic::Code::PermissionDenied, "{refused:?}");
+    assert!(!format!("{refused:?}").contains(S3_SECRET_KEY));
+    assert_eq!(read_access("fetcher").await.unwrap(), S3_SECRET_KEY);
+
+    // With its metrics listener off, `health` asks grpc.health.v1 on the
+    // mTLS port with the service's own certificate; plaintext is refused.
+    let health = |tls: Vec<String>| {
+        let output = std::process::Command::new(binary_path("imgmesh-fetcher").unwrap())
+            .env_clear()
+            .arg(format!(
+                "--listen={}",
+                mesh.fetcher_url.trim_start_matches("http://")
+            ))
+            .arg("--metrics-listen=off")
+            .args(tls)
+            .arg("health")
+            .output()
+            .unwrap();
+        let said = String::from_utf8_lossy(&output.stdout).into_owned()
+            + &String::from_utf8_lossy(&output.stderr);
+        (output.status.success(), said)
+    };
+    let (serving, said) = health(mesh.certs.tls_args("fetcher"));
+    assert!(serving && said.contains("SERVING"), "{said}");
+    let (serving, said) = health(vec!["--insecure-plaintext".to_owned()]);
+    assert!(!serving, "plaintext health passed on an mTLS port: {said}");
 }

@@ -61,9 +61,8 @@ async fn client_with_key(grpc: SocketAddr, key: Option<&str>) -> Client {
 /// Creates an API key in the mesh's registry for `operations` on
 /// `sources` (every Source when empty); returns its id and secret.
 async fn create_key(mesh: &Mesh, operations: &[&str], sources: &[&str]) -> (String, String) {
-    let mut keys = SourceRegistryServiceClient::connect(mesh.registry_url.clone())
-        .await
-        .expect("registry client connects");
+    let mut keys =
+        SourceRegistryServiceClient::new(mesh.grpc_channel(&mesh.registry_url, "cli").unwrap());
     let created = keys
         .create_api_key(registry::CreateApiKeyRequest {
             name: "render_api test".to_owned(),
@@ -79,9 +78,8 @@ async fn create_key(mesh: &Mesh, operations: &[&str], sources: &[&str]) -> (Stri
 
 /// Revokes key `id` in the mesh's registry.
 async fn revoke_key(mesh: &Mesh, id: &str) {
-    let mut keys = SourceRegistryServiceClient::connect(mesh.registry_url.clone())
-        .await
-        .expect("registry client connects");
+    let mut keys =
+        SourceRegistryServiceClient::new(mesh.grpc_channel(&mesh.registry_url, "cli").unwrap());
     keys.revoke_api_key(registry::RevokeApiKeyRequest { id: id.to_owned() })
         .await
         .expect("key is revoked");

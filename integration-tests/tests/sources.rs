@@ -8,7 +8,8 @@ use std::process::Output;
 use anyhow::{Context as _, bail};
 use imgmesh_integration_tests::fixtures::{self, Format};
 use imgmesh_integration_tests::{
-    ChildProcess, Mesh, MeshOptions, PostgresDatabase, S3_ACCESS_KEY, S3_SECRET_KEY, binary_path,
+    ChildProcess, Mesh, MeshCerts, MeshOptions, PostgresDatabase, S3_ACCESS_KEY, S3_SECRET_KEY,
+    binary_path,
 };
 
 /// An upload secret the tests look for in dumps.
@@ -159,10 +160,16 @@ async fn upload_through_the_cli_then_render() {
 }
 
 /// Creates a Source with read and upload secrets on the registry at
-/// `registry_url` and rotates its token twice; returns the tokens.
-async fn store_secrets(registry_url: &str, s3_endpoint: &str) -> anyhow::Result<Vec<String>> {
+/// `registry_url` (as the `cli` identity of `certs`) and rotates its token
+/// twice; returns the tokens.
+async fn store_secrets(
+    registry_url: &str,
+    certs: &MeshCerts,
+    s3_endpoint: &str,
+) -> anyhow::Result<Vec<String>> {
     cli(
         registry_url,
+        certs,
         &[
             "sources",
             "create",
@@ -181,7 +188,12 @@ async fn store_secrets(registry_url: &str, s3_endpoint: &str) -> anyhow::Result<
     .await?;
     let mut tokens = Vec::new();
     for grace in ["--grace=600", "--grace=600"] {
-        let output = cli(registry_url, &["sources", "rotate-token", "vault", grace]).await?;
+        let output = cli(
+            registry_url,
+            certs,
+            &["sources", "rotate-token", "vault", grace],
+        )
+        .await?;
         let rotated: serde_json::Value = serde_json::from_slice(&output.stdout)?;
         tokens.push(rotated["token"].as_str().context("a token")?.to_owned());
     }
@@ -206,7 +218,7 @@ fn assert_no_secret(dump: &[u8], tokens: &[String], what: &str) {
 #[tokio::test]
 async fn sqlite_files_hold_no_plaintext_secret() {
     let mesh = Mesh::start(MeshOptions::default()).await.unwrap();
-    let tokens = store_secrets(&mesh.registry_url, &mesh.s3_endpoint)
+    let tokens = store_secrets(&mesh.registry_url, &mesh.certs, &mesh.s3_endpoint)
         .await
         .unwrap();
     let mut dump = Vec::new();
@@ -228,11 +240,12 @@ async fn postgres_dump_holds_no_plaintext_secret() {
     let dir = tempfile::tempdir().unwrap();
     let key = dir.path().join("master.key");
     std::fs::write(&key, fixtures::TEST_MASTER_KEY_HEX).unwrap();
+    let certs = MeshCerts::write(&dir.path().join("certs")).unwrap();
     let mut registry = ChildProcess::spawn(
         "source-registry-postgres",
         std::process::Command::new(binary_path("imgmesh-source-registry").unwrap())
             .env_clear()
-            .arg("--insecure-plaintext")
+            .args(certs.tls_args("source-registry"))
             .arg("--listen=127.0.0.1:0")
             .arg("--credentials-listen=127.0.0.1:0")
             .arg("--metrics-listen=127.0.0.1:0")
@@ -243,10 +256,12 @@ async fn postgres_dump_holds_no_plaintext_secret() {
     .unwrap();
     let addr = registry.listening("grpc").await.unwrap();
     let registry_url = format!("http://{addr}");
-    let tokens = store_secrets(&registry_url, "http://127.0.0.1:9")
+    let tokens = store_secrets(&registry_url, &certs, "http://127.0.0.1:9")
         .await
         .unwrap();
-    let listed = cli(&registry_url, &["sources", "list"]).await.unwrap();
+    let listed = cli(&registry_url, &certs, &["sources", "list"])
+        .await
+        .unwrap();
     assert!(String::from_utf8_lossy(&listed.stdout).contains("\"vault\""));
 
     let dump = tokio::process::Command::new("pg_dump")
@@ -269,18 +284,19 @@ async fn postgres_dump_holds_no_plaintext_secret() {
 }
 
 /// Starts `imgmesh-source-registry` on SQLite `database` with the master
-/// key in `key`.
+/// key in `key`, presenting its certificate from `certs`.
 async fn start_registry(
     name: &str,
     database: &std::path::Path,
     key: &std::path::Path,
+    certs: &MeshCerts,
     logs: &std::path::Path,
 ) -> anyhow::Result<(ChildProcess, String)> {
     let mut registry = ChildProcess::spawn(
         name,
         std::process::Command::new(binary_path("imgmesh-source-registry")?)
             .env_clear()
-            .arg("--insecure-plaintext")
+            .args(certs.tls_args("source-registry"))
             .arg("--listen=127.0.0.1:0")
             .arg("--credentials-listen=127.0.0.1:0")
             .arg("--metrics-listen=127.0.0.1:0")
@@ -303,11 +319,14 @@ async fn rotate_master_key_command() {
     let new = dir.path().join("new.key");
     std::fs::write(&old, fixtures::TEST_MASTER_KEY_HEX).unwrap();
     std::fs::write(&new, "5a".repeat(32)).unwrap();
+    let certs = MeshCerts::write(&dir.path().join("certs")).unwrap();
 
-    let (registry, url) = start_registry("registry-old", &database, &old, dir.path())
+    let (registry, url) = start_registry("registry-old", &database, &old, &certs, dir.path())
         .await
         .unwrap();
-    let tokens = store_secrets(&url, "http://127.0.0.1:9").await.unwrap();
+    let tokens = store_secrets(&url, &certs, "http://127.0.0.1:9")
+        .await
+        .unwrap();
     drop(registry);
 
     let rotated = std::process::Command::new(binary_path("imgmesh-source-registry").unwrap())
@@ -335,13 +354,14 @@ async fn rotate_master_key_command() {
     );
     assert!(stdout.contains("done: 4 secret(s) re-wrapped"), "{stdout}");
 
-    let (_registry, url) = start_registry("registry-new", &database, &new, dir.path())
+    let (_registry, url) = start_registry("registry-new", &database, &new, &certs, dir.path())
         .await
         .unwrap();
     // The deploy decrypts the read secret (the endpoint is unreachable on
     // purpose: a secret that did not open would fail differently).
     let deploy = tokio::process::Command::new(binary_path("imgmesh").unwrap())
         .arg(format!("--registry-url={url}"))
+        .args(certs.tls_args("cli"))
         .args(["sources", "deploy", "vault", "--wait"])
         .output()
         .await
@@ -354,7 +374,7 @@ async fn rotate_master_key_command() {
 
     let refused = std::process::Command::new(binary_path("imgmesh-source-registry").unwrap())
         .env_clear()
-        .arg("--insecure-plaintext")
+        .args(certs.tls_args("source-registry"))
         .arg("--listen=127.0.0.1:0")
         .arg(format!("--database={}", database.display()))
         .arg(format!("--master-key-file={}", old.display()))
@@ -369,11 +389,12 @@ async fn rotate_master_key_command() {
     );
 }
 
-/// Runs `imgmesh --json <args>` against `registry_url`; non-zero exit is an
-/// error carrying stderr.
-async fn cli(registry_url: &str, args: &[&str]) -> anyhow::Result<Output> {
+/// Runs `imgmesh --json <args>` against `registry_url` as the `cli`
+/// identity of `certs`; non-zero exit is an error carrying stderr.
+async fn cli(registry_url: &str, certs: &MeshCerts, args: &[&str]) -> anyhow::Result<Output> {
     let output = tokio::process::Command::new(binary_path("imgmesh")?)
         .arg(format!("--registry-url={registry_url}"))
+        .args(certs.tls_args("cli"))
         .arg("--json")
         .args(args)
         .env_remove("IMGMESH_SECRET_ACCESS_KEY")

@@ -10,7 +10,10 @@ use imgmesh_fetcher::{FetcherConfig, FetcherService};
 async fn main() -> anyhow::Result<()> {
     let config = FetcherConfig::parse();
     if let Some(imgmesh_runtime::HealthCommand::Health) = config.command {
-        imgmesh_runtime::exit_with(imgmesh_runtime::grpc_health_command(config.listen).await);
+        imgmesh_runtime::exit_with(
+            imgmesh_runtime::service_health_command(config.listen, &config.metrics, &config.tls)
+                .await,
+        );
     }
     imgmesh_runtime::run_binary("imgmesh-fetcher", &config.telemetry, async {
         let transport = config.tls.transport()?;

@@ -10,7 +10,11 @@ fn main() -> anyhow::Result<()> {
         let check = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?
-            .block_on(imgmesh_runtime::grpc_health_command(config.listen));
+            .block_on(imgmesh_runtime::service_health_command(
+                config.listen,
+                &config.metrics,
+                &config.tls,
+            ));
         imgmesh_runtime::exit_with(check);
     }
     // Before the runtime starts its threads: libvips' large, short-lived

@@ -14,7 +14,10 @@ use imgmesh_source_registry::{
 async fn main() -> ExitCode {
     let config = Config::parse();
     if let Some(RegistryCommand::Health) = config.command {
-        imgmesh_runtime::exit_with(imgmesh_runtime::grpc_health_command(config.listen).await);
+        imgmesh_runtime::exit_with(
+            imgmesh_runtime::service_health_command(config.listen, &config.metrics, &config.tls)
+                .await,
+        );
     }
     let result =
         imgmesh_runtime::run_binary("imgmesh-source-registry", &config.telemetry, run(&config))

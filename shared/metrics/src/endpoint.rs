@@ -36,7 +36,18 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    axum::serve(listener, router())
+    serve_router(listener, router(), shutdown).await
+}
+
+/// Serves `routes` ([`router`] with whatever else the listener answers,
+/// e.g. a service's health probes) on `listener` until `shutdown`
+/// resolves, then lets in-flight requests finish.
+pub async fn serve_router(
+    listener: TcpListener,
+    routes: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    axum::serve(listener, routes)
         .with_graceful_shutdown(shutdown)
         .await
         .context("metrics server failed")

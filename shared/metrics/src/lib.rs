@@ -79,7 +79,7 @@ use std::sync::{LazyLock, Mutex};
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
-pub use crate::endpoint::{handler, router, scrape, serve};
+pub use crate::endpoint::{handler, router, scrape, serve, serve_router};
 pub use crate::grpc_metrics::{
     CODE_NAMES, GrpcClientCall, GrpcMetrics, GrpcMetricsLayer, MeteredBody, MeteredFuture,
     STREAMING_METHODS, grpc_type,

@@ -8,7 +8,8 @@
 //! [`ServiceHealth`]), trace propagation and per-call metrics
 //! ([`serve_grpc`] when a listener serves more; [`HealthCommand`] asks that
 //! health from a container healthcheck),
-//! [`MetricsServer`] to serve `GET /metrics` on a listener of its own, and
+//! [`MetricsServer`] to serve `GET /metrics` and the plaintext probes
+//! `GET /ready` and `GET /live` on a listener of its own, and
 //! [`shutdown_signal`] to stop gracefully on Ctrl-C or SIGTERM. Clients
 //! build their gRPC channels with [`grpc_channel`], which balances requests
 //! over every address of a target (see [`grpc_balance`]) and retries a
@@ -45,7 +46,7 @@ pub use crate::metrics_server::MetricsServer;
 pub use crate::registry_args::{DEFAULT_REGISTRY_URL, RegistryArgs};
 pub use crate::service_health::{
     Dependency, HealthArgs, HealthCommand, Impact, ServiceHealth, exit_with, grpc_health_command,
-    http_health_command, record_dependency,
+    http_health_command, process_status, record_dependency, service_health_command,
 };
 pub use crate::service_main::run_binary;
 /// The `--metrics-listen` flag, for services to `#[command(flatten)]`.

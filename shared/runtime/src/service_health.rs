@@ -18,6 +18,12 @@
 //! called by [`crate::serve_grpc`]) reports NOT_SERVING for good: no later
 //! check turns it back.
 //!
+//! What the process reports last is also kept process-wide
+//! ([`process_status`]) for the plaintext `GET /ready` of the metrics
+//! listener ([`crate::MetricsServer`]): Kubernetes' probes and container
+//! healthchecks cannot present a mesh certificate, so they ask there
+//! instead of on the mutual-TLS gRPC port.
+//!
 //! [`HealthCommand`] is the `health` subcommand each binary offers for
 //! container healthchecks and exec probes: it asks the running server on
 //! the same machine and exits 0 when it serves, 1 when it does not.
@@ -25,6 +31,7 @@
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
@@ -40,7 +47,7 @@ use tonic_health::pb::health_client::HealthClient;
 use tonic_health::pb::health_server::HealthServer;
 use tonic_health::server::{HealthReporter, HealthService};
 
-use crate::GrpcChannel;
+use crate::{GrpcChannel, MetricsArgs, TlsArgs, Transport};
 
 /// Default of `--health-check-interval-ms`.
 pub const DEFAULT_HEALTH_CHECK_INTERVAL: Duration = Duration::from_secs(2);
@@ -390,12 +397,38 @@ impl ServiceHealth {
             self.shared.reporter.set_service_status(*name, status).await;
         }
         METRICS.serving.set(i64::from(serving));
+        PROCESS_STATUS.store(
+            if serving {
+                STATUS_SERVING
+            } else {
+                STATUS_NOT_SERVING
+            },
+            Ordering::Relaxed,
+        );
     }
 }
 
 impl Default for ServiceHealth {
     fn default() -> ServiceHealth {
         ServiceHealth::new()
+    }
+}
+
+/// What the process's health last reported (every [`ServiceHealth`] of a
+/// process reports the same): [`STATUS_UNKNOWN`] until the first report.
+static PROCESS_STATUS: AtomicU8 = AtomicU8::new(STATUS_UNKNOWN);
+const STATUS_UNKNOWN: u8 = 0;
+const STATUS_SERVING: u8 = 1;
+const STATUS_NOT_SERVING: u8 = 2;
+
+/// What this process's `grpc.health.v1` reports for the whole server:
+/// `Unknown` before its gRPC server has started, then SERVING or
+/// NOT_SERVING as its dependencies and shutdown move it.
+pub fn process_status() -> ServingStatus {
+    match PROCESS_STATUS.load(Ordering::Relaxed) {
+        STATUS_SERVING => ServingStatus::Serving,
+        STATUS_NOT_SERVING => ServingStatus::NotServing,
+        _ => ServingStatus::Unknown,
     }
 }
 
@@ -464,9 +497,11 @@ pub enum HealthCommand {
     /// exit 0 if it does, 1 if not: for container healthchecks and exec
     /// probes.
     ///
-    /// It reads the same flags and variables as the server (its listen
-    /// address; 0.0.0.0 or :: means this machine's loopback) and prints
-    /// what the service reported.
+    /// It reads the same flags and variables as the server and asks
+    /// `GET /ready` on its metrics listener (plaintext HTTP, no certificate
+    /// needed; 0.0.0.0 or :: means this machine's loopback), or, when that
+    /// is off or on port 0, `grpc.health.v1` on its gRPC listener with the
+    /// service's own TLS flags; it prints what the service reported.
     Health,
 }
 
@@ -497,16 +532,31 @@ pub fn local_address(listen: SocketAddr) -> SocketAddr {
     SocketAddr::new(ip, listen.port())
 }
 
-/// The `health` subcommand of a gRPC service listening on `listen`: prints
-/// the status its `grpc.health.v1` reports for the whole server; an error
+/// The `health` subcommand of a gRPC service serving on `listen` with the
+/// metrics listener `metrics` and the transport flags `tls`: `GET /ready`
+/// on the metrics listener (plaintext HTTP, so it needs no certificate)
+/// when that listens on a fixed port, else `grpc.health.v1` on `listen`
+/// over the transport `tls` configures (the service's own certificate, or
+/// `--insecure-plaintext`). Prints what the service reports; an error
 /// (exit 1) unless it is SERVING.
-pub async fn grpc_health_command(listen: SocketAddr) -> anyhow::Result<()> {
+pub async fn service_health_command(
+    listen: SocketAddr,
+    metrics: &MetricsArgs,
+    tls: &TlsArgs,
+) -> anyhow::Result<()> {
+    match metrics.addr() {
+        Some(addr) if addr.port() != 0 => http_health_command(addr, "/ready").await,
+        _ => grpc_health_command(listen, &tls.transport()?).await,
+    }
+}
+
+/// Asks `grpc.health.v1` of the gRPC server listening on `listen` over
+/// `transport`: prints the status it reports for the whole server; an
+/// error (exit 1) unless it is SERVING.
+pub async fn grpc_health_command(listen: SocketAddr, transport: &Transport) -> anyhow::Result<()> {
     let addr = local_address(listen);
-    let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))?
-        .connect_timeout(HEALTH_COMMAND_TIMEOUT)
-        .timeout(HEALTH_COMMAND_TIMEOUT);
     let status = tokio::time::timeout(HEALTH_COMMAND_TIMEOUT, async {
-        let channel = endpoint.connect().await?;
+        let channel = crate::grpc_channel_over(&format!("http://{addr}"), transport)?;
         let response = HealthClient::new(channel)
             .check(HealthCheckRequest {
                 service: String::new(),
@@ -543,7 +593,7 @@ pub async fn http_health_command(listen: SocketAddr, path: &str) -> anyhow::Resu
 }
 
 /// A bare HTTP/1.0 `GET`: the status code and the body.
-async fn http_get(addr: SocketAddr, path: &str) -> anyhow::Result<(u16, String)> {
+pub(crate) async fn http_get(addr: SocketAddr, path: &str) -> anyhow::Result<(u16, String)> {
     let mut stream = tokio::net::TcpStream::connect(addr).await?;
     stream
         .write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").as_bytes())
