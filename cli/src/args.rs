@@ -36,9 +36,9 @@ pub struct Cli {
     pub json: bool,
 
     /// Mutual TLS to the registry and renderers with the operator's
-    /// certificate (identity `cli`). Without any of these flags the CLI
-    /// dials plaintext, which only a registry run with
-    /// `--insecure-plaintext` accepts.
+    /// certificate (identity `cli`). A command that dials refuses to run
+    /// without them unless `--insecure-plaintext` is given (which only a
+    /// registry run with `--insecure-plaintext` accepts).
     #[command(flatten)]
     pub tls: imgmesh_runtime::TlsArgs,
 
