@@ -6,7 +6,7 @@
 //! `ErrorInfo` reason, and the API-key matrix (keys made in the registry).
 //! RenderSet's derivatives from one S3 read and one decode, sharing cache
 //! entries with Render and HTTP; RenderBytes on a streamed original, its
-//! refusals, and nothing cached.
+//! refusals, and nothing cached. Server reflection on every listener.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -1034,4 +1034,116 @@ async fn render_bytes_renders_a_streamed_original() {
         keys_before,
         "nothing cached"
     );
+}
+
+/// Server reflection's (v1) answer to `request` at `url`.
+async fn reflect(
+    url: &str,
+    request: tonic_reflection::pb::v1::server_reflection_request::MessageRequest,
+) -> tonic_reflection::pb::v1::server_reflection_response::MessageResponse {
+    use tonic_reflection::pb::v1::ServerReflectionRequest;
+    use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+
+    let channel = tonic::transport::Endpoint::from_shared(url.to_owned())
+        .unwrap()
+        .connect()
+        .await
+        .expect("reflection client connects");
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(request),
+    };
+    let mut answers = ServerReflectionClient::new(channel)
+        .server_reflection_info(tokio_stream::iter([request]))
+        .await
+        .unwrap_or_else(|status| panic!("reflection at {url} answers: {status:?}"))
+        .into_inner();
+    let answer = answers.message().await.unwrap().expect("one answer");
+    answer.message_response.expect("an answer")
+}
+
+/// The services listed by server reflection at `url`, sorted.
+async fn reflected_services(url: &str) -> Vec<String> {
+    use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+    use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+
+    let answer = reflect(url, MessageRequest::ListServices(String::new())).await;
+    let MessageResponse::ListServicesResponse(list) = answer else {
+        panic!("not a service list: {answer:?}");
+    };
+    let mut names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+    names.sort();
+    names
+}
+
+/// The files server reflection at `url` serves for `symbol`, decoded.
+async fn reflected_files(url: &str, symbol: &str) -> Vec<prost_types_file::FileDescriptor> {
+    use prost::Message as _;
+    use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+    use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+
+    let answer = reflect(url, MessageRequest::FileContainingSymbol(symbol.to_owned())).await;
+    let MessageResponse::FileDescriptorResponse(files) = answer else {
+        panic!("no file for {symbol}: {answer:?}");
+    };
+    files
+        .file_descriptor_proto
+        .iter()
+        .map(|bytes| prost_types_file::FileDescriptor::decode(bytes.as_slice()).unwrap())
+        .collect()
+}
+
+/// The two fields of `google.protobuf.FileDescriptorProto` the test reads.
+mod prost_types_file {
+    /// A file's name and its services.
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub(super) struct FileDescriptor {
+        #[prost(string, tag = "1")]
+        pub(super) name: String,
+        #[prost(message, repeated, tag = "6")]
+        pub(super) service: Vec<Service>,
+    }
+
+    /// A service's name and its methods.
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub(super) struct Service {
+        #[prost(string, tag = "1")]
+        pub(super) name: String,
+        #[prost(message, repeated, tag = "2")]
+        pub(super) method: Vec<Method>,
+    }
+
+    /// A method's name.
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub(super) struct Method {
+        #[prost(string, tag = "1")]
+        pub(super) name: String,
+    }
+}
+
+/// Server reflection on the gateway's public listener lists the ImageService, health and reflection, and hands out the ImageService's file with its four RPCs, so grpcurl needs no proto files. (Every listener serves reflection through `imgmesh_runtime::serve_grpc_over`; its unit test covers the internal services' lists.)
+#[tokio::test]
+async fn reflection_lists_the_public_api() {
+    let (_mesh, _gateway, _http, grpc, _client) = api_mesh_at().await;
+    let url = format!("http://{grpc}");
+    assert_eq!(
+        reflected_services(&url).await,
+        [
+            "grpc.health.v1.Health",
+            "grpc.reflection.v1.ServerReflection",
+            "imgmesh.image.v1.ImageService",
+        ]
+    );
+    let files = reflected_files(&url, "imgmesh.image.v1.ImageService").await;
+    let image = files
+        .iter()
+        .find(|file| file.name == "imgmesh/image/v1/image.proto")
+        .expect("image.proto is served");
+    let mut methods: Vec<&str> = image.service[0]
+        .method
+        .iter()
+        .map(|m| m.name.as_str())
+        .collect();
+    methods.sort_unstable();
+    assert_eq!(methods, ["Describe", "Render", "RenderBytes", "RenderSet"]);
 }

@@ -5,7 +5,8 @@
 //! stdout so scripts and tests can learn ephemeral ports), builds its
 //! service and serves it: [`serve_service`] runs one gRPC service with
 //! `grpc.health.v1` (following the service's dependencies through
-//! [`ServiceHealth`]), trace propagation and per-call metrics
+//! [`ServiceHealth`]), gRPC server reflection of the services it serves,
+//! trace propagation and per-call metrics
 //! ([`serve_grpc`] when a listener serves more; [`HealthCommand`] asks that
 //! health from a container healthcheck),
 //! [`MetricsServer`] to serve `GET /metrics` and the plaintext probes
@@ -28,6 +29,7 @@ pub mod grpc_retry;
 mod lingering_close;
 pub mod mesh_tls;
 mod metrics_server;
+mod reflection;
 mod registry_args;
 pub mod service_health;
 mod service_main;
@@ -156,7 +158,7 @@ where
     // Each connection closes with a linger (see `lingering_close`), so a
     // drained connection's last response is not lost to a TCP reset.
     let incoming = mesh_tls::incoming(listener, transport);
-    let routes = routes.add_service(health.server());
+    let routes = reflection::add_reflection(routes.add_service(health.server()), &health)?;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     // On shutdown: first tell load balancers we are going away, then drain.
     tokio::spawn(async move {

@@ -262,6 +262,15 @@ impl ServiceHealth {
         self
     }
 
+    /// The services this health reports on, besides the whole server.
+    pub fn services(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.shared
+            .names
+            .iter()
+            .copied()
+            .filter(|name| !name.is_empty())
+    }
+
     /// The `grpc.health.v1` service answering from this health.
     pub fn server(&self) -> HealthServer<HealthService> {
         HealthServer::new(HealthService::from_health_reporter(
