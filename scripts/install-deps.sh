@@ -60,6 +60,19 @@ if ! grep -qs "^Version: ${IMGIX_PY_VERSION}$" tools/python/imgix-${IMGIX_PY_VER
   python3 -m pip install --quiet --disable-pip-version-check --no-warn-script-location \
     --target tools/python "imgix==${IMGIX_PY_VERSION}"
 fi
+# grpcio-tools (with grpcio and protobuf), for the public API's Python
+# client test (integration-tests/clients/image_api_python.py generates its
+# client from proto/), pinned, into tools/python/grpc. Inside tools/python,
+# so it is reinstalled whenever that folder is.
+GRPC_PY_PACKAGES=(grpcio-tools==1.85.1)
+GRPC_PY_STAMP="tools/python/grpc/.installed"
+if [[ "$(cat "$GRPC_PY_STAMP" 2>/dev/null)" != "${GRPC_PY_PACKAGES[*]}" ]]; then
+  echo "installing ${GRPC_PY_PACKAGES[*]} into tools/python/grpc"
+  rm -rf tools/python/grpc
+  python3 -m pip install --quiet --disable-pip-version-check --no-warn-script-location \
+    --target tools/python/grpc "${GRPC_PY_PACKAGES[@]}"
+  echo "${GRPC_PY_PACKAGES[*]}" > "$GRPC_PY_STAMP"
+fi
 
 # --- deploy kit validation (integration-tests/tests/deploy_kit.rs) ---------
 # kubernetes-validate (Kubernetes schemas), yamllint, check-jsonschema (the

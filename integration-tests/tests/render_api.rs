@@ -6,7 +6,8 @@
 //! `ErrorInfo` reason, and the API-key matrix (keys made in the registry).
 //! RenderSet's derivatives from one S3 read and one decode, sharing cache
 //! entries with Render and HTTP; RenderBytes on a streamed original, its
-//! refusals, and nothing cached. Server reflection on every listener.
+//! refusals, and nothing cached. Server reflection on every listener. A
+//! Python client generated from the protos renders through the API.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -1146,4 +1147,73 @@ async fn reflection_lists_the_public_api() {
         .collect();
     methods.sort_unstable();
     assert_eq!(methods, ["Describe", "Render", "RenderBytes", "RenderSet"]);
+}
+
+/// The Python client (integration-tests/clients/image_api_python.py), generated in the test from the repo's protos with grpcio-tools, renders an image with Render and a two-width srcset with RenderSet through the gateway's public API with an API key; the Rust side checks the pixels of what it wrote.
+#[tokio::test]
+async fn python_client_generated_from_the_protos_renders() {
+    let (mesh, _gateway, _http, grpc, _client) = api_mesh_at().await;
+    let (_, key) = create_key(&mesh, &["render"], &[]).await;
+    let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the crate is inside the repository")
+        .to_path_buf();
+    let site = root.join("tools/python/grpc");
+    assert!(
+        site.join("grpc_tools").is_dir(),
+        "grpcio-tools is not installed: `make test` installs it into tools/python/grpc"
+    );
+    let out = tempfile::tempdir().unwrap();
+    let python = imgmesh_test_support::find_tool("python3").unwrap();
+    let output = tokio::process::Command::new(python)
+        .arg(root.join("integration-tests/clients/image_api_python.py"))
+        .arg(root.join("proto"))
+        .arg(out.path())
+        .arg(grpc.to_string())
+        .arg(&key)
+        .args([
+            "demo",
+            "quadrants.png",
+            "fm=png&w=100",
+            "w=40",
+            "w=80&fm=webp",
+        ])
+        .env("PYTHONPATH", &site)
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .output()
+        .await
+        .expect("python3 runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "the Python client failed: {stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let lines: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("a JSON line"))
+        .collect();
+    let expected = [
+        ("render", Format::Png, "image/png", 100),
+        ("set-0", Format::Png, "image/png", 40),
+        ("set-1", Format::Webp, "image/webp", 80),
+    ];
+    assert_eq!(lines.len(), expected.len(), "{stdout}");
+    for (line, (name, format, content_type, width)) in lines.iter().zip(expected) {
+        assert_eq!(line["name"], name, "{line}");
+        assert_eq!(line["content_type"], content_type, "{line}");
+        assert_eq!(line["cache_status"], "CACHE_STATUS_MISS", "{line}");
+        assert_eq!(
+            (line["width"].as_i64(), line["height"].as_i64()),
+            (Some(width.into()), Some((width / 2).into()))
+        );
+        let bytes = std::fs::read(out.path().join(format!("{name}.bin"))).unwrap();
+        assert_eq!(line["size"].as_u64(), Some(bytes.len() as u64), "{line}");
+        fixtures::expect_image(&bytes, format, width, width / 2).unwrap();
+        assert_close(
+            &fixtures::pixel(&bytes, width / 10, width / 20).unwrap(),
+            &[255.0, 0.0, 0.0],
+            &format!("{name} top left red"),
+        );
+    }
 }
