@@ -152,9 +152,9 @@ async fn source_lifecycle_over_grpc() {
         .into_inner()
         .source
         .unwrap();
-    assert_eq!(created.path_prefix, "photos");
-    assert_eq!(created.access_key_id_hint, "…MPLE");
-    assert_eq!(created.cache_ttl_seconds, 31_536_000);
+    assert_eq!(created.location().path_prefix, "photos");
+    assert_eq!(created.access_key().id_hint, "…MPLE");
+    assert_eq!(created.cache_policy().ttl_seconds, 31_536_000);
     assert_eq!(created.config_version, 1);
 
     let fetched = sources
@@ -201,7 +201,7 @@ async fn source_lifecycle_over_grpc() {
         .source
         .unwrap();
     assert_eq!(updated.config_version, 2);
-    assert_eq!(updated.bucket, "other-bucket");
+    assert_eq!(updated.location().bucket, "other-bucket");
 
     let access = credentials
         .get_read_access(proto::GetReadAccessRequest {
@@ -342,7 +342,10 @@ async fn issue_three_rpcs_over_grpc() {
         .into_inner()
         .source
         .unwrap();
-    assert_eq!(created.status(), proto::SourceStatus::Pending);
+    assert_eq!(
+        created.deploy_state().status(),
+        proto::SourceStatus::Pending
+    );
     let queued = sources
         .deploy_source(proto::DeploySourceRequest {
             id_or_name: "demo".into(),
@@ -352,7 +355,10 @@ async fn issue_three_rpcs_over_grpc() {
         .into_inner()
         .source
         .unwrap();
-    assert_eq!(queued.status(), proto::SourceStatus::Deploying);
+    assert_eq!(
+        queued.deploy_state().status(),
+        proto::SourceStatus::Deploying
+    );
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
     let failed = loop {
         let source = sources
@@ -364,15 +370,15 @@ async fn issue_three_rpcs_over_grpc() {
             .into_inner()
             .source
             .unwrap();
-        if source.status() != proto::SourceStatus::Deploying {
+        if source.deploy_state().status() != proto::SourceStatus::Deploying {
             break source;
         }
         assert!(tokio::time::Instant::now() < deadline, "deploy never ended");
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     };
-    assert_eq!(failed.status(), proto::SourceStatus::Failed);
+    assert_eq!(failed.deploy_state().status(), proto::SourceStatus::Failed);
     assert_eq!(
-        failed.status_message,
+        failed.deploy_state().message,
         "could not connect to the s3 endpoint"
     );
     let access = credentials
@@ -471,8 +477,14 @@ async fn fallback_image_settings_follow_the_object_key_rule() {
         .into_inner()
         .source
         .unwrap();
-    assert_eq!(created.image_missing, "/errors/not found (1).png");
-    assert_eq!(created.image_error, "/errors/caf%C3%A9+broken.png");
+    assert_eq!(
+        created.fallback_images().missing().path,
+        "/errors/not found (1).png"
+    );
+    assert_eq!(
+        created.fallback_images().error().path,
+        "/errors/caf%C3%A9+broken.png"
+    );
 
     for accepted in [
         "/a//b.png",
@@ -493,8 +505,8 @@ async fn fallback_image_settings_follow_the_object_key_rule() {
             .into_inner()
             .source
             .unwrap();
-        assert_eq!(updated.image_missing, accepted);
-        assert_eq!(updated.image_error, accepted);
+        assert_eq!(updated.fallback_images().missing().path, accepted);
+        assert_eq!(updated.fallback_images().error().path, accepted);
     }
 
     for refused in [
@@ -675,5 +687,113 @@ async fn api_key_rpcs_over_grpc() {
         bad.message()
     );
 
+    server.shutdown().await;
+}
+
+/// The admin token and audit RPCs over the wire: create shows the token
+/// once and records the change under the named actor (or `cli` without
+/// one), authenticate finds a live token and not a revoked one, a scope
+/// must be given, and the audit log lists recorded changes newest first,
+/// filtered by Source.
+#[tokio::test]
+async fn admin_token_and_audit_rpcs_over_grpc() {
+    let server = TestServer::start().await;
+    let mut registry = SourceRegistryServiceClient::new(server.channel().await);
+
+    let created = registry
+        .create_admin_token(proto::CreateAdminTokenRequest {
+            name: "shop team".into(),
+            scope: proto::AdminScope::SourceAdmin.into(),
+            source_ids: vec!["src_a".into()],
+            expires_at_unix: 0,
+            actor: "bootstrap".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let secret = created.secret.clone();
+    assert!(secret.starts_with("imat_") && secret.len() == 69);
+    let token = created.admin_token.unwrap();
+    assert_eq!(token.scope(), proto::AdminScope::SourceAdmin);
+    let listed = registry
+        .list_admin_tokens(proto::ListAdminTokensRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(listed.admin_tokens, vec![token.clone()]);
+    let found = registry
+        .authenticate_admin_token(proto::AuthenticateAdminTokenRequest {
+            secret: secret.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(found.admin_token.as_ref(), Some(&token));
+
+    let unscoped = registry
+        .create_admin_token(proto::CreateAdminTokenRequest {
+            name: "nobody".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(unscoped.code(), tonic::Code::InvalidArgument);
+    registry
+        .revoke_admin_token(proto::RevokeAdminTokenRequest {
+            id: token.id.clone(),
+            actor: String::new(),
+        })
+        .await
+        .unwrap();
+    let gone = registry
+        .authenticate_admin_token(proto::AuthenticateAdminTokenRequest { secret })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(gone.admin_token, None);
+
+    registry
+        .record_audit_event(proto::RecordAuditEventRequest {
+            event: Some(proto::AuditEvent {
+                credential: "shop team".into(),
+                action: "source.update".into(),
+                source_id: "src_a".into(),
+                fields: vec!["default_params".into()],
+                result: "ok".into(),
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap();
+    let events = registry
+        .list_audit_events(proto::ListAuditEventsRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .events;
+    let summary: Vec<(&str, &str, &str)> = events
+        .iter()
+        .map(|e| (e.credential.as_str(), e.action.as_str(), e.result.as_str()))
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            ("shop team", "source.update", "ok"),
+            ("cli", "admin_token.revoke", "ok"),
+            ("cli", "admin_token.create", "INVALID_ARGUMENT"),
+            ("bootstrap", "admin_token.create", "ok"),
+        ]
+    );
+    assert_eq!(events[3].target_id, token.id);
+    let only_a = registry
+        .list_audit_events(proto::ListAuditEventsRequest {
+            source_id: "src_a".into(),
+            limit: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .events;
+    assert_eq!(only_a.len(), 1);
     server.shutdown().await;
 }
