@@ -3,7 +3,10 @@
 //!
 //! - every overlay of deploy/kubernetes/ renders with `kubectl kustomize`
 //!   and passes `kubernetes-validate --strict`; its ServiceMonitors pass the
-//!   Prometheus Operator CRD's schema (deploy/schemas/), and docker-compose.yml
+//!   Prometheus Operator CRD's schema and its cert-manager Certificates a
+//!   schema of cert-manager's documented fields (deploy/schemas/), each
+//!   tier's certificate naming its identity and Service and mounted by its
+//!   pods, and docker-compose.yml
 //!   the compose-spec schema, both through `check-jsonschema`; yamllint passes
 //!   on the sources and on the rendered overlays. Each validator is also shown
 //!   a copy with one unknown field and must refuse it;
@@ -545,8 +548,8 @@ fn resolve_port(port: &Value, container: &Value) -> anyhow::Result<u16> {
 // === tests: rendering and validation ===
 
 /// Both overlays render, and every tier has its Deployment, Service,
-/// PodDisruptionBudget, HorizontalPodAutoscaler, NetworkPolicy and
-/// ServiceMonitor, hardened as the issue asks.
+/// PodDisruptionBudget, HorizontalPodAutoscaler, NetworkPolicy,
+/// ServiceMonitor and Certificate, hardened as the issue asks.
 #[test]
 fn overlays_render_with_every_piece() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
@@ -560,6 +563,7 @@ fn overlays_render_with_every_piece() -> anyhow::Result<()> {
                 "HorizontalPodAutoscaler",
                 "NetworkPolicy",
                 "ServiceMonitor",
+                "Certificate",
             ] {
                 named(&documents, kind, component).with_context(|| overlay.to_owned())?;
             }
@@ -648,11 +652,12 @@ fn overlays_pass_kubernetes_validate_strict() -> anyhow::Result<()> {
         let report = String::from_utf8_lossy(&output.stdout).into_owned()
             + &String::from_utf8_lossy(&output.stderr);
         assert!(output.status.success(), "{overlay}:\n{report}");
-        // Every built-in kind was checked; only the CRD has no schema there.
+        // Every built-in kind was checked; only the CRDs have no schema
+        // there (they are checked below).
         for document in &documents {
             let kind = document["kind"].as_str().unwrap_or_default().to_lowercase();
             let name = document["metadata"]["name"].as_str().unwrap_or_default();
-            if kind == "servicemonitor" {
+            if kind == "servicemonitor" || kind == "certificate" {
                 continue;
             }
             assert!(
@@ -755,6 +760,110 @@ fn service_monitors_pass_the_crd_schema() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Every rendered cert-manager Certificate passes the schema of
+/// cert-manager's documented `Certificate` fields (deploy/schemas/), and
+/// one with a misspelt field does not. Each tier's certificate carries its
+/// identity as the only URI SAN (`spiffe://imgmesh/<component>`), the name
+/// its clients dial (the Service's), both TLS usages, and lands in the
+/// Secret its pods mount whole (no `subPath`, so renewals reach them) at
+/// the paths of its IMGMESH_TLS_* variables.
+#[test]
+fn certificates_name_each_tier_and_reach_its_pods() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let schema = repo_root().join("deploy/schemas/cert-manager.io_certificate.schema.json");
+    let check = |path: &Path| -> anyhow::Result<Output> {
+        run(kit_tool("check-jsonschema")?
+            .arg("--schemafile")
+            .arg(&schema)
+            .arg(path))
+    };
+    for overlay in OVERLAYS {
+        let (_, documents) = rendered(dir.path(), overlay)?;
+        let certificates = of_kind(&documents, "Certificate");
+        assert_eq!(certificates.len(), TIERS.len(), "{overlay}");
+        for certificate in &certificates {
+            let name = certificate["metadata"]["name"].as_str().unwrap_or_default();
+            let path = dir
+                .path()
+                .join(format!("{overlay}-certificate-{name}.json"));
+            std::fs::write(&path, certificate.to_string())?;
+            let output = check(&path)?;
+            assert!(
+                output.status.success(),
+                "{overlay} {name}: {}",
+                String::from_utf8_lossy(&output.stdout)
+            );
+        }
+        let mut broken = certificates[0].clone();
+        broken["spec"]["dnsName"] = json!(["typo"]);
+        let path = dir.path().join("broken-certificate.json");
+        std::fs::write(&path, broken.to_string())?;
+        assert!(!check(&path)?.status.success(), "a misspelt field passed");
+
+        for (component, _, _) in TIERS {
+            let spec = &named(&documents, "Certificate", component)?["spec"];
+            assert_eq!(
+                spec["uris"],
+                json!([format!("spiffe://imgmesh/{component}")]),
+                "{overlay} {component}"
+            );
+            let dns: Vec<&str> = spec["dnsNames"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .collect();
+            assert!(
+                named(&documents, "Service", component).is_ok() && dns.contains(&component),
+                "{overlay} {component}: {dns:?} lacks the Service's name"
+            );
+            for usage in ["server auth", "client auth"] {
+                assert!(
+                    spec["usages"]
+                        .as_array()
+                        .is_some_and(|usages| usages.contains(&json!(usage))),
+                    "{overlay} {component}: no {usage}"
+                );
+            }
+            let secret = spec["secretName"].as_str().context("a secretName")?;
+            let pod = &named(&documents, "Deployment", component)?["spec"]["template"]["spec"];
+            let volume = pod["volumes"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|volume| volume["secret"]["secretName"] == secret)
+                .with_context(|| format!("{overlay} {component} mounts no {secret}"))?;
+            let container = &pod["containers"][0];
+            let mount = container["volumeMounts"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|mount| mount["name"] == volume["name"])
+                .with_context(|| format!("{overlay} {component}: {secret} not mounted"))?;
+            assert_eq!(mount["readOnly"], true, "{overlay} {component}");
+            assert!(mount["subPath"].is_null(), "{overlay} {component}");
+            let mount_path = mount["mountPath"].as_str().unwrap_or_default();
+            let settings = container_settings(container);
+            for (var, file) in [
+                ("IMGMESH_TLS_CERT", "tls.crt"),
+                ("IMGMESH_TLS_KEY", "tls.key"),
+                ("IMGMESH_TLS_CA", "ca.crt"),
+            ] {
+                assert_eq!(
+                    settings.env.get(var).cloned().flatten(),
+                    Some(format!("{mount_path}/{file}")),
+                    "{overlay} {component} {var}"
+                );
+            }
+            assert!(
+                !settings.env.contains_key("IMGMESH_INSECURE_PLAINTEXT"),
+                "{overlay} {component} runs plaintext"
+            );
+        }
+    }
+    Ok(())
+}
+
 /// yamllint (deploy/yamllint.yaml) passes on docker-compose.yml, deploy/
 /// and the rendered overlays, and fails on a file it should fail on.
 #[test]
@@ -826,7 +935,8 @@ fn compose_passes_the_compose_spec_schema() -> anyhow::Result<()> {
 /// Every ConfigMap key a container reads exists in the rendered ConfigMap,
 /// and every key of the `imgmesh-secrets` Secret the pods read is one the
 /// `kubectl create secret` command in docs/operations.md creates (the kit
-/// ships no Secret).
+/// ships no Secret); every other Secret a pod mounts is one a rendered
+/// Certificate issues.
 #[test]
 fn config_and_secret_references_resolve() -> anyhow::Result<()> {
     let docs = std::fs::read_to_string(repo_root().join("docs/operations.md"))?;
@@ -866,6 +976,13 @@ fn config_and_secret_references_resolve() -> anyhow::Result<()> {
                 let Some(secret) = volume["secret"].as_object() else {
                     continue;
                 };
+                // A tier's TLS Secret comes from its Certificate.
+                let issued = of_kind(&documents, "Certificate")
+                    .iter()
+                    .any(|c| c["spec"]["secretName"] == secret["secretName"]);
+                if issued {
+                    continue;
+                }
                 ensure!(
                     secret["secretName"] == "imgmesh-secrets",
                     "{name}: {secret:?}"
@@ -1037,8 +1154,11 @@ fn compose_uses_only_accepted_settings() -> anyhow::Result<()> {
                         problems.push(format!("{name}: imgmesh {words:?} has no flag {flag}"));
                     }
                 }
+                // The top-level flags (the TLS ones) apply to every command.
                 for var in env.keys() {
-                    if option_for_env(help, var).is_some() {
+                    if option_for_env(help, var).is_some()
+                        || option_for_env(&cli[&Vec::new()], var).is_some()
+                    {
                         env_seen.insert(var.clone());
                     }
                 }
@@ -1061,8 +1181,9 @@ fn compose_uses_only_accepted_settings() -> anyhow::Result<()> {
 }
 
 /// Ports in the manifests are the ports the services listen on: every
-/// container port is a listener's; gRPC probes hit `--listen`, HTTP probes
-/// the gateway's ops listener; every listener (the metrics ones included)
+/// container port is a listener's; gRPC and TCP probes hit `--listen`,
+/// HTTP probes the plaintext metrics listener (the gateway's ops one), whose
+/// `/ready` and `/live` answer without a certificate; every listener (the metrics ones included)
 /// has a fixed default port, which the manifests keep, on all interfaces; every Service targets a
 /// listener, every ServiceMonitor the metrics listener, every NetworkPolicy
 /// ingress port a listener of the pods it selects, and every peer URL a
@@ -1131,7 +1252,7 @@ fn manifest_ports_are_listening_ports() -> anyhow::Result<()> {
                 };
                 let port = resolve_port(port, container)?;
                 let expected = match kind {
-                    "http" => ports.get("ops-listen"),
+                    "http" => ports.get(metrics_flag),
                     _ => ports.get("listen"),
                 };
                 if expected != Some(&port) {
@@ -1446,13 +1567,14 @@ fn compose_healthchecks(compose: &Value) -> anyhow::Result<Vec<Healthcheck>> {
 }
 
 /// Runs a healthcheck against the mesh's own port for the listener it asks
-/// (the gateway's ops listener, the others' gRPC one), set through that
-/// listener's variable; whether it passed.
+/// (the gateway's ops listener, the others' metrics one: plaintext HTTP,
+/// as the gRPC ports take only mutual TLS), set through that listener's
+/// variable; whether it passed.
 fn run_healthcheck(check: &Healthcheck, port: u16) -> anyhow::Result<bool> {
     let role = if check.binary == "imgmesh-gateway" {
         "--ops-listen"
     } else {
-        "--listen"
+        "--metrics-listen"
     };
     let help = accepted(&check.binary)?;
     let var = help
@@ -1467,12 +1589,6 @@ fn run_healthcheck(check: &Healthcheck, port: u16) -> anyhow::Result<bool> {
         .env(var, format!("127.0.0.1:{port}"))
         .arg("health"))?;
     Ok(output.status.success())
-}
-
-/// The port of a `http://127.0.0.1:<port>` URL.
-fn url_port(url: &str) -> anyhow::Result<u16> {
-    let port = url.rsplit(':').next().context("a port")?;
-    Ok(port.trim_end_matches('/').parse()?)
 }
 
 /// The compose healthchecks and the images' HEALTHCHECKs (each binary's
@@ -1516,9 +1632,7 @@ async fn compose_healthchecks_tell_up_from_down() -> anyhow::Result<()> {
     let mut mesh = Mesh::start(MeshOptions::default()).await?;
     let port_of = |mesh: &Mesh, service: &str| -> anyhow::Result<u16> {
         match service {
-            "source-registry" => url_port(&mesh.registry_url),
-            "fetcher" => url_port(&mesh.fetcher_url),
-            "renderer" => url_port(&mesh.renderer_url),
+            "source-registry" | "fetcher" | "renderer" => Ok(mesh.metrics_addr(service).port()),
             "gateway" => Ok(mesh.gateway_ops_addr.port()),
             other => bail!("no mesh process for {other}"),
         }
