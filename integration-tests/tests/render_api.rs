@@ -7,7 +7,8 @@
 //! RenderSet's derivatives from one S3 read and one decode, sharing cache
 //! entries with Render and HTTP; RenderBytes on a streamed original, its
 //! refusals, and nothing cached. Server reflection on every listener. A
-//! Python client generated from the protos renders through the API.
+//! Python client generated from the protos renders through the API, and so
+//! does the Rust client crate (`imgmesh-client`) with its srcset helper.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -1216,4 +1217,60 @@ async fn python_client_generated_from_the_protos_renders() {
             &format!("{name} top left red"),
         );
     }
+}
+
+/// The Rust client crate renders with typed parameters, builds a three-width srcset with one RenderSet (one decode on the renderer) whose images are right, writes its srcset attribute, and describes a target.
+#[tokio::test]
+async fn rust_client_renders_and_builds_a_srcset() {
+    use imgmesh_client::{Fit, Format as Fm, ImageClient, Params, Source};
+
+    let (mesh, _gateway, _http, grpc, _client) = api_mesh_at().await;
+    let (_, key) = create_key(&mesh, &["render", "describe"], &[]).await;
+    let mut client = ImageClient::connect(&format!("http://{grpc}"), &key)
+        .await
+        .expect("client connects");
+    let target = imgmesh_client::Target::new(Source::Name("demo".into()), "quadrants.png")
+        .with_params(Params::new().format(Fm::Png));
+
+    let one = client
+        .render(
+            &target
+                .clone()
+                .with_params(Params::new().width(60).fit(Fit::Clip)),
+        )
+        .await
+        .expect("render succeeds");
+    fixtures::expect_image(&one.data, Format::Png, 60, 30).unwrap();
+    assert_eq!(one.metadata.size, one.data.len() as u64);
+
+    let decodes = counter(&mesh, "renderer", "imgmesh_originals_decoded_total").await;
+    let srcset = client
+        .srcset(&target, &[40, 80, 120])
+        .await
+        .expect("srcset renders");
+    let decoded = counter(&mesh, "renderer", "imgmesh_originals_decoded_total").await - decodes;
+    assert_eq!(decoded, 1.0, "one decode for the srcset");
+    for (width, rendered) in &srcset.candidates {
+        let width = *width as i32;
+        fixtures::expect_image(&rendered.data, Format::Png, width, width / 2).unwrap();
+        assert_close(
+            &fixtures::pixel(&rendered.data, width / 10, width / 20).unwrap(),
+            &[255.0, 0.0, 0.0],
+            &format!("w={width} top left red"),
+        );
+    }
+    assert_eq!(
+        srcset.attribute(|width, _| format!("/q-{width}.png")),
+        "/q-40.png 40w, /q-80.png 80w, /q-120.png 120w"
+    );
+
+    let described = client
+        .describe(&target.clone().with_params(Params::new().width(80)))
+        .await
+        .expect("describe succeeds");
+    assert!(
+        described.public_url.ends_with("/quadrants.png?fm=png&w=80"),
+        "{}",
+        described.public_url
+    );
 }
