@@ -634,7 +634,7 @@ async fn any_addressable_key_uploads_serves_and_purges() {
 
 // === secrets ===
 
-/// With every service at trace level, the S3 secret, the upload secret, the signing token, the admin token and an API key (used on the gRPC API of a further gateway at info level) appear in no log line, no span and no error body, in any common encoding.
+/// With every service at trace level, the S3 secret, the upload secret, the signing token, the admin token, an API key (used on the gRPC API of a further gateway at info level) and a named admin token appear in no log line, no span, no error body and no audit record, in any common encoding.
 #[tokio::test]
 async fn canary_secrets_leave_no_trace() {
     use base64::Engine as _;
@@ -788,6 +788,74 @@ async fn canary_secrets_leave_no_trace() {
     bodies.push(revoked.text());
     bodies.push(api_gateway.log());
 
+    // A named admin token: made (the one answer that shows it), used to
+    // change the Source's secret, revoked, presented again; then the audit
+    // log of all the above, which must name fields and never hold a value.
+    let made = mesh
+        .admin(
+            "POST",
+            "/v1/admin-tokens",
+            Some(&json!({"name": "canary admin", "scope": "source_admin", "source_ids": [id]})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(made.status, 201, "{}", made.text());
+    let admin_token = json_of(&made)["token"].as_str().unwrap().to_owned();
+    let admin_token_id = json_of(&made)["id"].as_str().unwrap().to_owned();
+    let named_authorization = format!("Bearer {admin_token}");
+    let rekeyed = imgmesh_integration_tests::request_with_body(
+        "PATCH",
+        mesh.gateway_admin_addr,
+        "localhost",
+        &format!("/v1/sources/{id}"),
+        &[
+            ("authorization", named_authorization.as_str()),
+            ("content-type", "application/json"),
+        ],
+        json!({
+            "upload_access_key_id": "IMGMESHUPLOADCANARY",
+            "upload_secret_access_key": upload_secret,
+        })
+        .to_string()
+        .into_bytes(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(rekeyed.status, 200, "{}", rekeyed.text());
+    bodies.push(rekeyed.text());
+    let dropped = mesh
+        .admin(
+            "DELETE",
+            &format!("/v1/admin-tokens/{admin_token_id}"),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(dropped.status, 200);
+    bodies.push(dropped.text());
+    let refused = imgmesh_integration_tests::request_with_body(
+        "GET",
+        mesh.gateway_admin_addr,
+        "localhost",
+        "/v1/sources",
+        &[("authorization", named_authorization.as_str())],
+        Vec::new(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(refused.status, 401);
+    bodies.push(refused.text());
+    let audit = mesh
+        .admin("GET", "/v1/audit?limit=1000", None)
+        .await
+        .unwrap();
+    assert_eq!(audit.status, 200, "{}", audit.text());
+    assert!(
+        audit.text().contains("canary admin"),
+        "the named token's change is not in the audit log"
+    );
+    bodies.push(audit.text());
+
     // Wait until the exporters have gone quiet (at trace level the batches
     // are large and h2's own spans crowd the queue, so no single span can
     // be waited for).
@@ -820,6 +888,7 @@ async fn canary_secrets_leave_no_trace() {
         token.as_str(),
         ADMIN_TOKEN,
         api_key.as_str(),
+        admin_token.as_str(),
     ] {
         let encodings = [
             secret.to_owned(),

@@ -8,7 +8,8 @@
 //! - [`mesh`], [`rendering`], [`delivery`], [`edge`], [`object_keys`],
 //!   [`properties`], [`imgix_clients`]: requests through the whole mesh;
 //! - [`sources`], [`dashboard`], [`render_api`]: managing Sources and the
-//!   public gRPC API;
+//!   public gRPC API; [`admin_scopes`]: the admin API's scoped tokens and
+//!   audit log;
 //! - [`health`], [`metrics`], [`grafana_dashboard`], [`telemetry`]: what
 //!   operators see;
 //! - [`balancing`], [`overload`], [`slow_clients`], [`tier_faults`],
@@ -18,6 +19,7 @@
 
 mod promql_check;
 
+mod admin_scopes;
 mod bad_bytes;
 mod balancing;
 mod dashboard;

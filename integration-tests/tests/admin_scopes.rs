@@ -1,0 +1,358 @@
+//! The admin API's named, scoped credentials and its audit log, on real
+//! processes: tokens made through the admin API and with `imgmesh
+//! admin-tokens`, the scope matrix (read-only, Source admin, full admin),
+//! revoked and expired tokens refused, failed authentications limited per
+//! address, and every change in the audit log (`GET /v1/audit`, `imgmesh
+//! audit`) under the right credential's name.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use imgmesh_integration_tests::admin::{create, json_of, source_body};
+use imgmesh_integration_tests::{HttpResponse, Mesh, MeshOptions, request_with_body};
+use serde_json::{Value, json};
+
+/// Sends `method path` to the admin API with `token` as the bearer.
+async fn as_token(
+    mesh: &Mesh,
+    token: &str,
+    method: &str,
+    path: &str,
+    body: Option<&Value>,
+) -> HttpResponse {
+    let authorization = format!("Bearer {token}");
+    let mut headers = vec![("authorization", authorization.as_str())];
+    if body.is_some() {
+        headers.push(("content-type", "application/json"));
+    }
+    request_with_body(
+        method,
+        mesh.gateway_admin_addr,
+        "localhost",
+        path,
+        &headers,
+        body.map(|json| json.to_string().into_bytes())
+            .unwrap_or_default(),
+    )
+    .await
+    .unwrap()
+}
+
+/// Creates an admin token through the admin API (as the bootstrap token);
+/// returns its id and the token.
+async fn admin_token(mesh: &Mesh, body: Value) -> (String, String) {
+    let created = mesh
+        .admin("POST", "/v1/admin-tokens", Some(&body))
+        .await
+        .unwrap();
+    assert_eq!(created.status, 201, "{}", created.text());
+    let created = json_of(&created);
+    let token = created["token"]
+        .as_str()
+        .expect("the token, once")
+        .to_owned();
+    assert!(token.starts_with("imat_") && token.len() == 69, "{token}");
+    (created["id"].as_str().unwrap().to_owned(), token)
+}
+
+/// Asserts `response` is the 403 a scope refuses with, its message
+/// containing `words`.
+fn assert_forbidden(response: &HttpResponse, words: &str) {
+    assert_eq!(response.status, 403, "{}", response.text());
+    let error = &json_of(response)["error"];
+    assert_eq!(error["code"], "FORBIDDEN");
+    let message = error["message"].as_str().unwrap();
+    assert!(message.contains(words), "{message}");
+}
+
+/// The audit log as the bootstrap token reads it, newest first.
+async fn audit_log(mesh: &Mesh) -> Vec<Value> {
+    let response = mesh
+        .admin("GET", "/v1/audit?limit=1000", None)
+        .await
+        .unwrap();
+    assert_eq!(response.status, 200, "{}", response.text());
+    json_of(&response)["events"].as_array().unwrap().clone()
+}
+
+/// Whether `events` holds one by `credential` of `action` on `source`
+/// with `result`.
+fn logged(events: &[Value], credential: &str, action: &str, source: &str, result: &str) -> bool {
+    events.iter().any(|event| {
+        event["credential"] == credential
+            && event["action"] == action
+            && event["source_id"] == source
+            && event["result"] == result
+    })
+}
+
+/// The scope matrix: a read-only token reads but changes nothing; a Source
+/// admin lists, reads and changes only its Sources and reaches no
+/// credentials; a full admin made by the CLI changes anything. Revoked and
+/// expired tokens are refused (401), and each change — allowed or refused —
+/// is in the audit log under the credential's name, with field names only.
+#[tokio::test]
+async fn scope_matrix_and_audit_log() {
+    let mesh = Mesh::start(MeshOptions::default())
+        .await
+        .expect("mesh starts");
+    let alpha = create(&mesh, &source_body(&mesh, "alpha", json!({}))).await;
+    let beta = create(&mesh, &source_body(&mesh, "beta", json!({}))).await;
+    let alpha = alpha["id"].as_str().unwrap().to_owned();
+    let beta = beta["id"].as_str().unwrap().to_owned();
+
+    let (reader_id, reader) =
+        admin_token(&mesh, json!({"name": "reader", "scope": "read_only"})).await;
+    let (alpha_team_id, alpha_team) = admin_token(
+        &mesh,
+        json!({"name": "alpha team", "scope": "source_admin", "source_ids": [alpha]}),
+    )
+    .await;
+    let ops = mesh
+        .cli_json(&["admin-tokens", "create", "--name=ops", "--scope=full-admin"])
+        .await
+        .unwrap();
+    let ops_token = ops["token"].as_str().unwrap().to_owned();
+    let listed = mesh.cli_json(&["admin-tokens", "list"]).await.unwrap();
+    let listed_text = listed.to_string();
+    for secret in [&reader, &alpha_team, &ops_token] {
+        assert!(
+            !listed_text.contains(&secret[5..]),
+            "the list shows a token"
+        );
+    }
+    assert_eq!(listed["admin_tokens"].as_array().unwrap().len(), 3);
+
+    // Read-only: reads everything, changes nothing.
+    let sources = as_token(&mesh, &reader, "GET", "/v1/sources", None).await;
+    assert_eq!(sources.status, 200, "{}", sources.text());
+    assert_eq!(json_of(&sources)["sources"].as_array().unwrap().len(), 2);
+    let edit = json!({"default_params": "w=100"});
+    let path_alpha = format!("/v1/sources/{alpha}");
+    let path_beta = format!("/v1/sources/{beta}");
+    let refused = as_token(&mesh, &reader, "PATCH", &path_alpha, Some(&edit)).await;
+    assert_forbidden(&refused, "read-only");
+    let refused = as_token(
+        &mesh,
+        &reader,
+        "POST",
+        "/v1/sources",
+        Some(&source_body(&mesh, "gamma", json!({}))),
+    )
+    .await;
+    assert_forbidden(&refused, "read-only");
+    let refused = as_token(
+        &mesh,
+        &reader,
+        "POST",
+        "/v1/admin-tokens",
+        Some(&json!({"name": "escalated", "scope": "full_admin"})),
+    )
+    .await;
+    assert_forbidden(&refused, "read-only");
+
+    // Source admin: only its Sources.
+    let sources = as_token(&mesh, &alpha_team, "GET", "/v1/sources", None).await;
+    assert_eq!(sources.status, 200, "{}", sources.text());
+    let listed = json_of(&sources);
+    let ids: Vec<&str> = listed["sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|source| source["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, vec![alpha.as_str()]);
+    let edited = as_token(&mesh, &alpha_team, "PATCH", &path_alpha, Some(&edit)).await;
+    assert_eq!(edited.status, 200, "{}", edited.text());
+    let by_name = as_token(&mesh, &alpha_team, "GET", "/v1/sources/alpha", None).await;
+    assert_eq!(by_name.status, 200, "{}", by_name.text());
+    for (method, path) in [
+        ("GET", path_beta.clone()),
+        ("GET", "/v1/sources/beta".to_owned()),
+        ("PATCH", path_beta.clone()),
+        ("DELETE", path_beta.clone()),
+        ("POST", format!("{path_beta}/deploy")),
+        ("POST", format!("{path_beta}/purge")),
+        ("GET", format!("/v1/audit?source={beta}")),
+    ] {
+        let refused = as_token(&mesh, &alpha_team, method, &path, Some(&edit)).await;
+        assert_forbidden(&refused, "may not act on Source");
+    }
+    let missing = as_token(&mesh, &alpha_team, "GET", "/v1/sources/nowhere", None).await;
+    assert_forbidden(&missing, "may not act on Source");
+    for (method, path, words) in [
+        ("POST", "/v1/sources", "cannot create Sources"),
+        ("GET", "/v1/api-keys", "need a full admin"),
+        ("GET", "/v1/admin-tokens", "need a full admin"),
+        ("GET", "/v1/audit", "?source=<id>"),
+    ] {
+        let refused = as_token(&mesh, &alpha_team, method, path, Some(&edit)).await;
+        assert_forbidden(&refused, words);
+    }
+    let own_log = as_token(
+        &mesh,
+        &alpha_team,
+        "GET",
+        &format!("/v1/audit?source={alpha}"),
+        None,
+    )
+    .await;
+    assert_eq!(own_log.status, 200, "{}", own_log.text());
+    let deployed = as_token(
+        &mesh,
+        &alpha_team,
+        "POST",
+        &format!("{path_alpha}/deploy"),
+        None,
+    )
+    .await;
+    assert_eq!(deployed.status, 202, "{}", deployed.text());
+
+    // The CLI's full admin changes another Source.
+    let rekeyed = as_token(
+        &mesh,
+        &ops_token,
+        "PATCH",
+        &path_beta,
+        Some(&json!({"secret_access_key": "imgmesh-rekey-canary-93b1"})),
+    )
+    .await;
+    assert_eq!(rekeyed.status, 200, "{}", rekeyed.text());
+
+    // Revoked: refused from the next request on.
+    let revoked = mesh
+        .admin("DELETE", &format!("/v1/admin-tokens/{alpha_team_id}"), None)
+        .await
+        .unwrap();
+    assert_eq!(revoked.status, 200, "{}", revoked.text());
+    assert!(json_of(&revoked)["revoked_at"].as_i64().unwrap() > 0);
+    let refused = as_token(&mesh, &alpha_team, "GET", "/v1/sources", None).await;
+    assert_eq!(refused.status, 401, "{}", refused.text());
+    let revoked_by_cli = mesh
+        .cli_json(&["admin-tokens", "revoke", &reader_id])
+        .await
+        .unwrap();
+    assert!(revoked_by_cli["revoked_at"].as_i64().unwrap() > 0);
+    let refused = as_token(&mesh, &reader, "GET", "/v1/sources", None).await;
+    assert_eq!(refused.status, 401, "{}", refused.text());
+
+    // Expired: works until its expiry, refused after.
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let (_, short) = admin_token(
+        &mesh,
+        json!({"name": "short", "scope": "read_only", "expires_at": now + 2}),
+    )
+    .await;
+    let works = as_token(&mesh, &short, "GET", "/v1/sources", None).await;
+    assert_eq!(works.status, 200, "{}", works.text());
+    // Waiting for the clock, not for readiness: the expiry is in seconds.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let refused = as_token(&mesh, &short, "GET", "/v1/sources", None).await;
+    assert_eq!(refused.status, 401, "{}", refused.text());
+
+    // The audit log: each change under its credential, refusals included.
+    let events = audit_log(&mesh).await;
+    assert!(logged(&events, "alpha team", "source.update", &alpha, "ok"));
+    assert!(logged(&events, "alpha team", "source.deploy", &alpha, "ok"));
+    assert!(logged(
+        &events,
+        "alpha team",
+        "source.update",
+        &beta,
+        "FORBIDDEN"
+    ));
+    assert!(logged(
+        &events,
+        "alpha team",
+        "source.delete",
+        &beta,
+        "FORBIDDEN"
+    ));
+    assert!(logged(
+        &events,
+        "reader",
+        "source.update",
+        &alpha,
+        "FORBIDDEN"
+    ));
+    assert!(logged(
+        &events,
+        "reader",
+        "admin_token.create",
+        "",
+        "FORBIDDEN"
+    ));
+    assert!(logged(&events, "ops", "source.update", &beta, "ok"));
+    assert!(logged(&events, "bootstrap", "source.create", &alpha, "ok"));
+    assert!(logged(&events, "bootstrap", "admin_token.revoke", "", "ok"));
+    assert!(logged(&events, "cli", "admin_token.create", "", "ok"));
+    assert!(logged(&events, "cli", "admin_token.revoke", "", "ok"));
+    let edit_event = events
+        .iter()
+        .find(|event| {
+            event["credential"] == "alpha team"
+                && event["action"] == "source.update"
+                && event["result"] == "ok"
+        })
+        .unwrap();
+    assert_eq!(edit_event["fields"], json!(["default_params"]));
+    let rekey_event = events
+        .iter()
+        .find(|event| event["credential"] == "ops" && event["action"] == "source.update")
+        .unwrap();
+    assert_eq!(rekey_event["fields"], json!(["access_key.secret"]));
+    let created_reader = events
+        .iter()
+        .find(|event| {
+            event["action"] == "admin_token.create" && event["target_id"] == reader_id.as_str()
+        })
+        .expect("the reader's creation is logged with its id");
+    assert_eq!(created_reader["credential"], "bootstrap");
+    let log_text = Value::Array(events.clone()).to_string();
+    for secret in [
+        reader.as_str(),
+        alpha_team.as_str(),
+        ops_token.as_str(),
+        short.as_str(),
+        "imgmesh-rekey-canary-93b1",
+        imgmesh_integration_tests::S3_SECRET_KEY,
+    ] {
+        assert!(!log_text.contains(secret), "the audit log holds a secret");
+    }
+
+    // `imgmesh audit --source` shows one Source's changes, newest first.
+    let alpha_log = mesh
+        .cli_json(&["audit", &format!("--source={alpha}")])
+        .await
+        .unwrap();
+    let alpha_events = alpha_log["events"].as_array().unwrap();
+    assert!(!alpha_events.is_empty());
+    assert!(
+        alpha_events
+            .iter()
+            .all(|event| event["source_id"] == alpha.as_str())
+    );
+    let times: Vec<i64> = alpha_events
+        .iter()
+        .map(|event| event["at_unix_micros"].as_i64().unwrap())
+        .collect();
+    assert!(times.windows(2).all(|pair| pair[0] >= pair[1]), "{times:?}");
+    let text = mesh.cli(&["audit", "--limit=1"]).await.unwrap();
+    assert!(text.status.success());
+
+    // Failed authentications stay limited per address: after ten wrong
+    // tokens even a valid named one is refused with 429.
+    for attempt in 0..10 {
+        let wrong = format!("imat_{attempt:064}");
+        let refused = as_token(&mesh, &wrong, "GET", "/v1/sources", None).await;
+        assert!(
+            refused.status == 401 || refused.status == 429,
+            "{}",
+            refused.status
+        );
+    }
+    let blocked = as_token(&mesh, &ops_token, "GET", "/v1/sources", None).await;
+    assert_eq!(blocked.status, 429, "{}", blocked.text());
+}
