@@ -19,6 +19,12 @@ pub const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:9093";
 /// The default memory budget of all admitted renders: 1 GiB.
 pub const DEFAULT_MEMORY_BUDGET_BYTES: u64 = 1024 * 1024 * 1024;
 
+/// The default estimated memory of the renders running at once, per
+/// worker: 64 MiB. One progressive 3840 × 2400 JPEG's render is estimated
+/// at about 85 MB (its 55 MB coefficient buffer included), so two workers
+/// run one such render beside smaller ones, never two at once.
+pub const DEFAULT_RUNNING_MEMORY_PER_WORKER: u64 = 64 * 1024 * 1024;
+
 /// How `imgmesh-renderer` is configured (flags, or `IMGMESH_*` variables).
 #[derive(Debug, Clone, clap::Parser)]
 #[command(
@@ -111,6 +117,16 @@ pub struct RendererConfig {
     )]
     pub render_memory_budget_bytes: u64,
 
+    /// Estimated memory the renders running at once may hold, in bytes: a
+    /// render whose estimate does not fit what the running ones leave
+    /// waits, on its worker and within its deadline, until they finish;
+    /// one larger than the whole amount runs alone. It bounds the
+    /// renderer's peak RSS (the memory budget above bounds what is
+    /// admitted, queued renders included). Default: 64 MiB per worker; 0
+    /// turns it off.
+    #[arg(long, env = "IMGMESH_RENDER_RUNNING_MEMORY_BYTES")]
+    pub render_running_memory_bytes: Option<u64>,
+
     /// Timeout of each Redis operation in milliseconds; a slower Redis is a
     /// cache miss.
     #[arg(long, env = "IMGMESH_REDIS_TIMEOUT_MS", default_value_t = 50)]
@@ -195,6 +211,14 @@ impl RendererConfig {
             .unwrap_or_else(|| self.worker_count().saturating_mul(2))
     }
 
+    /// Estimated memory the running renders may hold:
+    /// `--render-running-memory-bytes`, or 64 MiB per worker.
+    pub fn running_memory_bytes(&self) -> u64 {
+        self.render_running_memory_bytes.unwrap_or_else(|| {
+            DEFAULT_RUNNING_MEMORY_PER_WORKER.saturating_mul(self.worker_count() as u64)
+        })
+    }
+
     /// The timeout of each Redis operation.
     pub fn redis_timeout(&self) -> Duration {
         Duration::from_millis(self.redis_timeout_ms)
@@ -263,6 +287,10 @@ mod tests {
         assert!(config.worker_count() >= 1);
         assert_eq!(config.render_queue_depth(), 2 * config.worker_count());
         assert_eq!(config.render_memory_budget_bytes, 1 << 30);
+        assert_eq!(
+            config.running_memory_bytes(),
+            (64 << 20) * config.worker_count() as u64
+        );
     }
 
     /// Flags override every default.
@@ -280,6 +308,7 @@ mod tests {
             "--workers=3",
             "--render-queue-depth=0",
             "--render-memory-budget-bytes=4096",
+            "--render-running-memory-bytes=2048",
             "--redis-timeout-ms=20",
             "--metrics-listen=0.0.0.0:9464",
         ])
@@ -297,6 +326,7 @@ mod tests {
         assert_eq!(config.worker_count(), 3);
         assert_eq!(config.render_queue_depth(), 0);
         assert_eq!(config.render_memory_budget_bytes, 4096);
+        assert_eq!(config.running_memory_bytes(), 2048);
         assert_eq!(config.redis_timeout(), Duration::from_millis(20));
         assert_eq!(config.metrics.addr(), Some("0.0.0.0:9464".parse().unwrap()));
         assert!(!format!("{config:?}").contains("hunter2"));

@@ -9,7 +9,7 @@ use crate::error::RenderError;
 use crate::pipeline::geometry::{Layout, Region};
 use crate::pipeline::input::RenderSources;
 use crate::pipeline::limits::RenderLimits;
-use crate::pipeline::load::input_format::InputFormat;
+use crate::pipeline::load::input_format::{InputFormat, jpeg_decoder_memory};
 use crate::pipeline::load::{libvips, source_image};
 use crate::pipeline::plan::ResolvedPlan;
 
@@ -27,10 +27,16 @@ use crate::pipeline::plan::ResolvedPlan;
 ///   full size, and so do HEIF, PNG and GIF;
 /// - the output frames, at 4 bytes a pixel (they are materialised for
 ///   effects and animations);
-/// - each overlay decoded at its full size, 4 bytes a pixel.
+/// - each overlay decoded at its full size, 4 bytes a pixel;
+/// - for a JPEG, what libjpeg holds besides the pixels
+///   ([`jpeg_decoder_memory`]): a progressive (multi-scan) JPEG's
+///   whole-image coefficient buffer, 2 bytes per pixel per component at
+///   the stored size whatever the shrink-on-load scale (55 MB for a
+///   3840 × 2400 4:4:4 photo), and its metadata segments twice (libjpeg's
+///   copy and libvips').
 ///
-/// libvips streams most pipelines, so the real peak is usually lower; a
-/// progressive JPEG or an interlaced PNG can reach this bound. Inputs
+/// libvips streams most pipelines, so the real peak is usually lower; an
+/// interlaced PNG can reach this bound. Inputs
 /// that are not a served format, or whose header does not parse, estimate
 /// as their bytes (the render refuses them before decoding anything);
 /// originals over the pixel limit are refused here, as the render would.
@@ -105,7 +111,14 @@ pub fn estimate_render_bytes(
         .filter_map(StoredImage::read)
         .map(|overlay| overlay.page_pixels() * 4)
         .sum::<u64>();
-    Ok(compressed + decoded + output + overlays)
+    let decoder = match original.format {
+        InputFormat::Jpeg => {
+            let jpeg = jpeg_decoder_memory(&sources.original);
+            jpeg.coefficient_bytes + 2 * jpeg.saved_marker_bytes
+        }
+        _ => 0,
+    };
+    Ok(compressed + decoded + output + overlays + decoder)
 }
 
 /// What an image's header says about its stored pixels.
@@ -181,6 +194,8 @@ impl StoredImage {
 #[cfg(test)]
 mod tests {
     use imgmesh_proto::renderer::v1::RenderPlan;
+    use rs_vips::enums::ForeignSubsample;
+    use rs_vips::voption::{Setter as _, VOption};
 
     use super::*;
     use crate::test_images;
@@ -215,6 +230,51 @@ mod tests {
         assert!(
             animated - one_page >= 4 * 100 * 100 * 4,
             "four more pages: {animated} vs {one_page}"
+        );
+    }
+
+    /// `photo` saved as a 4:4:4 JPEG, progressive or baseline.
+    fn jpeg_444(width: u32, height: u32, progressive: bool) -> Vec<u8> {
+        test_images::photo(width, height)
+            .jpegsave_buffer_with_opts(
+                VOption::new()
+                    .set("interlace", progressive)
+                    .set("subsample_mode", ForeignSubsample::Off as i32),
+            )
+            .unwrap()
+    }
+
+    /// A progressive JPEG is estimated with libjpeg's whole-image
+    /// coefficient buffer (2 bytes per pixel per component at the stored
+    /// size, even when shrink-on-load decodes at 1/8); a baseline JPEG of
+    /// the same pixels is not.
+    #[test]
+    fn progressive_jpegs_count_their_coefficient_buffer() {
+        let limits = RenderLimits::default();
+        let progressive = jpeg_444(800, 608, true);
+        let baseline = jpeg_444(800, 608, false);
+        let coefficients = 800 * 608 * 3 * 2;
+        assert_eq!(
+            jpeg_decoder_memory(&progressive).coefficient_bytes,
+            coefficients
+        );
+        assert_eq!(jpeg_decoder_memory(&baseline).coefficient_bytes, 0);
+
+        let plan = width(100);
+        let estimate = |jpeg: &[u8]| {
+            estimate_render_bytes(&RenderSources::original(jpeg.to_vec()), &plan, &limits).unwrap()
+        };
+        // Beyond its own compressed bytes, which differ.
+        let progressive_bytes = estimate(&progressive) - progressive.len() as u64;
+        let baseline_bytes = estimate(&baseline) - baseline.len() as u64;
+        assert_eq!(
+            progressive_bytes,
+            baseline_bytes + coefficients,
+            "{progressive_bytes} vs {baseline_bytes}"
+        );
+        assert!(
+            baseline_bytes < coefficients / 8,
+            "a baseline 1/8 decode holds no coefficient buffer: {baseline_bytes}"
         );
     }
 }

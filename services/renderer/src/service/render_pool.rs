@@ -23,6 +23,14 @@
 //!    fetch. A render that reached its libvips thread runs to the end; its
 //!    slot, worker and memory are released when it finishes, even if the
 //!    caller has gone away meanwhile.
+//! 4. **Running memory.** On its worker, a render also takes its estimate
+//!    from the running memory (`--render-running-memory-bytes`), which
+//!    only running renders hold: one that does not fit what the others
+//!    left waits for them to finish (FIFO, within the same deadline), and
+//!    one larger than the whole runs alone. This is what keeps two
+//!    progressive JPEGs' whole-image coefficient buffers (55 MB each at
+//!    3840 × 2400) from being decoded at once on a small renderer, without
+//!    refusing either.
 //!
 //! The gauges `imgmesh_render_queue_depth`, `imgmesh_renders_in_flight` and
 //! `imgmesh_render_admitted_bytes`, the counter `imgmesh_render_shed_total`
@@ -34,10 +42,11 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::config::DEFAULT_MEMORY_BUDGET_BYTES;
+use crate::config::{DEFAULT_MEMORY_BUDGET_BYTES, DEFAULT_RUNNING_MEMORY_PER_WORKER};
 use crate::error::RenderError;
 use crate::metrics::METRICS;
 use crate::pipeline::estimate::estimate_render_bytes;
+use crate::pipeline::libvips;
 use crate::pipeline::{Derivative, RenderLimits, RenderSources, ResolvedPlan, render, render_set};
 
 /// The least time a request must have left before its deadline for its
@@ -63,6 +72,11 @@ pub struct RenderPool {
     /// One permit per running render.
     running: Arc<Semaphore>,
     memory: Arc<MemoryBudget>,
+    /// The running memory, one permit per KiB of estimate
+    /// ([`RenderPool::with_running_memory`]).
+    running_memory: Arc<Semaphore>,
+    /// Its size in KiB (what a render larger than the whole takes).
+    running_memory_kib: u32,
     workers: usize,
     queue_depth: usize,
     limits: RenderLimits,
@@ -105,7 +119,8 @@ impl RenderPool {
 
     /// A pool of `workers` concurrent renders (at least one), admitting
     /// `queue_depth` more to wait for them, all within `memory_budget`
-    /// estimated bytes.
+    /// estimated bytes, the running ones within the default running memory
+    /// (64 MiB per worker).
     pub fn with_admission(
         workers: usize,
         queue_depth: usize,
@@ -114,6 +129,8 @@ impl RenderPool {
     ) -> RenderPool {
         let workers = workers.max(1);
         METRICS.render_capacity(workers, queue_depth, memory_budget);
+        let running_memory = DEFAULT_RUNNING_MEMORY_PER_WORKER.saturating_mul(workers as u64);
+        let running_memory_kib = running_memory_kib(running_memory);
         RenderPool {
             slots: Arc::new(Semaphore::new(workers + queue_depth)),
             running: Arc::new(Semaphore::new(workers)),
@@ -121,10 +138,27 @@ impl RenderPool {
                 total: memory_budget,
                 reserved: Mutex::new(0),
             }),
+            running_memory: Arc::new(Semaphore::new(running_memory_kib as usize)),
+            running_memory_kib,
             workers,
             queue_depth,
             limits,
         }
+    }
+
+    /// The same pool with `bytes` of running memory: the estimates of the
+    /// renders running at once stay within it (a render that does not fit
+    /// waits on its worker; one larger than the whole runs alone). 0 turns
+    /// it off.
+    pub fn with_running_memory(mut self, bytes: u64) -> RenderPool {
+        self.running_memory_kib = running_memory_kib(bytes);
+        self.running_memory = Arc::new(Semaphore::new(self.running_memory_kib as usize));
+        self
+    }
+
+    /// The running memory, in bytes (see [`RenderPool::with_running_memory`]).
+    pub fn running_memory(&self) -> u64 {
+        u64::from(self.running_memory_kib) * 1024
     }
 
     /// How many renders may run at once.
@@ -274,6 +308,19 @@ impl RenderPool {
             }
         })?;
         let worker = Arc::clone(&self.running).acquire_owned();
+        let running_memory = Arc::clone(&self.running_memory);
+        let kib = estimated
+            .div_ceil(1024)
+            .min(u64::from(self.running_memory_kib)) as u32;
+        let started = async move {
+            let worker = worker.await?;
+            // On the worker, so that only running renders hold it: a
+            // render that waits here keeps its worker, and the next one in
+            // the queue cannot start a second large decode beside the
+            // first.
+            let memory = running_memory.acquire_many_owned(kib).await?;
+            Ok::<_, tokio::sync::AcquireError>((worker, memory))
+        };
         let deadline_passed = async {
             match deadline {
                 Some(deadline) => {
@@ -283,9 +330,9 @@ impl RenderPool {
                 None => std::future::pending().await,
             }
         };
-        let worker = tokio::select! {
+        let (worker, running_memory) = tokio::select! {
             biased;
-            worker = worker => worker.map_err(|_closed| RenderError::Internal {
+            started = started => started.map_err(|_closed| RenderError::Internal {
                 context: "waiting for a render worker",
             })?,
             () = deadline_passed => {
@@ -305,11 +352,21 @@ impl RenderPool {
         // scoped subscriber) its dispatcher: carry both over.
         let parent = tracing::Span::current();
         let dispatch = tracing::dispatcher::get_default(tracing::Dispatch::clone);
+        let slots = Arc::clone(&self.slots);
+        let capacity = self.workers + self.queue_depth;
         tokio::task::spawn_blocking(move || {
             // Released when libvips is done, whether or not anyone awaits.
-            let _held = (worker, reservation, admission);
+            let held = (worker, running_memory, reservation, admission);
             imgmesh_runtime::lower_thread_priority(RENDER_NICE);
-            tracing::dispatcher::with_default(&dispatch, || parent.in_scope(work))
+            let rendered = tracing::dispatcher::with_default(&dispatch, || parent.in_scope(work));
+            drop(held);
+            // The last render of a burst (nothing else admitted) hands what
+            // the renders freed back to the kernel. Not after every render:
+            // the next one would fault the same pages in again.
+            if slots.available_permits() == capacity {
+                libvips::release_free_memory();
+            }
+            rendered
         })
         .await
         .map_err(|error| {
@@ -374,6 +431,13 @@ impl Drop for MemoryReservation {
         *reserved = reserved.saturating_sub(self.bytes);
         METRICS.render_memory(-gauge_bytes(self.bytes));
     }
+}
+
+/// `bytes` of running memory in KiB permits (at most what a semaphore and
+/// `acquire_many` take).
+fn running_memory_kib(bytes: u64) -> u32 {
+    let most = Semaphore::MAX_PERMITS.min(u32::MAX as usize) as u64;
+    (bytes / 1024).min(most) as u32
 }
 
 /// Whether `deadline` leaves too little time ([`MIN_REMAINING`]) to start.
@@ -584,6 +648,52 @@ mod tests {
             "{too_large:?}"
         );
         assert_eq!(too_large.code(), imgmesh_errors::ErrorCode::InputTooLarge);
+    }
+
+    /// A render that does not fit the running memory left waits on its
+    /// worker (it is not refused) until the running renders give it back,
+    /// and a render larger than the whole running memory runs alone.
+    #[tokio::test]
+    async fn running_memory_makes_large_renders_take_turns() {
+        let original = test_images::jpeg(400, 300);
+        let plan = width(400);
+        let estimated = estimate_render_bytes(
+            &RenderSources::original(original.clone()),
+            &plan,
+            &RenderLimits::default(),
+        )
+        .unwrap();
+        let pool =
+            RenderPool::with_admission(2, 2, DEFAULT_MEMORY_BUDGET_BYTES, RenderLimits::default())
+                .with_running_memory(estimated + estimated / 2);
+        // What a running render of the same original holds.
+        let running = Arc::clone(&pool.running_memory)
+            .acquire_many_owned(u32::try_from(estimated.div_ceil(1024)).unwrap())
+            .await
+            .unwrap();
+        let waiting = pool.render(RenderSources::original(original.clone()), plan.clone());
+        let mut waiting = std::pin::pin!(waiting);
+        assert!(
+            tokio::time::timeout(Duration::from_millis(100), &mut waiting)
+                .await
+                .is_err(),
+            "rendered beside a render holding most of the running memory"
+        );
+        assert_eq!(pool.in_flight(), 1, "it waits on its worker");
+        drop(running);
+        let derivative = waiting.await.unwrap();
+        assert_eq!(derivative.width, 400);
+        assert_eq!(
+            pool.running_memory.available_permits() as u64,
+            pool.running_memory() / 1024
+        );
+
+        let small = RenderPool::new(1, RenderLimits::default()).with_running_memory(estimated / 4);
+        let alone = small
+            .render(RenderSources::original(original), plan)
+            .await
+            .unwrap();
+        assert_eq!(alone.width, 400);
     }
 
     /// A spent deadline is refused before admission; a deadline that comes

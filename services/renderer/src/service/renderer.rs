@@ -63,11 +63,13 @@ impl Renderer {
             config.render_queue_depth(),
             config.render_memory_budget_bytes,
             config.limits(),
-        );
+        )
+        .with_running_memory(config.running_memory_bytes());
         tracing::info!(
             workers = pool.workers(),
             queue_depth = pool.queue_depth(),
             memory_budget_bytes = pool.memory_budget(),
+            running_memory_bytes = pool.running_memory(),
             max_pixels = config.max_pixels,
             max_object_bytes = config.max_object_bytes,
             redis_timeout_ms = config.redis_timeout_ms,

@@ -122,6 +122,111 @@ pub fn jpeg_scan_count(bytes: &[u8], stop_after: usize) -> usize {
     scans
 }
 
+/// What libjpeg holds while it decodes a JPEG, beyond the pixels it hands
+/// out, as read from the JPEG's segments (no decoding).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct JpegDecoderMemory {
+    /// The whole-image coefficient buffer, in bytes: a progressive JPEG (or
+    /// one whose components arrive in separate scans) is decoded by
+    /// collecting every scan's DCT coefficients for the whole image first,
+    /// 64 × 2 bytes per 8 × 8 block of every component at the stored size,
+    /// whatever scale the decoder then outputs (jdcoefct.c's
+    /// `whole_image`); 0 for a single-scan (baseline) JPEG, which is
+    /// decoded a row of blocks at a time.
+    pub coefficient_bytes: u64,
+    /// The bytes of the metadata segments libvips asks libjpeg to keep
+    /// (APP1 for EXIF and XMP, APP2 for ICC, APP13 for IPTC): libjpeg holds
+    /// them for the whole decode and libvips copies them into the image's
+    /// metadata. An extended XMP packet can be megabytes.
+    pub saved_marker_bytes: u64,
+}
+
+/// Reads what decoding `bytes` (a JPEG) holds in libjpeg, from its
+/// segments: the frame header's size and sampling factors, whether it is
+/// progressive or has more than one scan, and the metadata segments.
+/// Bytes that end early or do not parse give what was read before (the
+/// render refuses them as corrupt anyway).
+pub fn jpeg_decoder_memory(bytes: &[u8]) -> JpegDecoderMemory {
+    let mut memory = JpegDecoderMemory::default();
+    let mut frame: Option<(bool, &[u8])> = None;
+    let mut at = 2;
+    // Segments up to the first scan: the frame header and the metadata
+    // come before it.
+    while at + 4 <= bytes.len() {
+        if bytes[at] != 0xFF {
+            break;
+        }
+        let marker = bytes[at + 1];
+        match marker {
+            0xFF => {
+                at += 1;
+                continue;
+            }
+            0xD9 | 0xDA => break,
+            0x01 | 0xD0..=0xD7 => {
+                at += 2;
+                continue;
+            }
+            _ => {}
+        }
+        let len = usize::from(u16::from_be_bytes([bytes[at + 2], bytes[at + 3]]));
+        let Some(body) = bytes.get(at + 4..at + 2 + len) else {
+            break;
+        };
+        match marker {
+            0xE1 | 0xE2 | 0xED => memory.saved_marker_bytes += body.len() as u64,
+            // SOF0…SOF15, except DHT (C4), JPG (C8) and DAC (CC).
+            0xC0..=0xCF if !matches!(marker, 0xC4 | 0xC8 | 0xCC) && frame.is_none() => {
+                let progressive = matches!(marker, 0xC2 | 0xC6 | 0xCA | 0xCE);
+                frame = Some((progressive, body));
+            }
+            _ => {}
+        }
+        at += 2 + len;
+    }
+    let Some((progressive, frame)) = frame else {
+        return memory;
+    };
+    if progressive || jpeg_scan_count(bytes, 1) > 1 {
+        memory.coefficient_bytes = coefficient_buffer_bytes(frame);
+    }
+    memory
+}
+
+/// The size of libjpeg's whole-image coefficient buffer for a frame header
+/// (the SOF segment's body): per component, its blocks (the image scaled by
+/// its sampling factors over the largest ones, in 8 × 8 blocks, rounded up
+/// to whole sampling units, as jdcoefct.c allocates them) × 64 × 2 bytes.
+fn coefficient_buffer_bytes(frame: &[u8]) -> u64 {
+    let [_precision, h0, h1, w0, w1, count, components @ ..] = frame else {
+        return 0;
+    };
+    let height = u64::from(u16::from_be_bytes([*h0, *h1]));
+    let width = u64::from(u16::from_be_bytes([*w0, *w1]));
+    let sampling: Vec<(u64, u64)> = components
+        .chunks_exact(3)
+        .take(usize::from(*count))
+        .map(|component| {
+            let factors = component[1];
+            (
+                u64::from(factors >> 4).max(1),
+                u64::from(factors & 0x0F).max(1),
+            )
+        })
+        .collect();
+    let max_h = sampling.iter().map(|&(h, _)| h).max().unwrap_or(1);
+    let max_v = sampling.iter().map(|&(_, v)| v).max().unwrap_or(1);
+    sampling
+        .iter()
+        .map(|&(h, v)| {
+            let blocks = |size: u64, factor: u64, max: u64| {
+                (size * factor).div_ceil(max * 8).next_multiple_of(factor)
+            };
+            blocks(width, h, max_h) * blocks(height, v, max_v) * 64 * 2
+        })
+        .sum()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -163,6 +268,50 @@ mod tests {
         for bytes in cases {
             assert_eq!(InputFormat::sniff(bytes), None, "{bytes:?}");
         }
+    }
+
+    /// A JPEG built from segments: SOI, an APP1 of `app1` bytes, the frame
+    /// header `sof` (66 × 48, Y sampled 2 × 2, Cb and Cr 1 × 1), `scans`
+    /// scans of one data byte each, EOI.
+    fn jpeg_segments(sof: u8, app1: usize, scans: usize) -> Vec<u8> {
+        let mut jpeg = vec![0xFF, 0xD8];
+        jpeg.extend_from_slice(&[0xFF, 0xE1]);
+        jpeg.extend_from_slice(&u16::try_from(app1 + 2).unwrap().to_be_bytes());
+        jpeg.extend(std::iter::repeat_n(b'x', app1));
+        jpeg.extend_from_slice(&[0xFF, sof, 0, 17, 8, 0, 48, 0, 66, 3]);
+        jpeg.extend_from_slice(&[1, 0x22, 0, 2, 0x11, 1, 3, 0x11, 1]);
+        for _ in 0..scans {
+            jpeg.extend_from_slice(&[0xFF, 0xDA, 0, 8, 1, 1, 0, 0, 63, 0, 0x55]);
+        }
+        jpeg.extend_from_slice(&[0xFF, 0xD9]);
+        jpeg
+    }
+
+    /// The coefficient buffer is counted per component in whole sampling
+    /// units of 8 × 8 blocks of 128 bytes (luma: 66 × 48 → 9 → 10 × 6
+    /// blocks; each chroma: 5 × 3) for a progressive or multi-scan JPEG,
+    /// never for a single-scan baseline one; APP1 bytes are counted either
+    /// way.
+    #[test]
+    fn jpeg_decoder_memory_follows_the_frame_header() {
+        let coefficients = (10 * 6 + 2 * 5 * 3) * 128;
+        let progressive = jpeg_decoder_memory(&jpeg_segments(0xC2, 1000, 2));
+        assert_eq!(
+            progressive,
+            JpegDecoderMemory {
+                coefficient_bytes: coefficients,
+                saved_marker_bytes: 1000,
+            }
+        );
+        let baseline = jpeg_decoder_memory(&jpeg_segments(0xC0, 1000, 1));
+        assert_eq!(baseline.coefficient_bytes, 0);
+        assert_eq!(baseline.saved_marker_bytes, 1000);
+        let multi_scan = jpeg_decoder_memory(&jpeg_segments(0xC0, 0, 3));
+        assert_eq!(multi_scan.coefficient_bytes, coefficients);
+        assert_eq!(
+            jpeg_decoder_memory(&jpeg_segments(0xC2, 0, 2)[..20]),
+            JpegDecoderMemory::default()
+        );
     }
 
     /// Without an explicit format, each input keeps its family.

@@ -6,7 +6,10 @@
 //!   several renders at once on the blocking pool,
 //! - every loader blocked except JPEG, PNG, WebP, GIF and HEIF/AVIF, on top
 //!   of libvips' own list of untrusted loaders (which, in 8.14, does not
-//!   include MATLAB, TIFF or the matrix loader).
+//!   include MATLAB, TIFF or the matrix loader),
+//! - glibc's malloc told to give every allocation from 128 KiB up its own
+//!   mapping ([`return_large_buffers_to_the_kernel`]), so a render's large
+//!   decode buffers go back to the kernel when it ends.
 //!
 //! It also holds [`RenderBudget`], the time limit of one render, enforced
 //! inside libvips' evaluation: a render past its budget is killed where it
@@ -32,6 +35,11 @@ const ALLOWED_LOADERS: [&CStr; 5] = [
 ];
 
 static STARTED: OnceLock<bool> = OnceLock::new();
+
+/// The size from which glibc's malloc maps each allocation on its own
+/// (and unmaps it when freed): its initial default, kept fixed.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+const MMAP_THRESHOLD_BYTES: c_int = 128 * 1024;
 
 /// Starts and locks down libvips; later calls are free. Every render calls
 /// this, so callers (tests, benchmarks) need not.
@@ -59,6 +67,7 @@ pub fn init() -> Result<(), RenderError> {
         Vips::cache_set_max_files(0);
         Vips::cache_set_max_mem(0);
         Vips::concurrency_set(1);
+        return_large_buffers_to_the_kernel();
         // SAFETY: plain setters on libvips' global operation table, called
         // after a successful vips_init and with NUL-terminated class names.
         unsafe {
@@ -80,6 +89,53 @@ pub fn init() -> Result<(), RenderError> {
         Err(RenderError::Internal {
             context: "starting libvips",
         })
+    }
+}
+
+/// Keeps glibc's mmap threshold at [`MMAP_THRESHOLD_BYTES`]. glibc raises
+/// it, by default, to the size of each mapped block that is freed (up to
+/// 32 MiB), so after the first render libjpeg's coefficient buffer (18 MB
+/// per component of a 3840 × 2400 progressive JPEG), its saved metadata
+/// and the decoded frames come from the heap instead, where freed memory
+/// stays in the process: the renderer's RSS then grows to the sum of the
+/// largest renders that ever ran side by side and stays there. With the
+/// threshold fixed, each such buffer is mapped for its render and unmapped
+/// after it (measured on W1 in docs/benchmarks.md: peak and after-load
+/// RSS).
+fn return_large_buffers_to_the_kernel() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        // glibc's malloc.h.
+        const M_MMAP_THRESHOLD: c_int = -3;
+        unsafe extern "C" {
+            fn mallopt(param: c_int, value: c_int) -> c_int;
+        }
+        // SAFETY: mallopt only changes allocator tuning, and
+        // M_MMAP_THRESHOLD accepts any size up to 32 MiB; it is safe to
+        // call with threads running (glibc takes its own lock).
+        unsafe {
+            mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES);
+        }
+    }
+}
+
+/// Hands the heap's free pages back to the kernel (glibc's
+/// `malloc_trim(0)`): what renders free below the mmap threshold
+/// (libvips' tile buffers, the original's header reads) stays in the
+/// process's two arenas, scattered between live blocks, and adds up to
+/// tens of MB over a load. Called when the render pool falls idle, so the
+/// renderer returns near its resting size once a load stops.
+pub(crate) fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        unsafe extern "C" {
+            fn malloc_trim(pad: usize) -> c_int;
+        }
+        // SAFETY: malloc_trim only returns free memory to the kernel and is
+        // thread-safe (it locks each arena in turn).
+        unsafe {
+            malloc_trim(0);
+        }
     }
 }
 
