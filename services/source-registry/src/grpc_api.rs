@@ -316,6 +316,7 @@ impl SourceRegistryService for SourceRegistryApi {
             api_key: key.map(api_key_message),
         }))
     }
+
     #[tracing::instrument(
         name = "registry.create_admin_token",
         skip_all,
