@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use imgmesh_integration_tests::fixtures;
 use imgmesh_integration_tests::{
-    ChildProcess, Mesh, MeshOptions, OtlpReceiver, S3_SECRET_KEY, binary_path, get, unused_port,
+    ChildProcess, Mesh, MeshCerts, MeshOptions, OtlpReceiver, S3_SECRET_KEY, binary_path, get,
+    unused_port,
 };
 
 /// A W3C traceparent of a sampled trace, with the trace id `trace`.
@@ -19,7 +20,8 @@ fn traceparent(trace: &str, sampled: bool) -> String {
 }
 
 /// A gateway alone whose registry and renderer are closed ports, with
-/// `env` as its whole environment (besides `PATH`); logs go to `logs`.
+/// `env` as its whole environment (besides `PATH`) and a development
+/// certificate written under `logs`; logs go to `logs`.
 async fn lone_gateway(
     env: &[(&str, String)],
     logs: &std::path::Path,
@@ -32,8 +34,9 @@ async fn lone_gateway(
     for (key, value) in env {
         command.env(key, value);
     }
+    let certs = MeshCerts::write(&logs.join(format!("certs-{}", unused_port()))).unwrap();
     command
-        .arg("--insecure-plaintext")
+        .args(certs.tls_args("gateway"))
         .arg("--listen=127.0.0.1:0")
         .arg("--ops-listen=127.0.0.1:0")
         .arg(format!("--registry-url=http://127.0.0.1:{}", unused_port()))
