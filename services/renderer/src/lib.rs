@@ -16,7 +16,7 @@
 //! - [`pipeline`]: the pure, synchronous render (bytes + resolved plan +
 //!   limits → encoded derivative) on libvips. [`render_image`] is its
 //!   entry for callers outside the service, e.g. benchmarks and fuzzers;
-//!   [`render_set`] renders several plans from one decode.
+//!   [`render_set()`] renders several plans from one decode.
 //!
 //! [`config`] reads the command line into both; [`error`] and [`metrics`]
 //! are shared by both.

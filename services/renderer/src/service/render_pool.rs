@@ -256,7 +256,7 @@ impl RenderPool {
     }
 
     /// Renders every plan of `plans` from `original` with one decode where
-    /// they can share it ([`render_set`]), in the one place `admission`
+    /// they can share it ([`render_set()`]), in the one place `admission`
     /// holds, as [`RenderPool::render_admitted`] does one render. It
     /// reserves twice the largest plan's estimate: the largest derivative's
     /// decode, kept while each smaller one (never larger) is made from it.
