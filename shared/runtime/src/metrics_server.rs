@@ -13,9 +13,8 @@
 //! starts); `/live` is 200 while the process answers at all (a dependency
 //! failing is a reason to stop routing to it, not to restart it).
 
-use std::net::SocketAddr;
-
 use std::convert::Infallible;
+use std::net::SocketAddr;
 
 use anyhow::Context as _;
 use bytes::Bytes;
@@ -117,6 +116,7 @@ fn status_name(status: ServingStatus) -> &'static str {
     }
 }
 
+/// A probe's answer: `body` and a newline, as plain text never cached.
 fn probe_answer(code: http::StatusCode, body: &'static str) -> http::Response<Full<Bytes>> {
     let mut response = http::Response::new(Full::new(Bytes::from(format!("{body}\n"))));
     *response.status_mut() = code;
