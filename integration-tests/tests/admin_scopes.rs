@@ -88,7 +88,8 @@ fn logged(events: &[Value], credential: &str, action: &str, source: &str, result
 /// The scope matrix: a read-only token reads but changes nothing; a Source
 /// admin lists, reads and changes only its Sources and reaches no
 /// credentials; a full admin made by the CLI changes anything. Revoked and
-/// expired tokens are refused (401), and each change — allowed or refused —
+/// expired tokens are refused (401), and each change (edit, deploy, rotate,
+/// purge, upload, key and token create and revoke) — allowed or refused —
 /// is in the audit log under the credential's name, with field names only.
 #[tokio::test]
 async fn scope_matrix_and_audit_log() {
@@ -207,6 +208,40 @@ async fn scope_matrix_and_audit_log() {
     .await;
     assert_eq!(deployed.status, 202, "{}", deployed.text());
 
+    let rotated = as_token(
+        &mesh,
+        &alpha_team,
+        "POST",
+        &format!("{path_alpha}/rotate-token"),
+        Some(&json!({"grace_period_seconds": 0})),
+    )
+    .await;
+    assert_eq!(rotated.status, 200, "{}", rotated.text());
+    let rotated_token = json_of(&rotated)["token"].as_str().unwrap().to_owned();
+    let purged = as_token(
+        &mesh,
+        &alpha_team,
+        "POST",
+        &format!("{path_alpha}/purge"),
+        Some(&json!({"prefix": "photos/"})),
+    )
+    .await;
+    assert_eq!(purged.status, 200, "{}", purged.text());
+    let upload = as_token(
+        &mesh,
+        &alpha_team,
+        "PUT",
+        &format!("{path_alpha}/objects/new.jpg"),
+        None,
+    )
+    .await;
+    assert_eq!(
+        upload.status,
+        400,
+        "no upload credentials: {}",
+        upload.text()
+    );
+
     // The CLI's full admin changes another Source.
     let rekeyed = as_token(
         &mesh,
@@ -217,6 +252,27 @@ async fn scope_matrix_and_audit_log() {
     )
     .await;
     assert_eq!(rekeyed.status, 200, "{}", rekeyed.text());
+
+    let key = as_token(
+        &mesh,
+        &ops_token,
+        "POST",
+        "/v1/api-keys",
+        Some(&json!({"name": "thumbs", "operations": ["render"]})),
+    )
+    .await;
+    assert_eq!(key.status, 201, "{}", key.text());
+    let key_id = json_of(&key)["id"].as_str().unwrap().to_owned();
+    let api_key = json_of(&key)["key"].as_str().unwrap().to_owned();
+    let dropped = as_token(
+        &mesh,
+        &ops_token,
+        "DELETE",
+        &format!("/v1/api-keys/{key_id}"),
+        None,
+    )
+    .await;
+    assert_eq!(dropped.status, 200, "{}", dropped.text());
 
     // Revoked: refused from the next request on.
     let revoked = mesh
@@ -285,6 +341,29 @@ async fn scope_matrix_and_audit_log() {
         "FORBIDDEN"
     ));
     assert!(logged(&events, "ops", "source.update", &beta, "ok"));
+    assert!(logged(
+        &events,
+        "alpha team",
+        "source.rotate_token",
+        &alpha,
+        "ok"
+    ));
+    assert!(logged(&events, "alpha team", "source.purge", &alpha, "ok"));
+    assert!(logged(
+        &events,
+        "alpha team",
+        "object.upload",
+        &alpha,
+        "INVALID_ARGUMENT"
+    ));
+    assert!(logged(&events, "ops", "api_key.create", "", "ok"));
+    assert!(logged(&events, "ops", "api_key.revoke", "", "ok"));
+    assert!(
+        events
+            .iter()
+            .filter(|event| event["action"].as_str().unwrap().starts_with("api_key."))
+            .all(|event| event["target_id"] == key_id.as_str())
+    );
     assert!(logged(&events, "bootstrap", "source.create", &alpha, "ok"));
     assert!(logged(&events, "bootstrap", "admin_token.revoke", "", "ok"));
     assert!(logged(&events, "cli", "admin_token.create", "", "ok"));
@@ -316,6 +395,8 @@ async fn scope_matrix_and_audit_log() {
         alpha_team.as_str(),
         ops_token.as_str(),
         short.as_str(),
+        rotated_token.as_str(),
+        api_key.as_str(),
         "imgmesh-rekey-canary-93b1",
         imgmesh_integration_tests::S3_SECRET_KEY,
     ] {
