@@ -45,6 +45,10 @@ use crate::upstream::TracedChannel;
 /// How long a request body may send nothing unless configured otherwise.
 const DEFAULT_BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// The prefix of the registry's named admin tokens; other tokens are not
+/// worth a registry call.
+const ADMIN_TOKEN_PREFIX: &str = "imat_";
+
 /// The registry client the admin API calls.
 pub(crate) type RegistryClient = SourceRegistryServiceClient<TracedChannel>;
 
@@ -296,10 +300,6 @@ async fn authorized(
     audit::record(admin, &credential, &method, &path, resolved, outcome).await;
     response
 }
-
-/// The prefix of the registry's named admin tokens; other tokens are not
-/// worth a registry call.
-const ADMIN_TOKEN_PREFIX: &str = "imat_";
 
 /// 429 with `Retry-After` (whole seconds, rounded up) for a blocked address.
 fn rate_limited(wait: Duration) -> Response {
