@@ -327,7 +327,7 @@ async fn wait_for_deploy(
     timeout_seconds: u64,
 ) -> Result<proto::Source, WaitError> {
     let deadline = Instant::now() + Duration::from_secs(timeout_seconds);
-    while source.status() == proto::SourceStatus::Deploying {
+    while source.deploy_state().status() == proto::SourceStatus::Deploying {
         if Instant::now() >= deadline {
             return Err(WaitError::Cli(CliError::DeployTimeout {
                 name: source.name,
@@ -344,11 +344,11 @@ async fn wait_for_deploy(
             .source
             .ok_or(WaitError::Cli(CliError::EmptyResponse))?;
     }
-    match source.status() {
+    match source.deploy_state().status() {
         proto::SourceStatus::Deployed => Ok(source),
         proto::SourceStatus::Failed => Err(WaitError::Cli(CliError::DeployFailed {
             name: source.name,
-            reason: source.status_message,
+            reason: source.deploy_state.unwrap_or_default().message,
         })),
         _ => Err(WaitError::Cli(CliError::DeploySuperseded {
             name: source.name,

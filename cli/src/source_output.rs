@@ -4,8 +4,9 @@
 use imgmesh_proto::registry::v1::{CacheTtlBehavior, Source, SourceStatus, UploadObjectResponse};
 use serde::Serialize;
 
-/// A Source as `--json` prints it: the fields of the `Source` message, by
-/// the same names. It has no secret because the message has none.
+/// A Source as `--json` prints it: the fields of the `Source` message, its
+/// groups flattened under the names scripts have always read (those of
+/// the admin API's JSON). It has no secret because the message has none.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SourceJson {
     /// Stable id, e.g. `src_4f0c2a9d1b7e`.
@@ -90,30 +91,30 @@ impl From<&Source> for SourceJson {
         SourceJson {
             id: source.id.clone(),
             name: source.name.clone(),
-            subdomain: source.subdomain.clone(),
-            bucket: source.bucket.clone(),
-            region: source.region.clone(),
-            endpoint: source.endpoint.clone(),
-            path_prefix: source.path_prefix.clone(),
-            access_key_id_hint: source.access_key_id_hint.clone(),
+            subdomain: source.routing().subdomain.clone(),
+            bucket: source.location().bucket.clone(),
+            region: source.location().region.clone(),
+            endpoint: source.location().endpoint.clone(),
+            path_prefix: source.location().path_prefix.clone(),
+            access_key_id_hint: source.access_key().id_hint.clone(),
             default_params: source.default_params.clone(),
-            cache_ttl_seconds: source.cache_ttl_seconds,
+            cache_ttl_seconds: source.cache_policy().ttl_seconds,
             config_version: source.config_version,
             created_at: source.created_at,
             updated_at: source.updated_at,
-            custom_domains: source.custom_domains.clone(),
-            cache_ttl_behavior: cache_ttl_behavior_name(source.cache_ttl_behavior()),
-            cache_ttl_error_seconds: source.cache_ttl_error_seconds,
-            image_missing: source.image_missing.clone(),
-            image_missing_append_params: source.image_missing_append_params,
-            image_error: source.image_error.clone(),
-            image_error_append_params: source.image_error_append_params,
+            custom_domains: source.routing().custom_domains.clone(),
+            cache_ttl_behavior: cache_ttl_behavior_name(source.cache_policy().behavior()),
+            cache_ttl_error_seconds: source.cache_policy().error_ttl_seconds,
+            image_missing: source.fallback_images().missing().path.clone(),
+            image_missing_append_params: source.fallback_images().missing().append_params,
+            image_error: source.fallback_images().error().path.clone(),
+            image_error_append_params: source.fallback_images().error().append_params,
             secure_url_enabled: source.secure_url_enabled,
             enabled: source.enabled,
-            status: status_name(source.status()),
-            status_message: source.status_message.clone(),
-            last_deployed_at: source.last_deployed_at,
-            upload_access_key_id_hint: source.upload_access_key_id_hint.clone(),
+            status: status_name(source.deploy_state().status()),
+            status_message: source.deploy_state().message.clone(),
+            last_deployed_at: source.deploy_state().last_deployed_at,
+            upload_access_key_id_hint: source.upload_access_key().id_hint.clone(),
             active_secure_tokens: source.active_secure_tokens,
         }
     }
@@ -147,9 +148,9 @@ pub fn render_source(source: &Source, json: bool) -> String {
         }
     };
     let on_off = |on: bool| if on { "on" } else { "off" }.to_owned();
-    let mut status = status_name(source.status()).to_owned();
-    if !source.status_message.is_empty() {
-        status.push_str(&format!(" ({})", source.status_message));
+    let mut status = status_name(source.deploy_state().status()).to_owned();
+    if !source.deploy_state().message.is_empty() {
+        status.push_str(&format!(" ({})", source.deploy_state().message));
     }
     let rows = [
         ("id", source.id.clone()),
@@ -166,34 +167,52 @@ pub fn render_source(source: &Source, json: bool) -> String {
         ),
         (
             "last deployed",
-            if source.last_deployed_at == 0 {
+            if source.deploy_state().last_deployed_at == 0 {
                 "never".to_owned()
             } else {
-                format_unix_time(source.last_deployed_at)
+                format_unix_time(source.deploy_state().last_deployed_at)
             },
         ),
-        ("subdomain", source.subdomain.clone()),
-        ("custom domains", or_dash(&source.custom_domains.join(", "))),
-        ("bucket", source.bucket.clone()),
-        ("region", source.region.clone()),
-        ("endpoint", or_dash(&source.endpoint)),
-        ("path prefix", or_dash(&source.path_prefix)),
-        ("access key id", source.access_key_id_hint.clone()),
-        ("upload key id", or_dash(&source.upload_access_key_id_hint)),
+        ("subdomain", source.routing().subdomain.clone()),
+        (
+            "custom domains",
+            or_dash(&source.routing().custom_domains.join(", ")),
+        ),
+        ("bucket", source.location().bucket.clone()),
+        ("region", source.location().region.clone()),
+        ("endpoint", or_dash(&source.location().endpoint)),
+        ("path prefix", or_dash(&source.location().path_prefix)),
+        ("access key id", source.access_key().id_hint.clone()),
+        (
+            "upload key id",
+            or_dash(&source.upload_access_key().id_hint),
+        ),
         ("default params", or_dash(&source.default_params)),
-        ("cache ttl", format!("{}s", source.cache_ttl_seconds)),
+        (
+            "cache ttl",
+            format!("{}s", source.cache_policy().ttl_seconds),
+        ),
         (
             "ttl behavior",
-            cache_ttl_behavior_name(source.cache_ttl_behavior()).to_owned(),
+            cache_ttl_behavior_name(source.cache_policy().behavior()).to_owned(),
         ),
-        ("error ttl", format!("{}s", source.cache_ttl_error_seconds)),
+        (
+            "error ttl",
+            format!("{}s", source.cache_policy().error_ttl_seconds),
+        ),
         (
             "image missing",
-            with_params(&source.image_missing, source.image_missing_append_params),
+            with_params(
+                &source.fallback_images().missing().path,
+                source.fallback_images().missing().append_params,
+            ),
         ),
         (
             "image error",
-            with_params(&source.image_error, source.image_error_append_params),
+            with_params(
+                &source.fallback_images().error().path,
+                source.fallback_images().error().append_params,
+            ),
         ),
         (
             "secure urls",
@@ -240,17 +259,17 @@ pub fn render_list(sources: &[Source], json: bool) -> String {
                 s.id.clone(),
                 s.name.clone(),
                 if s.enabled {
-                    status_name(s.status()).to_owned()
+                    status_name(s.deploy_state().status()).to_owned()
                 } else {
-                    format!("{} (disabled)", status_name(s.status()))
+                    format!("{} (disabled)", status_name(s.deploy_state().status()))
                 },
-                s.subdomain.clone(),
-                s.bucket.clone(),
-                s.region.clone(),
-                if s.path_prefix.is_empty() {
+                s.routing().subdomain.clone(),
+                s.location().bucket.clone(),
+                s.location().region.clone(),
+                if s.location().path_prefix.is_empty() {
                     "-".to_owned()
                 } else {
-                    s.path_prefix.clone()
+                    s.location().path_prefix.clone()
                 },
                 s.config_version.to_string(),
             ]
@@ -368,36 +387,55 @@ fn civil_from_days(days: i64) -> (i64, i64, i64) {
 
 #[cfg(test)]
 mod tests {
+    use imgmesh_proto::registry::v1::{
+        AccessKeyHint, CachePolicy, DeployState, FallbackImage, FallbackImages, Location, Routing,
+    };
+
     use super::*;
 
     fn source() -> Source {
         Source {
             id: "src_4f0c2a9d1b7e".into(),
             name: "demo".into(),
-            subdomain: "demo".into(),
-            bucket: "images".into(),
-            region: "us-east-1".into(),
-            endpoint: "http://127.0.0.1:9000".into(),
-            path_prefix: "photos".into(),
-            access_key_id_hint: "…MPLE".into(),
+            routing: Some(Routing {
+                subdomain: "demo".into(),
+                custom_domains: vec!["img.example.com".into()],
+            }),
+            location: Some(Location {
+                bucket: "images".into(),
+                region: "us-east-1".into(),
+                endpoint: "http://127.0.0.1:9000".into(),
+                path_prefix: "photos".into(),
+            }),
+            access_key: Some(AccessKeyHint {
+                id_hint: "…MPLE".into(),
+            }),
             default_params: "auto=format".into(),
-            cache_ttl_seconds: 31_536_000,
+            cache_policy: Some(CachePolicy {
+                ttl_seconds: 31_536_000,
+                behavior: CacheTtlBehavior::EnforceMinimum.into(),
+                error_ttl_seconds: 300,
+            }),
             config_version: 3,
             created_at: 1_700_000_000,
             updated_at: 1_700_000_060,
-            custom_domains: vec!["img.example.com".into()],
-            cache_ttl_behavior: CacheTtlBehavior::EnforceMinimum.into(),
-            cache_ttl_error_seconds: 300,
-            image_missing: "/missing.png".into(),
-            image_missing_append_params: true,
-            image_error: String::new(),
-            image_error_append_params: false,
+            fallback_images: Some(FallbackImages {
+                missing: Some(FallbackImage {
+                    path: "/missing.png".into(),
+                    append_params: true,
+                }),
+                error: Some(FallbackImage::default()),
+            }),
             secure_url_enabled: true,
             enabled: true,
-            status: SourceStatus::Failed.into(),
-            status_message: "missing s3:ListBucket".into(),
-            last_deployed_at: 1_700_000_100,
-            upload_access_key_id_hint: "…LOAD".into(),
+            deploy_state: Some(DeployState {
+                status: SourceStatus::Failed.into(),
+                message: "missing s3:ListBucket".into(),
+                last_deployed_at: 1_700_000_100,
+            }),
+            upload_access_key: Some(AccessKeyHint {
+                id_hint: "…LOAD".into(),
+            }),
             active_secure_tokens: 2,
         }
     }
@@ -464,9 +502,10 @@ mod tests {
     #[test]
     fn source_text_lists_fields() {
         let text = render_source(
-            &Source {
-                endpoint: String::new(),
-                ..source()
+            &{
+                let mut source = source();
+                source.location.get_or_insert_default().endpoint = String::new();
+                source
             },
             false,
         );
@@ -502,11 +541,11 @@ mod tests {
     /// The table has a header and one aligned row per Source.
     #[test]
     fn list_text_is_a_table() {
-        let long = Source {
+        let mut long = Source {
             name: "a-much-longer-name".into(),
-            path_prefix: String::new(),
             ..source()
         };
+        long.location.get_or_insert_default().path_prefix = String::new();
         let text = render_list(&[source(), long], false);
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 3);

@@ -85,10 +85,12 @@ async fn answer(
     match resolved.serving() {
         Serving::NotDeployed => return Err(GatewayError::UnknownHost),
         Serving::Disabled => {
-            lifetime.error_ttl_seconds = error_ttl(source.cache_ttl_error_seconds);
+            lifetime.error_ttl_seconds = error_ttl(source.cache_policy().error_ttl_seconds);
             return Err(GatewayError::SourceDisabled);
         }
-        Serving::Yes => lifetime.error_ttl_seconds = error_ttl(source.cache_ttl_error_seconds),
+        Serving::Yes => {
+            lifetime.error_ttl_seconds = error_ttl(source.cache_policy().error_ttl_seconds)
+        }
     }
 
     // The raw path and query exactly as received: `Uri` keeps them as sent.
@@ -187,8 +189,8 @@ pub(crate) fn render_request(
         source_config_version: source.config_version,
         path,
         plan: Some(plan),
-        cache_ttl_seconds: source.cache_ttl_seconds,
-        cache_ttl_behavior: source.cache_ttl_behavior,
+        cache_ttl_seconds: source.cache_policy().ttl_seconds,
+        cache_ttl_behavior: source.cache_policy().behavior,
         if_none_match: if_none_match.to_owned(),
         if_modified_since,
     }
@@ -253,18 +255,19 @@ fn fallback_for(error: &GatewayError, source: &Source) -> Option<(String, bool)>
     let GatewayError::Upstream { code, .. } = error else {
         return None;
     };
-    let (path, append_params) = match code {
-        ErrorCode::ObjectNotFound => (&source.image_missing, source.image_missing_append_params),
+    let fallback = source.fallback_images();
+    let image = match code {
+        ErrorCode::ObjectNotFound => fallback.missing(),
         ErrorCode::UnsupportedInput
         | ErrorCode::CorruptInput
         | ErrorCode::InputTooLarge
         | ErrorCode::OriginAccessDenied
         | ErrorCode::OriginUnavailable
-        | ErrorCode::OriginTimeout => (&source.image_error, source.image_error_append_params),
+        | ErrorCode::OriginTimeout => fallback.error(),
         _ => return None,
     };
-    let path = asset_path(&format!("/{}", path.trim_start_matches('/')))?;
-    Some((path, append_params))
+    let path = asset_path(&format!("/{}", image.path.trim_start_matches('/')))?;
+    Some((path, image.append_params))
 }
 
 /// A header's value when it is present and text.

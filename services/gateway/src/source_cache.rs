@@ -69,7 +69,7 @@ impl ResolvedSource {
     /// Whether the Source serves. A Source that is not deployed is not
     /// revealed, even when it is also disabled.
     pub(crate) fn serving(&self) -> Serving {
-        if self.source.status() != SourceStatus::Deployed {
+        if self.source.deploy_state().status() != SourceStatus::Deployed {
             Serving::NotDeployed
         } else if !self.source.enabled {
             Serving::Disabled
@@ -215,6 +215,8 @@ impl SourceCache {
 
 #[cfg(test)]
 mod tests {
+    use imgmesh_proto::registry::v1::DeployState;
+
     use super::*;
 
     fn source(id: &str) -> Lookup {
@@ -280,7 +282,10 @@ mod tests {
     fn serving_states() {
         let resolved = |status: SourceStatus, enabled: bool| ResolvedSource {
             source: Source {
-                status: status.into(),
+                deploy_state: Some(DeployState {
+                    status: status.into(),
+                    ..DeployState::default()
+                }),
                 enabled,
                 ..Source::default()
             },

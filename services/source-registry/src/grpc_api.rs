@@ -51,7 +51,7 @@ impl SourceRegistryService for SourceRegistryApi {
         record_source_id(&source.id);
         tracing::info!(
             source.id = %source.id,
-            source.subdomain = %source.subdomain,
+            source.subdomain = %source.routing().subdomain,
             "source created"
         );
         Ok(Response::new(proto::CreateSourceResponse {

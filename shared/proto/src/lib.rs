@@ -15,6 +15,8 @@ pub mod registry {
     }
 }
 
+mod source_groups;
+
 /// Reading originals (`imgmesh.fetcher.v1`).
 pub mod fetcher {
     /// Version 1 of the fetcher API.

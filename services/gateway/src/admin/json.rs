@@ -383,28 +383,28 @@ pub(crate) fn source_json(source: &Source) -> Value {
     json!({
         "id": source.id,
         "name": source.name,
-        "subdomain": source.subdomain,
-        "custom_domains": source.custom_domains,
-        "bucket": source.bucket,
-        "region": source.region,
-        "endpoint": source.endpoint,
-        "path_prefix": source.path_prefix,
-        "access_key_id_hint": source.access_key_id_hint,
-        "upload_access_key_id_hint": source.upload_access_key_id_hint,
+        "subdomain": source.routing().subdomain,
+        "custom_domains": source.routing().custom_domains,
+        "bucket": source.location().bucket,
+        "region": source.location().region,
+        "endpoint": source.location().endpoint,
+        "path_prefix": source.location().path_prefix,
+        "access_key_id_hint": source.access_key().id_hint,
+        "upload_access_key_id_hint": source.upload_access_key().id_hint,
         "default_params": source.default_params,
-        "cache_ttl_behavior": cache_ttl_behavior_name(source.cache_ttl_behavior()),
-        "cache_ttl_seconds": source.cache_ttl_seconds,
-        "cache_ttl_error_seconds": source.cache_ttl_error_seconds,
-        "image_missing": source.image_missing,
-        "image_missing_append_params": source.image_missing_append_params,
-        "image_error": source.image_error,
-        "image_error_append_params": source.image_error_append_params,
+        "cache_ttl_behavior": cache_ttl_behavior_name(source.cache_policy().behavior()),
+        "cache_ttl_seconds": source.cache_policy().ttl_seconds,
+        "cache_ttl_error_seconds": source.cache_policy().error_ttl_seconds,
+        "image_missing": source.fallback_images().missing().path,
+        "image_missing_append_params": source.fallback_images().missing().append_params,
+        "image_error": source.fallback_images().error().path,
+        "image_error_append_params": source.fallback_images().error().append_params,
         "secure_url_enabled": source.secure_url_enabled,
         "active_secure_tokens": source.active_secure_tokens,
         "enabled": source.enabled,
-        "status": status_name(source.status()),
-        "status_message": source.status_message,
-        "last_deployed_at": source.last_deployed_at,
+        "status": status_name(source.deploy_state().status()),
+        "status_message": source.deploy_state().message,
+        "last_deployed_at": source.deploy_state().last_deployed_at,
         "config_version": source.config_version,
         "created_at": source.created_at,
         "updated_at": source.updated_at,
@@ -431,6 +431,8 @@ fn status_name(status: SourceStatus) -> &'static str {
 
 #[cfg(test)]
 mod tests {
+    use imgmesh_proto::registry::v1::DeployState;
+
     use super::*;
 
     fn field_of(error: AdminError) -> String {
@@ -597,9 +599,18 @@ mod tests {
     fn source_is_written_with_enum_names() {
         let source = Source {
             id: "src_1".to_owned(),
-            status: SourceStatus::Deployed.into(),
-            cache_ttl_behavior: CacheTtlBehavior::EnforceMinimum.into(),
-            custom_domains: vec!["img.example.com".to_owned()],
+            deploy_state: Some(DeployState {
+                status: SourceStatus::Deployed.into(),
+                ..DeployState::default()
+            }),
+            cache_policy: Some(CachePolicy {
+                behavior: CacheTtlBehavior::EnforceMinimum.into(),
+                ..CachePolicy::default()
+            }),
+            routing: Some(Routing {
+                custom_domains: vec!["img.example.com".to_owned()],
+                ..Routing::default()
+            }),
             enabled: true,
             ..Source::default()
         };

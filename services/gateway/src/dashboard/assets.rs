@@ -259,7 +259,7 @@ fn byte_size(bytes: u64) -> String {
 /// upload credentials, else a plain statement that uploads are refused.
 fn upload_section(source: &Source, csrf: &str) -> String {
     let id = escape(&url_component(&source.id));
-    if source.upload_access_key_id_hint.is_empty() {
+    if source.upload_access_key().id_hint.is_empty() {
         return format!(
             "<h2>Upload</h2><p class=\"error\" role=\"alert\" id=\"no-upload-credentials\">\
              No upload credentials are set: uploads to this Source are refused. Set them on \
@@ -287,7 +287,7 @@ fn upload_section(source: &Source, csrf: &str) -> String {
          <progress id=\"upload-progress\" max=\"100\" value=\"0\"></progress>\
          <p id=\"upload-result\" role=\"status\"></p></div></form>\
          <h2>Uploaded in this visit</h2><ul id=\"uploaded\" class=\"thumbnails\"></ul>",
-        hint = escape(&source.upload_access_key_id_hint),
+        hint = escape(&source.upload_access_key().id_hint),
         csrf = escape(csrf),
         csrf_html = csrf_field(csrf),
     )
@@ -590,7 +590,7 @@ mod tests {
         let none = upload_section(&source, "tok");
         assert!(none.contains("No upload credentials are set"));
         assert!(!none.contains("type=\"file\""));
-        source.upload_access_key_id_hint = "AKIA".to_owned();
+        source.upload_access_key.get_or_insert_default().id_hint = "AKIA".to_owned();
         let some = upload_section(&source, "t\"k");
         assert!(some.contains("<label for=\"upload-file\">"));
         assert!(some.contains("data-csrf=\"t&quot;k\""));

@@ -266,7 +266,7 @@ async fn signing_token(dashboard: &Dashboard, source: &Source) -> Result<Option<
             .admin
             .registry()
             .resolve_host(timed(ResolveHostRequest {
-                host: format!("{}.dashboard.invalid", source.subdomain),
+                host: format!("{}.dashboard.invalid", source.routing().subdomain),
                 custom_domain: false,
             })),
     )
@@ -462,7 +462,7 @@ async fn result_section(dashboard: &Dashboard, source: &Source, request: &Reques
         }
     };
     let token = token.as_deref();
-    let origin = public_origin(dashboard.admin.base_domain(), &source.subdomain);
+    let origin = public_origin(dashboard.admin.base_domain(), &source.routing().subdomain);
     let public_url = |query: &str| {
         let path = public_path(&request.path, query, token);
         origin
@@ -500,7 +500,7 @@ async fn result_section(dashboard: &Dashboard, source: &Source, request: &Reques
         None => format!(
             "<p class=\"hint\">Paths on the Source's host (<code>{}</code> under the \
              gateway's base domain, or a custom domain).</p>",
-            escape(&source.subdomain)
+            escape(&source.routing().subdomain)
         ),
     };
     let signed_note = if token.is_some() {

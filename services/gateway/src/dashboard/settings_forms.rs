@@ -234,7 +234,7 @@ pub(super) fn form_value(form: &FormFields, name: &str, kind: Kind) -> Value {
 pub(super) fn upload_form(source: &Source, csrf: &str) -> String {
     let id = escape(&url_component(&source.id));
     let csrf_html = csrf_field(csrf);
-    let (state, remove) = if source.upload_access_key_id_hint.is_empty() {
+    let (state, remove) = if source.upload_access_key().id_hint.is_empty() {
         (
             "No upload credentials are set: uploads to this Source are refused.".to_owned(),
             String::new(),
@@ -243,7 +243,7 @@ pub(super) fn upload_form(source: &Source, csrf: &str) -> String {
         (
             format!(
                 "Uploads use the access key {}.",
-                source.upload_access_key_id_hint
+                source.upload_access_key().id_hint
             ),
             format!(
                 "<form method=\"post\" action=\"/ui/sources/{id}/upload-credentials\">\
@@ -287,6 +287,8 @@ pub(super) fn rotation_form(source: &Source, csrf: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use imgmesh_proto::registry::v1::Routing;
+
     use super::*;
 
     /// Form values become the API's JSON: lists split, bad numbers kept as
@@ -328,7 +330,10 @@ mod tests {
         let source = Source {
             id: "src_1".into(),
             default_params: "w=60&fm=png".into(),
-            custom_domains: vec!["a.example.com".into()],
+            routing: Some(Routing {
+                custom_domains: vec!["a.example.com".into()],
+                ..Routing::default()
+            }),
             secure_url_enabled: true,
             ..Source::default()
         };

@@ -129,34 +129,49 @@ fn settings_list(source: &Source) -> String {
     };
     let rows: Vec<(&str, String)> = vec![
         ("ID", source.id.clone()),
-        ("Subdomain", source.subdomain.clone()),
-        ("Custom domains", or_none(&source.custom_domains.join(", "))),
+        ("Subdomain", source.routing().subdomain.clone()),
+        (
+            "Custom domains",
+            or_none(&source.routing().custom_domains.join(", ")),
+        ),
         ("Storage", storage_name(source).to_owned()),
-        ("Bucket", source.bucket.clone()),
-        ("Region", or_none(&source.region)),
-        ("Endpoint", or_none(&source.endpoint)),
-        ("Path prefix", or_none(&source.path_prefix)),
-        ("Access Key ID", or_none(&source.access_key_id_hint)),
+        ("Bucket", source.location().bucket.clone()),
+        ("Region", or_none(&source.location().region)),
+        ("Endpoint", or_none(&source.location().endpoint)),
+        ("Path prefix", or_none(&source.location().path_prefix)),
+        ("Access Key ID", or_none(&source.access_key().id_hint)),
         (
             "Upload Access Key ID",
-            or_none(&source.upload_access_key_id_hint),
+            or_none(&source.upload_access_key().id_hint),
         ),
         ("Default parameters", or_none(&source.default_params)),
         (
             "Cache TTL behaviour",
             json["cache_ttl_behavior"].as_str().unwrap_or("").to_owned(),
         ),
-        ("Cache TTL (s)", source.cache_ttl_seconds.to_string()),
-        ("Error TTL (s)", source.cache_ttl_error_seconds.to_string()),
-        ("Image missing", or_none(&source.image_missing)),
+        (
+            "Cache TTL (s)",
+            source.cache_policy().ttl_seconds.to_string(),
+        ),
+        (
+            "Error TTL (s)",
+            source.cache_policy().error_ttl_seconds.to_string(),
+        ),
+        (
+            "Image missing",
+            or_none(&source.fallback_images().missing().path),
+        ),
         (
             "Image missing: append parameters",
-            yes_no(source.image_missing_append_params),
+            yes_no(source.fallback_images().missing().append_params),
         ),
-        ("Image error", or_none(&source.image_error)),
+        (
+            "Image error",
+            or_none(&source.fallback_images().error().path),
+        ),
         (
             "Image error: append parameters",
-            yes_no(source.image_error_append_params),
+            yes_no(source.fallback_images().error().append_params),
         ),
         ("Secure URLs", yes_no(source.secure_url_enabled)),
         (
@@ -184,7 +199,7 @@ fn settings_list(source: &Source) -> String {
 /// missing permission with the IAM policy that grants it, and a retry. While
 /// the deploy runs, `data-poll` tells the script where to fetch the next one.
 pub(super) fn status_section(source: &Source, csrf: &str) -> String {
-    let status = source.status();
+    let status = source.deploy_state().status();
     let name = status_name(status);
     let poll = if status == SourceStatus::Deploying {
         format!(
@@ -201,11 +216,11 @@ pub(super) fn status_section(source: &Source, csrf: &str) -> String {
     match status {
         SourceStatus::Deployed => {
             section.push_str("<p>The Source is deployed and serves images.</p>");
-            if !source.status_message.is_empty() {
+            if !source.deploy_state().message.is_empty() {
                 let _ = write!(
                     section,
                     "<p class=\"hint\">Note: {}</p>",
-                    escape(&source.status_message)
+                    escape(&source.deploy_state().message)
                 );
             }
         }
@@ -213,16 +228,19 @@ pub(super) fn status_section(source: &Source, csrf: &str) -> String {
             let _ = write!(
                 section,
                 "<p class=\"error\" id=\"failure-reason\">The deploy failed: {}</p>",
-                escape(&source.status_message)
+                escape(&source.deploy_state().message)
             );
-            if let Some(permission) = missing_permission(&source.status_message) {
+            if let Some(permission) = missing_permission(&source.deploy_state().message) {
                 let _ = write!(
                     section,
                     "<p id=\"missing-permission\">The read credentials lack the \
                      <strong>{permission}</strong> permission. Grant them this IAM policy \
                      (the bucket is filled in), then deploy again:</p>\
                      <pre id=\"iam-policy\" tabindex=\"0\" aria-label=\"IAM policy\">{}</pre>",
-                    escape(&iam_policy(&source.bucket, &source.path_prefix)),
+                    escape(&iam_policy(
+                        &source.location().bucket,
+                        &source.location().path_prefix
+                    )),
                     permission = escape(permission),
                 );
             }
@@ -303,7 +321,7 @@ pub(super) fn status_name(status: SourceStatus) -> &'static str {
 
 /// "Amazon S3" or "S3-compatible" (a Source with its own endpoint).
 pub(super) fn storage_name(source: &Source) -> &'static str {
-    if source.endpoint.is_empty() {
+    if source.location().endpoint.is_empty() {
         "Amazon S3"
     } else {
         "S3-compatible"
@@ -312,7 +330,7 @@ pub(super) fn storage_name(source: &Source) -> &'static str {
 
 /// When the Source last deployed, as an HTTP date, or "never".
 pub(super) fn last_deploy(source: &Source) -> String {
-    u64::try_from(source.last_deployed_at)
+    u64::try_from(source.deploy_state().last_deployed_at)
         .ok()
         .filter(|seconds| *seconds > 0)
         .map_or_else(
@@ -323,6 +341,7 @@ pub(super) fn last_deploy(source: &Source) -> String {
 
 #[cfg(test)]
 mod tests {
+    use imgmesh_proto::registry::v1::{DeployState, Location};
     use serde_json::Value;
 
     use super::*;
@@ -361,9 +380,15 @@ mod tests {
     fn status_section_by_state() {
         let mut source = Source {
             id: "src_1".into(),
-            bucket: "b".into(),
-            status: SourceStatus::Failed.into(),
-            status_message: "missing s3:GetObject".into(),
+            location: Some(Location {
+                bucket: "b".into(),
+                ..Location::default()
+            }),
+            deploy_state: Some(DeployState {
+                status: SourceStatus::Failed.into(),
+                message: "missing s3:GetObject".into(),
+                last_deployed_at: 0,
+            }),
             ..Source::default()
         };
         let html = status_section(&source, "tok");
@@ -371,10 +396,10 @@ mod tests {
         assert!(html.contains("<strong>s3:GetObject</strong>"));
         assert!(html.contains("arn:aws:s3:::b/*"));
         assert!(!html.contains("data-poll"));
-        source.status = SourceStatus::Deploying.into();
+        source.deploy_state.get_or_insert_default().status = SourceStatus::Deploying.into();
         assert!(status_section(&source, "tok").contains("data-poll=\"/ui/sources/src_1/status\""));
-        source.status = SourceStatus::Deployed.into();
-        source.status_message = "<b>".into();
+        source.deploy_state.get_or_insert_default().status = SourceStatus::Deployed.into();
+        source.deploy_state.get_or_insert_default().message = "<b>".into();
         let html = status_section(&source, "tok");
         assert!(!html.contains("data-poll"));
         assert!(html.contains("&lt;b&gt;"));

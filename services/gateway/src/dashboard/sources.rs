@@ -108,7 +108,7 @@ pub(super) async fn list(
         .filter(|source| {
             needle.is_empty()
                 || source.name.to_lowercase().contains(&needle)
-                || source.subdomain.to_lowercase().contains(&needle)
+                || source.routing().subdomain.to_lowercase().contains(&needle)
         })
         .collect();
     shown.sort_by(|a, b| a.name.cmp(&b.name));
@@ -120,7 +120,7 @@ pub(super) async fn list(
              <td>{storage}</td><td>{status}</td><td>{enabled}</td><td>{deployed}</td></tr>",
             id = escape(&url_component(&source.id)),
             name = escape(&source.name),
-            subdomain = escape(&source.subdomain),
+            subdomain = escape(&source.routing().subdomain),
             storage = storage_name(source),
             status = status_cell(source),
             enabled = if source.enabled { "Yes" } else { "No" },
@@ -158,11 +158,11 @@ pub(super) async fn list(
 
 /// The status word, with the reason of a failed deploy.
 fn status_cell(source: &Source) -> String {
-    let name = status_name(source.status());
-    if source.status() == SourceStatus::Failed {
+    let name = status_name(source.deploy_state().status());
+    if source.deploy_state().status() == SourceStatus::Failed {
         format!(
             "<span class=\"status status-{name}\">{name}</span>: {}",
-            escape(&source.status_message)
+            escape(&source.deploy_state().message)
         )
     } else {
         format!("<span class=\"status status-{name}\">{name}</span>")
@@ -319,7 +319,7 @@ pub(super) async fn subdomain_check(
             Ok(response) => match response
                 .sources
                 .iter()
-                .find(|source| source.subdomain.eq_ignore_ascii_case(wanted))
+                .find(|source| source.routing().subdomain.eq_ignore_ascii_case(wanted))
             {
                 Some(owner) => format!("“{wanted}” is taken by the Source {}.", owner.name),
                 None => format!("“{wanted}” is not used by any Source."),

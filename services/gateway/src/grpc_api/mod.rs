@@ -196,7 +196,7 @@ impl ImageApi {
                             source.name == key
                         }
                     })
-                    .map(|source| source.subdomain);
+                    .map(|source| source.routing.unwrap_or_default().subdomain);
                 self.names
                     .insert(cache_key, subdomain.clone(), Instant::now());
                 subdomain
@@ -275,8 +275,8 @@ impl ImageService for ImageApi {
             source_config_version: source.config_version,
             path: target.path.clone(),
             plans,
-            cache_ttl_seconds: source.cache_ttl_seconds,
-            cache_ttl_behavior: source.cache_ttl_behavior,
+            cache_ttl_seconds: source.cache_policy().ttl_seconds,
+            cache_ttl_behavior: source.cache_policy().behavior,
         };
         let rendered = self
             .state

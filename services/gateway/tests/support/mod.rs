@@ -57,17 +57,44 @@ pub(crate) fn demo_source() -> Source {
     Source {
         id: "src_demo".to_owned(),
         name: "demo".to_owned(),
-        subdomain: "demo".to_owned(),
-        bucket: "images".to_owned(),
-        access_key_id_hint: "…WXYZ".to_owned(),
+        routing: Some(Routing {
+            subdomain: "demo".to_owned(),
+            custom_domains: Vec::new(),
+        }),
+        location: Some(Location {
+            bucket: "images".to_owned(),
+            ..Location::default()
+        }),
+        access_key: Some(AccessKeyHint {
+            id_hint: "…WXYZ".to_owned(),
+        }),
         default_params: "fm=webp&q=60&w=800".to_owned(),
-        cache_ttl_seconds: 86_400,
-        cache_ttl_error_seconds: 300,
+        cache_policy: Some(CachePolicy {
+            ttl_seconds: 86_400,
+            error_ttl_seconds: 300,
+            ..CachePolicy::default()
+        }),
         config_version: 7,
         enabled: true,
-        status: SourceStatus::Deployed.into(),
+        deploy_state: deploy_state(SourceStatus::Deployed),
         ..Source::default()
     }
+}
+
+/// A deploy state with `status`.
+fn deploy_state(status: SourceStatus) -> Option<DeployState> {
+    Some(DeployState {
+        status: status.into(),
+        ..DeployState::default()
+    })
+}
+
+/// `source`'s cache policy with an error TTL of `seconds`.
+fn error_ttl(source: &Source, seconds: u32) -> Option<CachePolicy> {
+    Some(CachePolicy {
+        error_ttl_seconds: seconds,
+        ..*source.cache_policy()
+    })
 }
 
 fn token(token: &str, expires_at: i64) -> SecureUrlToken {
@@ -110,11 +137,17 @@ impl FakeRegistry {
             ("fallback.localhost", false) => found(
                 Source {
                     id: "src_fallback".to_owned(),
-                    image_missing: "/defaults/missing.png".to_owned(),
-                    image_missing_append_params: true,
-                    image_error: "defaults/error.png".to_owned(),
-                    image_error_append_params: false,
-                    cache_ttl_error_seconds: 120,
+                    fallback_images: Some(FallbackImages {
+                        missing: Some(FallbackImage {
+                            path: "/defaults/missing.png".to_owned(),
+                            append_params: true,
+                        }),
+                        error: Some(FallbackImage {
+                            path: "defaults/error.png".to_owned(),
+                            append_params: false,
+                        }),
+                    }),
+                    cache_policy: error_ttl(&demo, 120),
                     ..demo
                 },
                 vec![],
@@ -122,21 +155,21 @@ impl FakeRegistry {
             ("disabled.localhost", false) => found(
                 Source {
                     enabled: false,
-                    cache_ttl_error_seconds: 120,
+                    cache_policy: error_ttl(&demo, 120),
                     ..demo
                 },
                 vec![],
             ),
             ("pending.localhost", false) => found(
                 Source {
-                    status: SourceStatus::Pending.into(),
+                    deploy_state: deploy_state(SourceStatus::Pending),
                     ..demo
                 },
                 vec![],
             ),
             ("pending-off.localhost", false) => found(
                 Source {
-                    status: SourceStatus::Failed.into(),
+                    deploy_state: deploy_state(SourceStatus::Failed),
                     enabled: false,
                     ..demo
                 },
@@ -166,7 +199,7 @@ impl FakeRegistry {
             ("shortttl.localhost", false) => found(
                 Source {
                     id: "src_shortttl".to_owned(),
-                    cache_ttl_error_seconds: 60,
+                    cache_policy: error_ttl(&demo, 60),
                     ..demo
                 },
                 vec![],
@@ -174,7 +207,10 @@ impl FakeRegistry {
             ("img.example.com", true) => found(
                 Source {
                     id: "src_custom".to_owned(),
-                    custom_domains: vec!["img.example.com".to_owned()],
+                    routing: Some(Routing {
+                        custom_domains: vec!["img.example.com".to_owned()],
+                        ..demo.routing().clone()
+                    }),
                     ..demo
                 },
                 vec![],
@@ -230,13 +266,21 @@ impl SourceRegistryService for FakeRegistry {
             source: Some(Source {
                 id: "src_new".to_owned(),
                 name: request.name,
-                subdomain: routing.subdomain,
-                bucket: location.bucket,
-                region: location.region,
-                access_key_id_hint: format!("…{hint}"),
+                routing: Some(Routing {
+                    subdomain: routing.subdomain,
+                    custom_domains: Vec::new(),
+                }),
+                location: Some(Location {
+                    bucket: location.bucket,
+                    region: location.region,
+                    ..Location::default()
+                }),
+                access_key: Some(AccessKeyHint {
+                    id_hint: format!("…{hint}"),
+                }),
                 secure_url_enabled: request.secure_url_enabled,
                 enabled: !request.disabled,
-                status: SourceStatus::Pending.into(),
+                deploy_state: deploy_state(SourceStatus::Pending),
                 config_version: 1,
                 ..Source::default()
             }),
@@ -323,7 +367,7 @@ impl SourceRegistryService for FakeRegistry {
         self.deployed.lock().unwrap().push(id_or_name);
         Ok(tonic::Response::new(DeploySourceResponse {
             source: Some(Source {
-                status: SourceStatus::Deploying.into(),
+                deploy_state: deploy_state(SourceStatus::Deploying),
                 ..source
             }),
         }))

@@ -4,7 +4,7 @@
 //! `sources` row; the row keeps only the key ids.
 
 use imgmesh_proto::registry::v1 as proto;
-use imgmesh_s3_client::AccessKey;
+use imgmesh_s3_client::{AccessKey, access_key_id_hint};
 use secrecy::SecretString;
 
 use crate::error::RegistryError;
@@ -34,6 +34,19 @@ pub(crate) fn validate_read(key: &proto::AccessKey) -> Result<AccessKey, Registr
 /// Checks a create request's upload key: both fields or neither.
 pub(crate) fn validate_upload(key: &proto::AccessKey) -> Result<Option<AccessKey>, RegistryError> {
     upload_pair(&key.id, &key.secret)
+}
+
+/// The public form of the key `id` names: a hint of the id, never the
+/// secret (a function: the key type lives in the S3 client).
+pub(crate) fn to_public(id: &str) -> proto::AccessKeyHint {
+    proto::AccessKeyHint {
+        id_hint: access_key_id_hint(id),
+    }
+}
+
+/// The public form of an upload key id: none when it is empty.
+pub(crate) fn upload_to_public(id: &str) -> Option<proto::AccessKeyHint> {
+    (!id.is_empty()).then(|| to_public(id))
 }
 
 /// An upload key from its id and secret: both or neither.

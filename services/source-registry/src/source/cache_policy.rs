@@ -65,12 +65,16 @@ impl CachePolicy {
             error_ttl_seconds: unsigned_column(row, "cache_ttl_error_seconds")?,
         })
     }
+}
 
-    /// Writes the group's fields of the public view.
-    pub(crate) fn write_public(&self, source: &mut proto::Source) {
-        source.cache_ttl_seconds = self.ttl_seconds;
-        source.cache_ttl_behavior = self.behavior.into();
-        source.cache_ttl_error_seconds = self.error_ttl_seconds;
+impl From<CachePolicy> for proto::CachePolicy {
+    /// The group's public form, its defaults already applied.
+    fn from(policy: CachePolicy) -> proto::CachePolicy {
+        proto::CachePolicy {
+            ttl_seconds: policy.ttl_seconds,
+            behavior: policy.behavior.into(),
+            error_ttl_seconds: policy.error_ttl_seconds,
+        }
     }
 }
 

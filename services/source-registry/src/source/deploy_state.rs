@@ -58,12 +58,16 @@ impl DeployState {
             last_deployed_at: row.try_get("last_deployed_at")?,
         })
     }
+}
 
-    /// Writes the group's fields of the public view.
-    pub(crate) fn write_public(&self, source: &mut proto::Source) {
-        source.status = self.status.into();
-        source.status_message = self.message.clone();
-        source.last_deployed_at = self.last_deployed_at;
+impl From<&DeployState> for proto::DeployState {
+    /// The group's public form.
+    fn from(state: &DeployState) -> proto::DeployState {
+        proto::DeployState {
+            status: state.status.into(),
+            message: state.message.clone(),
+            last_deployed_at: state.last_deployed_at,
+        }
     }
 }
 

@@ -87,13 +87,25 @@ impl FallbackImages {
             },
         })
     }
+}
 
-    /// Writes the group's fields of the public view.
-    pub(crate) fn write_public(&self, source: &mut proto::Source) {
-        source.image_missing = self.missing.path.clone();
-        source.image_missing_append_params = self.missing.append_params;
-        source.image_error = self.error.path.clone();
-        source.image_error_append_params = self.error.append_params;
+impl From<&FallbackImage> for proto::FallbackImage {
+    /// One image's public form.
+    fn from(image: &FallbackImage) -> proto::FallbackImage {
+        proto::FallbackImage {
+            path: image.path.clone(),
+            append_params: image.append_params,
+        }
+    }
+}
+
+impl From<&FallbackImages> for proto::FallbackImages {
+    /// The group's public form.
+    fn from(images: &FallbackImages) -> proto::FallbackImages {
+        proto::FallbackImages {
+            missing: Some((&images.missing).into()),
+            error: Some((&images.error).into()),
+        }
     }
 }
 

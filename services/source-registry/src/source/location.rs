@@ -57,12 +57,14 @@ pub(crate) fn from_row(row: &AnyRow) -> Result<BucketLocation, sqlx::Error> {
     })
 }
 
-/// Writes the group's fields of the public view.
-pub(crate) fn write_public(location: &BucketLocation, source: &mut proto::Source) {
-    source.bucket = location.bucket.clone();
-    source.region = location.region.clone();
-    source.endpoint = location.endpoint.clone().unwrap_or_default();
-    source.path_prefix = location.path_prefix.clone();
+/// The group's public form (a function: both types live in other crates).
+pub(crate) fn to_public(location: &BucketLocation) -> proto::Location {
+    proto::Location {
+        bucket: location.bucket.clone(),
+        region: location.region.clone(),
+        endpoint: location.endpoint.clone().unwrap_or_default(),
+        path_prefix: location.path_prefix.clone(),
+    }
 }
 
 /// An endpoint as the APIs and the table spell it (empty for AWS S3) as

@@ -26,7 +26,7 @@ pub(crate) mod routing;
 pub(crate) mod update_mask;
 
 use imgmesh_proto::registry::v1 as proto;
-use imgmesh_s3_client::{AccessKey, BucketAccess, BucketLocation, access_key_id_hint};
+use imgmesh_s3_client::{AccessKey, BucketAccess, BucketLocation};
 
 use crate::error::RegistryError;
 use crate::source_fields;
@@ -120,30 +120,24 @@ impl SourceRecord {
     /// The public view: everything but the secrets, with hints of the key
     /// ids.
     pub(crate) fn to_public(&self) -> proto::Source {
-        let mut source = proto::Source {
+        proto::Source {
             id: self.id.clone(),
             name: self.name.clone(),
-            access_key_id_hint: access_key_id_hint(&self.access_key_id),
             default_params: self.default_params.clone(),
             config_version: self.config_version,
             created_at: self.created_at,
             updated_at: self.updated_at,
             secure_url_enabled: self.secure_url_enabled,
             enabled: self.enabled,
-            upload_access_key_id_hint: if self.upload_access_key_id.is_empty() {
-                String::new()
-            } else {
-                access_key_id_hint(&self.upload_access_key_id)
-            },
             active_secure_tokens: self.active_secure_tokens,
-            ..proto::Source::default()
-        };
-        self.routing.write_public(&mut source);
-        location::write_public(&self.location, &mut source);
-        self.cache.write_public(&mut source);
-        self.fallback.write_public(&mut source);
-        self.deploy.write_public(&mut source);
-        source
+            routing: Some((&self.routing).into()),
+            location: Some(location::to_public(&self.location)),
+            access_key: Some(access_key::to_public(&self.access_key_id)),
+            cache_policy: Some(self.cache.into()),
+            fallback_images: Some((&self.fallback).into()),
+            upload_access_key: access_key::upload_to_public(&self.upload_access_key_id),
+            deploy_state: Some((&self.deploy).into()),
+        }
     }
 
     /// Whether the Source serves requests: enabled and deployed.

@@ -49,11 +49,15 @@ impl Routing {
             custom_domains: Vec::new(),
         })
     }
+}
 
-    /// Writes the group's fields of the public view.
-    pub(crate) fn write_public(&self, source: &mut proto::Source) {
-        source.subdomain = self.subdomain.clone();
-        source.custom_domains = self.custom_domains.clone();
+impl From<&Routing> for proto::Routing {
+    /// The group's public form.
+    fn from(routing: &Routing) -> proto::Routing {
+        proto::Routing {
+            subdomain: routing.subdomain.clone(),
+            custom_domains: routing.custom_domains.clone(),
+        }
     }
 }
 

@@ -13,8 +13,8 @@ async fn create_then_get_by_id_and_name(db: TestDb) {
     assert!(created.id.starts_with("src_") && created.id.len() == 16);
     assert!(created.id[4..].bytes().all(|b| b.is_ascii_hexdigit()));
     assert_eq!(created.config_version, 1);
-    assert_eq!(created.access_key_id_hint, "…MPLE");
-    assert_eq!(created.cache_ttl_seconds, 3600);
+    assert_eq!(created.access_key().id_hint, "…MPLE");
+    assert_eq!(created.cache_policy().ttl_seconds, 3600);
     assert_eq!(created.created_at, created.updated_at);
     assert!(created.created_at > 1_700_000_000);
 
@@ -105,10 +105,10 @@ async fn update_changes_fields_and_bumps_version(db: TestDb) {
         .await
         .unwrap();
     assert_eq!(updated.config_version, 2);
-    assert_eq!(updated.subdomain, "renamed");
-    assert_eq!(updated.endpoint, "");
-    assert_eq!(updated.path_prefix, "a/b");
-    assert_eq!(updated.bucket, created.bucket);
+    assert_eq!(updated.routing().subdomain, "renamed");
+    assert_eq!(updated.location().endpoint, "");
+    assert_eq!(updated.location().path_prefix, "a/b");
+    assert_eq!(updated.location().bucket, created.location().bucket);
     assert_eq!(updated.default_params, created.default_params);
     assert_eq!(updated.created_at, created.created_at);
     assert_eq!(registry.get_source(&created.id).await.unwrap(), updated);
@@ -268,16 +268,16 @@ async fn create_stores_every_field(db: TestDb) {
         .create_source(&create_request("plain"))
         .await
         .unwrap();
-    assert_eq!(plain.status(), proto::SourceStatus::Pending);
+    assert_eq!(plain.deploy_state().status(), proto::SourceStatus::Pending);
     assert!(plain.enabled);
     assert_eq!(
-        plain.cache_ttl_behavior(),
+        plain.cache_policy().behavior(),
         proto::CacheTtlBehavior::RespectOrigin
     );
-    assert_eq!(plain.cache_ttl_error_seconds, 300);
-    assert!(plain.custom_domains.is_empty());
-    assert_eq!(plain.upload_access_key_id_hint, "");
-    assert_eq!(plain.last_deployed_at, 0);
+    assert_eq!(plain.cache_policy().error_ttl_seconds, 300);
+    assert!(plain.routing().custom_domains.is_empty());
+    assert_eq!(plain.upload_access_key().id_hint, "");
+    assert_eq!(plain.deploy_state().last_deployed_at, 0);
 
     let request = {
         let mut request = create_request("full");
@@ -318,16 +318,19 @@ async fn create_stores_every_field(db: TestDb) {
         request
     };
     let full = registry.create_source(&request).await.unwrap();
-    assert_eq!(full.custom_domains, ["cdn.example.com", "img.example.com"]);
     assert_eq!(
-        full.cache_ttl_behavior(),
+        full.routing().custom_domains,
+        ["cdn.example.com", "img.example.com"]
+    );
+    assert_eq!(
+        full.cache_policy().behavior(),
         proto::CacheTtlBehavior::EnforceMinimum
     );
-    assert_eq!(full.cache_ttl_error_seconds, 60);
-    assert_eq!(full.image_missing, "/missing.png");
-    assert!(full.image_missing_append_params);
-    assert_eq!(full.image_error, "/errors/broken.png");
-    assert!(full.image_error_append_params);
+    assert_eq!(full.cache_policy().error_ttl_seconds, 60);
+    assert_eq!(full.fallback_images().missing().path, "/missing.png");
+    assert!(full.fallback_images().missing().append_params);
+    assert_eq!(full.fallback_images().error().path, "/errors/broken.png");
+    assert!(full.fallback_images().error().append_params);
     assert!(full.secure_url_enabled);
     assert!(!full.enabled);
     assert_eq!(registry.get_source("full").await.unwrap(), full);
@@ -367,15 +370,18 @@ async fn update_changes_new_fields(db: TestDb) {
         .await
         .unwrap();
     assert_eq!(updated.config_version, 2);
-    assert_eq!(updated.custom_domains, ["img.example.com"]);
+    assert_eq!(updated.routing().custom_domains, ["img.example.com"]);
     assert_eq!(
-        updated.cache_ttl_behavior(),
+        updated.cache_policy().behavior(),
         proto::CacheTtlBehavior::OverrideOrigin
     );
-    assert_eq!(updated.cache_ttl_error_seconds, 300);
-    assert_eq!(updated.image_missing, "/m.png");
-    assert_eq!(updated.image_error, "/e.png");
-    assert!(updated.image_missing_append_params && updated.image_error_append_params);
+    assert_eq!(updated.cache_policy().error_ttl_seconds, 300);
+    assert_eq!(updated.fallback_images().missing().path, "/m.png");
+    assert_eq!(updated.fallback_images().error().path, "/e.png");
+    assert!(
+        updated.fallback_images().missing().append_params
+            && updated.fallback_images().error().append_params
+    );
     assert!(updated.secure_url_enabled && !updated.enabled);
     assert_eq!(registry.get_source("demo").await.unwrap(), updated);
 
@@ -391,9 +397,9 @@ async fn update_changes_new_fields(db: TestDb) {
         .await
         .unwrap();
     assert_eq!(cleared.config_version, 3);
-    assert!(cleared.custom_domains.is_empty());
-    assert_eq!(cleared.image_missing, "");
-    assert_eq!(cleared.image_error, "/e.png");
+    assert!(cleared.routing().custom_domains.is_empty());
+    assert_eq!(cleared.fallback_images().missing().path, "");
+    assert_eq!(cleared.fallback_images().error().path, "/e.png");
     assert!(cleared.enabled);
 }
 

@@ -24,16 +24,19 @@ async fn deploy_succeeds_and_the_source_serves(db: TestDb) {
         .await
         .unwrap();
     let queued = registry.deploy_source("demo").await.unwrap();
-    assert_eq!(queued.status(), proto::SourceStatus::Deploying);
+    assert_eq!(
+        queued.deploy_state().status(),
+        proto::SourceStatus::Deploying
+    );
     assert_eq!(queued.config_version, created.config_version + 1);
     let done = deployed(&registry, "demo").await;
     assert_eq!(
-        done.status(),
+        done.deploy_state().status(),
         proto::SourceStatus::Deployed,
         "{}",
-        done.status_message
+        done.deploy_state().message
     );
-    assert!(done.last_deployed_at >= created.created_at);
+    assert!(done.deploy_state().last_deployed_at >= created.created_at);
     assert_eq!(done.config_version, queued.config_version + 1);
     assert!(registry.read_access(&created.id).await.unwrap().serving);
 }
@@ -49,9 +52,9 @@ async fn deploy_failure_records_the_reason(db: TestDb) {
         .unwrap();
     registry.deploy_source(&created.id).await.unwrap();
     let done = deployed(&registry, "demo").await;
-    assert_eq!(done.status(), proto::SourceStatus::Failed);
-    assert_eq!(done.status_message, "the credentials were rejected");
-    assert!(done.last_deployed_at > 0);
+    assert_eq!(done.deploy_state().status(), proto::SourceStatus::Failed);
+    assert_eq!(done.deploy_state().message, "the credentials were rejected");
+    assert!(done.deploy_state().last_deployed_at > 0);
     assert!(!registry.read_access(&created.id).await.unwrap().serving);
     assert!(is_not_found(
         &registry.deploy_source("nobody").await.unwrap_err()
@@ -70,7 +73,7 @@ async fn edits_that_need_a_deploy_make_the_source_pending(db: TestDb) {
         .unwrap();
     registry.deploy_source("demo").await.unwrap();
     let live = deployed(&registry, "demo").await;
-    assert_eq!(live.status(), proto::SourceStatus::Deployed);
+    assert_eq!(live.deploy_state().status(), proto::SourceStatus::Deployed);
 
     let update = |request: proto::UpdateSourceRequest| {
         let registry = registry.clone();
@@ -81,11 +84,14 @@ async fn edits_that_need_a_deploy_make_the_source_pending(db: TestDb) {
         &[("default_params", Text("w=100".into()))],
     ))
     .await;
-    assert_eq!(kept.status(), proto::SourceStatus::Deployed);
+    assert_eq!(kept.deploy_state().status(), proto::SourceStatus::Deployed);
     assert_eq!(kept.config_version, live.config_version + 1);
 
     let disabled = update(test_update("demo", &[("enabled", Flag(false))])).await;
-    assert_eq!(disabled.status(), proto::SourceStatus::Deployed);
+    assert_eq!(
+        disabled.deploy_state().status(),
+        proto::SourceStatus::Deployed
+    );
     assert!(!registry.read_access(&created.id).await.unwrap().serving);
     update(test_update("demo", &[("enabled", Flag(true))])).await;
     assert!(registry.read_access(&created.id).await.unwrap().serving);
@@ -95,13 +101,19 @@ async fn edits_that_need_a_deploy_make_the_source_pending(db: TestDb) {
         &[("location.path_prefix", Text("other".into()))],
     ))
     .await;
-    assert_eq!(pending.status(), proto::SourceStatus::Pending);
-    assert!(
-        pending.status_message.contains("deploy"),
-        "{}",
-        pending.status_message
+    assert_eq!(
+        pending.deploy_state().status(),
+        proto::SourceStatus::Pending
     );
-    assert_eq!(pending.last_deployed_at, live.last_deployed_at);
+    assert!(
+        pending.deploy_state().message.contains("deploy"),
+        "{}",
+        pending.deploy_state().message
+    );
+    assert_eq!(
+        pending.deploy_state().last_deployed_at,
+        live.deploy_state().last_deployed_at
+    );
     assert!(!registry.read_access(&created.id).await.unwrap().serving);
 }
 
@@ -142,8 +154,8 @@ async fn superseded_deploys_record_nothing(db: TestDb) {
         .unwrap();
     assert!(!second, "an edit of the bucket supersedes the second");
     let source = registry.get_source("demo").await.unwrap();
-    assert_eq!(source.status(), proto::SourceStatus::Pending);
-    assert_eq!(source.last_deployed_at, 0);
+    assert_eq!(source.deploy_state().status(), proto::SourceStatus::Pending);
+    assert_eq!(source.deploy_state().last_deployed_at, 0);
 }
 
 /// A deploy left in flight by a stopped registry runs when it reopens.
@@ -164,10 +176,10 @@ async fn interrupted_deploys_resume_at_open(db: TestDb) {
     let reopened = db.open().await;
     let done = deployed(&reopened, "demo").await;
     assert_eq!(
-        done.status(),
+        done.deploy_state().status(),
         proto::SourceStatus::Deployed,
         "{}",
-        done.status_message
+        done.deploy_state().message
     );
 }
 

@@ -88,7 +88,7 @@ async fn deployed(registry: &Registry, name: &str) -> proto::Source {
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
     loop {
         let source = registry.get_source(name).await.unwrap();
-        if source.status() != proto::SourceStatus::Deploying {
+        if source.deploy_state().status() != proto::SourceStatus::Deploying {
             return source;
         }
         assert!(

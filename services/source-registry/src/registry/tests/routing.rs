@@ -87,7 +87,7 @@ async fn custom_domains_are_unique_across_sources(db: TestDb) {
         }
     ));
     let shop = registry.get_source("shop").await.unwrap();
-    assert_eq!(shop.custom_domains, ["shop.example.com"]);
+    assert_eq!(shop.routing().custom_domains, ["shop.example.com"]);
     assert_eq!(shop.config_version, 1);
 
     // Moving a domain: free it on one Source, then take it on the other.
@@ -163,7 +163,10 @@ async fn resolve_host_ignores_status(db: TestDb) {
         .unwrap();
     assert_eq!(resolved.source, demo);
     assert!(!resolved.source.enabled);
-    assert_eq!(resolved.source.status(), proto::SourceStatus::Pending);
+    assert_eq!(
+        resolved.source.deploy_state().status(),
+        proto::SourceStatus::Pending
+    );
 }
 
 on_both_backends!(

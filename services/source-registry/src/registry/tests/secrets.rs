@@ -25,7 +25,7 @@ async fn public_views_never_show_the_secret(db: TestDb) {
         let shown = format!("{source:?}");
         assert!(!shown.contains(SECRET), "{shown}");
         assert!(!shown.contains("AKIAIOSFODNN7EXAMPLE"), "{shown}");
-        assert_eq!(source.access_key_id_hint, "…MPLE");
+        assert_eq!(source.access_key().id_hint, "…MPLE");
     }
 }
 

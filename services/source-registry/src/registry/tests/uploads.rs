@@ -16,7 +16,7 @@ async fn upload_credentials_stay_apart(db: TestDb) {
         })
         .await
         .unwrap();
-    assert_eq!(created.upload_access_key_id_hint, "…MPLE");
+    assert_eq!(created.upload_access_key().id_hint, "…MPLE");
     assert!(!format!("{created:?}").contains(UPLOAD_SECRET));
     let access = registry.read_access(&created.id).await.unwrap();
     assert_eq!(access.bucket.key.id, "AKIAIOSFODNN7EXAMPLE");
@@ -34,7 +34,7 @@ async fn upload_credentials_stay_apart(db: TestDb) {
         ))
         .await
         .unwrap();
-    assert_eq!(removed.upload_access_key_id_hint, "");
+    assert_eq!(removed.upload_access_key().id_hint, "");
     let record = registry.find("demo").await.unwrap();
     assert!(
         registry
@@ -195,7 +195,7 @@ async fn upload_writes_under_the_prefix(db: TestDb) {
         .unwrap();
     registry.deploy_source("demo").await.unwrap();
     assert_eq!(
-        deployed(&registry, "demo").await.status(),
+        deployed(&registry, "demo").await.deploy_state().status(),
         proto::SourceStatus::Deployed
     );
     let png = b"\x89PNG\r\n\x1a\nnot really a png";
@@ -258,7 +258,7 @@ async fn upload_without_put_permission_is_named(db: TestDb) {
         .unwrap();
     registry.deploy_source("demo").await.unwrap();
     assert_eq!(
-        deployed(&registry, "demo").await.status(),
+        deployed(&registry, "demo").await.deploy_state().status(),
         proto::SourceStatus::Deployed
     );
     let error = crate::object_upload::upload_object(
