@@ -13,6 +13,8 @@
 //! field violation. [`PublicError`] is the one reading of a status that a
 //! public caller may see (the gateway's answers, the admin API, the CLI).
 
+#![warn(missing_docs)]
+
 use std::fmt;
 
 mod error_status;

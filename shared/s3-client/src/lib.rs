@@ -16,6 +16,8 @@
 //!   when that cannot be reached or redirects, through the global
 //!   `s3.amazonaws.com`, as imgix does ([`endpoint_choices`] decides).
 
+#![warn(missing_docs)]
+
 mod bucket_access;
 mod bucket_client;
 mod endpoint_choice;

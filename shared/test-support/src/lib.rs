@@ -34,6 +34,8 @@
 //! without its server); [`ChildProcess`] and [`PostgresDatabase`] return
 //! errors, for harnesses that report them.
 
+#![warn(missing_docs)]
+
 pub mod grpc_peer;
 pub mod log_capture;
 pub mod ports;
