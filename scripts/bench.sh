@@ -6,6 +6,9 @@
 #
 # `scripts/bench.sh badbytes` (or BENCH_ONLY=badbytes) runs only the
 # bad-bytes section, rewriting only its part of docs/benchmarks.md.
+# `scripts/bench.sh w1-memory` runs W1 alone and prints the renderer's
+# resident size before, its peak during, and its size right after and 5 s
+# after (the numbers of the hand-written w1-memory section).
 #
 # Environment: BENCH_REPS (3), BENCH_W1_SECONDS (20), BENCH_W2_SECONDS (10),
 # BENCH_BADBYTES_SECONDS (10).
@@ -48,6 +51,15 @@ trap finish INT TERM EXIT
 # truncated corpus JPEG) are asked for concurrently, mixed with good
 # renders, and the time to refuse the 50000 × 50000 PNG bomb. Writes its
 # part of docs/benchmarks.md to $state/badbytes.md.
+#
+# Four connections, as W1: within the renderer's admission capacity
+# (workers + queue, 6 on 2 cores), so every request is admitted and each
+# hostile original is really fetched and refused. With more connections
+# than slots the surplus is shed with 503 before anything is fetched, and
+# wrk, ignoring Retry-After, resends at once: at -c8 97 % of the requests
+# were such 503s of about 1 ms (imgmesh_render_shed_total{reason=
+# "queue_full"} counted every one), so the row measured shedding instead
+# of the hostile files.
 badbytes_section() {
   local pid peak idle_rss mixed bomb m_rps m_p50 m_p99 m_n b_rps b_p50 b_p99 b_n ms bs
   pid=$renderer_pid
@@ -56,7 +68,7 @@ badbytes_section() {
   idle_rss=$(awk '/VmRSS/ {printf "%.0f", $2 / 1024}' "/proc/$pid/status")
   echo 5 >"/proc/$pid/clear_refs" 2>/dev/null || true
   redis-cli -p "$redis_port" FLUSHALL >/dev/null
-  mixed=$(wrk -t1 -c8 -d"${badbytes_seconds}s" --latency -s bench/badbytes.lua "http://$gateway" -- mixed)
+  mixed=$(wrk -t1 -c4 -d"${badbytes_seconds}s" --latency -s bench/badbytes.lua "http://$gateway" -- mixed)
   peak=$(awk '/VmHWM/ {printf "%.0f", $2 / 1024}' "/proc/$pid/status")
   bomb=$(wrk -t1 -c4 -d"${badbytes_seconds}s" --latency -s bench/badbytes.lua "http://$gateway" -- bomb)
   echo "$mixed" >"$state/badbytes-mixed.txt"
@@ -73,10 +85,11 @@ badbytes_section() {
 - date: $(date -u +%Y-%m-%dT%H:%MZ); machine: $(nproc) cores ($(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)), shared with other builds; commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 - command: \`scripts/bench.sh badbytes\` (also part of \`make bench\`), release build, one run of ${badbytes_seconds}s each, services at \`IMGMESH_LOG=warn\`, \`TOKIO_WORKER_THREADS=$TOKIO_WORKER_THREADS\`
 - files (name and bytes, from \`write-hostile-originals\`): $(tr '\n' ' ' <"$state/hostile.txt")· truncated.jpg: 60 % of a corpus JPEG
+- 503 is the renderer shedding a miss it has no place for (admission control). Before 2026-12-07 this row ran at \`-c8\` and showed 5173 fast 5xx in 5315 requests: every one was such a 503 (reproduced at \`-c8\`: 9180 of 9545 requests were 503 and the renderer's \`imgmesh_render_shed_total{reason="queue_full"}\` read 9180; 8 connections against 2 workers + 4 queue places, and wrk resends at once, ignoring \`Retry-After\`), refused before anything was fetched, so the hostile files were hardly tried. At \`-c4\`, as W1, none is shed.
 
 | workload | command | result |
 |---|---|---|
-| hostile originals mixed with good renders | \`wrk -t1 -c8 -d${badbytes_seconds}s -s bench/badbytes.lua -- mixed\` (every other request a unique good render of a corpus JPEG; Redis flushed first) | $m_rps req/s, $m_n requests: $ms; p50 $m_p50 ms, p99 $m_p99 ms; **renderer peak RSS $peak MB** (VmHWM reset before; $idle_rss MB resident before) |
+| hostile originals mixed with good renders | \`wrk -t1 -c4 -d${badbytes_seconds}s -s bench/badbytes.lua -- mixed\` (every other request a good render of a corpus JPEG, unique within 1800 requests; Redis flushed first; 503 = shed by admission control, which four connections never reach) | $m_rps req/s, $m_n requests: $ms; p50 $m_p50 ms, p99 $m_p99 ms; **renderer peak RSS $peak MB** (VmHWM reset before; $idle_rss MB resident before) |
 | refusing the 50000 × 50000 PNG (4 KB) | \`wrk -t1 -c4 -d${badbytes_seconds}s -s bench/badbytes.lua -- bomb\` (fetched, header read, 413; never cached) | $b_rps req/s, $b_n requests: $bs; **p50 $b_p50 ms, p99 $b_p99 ms** |
 <!-- /section badbytes -->
 DOC
@@ -164,6 +177,20 @@ median() { sort -g | awk '{v[NR] = $1} END { print v[int((NR + 1) / 2)] }'; }
 if [[ $only == badbytes ]]; then
   badbytes_section
   write_doc_section badbytes "$state/badbytes.md"
+  exit 0
+fi
+
+if [[ $only == w1-memory ]]; then
+  vm() { awk -v f="$1:" '$1 == f {printf "%.0f", $2 / 1024}' "/proc/$renderer_pid/status"; }
+  idle=$(vm VmRSS)
+  redis-cli -p "$redis_port" FLUSHALL >/dev/null
+  reset_peak "$renderer_pid"
+  read -r w1_rps w1_p50 w1_p99 _ w1_bad < <(wrk -t1 -c4 -d"${w1_seconds}s" --latency -s bench/w1.lua "http://$gateway" -- 100000 | wrk_summary)
+  peak=$(vm VmHWM)
+  after=$(vm VmRSS)
+  sleep 5
+  echo "W1: $w1_rps req/s, p50 $w1_p50 ms, p99 $w1_p99 ms, non-2xx $w1_bad"
+  echo "renderer RSS: idle $idle MB, peak $peak MB, right after $after MB, 5 s after $(vm VmRSS) MB"
   exit 0
 fi
 
