@@ -18,8 +18,8 @@ use imgmesh_proto::registry::v1::{
 
 use super::access::AdminApi;
 use super::audit::RecordedByRegistry;
+use super::credential::AdminCredential;
 use super::registry_call::{call, timed};
-use super::scope::AdminCredential;
 use super::{AdminError, json_response, read_json_body};
 
 /// `POST /v1/admin-tokens` with `{"name", "scope": "read_only" |

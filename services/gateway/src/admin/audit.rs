@@ -20,9 +20,10 @@ use imgmesh_proto::registry::v1::{
 
 use super::AdminError;
 use super::access::AdminApi;
+use super::credential::AdminCredential;
+use super::error::ErrorCodeNote;
 use super::json_response;
 use super::registry_call::{call, timed};
-use super::scope::AdminCredential;
 use crate::asset_path::percent_decoded;
 
 /// What a handler adds to its answer for the audit record.
@@ -35,10 +36,6 @@ pub(crate) struct AuditNote {
     /// The id of the key created.
     pub(crate) target_id: Option<String>,
 }
-
-/// The code of an error answer (set by `AdminError::into_response`).
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct ErrorCodeNote(pub(crate) &'static str);
 
 /// Marks an answer whose change the registry has recorded already.
 #[derive(Debug, Clone, Copy)]

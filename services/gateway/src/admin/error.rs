@@ -187,12 +187,14 @@ impl IntoResponse for AdminError {
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         // The audit log records the code a change was refused with.
-        response
-            .extensions_mut()
-            .insert(super::audit::ErrorCodeNote(self.code));
+        response.extensions_mut().insert(ErrorCodeNote(self.code));
         response
     }
 }
+
+/// The code of an error answer (set by `AdminError::into_response`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ErrorCodeNote(pub(crate) &'static str);
 
 #[cfg(test)]
 mod tests {

@@ -24,7 +24,9 @@ mod admin_tokens;
 mod api_keys;
 pub(crate) mod audit;
 mod auth_limit;
+mod authentication;
 mod body_timeout;
+pub(crate) mod credential;
 pub(crate) mod error;
 pub(crate) mod json;
 pub(crate) mod purge;
@@ -43,11 +45,12 @@ use imgmesh_proto::registry::v1::{
     RotateSecureTokenRequest, Source,
 };
 
-use self::access::{AdminApi, authenticate};
+use self::access::AdminApi;
 use self::audit::{AuditNote, body_field_names, noted};
+use self::authentication::authenticate;
+use self::credential::AdminCredential;
 pub(crate) use self::error::AdminError;
 use self::registry_call::{call, required, timed};
-use self::scope::AdminCredential;
 
 /// Largest JSON body the admin API reads.
 const MAX_JSON_BODY_BYTES: usize = 1024 * 1024;

@@ -17,33 +17,10 @@ use http::Method;
 use imgmesh_proto::registry::v1::GetSourceRequest;
 
 use super::access::AdminApi;
+use super::credential::{AdminCredential, Scope};
 use super::error::AdminError;
 use super::registry_call::{call, timed};
 use crate::asset_path::percent_decoded;
-
-/// The name the `--admin-token-file` credential goes by in the audit log.
-pub(crate) const BOOTSTRAP_NAME: &str = "bootstrap";
-
-/// The credential an admin request presented: its name (recorded in the
-/// audit log) and scope. Handlers find it in the request's extensions.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct AdminCredential {
-    /// The token's name; `bootstrap` for the `--admin-token-file` token.
-    pub(crate) name: String,
-    /// What it may do.
-    pub(crate) scope: Scope,
-}
-
-/// What an admin credential may do.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Scope {
-    /// Read everything, change nothing.
-    ReadOnly,
-    /// Read and change only these Source ids.
-    SourceAdmin(Vec<String>),
-    /// Everything.
-    FullAdmin,
-}
 
 /// What a request's path addresses, as far as scopes care.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,41 +35,6 @@ enum Target {
     Credentials,
     /// Anything else (answered 404 or 405 by the router).
     Other,
-}
-
-// === impl AdminCredential ===
-
-impl AdminCredential {
-    /// The `--admin-token-file` credential: full admin, named `bootstrap`.
-    pub(crate) fn bootstrap() -> AdminCredential {
-        AdminCredential {
-            name: BOOTSTRAP_NAME.to_owned(),
-            scope: Scope::FullAdmin,
-        }
-    }
-
-    /// Whether the credential may act on (see, and change if it may change
-    /// anything) Source `source_id`.
-    pub(crate) fn may_act_on(&self, source_id: &str) -> bool {
-        match &self.scope {
-            Scope::ReadOnly | Scope::FullAdmin => true,
-            Scope::SourceAdmin(ids) => ids.iter().any(|id| id == source_id),
-        }
-    }
-
-    /// Whether the credential may do everything (the dashboard needs that).
-    pub(crate) fn is_full_admin(&self) -> bool {
-        self.scope == Scope::FullAdmin
-    }
-
-    /// The scope in words, for refusals.
-    fn scope_words(&self) -> &'static str {
-        match self.scope {
-            Scope::ReadOnly => "read-only",
-            Scope::SourceAdmin(_) => "a Source admin",
-            Scope::FullAdmin => "a full admin",
-        }
-    }
 }
 
 /// Checks that `credential` may make the request `method path?query`;
@@ -212,19 +154,5 @@ mod tests {
         assert_eq!(target("/v1/admin-tokens/adm_1", None), Target::Credentials);
         assert_eq!(target("/v1/api-keys", None), Target::Credentials);
         assert_eq!(target("/v2/x", None), Target::Other);
-    }
-
-    /// Read-only and full admins see every Source; a Source admin only its own.
-    #[test]
-    fn source_visibility() {
-        let scoped = AdminCredential {
-            name: "shop team".to_owned(),
-            scope: Scope::SourceAdmin(vec!["src_a".to_owned()]),
-        };
-        assert!(scoped.may_act_on("src_a"));
-        assert!(!scoped.may_act_on("src_b"));
-        assert!(AdminCredential::bootstrap().may_act_on("src_b"));
-        assert!(AdminCredential::bootstrap().is_full_admin());
-        assert!(!scoped.is_full_admin());
     }
 }
