@@ -39,6 +39,18 @@ pub(crate) use self::location::LocationChange;
 pub(crate) use self::routing::{Routing, RoutingChange};
 pub(crate) use self::update_mask::UpdateMask;
 
+/// Every path an update mask may name: each group's, then the settings
+/// that belong to no group.
+pub(crate) const MASK_PATHS: &[&[&str]] = &[
+    routing::MASK_PATHS,
+    location::MASK_PATHS,
+    access_key::READ_MASK_PATHS,
+    access_key::UPLOAD_MASK_PATHS,
+    cache_policy::MASK_PATHS,
+    fallback_images::MASK_PATHS,
+    &["default_params", "secure_url_enabled", "enabled"],
+];
+
 /// Field name the secret access key is sealed under (part of the AEAD
 /// associated data).
 pub(crate) const SECRET_ACCESS_KEY_FIELD: &str = "secret_access_key";
@@ -224,7 +236,7 @@ pub(crate) struct SourceChanges {
 impl SourceChanges {
     /// Checks the update mask, then every field it names.
     pub(crate) fn validate(request: &proto::UpdateSourceRequest) -> Result<Self, RegistryError> {
-        let mask = UpdateMask::parse(request.update_mask.as_ref())?;
+        let mask = UpdateMask::parse(request.update_mask.as_ref(), MASK_PATHS)?;
         let source = request.source.clone().unwrap_or_default();
         Ok(SourceChanges {
             routing: RoutingChange::validate(&source.routing.unwrap_or_default(), &mask)?,

@@ -8,10 +8,6 @@
 use imgmesh_proto::prost_types::FieldMask;
 
 use crate::error::RegistryError;
-use crate::source::{access_key, cache_policy, fallback_images, location, routing};
-
-/// Paths of the settings that belong to no group.
-const UNGROUPED_PATHS: &[&str] = &["default_params", "secure_url_enabled", "enabled"];
 
 /// The field of every refusal.
 const FIELD: &str = "update_mask";
@@ -25,9 +21,14 @@ pub(crate) struct UpdateMask {
 // === impl UpdateMask ===
 
 impl UpdateMask {
-    /// Checks that every path of `mask` is known.
-    pub(crate) fn parse(mask: Option<&FieldMask>) -> Result<UpdateMask, RegistryError> {
+    /// Checks that every path of `mask` is one of `known` (each group's
+    /// paths, listed by the caller that knows the groups).
+    pub(crate) fn parse(
+        mask: Option<&FieldMask>,
+        known: &[&[&str]],
+    ) -> Result<UpdateMask, RegistryError> {
         let paths = mask.map(|mask| mask.paths.clone()).unwrap_or_default();
+        let is_known = |path: &str| known.iter().any(|paths| paths.contains(&path));
         if let Some(unknown) = paths.iter().find(|path| !is_known(path)) {
             return Err(RegistryError::invalid(
                 FIELD,
@@ -44,21 +45,6 @@ impl UpdateMask {
                 .is_some_and(|rest| rest.is_empty() || rest.starts_with('.'))
         })
     }
-}
-
-/// Whether some group (or the ungrouped settings) answers to `path`.
-fn is_known(path: &str) -> bool {
-    [
-        routing::MASK_PATHS,
-        location::MASK_PATHS,
-        access_key::READ_MASK_PATHS,
-        access_key::UPLOAD_MASK_PATHS,
-        cache_policy::MASK_PATHS,
-        fallback_images::MASK_PATHS,
-        UNGROUPED_PATHS,
-    ]
-    .iter()
-    .any(|paths| paths.contains(&path))
 }
 
 /// A value a test update sets (see [`test_update`]).
@@ -159,6 +145,7 @@ pub(crate) fn test_update(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::source::MASK_PATHS;
 
     fn mask(paths: &[&str]) -> Option<FieldMask> {
         Some(FieldMask {
@@ -169,13 +156,18 @@ mod tests {
     /// A group's path covers its fields; a field's path covers only itself.
     #[test]
     fn group_paths_cover_their_fields() {
-        let parsed = UpdateMask::parse(mask(&["location", "routing.subdomain"]).as_ref()).unwrap();
+        let parsed = UpdateMask::parse(
+            mask(&["location", "routing.subdomain"]).as_ref(),
+            MASK_PATHS,
+        )
+        .unwrap();
         assert!(parsed.covers("location.bucket"));
         assert!(parsed.covers("location.path_prefix"));
         assert!(parsed.covers("routing.subdomain"));
         assert!(!parsed.covers("routing.custom_domains"));
         assert!(!parsed.covers("enabled"));
-        let parsed = UpdateMask::parse(mask(&["fallback_images.missing"]).as_ref()).unwrap();
+        let parsed =
+            UpdateMask::parse(mask(&["fallback_images.missing"]).as_ref(), MASK_PATHS).unwrap();
         assert!(parsed.covers("fallback_images.missing.append_params"));
         assert!(!parsed.covers("fallback_images.error.path"));
     }
@@ -184,7 +176,7 @@ mod tests {
     #[test]
     fn missing_mask_names_nothing() {
         for given in [None, mask(&[])] {
-            let parsed = UpdateMask::parse(given.as_ref()).unwrap();
+            let parsed = UpdateMask::parse(given.as_ref(), MASK_PATHS).unwrap();
             assert!(!parsed.covers("enabled") && !parsed.covers("location.bucket"));
         }
     }
@@ -202,7 +194,7 @@ mod tests {
             (mask(&["enabled", "name"]), "unknown path \"name\""),
             (mask(&["locationx"]), "unknown path \"locationx\""),
         ] {
-            match UpdateMask::parse(given.as_ref()) {
+            match UpdateMask::parse(given.as_ref(), MASK_PATHS) {
                 Err(RegistryError::InvalidField { field, problem: p }) => {
                     assert_eq!((field, p.as_str()), (FIELD, problem));
                 }
