@@ -200,16 +200,18 @@ mod tests {
         Arc::new(ResolvedPlan::resolve(&parsed.plan).unwrap())
     }
 
-    /// The colour at the centre of an encoded image.
-    fn centre(data: &[u8]) -> Vec<f64> {
+    /// The mean colour of an encoded image, band by band (the test image
+    /// is noise: a single pixel depends on how it was resampled, the mean
+    /// only on whether the colours are right).
+    fn mean_colour(data: &[u8]) -> Vec<f64> {
         let image = VipsImage::new_from_buffer(data, "").unwrap();
-        image
-            .getpoint(image.get_width() / 2, image.get_height() / 2)
-            .unwrap()
+        (0..image.get_bands())
+            .map(|band| image.extract_band(band).unwrap().avg().unwrap())
+            .collect()
     }
 
     /// Eight widths come back at their sizes and formats from one decode,
-    /// each within a few levels of a separate render's colour.
+    /// each within two levels of a separate render's mean colour.
     #[test]
     fn eight_widths_share_one_decode() {
         let original = test_images::jpeg(400, 300);
@@ -245,9 +247,9 @@ mod tests {
                 (single.width, single.height, single.format),
                 "{query}"
             );
-            let (shared, alone) = (centre(&derivative.data), centre(&single.data));
+            let (shared, alone) = (mean_colour(&derivative.data), mean_colour(&single.data));
             for (a, b) in shared.iter().zip(&alone) {
-                assert!((a - b).abs() <= 8.0, "{query}: {shared:?} vs {alone:?}");
+                assert!((a - b).abs() <= 2.0, "{query}: {shared:?} vs {alone:?}");
             }
         }
     }
