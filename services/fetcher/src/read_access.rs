@@ -1,8 +1,10 @@
 //! A Source's read access as the registry hands it out (bucket location and
 //! decrypted credentials), and the call that asks for it.
 //!
-//! The secret access key is moved straight into an [`AccessKey`], whose
-//! `Debug` redacts it, so it cannot reach a log line or a span by accident.
+//! The secret access key is copied straight into an [`AccessKey`], whose
+//! `Debug` redacts it, so it cannot reach a log line or a span by accident,
+//! and the decoded answer's copy is wiped at once
+//! ([`AccessKey::from_plain_secret`]).
 
 use std::time::Duration;
 
@@ -37,8 +39,8 @@ pub(crate) struct ReadAccess {
 // === impl ReadAccess ===
 
 impl ReadAccess {
-    /// Takes the registry's answer apart, moving the secret into an
-    /// [`AccessKey`]. A Source that does not serve (disabled or not
+    /// Takes the registry's answer apart, handing the secret to an
+    /// [`AccessKey`] (which wipes the answer's copy). A Source that does not serve (disabled or not
     /// deployed) is refused as not found, before any S3 client exists; an
     /// answer that names no bucket is refused as internal.
     pub(crate) fn from_response(response: GetReadAccessResponse) -> Result<ReadAccess, FetchError> {
@@ -53,7 +55,7 @@ impl ReadAccess {
             secret_access_key,
             serving,
         } = response;
-        let key = AccessKey::new(access_key_id, secret_access_key);
+        let key = AccessKey::from_plain_secret(access_key_id, secret_access_key);
         if !serving {
             tracing::debug!(source_id, "registry says the source does not serve");
             return Err(FetchError::SourceNotFound);

@@ -10,6 +10,7 @@
 use std::fmt;
 
 use secrecy::SecretString;
+use secrecy::zeroize::Zeroizing;
 
 /// Where a Source's objects live: a bucket, its region, the endpoint of an
 /// S3-compatible store, and the key prefix they sit under.
@@ -45,6 +46,20 @@ impl AccessKey {
         AccessKey {
             id: id.into(),
             secret: secret.into(),
+        }
+    }
+
+    /// A key whose secret arrives as a plain `String`, such as a decoded
+    /// protobuf field: the secret is copied into the key and the `String`'s
+    /// whole buffer (spare capacity included) is wiped, so no copy outlives
+    /// this call. Turning the `String` into a [`SecretString`] directly
+    /// would shrink it first, which may move it and free the old buffer
+    /// without wiping it.
+    pub fn from_plain_secret(id: impl Into<String>, secret: String) -> AccessKey {
+        let secret = Zeroizing::new(secret);
+        AccessKey {
+            id: id.into(),
+            secret: SecretString::from(secret.as_str()),
         }
     }
 
@@ -95,6 +110,16 @@ mod tests {
         assert_eq!(access_key_id_hint("AK"), "…AK");
         assert_eq!(access_key_id_hint(""), "…");
         assert_eq!(access_key_id_hint("ÄÖÜßé"), "…ÖÜßé");
+    }
+
+    /// A key made from a plain `String` holds the same secret.
+    #[test]
+    fn plain_secret_is_kept() {
+        let mut secret = String::with_capacity(64);
+        secret.push_str("canary-secret-8c1f");
+        let key = AccessKey::from_plain_secret("AKIAIOSFODNN7EXAMPLE", secret);
+        assert_eq!(key.secret.expose_secret(), "canary-secret-8c1f");
+        assert_eq!(key.id, "AKIAIOSFODNN7EXAMPLE");
     }
 
     /// Debug of a key, and of an access holding one, shows the id's hint
