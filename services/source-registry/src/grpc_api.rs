@@ -5,11 +5,13 @@
 //! opens a span with safe fields (source id, name or host, never a secret or
 //! a whole request), so registry work shows up in traces.
 
+use futures::StreamExt as _;
 use imgmesh_proto::registry::v1 as proto;
 use imgmesh_proto::registry::v1::source_credentials_service_server::SourceCredentialsService;
 use imgmesh_proto::registry::v1::source_registry_service_server::SourceRegistryService;
 use imgmesh_s3_client::BucketAccess;
 use secrecy::ExposeSecret as _;
+use secrecy::zeroize::Zeroize as _;
 use tonic::{Request, Response, Status};
 use tracing::field;
 
@@ -45,9 +47,21 @@ impl SourceRegistryService for SourceRegistryApi {
     )]
     async fn create_source(
         &self,
-        request: Request<proto::CreateSourceRequest>,
+        mut request: Request<proto::CreateSourceRequest>,
     ) -> Result<Response<proto::CreateSourceResponse>, Status> {
-        let source = self.registry.create_source(request.get_ref()).await?;
+        let created = self.registry.create_source(request.get_ref()).await;
+        let asked = request.get_mut();
+        wipe_secrets([&mut asked.access_key, &mut asked.upload_access_key]);
+        let source = self
+            .cli_audited(
+                Caller::of(&request),
+                "source.create",
+                "",
+                Vec::new(),
+                created,
+                |source| (source.id.clone(), String::new()),
+            )
+            .await?;
         record_source_id(&source.id);
         tracing::info!(
             source.id = %source.id,
@@ -95,9 +109,27 @@ impl SourceRegistryService for SourceRegistryApi {
     )]
     async fn update_source(
         &self,
-        request: Request<proto::UpdateSourceRequest>,
+        mut request: Request<proto::UpdateSourceRequest>,
     ) -> Result<Response<proto::UpdateSourceResponse>, Status> {
-        let source = self.registry.update_source(request.get_ref()).await?;
+        let updated = self.registry.update_source(request.get_ref()).await;
+        if let Some(asked) = &mut request.get_mut().source {
+            wipe_secrets([&mut asked.access_key, &mut asked.upload_access_key]);
+        }
+        let source = self
+            .cli_audited(
+                Caller::of(&request),
+                "source.update",
+                &request.get_ref().id_or_name,
+                request
+                    .get_ref()
+                    .update_mask
+                    .as_ref()
+                    .map(|mask| mask.paths.clone())
+                    .unwrap_or_default(),
+                updated,
+                |source| (source.id.clone(), String::new()),
+            )
+            .await?;
         record_source_id(&source.id);
         tracing::info!(
             source.id = %source.id,
@@ -118,9 +150,19 @@ impl SourceRegistryService for SourceRegistryApi {
         &self,
         request: Request<proto::DeleteSourceRequest>,
     ) -> Result<Response<proto::DeleteSourceResponse>, Status> {
-        let id = self
+        let deleted = self
             .registry
             .delete_source(&request.get_ref().id_or_name)
+            .await;
+        let id = self
+            .cli_audited(
+                Caller::of(&request),
+                "source.delete",
+                &request.get_ref().id_or_name,
+                Vec::new(),
+                deleted,
+                |id| (id.clone(), String::new()),
+            )
             .await?;
         record_source_id(&id);
         tracing::info!(source.id = %id, "source deleted");
@@ -157,9 +199,19 @@ impl SourceRegistryService for SourceRegistryApi {
         &self,
         request: Request<proto::DeploySourceRequest>,
     ) -> Result<Response<proto::DeploySourceResponse>, Status> {
-        let source = self
+        let deployed = self
             .registry
             .deploy_source(&request.get_ref().id_or_name)
+            .await;
+        let source = self
+            .cli_audited(
+                Caller::of(&request),
+                "source.deploy",
+                &request.get_ref().id_or_name,
+                Vec::new(),
+                deployed,
+                |source| (source.id.clone(), String::new()),
+            )
             .await?;
         record_source_id(&source.id);
         tracing::info!(source.id = %source.id, "deploy queued");
@@ -177,11 +229,24 @@ impl SourceRegistryService for SourceRegistryApi {
         &self,
         request: Request<proto::RotateSecureTokenRequest>,
     ) -> Result<Response<proto::RotateSecureTokenResponse>, Status> {
-        let request = request.get_ref();
-        let (token, source) = self
+        let rotated = self
             .registry
-            .rotate_secure_token(&request.id_or_name, request.grace_period_seconds)
+            .rotate_secure_token(
+                &request.get_ref().id_or_name,
+                request.get_ref().grace_period_seconds,
+            )
+            .await;
+        let (token, source) = self
+            .cli_audited(
+                Caller::of(&request),
+                "source.rotate_token",
+                &request.get_ref().id_or_name,
+                Vec::new(),
+                rotated,
+                |(_, source)| (source.id.clone(), String::new()),
+            )
             .await?;
+        let request = request.get_ref();
         record_source_id(&source.id);
         tracing::info!(
             source.id = %source.id,
@@ -206,7 +271,38 @@ impl SourceRegistryService for SourceRegistryApi {
         &self,
         request: Request<tonic::Streaming<proto::UploadObjectRequest>>,
     ) -> Result<Response<proto::UploadObjectResponse>, Status> {
-        let stored = object_upload::upload_object(&self.registry, request.into_inner()).await?;
+        let caller = Caller::of(&request);
+        let mut parts = request.into_inner();
+        // The header names the Source: read here for the audit record, then
+        // handed on with the rest of the stream.
+        let first = parts.message().await.transpose();
+        let source = match &first {
+            Some(Ok(proto::UploadObjectRequest {
+                part: Some(proto::upload_object_request::Part::Header(header)),
+            })) => header.id_or_name.clone(),
+            _ => String::new(),
+        };
+        let parts = futures::stream::iter(first).chain(parts);
+        let uploaded = object_upload::upload_object(&self.registry, parts).await;
+        // Recorded under the Source's id, as the gateway's uploads are.
+        let source_id = match (caller, &uploaded) {
+            (Caller::Cli, Ok(_)) => self
+                .registry
+                .find(&source)
+                .await
+                .map_or_else(|_| source.clone(), |record| record.id),
+            _ => source.clone(),
+        };
+        let stored = self
+            .cli_audited(
+                caller,
+                "object.upload",
+                &source,
+                Vec::new(),
+                uploaded,
+                |_| (source_id, String::new()),
+            )
+            .await?;
         let span = tracing::Span::current();
         span.record("object.key", stored.key.as_str());
         span.record("object.size", stored.size);
@@ -237,6 +333,7 @@ impl SourceRegistryService for SourceRegistryApi {
         &self,
         request: Request<proto::CreateApiKeyRequest>,
     ) -> Result<Response<proto::CreateApiKeyResponse>, Status> {
+        let caller = Caller::of(&request);
         let request = request.into_inner();
         let sources = if request.all_sources {
             if !request.source_ids.is_empty() {
@@ -249,9 +346,19 @@ impl SourceRegistryService for SourceRegistryApi {
         } else {
             SourceScope::Only(request.source_ids)
         };
-        let (key, secret) = self
+        let created = self
             .api_keys
             .create(&request.name, &request.operations, sources, unix_now())
+            .await;
+        let (key, secret) = self
+            .cli_audited(
+                caller,
+                "api_key.create",
+                "",
+                Vec::new(),
+                created,
+                |(key, _)| (String::new(), key.id.clone()),
+            )
             .await?;
         tracing::Span::current().record("api_key.id", key.id.as_str());
         tracing::info!(api_key.id = %key.id, api_key.name = %key.name, "api key created");
@@ -284,12 +391,24 @@ impl SourceRegistryService for SourceRegistryApi {
         request: Request<proto::RevokeApiKeyRequest>,
     ) -> Result<Response<proto::RevokeApiKeyResponse>, Status> {
         let id = &request.get_ref().id;
-        let Some(key) = self.api_keys.revoke(id, unix_now()).await? else {
-            return Err(imgmesh_errors::ErrorCode::ApiKeyNotFound.status_with(
+        let revoked = match self.api_keys.revoke(id, unix_now()).await {
+            Ok(Some(key)) => Ok(key),
+            Ok(None) => Err(imgmesh_errors::ErrorCode::ApiKeyNotFound.status_with(
                 format!("api key {id:?} not found"),
                 [("api_key_id", id.clone())],
-            ));
+            )),
+            Err(error) => Err(Status::from(error)),
         };
+        let key = self
+            .cli_audited(
+                Caller::of(&request),
+                "api_key.revoke",
+                "",
+                Vec::new(),
+                revoked,
+                |key| (String::new(), key.id.clone()),
+            )
+            .await?;
         tracing::info!(api_key.id = %key.id, "api key revoked");
         Ok(Response::new(proto::RevokeApiKeyResponse {
             api_key: Some(api_key_message(key)),
@@ -516,7 +635,101 @@ impl SourceRegistryApi {
             .await?;
         outcome
     }
+
+    /// Records `outcome` of `action`, which set `fields` (their names), in
+    /// the audit log under `cli` when the CLI asked for it, then returns it;
+    /// other callers' changes pass unrecorded (the gateway records them).
+    /// `ids` gives a success's Source and key ids; a failure is recorded
+    /// with the Source as `asked`. A change that cannot be recorded is
+    /// answered with the recording's error, as [`Self::audited`]'s.
+    async fn cli_audited<T, E>(
+        &self,
+        caller: Caller,
+        action: &str,
+        asked: &str,
+        fields: Vec<String>,
+        outcome: Result<T, E>,
+        ids: impl FnOnce(&T) -> (String, String),
+    ) -> Result<T, Status>
+    where
+        Status: From<E>,
+    {
+        let outcome = outcome.map_err(Status::from);
+        if caller != Caller::Cli {
+            return outcome;
+        }
+        let (source_id, target_id, result) = match &outcome {
+            Ok(value) => {
+                let (source_id, target_id) = ids(value);
+                (source_id, target_id, "ok".to_owned())
+            }
+            Err(status) => (
+                asked.to_owned(),
+                String::new(),
+                imgmesh_errors::ErrorCode::of_status(status)
+                    .reason()
+                    .to_owned(),
+            ),
+        };
+        self.registry
+            .store()
+            .record_audit_event(
+                AuditEvent {
+                    credential: CLI_IDENTITY.to_owned(),
+                    action: action.to_owned(),
+                    source_id,
+                    fields,
+                    target_id,
+                    result,
+                    ..AuditEvent::default()
+                },
+                unix_now_micros(),
+            )
+            .await?;
+        outcome
+    }
 }
+
+/// Wipes the secrets of the access keys a request carried, once the
+/// registry has sealed its own copies: the decoded message must not keep
+/// them in freed memory.
+fn wipe_secrets<const N: usize>(keys: [&mut Option<proto::AccessKey>; N]) {
+    for key in keys.into_iter().flatten() {
+        key.secret.zeroize();
+    }
+}
+
+/// Who asked for a change, as far as the registry's audit log cares: the
+/// operator's CLI (mesh identity `cli`), whose changes the registry records
+/// itself, or anyone else (the gateway records the changes it makes, under
+/// the admin credential that asked it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Caller {
+    /// The operator's CLI.
+    Cli,
+    /// The gateway (or, on plaintext, a caller with no identity).
+    Other,
+}
+
+// === impl Caller ===
+
+impl Caller {
+    /// The caller of `request`, from its mutual TLS identity.
+    fn of<T>(request: &Request<T>) -> Caller {
+        let identity = request
+            .extensions()
+            .get::<imgmesh_runtime::grpc_authz::PeerInfo>()
+            .and_then(|peer| peer.identity.as_deref());
+        if identity == Some(CLI_IDENTITY) {
+            Caller::Cli
+        } else {
+            Caller::Other
+        }
+    }
+}
+
+/// The mesh identity (and audit log name) of the operator's CLI.
+const CLI_IDENTITY: &str = "cli";
 
 /// The credential a token change is recorded under: the `actor` the
 /// gateway names, else the caller's mesh identity, else `cli` (only the

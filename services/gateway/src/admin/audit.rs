@@ -152,6 +152,41 @@ pub(crate) async fn record(
         result,
         ..AuditEvent::default()
     };
+    send(admin, event).await;
+}
+
+/// Records `action` on Source `source_id` by the credential named
+/// `credential`, with the `fields` it set and its `outcome` (`ok`, or the
+/// code of the error it failed with): for changes made outside the admin
+/// API's routes, the dashboard's forms. Lost like [`record`]'s when the
+/// registry does not take it.
+pub(crate) async fn record_change<T>(
+    admin: &AdminApi,
+    credential: &str,
+    action: &'static str,
+    source_id: &str,
+    fields: Vec<String>,
+    outcome: &Result<T, AdminError>,
+) {
+    let result = match outcome {
+        Ok(_) => "ok".to_owned(),
+        Err(error) => error.code().to_owned(),
+    };
+    let event = AuditEvent {
+        credential: credential.to_owned(),
+        action: action.to_owned(),
+        source_id: source_id.to_owned(),
+        fields,
+        result,
+        ..AuditEvent::default()
+    };
+    send(admin, event).await;
+}
+
+/// Sends `event` to the registry's audit log; a record it does not take is
+/// logged as an error (the change itself has happened).
+async fn send(admin: &AdminApi, event: AuditEvent) {
+    let (action, credential) = (event.action.clone(), event.credential.clone());
     let recorded = call(
         admin
             .registry()
@@ -160,8 +195,8 @@ pub(crate) async fn record(
     .await;
     if let Err(error) = recorded {
         tracing::error!(
-            audit.action = action,
-            admin.credential = %credential.name,
+            audit.action = %action,
+            admin.credential = %credential,
             error = error.message(),
             "audit record lost: the registry did not take it"
         );

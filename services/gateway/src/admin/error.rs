@@ -163,6 +163,11 @@ impl AdminError {
     pub(crate) fn message(&self) -> &str {
         &self.message
     }
+
+    /// The code answered (`FORBIDDEN`, `INVALID_ARGUMENT`, …).
+    pub(crate) fn code(&self) -> &'static str {
+        self.code
+    }
 }
 
 impl IntoResponse for AdminError {

@@ -35,6 +35,7 @@ use imgmesh_proto::registry::v1::{
 use super::html::{csrf_field, escape, html_response, page, url_component};
 use super::source_page::{error_page, get_source};
 use super::{Dashboard, LoggedIn, csrf_refused, session};
+use crate::admin::audit;
 use crate::admin::error::AdminError;
 use crate::admin::registry_call::{call, timed};
 use crate::admin::upload::stream_upload;
@@ -336,12 +337,22 @@ pub(super) async fn upload(
             .into_response();
     };
     let header = UploadObjectHeader {
-        id_or_name: id,
+        id_or_name: id.clone(),
         key,
         content_type: text(header::CONTENT_TYPE),
         size,
     };
-    match stream_upload(&dashboard.admin, header, body).await {
+    let stored = stream_upload(&dashboard.admin, header, body).await;
+    audit::record_change(
+        &dashboard.admin,
+        &session.credential,
+        "object.upload",
+        &id,
+        Vec::new(),
+        &stored,
+    )
+    .await;
+    match stored {
         Ok(stored) => (
             StatusCode::CREATED,
             format!("Uploaded {} ({} bytes).", stored.key, stored.size),
@@ -476,7 +487,7 @@ async fn upload_multipart(
                     content_type,
                     size: 0,
                 };
-                let stored = stream_field(dashboard, header, field).await?;
+                let stored = stream_field(dashboard, &session.credential, header, field).await?;
                 return Ok((key, stored));
             }
             _ => {}
@@ -519,9 +530,11 @@ async fn text_field(mut field: Field<'_>) -> Result<String, FormUpload> {
 
 /// Streams the file `field` into the admin API's upload path after
 /// `header`: its chunks are queued into the body [`stream_upload`] reads,
-/// so the file is never held whole here.
+/// so the file is never held whole here. The upload is audited under
+/// `credential`.
 async fn stream_field(
     dashboard: &Dashboard,
+    credential: &str,
     header: UploadObjectHeader,
     mut field: Field<'_>,
 ) -> Result<UploadObjectResponse, FormUpload> {
@@ -542,7 +555,17 @@ async fn stream_field(
             }
         }
     };
+    let source = header.id_or_name.clone();
     let ((), stored) = tokio::join!(pump, stream_upload(&dashboard.admin, header, body));
+    audit::record_change(
+        &dashboard.admin,
+        credential,
+        "object.upload",
+        &source,
+        Vec::new(),
+        &stored,
+    )
+    .await;
     Ok(stored?)
 }
 

@@ -308,8 +308,8 @@ async fn login(
     });
     let presented = form.get("token").unwrap_or_default().trim();
     match dashboard.admin.check_credential(client, presented).await {
-        Ok(_full_admin) => {
-            let session = dashboard.sessions.create(Instant::now());
+        Ok(full_admin) => {
+            let session = dashboard.sessions.create(Instant::now(), &full_admin.name);
             let secure = session::came_over_https(&headers);
             let mut response = see_other("/ui/sources");
             set_cookie(

@@ -36,6 +36,9 @@ pub(crate) struct Session {
     pub(crate) id: String,
     /// The token every form of this session carries.
     pub(crate) csrf: String,
+    /// The name of the admin credential that logged in: what the audit log
+    /// records for the changes made in this session.
+    pub(crate) credential: String,
     expires: Instant,
 }
 
@@ -48,11 +51,13 @@ pub(crate) struct SessionStore {
 // === impl SessionStore ===
 
 impl SessionStore {
-    /// Starts a session lasting [`SESSION_TTL`] from `now`.
-    pub(crate) fn create(&self, now: Instant) -> Session {
+    /// Starts a session of the credential named `credential`, lasting
+    /// [`SESSION_TTL`] from `now`.
+    pub(crate) fn create(&self, now: Instant, credential: &str) -> Session {
         let session = Session {
             id: random_token(),
             csrf: random_token(),
+            credential: credential.to_owned(),
             expires: now + SESSION_TTL,
         };
         let mut sessions = self.lock();
@@ -155,12 +160,12 @@ mod tests {
     fn sessions_expire_and_end() {
         let store = SessionStore::default();
         let t0 = Instant::now();
-        let session = store.create(t0);
+        let session = store.create(t0, "bootstrap");
         assert_eq!(session.id.len(), 64);
         assert_ne!(session.id, session.csrf);
         assert!(store.get(&session.id, t0 + SESSION_TTL / 2).is_some());
         assert!(store.get(&session.id, t0 + SESSION_TTL).is_none());
-        let other = store.create(t0);
+        let other = store.create(t0, "bootstrap");
         assert!(store.get("not-a-session", t0).is_none());
         store.remove(&other.id);
         assert!(store.get(&other.id, t0).is_none());
@@ -171,9 +176,9 @@ mod tests {
     fn sessions_are_bounded() {
         let store = SessionStore::default();
         let t0 = Instant::now();
-        let first = store.create(t0);
+        let first = store.create(t0, "bootstrap");
         for n in 1..=MAX_SESSIONS {
-            store.create(t0 + Duration::from_millis(n as u64));
+            store.create(t0 + Duration::from_millis(n as u64), "bootstrap");
         }
         assert_eq!(store.lock().len(), MAX_SESSIONS);
         assert!(store.get(&first.id, t0).is_none());

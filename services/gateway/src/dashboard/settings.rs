@@ -22,6 +22,7 @@ use super::html::{escape, html_response, page, url_component};
 use super::settings_forms::{Kind, SETTINGS, form_value};
 use super::source_page::{error_page, get_source, source_page, source_page_with};
 use super::{Dashboard, LoggedIn, session_form};
+use crate::admin::audit;
 use crate::admin::error::AdminError;
 use crate::admin::json;
 use crate::admin::registry_call::{call, required, timed};
@@ -63,6 +64,15 @@ pub(super) async fn save(
                 .source,
         )
     }
+    .await;
+    audit::record_change(
+        &dashboard.admin,
+        &session.credential,
+        "source.update",
+        &source.id,
+        audit::body_field_names(body.as_bytes()),
+        &updated,
+    )
     .await;
     match updated {
         Ok(updated) => {
@@ -112,6 +122,17 @@ pub(super) async fn save_upload(
         )
     }
     .await;
+    audit::record_change(
+        &dashboard.admin,
+        &session.credential,
+        "source.update",
+        updated
+            .as_ref()
+            .map_or(id.as_str(), |source| source.id.as_str()),
+        audit::body_field_names(body.as_bytes()),
+        &updated,
+    )
+    .await;
     match updated {
         Ok(updated) => {
             let notice = "<p class=\"notice\" role=\"status\" id=\"upload-saved\">Upload \
@@ -160,9 +181,26 @@ pub(super) async fn rotate(
             },
         )))
         .await?;
-        Ok::<_, AdminError>((response.token, grace_period_seconds))
+        Ok::<_, AdminError>((response, grace_period_seconds))
     }
     .await;
+    let source_id = match &rotated {
+        Ok((response, _)) => response
+            .source
+            .as_ref()
+            .map_or(id.as_str(), |source| source.id.as_str()),
+        Err(_) => id.as_str(),
+    };
+    audit::record_change(
+        &dashboard.admin,
+        &session.credential,
+        "source.rotate_token",
+        source_id,
+        Vec::new(),
+        &rotated,
+    )
+    .await;
+    let rotated = rotated.map(|(response, grace)| (response.token, grace));
     let (token, grace) = match rotated {
         Ok(rotated) => rotated,
         Err(error) => return error_page(&error, &session.csrf),

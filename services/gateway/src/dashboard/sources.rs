@@ -27,10 +27,12 @@ use serde_json::{Map, Value};
 use super::html::{
     FieldNotes, csrf_field, escape, field_notes, html_response, page, see_other, url_component,
 };
+use super::session::Session;
 use super::source_page::{
     error_page, get_source, last_deploy, source_page, status_name, status_section, storage_name,
 };
 use super::{Dashboard, FormFields, LoggedIn, session_form};
+use crate::admin::audit;
 use crate::admin::error::AdminError;
 use crate::admin::json;
 use crate::admin::purge::{self, Target};
@@ -371,6 +373,15 @@ pub(super) async fn create(
         required(response.source)
     }
     .await;
+    audit::record_change(
+        &dashboard.admin,
+        &session.credential,
+        "source.create",
+        created.as_ref().map_or("", |source| source.id.as_str()),
+        audit::body_field_names(body.as_bytes()),
+        &created,
+    )
+    .await;
     let source = match created {
         Ok(source) => source,
         Err(error) => {
@@ -382,11 +393,12 @@ pub(super) async fn create(
             return details_form(status, &session.csrf, compatible, &form, Some(&error));
         }
     };
-    start_deploy(&dashboard, &session.csrf, &source.id).await
+    start_deploy(&dashboard, &session, &source.id).await
 }
 
 /// Queues a deploy of Source `id` and sends the browser to its status page.
-async fn start_deploy(dashboard: &Dashboard, csrf: &str, id: &str) -> Response {
+async fn start_deploy(dashboard: &Dashboard, session: &Session, id: &str) -> Response {
+    let csrf = session.csrf.as_str();
     let deployed = call(
         dashboard
             .admin
@@ -394,6 +406,20 @@ async fn start_deploy(dashboard: &Dashboard, csrf: &str, id: &str) -> Response {
             .deploy_source(timed(DeploySourceRequest {
                 id_or_name: id.to_owned(),
             })),
+    )
+    .await;
+    let source_id = deployed
+        .as_ref()
+        .ok()
+        .and_then(|response| response.source.as_ref())
+        .map_or(id, |source| source.id.as_str());
+    audit::record_change(
+        &dashboard.admin,
+        &session.credential,
+        "source.deploy",
+        source_id,
+        Vec::new(),
+        &deployed,
     )
     .await;
     match deployed {
@@ -463,7 +489,7 @@ pub(super) async fn deploy(
     if let Err(refused) = session_form(&session, body).await {
         return refused;
     }
-    start_deploy(&dashboard, &session.csrf, &id).await
+    start_deploy(&dashboard, &session, &id).await
 }
 
 // === a Source's page ===
@@ -498,6 +524,15 @@ pub(super) async fn set_enabled(
         let request = json::update_request(id.clone(), body.as_bytes())?;
         call(dashboard.admin.registry().update_source(timed(request))).await
     }
+    .await;
+    audit::record_change(
+        &dashboard.admin,
+        &session.credential,
+        "source.update",
+        &id,
+        vec!["enabled".to_owned()],
+        &updated,
+    )
     .await;
     match updated {
         Ok(_) => see_other(&format!("/ui/sources/{}", url_component(&id))),
@@ -551,7 +586,18 @@ pub(super) async fn delete(
         dashboard
             .admin
             .registry()
-            .delete_source(timed(DeleteSourceRequest { id_or_name: id })),
+            .delete_source(timed(DeleteSourceRequest {
+                id_or_name: id.clone(),
+            })),
+    )
+    .await;
+    audit::record_change(
+        &dashboard.admin,
+        &session.credential,
+        "source.delete",
+        &id,
+        Vec::new(),
+        &deleted,
     )
     .await;
     match deleted {
@@ -616,7 +662,17 @@ pub(super) async fn purge(
         },
     });
     request.set_timeout(PURGE_TIMEOUT);
-    match call(dashboard.admin.renderer().purge(request)).await {
+    let purged = call(dashboard.admin.renderer().purge(request)).await;
+    audit::record_change(
+        &dashboard.admin,
+        &session.credential,
+        "source.purge",
+        &source.id,
+        Vec::new(),
+        &purged,
+    )
+    .await;
+    match purged {
         Ok(_) => {
             let notice = format!(
                 "<p class=\"notice\" role=\"status\" id=\"purge-done\">Purged {} of {}: \
