@@ -10,6 +10,11 @@
 # under STATE_DIR/certs by `imgmesh dev-certs`), and a trap stops
 # everything started when the calling script exits. Objects of the Source
 # `demo` are files under STATE_DIR/s3/demo-bucket.
+#
+# With `mesh_plaintext` set (non-empty) before start_mesh, every process
+# runs without TLS instead: `mesh_tls` prints `--insecure-plaintext` (the
+# services log a warning). Only for measuring what mutual TLS costs
+# (`scripts/bench.sh tls`, BENCH_PLAINTEXT=1).
 
 mesh_pids=()
 mesh_stop() {
@@ -50,9 +55,14 @@ listening() {
   return 1
 }
 
-# The mutual-TLS flags of identity $1 (after start_mesh made the certificates).
+# The mutual-TLS flags of identity $1 (after start_mesh made the
+# certificates), or `--insecure-plaintext` when mesh_plaintext is set.
 mesh_tls() {
-  echo "--tls-cert $mesh_certs/$1.pem --tls-key $mesh_certs/$1-key.pem --tls-ca $mesh_certs/ca.pem"
+  if [[ -n ${mesh_plaintext:-} ]]; then
+    echo "--insecure-plaintext"
+  else
+    echo "--tls-cert $mesh_certs/$1.pem --tls-key $mesh_certs/$1-key.pem --tls-ca $mesh_certs/ca.pem"
+  fi
 }
 
 random_hex() { head -c "$1" /dev/urandom | od -An -tx1 | tr -d ' \n'; }
