@@ -437,3 +437,166 @@ async fn scope_matrix_and_audit_log() {
     let blocked = as_token(&mesh, &ops_token, "GET", "/v1/sources", None).await;
     assert_eq!(blocked.status, 429, "{}", blocked.text());
 }
+
+/// Sends `method path` to the dashboard with `cookie` and, for a POST, the
+/// form `fields`; returns the status, every `Set-Cookie` value and the body.
+async fn dashboard_request(
+    mesh: &Mesh,
+    method: &str,
+    path: &str,
+    cookie: &str,
+    fields: &[(&str, &str)],
+) -> (u16, Vec<String>, String) {
+    use http_body_util::{BodyExt as _, Full};
+
+    let stream = tokio::net::TcpStream::connect(mesh.gateway_admin_addr)
+        .await
+        .unwrap();
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .unwrap();
+    tokio::spawn(connection);
+    let body = fields
+        .iter()
+        .map(|(name, value)| format!("{}={}", form_encoded(name), form_encoded(value)))
+        .collect::<Vec<_>>()
+        .join("&");
+    let mut request = http::Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", "localhost")
+        .header("content-type", "application/x-www-form-urlencoded");
+    if !cookie.is_empty() {
+        request = request.header("cookie", cookie);
+    }
+    let response = sender
+        .send_request(request.body(Full::new(bytes::Bytes::from(body))).unwrap())
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let cookies = response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|value| {
+            let value = value.to_str().unwrap();
+            value.split(';').next().unwrap_or_default().to_owned()
+        })
+        .collect();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    (status, cookies, String::from_utf8_lossy(&body).into_owned())
+}
+
+/// `text` encoded for an `application/x-www-form-urlencoded` body.
+fn form_encoded(text: &str) -> String {
+    text.bytes()
+        .map(|byte| match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                char::from(byte).to_string()
+            }
+            _ => format!("%{byte:02X}"),
+        })
+        .collect()
+}
+
+/// The CSRF token a dashboard page's forms carry.
+fn csrf_of(html: &str) -> String {
+    let start = html
+        .find("name=\"csrf\" value=\"")
+        .expect("a form with a CSRF token")
+        + 19;
+    let end = start + html[start..].find('"').unwrap();
+    html[start..end].to_owned()
+}
+
+/// Changes made outside the admin API's JSON routes are audited too: a
+/// dashboard form posted in a session of a named full-admin token is
+/// recorded under that token's name (once: not again by the registry), and
+/// a change the operator's CLI makes straight to the registry is recorded
+/// under `cli` and shown by `imgmesh audit`.
+#[tokio::test]
+async fn dashboard_and_cli_changes_are_audited() {
+    let mesh = Mesh::start(MeshOptions::default())
+        .await
+        .expect("mesh starts");
+    let gamma = create(&mesh, &source_body(&mesh, "gamma", json!({}))).await;
+    let gamma = gamma["id"].as_str().unwrap().to_owned();
+    let (_, web_ops) = admin_token(&mesh, json!({"name": "web ops", "scope": "full_admin"})).await;
+
+    // Log in to the dashboard with the named token, as a browser would.
+    let (status, cookies, html) = dashboard_request(&mesh, "GET", "/ui/login", "", &[]).await;
+    assert_eq!(status, 200, "{html}");
+    let login_cookie = cookies
+        .iter()
+        .find(|cookie| cookie.starts_with("imgmesh_login="))
+        .expect("a login cookie")
+        .clone();
+    let login_csrf = csrf_of(&html);
+    let (status, cookies, html) = dashboard_request(
+        &mesh,
+        "POST",
+        "/ui/login",
+        &login_cookie,
+        &[("csrf", &login_csrf), ("token", &web_ops)],
+    )
+    .await;
+    assert_eq!(status, 303, "{html}");
+    let session = cookies
+        .iter()
+        .find(|cookie| cookie.starts_with("imgmesh_session="))
+        .expect("a session cookie")
+        .clone();
+
+    // Disable the Source through its page's form.
+    let page_path = format!("/ui/sources/{gamma}");
+    let (status, _, html) = dashboard_request(&mesh, "GET", &page_path, &session, &[]).await;
+    assert_eq!(status, 200, "{html}");
+    let csrf = csrf_of(&html);
+    let (status, _, html) = dashboard_request(
+        &mesh,
+        "POST",
+        &format!("{page_path}/enabled"),
+        &session,
+        &[("csrf", &csrf), ("enabled", "false")],
+    )
+    .await;
+    assert_eq!(status, 303, "{html}");
+
+    let events = audit_log(&mesh).await;
+    assert!(
+        logged(&events, "web ops", "source.update", &gamma, "ok"),
+        "{events:#?}"
+    );
+    let updates: Vec<&Value> = events
+        .iter()
+        .filter(|event| event["action"] == "source.update" && event["source_id"] == gamma)
+        .collect();
+    assert_eq!(updates.len(), 1, "recorded once: {updates:#?}");
+    assert_eq!(updates[0]["fields"], json!(["enabled"]));
+
+    // The CLI's change, straight to the registry, is recorded under `cli`.
+    let deployed = mesh.cli(&["sources", "deploy", &gamma]).await.unwrap();
+    assert!(
+        deployed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&deployed.stderr)
+    );
+    let gamma_log = mesh
+        .cli_json(&["audit", &format!("--source={gamma}")])
+        .await
+        .unwrap();
+    let gamma_events = gamma_log["events"].as_array().unwrap();
+    assert!(
+        logged(gamma_events, "cli", "source.deploy", &gamma, "ok"),
+        "{gamma_events:#?}"
+    );
+    // The gateway's own registry calls are not recorded a second time.
+    assert!(
+        gamma_events
+            .iter()
+            .filter(|event| event["credential"] == "cli")
+            .all(|event| event["action"] == "source.deploy"),
+        "{gamma_events:#?}"
+    );
+}

@@ -15,7 +15,8 @@
 //! - [`balancing`], [`overload`], [`slow_clients`], [`tier_faults`],
 //!   [`s3_faults`], [`bad_bytes`], [`redis_cluster`]: scale-out, load and
 //!   faults;
-//! - [`mtls`], [`deploy_kit`]: mutual TLS and the deploy kit.
+//! - [`mtls`], [`master_key_rotation`], [`deploy_kit`]: mutual TLS, secrets
+//!   at rest and the deploy kit.
 
 mod promql_check;
 
@@ -29,6 +30,7 @@ mod edge;
 mod grafana_dashboard;
 mod health;
 mod imgix_clients;
+mod master_key_rotation;
 mod mesh;
 mod metrics;
 mod mtls;
