@@ -380,6 +380,66 @@ async fn describe_gives_a_url_http_serves() {
     }
 }
 
+/// Describe's output size and content type, read from the original's header, are those Render returns for the same request, with a positive memory estimate, and describing renders nothing (no decode, nothing cached).
+#[tokio::test]
+async fn describe_measures_what_render_returns() {
+    let (mesh, _gateway, _http, mut client) = api_mesh().await;
+    let queries = [
+        "w=80&fm=jpg",
+        "w=300",
+        "h=30&fm=webp",
+        "fit=crop&w=50&h=50&fm=png",
+        "fit=fill&w=120&h=120&bg=fff&fm=png",
+        "w=60&h=60&fit=max&pad=4&fm=png",
+        "rect=0,0,100,100&w=40&fm=png",
+    ];
+    for query in queries {
+        let decodes = counter(&mesh, "renderer", "imgmesh_originals_decoded_total").await;
+        let described = describe(&mut client, target("demo", "quadrants.png", query))
+            .await
+            .unwrap_or_else(|status| panic!("{query}: {status:?}"));
+        let decoded = counter(&mesh, "renderer", "imgmesh_originals_decoded_total").await - decodes;
+        assert_eq!(decoded, 0.0, "{query}: describe decodes nothing");
+        assert!(
+            described.estimated_decoded_bytes > 0,
+            "{query}: {described:?}"
+        );
+        let (metadata, bytes, _) = render(&mut client, target("demo", "quadrants.png", query))
+            .await
+            .unwrap_or_else(|status| panic!("{query}: {status:?}"));
+        assert_eq!(
+            metadata.cache_status(),
+            CacheStatus::Miss,
+            "{query}: describe cached nothing"
+        );
+        assert_eq!(
+            (
+                described.width,
+                described.height,
+                described.content_type.as_str()
+            ),
+            (
+                metadata.width,
+                metadata.height,
+                metadata.content_type.as_str()
+            ),
+            "{query}"
+        );
+        let format = match metadata.content_type.as_str() {
+            "image/jpeg" => Format::Jpeg,
+            "image/webp" => Format::Webp,
+            _ => Format::Png,
+        };
+        fixtures::expect_image(
+            &bytes,
+            format,
+            described.width as i32,
+            described.height as i32,
+        )
+        .unwrap_or_else(|error| panic!("{query}: {error}"));
+    }
+}
+
 /// Unknown Sources, bad parameters, missing objects and disabled Sources are refused with their catalogue reason and gRPC code, even to a key for every Source.
 #[tokio::test]
 async fn refusals_carry_their_reason() {
@@ -436,10 +496,9 @@ async fn refusals_carry_their_reason() {
             (expected.to_owned(), "imgmesh.dev".to_owned()),
             "{what}"
         );
-        if expected != "OBJECT_NOT_FOUND" || case.path != "missing.png" {
-            let refused = describe(&mut client, case).await.expect_err(&what);
-            assert_eq!(reason(&refused).0, expected, "{what}");
-        }
+        // Describe reads the original's header, so it meets the same refusals.
+        let refused = describe(&mut client, case).await.expect_err(&what);
+        assert_eq!(reason(&refused).0, expected, "{what}");
     }
 
     // Disabled, the Source refuses (once the gateway's 200 ms source cache lets go).

@@ -258,8 +258,10 @@ impl ImageClient {
         })
     }
 
-    /// What rendering `target` would do: the canonical plan, the cache key
-    /// and the public URL serving it.
+    /// What rendering `target` would do: the canonical plan, the cache key,
+    /// the public URL serving it, and (read from the original's header,
+    /// nothing rendered) the output's `width`, `height`, `content_type` and
+    /// the render's `estimated_decoded_bytes`.
     pub async fn describe(&mut self, target: &Target) -> Result<DescribeResponse, ClientError> {
         let request = DescribeRequest {
             target: Some(target.to_proto()),

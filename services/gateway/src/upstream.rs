@@ -13,7 +13,8 @@ use imgmesh_proto::registry::v1::{
 };
 use imgmesh_proto::renderer::v1::renderer_service_client::RendererServiceClient;
 use imgmesh_proto::renderer::v1::{
-    RenderBytesRequest, RenderRequest, RenderResponse, RenderSetRequest,
+    MeasureRequest, MeasureResponse, RenderBytesRequest, RenderRequest, RenderResponse,
+    RenderSetRequest,
 };
 use imgmesh_runtime::GrpcChannel;
 use imgmesh_telemetry::TraceContextInterceptor;
@@ -205,6 +206,30 @@ impl Upstream {
             Ok(tonic::Response::new(derivatives))
         };
         let response = with_deadline("renderer", timeout, collect)
+            .instrument(span)
+            .await?;
+        Ok(response.into_inner())
+    }
+
+    /// Measures what a render would output (from the original's header,
+    /// nothing rendered) within `timeout`, in a `renderer.measure` span.
+    pub(crate) async fn measure_within(
+        &self,
+        measure: MeasureRequest,
+        timeout: Duration,
+    ) -> Result<MeasureResponse, GatewayError> {
+        let span = tracing::info_span!(
+            "renderer.measure",
+            otel.kind = "client",
+            rpc.system = "grpc",
+            rpc.service = "imgmesh.renderer.v1.RendererService",
+            rpc.method = "Measure",
+            imgmesh.source_id = %measure.source_id,
+        );
+        let mut client = self.renderer.clone();
+        let mut request = tonic::Request::new(measure);
+        request.set_timeout(timeout);
+        let response = with_deadline("renderer", timeout, client.measure(request))
             .instrument(span)
             .await?;
         Ok(response.into_inner())

@@ -135,6 +135,7 @@ pub const POLICY: &[(&str, &[&str])] = &[
         "imgmesh.renderer.v1.RendererService/RenderBytes",
         &["gateway"],
     ),
+    ("imgmesh.renderer.v1.RendererService/Measure", &["gateway"]),
     (
         "imgmesh.renderer.v1.RendererService/Purge",
         &["gateway", "cli"],

@@ -24,7 +24,10 @@
 //! own plan's key). `RenderBytes` takes the original from the caller's
 //! stream instead of a Source and relays it to the renderer's
 //! `RenderBytes`, which applies the byte limit and the same checks as for
-//! a fetched original; it needs a key for every Source.
+//! a fetched original; it needs a key for every Source. `Describe` builds
+//! the plan, cache key and public URL itself and asks the renderer's
+//! `Measure` for the output's size, format and memory estimate (the
+//! original is fetched and its header read; nothing is rendered).
 
 mod api_keys;
 mod deadline;
@@ -350,12 +353,26 @@ impl ImageService for ImageApi {
         &self,
         request: tonic::Request<DescribeRequest>,
     ) -> Result<tonic::Response<DescribeResponse>, tonic::Status> {
+        let timeout = self.render_timeout(&request);
         let (metadata, _, message) = request.into_parts();
         let target = self
             .target(&metadata, Operation::Describe, message.target)
             .await?;
         let source = &target.resolved.source;
         let plan = target.parsed.plan;
+        let measured = self
+            .state
+            .upstream()
+            .measure_within(
+                renderer::MeasureRequest {
+                    source_id: source.id.clone(),
+                    source_config_version: source.config_version,
+                    path: target.path.clone(),
+                    plan: Some(plan.clone()),
+                },
+                timeout,
+            )
+            .await?;
         let cache_key =
             CacheNames::new(&source.id, source.config_version, &target.path, &plan).base;
         let mut public_url = format!(
@@ -387,6 +404,10 @@ impl ImageService for ImageApi {
             plan: Some(plan),
             cache_key,
             public_url,
+            width: measured.width,
+            height: measured.height,
+            content_type: measured.content_type,
+            estimated_decoded_bytes: measured.estimated_decoded_bytes,
         }))
     }
 }

@@ -667,6 +667,15 @@ impl RendererService for FakeRenderer {
             "the fake renderer renders one at a time",
         ))
     }
+
+    async fn measure(
+        &self,
+        _request: tonic::Request<imgmesh_proto::renderer::v1::MeasureRequest>,
+    ) -> Result<tonic::Response<imgmesh_proto::renderer::v1::MeasureResponse>, tonic::Status> {
+        Err(tonic::Status::unimplemented(
+            "the fake renderer does not measure",
+        ))
+    }
 }
 
 // === harness ===

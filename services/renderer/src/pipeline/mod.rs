@@ -31,7 +31,8 @@
 //! so most decoding happens inside the encode step. A plan with only sizing
 //! and format (the common case) does nothing beyond `thumbnail_buffer` and
 //! the encoder. Before a render is admitted, [`estimate`] tells the pool
-//! how much memory it may take.
+//! how much memory it may take; [`measure`] tells a caller what a render
+//! would output without decoding anything.
 //!
 //! The whole render runs under a time budget ([`RenderLimits::max_render`]):
 //! the stages check it between frames, and libvips' own evaluation is
@@ -54,6 +55,7 @@ pub mod geometry;
 pub mod input;
 pub mod limits;
 pub mod load;
+pub mod measure;
 pub(crate) mod metadata;
 pub(crate) mod overlay;
 pub mod plan;

@@ -1,5 +1,5 @@
 //! The tonic face of [`Renderer`]: `RendererService.Render`, `RenderSet`,
-//! `RenderBytes` and `Purge`, with the request span and the log line of a
+//! `RenderBytes`, `Measure` and `Purge`, with the request span and the log line of a
 //! failed render.
 
 use std::pin::Pin;
@@ -8,8 +8,8 @@ use futures::Stream;
 use imgmesh_errors::ErrorCode;
 use imgmesh_proto::renderer::v1::renderer_service_server::RendererService;
 use imgmesh_proto::renderer::v1::{
-    PurgeRequest, PurgeResponse, RenderBytesRequest, RenderBytesResponse, RenderRequest,
-    RenderResponse, RenderSetRequest, RenderSetResponse,
+    MeasureRequest, MeasureResponse, PurgeRequest, PurgeResponse, RenderBytesRequest,
+    RenderBytesResponse, RenderRequest, RenderResponse, RenderSetRequest, RenderSetResponse,
 };
 use tracing::Instrument as _;
 
@@ -96,6 +96,26 @@ impl RendererService for Renderer {
         Ok(tonic::Response::new(RenderBytesResponse {
             derivative: Some(derivative),
         }))
+    }
+
+    async fn measure(
+        &self,
+        request: tonic::Request<MeasureRequest>,
+    ) -> Result<tonic::Response<MeasureResponse>, tonic::Status> {
+        let timeout = origin_fetch::grpc_timeout(request.metadata());
+        let request = request.into_inner();
+        let span = tracing::info_span!(
+            "measure",
+            source_id = %request.source_id,
+            path = %request.path,
+            error = tracing::field::Empty,
+        );
+        let measured = self
+            .measure_derivative(request, timeout)
+            .instrument(span.clone())
+            .await
+            .map_err(|error| span.in_scope(|| logged(error)))?;
+        Ok(tonic::Response::new(measured))
     }
 
     async fn purge(

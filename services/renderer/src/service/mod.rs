@@ -21,8 +21,9 @@
 //! expired entries, the render `leases` shared across replicas, the
 //! admit → fetch → render → store of a miss (`rendering`), and `purge`;
 //! `render_set` answers many plans of one original with one fetch and one
-//! decode, `render_bytes` an original the caller streams; `grpc` is the
-//! tonic face.
+//! decode, `render_bytes` an original the caller streams, `measure` what
+//! a render would output from the original's header; `grpc` is the tonic
+//! face.
 //! The original comes from the fetcher ([`origin_fetch`]) and its HTTP
 //! caching headers set the entry's lifetime ([`http_cache`]).
 
@@ -34,6 +35,7 @@ pub(crate) mod single_flight;
 mod grpc;
 mod job;
 mod leases;
+mod measure;
 mod purge;
 mod render_bytes;
 mod render_set;
