@@ -6,12 +6,15 @@
 #
 # `scripts/bench.sh badbytes` (or BENCH_ONLY=badbytes) runs only the
 # bad-bytes section, rewriting only its part of docs/benchmarks.md.
+# `scripts/bench.sh api` runs only the public gRPC API's section (RenderSet
+# of 8 widths vs 8 Render calls on cold originals; the public API's cost
+# per call over the renderer's internal Render), rewriting only its part.
 # `scripts/bench.sh w1-memory` runs W1 alone and prints the renderer's
 # resident size before, its peak during, and its size right after and 5 s
 # after (the numbers of the hand-written w1-memory section).
 #
 # Environment: BENCH_REPS (3), BENCH_W1_SECONDS (20), BENCH_W2_SECONDS (10),
-# BENCH_BADBYTES_SECONDS (10).
+# BENCH_BADBYTES_SECONDS (10), BENCH_API_ROUNDS (4), BENCH_API_CALLS (500).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -22,6 +25,8 @@ reps=${BENCH_REPS:-3}
 w1_seconds=${BENCH_W1_SECONDS:-20}
 w2_seconds=${BENCH_W2_SECONDS:-10}
 badbytes_seconds=${BENCH_BADBYTES_SECONDS:-10}
+api_rounds=${BENCH_API_ROUNDS:-4}
+api_calls=${BENCH_API_CALLS:-500}
 only=${1:-${BENCH_ONLY:-all}}
 
 echo "building release binaries…"
@@ -92,6 +97,90 @@ badbytes_section() {
 | hostile originals mixed with good renders | \`wrk -t1 -c4 -d${badbytes_seconds}s -s bench/badbytes.lua -- mixed\` (every other request a good render of a corpus JPEG, unique within 1800 requests; Redis flushed first; 503 = shed by admission control, which four connections never reach) | $m_rps req/s, $m_n requests: $ms; p50 $m_p50 ms, p99 $m_p99 ms; **renderer peak RSS $peak MB** (VmHWM reset before; $idle_rss MB resident before) |
 | refusing the 50000 × 50000 PNG (4 KB) | \`wrk -t1 -c4 -d${badbytes_seconds}s -s bench/badbytes.lua -- bomb\` (fetched, header read, 413; never cached) | $b_rps req/s, $b_n requests: $bs; **p50 $b_p50 ms, p99 $b_p99 ms** |
 <!-- /section badbytes -->
+DOC
+}
+
+# The public gRPC API (issue 12): RenderSet of 8 widths against 8 separate
+# Render calls, each on cold originals, and the cost of one public Render
+# over the renderer's internal Render. Writes its part of
+# docs/benchmarks.md to $state/api.md.
+#
+# A gateway of its own serves the API (--grpc-listen) without Redis, so a
+# public call always goes gateway → renderer: the overhead row is the
+# gateway's hop (API key, Source, parser, relay) on top of the renderer's
+# Render of the same cached derivative, which the renderer answers from
+# Redis both ways. Cold: every original is a fresh copy of a corpus JPEG
+# under a name never asked for (nothing in Redis or the fetcher for it),
+# api-set-* for the sets and api-one-* for the single renders; each call
+# waits for the previous one, so no render is shed. CPU-ms are the
+# registry's, fetcher's, renderer's, Redis' and the API gateway's utime +
+# stime over each run.
+api_section() {
+  local api_pid api key set_paths=() one_paths=() name round hz before set_cpu one_cpu
+  local set_out one_out overhead_out
+  # shellcheck disable=SC2046
+  "$bin/imgmesh-gateway" $(mesh_tls gateway) --listen 127.0.0.1:0 --ops-listen 127.0.0.1:0 \
+    --grpc-listen 127.0.0.1:0 --registry-url "http://$registry" --renderer-url "http://$renderer" \
+    --base-domain localhost >"$state/logs/gateway-api.log" 2>&1 &
+  mesh_pids+=($!)
+  api_pid=$!
+  api=$(listening "$state/logs/gateway-api.log" grpc)
+  key=$("${cli[@]}" --json keys create --name=bench --operations=render,describe |
+    python3 -c 'import json, sys; print(json.load(sys.stdin)["key"])')
+  for round in $(seq 1 "$api_rounds"); do
+    for name in 2004default firstgeneration rhythm string the-mouse; do
+      cp "$corpus/$name.jpg" "$state/s3/demo-bucket/api-set-$round-$name.jpg"
+      cp "$corpus/$name.jpg" "$state/s3/demo-bucket/api-one-$round-$name.jpg"
+      set_paths+=("api-set-$round-$name.jpg")
+      one_paths+=("api-one-$round-$name.jpg")
+    done
+  done
+  # shellcheck disable=SC2046
+  api_bench() { IMGMESH_API_KEY=$key "$bin/imgmesh-api-bench" $(mesh_tls gateway) --api "http://$api" "$@"; }
+  hz=$(getconf CLK_TCK)
+  local cpu_pids=("${mesh_pids[0]}" "${mesh_pids[@]:2:3}" "$api_pid")
+  redis-cli -p "$redis_port" FLUSHALL >/dev/null
+  before=$(cpu_ticks "${cpu_pids[@]}")
+  set_out=$(api_bench set --paths "$(IFS=,; echo "${set_paths[*]}")")
+  set_cpu=$(( $(cpu_ticks "${cpu_pids[@]}") - before ))
+  before=$(cpu_ticks "${cpu_pids[@]}")
+  one_out=$(api_bench singles --paths "$(IFS=,; echo "${one_paths[*]}")")
+  one_cpu=$(( $(cpu_ticks "${cpu_pids[@]}") - before ))
+  overhead_out=$(api_bench overhead --renderer "http://$renderer" --registry "http://$registry" \
+    --path rhythm.jpg --calls "$api_calls")
+  echo "$set_out" >"$state/api-set.txt"
+  echo "$one_out" >"$state/api-singles.txt"
+  echo "$overhead_out" >"$state/api-overhead.txt"
+  v() { awk -v k="$2" '$1 == k {print $2}' <<<"$1"; }
+  local originals=${#set_paths[@]}
+  local set_ms one_ms set_cpu_ms one_cpu_ms speedup cpu_ratio
+  set_ms=$(awk -v t="$(v "$set_out" total_ms)" -v n="$originals" 'BEGIN { printf "%.1f", t / n }')
+  one_ms=$(awk -v t="$(v "$one_out" total_ms)" -v n="$originals" 'BEGIN { printf "%.1f", t / n }')
+  set_cpu_ms=$(awk -v t="$set_cpu" -v hz="$hz" -v n="$originals" 'BEGIN { printf "%.1f", t * 1000 / hz / n }')
+  one_cpu_ms=$(awk -v t="$one_cpu" -v hz="$hz" -v n="$originals" 'BEGIN { printf "%.1f", t * 1000 / hz / n }')
+  speedup=$(awk -v a="$one_ms" -v b="$set_ms" 'BEGIN { printf "%.2f", b ? a / b : 0 }')
+  cpu_ratio=$(awk -v a="$one_cpu_ms" -v b="$set_cpu_ms" 'BEGIN { printf "%.2f", b ? a / b : 0 }')
+  echo "  api: RenderSet $set_ms ms, $set_cpu_ms CPU-ms per original; 8 × Render $one_ms ms, $one_cpu_ms CPU-ms; public Render p50 $(v "$overhead_out" public_p50_ms) ms vs internal $(v "$overhead_out" internal_p50_ms) ms"
+  cat >"$state/api.md" <<DOC
+<!-- section api: written by scripts/bench.sh (alone: scripts/bench.sh api) -->
+## The public gRPC API: RenderSet, and the cost of a call
+
+- date: $(date -u +%Y-%m-%dT%H:%MZ); machine: $(nproc) cores ($(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)), shared with other builds; commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+- command: \`scripts/bench.sh api\` (also part of \`make bench\`), release build, client \`imgmesh-api-bench\` (bench/src/api.rs), services at \`IMGMESH_LOG=warn\`, \`TOKIO_WORKER_THREADS=$TOKIO_WORKER_THREADS\`; the API served by a gateway of its own without Redis (every public call reaches the renderer)
+- originals: $originals cold copies of the 5 corpus JPEGs for each side ($api_rounds rounds), widths 160, 320, 480, 640, 800, 960, 1120, 1280, \`q=80&fm=jpg\`; one call at a time; Redis flushed first; CPU-ms of the registry, fetcher, renderer, Redis and the API gateway (utime + stime)
+
+| workload | result per original |
+|---|---|
+| \`RenderSet\`, 8 widths in one call (one fetch, one decode) | **$set_ms ms**, **$set_cpu_ms CPU-ms** ($(v "$set_out" images) images, $(v "$set_out" bytes) bytes in all; p50 $(v "$set_out" p50_ms) ms, p99 $(v "$set_out" p99_ms) ms per call) |
+| 8 separate \`Render\` calls, one after another | **$one_ms ms**, **$one_cpu_ms CPU-ms** ($(v "$one_out" images) images, $(v "$one_out" bytes) bytes in all; p50 $(v "$one_out" p50_ms) ms, p99 $(v "$one_out" p99_ms) ms per call) |
+| separate ÷ set | **×$speedup** time, **×$cpu_ratio** CPU |
+
+| call ($api_calls each, alternating, the same cached derivative \`rhythm.jpg?w=640&q=80&fm=jpg\`) | p50 | p99 |
+|---|---|---|
+| public \`ImageService.Render\` (client → API gateway → renderer → Redis) | $(v "$overhead_out" public_p50_ms) ms | $(v "$overhead_out" public_p99_ms) ms |
+| internal \`RendererService.Render\` (client → renderer → Redis) | $(v "$overhead_out" internal_p50_ms) ms | $(v "$overhead_out" internal_p99_ms) ms |
+| the public API's cost per call (p50 difference) | **$(v "$overhead_out" overhead_p50_ms) ms** | |
+<!-- /section api -->
 DOC
 }
 
@@ -177,6 +266,12 @@ median() { sort -g | awk '{v[NR] = $1} END { print v[int((NR + 1) / 2)] }'; }
 if [[ $only == badbytes ]]; then
   badbytes_section
   write_doc_section badbytes "$state/badbytes.md"
+  exit 0
+fi
+
+if [[ $only == api ]]; then
+  api_section
+  write_doc_section api "$state/api.md"
   exit 0
 fi
 
@@ -373,5 +468,8 @@ PY
 echo "bad bytes at load…"
 badbytes_section
 write_doc_section badbytes "$state/badbytes.md"
+echo "the public gRPC API…"
+api_section
+write_doc_section api "$state/api.md"
 echo
 cat docs/benchmarks.md
