@@ -12,6 +12,11 @@
 # `scripts/bench.sh w1-memory` runs W1 alone and prints the renderer's
 # resident size before, its peak during, and its size right after and 5 s
 # after (the numbers of the hand-written w1-memory section).
+# `scripts/bench.sh tls` runs W1 and W2 on the mesh with mutual TLS, then
+# on the same mesh restarted plaintext, rewriting only its part (the cost
+# of mTLS; scripts/lib/bench_tls.sh). BENCH_PLAINTEXT=1 runs a whole
+# `make bench` (or one section) with every process plaintext, without the
+# tls section.
 #
 # Environment: BENCH_REPS (3), BENCH_W1_SECONDS (20), BENCH_W2_SECONDS (10),
 # BENCH_BADBYTES_SECONDS (10), BENCH_API_ROUNDS (4), BENCH_API_CALLS (500).
@@ -20,6 +25,9 @@ cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
 # shellcheck source=lib/mesh.sh
 source scripts/lib/mesh.sh
+# shellcheck source=lib/bench_tls.sh
+source scripts/lib/bench_tls.sh
+mesh_plaintext=${BENCH_PLAINTEXT:-}
 
 reps=${BENCH_REPS:-3}
 w1_seconds=${BENCH_W1_SECONDS:-20}
@@ -275,6 +283,12 @@ if [[ $only == api ]]; then
   exit 0
 fi
 
+if [[ $only == tls ]]; then
+  tls_section
+  write_doc_section tls "$state/tls.md"
+  exit 0
+fi
+
 if [[ $only == w1-memory ]]; then
   vm() { awk -v f="$1:" '$1 == f {printf "%.0f", $2 / 1024}' "/proc/$renderer_pid/status"; }
   idle=$(vm VmRSS)
@@ -424,7 +438,7 @@ ratios, not absolute numbers, across machines.
 - machine: $(nproc) cores ($cpu_model), ${mem_gb} GiB RAM, $(uname -sr)
 - versions: libvips $vips_version, $(rustc --version), $(wrk --version 2>&1 | head -n 1 | awk '{print $1, $2}'), $(nginx -v 2>&1 | sed 's/.*: //')
 - commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)
-- command: \`make bench\` (BENCH_REPS=$reps, W1 ${w1_seconds}s, W2 ${w2_seconds}s); release build; all processes on loopback; services at \`IMGMESH_LOG=warn\`, \`TOKIO_WORKER_THREADS=$TOKIO_WORKER_THREADS\`
+- command: \`make bench\` (BENCH_REPS=$reps, W1 ${w1_seconds}s, W2 ${w2_seconds}s); release build; all processes on loopback, internal hops $([[ -n $mesh_plaintext ]] && echo "**plaintext** (BENCH_PLAINTEXT=1)" || echo "on mutual TLS"); services at \`IMGMESH_LOG=warn\`, \`TOKIO_WORKER_THREADS=$TOKIO_WORKER_THREADS\`
 
 | workload | command | result |
 |---|---|---|
@@ -471,5 +485,10 @@ write_doc_section badbytes "$state/badbytes.md"
 echo "the public gRPC API…"
 api_section
 write_doc_section api "$state/api.md"
+if [[ -z $mesh_plaintext ]]; then
+  echo "the cost of mutual TLS…"
+  tls_section
+  write_doc_section tls "$state/tls.md"
+fi
 echo
 cat docs/benchmarks.md

@@ -82,7 +82,7 @@ tls_section() {
 
 - date: $(date -u +%Y-%m-%dT%H:%MZ); machine: $(nproc) cores ($(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)), shared with other builds; commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 - command: \`scripts/bench.sh tls\` (also the last part of \`make bench\`), release build, medians of $reps runs each (W1 ${w1_seconds}s, W2 ${w2_seconds}s, as in the table above), services at \`IMGMESH_LOG=warn\`, \`TOKIO_WORKER_THREADS=$TOKIO_WORKER_THREADS\`; first every internal hop on mutual TLS (development certificates), then the same mesh restarted with \`--insecure-plaintext\` on every process
-- a W1 miss crosses three mTLS hops (gateway → renderer → fetcher, and the registry once per Source), each on one long-lived HTTP/2 connection (no handshake per request); a W2 hit crosses none (the gateway reads Redis itself, the Source lookup is cached), so W2 shows the noise floor
+- a W1 miss crosses two mTLS hops (gateway → renderer → fetcher; the fetcher asks the registry once per Source), each on one long-lived HTTP/2 connection (no handshake per request); a W2 hit crosses none (the gateway reads Redis itself, the Source lookup is cached), so W2 shows the noise floor
 - non-2xx responses across both: $bad
 
 | workload | mTLS | plaintext | mTLS ÷ plaintext |
