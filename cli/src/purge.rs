@@ -1,9 +1,11 @@
 //! `imgmesh purge`: finds the Source in the registry, then asks a renderer
 //! to bump the purge counter of one asset, a directory or the whole Source
 //! (one `INCR` in the Redis every renderer shares, so it takes effect on
-//! every replica at once).
+//! every replica at once). The renderer keeps no audit log, so the CLI
+//! records the purge in the registry's (`RecordAuditEvent`; the registry
+//! files it under the CLI's mesh identity `cli`, whatever it is told).
 
-use imgmesh_proto::registry::v1::GetSourceRequest;
+use imgmesh_proto::registry::v1::{AuditEvent, GetSourceRequest, RecordAuditEventRequest};
 use imgmesh_proto::renderer::v1::{PurgeRequest, purge_request};
 use percent_encoding::percent_decode_str;
 
@@ -39,12 +41,20 @@ pub(crate) async fn purge(cli: &Cli, args: &PurgeArgs) -> Result<String, CliErro
         .into_inner()
         .source
         .ok_or(CliError::EmptyResponse)?;
-    let purged = renderer_client(cli, &args.renderer_url)?
+    let answer = renderer_client(cli, &args.renderer_url)?
         .purge(PurgeRequest {
             source_id: source.id.clone(),
             target,
         })
-        .await
+        .await;
+    let result = match &answer {
+        Ok(_) => "ok".to_owned(),
+        Err(status) => imgmesh_errors::ErrorCode::from_grpc_code(status.code())
+            .reason()
+            .to_owned(),
+    };
+    record_purge(cli, &source.id, scope, result).await;
+    let purged = answer
         .map_err(|status| CliError::from_renderer_status(&args.renderer_url, status))?
         .into_inner();
     Ok(if cli.json {
@@ -63,6 +73,30 @@ pub(crate) async fn purge(cli: &Cli, args: &PurgeArgs) -> Result<String, CliErro
             source.name, source.id, purged.generation
         )
     })
+}
+
+/// Records the purge of `scope` on Source `source_id` in the registry's
+/// audit log. The purge has happened (or been refused) by now, so a failure
+/// to record it is said on stderr rather than hiding the purge's answer.
+async fn record_purge(cli: &Cli, source_id: &str, scope: &str, result: String) {
+    let event = AuditEvent {
+        credential: "cli".to_owned(),
+        action: "source.purge".to_owned(),
+        source_id: source_id.to_owned(),
+        fields: vec![scope.to_owned()],
+        result,
+        ..AuditEvent::default()
+    };
+    let recorded = match registry_client(cli) {
+        Ok(mut registry) => registry
+            .record_audit_event(RecordAuditEventRequest { event: Some(event) })
+            .await
+            .map_err(|status| CliError::from_status(&cli.registry_url, status)),
+        Err(error) => Err(error),
+    };
+    if let Err(error) = recorded {
+        eprintln!("warning: the purge is not in the audit log: {error}");
+    }
 }
 
 /// The asset path `given` names: an image URL's path, or a path; decoded,

@@ -513,8 +513,9 @@ fn csrf_of(html: &str) -> String {
 /// Changes made outside the admin API's JSON routes are audited too: a
 /// dashboard form posted in a session of a named full-admin token is
 /// recorded under that token's name (once: not again by the registry), and
-/// a change the operator's CLI makes straight to the registry is recorded
-/// under `cli` and shown by `imgmesh audit`.
+/// a change the operator's CLI makes straight to the registry, and a purge
+/// it asks a renderer for, are recorded under `cli` and shown by
+/// `imgmesh audit`.
 #[tokio::test]
 async fn dashboard_and_cli_changes_are_audited() {
     let mesh = Mesh::start(MeshOptions::default())
@@ -597,6 +598,31 @@ async fn dashboard_and_cli_changes_are_audited() {
             .iter()
             .filter(|event| event["credential"] == "cli")
             .all(|event| event["action"] == "source.deploy"),
+        "{gamma_events:#?}"
+    );
+
+    // A purge goes to a renderer, which keeps no log: the CLI records it.
+    let purged = mesh
+        .cli(&[
+            "purge",
+            &gamma,
+            "--all",
+            &format!("--renderer-url={}", mesh.renderer_url),
+        ])
+        .await
+        .unwrap();
+    assert!(
+        purged.status.success(),
+        "{}",
+        String::from_utf8_lossy(&purged.stderr)
+    );
+    let gamma_log = mesh
+        .cli_json(&["audit", &format!("--source={gamma}")])
+        .await
+        .unwrap();
+    let gamma_events = gamma_log["events"].as_array().unwrap();
+    assert!(
+        logged(gamma_events, "cli", "source.purge", &gamma, "ok"),
         "{gamma_events:#?}"
     );
 }

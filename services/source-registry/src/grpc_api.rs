@@ -548,7 +548,13 @@ impl SourceRegistryService for SourceRegistryApi {
         &self,
         request: Request<proto::RecordAuditEventRequest>,
     ) -> Result<Response<proto::RecordAuditEventResponse>, Status> {
-        let event = request.into_inner().event.unwrap_or_default();
+        // The CLI records its own purges; it is filed under its identity
+        // whatever name it gives.
+        let caller = Caller::of(&request);
+        let mut event = request.into_inner().event.unwrap_or_default();
+        if caller == Caller::Cli {
+            CLI_IDENTITY.clone_into(&mut event.credential);
+        }
         let span = tracing::Span::current();
         span.record("audit.action", event.action.as_str());
         span.record("audit.result", event.result.as_str());

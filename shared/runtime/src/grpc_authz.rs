@@ -115,10 +115,11 @@ pub const POLICY: &[(&str, &[&str])] = &[
         &["gateway", "cli"],
     ),
     // The audit log: the gateway's admin API writes every change and reads
-    // the log for its callers; the CLI reads it.
+    // the log for its callers; the CLI reads it and writes the purges it
+    // asks a renderer for (filed under `cli` whatever it names).
     (
         "imgmesh.registry.v1.SourceRegistryService/RecordAuditEvent",
-        &["gateway"],
+        &["gateway", "cli"],
     ),
     (
         "imgmesh.registry.v1.SourceRegistryService/ListAuditEvents",
