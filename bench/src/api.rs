@@ -128,7 +128,10 @@ fn main() -> anyhow::Result<()> {
 
 async fn run(args: Args) -> anyhow::Result<()> {
     let transport = args.tls.transport()?;
-    let channel = imgmesh_runtime::grpc_channel_over(&args.api, &transport)?;
+    // The public API listener is plaintext (TLS is terminated in front of
+    // it); the mesh's transport is for the internal calls of `overhead`.
+    let channel =
+        imgmesh_runtime::grpc_channel_over(&args.api, &imgmesh_runtime::Transport::Plaintext)?;
     let bearer = format!("Bearer {}", args.api_key)
         .parse()
         .context("the API key is not ASCII")?;
