@@ -49,7 +49,7 @@ pub(crate) async fn purge(cli: &Cli, args: &PurgeArgs) -> Result<String, CliErro
         .await;
     let result = match &answer {
         Ok(_) => "ok".to_owned(),
-        Err(status) => imgmesh_errors::ErrorCode::from_grpc_code(status.code())
+        Err(status) => imgmesh_errors::ErrorCode::of_status(status)
             .reason()
             .to_owned(),
     };

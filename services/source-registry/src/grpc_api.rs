@@ -616,30 +616,15 @@ impl SourceRegistryApi {
         outcome: Result<T, crate::error::RegistryError>,
         target: impl FnOnce(&T) -> String,
     ) -> Result<T, Status> {
-        let outcome = outcome.map_err(Status::from);
-        let (target_id, result) = match &outcome {
-            Ok(value) => (target(value), "ok".to_owned()),
-            Err(status) => (
-                String::new(),
-                imgmesh_errors::ErrorCode::of_status(status)
-                    .reason()
-                    .to_owned(),
-            ),
+        let event = AuditEvent {
+            credential: actor,
+            action: action.to_owned(),
+            ..AuditEvent::default()
         };
-        self.registry
-            .store()
-            .record_audit_event(
-                AuditEvent {
-                    credential: actor,
-                    action: action.to_owned(),
-                    target_id,
-                    result,
-                    ..AuditEvent::default()
-                },
-                unix_now_micros(),
-            )
-            .await?;
-        outcome
+        self.record(event, outcome.map_err(Status::from), |value| {
+            (String::new(), target(value))
+        })
+        .await
     }
 
     /// Records `outcome` of `action`, which set `fields` (their names), in
@@ -664,33 +649,39 @@ impl SourceRegistryApi {
         if caller != Caller::Cli {
             return outcome;
         }
-        let (source_id, target_id, result) = match &outcome {
+        let event = AuditEvent {
+            credential: CLI_IDENTITY.to_owned(),
+            action: action.to_owned(),
+            source_id: asked.to_owned(),
+            fields,
+            ..AuditEvent::default()
+        };
+        self.record(event, outcome, ids).await
+    }
+
+    /// Completes `event` with `outcome` (a success's Source and key ids from
+    /// `ids`, else the refusal's code), stores it, then returns `outcome`,
+    /// or the recording's error when it could not be stored.
+    async fn record<T>(
+        &self,
+        mut event: AuditEvent,
+        outcome: Result<T, Status>,
+        ids: impl FnOnce(&T) -> (String, String),
+    ) -> Result<T, Status> {
+        match &outcome {
             Ok(value) => {
-                let (source_id, target_id) = ids(value);
-                (source_id, target_id, "ok".to_owned())
+                (event.source_id, event.target_id) = ids(value);
+                "ok".clone_into(&mut event.result);
             }
-            Err(status) => (
-                asked.to_owned(),
-                String::new(),
+            Err(status) => {
                 imgmesh_errors::ErrorCode::of_status(status)
                     .reason()
-                    .to_owned(),
-            ),
-        };
+                    .clone_into(&mut event.result);
+            }
+        }
         self.registry
             .store()
-            .record_audit_event(
-                AuditEvent {
-                    credential: CLI_IDENTITY.to_owned(),
-                    action: action.to_owned(),
-                    source_id,
-                    fields,
-                    target_id,
-                    result,
-                    ..AuditEvent::default()
-                },
-                unix_now_micros(),
-            )
+            .record_audit_event(event, unix_now_micros())
             .await?;
         outcome
     }
