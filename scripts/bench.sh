@@ -11,7 +11,9 @@
 # per call over the renderer's internal Render), rewriting only its part.
 # `scripts/bench.sh w1-memory` runs W1 alone and prints the renderer's
 # resident size before, its peak during, and its size right after and 5 s
-# after (the numbers of the hand-written w1-memory section).
+# after, the gateway's and the fetcher's idle and peak sizes, and the
+# mesh's CPU-ms per request (the numbers of the hand-written w1-memory
+# section).
 # `scripts/bench.sh tls` runs W1 and W2 on the mesh with mutual TLS, then
 # on the same mesh restarted plaintext, rewriting only its part (the cost
 # of mTLS; scripts/lib/bench_tls.sh). BENCH_PLAINTEXT=1 runs a whole
@@ -290,16 +292,27 @@ if [[ $only == tls ]]; then
 fi
 
 if [[ $only == w1-memory ]]; then
-  vm() { awk -v f="$1:" '$1 == f {printf "%.0f", $2 / 1024}' "/proc/$renderer_pid/status"; }
-  idle=$(vm VmRSS)
+  # vm FIELD PID: a /proc/PID/status size in MB.
+  vm() { awk -v f="$1:" '$1 == f {printf "%.0f", $2 / 1024}' "/proc/$2/status"; }
+  fetcher_pid=${mesh_pids[3]}
+  idle=$(vm VmRSS "$renderer_pid")
+  gateway_idle=$(vm VmRSS "$gateway_pid")
+  fetcher_idle=$(vm VmRSS "$fetcher_pid")
   redis-cli -p "$redis_port" FLUSHALL >/dev/null
-  reset_peak "$renderer_pid"
-  read -r w1_rps w1_p50 w1_p99 _ w1_bad < <(wrk -t1 -c4 -d"${w1_seconds}s" --latency -s bench/w1.lua "http://$gateway" -- 100000 | wrk_summary)
-  peak=$(vm VmHWM)
-  after=$(vm VmRSS)
+  for pid in "$renderer_pid" "$gateway_pid" "$fetcher_pid"; do reset_peak "$pid"; done
+  before=$(cpu_ticks "${pids[@]}")
+  renderer_before=$(cpu_ticks "$renderer_pid")
+  read -r w1_rps w1_p50 w1_p99 w1_n w1_bad < <(wrk -t1 -c4 -d"${w1_seconds}s" --latency -s bench/w1.lua "http://$gateway" -- 100000 | wrk_summary)
+  renderer_after=$(cpu_ticks "$renderer_pid")
+  after_ticks=$(cpu_ticks "${pids[@]}")
+  peak=$(vm VmHWM "$renderer_pid")
+  after=$(vm VmRSS "$renderer_pid")
   sleep 5
-  echo "W1: $w1_rps req/s, p50 $w1_p50 ms, p99 $w1_p99 ms, non-2xx $w1_bad"
-  echo "renderer RSS: idle $idle MB, peak $peak MB, right after $after MB, 5 s after $(vm VmRSS) MB"
+  per_req() { awk -v t="$1" -v hz="$(getconf CLK_TCK)" -v n="$w1_n" 'BEGIN { printf "%.1f", t * 1000 / hz / (n ? n : 1) }'; }
+  echo "W1: $w1_rps req/s, p50 $w1_p50 ms, p99 $w1_p99 ms, non-2xx $w1_bad, CPU-ms/req $(per_req $((after_ticks - before))) (renderer $(per_req $((renderer_after - renderer_before))))"
+  echo "renderer RSS: idle $idle MB, peak $peak MB, right after $after MB, 5 s after $(vm VmRSS "$renderer_pid") MB"
+  echo "gateway RSS: idle $gateway_idle MB, peak $(vm VmHWM "$gateway_pid") MB, 5 s after $(vm VmRSS "$gateway_pid") MB"
+  echo "fetcher RSS: idle $fetcher_idle MB, peak $(vm VmHWM "$fetcher_pid") MB, 5 s after $(vm VmRSS "$fetcher_pid") MB"
   exit 0
 fi
 
