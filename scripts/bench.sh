@@ -272,6 +272,36 @@ wrk_summary() {
     END { printf "%.2f %.2f %.2f %d %d\n", rps, p50, p99, n, bad + 0 }'
 }
 median() { sort -g | awk '{v[NR] = $1} END { print v[int((NR + 1) / 2)] }'; }
+# Leaves nothing cached anywhere before a miss workload: FLUSHALL empties
+# Redis, but the gateway's in-process hot copies survive it (a copy is valid
+# while the purge counters in its key have their current values, and
+# FLUSHALL resets the counters to the values earlier copies were made
+# under). So the demo Source is also purged through the CLI until its
+# counter is higher than after any earlier reset of this run: every
+# derivative then has a key no earlier copy has. The workloads count the
+# answers a cache gave (W1: bench/w1.lua's `hits`, W4: imgmesh-load's), 0
+# when this worked.
+cache_generation=0
+fresh_cache() {
+  local generation=0
+  redis-cli -p "$redis_port" FLUSHALL >/dev/null
+  while ((generation <= cache_generation)); do
+    generation=$("${cli[@]}" --json purge demo --all --renderer-url "http://$renderer" |
+      grep -o '"generation": *[0-9]*' | grep -o '[0-9]*$')
+  done
+  cache_generation=$generation
+}
+# W1's URL numbers (bench/w1.lua, imgmesh-load): any 4000 consecutive ones
+# are the 4000 distinct URLs. Each repetition splits them among its miss
+# workloads, with room for what each answers in its time (W1 at 4
+# connections answers about 25 a second); repetitions reuse them after
+# fresh_cache, as the six workloads of a repetition together need about
+# 2500.
+w1_offset=0 w4_idle_offset=1000 w4_offset=1400 two_offset=2400 direct_offset=3200 balanced_offset=3600
+# Says loudly when a miss workload was partly answered from a cache.
+warn_hits() {
+  (($2 == 0)) || echo "WARNING: $1 had $2 cache hits: it did not measure misses alone (see fresh_cache)" >&2
+}
 
 if [[ $only == badbytes ]]; then
   badbytes_section
@@ -298,21 +328,23 @@ if [[ $only == w1-memory ]]; then
   idle=$(vm VmRSS "$renderer_pid")
   gateway_idle=$(vm VmRSS "$gateway_pid")
   fetcher_idle=$(vm VmRSS "$fetcher_pid")
-  redis-cli -p "$redis_port" FLUSHALL >/dev/null
+  fresh_cache
   for pid in "$renderer_pid" "$gateway_pid" "$fetcher_pid"; do reset_peak "$pid"; done
   before=$(cpu_ticks "${pids[@]}")
   renderer_before=$(cpu_ticks "$renderer_pid")
-  read -r w1_rps w1_p50 w1_p99 w1_n w1_bad < <(wrk -t1 -c4 -d"${w1_seconds}s" --latency -s bench/w1.lua "http://$gateway" -- 100000 | wrk_summary)
+  read -r w1_rps w1_p50 w1_p99 w1_n w1_bad < <(wrk -t1 -c4 -d"${w1_seconds}s" --latency -s bench/w1.lua "http://$gateway" -- "$w1_offset" | tee "$state/w1.txt" | wrk_summary)
   renderer_after=$(cpu_ticks "$renderer_pid")
+  w1_hits=$(sed -n 's/^hits //p' "$state/w1.txt")
   after_ticks=$(cpu_ticks "${pids[@]}")
   peak=$(vm VmHWM "$renderer_pid")
   after=$(vm VmRSS "$renderer_pid")
   sleep 5
   per_req() { awk -v t="$1" -v hz="$(getconf CLK_TCK)" -v n="$w1_n" 'BEGIN { printf "%.1f", t * 1000 / hz / (n ? n : 1) }'; }
-  echo "W1: $w1_rps req/s, p50 $w1_p50 ms, p99 $w1_p99 ms, non-2xx $w1_bad, CPU-ms/req $(per_req $((after_ticks - before))) (renderer $(per_req $((renderer_after - renderer_before))))"
+  echo "W1: $w1_rps req/s, p50 $w1_p50 ms, p99 $w1_p99 ms, non-2xx $w1_bad, cache hits $w1_hits, CPU-ms/req $(per_req $((after_ticks - before))) (renderer $(per_req $((renderer_after - renderer_before))))"
   echo "renderer RSS: idle $idle MB, peak $peak MB, right after $after MB, 5 s after $(vm VmRSS "$renderer_pid") MB"
   echo "gateway RSS: idle $gateway_idle MB, peak $(vm VmHWM "$gateway_pid") MB, 5 s after $(vm VmRSS "$gateway_pid") MB"
   echo "fetcher RSS: idle $fetcher_idle MB, peak $(vm VmHWM "$fetcher_pid") MB, 5 s after $(vm VmRSS "$fetcher_pid") MB"
+  warn_hits W1 "$w1_hits"
   exit 0
 fi
 
@@ -353,14 +385,16 @@ for rep in $(seq 1 "$reps"); do
     awk '/renders_per_second/ {r = $2} /cpu_ms_per_render/ {c = $2} END {print r, c}')
   echo "  floor   $floor renders/s, $floor_cpu CPU-ms/render"
 
-  redis-cli -p "$redis_port" FLUSHALL >/dev/null
+  fresh_cache
   reset_peak "$renderer_pid"
   before=$(cpu_ticks "${pids[@]}")
-  read -r w1_rps w1_p50 w1_p99 w1_n w1_bad < <(wrk -t1 -c4 -d"${w1_seconds}s" --latency -s bench/w1.lua "$host" -- "$((rep * 100000))" | wrk_summary)
+  read -r w1_rps w1_p50 w1_p99 w1_n w1_bad < <(wrk -t1 -c4 -d"${w1_seconds}s" --latency -s bench/w1.lua "$host" -- "$w1_offset" | tee "$state/w1-$rep.txt" | wrk_summary)
   after=$(cpu_ticks "${pids[@]}")
+  w1_hits=$(sed -n 's/^hits //p' "$state/w1-$rep.txt")
   w1_rss=$(awk '/VmHWM/ {printf "%.0f", $2 / 1024}' "/proc/$renderer_pid/status")
   w1_cpu_ms=$(awk -v t=$((after - before)) -v hz="$ticks_per_second" -v n="$w1_n" 'BEGIN { printf "%.1f", t * 1000 / hz / (n ? n : 1) }')
-  echo "  W1      $w1_rps req/s p50 ${w1_p50} ms p99 ${w1_p99} ms, $w1_cpu_ms CPU-ms/req, non-2xx $w1_bad"
+  echo "  W1      $w1_rps req/s p50 ${w1_p50} ms p99 ${w1_p99} ms, $w1_cpu_ms CPU-ms/req, non-2xx $w1_bad, cache hits $w1_hits"
+  warn_hits W1 "$w1_hits"
 
   # Warm-up: the ten W2 URLs once each.
   for name in 2004default firstgeneration rhythm string the-mouse; do
@@ -374,11 +408,12 @@ for rep in $(seq 1 "$reps"); do
   # W4: W1's traffic at 64 connections, against the unloaded p99 of one
   # connection at a time; the renderer's own peak RSS, and its queue
   # gauges once the load has stopped.
-  redis-cli -p "$redis_port" FLUSHALL >/dev/null
-  read -r _ _ _ idle_p99 _ _ _ _ _ < <("$bin/imgmesh-load" --target "$gateway" --concurrency 1 --seconds "$w2_seconds" --offset "$((rep * 100000 + 50000))" | load_summary)
-  redis-cli -p "$redis_port" FLUSHALL >/dev/null
+  fresh_cache
+  read -r _ _ _ idle_p99 _ _ _ _ _ < <("$bin/imgmesh-load" --target "$gateway" --concurrency 1 --seconds "$w2_seconds" --offset "$w4_idle_offset" | load_summary)
+  fresh_cache
   reset_peak "$renderer_pid"
-  read -r w4_rps w4_ok _ w4_ok_p99 w4_shed w4_shed_p99 w4_other w4_n w4_hits < <("$bin/imgmesh-load" --target "$gateway" --concurrency 64 --seconds "$w1_seconds" --offset "$((rep * 100000 + 60000))" | load_summary)
+  read -r w4_rps w4_ok _ w4_ok_p99 w4_shed w4_shed_p99 w4_other w4_n w4_hits < <("$bin/imgmesh-load" --target "$gateway" --concurrency 64 --seconds "$w1_seconds" --offset "$w4_offset" | load_summary)
+  warn_hits W4 "$w4_hits"
   w4_rss=$(awk '/VmHWM/ {printf "%.0f", $2 / 1024}' "/proc/$renderer_pid/status")
   sleep 1
   w4_left=$(( $(metric "$renderer_metrics" imgmesh_render_queue_depth) + $(metric "$renderer_metrics" imgmesh_renders_in_flight) + $(metric "$renderer_metrics" imgmesh_render_admitted_bytes) ))
@@ -388,24 +423,24 @@ for rep in $(seq 1 "$reps"); do
   # Scale run: W1 through the gateway balancing over two renderers (spread
   # from their render counters), and through the one listing the first
   # renderer twice (gateway CPU per request vs the direct gateway's).
-  redis-cli -p "$redis_port" FLUSHALL >/dev/null
+  fresh_cache
   r1_before=$(metric "$renderer_metrics" imgmesh_renders_total)
   r2_before=$(metric "$renderer2_metrics" imgmesh_renders_total)
-  read -r two_rps _ _ _ _ < <(wrk -t1 -c4 -d"${w1_seconds}s" --latency -s bench/w1.lua "http://$gateway_two" -- "$((rep * 100000 + 70000))" | wrk_summary)
+  read -r two_rps _ _ _ _ < <(wrk -t1 -c4 -d"${w1_seconds}s" --latency -s bench/w1.lua "http://$gateway_two" -- "$two_offset" | wrk_summary)
   r1=$(( $(metric "$renderer_metrics" imgmesh_renders_total) - r1_before ))
   r2=$(( $(metric "$renderer2_metrics" imgmesh_renders_total) - r2_before ))
   spread=$(awk -v a="$r1" -v b="$r2" 'BEGIN { printf "%.1f", (a + b) ? 100 * a / (a + b) : 0 }')
-  redis-cli -p "$redis_port" FLUSHALL >/dev/null
+  fresh_cache
   g_before=$(cpu_ticks "$gateway_pid")
-  read -r _ _ _ direct_n _ < <(wrk -t1 -c4 -d"${w2_seconds}s" --latency -s bench/w1.lua "$host" -- "$((rep * 100000 + 80000))" | wrk_summary)
+  read -r _ _ _ direct_n _ < <(wrk -t1 -c4 -d"${w2_seconds}s" --latency -s bench/w1.lua "$host" -- "$direct_offset" | wrk_summary)
   direct_cpu=$(awk -v t=$(( $(cpu_ticks "$gateway_pid") - g_before )) -v hz="$ticks_per_second" -v n="$direct_n" 'BEGIN { printf "%.2f", t * 1000 / hz / (n ? n : 1) }')
-  redis-cli -p "$redis_port" FLUSHALL >/dev/null
+  fresh_cache
   g_before=$(cpu_ticks "$gateway_balanced_pid")
-  read -r _ _ _ balanced_n _ < <(wrk -t1 -c4 -d"${w2_seconds}s" --latency -s bench/w1.lua "http://$gateway_balanced" -- "$((rep * 100000 + 90000))" | wrk_summary)
+  read -r _ _ _ balanced_n _ < <(wrk -t1 -c4 -d"${w2_seconds}s" --latency -s bench/w1.lua "http://$gateway_balanced" -- "$balanced_offset" | wrk_summary)
   balanced_cpu=$(awk -v t=$(( $(cpu_ticks "$gateway_balanced_pid") - g_before )) -v hz="$ticks_per_second" -v n="$balanced_n" 'BEGIN { printf "%.2f", t * 1000 / hz / (n ? n : 1) }')
   echo "  scale   two renderers $two_rps req/s, first renderer's share $spread %; gateway CPU-ms/req direct $direct_cpu, balanced $balanced_cpu"
 
-  echo "$floor $w1_rps $w1_p50 $w1_p99 $w1_cpu_ms $w1_bad $w2_rps $w2_p99 $w2_bad $nginx_rps $nginx_p99 $floor_cpu $idle_p99 $w4_rps $w4_ok $w4_ok_p99 $w4_shed $w4_shed_p99 $w4_other $w4_n $w4_rss $w4_left $two_rps $spread $direct_cpu $balanced_cpu $w1_rss $w4_hits" >>"$results"
+  echo "$floor $w1_rps $w1_p50 $w1_p99 $w1_cpu_ms $w1_bad $w2_rps $w2_p99 $w2_bad $nginx_rps $nginx_p99 $floor_cpu $idle_p99 $w4_rps $w4_ok $w4_ok_p99 $w4_shed $w4_shed_p99 $w4_other $w4_n $w4_rss $w4_left $two_rps $spread $direct_cpu $balanced_cpu $w1_rss $w4_hits $w1_hits" >>"$results"
 done
 
 col() { awk -v c="$1" '{print $c}' "$results" | median; }
@@ -419,6 +454,14 @@ w4_left=$(awk '{s += $22} END {print s + 0}' "$results")
 w4_ratio=$(awk -v a="$w4_ok_p99" -v b="$idle_p99" 'BEGIN { printf "%.2f", b ? a / b : 0 }')
 w4_w1_ratio=$(awk -v a="$w4_ok_p99" -v b="$w1_p99" 'BEGIN { printf "%.2f", b ? a / b : 0 }')
 two_rps=$(col 23); spread=$(col 24); direct_cpu=$(col 25); balanced_cpu=$(col 26); w1_rss=$(col 27); w4_hits=$(col 28)
+# W1's cache hits summed over the repetitions: anything but 0 means W1 was
+# not all misses.
+w1_hits=$(awk '{s += $29} END {print s + 0}' "$results")
+w1_hits_note=""
+if ((w1_hits != 0)); then
+  w1_hits_note="**WARNING: $w1_hits of W1's answers came from a cache; this W1 row is not a miss figure.**"
+  warn_hits "W1 (all repetitions)" "$w1_hits"
+fi
 two_ratio=$(awk -v a="$two_rps" -v b="$w1_rps" 'BEGIN { printf "%.2f", a / b }')
 balance_cost=$(awk -v a="$balanced_cpu" -v b="$direct_cpu" 'BEGIN { printf "%.2f", a - b }')
 w1_ratio=$(awk -v a="$w1_rps" -v b="$floor" 'BEGIN { printf "%.2f", a / b }')
@@ -456,7 +499,7 @@ ratios, not absolute numbers, across machines.
 | workload | command | result |
 |---|---|---|
 | libvips floor | \`libvips-floor --threads 2 --seconds $w1_seconds corpus/*.jpg\` (thumbnail_buffer + jpegsave_buffer Q80, in-process) | **$floor renders/s**, $floor_cpu CPU-ms/render |
-| W1 miss | \`wrk -t1 -c4 -d${w1_seconds}s -s bench/w1.lua\` (unique URLs, w=300…1099, q=80, fm=jpg; Redis flushed first) | **$w1_rps req/s**, p50 $w1_p50 ms, p99 $w1_p99 ms, $w1_cpu CPU-ms/req (all four services) |
+| W1 miss | \`wrk -t1 -c4 -d${w1_seconds}s -s bench/w1.lua\` (unique URLs, w=300…1099, q=80, fm=jpg; Redis flushed and the Source purged first) | **$w1_rps req/s**, p50 $w1_p50 ms, p99 $w1_p99 ms, $w1_cpu CPU-ms/req (all four services); **$w1_hits cache hits** in all repetitions (must be 0) |
 | W2 hit | \`wrk -t1 -c32 -d${w2_seconds}s -s bench/w2.lua\` (10 URLs after warm-up) | **$w2_rps req/s**, p99 $w2_p99 ms |
 | nginx static | \`wrk -t1 -c32 -d${w2_seconds}s\` on one $static_bytes-byte derivative from disk | **$nginx_rps req/s**, p99 $nginx_p99 ms |
 | W4 overload | \`imgmesh-load --concurrency 64 --seconds $w1_seconds\` (W1's URLs; Redis flushed first; clients resend at once, ignoring \`Retry-After\`) | **$w4_rps req/s** answered; **$(printf '%.1f' "$w4_shed_pct") % shed** (503 + Retry-After) with p99 **$w4_shed_p99 ms**; admitted renders' (misses') p99 $w4_ok_p99 ms: **×$w4_ratio** of the unloaded p99 ($idle_p99 ms, \`--concurrency 1\`), ×$w4_w1_ratio of W1's (at capacity); $w4_hits cache hits (URLs met again); renderer peak RSS $w4_rss MB; other statuses $w4_other; queue + in flight + admitted bytes 1 s after: $w4_left |
@@ -470,6 +513,7 @@ ratios, not absolute numbers, across machines.
 | W2 ÷ nginx static | **$w2_ratio** | ≥ 0.2 | ≥ 0.5 |
 
 Non-2xx responses across all runs: $bad.
+$w1_hits_note
 
 Renderer peak RSS (VmHWM, reset before each workload) during W1: **$w1_rss MB** (target ≤ 150 MB); during W4: $w4_rss MB.
 Peak RSS (VmHWM) after the run (the renderer's since its last reset): ${rss_line% · }.
@@ -478,7 +522,7 @@ W4 targets: shed p99 under 20 ms, admitted p99 within ×1.5 of the unloaded p99 
 the kit's BENCHMARKS.md asks admitted p99 < 2 s), renderer RSS within its memory budget, gauges
 back at zero.
 
-Raw rows (floor, W1 rps, p50, p99, CPU-ms/req, W1 non-2xx, W2 rps, W2 p99, W2 non-2xx, nginx rps, nginx p99, floor CPU-ms/render, unloaded p99, W4 rps, W4 ok, W4 ok p99, W4 shed, W4 shed p99, W4 other, W4 requests, W4 renderer peak MB, W4 left, two-renderer rps, first renderer %, gateway CPU-ms/req direct, balanced, renderer peak MB on W1, W4 hits):
+Raw rows (floor, W1 rps, p50, p99, CPU-ms/req, W1 non-2xx, W2 rps, W2 p99, W2 non-2xx, nginx rps, nginx p99, floor CPU-ms/render, unloaded p99, W4 rps, W4 ok, W4 ok p99, W4 shed, W4 shed p99, W4 other, W4 requests, W4 renderer peak MB, W4 left, two-renderer rps, first renderer %, gateway CPU-ms/req direct, balanced, renderer peak MB on W1, W4 hits, W1 hits):
 
 \`\`\`
 $(cat "$results")
