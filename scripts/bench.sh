@@ -21,7 +21,8 @@
 # tls section.
 #
 # Environment: BENCH_REPS (3), BENCH_W1_SECONDS (20), BENCH_W2_SECONDS (10),
-# BENCH_BADBYTES_SECONDS (10), BENCH_API_ROUNDS (4), BENCH_API_CALLS (500).
+# BENCH_BADBYTES_SECONDS (10), BENCH_API_ROUNDS (4), BENCH_API_CALLS (500),
+# BENCH_BIN_DIR (the binaries to run; the release build's by default).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -41,7 +42,9 @@ only=${1:-${BENCH_ONLY:-all}}
 
 echo "building release binaries…"
 cargo build --release -j2 --workspace --bins --quiet
-bin="$(target_dir)/release"
+# BENCH_BIN_DIR runs the binaries of another directory instead (an A/B of
+# one service's change: this build's binaries with one of them replaced).
+bin="${BENCH_BIN_DIR:-$(target_dir)/release}"
 
 corpus=$(scripts/corpus.sh)
 state=$(mktemp -d /tmp/imgmesh-bench.XXXXXX)
