@@ -14,11 +14,18 @@
 # after, the gateway's and the fetcher's idle and peak sizes, and the
 # mesh's CPU-ms per request (the numbers of the hand-written w1-memory
 # section).
+# `scripts/bench.sh w6` runs only W6 (srcset traffic: 200 renders of 20
+# originals with the reuse of decodes on and off; scripts/lib/bench_w6.sh),
+# rewriting only its part.
 # `scripts/bench.sh tls` runs W1 and W2 on the mesh with mutual TLS, then
 # on the same mesh restarted plaintext, rewriting only its part (the cost
 # of mTLS; scripts/lib/bench_tls.sh). BENCH_PLAINTEXT=1 runs a whole
 # `make bench` (or one section) with every process plaintext, without the
 # tls section.
+# `scripts/bench.sh quality` scores W1's, W5's and W6's outputs with SSIM
+# against a full-decode Lanczos3 reference beside the libvips floor's;
+# `scripts/bench.sh cpu-breakdown` splits W1's CPU per process, per libvips
+# setting and (with perf) per renderer function (scripts/lib/bench_quality.sh).
 #
 # Environment: BENCH_REPS (3), BENCH_W1_SECONDS (20), BENCH_W2_SECONDS (10),
 # BENCH_BADBYTES_SECONDS (10), BENCH_API_ROUNDS (4), BENCH_API_CALLS (500),
@@ -30,6 +37,10 @@ export PATH="$HOME/.cargo/bin:$PATH"
 source scripts/lib/mesh.sh
 # shellcheck source=lib/bench_tls.sh
 source scripts/lib/bench_tls.sh
+# shellcheck source=lib/bench_quality.sh
+source scripts/lib/bench_quality.sh
+# shellcheck source=lib/bench_w6.sh
+source scripts/lib/bench_w6.sh
 mesh_plaintext=${BENCH_PLAINTEXT:-}
 
 reps=${BENCH_REPS:-3}
@@ -324,6 +335,18 @@ if [[ $only == tls ]]; then
   exit 0
 fi
 
+if [[ $only == quality || $only == cpu-breakdown ]]; then
+  "${only//-/_}_section"
+  write_doc_section "$only" "$state/$only.md"
+  exit 0
+fi
+
+if [[ $only == w6 ]]; then
+  w6_section
+  write_doc_section w6 "$state/w6.md"
+  exit 0
+fi
+
 if [[ $only == w1-memory ]]; then
   # vm FIELD PID: a /proc/PID/status size in MB.
   vm() { awk -v f="$1:" '$1 == f {printf "%.0f", $2 / 1024}' "/proc/$2/status"; }
@@ -545,6 +568,15 @@ write_doc_section badbytes "$state/badbytes.md"
 echo "the public gRPC API…"
 api_section
 write_doc_section api "$state/api.md"
+echo "W6, srcset traffic…"
+w6_section
+write_doc_section w6 "$state/w6.md"
+echo "quality held equal…"
+quality_section
+write_doc_section quality "$state/quality.md"
+echo "where W1's CPU goes…"
+cpu_breakdown_section
+write_doc_section cpu-breakdown "$state/cpu-breakdown.md"
 if [[ -z $mesh_plaintext ]]; then
   echo "the cost of mutual TLS…"
   tls_section

@@ -1,0 +1,171 @@
+# shellcheck shell=bash
+# W6, srcset traffic: `scripts/bench.sh w6` alone, and part of `make bench`.
+# Sourced by scripts/bench.sh; w6_section uses its settings (reps, bin,
+# state, corpus), its helpers (cpu_ticks, median, metric, listening,
+# mesh_tls, reset_peak) and its running mesh (redis, registry, fetcher).
+#
+# The page: 20 originals (each corpus JPEG under 4 names, each copy made a
+# different file by a comment segment of its own, so no two share a
+# decode), each asked for at the 10 widths of a srcset (those of
+# imgmesh-quality's W6), `q=80&fm=jpg`: 200 renders from cold (Redis
+# flushed, names the fetcher never saw). They are sent in page order
+# (original by original, widths ascending) over 6 connections: a browser's
+# per-host limit, and the renderer's admission capacity on 2 cores (2
+# workers + 4 queued), so no request is shed and retried.
+#
+# The same 200 renders go once to a renderer with the reuse of decodes on
+# (the default) and once to one with it off (`--render-intermediate-bytes=0`:
+# every request an independent W1-style miss), each a fresh renderer behind
+# a gateway of its own on the mesh's fetcher, registry and Redis, each on
+# its own cold copies. Per side: wall time of the 200, CPU-ms of the
+# registry, fetcher, renderer, gateway and Redis (utime + stime), the
+# renderer's intermediate hits and decodes (from its /metrics) and its peak
+# RSS. Pixels: the two sides' outputs of the first repetition are compared
+# (mean and largest absolute difference per sample, with the vips CLI); the
+# SSIM against a full-decode reference is imgmesh-quality's (section
+# quality). Medians of $reps repetitions go to $state/w6.md, the `w6`
+# section of docs/benchmarks.md.
+
+w6_widths=(160 320 480 640 800 960 1120 1280 1600 1920)
+
+# Starts a renderer with flags "$2" and a gateway on it, named $1; prints
+# "renderer_pid gateway_pid gateway_addr renderer_metrics".
+w6_pair() {
+  local name=$1 flags=$2 renderer_addr renderer_pid
+  # shellcheck disable=SC2046,SC2086
+  "$bin/imgmesh-renderer" $(mesh_tls renderer) --listen 127.0.0.1:0 --metrics-listen 127.0.0.1:0 \
+    --fetcher-url "http://$fetcher" --redis-url "redis://127.0.0.1:$redis_port" $flags \
+    >"$state/logs/renderer-$name.log" 2>&1 &
+  renderer_pid=$!
+  mesh_pids+=("$renderer_pid")
+  renderer_addr=$(listening "$state/logs/renderer-$name.log" grpc)
+  # shellcheck disable=SC2046
+  "$bin/imgmesh-gateway" $(mesh_tls gateway) --listen 127.0.0.1:0 --ops-listen 127.0.0.1:0 \
+    --registry-url "http://$registry" --renderer-url "http://$renderer_addr" --base-domain localhost \
+    --redis-url "redis://127.0.0.1:$redis_port" >"$state/logs/gateway-$name.log" 2>&1 &
+  mesh_pids+=($!)
+  echo "$renderer_pid $! $(listening "$state/logs/gateway-$name.log" http) $(listening "$state/logs/renderer-$name.log" metrics)"
+}
+
+# Copies corpus file $1 to the bucket as $2, a different file (a JPEG
+# comment segment naming it, right after the SOI marker) with the same
+# pixels.
+w6_copy() {
+  python3 - "$1" "$state/s3/demo-bucket/$2" "$2" <<'PY'
+import sys
+src, dst, name = sys.argv[1], sys.argv[2], sys.argv[3].encode()
+data = open(src, "rb").read()
+assert data[:2] == b"\xff\xd8"
+comment = b"\xff\xfe" + (len(name) + 2).to_bytes(2, "big") + name
+open(dst, "wb").write(data[:2] + comment + data[2:])
+PY
+}
+
+# One side's run of the page: side $1 (on|off), repetition $2, gateway $3,
+# renderer metrics $4, pids to count "$5"; outputs kept in directory $6
+# when given. Prints "wall_ms cpu_ms hits decodes non200".
+w6_run() {
+  local side=$1 rep=$2 gw=$3 metrics=$4 pids=$5 keep=${6:-} urls name copy w
+  local before after started ended hits0 decodes0 bad
+  urls="$state/w6-$side-$rep.urls"
+  : >"$urls"
+  for name in 2004default firstgeneration rhythm string the-mouse; do
+    for copy in 1 2 3 4; do
+      w6_copy "$corpus/$name.jpg" "w6-$side-$rep-$copy-$name.jpg"
+      for w in "${w6_widths[@]}"; do
+        echo "w6-$side-$rep-$copy-$name.jpg?w=$w&q=80&fm=jpg" >>"$urls"
+      done
+    done
+  done
+  [[ -n $keep ]] && mkdir -p "$keep"
+  redis-cli -p "$redis_port" FLUSHALL >/dev/null
+  hits0=$(metric "$metrics" imgmesh_render_intermediate_hits_total)
+  decodes0=$(metric "$metrics" imgmesh_originals_decoded_total)
+  # shellcheck disable=SC2086
+  before=$(cpu_ticks $pids)
+  started=$(date +%s%N)
+  # shellcheck disable=SC2016
+  bad=$(xargs -P 6 -I{} sh -c 'out=/dev/null; [ -n "$2" ] && out="$2/$(echo "$1" | tr "/?=&" "____")"; curl -sS -o "$out" -w "%{http_code}\n" -H "Host: demo.localhost" "http://$0/$1"' \
+    "$gw" {} "$keep" <"$urls" | grep -cv '^200$' || true)
+  ended=$(date +%s%N)
+  # shellcheck disable=SC2086
+  after=$(cpu_ticks $pids)
+  echo "$(( (ended - started) / 1000000 )) $(awk -v t=$((after - before)) -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.0f", t * 1000 / hz }') $(( $(metric "$metrics" imgmesh_render_intermediate_hits_total) - hits0 )) $(( $(metric "$metrics" imgmesh_originals_decoded_total) - decodes0 )) $bad"
+}
+
+# Mean and largest absolute sample difference between the outputs in
+# directories $1 and $2 (same names after the side), over every pair;
+# prints "mean_of_means max".
+w6_compare() {
+  local a=$1 b=$2 file other sum=0 n=0 max=0 mean peak
+  for file in "$a"/*; do
+    other="$b/$(basename "$file" | sed 's/^w6-on-/w6-off-/')"
+    [[ -f $other ]] || continue
+    vips subtract "$file" "$other" "$state/w6-diff.v" 2>/dev/null || continue
+    vips abs "$state/w6-diff.v" "$state/w6-abs.v"
+    mean=$(vips avg "$state/w6-abs.v")
+    peak=$(vips max "$state/w6-abs.v")
+    sum=$(awk -v s="$sum" -v m="$mean" 'BEGIN { print s + m }')
+    max=$(awk -v a="$max" -v b="$peak" 'BEGIN { print (b > a) ? b : a }')
+    n=$((n + 1))
+  done
+  awk -v s="$sum" -v n="$n" -v m="$max" 'BEGIN { printf "%.3f %.0f %d\n", n ? s / n : 0, m, n }'
+}
+
+w6_section() {
+  local on off on_pids off_pids rep row rows_on rows_off cmp
+  local common="${mesh_pids[0]} ${mesh_pids[2]} ${mesh_pids[3]}"
+  read -r -a on <<<"$(w6_pair w6-on "")"
+  read -r -a off <<<"$(w6_pair w6-off --render-intermediate-bytes=0)"
+  on_pids="$common ${on[0]} ${on[1]}"
+  off_pids="$common ${off[0]} ${off[1]}"
+  rows_on="$state/w6-on.rows"
+  rows_off="$state/w6-off.rows"
+  : >"$rows_on"
+  : >"$rows_off"
+  for rep in $(seq 1 "$reps"); do
+    local keep_on="" keep_off=""
+    if ((rep == 1)); then keep_on="$state/w6-out-on"; keep_off="$state/w6-out-off"; fi
+    # Each side's renderer starts its repetition with nothing kept.
+    sleep 6
+    reset_peak "${on[0]}"
+    reset_peak "${off[0]}"
+    row=$(w6_run on "$rep" "${on[2]}" "${on[3]}" "$on_pids" "$keep_on")
+    echo "$row $(awk '/VmHWM/ {printf "%.0f", $2 / 1024}' "/proc/${on[0]}/status")" >>"$rows_on"
+    echo "  W6 $rep/$reps reuse on:  wall_ms cpu_ms hits decodes non200 = $row"
+    row=$(w6_run off "$rep" "${off[2]}" "${off[3]}" "$off_pids" "$keep_off")
+    echo "$row $(awk '/VmHWM/ {printf "%.0f", $2 / 1024}' "/proc/${off[0]}/status")" >>"$rows_off"
+    echo "  W6 $rep/$reps reuse off: wall_ms cpu_ms hits decodes non200 = $row"
+  done
+  cmp=$(w6_compare "$state/w6-out-on" "$state/w6-out-off")
+  col6() { awk -v c="$2" '{print $c}' "$1" | median; }
+  local on_ms on_cpu on_hits on_dec on_rss off_ms off_cpu off_dec off_rss bad speed cpu_ratio
+  on_ms=$(col6 "$rows_on" 1); on_cpu=$(col6 "$rows_on" 2); on_hits=$(col6 "$rows_on" 3)
+  on_dec=$(col6 "$rows_on" 4); on_rss=$(col6 "$rows_on" 6)
+  off_ms=$(col6 "$rows_off" 1); off_cpu=$(col6 "$rows_off" 2); off_dec=$(col6 "$rows_off" 4)
+  off_rss=$(col6 "$rows_off" 6)
+  bad=$(cat "$rows_on" "$rows_off" | awk '{s += $5} END {print s + 0}')
+  speed=$(awk -v a="$off_ms" -v b="$on_ms" 'BEGIN { printf "%.2f", b ? a / b : 0 }')
+  cpu_ratio=$(awk -v a="$off_cpu" -v b="$on_cpu" 'BEGIN { printf "%.2f", b ? a / b : 0 }')
+  echo "  W6: reuse on $on_ms ms, $on_cpu CPU-ms ($on_hits hits, $on_dec decodes); off $off_ms ms, $off_cpu CPU-ms ($off_dec decodes); ×$speed time, ×$cpu_ratio CPU; on vs off pixels (mean, max, pairs): $cmp"
+  read -r cmp_mean cmp_max cmp_n <<<"$cmp"
+  cat >"$state/w6.md" <<DOC
+<!-- section w6: written by scripts/bench.sh (alone: scripts/bench.sh w6) -->
+## W6: srcset traffic (the reuse of decodes)
+
+- date: $(date -u +%Y-%m-%dT%H:%MZ); machine: $(nproc) cores ($(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)), shared with other builds; commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+- command: \`scripts/bench.sh w6\` (also part of \`make bench\`; scripts/lib/bench_w6.sh), release build, services at \`IMGMESH_LOG=warn\`, \`TOKIO_WORKER_THREADS=$TOKIO_WORKER_THREADS\`, medians of $reps repetitions
+- the page: 20 originals (the 5 corpus JPEGs, 3640–3840 × 2400, 4 distinct copies each), each at the widths ${w6_widths[*]} with \`q=80&fm=jpg\`: 200 renders from cold (Redis flushed, copies the fetcher never saw), in page order over 6 connections (a browser's per-host limit; the renderer's admission capacity, so nothing is shed)
+- each side: a fresh renderer behind a gateway of its own, on the mesh's fetcher, registry and Redis; CPU-ms are those five processes' utime + stime over the 200 requests; decodes and hits from the renderer's \`imgmesh_originals_decoded_total\` and \`imgmesh_render_intermediate_hits_total\`
+
+| 200 renders | wall time | CPU-ms | decodes | intermediate hits | renderer peak RSS |
+|---|---|---|---|---|---|
+| reuse on (default: \`--render-intermediate-bytes\` 64 MiB, TTL 5 s) | **$on_ms ms** | **$on_cpu** | $on_dec | $on_hits | $on_rss MB |
+| reuse off (\`--render-intermediate-bytes=0\`: 200 independent W1-style misses) | $off_ms ms | $off_cpu | $off_dec | 0 | $off_rss MB |
+| off ÷ on | **×$speed** | **×$cpu_ratio** | | | |
+
+- non-200 answers: $bad
+- pixels, reuse on vs off (repetition 1, $cmp_n outputs decoded and compared sample by sample): mean absolute difference $cmp_mean levels (of 255), largest $cmp_max. A render served from a kept decode at its own JPEG scale gives the bytes of a fresh render; one served from a finer decode resamples more source pixels (closer to a full decode). SSIM against a full-decode reference: the quality section (\`imgmesh-quality measure\`, W6).
+<!-- /section w6 -->
+DOC
+}
