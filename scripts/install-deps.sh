@@ -3,7 +3,7 @@
 # Debian/Ubuntu machine, skipping whatever is already there. Idempotent.
 #
 #   scripts/install-deps.sh          build + test + dev needs
-#   scripts/install-deps.sh bench    also wrk and nginx for `make bench`
+#   scripts/install-deps.sh bench    also wrk, nginx and perf for `make bench`
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,7 +14,8 @@ packages+=(chromium chromium-driver)
 # A machine whose Node.js came from elsewhere already has npm (for buf).
 command -v npm >/dev/null || packages+=(npm)
 if [[ "${1:-}" == "bench" ]]; then
-  packages+=(wrk nginx-light)
+  # perf: where the renderer's CPU goes (the cpu-breakdown section).
+  packages+=(wrk nginx-light linux-perf)
 fi
 
 missing=()

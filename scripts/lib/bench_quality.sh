@@ -29,8 +29,11 @@ quality_context() {
 }
 
 quality_section() {
-  local out rows
-  out=$("$bin/imgmesh-quality" measure --gateway "$gateway" --samples "$quality_samples" "$corpus"/*.jpg)
+  local out rows name prefix
+  # W6's originals under names never asked for: every width from cold.
+  prefix="quality-w6-$(date +%s)-"
+  for name in "$corpus"/*.jpg; do cp "$name" "$state/s3/demo-bucket/$prefix$(basename "$name")"; done
+  out=$("$bin/imgmesh-quality" measure --gateway "$gateway" --samples "$quality_samples" --w6-prefix "$prefix" "$corpus"/*.jpg)
   echo "$out" >"$state/quality.txt"
   grep '^WARNING' <<<"$out" >&2 || true
   rows=$(awk '$1 == "row" {
@@ -44,7 +47,7 @@ quality_section() {
 $(quality_context)
 - command: \`imgmesh-quality measure --gateway \$gateway --samples $quality_samples corpus/*.jpg\` (bench/src/quality.rs), on the release mesh of \`make bench\`
 - what is scored: each output is fetched from the gateway, decoded, and its luma (Rec. 601) compared with **SSIM** (Wang et al. 2004: Gaussian window 11 × 11, σ = 1.5, K1 0.01, K2 0.03, mean over the windows inside the image) against the **reference**: the corpus original decoded at full size (no shrink-on-load; through its ICC profile to sRGB when it has one) and resized with libvips \`resize\`, kernel Lanczos3, \`gap\` 0 (no box pre-shrink), to exactly the output's width and height. The **floor** column is the libvips floor's own output for the same original and width (\`thumbnail_buffer\` + \`jpegsave_buffer\` Q 80, what \`libvips-floor\` loops on), scored the same way.
-- URLs: W1 — $quality_samples of W1's (image i % 5, w = 300 + (i / 5) % 800, \`q=80&fm=jpg\`), spread over its 4000 URLs; W5 — the same pairs with \`q=80&auto=format\` and \`Accept: image/avif,image/webp\`; W6 — 10 srcset widths (160…1920) of each corpus original, \`q=80&fm=jpg\`, the ten of one original fetched at once.
+- URLs: W1 — $quality_samples of W1's (image i % 5, w = 300 + ((i / 5) · 493) % 800, \`q=80&fm=jpg\`, bench/w1.lua), spread over its 4000 URLs; W5 — the same pairs with \`q=80&auto=format\` and \`Accept: image/avif,image/webp\`; W6 — W6's 10 srcset widths (160…1920) of each corpus original, \`q=80&fm=jpg\`, under fresh names (every width rendered from cold), the ten of one original fetched at once.
 - threshold: a workload is **below** the floor when its mean SSIM is more than 0.005 under the floor's mean on the same pairs, or one output is more than 0.02 under the floor's output of its pair; \`make bench\` then prints a WARNING line. A speed-up that trips it does not count.
 
 | workload | URLs | formats | SSIM mean / min | mean bytes | floor SSIM mean / min | floor mean bytes | worst pair (mesh − floor) | verdict |
@@ -54,49 +57,15 @@ $rows
 DOC
 }
 
-# Renderer perf samples (perf report --sort dso,sym) grouped by what the
-# code does; prints "| group | % |" rows.
-perf_groups() {
-  python3 -c '
-import re, sys
-groups = [
-    ("JPEG decode (libjpeg-turbo)", lambda d, s: "libjpeg" in d and re.search(r"decode|decompress|idct|ycc_rgb|upsample|read_scanlines|read_markers|jpeg_read|merged|h2v|fill_bit_buffer|huff_decode|jpeg_fill", s)),
-    ("JPEG encode (libjpeg-turbo)", lambda d, s: "libjpeg" in d and re.search(r"encode|compress|fdct|rgb_ycc|quantize|forward|emit|flush_bits|huff|write_scanlines|jpeg_write|finish_pass|convsamp|downsample|h2v|gather", s)),
-    ("JPEG, unattributed (libjpeg-turbo without symbols)", lambda d, s: "libjpeg" in d),
-    ("resize (libvips reduce/shrink)", lambda d, s: "libvips" in d and re.search(r"reduce|shrink|resample|interpolat|affine|mapim", s)),
-    ("colour (lcms2, libvips colour)", lambda d, s: "lcms" in d or ("libvips" in d and re.search(r"icc|colour|lab|xyz|srgb", s, re.I))),
-    ("libvips, other (regions, buffers, threads)", lambda d, s: "libvips" in d or "libglib" in d or "libgobject" in d),
-    ("copies (memcpy/memmove)", lambda d, s: re.search(r"memcpy|memmove|memset|copy_user|copy_to_user|copy_from_user", s)),
-    ("allocator (malloc/free, page faults)", lambda d, s: re.search(r"malloc|free|realloc|calloc|_int_|tcache|arena|mmap|munmap|brk|page_fault|clear_page|do_anonymous|handle_mm|alloc_pages|unmap", s)),
-    ("TLS (aws-lc, rustls)", lambda d, s: re.search(r"aws_lc|aes|gcm|sha|chacha|poly1305|rustls|ghash|bn_", s, re.I)),
-    ("gRPC / HTTP/2 / prost", lambda d, s: re.search(r"prost|tonic|h2::|hyper|http|bytes::|encode_varint|decode_varint|tower", s)),
-    ("Redis client", lambda d, s: re.search(r"redis", s)),
-    ("tokio, futures, threads", lambda d, s: re.search(r"tokio|futures|parking_lot|pthread|futex|sched|schedule|switch_to|wake", s)),
-    ("kernel, other (syscalls, network)", lambda d, s: "kernel" in d),
-]
-totals = {}
-for line in sys.stdin:
-    m = re.match(r"\s*([\d.]+)%\s+(\S+)\s+\[.\]\s+(.*)", line)
-    if not m:
-        continue
-    pct, dso, sym = float(m.group(1)), m.group(2), m.group(3).strip()
-    name = next((n for n, f in groups if f(dso, sym)), "other")
-    totals[name] = totals.get(name, 0.0) + pct
-for name, _ in groups + [("other", None)]:
-    if name in totals:
-        print("| %s | %.1f |" % (name, totals[name]))
-'
-}
-
 cpu_breakdown_section() {
   local names=(redis-server s3s-fs registry fetcher renderer gateway) cpu_pids=("${mesh_pids[@]:0:6}")
   local hz before=() i out rps p50 p99 n bad renders_before renders rows="" total=0 ticks ms
   local floor_out floor_rps floor_cpu settings settings_rows perf_rows="" perf_note wrk_pid
   hz=$(getconf CLK_TCK)
-  redis-cli -p "$redis_port" FLUSHALL >/dev/null
+  fresh_cache
   renders_before=$(metric "$renderer_metrics" imgmesh_renders_total)
   for i in "${!cpu_pids[@]}"; do before[i]=$(cpu_ticks "${cpu_pids[i]}"); done
-  out=$(wrk -t1 -c4 -d"${w1_seconds}s" --latency -s bench/w1.lua "http://$gateway" -- 701000)
+  out=$(wrk -t1 -c4 -d"${w1_seconds}s" --latency -s bench/w1.lua "http://$gateway" -- 0)
   for i in "${!cpu_pids[@]}"; do
     ticks=$(($(cpu_ticks "${cpu_pids[i]}") - before[i]))
     before[i]=$ticks
@@ -116,15 +85,15 @@ cpu_breakdown_section() {
   echo "$settings" >"$state/settings.txt"
   settings_rows=$(awk '$1 == "setting" { printf "| %s | %s | %s | %s |\n", $2, $4, ($8 == "" ? "—" : $8), ($10 == "" ? "—" : $10) }' <<<"$settings")
   if command -v perf >/dev/null && perf record -q -o /dev/null -- true >/dev/null 2>&1; then
-    redis-cli -p "$redis_port" FLUSHALL >/dev/null
-    wrk -t1 -c4 -d"$((breakdown_perf_seconds + 2))s" -s bench/w1.lua "http://$gateway" -- 803000 >/dev/null &
+    fresh_cache
+    wrk -t1 -c4 -d"$((breakdown_perf_seconds + 2))s" -s bench/w1.lua "http://$gateway" -- 2000 >/dev/null &
     wrk_pid=$!
     sleep 1
-    perf record -q -F 499 -p "$renderer_pid" -o "$state/perf.data" -- sleep "$breakdown_perf_seconds" >/dev/null 2>&1 || true
+    perf record -q -F 199 --call-graph dwarf,16384 -p "$renderer_pid" -o "$state/perf.data" -- sleep "$breakdown_perf_seconds" >/dev/null 2>&1 || true
     wait "$wrk_pid" || true
-    perf report -i "$state/perf.data" --no-children --sort dso,sym --stdio 2>/dev/null >"$state/perf.txt" || true
-    perf_rows=$(perf_groups <"$state/perf.txt")
-    perf_note="\`perf record -F 499 -p \$renderer_pid -- sleep $breakdown_perf_seconds\` during W1 (\`wrk -t1 -c4\`), then \`perf report --no-children --sort dso,sym\`, symbols grouped by scripts/lib/bench_quality.sh's perf_groups (first match wins)"
+    perf script -i "$state/perf.data" -F ip,sym,dso 2>/dev/null >"$state/perf.txt" || true
+    perf_rows=$(python3 scripts/lib/perf_groups.py <"$state/perf.txt")
+    perf_note="\`perf record -F 199 --call-graph dwarf,16384 -p \$renderer_pid -- sleep $breakdown_perf_seconds\` during W1 (\`wrk -t1 -c4\`, after fresh_cache), then \`perf script -F ip,sym,dso | python3 scripts/lib/perf_groups.py\` (each sample placed by the libjpeg entry points on its call chain, copies and allocation charged to themselves; see the script)"
   else
     perf_note="perf is not usable here (scripts/install-deps.sh bench installs linux-perf); no profile"
   fi
@@ -133,7 +102,7 @@ cpu_breakdown_section() {
 ## Where W1's CPU goes: per process, per libvips setting, per renderer function
 
 $(quality_context)
-- command: \`scripts/bench.sh cpu-breakdown\` (also part of \`make bench\`): W1 \`wrk -t1 -c4 -d${w1_seconds}s -s bench/w1.lua\` on the release mesh (Redis flushed first), utime + stime of each process from /proc/PID/stat before and after, divided by W1's requests; then \`libvips-floor --threads 2 --seconds $w1_seconds\`.
+- command: \`scripts/bench.sh cpu-breakdown\` (also part of \`make bench\`): W1 \`wrk -t1 -c4 -d${w1_seconds}s -s bench/w1.lua\` on the release mesh (fresh_cache first: Redis flushed, the Source purged), utime + stime of each process from /proc/PID/stat before and after, divided by W1's requests; then \`libvips-floor --threads 2 --seconds $w1_seconds\`.
 - W1: **$rps req/s**, $n requests, $renders renders (the rest were hits), non-2xx $bad. Floor: **$floor_rps renders/s**, **$floor_cpu CPU-ms per render**.
 
 | process | CPU-ms per W1 request |
