@@ -7,6 +7,7 @@
 //!
 //! - [`mesh`], [`rendering`], [`delivery`], [`edge`], [`object_keys`],
 //!   [`properties`], [`imgix_clients`]: requests through the whole mesh;
+//!   [`srcset`]: a srcset's widths reusing one decode;
 //! - [`sources`], [`dashboard`], [`render_api`]: managing Sources and the
 //!   public gRPC API; [`admin_scopes`]: the admin API's scoped tokens and
 //!   audit log;
@@ -43,5 +44,6 @@ mod rendering;
 mod s3_faults;
 mod slow_clients;
 mod sources;
+mod srcset;
 mod telemetry;
 mod tier_faults;

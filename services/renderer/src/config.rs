@@ -8,6 +8,7 @@ use imgmesh_runtime::{HealthArgs, HealthCommand, MetricsArgs};
 use imgmesh_telemetry::TelemetryArgs;
 use secrecy::SecretString;
 
+use crate::pipeline::intermediate::{DEFAULT_INTERMEDIATE_BYTES, DEFAULT_INTERMEDIATE_TTL};
 use crate::pipeline::limits::{
     DEFAULT_MAX_FRAMES, DEFAULT_MAX_OBJECT_BYTES, DEFAULT_MAX_PIXELS, DEFAULT_MAX_RENDER,
     RenderLimits,
@@ -127,6 +128,27 @@ pub struct RendererConfig {
     #[arg(long, env = "IMGMESH_RENDER_RUNNING_MEMORY_BYTES")]
     pub render_running_memory_bytes: Option<u64>,
 
+    /// Bytes of decoded originals kept for reuse: an original decoded twice
+    /// within the time to live is kept decoded, and its other widths (a
+    /// srcset) resize that instead of decoding it again (see
+    /// `pipeline::intermediate`). They hold their bytes from the running
+    /// memory and give them back to renders that need them. 0 turns reuse
+    /// off.
+    #[arg(
+        long,
+        env = "IMGMESH_RENDER_INTERMEDIATE_BYTES",
+        default_value_t = DEFAULT_INTERMEDIATE_BYTES
+    )]
+    pub render_intermediate_bytes: u64,
+
+    /// How long a decoded original is kept for reuse, in milliseconds.
+    #[arg(
+        long,
+        env = "IMGMESH_RENDER_INTERMEDIATE_TTL_MS",
+        default_value_t = DEFAULT_INTERMEDIATE_TTL.as_millis() as u64
+    )]
+    pub render_intermediate_ttl_ms: u64,
+
     /// Timeout of each Redis operation in milliseconds; a slower Redis is a
     /// cache miss.
     #[arg(long, env = "IMGMESH_REDIS_TIMEOUT_MS", default_value_t = 50)]
@@ -217,6 +239,11 @@ impl RendererConfig {
         self.render_running_memory_bytes.unwrap_or_else(|| {
             DEFAULT_RUNNING_MEMORY_PER_WORKER.saturating_mul(self.worker_count() as u64)
         })
+    }
+
+    /// How long a decoded original is kept for reuse (at least 1 ms).
+    pub fn intermediate_ttl(&self) -> Duration {
+        Duration::from_millis(self.render_intermediate_ttl_ms.max(1))
     }
 
     /// The timeout of each Redis operation.

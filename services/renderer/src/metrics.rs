@@ -36,6 +36,11 @@ pub struct RendererMetrics {
     render_memory_budget_bytes: Gauge,
     render_worker_busy_seconds: Counter<f64, AtomicU64>,
     originals_decoded: Counter,
+    intermediate_hits: Counter,
+    intermediate_misses: Counter,
+    intermediate_stored: Counter,
+    intermediate_evictions: Family<Label, Counter>,
+    intermediate_bytes: Gauge,
 }
 
 /// The process's renderer metrics.
@@ -132,6 +137,32 @@ pub static METRICS: LazyLock<RendererMetrics> = LazyLock::new(|| {
             "Originals decoded (loaded into pixels) by a render; a RenderSet decodes once for all its derivatives that share a shrink",
             Counter::default(),
         ),
+        intermediate_hits: metrics.metric(
+            "imgmesh_render_intermediate_hits",
+            "Renders that resized a kept decode of their original instead of decoding it",
+            Counter::default(),
+        ),
+        intermediate_misses: metrics.metric(
+            "imgmesh_render_intermediate_misses",
+            "Renders that could have reused a kept decode of their original but found none",
+            Counter::default(),
+        ),
+        intermediate_stored: metrics.metric(
+            "imgmesh_render_intermediate_stored",
+            "Decodes of originals kept for reuse (an original's second decode within the time to live)",
+            Counter::default(),
+        ),
+        intermediate_evictions: metrics.metric(
+            "imgmesh_render_intermediate_evictions",
+            "Kept decodes dropped, by reason (ttl, lru, room: a render needed the running memory, replaced: a finer decode of the same original)",
+            Family::default(),
+        ),
+        intermediate_bytes: metrics.metric_with_unit(
+            "imgmesh_render_intermediate",
+            "Bytes of decoded originals kept for reuse",
+            Unit::Bytes,
+            Gauge::default(),
+        ),
     }
     });
     // Every labelled series whose label values are known, at zero from the
@@ -143,6 +174,10 @@ pub static METRICS: LazyLock<RendererMetrics> = LazyLock::new(|| {
     imgmesh_metrics::start_at_zero(
         &metrics.renders_stopped,
         ["frames", "pixels", "time"].map(|reason| [("reason", reason)]),
+    );
+    imgmesh_metrics::start_at_zero(
+        &metrics.intermediate_evictions,
+        ["ttl", "lru", "room", "replaced"].map(|reason| [("reason", reason)]),
     );
     imgmesh_metrics::start_at_zero(
         &metrics.lease_waits,
@@ -242,6 +277,38 @@ impl RendererMetrics {
     /// Originals decoded so far by this process.
     pub fn originals_decoded(&self) -> u64 {
         self.originals_decoded.get()
+    }
+
+    /// One render served from a kept decode.
+    pub fn intermediate_hit(&self) {
+        self.intermediate_hits.inc();
+    }
+
+    /// Renders served from a kept decode so far.
+    pub fn intermediate_hits(&self) -> u64 {
+        self.intermediate_hits.get()
+    }
+
+    /// One render that could have reused a kept decode and found none.
+    pub fn intermediate_miss(&self) {
+        self.intermediate_misses.inc();
+    }
+
+    /// One decode kept for reuse.
+    pub fn intermediate_stored(&self) {
+        self.intermediate_stored.inc();
+    }
+
+    /// One kept decode dropped, for `reason`.
+    pub fn intermediate_evicted(&self, reason: &'static str) {
+        self.intermediate_evictions
+            .get_or_create(&[("reason", reason)])
+            .inc();
+    }
+
+    /// Kept decode bytes changed by `change`.
+    pub fn intermediate_bytes(&self, change: i64) {
+        self.intermediate_bytes.inc_by(change);
     }
 
     /// One render refused or stopped as too expensive, for `reason`

@@ -53,6 +53,7 @@ pub mod encoding;
 pub mod estimate;
 pub mod geometry;
 pub mod input;
+pub mod intermediate;
 pub mod limits;
 pub mod load;
 pub mod measure;
@@ -63,6 +64,7 @@ pub mod render_set;
 
 pub use derivative::{Derivative, EncodedFormat};
 pub use input::{RenderInput, RenderSources};
+pub use intermediate::Intermediates;
 pub use limits::RenderLimits;
 pub use load::libvips;
 pub use plan::ResolvedPlan;
@@ -90,9 +92,20 @@ pub fn render(
     plan: &ResolvedPlan,
     limits: &RenderLimits,
 ) -> Result<Derivative, RenderError> {
+    render_reusing(input, plan, limits, None)
+}
+
+/// [`render`], loading the original from (and keeping it in)
+/// `intermediates` where that is exact (see [`intermediate`]).
+pub fn render_reusing(
+    input: &RenderInput<'_>,
+    plan: &ResolvedPlan,
+    limits: &RenderLimits,
+    intermediates: Option<&Intermediates>,
+) -> Result<Derivative, RenderError> {
     libvips::init()?;
     let budget = RenderBudget::start(limits.max_render);
-    let rendered = render_within(input, plan, limits, &budget);
+    let rendered = render_within(input, plan, limits, &budget, intermediates);
     if let Err(RenderError::RenderTooSlow { .. }) = rendered {
         METRICS.render_stopped("time");
         tracing::info!(
@@ -103,12 +116,14 @@ pub fn render(
     rendered
 }
 
-/// The pipeline's steps (see the module docs), under `budget`.
+/// The pipeline's steps (see the module docs), under `budget`, the
+/// original loaded through `intermediates` when given.
 fn render_within(
     input: &RenderInput<'_>,
     plan: &ResolvedPlan,
     limits: &RenderLimits,
     budget: &RenderBudget,
+    intermediates: Option<&Intermediates>,
 ) -> Result<Derivative, RenderError> {
     let original = CheckedOriginal::read(input.original, limits)?;
     if plan.format() == OutputFormat::Json {
@@ -123,8 +138,13 @@ fn render_within(
     };
     let region = kept_region(&original, plan, options.orientation, budget)?;
     let layout = Layout::compute_in(region, plan);
-    METRICS.original_decoded();
-    let frames = load::load(&original, &layout, &options, budget)?;
+    let frames = match intermediates {
+        Some(intermediates) => intermediates.load(&original, plan, &layout, &options, budget)?,
+        None => {
+            METRICS.original_decoded();
+            load::load(&original, &layout, &options, budget)?
+        }
+    };
     let image = effects::apply(frames, plan.canonical(), &layout, &input, budget)?;
     encoding::encode_derivative(&image, &encoding, budget)
 }

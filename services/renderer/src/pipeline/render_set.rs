@@ -105,7 +105,7 @@ pub fn render_set(
             Some(derivative) => Ok(derivative),
             None => {
                 let budget = RenderBudget::start(limits.max_render);
-                render_within(&input, plan, limits, &budget)
+                render_within(&input, plan, limits, &budget, None)
             }
         })
         .collect()

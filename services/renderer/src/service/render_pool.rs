@@ -32,6 +32,14 @@
 //!    3840 × 2400) from being decoded at once on a small renderer, without
 //!    refusing either.
 //!
+//! 5. **Kept decodes.** Renders load through the pool's
+//!    [`Intermediates`] (when turned on, [`RenderPool::with_intermediates`]):
+//!    an original decoded twice within a few seconds is kept decoded, so
+//!    the other widths of a srcset resize it instead of decoding again. A
+//!    kept decode holds its bytes from the running memory; a render that
+//!    finds too little running memory left evicts kept decodes before it
+//!    waits, so they only use what no running render needs.
+//!
 //! The gauges `imgmesh_render_queue_depth`, `imgmesh_renders_in_flight` and
 //! `imgmesh_render_admitted_bytes`, the counter `imgmesh_render_shed_total`
 //! and the histogram `imgmesh_render_queue_wait_seconds` follow each step.
@@ -47,7 +55,10 @@ use crate::error::RenderError;
 use crate::metrics::METRICS;
 use crate::pipeline::estimate::estimate_render_bytes;
 use crate::pipeline::libvips;
-use crate::pipeline::{Derivative, RenderLimits, RenderSources, ResolvedPlan, render, render_set};
+use crate::pipeline::{
+    Derivative, Intermediates, RenderLimits, RenderSources, ResolvedPlan, render_reusing,
+    render_set,
+};
 
 /// The least time a request must have left before its deadline for its
 /// work to start: 50 ms. Less cannot fetch an original, render it and send
@@ -77,6 +88,8 @@ pub struct RenderPool {
     running_memory: Arc<Semaphore>,
     /// Its size in KiB (what a render larger than the whole takes).
     running_memory_kib: u32,
+    /// Decodes kept for reuse, if turned on.
+    intermediates: Option<Arc<Intermediates>>,
     workers: usize,
     queue_depth: usize,
     limits: RenderLimits,
@@ -140,6 +153,7 @@ impl RenderPool {
             }),
             running_memory: Arc::new(Semaphore::new(running_memory_kib as usize)),
             running_memory_kib,
+            intermediates: None,
             workers,
             queue_depth,
             limits,
@@ -153,7 +167,34 @@ impl RenderPool {
     pub fn with_running_memory(mut self, bytes: u64) -> RenderPool {
         self.running_memory_kib = running_memory_kib(bytes);
         self.running_memory = Arc::new(Semaphore::new(self.running_memory_kib as usize));
+        if let Some(intermediates) = self.intermediates.take() {
+            let ttl = intermediates.ttl();
+            self = self.with_intermediates(intermediates.budget(), ttl);
+        }
         self
+    }
+
+    /// The same pool keeping decodes of originals for reuse within
+    /// `budget` bytes, each for at most `ttl`, holding their bytes from the
+    /// running memory (when it is on). A budget of 0 turns reuse off.
+    pub fn with_intermediates(mut self, budget: u64, ttl: Duration) -> RenderPool {
+        let running = (self.running_memory_kib > 0).then(|| Arc::clone(&self.running_memory));
+        self.intermediates =
+            (budget > 0).then(|| Arc::new(Intermediates::new(budget, ttl, running)));
+        self
+    }
+
+    /// The decodes kept for reuse, if turned on.
+    pub fn intermediates(&self) -> Option<&Intermediates> {
+        self.intermediates.as_deref()
+    }
+
+    /// Drops the kept decodes older than their time to live (run every
+    /// time to live, so an idle renderer gives their memory back).
+    pub fn expire_intermediates(&self) {
+        if let Some(intermediates) = &self.intermediates {
+            intermediates.expire();
+        }
     }
 
     /// The running memory, in bytes (see [`RenderPool::with_running_memory`]).
@@ -249,8 +290,14 @@ impl RenderPool {
         // Header-only reads (no pixels): cheap enough for the async thread.
         let estimated = estimate_render_bytes(&sources, &plan, &self.limits)?;
         let limits = self.limits;
+        let intermediates = self.intermediates.clone();
         self.run_admitted(admission, estimated, deadline, gone, move || {
-            render(&sources.as_input(), &plan, &limits)
+            render_reusing(
+                &sources.as_input(),
+                &plan,
+                &limits,
+                intermediates.as_deref(),
+            )
         })
         .await
     }
@@ -312,8 +359,13 @@ impl RenderPool {
         let kib = estimated
             .div_ceil(1024)
             .min(u64::from(self.running_memory_kib)) as u32;
+        let intermediates = self.intermediates.clone();
         let started = async move {
             let worker = worker.await?;
+            if let Some(intermediates) = intermediates {
+                // Kept decodes give way to a render that needs their room.
+                intermediates.make_room(kib);
+            }
             // On the worker, so that only running renders hold it: a
             // render that waits here keeps its worker, and the next one in
             // the queue cannot start a second large decode beside the

@@ -64,12 +64,15 @@ impl Renderer {
             config.render_memory_budget_bytes,
             config.limits(),
         )
-        .with_running_memory(config.running_memory_bytes());
+        .with_running_memory(config.running_memory_bytes())
+        .with_intermediates(config.render_intermediate_bytes, config.intermediate_ttl());
+        spawn_intermediate_expiry(&pool, config.intermediate_ttl());
         tracing::info!(
             workers = pool.workers(),
             queue_depth = pool.queue_depth(),
             memory_budget_bytes = pool.memory_budget(),
             running_memory_bytes = pool.running_memory(),
+            intermediate_bytes = config.render_intermediate_bytes,
             max_pixels = config.max_pixels,
             max_object_bytes = config.max_object_bytes,
             redis_timeout_ms = config.redis_timeout_ms,
@@ -256,4 +259,22 @@ pub(super) fn counted(response: RenderResponse) -> RenderResponse {
         METRICS.not_modified();
     }
     response
+}
+
+/// Drops `pool`'s kept decodes once they are older than `ttl`, checking
+/// every `ttl`, so an idle renderer gives their memory back. Ends with the
+/// runtime.
+fn spawn_intermediate_expiry(pool: &RenderPool, ttl: Duration) {
+    if pool.intermediates().is_none() {
+        return;
+    }
+    let pool = pool.clone();
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(ttl);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            every.tick().await;
+            pool.expire_intermediates();
+        }
+    });
 }

@@ -1,0 +1,81 @@
+//! A srcset through the whole mesh: the renderer keeps the decode of an
+//! original it decodes twice and resizes the other widths from it.
+
+use imgmesh_integration_tests::fixtures::{self, Format};
+use imgmesh_integration_tests::{Mesh, MeshOptions, S3_SECRET_KEY, get};
+
+/// The widths of one original asked for one after another through the
+/// gateway: the first two decode it (the second keeps its decode), the
+/// rest at the same JPEG scale or coarser are resized from that decode —
+/// the renderer's `/metrics` counts them as intermediate hits and the
+/// decodes stay at two. Another original is decoded on its own, and with
+/// reuse turned off (`--render-intermediate-bytes=0`) every width decodes.
+#[tokio::test]
+async fn srcset_widths_reuse_one_decode() {
+    for (reuse, renderer_args) in [
+        (true, vec![]),
+        (false, vec!["--render-intermediate-bytes=0".to_owned()]),
+    ] {
+        let mesh = Mesh::start(MeshOptions {
+            renderer_args,
+            ..MeshOptions::default()
+        })
+        .await
+        .expect("mesh starts");
+        mesh.put_object("photos/wide.jpg", &fixtures::jpeg(1600, 1000).unwrap())
+            .unwrap();
+        mesh.put_object(
+            "photos/other.jpg",
+            &fixtures::noise_jpeg(1600, 1000).unwrap(),
+        )
+        .unwrap();
+        mesh.create_source("demo", S3_SECRET_KEY, &[])
+            .await
+            .expect("source is created");
+        // 1600 ÷ w from 8 to 16: every width decodes at 1/4 scale.
+        let widths = [200, 176, 160, 144, 120, 112];
+        for width in widths {
+            let response = mesh
+                .get("demo", &format!("/photos/wide.jpg?w={width}&fm=jpg"))
+                .await
+                .unwrap();
+            assert_eq!(response.status, 200, "w={width}: {}", response.text());
+            fixtures::expect_image(&response.body, Format::Jpeg, width, width * 5 / 8).unwrap();
+        }
+        let other = mesh.get("demo", "/photos/other.jpg?w=200").await.unwrap();
+        assert_eq!(other.status, 200, "{}", other.text());
+
+        let metrics = get(mesh.metrics_addr("renderer"), "localhost", "/metrics", &[])
+            .await
+            .expect("renderer /metrics")
+            .text();
+        let hits = value(&metrics, "imgmesh_render_intermediate_hits_total");
+        let decodes = value(&metrics, "imgmesh_originals_decoded_total");
+        let stored = value(&metrics, "imgmesh_render_intermediate_stored_total");
+        if reuse {
+            assert_eq!(
+                (hits, stored, decodes),
+                (4.0, 1.0, 3.0),
+                "(hits, kept, decodes) with reuse:\n{metrics}"
+            );
+            assert!(
+                value(&metrics, "imgmesh_render_intermediate_bytes") == 400.0 * 250.0 * 3.0,
+                "one 1/4-scale decode kept:\n{metrics}"
+            );
+        } else {
+            assert_eq!(
+                (hits, stored, decodes),
+                (0.0, 0.0, 7.0),
+                "(hits, kept, decodes) without reuse:\n{metrics}"
+            );
+        }
+    }
+}
+
+/// The value of the sample `series` (name and labels, exactly as exposed)
+/// in `text`; 0 when absent.
+fn value(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+        .map_or(0.0, |value| value.parse().expect("a number"))
+}

@@ -1,0 +1,542 @@
+//! Decoded originals kept for a moment, so that the widths of a srcset do
+//! not each decode the same original again.
+//!
+//! A page's `srcset` asks for one original at many widths within the same
+//! second. Each render would load it with `thumbnail_buffer`: libjpeg
+//! decodes the file at 1/8, 1/4, 1/2 or full scale (shrink-on-load), and
+//! libvips resizes that to the target. The decode is most of a render's
+//! cost, and every width pays it again. [`Intermediates`] keeps the decode
+//! itself — the JPEG at its shrink-on-load scale, in memory, before the
+//! resize — so that another render of the same original whose own
+//! shrink-on-load would be at that scale or coarser resizes from memory
+//! (`thumbnail_image`) instead of decoding.
+//!
+//! **Exactness.** libvips 8.14's `thumbnail` picks the JPEG scale `k` from
+//! the smaller of the two shrink factors `s` (stored size ÷ target), always
+//! leaving at least a factor of two to its own resize: `k` = 8 when
+//! `s ≥ 16`, 4 when `s ≥ 8`, 2 when `s ≥ 4`, else 1 ([`jpeg_shrink`]); it
+//! then resizes the loaded image to the target exactly as
+//! `thumbnail_image` resizes an image in memory. So a render served from
+//! an intermediate of its own `k` gives the same pixels as a fresh one
+//! (the tests compare the encoded bytes), and one served from a finer
+//! intermediate (smaller `k`) resizes from more source pixels: closer to
+//! a full decode, never coarser. An intermediate of a coarser `k` is never
+//! used. Only renders where this holds take part (everything else loads
+//! as before): a JPEG, one page, the whole upright original resized
+//! (no `trim`, `rect` or cropping fit), not JSON, within the thumbnail
+//! side limit. Orientation and colour handling (`orient`, `cs`, ICC and
+//! CMYK conversion) come after the load in both paths, so they are not
+//! part of the key; the key is the SHA-256 of the original's bytes, so a
+//! changed original (another ETag, a purge, a different file under the
+//! same name) never meets an old decode, and identical bytes under two
+//! names or Sources share one, as they decode identically.
+//!
+//! **When to keep.** Keeping costs the decode's pixels in memory (a
+//! 3840 × 2400 JPEG at full scale is 27.6 MB) where a streaming thumbnail
+//! holds a few rows. An original is only kept the second time it is
+//! decoded within the time to live: the first render of an original loads
+//! it as before and leaves only its digest behind, so traffic that asks
+//! for each original once (most of W1's originals, any long-tail page)
+//! keeps nothing. The second render decodes at the finest scale either
+//! render needed and keeps that; a finer decode replaces the coarser ones
+//! of the same original (it serves everything they served). Measured on
+//! W6 (docs/benchmarks.md, section w6), a srcset of ten widths decodes
+//! each original two to four times instead of ten.
+//!
+//! **Bounds.** The kept decodes stay within a byte budget
+//! (`--render-intermediate-bytes`, 64 MiB by default; 0 turns reuse off)
+//! and a time to live (`--render-intermediate-ttl-ms`, 5 s), least
+//! recently used first out. They also hold their size from the render
+//! pool's running memory, which bounds the renderer's peak RSS: a decode
+//! is only kept when the running renders leave room for it, and a render
+//! that needs the room back evicts them before it waits
+//! ([`Intermediates::make_room`]). Metrics: `imgmesh_render_intermediate_hits_total`,
+//! `_misses_total`, `_stored_total`, `_evictions_total{reason}` and the
+//! `imgmesh_render_intermediate_bytes` gauge; `imgmesh_originals_decoded_total`
+//! counts the decodes that remain.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use imgmesh_proto::renderer::v1::OutputFormat;
+use rs_vips::VipsImage;
+use rs_vips::enums::{FailOn, Size};
+use rs_vips::voption::{Setter as _, VOption};
+use sha2::Digest as _;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::error::RenderError;
+use crate::metrics::METRICS;
+use crate::pipeline::geometry::Layout;
+use crate::pipeline::libvips::RenderBudget;
+use crate::pipeline::load::input_format::InputFormat;
+use crate::pipeline::load::source_image::{self, Frames, Header, LoadOptions, Pages};
+use crate::pipeline::load::{self, CheckedOriginal};
+use crate::pipeline::plan::ResolvedPlan;
+
+/// The default byte budget of the kept decodes: 64 MiB (two full-scale
+/// 3840 × 2400 decodes, or many shrunk ones).
+pub const DEFAULT_INTERMEDIATE_BYTES: u64 = 64 * 1024 * 1024;
+
+/// The default time a kept decode (and a first decode's digest) lives: a
+/// page's srcset arrives within a second or two.
+pub const DEFAULT_INTERMEDIATE_TTL: Duration = Duration::from_secs(5);
+
+/// The most digests of once-decoded originals remembered (32 bytes and an
+/// instant each); the oldest are forgotten first.
+const MAX_SEEN: usize = 4096;
+
+/// The largest side a whole-source thumbnail may have (as
+/// `source_image::load`'s limit, past which it decodes differently).
+const MAX_THUMBNAIL_SIDE: u32 = 65_535;
+
+/// An original's identity: the SHA-256 of its bytes.
+type Digest = [u8; 32];
+
+/// Decoded originals kept for reuse (see the module docs).
+#[derive(Debug)]
+pub struct Intermediates {
+    budget: u64,
+    ttl: Duration,
+    /// The render pool's running memory, which kept decodes hold their
+    /// size from (in KiB permits); `None` when the pool has none.
+    running_memory: Option<Arc<Semaphore>>,
+    state: Mutex<State>,
+}
+
+/// What the cache holds.
+#[derive(Debug, Default)]
+struct State {
+    /// Kept decodes, least recently used first.
+    entries: Vec<Entry>,
+    /// Originals decoded once and not kept, oldest first.
+    seen: Vec<Seen>,
+    /// Bytes of `entries`.
+    bytes: u64,
+}
+
+/// One kept decode.
+#[derive(Debug)]
+struct Entry {
+    digest: Digest,
+    /// Its JPEG shrink-on-load scale (1, 2, 4 or 8).
+    shrink: u32,
+    image: VipsImage,
+    bytes: u64,
+    kept_at: Instant,
+    /// Its share of the running memory, given back when it goes.
+    _memory: Option<OwnedSemaphorePermit>,
+}
+
+/// An original decoded once: the finest scale it was decoded at.
+#[derive(Debug)]
+struct Seen {
+    digest: Digest,
+    shrink: u32,
+    at: Instant,
+}
+
+/// A render that can take part: what its own load would be.
+#[derive(Debug, Clone, Copy)]
+struct Target {
+    /// The resize target, as stored (before orientation).
+    width: u32,
+    height: u32,
+    /// The scale its own `thumbnail_buffer` would decode at.
+    shrink: u32,
+}
+
+// === impl Intermediates ===
+
+impl Intermediates {
+    /// Kept decodes within `budget` bytes, each for at most `ttl`, holding
+    /// their size from `running_memory` (KiB permits) when given.
+    pub fn new(
+        budget: u64,
+        ttl: Duration,
+        running_memory: Option<Arc<Semaphore>>,
+    ) -> Intermediates {
+        Intermediates {
+            budget,
+            ttl,
+            running_memory,
+            state: Mutex::new(State::default()),
+        }
+    }
+
+    /// The byte budget (0: reuse is off).
+    pub fn budget(&self) -> u64 {
+        self.budget
+    }
+
+    /// How long a kept decode lives.
+    pub fn ttl(&self) -> Duration {
+        self.ttl
+    }
+
+    /// Bytes kept now.
+    pub fn bytes(&self) -> u64 {
+        self.lock().bytes
+    }
+
+    /// Decodes kept now.
+    pub fn len(&self) -> usize {
+        self.lock().entries.len()
+    }
+
+    /// Whether nothing is kept.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Drops every decode (and digest) older than the time to live.
+    pub fn expire(&self) {
+        let now = Instant::now();
+        let mut state = self.lock();
+        state
+            .seen
+            .retain(|seen| now.duration_since(seen.at) < self.ttl);
+        state.remove_where(|entry| now.duration_since(entry.kept_at) >= self.ttl, "ttl");
+    }
+
+    /// Evicts kept decodes, least recently used first, until the running
+    /// memory has `kib` free or nothing is kept: a render about to wait for
+    /// running memory comes before kept decodes.
+    pub fn make_room(&self, kib: u32) {
+        let Some(running) = &self.running_memory else {
+            return;
+        };
+        let mut state = self.lock();
+        while running.available_permits() < kib as usize && !state.entries.is_empty() {
+            state.remove_at(0, "room");
+        }
+    }
+
+    /// Loads `original` for `layout` as [`load::load`] does, from a kept
+    /// decode when one serves it exactly (see the module docs), else by
+    /// decoding it — and keeping that decode when it is the original's
+    /// second within the time to live.
+    pub(crate) fn load(
+        &self,
+        original: &CheckedOriginal<'_>,
+        plan: &ResolvedPlan,
+        layout: &Layout,
+        options: &LoadOptions,
+        budget: &RenderBudget,
+    ) -> Result<Frames, RenderError> {
+        let target = match Target::of(original, plan, layout, options) {
+            Some(target) if self.budget > 0 => target,
+            _ => return decode(original, layout, options, budget),
+        };
+        let mut digest: Digest = [0; 32];
+        digest.copy_from_slice(&sha2::Sha256::digest(original.bytes));
+        if let Some(kept) = self.find(&digest, target.shrink) {
+            METRICS.intermediate_hit();
+            let _span = tracing::info_span!("vips.thumbnail", reused = true).entered();
+            return target.resize(&kept, &original.header, options, budget);
+        }
+        METRICS.intermediate_miss();
+        let Some(shrink) = self.second_decode(&digest, target.shrink) else {
+            return decode(original, layout, options, budget);
+        };
+        let bytes = decoded_bytes(&original.header, shrink);
+        if bytes > self.budget {
+            return decode(original, layout, options, budget);
+        }
+        METRICS.original_decoded();
+        let _span = tracing::info_span!("vips.thumbnail", kept = true, shrink).entered();
+        let decoded = decode_at(original.bytes, shrink, budget)?;
+        let frames = target.resize(&decoded, &original.header, options, budget)?;
+        self.keep(digest, shrink, decoded);
+        Ok(frames)
+    }
+
+    /// The kept decode of `digest` that serves a render whose own scale is
+    /// `shrink`: the coarsest at that scale or finer. Marks it used.
+    fn find(&self, digest: &Digest, shrink: u32) -> Option<VipsImage> {
+        let now = Instant::now();
+        let mut state = self.lock();
+        let index = state
+            .entries
+            .iter()
+            .enumerate()
+            .filter(|(_, entry)| {
+                entry.digest == *digest
+                    && entry.shrink <= shrink
+                    && now.duration_since(entry.kept_at) < self.ttl
+            })
+            .max_by_key(|(_, entry)| entry.shrink)
+            .map(|(index, _)| index)?;
+        // Most recently used last.
+        let entry = state.entries.remove(index);
+        let image = entry.image.clone();
+        state.entries.push(entry);
+        Some(image)
+    }
+
+    /// Records a decode of `digest` at `shrink` that found nothing kept:
+    /// `None` the first time within the time to live (decode as usual),
+    /// else the scale to decode and keep at — the finest of this one and
+    /// the earlier ones.
+    fn second_decode(&self, digest: &Digest, shrink: u32) -> Option<u32> {
+        let now = Instant::now();
+        let mut state = self.lock();
+        state
+            .seen
+            .retain(|seen| now.duration_since(seen.at) < self.ttl);
+        if let Some(seen) = state.seen.iter_mut().find(|seen| seen.digest == *digest) {
+            seen.shrink = seen.shrink.min(shrink);
+            seen.at = now;
+            return Some(seen.shrink);
+        }
+        if state.seen.len() >= MAX_SEEN {
+            state.seen.remove(0);
+        }
+        state.seen.push(Seen {
+            digest: *digest,
+            shrink,
+            at: now,
+        });
+        None
+    }
+
+    /// Keeps `image`, `digest`'s decode at `shrink`, if it fits the budget
+    /// (evicting the least recently used) and the running memory; drops
+    /// the coarser decodes of the same original, which it replaces.
+    fn keep(&self, digest: Digest, shrink: u32, image: VipsImage) {
+        let bytes = image_bytes(&image);
+        let mut state = self.lock();
+        state.remove_where(
+            |entry| entry.digest == digest && entry.shrink >= shrink,
+            "replaced",
+        );
+        while state.bytes + bytes > self.budget && !state.entries.is_empty() {
+            state.remove_at(0, "lru");
+        }
+        if state.bytes + bytes > self.budget {
+            return;
+        }
+        let memory = match &self.running_memory {
+            Some(running) => {
+                let kib = u32::try_from(bytes.div_ceil(1024)).unwrap_or(u32::MAX);
+                loop {
+                    match Arc::clone(running).try_acquire_many_owned(kib) {
+                        Ok(permit) => break Some(permit),
+                        Err(_) if !state.entries.is_empty() => state.remove_at(0, "room"),
+                        Err(_) => return,
+                    }
+                }
+            }
+            None => None,
+        };
+        state.bytes += bytes;
+        METRICS.intermediate_bytes(gauge(bytes));
+        METRICS.intermediate_stored();
+        state.entries.push(Entry {
+            digest,
+            shrink,
+            image,
+            bytes,
+            kept_at: Instant::now(),
+            _memory: memory,
+        });
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Drop for Intermediates {
+    fn drop(&mut self) {
+        let state = self.state.get_mut().unwrap_or_else(|e| e.into_inner());
+        METRICS.intermediate_bytes(-gauge(state.bytes));
+    }
+}
+
+// === impl State ===
+
+impl State {
+    /// Drops entry `index`, counting it as evicted for `reason`.
+    fn remove_at(&mut self, index: usize, reason: &'static str) {
+        let entry = self.entries.remove(index);
+        self.bytes = self.bytes.saturating_sub(entry.bytes);
+        METRICS.intermediate_bytes(-gauge(entry.bytes));
+        METRICS.intermediate_evicted(reason);
+    }
+
+    /// Drops every entry `drop` picks, counting them for `reason`.
+    fn remove_where(&mut self, drop: impl Fn(&Entry) -> bool, reason: &'static str) {
+        let mut index = 0;
+        while index < self.entries.len() {
+            if drop(&self.entries[index]) {
+                self.remove_at(index, reason);
+            } else {
+                index += 1;
+            }
+        }
+    }
+}
+
+// === impl Target ===
+
+impl Target {
+    /// What `plan`'s load of `original` would be, when the render can take
+    /// part (see the module docs): `None` otherwise.
+    fn of(
+        original: &CheckedOriginal<'_>,
+        plan: &ResolvedPlan,
+        layout: &Layout,
+        options: &LoadOptions,
+    ) -> Option<Target> {
+        let header = &original.header;
+        let eligible = original.format == InputFormat::Jpeg
+            && header.pages == 1
+            && options.pages == Pages::One(0)
+            && plan.format() != OutputFormat::Json
+            && plan.canonical().trim.is_none();
+        let (upright_width, upright_height) = header.upright(options.orientation);
+        if !eligible || !layout.uses_whole_source(upright_width, upright_height) {
+            return None;
+        }
+        let (resize_width, resize_height) = layout.resize;
+        if resize_width.max(resize_height) > MAX_THUMBNAIL_SIDE {
+            return None;
+        }
+        let (width, height) = if source_image::swaps_axes(options.orientation) {
+            (resize_height, resize_width)
+        } else {
+            (resize_width, resize_height)
+        };
+        Some(Target {
+            width,
+            height,
+            shrink: jpeg_shrink(header.width, header.height, width, height),
+        })
+    }
+
+    /// The frame from `decoded` (the original at some shrink-on-load
+    /// scale): resized to the target as `thumbnail_buffer` resizes what it
+    /// loads, with the same colour handling, then turned upright.
+    fn resize(
+        &self,
+        decoded: &VipsImage,
+        header: &Header,
+        options: &LoadOptions,
+        budget: &RenderBudget,
+    ) -> Result<Frames, RenderError> {
+        let failed = budget.failure("thumbnail");
+        let mut thumbnail = decoded
+            .thumbnail_image_with_opts(
+                self.width as i32,
+                colour_options(
+                    VOption::new()
+                        .set("height", self.height as i32)
+                        .set("size", Size::Force as i32)
+                        .set("no_rotate", true),
+                    header,
+                    options,
+                ),
+            )
+            .map_err(&failed)?;
+        budget.watch(&thumbnail);
+        if options.orientation != 1 {
+            // Turning reads out of order; the thumbnail streams.
+            thumbnail = thumbnail.copy_memory().map_err(&failed)?;
+            budget.watch(&thumbnail);
+        }
+        let image = source_image::orient(&thumbnail, options.orientation).map_err(&failed)?;
+        Ok(Frames {
+            images: vec![image],
+            delays: None,
+            loop_count: None,
+        })
+    }
+}
+
+/// The load of every render that does not reuse: [`load::load`], counted.
+fn decode(
+    original: &CheckedOriginal<'_>,
+    layout: &Layout,
+    options: &LoadOptions,
+    budget: &RenderBudget,
+) -> Result<Frames, RenderError> {
+    METRICS.original_decoded();
+    load::load(original, layout, options, budget)
+}
+
+/// The JPEG `bytes` decoded at 1/`shrink` scale into memory, as
+/// `thumbnail_buffer` loads it (first page, stored orientation, its own
+/// colour space and profile, truncated files refused).
+fn decode_at(bytes: &[u8], shrink: u32, budget: &RenderBudget) -> Result<VipsImage, RenderError> {
+    let failed = budget.failure("thumbnail");
+    let loaded = VipsImage::jpegload_buffer_with_opts(
+        bytes,
+        VOption::new()
+            .set("shrink", shrink as i32)
+            .set("fail_on", FailOn::Truncated as i32),
+    )
+    .map_err(&failed)?;
+    budget.watch(&loaded);
+    loaded.copy_memory().map_err(&failed)
+}
+
+/// The colour handling of `source_image::load`'s thumbnail, added to
+/// `thumbnail`: the embedded profile (or a generic CMYK one) converted to
+/// sRGB unless the plan keeps the source's RGB colour space. Kept equal by
+/// the test that compares reused renders with fresh ones byte for byte.
+fn colour_options<'a>(
+    thumbnail: VOption<'a>,
+    header: &Header,
+    options: &LoadOptions,
+) -> VOption<'a> {
+    let keep = options.keep_color_space && !header.cmyk;
+    let mut thumbnail = thumbnail;
+    if (header.has_icc_profile || header.cmyk) && !keep {
+        thumbnail = thumbnail.set("export_profile", "srgb");
+    }
+    if header.cmyk && !header.has_icc_profile {
+        thumbnail = thumbnail.set("import_profile", "cmyk");
+    }
+    thumbnail
+}
+
+/// libvips 8.14's JPEG shrink-on-load scale for a `width × height` image
+/// thumbnailed to exactly `target_width × target_height` (`size=force`):
+/// from the smaller shrink factor, leaving at least 2 for the resize
+/// (`vips_thumbnail_find_jpegshrink`).
+pub(crate) fn jpeg_shrink(width: u32, height: u32, target_width: u32, target_height: u32) -> u32 {
+    let shrink = (f64::from(width) / f64::from(target_width.max(1)))
+        .min(f64::from(height) / f64::from(target_height.max(1)));
+    if shrink >= 16.0 {
+        8
+    } else if shrink >= 8.0 {
+        4
+    } else if shrink >= 4.0 {
+        2
+    } else {
+        1
+    }
+}
+
+/// The bytes of `header`'s image decoded at 1/`shrink` (libjpeg rounds
+/// the sides up), at most 4 bands of one byte.
+fn decoded_bytes(header: &Header, shrink: u32) -> u64 {
+    let bands = if header.cmyk { 4 } else { 3 };
+    u64::from(header.width.div_ceil(shrink)) * u64::from(header.height.div_ceil(shrink)) * bands
+}
+
+/// The bytes an image in memory holds.
+fn image_bytes(image: &VipsImage) -> u64 {
+    let pixels = u64::from(source_image::dimension(image.get_width()))
+        * u64::from(source_image::dimension(image.get_height()));
+    pixels * u64::from(source_image::dimension(image.get_bands()))
+}
+
+/// `bytes` for a gauge.
+fn gauge(bytes: u64) -> i64 {
+    i64::try_from(bytes).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests;

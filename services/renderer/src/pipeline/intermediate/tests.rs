@@ -1,0 +1,275 @@
+//! Reuse of kept decodes: when it happens, when it must not, its bounds,
+//! and that its pixels are a fresh render's.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use imgmesh_imgix_params::parse_render_plan;
+use rs_vips::VipsImage;
+use rs_vips::enums::Size;
+use rs_vips::voption::{Setter as _, VOption};
+use tokio::sync::Semaphore;
+
+use super::*;
+use crate::pipeline::{Derivative, RenderInput, RenderLimits, render, render_reusing};
+use crate::test_images;
+
+/// A resolved plan from an imgix query.
+fn plan(query: &str) -> ResolvedPlan {
+    let parsed = parse_render_plan("", query, None).unwrap();
+    ResolvedPlan::resolve(&parsed.plan).unwrap()
+}
+
+/// `query` on `original`, through `intermediates` when given.
+fn render_with(original: &[u8], query: &str, intermediates: Option<&Intermediates>) -> Derivative {
+    let input = RenderInput {
+        original,
+        ..RenderInput::default()
+    };
+    let plan = plan(query);
+    match intermediates {
+        Some(intermediates) => {
+            render_reusing(&input, &plan, &RenderLimits::default(), Some(intermediates))
+        }
+        None => render(&input, &plan, &RenderLimits::default()),
+    }
+    .unwrap_or_else(|error| panic!("{query}: {error}"))
+}
+
+/// A cache of `budget` bytes, a minute's life, no running memory.
+fn cache(budget: u64) -> Intermediates {
+    Intermediates::new(budget, Duration::from_secs(60), None)
+}
+
+/// (decodes, intermediate hits) so far in this process (nextest runs each
+/// test in its own).
+fn counts() -> (u64, u64) {
+    (METRICS.originals_decoded(), METRICS.intermediate_hits())
+}
+
+/// The largest difference of one sample between two encoded images of the
+/// same size, and the mean absolute difference.
+fn difference(a: &[u8], b: &[u8]) -> (f64, f64) {
+    let (a, b) = (
+        VipsImage::new_from_buffer(a, "").unwrap(),
+        VipsImage::new_from_buffer(b, "").unwrap(),
+    );
+    let diff = a.subtract(&b).unwrap().abs().unwrap();
+    (diff.max().unwrap(), diff.avg().unwrap())
+}
+
+/// libvips' choice of JPEG scale, as the module docs give it.
+#[test]
+fn jpeg_shrink_leaves_a_factor_of_two_to_the_resize() {
+    assert_eq!(jpeg_shrink(3840, 2400, 320, 200), 4);
+    assert_eq!(jpeg_shrink(3840, 2400, 480, 300), 4);
+    assert_eq!(jpeg_shrink(3840, 2400, 640, 400), 2);
+    assert_eq!(jpeg_shrink(3840, 2400, 960, 600), 2);
+    assert_eq!(jpeg_shrink(3840, 2400, 1024, 640), 1);
+    assert_eq!(jpeg_shrink(3840, 2400, 200, 125), 8);
+    // The smaller factor decides.
+    assert_eq!(jpeg_shrink(3840, 2400, 240, 600), 2);
+}
+
+/// The first render of an original keeps nothing, the second keeps its
+/// decode, the third (a width at the same scale) resizes that decode
+/// without decoding, and gives the very bytes of a fresh render.
+#[test]
+fn a_second_width_of_the_same_original_reuses_its_decode() {
+    let original = test_images::jpeg(1600, 1000);
+    let intermediates = cache(DEFAULT_INTERMEDIATE_BYTES);
+    let (decodes, hits) = counts();
+    // 1600 / 200 = 8, 1600 / 180 ≈ 8.9, 1600 / 160 = 10: all at 1/4.
+    render_with(&original, "w=200", Some(&intermediates));
+    assert!(intermediates.is_empty(), "the first decode is not kept");
+    render_with(&original, "w=180", Some(&intermediates));
+    assert_eq!(intermediates.len(), 1, "the second decode is kept");
+    assert_eq!(intermediates.bytes(), 400 * 250 * 3, "at 1/4 scale");
+    let reused = render_with(&original, "w=160", Some(&intermediates));
+    assert_eq!(counts(), (decodes + 2, hits + 1), "(decodes, hits)");
+
+    let fresh = render_with(&original, "w=160", None);
+    assert_eq!((reused.width, reused.height), (160, 100));
+    assert!(
+        reused.data == fresh.data,
+        "a reused render differs from a fresh one"
+    );
+}
+
+/// A decode kept at a finer scale serves coarser renders (never the other
+/// way round): as close to a full-decode reference as a fresh render, or
+/// closer; at the kept decode's own scale (here with `orient`), the very
+/// bytes of a fresh render.
+#[test]
+fn a_finer_decode_serves_smaller_widths_as_well() {
+    let original = test_images::jpeg(1600, 1000);
+    let intermediates = cache(DEFAULT_INTERMEDIATE_BYTES);
+    // 1600 / 500 = 3.2: full scale, kept on the second render.
+    render_with(&original, "w=500", Some(&intermediates));
+    render_with(&original, "w=520", Some(&intermediates));
+    assert_eq!(intermediates.bytes(), 1600 * 1000 * 3);
+    let full = VipsImage::new_from_buffer(&original, "").unwrap();
+    let (decodes, hits) = counts();
+    for width in [100, 250, 400] {
+        let query = format!("w={width}&fm=png");
+        let reused = render_with(&original, &query, Some(&intermediates));
+        let fresh = render_with(&original, &query, None);
+        assert_eq!(
+            (reused.width, reused.height),
+            (fresh.width, fresh.height),
+            "{query}"
+        );
+        // The reference: the whole original decoded, resized with Lanczos3.
+        let reference = full
+            .thumbnail_image_with_opts(
+                width,
+                VOption::new()
+                    .set("height", reused.height as i32)
+                    .set("size", Size::Force as i32),
+            )
+            .unwrap()
+            .pngsave_buffer()
+            .unwrap();
+        let (_, reused_error) = difference(&reused.data, &reference);
+        let (_, fresh_error) = difference(&fresh.data, &reference);
+        assert!(
+            reused_error <= fresh_error,
+            "{query}: reused {reused_error} vs fresh {fresh_error} from the reference"
+        );
+    }
+    let query = "w=400&fm=png&orient=6";
+    let reused = render_with(&original, query, Some(&intermediates));
+    let fresh = render_with(&original, query, None);
+    assert_eq!((reused.width, reused.height), (400, 640));
+    assert!(
+        reused.data == fresh.data,
+        "{query}: differs from a fresh render"
+    );
+    // Four renders reused; four fresh ones beside them decoded.
+    assert_eq!(counts(), (decodes + 4, hits + 4), "(decodes, hits)");
+}
+
+/// Another original (a changed file: another ETag, other bytes), a plan
+/// that cuts the original, JSON and a non-JPEG never reuse.
+#[test]
+fn other_bytes_crops_and_other_formats_do_not_reuse() {
+    let original = test_images::jpeg(800, 600);
+    let intermediates = cache(DEFAULT_INTERMEDIATE_BYTES);
+    render_with(&original, "w=100", Some(&intermediates));
+    render_with(&original, "w=110", Some(&intermediates));
+    assert_eq!(intermediates.len(), 1);
+    let (decodes, hits) = counts();
+
+    let changed = test_images::jpeg(800, 600);
+    assert_ne!(changed, original, "the noise differs");
+    render_with(&changed, "w=100", Some(&intermediates));
+    for query in [
+        "w=100&h=100&fit=crop",
+        "rect=0,0,400,300&w=100",
+        "w=100&trim=color&trim-color=000",
+        "fm=json",
+    ] {
+        render_with(&original, query, Some(&intermediates));
+    }
+    render_with(&test_images::png(800, 600), "w=100", Some(&intermediates));
+    assert_eq!(counts().1, hits, "no reuse");
+    // The changed file, the crops and the PNG each decoded; JSON did not.
+    assert_eq!(counts().0, decodes + 5);
+    assert_eq!(intermediates.len(), 1, "nothing else kept");
+}
+
+/// The byte budget holds: a new decode evicts the least recently used,
+/// one larger than the budget is not kept, and the evictions are counted.
+#[test]
+fn the_budget_evicts_the_least_recently_used() {
+    // Room for one 1/4-scale decode of 800 × 600 (200 × 150 × 3).
+    let intermediates = cache(100_000);
+    let first = test_images::jpeg(800, 600);
+    let second = test_images::jpeg(800, 600);
+    for original in [&first, &second] {
+        render_with(original, "w=100", Some(&intermediates));
+        render_with(original, "w=90", Some(&intermediates));
+    }
+    assert_eq!(intermediates.len(), 1);
+    assert_eq!(intermediates.bytes(), 200 * 150 * 3);
+    let metrics = imgmesh_metrics::encode();
+    assert!(
+        metrics.contains("imgmesh_render_intermediate_evictions_total{reason=\"lru\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("imgmesh_render_intermediate_bytes 90000"),
+        "{metrics}"
+    );
+    let (_, hits) = counts();
+    render_with(&second, "w=80", Some(&intermediates));
+    render_with(&first, "w=80", Some(&intermediates));
+    assert_eq!(counts().1, hits + 1, "only the newer original is kept");
+
+    // Full scale (800 × 600 × 3) is over the budget: decoded, not kept.
+    let large = test_images::jpeg(800, 600);
+    render_with(&large, "w=700", Some(&intermediates));
+    render_with(&large, "w=690", Some(&intermediates));
+    assert!(intermediates.bytes() <= 100_000);
+    assert!(
+        intermediates
+            .lock()
+            .entries
+            .iter()
+            .all(|entry| entry.shrink == 4)
+    );
+}
+
+/// Kept decodes and remembered digests go after their time to live; a
+/// budget of 0 keeps nothing.
+#[test]
+fn decodes_expire_and_a_zero_budget_keeps_nothing() {
+    let original = test_images::jpeg(800, 600);
+    let intermediates = Intermediates::new(1 << 20, Duration::from_millis(50), None);
+    render_with(&original, "w=100", Some(&intermediates));
+    render_with(&original, "w=110", Some(&intermediates));
+    assert_eq!(intermediates.len(), 1);
+    std::thread::sleep(Duration::from_millis(60));
+    intermediates.expire();
+    assert_eq!((intermediates.len(), intermediates.bytes()), (0, 0));
+    // The digest expired too: the next render is a first decode again.
+    render_with(&original, "w=100", Some(&intermediates));
+    assert!(intermediates.is_empty());
+
+    let off = cache(0);
+    let (decodes, hits) = counts();
+    for width in [100, 110, 120] {
+        render_with(&original, &format!("w={width}"), Some(&off));
+    }
+    assert_eq!(counts(), (decodes + 3, hits));
+    assert!(off.is_empty());
+}
+
+/// Kept decodes hold their size from the running memory, give it back
+/// when a render needs it, and are not kept when it is all taken.
+#[test]
+fn kept_decodes_hold_and_yield_running_memory() {
+    let running = Arc::new(Semaphore::new(1024));
+    let intermediates = Intermediates::new(
+        DEFAULT_INTERMEDIATE_BYTES,
+        Duration::from_secs(60),
+        Some(Arc::clone(&running)),
+    );
+    let original = test_images::jpeg(800, 600);
+    // 800 / 100 = 8 and 800 / 90 ≈ 8.9: both at 1/4 scale.
+    render_with(&original, "w=100", Some(&intermediates));
+    render_with(&original, "w=90", Some(&intermediates));
+    // 200 × 150 × 3 bytes = 88 KiB.
+    assert_eq!(running.available_permits(), 1024 - 88);
+    intermediates.make_room(1000);
+    assert!(intermediates.is_empty());
+    assert_eq!(running.available_permits(), 1024);
+
+    let held = Arc::clone(&running).try_acquire_many_owned(1000).unwrap();
+    render_with(&original, "w=120", Some(&intermediates));
+    assert!(
+        intermediates.is_empty(),
+        "no running memory left to keep it"
+    );
+    drop(held);
+}
