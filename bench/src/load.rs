@@ -1,9 +1,15 @@
 //! W4's load generator: W1's miss URLs sent by N keep-alive HTTP/1.1
 //! connections for a fixed time, with every response's latency recorded by
 //! its kind — rendered (200 and `X-Imgmesh-Cache: miss`), a cache hit (a
-//! URL met again: W1 has 4000 distinct URLs and shed requests use them up
-//! too), shed (503 with `Retry-After`) or other — because wrk reports one
-//! latency distribution for all of them and W4 needs them apart.
+//! URL met again, or left cached by an earlier workload), shed (503 with
+//! `Retry-After`) or other — because wrk reports one latency distribution
+//! for all of them and W4 needs them apart.
+//!
+//! The URLs are bench/w1.lua's: number `i` is image `i % 5` at width
+//! `300 + ((i / 5) * 493) % 800`, so any 4000 consecutive numbers are the
+//! 4000 distinct URLs. A connection whose request was shed sends the same
+//! number again (a shed request rendered nothing), so numbers are used up
+//! by answers alone and an overloaded run does not wrap around into hits.
 //!
 //! Prints `key value` lines: `requests`, `rps`, `ok` (rendered), `ok_p50_ms`,
 //! `ok_p99_ms`, `hits`, `shed`, `shed_p50_ms`, `shed_p99_ms`, `other`.
@@ -44,6 +50,22 @@ const IMAGES: [&str; 5] = [
     "string.jpg",
     "the-mouse.jpg",
 ];
+
+/// How many widths W1 asks for (300 … 1099).
+const WIDTHS: u64 = 800;
+
+/// The step between the widths of consecutive URL numbers of one image:
+/// prime to [`WIDTHS`], so 800 consecutive steps visit every width once,
+/// and near 800 ÷ the golden ratio, so any short run of numbers asks for
+/// widths spread over the whole range.
+const WIDTH_STRIDE: u64 = 493;
+
+/// The path of W1 URL number `i` (bench/w1.lua builds the same).
+fn url_path(i: u64) -> String {
+    let image = IMAGES[(i % IMAGES.len() as u64) as usize];
+    let width = 300 + ((i / IMAGES.len() as u64) * WIDTH_STRIDE) % WIDTHS;
+    format!("/{image}?w={width}&q=80&fm=jpg")
+}
 
 /// Largest response head read.
 const MAX_HEAD: usize = 64 * 1024;
@@ -120,14 +142,13 @@ async fn connection(
 ) -> anyhow::Result<Vec<(Outcome, Duration)>> {
     let mut samples = Vec::new();
     let mut stream: Option<TcpStream> = None;
+    // The URL number of a request that was shed, sent again next.
+    let mut shed_number: Option<u64> = None;
     while Instant::now() < until {
-        let i = counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let path = format!(
-            "/{}?w={}&q=80&fm=jpg",
-            IMAGES[(i % 5) as usize],
-            300 + (i % 800)
-        );
-        let request = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n");
+        let i = shed_number
+            .take()
+            .unwrap_or_else(|| counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+        let request = format!("GET {} HTTP/1.1\r\nHost: {host}\r\n\r\n", url_path(i));
         let sent = Instant::now();
         if stream.is_none() {
             let connected = TcpStream::connect(target).await?;
@@ -144,6 +165,9 @@ async fn connection(
         .await;
         match answer {
             Ok((outcome, keep_alive)) => {
+                if outcome == Outcome::Shed {
+                    shed_number = Some(i);
+                }
                 samples.push((outcome, sent.elapsed()));
                 if !keep_alive {
                     stream = None;
@@ -208,4 +232,94 @@ async fn read_response(stream: &mut TcpStream) -> anyhow::Result<(Outcome, bool)
         _ => Outcome::Other,
     };
     Ok((outcome, keep_alive))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use super::url_path;
+
+    /// Any 4000 consecutive URL numbers are 4000 different URLs (the old
+    /// `i % 5`, `i % 800` pairing gave 800), whatever the offset.
+    #[test]
+    fn any_4000_consecutive_numbers_are_distinct_urls() {
+        for offset in [0, 1, 4321, 100_000, 160_000] {
+            let urls: HashSet<String> = (offset..offset + 4000).map(url_path).collect();
+            assert_eq!(urls.len(), 4000, "offset {offset}");
+        }
+        assert_eq!(
+            url_path(0),
+            url_path(4000),
+            "the sequence repeats after 4000"
+        );
+    }
+
+    /// A shed request's URL number is sent again on the same connection
+    /// (it rendered nothing), so only answered requests use numbers up: a
+    /// server that sheds every other request still sees each URL answered
+    /// once, in order, with no number skipped.
+    #[tokio::test]
+    async fn a_shed_request_is_sent_again_with_the_same_url() {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("a loopback port");
+        let target = listener.local_addr().expect("its address");
+        let server = tokio::spawn(async move {
+            let (mut stream, _) = listener.accept().await.expect("a connection");
+            let mut asked = Vec::new();
+            let mut buffer = Vec::new();
+            let mut chunk = [0u8; 1024];
+            while asked.len() < 20 {
+                let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") else {
+                    let n = stream.read(&mut chunk).await.expect("a request");
+                    assert!(n > 0, "the client closed early");
+                    buffer.extend_from_slice(&chunk[..n]);
+                    continue;
+                };
+                let head = String::from_utf8_lossy(&buffer[..end]).into_owned();
+                buffer.drain(..end + 4);
+                let path = head.split(' ').nth(1).expect("a path").to_owned();
+                let answer: &[u8] = if asked.len() % 2 == 0 {
+                    b"HTTP/1.1 503 Service Unavailable\r\nretry-after: 1\r\ncontent-length: 0\r\n\r\n"
+                } else {
+                    b"HTTP/1.1 200 OK\r\nx-imgmesh-cache: miss\r\ncontent-length: 2\r\n\r\nok"
+                };
+                asked.push(path);
+                stream.write_all(answer).await.expect("an answer");
+            }
+            asked
+        });
+        let counter = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(7));
+        let until = std::time::Instant::now() + std::time::Duration::from_millis(500);
+        // The client errs once the server stops answering; what it asked is
+        // what the server recorded.
+        let _ = super::connection(target, "demo.localhost".to_owned(), counter, until).await;
+        let asked = server.await.expect("the server task");
+        let expected: Vec<String> = (7..17).flat_map(|i| [url_path(i), url_path(i)]).collect();
+        assert_eq!(asked, expected);
+    }
+
+    /// A short slice of numbers asks for widths spread over 300 … 1099, not
+    /// a narrow band: 500 numbers reach below 400 and above 1000.
+    #[test]
+    fn a_slice_spreads_its_widths() {
+        let widths: Vec<u64> = (1000..1500)
+            .map(|i| {
+                let path = url_path(i);
+                let (_, query) = path.split_once("?w=").expect("a width");
+                query
+                    .split('&')
+                    .next()
+                    .expect("a value")
+                    .parse()
+                    .expect("a number")
+            })
+            .collect();
+        assert!(widths.iter().any(|w| *w < 400), "{widths:?}");
+        assert!(widths.iter().any(|w| *w > 1000), "{widths:?}");
+        assert!(widths.iter().all(|w| (300..1100).contains(w)), "{widths:?}");
+    }
 }
