@@ -36,12 +36,14 @@
 //! holds a few rows. An original is only kept the second time it is
 //! decoded within the time to live: the first render of an original loads
 //! it as before and leaves only its digest behind, so traffic that asks
-//! for each original once (most of W1's originals, any long-tail page)
-//! keeps nothing. The second render decodes at the finest scale either
-//! render needed and keeps that; a finer decode replaces the coarser ones
-//! of the same original (it serves everything they served). Measured on
-//! W6 (docs/benchmarks.md, section w6), a srcset of ten widths decodes
-//! each original two to four times instead of ten.
+//! for each original once (a long-tail page, a crawler) keeps nothing.
+//! A render that finds no kept decode fine enough decodes at its own
+//! scale, never finer (no render decodes more than it did), and keeps
+//! that; a finer decode replaces the coarser ones of the same original (it
+//! serves everything they served). A srcset in ascending order thus
+//! decodes its original once per JPEG scale its widths span, plus once:
+//! four times for W6's ten widths of a 3840-wide original instead of ten
+//! (docs/benchmarks.md, section w6).
 //!
 //! **Bounds.** The kept decodes stay within a byte budget
 //! (`--render-intermediate-bytes`, 64 MiB by default; 0 turns reuse off)
@@ -128,11 +130,11 @@ struct Entry {
     _memory: Option<OwnedSemaphorePermit>,
 }
 
-/// An original decoded once: the finest scale it was decoded at.
+/// An original decoded (and not kept) within the time to live.
 #[derive(Debug)]
 struct Seen {
     digest: Digest,
-    shrink: u32,
+    /// Its latest decode.
     at: Instant,
 }
 
@@ -236,9 +238,10 @@ impl Intermediates {
             return target.resize(&kept, &original.header, options, budget);
         }
         METRICS.intermediate_miss();
-        let Some(shrink) = self.second_decode(&digest, target.shrink) else {
+        if !self.seen_before(&digest) {
             return decode(original, layout, options, budget);
-        };
+        }
+        let shrink = target.shrink;
         let bytes = decoded_bytes(&original.header, shrink);
         if bytes > self.budget {
             return decode(original, layout, options, budget);
@@ -274,30 +277,27 @@ impl Intermediates {
         Some(image)
     }
 
-    /// Records a decode of `digest` at `shrink` that found nothing kept:
-    /// `None` the first time within the time to live (decode as usual),
-    /// else the scale to decode and keep at — the finest of this one and
-    /// the earlier ones.
-    fn second_decode(&self, digest: &Digest, shrink: u32) -> Option<u32> {
+    /// Records a decode of `digest` that found nothing kept, and tells
+    /// whether `digest` was decoded before within the time to live (then
+    /// this decode is kept).
+    fn seen_before(&self, digest: &Digest) -> bool {
         let now = Instant::now();
         let mut state = self.lock();
         state
             .seen
             .retain(|seen| now.duration_since(seen.at) < self.ttl);
         if let Some(seen) = state.seen.iter_mut().find(|seen| seen.digest == *digest) {
-            seen.shrink = seen.shrink.min(shrink);
             seen.at = now;
-            return Some(seen.shrink);
+            return true;
         }
         if state.seen.len() >= MAX_SEEN {
             state.seen.remove(0);
         }
         state.seen.push(Seen {
             digest: *digest,
-            shrink,
             at: now,
         });
-        None
+        false
     }
 
     /// Keeps `image`, `digest`'s decode at `shrink`, if it fits the budget
