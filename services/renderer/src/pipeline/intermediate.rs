@@ -45,6 +45,11 @@
 //! four times for W6's ten widths of a 3840-wide original instead of ten
 //! (docs/benchmarks.md, section w6).
 //!
+//! Renders of one original arrive together (a page's srcset), so a decode
+//! that will be kept is announced first: a render that it serves waits for
+//! it (within its own time budget) instead of decoding the same original
+//! beside it; if the decode fails, the waiting renders decode themselves.
+//!
 //! **Bounds.** The kept decodes stay within a byte budget
 //! (`--render-intermediate-bytes`, 64 MiB by default; 0 turns reuse off)
 //! and a time to live (`--render-intermediate-ttl-ms`, 5 s), least
@@ -57,7 +62,7 @@
 //! `imgmesh_render_intermediate_bytes` gauge; `imgmesh_originals_decoded_total`
 //! counts the decodes that remain.
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use imgmesh_proto::renderer::v1::OutputFormat;
@@ -113,6 +118,8 @@ struct State {
     entries: Vec<Entry>,
     /// Originals decoded once and not kept, oldest first.
     seen: Vec<Seen>,
+    /// Decodes under way that will be kept.
+    pending: Vec<Pending>,
     /// Bytes of `entries`.
     bytes: u64,
 }
@@ -128,6 +135,37 @@ struct Entry {
     kept_at: Instant,
     /// Its share of the running memory, given back when it goes.
     _memory: Option<OwnedSemaphorePermit>,
+}
+
+/// A decode under way that will be kept: renders of the same original
+/// that it serves wait for it instead of decoding too.
+#[derive(Debug)]
+struct Pending {
+    digest: Digest,
+    shrink: u32,
+    slot: Arc<Slot>,
+}
+
+/// Where a pending decode is handed to the renders waiting for it.
+#[derive(Debug, Default)]
+struct Slot {
+    /// `None` while decoding; then the decode, or `None` if it failed.
+    decoded: Mutex<Option<Option<VipsImage>>>,
+    ready: Condvar,
+}
+
+/// Where a render that can take part gets its decode.
+#[derive(Debug)]
+enum Claim {
+    /// A kept decode serves it.
+    Kept(VipsImage),
+    /// The original's first decode within the time to live: decode as
+    /// usual, keep nothing.
+    First,
+    /// Another render is decoding it at a scale that serves this one.
+    Wait(Arc<Slot>),
+    /// Decode it, keep it, and hand it to the renders that wait.
+    Decode(Arc<Slot>),
 }
 
 /// An original decoded (and not kept) within the time to live.
@@ -232,72 +270,79 @@ impl Intermediates {
         };
         let mut digest: Digest = [0; 32];
         digest.copy_from_slice(&sha2::Sha256::digest(original.bytes));
-        if let Some(kept) = self.find(&digest, target.shrink) {
-            METRICS.intermediate_hit();
-            let _span = tracing::info_span!("vips.thumbnail", reused = true).entered();
-            return target.resize(&kept, &original.header, options, budget);
-        }
-        METRICS.intermediate_miss();
-        if !self.seen_before(&digest) {
-            return decode(original, layout, options, budget);
-        }
         let shrink = target.shrink;
-        let bytes = decoded_bytes(&original.header, shrink);
-        if bytes > self.budget {
-            return decode(original, layout, options, budget);
-        }
+        let keepable = decoded_bytes(&original.header, shrink) <= self.budget;
+        let slot = match self.claim(&digest, shrink, keepable) {
+            Claim::Kept(kept) => {
+                METRICS.intermediate_hit();
+                let _span = tracing::info_span!("vips.thumbnail", reused = true).entered();
+                return target.resize(&kept, &original.header, options, budget);
+            }
+            Claim::First => {
+                METRICS.intermediate_miss();
+                return decode(original, layout, options, budget);
+            }
+            Claim::Wait(slot) => match slot.wait(budget)? {
+                Some(decoded) => {
+                    METRICS.intermediate_hit();
+                    let _span = tracing::info_span!("vips.thumbnail", reused = true).entered();
+                    return target.resize(&decoded, &original.header, options, budget);
+                }
+                None => {
+                    METRICS.intermediate_miss();
+                    return decode(original, layout, options, budget);
+                }
+            },
+            Claim::Decode(slot) => slot,
+        };
+        METRICS.intermediate_miss();
         METRICS.original_decoded();
         let _span = tracing::info_span!("vips.thumbnail", kept = true, shrink).entered();
-        let decoded = decode_at(original.bytes, shrink, budget)?;
-        let frames = target.resize(&decoded, &original.header, options, budget)?;
-        self.keep(digest, shrink, decoded);
-        Ok(frames)
+        let decoded = decode_at(original.bytes, shrink, budget);
+        self.settle(&slot, digest, shrink, decoded.as_ref().ok());
+        target.resize(&decoded?, &original.header, options, budget)
     }
 
-    /// The kept decode of `digest` that serves a render whose own scale is
-    /// `shrink`: the coarsest at that scale or finer. Marks it used.
-    fn find(&self, digest: &Digest, shrink: u32) -> Option<VipsImage> {
-        let now = Instant::now();
+    /// Where a render of `digest` at `shrink` gets its decode (see
+    /// [`Claim`]); remembers the original's decode. A decode over the
+    /// budget (`keepable` false) is never kept.
+    fn claim(&self, digest: &Digest, shrink: u32, keepable: bool) -> Claim {
         let mut state = self.lock();
-        let index = state
-            .entries
+        if let Some(kept) = state.find(digest, shrink, self.ttl) {
+            return Claim::Kept(kept);
+        }
+        if let Some(pending) = state
+            .pending
             .iter()
-            .enumerate()
-            .filter(|(_, entry)| {
-                entry.digest == *digest
-                    && entry.shrink <= shrink
-                    && now.duration_since(entry.kept_at) < self.ttl
-            })
-            .max_by_key(|(_, entry)| entry.shrink)
-            .map(|(index, _)| index)?;
-        // Most recently used last.
-        let entry = state.entries.remove(index);
-        let image = entry.image.clone();
-        state.entries.push(entry);
-        Some(image)
+            .filter(|pending| pending.digest == *digest && pending.shrink <= shrink)
+            .max_by_key(|pending| pending.shrink)
+        {
+            return Claim::Wait(Arc::clone(&pending.slot));
+        }
+        if !state.seen_before(digest, self.ttl) || !keepable {
+            return Claim::First;
+        }
+        let slot = Arc::new(Slot::default());
+        state.pending.push(Pending {
+            digest: *digest,
+            shrink,
+            slot: Arc::clone(&slot),
+        });
+        Claim::Decode(slot)
     }
 
-    /// Records a decode of `digest` that found nothing kept, and tells
-    /// whether `digest` was decoded before within the time to live (then
-    /// this decode is kept).
-    fn seen_before(&self, digest: &Digest) -> bool {
-        let now = Instant::now();
-        let mut state = self.lock();
-        state
-            .seen
-            .retain(|seen| now.duration_since(seen.at) < self.ttl);
-        if let Some(seen) = state.seen.iter_mut().find(|seen| seen.digest == *digest) {
-            seen.at = now;
-            return true;
+    /// Ends the pending decode `slot` of `digest` at `shrink`: keeps
+    /// `decoded` (when it succeeded) and hands it to the waiting renders.
+    fn settle(&self, slot: &Arc<Slot>, digest: Digest, shrink: u32, decoded: Option<&VipsImage>) {
+        if let Some(decoded) = decoded {
+            self.keep(digest, shrink, decoded.clone());
         }
-        if state.seen.len() >= MAX_SEEN {
-            state.seen.remove(0);
-        }
-        state.seen.push(Seen {
-            digest: *digest,
-            at: now,
-        });
-        false
+        self.lock()
+            .pending
+            .retain(|pending| !Arc::ptr_eq(&pending.slot, slot));
+        let mut handed = slot.decoded.lock().unwrap_or_else(|e| e.into_inner());
+        *handed = Some(decoded.cloned());
+        slot.ready.notify_all();
     }
 
     /// Keeps `image`, `digest`'s decode at `shrink`, if it fits the budget
@@ -357,6 +402,49 @@ impl Drop for Intermediates {
 // === impl State ===
 
 impl State {
+    /// The kept decode of `digest`, younger than `ttl`, that serves a
+    /// render whose own scale is `shrink`: the coarsest at that scale or
+    /// finer. Marks it used.
+    fn find(&mut self, digest: &Digest, shrink: u32, ttl: Duration) -> Option<VipsImage> {
+        let now = Instant::now();
+        let index = self
+            .entries
+            .iter()
+            .enumerate()
+            .filter(|(_, entry)| {
+                entry.digest == *digest
+                    && entry.shrink <= shrink
+                    && now.duration_since(entry.kept_at) < ttl
+            })
+            .max_by_key(|(_, entry)| entry.shrink)
+            .map(|(index, _)| index)?;
+        // Most recently used last.
+        let entry = self.entries.remove(index);
+        let image = entry.image.clone();
+        self.entries.push(entry);
+        Some(image)
+    }
+
+    /// Records a decode of `digest` that found nothing kept, and tells
+    /// whether `digest` was decoded before within `ttl` (then this decode
+    /// is kept).
+    fn seen_before(&mut self, digest: &Digest, ttl: Duration) -> bool {
+        let now = Instant::now();
+        self.seen.retain(|seen| now.duration_since(seen.at) < ttl);
+        if let Some(seen) = self.seen.iter_mut().find(|seen| seen.digest == *digest) {
+            seen.at = now;
+            return true;
+        }
+        if self.seen.len() >= MAX_SEEN {
+            self.seen.remove(0);
+        }
+        self.seen.push(Seen {
+            digest: *digest,
+            at: now,
+        });
+        false
+    }
+
     /// Drops entry `index`, counting it as evicted for `reason`.
     fn remove_at(&mut self, index: usize, reason: &'static str) {
         let entry = self.entries.remove(index);
@@ -374,6 +462,27 @@ impl State {
             } else {
                 index += 1;
             }
+        }
+    }
+}
+
+// === impl Slot ===
+
+impl Slot {
+    /// Waits for the pending decode, within the render's time budget:
+    /// the decode, or `None` if it failed (the caller decodes itself).
+    fn wait(&self, budget: &RenderBudget) -> Result<Option<VipsImage>, RenderError> {
+        let mut decoded = self.decoded.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            if let Some(decoded) = decoded.as_ref() {
+                return Ok(decoded.clone());
+            }
+            budget.check()?;
+            decoded = self
+                .ready
+                .wait_timeout(decoded, Duration::from_millis(20))
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
         }
     }
 }

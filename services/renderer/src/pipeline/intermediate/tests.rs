@@ -273,3 +273,32 @@ fn kept_decodes_hold_and_yield_running_memory() {
     );
     drop(held);
 }
+
+/// Renders of one original at once: one decodes (and keeps), the others it
+/// serves wait for it instead of decoding beside it, and each gets its own
+/// size.
+#[test]
+fn concurrent_widths_wait_for_one_decode() {
+    let original = Arc::new(test_images::jpeg(1600, 1000));
+    let intermediates = Arc::new(cache(DEFAULT_INTERMEDIATE_BYTES));
+    render_with(&original, "w=200", Some(&intermediates));
+    let (decodes, hits) = counts();
+    // 1600 / 190 … 1600 / 110: all at 1/4 scale.
+    let widths = [190_u32, 170, 150, 130, 110];
+    let threads: Vec<_> = widths
+        .iter()
+        .map(|&width| {
+            let (original, intermediates) = (Arc::clone(&original), Arc::clone(&intermediates));
+            std::thread::spawn(move || {
+                render_with(&original, &format!("w={width}"), Some(&intermediates)).width
+            })
+        })
+        .collect();
+    let rendered: Vec<u32> = threads
+        .into_iter()
+        .map(|thread| thread.join().unwrap())
+        .collect();
+    assert_eq!(rendered, widths);
+    assert_eq!(counts(), (decodes + 1, hits + 4), "(decodes, hits)");
+    assert!(intermediates.lock().pending.is_empty());
+}
