@@ -20,7 +20,8 @@
 # its own cold copies. Per side: wall time of the 200, CPU-ms of the
 # registry, fetcher, renderer, gateway and Redis (utime + stime), the
 # renderer's intermediate hits and decodes (from its /metrics) and its peak
-# RSS. Pixels: the two sides' outputs of the first repetition are compared
+# RSS. Pixels: the two sides' outputs of the first repetition (one copy of
+# each corpus JPEG) are compared
 # (mean and largest absolute difference per sample, with the vips CLI); the
 # SSIM against a full-decode reference is imgmesh-quality's (section
 # quality). Medians of $reps repetitions go to $state/w6.md, the `w6`
@@ -28,8 +29,9 @@
 
 w6_widths=(160 320 480 640 800 960 1120 1280 1600 1920)
 
-# Starts a renderer with flags "$2" and a gateway on it, named $1; prints
-# "renderer_pid gateway_pid gateway_addr renderer_metrics".
+# Starts a renderer with flags "$2" and a gateway on it, named $1 (both in
+# mesh_pids, so mesh_stop ends them); sets w6_pair_info to "renderer_pid
+# gateway_pid gateway_addr renderer_metrics".
 w6_pair() {
   local name=$1 flags=$2 renderer_addr renderer_pid
   # shellcheck disable=SC2046,SC2086
@@ -44,7 +46,7 @@ w6_pair() {
     --registry-url "http://$registry" --renderer-url "http://$renderer_addr" --base-domain localhost \
     --redis-url "redis://127.0.0.1:$redis_port" >"$state/logs/gateway-$name.log" 2>&1 &
   mesh_pids+=($!)
-  echo "$renderer_pid $! $(listening "$state/logs/gateway-$name.log" http) $(listening "$state/logs/renderer-$name.log" metrics)"
+  w6_pair_info="$renderer_pid $! $(listening "$state/logs/gateway-$name.log" http) $(listening "$state/logs/renderer-$name.log" metrics)"
 }
 
 # Copies corpus file $1 to the bucket as $2, a different file (a JPEG
@@ -94,11 +96,11 @@ w6_run() {
 }
 
 # Mean and largest absolute sample difference between the outputs in
-# directories $1 and $2 (same names after the side), over every pair;
-# prints "mean_of_means max".
+# directories $1 and $2 (same names after the side), over the pairs of the
+# first copy of each corpus JPEG (50); prints "mean_of_means max pairs".
 w6_compare() {
   local a=$1 b=$2 file other sum=0 n=0 max=0 mean peak
-  for file in "$a"/*; do
+  for file in "$a"/w6-on-1-1-*; do
     other="$b/$(basename "$file" | sed 's/^w6-on-/w6-off-/')"
     [[ -f $other ]] || continue
     vips subtract "$file" "$other" "$state/w6-diff.v" 2>/dev/null || continue
@@ -115,8 +117,10 @@ w6_compare() {
 w6_section() {
   local on off on_pids off_pids rep row rows_on rows_off cmp
   local common="${mesh_pids[0]} ${mesh_pids[2]} ${mesh_pids[3]}"
-  read -r -a on <<<"$(w6_pair w6-on "")"
-  read -r -a off <<<"$(w6_pair w6-off --render-intermediate-bytes=0)"
+  w6_pair w6-on ""
+  read -r -a on <<<"$w6_pair_info"
+  w6_pair w6-off --render-intermediate-bytes=0
+  read -r -a off <<<"$w6_pair_info"
   on_pids="$common ${on[0]} ${on[1]}"
   off_pids="$common ${off[0]} ${off[1]}"
   rows_on="$state/w6-on.rows"
@@ -165,7 +169,7 @@ w6_section() {
 | off ÷ on | **×$speed** | **×$cpu_ratio** | | | |
 
 - non-200 answers: $bad
-- pixels, reuse on vs off (repetition 1, $cmp_n outputs decoded and compared sample by sample): mean absolute difference $cmp_mean levels (of 255), largest $cmp_max. A render served from a kept decode at its own JPEG scale gives the bytes of a fresh render; one served from a finer decode resamples more source pixels (closer to a full decode). SSIM against a full-decode reference: the quality section (\`imgmesh-quality measure\`, W6).
+- pixels, reuse on vs off (repetition 1, the $cmp_n outputs of one copy of each corpus JPEG decoded and compared sample by sample): mean absolute difference $cmp_mean levels (of 255), largest $cmp_max. A render served from a kept decode at its own JPEG scale gives the bytes of a fresh render; one served from a finer decode resamples more source pixels (closer to a full decode). SSIM against a full-decode reference: the quality section (\`imgmesh-quality measure\`, W6).
 <!-- /section w6 -->
 DOC
 }
