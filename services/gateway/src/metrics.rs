@@ -12,6 +12,10 @@
 //! - `imgmesh_http_requests_in_flight`: public requests being worked on;
 //! - `imgmesh_http_requests_shed_total`: public requests refused with 503
 //!   because `--max-in-flight` were already in flight;
+//! - `imgmesh_render_limit`: the renders the gateway asks of the renderer
+//!   tier at once, lowered by the tier's refusals (`render_limit`);
+//! - `imgmesh_renders_shed_locally_total`: misses refused with 503 by the
+//!   gateway itself because that limit was in flight;
 //! - `imgmesh_admin_auth_refusals_total{reason}`: admin requests refused
 //!   for a `missing_token`, an `invalid_token`, or because their address is
 //!   `rate_limited` after too many wrong tokens;
@@ -31,6 +35,7 @@
 //! Source's series stay until the process restarts.
 
 use std::collections::HashSet;
+use std::sync::atomic::AtomicU64;
 use std::sync::{LazyLock, Mutex};
 use std::time::Instant;
 
@@ -134,6 +139,8 @@ pub(crate) struct GatewayMetrics {
     admin_auth_refusals: Family<RefusalLabels, Counter>,
     in_flight: Gauge,
     shed: Counter,
+    render_limit: Gauge<f64, AtomicU64>,
+    renders_shed_locally: Counter,
     source_requests: Family<SourceRequestLabels, Counter>,
     source_lookups: Family<SourceLookupLabels, Counter>,
     /// The Sources with a `source` label of their own.
@@ -169,6 +176,16 @@ impl GatewayMetrics {
             shed: metrics.metric(
                 "imgmesh_http_requests_shed",
                 "Public HTTP requests refused at once because --max-in-flight were in flight",
+                Counter::default(),
+            ),
+            render_limit: metrics.metric(
+                "imgmesh_render_limit",
+                "Renders the gateway asks of the renderer tier at once: at most 1024, lowered by the tier's overload refusals and raised by the renders it takes",
+                Gauge::default(),
+            ),
+            renders_shed_locally: metrics.metric(
+                "imgmesh_renders_shed_locally",
+                "Misses refused with 503 by the gateway without calling the renderer tier, because its learnt render limit was in flight",
                 Counter::default(),
             ),
             admin_auth_refusals: metrics.metric(
@@ -227,6 +244,16 @@ impl GatewayMetrics {
     /// Counts one public request shed for overload.
     pub(crate) fn request_shed(&self) {
         self.shed.inc();
+    }
+
+    /// The render limit is now `limit`.
+    pub(crate) fn render_limit(&self, limit: f64) {
+        self.render_limit.set(limit);
+    }
+
+    /// Counts one miss refused without calling the renderer tier.
+    pub(crate) fn render_shed_locally(&self) {
+        self.renders_shed_locally.inc();
     }
 
     /// Counts one admin request refused for `reason` (`missing_token`,
@@ -327,6 +354,8 @@ mod tests {
             admin_auth_refusals: Family::default(),
             in_flight: Gauge::default(),
             shed: Counter::default(),
+            render_limit: Gauge::default(),
+            renders_shed_locally: Counter::default(),
             source_requests: Family::default(),
             source_lookups: Family::default(),
             labelled_sources: Mutex::default(),

@@ -23,8 +23,13 @@ use tracing::Instrument as _;
 
 use crate::error::GatewayError;
 use crate::host_routing::SourceHost;
+
 use crate::signing::SigningKey;
 use crate::source_cache::{Lookup, ResolvedSource};
+
+mod render_limit;
+
+use render_limit::{Answer, RenderLimit};
 
 /// Deadline for a host lookup in the registry.
 pub(crate) const RESOLVE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -44,7 +49,14 @@ pub(crate) struct Upstream {
     /// Deadline for a render, sent to the renderer as `grpc-timeout`
     /// (`--render-timeout-ms`).
     render_timeout: Duration,
+    /// The renders asked of the renderer tier at once, learnt from its
+    /// refusals (see the `render_limit` module).
+    render_limit: RenderLimit,
 }
+
+/// The most renders one gateway asks of the renderer tier at once: the
+/// render limit's start and ceiling (the default `--max-in-flight`).
+const MAX_RENDERS_IN_FLIGHT: usize = 1024;
 
 /// Largest Render response the gateway accepts. tonic's 4 MiB default is too
 /// small for big outputs (an 8192 px PNG can reach tens of MiB); this still
@@ -68,6 +80,7 @@ impl Upstream {
             renderer: RendererServiceClient::with_interceptor(renderer, TraceContextInterceptor)
                 .max_decoding_message_size(MAX_DERIVATIVE_MESSAGE_BYTES),
             render_timeout,
+            render_limit: RenderLimit::new(MAX_RENDERS_IN_FLIGHT),
         }
     }
 
@@ -149,8 +162,31 @@ impl Upstream {
     }
 
     /// Renders a derivative within `timeout` (sent to the renderer as its
-    /// deadline), in a `renderer.render` span.
+    /// deadline), in a `renderer.render` span. Refused here as overloaded,
+    /// without a call, while the renderer tier's learnt limit of renders
+    /// is in flight (the `render_limit` module).
     pub(crate) async fn render_within(
+        &self,
+        render: RenderRequest,
+        timeout: Duration,
+    ) -> Result<RenderResponse, GatewayError> {
+        let permit = self
+            .render_limit
+            .try_start()
+            .ok_or(GatewayError::Overloaded)?;
+        let rendered = self.call_render(render, timeout).await;
+        permit.finished(match &rendered {
+            Err(GatewayError::Upstream {
+                code: ErrorCode::Overloaded,
+                ..
+            }) => Answer::Refused,
+            _ => Answer::Taken,
+        });
+        rendered
+    }
+
+    /// One Render call within `timeout`, in a `renderer.render` span.
+    async fn call_render(
         &self,
         render: RenderRequest,
         timeout: Duration,

@@ -1,0 +1,218 @@
+//! The gateway's own bound on the renders it has asked the renderer tier
+//! for, learnt from the tier's refusals, so that a full tier's refusals are
+//! answered here in microseconds instead of after a round trip.
+//!
+//! A renderer that has no place for a render answers `RESOURCE_EXHAUSTED`
+//! at once (its admission control), but that answer still costs the
+//! gateway a gRPC call and the renderer a request on its async thread, and
+//! under overload (clients resending at once) those refusals are most of
+//! the traffic. So the gateway keeps an AIMD limit on its renders in
+//! flight, as TCP does on its window and Netflix's concurrency-limits'
+//! `AIMDLimit` does on a client: every render the tier refuses as
+//! overloaded sets the limit to [`BACKOFF`] times the lesser of the limit
+//! and the renders in flight (never below [`MIN_LIMIT`]); every render it accepts while the gateway used at least
+//! half the limit adds `1 / limit` (about one per limit's worth of
+//! renders). A miss past the limit is refused here with 503 and
+//! `Retry-After`, like every shed request, and counted in
+//! `imgmesh_renders_shed_locally_total`; `imgmesh_render_limit` shows the
+//! limit. Until the tier refuses anything the limit stays at its maximum
+//! (`--max-in-flight`), so a tier with room never sees a local refusal,
+//! and a limit lowered by a busy moment climbs back as renders succeed.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use crate::metrics::METRICS;
+
+/// What one refusal keeps of the limit.
+pub(crate) const BACKOFF: f64 = 0.9;
+
+/// The lowest the limit goes: one render is always tried, so the gateway
+/// finds out when the tier has room again.
+pub(crate) const MIN_LIMIT: f64 = 1.0;
+
+/// The limit on renders in flight and how many are, shared by every
+/// request of the gateway.
+#[derive(Debug, Clone)]
+pub(crate) struct RenderLimit {
+    state: Arc<Mutex<State>>,
+    max: f64,
+}
+
+#[derive(Debug)]
+struct State {
+    limit: f64,
+    in_flight: usize,
+}
+
+/// One render asked of the tier, counted in flight until it is dropped;
+/// [`RenderPermit::finished`] says how the tier answered.
+#[derive(Debug)]
+pub(crate) struct RenderPermit {
+    state: Arc<Mutex<State>>,
+    max: f64,
+}
+
+/// How the tier answered a render, as the limit reads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Answer {
+    /// The tier took the render (whatever its outcome for the image).
+    Taken,
+    /// The tier refused it as overloaded.
+    Refused,
+}
+
+// === impl RenderLimit ===
+
+impl RenderLimit {
+    /// A limit of at most `max` renders in flight (at least one), starting
+    /// at `max`.
+    pub(crate) fn new(max: usize) -> RenderLimit {
+        let max = (max as f64).max(MIN_LIMIT);
+        METRICS.render_limit(max);
+        RenderLimit {
+            state: Arc::new(Mutex::new(State {
+                limit: max,
+                in_flight: 0,
+            })),
+            max,
+        }
+    }
+
+    /// A permit for one more render, or `None` when the limit's worth are
+    /// in flight (refuse the request as overloaded).
+    pub(crate) fn try_start(&self) -> Option<RenderPermit> {
+        let mut state = lock(&self.state);
+        if state.in_flight as f64 >= state.limit.floor() {
+            drop(state);
+            METRICS.render_shed_locally();
+            return None;
+        }
+        state.in_flight += 1;
+        Some(RenderPermit {
+            state: Arc::clone(&self.state),
+            max: self.max,
+        })
+    }
+
+    /// The limit now.
+    #[cfg(test)]
+    pub(crate) fn limit(&self) -> f64 {
+        lock(&self.state).limit
+    }
+
+    /// Renders in flight now.
+    #[cfg(test)]
+    pub(crate) fn in_flight(&self) -> usize {
+        lock(&self.state).in_flight
+    }
+}
+
+// === impl RenderPermit ===
+
+impl RenderPermit {
+    /// Adjusts the limit to how the tier answered this render.
+    pub(crate) fn finished(self, answer: Answer) {
+        let mut state = lock(&self.state);
+        let limit = match answer {
+            // Back off from what the tier refused at, when less was in
+            // flight than the limit allowed.
+            Answer::Refused => (state.limit.min(state.in_flight as f64) * BACKOFF).max(MIN_LIMIT),
+            // Grow only while the limit is what bounds the gateway: a
+            // limit far above its use would say nothing about the tier.
+            Answer::Taken if state.in_flight as f64 * 2.0 >= state.limit => {
+                (state.limit + 1.0 / state.limit).min(self.max)
+            }
+            Answer::Taken => state.limit,
+        };
+        if limit != state.limit {
+            state.limit = limit;
+            METRICS.render_limit(limit);
+        }
+    }
+}
+
+impl Drop for RenderPermit {
+    fn drop(&mut self) {
+        let mut state = lock(&self.state);
+        state.in_flight = state.in_flight.saturating_sub(1);
+    }
+}
+
+fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
+    state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// With room at the tier, nothing is refused up to the maximum.
+    #[test]
+    fn starts_at_the_maximum() {
+        let limit = RenderLimit::new(4);
+        let permits: Vec<_> = (0..4).map(|_| limit.try_start()).collect();
+        assert!(permits.iter().all(Option::is_some));
+        assert!(limit.try_start().is_none(), "a fifth past a maximum of 4");
+        drop(permits);
+        assert_eq!(limit.in_flight(), 0);
+    }
+
+    /// Each refusal by the tier lowers the limit to BACKOFF times what was
+    /// in flight, down to one render, which is always allowed.
+    #[test]
+    fn refusals_lower_the_limit_to_one() {
+        let limit = RenderLimit::new(100);
+        let mut ten: Vec<_> = (0..10).map(|_| limit.try_start().unwrap()).collect();
+        ten.pop().unwrap().finished(Answer::Refused);
+        assert!((limit.limit() - 9.0).abs() < 1e-9, "{}", limit.limit());
+        ten.pop().unwrap().finished(Answer::Refused);
+        assert!((limit.limit() - 8.1).abs() < 1e-9, "{}", limit.limit());
+        drop(ten);
+        for _ in 0..100 {
+            limit.try_start().unwrap().finished(Answer::Refused);
+        }
+        assert_eq!(limit.limit(), MIN_LIMIT);
+        let one = limit.try_start();
+        assert!(one.is_some(), "one render is always tried");
+        assert!(limit.try_start().is_none(), "a second past a limit of 1");
+        drop(one);
+        assert!(limit.try_start().is_some());
+    }
+
+    /// Renders the tier takes raise a lowered limit again (by about one per
+    /// limit's worth), but never past the maximum.
+    #[test]
+    fn accepted_renders_raise_it_again() {
+        let limit = RenderLimit::new(8);
+        for _ in 0..100 {
+            limit.try_start().unwrap().finished(Answer::Refused);
+        }
+        assert_eq!(limit.limit(), 1.0);
+        limit.try_start().unwrap().finished(Answer::Taken);
+        assert!((limit.limit() - 2.0).abs() < 1e-9, "{}", limit.limit());
+        for _ in 0..1000 {
+            // Keep the gateway using the limit, as a loaded gateway does.
+            let busy: Vec<_> = std::iter::from_fn(|| limit.try_start()).collect();
+            for permit in busy {
+                permit.finished(Answer::Taken);
+            }
+        }
+        assert_eq!(limit.limit(), 8.0);
+    }
+
+    /// An idle gateway's successes say nothing about the tier's room: the
+    /// limit does not grow while less than half of it is used.
+    #[test]
+    fn an_unused_limit_does_not_grow() {
+        let limit = RenderLimit::new(64);
+        let mut ten: Vec<_> = (0..10).map(|_| limit.try_start().unwrap()).collect();
+        ten.pop().unwrap().finished(Answer::Refused);
+        drop(ten);
+        let lowered = limit.limit();
+        assert!((lowered - 9.0).abs() < 1e-9, "{lowered}");
+        for _ in 0..50 {
+            limit.try_start().unwrap().finished(Answer::Taken);
+        }
+        assert_eq!(limit.limit(), lowered);
+    }
+}
