@@ -180,12 +180,12 @@ impl GatewayMetrics {
             ),
             render_limit: metrics.metric(
                 "imgmesh_render_limit",
-                "Renders the gateway asks of the renderer tier at once: at most 1024, lowered by the tier's overload refusals and raised by the renders it takes",
+                "Renders asked of the renderer tier at once, learnt from its refusals",
                 Gauge::default(),
             ),
             renders_shed_locally: metrics.metric(
                 "imgmesh_renders_shed_locally",
-                "Misses refused with 503 by the gateway without calling the renderer tier, because its learnt render limit was in flight",
+                "Misses refused with 503 without a call, at the render limit",
                 Counter::default(),
             ),
             admin_auth_refusals: metrics.metric(
