@@ -285,6 +285,17 @@ wrk_summary() {
     /Non-2xx/ { bad = $5 }
     END { printf "%.2f %.2f %.2f %d %d\n", rps, p50, p99, n, bad + 0 }'
 }
+# W4's split, from the renderer's and the gateway's /metrics: queue wait
+# sum and count, time on a worker sum and count, refusals by the gateway
+# without a call, refusals by the renderer, the renderer's admission limit.
+w4_split() {
+  { curl -fsS "http://$renderer_metrics/metrics"; curl -fsS "http://$gateway_ops/metrics"; } | awk '
+    $1 == "imgmesh_render_queue_wait_seconds_sum" { w = $2 } $1 == "imgmesh_render_queue_wait_seconds_count" { wn = $2 }
+    $1 == "imgmesh_render_work_seconds_sum" { s = $2 } $1 == "imgmesh_render_work_seconds_count" { sn = $2 }
+    $1 == "imgmesh_renders_shed_locally_total" { g = $2 } index($1, "imgmesh_render_shed_total{") == 1 { r += $2 }
+    $1 == "imgmesh_render_admission_limit" { l = $2 }
+    END { print w + 0, wn + 0, s + 0, sn + 0, g + 0, r + 0, l + 0 }'
+}
 median() { sort -g | awk '{v[NR] = $1} END { print v[int((NR + 1) / 2)] }'; }
 # Leaves nothing cached anywhere before a miss workload: FLUSHALL empties
 # Redis, but the gateway's in-process hot copies survive it (a copy is valid
@@ -438,6 +449,7 @@ for rep in $(seq 1 "$reps"); do
   read -r _ _ _ idle_p99 _ _ _ _ _ < <("$bin/imgmesh-load" --target "$gateway" --concurrency 1 --seconds "$w2_seconds" --offset "$w4_idle_offset" | load_summary)
   fresh_cache
   reset_peak "$renderer_pid"
+  read -r -a w4_split_before < <(w4_split)
   read -r w4_rps w4_ok _ w4_ok_p99 w4_shed w4_shed_p99 w4_other w4_n w4_hits < <("$bin/imgmesh-load" --target "$gateway" --concurrency 64 --seconds "$w1_seconds" --offset "$w4_offset" | load_summary)
   warn_hits W4 "$w4_hits"
   w4_rss=$(awk '/VmHWM/ {printf "%.0f", $2 / 1024}' "/proc/$renderer_pid/status")
@@ -445,6 +457,11 @@ for rep in $(seq 1 "$reps"); do
   w4_left=$(( $(metric "$renderer_metrics" imgmesh_render_queue_depth) + $(metric "$renderer_metrics" imgmesh_renders_in_flight) + $(metric "$renderer_metrics" imgmesh_render_admitted_bytes) ))
   w4_shed_pct=$(awk -v s="$w4_shed" -v n="$w4_n" 'BEGIN { printf "%.1f", n ? 100 * s / n : 0 }')
   echo "  W4      $w4_rps req/s: $w4_ok rendered (and $w4_hits hits) (p99 $w4_ok_p99 ms; unloaded p99 $idle_p99 ms), $w4_shed shed ($w4_shed_pct %, p99 $w4_shed_p99 ms), $w4_other other; renderer peak $w4_rss MB; left in queue/flight/bytes: $w4_left"
+  read -r -a w4_split_after < <(w4_split)
+  awk -v b="${w4_split_before[*]}" -v a="${w4_split_after[*]}" 'BEGIN {
+    split(b, x); split(a, y); for (k = 1; k <= 6; k++) d[k] = y[k] - x[k]
+    printf "  W4 split: renderer wait for a worker %.0f ms, on it %.0f ms (means); shed by the gateway without a call %d, by the renderer %d; admission limit after: %s\n",
+      d[2] ? 1000 * d[1] / d[2] : 0, d[4] ? 1000 * d[3] / d[4] : 0, d[5], d[6], y[7] }' 
 
   # Scale run: W1 through the gateway balancing over two renderers (spread
   # from their render counters), and through the one listing the first
