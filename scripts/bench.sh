@@ -29,7 +29,8 @@
 #
 # Environment: BENCH_REPS (3), BENCH_W1_SECONDS (20), BENCH_W2_SECONDS (10),
 # BENCH_BADBYTES_SECONDS (10), BENCH_API_ROUNDS (4), BENCH_API_CALLS (500),
-# BENCH_BIN_DIR (the binaries to run; the release build's by default).
+# BENCH_BIN_DIR (the binaries to run, not built; the release build's by
+# default).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -51,10 +52,13 @@ api_rounds=${BENCH_API_ROUNDS:-4}
 api_calls=${BENCH_API_CALLS:-500}
 only=${1:-${BENCH_ONLY:-all}}
 
-echo "building release binaries…"
-cargo build --release -j2 --workspace --bins --quiet
-# BENCH_BIN_DIR runs the binaries of another directory instead (an A/B of
-# one service's change: this build's binaries with one of them replaced).
+# BENCH_BIN_DIR runs the binaries of another directory instead, built
+# beforehand (an A/B of one service's change: this build's binaries with
+# one of them replaced).
+if [[ -z ${BENCH_BIN_DIR:-} ]]; then
+  echo "building release binaries…"
+  cargo build --release -j2 --workspace --bins --quiet
+fi
 bin="${BENCH_BIN_DIR:-$(target_dir)/release}"
 
 corpus=$(scripts/corpus.sh)
