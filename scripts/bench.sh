@@ -17,6 +17,9 @@
 # `scripts/bench.sh w6` runs only W6 (srcset traffic: 200 renders of 20
 # originals with the reuse of decodes on and off; scripts/lib/bench_w6.sh),
 # rewriting only its part.
+# `scripts/bench.sh w2-push` runs W2 on a gateway trusting its hot copies
+# on the purge feed and on one confirming each with Redis, and measures the
+# purge window (scripts/lib/bench_w2push.sh).
 # `scripts/bench.sh tls` runs W1 and W2 on the mesh with mutual TLS, then
 # on the same mesh restarted plaintext, rewriting only its part (the cost
 # of mTLS; scripts/lib/bench_tls.sh). BENCH_PLAINTEXT=1 runs a whole
@@ -42,6 +45,8 @@ source scripts/lib/bench_tls.sh
 source scripts/lib/bench_quality.sh
 # shellcheck source=lib/bench_w6.sh
 source scripts/lib/bench_w6.sh
+# shellcheck source=lib/bench_w2push.sh
+source scripts/lib/bench_w2push.sh
 mesh_plaintext=${BENCH_PLAINTEXT:-}
 
 reps=${BENCH_REPS:-3}
@@ -356,6 +361,12 @@ if [[ $only == quality || $only == cpu-breakdown ]]; then
   exit 0
 fi
 
+if [[ $only == w2-push ]]; then
+  w2push_section
+  write_doc_section w2-push "$state/w2push.md"
+  exit 0
+fi
+
 if [[ $only == w6 ]]; then
   w6_section
   write_doc_section w6 "$state/w6.md"
@@ -589,6 +600,9 @@ write_doc_section badbytes "$state/badbytes.md"
 echo "the public gRPC API…"
 api_section
 write_doc_section api "$state/api.md"
+echo "W2 with pushed purges, and the purge window…"
+w2push_section
+write_doc_section w2-push "$state/w2push.md"
 echo "W6, srcset traffic…"
 w6_section
 write_doc_section w6 "$state/w6.md"
