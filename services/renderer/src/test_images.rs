@@ -247,6 +247,41 @@ fn crc32<'a>(bytes: impl Iterator<Item = &'a u8>) -> u32 {
     !crc
 }
 
+/// A progressive `width × height` JPEG with EXIF orientation 6 and an
+/// embedded sRGB profile: every segment a render reads.
+pub(crate) fn jpeg_with_orientation_and_profile(width: u32, height: u32) -> Vec<u8> {
+    let mut image = photo(width, height)
+        .icc_transform_with_opts("srgb", VOption::new().set("input_profile", "srgb"))
+        .unwrap()
+        .cast(BandFormat::Uchar)
+        .unwrap();
+    image.set_int("orientation", 6).unwrap();
+    image
+        .jpegsave_buffer_with_opts(VOption::new().set("interlace", true))
+        .unwrap()
+}
+
+/// `jpeg` with `segments` extended-XMP APP1 segments of `size` bytes each
+/// and one APP13 (IPTC) segment inserted after its SOI, as the corpus's
+/// rhythm.jpg carries 7.3 MB of XMP: metadata no render reads.
+pub(crate) fn jpeg_with_unused_metadata(jpeg: &[u8], segments: usize, size: usize) -> Vec<u8> {
+    assert!(jpeg.starts_with(&[0xFF, 0xD8]) && (40..=65_533).contains(&size));
+    let mut out = jpeg[..2].to_vec();
+    let push = |out: &mut Vec<u8>, marker: u8, body: &[u8]| {
+        out.extend_from_slice(&[0xFF, marker]);
+        out.extend_from_slice(&u16::try_from(body.len() + 2).unwrap().to_be_bytes());
+        out.extend_from_slice(body);
+    };
+    for segment in 0..segments {
+        let mut body = b"http://ns.adobe.com/xmp/extension/\0".to_vec();
+        body.resize(size, b'a' + (segment % 26) as u8);
+        push(&mut out, 0xE1, &body);
+    }
+    push(&mut out, 0xED, b"Photoshop 3.0\0iptc");
+    out.extend_from_slice(&jpeg[2..]);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -32,8 +32,10 @@ use crate::pipeline::plan::ResolvedPlan;
 ///   ([`jpeg_decoder_memory`]): a progressive (multi-scan) JPEG's
 ///   whole-image coefficient buffer, 2 bytes per pixel per component at
 ///   the stored size whatever the shrink-on-load scale (55 MB for a
-///   3840 × 2400 4:4:4 photo), and its metadata segments twice (libjpeg's
-///   copy and libvips').
+///   3840 × 2400 4:4:4 photo), and the metadata segments it keeps twice
+///   (libjpeg's copy and libvips'); when the render decodes a copy without
+///   the metadata no render reads (`input_format::jpeg_for_decoding`),
+///   that copy and only the segments left in it.
 ///
 /// libvips streams most pipelines, so the real peak is usually lower; an
 /// interlaced PNG can reach this bound. Inputs
@@ -114,7 +116,7 @@ pub fn estimate_render_bytes(
     let decoder = match original.format {
         InputFormat::Jpeg => {
             let jpeg = jpeg_decoder_memory(&sources.original);
-            jpeg.coefficient_bytes + 2 * jpeg.saved_marker_bytes
+            jpeg.coefficient_bytes + 2 * jpeg.saved_marker_bytes + jpeg.decoded_copy_bytes
         }
         _ => 0,
     };
@@ -242,6 +244,25 @@ mod tests {
                     .set("subsample_mode", ForeignSubsample::Off as i32),
             )
             .unwrap()
+    }
+
+    /// A JPEG whose large XMP the render leaves out is estimated with the
+    /// copy it decodes (here the same JPEG without the XMP) instead of the
+    /// XMP held twice.
+    #[test]
+    fn unused_metadata_counts_as_the_decoded_copy() {
+        let limits = RenderLimits::default();
+        let base = test_images::jpeg_with_orientation_and_profile(96, 64);
+        let with_xmp = test_images::jpeg_with_unused_metadata(&base, 4, 60_000);
+        let plan = width(40);
+        let estimate = |jpeg: &[u8]| {
+            estimate_render_bytes(&RenderSources::original(jpeg.to_vec()), &plan, &limits).unwrap()
+        };
+        assert_eq!(
+            estimate(&with_xmp),
+            estimate(&base) + with_xmp.len() as u64,
+            "its own bytes and the copy, which is the base JPEG"
+        );
     }
 
     /// A progressive JPEG is estimated with libjpeg's whole-image

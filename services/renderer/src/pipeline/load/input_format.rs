@@ -5,6 +5,8 @@
 //! is handed to that format's loader by name. Anything else (SVG, PDF, TIFF,
 //! MATLAB, BMP, text, ...) is refused before libvips sees it.
 
+use std::borrow::Cow;
+
 use crate::pipeline::derivative::EncodedFormat;
 
 /// An input format imgmesh decodes.
@@ -122,6 +124,161 @@ pub fn jpeg_scan_count(bytes: &[u8], stop_after: usize) -> usize {
     scans
 }
 
+/// A JPEG's metadata segments that no render reads smaller than this are
+/// left in place: copying the rest of the file to drop them would cost
+/// more than libjpeg and libvips holding them.
+const MIN_UNUSED_METADATA_BYTES: u64 = 64 * 1024;
+
+/// One segment of a JPEG before its first scan.
+#[derive(Debug, Clone, Copy)]
+struct Segment {
+    /// Its marker (the byte after `FF`).
+    marker: u8,
+    /// Where its marker starts.
+    start: usize,
+    /// Where it ends (exclusive).
+    end: usize,
+}
+
+// === impl Segment ===
+
+impl Segment {
+    /// Its body (after the marker and the length); empty for a marker
+    /// without a length.
+    fn body<'a>(&self, bytes: &'a [u8]) -> &'a [u8] {
+        bytes.get(self.start + 4..self.end).unwrap_or_default()
+    }
+
+    /// Whether libjpeg saves it for libvips (APP1 for EXIF and XMP, APP2
+    /// for ICC, APP13 for IPTC), holding it for the whole decode while
+    /// libvips copies it into the image's metadata.
+    fn is_saved_metadata(&self) -> bool {
+        matches!(self.marker, 0xE1 | 0xE2 | 0xED)
+    }
+
+    /// Whether it is metadata no render reads: an APP1 that is not EXIF
+    /// (XMP, extended XMP) or an APP13 (IPTC, Photoshop resources). A
+    /// render reads only the EXIF orientation, the ICC profile (APP2) and
+    /// the Adobe colour transform (APP14), and writes no other metadata
+    /// (see `encoding`).
+    fn is_unused_by_renders(&self, bytes: &[u8]) -> bool {
+        match self.marker {
+            0xE1 => !self.body(bytes).starts_with(b"Exif\0"),
+            0xED => true,
+            _ => false,
+        }
+    }
+}
+
+/// The segments of a JPEG after its SOI, up to and including the first
+/// scan's header (SOS); fill bytes are skipped. The walk stops early at
+/// EOI and at bytes that do not parse or end early.
+fn header_segments(bytes: &[u8]) -> Vec<Segment> {
+    let mut segments = Vec::new();
+    let mut at = 2;
+    while at + 4 <= bytes.len() {
+        if bytes[at] != 0xFF {
+            break;
+        }
+        let marker = bytes[at + 1];
+        match marker {
+            // Fill bytes before a marker.
+            0xFF => {
+                at += 1;
+                continue;
+            }
+            0xD9 => break,
+            // Markers without a length.
+            0x01 | 0xD0..=0xD7 => {
+                segments.push(Segment {
+                    marker,
+                    start: at,
+                    end: at + 2,
+                });
+                at += 2;
+                continue;
+            }
+            _ => {}
+        }
+        let len = usize::from(u16::from_be_bytes([bytes[at + 2], bytes[at + 3]]));
+        let end = at + 2 + len;
+        if len < 2 || end > bytes.len() {
+            break;
+        }
+        segments.push(Segment {
+            marker,
+            start: at,
+            end,
+        });
+        at = end;
+        if marker == 0xDA {
+            break;
+        }
+    }
+    segments
+}
+
+/// The bytes of `segments` a render leaves out of a JPEG of `len` bytes
+/// (see [`jpeg_for_decoding`]): their metadata no render reads, when it is
+/// at least [`MIN_UNUSED_METADATA_BYTES`] and a quarter of the file
+/// (below that, the copy without them costs more than it saves); else 0.
+fn stripped_bytes(bytes: &[u8], segments: &[Segment]) -> usize {
+    let unused: usize = segments
+        .iter()
+        .filter(|segment| segment.is_unused_by_renders(bytes))
+        .map(|segment| segment.end - segment.start)
+        .sum();
+    let worth_it =
+        unused as u64 >= MIN_UNUSED_METADATA_BYTES && unused.saturating_mul(4) >= bytes.len();
+    if worth_it { unused } else { 0 }
+}
+
+/// The bytes a render hands libvips to decode a JPEG: the original itself,
+/// or a copy without the metadata segments no render reads when they are
+/// a large part of it.
+///
+/// libjpeg keeps every APP1 and APP13 segment for the whole decode and
+/// libvips copies them into the image's metadata, so an extended XMP
+/// packet is held twice (the corpus's rhythm.jpg: 7.3 MB of XMP in 114
+/// segments, 14.7 MB held), on top of the input that rs-vips copies for
+/// libvips. The output never carries them: metadata is stripped on save,
+/// the colour profile aside. The copy keeps every other segment and the
+/// scans byte for byte, so the decoded pixels are the same.
+pub(crate) fn jpeg_for_decoding(bytes: &[u8]) -> Cow<'_, [u8]> {
+    without_unused_metadata(bytes, false)
+}
+
+/// The bytes a JPEG's header is read from: like [`jpeg_for_decoding`],
+/// and when the unused metadata is left out, the copy also stops after the
+/// first scan's header (an EOI follows it), since reading the header
+/// stops there.
+pub(crate) fn jpeg_for_header(bytes: &[u8]) -> Cow<'_, [u8]> {
+    without_unused_metadata(bytes, true)
+}
+
+fn without_unused_metadata(bytes: &[u8], header_only: bool) -> Cow<'_, [u8]> {
+    let segments = header_segments(bytes);
+    let stripped = stripped_bytes(bytes, &segments);
+    let Some(last) = segments.last().filter(|_| stripped > 0) else {
+        return Cow::Borrowed(bytes);
+    };
+    let rest = if header_only && last.marker == 0xDA {
+        &[0xFF, 0xD9][..]
+    } else {
+        &bytes[last.end..]
+    };
+    let mut copy = Vec::with_capacity(bytes.len() - stripped);
+    copy.extend_from_slice(&bytes[..2]);
+    for segment in segments
+        .iter()
+        .filter(|segment| !segment.is_unused_by_renders(bytes))
+    {
+        copy.extend_from_slice(&bytes[segment.start..segment.end]);
+    }
+    copy.extend_from_slice(rest);
+    Cow::Owned(copy)
+}
+
 /// What libjpeg holds while it decodes a JPEG, beyond the pixels it hands
 /// out, as read from the JPEG's segments (no decoding).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -135,54 +292,50 @@ pub struct JpegDecoderMemory {
     /// decoded a row of blocks at a time.
     pub coefficient_bytes: u64,
     /// The bytes of the metadata segments libvips asks libjpeg to keep
-    /// (APP1 for EXIF and XMP, APP2 for ICC, APP13 for IPTC): libjpeg holds
-    /// them for the whole decode and libvips copies them into the image's
-    /// metadata. An extended XMP packet can be megabytes.
+    /// (APP1 for EXIF and XMP, APP2 for ICC, APP13 for IPTC) in what the
+    /// render decodes ([`jpeg_for_decoding`]): libjpeg holds them for the
+    /// whole decode and libvips copies them into the image's metadata.
     pub saved_marker_bytes: u64,
+    /// The size of the copy without unused metadata that the render
+    /// decodes instead of the original ([`jpeg_for_decoding`]); 0 when it
+    /// decodes the original itself.
+    pub decoded_copy_bytes: u64,
 }
 
 /// Reads what decoding `bytes` (a JPEG) holds in libjpeg, from its
 /// segments: the frame header's size and sampling factors, whether it is
-/// progressive or has more than one scan, and the metadata segments.
-/// Bytes that end early or do not parse give what was read before (the
-/// render refuses them as corrupt anyway).
+/// progressive or has more than one scan, and the metadata segments kept
+/// for the decode. Bytes that end early or do not parse give what was
+/// read before (the render refuses them as corrupt anyway).
 pub fn jpeg_decoder_memory(bytes: &[u8]) -> JpegDecoderMemory {
-    let mut memory = JpegDecoderMemory::default();
+    let segments = header_segments(bytes);
+    let stripped = stripped_bytes(bytes, &segments);
+    let mut memory = JpegDecoderMemory {
+        decoded_copy_bytes: if stripped > 0 {
+            (bytes.len() - stripped) as u64
+        } else {
+            0
+        },
+        ..JpegDecoderMemory::default()
+    };
     let mut frame: Option<(bool, &[u8])> = None;
-    let mut at = 2;
-    // Segments up to the first scan: the frame header and the metadata
-    // come before it.
-    while at + 4 <= bytes.len() {
-        if bytes[at] != 0xFF {
-            break;
+    for segment in &segments {
+        let body = segment.body(bytes);
+        if segment.is_saved_metadata() {
+            // Unless the render decodes a copy without it.
+            let decoded = stripped == 0 || !segment.is_unused_by_renders(bytes);
+            memory.saved_marker_bytes += if decoded { body.len() as u64 } else { 0 };
+            continue;
         }
-        let marker = bytes[at + 1];
-        match marker {
-            0xFF => {
-                at += 1;
-                continue;
-            }
-            0xD9 | 0xDA => break,
-            0x01 | 0xD0..=0xD7 => {
-                at += 2;
-                continue;
-            }
-            _ => {}
+        // SOF0…SOF15, except DHT (C4), JPG (C8) and DAC (CC).
+        let marker = segment.marker;
+        if (0xC0..=0xCF).contains(&marker)
+            && !matches!(marker, 0xC4 | 0xC8 | 0xCC)
+            && frame.is_none()
+        {
+            let progressive = matches!(marker, 0xC2 | 0xC6 | 0xCA | 0xCE);
+            frame = Some((progressive, body));
         }
-        let len = usize::from(u16::from_be_bytes([bytes[at + 2], bytes[at + 3]]));
-        let Some(body) = bytes.get(at + 4..at + 2 + len) else {
-            break;
-        };
-        match marker {
-            0xE1 | 0xE2 | 0xED => memory.saved_marker_bytes += body.len() as u64,
-            // SOF0…SOF15, except DHT (C4), JPG (C8) and DAC (CC).
-            0xC0..=0xCF if !matches!(marker, 0xC4 | 0xC8 | 0xCC) && frame.is_none() => {
-                let progressive = matches!(marker, 0xC2 | 0xC6 | 0xCA | 0xCE);
-                frame = Some((progressive, body));
-            }
-            _ => {}
-        }
-        at += 2 + len;
     }
     let Some((progressive, frame)) = frame else {
         return memory;
@@ -301,6 +454,7 @@ mod tests {
             JpegDecoderMemory {
                 coefficient_bytes: coefficients,
                 saved_marker_bytes: 1000,
+                decoded_copy_bytes: 0,
             }
         );
         let baseline = jpeg_decoder_memory(&jpeg_segments(0xC0, 1000, 1));
@@ -312,6 +466,61 @@ mod tests {
             jpeg_decoder_memory(&jpeg_segments(0xC2, 0, 2)[..20]),
             JpegDecoderMemory::default()
         );
+    }
+
+    /// Large metadata no render reads (XMP, IPTC) is left out of the bytes
+    /// decoded, which keep every other segment and the scans byte for
+    /// byte; the header is read from the segments up to the first scan's
+    /// header; small metadata, and a JPEG without it, are decoded as they
+    /// are; the estimate counts the copy instead of the metadata.
+    #[test]
+    fn unused_metadata_is_left_out_when_large() {
+        let base = crate::test_images::jpeg_with_orientation_and_profile(64, 48);
+        let with_xmp = crate::test_images::jpeg_with_unused_metadata(&base, 4, 60_000);
+
+        let decoded = jpeg_for_decoding(&with_xmp);
+        assert!(matches!(decoded, Cow::Owned(_)));
+        assert_eq!(
+            decoded.as_ref(),
+            base.as_slice(),
+            "the original without the XMP and IPTC"
+        );
+        assert!(matches!(jpeg_for_decoding(&base), Cow::Borrowed(_)));
+
+        let header = jpeg_for_header(&with_xmp);
+        let first_scan = base
+            .windows(2)
+            .position(|pair| pair == [0xFF, 0xDA])
+            .unwrap();
+        let scan_header_len = usize::from(u16::from_be_bytes([
+            base[first_scan + 2],
+            base[first_scan + 3],
+        ]));
+        let mut expected = base[..first_scan + 2 + scan_header_len].to_vec();
+        expected.extend_from_slice(&[0xFF, 0xD9]);
+        assert_eq!(header.as_ref(), expected.as_slice());
+
+        // 3 × 20 KB is under the 64 KiB worth copying the file for.
+        let small = crate::test_images::jpeg_with_unused_metadata(&base, 3, 20_000);
+        assert!(matches!(jpeg_for_decoding(&small), Cow::Borrowed(_)));
+        assert!(matches!(jpeg_for_header(&small), Cow::Borrowed(_)));
+
+        let plain = jpeg_decoder_memory(&base);
+        assert_eq!(plain.decoded_copy_bytes, 0);
+        assert!(
+            plain.saved_marker_bytes > 0,
+            "EXIF and ICC are kept: {plain:?}"
+        );
+        assert_eq!(
+            jpeg_decoder_memory(&with_xmp),
+            JpegDecoderMemory {
+                decoded_copy_bytes: base.len() as u64,
+                ..plain
+            }
+        );
+        let small_memory = jpeg_decoder_memory(&small);
+        assert_eq!(small_memory.decoded_copy_bytes, 0);
+        assert!(small_memory.saved_marker_bytes >= plain.saved_marker_bytes + 60_000);
     }
 
     /// Without an explicit format, each input keeps its family.

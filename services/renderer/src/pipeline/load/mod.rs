@@ -111,7 +111,8 @@ impl<'a> CheckedOriginal<'a> {
 
 /// Loads `original`'s region at its output size with `thumbnail_buffer`
 /// (shrink-on-load), upright, in sRGB unless the plan keeps the source's
-/// colour space.
+/// colour space. A JPEG is decoded without the metadata no render reads
+/// when that is a large part of it ([`input_format::jpeg_for_decoding`]).
 pub(crate) fn load(
     original: &CheckedOriginal<'_>,
     layout: &Layout,
@@ -121,5 +122,50 @@ pub(crate) fn load(
     let (width, height) = layout.output_size();
     let _span =
         tracing::info_span!("vips.thumbnail", box_width = width, box_height = height).entered();
-    source_image::load(original.bytes, &original.header, layout, options, budget)
+    let bytes = match original.format {
+        InputFormat::Jpeg => input_format::jpeg_for_decoding(original.bytes),
+        _ => std::borrow::Cow::Borrowed(original.bytes),
+    };
+    source_image::load(&bytes, &original.header, layout, options, budget)
+}
+
+#[cfg(test)]
+mod tests {
+    use imgmesh_imgix_params::parse_render_plan;
+
+    use crate::pipeline::{RenderInput, RenderLimits, render_image};
+    use crate::test_images;
+
+    /// A JPEG rendered without its unused metadata gives the same bytes as
+    /// the same JPEG without that metadata, through the thumbnail path and
+    /// the full-decode fallback (`rect` enlarged), with the profile kept
+    /// or not.
+    #[test]
+    fn renders_without_unused_metadata_are_identical() {
+        let base = test_images::jpeg_with_orientation_and_profile(96, 64);
+        let with_xmp = test_images::jpeg_with_unused_metadata(&base, 4, 60_000);
+        for query in [
+            "w=40",
+            "w=40&cs=origin",
+            "w=60&q=90&fm=png",
+            "rect=8,8,16,16&w=64",
+        ] {
+            let plan = parse_render_plan("", query, None).unwrap().plan;
+            let render = |original: &[u8]| {
+                let input = RenderInput {
+                    original,
+                    ..RenderInput::default()
+                };
+                render_image(&input, &plan, &RenderLimits::default())
+                    .unwrap_or_else(|error| panic!("{query}: {error}"))
+            };
+            let (plain, stripped) = (render(&base), render(&with_xmp));
+            assert_eq!(
+                (plain.width, plain.height),
+                (stripped.width, stripped.height),
+                "{query}"
+            );
+            assert!(plain.data == stripped.data, "{query}: the outputs differ");
+        }
+    }
 }

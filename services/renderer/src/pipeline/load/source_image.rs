@@ -444,6 +444,33 @@ mod tests {
         assert_eq!(jpeg_scan_count(&with_scans(&progressive, 5000), 100), 101);
     }
 
+    /// A header read without the unused metadata says what the whole
+    /// file's says: size, orientation, profile, CMYK.
+    #[test]
+    fn headers_read_without_unused_metadata_are_the_same() {
+        let with_profile = test_images::jpeg_with_orientation_and_profile(64, 48);
+        let cmyk = test_images::cmyk_jpeg(40, 30, [10.0, 20.0, 30.0, 40.0]);
+        for base in [with_profile, cmyk] {
+            let with_xmp = test_images::jpeg_with_unused_metadata(&base, 4, 60_000);
+            assert!(matches!(
+                crate::pipeline::load::input_format::jpeg_for_header(&with_xmp),
+                std::borrow::Cow::Owned(_)
+            ));
+            let header = Header::read(&with_xmp, InputFormat::Jpeg).unwrap();
+            assert_eq!(header, Header::read(&base, InputFormat::Jpeg).unwrap());
+            assert!(header.orientation == 6 || header.cmyk, "{header:?}");
+        }
+        let header = Header::read(
+            &test_images::jpeg_with_orientation_and_profile(64, 48),
+            InputFormat::Jpeg,
+        )
+        .unwrap();
+        assert!(
+            header.has_icc_profile && header.orientation == 6,
+            "{header:?}"
+        );
+    }
+
     /// A JPEG of `MAX_JPEG_SCANS` scans reads; one more is refused before
     /// libvips sees it, as too large.
     #[test]
