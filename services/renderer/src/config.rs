@@ -26,6 +26,14 @@ pub const DEFAULT_MEMORY_BUDGET_BYTES: u64 = 1024 * 1024 * 1024;
 /// run one such render beside smaller ones, never two at once.
 pub const DEFAULT_RUNNING_MEMORY_PER_WORKER: u64 = 64 * 1024 * 1024;
 
+/// The default stretch tolerance of render admission: none (the adaptive
+/// limit is off). It reads contention from anything on the machine, a
+/// noisy neighbour included, so it is the operator's choice; 1.5 is the
+/// value to try (renders whose threads wait for cores half as long as they
+/// run take 1.5 times as long as they could, issue 18's bar for admitted
+/// requests under overload).
+pub const DEFAULT_STRETCH_TOLERANCE: f64 = f64::INFINITY;
+
 /// How `imgmesh-renderer` is configured (flags, or `IMGMESH_*` variables).
 #[derive(Debug, Clone, clap::Parser)]
 #[command(
@@ -106,6 +114,22 @@ pub struct RendererConfig {
     /// render times.
     #[arg(long, env = "IMGMESH_RENDER_QUEUE_DEPTH")]
     pub render_queue_depth: Option<usize>,
+
+    /// How much slower than they can renders may run before fewer are
+    /// admitted: when the renders that finish ran more than this many times
+    /// as long as the renderer's threads were on a core (they waited for
+    /// cores the rest), the admission limit within `workers` +
+    /// `--render-queue-depth` comes down one place per round of renders,
+    /// to one render at least, and climbs back once they run at speed
+    /// (docs/caching.md, "Admission control"). Default `inf`: off; 1.5 is
+    /// the value to try.
+    #[arg(
+        long,
+        env = "IMGMESH_RENDER_STRETCH_TOLERANCE",
+        default_value_t = DEFAULT_STRETCH_TOLERANCE,
+        value_parser = parse_tolerance
+    )]
+    pub render_stretch_tolerance: f64,
 
     /// Estimated memory all admitted renders may hold at once, in bytes
     /// (decoded pixels from the image headers, plus the compressed bytes);
@@ -280,6 +304,16 @@ impl Caching {
     }
 }
 
+/// A stretch tolerance: a number of at least 1 (`inf` for none).
+fn parse_tolerance(value: &str) -> Result<f64, String> {
+    match value.parse::<f64>() {
+        Ok(tolerance) if tolerance >= 1.0 => Ok(tolerance),
+        _ => Err(format!(
+            "{value:?} is not a stretch tolerance (a number of at least 1, or inf)"
+        )),
+    }
+}
+
 fn parse_secret(value: &str) -> Result<SecretString, std::convert::Infallible> {
     Ok(SecretString::from(value))
 }
@@ -313,6 +347,7 @@ mod tests {
         assert_eq!(config.caching(), Caching::default());
         assert!(config.worker_count() >= 1);
         assert_eq!(config.render_queue_depth(), 2 * config.worker_count());
+        assert_eq!(config.render_stretch_tolerance, f64::INFINITY);
         assert_eq!(config.render_memory_budget_bytes, 1 << 30);
         assert_eq!(
             config.running_memory_bytes(),
@@ -334,6 +369,7 @@ mod tests {
             "--max-render-ms=300",
             "--workers=3",
             "--render-queue-depth=0",
+            "--render-stretch-tolerance=1.5",
             "--render-memory-budget-bytes=4096",
             "--render-running-memory-bytes=2048",
             "--redis-timeout-ms=20",
@@ -352,11 +388,24 @@ mod tests {
         );
         assert_eq!(config.worker_count(), 3);
         assert_eq!(config.render_queue_depth(), 0);
+        assert_eq!(config.render_stretch_tolerance, 1.5);
         assert_eq!(config.render_memory_budget_bytes, 4096);
         assert_eq!(config.running_memory_bytes(), 2048);
         assert_eq!(config.redis_timeout(), Duration::from_millis(20));
         assert_eq!(config.metrics.addr(), Some("0.0.0.0:9464".parse().unwrap()));
         assert!(!format!("{config:?}").contains("hunter2"));
+    }
+
+    /// A tolerance under 1 (renders faster than they can run) is refused.
+    #[test]
+    fn tolerances_under_one_are_refused() {
+        for bad in ["0.5", "0", "-1", "fast", "NaN"] {
+            let flag = format!("--render-stretch-tolerance={bad}");
+            assert!(
+                RendererConfig::try_parse_from(["imgmesh-renderer", flag.as_str()]).is_err(),
+                "{bad}"
+            );
+        }
     }
 
     /// Zero workers is refused rather than deadlocking every render.

@@ -35,6 +35,9 @@ pub struct RendererMetrics {
     render_queue_capacity: Gauge,
     render_memory_budget_bytes: Gauge,
     render_worker_busy_seconds: Counter<f64, AtomicU64>,
+    render_work_seconds: Histogram,
+    render_admission_limit: Gauge,
+    render_stretch: Gauge<f64, AtomicU64>,
     originals_decoded: Counter,
     intermediate_hits: Counter,
     intermediate_misses: Counter,
@@ -96,7 +99,7 @@ pub static METRICS: LazyLock<RendererMetrics> = LazyLock::new(|| {
         ),
         render_shed: metrics.metric(
             "imgmesh_render_shed",
-            "Render requests refused by admission control, by reason (queue_full, memory, deadline)",
+            "Render requests refused by admission control, by reason (queue_full, limit, memory, deadline)",
             Family::default(),
         ),
         render_queue_wait_seconds: metrics.metric_with_unit(
@@ -126,6 +129,22 @@ pub static METRICS: LazyLock<RendererMetrics> = LazyLock::new(|| {
             "Time render workers spent rendering, summed over workers; its rate over imgmesh_render_workers is worker utilisation",
             Unit::Seconds,
             Counter::default(),
+        ),
+        render_work_seconds: metrics.metric_with_unit(
+            "imgmesh_render_work",
+            "Time one render held its worker (its service time, without the queue wait); with imgmesh_render_queue_wait_seconds it splits a render's time in the pool",
+            Unit::Seconds,
+            imgmesh_metrics::latency_histogram(),
+        ),
+        render_admission_limit: metrics.metric(
+            "imgmesh_render_admission_limit",
+            "Renders admitted at once now: the adaptive limit within workers + queue places, lowered while renders run stretched",
+            Gauge::default(),
+        ),
+        render_stretch: metrics.metric(
+            "imgmesh_render_stretch",
+            "Smoothed stretch of the last renders: (CPU time + time runnable but waiting for a core) / CPU time of the renderer's threads over each render",
+            Gauge::default(),
         ),
         renders_stopped: metrics.metric(
             "imgmesh_renders_stopped",
@@ -267,6 +286,14 @@ impl RendererMetrics {
     /// A render held a worker for `busy`.
     pub fn worker_busy(&self, busy: Duration) {
         self.render_worker_busy_seconds.inc_by(busy.as_secs_f64());
+        self.render_work_seconds.observe(busy.as_secs_f64());
+    }
+
+    /// The adaptive admission limit now and the smoothed stretch it reads.
+    pub fn render_admission(&self, limit: usize, stretch: f64) {
+        self.render_admission_limit
+            .set(i64::try_from(limit).unwrap_or(i64::MAX));
+        self.render_stretch.set(stretch);
     }
 
     /// One original decoded into pixels.

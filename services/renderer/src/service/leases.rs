@@ -17,8 +17,12 @@ use crate::service::renderer::Renderer;
 impl Renderer {
     /// Renders a missing derivative once across replicas: the holder of the
     /// Redis lease renders; the others wait for its entry, and take over if
-    /// it dies (the lease lapses) or their wait runs out.
+    /// it dies (the lease lapses) or their wait runs out. With no place free
+    /// in the render pool it is refused as overloaded at once, before any
+    /// lease is asked for.
     pub(super) async fn produce(self, job: Job) -> Result<Produced, RenderError> {
+        // A full pool sheds before the lease's round trips to Redis.
+        self.pool.check_room()?;
         if !job.cacheable {
             return self.fetch_and_render(&job).await.map(Produced::Entry);
         }

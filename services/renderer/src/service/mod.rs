@@ -27,6 +27,7 @@
 //! The original comes from the fetcher ([`origin_fetch`]) and its HTTP
 //! caching headers set the entry's lifetime ([`http_cache`]).
 
+pub mod admission_limit;
 pub mod http_cache;
 pub mod origin_fetch;
 pub mod render_pool;

@@ -40,9 +40,22 @@
 //!    finds too little running memory left evicts kept decodes before it
 //!    waits, so they only use what no running render needs.
 //!
-//! The gauges `imgmesh_render_queue_depth`, `imgmesh_renders_in_flight` and
-//! `imgmesh_render_admitted_bytes`, the counter `imgmesh_render_shed_total`
-//! and the histogram `imgmesh_render_queue_wait_seconds` follow each step.
+//! 5. **Adaptive limit** (with `--render-stretch-tolerance`; off by
+//!    default). Within its places the pool admits only as many renders as
+//!    run at speed ([`AdaptiveLimit`]): when the renders that
+//!    finish ran stretched (their threads waited for a core more than
+//!    `stretch_tolerance − 1` of the time they ran, e.g. while a storm of
+//!    refused requests takes the cores), the limit comes down one place
+//!    per round of renders, queue places first, down to one render; when
+//!    they run at speed again it climbs back. A request past it is refused
+//!    at once like one that finds no place, so admitted requests keep
+//!    their unloaded latency instead of all getting slower.
+//!
+//! The gauges `imgmesh_render_queue_depth`, `imgmesh_renders_in_flight`,
+//! `imgmesh_render_admitted_bytes`, `imgmesh_render_admission_limit` and
+//! `imgmesh_render_stretch`, the counter `imgmesh_render_shed_total` and
+//! the histograms `imgmesh_render_queue_wait_seconds` and
+//! `imgmesh_render_work_seconds` follow each step.
 
 use std::future::Future;
 use std::sync::{Arc, Mutex};
@@ -50,7 +63,9 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::config::{DEFAULT_MEMORY_BUDGET_BYTES, DEFAULT_RUNNING_MEMORY_PER_WORKER};
+use crate::config::{
+    DEFAULT_MEMORY_BUDGET_BYTES, DEFAULT_RUNNING_MEMORY_PER_WORKER, DEFAULT_STRETCH_TOLERANCE,
+};
 use crate::error::RenderError;
 use crate::metrics::METRICS;
 use crate::pipeline::estimate::estimate_render_bytes;
@@ -59,6 +74,7 @@ use crate::pipeline::{
     Derivative, Intermediates, RenderLimits, RenderSources, ResolvedPlan, render_reusing,
     render_set,
 };
+use crate::service::admission_limit::{AdaptiveLimit, process_cpu_and_wait, stretch_between};
 
 /// The least time a request must have left before its deadline for its
 /// work to start: 50 ms. Less cannot fetch an original, render it and send
@@ -90,6 +106,8 @@ pub struct RenderPool {
     running_memory_kib: u32,
     /// Decodes kept for reuse, if turned on.
     intermediates: Option<Arc<Intermediates>>,
+    /// How many of the places may be taken now ([`AdaptiveLimit`]).
+    limit: Arc<AdaptiveLimit>,
     workers: usize,
     queue_depth: usize,
     limits: RenderLimits,
@@ -154,10 +172,28 @@ impl RenderPool {
             running_memory: Arc::new(Semaphore::new(running_memory_kib as usize)),
             running_memory_kib,
             intermediates: None,
+            limit: Arc::new(adaptive_limit(
+                workers + queue_depth,
+                DEFAULT_STRETCH_TOLERANCE,
+            )),
             workers,
             queue_depth,
             limits,
         }
+    }
+
+    /// The same pool lowering its admission limit while finished renders
+    /// ran more than `tolerance` times as long as their threads were on a
+    /// core ([`AdaptiveLimit`]); `f64::INFINITY` turns it off.
+    pub fn with_stretch_tolerance(mut self, tolerance: f64) -> RenderPool {
+        self.limit = Arc::new(adaptive_limit(self.workers + self.queue_depth, tolerance));
+        self
+    }
+
+    /// How many renders may be admitted at once now (at most `workers +
+    /// queue_depth`, lowered while renders run stretched).
+    pub fn admission_limit(&self) -> usize {
+        self.limit.limit()
     }
 
     /// The same pool with `bytes` of running memory: the estimates of the
@@ -246,6 +282,7 @@ impl RenderPool {
             METRICS.render_shed("deadline");
             return Err(RenderError::DeadlineExceeded);
         }
+        self.check_limit()?;
         let slot = Arc::clone(&self.slots)
             .try_acquire_owned()
             .map_err(|_full| {
@@ -260,6 +297,36 @@ impl RenderPool {
             admitted_at: Instant::now(),
             started_at: None,
         })
+    }
+
+    /// Refuses at once, as [`RenderPool::admit`] would, when no place is
+    /// free, without taking one. A miss asks this before the work that
+    /// precedes its admission (the render lease's round trips to Redis), so
+    /// that a full renderer sheds with no round trip at all; `admit` still
+    /// decides.
+    pub fn check_room(&self) -> Result<(), RenderError> {
+        self.check_limit()?;
+        if self.slots.available_permits() == 0 {
+            METRICS.render_shed("queue_full");
+            return Err(RenderError::Overloaded {
+                reason: "render queue full",
+            });
+        }
+        Ok(())
+    }
+
+    /// Refuses at once when the adaptive limit, lowered below the pool's
+    /// places, is admitted already (at the places themselves the slots
+    /// refuse, as a full queue).
+    fn check_limit(&self) -> Result<(), RenderError> {
+        let limit = self.limit.limit();
+        if limit < self.workers + self.queue_depth && self.admitted() >= limit {
+            METRICS.render_shed("limit");
+            return Err(RenderError::Overloaded {
+                reason: "render admission limit reached",
+            });
+        }
+        Ok(())
     }
 
     /// Admits and renders `sources` with `plan`, with no deadline.
@@ -406,11 +473,19 @@ impl RenderPool {
         let dispatch = tracing::dispatcher::get_default(tracing::Dispatch::clone);
         let slots = Arc::clone(&self.slots);
         let capacity = self.workers + self.queue_depth;
+        let limit = Arc::clone(&self.limit);
         tokio::task::spawn_blocking(move || {
             // Released when libvips is done, whether or not anyone awaits.
             let held = (worker, running_memory, reservation, admission);
             imgmesh_runtime::lower_thread_priority(RENDER_NICE);
+            let before = process_cpu_and_wait();
             let rendered = tracing::dispatcher::with_default(&dispatch, || parent.in_scope(work));
+            if let Some(stretch) = before
+                .zip(process_cpu_and_wait())
+                .and_then(|(before, after)| stretch_between(before, after))
+            {
+                METRICS.render_admission(limit.sample(stretch), limit.stretch());
+            }
             drop(held);
             // The last render of a burst (nothing else admitted) hands what
             // the renders freed back to the kernel. Not after every render:
@@ -490,6 +565,13 @@ impl Drop for MemoryReservation {
 fn running_memory_kib(bytes: u64) -> u32 {
     let most = Semaphore::MAX_PERMITS.min(u32::MAX as usize) as u64;
     (bytes / 1024).min(most) as u32
+}
+
+/// The adaptive limit of a pool with `places` places: from one render to
+/// all of them, starting at all.
+fn adaptive_limit(places: usize, tolerance: f64) -> AdaptiveLimit {
+    METRICS.render_admission(places, 1.0);
+    AdaptiveLimit::new(1, places, tolerance)
 }
 
 /// Whether `deadline` leaves too little time ([`MIN_REMAINING`]) to start.
@@ -639,6 +721,75 @@ mod tests {
 
         drop(first);
         assert!(pool.admit(None).is_ok());
+    }
+
+    /// Renders that ran stretched lower the admission limit: past it a
+    /// request is refused at once as overloaded (reason `limit`) with free
+    /// places left; renders at speed raise it back to every place; the
+    /// gauges follow and nothing stays admitted.
+    #[tokio::test]
+    async fn the_adaptive_limit_sheds_at_once_and_grows_back() {
+        let pool =
+            RenderPool::with_admission(2, 2, DEFAULT_MEMORY_BUDGET_BYTES, RenderLimits::default())
+                .with_stretch_tolerance(1.5);
+        assert_eq!(pool.admission_limit(), 4);
+        for _ in 0..40 {
+            let limit = pool.limit.sample(3.0);
+            METRICS.render_admission(limit, pool.limit.stretch());
+        }
+        assert_eq!(pool.admission_limit(), 1, "down to one render");
+        assert_eq!(metric("imgmesh_render_admission_limit"), 1.0);
+
+        let first = pool.admit(None).unwrap();
+        let started = Instant::now();
+        let refused = pool.admit(None).unwrap_err();
+        assert!(started.elapsed() < Duration::from_millis(200));
+        assert!(
+            matches!(
+                refused,
+                RenderError::Overloaded {
+                    reason: "render admission limit reached"
+                }
+            ),
+            "{refused:?}"
+        );
+        assert_eq!(refused.code(), imgmesh_errors::ErrorCode::Overloaded);
+        assert!(pool.check_room().is_err(), "the lease check refuses too");
+        assert_eq!(metric(r#"imgmesh_render_shed_total{reason="limit"}"#), 2.0);
+        assert_eq!(pool.admitted(), 1, "three places were free");
+        drop(first);
+        assert_eq!(metric("imgmesh_render_queue_depth"), 0.0);
+
+        for _ in 0..40 {
+            pool.limit.sample(1.0);
+        }
+        assert_eq!(pool.admission_limit(), 4);
+        let all: Vec<_> = (0..4).map(|_| pool.admit(None).unwrap()).collect();
+        assert!(matches!(
+            pool.admit(None).unwrap_err(),
+            RenderError::Overloaded {
+                reason: "render queue full"
+            }
+        ));
+        drop(all);
+        assert_eq!(pool.admitted(), 0);
+    }
+
+    /// A finished render feeds its stretch to the limit (on Linux, where
+    /// the kernel keeps schedstat): the smoothed stretch is a real reading.
+    #[tokio::test]
+    async fn a_render_samples_its_stretch() {
+        let pool = RenderPool::new(1, RenderLimits::default());
+        pool.render(
+            RenderSources::original(test_images::jpeg(300, 200)),
+            width(100),
+        )
+        .await
+        .unwrap();
+        if process_cpu_and_wait().is_some() {
+            assert!(metric("imgmesh_render_stretch") >= 1.0);
+        }
+        assert!(pool.limit.stretch() >= 1.0);
     }
 
     /// A render that does not fit the memory left is refused as overloaded;

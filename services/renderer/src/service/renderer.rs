@@ -65,13 +65,15 @@ impl Renderer {
             config.limits(),
         )
         .with_running_memory(config.running_memory_bytes())
-        .with_intermediates(config.render_intermediate_bytes, config.intermediate_ttl());
+        .with_intermediates(config.render_intermediate_bytes, config.intermediate_ttl())
+        .with_stretch_tolerance(config.render_stretch_tolerance);
         spawn_intermediate_expiry(&pool, config.intermediate_ttl());
         tracing::info!(
             workers = pool.workers(),
             queue_depth = pool.queue_depth(),
             memory_budget_bytes = pool.memory_budget(),
             running_memory_bytes = pool.running_memory(),
+            stretch_tolerance = config.render_stretch_tolerance,
             intermediate_bytes = config.render_intermediate_bytes,
             max_pixels = config.max_pixels,
             max_object_bytes = config.max_object_bytes,
