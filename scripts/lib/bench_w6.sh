@@ -169,7 +169,7 @@ w6_section() {
 | off ÷ on | **×$speed** | **×$cpu_ratio** | | | |
 
 - non-200 answers: $bad
-- pixels, reuse on vs off (repetition 1, the $cmp_n outputs of one copy of each corpus JPEG decoded and compared sample by sample): mean absolute difference $cmp_mean levels (of 255), largest $cmp_max. A render served from a kept decode at its own JPEG scale gives the bytes of a fresh render; one served from a finer decode resamples more source pixels (closer to a full decode). SSIM against a full-decode reference: the quality section (\`imgmesh-quality measure\`, W6).
+- pixels, reuse on vs off (repetition 1, the $cmp_n outputs of one copy of each corpus JPEG decoded and compared sample by sample): mean absolute difference $cmp_mean levels (of 255), largest $cmp_max. A kept decode serves only renders of its own JPEG scale, which then give the bytes of a fresh render. SSIM against a full-decode reference: the quality section (\`imgmesh-quality measure\`, W6).
 <!-- /section w6 -->
 DOC
 }
