@@ -261,8 +261,9 @@ pub(crate) fn jpeg_with_orientation_and_profile(width: u32, height: u32) -> Vec<
         .unwrap()
 }
 
-/// `jpeg` with `segments` extended-XMP APP1 segments of `size` bytes each
-/// and one APP13 (IPTC) segment inserted after its SOI, as the corpus's
+/// `jpeg` with `segments` XMP APP1 segments of `size` bytes each (the
+/// main packet, then extended XMP) and one APP13 (IPTC) segment inserted
+/// after its SOI, as the corpus's
 /// rhythm.jpg carries 7.3 MB of XMP: metadata no render reads.
 pub(crate) fn jpeg_with_unused_metadata(jpeg: &[u8], segments: usize, size: usize) -> Vec<u8> {
     assert!(jpeg.starts_with(&[0xFF, 0xD8]) && (40..=65_533).contains(&size));
@@ -273,7 +274,13 @@ pub(crate) fn jpeg_with_unused_metadata(jpeg: &[u8], segments: usize, size: usiz
         out.extend_from_slice(body);
     };
     for segment in 0..segments {
-        let mut body = b"http://ns.adobe.com/xmp/extension/\0".to_vec();
+        // The main XMP packet (which libvips attaches as `xmp-data`), then
+        // extended XMP.
+        let mut body = if segment == 0 {
+            b"http://ns.adobe.com/xap/1.0/\0<x:xmpmeta/>".to_vec()
+        } else {
+            b"http://ns.adobe.com/xmp/extension/\0".to_vec()
+        };
         body.resize(size, b'a' + (segment % 26) as u8);
         push(&mut out, 0xE1, &body);
     }

@@ -265,3 +265,31 @@ fn concurrent_widths_wait_for_one_decode() {
     assert_eq!(counts(), (decodes + 1, hits + 4), "(decodes, hits)");
     assert!(intermediates.lock().pending.is_empty());
 }
+
+/// A kept decode of a JPEG with large XMP is made without it, and what it
+/// serves is the very bytes of a fresh render of the same JPEG without the
+/// XMP.
+#[test]
+fn a_kept_decode_leaves_unused_metadata_out() {
+    let base = test_images::jpeg_with_orientation_and_profile(1600, 1000);
+    let with_xmp = test_images::jpeg_with_unused_metadata(&base, 4, 60_000);
+    let intermediates = cache(DEFAULT_INTERMEDIATE_BYTES);
+    let (decodes, hits) = counts();
+    render_with(&with_xmp, "w=200", Some(&intermediates));
+    render_with(&with_xmp, "w=180", Some(&intermediates));
+    assert_eq!(intermediates.len(), 1, "the second decode is kept");
+    let reused = render_with(&with_xmp, "w=160", Some(&intermediates));
+    assert_eq!(counts(), (decodes + 2, hits + 1), "(decodes, hits)");
+    let kept_xmp = intermediates.lock().entries.iter().any(|entry| {
+        entry
+            .image
+            .get_typeof("xmp-data")
+            .is_ok_and(|gtype| gtype != 0)
+    });
+    assert!(!kept_xmp, "the kept decode holds no XMP");
+    let fresh = render_with(&base, "w=160", None);
+    assert!(
+        reused.data == fresh.data,
+        "a reused render differs from a fresh one"
+    );
+}
