@@ -1,7 +1,8 @@
 //! Overload on real processes: a renderer with one worker and a queue of
 //! one, asked for many cold renders at once, renders what it admitted and
 //! refuses the rest at once with 503 and `Retry-After` — never a 500, never
-//! a long wait — and afterwards holds no admission, worker or memory. An
+//! a long wait — and afterwards holds no admission, worker or memory; the
+//! gateway has learnt from the refusals to refuse without a call. An
 //! original too big for the whole memory budget is refused as too large.
 
 use std::time::{Duration, Instant};
@@ -98,15 +99,32 @@ async fn excess_cold_renders_are_shed_fast_with_retry_after() {
     }
     assert!(rendered >= 1, "nothing rendered");
     assert!(shed >= 1, "nothing shed: {rendered} rendered");
-    let counted = mesh
-        .metric(
-            "renderer",
-            "imgmesh_render_shed_total",
-            r#"reason="queue_full""#,
-        )
+    // Every 503 is a refusal by admission control: the renderer's (no
+    // place, or past its adaptive limit), or the gateway's own, which
+    // refuses without calling the renderer once the renderer has refused
+    // (so it learnt a limit below its --max-in-flight of 1024).
+    let by_renderer = mesh
+        .metric("renderer", "imgmesh_render_shed_total", "")
         .await
         .unwrap();
-    assert_eq!(counted, shed as f64, "every 503 is a shed render");
+    let by_gateway = mesh
+        .metric("gateway", "imgmesh_renders_shed_locally_total", "")
+        .await
+        .unwrap();
+    assert_eq!(
+        by_renderer + by_gateway,
+        shed as f64,
+        "every 503 is a shed render ({by_renderer} by the renderer, {by_gateway} by the gateway)"
+    );
+    assert!(by_renderer >= 1.0, "the renderer refused first");
+    let learnt = mesh
+        .metric("gateway", "imgmesh_render_limit", "")
+        .await
+        .unwrap();
+    assert!(
+        (1.0..1024.0).contains(&learnt),
+        "the gateway's render limit after {by_renderer} refusals: {learnt}"
+    );
 
     for gauge in [
         "imgmesh_render_queue_depth",
