@@ -166,12 +166,21 @@ pub struct GatewayConfig {
     #[arg(long, env = "IMGMESH_REDIS_TIMEOUT_MS", default_value_t = 50)]
     pub redis_timeout_ms: u64,
 
-    /// Bytes of hot derivatives kept in memory (with `--redis-url`): a copy
-    /// is served only after Redis confirms, in the usual round trip, that
-    /// no purge touched it, so only the image's transfer is saved. 0 turns
-    /// it off.
+    /// Bytes of hot derivatives kept in memory (with `--redis-url`). A
+    /// copy is served without asking Redis while the gateway follows the
+    /// purge feed (Redis Pub/Sub: every purge is pushed to every gateway)
+    /// and for at most `--hot-trust-ms`; otherwise only after Redis
+    /// confirms, in the usual round trip, that no purge touched it
+    /// (docs/caching.md). 0 turns it off.
     #[arg(long, env = "IMGMESH_HOT_CACHE_BYTES", default_value_t = 16 * 1024 * 1024)]
     pub hot_cache_bytes: usize,
+
+    /// Longest a hot copy is served on the purge feed's word alone, in
+    /// milliseconds, before Redis confirms it again: the bound on a purge
+    /// made without a message (an older renderer during an upgrade). 0
+    /// confirms every use with Redis (no purge feed).
+    #[arg(long, env = "IMGMESH_HOT_TRUST_MS", default_value_t = 5_000)]
+    pub hot_trust_ms: u64,
 
     /// Logging and tracing.
     #[command(flatten)]

@@ -112,7 +112,12 @@ impl GatewayState {
             .as_ref()
             .map(|url| {
                 DerivativeCache::connect_lazily(url, Duration::from_millis(config.redis_timeout_ms))
-                    .map(|cache| cache.with_hot_entries(config.hot_cache_bytes))
+                    .map(|cache| {
+                        cache.with_hot_entries(
+                            config.hot_cache_bytes,
+                            Duration::from_millis(config.hot_trust_ms),
+                        )
+                    })
             })
             .transpose()
             .context("invalid --redis-url")?;

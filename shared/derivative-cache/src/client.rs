@@ -15,14 +15,22 @@
 //! of the entry under the key they had the last time this process looked.
 //! Only after a purge do they differ, and a second read follows. The entry
 //! is read whole or, for conditional requests, only its header.
+//!
+//! A cache with hot entries (the gateway's: [`DerivativeCache::with_hot_entries`])
+//! also reads the Source's epoch with the counters, and serves a hot copy
+//! without any round trip while the purge feed vouches for it (see the
+//! `hot` and `feed` modules): every purge is one script that bumps the
+//! counter and publishes its name.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use secrecy::ExposeSecret as _;
+
 use bytes::Bytes;
 use imgmesh_proto::renderer::v1::{CacheStatus, RenderResponse};
-use secrecy::{ExposeSecret as _, SecretString};
+use secrecy::SecretString;
 use tracing::Instrument as _;
 
 use crate::connection::RedisConnection;
@@ -31,7 +39,7 @@ use crate::entry::{
     decode_header, encode_envelope, unix_now,
 };
 use crate::hot::HotEntries;
-use crate::keys::CacheNames;
+use crate::keys::{CacheNames, PURGE_CHANNEL};
 use crate::metrics::redis_error;
 use crate::response::render_response;
 
@@ -58,6 +66,14 @@ end
 return 0
 ";
 
+/// Bumps a purge counter and announces its name on the purge channel
+/// (ARGV[1]), both or neither: a purge is never applied unannounced.
+const PURGE_SCRIPT: &str = r"
+local generation = redis.call('INCR', KEYS[1])
+redis.call('PUBLISH', ARGV[1], KEYS[1])
+return generation
+";
+
 /// Drops a lease only while this holder (ARGV[1]) has it.
 const RELEASE_LEASE_SCRIPT: &str = r"
 if redis.call('GET', KEYS[1]) == ARGV[1] then
@@ -70,6 +86,9 @@ return 0
 #[derive(Clone)]
 pub struct DerivativeCache {
     connection: RedisConnection,
+    /// The Redis URL (or cluster seeds), for the purge feed's own
+    /// connection.
+    url: SecretString,
     timeout: Duration,
     availability: Arc<Availability>,
     scripts: Arc<Scripts>,
@@ -79,6 +98,7 @@ pub struct DerivativeCache {
 
 struct Scripts {
     refresh: redis::Script,
+    purge: redis::Script,
     renew_lease: redis::Script,
     release_lease: redis::Script,
 }
@@ -161,12 +181,14 @@ impl DerivativeCache {
         let connection = RedisConnection::lazy(url.expose_secret(), CONNECT_TIMEOUT, timeout)?;
         Ok(DerivativeCache {
             connection,
+            url: url.clone(),
             timeout,
             availability: Arc::new(Availability::new()),
             generations: Arc::new(Generations::default()),
-            hot: Arc::new(HotEntries::new(0)),
+            hot: Arc::new(HotEntries::new(0, Duration::ZERO)),
             scripts: Arc::new(Scripts {
                 refresh: redis::Script::new(REFRESH_SCRIPT),
+                purge: redis::Script::new(PURGE_SCRIPT),
                 renew_lease: redis::Script::new(RENEW_LEASE_SCRIPT),
                 release_lease: redis::Script::new(RELEASE_LEASE_SCRIPT),
             }),
@@ -174,10 +196,25 @@ impl DerivativeCache {
     }
 
     /// The same cache keeping up to `capacity_bytes` of fresh entries it
-    /// read in process memory, used only once Redis confirms their purge
-    /// counters (see the `hot` module).
-    pub fn with_hot_entries(mut self, capacity_bytes: usize) -> DerivativeCache {
-        self.hot = Arc::new(HotEntries::new(capacity_bytes));
+    /// read in process memory (see the `hot` module). With a non-zero
+    /// `trust_for` it follows the purge feed (a task of its own, on a
+    /// connection of its own) and serves a copy without asking Redis for
+    /// up to `trust_for` while subscribed; with zero, or while the feed is
+    /// down, a copy is served only once Redis confirms its purge counters
+    /// and epoch. Must be called inside a tokio runtime.
+    pub fn with_hot_entries(
+        mut self,
+        capacity_bytes: usize,
+        trust_for: Duration,
+    ) -> DerivativeCache {
+        self.hot = Arc::new(HotEntries::new(capacity_bytes, trust_for));
+        if self.hot.trusts() {
+            let seeds = crate::connection::seeds(self.url.expose_secret())
+                .into_iter()
+                .map(str::to_owned)
+                .collect();
+            crate::feed::follow(&self.hot, seeds);
+        }
         self
     }
 
@@ -189,39 +226,51 @@ impl DerivativeCache {
         async {
             let guessed = self.generations.guess(&names.generations);
             let guessed_key = names.entry_key(&guessed);
-            if let Some(held) = self.hot.get(&guessed_key) {
-                if held.meta.is_fresh(unix_now()) {
+            if let Some(held) = self.hot.get(&guessed_key, Instant::now()) {
+                if !held.entry.meta.is_fresh(unix_now()) {
+                    self.hot.remove(&guessed_key);
+                } else if held.trusted {
+                    // The purge feed vouches for it: no round trip at all.
+                    tracing::Span::current().record("hit", true);
+                    return Some(Lookup {
+                        key: guessed_key,
+                        found: Some(found_in(&held.entry, meta_only)),
+                    });
+                } else {
                     // Only the counters move: the image is already here.
-                    let (counters, _) = self.run("LOOKUP", self.read_counters(names, None)).await?;
+                    let sequence = self.hot.sequence();
+                    let (epoch, counters, _) =
+                        self.run("LOOKUP", self.read_counters(names, None)).await?;
+                    let epoch = self.epoch(names, epoch).await?;
                     let current: Vec<u64> =
                         counters.iter().map(|value| value.unwrap_or(0)).collect();
                     self.generations.remember(&names.generations, &current);
-                    if current == guessed {
+                    if current == guessed && epoch == held.epoch {
+                        self.hot.confirm(&guessed_key, sequence);
                         tracing::Span::current().record("hit", true);
-                        let found = if meta_only {
-                            Found::Meta(held.meta.clone())
-                        } else {
-                            Found::Whole((*held).clone())
-                        };
                         return Some(Lookup {
                             key: guessed_key,
-                            found: Some(found),
+                            found: Some(found_in(&held.entry, meta_only)),
                         });
                     }
-                } else {
-                    self.hot.remove(&guessed_key);
+                    if epoch != held.epoch {
+                        // Redis lost its data since the copy was read.
+                        self.hot.remove(&guessed_key);
+                    }
                 }
             }
             // One round trip: the counters, and the entry under the key the
             // counters had last time (almost always still right). Another
             // client may bump a counter between the two reads; the request
             // is then answered as if it came just before that purge.
-            let (counters, value) = self
+            let sequence = self.hot.sequence();
+            let (epoch, counters, value) = self
                 .run(
                     "LOOKUP",
                     self.read_counters(names, Some(entry_read(&guessed_key, meta_only))),
                 )
                 .await?;
+            let epoch = self.epoch(names, epoch).await?;
             let current: Vec<u64> = counters.iter().map(|value| value.unwrap_or(0)).collect();
             self.generations.remember(&names.generations, &current);
             let (key, value) = if current == guessed {
@@ -251,7 +300,8 @@ impl DerivativeCache {
             if let Some(Found::Whole(entry)) = &found
                 && entry.meta.is_fresh(unix_now())
             {
-                self.hot.insert(&key, entry);
+                self.hot
+                    .insert(&key, entry, &names.generations, epoch, sequence);
             }
             tracing::Span::current().record("hit", found.is_some());
             Some(Lookup { key, found })
@@ -260,35 +310,82 @@ impl DerivativeCache {
         .await
     }
 
-    /// The purge counters of `names` and, with `entry`, that read of the
-    /// entry, in one round trip per slot they live on: one pipeline on a
-    /// single server; on a cluster, the Source's counters on their slot
-    /// and the asset's counter with the entry on theirs, sent at once (see
-    /// [`crate::keys`]).
+    /// The Source's epoch: `read` when Redis had one; else a new random
+    /// one, set unless another process set one first (and then that one).
+    /// 0 for a cache without hot entries, which never reads it.
+    async fn epoch(&self, names: &CacheNames, read: Option<u64>) -> Option<u64> {
+        if !self.hot.holds() {
+            return Some(0);
+        }
+        if let Some(epoch) = read {
+            return Some(epoch);
+        }
+        let mut pipe = redis::pipe();
+        pipe.cmd("SET")
+            .arg(&names.epoch)
+            .arg(rand::random::<u64>())
+            .arg("NX")
+            .ignore()
+            .cmd("GET")
+            .arg(&names.epoch);
+        let (epoch,): (Option<u64>,) = self
+            .run("LOOKUP", pipe.query_async(&mut self.connection.clone()))
+            .await?;
+        epoch
+    }
+
+    /// The Source's epoch (when this cache has hot entries), the purge
+    /// counters of `names` and, with `entry`, that read of the entry, in
+    /// one round trip per slot they live on: one pipeline on a single
+    /// server; on a cluster, the epoch and the Source's counters on their
+    /// slot and the asset's counter with the entry on theirs, sent at once
+    /// (see [`crate::keys`]).
     async fn read_counters(
         &self,
         names: &CacheNames,
         entry: Option<redis::Cmd>,
-    ) -> redis::RedisResult<(Vec<Option<u64>>, Option<Vec<u8>>)> {
+    ) -> redis::RedisResult<(Option<u64>, Vec<Option<u64>>, Option<Vec<u8>>)> {
+        let with_epoch = self.hot.holds();
         let has_entry = entry.is_some();
+        // The epoch, when read, comes first in the Source's `MGET`.
+        let split_epoch = |mut counters: Vec<Option<u64>>| {
+            let epoch = if with_epoch && !counters.is_empty() {
+                counters.remove(0)
+            } else {
+                None
+            };
+            (epoch, counters)
+        };
         if !self.connection.is_cluster() {
             let mut pipe = redis::pipe();
-            pipe.cmd("MGET").arg(&names.generations);
+            let read = pipe.cmd("MGET");
+            if with_epoch {
+                read.arg(&names.epoch);
+            }
+            read.arg(&names.generations);
             if let Some(entry) = entry {
                 pipe.add_command(entry);
-                return pipe.query_async(&mut self.connection.clone()).await;
+                let (counters, value): (Vec<Option<u64>>, Option<Vec<u8>>) =
+                    pipe.query_async(&mut self.connection.clone()).await?;
+                let (epoch, counters) = split_epoch(counters);
+                return Ok((epoch, counters, value));
             }
             let (counters,): (Vec<Option<u64>>,) =
                 pipe.query_async(&mut self.connection.clone()).await?;
-            return Ok((counters, None));
+            let (epoch, counters) = split_epoch(counters);
+            return Ok((epoch, counters, None));
         }
         let Some((asset, shared)) = names.generations.split_last() else {
-            return Ok((Vec::new(), None));
+            return Ok((None, Vec::new(), None));
         };
+        let mut shared_read = redis::cmd("MGET");
+        if with_epoch {
+            shared_read.arg(&names.epoch);
+        }
+        shared_read.arg(shared);
         let mut shared_connection = self.connection.clone();
         let shared_read = async {
-            redis::cmd("MGET")
-                .arg(shared)
+            shared_read
                 .query_async::<Vec<Option<u64>>>(&mut shared_connection)
                 .await
         };
@@ -308,9 +405,10 @@ impl DerivativeCache {
                     .map(|(counter,)| (counter, None))
             }
         };
-        let (mut counters, (asset_counter, value)) = tokio::try_join!(shared_read, own_read)?;
+        let (counters, (asset_counter, value)) = tokio::try_join!(shared_read, own_read)?;
+        let (epoch, mut counters) = split_epoch(counters);
         counters.push(asset_counter);
-        Ok((counters, value))
+        Ok((epoch, counters, value))
     }
 
     /// The answer for the entry under `key` whose header is `meta` and whose
@@ -443,18 +541,17 @@ impl DerivativeCache {
         }
     }
 
-    /// Bumps the purge counter `generation_key`, returning its new value.
-    /// Unlike the other operations a failure is returned: a purge that did
-    /// not happen must not look as if it did.
+    /// Bumps the purge counter `generation_key` and announces it on the
+    /// purge channel (one script: both or neither), returning its new
+    /// value. When this returns, every process following the purge feed
+    /// has been sent the message. Unlike the other operations a failure is
+    /// returned: a purge that did not happen must not look as if it did.
     pub async fn purge(&self, generation_key: &str) -> Result<u64, redis::RedisError> {
+        let mut invocation = self.scripts.purge.key(generation_key);
+        invocation.arg(PURGE_CHANNEL);
         let mut connection = self.connection.clone();
-        self.attempt(
-            "PURGE",
-            redis::cmd("INCR")
-                .arg(generation_key)
-                .query_async::<u64>(&mut connection),
-        )
-        .await
+        self.attempt("PURGE", invocation.invoke_async::<u64>(&mut connection))
+            .await
     }
 
     /// Sends `PING` under the timeout, whatever the breaker says (a health
@@ -524,6 +621,15 @@ impl std::fmt::Debug for DerivativeCache {
             .field("timeout", &self.timeout)
             .field("availability", &self.availability)
             .finish_non_exhaustive()
+    }
+}
+
+/// What a lookup answers for a held copy: its header, or all of it.
+fn found_in(entry: &CachedDerivative, meta_only: bool) -> Found {
+    if meta_only {
+        Found::Meta(entry.meta.clone())
+    } else {
+        Found::Whole(entry.clone())
     }
 }
 
@@ -632,7 +738,7 @@ mod tests {
 
     use super::*;
     use crate::entry::tests::sample;
-    use crate::keys::{CacheNames, PurgeScope, generation_key, lease_key};
+    use crate::keys::{CacheNames, PURGE_CHANNEL, PurgeScope, generation_key, lease_key};
     use imgmesh_test_support::{RedisCluster, RedisServer};
 
     fn names(path: &str) -> CacheNames {
@@ -735,13 +841,17 @@ mod tests {
         assert_eq!(flushed.found, None);
     }
 
-    /// Hot entries are served once Redis confirms the counters: an entry
-    /// Redis dropped still serves, a purge elsewhere never does, nor does a
-    /// Redis that is down.
+    /// Without the feed's trust, hot entries are served once Redis
+    /// confirms the counters and the epoch: an entry Redis dropped still
+    /// serves, a purge elsewhere never does, nor does a copy read before a
+    /// purge once a FLUSHALL reset the counters to its values, nor a Redis
+    /// that is down.
     #[tokio::test]
     async fn hot_entries_need_the_counters_confirmed() {
         let mut redis = RedisServer::start().await;
-        let reader = cache(&redis).await.with_hot_entries(1 << 20);
+        let reader = cache(&redis)
+            .await
+            .with_hot_entries(1 << 20, Duration::ZERO);
         let purger = cache(&redis).await;
         let cat = names("a/cat.jpg");
         let mut entry = sample();
@@ -764,11 +874,137 @@ mod tests {
             .unwrap();
         assert_eq!(reader.lookup(&cat, false).await.unwrap().found, None);
 
+        // The copy read under the old counters is still held; a FLUSHALL
+        // sets the counters back to its values, but not the epoch.
+        redis.command(&["FLUSHALL"]).await.unwrap();
+        for _ in 0..2 {
+            let after = reader.lookup(&cat, false).await.unwrap();
+            assert_eq!(after.key, key, "the counters are back at the copy's");
+            assert_eq!(after.found, None, "a copy read before the purge");
+        }
+
         let key = reader.lookup(&cat, false).await.unwrap().key;
         reader.set(&key, &entry, 600).await;
         assert!(reader.lookup(&cat, false).await.unwrap().found.is_some());
         redis.kill();
         assert_eq!(reader.lookup(&cat, false).await, None);
+    }
+
+    /// Waits until `subscribers` connections follow the purge channel.
+    async fn wait_for_subscribers(redis: &RedisServer, subscribers: usize) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let numsub = redis
+                .cli(&["PUBSUB", "NUMSUB", PURGE_CHANNEL])
+                .await
+                .unwrap_or_default();
+            if numsub.get(1).and_then(|n| n.parse().ok()) == Some(subscribers) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "subscribers: {numsub:?}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// With the purge feed, a copy is served without asking Redis (a
+    /// counter bumped without a message goes unseen until the trust age
+    /// runs out); a purge through [`DerivativeCache::purge`] drops it at
+    /// once; after a FLUSHALL a Source purge still drops it; and when the
+    /// subscription is killed every copy is dropped, then trusted again
+    /// once the feed is back.
+    // Two workers, as a gateway has: a trusted lookup never awaits I/O, so
+    // on one thread a loop of them would starve the feed's task.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_purge_feed_vouches_for_hot_copies() {
+        let redis = RedisServer::start().await;
+        let trust = Duration::from_millis(1_500);
+        let reader = cache(&redis).await.with_hot_entries(1 << 20, trust);
+        let purger = cache(&redis).await;
+        wait_for_subscribers(&redis, 1).await;
+        let cat = names("a/cat.jpg");
+        let mut entry = sample();
+        entry.meta.stored_at = unix_now();
+        let store = || async {
+            let key = reader.lookup(&cat, false).await.unwrap().key;
+            reader.set(&key, &entry, 600).await;
+            // Read once into the copy, trusted: the feed was up.
+            assert!(reader.lookup(&cat, false).await.unwrap().found.is_some());
+        };
+        let served = || async { reader.lookup(&cat, false).await.unwrap().found.is_some() };
+
+        store().await;
+        // A purge without a message (an older renderer): unseen, since the
+        // copy is trusted, until the trust age has passed.
+        let source_counter = generation_key("src_1", PurgeScope::Source);
+        redis.command(&["INCR", &source_counter]).await.unwrap();
+        assert!(served().await, "trusted: Redis is not asked");
+        tokio::time::sleep(trust).await;
+        assert!(!served().await, "past the trust age, Redis is asked");
+
+        // A purge with its message: the copy is gone when purge returns
+        // (or within the feed's delivery, which the loop bounds).
+        store().await;
+        purger
+            .purge(&generation_key("src_1", PurgeScope::Asset("a/cat.jpg")))
+            .await
+            .unwrap();
+        let purged_at = Instant::now();
+        while served().await {
+            assert!(
+                purged_at.elapsed() < Duration::from_millis(100),
+                "still served"
+            );
+        }
+
+        // Redis loses everything; the Source purge that follows drops the
+        // copy though its counters restart from 0.
+        store().await;
+        redis.command(&["FLUSHALL"]).await.unwrap();
+        purger
+            .purge(&generation_key("src_1", PurgeScope::Source))
+            .await
+            .unwrap();
+        let purged_at = Instant::now();
+        while served().await {
+            assert!(
+                purged_at.elapsed() < Duration::from_millis(100),
+                "served after FLUSHALL and a purge"
+            );
+        }
+
+        // The subscription is killed: every copy goes, and copies are
+        // confirmed with Redis until the feed is back.
+        store().await;
+        redis
+            .command(&["CLIENT", "KILL", "TYPE", "pubsub"])
+            .await
+            .unwrap();
+        let killed_at = Instant::now();
+        while reader
+            .hot
+            .get(
+                &reader.lookup(&cat, true).await.unwrap().key,
+                Instant::now(),
+            )
+            .is_some_and(|held| held.trusted)
+        {
+            assert!(
+                killed_at.elapsed() < Duration::from_secs(2),
+                "trusted after the feed was lost"
+            );
+        }
+        wait_for_subscribers(&redis, 1).await;
+        store().await;
+        let key = reader.lookup(&cat, false).await.unwrap().key;
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !reader
+            .hot
+            .get(&key, Instant::now())
+            .is_some_and(|held| held.trusted)
+        {
+            assert!(Instant::now() < deadline, "never trusted again");
+            assert!(served().await);
+        }
     }
 
     /// A refresh rewrites stored-at and max-age in place and resets the TTL;

@@ -29,6 +29,15 @@ pub(crate) struct LazyCluster {
     connection: tokio::sync::OnceCell<ClusterConnection>,
 }
 
+/// The URLs in `urls`: one server's, or a cluster's seed nodes
+/// (comma-separated).
+pub(crate) fn seeds(urls: &str) -> Vec<&str> {
+    urls.split(',')
+        .map(str::trim)
+        .filter(|url| !url.is_empty())
+        .collect()
+}
+
 // === impl RedisConnection ===
 
 impl RedisConnection {
@@ -39,11 +48,7 @@ impl RedisConnection {
         connect_timeout: Duration,
         response_timeout: Duration,
     ) -> Result<RedisConnection, redis::RedisError> {
-        let seeds: Vec<&str> = urls
-            .split(',')
-            .map(str::trim)
-            .filter(|url| !url.is_empty())
-            .collect();
+        let seeds = seeds(urls);
         if let [url] = seeds.as_slice() {
             let client = redis::Client::open(*url)?;
             let config = ConnectionManagerConfig::new()

@@ -33,6 +33,19 @@
 //!
 //! A lookup therefore touches at most two slots: one `MGET` on the
 //! Source's, one `GET` of counter and entry on the asset's, sent at once.
+//!
+//! Each Source also has an **epoch** (`imgmesh:{<source id>}:epoch`, a
+//! random number set by the first lookup that finds none). It is read with
+//! the Source's counters but is not part of the entry key: it tells a
+//! process that Redis lost its data (a `FLUSHALL`, a restart without
+//! persistence), after which the counters start again from 0 and could
+//! name a purged derivative's key once more. A process's in-memory copies
+//! remember the epoch they were read under and are never used under
+//! another (see `hot`).
+//!
+//! Every purge also announces the counter it bumped on [`PURGE_CHANNEL`]
+//! (in the same script as the `INCR`), for processes that keep copies in
+//! memory (see `feed`).
 
 use prost::Message as _;
 use sha2::{Digest as _, Sha256};
@@ -52,6 +65,8 @@ pub struct CacheNames {
     pub generations: Vec<String>,
     /// The entry key without its generations.
     pub base: String,
+    /// The Source's epoch key (see [`epoch_key`]).
+    pub epoch: String,
 }
 
 /// What a purge covers.
@@ -101,6 +116,7 @@ impl CacheNames {
                 "imgmesh:{{{}}}:d:{KEY_VERSION}:{digest}",
                 asset_tag(source_id, path)
             ),
+            epoch: epoch_key(source_id),
         }
     }
 
@@ -110,6 +126,16 @@ impl CacheNames {
         let values: Vec<String> = generations.iter().map(u64::to_string).collect();
         format!("{}:{}", self.base, values.join("."))
     }
+}
+
+/// The Pub/Sub channel every purge announces the bumped counter's key on.
+pub const PURGE_CHANNEL: &str = "imgmesh:purges";
+
+/// The key of Source `source_id`'s epoch: a random number, set when missing,
+/// that changes when Redis loses its data (it shares the Source's counters'
+/// hash tag, so it is read in the same `MGET`).
+pub fn epoch_key(source_id: &str) -> String {
+    format!("imgmesh:{{{source_id}}}:epoch")
 }
 
 /// The key of the render lease for the entry `entry_key` (see
@@ -244,6 +270,12 @@ mod tests {
         assert_eq!(hash_tag(&entry), hash_tag(asset_counter));
         assert_eq!(hash_tag(&lease_key(&entry)), hash_tag(&entry));
         assert!(shared.iter().all(|key| hash_tag(key) == "src_1"));
+        assert_eq!(
+            hash_tag(&names.epoch),
+            "src_1",
+            "read with the Source's counters"
+        );
+        assert!(!names.generations.contains(&names.epoch));
         assert_ne!(hash_tag(&entry), "src_1");
         let other = CacheNames::new("src_1", 3, "a/b/dog.jpg", &webp_320());
         assert_ne!(hash_tag(&other.base), hash_tag(&names.base));

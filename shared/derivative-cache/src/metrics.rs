@@ -87,6 +87,46 @@ pub(crate) static HOT: LazyLock<HotGauges> = LazyLock::new(|| {
     })
 });
 
+/// The purge feed's metrics: whether it is subscribed, messages applied.
+#[derive(Debug)]
+pub(crate) struct FeedMetrics {
+    subscribed: Gauge,
+    messages: Counter,
+}
+
+/// `imgmesh_purge_feed_subscribed` and `imgmesh_purge_feed_messages_total`;
+/// registered by the first purge feed (the gateway's).
+pub(crate) static FEED: LazyLock<FeedMetrics> = LazyLock::new(|| {
+    imgmesh_metrics::register(|metrics| {
+        FeedMetrics {
+        subscribed: metrics.metric(
+            "imgmesh_purge_feed_subscribed",
+            "1 while the purge feed (Redis Pub/Sub) is subscribed and hot copies may be served without asking Redis",
+            Gauge::default(),
+        ),
+        messages: metrics.metric(
+            "imgmesh_purge_feed_messages",
+            "Purge messages received on the purge feed",
+            Counter::default(),
+        ),
+    }
+    })
+});
+
+// === impl FeedMetrics ===
+
+impl FeedMetrics {
+    /// The feed is (or is no longer) subscribed.
+    pub(crate) fn set_subscribed(&self, subscribed: bool) {
+        self.subscribed.set(i64::from(subscribed));
+    }
+
+    /// One purge message was applied.
+    pub(crate) fn message(&self) {
+        self.messages.inc();
+    }
+}
+
 // === impl HotGauges ===
 
 impl HotGauges {
