@@ -210,9 +210,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
         purge_latencies.push(returned - sent);
         for poller in pollers {
             let polled = poller.await.context("poller panicked")??;
-            let window = polled
-                .last_hit
-                .map_or(Duration::ZERO, |last| last.saturating_duration_since(returned));
+            let window = polled.last_hit.map_or(Duration::ZERO, |last| {
+                last.saturating_duration_since(returned)
+            });
             if !window.is_zero() {
                 late_hits += 1;
             }
@@ -271,7 +271,10 @@ async fn poll(
     let mut last_hit = None;
     let deadline = Instant::now() + RESPONSE_TIMEOUT;
     loop {
-        anyhow::ensure!(Instant::now() < deadline, "{gateway} never refused the copy");
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "{gateway} never refused the copy"
+        );
         let sent_at = Instant::now();
         let answer = connection.send("GET", path, "", "").await?;
         let received = Instant::now();
