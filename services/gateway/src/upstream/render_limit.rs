@@ -10,16 +10,21 @@
 //! flight, as TCP does on its window and Netflix's concurrency-limits'
 //! `AIMDLimit` does on a client: every render the tier refuses as
 //! overloaded sets the limit to [`BACKOFF`] times the lesser of the limit
-//! and the renders in flight (never below [`MIN_LIMIT`]); every render it accepts while the gateway used at least
-//! half the limit adds `1 / limit` (about one per limit's worth of
-//! renders). A miss past the limit is refused here with 503 and
-//! `Retry-After`, like every shed request, and counted in
-//! `imgmesh_renders_shed_locally_total`; `imgmesh_render_limit` shows the
-//! limit. Until the tier refuses anything the limit stays at its maximum
-//! (`--max-in-flight`), so a tier with room never sees a local refusal,
-//! and a limit lowered by a busy moment climbs back as renders succeed.
+//! and the renders in flight (never below [`MIN_LIMIT`]); every render it
+//! accepts while the gateway used at least half the limit adds
+//! `1 / limit` (about one per limit's worth of renders). A miss past the
+//! limit is refused here with 503 and `Retry-After`, like every shed
+//! request, and counted in `imgmesh_renders_shed_locally_total`;
+//! `imgmesh_render_limit` shows the limit. Until the tier refuses anything
+//! the limit stays at its maximum (1024 renders per gateway, the default
+//! `--max-in-flight`), so a tier with room never sees a local refusal. A
+//! learnt limit holds only while the tier keeps refusing: after [`HOLD`]
+//! (the tier's `Retry-After`, 1 s) without a refusal it is back at its
+//! maximum, so a normal load right after an overload is not refused while
+//! the limit would climb back one render at a time.
 
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use crate::metrics::METRICS;
 
@@ -29,6 +34,13 @@ pub(crate) const BACKOFF: f64 = 0.9;
 /// The lowest the limit goes: one render is always tried, so the gateway
 /// finds out when the tier has room again.
 pub(crate) const MIN_LIMIT: f64 = 1.0;
+
+/// How long a learnt limit holds without a refusal: the tier's
+/// `Retry-After` (1 s). A tier that refused nothing for that long is not
+/// full any more (its queue has drained), so the limit goes back to its
+/// maximum instead of climbing back render by render while the clients of
+/// a normal load after the overload are refused for nothing.
+pub(crate) const HOLD: Duration = Duration::from_secs(1);
 
 /// The limit on renders in flight and how many are, shared by every
 /// request of the gateway.
@@ -42,6 +54,8 @@ pub(crate) struct RenderLimit {
 struct State {
     limit: f64,
     in_flight: usize,
+    /// When the tier last refused a render.
+    refused_at: Option<Instant>,
 }
 
 /// One render asked of the tier, counted in flight until it is dropped;
@@ -73,6 +87,7 @@ impl RenderLimit {
             state: Arc::new(Mutex::new(State {
                 limit: max,
                 in_flight: 0,
+                refused_at: None,
             })),
             max,
         }
@@ -81,7 +96,20 @@ impl RenderLimit {
     /// A permit for one more render, or `None` when the limit's worth are
     /// in flight (refuse the request as overloaded).
     pub(crate) fn try_start(&self) -> Option<RenderPermit> {
+        self.try_start_at(Instant::now())
+    }
+
+    /// [`RenderLimit::try_start`] at `now`.
+    fn try_start_at(&self, now: Instant) -> Option<RenderPermit> {
         let mut state = lock(&self.state);
+        if state
+            .refused_at
+            .is_some_and(|refused| now.saturating_duration_since(refused) >= HOLD)
+        {
+            state.refused_at = None;
+            state.limit = self.max;
+            METRICS.render_limit(self.max);
+        }
         if state.in_flight as f64 >= state.limit.floor() {
             drop(state);
             METRICS.render_shed_locally();
@@ -112,7 +140,15 @@ impl RenderLimit {
 impl RenderPermit {
     /// Adjusts the limit to how the tier answered this render.
     pub(crate) fn finished(self, answer: Answer) {
+        self.finished_at(answer, Instant::now());
+    }
+
+    /// [`RenderPermit::finished`] at `now`.
+    fn finished_at(self, answer: Answer, now: Instant) {
         let mut state = lock(&self.state);
+        if answer == Answer::Refused {
+            state.refused_at = Some(now);
+        }
         let limit = match answer {
             // Back off from what the tier refused at, when less was in
             // flight than the limit allowed.
@@ -200,6 +236,39 @@ mod tests {
             }
         }
         assert_eq!(limit.limit(), 8.0);
+    }
+
+    /// A learnt limit holds while the tier keeps refusing, and goes back to
+    /// the maximum once it has refused nothing for HOLD.
+    #[test]
+    fn the_limit_holds_only_while_the_tier_refuses() {
+        let limit = RenderLimit::new(64);
+        let start = Instant::now();
+        let mut two: Vec<_> = (0..2).map(|_| limit.try_start_at(start).unwrap()).collect();
+        two.pop().unwrap().finished_at(Answer::Refused, start);
+        drop(two);
+        assert!((limit.limit() - 1.8).abs() < 1e-9, "{}", limit.limit());
+        let almost = start + HOLD - Duration::from_millis(1);
+        let one = limit.try_start_at(almost);
+        assert!(one.is_some());
+        assert!(limit.try_start_at(almost).is_none(), "still learnt");
+        drop(one);
+        // A refusal just now keeps it.
+        limit
+            .try_start_at(almost)
+            .unwrap()
+            .finished_at(Answer::Refused, almost);
+        let held = limit.try_start_at(start + HOLD);
+        assert!(held.is_some());
+        assert!(
+            limit.try_start_at(start + HOLD).is_none(),
+            "held by the later refusal"
+        );
+        drop(held);
+        let later = almost + HOLD;
+        let many: Vec<_> = (0..64).map(|_| limit.try_start_at(later)).collect();
+        assert!(many.iter().all(Option::is_some), "back to the maximum");
+        assert_eq!(limit.limit(), 64.0);
     }
 
     /// An idle gateway's successes say nothing about the tier's room: the
