@@ -65,10 +65,11 @@ PY
 
 # One side's run of the page: side $1 (on|off), repetition $2, gateway $3,
 # renderer metrics $4, pids to count "$5"; outputs kept in directory $6
-# when given. Prints "wall_ms cpu_ms hits decodes non200".
+# when given; the renderer's pid is the 4th of "$5". Prints "wall_ms cpu_ms
+# hits decodes non200 renderer_cpu_ms".
 w6_run() {
   local side=$1 rep=$2 gw=$3 metrics=$4 pids=$5 keep=${6:-} urls name copy w
-  local before after started ended hits0 decodes0 bad
+  local before after started ended hits0 decodes0 bad renderer_pid r_before r_after
   urls="$state/w6-$side-$rep.urls"
   : >"$urls"
   for name in 2004default firstgeneration rhythm string the-mouse; do
@@ -83,6 +84,8 @@ w6_run() {
   redis-cli -p "$redis_port" FLUSHALL >/dev/null
   hits0=$(metric "$metrics" imgmesh_render_intermediate_hits_total)
   decodes0=$(metric "$metrics" imgmesh_originals_decoded_total)
+  renderer_pid=$(awk '{print $4}' <<<"$pids")
+  r_before=$(cpu_ticks "$renderer_pid")
   # shellcheck disable=SC2086
   before=$(cpu_ticks $pids)
   started=$(date +%s%N)
@@ -92,7 +95,9 @@ w6_run() {
   ended=$(date +%s%N)
   # shellcheck disable=SC2086
   after=$(cpu_ticks $pids)
-  echo "$(( (ended - started) / 1000000 )) $(awk -v t=$((after - before)) -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.0f", t * 1000 / hz }') $(( $(metric "$metrics" imgmesh_render_intermediate_hits_total) - hits0 )) $(( $(metric "$metrics" imgmesh_originals_decoded_total) - decodes0 )) $bad"
+  r_after=$(cpu_ticks "$renderer_pid")
+  ms() { awk -v t="$1" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.0f", t * 1000 / hz }'; }
+  echo "$(( (ended - started) / 1000000 )) $(ms $((after - before))) $(( $(metric "$metrics" imgmesh_render_intermediate_hits_total) - hits0 )) $(( $(metric "$metrics" imgmesh_originals_decoded_total) - decodes0 )) $bad $(ms $((r_after - r_before)))"
 }
 
 # Mean and largest absolute sample difference between the outputs in
@@ -136,18 +141,20 @@ w6_section() {
     reset_peak "${off[0]}"
     row=$(w6_run on "$rep" "${on[2]}" "${on[3]}" "$on_pids" "$keep_on")
     echo "$row $(awk '/VmHWM/ {printf "%.0f", $2 / 1024}' "/proc/${on[0]}/status")" >>"$rows_on"
-    echo "  W6 $rep/$reps reuse on:  wall_ms cpu_ms hits decodes non200 = $row"
+    echo "  W6 $rep/$reps reuse on:  wall_ms cpu_ms hits decodes non200 renderer_cpu_ms = $row"
     row=$(w6_run off "$rep" "${off[2]}" "${off[3]}" "$off_pids" "$keep_off")
     echo "$row $(awk '/VmHWM/ {printf "%.0f", $2 / 1024}' "/proc/${off[0]}/status")" >>"$rows_off"
-    echo "  W6 $rep/$reps reuse off: wall_ms cpu_ms hits decodes non200 = $row"
+    echo "  W6 $rep/$reps reuse off: wall_ms cpu_ms hits decodes non200 renderer_cpu_ms = $row"
   done
   cmp=$(w6_compare "$state/w6-out-on" "$state/w6-out-off")
   col6() { awk -v c="$2" '{print $c}' "$1" | median; }
   local on_ms on_cpu on_hits on_dec on_rss off_ms off_cpu off_dec off_rss bad speed cpu_ratio
+  local on_rcpu off_rcpu rcpu_ratio
   on_ms=$(col6 "$rows_on" 1); on_cpu=$(col6 "$rows_on" 2); on_hits=$(col6 "$rows_on" 3)
-  on_dec=$(col6 "$rows_on" 4); on_rss=$(col6 "$rows_on" 6)
+  on_dec=$(col6 "$rows_on" 4); on_rcpu=$(col6 "$rows_on" 6); on_rss=$(col6 "$rows_on" 7)
   off_ms=$(col6 "$rows_off" 1); off_cpu=$(col6 "$rows_off" 2); off_dec=$(col6 "$rows_off" 4)
-  off_rss=$(col6 "$rows_off" 6)
+  off_rcpu=$(col6 "$rows_off" 6); off_rss=$(col6 "$rows_off" 7)
+  rcpu_ratio=$(awk -v a="$off_rcpu" -v b="$on_rcpu" 'BEGIN { printf "%.2f", b ? a / b : 0 }')
   bad=$(cat "$rows_on" "$rows_off" | awk '{s += $5} END {print s + 0}')
   speed=$(awk -v a="$off_ms" -v b="$on_ms" 'BEGIN { printf "%.2f", b ? a / b : 0 }')
   cpu_ratio=$(awk -v a="$off_cpu" -v b="$on_cpu" 'BEGIN { printf "%.2f", b ? a / b : 0 }')
@@ -162,11 +169,11 @@ w6_section() {
 - the page: 20 originals (the 5 corpus JPEGs, 3640–3840 × 2400, 4 distinct copies each), each at the widths ${w6_widths[*]} with \`q=80&fm=jpg\`: 200 renders from cold (Redis flushed, copies the fetcher never saw), in page order over 6 connections (a browser's per-host limit; the renderer's admission capacity, so nothing is shed)
 - each side: a fresh renderer behind a gateway of its own, on the mesh's fetcher, registry and Redis; CPU-ms are those five processes' utime + stime over the 200 requests; decodes and hits from the renderer's \`imgmesh_originals_decoded_total\` and \`imgmesh_render_intermediate_hits_total\`
 
-| 200 renders | wall time | CPU-ms | decodes | intermediate hits | renderer peak RSS |
-|---|---|---|---|---|---|
-| reuse on (default: \`--render-intermediate-bytes\` 64 MiB, TTL 5 s) | **$on_ms ms** | **$on_cpu** | $on_dec | $on_hits | $on_rss MB |
-| reuse off (\`--render-intermediate-bytes=0\`: 200 independent W1-style misses) | $off_ms ms | $off_cpu | $off_dec | 0 | $off_rss MB |
-| off ÷ on | **×$speed** | **×$cpu_ratio** | | | |
+| 200 renders | wall time | CPU-ms | renderer CPU-ms | decodes | intermediate hits | renderer peak RSS |
+|---|---|---|---|---|---|---|
+| reuse on (default: \`--render-intermediate-bytes\` 64 MiB, TTL 5 s) | **$on_ms ms** | **$on_cpu** | $on_rcpu | $on_dec | $on_hits | $on_rss MB |
+| reuse off (\`--render-intermediate-bytes=0\`: 200 independent W1-style misses) | $off_ms ms | $off_cpu | $off_rcpu | $off_dec | 0 | $off_rss MB |
+| off ÷ on | **×$speed** | **×$cpu_ratio** | ×$rcpu_ratio | | | |
 
 - non-200 answers: $bad
 - pixels, reuse on vs off (repetition 1, the $cmp_n outputs of one copy of each corpus JPEG decoded and compared sample by sample): mean absolute difference $cmp_mean levels (of 255), largest $cmp_max. A kept decode serves only renders of its own JPEG scale, which then give the bytes of a fresh render. SSIM against a full-decode reference: the quality section (\`imgmesh-quality measure\`, W6).
