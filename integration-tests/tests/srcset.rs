@@ -9,12 +9,12 @@ use imgmesh_integration_tests::{Mesh, MeshOptions, S3_SECRET_KEY, get};
 /// rest at the same JPEG scale or coarser are resized from that decode —
 /// the renderer's `/metrics` counts them as intermediate hits and the
 /// decodes stay at two. Another original is decoded on its own, and with
-/// reuse turned off (`--render-intermediate-bytes=0`) every width decodes.
+/// reuse off (the default) every width decodes.
 #[tokio::test]
 async fn srcset_widths_reuse_one_decode() {
     for (reuse, renderer_args) in [
-        (true, vec![]),
-        (false, vec!["--render-intermediate-bytes=0".to_owned()]),
+        (true, vec!["--render-intermediate-bytes=67108864".to_owned()]),
+        (false, vec![]),
     ] {
         let mesh = Mesh::start(MeshOptions {
             renderer_args,

@@ -8,7 +8,7 @@ use imgmesh_runtime::{HealthArgs, HealthCommand, MetricsArgs};
 use imgmesh_telemetry::TelemetryArgs;
 use secrecy::SecretString;
 
-use crate::pipeline::intermediate::{DEFAULT_INTERMEDIATE_BYTES, DEFAULT_INTERMEDIATE_TTL};
+use crate::pipeline::intermediate::DEFAULT_INTERMEDIATE_TTL;
 use crate::pipeline::limits::{
     DEFAULT_MAX_FRAMES, DEFAULT_MAX_OBJECT_BYTES, DEFAULT_MAX_PIXELS, DEFAULT_MAX_RENDER,
     RenderLimits,
@@ -156,13 +156,10 @@ pub struct RendererConfig {
     /// within the time to live is kept decoded, and its other widths (a
     /// srcset) resize that instead of decoding it again (see
     /// `pipeline::intermediate`). They hold their bytes from the running
-    /// memory and give them back to renders that need them. 0 turns reuse
-    /// off.
-    #[arg(
-        long,
-        env = "IMGMESH_RENDER_INTERMEDIATE_BYTES",
-        default_value_t = DEFAULT_INTERMEDIATE_BYTES
-    )]
+    /// memory and give them back to renders that need them. 0 (the default)
+    /// turns reuse off: kept decodes raise the peak RSS; 64 MiB (67108864)
+    /// is what the W6 benchmark ran with.
+    #[arg(long, env = "IMGMESH_RENDER_INTERMEDIATE_BYTES", default_value_t = 0)]
     pub render_intermediate_bytes: u64,
 
     /// How long a decoded original is kept for reuse, in milliseconds.

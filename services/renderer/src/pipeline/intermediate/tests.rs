@@ -63,7 +63,7 @@ fn jpeg_shrink_leaves_a_factor_of_two_to_the_resize() {
 #[test]
 fn a_second_width_of_the_same_original_reuses_its_decode() {
     let original = test_images::jpeg(1600, 1000);
-    let intermediates = cache(DEFAULT_INTERMEDIATE_BYTES);
+    let intermediates = cache(SRCSET_INTERMEDIATE_BYTES);
     let (decodes, hits) = counts();
     // 1600 / 200 = 8, 1600 / 180 ≈ 8.9, 1600 / 160 = 10: all at 1/4.
     render_with(&original, "w=200", Some(&intermediates));
@@ -89,7 +89,7 @@ fn a_second_width_of_the_same_original_reuses_its_decode() {
 #[test]
 fn only_the_renders_own_scale_serves_it() {
     let original = test_images::jpeg(1600, 1000);
-    let intermediates = cache(DEFAULT_INTERMEDIATE_BYTES);
+    let intermediates = cache(SRCSET_INTERMEDIATE_BYTES);
     // 1600 / 500 = 3.2: full scale, kept on the second render.
     render_with(&original, "w=500", Some(&intermediates));
     render_with(&original, "w=520", Some(&intermediates));
@@ -117,7 +117,7 @@ fn only_the_renders_own_scale_serves_it() {
 #[test]
 fn other_bytes_crops_and_other_formats_do_not_reuse() {
     let original = test_images::jpeg(800, 600);
-    let intermediates = cache(DEFAULT_INTERMEDIATE_BYTES);
+    let intermediates = cache(SRCSET_INTERMEDIATE_BYTES);
     render_with(&original, "w=100", Some(&intermediates));
     render_with(&original, "w=110", Some(&intermediates));
     assert_eq!(intermediates.len(), 1);
@@ -214,7 +214,7 @@ fn decodes_expire_and_a_zero_budget_keeps_nothing() {
 fn kept_decodes_hold_and_yield_running_memory() {
     let running = Arc::new(Semaphore::new(1024));
     let intermediates = Intermediates::new(
-        DEFAULT_INTERMEDIATE_BYTES,
+        SRCSET_INTERMEDIATE_BYTES,
         Duration::from_secs(60),
         Some(Arc::clone(&running)),
     );
@@ -243,7 +243,7 @@ fn kept_decodes_hold_and_yield_running_memory() {
 #[test]
 fn concurrent_widths_wait_for_one_decode() {
     let original = Arc::new(test_images::jpeg(1600, 1000));
-    let intermediates = Arc::new(cache(DEFAULT_INTERMEDIATE_BYTES));
+    let intermediates = Arc::new(cache(SRCSET_INTERMEDIATE_BYTES));
     render_with(&original, "w=200", Some(&intermediates));
     let (decodes, hits) = counts();
     // 1600 / 190 … 1600 / 110: all at 1/4 scale.
@@ -273,7 +273,7 @@ fn concurrent_widths_wait_for_one_decode() {
 fn a_kept_decode_leaves_unused_metadata_out() {
     let base = test_images::jpeg_with_orientation_and_profile(1600, 1000);
     let with_xmp = test_images::jpeg_with_unused_metadata(&base, 4, 60_000);
-    let intermediates = cache(DEFAULT_INTERMEDIATE_BYTES);
+    let intermediates = cache(SRCSET_INTERMEDIATE_BYTES);
     let (decodes, hits) = counts();
     render_with(&with_xmp, "w=200", Some(&intermediates));
     render_with(&with_xmp, "w=180", Some(&intermediates));
