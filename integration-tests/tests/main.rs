@@ -15,7 +15,7 @@
 //!   operators see;
 //! - [`balancing`], [`overload`], [`slow_clients`], [`tier_faults`],
 //!   [`s3_faults`], [`bad_bytes`], [`redis_cluster`]: scale-out, load and
-//!   faults;
+//!   faults; [`hot_copies`]: the gateways' hot copies and the purge feed;
 //! - [`mtls`], [`master_key_rotation`], [`deploy_kit`]: mutual TLS, secrets
 //!   at rest and the deploy kit.
 
@@ -30,6 +30,7 @@ mod deploy_kit;
 mod edge;
 mod grafana_dashboard;
 mod health;
+mod hot_copies;
 mod imgix_clients;
 mod master_key_rotation;
 mod mesh;
