@@ -20,7 +20,7 @@
 # the renderer's CPU goes during W1 (perf record, symbols grouped).
 
 quality_samples=${BENCH_QUALITY_SAMPLES:-40}
-breakdown_renders=${BENCH_SETTINGS_RENDERS:-60}
+breakdown_renders=${BENCH_SETTINGS_RENDERS:-40}
 breakdown_perf_seconds=${BENCH_PERF_SECONDS:-10}
 
 # Machine, commit and date line of a section.
@@ -81,9 +81,14 @@ cpu_breakdown_section() {
   floor_rps=$(awk '/renders_per_second/ {print $2}' <<<"$floor_out")
   floor_cpu=$(awk '/cpu_ms_per_render/ {print $2}' <<<"$floor_out")
   echo "  cpu breakdown: W1 $rps req/s, $total CPU-ms/req ($renders renders of $n requests); floor $floor_rps renders/s, $floor_cpu CPU-ms/render"
-  settings=$("$bin/imgmesh-quality" settings --renders "$breakdown_renders" "$corpus"/*.jpg)
-  echo "$settings" >"$state/settings.txt"
-  settings_rows=$(awk '$1 == "setting" { printf "| %s | %s | %s | %s |\n", $2, $4, ($8 == "" ? "—" : $8), ($10 == "" ? "—" : $10) }' <<<"$settings")
+  # The same settings with glibc's malloc as the floor has it, then with
+  # the mmap threshold the renderer fixes (pipeline/load/libvips.rs).
+  "$bin/imgmesh-quality" settings --renders "$breakdown_renders" "$corpus"/*.jpg >"$state/settings.txt"
+  "$bin/imgmesh-quality" settings --renders "$breakdown_renders" --mmap-threshold 131072 "$corpus"/*.jpg >"$state/settings-mmap.txt"
+  settings_rows=$(awk '
+    FNR == NR && $1 == "setting" { fixed[$2] = $4; next }
+    $1 == "setting" { printf "| %s | %s | %s | %s | %s |\n", $2, $4, fixed[$2], ($8 == "" ? "—" : $8), ($10 == "" ? "—" : $10) }
+  ' "$state/settings-mmap.txt" "$state/settings.txt")
   if command -v perf >/dev/null && perf record -q -o /dev/null -- true >/dev/null 2>&1; then
     fresh_cache
     wrk -t1 -c4 -d"$((breakdown_perf_seconds + 2))s" -s bench/w1.lua "http://$gateway" -- 2000 >/dev/null &
@@ -109,11 +114,22 @@ $(quality_context)
 |---|---|
 ${rows}| **all six** | **$total** (floor: $floor_cpu per render) |
 
-The libvips calls alone, in one process on one thread (\`imgmesh-quality settings --renders $breakdown_renders corpus/*.jpg\`: $breakdown_renders of W1's (image, width) pairs per row; \`floor\` is libvips-floor's \`thumbnail_buffer(w)\` + \`jpegsave_buffer(Q 80)\`; \`mesh\` replays the renderer's calls for a W1 URL: \`thumbnail_buffer\` with \`height\`, \`size=force\`, \`no_rotate\`, \`fail_on=truncated\` and \`export_profile=srgb\` when the original has a profile (services/renderer/src/pipeline/load/source_image.rs, \`thumbnail\`), and \`jpegsave_buffer\` with Q 80, \`optimize_coding\`, \`interlace\` (imgix's default progressive JPEG), \`strip\` (pipeline/encoding/encode.rs, \`encode\`); the \`encode:\` rows encode the same in-memory thumbnails with one option at a time; SSIM against the full-decode Lanczos3 reference as in the quality section):
+The libvips calls alone, in one process on one thread (\`imgmesh-quality settings --renders $breakdown_renders corpus/*.jpg\`: $breakdown_renders of W1's (image, width) pairs per row; \`floor\` is libvips-floor's \`thumbnail_buffer(w)\` + \`jpegsave_buffer(Q 80)\`; \`mesh\` replays the renderer's calls for a W1 URL: \`thumbnail_buffer\` with \`height\`, \`size=force\`, \`no_rotate\`, \`fail_on=truncated\` and \`export_profile=srgb\` when the original has a profile (services/renderer/src/pipeline/load/source_image.rs, \`thumbnail\`), and \`jpegsave_buffer\` with Q 80, \`optimize_coding\`, \`interlace\` (imgix's default progressive JPEG), \`strip\` (pipeline/encoding/encode.rs, \`encode\`); \`mesh_without_export_profile\` is \`mesh\` without the ICC import/export (the corpus's one profile, in string.jpg, is sRGB IEC61966-2.1); the \`encode:\` rows encode the same in-memory thumbnails with one option at a time; \`renderer_pipeline\` is the renderer's own \`render_image\` for \`w=…&q=80&fm=jpg\` (header read, scan count, layout, thumbnail, encode; no gRPC, no Redis); the second CPU column repeats every row with \`--mmap-threshold 131072\` (glibc's mmap threshold fixed as services/renderer/src/pipeline/load/libvips.rs fixes it, so every block over 128 KiB is mapped and unmapped, and its pages faulted in and zeroed, on each render); SSIM against the full-decode Lanczos3 reference as in the quality section):
 
-| setting | CPU-ms per render | mean bytes | mean SSIM |
-|---|---|---|---|
+| setting | CPU-ms per render, glibc's malloc (as the floor) | CPU-ms per render, mmap threshold fixed at 128 KiB (as the renderer) | mean bytes | mean SSIM |
+|---|---|---|---|---|
 $settings_rows
+
+What the renderer does for a W1 miss that the floor does not (read from the code; the rows above and below measure them):
+
+| | floor (bench/src/main.rs) | renderer (W1: \`w=…&q=80&fm=jpg\`) |
+|---|---|---|
+| the original | read once, in memory | fetched for every miss: fetcher → renderer over mTLS gRPC (corpus mean 3.35 MB; 256 KiB chunks), collected into one \`Vec\` (services/renderer/src/service/origin_fetch.rs, \`extend_from_slice\`); the fetcher serves it from its memory cache |
+| before decoding | nothing | \`jpeg_scan_count\` walks the whole file byte by byte (pipeline/load/input_format.rs), then a header-only libvips load (\`Header::read\`, pipeline/load/source_image.rs) |
+| load | \`thumbnail_buffer(w)\` | \`thumbnail_buffer\` with \`height\`, \`size=force\`, \`no_rotate\`, \`fail_on=truncated\` (same shrink-on-load); **\`export_profile=srgb\` for string.jpg**, whose embedded profile is sRGB IEC61966-2.1: an lcms sRGB → sRGB transform on every render of it |
+| encode | \`jpegsave_buffer(Q 80)\`: baseline, standard Huffman tables, metadata kept | Q 80, **\`interlace\`** (progressive: imgix's default, shared/imgix-params/src/plan.rs \`jpg-progressive\`), **\`optimize_coding\`**, \`strip\` (pipeline/encoding/encode.rs) |
+| malloc | glibc's default: the mmap threshold rises to the largest block freed, so big buffers are reused from the heap | **mmap threshold fixed at 128 KiB** (pipeline/load/libvips.rs, \`return_large_buffers_to_the_kernel\`): every block over 128 KiB is mapped, faulted in, zeroed and unmapped on each render (RSS stays low) |
+| after | nothing | ETag (hash of the output), Redis SET of the derivative, reply to the gateway over mTLS gRPC; the gateway keeps a hot copy and answers HTTP |
 
 The renderer's CPU during W1 by function group: $perf_note.
 
