@@ -490,7 +490,9 @@ impl Mesh {
         .await
     }
 
-    /// Number of keys in this mesh's Redis.
+    /// Number of keys in this mesh's Redis, leaving out the Sources'
+    /// epochs (`imgmesh:{<source>}:epoch`, one per Source a gateway looked
+    /// up: bookkeeping, not cached data).
     pub async fn redis_dbsize(&self) -> anyhow::Result<u64> {
         let output = tokio::process::Command::new(find_tool("redis-cli")?)
             .arg("-p")
@@ -499,9 +501,17 @@ impl Mesh {
             .output()
             .await?;
         let text = String::from_utf8_lossy(&output.stdout);
-        text.trim()
+        let keys: u64 = text
+            .trim()
             .parse()
-            .with_context(|| format!("unexpected DBSIZE answer {text:?}"))
+            .with_context(|| format!("unexpected DBSIZE answer {text:?}"))?;
+        let epochs = self
+            .redis_cli(&["--scan", "--pattern", "imgmesh:{*}:epoch"])
+            .await?
+            .lines()
+            .filter(|line| !line.is_empty())
+            .count();
+        Ok(keys.saturating_sub(u64::try_from(epochs)?))
     }
 
     /// Stores `bytes` as object `key` in [`BUCKET`] through the S3 API, with
