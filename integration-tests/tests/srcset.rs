@@ -13,7 +13,10 @@ use imgmesh_integration_tests::{Mesh, MeshOptions, S3_SECRET_KEY, get};
 #[tokio::test]
 async fn srcset_widths_reuse_one_decode() {
     for (reuse, renderer_args) in [
-        (true, vec!["--render-intermediate-bytes=67108864".to_owned()]),
+        (
+            true,
+            vec!["--render-intermediate-bytes=67108864".to_owned()],
+        ),
         (false, vec![]),
     ] {
         let mesh = Mesh::start(MeshOptions {
