@@ -2,7 +2,8 @@
 # The cost of mutual TLS on W1 (miss) and W2 (hit): `scripts/bench.sh tls`
 # alone, and the last part of `make bench`. Sourced by scripts/bench.sh;
 # tls_section uses its settings (reps, w1_seconds, w2_seconds, bin, state),
-# its helpers (wrk_summary, cpu_ticks, median, finish) and its running mesh.
+# its helpers (wrk_summary, cpu_ticks, median, finish, fresh_cache,
+# warn_hits) and its running mesh.
 #
 # W1 and W2 run $reps times on the mesh bench.sh started (mutual TLS on
 # every internal hop); then that mesh is stopped, the same mesh is started
@@ -23,10 +24,13 @@
 tls_round() {
   local offset=$1 pids=("${mesh_pids[@]:2:4}") before after cpu name w
   local w1_rps w1_p50 w1_p99 w1_n w1_bad w2_rps w2_p99 w2_bad
-  redis-cli -p "$redis_port" FLUSHALL >/dev/null
+  # Nothing cached anywhere, the gateway's hot copies included (bench.sh's
+  # fresh_cache: FLUSHALL alone leaves them).
+  fresh_cache
   before=$(cpu_ticks "${pids[@]}")
-  read -r w1_rps w1_p50 w1_p99 w1_n w1_bad < <(wrk -t1 -c4 -d"${w1_seconds}s" --latency -s bench/w1.lua "http://$gateway" -- "$offset" | wrk_summary)
+  read -r w1_rps w1_p50 w1_p99 w1_n w1_bad < <(wrk -t1 -c4 -d"${w1_seconds}s" --latency -s bench/w1.lua "http://$gateway" -- "$offset" | tee "$state/tls-w1.txt" | wrk_summary)
   after=$(cpu_ticks "${pids[@]}")
+  warn_hits "TLS W1" "$(sed -n 's/^hits //p' "$state/tls-w1.txt")"
   cpu=$(awk -v t=$((after - before)) -v hz="$(getconf CLK_TCK)" -v n="$w1_n" 'BEGIN { printf "%.1f", t * 1000 / hz / (n ? n : 1) }')
   for name in 2004default firstgeneration rhythm string the-mouse; do
     for w in 400 640; do curl -fsS -o /dev/null -H "Host: demo.localhost" "http://$gateway/$name.jpg?w=$w&q=80&fm=jpg"; done
