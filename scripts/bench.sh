@@ -404,30 +404,8 @@ host="http://$gateway"
 ticks_per_second=$(getconf CLK_TCK)
 
 # nginx serving one W2-sized derivative from disk: the W2 yardstick.
-mkdir -p "$state/nginx/www" "$state/nginx/tmp"
-curl -fsS -H "Host: demo.localhost" "$host/2004default.jpg?w=640&q=80&fm=jpg" -o "$state/nginx/www/static.jpg"
+start_nginx
 static_bytes=$(stat -c %s "$state/nginx/www/static.jpg")
-nginx_port=$(free_port 18080)
-cat >"$state/nginx/nginx.conf" <<CONF
-worker_processes 1;
-daemon off;
-error_log $state/nginx/error.log;
-pid $state/nginx/nginx.pid;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  sendfile on;
-  client_body_temp_path $state/nginx/tmp;
-  proxy_temp_path $state/nginx/tmp;
-  fastcgi_temp_path $state/nginx/tmp;
-  uwsgi_temp_path $state/nginx/tmp;
-  scgi_temp_path $state/nginx/tmp;
-  server { listen 127.0.0.1:$nginx_port; root $state/nginx/www; }
-}
-CONF
-nginx -c "$state/nginx/nginx.conf" &
-nginx_pid=$!
-wait_port "$nginx_port"
 
 results="$state/results"
 : >"$results"

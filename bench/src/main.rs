@@ -3,6 +3,8 @@
 //! `thumbnail_buffer` (shrink-on-load) + `jpegsave_buffer` (Q 80) over the
 //! same in-memory images and the W1 widths. Prints renders per second.
 
+mod cpu;
+
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -11,6 +13,8 @@ use anyhow::Context as _;
 use clap::Parser;
 use rs_vips::voption::{Setter as _, VOption};
 use rs_vips::{Vips, VipsImage};
+
+use crate::cpu::process_cpu_ms;
 
 /// Measures libvips' thumbnail + JPEG encode throughput.
 #[derive(Debug, Parser)]
@@ -82,21 +86,4 @@ fn main() -> anyhow::Result<()> {
     // CPU time per render is far steadier than throughput on a shared machine.
     println!("cpu_ms_per_render {:.1}", cpu_ms / total.max(1) as f64);
     Ok(())
-}
-
-/// This process's user + system CPU time so far, in milliseconds, from
-/// `/proc/self/stat` (fields 14 and 15, in clock ticks of 1/100 s on Linux).
-fn process_cpu_ms() -> anyhow::Result<f64> {
-    const TICKS_PER_SECOND: f64 = 100.0;
-    let stat = std::fs::read_to_string("/proc/self/stat").context("reading /proc/self/stat")?;
-    // The command name (field 2) may contain spaces; fields after it are plain.
-    let after_name = stat
-        .rsplit_once(')')
-        .map(|(_, rest)| rest)
-        .context("unexpected /proc/self/stat format")?;
-    let fields: Vec<&str> = after_name.split_whitespace().collect();
-    // after_name starts at field 3, so utime (14) is index 11, stime (15) 12.
-    let utime: f64 = fields.get(11).context("no utime")?.parse()?;
-    let stime: f64 = fields.get(12).context("no stime")?.parse()?;
-    Ok((utime + stime) * 1000.0 / TICKS_PER_SECOND)
 }

@@ -21,6 +21,7 @@
 //!   glibc's mmap threshold as the floor has it or fixed as the renderer
 //!   fixes it (`--mmap-threshold`).
 
+mod cpu;
 #[path = "quality/http.rs"]
 mod http;
 #[path = "quality/pipelines.rs"]
@@ -37,6 +38,8 @@ use clap::{Parser, Subcommand};
 use rs_vips::{Vips, VipsImage};
 
 use imgmesh_renderer::pipeline::load::input_format::jpeg_scan_count;
+
+use crate::cpu::process_cpu_ms;
 use imgmesh_renderer::pipeline::{RenderInput, RenderLimits, render_image};
 use pipelines::{JpegSettings, Original};
 
@@ -607,21 +610,6 @@ fn settings(args: &SettingsArgs) -> anyhow::Result<()> {
     )?
     .print("renderer_pipeline(render_image)");
     Ok(())
-}
-
-/// This process's user + system CPU time so far, in milliseconds, from
-/// `/proc/self/stat` (fields 14 and 15, in clock ticks of 1/100 s).
-fn process_cpu_ms() -> anyhow::Result<f64> {
-    const TICKS_PER_SECOND: f64 = 100.0;
-    let stat = std::fs::read_to_string("/proc/self/stat").context("reading /proc/self/stat")?;
-    let after_name = stat
-        .rsplit_once(')')
-        .map(|(_, rest)| rest)
-        .context("unexpected /proc/self/stat format")?;
-    let fields: Vec<&str> = after_name.split_whitespace().collect();
-    let utime: f64 = fields.get(11).context("no utime")?.parse()?;
-    let stime: f64 = fields.get(12).context("no stime")?.parse()?;
-    Ok((utime + stime) * 1000.0 / TICKS_PER_SECOND)
 }
 
 #[cfg(test)]

@@ -33,8 +33,9 @@ w2push_gateway() {
   w2push_addr=$(listening "$state/logs/gateway-$name.log" http)
 }
 
-# nginx on one W2-sized derivative, unless the main run started it.
-w2push_nginx() {
+# nginx serving one W2-sized derivative from disk (the W2 yardstick),
+# unless it is running already; sets nginx_port and nginx_pid.
+start_nginx() {
   [[ -n ${nginx_port:-} ]] && return 0
   mkdir -p "$state/nginx/www" "$state/nginx/tmp"
   curl -fsS -H "Host: demo.localhost" "http://$gateway/2004default.jpg?w=640&q=80&fm=jpg" -o "$state/nginx/www/static.jpg"
@@ -81,7 +82,7 @@ w2push_section() {
   confirming_pid=$w2push_pid
   w2push_gateway second
   second=$w2push_addr
-  w2push_nginx
+  start_nginx
   # Warm-up: each W2 URL three times on each gateway (miss, a read from
   # Redis into the hot copy, the copy).
   for addr in "$trusting" "$confirming" "$second"; do
