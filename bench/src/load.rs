@@ -19,8 +19,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use clap::Parser;
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::io::AsyncWriteExt as _;
 use tokio::net::TcpStream;
+
+mod response_head;
 
 /// Sends W1 miss traffic and reports latencies by outcome.
 #[derive(Debug, Parser)]
@@ -66,9 +68,6 @@ fn url_path(i: u64) -> String {
     let width = 300 + ((i / IMAGES.len() as u64) * WIDTH_STRIDE) % WIDTHS;
     format!("/{image}?w={width}&q=80&fm=jpg")
 }
-
-/// Largest response head read.
-const MAX_HEAD: usize = 64 * 1024;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Outcome {
@@ -185,53 +184,17 @@ async fn connection(
 /// Reads one response; returns its outcome and whether the connection
 /// stays open.
 async fn read_response(stream: &mut TcpStream) -> anyhow::Result<(Outcome, bool)> {
-    let mut head = Vec::with_capacity(1024);
-    let mut byte = [0u8; 4096];
-    let end = loop {
-        if let Some(at) = head.windows(4).position(|w| w == b"\r\n\r\n") {
-            break at + 4;
-        }
-        anyhow::ensure!(head.len() < MAX_HEAD, "response head too large");
-        let n = stream.read(&mut byte).await?;
-        anyhow::ensure!(n > 0, "connection closed");
-        head.extend_from_slice(&byte[..n]);
-    };
-    let text = String::from_utf8_lossy(&head[..end]).to_ascii_lowercase();
-    let mut lines = text.split("\r\n");
-    let status: u16 = lines
-        .next()
-        .and_then(|line| line.split(' ').nth(1))
-        .and_then(|code| code.parse().ok())
-        .context("no status line")?;
-    let mut length = 0usize;
-    let mut keep_alive = true;
-    let mut retry_after = false;
-    let mut hit = false;
-    for line in lines {
-        if let Some((name, value)) = line.split_once(':') {
-            match name.trim() {
-                "content-length" => length = value.trim().parse().context("content-length")?,
-                "connection" if value.trim() == "close" => keep_alive = false,
-                "retry-after" => retry_after = true,
-                "x-imgmesh-cache" => hit = value.trim() != "miss",
-                "transfer-encoding" => anyhow::bail!("chunked responses are not expected"),
-                _ => {}
-            }
-        }
-    }
-    let mut have = head.len() - end;
-    while have < length {
-        let n = stream.read(&mut byte).await?;
-        anyhow::ensure!(n > 0, "connection closed in the body");
-        have += n;
-    }
-    let outcome = match status {
+    let head = response_head::read_response(stream).await?;
+    let hit = head
+        .header("x-imgmesh-cache")
+        .is_some_and(|status| status != "miss");
+    let outcome = match head.status {
         200 if hit => Outcome::Hit,
         200 => Outcome::Ok,
-        503 if retry_after => Outcome::Shed,
+        503 if head.header("retry-after").is_some() => Outcome::Shed,
         _ => Outcome::Other,
     };
-    Ok((outcome, keep_alive))
+    Ok((outcome, head.keep_alive))
 }
 
 #[cfg(test)]

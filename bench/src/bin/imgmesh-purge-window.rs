@@ -21,8 +21,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use clap::Parser;
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::io::AsyncWriteExt as _;
 use tokio::net::TcpStream;
+
+#[path = "../response_head.rs"]
+mod response_head;
 
 /// Measures how long gateways serve a purged hot copy.
 #[derive(Debug, Parser)]
@@ -56,9 +59,6 @@ struct Args {
 /// Longest a response may take (a miss renders).
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Largest response head accepted.
-const MAX_HEAD: usize = 16 * 1024;
-
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     tokio::runtime::Builder::new_multi_thread()
@@ -75,23 +75,25 @@ struct Answer {
     hit: bool,
 }
 
-/// A keep-alive HTTP/1.1 connection.
+/// A keep-alive HTTP/1.1 connection, opened again when the server
+/// closes it.
 struct Connection {
+    addr: SocketAddr,
     stream: TcpStream,
     host: String,
+    /// The server said `Connection: close` in its last response.
+    closed: bool,
 }
 
 // === impl Connection ===
 
 impl Connection {
     async fn open(addr: SocketAddr, host: &str) -> anyhow::Result<Connection> {
-        let stream = TcpStream::connect(addr)
-            .await
-            .with_context(|| format!("connecting to {addr}"))?;
-        stream.set_nodelay(true)?;
         Ok(Connection {
-            stream,
+            addr,
+            stream: connect(addr).await?,
             host: host.to_owned(),
+            closed: false,
         })
     }
 
@@ -108,52 +110,32 @@ impl Connection {
             self.host,
             body.len()
         );
+        if self.closed {
+            self.stream = connect(self.addr).await?;
+            self.closed = false;
+        }
         self.stream.write_all(request.as_bytes()).await?;
-        tokio::time::timeout(RESPONSE_TIMEOUT, read_response(&mut self.stream))
-            .await
-            .context("response timed out")?
+        let head = tokio::time::timeout(
+            RESPONSE_TIMEOUT,
+            response_head::read_response(&mut self.stream),
+        )
+        .await
+        .context("response timed out")??;
+        self.closed = !head.keep_alive;
+        Ok(Answer {
+            status: head.status,
+            hit: head.header("x-imgmesh-cache") == Some("hit"),
+        })
     }
 }
 
-/// Reads one response with a `Content-Length` body.
-async fn read_response(stream: &mut TcpStream) -> anyhow::Result<Answer> {
-    let mut head = Vec::with_capacity(1024);
-    let mut chunk = [0u8; 16 * 1024];
-    let end = loop {
-        if let Some(at) = head.windows(4).position(|w| w == b"\r\n\r\n") {
-            break at + 4;
-        }
-        anyhow::ensure!(head.len() < MAX_HEAD, "response head too large");
-        let n = stream.read(&mut chunk).await?;
-        anyhow::ensure!(n > 0, "connection closed");
-        head.extend_from_slice(&chunk[..n]);
-    };
-    let text = String::from_utf8_lossy(&head[..end]).to_ascii_lowercase();
-    let mut lines = text.split("\r\n");
-    let status: u16 = lines
-        .next()
-        .and_then(|line| line.split(' ').nth(1))
-        .and_then(|code| code.parse().ok())
-        .context("no status line")?;
-    let mut length = 0usize;
-    let mut hit = false;
-    for line in lines {
-        if let Some((name, value)) = line.split_once(':') {
-            match name.trim() {
-                "content-length" => length = value.trim().parse().context("content-length")?,
-                "x-imgmesh-cache" => hit = value.trim() == "hit",
-                "transfer-encoding" => anyhow::bail!("chunked responses are not expected"),
-                _ => {}
-            }
-        }
-    }
-    let mut have = head.len() - end;
-    while have < length {
-        let n = stream.read(&mut chunk).await?;
-        anyhow::ensure!(n > 0, "connection closed in the body");
-        have += n;
-    }
-    Ok(Answer { status, hit })
+/// A TCP connection to `addr` with Nagle's delay off.
+async fn connect(addr: SocketAddr) -> anyhow::Result<TcpStream> {
+    let stream = TcpStream::connect(addr)
+        .await
+        .with_context(|| format!("connecting to {addr}"))?;
+    stream.set_nodelay(true)?;
+    Ok(stream)
 }
 
 /// When the purge was sent, once it was.
