@@ -16,11 +16,14 @@
 //! Only after a purge do they differ, and a second read follows. The entry
 //! is read whole or, for conditional requests, only its header.
 //!
-//! A cache with hot entries (the gateway's: [`DerivativeCache::with_hot_entries`])
-//! also reads the Source's epoch with the counters, and serves a hot copy
-//! without any round trip while the purge feed vouches for it (see the
-//! `hot` and `feed` modules): every purge is one script that bumps the
-//! counter and publishes its name.
+//! The same `MGET` reads the Source's epoch (see [`crate::keys`]): a
+//! lookup answers it with the key ([`Lookup::generation`] joins the two for
+//! caches of originals, the fetcher's), and a cache with hot entries (the
+//! gateway's: [`DerivativeCache::with_hot_entries`]) never serves a copy
+//! read under another. Such a cache serves a hot copy without any round
+//! trip while the purge feed vouches for it (see the `hot` and `feed`
+//! modules): every purge is one script that bumps the counter and
+//! publishes its name.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -139,8 +142,30 @@ impl Found {
 pub struct Lookup {
     /// The entry key under the current purge counters.
     pub key: String,
+    /// The Source's epoch, read with the counters: it changes when Redis
+    /// loses its data, after which the counters (and so `key`) may repeat
+    /// values they had before a purge.
+    pub epoch: u64,
     /// The entry, when there is one.
     pub found: Option<Found>,
+}
+
+// === impl Lookup ===
+
+impl Lookup {
+    /// The path's cache generation, for a cache of originals keyed by it
+    /// (the fetcher's `cache_generation`): the Source's epoch and the purge
+    /// counters of `key`, e.g. `00c0ffee00c0ffee:0.2.0`. Every purge that
+    /// covers the path changes it, and so does Redis losing its data: the
+    /// counters alone would name a purged original again once they restart
+    /// from 0.
+    pub fn generation(&self) -> String {
+        let counters = self
+            .key
+            .rsplit_once(':')
+            .map_or("", |(_, counters)| counters);
+        format!("{:016x}:{counters}", self.epoch)
+    }
 }
 
 /// How a lease request ended.
@@ -234,6 +259,7 @@ impl DerivativeCache {
                     tracing::Span::current().record("hit", true);
                     return Some(Lookup {
                         key: guessed_key,
+                        epoch: held.epoch,
                         found: Some(found_in(&held.entry, meta_only)),
                     });
                 } else {
@@ -250,6 +276,7 @@ impl DerivativeCache {
                         tracing::Span::current().record("hit", true);
                         return Some(Lookup {
                             key: guessed_key,
+                            epoch,
                             found: Some(found_in(&held.entry, meta_only)),
                         });
                     }
@@ -304,19 +331,17 @@ impl DerivativeCache {
                     .insert(&key, entry, &names.generations, epoch, sequence);
             }
             tracing::Span::current().record("hit", found.is_some());
-            Some(Lookup { key, found })
+            Some(Lookup { key, epoch, found })
         }
         .instrument(span)
         .await
     }
 
-    /// The Source's epoch: `read` when Redis had one; else a new random
-    /// one, set unless another process set one first (and then that one).
-    /// 0 for a cache without hot entries, which never reads it.
+    /// The Source's epoch: `read` when Redis had one; else (the first
+    /// lookup of the Source, or the first since Redis lost its data) a new
+    /// random one, set unless another process set one first (and then that
+    /// one): one more round trip, once per Source.
     async fn epoch(&self, names: &CacheNames, read: Option<u64>) -> Option<u64> {
-        if !self.hot.holds() {
-            return Some(0);
-        }
         if let Some(epoch) = read {
             return Some(epoch);
         }
@@ -334,9 +359,9 @@ impl DerivativeCache {
         epoch
     }
 
-    /// The Source's epoch (when this cache has hot entries), the purge
-    /// counters of `names` and, with `entry`, that read of the entry, in
-    /// one round trip per slot they live on: one pipeline on a single
+    /// The Source's epoch, the purge counters of `names` and, with
+    /// `entry`, that read of the entry, in one round trip per slot they
+    /// live on: one pipeline on a single
     /// server; on a cluster, the epoch and the Source's counters on their
     /// slot and the asset's counter with the entry on theirs, sent at once
     /// (see [`crate::keys`]).
@@ -345,24 +370,19 @@ impl DerivativeCache {
         names: &CacheNames,
         entry: Option<redis::Cmd>,
     ) -> redis::RedisResult<(Option<u64>, Vec<Option<u64>>, Option<Vec<u8>>)> {
-        let with_epoch = self.hot.holds();
         let has_entry = entry.is_some();
-        // The epoch, when read, comes first in the Source's `MGET`.
+        // The epoch comes first in the Source's `MGET`.
         let split_epoch = |mut counters: Vec<Option<u64>>| {
-            let epoch = if with_epoch && !counters.is_empty() {
-                counters.remove(0)
-            } else {
+            let epoch = if counters.is_empty() {
                 None
+            } else {
+                counters.remove(0)
             };
             (epoch, counters)
         };
         if !self.connection.is_cluster() {
             let mut pipe = redis::pipe();
-            let read = pipe.cmd("MGET");
-            if with_epoch {
-                read.arg(&names.epoch);
-            }
-            read.arg(&names.generations);
+            pipe.cmd("MGET").arg(&names.epoch).arg(&names.generations);
             if let Some(entry) = entry {
                 pipe.add_command(entry);
                 let (counters, value): (Vec<Option<u64>>, Option<Vec<u8>>) =
@@ -379,10 +399,7 @@ impl DerivativeCache {
             return Ok((None, Vec::new(), None));
         };
         let mut shared_read = redis::cmd("MGET");
-        if with_epoch {
-            shared_read.arg(&names.epoch);
-        }
-        shared_read.arg(shared);
+        shared_read.arg(&names.epoch).arg(shared);
         let mut shared_connection = self.connection.clone();
         let shared_read = async {
             shared_read
@@ -839,6 +856,65 @@ mod tests {
         let flushed = reader.lookup(&cat, false).await.unwrap();
         assert_eq!(flushed.key, old_key);
         assert_eq!(flushed.found, None);
+    }
+
+    /// `cmdstat_<command>`'s call count in `INFO commandstats` (0 when
+    /// the command was not run).
+    async fn calls(redis: &RedisServer, command: &str) -> u64 {
+        let stats = redis.cli(&["INFO", "commandstats"]).await.unwrap();
+        let prefix = format!("cmdstat_{command}:calls=");
+        stats
+            .iter()
+            .find_map(|line| line.strip_prefix(&prefix))
+            .map_or(0, |rest| rest.split(',').next().unwrap().parse().unwrap())
+    }
+
+    /// A cache without hot entries (the renderer's) reads the Source's
+    /// epoch in the counters' `MGET`, with no other command once the epoch
+    /// is set; the generation it gives the fetcher changes with a purge,
+    /// and after a FLUSHALL too, though the counters (and the key) are back
+    /// at their values from before the purge.
+    #[tokio::test]
+    async fn the_generation_carries_the_epoch() {
+        let redis = RedisServer::start().await;
+        let cache = cache(&redis).await;
+        let cat = names("a/cat.jpg");
+        let first = cache.lookup(&cat, false).await.unwrap();
+        let epoch: u64 = redis
+            .cli(&["GET", &cat.epoch])
+            .await
+            .unwrap()
+            .concat()
+            .parse()
+            .expect("the first lookup sets the epoch");
+        assert_eq!(first.epoch, epoch);
+        assert_eq!(first.generation(), format!("{epoch:016x}:0.0.0"));
+
+        redis.command(&["CONFIG", "RESETSTAT"]).await.unwrap();
+        for _ in 0..3 {
+            assert_eq!(cache.lookup(&cat, false).await.unwrap(), first);
+        }
+        assert_eq!(calls(&redis, "mget").await, 3);
+        assert_eq!(calls(&redis, "get").await, 3, "the entry's read");
+        assert_eq!(calls(&redis, "set").await, 0, "no epoch written");
+
+        cache
+            .purge(&generation_key("src_1", PurgeScope::Asset("a/cat.jpg")))
+            .await
+            .unwrap();
+        let purged = cache.lookup(&cat, false).await.unwrap();
+        assert_eq!(purged.generation(), format!("{epoch:016x}:0.0.1"));
+
+        redis.command(&["FLUSHALL"]).await.unwrap();
+        let flushed = cache.lookup(&cat, false).await.unwrap();
+        assert_eq!(flushed.key, first.key, "the counters restarted");
+        assert_ne!(flushed.epoch, epoch, "a new epoch");
+        assert_ne!(flushed.generation(), first.generation());
+        assert_eq!(
+            cache.lookup(&cat, false).await.unwrap().generation(),
+            flushed.generation(),
+            "the new epoch is kept"
+        );
     }
 
     /// Without the feed's trust, hot entries are served once Redis

@@ -90,11 +90,6 @@ impl HotEntries {
         }
     }
 
-    /// Whether copies are kept at all.
-    pub(crate) fn holds(&self) -> bool {
-        self.capacity_bytes > 0
-    }
-
     /// Whether copies may ever be trusted (a feed is worth following).
     pub(crate) fn trusts(&self) -> bool {
         self.capacity_bytes > 0 && !self.trust_for.is_zero()

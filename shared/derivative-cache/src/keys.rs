@@ -41,7 +41,10 @@
 //! persistence), after which the counters start again from 0 and could
 //! name a purged derivative's key once more. A process's in-memory copies
 //! remember the epoch they were read under and are never used under
-//! another (see `hot`).
+//! another (see `hot`), and the generation a renderer sends the fetcher
+//! with each read of an original is the epoch and the counters together
+//! ([`Lookup::generation`](crate::Lookup::generation)), so an original
+//! cached before a purge is not used again once the counters restart.
 //!
 //! Every purge also announces the counter it bumped on [`PURGE_CHANNEL`]
 //! (in the same script as the `INCR`), for processes that keep copies in

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use imgmesh_derivative_cache::CachedDerivative;
+use imgmesh_derivative_cache::{CachedDerivative, Found, Lookup};
 use imgmesh_proto::registry::v1::CacheTtlBehavior;
 use imgmesh_proto::renderer::v1::RenderRequest;
 
@@ -53,6 +53,9 @@ pub(super) struct Job {
     pub(super) key: String,
     /// Whether `key` came from Redis (else Redis is down: nothing is stored).
     pub(super) cacheable: bool,
+    /// The path's cache generation, the Source's epoch and purge counters
+    /// read with `key` ([`Lookup::generation`]); empty without Redis.
+    pub(super) generation: String,
     /// When the caller stops waiting, if it said.
     pub(super) deadline: Option<Instant>,
     /// Fires when every caller of the shared run has gone: a render that
@@ -87,20 +90,46 @@ impl Stored {
 // === impl Job ===
 
 impl Job {
-    /// The request's original. The path's purge counters (the key's last
-    /// part, e.g. `0.2.0`) keep the fetcher from reusing a copy it cached
-    /// before a purge, while every derivative of one original still shares
-    /// its cached copy.
-    pub(super) fn object(&self) -> ObjectRef<'_> {
-        let generation = match self.key.rsplit_once(':') {
-            Some((_, generations)) if self.cacheable => generations,
-            _ => "",
+    /// The run for the request, as a lookup answered it (`None`: Redis is
+    /// slow or down, and `base`, the key without purge counters, only
+    /// coalesces renders in this process); the entry found, if any, goes
+    /// back to the caller.
+    pub(super) fn new(
+        request: Arc<RenderRequest>,
+        plan: ResolvedPlan,
+        lookup: Option<Lookup>,
+        base: &str,
+        deadline: Option<Instant>,
+    ) -> (Job, Option<Found>) {
+        let cacheable = lookup.is_some();
+        let generation = lookup.as_ref().map(Lookup::generation).unwrap_or_default();
+        let (key, found) = match lookup {
+            Some(Lookup { key, found, .. }) => (key, found),
+            None => (base.to_owned(), None),
         };
+        let job = Job {
+            request,
+            plan: Arc::new(plan),
+            key,
+            cacheable,
+            generation,
+            deadline,
+            abandoned: Abandoned::never(),
+        };
+        (job, found)
+    }
+
+    /// The request's original. The path's generation (the Source's epoch
+    /// and purge counters) keeps the fetcher from reusing a copy it cached
+    /// before a purge, even once Redis lost its data and the counters
+    /// restarted, while every derivative of one original still shares its
+    /// cached copy.
+    pub(super) fn object(&self) -> ObjectRef<'_> {
         ObjectRef {
             source_id: &self.request.source_id,
             source_config_version: self.request.source_config_version,
             path: &self.request.path,
-            generation,
+            generation: &self.generation,
         }
     }
 

@@ -44,23 +44,20 @@ impl Renderer {
             &request.path,
             plan.canonical(),
         );
-        // The entry's key ends with the path's purge generations; without
-        // Redis there are none to name.
-        let key = self
+        // The path's generation (the Source's epoch and purge counters);
+        // without Redis there is none to name.
+        let generation = self
             .cache
             .lookup(&names, true)
             .await
-            .map(|lookup| lookup.key);
-        let generation = key
-            .as_deref()
-            .and_then(|key| key.rsplit_once(':'))
-            .map_or("", |(_, generations)| generations);
+            .map(|lookup| lookup.generation())
+            .unwrap_or_default();
         let admission = self.pool.admit(deadline)?;
         let object = ObjectRef {
             source_id: &request.source_id,
             source_config_version: request.source_config_version,
             path: &request.path,
-            generation,
+            generation: &generation,
         };
         let remaining = deadline.map(|deadline| deadline.saturating_duration_since(Instant::now()));
         let original = self.fetcher.fetch(object, remaining).await?;

@@ -15,7 +15,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use imgmesh_derivative_cache::{CacheNames, Conditional, Lookup, unix_now};
+use imgmesh_derivative_cache::{CacheNames, Conditional, unix_now};
 use imgmesh_imgix_params::is_empty_plan;
 use imgmesh_proto::renderer::v1::{
     CacheStatus, RenderPlan, RenderRequest, RenderResponse, RenderSetRequest, blend,
@@ -26,7 +26,6 @@ use crate::metrics::METRICS;
 use crate::pipeline::ResolvedPlan;
 use crate::service::job::{Job, Stored};
 use crate::service::renderer::{Renderer, answer};
-use crate::service::single_flight::Abandoned;
 
 /// Most plans in one set.
 pub const MAX_SET_PLANS: usize = 16;
@@ -66,17 +65,13 @@ impl Renderer {
                 resolved.canonical(),
             );
             let lookup = self.cache.lookup(&names, false).await;
-            let cacheable = lookup.is_some();
-            let Lookup { key, found } = lookup.unwrap_or(Lookup {
-                key: names.base.clone(),
-                found: None,
-            });
+            let (job, found) = Job::new(Arc::new(single), resolved, lookup, &names.base, deadline);
             if let Some(found) = found {
                 let (meta, data) = found.into_parts();
                 if meta.is_fresh(unix_now()) {
                     let fresh = self
                         .cache
-                        .respond(&key, &meta, data, UNCONDITIONAL, CacheStatus::Hit)
+                        .respond(&job.key, &meta, data, UNCONDITIONAL, CacheStatus::Hit)
                         .await;
                     if let Some(response) = fresh {
                         METRICS.derivative_lookup("hit");
@@ -86,14 +81,6 @@ impl Renderer {
                 }
             }
             METRICS.derivative_lookup("miss");
-            let job = Job {
-                request: Arc::new(single),
-                plan: Arc::new(resolved),
-                key,
-                cacheable,
-                deadline,
-                abandoned: Abandoned::never(),
-            };
             misses.push((index, job));
         }
         if let Some((_, first)) = misses.first() {

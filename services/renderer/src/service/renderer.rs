@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use imgmesh_derivative_cache::{
-    CacheNames, CachedDerivative, Conditional, DerivativeCache, Lookup, render_response, unix_now,
+    CacheNames, CachedDerivative, Conditional, DerivativeCache, render_response, unix_now,
 };
 use imgmesh_proto::renderer::v1::renderer_service_server::RendererServiceServer;
 use imgmesh_proto::renderer::v1::{CacheStatus, RenderRequest, RenderResponse};
@@ -22,7 +22,7 @@ use crate::pipeline::{ResolvedPlan, libvips};
 use crate::service::job::{Job, Produced};
 use crate::service::origin_fetch::OriginFetcher;
 use crate::service::render_pool::RenderPool;
-use crate::service::single_flight::{Abandoned, SingleFlight};
+use crate::service::single_flight::SingleFlight;
 
 /// The renderer: answers `Render` from Redis when it can, otherwise fetches
 /// the original, renders it on the bounded pool and caches the result.
@@ -159,20 +159,7 @@ impl Renderer {
             .cache
             .lookup(&names, conditional.is_conditional())
             .await;
-        let cacheable = lookup.is_some();
-        // Without Redis the key only coalesces renders in this process.
-        let Lookup { key, found } = lookup.unwrap_or(Lookup {
-            key: names.base.clone(),
-            found: None,
-        });
-        let job = Job {
-            request: Arc::clone(&request),
-            plan: Arc::new(plan),
-            key,
-            cacheable,
-            deadline,
-            abandoned: Abandoned::never(),
-        };
+        let (job, found) = Job::new(Arc::clone(&request), plan, lookup, &names.base, deadline);
 
         if let Some(found) = found {
             let (meta, data) = found.into_parts();
@@ -207,14 +194,18 @@ impl Renderer {
             let (renderer, job) = (self.clone(), job.clone());
             move |abandoned| async move {
                 let job = Job { abandoned, ..job };
-                let key = job.key.clone();
-                renderer.produce(job).await.map(|produced| (key, produced))
+                let generation = job.generation.clone();
+                renderer
+                    .produce(job)
+                    .await
+                    .map(|produced| (generation, produced))
             }
         };
         let (made_for, mut produced) = self.in_flight.run(base, run).await.0?;
-        if job.cacheable && made_for != base && made_for != job.key {
-            // A purge came between the run's lookup and this one's: the
-            // run may have read the original before it; render afresh.
+        if job.cacheable && !made_for.is_empty() && made_for != job.generation {
+            // A purge (or Redis losing its data) came between the run's
+            // lookup and this one's: the run may have read the original
+            // before it; render afresh.
             produced = self.clone().produce(job.clone()).await?;
         }
         match produced {
