@@ -20,6 +20,10 @@
 # `scripts/bench.sh w2-push` runs W2 on a gateway trusting its hot copies
 # on the purge feed and on one confirming each with Redis, and measures the
 # purge window (scripts/lib/bench_w2push.sh).
+# `scripts/bench.sh w4` runs W4 alone, BENCH_REPS times: the unloaded run,
+# W4 and W1 right after it, with the split of an admitted request's time
+# and each process's CPU (scripts/lib/bench_w4.sh); it prints, writing
+# nothing to docs/benchmarks.md.
 # `scripts/bench.sh tls` runs W1 and W2 on the mesh with mutual TLS, then
 # on the same mesh restarted plaintext, rewriting only its part (the cost
 # of mTLS; scripts/lib/bench_tls.sh). BENCH_PLAINTEXT=1 runs a whole
@@ -47,6 +51,8 @@ source scripts/lib/bench_quality.sh
 source scripts/lib/bench_w6.sh
 # shellcheck source=lib/bench_w2push.sh
 source scripts/lib/bench_w2push.sh
+# shellcheck source=lib/bench_w4.sh
+source scripts/lib/bench_w4.sh
 mesh_plaintext=${BENCH_PLAINTEXT:-}
 
 reps=${BENCH_REPS:-3}
@@ -370,6 +376,11 @@ fi
 if [[ $only == w6 ]]; then
   w6_section
   write_doc_section w6 "$state/w6.md"
+  exit 0
+fi
+
+if [[ $only == w4 ]]; then
+  w4_section
   exit 0
 fi
 
