@@ -4,7 +4,11 @@
 //! never served again after Redis loses its data (FLUSHALL, then a Source
 //! purge); and a gateway whose subscription breaks (its connection killed
 //! together with an unannounced purge, or Redis restarted empty) drops its
-//! copies instead of serving them.
+//! copies instead of serving them. Around them: after Redis loses its
+//! data, a render never reads an original the fetcher cached before a
+//! purge (the fetch's generation carries the Source's epoch); and a Source
+//! edit reaches gateways that trust their copies within the Source cache's
+//! TTL, however long the trust.
 //!
 //! Each original has two versions of different shapes (v1 1200×800, v2
 //! 600×600), so a response tells which original it was rendered from: v1
@@ -72,16 +76,25 @@ async fn two_gateways(extra: &[&str]) -> (Mesh, ChildProcess, SocketAddr, String
 /// One GET of [`PATH`] at `gateway`: the version it was rendered from and
 /// the cache status.
 async fn ask(gateway: SocketAddr) -> (Version, String) {
-    let response = get(gateway, "demo.localhost", PATH, &[]).await.unwrap();
-    assert_eq!(response.status, 200, "{}", response.text());
+    let (version, size, status) = ask_for(gateway, PATH).await;
+    assert_eq!(size.0, 64, "{PATH} is 64 px wide");
+    (version, status)
+}
+
+/// One GET of `path` at `gateway`: the version it was rendered from (v1
+/// is wider than high, v2 square), its size and the cache status.
+async fn ask_for(gateway: SocketAddr, path: &str) -> (Version, (i32, i32), String) {
+    let response = get(gateway, "demo.localhost", path, &[]).await.unwrap();
+    assert_eq!(response.status, 200, "{path}: {}", response.text());
     let decoded = fixtures::decode(&response.body).unwrap();
-    let version = match (decoded.width, decoded.height) {
-        (64, 43) => Version::V1,
-        (64, 64) => Version::V2,
-        other => panic!("unexpected size {other:?}"),
+    let size = (decoded.width, decoded.height);
+    let version = match size {
+        (width, height) if width == height => Version::V2,
+        (width, height) if height < width => Version::V1,
+        other => panic!("{path}: unexpected size {other:?}"),
     };
     let status = response.header("x-imgmesh-cache").unwrap_or("").to_owned();
-    (version, status)
+    (version, size, status)
 }
 
 /// Asks `gateway` until it answers a hit from the copy it now holds
@@ -186,11 +199,10 @@ async fn copies_from_before_a_purge_never_return_after_a_flushall() {
         warm(gateway, Version::V2).await;
     }
 
-    // Between the FLUSHALL and the Source purge nothing is asked: a render
-    // then could get v1 from the fetcher's cache of originals, whose keys
-    // carry the same counters (and no epoch); the epoch's refusal of a
-    // copy in that gap is tested by `hot_entries_need_the_counters_confirmed`
-    // (shared/derivative-cache).
+    // Between the FLUSHALL and the Source purge nothing is asked: the
+    // epoch's refusal of a gateway's copy in that gap is tested by
+    // `hot_entries_need_the_counters_confirmed` (shared/derivative-cache),
+    // and a render's in `renders_after_a_flushall_never_reuse_an_original_from_before_a_purge`.
     mesh.redis_cli(&["FLUSHALL"]).await.unwrap();
     purge(&mesh, json!({"all": true})).await;
     for _ in 0..3 {
@@ -263,4 +275,114 @@ async fn a_lost_feed_drops_the_copies() {
         answers_within_bound(gateway, Version::V1, restarted).await;
     }
     wait_for_feeds(&mesh.redis, 2).await;
+}
+
+/// Redis loses its data after an asset purge, so the purge counters are
+/// back at the values under which the fetcher cached the original from
+/// before the purge (it keeps originals fresh for an hour here, asking S3
+/// nothing): a render after the FLUSHALL, of a derivative never asked for
+/// (so no gateway copy or Redis entry answers), reads the original again
+/// instead of that copy, because the fetch's generation carries the
+/// Source's epoch, which the FLUSHALL renewed.
+#[tokio::test]
+async fn renders_after_a_flushall_never_reuse_an_original_from_before_a_purge() {
+    let mesh = Mesh::start(MeshOptions {
+        fetcher_args: vec!["--original-fresh-seconds=3600".to_owned()],
+        ..MeshOptions::default()
+    })
+    .await
+    .expect("mesh starts");
+    put_original(&mesh, Version::V1);
+    mesh.create_source("demo", S3_SECRET_KEY, &[])
+        .await
+        .expect("source is created");
+    let gateway = mesh.gateway_addr;
+    assert_eq!(ask(gateway).await.0, Version::V1);
+
+    put_original(&mesh, Version::V2);
+    purge(&mesh, json!({"path": "photos/cat.jpg"})).await;
+    assert_eq!(
+        ask(gateway).await.0,
+        Version::V2,
+        "rendered after the purge"
+    );
+
+    mesh.redis_cli(&["FLUSHALL"]).await.unwrap();
+    let s3_gets = || async {
+        mesh.metric("fetcher", "imgmesh_s3_requests_total", "")
+            .await
+            .unwrap()
+    };
+    let before = s3_gets().await;
+    let (version, size, status) = ask_for(gateway, "/photos/cat.jpg?w=32").await;
+    assert_eq!((size.0, status.as_str()), (32, "miss"));
+    assert_eq!(
+        version,
+        Version::V2,
+        "rendered from the fetcher's copy from before the purge"
+    );
+    assert_eq!(s3_gets().await, before + 1.0, "the original is read again");
+}
+
+/// A Source edit that changes its renders (its default params, through
+/// the admin API) is served by every gateway within the Source cache's TTL
+/// (200 ms here) of the edit returning, though both trust their hot copies
+/// for a minute: the Source's config version is part of every key, so no
+/// copy of the old settings is looked up once a gateway has read the edit.
+#[tokio::test]
+async fn source_edits_reach_gateways_that_trust_their_copies() {
+    let (mesh, _second, second, _id) = two_gateways(&["--hot-trust-ms=60000"]).await;
+    wait_for_feeds(&mesh.redis, 2).await;
+    set_default_params(&mesh, "w=48").await;
+    let gateways = [mesh.gateway_addr, second];
+    for gateway in gateways {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while width(gateway).await != 48 {
+            assert!(Instant::now() < deadline, "{gateway} never read the edit");
+        }
+        for _ in 0..3 {
+            width(gateway).await;
+        }
+        assert_eq!(
+            ask_for(gateway, "/photos/cat.jpg").await,
+            (Version::V1, (48, 32), "hit".to_owned()),
+            "{gateway} holds a copy"
+        );
+    }
+
+    let returned = set_default_params(&mesh, "w=40").await;
+    for gateway in gateways {
+        loop {
+            let sent = Instant::now();
+            if width(gateway).await == 40 {
+                break;
+            }
+            assert!(
+                sent.duration_since(returned) < BOUND,
+                "{gateway} still served the copy from before the edit {:?} after it",
+                sent.duration_since(returned)
+            );
+        }
+        for _ in 0..5 {
+            assert_eq!(width(gateway).await, 40, "{gateway} went back");
+        }
+    }
+}
+
+/// Edits the Source's default params through the admin API; returns when
+/// the edit returned.
+async fn set_default_params(mesh: &Mesh, params: &str) -> Instant {
+    let body = json!({ "default_params": params });
+    let response = mesh
+        .admin("PATCH", "/v1/sources/demo", Some(&body))
+        .await
+        .unwrap();
+    assert_eq!(response.status, 200, "{}", response.text());
+    Instant::now()
+}
+
+/// The width `gateway` renders the original at without params (the
+/// Source's default params decide it).
+async fn width(gateway: SocketAddr) -> i32 {
+    ask_for(gateway, "/photos/cat.jpg").await.1.0
 }
