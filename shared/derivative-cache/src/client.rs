@@ -361,10 +361,9 @@ impl DerivativeCache {
 
     /// The Source's epoch, the purge counters of `names` and, with
     /// `entry`, that read of the entry, in one round trip per slot they
-    /// live on: one pipeline on a single
-    /// server; on a cluster, the epoch and the Source's counters on their
-    /// slot and the asset's counter with the entry on theirs, sent at once
-    /// (see [`crate::keys`]).
+    /// live on: one pipeline on a single server; on a cluster, the epoch
+    /// and the Source's counters on their slot and the asset's counter with
+    /// the entry on theirs, sent at once (see [`crate::keys`]).
     async fn read_counters(
         &self,
         names: &CacheNames,
