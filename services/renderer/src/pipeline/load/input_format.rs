@@ -85,6 +85,8 @@ impl InputFormat {
 /// bytes (ITU T.81 B.1.1.2, B.1.1.5). A progressive decoder walks every
 /// block of a scan's components once per scan, so this bounds its work
 /// without decoding anything; bytes that end early just end the count.
+/// The entropy-coded data, nearly all of the file, is searched for `FF`
+/// bytes with `memchr` rather than read byte by byte.
 pub fn jpeg_scan_count(bytes: &[u8], stop_after: usize) -> usize {
     let mut scans = 0;
     let mut at = 2;
@@ -113,15 +115,30 @@ pub fn jpeg_scan_count(bytes: &[u8], stop_after: usize) -> usize {
             continue;
         }
         scans += 1;
-        // The entropy-coded data runs to the next real marker.
-        while at + 1 < bytes.len() {
-            if bytes[at] == 0xFF && !matches!(bytes[at + 1], 0x00 | 0xD0..=0xD7 | 0xFF) {
-                break;
-            }
-            at += 1;
+        match next_marker(bytes, at) {
+            Some(marker_at) => at = marker_at,
+            None => return scans,
         }
     }
     scans
+}
+
+/// Where the entropy-coded data starting at `from` ends: the first `FF`
+/// at or after `from` that a byte follows and that starts a marker (not a
+/// stuffed `FF 00`, a restart marker `FF D0`…`FF D7`, or an `FF` fill byte
+/// before one); `None` when no marker follows.
+fn next_marker(bytes: &[u8], from: usize) -> Option<usize> {
+    // An `FF` in the last byte has no marker code after it.
+    let searched = bytes.get(..bytes.len().checked_sub(1)?)?;
+    let mut at = from;
+    while let Some(offset) = memchr::memchr(0xFF, searched.get(at..)?) {
+        let ff = at + offset;
+        if !matches!(bytes[ff + 1], 0x00 | 0xD0..=0xD7 | 0xFF) {
+            return Some(ff);
+        }
+        at = ff + 1;
+    }
+    None
 }
 
 /// A JPEG's metadata segments that no render reads smaller than this are
@@ -284,12 +301,12 @@ fn without_unused_metadata(bytes: &[u8], header_only: bool) -> Cow<'_, [u8]> {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct JpegDecoderMemory {
     /// The whole-image coefficient buffer, in bytes: a progressive JPEG (or
-    /// one whose components arrive in separate scans) is decoded by
-    /// collecting every scan's DCT coefficients for the whole image first,
-    /// 64 × 2 bytes per 8 × 8 block of every component at the stored size,
-    /// whatever scale the decoder then outputs (jdcoefct.c's
-    /// `whole_image`); 0 for a single-scan (baseline) JPEG, which is
-    /// decoded a row of blocks at a time.
+    /// one whose first scan leaves components to later scans) is decoded
+    /// by collecting every scan's DCT coefficients for the whole image
+    /// first, 64 × 2 bytes per 8 × 8 block of every component at the
+    /// stored size, whatever scale the decoder then outputs (jdcoefct.c's
+    /// `whole_image`); 0 for a sequential JPEG whose first scan holds every
+    /// component, which is decoded a row of blocks at a time.
     pub coefficient_bytes: u64,
     /// The bytes of the metadata segments libvips asks libjpeg to keep
     /// (APP1 for EXIF and XMP, APP2 for ICC, APP13 for IPTC) in what the
@@ -303,10 +320,12 @@ pub struct JpegDecoderMemory {
 }
 
 /// Reads what decoding `bytes` (a JPEG) holds in libjpeg, from its
-/// segments: the frame header's size and sampling factors, whether it is
-/// progressive or has more than one scan, and the metadata segments kept
-/// for the decode. Bytes that end early or do not parse give what was
-/// read before (the render refuses them as corrupt anyway).
+/// segments up to the first scan's header: the frame header's size and
+/// sampling factors, whether it is progressive or its first scan leaves
+/// components to later scans, and the metadata segments kept for the
+/// decode. Nothing past the first scan's header is read. Bytes that end
+/// early or do not parse give what was read before (the render refuses
+/// them as corrupt anyway).
 pub fn jpeg_decoder_memory(bytes: &[u8]) -> JpegDecoderMemory {
     let segments = header_segments(bytes);
     let stripped = stripped_bytes(bytes, &segments);
@@ -319,6 +338,7 @@ pub fn jpeg_decoder_memory(bytes: &[u8]) -> JpegDecoderMemory {
         ..JpegDecoderMemory::default()
     };
     let mut frame: Option<(bool, &[u8])> = None;
+    let mut first_scan: Option<&[u8]> = None;
     for segment in &segments {
         let body = segment.body(bytes);
         if segment.is_saved_metadata() {
@@ -329,6 +349,9 @@ pub fn jpeg_decoder_memory(bytes: &[u8]) -> JpegDecoderMemory {
         }
         // SOF0…SOF15, except DHT (C4), JPG (C8) and DAC (CC).
         let marker = segment.marker;
+        if marker == 0xDA {
+            first_scan = Some(body);
+        }
         if (0xC0..=0xCF).contains(&marker)
             && !matches!(marker, 0xC4 | 0xC8 | 0xCC)
             && frame.is_none()
@@ -340,10 +363,25 @@ pub fn jpeg_decoder_memory(bytes: &[u8]) -> JpegDecoderMemory {
     let Some((progressive, frame)) = frame else {
         return memory;
     };
-    if progressive || jpeg_scan_count(bytes, 1) > 1 {
+    if progressive || first_scan.is_some_and(|scan| leaves_components_out(frame, scan)) {
         memory.coefficient_bytes = coefficient_buffer_bytes(frame);
     }
     memory
+}
+
+/// Whether a scan header (the SOS segment's body) names fewer components
+/// than the frame header (the SOF segment's body) declares. libjpeg decides
+/// from the first scan alone whether it buffers the whole image's
+/// coefficients (jdinput.c's `initial_setup`: `comps_in_scan <
+/// num_components || progressive_mode`): a sequential JPEG codes each
+/// component in exactly one scan (ITU T.81 G.1.1), so one whose first scan
+/// holds every component is decoded a row of blocks at a time, whatever
+/// follows it.
+fn leaves_components_out(frame: &[u8], scan: &[u8]) -> bool {
+    match (frame.get(5), scan.first()) {
+        (Some(frame_components), Some(scan_components)) => scan_components < frame_components,
+        _ => false,
+    }
 }
 
 /// The size of libjpeg's whole-image coefficient buffer for a frame header
@@ -382,6 +420,8 @@ fn coefficient_buffer_bytes(frame: &[u8]) -> u64 {
 
 #[cfg(test)]
 mod tests {
+    use rs_vips::voption::{Setter as _, VOption};
+
     use super::*;
 
     /// Each served format is recognised from its magic bytes alone.
@@ -425,8 +465,9 @@ mod tests {
 
     /// A JPEG built from segments: SOI, an APP1 of `app1` bytes, the frame
     /// header `sof` (66 × 48, Y sampled 2 × 2, Cb and Cr 1 × 1), `scans`
-    /// scans of one data byte each, EOI.
-    fn jpeg_segments(sof: u8, app1: usize, scans: usize) -> Vec<u8> {
+    /// scans of one data byte each (`interleaved`: each holds all three
+    /// components; else Y alone), EOI.
+    fn jpeg_segments(sof: u8, app1: usize, scans: usize, interleaved: bool) -> Vec<u8> {
         let mut jpeg = vec![0xFF, 0xD8];
         jpeg.extend_from_slice(&[0xFF, 0xE1]);
         jpeg.extend_from_slice(&u16::try_from(app1 + 2).unwrap().to_be_bytes());
@@ -434,7 +475,12 @@ mod tests {
         jpeg.extend_from_slice(&[0xFF, sof, 0, 17, 8, 0, 48, 0, 66, 3]);
         jpeg.extend_from_slice(&[1, 0x22, 0, 2, 0x11, 1, 3, 0x11, 1]);
         for _ in 0..scans {
-            jpeg.extend_from_slice(&[0xFF, 0xDA, 0, 8, 1, 1, 0, 0, 63, 0, 0x55]);
+            if interleaved {
+                jpeg.extend_from_slice(&[0xFF, 0xDA, 0, 12, 3, 1, 0, 2, 0x11, 3, 0x11]);
+            } else {
+                jpeg.extend_from_slice(&[0xFF, 0xDA, 0, 8, 1, 1, 0]);
+            }
+            jpeg.extend_from_slice(&[0, 63, 0, 0x55]);
         }
         jpeg.extend_from_slice(&[0xFF, 0xD9]);
         jpeg
@@ -442,13 +488,13 @@ mod tests {
 
     /// The coefficient buffer is counted per component in whole sampling
     /// units of 8 × 8 blocks of 128 bytes (luma: 66 × 48 → 9 → 10 × 6
-    /// blocks; each chroma: 5 × 3) for a progressive or multi-scan JPEG,
-    /// never for a single-scan baseline one; APP1 bytes are counted either
-    /// way.
+    /// blocks; each chroma: 5 × 3) for a progressive JPEG or one whose
+    /// first scan leaves components to later scans, never for a baseline
+    /// one whose scan holds them all; APP1 bytes are counted either way.
     #[test]
     fn jpeg_decoder_memory_follows_the_frame_header() {
         let coefficients = (10 * 6 + 2 * 5 * 3) * 128;
-        let progressive = jpeg_decoder_memory(&jpeg_segments(0xC2, 1000, 2));
+        let progressive = jpeg_decoder_memory(&jpeg_segments(0xC2, 1000, 2, false));
         assert_eq!(
             progressive,
             JpegDecoderMemory {
@@ -457,13 +503,13 @@ mod tests {
                 decoded_copy_bytes: 0,
             }
         );
-        let baseline = jpeg_decoder_memory(&jpeg_segments(0xC0, 1000, 1));
+        let baseline = jpeg_decoder_memory(&jpeg_segments(0xC0, 1000, 1, true));
         assert_eq!(baseline.coefficient_bytes, 0);
         assert_eq!(baseline.saved_marker_bytes, 1000);
-        let multi_scan = jpeg_decoder_memory(&jpeg_segments(0xC0, 0, 3));
+        let multi_scan = jpeg_decoder_memory(&jpeg_segments(0xC0, 0, 3, false));
         assert_eq!(multi_scan.coefficient_bytes, coefficients);
         assert_eq!(
-            jpeg_decoder_memory(&jpeg_segments(0xC2, 0, 2)[..20]),
+            jpeg_decoder_memory(&jpeg_segments(0xC2, 0, 2, false)[..20]),
             JpegDecoderMemory::default()
         );
     }
@@ -521,6 +567,155 @@ mod tests {
         let small_memory = jpeg_decoder_memory(&small);
         assert_eq!(small_memory.decoded_copy_bytes, 0);
         assert!(small_memory.saved_marker_bytes >= plain.saved_marker_bytes + 60_000);
+    }
+
+    /// The scan count as it was first written: the entropy-coded data read
+    /// byte by byte. The `memchr` search must agree with it everywhere.
+    fn scan_count_byte_by_byte(bytes: &[u8], stop_after: usize) -> usize {
+        let mut scans = 0;
+        let mut at = 2;
+        while at + 4 <= bytes.len() && scans <= stop_after {
+            if bytes[at] != 0xFF {
+                return scans;
+            }
+            let marker = bytes[at + 1];
+            match marker {
+                0xFF => {
+                    at += 1;
+                    continue;
+                }
+                0xD9 => return scans,
+                0x01 | 0xD0..=0xD7 => {
+                    at += 2;
+                    continue;
+                }
+                _ => {}
+            }
+            let len = usize::from(u16::from_be_bytes([bytes[at + 2], bytes[at + 3]]));
+            at += 2 + len;
+            if marker != 0xDA {
+                continue;
+            }
+            scans += 1;
+            while at + 1 < bytes.len() {
+                if bytes[at] == 0xFF && !matches!(bytes[at + 1], 0x00 | 0xD0..=0xD7 | 0xFF) {
+                    break;
+                }
+                at += 1;
+            }
+        }
+        scans
+    }
+
+    /// `jpeg` with fill bytes (`FF FF FF`) before every marker after its
+    /// first scan, as T.81 B.1.1.2 allows.
+    fn with_fill_bytes(jpeg: &[u8]) -> Vec<u8> {
+        let first_scan = jpeg
+            .windows(2)
+            .position(|pair| pair == [0xFF, 0xDA])
+            .unwrap();
+        let mut out = jpeg[..first_scan + 2].to_vec();
+        for (at, pair) in jpeg.windows(2).enumerate().skip(first_scan + 2) {
+            if pair[0] == 0xFF && !matches!(pair[1], 0x00 | 0xD0..=0xD7 | 0xFF) {
+                out.extend_from_slice(&[0xFF, 0xFF]);
+            }
+            out.push(jpeg[at]);
+        }
+        out.push(*jpeg.last().unwrap());
+        out
+    }
+
+    /// The `memchr` scan count equals the byte-by-byte walk on progressive
+    /// and baseline JPEGs, with restart markers, with fill bytes, with
+    /// thousands of scans (as the hostile `scans.jpg`), on every prefix of
+    /// a progressive JPEG (an original that ends early), on scans whose
+    /// data ends in `FF`, and at every limit; and on the benchmark corpus's
+    /// JPEGs when `scripts/corpus.sh` has fetched them.
+    #[test]
+    fn scan_count_matches_the_byte_walk() {
+        crate::pipeline::load::libvips::init().unwrap();
+        let photo = crate::test_images::photo(96, 64);
+        let save = |options: VOption<'_>| photo.jpegsave_buffer_with_opts(options).unwrap();
+        let progressive = save(VOption::new().set("interlace", true));
+        let restarts = save(
+            VOption::new()
+                .set("interlace", true)
+                .set("restart_interval", 1),
+        );
+        assert!(
+            restarts.windows(2).any(|pair| pair == [0xFF, 0xD0]),
+            "restart markers written"
+        );
+        let baseline = save(VOption::new());
+        let mut many_scans = progressive[..progressive.len() - 2].to_vec();
+        let last_scan = progressive
+            .windows(2)
+            .rposition(|pair| pair == [0xFF, 0xDA])
+            .unwrap();
+        for _ in 0..3000 {
+            many_scans.extend_from_slice(&progressive[last_scan..progressive.len() - 2]);
+        }
+        many_scans.extend_from_slice(&[0xFF, 0xD9]);
+        let mut ends_in_ff = jpeg_segments(0xC2, 0, 3, false);
+        ends_in_ff.truncate(ends_in_ff.len() - 2);
+        ends_in_ff.extend_from_slice(&[0xFF, 0x00, 0xFF, 0xFF]);
+        let corpus = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.cache/corpus");
+        let corpus_files = std::fs::read_dir(corpus)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|entry| entry.path().extension().is_some_and(|ext| ext == "jpg"))
+            .map(|entry| std::fs::read(entry.path()).unwrap());
+        let files: Vec<Vec<u8>> = [
+            with_fill_bytes(&progressive),
+            with_fill_bytes(&restarts),
+            progressive.clone(),
+            restarts,
+            baseline,
+            many_scans,
+            ends_in_ff,
+            jpeg_segments(0xC0, 100, 5, true),
+        ]
+        .into_iter()
+        .chain(corpus_files)
+        .collect();
+        for (file, bytes) in files.iter().enumerate() {
+            for stop_after in [0, 1, 9, 100, usize::MAX] {
+                assert_eq!(
+                    jpeg_scan_count(bytes, stop_after),
+                    scan_count_byte_by_byte(bytes, stop_after),
+                    "file {file}, stop after {stop_after}"
+                );
+            }
+        }
+        assert_eq!(jpeg_scan_count(&files[0], usize::MAX), 10);
+        assert_eq!(jpeg_scan_count(&files[5], 100), 101);
+        for end in 0..=progressive.len() {
+            assert_eq!(
+                jpeg_scan_count(&progressive[..end], usize::MAX),
+                scan_count_byte_by_byte(&progressive[..end], usize::MAX),
+                "first {end} bytes"
+            );
+        }
+    }
+
+    /// A sequential JPEG whose first scan holds every component is decoded
+    /// a row at a time by libjpeg, whatever scans follow it; one whose
+    /// first scan holds fewer components than the frame needs the whole
+    /// image's coefficients.
+    #[test]
+    fn coefficient_buffer_follows_the_first_scan() {
+        let complete_first_scan = jpeg_segments(0xC0, 0, 3, true);
+        assert_eq!(jpeg_scan_count(&complete_first_scan, usize::MAX), 3);
+        assert_eq!(
+            jpeg_decoder_memory(&complete_first_scan).coefficient_bytes,
+            0
+        );
+        let one_component_first = jpeg_segments(0xC0, 0, 1, false);
+        assert_eq!(
+            jpeg_decoder_memory(&one_component_first).coefficient_bytes,
+            (10 * 6 + 2 * 5 * 3) * 128
+        );
     }
 
     /// Without an explicit format, each input keeps its family.
