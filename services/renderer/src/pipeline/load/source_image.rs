@@ -13,13 +13,18 @@
 //! EXIF orientation or the plan's `orient` override, all eight values.
 //! Colours are converted to sRGB (embedded ICC profiles honoured, CMYK
 //! converted with its profile or a generic one) unless the plan keeps the
-//! source's colour space.
+//! source's colour space. A JPEG whose profile is one of the sRGB profiles
+//! whose conversion to libvips' sRGB changes no 8-bit value
+//! ([`is_identity_srgb_profile`]) skips the colour transform: it is given
+//! libvips' sRGB profile instead, as the transform would have.
 //!
 //! Every image that pixels are computed from is put under the render's
 //! time budget ([`RenderBudget::watch`]), so a slow decode is stopped.
 
+use std::sync::OnceLock;
+
 use rs_vips::VipsImage;
-use rs_vips::enums::{Angle, Direction, FailOn, Interpretation, Size};
+use rs_vips::enums::{Angle, BandFormat, Direction, FailOn, Interpretation, Size};
 use rs_vips::voption::{Setter as _, VOption};
 
 use crate::error::RenderError;
@@ -54,6 +59,10 @@ pub(crate) struct Header {
     pub(crate) orientation: u8,
     /// Whether an ICC profile is embedded.
     pub(crate) has_icc_profile: bool,
+    /// Whether the image is 8-bit RGB (a JPEG) whose embedded profile is an
+    /// sRGB profile that converting to libvips' sRGB leaves every value of
+    /// ([`is_identity_srgb_profile`]): the colour transform is skipped.
+    pub(crate) srgb_profile: bool,
     /// Whether the image has an alpha channel.
     pub(crate) has_alpha: bool,
     /// Whether the pixels are CMYK.
@@ -91,16 +100,28 @@ impl Header {
             } else {
                 1
             };
+            let has_icc_profile = has_field("icc-profile-data");
+            let interpretation = image.get_interpretation();
+            // The transform was proven the identity on 8-bit RGB only.
+            let srgb_profile = has_icc_profile
+                && format == InputFormat::Jpeg
+                && interpretation
+                    .as_ref()
+                    .is_ok_and(|i| *i == Interpretation::Srgb)
+                && image.get_bands() == 3
+                && image.get_format().is_ok_and(|f| f == BandFormat::Uchar)
+                && image
+                    .get_blob("icc-profile-data")
+                    .is_ok_and(|profile| is_identity_srgb_profile(&profile));
             Header {
                 width: dimension(image.get_width()),
                 height: dimension(image.get_height()),
                 pages: dimension(pages).max(1),
                 orientation: orientation as u8,
-                has_icc_profile: has_field("icc-profile-data"),
+                has_icc_profile,
+                srgb_profile,
                 has_alpha: image.hasalpha(),
-                cmyk: image
-                    .get_interpretation()
-                    .is_ok_and(|i| i == Interpretation::Cmyk),
+                cmyk: interpretation.is_ok_and(|i| i == Interpretation::Cmyk),
             }
         })
     }
@@ -194,6 +215,7 @@ pub(crate) fn load(
         stored_height as i32,
         options,
     )
+    .and_then(|image| tagged_srgb(image, header, options))
     .map_err(&failed)?;
     budget.watch(&thumbnail);
     if options.orientation != 1 || options.pages == Pages::All {
@@ -271,8 +293,7 @@ fn thumbnail(
         .set("no_rotate", true)
         .set("fail_on", FailOn::Truncated as i32)
         .set("option_string", loader.as_str());
-    let keep = options.keep_color_space && !header.cmyk;
-    if (header.has_icc_profile || header.cmyk) && !keep {
+    if converts_to_srgb(header, options) {
         // Metadata is stripped on save, so colours must be in sRGB first.
         thumbnail_options = thumbnail_options.set("export_profile", "srgb");
     }
@@ -297,18 +318,72 @@ fn to_working_colour(
     header: &Header,
     options: &LoadOptions,
 ) -> rs_vips::Result<VipsImage> {
-    let keep = options.keep_color_space && !header.cmyk;
-    if keep {
-        return image.copy();
-    }
-    if header.has_icc_profile || header.cmyk {
+    if converts_to_srgb(header, options) {
         let mut transform = VOption::new().set("embedded", true);
         if header.cmyk && !header.has_icc_profile {
             transform = VOption::new().set("input_profile", "cmyk");
         }
         return image.icc_transform_with_opts("srgb", transform);
     }
-    image.copy()
+    tagged_srgb(image.copy()?, header, options)
+}
+
+/// Whether the load converts the pixels to sRGB: the source has a profile
+/// or is CMYK, the plan does not keep an RGB source's colour space, and the
+/// profile is not one whose conversion changes nothing
+/// ([`Header::srgb_profile`]).
+fn converts_to_srgb(header: &Header, options: &LoadOptions) -> bool {
+    let keep = options.keep_color_space && !header.cmyk;
+    (header.has_icc_profile || header.cmyk) && !keep && !header.srgb_profile
+}
+
+/// `image`, loaded without the colour transform because its profile is an
+/// sRGB one whose conversion changes no pixel ([`Header::srgb_profile`]),
+/// tagged with libvips' sRGB profile as the transform would have left it
+/// (`cs=srgb` embeds it); any other image as it is.
+fn tagged_srgb(
+    mut image: VipsImage,
+    header: &Header,
+    options: &LoadOptions,
+) -> rs_vips::Result<VipsImage> {
+    if header.srgb_profile && !options.keep_color_space {
+        image.set_blob_copy("icc-profile-data", libvips_srgb_profile()?)?;
+    }
+    Ok(image)
+}
+
+/// libvips' own sRGB profile (what `export_profile=srgb` converts to and
+/// tags with), loaded once.
+fn libvips_srgb_profile() -> rs_vips::Result<&'static [u8]> {
+    static PROFILE: OnceLock<Vec<u8>> = OnceLock::new();
+    if let Some(profile) = PROFILE.get() {
+        return Ok(profile);
+    }
+    let profile = VipsImage::profile_load("srgb")?;
+    Ok(PROFILE.get_or_init(|| profile))
+}
+
+/// An sRGB profile written by Little CMS (ICC v4, sRGB's parametric
+/// curves, described as "sRGB IEC61966-2.1"), as the benchmark corpus's
+/// string.jpg carries it.
+const LCMS_SRGB_V4: &[u8] = include_bytes!("srgb-lcms-v4.icc");
+
+/// Whether `profile` is, byte for byte, libvips' sRGB profile or Little
+/// CMS's (its header's creation date and profile ID aside, which say
+/// nothing about colour). Converting from either to libvips' sRGB (relative
+/// colorimetric, as the load does) gives back every one of the 2^24 8-bit
+/// RGB values unchanged (proven by the test
+/// `srgb_profiles_convert_to_themselves`), so the transform can be skipped.
+fn is_identity_srgb_profile(profile: &[u8]) -> bool {
+    let same = |reference: &[u8]| {
+        profile.len() == reference.len()
+            && profile.len() > 128
+            // Bytes 24..36: creation date; 84..100: profile ID (an MD5).
+            && profile[..24] == reference[..24]
+            && profile[36..84] == reference[36..84]
+            && profile[100..] == reference[100..]
+    };
+    same(LCMS_SRGB_V4) || libvips_srgb_profile().is_ok_and(same)
 }
 
 /// `each` applied to every page of a strip (or to the image itself when it
@@ -398,7 +473,14 @@ pub(crate) fn dimension(value: i32) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pipeline::geometry::Region;
+    use crate::pipeline::plan::ResolvedPlan;
     use crate::test_images;
+
+    fn resolved(query: &str) -> ResolvedPlan {
+        let parsed = imgmesh_imgix_params::parse_render_plan("", query, None).unwrap();
+        ResolvedPlan::resolve(&parsed.plan).unwrap()
+    }
 
     /// `jpeg` with its last scan repeated until it has `scans` scans.
     fn with_scans(jpeg: &[u8], scans: usize) -> Vec<u8> {
@@ -469,6 +551,131 @@ mod tests {
             header.has_icc_profile && header.orientation == 6,
             "{header:?}"
         );
+    }
+
+    /// Every 8-bit RGB value (4096 × 4096 pixels) converted from each
+    /// recognised sRGB profile to libvips' sRGB, as the load converts
+    /// (embedded profile in, relative colorimetric), comes out unchanged:
+    /// skipping that transform changes no pixel.
+    #[test]
+    fn srgb_profiles_convert_to_themselves() {
+        crate::pipeline::load::libvips::init().unwrap();
+        let every_value: Vec<u8> = (0..4096_u32 * 4096)
+            .flat_map(|i| {
+                let (x, y) = (i % 4096, i / 4096);
+                [
+                    (x & 255) as u8,
+                    (y & 255) as u8,
+                    ((x >> 8) | ((y >> 8) << 4)) as u8,
+                ]
+            })
+            .collect();
+        let image = VipsImage::new_from_memory_copy(&every_value, 4096, 4096, 3, BandFormat::Uchar)
+            .unwrap()
+            .copy_with_opts(VOption::new().set("interpretation", Interpretation::Srgb as i32))
+            .unwrap();
+        for profile in [LCMS_SRGB_V4, libvips_srgb_profile().unwrap()] {
+            assert!(is_identity_srgb_profile(profile));
+            let mut tagged = image.copy().unwrap();
+            tagged.set_blob_copy("icc-profile-data", profile).unwrap();
+            let converted = tagged
+                .icc_transform_with_opts("srgb", VOption::new().set("embedded", true))
+                .unwrap();
+            assert_eq!(
+                (converted.get_bands(), converted.get_format().unwrap()),
+                (3, BandFormat::Uchar)
+            );
+            assert!(
+                converted.write_to_memory() == every_value,
+                "a value changed converting from a {}-byte profile",
+                profile.len()
+            );
+        }
+    }
+
+    /// Profiles are recognised whatever their creation date and ID say,
+    /// never when a byte that describes colour differs, nor a truncated or
+    /// other profile (libvips' CMYK profile).
+    #[test]
+    fn only_known_srgb_profiles_are_recognised() {
+        crate::pipeline::load::libvips::init().unwrap();
+        let mut dated = LCMS_SRGB_V4.to_vec();
+        dated[24..36].copy_from_slice(&[0x07, 0xE9, 0, 5, 0, 17, 0, 9, 0, 30, 0, 1]);
+        dated[84..100].fill(0xAB);
+        assert!(is_identity_srgb_profile(&dated));
+        // The red colorant's X (rXYZ's first value, at 472 + 8).
+        let mut other_red = LCMS_SRGB_V4.to_vec();
+        other_red[483] ^= 1;
+        assert!(!is_identity_srgb_profile(&other_red));
+        // The rendering intent in the header.
+        let mut other_intent = LCMS_SRGB_V4.to_vec();
+        other_intent[67] = 1;
+        assert!(!is_identity_srgb_profile(&other_intent));
+        assert!(!is_identity_srgb_profile(&LCMS_SRGB_V4[..400]));
+        assert!(!is_identity_srgb_profile(&[]));
+        let cmyk = VipsImage::profile_load("cmyk").unwrap();
+        assert!(!is_identity_srgb_profile(&cmyk));
+    }
+
+    /// A JPEG with an sRGB profile loads, without the colour transform,
+    /// to the same pixels and the same profile (libvips' sRGB) as with it,
+    /// through the thumbnail and the full-decode fallback, orientation
+    /// applied; with `cs=origin` it keeps its own profile either way.
+    #[test]
+    fn skipping_the_srgb_transform_keeps_pixels_and_profile() {
+        let mut image = test_images::photo(96, 64);
+        image
+            .set_blob_copy("icc-profile-data", LCMS_SRGB_V4)
+            .unwrap();
+        image.set_int("orientation", 6).unwrap();
+        let jpeg = image.jpegsave_buffer().unwrap();
+        let header = Header::read(&jpeg, InputFormat::Jpeg).unwrap();
+        assert!(header.has_icc_profile && header.srgb_profile, "{header:?}");
+        let transformed = Header {
+            srgb_profile: false,
+            ..header
+        };
+        let whole = Region::whole(64, 96);
+        let layouts = [
+            ("thumbnail", Layout::compute_in(whole, &resolved("w=40"))),
+            (
+                "fallback",
+                Layout::compute_in(whole, &resolved("rect=8,8,16,16&w=64")),
+            ),
+        ];
+        for keep_color_space in [false, true] {
+            let options = LoadOptions {
+                pages: Pages::One(0),
+                orientation: 6,
+                keep_color_space,
+            };
+            for (name, layout) in &layouts {
+                let budget = RenderBudget::start(std::time::Duration::from_secs(60));
+                let load = |header: &Header| {
+                    let frames = load(&jpeg, header, layout, &options, &budget).unwrap();
+                    let image = &frames.images[0];
+                    (
+                        (image.get_width(), image.get_height(), image.get_bands()),
+                        image.write_to_memory(),
+                        image.get_blob("icc-profile-data").unwrap(),
+                    )
+                };
+                let (skipped, converted) = (load(&header), load(&transformed));
+                assert_eq!(skipped.0, converted.0, "{name}");
+                assert!(skipped.1 == converted.1, "{name}: the pixels differ");
+                assert!(skipped.2 == converted.2, "{name}: the profiles differ");
+                let expected: &[u8] = if keep_color_space {
+                    LCMS_SRGB_V4
+                } else {
+                    libvips_srgb_profile().unwrap()
+                };
+                assert!(skipped.2 == expected, "{name}: not the expected profile");
+            }
+        }
+        // A PNG with the same profile is not recognised (16-bit and alpha
+        // PNGs convert to 8-bit RGB).
+        let png = image.pngsave_buffer().unwrap();
+        assert!(!Header::read(&png, InputFormat::Png).unwrap().srgb_profile);
     }
 
     /// A JPEG of `MAX_JPEG_SCANS` scans reads; one more is refused before
