@@ -1,5 +1,6 @@
 //! A srcset through the whole mesh: the renderer keeps the decode of an
-//! original it decodes twice and resizes the other widths from it.
+//! original it decodes twice and resizes the other widths from it, and it
+//! batches the widths of one original that are asked for together.
 
 use imgmesh_integration_tests::fixtures::{self, Format};
 use imgmesh_integration_tests::{Mesh, MeshOptions, S3_SECRET_KEY, get};
@@ -70,6 +71,67 @@ async fn srcset_widths_reuse_one_decode() {
                 (hits, stored, decodes),
                 (0.0, 0.0, 7.0),
                 "(hits, kept, decodes) without reuse:\n{metrics}"
+            );
+        }
+    }
+}
+
+/// Ten widths of one original asked for at once, from cold, through the
+/// gateway (a browser reading a srcset): with batching the renderer runs
+/// the renders that wait for its one worker together, so its `/metrics`
+/// count fewer decodes than widths (and the widths made from a shared
+/// decode); with batching off (the default) every width decodes. Every
+/// width comes back at its size either way.
+#[tokio::test]
+async fn srcset_widths_asked_together_batch() {
+    let widths = [80, 160, 240, 320, 400, 480, 560, 640, 800, 960];
+    for batch_max in [16, 1] {
+        let mesh = Mesh::start(MeshOptions {
+            renderer_args: vec![
+                format!("--render-batch-max={batch_max}"),
+                "--workers=1".to_owned(),
+                "--render-queue-depth=12".to_owned(),
+            ],
+            ..MeshOptions::default()
+        })
+        .await
+        .expect("mesh starts");
+        mesh.put_object("photos/wide.jpg", &fixtures::jpeg(1600, 1000).unwrap())
+            .unwrap();
+        mesh.create_source("demo", S3_SECRET_KEY, &[])
+            .await
+            .expect("source is created");
+        let paths: Vec<_> = widths
+            .iter()
+            .map(|width| format!("/photos/wide.jpg?w={width}&fm=jpg"))
+            .collect();
+        let responses =
+            futures::future::join_all(paths.iter().map(|path| mesh.get("demo", path))).await;
+        for (response, width) in responses.into_iter().zip(widths) {
+            let response = response.unwrap();
+            assert_eq!(response.status, 200, "w={width}: {}", response.text());
+            fixtures::expect_image(&response.body, Format::Jpeg, width, width * 5 / 8).unwrap();
+        }
+        let metrics = get(mesh.metrics_addr("renderer"), "localhost", "/metrics", &[])
+            .await
+            .expect("renderer /metrics")
+            .text();
+        let decodes = value(&metrics, "imgmesh_originals_decoded_total");
+        let batched = value(&metrics, "imgmesh_render_batched_total");
+        let batches = value(&metrics, "imgmesh_render_batches_total");
+        if batch_max > 1 {
+            // The first render may run alone if its worker is free before
+            // the others arrive; the others wait for it together.
+            assert!(
+                decodes <= 3.0 && batches >= 1.0 && decodes + batched == 10.0,
+                "(decodes, batches, batched) with batching: {:?}\n{metrics}",
+                (decodes, batches, batched)
+            );
+        } else {
+            assert_eq!(
+                (decodes, batches, batched),
+                (10.0, 0.0, 0.0),
+                "(decodes, batches, batched) without batching:\n{metrics}"
             );
         }
     }

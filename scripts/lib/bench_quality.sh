@@ -33,7 +33,14 @@ quality_section() {
   # W6's originals under names never asked for: every width from cold.
   prefix="quality-w6-$(date +%s)-"
   for name in "$corpus"/*.jpg; do cp "$name" "$state/s3/demo-bucket/$prefix$(basename "$name")"; done
-  out=$("$bin/imgmesh-quality" measure --gateway "$gateway" --samples "$quality_samples" --w6-prefix "$prefix" "$corpus"/*.jpg)
+  # W1 and W5 from the mesh's gateway; W6 from a renderer that batches the
+  # renders of one original ($w6_on_flags, scripts/lib/bench_w6.sh), so its
+  # cascaded widths are what is scored.
+  local w6
+  w6_pair quality-w6 "$w6_on_flags"
+  read -r -a w6 <<<"$w6_pair_info"
+  out=$("$bin/imgmesh-quality" measure --gateway "$gateway" --samples "$quality_samples" --workloads w1,w5 "$corpus"/*.jpg)
+  out+=$'\n'$("$bin/imgmesh-quality" measure --gateway "${w6[2]}" --samples "$quality_samples" --workloads w6 --w6-prefix "$prefix" "$corpus"/*.jpg)
   echo "$out" >"$state/quality.txt"
   grep '^WARNING' <<<"$out" >&2 || true
   rows=$(awk '$1 == "row" {
@@ -47,7 +54,7 @@ quality_section() {
 $(quality_context)
 - command: \`imgmesh-quality measure --gateway \$gateway --samples $quality_samples corpus/*.jpg\` (bench/src/quality.rs), on the release mesh of \`make bench\`
 - what is scored: each output is fetched from the gateway, decoded, and its luma (Rec. 601) compared with **SSIM** (Wang et al. 2004: Gaussian window 11 × 11, σ = 1.5, K1 0.01, K2 0.03, mean over the windows inside the image) against the **reference**: the corpus original decoded at full size (no shrink-on-load; through its ICC profile to sRGB when it has one) and resized with libvips \`resize\`, kernel Lanczos3, \`gap\` 0 (no box pre-shrink), to exactly the output's width and height. The **floor** column is the libvips floor's own output for the same original and width (\`thumbnail_buffer\` + \`jpegsave_buffer\` Q 80, what \`libvips-floor\` loops on), scored the same way.
-- URLs: W1 — $quality_samples of W1's (image i % 5, w = 300 + ((i / 5) · 493) % 800, \`q=80&fm=jpg\`, bench/w1.lua), spread over its 4000 URLs; W5 — the same pairs with \`q=80&auto=format\` and \`Accept: image/avif,image/webp\`; W6 — W6's 10 srcset widths (160…1920) of each corpus original, \`q=80&fm=jpg\`, under fresh names (every width rendered from cold), the ten of one original fetched at once.
+- URLs: W1 — $quality_samples of W1's (image i % 5, w = 300 + ((i / 5) · 493) % 800, \`q=80&fm=jpg\`, bench/w1.lua), spread over its 4000 URLs; W5 — the same pairs with \`q=80&auto=format\` and \`Accept: image/avif,image/webp\`; W6 — W6's 10 srcset widths (160…1920) of each corpus original, \`q=80&fm=jpg\`, under fresh names (every width rendered from cold), the ten of one original fetched at once, from a renderer of its own that batches them (\`$w6_on_flags\`: one decode, the smaller widths resized from larger ones).
 - threshold: a workload is **below** the floor when its mean SSIM is more than 0.005 under the floor's mean on the same pairs, or one output is more than 0.02 under the floor's output of its pair; \`make bench\` then prints a WARNING line. A speed-up that trips it does not count.
 
 | workload | URLs | formats | SSIM mean / min | mean bytes | floor SSIM mean / min | floor mean bytes | worst pair (mesh − floor) | verdict |

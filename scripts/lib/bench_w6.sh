@@ -13,14 +13,17 @@
 # per-host limit, and the renderer's admission capacity on 2 cores (2
 # workers + 4 queued), so no request is shed and retried.
 #
-# The same 200 renders go once to a renderer with the reuse of decodes on
-# (the default) and once to one with it off (`--render-intermediate-bytes=0`:
-# every request an independent W1-style miss), each a fresh renderer behind
-# a gateway of its own on the mesh's fetcher, registry and Redis, each on
-# its own cold copies. Per side: wall time of the 200, CPU-ms of the
-# registry, fetcher, renderer, gateway and Redis (utime + stime), the
-# renderer's intermediate hits and decodes (from its /metrics) and its peak
-# RSS. Pixels: the two sides' outputs of the first repetition (one copy of
+# The same 200 renders go once to a renderer that batches the renders of
+# one original waiting for a worker together ($w6_on_flags: one decode per
+# batch, the smaller widths resized from the larger in a cascade; see
+# services/renderer/src/service/render_pool.rs) and once to one that does
+# not ($w6_off_flags: every request an independent W1-style miss), each a
+# fresh renderer behind a gateway of its own on the mesh's fetcher,
+# registry and Redis, each on its own cold copies. BENCH_W6_ON_FLAGS and
+# BENCH_W6_OFF_FLAGS replace the two sides' renderer flags. Per side: wall
+# time of the 200, CPU-ms of the registry, fetcher, renderer, gateway and
+# Redis (utime + stime), the renderer's derivatives made from a shared
+# decode and its decodes (from its /metrics) and its peak RSS. Pixels: the two sides' outputs of the first repetition (one copy of
 # each corpus JPEG) are compared
 # (mean and largest absolute difference per sample, with the vips CLI); the
 # SSIM against a full-decode reference is imgmesh-quality's (section
@@ -28,6 +31,8 @@
 # section of docs/benchmarks.md.
 
 w6_widths=(160 320 480 640 800 960 1120 1280 1600 1920)
+w6_on_flags=${BENCH_W6_ON_FLAGS:---render-batch-max=16 --render-intermediate-bytes=0}
+w6_off_flags=${BENCH_W6_OFF_FLAGS:---render-batch-max=1 --render-intermediate-bytes=0}
 
 # Starts a renderer with flags "$2" and a gateway on it, named $1 (both in
 # mesh_pids, so mesh_stop ends them); sets w6_pair_info to "renderer_pid
@@ -82,7 +87,7 @@ w6_run() {
   done
   [[ -n $keep ]] && mkdir -p "$keep"
   redis-cli -p "$redis_port" FLUSHALL >/dev/null
-  hits0=$(metric "$metrics" imgmesh_render_intermediate_hits_total)
+  hits0=$(metric "$metrics" imgmesh_render_batched_total)
   decodes0=$(metric "$metrics" imgmesh_originals_decoded_total)
   renderer_pid=$(awk '{print $4}' <<<"$pids")
   r_before=$(cpu_ticks "$renderer_pid")
@@ -97,7 +102,7 @@ w6_run() {
   after=$(cpu_ticks $pids)
   r_after=$(cpu_ticks "$renderer_pid")
   ms() { awk -v t="$1" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.0f", t * 1000 / hz }'; }
-  echo "$(( (ended - started) / 1000000 )) $(ms $((after - before))) $(( $(metric "$metrics" imgmesh_render_intermediate_hits_total) - hits0 )) $(( $(metric "$metrics" imgmesh_originals_decoded_total) - decodes0 )) $bad $(ms $((r_after - r_before)))"
+  echo "$(( (ended - started) / 1000000 )) $(ms $((after - before))) $(( $(metric "$metrics" imgmesh_render_batched_total) - hits0 )) $(( $(metric "$metrics" imgmesh_originals_decoded_total) - decodes0 )) $bad $(ms $((r_after - r_before)))"
 }
 
 # Mean and largest absolute sample difference between the outputs in
@@ -122,9 +127,9 @@ w6_compare() {
 w6_section() {
   local on off on_pids off_pids rep row rows_on rows_off cmp
   local common="${mesh_pids[0]} ${mesh_pids[2]} ${mesh_pids[3]}"
-  w6_pair w6-on --render-intermediate-bytes=67108864
+  w6_pair w6-on "$w6_on_flags"
   read -r -a on <<<"$w6_pair_info"
-  w6_pair w6-off --render-intermediate-bytes=0
+  w6_pair w6-off "$w6_off_flags"
   read -r -a off <<<"$w6_pair_info"
   on_pids="$common ${on[0]} ${on[1]}"
   off_pids="$common ${off[0]} ${off[1]}"
@@ -141,10 +146,10 @@ w6_section() {
     reset_peak "${off[0]}"
     row=$(w6_run on "$rep" "${on[2]}" "${on[3]}" "$on_pids" "$keep_on")
     echo "$row $(awk '/VmHWM/ {printf "%.0f", $2 / 1024}' "/proc/${on[0]}/status")" >>"$rows_on"
-    echo "  W6 $rep/$reps reuse on:  wall_ms cpu_ms hits decodes non200 renderer_cpu_ms = $row"
+    echo "  W6 $rep/$reps batched:     wall_ms cpu_ms batched decodes non200 renderer_cpu_ms = $row"
     row=$(w6_run off "$rep" "${off[2]}" "${off[3]}" "$off_pids" "$keep_off")
     echo "$row $(awk '/VmHWM/ {printf "%.0f", $2 / 1024}' "/proc/${off[0]}/status")" >>"$rows_off"
-    echo "  W6 $rep/$reps reuse off: wall_ms cpu_ms hits decodes non200 renderer_cpu_ms = $row"
+    echo "  W6 $rep/$reps independent: wall_ms cpu_ms batched decodes non200 renderer_cpu_ms = $row"
   done
   cmp=$(w6_compare "$state/w6-out-on" "$state/w6-out-off")
   col6() { awk -v c="$2" '{print $c}' "$1" | median; }
@@ -158,25 +163,25 @@ w6_section() {
   bad=$(cat "$rows_on" "$rows_off" | awk '{s += $5} END {print s + 0}')
   speed=$(awk -v a="$off_ms" -v b="$on_ms" 'BEGIN { printf "%.2f", b ? a / b : 0 }')
   cpu_ratio=$(awk -v a="$off_cpu" -v b="$on_cpu" 'BEGIN { printf "%.2f", b ? a / b : 0 }')
-  echo "  W6: reuse on $on_ms ms, $on_cpu CPU-ms ($on_hits hits, $on_dec decodes); off $off_ms ms, $off_cpu CPU-ms ($off_dec decodes); ×$speed time, ×$cpu_ratio CPU; on vs off pixels (mean, max, pairs): $cmp"
+  echo "  W6: batched $on_ms ms, $on_cpu CPU-ms ($on_hits from a shared decode, $on_dec decodes); independent $off_ms ms, $off_cpu CPU-ms ($off_dec decodes); ×$speed time, ×$cpu_ratio CPU; batched vs independent pixels (mean, max, pairs): $cmp"
   read -r cmp_mean cmp_max cmp_n <<<"$cmp"
   cat >"$state/w6.md" <<DOC
 <!-- section w6: written by scripts/bench.sh (alone: scripts/bench.sh w6) -->
-## W6: srcset traffic (the reuse of decodes)
+## W6: srcset traffic (batches of one original's renders)
 
 - date: $(date -u +%Y-%m-%dT%H:%MZ); machine: $(nproc) cores ($(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)), shared with other builds; commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 - command: \`scripts/bench.sh w6\` (also part of \`make bench\`; scripts/lib/bench_w6.sh), release build, services at \`IMGMESH_LOG=warn\`, \`TOKIO_WORKER_THREADS=$TOKIO_WORKER_THREADS\`, medians of $reps repetitions
 - the page: 20 originals (the 5 corpus JPEGs, 3640–3840 × 2400, 4 distinct copies each), each at the widths ${w6_widths[*]} with \`q=80&fm=jpg\`: 200 renders from cold (Redis flushed, copies the fetcher never saw), in page order over 6 connections (a browser's per-host limit; the renderer's admission capacity, so nothing is shed)
-- each side: a fresh renderer behind a gateway of its own, on the mesh's fetcher, registry and Redis; CPU-ms are those five processes' utime + stime over the 200 requests; decodes and hits from the renderer's \`imgmesh_originals_decoded_total\` and \`imgmesh_render_intermediate_hits_total\`
+- each side: a fresh renderer behind a gateway of its own, on the mesh's fetcher, registry and Redis; CPU-ms are those five processes' utime + stime over the 200 requests; decodes and derivatives made from a shared decode from the renderer's \`imgmesh_originals_decoded_total\` and \`imgmesh_render_batched_total\`
 
-| 200 renders | wall time | CPU-ms | renderer CPU-ms | decodes | intermediate hits | renderer peak RSS |
+| 200 renders | wall time | CPU-ms | renderer CPU-ms | decodes | made from a shared decode | renderer peak RSS |
 |---|---|---|---|---|---|---|
-| reuse on (\`--render-intermediate-bytes=67108864\`: 64 MiB, TTL 5 s) | **$on_ms ms** | **$on_cpu** | $on_rcpu | $on_dec | $on_hits | $on_rss MB |
-| reuse off (the default, \`--render-intermediate-bytes=0\`: 200 independent W1-style misses) | $off_ms ms | $off_cpu | $off_rcpu | $off_dec | 0 | $off_rss MB |
-| off ÷ on | **×$speed** | **×$cpu_ratio** | ×$rcpu_ratio | | | |
+| batched (\`$w6_on_flags\`) | **$on_ms ms** | **$on_cpu** | $on_rcpu | $on_dec | $on_hits | $on_rss MB |
+| independent (\`$w6_off_flags\`: 200 W1-style misses) | $off_ms ms | $off_cpu | $off_rcpu | $off_dec | 0 | $off_rss MB |
+| independent ÷ batched | **×$speed** | **×$cpu_ratio** | ×$rcpu_ratio | | | |
 
 - non-200 answers: $bad
-- pixels, reuse on vs off (repetition 1, the $cmp_n outputs of one copy of each corpus JPEG decoded and compared sample by sample): mean absolute difference $cmp_mean levels (of 255), largest $cmp_max. A kept decode serves only renders of its own JPEG scale, which then give the bytes of a fresh render. SSIM against a full-decode reference: the quality section (\`imgmesh-quality measure\`, W6).
+- pixels, batched vs independent (repetition 1, the $cmp_n outputs of one copy of each corpus JPEG decoded and compared sample by sample): mean absolute difference $cmp_mean levels (of 255), largest $cmp_max: a batched width is resized from a larger one (a cascade), not shrunk on load from the file. SSIM against a full-decode reference: the quality section (\`imgmesh-quality measure\`, W6).
 <!-- /section w6 -->
 DOC
 }

@@ -170,6 +170,14 @@ pub struct RendererConfig {
     )]
     pub render_intermediate_ttl_ms: u64,
 
+    /// The most renders of one original run as one batch: renders of the
+    /// same original that wait for a worker together (a page's srcset)
+    /// are rendered on one worker with one decode, each smaller width
+    /// resized from a larger one (see `service::render_pool`). 1 turns
+    /// batching off: every render decodes its original on its own.
+    #[arg(long, env = "IMGMESH_RENDER_BATCH_MAX", default_value_t = 1)]
+    pub render_batch_max: usize,
+
     /// Timeout of each Redis operation in milliseconds; a slower Redis is a
     /// cache miss.
     #[arg(long, env = "IMGMESH_REDIS_TIMEOUT_MS", default_value_t = 50)]

@@ -44,6 +44,8 @@ pub struct RendererMetrics {
     intermediate_stored: Counter,
     intermediate_evictions: Family<Label, Counter>,
     intermediate_bytes: Gauge,
+    render_batches: Counter,
+    render_batched: Counter,
 }
 
 /// The process's renderer metrics.
@@ -182,6 +184,16 @@ pub static METRICS: LazyLock<RendererMetrics> = LazyLock::new(|| {
             Unit::Bytes,
             Gauge::default(),
         ),
+        render_batches: metrics.metric(
+            "imgmesh_render_batches",
+            "Batches run: renders of one original that waited for a worker together, run on one with one decode",
+            Counter::default(),
+        ),
+        render_batched: metrics.metric(
+            "imgmesh_render_batched",
+            "Derivatives made from a decode shared with a larger one (a batch or a RenderSet) instead of their own",
+            Counter::default(),
+        ),
     }
     });
     // Every labelled series whose label values are known, at zero from the
@@ -304,6 +316,21 @@ impl RendererMetrics {
     /// Originals decoded so far by this process.
     pub fn originals_decoded(&self) -> u64 {
         self.originals_decoded.get()
+    }
+
+    /// One batch of renders of one original run together.
+    pub fn render_batch(&self) {
+        self.render_batches.inc();
+    }
+
+    /// One derivative made from a shared decode instead of its own.
+    pub fn render_batched(&self) {
+        self.render_batched.inc();
+    }
+
+    /// Derivatives made from a shared decode so far.
+    pub fn renders_batched(&self) -> u64 {
+        self.render_batched.get()
     }
 
     /// One render served from a kept decode.

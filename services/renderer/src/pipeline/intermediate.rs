@@ -56,6 +56,16 @@
 //! and scale waits for it (within its own time budget) instead of decoding
 //! beside it; if the decode fails, the waiting renders decode themselves.
 //!
+//! **Batches instead.** The render pool's batches (`--render-batch-max`,
+//! `service::render_pool`, step 6; [`crate::pipeline::render_set`]) serve
+//! a srcset whose widths wait for a worker together without keeping
+//! anything past the batch: one decode at the scale the largest width
+//! needs, and each smaller width resized from a larger one by a factor of
+//! two to four (a cascade), which is cheap where this module's reuse of a
+//! decode at another scale is not. A render that runs alone in the pool
+//! (no other render of its original waiting) still loads through this
+//! module when it is turned on.
+//!
 //! **Bounds.** The kept decodes stay within a byte budget
 //! (`--render-intermediate-bytes`: 0, reuse off, by default;
 //! [`SRCSET_INTERMEDIATE_BYTES`] for srcset traffic)

@@ -1,25 +1,37 @@
-//! Many derivatives of one original with one decode: a srcset.
+//! Many derivatives of one original with one decode: a srcset, asked for
+//! in one `RenderSet` call or batched by the render pool from renders of
+//! the same original that wait for a worker together.
 //!
 //! The original is checked once. Every plan whose layout resizes the whole
 //! upright original (no `trim`, `rect` or crop that cuts it; one frame;
 //! the same orientation and colour handling as the largest) joins a
 //! *shared* group: the largest of the group is loaded once with
 //! shrink-on-load, as a single [`render`](super::render) would load it,
-//! and kept in memory; every
-//! smaller one is resized from that copy with `thumbnail_image` instead of
-//! decoding the original again, then gets its effects and encoding as
-//! usual. A plan that cannot share (it cuts the original, animates, or is
-//! larger than the shared copy on one side) is rendered on its own from the
-//! same bytes, which costs its own decode.
+//! and kept in memory. Every smaller one is made from an image already
+//! made, largest first, in a *cascade*: from the smallest one at least
+//! [`SOURCE_GAP`] times its size on both sides, among the largest and the
+//! images made directly from it ([`pick_source`]), else from the largest.
+//! So no resize is by more than a few times, where resizing the largest's
+//! decode down by 4 to 12 costs more than decoding the file again at a
+//! smaller JPEG scale (`pipeline::intermediate`'s measurement), and no
+//! derivative is more than three resamplings from the file (the load's
+//! own, and at most two Lanczos steps after it). Each then gets its effects
+//! and encoding as usual. A plan that cannot share (it cuts the original,
+//! animates, or is larger than the shared copy on one side) is rendered on
+//! its own from the same bytes, which costs its own decode.
 //!
 //! The shared derivatives are the same size, format and look as separate
 //! renders, but not byte for byte: resizing from an already shrunk copy
-//! rounds differently in the last bits than shrinking the original.
-//! `imgmesh_originals_decoded_total` counts the decodes.
+//! rounds differently than shrinking the original, and a cascaded step
+//! resamples twice (the quality section of docs/benchmarks.md scores them
+//! against a full-decode reference). `imgmesh_originals_decoded_total`
+//! counts the decodes and `imgmesh_render_batched_total` the derivatives
+//! made from a shared decode instead of their own.
 
 use std::sync::Arc;
 
-use imgmesh_proto::renderer::v1::OutputFormat;
+use imgmesh_imgix_params::is_empty_plan;
+use imgmesh_proto::renderer::v1::{OutputFormat, blend};
 use rs_vips::VipsImage;
 use rs_vips::enums::Size;
 use rs_vips::voption::{Setter as _, VOption};
@@ -34,6 +46,11 @@ use crate::pipeline::{
     Derivative, RenderInput, RenderLimits, ResolvedPlan, effects, encoding, render_within,
 };
 
+/// How many times larger, on both sides, an image made in a set must be
+/// than a smaller derivative to be its source (else the largest is): the
+/// gap libvips' own `thumbnail` leaves to its resize after shrink-on-load.
+pub const SOURCE_GAP: u32 = 2;
+
 /// Renders every plan of `plans` from `original` under `limits`, decoding
 /// the original once for all the plans that can share it (see the module
 /// docs). The derivatives come back in the plans' order; the first failure
@@ -43,20 +60,141 @@ pub fn render_set(
     plans: &[Arc<ResolvedPlan>],
     limits: &RenderLimits,
 ) -> Result<Vec<Derivative>, RenderError> {
-    load::libvips::init()?;
-    let checked = CheckedOriginal::read(original, limits)?;
+    render_batch(original, plans, limits, &|_| true)
+        .into_iter()
+        .collect()
+}
+
+/// Renders every plan of `plans` from `original` under `limits` as
+/// [`render_set`] does, each with its own outcome, in the plans' order:
+/// [`render_batch_each`], collected.
+pub fn render_batch(
+    original: &[u8],
+    plans: &[Arc<ResolvedPlan>],
+    limits: &RenderLimits,
+    wanted: &dyn Fn(usize) -> bool,
+) -> Vec<Result<Derivative, RenderError>> {
+    let mut outcomes: Vec<Option<Result<Derivative, RenderError>>> =
+        plans.iter().map(|_| None).collect();
+    render_batch_each(original, plans, limits, wanted, &mut |index, outcome| {
+        outcomes[index] = Some(outcome);
+    });
+    outcomes
+        .into_iter()
+        .map(|outcome| {
+            outcome.unwrap_or(Err(RenderError::Internal {
+                context: "rendering a batch",
+            }))
+        })
+        .collect()
+}
+
+/// Renders every plan of `plans` from `original` under `limits` as
+/// [`render_set`] does, each with its own outcome, handed to `deliver`
+/// (with the plan's index) as soon as it is made, largest first: one
+/// plan's failure leaves the others' derivatives. A plan that is not
+/// `wanted` any more (its caller left) is answered
+/// [`RenderError::Abandoned`] without being encoded; the shared decode and
+/// the cascade's sources are still made for the others.
+pub fn render_batch_each(
+    original: &[u8],
+    plans: &[Arc<ResolvedPlan>],
+    limits: &RenderLimits,
+    wanted: &dyn Fn(usize) -> bool,
+    deliver: &mut dyn FnMut(usize, Result<Derivative, RenderError>),
+) {
+    let mut delivered = vec![false; plans.len()];
+    let mut done = |index: usize, outcome: Result<Derivative, RenderError>| {
+        delivered[index] = true;
+        deliver(index, outcome);
+    };
     let input = RenderInput {
         original,
         ..RenderInput::default()
     };
-    let mut shared = Vec::new();
-    for (index, plan) in plans.iter().enumerate() {
-        if let Some(member) = Member::of(index, plan, &checked, limits)? {
-            shared.push(member);
-        }
+    let shared = load::libvips::init()
+        .and_then(|()| CheckedOriginal::read(original, limits))
+        .ok()
+        .map(|checked| (shared_group(&checked, plans, limits), checked));
+    if let Some((shared, checked)) = &shared {
+        cascade(checked, &input, shared, limits, wanted, &mut done);
     }
-    // The largest first: it is the one decoded, the others are resized
-    // from it when they fit inside it on both sides.
+    // The rest on their own: each gets its own derivative or error.
+    let rest: Vec<usize> = (0..plans.len())
+        .filter(|&index| !delivered[index])
+        .collect();
+    for index in rest {
+        let outcome = if wanted(index) {
+            load::libvips::init().and_then(|()| {
+                let budget = RenderBudget::start(limits.max_render);
+                render_within(&input, &plans[index], limits, &budget, None)
+            })
+        } else {
+            Err(RenderError::Abandoned)
+        };
+        deliver(index, outcome);
+    }
+}
+
+/// Whether `plan` may share a decode with others, from the plan alone
+/// (whether its layout cuts the original needs the original's header:
+/// [`SharedOriginal::resize`]): it asks for a derivative (not `fm=json`, not
+/// nothing at all), no `trim`, no overlay images.
+pub fn may_share_a_decode(plan: &ResolvedPlan) -> bool {
+    let canonical = plan.canonical();
+    plan.format() != OutputFormat::Json
+        && canonical.trim.is_none()
+        && canonical.watermark.is_none()
+        && !matches!(
+            canonical
+                .blend
+                .as_ref()
+                .and_then(|blend| blend.source.as_ref()),
+            Some(blend::Source::Path(_))
+        )
+        && !is_empty_plan(canonical)
+}
+
+/// An original read (its header alone) for the plans that may share its
+/// decode: which do, and at what size.
+#[derive(Debug)]
+pub(crate) struct SharedOriginal<'a> {
+    checked: CheckedOriginal<'a>,
+    limits: RenderLimits,
+}
+
+impl<'a> SharedOriginal<'a> {
+    /// `original`'s header, or `None` when it is not an image the render
+    /// accepts (rendered on its own, each plan gets its own error). A
+    /// header read, no pixels.
+    pub(crate) fn read(original: &'a [u8], limits: &RenderLimits) -> Option<SharedOriginal<'a>> {
+        Some(SharedOriginal {
+            checked: CheckedOriginal::read(original, limits).ok()?,
+            limits: *limits,
+        })
+    }
+
+    /// The resize size (upright) of `plan`'s derivative when it can share
+    /// a decode with other plans (see the module docs), else `None`.
+    pub(crate) fn resize(&self, plan: &ResolvedPlan) -> Option<(u32, u32)> {
+        let member = Member::of(0, plan, &self.checked, &self.limits).ok()??;
+        Some(member.layout.resize)
+    }
+}
+
+/// The plans of `plans` that share one decode, largest first: those that
+/// can share at all, fit inside the largest and load the original as it
+/// does.
+fn shared_group<'p>(
+    checked: &CheckedOriginal<'_>,
+    plans: &'p [Arc<ResolvedPlan>],
+    limits: &RenderLimits,
+) -> Vec<Member<'p>> {
+    let mut shared: Vec<_> = plans
+        .iter()
+        .enumerate()
+        .filter_map(|(index, plan)| Member::of(index, plan, checked, limits).ok().flatten())
+        .collect();
     shared.sort_by_key(|member| std::cmp::Reverse(area(member.layout.resize)));
     let base = shared
         .first()
@@ -66,49 +204,139 @@ pub fn render_set(
             member.layout.resize.0 <= w && member.layout.resize.1 <= h && member.options == options
         })
     });
+    shared
+}
 
-    let mut derivatives: Vec<Option<Derivative>> = vec![None; plans.len()];
-    if let Some((largest, rest)) = shared.split_first() {
-        let budget = RenderBudget::start(limits.max_render);
-        METRICS.original_decoded();
-        let mut frames = load::load(&checked, &largest.layout, &largest.options, &budget)?;
-        // One frame, kept decoded: every derivative below reads these pixels.
-        let base = frames
-            .images
-            .pop()
-            .ok_or(RenderError::Internal {
+/// An image made in a cascade, kept as a source for smaller ones.
+struct Made {
+    image: VipsImage,
+    size: (u32, u32),
+    /// Resizes after the shared load: 0 for the largest.
+    depth: u8,
+}
+
+/// Makes the `shared` group's derivatives (largest first), each handed to
+/// `done` as soon as it is made: one load, then the cascade (see the module docs).
+/// A group whose load fails leaves the largest's error and the others to
+/// be rendered on their own.
+fn cascade(
+    checked: &CheckedOriginal<'_>,
+    input: &RenderInput<'_>,
+    shared: &[Member<'_>],
+    limits: &RenderLimits,
+    wanted: &dyn Fn(usize) -> bool,
+    done: &mut dyn FnMut(usize, Result<Derivative, RenderError>),
+) {
+    let Some((largest, rest)) = shared.split_first() else {
+        return;
+    };
+    let budget = RenderBudget::start(limits.max_render);
+    METRICS.original_decoded();
+    let base =
+        load::load(checked, &largest.layout, &largest.options, &budget).and_then(|mut frames| {
+            // One frame, in memory: every smaller derivative reads it.
+            let image = frames.images.pop().ok_or(RenderError::Internal {
                 context: "loading a set's original",
-            })?
-            .copy_memory()
-            .map_err(budget.failure("thumbnail"))?;
-        derivatives[largest.index] =
-            Some(largest.finish(base.clone(), &input, &checked, &budget)?);
-        for member in rest {
-            let budget = RenderBudget::start(limits.max_render);
-            let (width, height) = member.layout.resize;
-            let resized = base
-                .thumbnail_image_with_opts(
-                    width as i32,
-                    VOption::new()
-                        .set("height", height as i32)
-                        .set("size", Size::Force as i32)
-                        .set("no_rotate", true),
-                )
-                .map_err(budget.failure("thumbnail"))?;
-            derivatives[member.index] = Some(member.finish(resized, &input, &checked, &budget)?);
+            })?;
+            image.copy_memory().map_err(budget.failure("thumbnail"))
+        });
+    let base = match base {
+        Ok(base) => base,
+        Err(error) => {
+            done(largest.index, Err(error));
+            return;
         }
-    }
-    plans
-        .iter()
-        .zip(derivatives)
-        .map(|(plan, shared)| match shared {
-            Some(derivative) => Ok(derivative),
-            None => {
-                let budget = RenderBudget::start(limits.max_render);
-                render_within(&input, plan, limits, &budget, None)
+    };
+    let mut made = vec![Made {
+        image: base.clone(),
+        size: largest.layout.resize,
+        depth: 0,
+    }];
+    done(
+        largest.index,
+        if wanted(largest.index) {
+            largest.finish(base, input, checked, &budget)
+        } else {
+            Err(RenderError::Abandoned)
+        },
+    );
+    for (position, member) in rest.iter().enumerate() {
+        let size = member.layout.resize;
+        let sizes: Vec<_> = made.iter().map(|made| (made.size, made.depth)).collect();
+        let source = &made[pick_source(&sizes, size)];
+        let (source, depth) = (source.image.clone(), source.depth + 1);
+        // A source for a smaller member later on: made once, in memory.
+        let serves_later = depth <= 1
+            && rest[position + 1..]
+                .iter()
+                .any(|smaller| fits_with_gap(size, smaller.layout.resize));
+        let is_wanted = wanted(member.index);
+        if !is_wanted && !serves_later {
+            done(member.index, Err(RenderError::Abandoned));
+            continue;
+        }
+        let budget = RenderBudget::start(limits.max_render);
+        let resized = resize(&source, size, &budget).and_then(|resized| {
+            if serves_later {
+                let resized = resized.copy_memory().map_err(budget.failure("thumbnail"))?;
+                made.push(Made {
+                    image: resized.clone(),
+                    size,
+                    depth,
+                });
+                Ok(resized)
+            } else {
+                Ok(resized)
             }
-        })
-        .collect()
+        });
+        let outcome = match resized {
+            Ok(_) if !is_wanted => Err(RenderError::Abandoned),
+            Ok(resized) => {
+                METRICS.render_batched();
+                member.finish(resized, input, checked, &budget)
+            }
+            Err(error) => Err(error),
+        };
+        done(member.index, outcome);
+    }
+}
+
+/// `image` resized to exactly `width × height` (upright, no rotation), as
+/// `thumbnail` resizes.
+fn resize(
+    image: &VipsImage,
+    (width, height): (u32, u32),
+    budget: &RenderBudget,
+) -> Result<VipsImage, RenderError> {
+    let resized = image
+        .thumbnail_image_with_opts(
+            width as i32,
+            VOption::new()
+                .set("height", height as i32)
+                .set("size", Size::Force as i32)
+                .set("no_rotate", true),
+        )
+        .map_err(budget.failure("thumbnail"))?;
+    budget.watch(&resized);
+    Ok(resized)
+}
+
+/// Which of the images made so far (`made`: size and depth, the largest
+/// first) a derivative of `target` size is resized from: the smallest at
+/// least [`SOURCE_GAP`] times `target` on both sides among the largest and
+/// those made directly from it (depth ≤ 1), else the largest.
+pub(crate) fn pick_source(made: &[((u32, u32), u8)], target: (u32, u32)) -> usize {
+    made.iter()
+        .enumerate()
+        .filter(|(_, (size, depth))| *depth <= 1 && fits_with_gap(*size, target))
+        .min_by_key(|(_, (size, _))| area(*size))
+        .map_or(0, |(index, _)| index)
+}
+
+/// Whether `source` is at least [`SOURCE_GAP`] times `target` on both sides.
+fn fits_with_gap(source: (u32, u32), target: (u32, u32)) -> bool {
+    u64::from(source.0) >= u64::from(target.0) * u64::from(SOURCE_GAP)
+        && u64::from(source.1) >= u64::from(target.1) * u64::from(SOURCE_GAP)
 }
 
 /// A plan of the shared group: its layout over the whole original and how
@@ -210,6 +438,14 @@ mod tests {
             .collect()
     }
 
+    /// The mean absolute difference, in levels, between two encoded
+    /// images of the same size.
+    fn mean_difference(a: &[u8], b: &[u8]) -> f64 {
+        let a = VipsImage::new_from_buffer(a, "").unwrap();
+        let b = VipsImage::new_from_buffer(b, "").unwrap();
+        a.subtract(&b).unwrap().abs().unwrap().avg().unwrap()
+    }
+
     /// Eight widths come back at their sizes and formats from one decode,
     /// each within two levels of a separate render's mean colour.
     #[test]
@@ -252,6 +488,99 @@ mod tests {
                 assert!((a - b).abs() <= 2.0, "{query}: {shared:?} vs {alone:?}");
             }
         }
+    }
+
+    /// A srcset's ten widths, one decode: each comes back at its size,
+    /// nine made from the shared decode (the metric counts them), and
+    /// each close to a separate render (mean colour within two levels,
+    /// and most pixels within a few levels: the cascade resamples, it
+    /// does not blur or shift the image).
+    #[test]
+    fn a_srcset_cascades_from_one_decode() {
+        let original = test_images::ramp(1920, 1200).jpegsave_buffer().unwrap();
+        let widths = [80, 160, 240, 320, 400, 480, 560, 640, 800, 960];
+        let plans: Vec<_> = widths.iter().map(|w| plan(&format!("w={w}"))).collect();
+        let limits = RenderLimits::default();
+        let (decoded, batched) = (METRICS.originals_decoded(), METRICS.renders_batched());
+        let outcomes = render_batch(&original, &plans, &limits, &|_| true);
+        assert_eq!(METRICS.originals_decoded() - decoded, 1, "one decode");
+        assert_eq!(METRICS.renders_batched() - batched, 9);
+        for ((outcome, plan), width) in outcomes.into_iter().zip(&plans).zip(widths) {
+            let derivative = outcome.unwrap();
+            assert_eq!(
+                (derivative.width, derivative.height),
+                (width, width * 5 / 8)
+            );
+            let single = crate::pipeline::render(
+                &RenderInput {
+                    original: &original,
+                    ..RenderInput::default()
+                },
+                plan,
+                &limits,
+            )
+            .unwrap();
+            let (cascaded, alone) = (mean_colour(&derivative.data), mean_colour(&single.data));
+            for (a, b) in cascaded.iter().zip(&alone) {
+                assert!((a - b).abs() <= 2.0, "w={width}: {cascaded:?} vs {alone:?}");
+            }
+            let difference = mean_difference(&derivative.data, &single.data);
+            assert!(difference < 2.0, "w={width}: mean difference {difference}");
+        }
+    }
+
+    /// A plan nobody waits for any more is answered as abandoned without
+    /// its derivative; the others still get theirs from the one decode.
+    #[test]
+    fn an_unwanted_plan_is_skipped() {
+        let original = test_images::jpeg(800, 600);
+        let plans = [plan("w=400"), plan("w=200"), plan("w=100")];
+        let before = METRICS.originals_decoded();
+        let outcomes = render_batch(&original, &plans, &RenderLimits::default(), &|i| i != 1);
+        assert_eq!(METRICS.originals_decoded() - before, 1);
+        let sizes: Vec<_> = outcomes
+            .iter()
+            .map(|outcome| outcome.as_ref().map(|d| (d.width, d.height)))
+            .collect();
+        assert!(matches!(sizes[1], Err(RenderError::Abandoned)), "{sizes:?}");
+        assert_eq!(
+            (sizes[0].unwrap(), sizes[2].unwrap()),
+            ((400, 300), (100, 75))
+        );
+    }
+
+    /// One plan's failure is its own: an original the render refuses
+    /// fails every plan, each with the error a render on its own gives.
+    #[test]
+    fn each_plan_gets_its_own_error() {
+        let plans = [plan("w=100"), plan("w=50")];
+        let outcomes = render_batch(b"not an image", &plans, &RenderLimits::default(), &|_| true);
+        assert_eq!(outcomes.len(), 2);
+        for outcome in outcomes {
+            assert!(
+                matches!(outcome, Err(RenderError::UnsupportedInput)),
+                "{outcome:?}"
+            );
+        }
+    }
+
+    /// The cascade's source: the smallest image at least twice the target
+    /// on both sides among the largest and those made from it directly,
+    /// else the largest.
+    #[test]
+    fn sources_leave_a_gap_of_two() {
+        let made = [
+            ((1920, 1200), 0),
+            ((1600, 1000), 1),
+            ((960, 600), 1),
+            ((480, 300), 2),
+        ];
+        assert_eq!(pick_source(&made, (1280, 800)), 0, "nothing twice as large");
+        assert_eq!(pick_source(&made, (800, 500)), 1);
+        assert_eq!(pick_source(&made, (960, 600)), 0);
+        assert_eq!(pick_source(&made, (480, 300)), 2);
+        assert_eq!(pick_source(&made, (200, 125)), 2, "not the depth-2 image");
+        assert_eq!(pick_source(&made, (480, 700)), 0, "too short on one side");
     }
 
     /// A plan that cuts the original is rendered on its own, beside the

@@ -40,7 +40,31 @@
 //!    finds too little running memory left evicts kept decodes before it
 //!    waits, so they only use what no running render needs.
 //!
-//! 5. **Adaptive limit** (with `--render-stretch-tolerance`; off by
+//! 6. **Batches** (with `--render-batch-max` above 1; off by default
+//!    until measured on W1). A render that can share a decode (a whole
+//!    upright original resized, one frame, no overlays)
+//!    waits for its worker where the renders of the same original can see
+//!    it ([`RenderPool::render_batched`]). The first of them to get a
+//!    worker leads a batch: it takes every other render of the same key
+//!    and bytes still waiting (up to `--render-batch-max`, each only if its
+//!    share of the running memory is free now) and renders them all on its
+//!    worker from one decode at the scale its largest needs, each smaller
+//!    width resized from a larger one ([`render_batch`], a cascade). A
+//!    render announced before its fetch ([`RenderPool::announce`]) is
+//!    waited for, up to [`BATCH_WINDOW`], so the widths of a srcset that
+//!    arrive together batch even when a worker is free for the first.
+//!    Every render keeps its own place, memory reservation, deadline and
+//!    answer: a render whose caller leaves while it waits is withdrawn
+//!    (the batch goes on without it; taken already, it is not encoded),
+//!    one whose deadline comes before its batch starts is refused as
+//!    before, and each taken render's place and reservation are held
+//!    until the batch ends. The batch holds from the running memory its
+//!    largest render's estimate and 4 bytes a pixel of every derivative it
+//!    keeps meanwhile. `imgmesh_render_batches_total` counts batches,
+//!    `imgmesh_render_batched_total` the derivatives made from another's
+//!    decode.
+//!
+//! 7. **Adaptive limit** (with `--render-stretch-tolerance`; off by
 //!    default). Within its places the pool admits only as many renders as
 //!    run at speed ([`AdaptiveLimit`]): when the renders that
 //!    finish ran stretched (their threads waited for a core more than
@@ -61,7 +85,7 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 
 use crate::config::{
     DEFAULT_MEMORY_BUDGET_BYTES, DEFAULT_RUNNING_MEMORY_PER_WORKER, DEFAULT_STRETCH_TOLERANCE,
@@ -70,11 +94,26 @@ use crate::error::RenderError;
 use crate::metrics::METRICS;
 use crate::pipeline::estimate::estimate_render_bytes;
 use crate::pipeline::libvips;
+use crate::pipeline::render_set::{SharedOriginal, may_share_a_decode, render_batch_each};
 use crate::pipeline::{
-    Derivative, Intermediates, RenderLimits, RenderSources, ResolvedPlan, render_reusing,
-    render_set,
+    Derivative, Intermediates, RenderInput, RenderLimits, RenderSources, ResolvedPlan,
+    render_reusing, render_set,
 };
 use crate::service::admission_limit::{AdaptiveLimit, process_cpu_and_wait, stretch_between};
+
+mod batch;
+
+pub use batch::Incoming;
+use batch::{Batches, Waiting};
+
+/// How long a render that got a worker waits at most for renders of the
+/// same original that are still being fetched to join its batch: 20 ms,
+/// a fetch of an original the fetcher holds, and little beside a render's
+/// 50 to 150 ms.
+pub const BATCH_WINDOW: Duration = Duration::from_millis(20);
+
+/// The most renders in one batch by default: a srcset's widths.
+pub const DEFAULT_BATCH_MAX: usize = 16;
 
 /// The least time a request must have left before its deadline for its
 /// work to start: 50 ms. Less cannot fetch an original, render it and send
@@ -106,6 +145,9 @@ pub struct RenderPool {
     running_memory_kib: u32,
     /// Decodes kept for reuse, if turned on.
     intermediates: Option<Arc<Intermediates>>,
+    /// Renders waiting for a worker that a batch may take, if batching is
+    /// on ([`RenderPool::with_batching`]).
+    batches: Option<Arc<Batches>>,
     /// How many of the places may be taken now ([`AdaptiveLimit`]).
     limit: Arc<AdaptiveLimit>,
     workers: usize,
@@ -122,6 +164,9 @@ pub struct Admission {
     /// When the render reached a worker, if it did (for the gauges and the
     /// workers' busy time).
     started_at: Option<Instant>,
+    /// Whether it runs in another render's batch, on that render's worker
+    /// (whose busy time that render counts).
+    joined: bool,
 }
 
 /// Estimated render memory, shared by every admitted render.
@@ -172,6 +217,7 @@ impl RenderPool {
             running_memory: Arc::new(Semaphore::new(running_memory_kib as usize)),
             running_memory_kib,
             intermediates: None,
+            batches: Some(Arc::new(Batches::new(DEFAULT_BATCH_MAX, BATCH_WINDOW))),
             limit: Arc::new(adaptive_limit(
                 workers + queue_depth,
                 DEFAULT_STRETCH_TOLERANCE,
@@ -223,6 +269,37 @@ impl RenderPool {
     /// The decodes kept for reuse, if turned on.
     pub fn intermediates(&self) -> Option<&Intermediates> {
         self.intermediates.as_deref()
+    }
+
+    /// The same pool running the renders of one original that wait for a
+    /// worker together as one batch of at most `max` renders, with one
+    /// decode (see the module docs, step 6), a render that gets a worker
+    /// waiting up to `window` for announced renders of its original;
+    /// `max` 1 turns batching off (every render decodes on its own). On by
+    /// default, with [`DEFAULT_BATCH_MAX`] and [`BATCH_WINDOW`].
+    pub fn with_batching(mut self, max: usize, window: Duration) -> RenderPool {
+        self.batches = (max > 1).then(|| Arc::new(Batches::new(max, window)));
+        self
+    }
+
+    /// The most renders in one batch (1: batching is off).
+    pub fn batch_max(&self) -> usize {
+        self.batches.as_ref().map_or(1, |batches| batches.max())
+    }
+
+    /// Renders waiting for a worker where a batch may take them.
+    pub fn batch_waiting(&self) -> usize {
+        self.batches.as_ref().map_or(0, |batches| batches.waiting())
+    }
+
+    /// Announces a render of the original `key` names before it is
+    /// fetched, so that a render of the same original that gets a worker
+    /// meanwhile waits for it (up to [`BATCH_WINDOW`]) to join its batch:
+    /// `None` when batching is off or `plan` cannot share a decode. Pass
+    /// it to [`RenderPool::render_batched`].
+    pub fn announce(&self, key: &str, plan: &ResolvedPlan) -> Option<Incoming> {
+        let batches = self.batches.as_ref()?;
+        may_share_a_decode(plan).then(|| batches.announce(key))
     }
 
     /// Drops the kept decodes older than their time to live (run every
@@ -296,6 +373,7 @@ impl RenderPool {
             _slot: slot,
             admitted_at: Instant::now(),
             started_at: None,
+            joined: false,
         })
     }
 
@@ -398,6 +476,246 @@ impl RenderPool {
         .await
     }
 
+    /// Renders `sources` with `plan` as [`RenderPool::render_admitted`]
+    /// does, in a batch with the other renders of the same original (`key`:
+    /// its Source, version, path and generation) that wait for a worker at
+    /// the same time (see the module docs, step 6). `incoming` is the
+    /// render's announcement, if it was announced
+    /// ([`RenderPool::announce`]): withdrawn once the render waits. A
+    /// render that cannot share a decode, or any render while batching is
+    /// off, renders on its own.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn render_batched(
+        &self,
+        admission: Admission,
+        sources: RenderSources,
+        plan: Arc<ResolvedPlan>,
+        deadline: Option<Instant>,
+        gone: impl Future<Output = ()>,
+        key: &str,
+        incoming: Option<Incoming>,
+    ) -> Result<Derivative, RenderError> {
+        let batches = match &self.batches {
+            Some(batches)
+                if sources.watermark.is_none()
+                    && sources.blend.is_none()
+                    && may_share_a_decode(&plan) =>
+            {
+                batches
+            }
+            _ => {
+                drop(incoming);
+                return self
+                    .render_admitted(admission, sources, plan, deadline, gone)
+                    .await;
+            }
+        };
+        let estimated = estimate_render_bytes(&sources, &plan, &self.limits)?;
+        let reservation = self.reserve(estimated)?;
+        let (answer, mut answered) = oneshot::channel();
+        let id = batches.wait(Waiting {
+            id: 0,
+            key: key.into(),
+            original: sources.original,
+            plan,
+            estimated,
+            deadline,
+            answer,
+            admission,
+            reservation,
+        });
+        drop(incoming);
+        let mut gone = std::pin::pin!(gone);
+        let deadline_passed = std::pin::pin!(last_start(deadline));
+        let worker = Arc::clone(&self.running).acquire_owned();
+        /// How this render's wait ended.
+        enum Turn {
+            Answered(Result<Result<Derivative, RenderError>, oneshot::error::RecvError>),
+            Worker(OwnedSemaphorePermit),
+            Deadline,
+            Gone,
+        }
+        let turn = tokio::select! {
+            biased;
+            answer = &mut answered => Turn::Answered(answer),
+            worker = worker => Turn::Worker(worker.map_err(|_closed| RenderError::Internal {
+                context: "waiting for a render worker",
+            })?),
+            () = deadline_passed => Turn::Deadline,
+            () = gone.as_mut() => Turn::Gone,
+        };
+        let me = match turn {
+            Turn::Answered(answer) => return batch_answer(answer),
+            Turn::Worker(worker) => match batches.withdraw(id) {
+                Some(me) => (me, worker),
+                // Taken into a batch: it answers.
+                None => return batch_answer(answered.await),
+            },
+            Turn::Deadline => {
+                if batches.withdraw(id).is_none() {
+                    // Its batch has started: like a running render, it ends.
+                    return batch_answer(answered.await);
+                }
+                METRICS.render_shed("deadline");
+                return Err(RenderError::DeadlineExceeded);
+            }
+            // Withdrawn, or left for its batch to skip (the answer's
+            // receiver is gone).
+            Turn::Gone => {
+                batches.withdraw(id);
+                return Err(RenderError::Abandoned);
+            }
+        };
+        self.lead(batches, me, deadline, gone).await
+    }
+
+    /// Runs the batch `leader` leads on `worker`: its own running memory
+    /// first (as a render on its own), then the renders of its original
+    /// that wait (each with its share of the running memory), all on one
+    /// blocking run with one decode.
+    async fn lead(
+        &self,
+        batches: &Batches,
+        (leader, worker): (Waiting, OwnedSemaphorePermit),
+        deadline: Option<Instant>,
+        gone: std::pin::Pin<&mut impl Future<Output = ()>>,
+    ) -> Result<Derivative, RenderError> {
+        let Waiting {
+            key,
+            original,
+            plan,
+            estimated,
+            mut admission,
+            reservation,
+            ..
+        } = leader;
+        let kib = self.running_kib(estimated);
+        if let Some(intermediates) = &self.intermediates {
+            intermediates.make_room(kib);
+        }
+        let running_memory = tokio::select! {
+            biased;
+            memory = Arc::clone(&self.running_memory).acquire_many_owned(kib) => {
+                memory.map_err(|_closed| RenderError::Internal {
+                    context: "waiting for a render worker",
+                })?
+            }
+            () = last_start(deadline) => {
+                METRICS.render_shed("deadline");
+                return Err(RenderError::DeadlineExceeded);
+            }
+            () = gone => return Err(RenderError::Abandoned),
+        };
+        if deadline.is_some_and(too_close) {
+            METRICS.render_shed("deadline");
+            return Err(RenderError::DeadlineExceeded);
+        }
+        // Whether the others can share this one's decode, and at what size,
+        // needs the original's header: read once, and only when others of
+        // it wait or are being fetched.
+        let shared = batches
+            .has_company(&key)
+            .then(|| SharedOriginal::read(&original, &self.limits))
+            .flatten();
+        let own_size = shared.as_ref().and_then(|shared| shared.resize(&plan));
+        let followers = match (&shared, own_size) {
+            (Some(shared), Some(own_size)) => {
+                // The batch's peak: its largest render's, and 4 bytes a
+                // pixel of every derivative it keeps in memory meanwhile.
+                let (mut largest, mut kept, mut held) = (estimated, kept_bytes(own_size), kib);
+                let most = self.running_memory_kib;
+                let running = Arc::clone(&self.running_memory);
+                let window = deadline.map_or(batches.window(), |deadline| {
+                    (batches.window()).min(deadline.saturating_duration_since(Instant::now()) / 2)
+                });
+                batches
+                    .gather(&key, &original, Instant::now() + window, |waiting| {
+                        let size = shared.resize(&waiting.plan)?;
+                        let need = largest
+                            .max(waiting.estimated)
+                            .saturating_add(kept)
+                            .saturating_add(kept_bytes(size));
+                        let more = running_kib_of(need, most).saturating_sub(held);
+                        let memory = Arc::clone(&running).try_acquire_many_owned(more).ok()?;
+                        largest = largest.max(waiting.estimated);
+                        kept = kept.saturating_add(kept_bytes(size));
+                        held += more;
+                        Some(memory)
+                    })
+                    .await
+            }
+            _ => Vec::new(),
+        };
+        admission.start();
+        // Each follower's answer and place, handed back as soon as its
+        // derivative is made; its reservation and running memory, held
+        // until the batch ends (its derivative may be a smaller one's
+        // source until then).
+        let mut joined = Vec::with_capacity(followers.len());
+        let mut joined_memory = Vec::with_capacity(followers.len());
+        for (follower, memory) in followers {
+            let Waiting {
+                plan,
+                answer,
+                mut admission,
+                reservation,
+                ..
+            } = follower;
+            admission.join();
+            joined.push((plan, std::cell::RefCell::new(Some((answer, admission)))));
+            joined_memory.push((reservation, memory));
+        }
+        if !joined.is_empty() {
+            METRICS.render_batch();
+        }
+        let limits = self.limits;
+        let intermediates = self.intermediates.clone();
+        let held = (worker, running_memory, reservation, admission);
+        self.run_on_worker(held, move || {
+            let input = RenderInput {
+                original: &original,
+                ..RenderInput::default()
+            };
+            if joined.is_empty() {
+                return render_reusing(&input, &plan, &limits, intermediates.as_deref());
+            }
+            let plans: Vec<_> = std::iter::once(Arc::clone(&plan))
+                .chain(joined.iter().map(|(plan, _)| Arc::clone(plan)))
+                .collect();
+            // Wanted while its caller still waits for the answer.
+            let wanted = |index: usize| {
+                index == 0
+                    || joined[index - 1]
+                        .1
+                        .borrow()
+                        .as_ref()
+                        .is_some_and(|(answer, _)| !answer.is_closed())
+            };
+            let mut own = None;
+            render_batch_each(
+                &original,
+                &plans,
+                &limits,
+                &wanted,
+                &mut |index, outcome| {
+                    if index == 0 {
+                        own = Some(outcome);
+                    } else if let Some((answer, admission)) =
+                        joined[index - 1].1.borrow_mut().take()
+                    {
+                        let _ = answer.send(outcome);
+                        drop(admission);
+                    }
+                },
+            );
+            drop(joined_memory);
+            own.unwrap_or(Err(RenderError::Internal {
+                context: "rendering a batch",
+            }))
+        })
+        .await
+    }
+
     /// Runs `work` on a blocking thread in the place `admission` holds,
     /// with `estimated` bytes of the memory budget reserved, once a worker
     /// is free (see [`RenderPool::render_admitted`]).
@@ -409,23 +727,10 @@ impl RenderPool {
         gone: impl Future<Output = ()>,
         work: impl FnOnce() -> Result<T, RenderError> + Send + 'static,
     ) -> Result<T, RenderError> {
-        if estimated > self.memory.total {
-            return Err(RenderError::DecodeTooLarge {
-                estimated,
-                budget: self.memory.total,
-            });
-        }
-        let reservation = MemoryBudget::try_reserve(&self.memory, estimated).ok_or_else(|| {
-            METRICS.render_shed("memory");
-            RenderError::Overloaded {
-                reason: "render memory budget spent",
-            }
-        })?;
+        let reservation = self.reserve(estimated)?;
         let worker = Arc::clone(&self.running).acquire_owned();
         let running_memory = Arc::clone(&self.running_memory);
-        let kib = estimated
-            .div_ceil(1024)
-            .min(u64::from(self.running_memory_kib)) as u32;
+        let kib = self.running_kib(estimated);
         let intermediates = self.intermediates.clone();
         let started = async move {
             let worker = worker.await?;
@@ -440,21 +745,12 @@ impl RenderPool {
             let memory = running_memory.acquire_many_owned(kib).await?;
             Ok::<_, tokio::sync::AcquireError>((worker, memory))
         };
-        let deadline_passed = async {
-            match deadline {
-                Some(deadline) => {
-                    let last_start = deadline.checked_sub(MIN_REMAINING).unwrap_or(deadline);
-                    tokio::time::sleep_until(last_start.into()).await;
-                }
-                None => std::future::pending().await,
-            }
-        };
         let (worker, running_memory) = tokio::select! {
             biased;
             started = started => started.map_err(|_closed| RenderError::Internal {
                 context: "waiting for a render worker",
             })?,
-            () = deadline_passed => {
+            () = last_start(deadline) => {
                 METRICS.render_shed("deadline");
                 return Err(RenderError::DeadlineExceeded);
             }
@@ -467,6 +763,41 @@ impl RenderPool {
             return Err(RenderError::DeadlineExceeded);
         }
         admission.start();
+        self.run_on_worker((worker, running_memory, reservation, admission), work)
+            .await
+    }
+
+    /// Reserves `estimated` bytes of the memory budget: refused as too
+    /// large past the whole budget, as overloaded past what is left.
+    fn reserve(&self, estimated: u64) -> Result<MemoryReservation, RenderError> {
+        if estimated > self.memory.total {
+            return Err(RenderError::DecodeTooLarge {
+                estimated,
+                budget: self.memory.total,
+            });
+        }
+        MemoryBudget::try_reserve(&self.memory, estimated).ok_or_else(|| {
+            METRICS.render_shed("memory");
+            RenderError::Overloaded {
+                reason: "render memory budget spent",
+            }
+        })
+    }
+
+    /// The running memory a render of `estimated` bytes takes, in KiB
+    /// (at most the whole: a larger render runs alone).
+    fn running_kib(&self, estimated: u64) -> u32 {
+        running_kib_of(estimated, self.running_memory_kib)
+    }
+
+    /// Runs `work` on a blocking thread, holding `held` (its worker,
+    /// memory and place) until libvips is done, whether or not anyone
+    /// awaits the outcome.
+    async fn run_on_worker<T: Send + 'static, H: Send + 'static>(
+        &self,
+        held: H,
+        work: impl FnOnce() -> Result<T, RenderError> + Send + 'static,
+    ) -> Result<T, RenderError> {
         // The blocking thread has neither the caller's span nor (with a
         // scoped subscriber) its dispatcher: carry both over.
         let parent = tracing::Span::current();
@@ -476,7 +807,7 @@ impl RenderPool {
         let limit = Arc::clone(&self.limit);
         tokio::task::spawn_blocking(move || {
             // Released when libvips is done, whether or not anyone awaits.
-            let held = (worker, running_memory, reservation, admission);
+            let held = held;
             imgmesh_runtime::lower_thread_priority(RENDER_NICE);
             let before = process_cpu_and_wait();
             let rendered = tracing::dispatcher::with_default(&dispatch, || parent.in_scope(work));
@@ -515,13 +846,22 @@ impl Admission {
         METRICS.render_running(1);
         self.started_at = Some(Instant::now());
     }
+
+    /// The render runs in another render's batch: it leaves the queue, on
+    /// that render's worker.
+    fn join(&mut self) {
+        self.start();
+        self.joined = true;
+    }
 }
 
 impl Drop for Admission {
     fn drop(&mut self) {
         if let Some(started_at) = self.started_at {
             METRICS.render_running(-1);
-            METRICS.worker_busy(started_at.elapsed());
+            if !self.joined {
+                METRICS.worker_busy(started_at.elapsed());
+            }
         } else {
             METRICS.render_queued(-1);
         }
@@ -572,6 +912,38 @@ fn running_memory_kib(bytes: u64) -> u32 {
 fn adaptive_limit(places: usize, tolerance: f64) -> AdaptiveLimit {
     METRICS.render_admission(places, 1.0);
     AdaptiveLimit::new(1, places, tolerance)
+}
+
+/// `estimated` bytes in KiB of running memory, at most `most`.
+fn running_kib_of(estimated: u64, most: u32) -> u32 {
+    estimated.div_ceil(1024).min(u64::from(most)) as u32
+}
+
+/// Resolves when a render waiting for a worker must give up: when
+/// `deadline` is [`MIN_REMAINING`] away; never without a deadline.
+async fn last_start(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => {
+            let last_start = deadline.checked_sub(MIN_REMAINING).unwrap_or(deadline);
+            tokio::time::sleep_until(last_start.into()).await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
+/// What a derivative of `width × height` holds in memory in a batch: 4
+/// bytes a pixel.
+fn kept_bytes((width, height): (u32, u32)) -> u64 {
+    u64::from(width) * u64::from(height) * 4
+}
+
+/// A batched render's outcome, as its batch sent it.
+fn batch_answer(
+    answer: Result<Result<Derivative, RenderError>, oneshot::error::RecvError>,
+) -> Result<Derivative, RenderError> {
+    answer.unwrap_or(Err(RenderError::Internal {
+        context: "rendering a batch",
+    }))
 }
 
 /// Whether `deadline` leaves too little time ([`MIN_REMAINING`]) to start.
@@ -992,6 +1364,217 @@ mod tests {
             assert_eq!(metric(gauge), 0.0, "{gauge}");
         }
         assert!(metric("imgmesh_render_queue_wait_seconds_count") >= 2.0);
+    }
+
+    /// A render of `original` at `w` wide through the batches, under `key`.
+    async fn batched(
+        pool: &RenderPool,
+        original: &[u8],
+        w: u32,
+        key: &str,
+        incoming: Option<Incoming>,
+    ) -> Result<Derivative, RenderError> {
+        let admission = pool.admit(None)?;
+        pool.render_batched(
+            admission,
+            RenderSources::original(original.to_vec()),
+            Arc::new(width(w)),
+            None,
+            std::future::pending(),
+            key,
+            incoming,
+        )
+        .await
+    }
+
+    /// Renders of one original that wait for the worker together run as
+    /// one batch with one decode, each at its own size; the memory they
+    /// reserved is held while they wait and all of it comes back, and the
+    /// metrics count the batch and the renders made from its decode.
+    #[tokio::test]
+    async fn renders_of_one_original_waiting_together_share_a_decode() {
+        let pool =
+            RenderPool::with_admission(1, 8, DEFAULT_MEMORY_BUDGET_BYTES, RenderLimits::default());
+        let original = test_images::jpeg(800, 500);
+        let busy = Arc::clone(&pool.running).acquire_owned().await.unwrap();
+        let before = METRICS.originals_decoded();
+        let widths = [80, 160, 320, 400, 640];
+        let renders = futures::future::join_all(
+            widths.map(|w| batched(&pool, &original, w, "demo/a.jpg", None)),
+        );
+        let mut renders = std::pin::pin!(renders);
+        let estimates: u64 = widths
+            .iter()
+            .map(|&w| {
+                estimate_render_bytes(
+                    &RenderSources::original(original.clone()),
+                    &width(w),
+                    &pool.limits(),
+                )
+                .unwrap()
+            })
+            .sum();
+        let waiting = async {
+            while pool.batch_waiting() < widths.len() {
+                tokio::task::yield_now().await;
+            }
+        };
+        tokio::select! {
+            _ = &mut renders => panic!("rendered without the worker"),
+            () = waiting => {}
+        }
+        assert_eq!(pool.reserved_bytes(), estimates, "each render's estimate");
+        drop(busy);
+        let derivatives = renders.await;
+        for (derivative, w) in derivatives.into_iter().zip(widths) {
+            let derivative = derivative.unwrap();
+            assert_eq!((derivative.width, derivative.height), (w, w * 5 / 8));
+        }
+        assert_eq!(METRICS.originals_decoded() - before, 1, "one decode");
+        assert_eq!(metric("imgmesh_render_batches_total"), 1.0);
+        assert_eq!(metric("imgmesh_render_batched_total"), 4.0);
+        assert_eq!(
+            (pool.admitted(), pool.reserved_bytes(), pool.batch_waiting()),
+            (0, 0, 0)
+        );
+        assert_eq!(
+            pool.running_memory.available_permits() as u64,
+            pool.running_memory() / 1024,
+            "the batch's running memory is back"
+        );
+        for gauge in ["imgmesh_render_queue_depth", "imgmesh_renders_in_flight"] {
+            assert_eq!(metric(gauge), 0.0, "{gauge}");
+        }
+    }
+
+    /// Renders of different originals, or of one original under different
+    /// bytes, do not batch; with batching off nothing does.
+    #[tokio::test]
+    async fn only_the_same_bytes_batch() {
+        for (batch_max, key_b, expected) in [(16, "a", 2), (16, "b", 3), (1, "a", 3)] {
+            let pool = RenderPool::with_admission(
+                1,
+                8,
+                DEFAULT_MEMORY_BUDGET_BYTES,
+                RenderLimits::default(),
+            )
+            .with_batching(batch_max, BATCH_WINDOW);
+            let (one, other) = (test_images::jpeg(400, 300), test_images::jpeg(400, 300));
+            let busy = Arc::clone(&pool.running).acquire_owned().await.unwrap();
+            let before = METRICS.originals_decoded();
+            let renders = futures::future::join3(
+                batched(&pool, &one, 100, "a", None),
+                batched(&pool, &one, 200, key_b, None),
+                batched(&pool, &other, 50, "a", None),
+            );
+            let mut renders = std::pin::pin!(renders);
+            let queued = if batch_max > 1 { 3 } else { 0 };
+            let waiting = async {
+                while pool.batch_waiting() < queued || pool.admitted() < 3 {
+                    tokio::task::yield_now().await;
+                }
+            };
+            tokio::select! {
+                _ = &mut renders => panic!("rendered without the worker"),
+                () = waiting => {}
+            }
+            drop(busy);
+            let (a, b, c) = renders.await;
+            assert_eq!(
+                [a.unwrap().width, b.unwrap().width, c.unwrap().width],
+                [100, 200, 50]
+            );
+            assert_eq!(
+                METRICS.originals_decoded() - before,
+                expected,
+                "batch max {batch_max}, second key {key_b}"
+            );
+        }
+    }
+
+    /// A waiting render whose caller leaves is withdrawn (its place and
+    /// memory back at once); the others of its original still batch and
+    /// get their derivatives.
+    #[tokio::test]
+    async fn a_render_leaving_does_not_cancel_its_batch() {
+        let pool =
+            RenderPool::with_admission(1, 8, DEFAULT_MEMORY_BUDGET_BYTES, RenderLimits::default());
+        let original = test_images::jpeg(800, 500);
+        let busy = Arc::clone(&pool.running).acquire_owned().await.unwrap();
+        let before = METRICS.originals_decoded();
+        let (gone_tx, gone_rx) = tokio::sync::oneshot::channel::<()>();
+        let leaving = async {
+            let admission = pool.admit(None)?;
+            pool.render_batched(
+                admission,
+                RenderSources::original(original.clone()),
+                Arc::new(width(640)),
+                None,
+                async {
+                    let _ = gone_rx.await;
+                },
+                "a",
+                None,
+            )
+            .await
+        };
+        let staying = futures::future::join(
+            batched(&pool, &original, 320, "a", None),
+            batched(&pool, &original, 160, "a", None),
+        );
+        let mut staying = std::pin::pin!(staying);
+        let mut leaving = std::pin::pin!(leaving);
+        let waiting = async {
+            while pool.batch_waiting() < 3 {
+                tokio::task::yield_now().await;
+            }
+        };
+        tokio::select! {
+            _ = &mut staying => panic!("rendered without the worker"),
+            _ = &mut leaving => panic!("rendered without the worker"),
+            () = waiting => {}
+        }
+        gone_tx.send(()).unwrap();
+        let left = leaving.await.unwrap_err();
+        assert!(matches!(left, RenderError::Abandoned), "{left:?}");
+        assert_eq!((pool.batch_waiting(), pool.admitted()), (2, 2));
+        drop(busy);
+        let (a, b) = staying.await;
+        assert_eq!((a.unwrap().width, b.unwrap().width), (320, 160));
+        assert_eq!(METRICS.originals_decoded() - before, 1);
+        assert_eq!((pool.admitted(), pool.reserved_bytes()), (0, 0));
+    }
+
+    /// A render that gets a free worker while another render of its
+    /// original is announced (being fetched) waits for it, and the two
+    /// share a decode; without the announcement it would have run alone.
+    #[tokio::test]
+    async fn a_leader_waits_for_announced_renders() {
+        // A window long enough for a loaded test machine: the leader stops
+        // waiting as soon as the announced render arrives.
+        let pool =
+            RenderPool::with_admission(1, 8, DEFAULT_MEMORY_BUDGET_BYTES, RenderLimits::default())
+                .with_batching(DEFAULT_BATCH_MAX, Duration::from_secs(10));
+        let original = test_images::jpeg(800, 500);
+        let incoming = pool.announce("a", &width(200)).expect("a plan that shares");
+        let json = ResolvedPlan::resolve(&RenderPlan {
+            format: imgmesh_proto::renderer::v1::OutputFormat::Json.into(),
+            ..RenderPlan::default()
+        })
+        .unwrap();
+        assert!(pool.announce("a", &json).is_none(), "JSON shares no decode");
+        let before = METRICS.originals_decoded();
+        let first = batched(&pool, &original, 400, "a", None);
+        let second = async {
+            // The fetch of the second render, a moment after the first got
+            // the worker.
+            tokio::task::yield_now().await;
+            batched(&pool, &original, 200, "a", Some(incoming)).await
+        };
+        let (first, second) = futures::future::join(first, second).await;
+        assert_eq!((first.unwrap().width, second.unwrap().width), (400, 200));
+        assert_eq!(METRICS.originals_decoded() - before, 1, "one decode");
+        assert_eq!(metric("imgmesh_render_batches_total"), 1.0);
     }
 
     /// A shared run whose every caller left while it waited for a worker

@@ -21,7 +21,7 @@ use crate::metrics::METRICS;
 use crate::pipeline::{ResolvedPlan, libvips};
 use crate::service::job::{Job, Produced};
 use crate::service::origin_fetch::OriginFetcher;
-use crate::service::render_pool::RenderPool;
+use crate::service::render_pool::{self, RenderPool};
 use crate::service::single_flight::SingleFlight;
 
 /// The renderer: answers `Render` from Redis when it can, otherwise fetches
@@ -66,6 +66,7 @@ impl Renderer {
         )
         .with_running_memory(config.running_memory_bytes())
         .with_intermediates(config.render_intermediate_bytes, config.intermediate_ttl())
+        .with_batching(config.render_batch_max, render_pool::BATCH_WINDOW)
         .with_stretch_tolerance(config.render_stretch_tolerance);
         spawn_intermediate_expiry(&pool, config.intermediate_ttl());
         tracing::info!(
@@ -75,6 +76,7 @@ impl Renderer {
             running_memory_bytes = pool.running_memory(),
             stretch_tolerance = config.render_stretch_tolerance,
             intermediate_bytes = config.render_intermediate_bytes,
+            batch_max = pool.batch_max(),
             max_pixels = config.max_pixels,
             max_object_bytes = config.max_object_bytes,
             redis_timeout_ms = config.redis_timeout_ms,

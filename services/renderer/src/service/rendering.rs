@@ -19,7 +19,7 @@ use crate::pipeline::encoding::passthrough::{Passthrough, passthrough};
 use crate::pipeline::{EncodedFormat, RenderSources};
 use crate::service::job::{Job, Stored};
 use crate::service::origin_fetch::{ObjectRef, Original};
-use crate::service::render_pool::Admission;
+use crate::service::render_pool::{Admission, Incoming};
 use crate::service::renderer::Renderer;
 
 // === impl Renderer ===
@@ -33,8 +33,12 @@ impl Renderer {
         job: &Job,
     ) -> Result<Arc<CachedDerivative>, RenderError> {
         let admission = self.admit(job)?;
+        // Renders of this original that get a worker during the fetch
+        // wait a little for this one to join their batch.
+        let incoming = self.pool.announce(&batch_key(job), &job.plan);
         let original = self.fetcher.fetch(job.object(), job.remaining()).await?;
-        self.render_and_store(job, admission, original).await
+        self.render_announced(job, admission, original, incoming)
+            .await
     }
 
     /// A place in the render pool for `job`, unless nobody waits for it
@@ -54,6 +58,20 @@ impl Renderer {
         job: &Job,
         admission: Admission,
         original: Original,
+    ) -> Result<Arc<CachedDerivative>, RenderError> {
+        self.render_announced(job, admission, original, None).await
+    }
+
+    /// [`Renderer::render_and_store`] of a render announced to the pool's
+    /// batches before its fetch (`incoming`), if it was: the render may
+    /// run in a batch with the other renders of its original that wait for
+    /// a worker at the same time.
+    async fn render_announced(
+        &self,
+        job: &Job,
+        admission: Admission,
+        original: Original,
+        incoming: Option<Incoming>,
     ) -> Result<Arc<CachedDerivative>, RenderError> {
         let mut original = if is_empty_plan(job.plan.canonical()) {
             let (mut original, passed) = read_passthrough(original).await?;
@@ -78,12 +96,14 @@ impl Renderer {
         let started = Instant::now();
         let derivative = self
             .pool
-            .render_admitted(
+            .render_batched(
                 admission,
                 sources,
                 Arc::clone(&job.plan),
                 job.deadline,
                 job.abandoned.wait(),
+                &batch_key(job),
+                incoming,
             )
             .await?;
         METRICS.rendered(format_label(derivative.format), started.elapsed());
@@ -178,6 +198,18 @@ async fn read_passthrough(
     .map_err(|_| RenderError::Internal {
         context: "reading an original's header",
     })
+}
+
+/// The identity of the job's original for the render pool's batches: its
+/// Source, the Source's configuration version, its path and the purge
+/// generation it is fetched under (renders batch only with the same bytes
+/// besides).
+fn batch_key(job: &Job) -> String {
+    let object = job.object();
+    format!(
+        "{}\0{}\0{}\0{}",
+        object.source_id, object.source_config_version, object.path, object.generation
+    )
 }
 
 /// The metrics label of an output format.
