@@ -35,7 +35,11 @@ use crate::pipeline::plan::ResolvedPlan;
 ///   3840 × 2400 4:4:4 photo), and the metadata segments it keeps twice
 ///   (libjpeg's copy and libvips'); when the render decodes a copy without
 ///   the metadata no render reads (`input_format::jpeg_for_decoding`),
-///   that copy and only the segments left in it.
+///   that copy and only the segments left in it;
+/// - the copy rs-vips makes of every buffer it hands libvips
+///   (`thumbnail_buffer`, `new_from_buffer`) and keeps as long as the image
+///   made from it, through the encode: the bytes decoded (the original, or
+///   the copy without its unused metadata) and the overlays count twice.
 ///
 /// libvips streams most pipelines, so the real peak is usually lower; an
 /// interlaced PNG can reach this bound. Inputs
@@ -113,14 +117,25 @@ pub fn estimate_render_bytes(
         .filter_map(StoredImage::read)
         .map(|overlay| overlay.page_pixels() * 4)
         .sum::<u64>();
-    let decoder = match original.format {
+    let original_bytes = sources.original.len() as u64;
+    let (decoder, decoded_input) = match original.format {
         InputFormat::Jpeg => {
             let jpeg = jpeg_decoder_memory(&sources.original);
-            jpeg.coefficient_bytes + 2 * jpeg.saved_marker_bytes + jpeg.decoded_copy_bytes
+            let decoded_input = if jpeg.decoded_copy_bytes > 0 {
+                jpeg.decoded_copy_bytes
+            } else {
+                original_bytes
+            };
+            (
+                jpeg.coefficient_bytes + 2 * jpeg.saved_marker_bytes + jpeg.decoded_copy_bytes,
+                decoded_input,
+            )
         }
-        _ => 0,
+        _ => (0, original_bytes),
     };
-    Ok(compressed + decoded + output + overlays + decoder)
+    // rs-vips' copies: of what is decoded, and of each overlay.
+    let input_copies = decoded_input + (compressed - original_bytes);
+    Ok(compressed + decoded + output + overlays + decoder + input_copies)
 }
 
 /// What an image's header says about its stored pixels.
@@ -265,6 +280,40 @@ mod tests {
         );
     }
 
+    /// The bytes libvips decodes count twice (the original and rs-vips'
+    /// copy of it), and so do an overlay's: a JPEG made larger by a
+    /// comment segment is estimated larger by twice the segment, and a
+    /// watermark adds its pixels and twice its bytes.
+    #[test]
+    fn decoded_bytes_count_with_their_copy() {
+        let limits = RenderLimits::default();
+        let plan = width(40);
+        let jpeg = test_images::jpeg(96, 64);
+        let comment = [b'c'; 1000];
+        let mut commented = jpeg[..2].to_vec();
+        commented.extend_from_slice(&[0xFF, 0xFE]);
+        commented.extend_from_slice(&(comment.len() as u16 + 2).to_be_bytes());
+        commented.extend_from_slice(&comment);
+        commented.extend_from_slice(&jpeg[2..]);
+        let segment = (commented.len() - jpeg.len()) as u64;
+        let estimate =
+            |sources: RenderSources| estimate_render_bytes(&sources, &plan, &limits).unwrap();
+        assert_eq!(
+            estimate(RenderSources::original(commented.clone())),
+            estimate(RenderSources::original(jpeg.clone())) + 2 * segment
+        );
+
+        let mark = test_images::jpeg(10, 8);
+        let with_mark = RenderSources {
+            watermark: Some(mark.clone()),
+            ..RenderSources::original(jpeg.clone())
+        };
+        assert_eq!(
+            estimate(with_mark),
+            estimate(RenderSources::original(jpeg)) + 10 * 8 * 4 + 2 * mark.len() as u64
+        );
+    }
+
     /// A progressive JPEG is estimated with libjpeg's whole-image
     /// coefficient buffer (2 bytes per pixel per component at the stored
     /// size, even when shrink-on-load decodes at 1/8); a baseline JPEG of
@@ -285,9 +334,10 @@ mod tests {
         let estimate = |jpeg: &[u8]| {
             estimate_render_bytes(&RenderSources::original(jpeg.to_vec()), &plan, &limits).unwrap()
         };
-        // Beyond its own compressed bytes, which differ.
-        let progressive_bytes = estimate(&progressive) - progressive.len() as u64;
-        let baseline_bytes = estimate(&baseline) - baseline.len() as u64;
+        // Beyond its own compressed bytes and rs-vips' copy of them, which
+        // differ.
+        let progressive_bytes = estimate(&progressive) - 2 * progressive.len() as u64;
+        let baseline_bytes = estimate(&baseline) - 2 * baseline.len() as u64;
         assert_eq!(
             progressive_bytes,
             baseline_bytes + coefficients,
