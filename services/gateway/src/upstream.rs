@@ -170,10 +170,10 @@ impl Upstream {
         render: RenderRequest,
         timeout: Duration,
     ) -> Result<RenderResponse, GatewayError> {
-        let permit = self
-            .render_limit
-            .try_start()
-            .ok_or(GatewayError::Overloaded)?;
+        let Some(permit) = self.render_limit.try_start() else {
+            self.render_limit.note_refused(demand_key(&render));
+            return Err(GatewayError::Overloaded);
+        };
         let rendered = self.call_render(render, timeout).await;
         permit.finished(match &rendered {
             Err(GatewayError::Upstream {
@@ -301,6 +301,30 @@ impl Upstream {
     }
 }
 
+/// What tells one render request from another in the render limit's
+/// demand: the same for the same request resent, different for another
+/// derivative (a hash of its Source, path and plan).
+fn demand_key(render: &RenderRequest) -> u64 {
+    use std::fmt::Write as _;
+    use std::hash::{Hash as _, Hasher};
+
+    /// Feeds what is formatted into the hasher, with no allocation.
+    struct Feed<'a>(&'a mut std::collections::hash_map::DefaultHasher);
+    impl std::fmt::Write for Feed<'_> {
+        fn write_str(&mut self, text: &str) -> std::fmt::Result {
+            self.0.write(text.as_bytes());
+            Ok(())
+        }
+    }
+
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    render.source_id.hash(&mut hasher);
+    render.path.hash(&mut hasher);
+    // The plan's fields as text: it has no Hash of its own.
+    let _ = write!(Feed(&mut hasher), "{:?}", render.plan);
+    hasher.finish()
+}
+
 /// The registry's answer for a host, with the tokens moved into redacting
 /// [`SigningKey`]s.
 fn lookup_of(response: ResolveHostResponse) -> Lookup {
@@ -329,5 +353,34 @@ async fn with_deadline<T>(
         Ok(Ok(response)) => Ok(response),
         Ok(Err(status)) => Err(GatewayError::from_status(service, &status)),
         Err(_elapsed) => Err(GatewayError::timed_out(service)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use imgmesh_proto::renderer::v1::RenderPlan;
+
+    use super::*;
+
+    fn render(path: &str, width: u32) -> RenderRequest {
+        RenderRequest {
+            source_id: "source".to_owned(),
+            path: path.to_owned(),
+            plan: Some(RenderPlan {
+                width,
+                ..RenderPlan::default()
+            }),
+            ..RenderRequest::default()
+        }
+    }
+
+    /// A request resent has the demand key it had; another path or another
+    /// plan has another.
+    #[test]
+    fn demand_keys_tell_requests_apart() {
+        let first = demand_key(&render("a.jpg", 300));
+        assert_eq!(first, demand_key(&render("a.jpg", 300)));
+        assert_ne!(first, demand_key(&render("b.jpg", 300)));
+        assert_ne!(first, demand_key(&render("a.jpg", 301)));
     }
 }

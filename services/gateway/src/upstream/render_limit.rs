@@ -18,11 +18,23 @@
 //! `imgmesh_render_limit` shows the limit. Until the tier refuses anything
 //! the limit stays at its maximum (1024 renders per gateway, the default
 //! `--max-in-flight`), so a tier with room never sees a local refusal. A
-//! learnt limit holds only while the tier keeps refusing: after [`HOLD`]
-//! (the tier's `Retry-After`, 1 s) without a refusal it is back at its
-//! maximum, so a normal load right after an overload is not refused while
-//! the limit would climb back one render at a time.
+//! learnt limit holds while there is more to render than it allows: after
+//! [`HOLD`] (the tier's `Retry-After`, 1 s) with neither a refusal by the
+//! tier nor one here it is back at its maximum.
+//!
+//! A storm (clients resending a refused request at once, as W4's do) is
+//! told apart from a few requests more than the limit by the *demand*: the
+//! renders in flight plus the distinct requests refused here in the last
+//! [`DEMAND_WINDOW`]. The limit grows only while the demand is at most
+//! [`storm_threshold`] of it (about twice), so a normal load right after an
+//! overload climbs back in a few renders; under a storm it does not climb
+//! at all. That matters because the renderer closes its queue under
+//! overload (it admits only what a free worker can start at once, see its
+//! `admission_limit` module) and reopens it a second after its places were
+//! last all taken: a limit climbing back during a storm would fill the
+//! reopened queue again, and every queued render waits for the ones ahead.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -42,6 +54,24 @@ pub(crate) const MIN_LIMIT: f64 = 1.0;
 /// a normal load after the overload are refused for nothing.
 pub(crate) const HOLD: Duration = Duration::from_secs(1);
 
+/// How long a request refused here counts in the demand. A client that
+/// resends at once is back within milliseconds (W4's shed p99 is under
+/// 20 ms), so each of a storm's clients counts once in it; one that waits
+/// for `Retry-After` (1 s) does not count and is no storm.
+pub(crate) const DEMAND_WINDOW: Duration = Duration::from_millis(100);
+
+/// The most refused requests the demand remembers: past it the demand is
+/// a storm for any limit the tier may teach, and memory stays bounded.
+const MAX_REMEMBERED: usize = 4096;
+
+/// The demand up to which the limit may grow: twice the renders it allows,
+/// plus two so that one render with a couple of requests waiting is no
+/// storm. W1 right after W4 (4 connections against a limit of 1–3) stays
+/// under it; W4 (64 connections resending at once) is far over it.
+pub(crate) fn storm_threshold(limit: f64) -> f64 {
+    2.0 * limit.floor() + 2.0
+}
+
 /// The limit on renders in flight and how many are, shared by every
 /// request of the gateway.
 #[derive(Debug, Clone)]
@@ -54,8 +84,11 @@ pub(crate) struct RenderLimit {
 struct State {
     limit: f64,
     in_flight: usize,
-    /// When the tier last refused a render.
+    /// When the tier last refused a render, or the limit refused one here.
     refused_at: Option<Instant>,
+    /// The requests refused here lately, by [`RenderLimit::note_refused`]'s
+    /// key, with when each was last refused.
+    refused_here: HashMap<u64, Instant>,
 }
 
 /// One render asked of the tier, counted in flight until it is dropped;
@@ -88,15 +121,37 @@ impl RenderLimit {
                 limit: max,
                 in_flight: 0,
                 refused_at: None,
+                refused_here: HashMap::new(),
             })),
             max,
         }
     }
 
     /// A permit for one more render, or `None` when the limit's worth are
-    /// in flight (refuse the request as overloaded).
+    /// in flight: refuse the request as overloaded, and say which it was
+    /// with [`RenderLimit::note_refused`].
     pub(crate) fn try_start(&self) -> Option<RenderPermit> {
         self.try_start_at(Instant::now())
+    }
+
+    /// Counts the request `key` (the same for the same request resent)
+    /// that [`RenderLimit::try_start`] just refused in the demand.
+    pub(crate) fn note_refused(&self, key: u64) {
+        self.note_refused_at(key, Instant::now());
+    }
+
+    /// [`RenderLimit::note_refused`] at `now`.
+    fn note_refused_at(&self, key: u64, now: Instant) {
+        let mut state = lock(&self.state);
+        state.refused_at = Some(now);
+        if state.refused_here.len() >= MAX_REMEMBERED {
+            state
+                .refused_here
+                .retain(|_, at| now.saturating_duration_since(*at) < DEMAND_WINDOW);
+        }
+        if state.refused_here.len() < MAX_REMEMBERED {
+            state.refused_here.insert(key, now);
+        }
     }
 
     /// [`RenderLimit::try_start`] at `now`.
@@ -107,10 +162,13 @@ impl RenderLimit {
             .is_some_and(|refused| now.saturating_duration_since(refused) >= HOLD)
         {
             state.refused_at = None;
+            state.refused_here.clear();
             state.limit = self.max;
             METRICS.render_limit(self.max);
         }
         if state.in_flight as f64 >= state.limit.floor() {
+            // A refusal here holds the limit as one by the tier does: the
+            // caller's `note_refused` stamps it.
             drop(state);
             METRICS.render_shed_locally();
             return None;
@@ -135,6 +193,18 @@ impl RenderLimit {
     }
 }
 
+// === impl State ===
+
+impl State {
+    /// Renders in flight plus the distinct requests refused here within
+    /// [`DEMAND_WINDOW`] of `now` (forgetting the older ones).
+    fn demand(&mut self, now: Instant) -> usize {
+        self.refused_here
+            .retain(|_, at| now.saturating_duration_since(*at) < DEMAND_WINDOW);
+        self.in_flight + self.refused_here.len()
+    }
+}
+
 // === impl RenderPermit ===
 
 impl RenderPermit {
@@ -153,9 +223,13 @@ impl RenderPermit {
             // Back off from what the tier refused at, when less was in
             // flight than the limit allowed.
             Answer::Refused => (state.limit.min(state.in_flight as f64) * BACKOFF).max(MIN_LIMIT),
-            // Grow only while the limit is what bounds the gateway: a
-            // limit far above its use would say nothing about the tier.
-            Answer::Taken if state.in_flight as f64 * 2.0 >= state.limit => {
+            // Grow only while the limit is what bounds the gateway (a
+            // limit far above its use would say nothing about the tier),
+            // and not in a storm.
+            Answer::Taken
+                if state.in_flight as f64 * 2.0 >= state.limit
+                    && state.demand(now) as f64 <= storm_threshold(state.limit) =>
+            {
                 (state.limit + 1.0 / state.limit).min(self.max)
             }
             Answer::Taken => state.limit,
@@ -285,5 +359,122 @@ mod tests {
             limit.try_start().unwrap().finished(Answer::Taken);
         }
         assert_eq!(limit.limit(), lowered);
+    }
+
+    /// A limit of at most `max` lowered by `refusals` refusals of one
+    /// render at a time by the tier, at `now`.
+    fn learnt(max: usize, refusals: usize, now: Instant) -> RenderLimit {
+        let limit = RenderLimit::new(max);
+        for _ in 0..refusals {
+            limit
+                .try_start_at(now)
+                .unwrap()
+                .finished_at(Answer::Refused, now);
+        }
+        limit
+    }
+
+    /// The demand is the renders in flight plus the distinct requests
+    /// refused here within DEMAND_WINDOW: a request resent counts once,
+    /// one refused longer ago not at all.
+    #[test]
+    fn the_demand_counts_each_refused_request_once() {
+        let now = Instant::now();
+        let limit = RenderLimit::new(8);
+        let _two: Vec<_> = (0..2).map(|_| limit.try_start_at(now).unwrap()).collect();
+        for key in [1, 2, 2, 2, 3] {
+            limit.note_refused_at(key, now);
+        }
+        let later = now + DEMAND_WINDOW / 2;
+        limit.note_refused_at(4, later);
+        assert_eq!(lock(&limit.state).demand(later), 2 + 4);
+        let past = now + DEMAND_WINDOW;
+        assert_eq!(
+            lock(&limit.state).demand(past),
+            2 + 1,
+            "only key 4 is recent"
+        );
+    }
+
+    /// Under a storm (far more distinct requests refused than the limit
+    /// allows) renders the tier takes do not raise the limit; with a few
+    /// requests beyond it they do.
+    #[test]
+    fn a_storm_holds_the_limit_a_few_more_raise_it() {
+        let now = Instant::now();
+        let storm = learnt(64, 30, now);
+        let held = storm.limit();
+        assert!(held < 3.0, "{held}");
+        for round in 0..50u32 {
+            let at = now + Duration::from_millis(u64::from(round));
+            for key in 0..60 {
+                storm.note_refused_at(key, at);
+            }
+            let busy: Vec<_> = std::iter::from_fn(|| storm.try_start_at(at)).collect();
+            for permit in busy {
+                permit.finished_at(Answer::Taken, at);
+            }
+        }
+        assert_eq!(storm.limit(), held, "60 clients resending: no growth");
+
+        let few = learnt(64, 30, now);
+        for round in 0..50u32 {
+            let at = now + Duration::from_millis(u64::from(round));
+            for key in 0..2 {
+                few.note_refused_at(key, at);
+            }
+            let busy: Vec<_> = std::iter::from_fn(|| few.try_start_at(at)).collect();
+            for permit in busy {
+                permit.finished_at(Answer::Taken, at);
+            }
+        }
+        assert!(few.limit() > 4.0, "two more clients: {}", few.limit());
+    }
+
+    /// The threshold: about twice the limit, never under four.
+    #[test]
+    fn the_storm_threshold_is_about_twice_the_limit() {
+        assert_eq!(storm_threshold(1.0), 4.0);
+        assert_eq!(storm_threshold(2.7), 6.0);
+        assert_eq!(storm_threshold(6.3), 14.0);
+    }
+
+    /// Refusals here hold a learnt limit as the tier's do: it goes back to
+    /// the maximum only after HOLD with neither.
+    #[test]
+    fn refusals_here_hold_the_limit_too() {
+        let start = Instant::now();
+        let limit = learnt(64, 30, start);
+        assert_eq!(limit.limit(), MIN_LIMIT);
+        let mut at = start;
+        while at < start + 3 * HOLD {
+            at += Duration::from_millis(100);
+            let one = limit.try_start_at(at);
+            assert!(one.is_some());
+            assert!(limit.try_start_at(at).is_none(), "a second past the limit");
+            limit.note_refused_at(7, at);
+        }
+        assert_eq!(limit.limit(), MIN_LIMIT, "held by the refusals here");
+        let quiet = at + HOLD;
+        assert!(limit.try_start_at(quiet).is_some());
+        assert_eq!(limit.limit(), 64.0, "back at the maximum");
+    }
+
+    /// The requests remembered for the demand are bounded.
+    #[test]
+    fn the_demand_remembers_a_bounded_number() {
+        let now = Instant::now();
+        let limit = RenderLimit::new(8);
+        for key in 0..(MAX_REMEMBERED as u64 + 100) {
+            limit.note_refused_at(key, now);
+        }
+        assert_eq!(lock(&limit.state).refused_here.len(), MAX_REMEMBERED);
+        let later = now + DEMAND_WINDOW;
+        limit.note_refused_at(u64::MAX, later);
+        assert_eq!(
+            lock(&limit.state).demand(later),
+            1,
+            "the old ones forgotten"
+        );
     }
 }
