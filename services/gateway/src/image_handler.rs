@@ -30,7 +30,7 @@ use crate::GatewayState;
 use crate::asset_path::asset_path;
 use crate::error::{DEFAULT_ERROR_TTL_SECONDS, GatewayError};
 use crate::host_routing::SourceHost;
-use crate::metrics::METRICS;
+use crate::metrics::{DerivativeLookup, METRICS, SourceSeries};
 use crate::render_plan::parse_render_plan;
 use crate::signing;
 use crate::source_cache::{Lookup, ResolvedSource, Serving};
@@ -54,8 +54,8 @@ pub(crate) async fn serve_image(State(state): State<GatewayState>, request: Requ
         .await
         .unwrap_or_else(IntoResponse::into_response);
     lifetime.limit_error(&mut response);
-    if let Some(source_id) = answered_for {
-        METRICS.source_request(&source_id, response.status());
+    if let Some(series) = answered_for {
+        series.request(response.status());
     }
     if is_head {
         without_body(response)
@@ -64,13 +64,13 @@ pub(crate) async fn serve_image(State(state): State<GatewayState>, request: Requ
     }
 }
 
-/// Answers `request`; `answered_for` is set to the Source's id once the
-/// host is known to be one's, for its per-Source metrics.
+/// Answers `request`; `answered_for` is set to the Source's metric series
+/// once the host is known to be one's.
 async fn answer(
     state: GatewayState,
     request: Request,
     lifetime: &mut ResponseLifetime,
-    answered_for: &mut Option<String>,
+    answered_for: &mut Option<Arc<SourceSeries>>,
 ) -> Result<Response, GatewayError> {
     let (parts, _body) = request.into_parts();
     if parts.method != Method::GET && parts.method != Method::HEAD {
@@ -81,7 +81,7 @@ async fn answer(
     let path = asset_path(parts.uri.path()).ok_or(GatewayError::InvalidPath)?;
     let resolved = resolve_source(&state, &host).await?;
     let source = &resolved.source;
-    *answered_for = Some(source.id.clone());
+    let series = answered_for.insert(METRICS.source_series(&source.id));
     match resolved.serving() {
         Serving::NotDeployed => return Err(GatewayError::UnknownHost),
         Serving::Disabled => {
@@ -135,6 +135,7 @@ async fn answer(
     let rendered = derivative(
         &state,
         source,
+        series,
         render(
             path,
             parsed.plan.clone(),
@@ -203,13 +204,14 @@ pub(crate) fn render_request(
 pub(crate) async fn derivative(
     state: &GatewayState,
     source: &Source,
+    series: &SourceSeries,
     request: RenderRequest,
     conditional: Conditional<'_>,
     render_timeout: Duration,
 ) -> Result<RenderResponse, GatewayError> {
     if let (Some(cache), Some(plan)) = (state.derivatives(), request.plan.as_ref())
         && let Some(cached) =
-            fresh_from_cache(cache, source, &request.path, plan, conditional).await
+            fresh_from_cache(cache, source, series, &request.path, plan, conditional).await
     {
         return Ok(cached);
     }
@@ -226,6 +228,7 @@ pub(crate) async fn derivative(
 async fn fresh_from_cache(
     cache: &DerivativeCache,
     source: &Source,
+    series: &SourceSeries,
     path: &str,
     plan: &RenderPlan,
     conditional: Conditional<'_>,
@@ -233,18 +236,18 @@ async fn fresh_from_cache(
     let names = CacheNames::new(&source.id, source.config_version, path, plan);
     let lookup = cache.lookup(&names, conditional.is_conditional()).await?;
     let Some(found) = lookup.found else {
-        METRICS.derivative_lookup(&source.id, "miss");
+        series.derivative_lookup(DerivativeLookup::Miss);
         return None;
     };
     let (meta, data) = found.into_parts();
     if !meta.is_fresh(unix_now()) {
-        METRICS.derivative_lookup(&source.id, "expired");
+        series.derivative_lookup(DerivativeLookup::Expired);
         return None;
     }
     let response = cache
         .respond(&lookup.key, &meta, data, conditional, CacheStatus::Hit)
         .await?;
-    METRICS.derivative_lookup(&source.id, "hit");
+    series.derivative_lookup(DerivativeLookup::Hit);
     Some(response)
 }
 

@@ -54,6 +54,7 @@ use crate::asset_path::asset_path;
 use crate::error::GatewayError;
 use crate::host_routing::SourceHost;
 use crate::image_handler::{derivative, render_request, resolve_source};
+use crate::metrics::METRICS;
 use crate::render_plan::{ParsedPlan, parse_render_plan};
 use crate::signing;
 use crate::source_cache::{ResolvedSource, Serving};
@@ -232,6 +233,7 @@ impl ImageService for ImageApi {
         let rendered = derivative(
             &self.state,
             source,
+            &METRICS.source_series(&source.id),
             render_request(source, target.path.clone(), target.parsed.plan, "", 0),
             no_validators,
             timeout,
