@@ -1063,15 +1063,13 @@ mod tests {
     }
 
     /// With every worker and queue place taken, the next request is refused
-    /// as overloaded at once; a place freed right after takes only what a
-    /// free worker can start (the overload closed the queue), and with the
-    /// worker free it is admitted again.
+    /// as overloaded at once, and admitted again once a place is free.
     #[tokio::test]
     async fn a_full_pool_refuses_at_once() {
         let pool =
             RenderPool::with_admission(1, 1, DEFAULT_MEMORY_BUDGET_BYTES, RenderLimits::default());
         let first = pool.admit(None).unwrap();
-        let second = pool.admit(None).unwrap();
+        let _second = pool.admit(None).unwrap();
         assert_eq!(pool.admitted(), 2);
         assert_eq!(metric("imgmesh_render_queue_depth"), 2.0);
 
@@ -1097,15 +1095,6 @@ mod tests {
         );
 
         drop(first);
-        // The one admitted holds the one worker: the queue is closed.
-        let full = pool.limit.last_full().expect("the refusal was noted");
-        assert!(matches!(
-            pool.check_limit_at(full),
-            Err(RenderError::Overloaded {
-                reason: "render queue closed by overload"
-            })
-        ));
-        drop(second);
         assert!(pool.admit(None).is_ok());
     }
 
