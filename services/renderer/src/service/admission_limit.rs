@@ -24,8 +24,22 @@
 //!
 //! A request admitted while the limit's worth are already admitted is
 //! refused at once as overloaded, like one that finds no place.
+//!
+//! It also closes the queue under overload, whatever the tolerance. The
+//! queue places exist for throughput: with as many requests as places (W1's
+//! four connections on two workers) a worker that finishes starts the next
+//! render at once instead of waiting for its request to come in. But when
+//! more renders are wanted than there are places (the pool refused one
+//! because every place was taken), each admitted request waits behind the
+//! ones queued ahead of it, and since some are refused anyway, admitting
+//! fewer costs nothing. So for [`OVERLOAD_HOLD`] after its places were last
+//! all taken, the pool admits only what a free worker can start at once
+//! ([`AdaptiveLimit::queue_closed`]); the excess is refused as it would be
+//! anyway, and the admitted ones keep their unloaded latency instead of
+//! waiting for a worker.
 
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 /// The weight of the newest stretch in the smoothed one.
 pub const SMOOTHING: f64 = 0.3;
@@ -34,7 +48,15 @@ pub const SMOOTHING: f64 = 0.3;
 /// raised: with a tolerance of 1.5, a smoothed stretch under 1.25.
 pub const RAISE_BELOW: f64 = 0.5;
 
-/// How many renders the pool admits at once, adapted to their stretch.
+/// How long the queue stays closed after the pool's places were last all
+/// taken: the `Retry-After` of its refusals (1 s). The gateway's render
+/// limit, which learns from the refusals, keeps the renders it sends
+/// within what starts at once for as long as its clients' demand stays a
+/// storm, so the queue does not refill when it reopens.
+pub const OVERLOAD_HOLD: Duration = Duration::from_secs(1);
+
+/// How many renders the pool admits at once, adapted to their stretch, and
+/// whether its queue is closed by an overload.
 #[derive(Debug)]
 pub struct AdaptiveLimit {
     state: Mutex<State>,
@@ -49,6 +71,8 @@ struct State {
     smoothed: Option<f64>,
     /// Renders finished since the limit last changed.
     since_change: usize,
+    /// When a render was last refused because every place was taken.
+    full_at: Option<Instant>,
 }
 
 // === impl AdaptiveLimit ===
@@ -65,6 +89,7 @@ impl AdaptiveLimit {
                 limit: max,
                 smoothed: None,
                 since_change: 0,
+                full_at: None,
             }),
             min,
             max,
@@ -111,6 +136,26 @@ impl AdaptiveLimit {
             state.since_change = 0;
         }
         limit
+    }
+
+    /// The pool refused a render at `now` because every place was taken:
+    /// more renders are wanted than it has places.
+    pub fn refused_full(&self, now: Instant) {
+        self.lock().full_at = Some(now);
+    }
+
+    /// Whether the pool admits only what a free worker can start at once:
+    /// its places were all taken within [`OVERLOAD_HOLD`] of `now`.
+    pub fn queue_closed(&self, now: Instant) -> bool {
+        self.lock()
+            .full_at
+            .is_some_and(|full| now.saturating_duration_since(full) < OVERLOAD_HOLD)
+    }
+
+    /// When the pool last refused a render because every place was taken.
+    #[cfg(test)]
+    pub(crate) fn last_full(&self) -> Option<Instant> {
+        self.lock().full_at
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -251,5 +296,25 @@ mod tests {
             off.sample(50.0);
         }
         assert_eq!(off.limit(), 3);
+    }
+
+    /// The queue is open until the places are all taken, closed for
+    /// OVERLOAD_HOLD after the last time they were, then open again.
+    #[test]
+    fn an_overload_closes_the_queue_for_a_while() {
+        let limit = AdaptiveLimit::new(1, 6, f64::INFINITY);
+        let start = Instant::now();
+        assert!(!limit.queue_closed(start), "open before any overload");
+        limit.refused_full(start);
+        assert!(limit.queue_closed(start));
+        let almost = start + OVERLOAD_HOLD - Duration::from_millis(1);
+        assert!(limit.queue_closed(almost));
+        limit.refused_full(almost);
+        assert!(
+            limit.queue_closed(start + OVERLOAD_HOLD),
+            "held by the later refusal"
+        );
+        assert!(!limit.queue_closed(almost + OVERLOAD_HOLD), "open again");
+        assert_eq!(limit.limit(), 6, "the stretch limit is another matter");
     }
 }

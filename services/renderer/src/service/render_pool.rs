@@ -364,6 +364,7 @@ impl RenderPool {
             .try_acquire_owned()
             .map_err(|_full| {
                 METRICS.render_shed("queue_full");
+                self.limit.refused_full(Instant::now());
                 RenderError::Overloaded {
                     reason: "render queue full",
                 }
@@ -386,6 +387,7 @@ impl RenderPool {
         self.check_limit()?;
         if self.slots.available_permits() == 0 {
             METRICS.render_shed("queue_full");
+            self.limit.refused_full(Instant::now());
             return Err(RenderError::Overloaded {
                 reason: "render queue full",
             });
@@ -395,13 +397,27 @@ impl RenderPool {
 
     /// Refuses at once when the adaptive limit, lowered below the pool's
     /// places, is admitted already (at the places themselves the slots
-    /// refuse, as a full queue).
+    /// refuse, as a full queue), and, while an overload closes the queue
+    /// ([`AdaptiveLimit::queue_closed`]), when no worker is free for one
+    /// more.
     fn check_limit(&self) -> Result<(), RenderError> {
+        self.check_limit_at(Instant::now())
+    }
+
+    /// [`RenderPool::check_limit`] at `now`.
+    fn check_limit_at(&self, now: Instant) -> Result<(), RenderError> {
         let limit = self.limit.limit();
-        if limit < self.workers + self.queue_depth && self.admitted() >= limit {
+        let admitted = self.admitted();
+        if limit < self.workers + self.queue_depth && admitted >= limit {
             METRICS.render_shed("limit");
             return Err(RenderError::Overloaded {
                 reason: "render admission limit reached",
+            });
+        }
+        if self.queue_depth > 0 && admitted >= self.workers && self.limit.queue_closed(now) {
+            METRICS.render_shed("overload");
+            return Err(RenderError::Overloaded {
+                reason: "render queue closed by overload",
             });
         }
         Ok(())
@@ -1063,13 +1079,15 @@ mod tests {
     }
 
     /// With every worker and queue place taken, the next request is refused
-    /// as overloaded at once, and admitted again once a place is free.
+    /// as overloaded at once; a place freed right after takes only what a
+    /// free worker can start (the overload closed the queue), and with the
+    /// worker free it is admitted again.
     #[tokio::test]
     async fn a_full_pool_refuses_at_once() {
         let pool =
             RenderPool::with_admission(1, 1, DEFAULT_MEMORY_BUDGET_BYTES, RenderLimits::default());
         let first = pool.admit(None).unwrap();
-        let _second = pool.admit(None).unwrap();
+        let second = pool.admit(None).unwrap();
         assert_eq!(pool.admitted(), 2);
         assert_eq!(metric("imgmesh_render_queue_depth"), 2.0);
 
@@ -1095,6 +1113,15 @@ mod tests {
         );
 
         drop(first);
+        // The one admitted holds the one worker: the queue is closed.
+        let full = pool.limit.last_full().expect("the refusal was noted");
+        assert!(matches!(
+            pool.check_limit_at(full),
+            Err(RenderError::Overloaded {
+                reason: "render queue closed by overload"
+            })
+        ));
+        drop(second);
         assert!(pool.admit(None).is_ok());
     }
 
@@ -1625,5 +1652,41 @@ mod tests {
             "only the test's worker was taken"
         );
         drop(busy);
+    }
+
+    /// A pool whose places were all taken closes its queue: until
+    /// OVERLOAD_HOLD after that refusal it admits only what a free worker
+    /// can start at once, then it queues again.
+    #[tokio::test]
+    async fn an_overload_closes_the_queue() {
+        let pool =
+            RenderPool::with_admission(1, 2, DEFAULT_MEMORY_BUDGET_BYTES, RenderLimits::default());
+        let before = Instant::now();
+        let mut held: Vec<_> = (0..3).map(|_| pool.admit(None).unwrap()).collect();
+        let closed = metric(r#"imgmesh_render_shed_total{reason="overload"}"#);
+        assert!(matches!(
+            pool.admit(None),
+            Err(RenderError::Overloaded {
+                reason: "render queue full"
+            })
+        ));
+        let full = pool.limit.last_full().expect("the refusal was noted");
+        assert!(full >= before);
+        held.truncate(1);
+        assert_eq!(pool.admitted(), 1, "one admitted, as many as workers");
+        assert!(matches!(
+            pool.check_limit_at(full),
+            Err(RenderError::Overloaded {
+                reason: "render queue closed by overload"
+            })
+        ));
+        assert!(metric(r#"imgmesh_render_shed_total{reason="overload"}"#) > closed);
+        assert!(
+            pool.check_limit_at(full + crate::service::admission_limit::OVERLOAD_HOLD)
+                .is_ok(),
+            "queues again after the hold"
+        );
+        held.clear();
+        assert!(pool.check_limit_at(full).is_ok(), "a free worker: admitted");
     }
 }
