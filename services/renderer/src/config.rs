@@ -13,6 +13,7 @@ use crate::pipeline::limits::{
     DEFAULT_MAX_FRAMES, DEFAULT_MAX_OBJECT_BYTES, DEFAULT_MAX_PIXELS, DEFAULT_MAX_RENDER,
     RenderLimits,
 };
+use crate::service::render_pool::RENDER_NICE;
 
 /// Where the renderer serves `GET /metrics` unless told otherwise.
 pub const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:9093";
@@ -177,6 +178,15 @@ pub struct RendererConfig {
     /// batching off: every render decodes its original on its own.
     #[arg(long, env = "IMGMESH_RENDER_BATCH_MAX", default_value_t = 1)]
     pub render_batch_max: usize,
+
+    /// The niceness render threads (and the libvips threads they start) run
+    /// at, 0–19. 10 by default: the renderer's own async threads (answers,
+    /// refusals, health checks) stay prompt while renders fill the cores.
+    /// On a machine shared with other busy processes, renders at 10 get
+    /// only what those leave; 0 shares the cores equally.
+    #[arg(long, env = "IMGMESH_RENDER_NICE", default_value_t = RENDER_NICE,
+        value_parser = clap::value_parser!(i32).range(0..=19))]
+    pub render_nice: i32,
 
     /// Timeout of each Redis operation in milliseconds; a slower Redis is a
     /// cache miss.
@@ -353,6 +363,7 @@ mod tests {
         assert!(config.worker_count() >= 1);
         assert_eq!(config.render_queue_depth(), 2 * config.worker_count());
         assert_eq!(config.render_stretch_tolerance, f64::INFINITY);
+        assert_eq!(config.render_nice, 10);
         assert_eq!(config.render_memory_budget_bytes, 1 << 30);
         assert_eq!(
             config.running_memory_bytes(),
@@ -375,6 +386,7 @@ mod tests {
             "--workers=3",
             "--render-queue-depth=0",
             "--render-stretch-tolerance=1.5",
+            "--render-nice=0",
             "--render-memory-budget-bytes=4096",
             "--render-running-memory-bytes=2048",
             "--redis-timeout-ms=20",
@@ -394,11 +406,25 @@ mod tests {
         assert_eq!(config.worker_count(), 3);
         assert_eq!(config.render_queue_depth(), 0);
         assert_eq!(config.render_stretch_tolerance, 1.5);
+        assert_eq!(config.render_nice, 0);
         assert_eq!(config.render_memory_budget_bytes, 4096);
         assert_eq!(config.running_memory_bytes(), 2048);
         assert_eq!(config.redis_timeout(), Duration::from_millis(20));
         assert_eq!(config.metrics.addr(), Some("0.0.0.0:9464".parse().unwrap()));
         assert!(!format!("{config:?}").contains("hunter2"));
+    }
+
+    /// A niceness outside 0–19 is refused: a process can lower its threads'
+    /// priority, not raise it, and 19 is the lowest.
+    #[test]
+    fn niceness_outside_zero_to_nineteen_is_refused() {
+        for bad in ["-1", "20", "low"] {
+            let flag = format!("--render-nice={bad}");
+            assert!(
+                RendererConfig::try_parse_from(["imgmesh-renderer", flag.as_str()]).is_err(),
+                "{bad} accepted"
+            );
+        }
     }
 
     /// A tolerance under 1 (renders faster than they can run) is refused.

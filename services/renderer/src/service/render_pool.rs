@@ -123,10 +123,13 @@ pub const DEFAULT_BATCH_MAX: usize = 16;
 /// its deadline, instead of doing work whose answer nobody will receive.
 pub const MIN_REMAINING: Duration = Duration::from_millis(50);
 
-/// The niceness libvips work runs at (its threads inherit it from the
-/// blocking thread that starts them): when renders fill the cores, the
-/// async threads that answer refusals, hits and health checks still run at
-/// once (see `imgmesh_runtime::lower_thread_priority`).
+/// The niceness libvips work runs at by default (its threads inherit it
+/// from the blocking thread that starts them): when renders fill the cores,
+/// the async threads that answer refusals, hits and health checks still
+/// run at once (see `imgmesh_runtime::lower_thread_priority`). The cost: on
+/// a machine shared with other processes at niceness 0 (a gateway
+/// answering a storm of refusals on the same cores), renders get only what
+/// those leave (`--render-nice`, [`RenderPool::with_render_nice`]).
 pub const RENDER_NICE: i32 = 10;
 
 /// Runs renders on at most `workers` blocking threads at a time, admitting
@@ -150,6 +153,8 @@ pub struct RenderPool {
     batches: Option<Arc<Batches>>,
     /// How many of the places may be taken now ([`AdaptiveLimit`]).
     limit: Arc<AdaptiveLimit>,
+    /// The niceness render threads run at (0–19).
+    nice: i32,
     workers: usize,
     queue_depth: usize,
     limits: RenderLimits,
@@ -222,6 +227,7 @@ impl RenderPool {
                 workers + queue_depth,
                 DEFAULT_STRETCH_TOLERANCE,
             )),
+            nice: RENDER_NICE,
             workers,
             queue_depth,
             limits,
@@ -234,6 +240,18 @@ impl RenderPool {
     pub fn with_stretch_tolerance(mut self, tolerance: f64) -> RenderPool {
         self.limit = Arc::new(adaptive_limit(self.workers + self.queue_depth, tolerance));
         self
+    }
+
+    /// The same pool running its renders at niceness `nice` (clamped to
+    /// 0–19: a process may lower its threads' priority, not raise it).
+    pub fn with_render_nice(mut self, nice: i32) -> RenderPool {
+        self.nice = nice.clamp(0, 19);
+        self
+    }
+
+    /// The niceness renders run at.
+    pub fn render_nice(&self) -> i32 {
+        self.nice
     }
 
     /// How many renders may be admitted at once now (at most `workers +
@@ -824,10 +842,11 @@ impl RenderPool {
         let slots = Arc::clone(&self.slots);
         let capacity = self.workers + self.queue_depth;
         let limit = Arc::clone(&self.limit);
+        let nice = self.nice;
         tokio::task::spawn_blocking(move || {
             // Released when libvips is done, whether or not anyone awaits.
             let held = held;
-            imgmesh_runtime::lower_thread_priority(RENDER_NICE);
+            imgmesh_runtime::lower_thread_priority(nice);
             let before = process_cpu_and_wait();
             let rendered = tracing::dispatcher::with_default(&dispatch, || parent.in_scope(work));
             if let Some(stretch) = before
@@ -1360,6 +1379,31 @@ mod tests {
         let enough = Instant::now() + MIN_REMAINING + Duration::from_secs(1);
         let _admitted = pool.admit(Some(enough)).unwrap();
         assert_eq!(pool.admitted(), 1);
+    }
+
+    /// Renders run at the pool's niceness (10 by default, `--render-nice`
+    /// otherwise), read back from the kernel on the render's own thread;
+    /// what no process may ask for is clamped to 0–19.
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn renders_run_at_the_pools_niceness() {
+        fn own_nice() -> Result<i32, RenderError> {
+            let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap();
+            // Field 19 is the niceness; fields count from 3 after the
+            // command name's closing parenthesis.
+            let after_name = &stat[stat.rfind(')').unwrap() + 1..];
+            Ok(after_name
+                .split_whitespace()
+                .nth(16)
+                .unwrap()
+                .parse()
+                .unwrap())
+        }
+        let pool = RenderPool::new(1, RenderLimits::default());
+        assert_eq!(pool.render_nice(), RENDER_NICE);
+        assert_eq!(pool.run_on_worker((), own_nice).await.unwrap(), RENDER_NICE);
+        assert_eq!(pool.clone().with_render_nice(25).render_nice(), 19);
+        assert_eq!(pool.clone().with_render_nice(-3).render_nice(), 0);
     }
 
     /// After renders (done, refused and timed out) every slot, worker and

@@ -67,7 +67,8 @@ impl Renderer {
         .with_running_memory(config.running_memory_bytes())
         .with_intermediates(config.render_intermediate_bytes, config.intermediate_ttl())
         .with_batching(config.render_batch_max, render_pool::BATCH_WINDOW)
-        .with_stretch_tolerance(config.render_stretch_tolerance);
+        .with_stretch_tolerance(config.render_stretch_tolerance)
+        .with_render_nice(config.render_nice);
         spawn_intermediate_expiry(&pool, config.intermediate_ttl());
         tracing::info!(
             workers = pool.workers(),
@@ -77,6 +78,7 @@ impl Renderer {
             stretch_tolerance = config.render_stretch_tolerance,
             intermediate_bytes = config.render_intermediate_bytes,
             batch_max = pool.batch_max(),
+            render_nice = pool.render_nice(),
             max_pixels = config.max_pixels,
             max_object_bytes = config.max_object_bytes,
             redis_timeout_ms = config.redis_timeout_ms,
