@@ -15,8 +15,9 @@
 # mesh's CPU-ms per request (the numbers of the hand-written w1-memory
 # section).
 # `scripts/bench.sh w6` runs only W6 (srcset traffic: 200 renders of 20
-# originals with the reuse of decodes on and off; scripts/lib/bench_w6.sh),
-# rewriting only its part.
+# originals on a renderer batching one original's renders and on one
+# rendering each on its own; scripts/lib/bench_w6.sh), rewriting only its
+# part.
 # `scripts/bench.sh w2-push` runs W2 on a gateway trusting its hot copies
 # on the purge feed and on one confirming each with Redis, and measures the
 # purge window (scripts/lib/bench_w2push.sh).
