@@ -31,6 +31,7 @@ use crate::asset_path::asset_path;
 use crate::error::{DEFAULT_ERROR_TTL_SECONDS, GatewayError};
 use crate::host_routing::SourceHost;
 use crate::metrics::{DerivativeLookup, METRICS, SourceSeries};
+use crate::plan_memo::{HeaderInputs, MemoizedPlan, ResponseHeaders};
 use crate::render_plan::parse_render_plan;
 use crate::signing;
 use crate::source_cache::{Lookup, ResolvedSource, Serving};
@@ -120,28 +121,31 @@ async fn answer(
         .headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok());
-    let parsed = parse_render_plan(&source.default_params, query, accept)?;
+    // Only now, with the request authorised: the memo decides nothing.
+    let memoized = state.plans().plan(source, &path, query, accept)?;
     let render = |path: String, plan, if_none_match: &str, if_modified_since: i64| {
         render_request(source, path, plan, if_none_match, if_modified_since)
     };
-    let if_none_match = header_text(&parts.headers, header::IF_NONE_MATCH);
+    let if_none_match = header_text(&parts.headers, header::IF_NONE_MATCH).unwrap_or("");
     let if_modified_since = header_text(&parts.headers, header::IF_MODIFIED_SINCE)
         .and_then(http_date_seconds)
         .unwrap_or(0);
     let conditional = Conditional {
-        if_none_match: if_none_match.unwrap_or(""),
+        if_none_match,
         if_modified_since,
     };
-    let rendered = derivative(
+    let rendered = derivative_named(
         &state,
-        source,
         series,
-        render(
-            path,
-            parsed.plan.clone(),
-            conditional.if_none_match,
-            if_modified_since,
-        ),
+        Some(&memoized.names),
+        || {
+            render(
+                path,
+                memoized.parsed.plan.clone(),
+                if_none_match,
+                if_modified_since,
+            )
+        },
         conditional,
         state.upstream().render_timeout(),
     )
@@ -153,7 +157,7 @@ async fn answer(
                 return Err(error);
             };
             let plan = if append_params {
-                parsed.plan
+                memoized.parsed.plan.clone()
             } else {
                 parse_render_plan(&source.default_params, "", accept)?.plan
             };
@@ -166,8 +170,14 @@ async fn answer(
             }
         }
     };
-    let mut response = image_response(rendered, status, lifetime, state.cache_status_header())?;
-    if parsed.varies_on_accept {
+    let mut response = image_response(
+        rendered,
+        status,
+        lifetime,
+        state.cache_status_header(),
+        &memoized,
+    )?;
+    if memoized.parsed.varies_on_accept {
         // auto=format chose the format from Accept.
         response
             .headers_mut()
@@ -209,15 +219,45 @@ pub(crate) async fn derivative(
     conditional: Conditional<'_>,
     render_timeout: Duration,
 ) -> Result<RenderResponse, GatewayError> {
-    if let (Some(cache), Some(plan)) = (state.derivatives(), request.plan.as_ref())
-        && let Some(cached) =
-            fresh_from_cache(cache, source, series, &request.path, plan, conditional).await
+    let names = match (state.derivatives(), request.plan.as_ref()) {
+        (Some(_), Some(plan)) => Some(CacheNames::new(
+            &source.id,
+            source.config_version,
+            &request.path,
+            plan,
+        )),
+        _ => None,
+    };
+    derivative_named(
+        state,
+        series,
+        names.as_ref(),
+        || request,
+        conditional,
+        render_timeout,
+    )
+    .await
+}
+
+/// [`derivative`] for a request whose cache `names` are already known
+/// (none: do not look in the cache); the renderer's `request` is built
+/// only when the cache cannot answer.
+async fn derivative_named(
+    state: &GatewayState,
+    series: &SourceSeries,
+    names: Option<&CacheNames>,
+    request: impl FnOnce() -> RenderRequest,
+    conditional: Conditional<'_>,
+    render_timeout: Duration,
+) -> Result<RenderResponse, GatewayError> {
+    if let (Some(cache), Some(names)) = (state.derivatives(), names)
+        && let Some(cached) = fresh_from_cache(cache, series, names, conditional).await
     {
         return Ok(cached);
     }
     state
         .upstream()
-        .render_within(request, render_timeout)
+        .render_within(request(), render_timeout)
         .await
 }
 
@@ -227,14 +267,11 @@ pub(crate) async fn derivative(
 /// entry (the renderer revalidates it) or a Redis that is slow or down.
 async fn fresh_from_cache(
     cache: &DerivativeCache,
-    source: &Source,
     series: &SourceSeries,
-    path: &str,
-    plan: &RenderPlan,
+    names: &CacheNames,
     conditional: Conditional<'_>,
 ) -> Option<RenderResponse> {
-    let names = CacheNames::new(&source.id, source.config_version, path, plan);
-    let lookup = cache.lookup(&names, conditional.is_conditional()).await?;
+    let lookup = cache.lookup(names, conditional.is_conditional()).await?;
     let Some(found) = lookup.found else {
         series.derivative_lookup(DerivativeLookup::Miss);
         return None;
@@ -458,19 +495,17 @@ fn public_max_age(seconds: u32) -> HeaderValue {
 /// The derivative as an HTTP response: `status` with its bytes, or a 304
 /// when the renderer said the client's copy is current. A 200 carries its
 /// validators and the derivative's lifetime (`max-age` with `Age`, never
-/// past the URL's `expires`; `no-store` for a lifetime of 0); a fallback
-/// image answering an error carries neither, and gets the error's lifetime.
+/// past the URL's `expires`; `no-store` for a lifetime of 0), their values
+/// built once per change and kept with the URL's `memoized` plan; a
+/// fallback image answering an error carries neither, and gets the error's
+/// lifetime.
 fn image_response(
     rendered: RenderResponse,
     status: StatusCode,
     lifetime: &ResponseLifetime,
     show_cache_status: bool,
+    memoized: &MemoizedPlan,
 ) -> Result<Response, GatewayError> {
-    let content_type =
-        HeaderValue::from_str(&rendered.content_type).map_err(|_| GatewayError::Upstream {
-            code: ErrorCode::Internal,
-            message: "renderer: invalid content type".to_owned(),
-        })?;
     let cache_status = match rendered.cache_status() {
         CacheStatus::Hit => "hit",
         CacheStatus::Stale => "stale",
@@ -491,14 +526,13 @@ fn image_response(
     } else {
         status
     };
-    let headers = response.headers_mut();
-    if !not_modified {
-        headers.insert(header::CONTENT_TYPE, content_type);
-    }
-    if show_cache_status {
-        headers.insert(CACHE_STATUS_HEADER, HeaderValue::from_static(cache_status));
-    }
     if status != StatusCode::OK {
+        let content_type = content_type_value(&rendered.content_type)?;
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_TYPE, content_type);
+        if show_cache_status {
+            headers.insert(CACHE_STATUS_HEADER, HeaderValue::from_static(cache_status));
+        }
         let cache_control = if status.is_client_error() {
             public_max_age(lifetime.cap(lifetime.error_ttl_seconds))
         } else {
@@ -507,29 +541,66 @@ fn image_response(
         headers.insert(header::CACHE_CONTROL, cache_control);
         return Ok(with_content_length(response));
     }
-    if let Ok(etag) = HeaderValue::from_str(&rendered.etag)
-        && !rendered.etag.is_empty()
-    {
-        headers.insert(header::ETAG, etag);
+    let inputs = HeaderInputs {
+        content_type: &rendered.content_type,
+        etag: &rendered.etag,
+        last_modified: rendered.last_modified,
+        cacheable: rendered.max_age_seconds != 0,
+        max_age: lifetime.cap_aged(rendered.max_age_seconds, rendered.age_seconds),
+    };
+    let values = memoized.response_headers(&inputs, ok_headers)?;
+    let headers = response.headers_mut();
+    if !not_modified {
+        headers.insert(header::CONTENT_TYPE, values.content_type.clone());
     }
-    if let Some(last_modified) = u64::try_from(rendered.last_modified)
+    if show_cache_status {
+        headers.insert(CACHE_STATUS_HEADER, HeaderValue::from_static(cache_status));
+    }
+    if let Some(etag) = &values.etag {
+        headers.insert(header::ETAG, etag.clone());
+    }
+    if let Some(last_modified) = &values.last_modified {
+        headers.insert(header::LAST_MODIFIED, last_modified.clone());
+    }
+    headers.insert(header::CACHE_CONTROL, values.cache_control.clone());
+    if inputs.cacheable && rendered.age_seconds > 0 {
+        headers.insert(header::AGE, HeaderValue::from(rendered.age_seconds));
+    }
+    Ok(with_content_length(response))
+}
+
+/// A 200's header values for `inputs`: its content type (an error when the
+/// renderer's is not a valid header value), validators and lifetime.
+fn ok_headers(inputs: &HeaderInputs<'_>) -> Result<ResponseHeaders, GatewayError> {
+    let content_type = content_type_value(inputs.content_type)?;
+    let etag = Some(inputs.etag)
+        .filter(|etag| !etag.is_empty())
+        .and_then(|etag| HeaderValue::from_str(etag).ok());
+    let last_modified = u64::try_from(inputs.last_modified)
         .ok()
         .filter(|&seconds| seconds > 0)
         .map(|seconds| httpdate::fmt_http_date(UNIX_EPOCH + Duration::from_secs(seconds)))
-        .and_then(|date| HeaderValue::from_str(&date).ok())
-    {
-        headers.insert(header::LAST_MODIFIED, last_modified);
-    }
-    let max_age = lifetime.cap_aged(rendered.max_age_seconds, rendered.age_seconds);
-    if rendered.max_age_seconds == 0 {
-        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        .and_then(|date| HeaderValue::from_str(&date).ok());
+    let cache_control = if inputs.cacheable {
+        public_max_age(inputs.max_age)
     } else {
-        headers.insert(header::CACHE_CONTROL, public_max_age(max_age));
-        if rendered.age_seconds > 0 {
-            headers.insert(header::AGE, HeaderValue::from(rendered.age_seconds));
-        }
-    }
-    Ok(with_content_length(response))
+        HeaderValue::from_static("no-store")
+    };
+    Ok(ResponseHeaders::new(
+        inputs,
+        content_type,
+        etag,
+        last_modified,
+        cache_control,
+    ))
+}
+
+/// The renderer's content type as a header value.
+fn content_type_value(content_type: &str) -> Result<HeaderValue, GatewayError> {
+    HeaderValue::from_str(content_type).map_err(|_| GatewayError::Upstream {
+        code: ErrorCode::Internal,
+        message: "renderer: invalid content type".to_owned(),
+    })
 }
 
 /// The same response for a HEAD request: headers (with the length the body

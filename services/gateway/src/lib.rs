@@ -32,6 +32,7 @@ mod http_listener;
 mod image_handler;
 mod load_shedding;
 mod metrics;
+mod plan_memo;
 mod readiness;
 pub mod render_plan;
 mod signing;
@@ -59,6 +60,7 @@ pub use crate::error::GatewayError;
 pub use crate::grpc_api::{ImageApi, MAX_CHUNK_BYTES};
 use crate::host_routing::normalize_base_domain;
 use crate::load_shedding::InFlightLimit;
+use crate::plan_memo::PlanMemo;
 use crate::readiness::{Readiness, Report};
 use crate::source_cache::SourceCache;
 use crate::upstream::Upstream;
@@ -81,6 +83,7 @@ struct Inner {
     admin: Option<AdminApi>,
     cache_status_header: bool,
     derivatives: Option<DerivativeCache>,
+    plans: PlanMemo,
     header_read_timeout: Duration,
     in_flight: InFlightLimit,
 }
@@ -143,6 +146,7 @@ impl GatewayState {
                 admin,
                 cache_status_header: config.cache_status_header,
                 derivatives,
+                plans: PlanMemo::default(),
                 header_read_timeout: config.header_read_timeout(),
                 in_flight: InFlightLimit::new(config.max_in_flight as usize),
             }),
@@ -185,6 +189,11 @@ impl GatewayState {
     /// The derivative cache, when `--redis-url` is set.
     pub(crate) fn derivatives(&self) -> Option<&DerivativeCache> {
         self.inner.derivatives.as_ref()
+    }
+
+    /// Parsed render plans and cache names of recently asked URLs.
+    pub(crate) fn plans(&self) -> &PlanMemo {
+        &self.inner.plans
     }
 
     /// Serves the gateway on `listeners` until `shutdown` resolves: the HTTP
