@@ -180,10 +180,11 @@ pub struct RendererConfig {
     pub render_batch_max: usize,
 
     /// The niceness render threads (and the libvips threads they start) run
-    /// at, 0–19. 10 by default: the renderer's own async threads (answers,
-    /// refusals, health checks) stay prompt while renders fill the cores.
-    /// On a machine shared with other busy processes, renders at 10 get
-    /// only what those leave; 0 shares the cores equally.
+    /// at, 0–19. 0 by default: renders share the cores equally with other
+    /// processes on the machine. A higher value keeps the renderer's own
+    /// async threads (answers, refusals, health checks) prompt while
+    /// renders fill the cores, but on a machine shared with busy processes
+    /// renders then get only what those leave.
     #[arg(long, env = "IMGMESH_RENDER_NICE", default_value_t = RENDER_NICE,
         value_parser = clap::value_parser!(i32).range(0..=19))]
     pub render_nice: i32,
@@ -363,7 +364,7 @@ mod tests {
         assert!(config.worker_count() >= 1);
         assert_eq!(config.render_queue_depth(), 2 * config.worker_count());
         assert_eq!(config.render_stretch_tolerance, f64::INFINITY);
-        assert_eq!(config.render_nice, 10);
+        assert_eq!(config.render_nice, 0);
         assert_eq!(config.render_memory_budget_bytes, 1 << 30);
         assert_eq!(
             config.running_memory_bytes(),
@@ -386,7 +387,7 @@ mod tests {
             "--workers=3",
             "--render-queue-depth=0",
             "--render-stretch-tolerance=1.5",
-            "--render-nice=0",
+            "--render-nice=5",
             "--render-memory-budget-bytes=4096",
             "--render-running-memory-bytes=2048",
             "--redis-timeout-ms=20",
@@ -406,7 +407,7 @@ mod tests {
         assert_eq!(config.worker_count(), 3);
         assert_eq!(config.render_queue_depth(), 0);
         assert_eq!(config.render_stretch_tolerance, 1.5);
-        assert_eq!(config.render_nice, 0);
+        assert_eq!(config.render_nice, 5);
         assert_eq!(config.render_memory_budget_bytes, 4096);
         assert_eq!(config.running_memory_bytes(), 2048);
         assert_eq!(config.redis_timeout(), Duration::from_millis(20));

@@ -124,13 +124,17 @@ pub const DEFAULT_BATCH_MAX: usize = 16;
 pub const MIN_REMAINING: Duration = Duration::from_millis(50);
 
 /// The niceness libvips work runs at by default (its threads inherit it
-/// from the blocking thread that starts them): when renders fill the cores,
-/// the async threads that answer refusals, hits and health checks still
-/// run at once (see `imgmesh_runtime::lower_thread_priority`). The cost: on
-/// a machine shared with other processes at niceness 0 (a gateway
-/// answering a storm of refusals on the same cores), renders get only what
-/// those leave (`--render-nice`, [`RenderPool::with_render_nice`]).
-pub const RENDER_NICE: i32 = 10;
+/// from the blocking thread that starts them; `--render-nice`,
+/// [`RenderPool::with_render_nice`]): 0, the same as every other thread.
+/// It was 10, so that the async threads answering refusals and health
+/// checks ran at once while renders filled the cores; but on a machine
+/// shared with other processes (a gateway answering a storm of refusals
+/// on the same cores) renders at 10 got only what those left, and W4's
+/// admitted renders took twice their unloaded time on a worker. At 0, two
+/// quiet W4 runs gave admitted p99 ×2.39 and ×2.27 of unloaded against
+/// ×4.4–5.2 at 10, 40 % more renders, the same shed p99 (8.5 ms), and W1
+/// the same (docs/benchmarks.md, section w4-admission).
+pub const RENDER_NICE: i32 = 0;
 
 /// Runs renders on at most `workers` blocking threads at a time, admitting
 /// at most `workers + queue_depth` at once within a memory budget.
@@ -1381,7 +1385,7 @@ mod tests {
         assert_eq!(pool.admitted(), 1);
     }
 
-    /// Renders run at the pool's niceness (10 by default, `--render-nice`
+    /// Renders run at the pool's niceness (0 by default, `--render-nice`
     /// otherwise), read back from the kernel on the render's own thread;
     /// what no process may ask for is clamped to 0–19.
     #[cfg(target_os = "linux")]
@@ -1401,7 +1405,8 @@ mod tests {
         }
         let pool = RenderPool::new(1, RenderLimits::default());
         assert_eq!(pool.render_nice(), RENDER_NICE);
-        assert_eq!(pool.run_on_worker((), own_nice).await.unwrap(), RENDER_NICE);
+        let lowered = pool.clone().with_render_nice(7);
+        assert_eq!(lowered.run_on_worker((), own_nice).await.unwrap(), 7);
         assert_eq!(pool.clone().with_render_nice(25).render_nice(), 19);
         assert_eq!(pool.clone().with_render_nice(-3).render_nice(), 0);
     }
