@@ -631,23 +631,12 @@ impl RenderPool {
         if let Some(intermediates) = &self.intermediates {
             intermediates.make_room(kib);
         }
-        let running_memory = tokio::select! {
-            biased;
-            memory = Arc::clone(&self.running_memory).acquire_many_owned(kib) => {
-                memory.map_err(|_closed| RenderError::Internal {
-                    context: "waiting for a render worker",
-                })?
-            }
-            () = last_start(deadline) => {
-                METRICS.render_shed("deadline");
-                return Err(RenderError::DeadlineExceeded);
-            }
-            () = gone => return Err(RenderError::Abandoned),
-        };
-        if deadline.is_some_and(too_close) {
-            METRICS.render_shed("deadline");
-            return Err(RenderError::DeadlineExceeded);
-        }
+        let running_memory = start_within(
+            Arc::clone(&self.running_memory).acquire_many_owned(kib),
+            deadline,
+            gone,
+        )
+        .await?;
         // Whether the others can share this one's decode, and at what size,
         // needs the original's header: read once, and only when others of
         // it wait or are being fetched.
@@ -786,23 +775,7 @@ impl RenderPool {
             let memory = running_memory.acquire_many_owned(kib).await?;
             Ok::<_, tokio::sync::AcquireError>((worker, memory))
         };
-        let (worker, running_memory) = tokio::select! {
-            biased;
-            started = started => started.map_err(|_closed| RenderError::Internal {
-                context: "waiting for a render worker",
-            })?,
-            () = last_start(deadline) => {
-                METRICS.render_shed("deadline");
-                return Err(RenderError::DeadlineExceeded);
-            }
-            () = gone => return Err(RenderError::Abandoned),
-        };
-        // A worker that came free at the last moment (the select prefers
-        // it) is no reason to start work the caller cannot receive.
-        if deadline.is_some_and(too_close) {
-            METRICS.render_shed("deadline");
-            return Err(RenderError::DeadlineExceeded);
-        }
+        let (worker, running_memory) = start_within(started, deadline, gone).await?;
         admission.start();
         self.run_on_worker((worker, running_memory, reservation, admission), work)
             .await
@@ -989,6 +962,33 @@ fn batch_answer(
 }
 
 /// Whether `deadline` leaves too little time ([`MIN_REMAINING`]) to start.
+/// Waits for what a render needs to start (`started`: its worker, its
+/// running memory) while the caller's `deadline` leaves time to start and
+/// the caller is not `gone`. What came free at the last moment (the select
+/// prefers it) is still no reason to start work the caller cannot receive.
+async fn start_within<T>(
+    started: impl Future<Output = Result<T, tokio::sync::AcquireError>>,
+    deadline: Option<Instant>,
+    gone: impl Future<Output = ()>,
+) -> Result<T, RenderError> {
+    let started = tokio::select! {
+        biased;
+        started = started => started.map_err(|_closed| RenderError::Internal {
+            context: "waiting for a render worker",
+        })?,
+        () = last_start(deadline) => {
+            METRICS.render_shed("deadline");
+            return Err(RenderError::DeadlineExceeded);
+        }
+        () = gone => return Err(RenderError::Abandoned),
+    };
+    if deadline.is_some_and(too_close) {
+        METRICS.render_shed("deadline");
+        return Err(RenderError::DeadlineExceeded);
+    }
+    Ok(started)
+}
+
 fn too_close(deadline: Instant) -> bool {
     deadline.saturating_duration_since(Instant::now()) < MIN_REMAINING
 }
