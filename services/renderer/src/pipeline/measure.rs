@@ -180,6 +180,7 @@ mod tests {
             let measured = measure(&sources, &plan, &limits).unwrap();
             let input = crate::pipeline::RenderInput {
                 original: &sources.original,
+                shared_original: None,
                 watermark: None,
                 blend: None,
             };

@@ -125,7 +125,7 @@ fn render_within(
     budget: &RenderBudget,
     intermediates: Option<&Intermediates>,
 ) -> Result<Derivative, RenderError> {
-    let original = CheckedOriginal::read(input.original, limits)?;
+    let original = CheckedOriginal::read(input.original, limits)?.shared_by(input.shared_original);
     if plan.format() == OutputFormat::Json {
         return metadata::derivative(&original);
     }

@@ -89,9 +89,9 @@ impl Renderer {
         };
         let (watermark, blend) = self.fetch_overlays(job).await?;
         let sources = RenderSources {
-            original: std::mem::take(&mut original.bytes),
             watermark,
             blend,
+            ..RenderSources::original_for(std::mem::take(&mut original.bytes), &job.plan)
         };
         let started = Instant::now();
         let derivative = self

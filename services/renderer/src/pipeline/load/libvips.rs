@@ -11,14 +11,18 @@
 //!   mapping ([`return_large_buffers_to_the_kernel`]), so a render's large
 //!   decode buffers go back to the kernel when it ends.
 //!
+//! [`thumbnail_shared`] runs libvips' `thumbnail_buffer` on bytes it shares
+//! with its caller instead of a copy.
+//!
 //! It also holds [`RenderBudget`], the time limit of one render, enforced
 //! inside libvips' evaluation: a render past its budget is killed where it
 //! stands instead of running to the end.
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::ffi::{CStr, c_char, c_int, c_void};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 use rs_vips::{Vips, VipsImage, bindings};
@@ -127,6 +131,8 @@ fn return_large_buffers_to_the_kernel() {
 /// tens of MB over a load. Called when the render pool falls idle, so the
 /// renderer returns near its resting size once a load stops.
 pub(crate) fn release_free_memory() {
+    #[cfg(test)]
+    HEAP_TRIMS.fetch_add(1, Ordering::Relaxed);
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
         unsafe extern "C" {
@@ -139,6 +145,11 @@ pub(crate) fn release_free_memory() {
         }
     }
 }
+
+/// How many times this process trimmed its heap: tests read it to tell
+/// which renders trimmed.
+#[cfg(test)]
+pub(crate) static HEAP_TRIMS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// A libvips `*load_buffer` function (variadic: `name, value, ..., NULL`).
 type BufferLoader = unsafe extern "C" fn(
@@ -237,6 +248,135 @@ fn open_header<T>(
     let inspected = inspect(&image, &fields);
     drop(image);
     Ok(inspected)
+}
+
+/// One optional argument of a libvips operation, as its C API takes it:
+/// ints, enums and booleans as an int, strings NUL-terminated.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Argument<'a> {
+    /// An int, an enum's value or a boolean (0 or 1).
+    Int(i32),
+    /// A string.
+    Str(&'a CStr),
+}
+
+/// libvips' `thumbnail_buffer` of `input` to `width`, with `arguments`,
+/// reading `input` in place: libvips holds a reference to it (a blob whose
+/// free function drops that reference) for as long as any image made from
+/// the thumbnail lives, so the caller may drop its own at any time.
+///
+/// rs-vips' `thumbnail_buffer` instead copies the buffer and keeps the copy
+/// with the image, through the encode: the original and its copy were
+/// both held for the whole render (1.4–3 MB each for the benchmark's
+/// JPEGs).
+pub(crate) fn thumbnail_shared(
+    input: &Arc<Vec<u8>>,
+    width: i32,
+    arguments: &[(&CStr, Argument<'_>)],
+) -> rs_vips::Result<VipsImage> {
+    let failed = || {
+        let detail = Vips::error_buffer().unwrap_or_default();
+        rs_vips::error::Error::OperationError(format!("thumbnail_buffer failed: {detail}"))
+    };
+    // SAFETY: every pointer handed to libvips is valid for the call: the
+    // operation and blob it made, NUL-terminated names and strings, and
+    // the values in the types the variadic setters read for these
+    // properties (an int for ints, enums and booleans; a pointer for the
+    // boxed blob and for strings), each list ended by NULL. The blob's
+    // data is `input`'s heap buffer, kept alive by the reference `lend`
+    // files under the blob until libvips frees the blob.
+    unsafe {
+        let mut operation = bindings::vips_operation_new(c"thumbnail_buffer".as_ptr());
+        if operation.is_null() {
+            return Err(failed());
+        }
+        let object = operation.cast::<bindings::VipsObject>();
+        let blob = lend(input);
+        let mut status = bindings::vips_object_set(
+            object,
+            c"buffer".as_ptr(),
+            blob,
+            c"width".as_ptr(),
+            width as c_int,
+            std::ptr::null::<c_char>(),
+        );
+        // The operation holds its own reference now.
+        bindings::vips_area_unref(blob.cast());
+        for (name, value) in arguments {
+            if status != 0 {
+                break;
+            }
+            status = match value {
+                Argument::Int(value) => bindings::vips_object_set(
+                    object,
+                    name.as_ptr(),
+                    *value as c_int,
+                    std::ptr::null::<c_char>(),
+                ),
+                Argument::Str(value) => bindings::vips_object_set(
+                    object,
+                    name.as_ptr(),
+                    value.as_ptr(),
+                    std::ptr::null::<c_char>(),
+                ),
+            };
+        }
+        if status == 0 {
+            status = bindings::vips_cache_operation_buildp(&mut operation);
+        }
+        let mut out: *mut bindings::VipsImage = std::ptr::null_mut();
+        if status == 0 {
+            bindings::g_object_get(
+                operation.cast(),
+                c"out".as_ptr(),
+                &mut out,
+                std::ptr::null::<c_char>(),
+            );
+        }
+        bindings::vips_object_unref_outputs(operation.cast());
+        bindings::g_object_unref(operation.cast());
+        if status != 0 || out.is_null() {
+            return Err(failed());
+        }
+        // Takes over the reference g_object_get gave.
+        Ok(VipsImage::from(out))
+    }
+}
+
+/// The references to shared inputs that libvips blobs hold, by the blob's
+/// address: dropped when libvips frees the blob ([`give_back`]).
+fn lent() -> &'static Mutex<HashMap<usize, Arc<Vec<u8>>>> {
+    static LENT: OnceLock<Mutex<HashMap<usize, Arc<Vec<u8>>>>> = OnceLock::new();
+    LENT.get_or_init(Mutex::default)
+}
+
+/// A new blob over `input`'s bytes (one reference, the caller's), holding
+/// a reference to `input` until libvips frees it.
+///
+/// # Safety
+///
+/// libvips must be started.
+unsafe fn lend(input: &Arc<Vec<u8>>) -> *mut bindings::VipsBlob {
+    // SAFETY: the data pointer and length describe `input`'s buffer, which
+    // the reference filed below keeps alive until `give_back` runs.
+    let blob =
+        unsafe { bindings::vips_blob_new(Some(give_back), input.as_ptr().cast(), input.len()) };
+    lent()
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .insert(blob as usize, Arc::clone(input));
+    blob
+}
+
+/// The free function of a blob made by [`lend`]: drops its reference to
+/// the shared input (libvips passes the data, then the blob itself).
+unsafe extern "C" fn give_back(_data: *mut c_void, blob: *mut c_void) -> c_int {
+    let returned = lent()
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .remove(&(blob as usize));
+    drop(returned);
+    0
 }
 
 /// Sends libvips' GLib log messages to `tracing` instead of raw stderr. Its

@@ -10,6 +10,9 @@
 //! decodes the region at its output size (`source_image`), on libvips
 //! locked down for untrusted input ([`libvips`]).
 
+use std::borrow::Cow;
+use std::sync::Arc;
+
 use crate::error::RenderError;
 use crate::metrics::METRICS;
 use crate::pipeline::derivative::EncodedFormat;
@@ -32,6 +35,9 @@ use source_image::{Frames, Header, LoadOptions, Pages};
 pub(crate) struct CheckedOriginal<'a> {
     /// The original's bytes.
     pub(crate) bytes: &'a [u8],
+    /// The same bytes, shared, when the caller lends them
+    /// ([`CheckedOriginal::shared_by`]): libvips then reads them in place.
+    shared: Option<&'a Arc<Vec<u8>>>,
     /// Its format, from its magic bytes.
     pub(crate) format: InputFormat,
     /// What its header says.
@@ -64,9 +70,17 @@ impl<'a> CheckedOriginal<'a> {
         }
         Ok(CheckedOriginal {
             bytes,
+            shared: None,
             format,
             header,
         })
+    }
+
+    /// The same original, lent by `owner` when it holds exactly these
+    /// bytes: the load hands libvips a reference to them instead of a copy.
+    pub(crate) fn shared_by(self, owner: Option<&'a Arc<Vec<u8>>>) -> CheckedOriginal<'a> {
+        let shared = owner.filter(|owner| std::ptr::eq(owner.as_slice(), self.bytes));
+        CheckedOriginal { shared, ..self }
     }
 
     /// The orientation the render applies: the plan's `orient`, else the
@@ -124,9 +138,16 @@ pub(crate) fn load(
         tracing::info_span!("vips.thumbnail", box_width = width, box_height = height).entered();
     let bytes = match original.format {
         InputFormat::Jpeg => input_format::jpeg_for_decoding(original.bytes),
-        _ => std::borrow::Cow::Borrowed(original.bytes),
+        _ => Cow::Borrowed(original.bytes),
     };
-    source_image::load(&bytes, &original.header, layout, options, budget)
+    // libvips reads the bytes in place: the cut copy, the lent original, or
+    // (a caller that lends nothing) a copy, as rs-vips would make.
+    let shared = match (bytes, original.shared) {
+        (Cow::Owned(cut), _) => Arc::new(cut),
+        (Cow::Borrowed(_), Some(shared)) => Arc::clone(shared),
+        (Cow::Borrowed(bytes), None) => Arc::new(bytes.to_vec()),
+    };
+    source_image::load(&shared, &original.header, layout, options, budget)
 }
 
 #[cfg(test)]
@@ -167,5 +188,54 @@ mod tests {
             );
             assert!(plain.data == stripped.data, "{query}: the outputs differ");
         }
+    }
+
+    /// A lent original is what libvips reads: the loaded images hold a
+    /// reference to it (no copy) until the last of them is gone, and they
+    /// give the same pixels as a load of a copy. An owner that holds other
+    /// bytes is not used.
+    #[test]
+    fn a_lent_original_is_read_in_place() {
+        use std::sync::Arc;
+
+        use super::{CheckedOriginal, LoadOptions, Pages, load};
+        use crate::pipeline::geometry::{Layout, Region};
+        use crate::pipeline::libvips::RenderBudget;
+        use crate::pipeline::plan::ResolvedPlan;
+
+        let plan =
+            ResolvedPlan::resolve(&parse_render_plan("", "w=40", None).unwrap().plan).unwrap();
+        let original = Arc::new(test_images::jpeg(96, 64));
+        let limits = RenderLimits::default();
+        let options = LoadOptions {
+            pages: Pages::One(0),
+            orientation: 1,
+            keep_color_space: false,
+        };
+        let layout = Layout::compute_in(Region::whole(96, 64), &plan);
+        let budget = RenderBudget::start(std::time::Duration::from_secs(60));
+        let pixels = |checked: &CheckedOriginal<'_>, owner: &Arc<Vec<u8>>, held: usize| {
+            let frames = load(checked, &layout, &options, &budget).unwrap();
+            assert_eq!(Arc::strong_count(owner), held, "references while loaded");
+            let mut images = frames.images;
+            let image = images
+                .remove(0)
+                .flip(rs_vips::enums::Direction::Horizontal)
+                .unwrap();
+            let pixels = image.write_to_memory();
+            drop(image);
+            assert_eq!(
+                Arc::strong_count(owner),
+                1,
+                "references once the images are gone"
+            );
+            pixels
+        };
+        let checked = CheckedOriginal::read(&original, &limits).unwrap();
+        let copied = pixels(&checked, &original, 1);
+        let lent = pixels(&checked.shared_by(Some(&original)), &original, 2);
+        assert!(copied == lent, "the lent load's pixels differ");
+        let other = Arc::new(original.as_ref().clone());
+        let _ = pixels(&checked.shared_by(Some(&other)), &other, 1);
     }
 }

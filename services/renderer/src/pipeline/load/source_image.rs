@@ -21,7 +21,8 @@
 //! Every image that pixels are computed from is put under the render's
 //! time budget ([`RenderBudget::watch`]), so a slow decode is stopped.
 
-use std::sync::OnceLock;
+use std::ffi::CString;
+use std::sync::{Arc, OnceLock};
 
 use rs_vips::VipsImage;
 use rs_vips::enums::{Angle, BandFormat, Direction, FailOn, Interpretation, Size};
@@ -31,7 +32,7 @@ use crate::error::RenderError;
 use crate::metrics::METRICS;
 use crate::pipeline::geometry::Layout;
 use crate::pipeline::load::input_format::{InputFormat, jpeg_scan_count};
-use crate::pipeline::load::libvips::{self, RenderBudget};
+use crate::pipeline::load::libvips::{self, Argument, RenderBudget};
 
 /// The largest side of a whole-source thumbnail before the full-decode
 /// fallback is used instead (libvips' own limit is 10 million; past this,
@@ -173,9 +174,11 @@ pub(crate) struct Frames {
     pub(crate) loop_count: Option<i32>,
 }
 
-/// Loads the layout's region of `input` at its resize size, upright.
+/// Loads the layout's region of `input` at its resize size, upright. The
+/// images share `input` with the caller (no copy is made for the
+/// thumbnail).
 pub(crate) fn load(
-    input: &[u8],
+    input: &Arc<Vec<u8>>,
     header: &Header,
     layout: &Layout,
     options: &LoadOptions,
@@ -276,9 +279,10 @@ fn decode_region(
     })
 }
 
-/// libvips' `thumbnail_buffer` to exactly `width × height` (as stored).
+/// libvips' `thumbnail_buffer` to exactly `width × height` (as stored),
+/// reading `input` in place ([`libvips::thumbnail_shared`]).
 fn thumbnail(
-    input: &[u8],
+    input: &Arc<Vec<u8>>,
     header: &Header,
     width: i32,
     height: i32,
@@ -286,21 +290,23 @@ fn thumbnail(
 ) -> rs_vips::Result<VipsImage> {
     // libvips 8.14's thumbnail_buffer does not pass its own `fail_on` on to
     // the loader, so the loader gets it through the option string as well.
-    let loader = loader_options(options.pages);
-    let mut thumbnail_options = VOption::new()
-        .set("height", height)
-        .set("size", Size::Force as i32)
-        .set("no_rotate", true)
-        .set("fail_on", FailOn::Truncated as i32)
-        .set("option_string", loader.as_str());
+    let loader = CString::new(loader_options(options.pages))
+        .map_err(|_| rs_vips::error::Error::OperationError("loader options".into()))?;
+    let mut arguments = vec![
+        (c"height", Argument::Int(height)),
+        (c"size", Argument::Int(Size::Force as i32)),
+        (c"no_rotate", Argument::Int(1)),
+        (c"fail_on", Argument::Int(FailOn::Truncated as i32)),
+        (c"option_string", Argument::Str(&loader)),
+    ];
     if converts_to_srgb(header, options) {
         // Metadata is stripped on save, so colours must be in sRGB first.
-        thumbnail_options = thumbnail_options.set("export_profile", "srgb");
+        arguments.push((c"export_profile", Argument::Str(c"srgb")));
     }
     if header.cmyk && !header.has_icc_profile {
-        thumbnail_options = thumbnail_options.set("import_profile", "cmyk");
+        arguments.push((c"import_profile", Argument::Str(c"cmyk")));
     }
-    VipsImage::thumbnail_buffer_with_opts(input, width, thumbnail_options)
+    libvips::thumbnail_shared(input, width, &arguments)
 }
 
 /// The loader's option string for `pages`.
@@ -628,7 +634,7 @@ mod tests {
             .set_blob_copy("icc-profile-data", LCMS_SRGB_V4)
             .unwrap();
         image.set_int("orientation", 6).unwrap();
-        let jpeg = image.jpegsave_buffer().unwrap();
+        let jpeg = Arc::new(image.jpegsave_buffer().unwrap());
         let header = Header::read(&jpeg, InputFormat::Jpeg).unwrap();
         assert!(header.has_icc_profile && header.srgb_profile, "{header:?}");
         let transformed = Header {

@@ -73,6 +73,7 @@ fn bomb_overlays_are_left_out() {
     let bomb = test_images::png_header_only(50_000, 50_000);
     let input = RenderInput {
         original: &base,
+        shared_original: None,
         watermark: Some(&bomb),
         blend: Some(&bomb),
     };
@@ -110,6 +111,7 @@ fn undecodable_overlays_are_skipped() {
     let base = test_images::png(64, 48);
     let input = RenderInput {
         original: &base,
+        shared_original: None,
         watermark: Some(b"not an image"),
         blend: Some(b"\x89PNG\r\n\x1a\ngarbage"),
     };
