@@ -60,7 +60,13 @@
 //!    before, and each taken render's place and reservation are held
 //!    until the batch ends. The batch holds from the running memory its
 //!    largest render's estimate and 4 bytes a pixel of every derivative it
-//!    keeps meanwhile. `imgmesh_render_batches_total` counts batches,
+//!    keeps meanwhile. With kept decodes turned on, a batch with company
+//!    (more than one render, or others of its original waiting or being
+//!    fetched) keeps its original decoded at full scale with its halvings,
+//!    and the later batches of the original (a srcset's larger widths,
+//!    which reach a worker after the smaller ones) resize from that
+//!    instead of decoding ([`render_batch_reusing`]; a render alone
+//!    without company keeps nothing). `imgmesh_render_batches_total` counts batches,
 //!    `imgmesh_render_batched_total` the derivatives made from another's
 //!    decode.
 //!
@@ -81,6 +87,7 @@
 //! the histograms `imgmesh_render_queue_wait_seconds` and
 //! `imgmesh_render_work_seconds` follow each step.
 
+use std::cell::RefCell;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -94,10 +101,12 @@ use crate::error::RenderError;
 use crate::metrics::METRICS;
 use crate::pipeline::estimate::estimate_render_bytes;
 use crate::pipeline::libvips;
-use crate::pipeline::render_set::{SharedOriginal, may_share_a_decode, render_batch_each};
+use crate::pipeline::render_set::{
+    Reuse, SharedOriginal, may_share_a_decode, render_batch_each, render_batch_reusing,
+};
 use crate::pipeline::{
-    Derivative, Intermediates, RenderLimits, RenderSources, ResolvedPlan, render_reusing,
-    render_set,
+    Derivative, Intermediates, RenderInput, RenderLimits, RenderSources, ResolvedPlan,
+    render_reusing, render_set,
 };
 use crate::service::admission_limit::{AdaptiveLimit, process_cpu_and_wait, stretch_between};
 
@@ -135,14 +144,6 @@ pub const MIN_REMAINING: Duration = Duration::from_millis(50);
 /// ×4.4–5.2 at 10, 40 % more renders, the same shed p99 (8.5 ms), and W1
 /// the same (docs/benchmarks.md, section w4-admission).
 pub const RENDER_NICE: i32 = 0;
-
-/// The estimate from which a render first hands the heap's free pages back
-/// to the kernel ([`libvips::release_free_memory`]): 32 MiB. Such a render's
-/// large buffers (a progressive JPEG's coefficient buffer) are mapped
-/// outside the heap, so what the heap holds free when it starts only adds
-/// to the peak it makes; smaller renders skip it, since the next render
-/// would fault the same pages in again.
-pub const TRIM_BEFORE_BYTES: u64 = 32 * 1024 * 1024;
 
 /// Runs renders on at most `workers` blocking threads at a time, admitting
 /// at most `workers + queue_depth` at once within a memory budget.
@@ -483,7 +484,12 @@ impl RenderPool {
         let limits = self.limits;
         let intermediates = self.intermediates.clone();
         self.run_admitted(admission, estimated, deadline, gone, move || {
-            sources.lend(|input| render_reusing(input, &plan, &limits, intermediates.as_deref()))
+            render_reusing(
+                &sources.as_input(),
+                &plan,
+                &limits,
+                intermediates.as_deref(),
+            )
         })
         .await
     }
@@ -643,8 +649,8 @@ impl RenderPool {
         // Whether the others can share this one's decode, and at what size,
         // needs the original's header: read once, and only when others of
         // it wait or are being fetched.
-        let shared = batches
-            .has_company(&key)
+        let company = batches.has_company(&key);
+        let shared = company
             .then(|| SharedOriginal::read(&original, &self.limits))
             .flatten();
         let own_size = shared.as_ref().and_then(|shared| shared.resize(&plan));
@@ -692,7 +698,7 @@ impl RenderPool {
                 ..
             } = follower;
             admission.join();
-            joined.push((plan, std::cell::RefCell::new(Some((answer, admission)))));
+            joined.push((plan, RefCell::new(Some((answer, admission)))));
             joined_memory.push((reservation, memory));
         }
         if !joined.is_empty() {
@@ -701,47 +707,28 @@ impl RenderPool {
         let limits = self.limits;
         let intermediates = self.intermediates.clone();
         let held = (worker, running_memory, reservation, admission);
-        self.run_on_worker(held, estimated, move || {
-            if joined.is_empty() {
-                return RenderSources::original(original)
-                    .lend(|input| render_reusing(input, &plan, &limits, intermediates.as_deref()));
-            }
-            let plans: Vec<_> = std::iter::once(Arc::clone(&plan))
-                .chain(joined.iter().map(|(plan, _)| Arc::clone(plan)))
-                .collect();
-            // Wanted while its caller still waits for the answer.
-            let wanted = |index: usize| {
-                index == 0
-                    || joined[index - 1]
-                        .1
-                        .borrow()
-                        .as_ref()
-                        .is_some_and(|(answer, _)| !answer.is_closed())
+        self.run_on_worker(held, move || {
+            let input = RenderInput {
+                original: &original,
+                ..RenderInput::default()
             };
-            let mut own = None;
-            render_batch_each(
-                &original,
-                &plans,
-                &limits,
-                &wanted,
-                &mut |index, outcome| {
-                    if index == 0 {
-                        own = Some(outcome);
-                    } else if let Some((answer, admission)) =
-                        joined[index - 1].1.borrow_mut().take()
-                    {
-                        // The place first: the caller may answer, and its
-                        // client ask again, before this (niced) thread runs
-                        // on after the send.
-                        drop(admission);
-                        let _ = answer.send(outcome);
-                    }
-                },
-            );
+            // With kept decodes, even a batch of one goes through
+            // `render_batch_reusing`: a pyramid an earlier batch kept
+            // serves it without a decode.
+            let own = match intermediates.as_deref() {
+                Some(intermediates) => {
+                    let reuse = Reuse {
+                        intermediates,
+                        key: &key,
+                        company,
+                    };
+                    render_joined(&original, &plan, &joined, &limits, Some(&reuse))
+                }
+                None if joined.is_empty() => render_reusing(&input, &plan, &limits, None),
+                None => render_joined(&original, &plan, &joined, &limits, None),
+            };
             drop(joined_memory);
-            own.unwrap_or(Err(RenderError::Internal {
-                context: "rendering a batch",
-            }))
+            own
         })
         .await
     }
@@ -777,8 +764,8 @@ impl RenderPool {
         };
         let (worker, running_memory) = start_within(started, deadline, gone).await?;
         admission.start();
-        let held = (worker, running_memory, reservation, admission);
-        self.run_on_worker(held, estimated, work).await
+        self.run_on_worker((worker, running_memory, reservation, admission), work)
+            .await
     }
 
     /// Reserves `estimated` bytes of the memory budget: refused as too
@@ -806,12 +793,10 @@ impl RenderPool {
 
     /// Runs `work` on a blocking thread, holding `held` (its worker,
     /// memory and place) until libvips is done, whether or not anyone
-    /// awaits the outcome; the heap trimmed first when it is estimated at
-    /// [`TRIM_BEFORE_BYTES`] or more.
+    /// awaits the outcome.
     async fn run_on_worker<T: Send + 'static, H: Send + 'static>(
         &self,
         held: H,
-        estimated: u64,
         work: impl FnOnce() -> Result<T, RenderError> + Send + 'static,
     ) -> Result<T, RenderError> {
         // The blocking thread has neither the caller's span nor (with a
@@ -826,9 +811,6 @@ impl RenderPool {
             // Released when libvips is done, whether or not anyone awaits.
             let held = held;
             imgmesh_runtime::lower_thread_priority(nice);
-            if estimated >= TRIM_BEFORE_BYTES {
-                libvips::release_free_memory();
-            }
             let before = process_cpu_and_wait();
             let rendered = tracing::dispatcher::with_default(&dispatch, || parent.in_scope(work));
             if let Some(stretch) = before
@@ -939,6 +921,55 @@ fn running_kib_of(estimated: u64, most: u32) -> u32 {
     estimated.div_ceil(1024).min(u64::from(most)) as u32
 }
 
+/// A batch's renders, taken followers included: the leader's `plan`
+/// (index 0) and each of `joined` from `original` on this thread
+/// ([`render_batch_reusing`] with `reuse`, else [`render_batch_each`]),
+/// each follower answered as soon as its derivative is made; the leader's
+/// own outcome.
+fn render_joined(
+    original: &[u8],
+    plan: &Arc<ResolvedPlan>,
+    joined: &[(Arc<ResolvedPlan>, RefCell<Option<Follower>>)],
+    limits: &RenderLimits,
+    reuse: Option<&Reuse<'_>>,
+) -> Result<Derivative, RenderError> {
+    let plans: Vec<_> = std::iter::once(Arc::clone(plan))
+        .chain(joined.iter().map(|(plan, _)| Arc::clone(plan)))
+        .collect();
+    // Wanted while its caller still waits for the answer.
+    let wanted = |index: usize| {
+        index == 0
+            || joined[index - 1]
+                .1
+                .borrow()
+                .as_ref()
+                .is_some_and(|(answer, _)| !answer.is_closed())
+    };
+    let mut own = None;
+    let mut deliver = |index: usize, outcome: Result<Derivative, RenderError>| {
+        if index == 0 {
+            own = Some(outcome);
+        } else if let Some((answer, admission)) = joined[index - 1].1.borrow_mut().take() {
+            // The place first: the caller may answer, and its client ask
+            // again, before this thread runs on after the send.
+            drop(admission);
+            let _ = answer.send(outcome);
+        }
+    };
+    match reuse {
+        Some(reuse) => {
+            render_batch_reusing(original, &plans, limits, reuse, &wanted, &mut deliver);
+        }
+        None => render_batch_each(original, &plans, limits, &wanted, &mut deliver),
+    }
+    own.unwrap_or(Err(RenderError::Internal {
+        context: "rendering a batch",
+    }))
+}
+
+/// A follower's answer and place, until its derivative is made.
+type Follower = (oneshot::Sender<Result<Derivative, RenderError>>, Admission);
+
 /// Resolves when a render waiting for a worker must give up: when
 /// `deadline` is [`MIN_REMAINING`] away; never without a deadline.
 async fn last_start(deadline: Option<Instant>) {
@@ -1010,6 +1041,7 @@ mod tests {
     use tracing_subscriber::layer::SubscriberExt as _;
 
     use super::*;
+    use crate::pipeline::intermediate::SRCSET_INTERMEDIATE_BYTES;
     use crate::test_images;
 
     /// (span name, parent span name) pairs, in creation order.
@@ -1390,25 +1422,6 @@ mod tests {
         assert_eq!(pool.admitted(), 1);
     }
 
-    /// A render estimated at [`TRIM_BEFORE_BYTES`] or more trims the heap
-    /// before it starts; a smaller one does not (each trims once more when
-    /// the pool falls idle after it). Counted per process: nextest runs
-    /// each test in its own.
-    #[tokio::test]
-    async fn large_renders_trim_the_heap_first() {
-        let pool = RenderPool::new(1, RenderLimits::default());
-        let trims = || libvips::HEAP_TRIMS.load(std::sync::atomic::Ordering::Relaxed);
-        let limits = RenderLimits::default();
-        for (side, trims_per_render) in [(64, 1), (2_500, 2)] {
-            let sources = RenderSources::original(test_images::jpeg(side, side));
-            let estimated = estimate_render_bytes(&sources, &width(side), &limits).unwrap();
-            assert_eq!(estimated >= TRIM_BEFORE_BYTES, side > 64, "{estimated}");
-            let before = trims();
-            pool.render(sources, width(side)).await.unwrap();
-            assert_eq!(trims() - before, trims_per_render, "{side} × {side}");
-        }
-    }
-
     /// Renders run at the pool's niceness (0 by default, `--render-nice`
     /// otherwise), read back from the kernel on the render's own thread;
     /// what no process may ask for is clamped to 0–19.
@@ -1430,7 +1443,7 @@ mod tests {
         let pool = RenderPool::new(1, RenderLimits::default());
         assert_eq!(pool.render_nice(), RENDER_NICE);
         let lowered = pool.clone().with_render_nice(7);
-        assert_eq!(lowered.run_on_worker((), 0, own_nice).await.unwrap(), 7);
+        assert_eq!(lowered.run_on_worker((), own_nice).await.unwrap(), 7);
         assert_eq!(pool.clone().with_render_nice(25).render_nice(), 19);
         assert_eq!(pool.clone().with_render_nice(-3).render_nice(), 0);
     }
@@ -1678,6 +1691,52 @@ mod tests {
         assert_eq!((first.unwrap().width, second.unwrap().width), (400, 200));
         assert_eq!(METRICS.originals_decoded() - before, 1, "one decode");
         assert_eq!(metric("imgmesh_render_batches_total"), 1.0);
+    }
+
+    /// With kept decodes, a batch keeps its original's pyramid: the next
+    /// batch of the same original, and a width of it alone, decode
+    /// nothing; renders of an original without company (W1's traffic)
+    /// keep nothing and decode each time.
+    #[tokio::test]
+    async fn later_batches_of_an_original_decode_nothing() {
+        let pool =
+            RenderPool::with_admission(1, 8, DEFAULT_MEMORY_BUDGET_BYTES, RenderLimits::default())
+                .with_intermediates(SRCSET_INTERMEDIATE_BYTES, Duration::from_secs(60));
+        let original = test_images::jpeg(1600, 1000);
+        let decoded = METRICS.originals_decoded();
+        for (round, widths) in [[80, 160], [320, 640]].into_iter().enumerate() {
+            let busy = Arc::clone(&pool.running).acquire_owned().await.unwrap();
+            let renders = futures::future::join_all(
+                widths.map(|w| batched(&pool, &original, w, "demo/a.jpg", None)),
+            );
+            let mut renders = std::pin::pin!(renders);
+            let waiting = async {
+                while pool.batch_waiting() < widths.len() {
+                    tokio::task::yield_now().await;
+                }
+            };
+            tokio::select! {
+                _ = &mut renders => panic!("rendered without the worker"),
+                () = waiting => {}
+            }
+            drop(busy);
+            for (derivative, w) in renders.await.into_iter().zip(widths) {
+                assert_eq!(derivative.unwrap().width, w, "round {round}");
+            }
+            assert_eq!(METRICS.originals_decoded() - decoded, 1, "round {round}");
+        }
+        let alone = batched(&pool, &original, 1200, "demo/a.jpg", None).await;
+        assert_eq!(alone.unwrap().width, 1200);
+        assert_eq!(METRICS.originals_decoded() - decoded, 1, "alone");
+        let intermediates = pool.intermediates().expect("turned on");
+        assert_eq!(intermediates.len(), 1, "one pyramid");
+
+        let other = test_images::jpeg(400, 300);
+        for w in [100, 200] {
+            batched(&pool, &other, w, "demo/b.jpg", None).await.unwrap();
+        }
+        assert_eq!(METRICS.originals_decoded() - decoded, 3, "each alone");
+        assert_eq!(intermediates.len(), 1, "nothing more kept");
     }
 
     /// A shared run whose every caller left while it waited for a worker
