@@ -105,8 +105,8 @@ use crate::pipeline::render_set::{
     Reuse, SharedOriginal, may_share_a_decode, render_batch_each, render_batch_reusing,
 };
 use crate::pipeline::{
-    Derivative, Intermediates, RenderInput, RenderLimits, RenderSources, ResolvedPlan,
-    render_reusing, render_set,
+    Derivative, Intermediates, RenderLimits, RenderSources, ResolvedPlan, render_reusing,
+    render_set,
 };
 use crate::service::admission_limit::{AdaptiveLimit, process_cpu_and_wait, stretch_between};
 
@@ -144,6 +144,14 @@ pub const MIN_REMAINING: Duration = Duration::from_millis(50);
 /// ×4.4–5.2 at 10, 40 % more renders, the same shed p99 (8.5 ms), and W1
 /// the same (docs/benchmarks.md, section w4-admission).
 pub const RENDER_NICE: i32 = 0;
+
+/// The estimate from which a render first hands the heap's free pages back
+/// to the kernel ([`libvips::release_free_memory`]): 32 MiB. Such a render's
+/// large buffers (a progressive JPEG's coefficient buffer) are mapped
+/// outside the heap, so what the heap holds free when it starts only adds
+/// to the peak it makes; smaller renders skip it, since the next render
+/// would fault the same pages in again.
+pub const TRIM_BEFORE_BYTES: u64 = 32 * 1024 * 1024;
 
 /// Runs renders on at most `workers` blocking threads at a time, admitting
 /// at most `workers + queue_depth` at once within a memory budget.
@@ -484,12 +492,7 @@ impl RenderPool {
         let limits = self.limits;
         let intermediates = self.intermediates.clone();
         self.run_admitted(admission, estimated, deadline, gone, move || {
-            render_reusing(
-                &sources.as_input(),
-                &plan,
-                &limits,
-                intermediates.as_deref(),
-            )
+            sources.lend(|input| render_reusing(input, &plan, &limits, intermediates.as_deref()))
         })
         .await
     }
@@ -707,11 +710,7 @@ impl RenderPool {
         let limits = self.limits;
         let intermediates = self.intermediates.clone();
         let held = (worker, running_memory, reservation, admission);
-        self.run_on_worker(held, move || {
-            let input = RenderInput {
-                original: &original,
-                ..RenderInput::default()
-            };
+        self.run_on_worker(held, estimated, move || {
             // With kept decodes, even a batch of one goes through
             // `render_batch_reusing`: a pyramid an earlier batch kept
             // serves it without a decode.
@@ -724,7 +723,8 @@ impl RenderPool {
                     };
                     render_joined(&original, &plan, &joined, &limits, Some(&reuse))
                 }
-                None if joined.is_empty() => render_reusing(&input, &plan, &limits, None),
+                None if joined.is_empty() => RenderSources::original(original)
+                    .lend(|input| render_reusing(input, &plan, &limits, None)),
                 None => render_joined(&original, &plan, &joined, &limits, None),
             };
             drop(joined_memory);
@@ -764,8 +764,8 @@ impl RenderPool {
         };
         let (worker, running_memory) = start_within(started, deadline, gone).await?;
         admission.start();
-        self.run_on_worker((worker, running_memory, reservation, admission), work)
-            .await
+        let held = (worker, running_memory, reservation, admission);
+        self.run_on_worker(held, estimated, work).await
     }
 
     /// Reserves `estimated` bytes of the memory budget: refused as too
@@ -793,10 +793,12 @@ impl RenderPool {
 
     /// Runs `work` on a blocking thread, holding `held` (its worker,
     /// memory and place) until libvips is done, whether or not anyone
-    /// awaits the outcome.
+    /// awaits the outcome; the heap trimmed first when it is estimated at
+    /// [`TRIM_BEFORE_BYTES`] or more.
     async fn run_on_worker<T: Send + 'static, H: Send + 'static>(
         &self,
         held: H,
+        estimated: u64,
         work: impl FnOnce() -> Result<T, RenderError> + Send + 'static,
     ) -> Result<T, RenderError> {
         // The blocking thread has neither the caller's span nor (with a
@@ -811,6 +813,9 @@ impl RenderPool {
             // Released when libvips is done, whether or not anyone awaits.
             let held = held;
             imgmesh_runtime::lower_thread_priority(nice);
+            if estimated >= TRIM_BEFORE_BYTES {
+                libvips::release_free_memory();
+            }
             let before = process_cpu_and_wait();
             let rendered = tracing::dispatcher::with_default(&dispatch, || parent.in_scope(work));
             if let Some(stretch) = before
@@ -1422,6 +1427,25 @@ mod tests {
         assert_eq!(pool.admitted(), 1);
     }
 
+    /// A render estimated at [`TRIM_BEFORE_BYTES`] or more trims the heap
+    /// before it starts; a smaller one does not (each trims once more when
+    /// the pool falls idle after it). Counted per process: nextest runs
+    /// each test in its own.
+    #[tokio::test]
+    async fn large_renders_trim_the_heap_first() {
+        let pool = RenderPool::new(1, RenderLimits::default());
+        let trims = || libvips::HEAP_TRIMS.load(std::sync::atomic::Ordering::Relaxed);
+        let limits = RenderLimits::default();
+        for (side, trims_per_render) in [(64, 1), (2_500, 2)] {
+            let sources = RenderSources::original(test_images::jpeg(side, side));
+            let estimated = estimate_render_bytes(&sources, &width(side), &limits).unwrap();
+            assert_eq!(estimated >= TRIM_BEFORE_BYTES, side > 64, "{estimated}");
+            let before = trims();
+            pool.render(sources, width(side)).await.unwrap();
+            assert_eq!(trims() - before, trims_per_render, "{side} × {side}");
+        }
+    }
+
     /// Renders run at the pool's niceness (0 by default, `--render-nice`
     /// otherwise), read back from the kernel on the render's own thread;
     /// what no process may ask for is clamped to 0–19.
@@ -1443,7 +1467,7 @@ mod tests {
         let pool = RenderPool::new(1, RenderLimits::default());
         assert_eq!(pool.render_nice(), RENDER_NICE);
         let lowered = pool.clone().with_render_nice(7);
-        assert_eq!(lowered.run_on_worker((), own_nice).await.unwrap(), 7);
+        assert_eq!(lowered.run_on_worker((), 0, own_nice).await.unwrap(), 7);
         assert_eq!(pool.clone().with_render_nice(25).render_nice(), 19);
         assert_eq!(pool.clone().with_render_nice(-3).render_nice(), 0);
     }
