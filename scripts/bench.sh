@@ -67,10 +67,13 @@ only=${1:-${BENCH_ONLY:-all}}
 # BENCH_BIN_DIR runs the binaries of another directory instead, built
 # beforehand (an A/B of one service's change: this build's binaries with
 # one of them replaced).
+build_seconds=0
 if [[ -z ${BENCH_BIN_DIR:-} ]]; then
   echo "building release binaries…"
   cargo build --release -j2 --workspace --bins --quiet
+  build_seconds=$SECONDS
 fi
+measure_started=$SECONDS
 bin="${BENCH_BIN_DIR:-$(target_dir)/release}"
 
 corpus=$(scripts/corpus.sh)
@@ -324,11 +327,18 @@ median() { sort -g | awk '{v[NR] = $1} END { print v[int((NR + 1) / 2)] }'; }
 # when this worked.
 cache_generation=0
 fresh_cache() {
-  local generation=0
+  local generation=0 tries=0
   redis-cli -p "$redis_port" FLUSHALL >/dev/null
   while ((generation <= cache_generation)); do
+    # A purge refused while the machine is busy (the renderer's Redis call
+    # timing out: "the derivative cache is unavailable") is tried again,
+    # up to 5 times, a second apart.
     generation=$("${cli[@]}" --json purge demo --all --renderer-url "http://$renderer" |
-      grep -o '"generation": *[0-9]*' | grep -o '[0-9]*$')
+      grep -o '"generation": *[0-9]*' | grep -o '[0-9]*$') || generation=0
+    if ((generation <= cache_generation)); then
+      ((++tries < 5)) || { echo "fresh_cache: the purge failed 5 times" >&2; return 1; }
+      sleep 1
+    fi
   done
   cache_generation=$generation
 }
@@ -338,7 +348,7 @@ fresh_cache() {
 # connections answers about 25 a second); repetitions reuse them after
 # fresh_cache, as the six workloads of a repetition together need about
 # 2500.
-w1_offset=0 w4_idle_offset=1000 w4_offset=1400 two_offset=2400 direct_offset=3200 balanced_offset=3600
+w1_offset=0 w4_idle_offset=1000 w4_offset=1400 two_offset=2400 balanced_offset=3600
 # Says loudly when a miss workload was partly answered from a cache.
 warn_hits() {
   (($2 == 0)) || echo "WARNING: $1 had $2 cache hits: it did not measure misses alone (see fresh_cache)" >&2
@@ -428,12 +438,22 @@ for rep in $(seq 1 "$reps"); do
   echo "  floor   $floor renders/s, $floor_cpu CPU-ms/render"
 
   fresh_cache
-  reset_peak "$renderer_pid"
+  for pid in "$renderer_pid" "$gateway_pid" "${mesh_pids[3]}"; do reset_peak "$pid"; done
   before=$(cpu_ticks "${pids[@]}")
+  split_before=$(for pid in "${mesh_pids[@]:0:6}"; do cpu_ticks "$pid"; done | tr '\n' ' ')
+  renders_before=$(metric "$renderer_metrics" imgmesh_renders_total)
   read -r w1_rps w1_p50 w1_p99 w1_n w1_bad < <(wrk -t1 -c4 -d"${w1_seconds}s" --latency -s bench/w1.lua "$host" -- "$w1_offset" | tee "$state/w1-$rep.txt" | wrk_summary)
   after=$(cpu_ticks "${pids[@]}")
+  split_after=$(for pid in "${mesh_pids[@]:0:6}"; do cpu_ticks "$pid"; done | tr '\n' ' ')
+  # This repetition's W1 for the cpu-breakdown section: "requests renders
+  # rps p50 p99 non2xx ticks(redis s3s registry fetcher renderer gateway)".
+  echo "$w1_n $(( $(metric "$renderer_metrics" imgmesh_renders_total) - renders_before )) $w1_rps $w1_p50 $w1_p99 $w1_bad $(awk -v b="$split_before" -v a="$split_after" 'BEGIN { split(b, x); split(a, y); for (k = 1; k <= 6; k++) printf "%d ", y[k] - x[k] }')" >>"$state/w1-split.rows"
+  # The gateway's CPU per W1 request: the direct side of the balancing cost.
+  direct_cpu=$(awk -v b="$split_before" -v a="$split_after" -v hz="$ticks_per_second" -v n="$w1_n" 'BEGIN { split(b, x); split(a, y); printf "%.2f", (y[6] - x[6]) * 1000 / hz / (n ? n : 1) }')
   w1_hits=$(sed -n 's/^hits //p' "$state/w1-$rep.txt")
   w1_rss=$(awk '/VmHWM/ {printf "%.0f", $2 / 1024}' "/proc/$renderer_pid/status")
+  w1_gateway_rss=$(awk '/VmHWM/ {printf "%.0f", $2 / 1024}' "/proc/$gateway_pid/status")
+  w1_fetcher_rss=$(awk '/VmHWM/ {printf "%.0f", $2 / 1024}' "/proc/${mesh_pids[3]}/status")
   w1_cpu_ms=$(awk -v t=$((after - before)) -v hz="$ticks_per_second" -v n="$w1_n" 'BEGIN { printf "%.1f", t * 1000 / hz / (n ? n : 1) }')
   echo "  W1      $w1_rps req/s p50 ${w1_p50} ms p99 ${w1_p99} ms, $w1_cpu_ms CPU-ms/req, non-2xx $w1_bad, cache hits $w1_hits"
   warn_hits W1 "$w1_hits"
@@ -442,10 +462,15 @@ for rep in $(seq 1 "$reps"); do
   for name in 2004default firstgeneration rhythm string the-mouse; do
     for w in 400 640; do curl -fsS -o /dev/null -H "Host: demo.localhost" "$host/$name.jpg?w=$w&q=80&fm=jpg"; done
   done
-  read -r w2_rps _ w2_p99 _ w2_bad < <(wrk -t1 -c32 -d"${w2_seconds}s" --latency -s bench/w2.lua "$host" | wrk_summary)
-  echo "  W2      $w2_rps req/s p99 ${w2_p99} ms, non-2xx $w2_bad"
+  # W2 and nginx, also the w2-push section's trusting and nginx rows
+  # (scripts/lib/bench_w2push.sh: "rps p99 non2xx gateway_us redis_us").
+  read -r w2_rps w2_p99 w2_bad w2_gateway_us _ < <(w2push_run "$gateway" "$gateway_pid" | tee -a "$state/w2push-trust.txt")
+  echo "  W2      $w2_rps req/s p99 ${w2_p99} ms, non-2xx $w2_bad, gateway $w2_gateway_us CPU-µs/req"
+  # The tls section's mutual-TLS side is this mesh's W1 and W2 (the same
+  # runs it would repeat): "w1_rps w1_p50 w1_p99 w1_cpu_ms w2_rps w2_p99 non2xx".
+  echo "$w1_rps $w1_p50 $w1_p99 $w1_cpu_ms $w2_rps $w2_p99 $((w1_bad + w2_bad))" >>"$state/tls-mtls.txt"
 
-  read -r nginx_rps _ nginx_p99 _ _ < <(wrk -t1 -c32 -d"${w2_seconds}s" --latency "http://127.0.0.1:$nginx_port/static.jpg" | wrk_summary)
+  read -r nginx_rps _ nginx_p99 _ _ < <(wrk -t1 -c32 -d"${w2_seconds}s" --latency "http://127.0.0.1:$nginx_port/static.jpg" | wrk_summary | tee -a "$state/w2push-nginx.txt")
   echo "  nginx   $nginx_rps req/s p99 ${nginx_p99} ms"
   # W4: W1's traffic at 64 connections, against the unloaded p99 of one
   # connection at a time; the renderer's own peak RSS, and its queue
@@ -479,21 +504,18 @@ for rep in $(seq 1 "$reps"); do
   r2=$(( $(metric "$renderer2_metrics" imgmesh_renders_total) - r2_before ))
   spread=$(awk -v a="$r1" -v b="$r2" 'BEGIN { printf "%.1f", (a + b) ? 100 * a / (a + b) : 0 }')
   fresh_cache
-  g_before=$(cpu_ticks "$gateway_pid")
-  read -r _ _ _ direct_n _ < <(wrk -t1 -c4 -d"${w2_seconds}s" --latency -s bench/w1.lua "$host" -- "$direct_offset" | wrk_summary)
-  direct_cpu=$(awk -v t=$(( $(cpu_ticks "$gateway_pid") - g_before )) -v hz="$ticks_per_second" -v n="$direct_n" 'BEGIN { printf "%.2f", t * 1000 / hz / (n ? n : 1) }')
-  fresh_cache
   g_before=$(cpu_ticks "$gateway_balanced_pid")
   read -r _ _ _ balanced_n _ < <(wrk -t1 -c4 -d"${w2_seconds}s" --latency -s bench/w1.lua "http://$gateway_balanced" -- "$balanced_offset" | wrk_summary)
   balanced_cpu=$(awk -v t=$(( $(cpu_ticks "$gateway_balanced_pid") - g_before )) -v hz="$ticks_per_second" -v n="$balanced_n" 'BEGIN { printf "%.2f", t * 1000 / hz / (n ? n : 1) }')
   echo "  scale   two renderers $two_rps req/s, first renderer's share $spread %; gateway CPU-ms/req direct $direct_cpu, balanced $balanced_cpu"
 
-  echo "$floor $w1_rps $w1_p50 $w1_p99 $w1_cpu_ms $w1_bad $w2_rps $w2_p99 $w2_bad $nginx_rps $nginx_p99 $floor_cpu $idle_p99 $w4_rps $w4_ok $w4_ok_p99 $w4_shed $w4_shed_p99 $w4_other $w4_n $w4_rss $w4_left $two_rps $spread $direct_cpu $balanced_cpu $w1_rss $w4_hits $w1_hits" >>"$results"
+  echo "$floor $w1_rps $w1_p50 $w1_p99 $w1_cpu_ms $w1_bad $w2_rps $w2_p99 $w2_bad $nginx_rps $nginx_p99 $floor_cpu $idle_p99 $w4_rps $w4_ok $w4_ok_p99 $w4_shed $w4_shed_p99 $w4_other $w4_n $w4_rss $w4_left $two_rps $spread $direct_cpu $balanced_cpu $w1_rss $w4_hits $w1_hits $w1_gateway_rss $w1_fetcher_rss" >>"$results"
 done
 
 col() { awk -v c="$1" '{print $c}' "$results" | median; }
 floor=$(col 1); w1_rps=$(col 2); w1_p50=$(col 3); w1_p99=$(col 4); w1_cpu=$(col 5)
 w2_rps=$(col 7); w2_p99=$(col 8); nginx_rps=$(col 10); nginx_p99=$(col 11); floor_cpu=$(col 12)
+main_floor_cpu=$floor_cpu
 bad=$(awk '{s += $6 + $9} END {print s + 0}' "$results")
 idle_p99=$(col 13); w4_rps=$(col 14); w4_ok_p99=$(col 16); w4_shed_p99=$(col 18); w4_rss=$(col 21)
 w4_shed_pct=$(awk '{print ($20 ? 100 * $17 / $20 : 0)}' "$results" | median)
@@ -505,6 +527,7 @@ two_rps=$(col 23); spread=$(col 24); direct_cpu=$(col 25); balanced_cpu=$(col 26
 # W1's cache hits summed over the repetitions: anything but 0 means W1 was
 # not all misses.
 w1_hits=$(awk '{s += $29} END {print s + 0}' "$results")
+w1_gateway_rss=$(col 30); w1_fetcher_rss=$(col 31)
 w1_hits_note=""
 if ((w1_hits != 0)); then
   w1_hits_note="**WARNING: $w1_hits of W1's answers came from a cache; this W1 row is not a miss figure.**"
@@ -552,7 +575,7 @@ ratios, not absolute numbers, across machines.
 | nginx static | \`wrk -t1 -c32 -d${w2_seconds}s\` on one $static_bytes-byte derivative from disk | **$nginx_rps req/s**, p99 $nginx_p99 ms |
 | W4 overload | \`imgmesh-load --concurrency 64 --seconds $w1_seconds\` (W1's URLs; Redis flushed first; clients resend at once, ignoring \`Retry-After\`) | **$w4_rps req/s** answered; **$(printf '%.1f' "$w4_shed_pct") % shed** (503 + Retry-After) with p99 **$w4_shed_p99 ms**; admitted renders' (misses') p99 $w4_ok_p99 ms: **×$w4_ratio** of the unloaded p99 ($idle_p99 ms, \`--concurrency 1\`), ×$w4_w1_ratio of W1's (at capacity); $w4_hits cache hits (URLs met again); renderer peak RSS $w4_rss MB; other statuses $w4_other; queue + in flight + admitted bytes 1 s after: $w4_left |
 | scale | W1 (\`wrk -t1 -c4\`) through a gateway balancing over two renderers on these 2 cores | **$two_rps req/s** (×$two_ratio of one renderer), first renderer's share **$spread %** |
-| balancing cost | W1 for ${w2_seconds}s through a gateway listing one renderer twice (balanced channel) vs one URL (direct) | gateway **$balanced_cpu** vs **$direct_cpu** CPU-ms/req (**$balance_cost** ms per request for balancing) |
+| balancing cost | W1 for ${w2_seconds}s through a gateway listing one renderer twice (balanced channel) vs the main gateway's CPU during W1 (one URL, direct) | gateway **$balanced_cpu** vs **$direct_cpu** CPU-ms/req (**$balance_cost** ms per request for balancing) |
 
 | ratio | value | issue #2 bar | final target |
 |---|---|---|---|
@@ -563,14 +586,14 @@ ratios, not absolute numbers, across machines.
 Non-2xx responses across all runs: $bad.
 $w1_hits_note
 
-Renderer peak RSS (VmHWM, reset before each workload) during W1: **$w1_rss MB** (target ≤ 150 MB); during W4: $w4_rss MB.
+Peak RSS (VmHWM, reset before each workload) during W1: renderer **$w1_rss MB** (target ≤ 150 MB), gateway **$w1_gateway_rss MB** (≤ 30 MB), fetcher **$w1_fetcher_rss MB** (≤ 64 MB); the renderer during W4: $w4_rss MB.
 Peak RSS (VmHWM) after the run (the renderer's since its last reset): ${rss_line% · }.
 
 W4 targets: shed p99 under 20 ms, admitted p99 within ×1.5 of the unloaded p99 (issue 18;
 the kit's BENCHMARKS.md asks admitted p99 < 2 s), renderer RSS within its memory budget, gauges
 back at zero.
 
-Raw rows (floor, W1 rps, p50, p99, CPU-ms/req, W1 non-2xx, W2 rps, W2 p99, W2 non-2xx, nginx rps, nginx p99, floor CPU-ms/render, unloaded p99, W4 rps, W4 ok, W4 ok p99, W4 shed, W4 shed p99, W4 other, W4 requests, W4 renderer peak MB, W4 left, two-renderer rps, first renderer %, gateway CPU-ms/req direct, balanced, renderer peak MB on W1, W4 hits, W1 hits):
+Raw rows (floor, W1 rps, p50, p99, CPU-ms/req, W1 non-2xx, W2 rps, W2 p99, W2 non-2xx, nginx rps, nginx p99, floor CPU-ms/render, unloaded p99, W4 rps, W4 ok, W4 ok p99, W4 shed, W4 shed p99, W4 other, W4 requests, W4 renderer peak MB, W4 left, two-renderer rps, first renderer %, gateway CPU-ms/req direct, balanced, renderer peak MB on W1, W4 hits, W1 hits, gateway and fetcher peak MB on W1):
 
 \`\`\`
 $(cat "$results")
@@ -584,28 +607,40 @@ if sections:
     with open("docs/benchmarks.md", "a") as doc:
         doc.write("\n" + "\n".join(sections))
 PY
-echo "bad bytes at load…"
-badbytes_section
-write_doc_section badbytes "$state/badbytes.md"
-echo "the public gRPC API…"
-api_section
-write_doc_section api "$state/api.md"
-echo "W2 with pushed purges, and the purge window…"
-w2push_section
-write_doc_section w2-push "$state/w2push.md"
-echo "W6, srcset traffic…"
-w6_section
-write_doc_section w6 "$state/w6.md"
-echo "quality held equal…"
-quality_section
-write_doc_section quality "$state/quality.md"
-echo "where W1's CPU goes…"
-cpu_breakdown_section
-write_doc_section cpu-breakdown "$state/cpu-breakdown.md"
+main_seconds=$((SECONDS - measure_started))
+section_times="| main table ($reps repetitions: floor, W1, W2, nginx, W4, scale) | $main_seconds |"$'\n'
+# run_section NAME FUNCTION TITLE [FILE]: runs one section, writes its part
+# of docs/benchmarks.md (from $state/FILE.md, FILE being NAME unless given)
+# and notes how long it took.
+run_section() {
+  local started=$SECONDS
+  echo "$3…"
+  "$2"
+  write_doc_section "$1" "$state/${4:-$1}.md"
+  section_times+="| $1 | $((SECONDS - started)) |"$'\n'
+}
+run_section badbytes badbytes_section "bad bytes at load"
+run_section api api_section "the public gRPC API"
+run_section w2-push w2push_section "W2 with pushed purges, and the purge window" w2push
+run_section w6 w6_section "W6, srcset traffic"
+run_section quality quality_section "quality held equal"
+run_section cpu-breakdown cpu_breakdown_section "where W1's CPU goes"
 if [[ -z $mesh_plaintext ]]; then
-  echo "the cost of mutual TLS…"
-  tls_section
-  write_doc_section tls "$state/tls.md"
+  run_section tls tls_section "the cost of mutual TLS"
 fi
+cat >"$state/run-time.md" <<DOC
+<!-- section run-time: written by make bench (scripts/bench.sh) -->
+## How long \`make bench\` took
+
+- date: $(date -u +%Y-%m-%dT%H:%MZ); commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown); the release build before it ($build_seconds s) not counted
+- issue 16 bounds the whole run at 15 minutes on 2 cores: measured **$((SECONDS - measure_started)) s** (mesh start-up included)
+
+| part | seconds |
+|---|---|
+${section_times}
+<!-- /section run-time -->
+DOC
+write_doc_section run-time "$state/run-time.md"
+echo "make bench measured for $((SECONDS - measure_started)) s (the build before it: $build_seconds s)"
 echo
 cat docs/benchmarks.md

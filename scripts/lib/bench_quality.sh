@@ -20,8 +20,8 @@
 # the renderer's CPU goes during W1 (perf record, symbols grouped).
 
 quality_samples=${BENCH_QUALITY_SAMPLES:-40}
-breakdown_renders=${BENCH_SETTINGS_RENDERS:-40}
-breakdown_perf_seconds=${BENCH_PERF_SECONDS:-10}
+breakdown_renders=${BENCH_SETTINGS_RENDERS:-24}
+breakdown_perf_seconds=${BENCH_PERF_SECONDS:-6}
 
 # Machine, commit and date line of a section.
 quality_context() {
@@ -66,27 +66,40 @@ DOC
 
 cpu_breakdown_section() {
   local names=(redis-server s3s-fs registry fetcher renderer gateway) cpu_pids=("${mesh_pids[@]:0:6}")
-  local hz before=() i out rps p50 p99 n bad renders_before renders rows="" total=0 ticks ms
+  local hz before=() i out rps p50 p99 n bad renders_before renders rows="" total=0 ms
   local floor_out floor_rps floor_cpu settings settings_rows perf_rows="" perf_note wrk_pid
   hz=$(getconf CLK_TCK)
-  fresh_cache
-  renders_before=$(metric "$renderer_metrics" imgmesh_renders_total)
-  for i in "${!cpu_pids[@]}"; do before[i]=$(cpu_ticks "${cpu_pids[i]}"); done
-  out=$(wrk -t1 -c4 -d"${w1_seconds}s" --latency -s bench/w1.lua "http://$gateway" -- 0)
+  local split="$state/w1-split.rows" source
+  # Within `make bench` the main loop measured W1 and the floor $reps times
+  # on this mesh and kept each process's ticks ($split: "requests renders
+  # rps p50 p99 non2xx ticks×6"): medians of those; alone, one W1 run and
+  # one floor run here.
+  if [[ ! -s $split ]]; then
+    fresh_cache
+    renders_before=$(metric "$renderer_metrics" imgmesh_renders_total)
+    for i in "${!cpu_pids[@]}"; do before[i]=$(cpu_ticks "${cpu_pids[i]}"); done
+    out=$(wrk -t1 -c4 -d"${w1_seconds}s" --latency -s bench/w1.lua "http://$gateway" -- 0)
+    read -r rps p50 p99 n bad < <(wrk_summary <<<"$out")
+    renders=$(($(metric "$renderer_metrics" imgmesh_renders_total) - renders_before))
+    echo "$n $renders $rps $p50 $p99 $bad $(for i in "${!cpu_pids[@]}"; do echo -n "$(($(cpu_ticks "${cpu_pids[i]}") - before[i])) "; done)" >"$split"
+    floor_out=$("$bin/libvips-floor" --threads 2 --seconds "$w1_seconds" "$corpus"/*.jpg)
+    floor_rps=$(awk '/renders_per_second/ {print $2}' <<<"$floor_out")
+    floor_cpu=$(awk '/cpu_ms_per_render/ {print $2}' <<<"$floor_out")
+    source="one W1 run (\`wrk -t1 -c4 -d${w1_seconds}s -s bench/w1.lua\`, fresh_cache first: Redis flushed, the Source purged), then one \`libvips-floor --threads 2 --seconds $w1_seconds\` run"
+  else
+    floor_rps=$floor
+    floor_cpu=$main_floor_cpu
+    source="the main table's $(wc -l <"$split") W1 runs (\`wrk -t1 -c4 -d${w1_seconds}s -s bench/w1.lua\`, fresh_cache first: Redis flushed, the Source purged) and floor runs, medians per column"
+  fi
+  # Column $1's median over the W1 rows.
+  split_col() { awk -v c="$1" '{print $c}' "$split" | median; }
+  n=$(awk '{s += $1} END {print s}' "$split"); renders=$(awk '{s += $2} END {print s}' "$split")
+  rps=$(split_col 3); p50=$(split_col 4); p99=$(split_col 5); bad=$(awk '{s += $6} END {print s}' "$split")
   for i in "${!cpu_pids[@]}"; do
-    ticks=$(($(cpu_ticks "${cpu_pids[i]}") - before[i]))
-    before[i]=$ticks
-  done
-  renders=$(($(metric "$renderer_metrics" imgmesh_renders_total) - renders_before))
-  read -r rps p50 p99 n bad < <(wrk_summary <<<"$out")
-  for i in "${!cpu_pids[@]}"; do
-    ms=$(awk -v t="${before[i]}" -v hz="$hz" -v n="$n" 'BEGIN { printf "%.2f", t * 1000 / hz / (n ? n : 1) }')
+    ms=$(awk -v c=$((i + 7)) -v hz="$hz" '{ printf "%.2f\n", $c * 1000 / hz / ($1 ? $1 : 1) }' "$split" | median)
     total=$(awk -v a="$total" -v b="$ms" 'BEGIN { printf "%.2f", a + b }')
     rows+="| ${names[i]} | $ms |"$'\n'
   done
-  floor_out=$("$bin/libvips-floor" --threads 2 --seconds "$w1_seconds" "$corpus"/*.jpg)
-  floor_rps=$(awk '/renders_per_second/ {print $2}' <<<"$floor_out")
-  floor_cpu=$(awk '/cpu_ms_per_render/ {print $2}' <<<"$floor_out")
   echo "  cpu breakdown: W1 $rps req/s, $total CPU-ms/req ($renders renders of $n requests); floor $floor_rps renders/s, $floor_cpu CPU-ms/render"
   # The same settings with glibc's malloc as the floor has it, then with
   # the mmap threshold the renderer fixes (pipeline/load/libvips.rs).
@@ -114,7 +127,7 @@ cpu_breakdown_section() {
 ## Where W1's CPU goes: per process, per libvips setting, per renderer function
 
 $(quality_context)
-- command: \`scripts/bench.sh cpu-breakdown\` (also part of \`make bench\`): W1 \`wrk -t1 -c4 -d${w1_seconds}s -s bench/w1.lua\` on the release mesh (fresh_cache first: Redis flushed, the Source purged), utime + stime of each process from /proc/PID/stat before and after, divided by W1's requests; then \`libvips-floor --threads 2 --seconds $w1_seconds\`.
+- command: \`scripts/bench.sh cpu-breakdown\` (also part of \`make bench\`), release mesh: $source; utime + stime of each process from /proc/PID/stat before and after, divided by W1's requests.
 - W1: **$rps req/s**, $n requests, $renders renders (the rest were hits), non-2xx $bad. Floor: **$floor_rps renders/s**, **$floor_cpu CPU-ms per render**.
 
 | process | CPU-ms per W1 request |

@@ -6,7 +6,9 @@
 # warn_hits) and its running mesh.
 #
 # W1 and W2 run $reps times on the mesh bench.sh started (mutual TLS on
-# every internal hop); then that mesh is stopped, the same mesh is started
+# every internal hop; within `make bench` the main loop's own W1 and W2
+# rows, written to $state/tls-mtls.txt, are that side); then that mesh is
+# stopped, the same mesh is started
 # with `--insecure-plaintext` on every process (mesh_plaintext, see
 # scripts/lib/mesh.sh) and W1 and W2 run $reps times again. Medians and the
 # mTLS ÷ plaintext ratios go to $state/tls.md, the `tls` section of
@@ -55,8 +57,15 @@ tls_section() {
     echo "scripts/bench.sh tls compares mutual TLS with plaintext: run it without BENCH_PLAINTEXT" >&2
     return 1
   fi
-  local mtls="$state/tls-mtls.txt" plain="$state/tls-plaintext.txt"
-  tls_rounds "$mtls" mTLS
+  local mtls="$state/tls-mtls.txt" plain="$state/tls-plaintext.txt" mtls_source
+  # Within `make bench` the main loop's W1 and W2 ran on this mTLS mesh with
+  # the same commands and wrote their rows here: they are the mTLS side.
+  if [[ -s $mtls ]]; then
+    mtls_source="the main table's $(wc -l <"$mtls") repetitions of W1 and W2 (the same commands on this mTLS mesh)"
+  else
+    tls_rounds "$mtls" mTLS
+    mtls_source="$reps runs on this mesh"
+  fi
   mesh_stop
   mesh_plaintext=1
   IMGMESH_LOG=warn start_mesh "$state" "$bin"
@@ -85,7 +94,7 @@ tls_section() {
 ## The cost of mutual TLS
 
 - date: $(date -u +%Y-%m-%dT%H:%MZ); machine: $(nproc) cores ($(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)), shared with other builds; commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)
-- command: \`scripts/bench.sh tls\` (also the last part of \`make bench\`), release build, medians of $reps runs each (W1 ${w1_seconds}s, W2 ${w2_seconds}s, as in the table above), services at \`IMGMESH_LOG=warn\`, \`TOKIO_WORKER_THREADS=$TOKIO_WORKER_THREADS\`; first every internal hop on mutual TLS (development certificates), then the same mesh restarted with \`--insecure-plaintext\` on every process
+- command: \`scripts/bench.sh tls\` (also the last part of \`make bench\`), release build, medians of $reps runs each (W1 ${w1_seconds}s, W2 ${w2_seconds}s, as in the table above), services at \`IMGMESH_LOG=warn\`, \`TOKIO_WORKER_THREADS=$TOKIO_WORKER_THREADS\`; mutual TLS on every internal hop (development certificates): $mtls_source; then the same mesh restarted with \`--insecure-plaintext\` on every process, $reps runs
 - a W1 miss crosses two mTLS hops (gateway → renderer → fetcher; the fetcher asks the registry once per Source), each on one long-lived HTTP/2 connection (no handshake per request); a W2 hit crosses none (the gateway reads Redis itself, the Source lookup is cached), so W2 shows the noise floor
 - non-2xx responses across both: $bad
 
