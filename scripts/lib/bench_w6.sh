@@ -14,8 +14,11 @@
 # workers + 4 queued), so no request is shed and retried.
 #
 # The same 200 renders go once to a renderer that batches the renders of
-# one original waiting for a worker together ($w6_on_flags: one decode per
-# batch, the smaller widths resized from the larger in a cascade; see
+# one original waiting for a worker together and keeps a batch's decode
+# ($w6_on_flags: the first batch of an original decodes it at full scale
+# and keeps it with its halvings, a pyramid, within the kept-decode
+# budget; that batch's widths and the later ones of the original resize
+# from it; see services/renderer/src/pipeline/intermediate.rs and
 # services/renderer/src/service/render_pool.rs) and once to one that does
 # not ($w6_off_flags: every request an independent W1-style miss), each a
 # fresh renderer behind a gateway of its own on the mesh's fetcher,
@@ -31,7 +34,7 @@
 # section of docs/benchmarks.md.
 
 w6_widths=(160 320 480 640 800 960 1120 1280 1600 1920)
-w6_on_flags=${BENCH_W6_ON_FLAGS:---render-batch-max=16 --render-intermediate-bytes=0}
+w6_on_flags=${BENCH_W6_ON_FLAGS:---render-batch-max=16 --render-intermediate-bytes=67108864}
 w6_off_flags=${BENCH_W6_OFF_FLAGS:---render-batch-max=1 --render-intermediate-bytes=0}
 
 # Starts a renderer with flags "$2" and a gateway on it, named $1 (both in
@@ -181,7 +184,7 @@ w6_section() {
 | independent ÷ batched | **×$speed** | **×$cpu_ratio** | ×$rcpu_ratio | | | |
 
 - non-200 answers: $bad
-- pixels, batched vs independent (repetition 1, the $cmp_n outputs of one copy of each corpus JPEG decoded and compared sample by sample): mean absolute difference $cmp_mean levels (of 255), largest $cmp_max: a batched width is resized from a larger one (a cascade), not shrunk on load from the file. SSIM against a full-decode reference: the quality section (\`imgmesh-quality measure\`, W6).
+- pixels, batched vs independent (repetition 1, the $cmp_n outputs of one copy of each corpus JPEG decoded and compared sample by sample): mean absolute difference $cmp_mean levels (of 255), largest $cmp_max: a batched width is resized from a box-filtered halving of the full-scale decode (a pyramid), not shrunk on load from the file. SSIM against a full-decode reference: the quality section (\`imgmesh-quality measure\`, W6).
 <!-- /section w6 -->
 DOC
 }

@@ -477,6 +477,12 @@ impl Intermediates {
         }
     }
 
+    /// Whether a pyramid is kept, or being built, under `key`: a lookup of
+    /// the key alone (no hashing), for a render alone without company.
+    pub(crate) fn has_pyramid(&self, key: &str) -> bool {
+        self.budget > 0 && self.lock().knows_pyramid(key)
+    }
+
     /// Where a batch of `key`'s `original`, loaded with `options`, gets a
     /// pyramid (see [`crate::pipeline::render_set`]): one kept (or being
     /// built by another batch: waited for, within `budget`), else — when

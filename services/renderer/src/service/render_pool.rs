@@ -711,10 +711,15 @@ impl RenderPool {
         let intermediates = self.intermediates.clone();
         let held = (worker, running_memory, reservation, admission);
         self.run_on_worker(held, estimated, move || {
-            // With kept decodes, even a batch of one goes through
-            // `render_batch_reusing`: a pyramid an earlier batch kept
-            // serves it without a decode.
-            let own = match intermediates.as_deref() {
+            // With kept decodes, a batch with company, or a render of an
+            // original with a pyramid kept, goes through
+            // `render_batch_reusing`: an earlier batch's pyramid serves it
+            // without a decode. A render alone without company and nothing
+            // kept (W1) renders as without batching.
+            let reusing = intermediates.as_deref().filter(|intermediates| {
+                company || !joined.is_empty() || intermediates.has_pyramid(&key)
+            });
+            let own = match reusing {
                 Some(intermediates) => {
                     let reuse = Reuse {
                         intermediates,
