@@ -22,10 +22,12 @@ pub const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:9093";
 pub const DEFAULT_MEMORY_BUDGET_BYTES: u64 = 1024 * 1024 * 1024;
 
 /// The default estimated memory of the renders running at once, per
-/// worker: 64 MiB. One progressive 3840 × 2400 JPEG's render is estimated
-/// at about 85 MB (its 55 MB coefficient buffer included), so two workers
-/// run one such render beside smaller ones, never two at once.
-pub const DEFAULT_RUNNING_MEMORY_PER_WORKER: u64 = 64 * 1024 * 1024;
+/// worker: 48 MiB. One progressive 3840 × 2400 JPEG's render is estimated
+/// at 59–69 MB (its 55 MB coefficient buffer included; the original cut of
+/// its unused metadata), so two workers run one such render beside smaller
+/// ones, never two at once; and the renders of two workers add at most
+/// about 100 MB to the renderer's resting 44 MB.
+pub const DEFAULT_RUNNING_MEMORY_PER_WORKER: u64 = 48 * 1024 * 1024;
 
 /// The default stretch tolerance of render admission: none (the adaptive
 /// limit is off). It reads contention from anything on the machine, a
@@ -148,7 +150,7 @@ pub struct RendererConfig {
     /// waits, on its worker and within its deadline, until they finish;
     /// one larger than the whole amount runs alone. It bounds the
     /// renderer's peak RSS (the memory budget above bounds what is
-    /// admitted, queued renders included). Default: 64 MiB per worker; 0
+    /// admitted, queued renders included). Default: 48 MiB per worker; 0
     /// turns it off.
     #[arg(long, env = "IMGMESH_RENDER_RUNNING_MEMORY_BYTES")]
     pub render_running_memory_bytes: Option<u64>,
@@ -274,7 +276,7 @@ impl RendererConfig {
     }
 
     /// Estimated memory the running renders may hold:
-    /// `--render-running-memory-bytes`, or 64 MiB per worker.
+    /// `--render-running-memory-bytes`, or 48 MiB per worker.
     pub fn running_memory_bytes(&self) -> u64 {
         self.render_running_memory_bytes.unwrap_or_else(|| {
             DEFAULT_RUNNING_MEMORY_PER_WORKER.saturating_mul(self.worker_count() as u64)
@@ -368,7 +370,7 @@ mod tests {
         assert_eq!(config.render_memory_budget_bytes, 1 << 30);
         assert_eq!(
             config.running_memory_bytes(),
-            (64 << 20) * config.worker_count() as u64
+            (48 << 20) * config.worker_count() as u64
         );
     }
 

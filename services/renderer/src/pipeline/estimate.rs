@@ -36,10 +36,14 @@ use crate::pipeline::plan::ResolvedPlan;
 ///   (libjpeg's copy and libvips'); when the render decodes a copy without
 ///   the metadata no render reads (`input_format::jpeg_for_decoding`),
 ///   that copy and only the segments left in it;
-/// - the copy rs-vips makes of every buffer it hands libvips
-///   (`thumbnail_buffer`, `new_from_buffer`) and keeps as long as the image
+/// - a copy of every buffer handed to libvips, kept as long as the image
 ///   made from it, through the encode: the bytes decoded (the original, or
 ///   the copy without its unused metadata) and the overlays count twice.
+///   rs-vips makes that copy for the overlays and the full-decode fallback
+///   (`new_from_buffer`); the thumbnail makes none when the pool lends the
+///   render its original (`RenderSources::lend`), which is then counted as
+///   a margin for libvips' region buffers (not counted otherwise: 4 MB for
+///   a 3840 × 2400 JPEG made 300 wide, 17–22 MB made 1099 wide).
 ///
 /// libvips streams most pipelines, so the real peak is usually lower; an
 /// interlaced PNG can reach this bound. Inputs
@@ -346,6 +350,34 @@ mod tests {
         assert!(
             baseline_bytes < coefficients / 8,
             "a baseline 1/8 decode holds no coefficient buffer: {baseline_bytes}"
+        );
+    }
+
+    /// With the default running memory of two workers, two renders of a
+    /// progressive 3840 × 2400 JPEG never run at once, even at W1's
+    /// smallest width (300), while one runs beside a render of a baseline
+    /// 3840 × 2400 JPEG at W1's largest (1099): what keeps W1's peak near
+    /// 150 MB without leaving a core idle.
+    #[test]
+    fn the_default_running_memory_keeps_progressive_4k_renders_apart() {
+        let limits = RenderLimits::default();
+        let running = 2 * crate::config::DEFAULT_RUNNING_MEMORY_PER_WORKER;
+        let progressive = jpeg_444(3840, 2400, true);
+        let baseline = jpeg_444(3840, 2400, false);
+        let estimate = |jpeg: &[u8], side: u32| {
+            estimate_render_bytes(
+                &RenderSources::original(jpeg.to_vec()),
+                &width(side),
+                &limits,
+            )
+            .unwrap()
+        };
+        let smallest = estimate(&progressive, 300);
+        assert!(2 * smallest > running, "two at 300 wide fit: {smallest}");
+        let beside = estimate(&progressive, 1099) + estimate(&baseline, 1099);
+        assert!(
+            beside <= running,
+            "one beside a baseline render does not fit: {beside}"
         );
     }
 }
