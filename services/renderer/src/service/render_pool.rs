@@ -222,7 +222,7 @@ impl RenderPool {
     /// A pool of `workers` concurrent renders (at least one), admitting
     /// `queue_depth` more to wait for them, all within `memory_budget`
     /// estimated bytes, the running ones within the default running memory
-    /// (64 MiB per worker).
+    /// (48 MiB per worker).
     pub fn with_admission(
         workers: usize,
         queue_depth: usize,
