@@ -5,6 +5,7 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use imgmesh_proto::json::{admin_scope_name, admin_token as token_json, audit_event as event_json};
 use imgmesh_proto::registry::v1 as proto;
 
 use crate::args::{AdminScopeArg, AdminTokensCommand, AuditArgs, Cli};
@@ -109,29 +110,6 @@ pub(crate) async fn audit(cli: &Cli, args: &AuditArgs) -> Result<String, CliErro
     })
 }
 
-/// The scope's name, as the admin API spells it.
-fn scope_name(token: &proto::AdminToken) -> &'static str {
-    match token.scope() {
-        proto::AdminScope::ReadOnly => "read_only",
-        proto::AdminScope::SourceAdmin => "source_admin",
-        proto::AdminScope::FullAdmin => "full_admin",
-        proto::AdminScope::Unspecified => "unspecified",
-    }
-}
-
-/// An admin token as `--json` prints it (never with its secret).
-fn token_json(token: &proto::AdminToken) -> serde_json::Value {
-    serde_json::json!({
-        "id": token.id,
-        "name": token.name,
-        "scope": scope_name(token),
-        "source_ids": token.source_ids,
-        "created_at": token.created_at_unix,
-        "expires_at": (token.expires_at_unix != 0).then_some(token.expires_at_unix),
-        "revoked_at": (token.revoked_at_unix != 0).then_some(token.revoked_at_unix),
-    })
-}
-
 /// An admin token as `key: value` lines.
 fn token_text(token: &proto::AdminToken) -> String {
     let when = |seconds: i64, none: &str| {
@@ -145,7 +123,7 @@ fn token_text(token: &proto::AdminToken) -> String {
         "id: {}\nname: {}\nscope: {}\nsources: {}\ncreated_at: {}\nexpires_at: {}\nrevoked_at: {}\n",
         token.id,
         token.name,
-        scope_name(token),
+        admin_scope_name(token.scope()),
         if token.source_ids.is_empty() {
             "-".to_owned()
         } else {
@@ -155,20 +133,6 @@ fn token_text(token: &proto::AdminToken) -> String {
         when(token.expires_at_unix, "never"),
         when(token.revoked_at_unix, "no"),
     )
-}
-
-/// An audit event as `--json` prints it.
-fn event_json(event: &proto::AuditEvent) -> serde_json::Value {
-    serde_json::json!({
-        "id": event.id,
-        "at_unix_micros": event.at_unix_micros,
-        "credential": event.credential,
-        "action": event.action,
-        "source_id": event.source_id,
-        "fields": event.fields,
-        "target_id": event.target_id,
-        "result": event.result,
-    })
 }
 
 /// An audit event as one line: when, credential, action, Source or target,

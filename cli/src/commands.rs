@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use bytes::Bytes;
+use imgmesh_proto::json::api_key as api_key_json;
 use imgmesh_proto::registry::v1 as proto;
 use imgmesh_proto::registry::v1::CacheTtlBehavior;
 use imgmesh_proto::registry::v1::source_registry_service_client::SourceRegistryServiceClient;
@@ -101,19 +102,6 @@ async fn keys(cli: &Cli, command: &crate::args::KeysCommand) -> Result<String, C
             })
         }
     }
-}
-
-/// An API key as `--json` prints it (never with its secret).
-fn api_key_json(key: &proto::ApiKey) -> serde_json::Value {
-    serde_json::json!({
-        "id": key.id,
-        "name": key.name,
-        "operations": key.operations,
-        "all_sources": key.all_sources,
-        "source_ids": key.source_ids,
-        "created_at": key.created_at_unix,
-        "revoked_at": (key.revoked_at_unix != 0).then_some(key.revoked_at_unix),
-    })
 }
 
 /// An API key as `key: value` lines.

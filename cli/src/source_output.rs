@@ -1,124 +1,10 @@
 //! How Sources are printed: JSON for scripts (`--json`), a key: value
 //! listing or a table for people.
 
-use imgmesh_proto::registry::v1::{CacheTtlBehavior, Source, SourceStatus, UploadObjectResponse};
+use imgmesh_proto::registry::v1::{Source, UploadObjectResponse};
 use serde::Serialize;
 
-/// A Source as `--json` prints it: the fields of the `Source` message, its
-/// groups flattened under the names scripts have always read (those of
-/// the admin API's JSON). It has no secret because the message has none.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct SourceJson {
-    /// Stable id, e.g. `src_4f0c2a9d1b7e`.
-    pub id: String,
-    /// Unique name.
-    pub name: String,
-    /// DNS label the gateway routes by.
-    pub subdomain: String,
-    /// S3 bucket.
-    pub bucket: String,
-    /// S3 region.
-    pub region: String,
-    /// Endpoint of an S3-compatible store; empty for AWS S3.
-    pub endpoint: String,
-    /// Normalised path prefix.
-    pub path_prefix: String,
-    /// `…` and the last four characters of the access key id.
-    pub access_key_id_hint: String,
-    /// imgix query applied to every request.
-    pub default_params: String,
-    /// Lifetime of derivatives in seconds.
-    pub cache_ttl_seconds: u32,
-    /// Increases on every change.
-    pub config_version: u64,
-    /// Creation time, Unix seconds.
-    pub created_at: i64,
-    /// Last change, Unix seconds.
-    pub updated_at: i64,
-    /// Extra host names routed to this Source.
-    pub custom_domains: Vec<String>,
-    /// `respect_origin`, `override_origin` or `enforce_minimum`.
-    pub cache_ttl_behavior: &'static str,
-    /// Lifetime of error responses in seconds.
-    pub cache_ttl_error_seconds: u32,
-    /// Path served instead of a missing asset; empty for none.
-    pub image_missing: String,
-    /// Whether the request's params are applied to image_missing.
-    pub image_missing_append_params: bool,
-    /// Path served instead of an asset that fails to render.
-    pub image_error: String,
-    /// Whether the request's params are applied to image_error.
-    pub image_error_append_params: bool,
-    /// Whether requests must be signed.
-    pub secure_url_enabled: bool,
-    /// Whether the Source serves at all (a disabled one answers 410).
-    pub enabled: bool,
-    /// `pending`, `deploying`, `deployed` or `failed`.
-    pub status: &'static str,
-    /// Why the last deploy failed, or a note on its success.
-    pub status_message: String,
-    /// When the last deploy finished, Unix seconds; 0 when never.
-    pub last_deployed_at: i64,
-    /// `…` and the last four characters of the upload access key id; empty
-    /// when the Source has no upload credentials.
-    pub upload_access_key_id_hint: String,
-    /// Secure URL tokens currently accepted (two during a rotation).
-    pub active_secure_tokens: u32,
-}
-
-/// The lowercase name of a deploy status.
-pub fn status_name(status: SourceStatus) -> &'static str {
-    match status {
-        SourceStatus::Unspecified => "unspecified",
-        SourceStatus::Pending => "pending",
-        SourceStatus::Deploying => "deploying",
-        SourceStatus::Deployed => "deployed",
-        SourceStatus::Failed => "failed",
-    }
-}
-
-/// The imgix name of a cache TTL behaviour.
-pub fn cache_ttl_behavior_name(behavior: CacheTtlBehavior) -> &'static str {
-    match behavior {
-        CacheTtlBehavior::Unspecified | CacheTtlBehavior::RespectOrigin => "respect_origin",
-        CacheTtlBehavior::OverrideOrigin => "override_origin",
-        CacheTtlBehavior::EnforceMinimum => "enforce_minimum",
-    }
-}
-
-impl From<&Source> for SourceJson {
-    fn from(source: &Source) -> Self {
-        SourceJson {
-            id: source.id.clone(),
-            name: source.name.clone(),
-            subdomain: source.routing().subdomain.clone(),
-            bucket: source.location().bucket.clone(),
-            region: source.location().region.clone(),
-            endpoint: source.location().endpoint.clone(),
-            path_prefix: source.location().path_prefix.clone(),
-            access_key_id_hint: source.access_key().id_hint.clone(),
-            default_params: source.default_params.clone(),
-            cache_ttl_seconds: source.cache_policy().ttl_seconds,
-            config_version: source.config_version,
-            created_at: source.created_at,
-            updated_at: source.updated_at,
-            custom_domains: source.routing().custom_domains.clone(),
-            cache_ttl_behavior: cache_ttl_behavior_name(source.cache_policy().behavior()),
-            cache_ttl_error_seconds: source.cache_policy().error_ttl_seconds,
-            image_missing: source.fallback_images().missing().path.clone(),
-            image_missing_append_params: source.fallback_images().missing().append_params,
-            image_error: source.fallback_images().error().path.clone(),
-            image_error_append_params: source.fallback_images().error().append_params,
-            secure_url_enabled: source.secure_url_enabled,
-            enabled: source.enabled,
-            status: status_name(source.deploy_state().status()),
-            status_message: source.deploy_state().message.clone(),
-            last_deployed_at: source.deploy_state().last_deployed_at,
-            upload_access_key_id_hint: source.upload_access_key().id_hint.clone(),
-            active_secure_tokens: source.active_secure_tokens,
-        }
-    }
-}
+pub use imgmesh_proto::json::{SourceJson, cache_ttl_behavior_name, status_name};
 
 /// What `--json` prints after a delete.
 #[derive(Debug, Serialize)]
@@ -388,7 +274,8 @@ fn civil_from_days(days: i64) -> (i64, i64, i64) {
 #[cfg(test)]
 mod tests {
     use imgmesh_proto::registry::v1::{
-        AccessKeyHint, CachePolicy, DeployState, FallbackImage, FallbackImages, Location, Routing,
+        AccessKeyHint, CachePolicy, CacheTtlBehavior, DeployState, FallbackImage, FallbackImages,
+        Location, Routing, SourceStatus,
     };
 
     use super::*;

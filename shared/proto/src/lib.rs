@@ -21,6 +21,9 @@ pub mod registry {
 
 mod source_groups;
 
+/// The JSON views of the registry's messages (admin API and `imgmesh --json`).
+pub mod json;
+
 /// Reading originals (`imgmesh.fetcher.v1`).
 pub mod fetcher {
     /// Version 1 of the fetcher API.

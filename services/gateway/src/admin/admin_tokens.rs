@@ -11,9 +11,9 @@ use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse as _, Response};
 use http::StatusCode;
+use imgmesh_proto::json::admin_token as token_json;
 use imgmesh_proto::registry::v1::{
-    AdminScope, AdminToken, CreateAdminTokenRequest, ListAdminTokensRequest,
-    RevokeAdminTokenRequest,
+    AdminScope, CreateAdminTokenRequest, ListAdminTokensRequest, RevokeAdminTokenRequest,
 };
 
 use super::access::AdminApi;
@@ -121,25 +121,6 @@ pub(super) async fn revoke(
 fn recorded(mut response: Response) -> Response {
     response.extensions_mut().insert(RecordedByRegistry);
     response
-}
-
-/// A token as JSON, never with its secret.
-pub(crate) fn token_json(token: &AdminToken) -> serde_json::Value {
-    let scope = match token.scope() {
-        AdminScope::ReadOnly => "read_only",
-        AdminScope::SourceAdmin => "source_admin",
-        AdminScope::FullAdmin => "full_admin",
-        AdminScope::Unspecified => "unspecified",
-    };
-    serde_json::json!({
-        "id": token.id,
-        "name": token.name,
-        "scope": scope,
-        "source_ids": token.source_ids,
-        "created_at": token.created_at_unix,
-        "expires_at": (token.expires_at_unix != 0).then_some(token.expires_at_unix),
-        "revoked_at": (token.revoked_at_unix != 0).then_some(token.revoked_at_unix),
-    })
 }
 
 fn no_token() -> AdminError {

@@ -6,9 +6,8 @@ use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::response::Response;
 use http::StatusCode;
-use imgmesh_proto::registry::v1::{
-    ApiKey, CreateApiKeyRequest, ListApiKeysRequest, RevokeApiKeyRequest,
-};
+use imgmesh_proto::json::api_key as key_json;
+use imgmesh_proto::registry::v1::{CreateApiKeyRequest, ListApiKeysRequest, RevokeApiKeyRequest};
 
 use super::access::AdminApi;
 use super::audit;
@@ -98,19 +97,6 @@ pub(super) fn strings(
             "must be an array of strings",
         )),
     }
-}
-
-/// A key as JSON, never with its secret.
-fn key_json(key: &ApiKey) -> serde_json::Value {
-    serde_json::json!({
-        "id": key.id,
-        "name": key.name,
-        "operations": key.operations,
-        "all_sources": key.all_sources,
-        "source_ids": key.source_ids,
-        "created_at": key.created_at_unix,
-        "revoked_at": (key.revoked_at_unix != 0).then_some(key.revoked_at_unix),
-    })
 }
 
 fn no_key() -> AdminError {

@@ -242,25 +242,15 @@ pub(super) async fn list(
             .list_audit_events(timed(ListAuditEventsRequest { source_id, limit })),
     )
     .await?;
-    let events: Vec<_> = response.events.iter().map(event_json).collect();
+    let events: Vec<_> = response
+        .events
+        .iter()
+        .map(imgmesh_proto::json::audit_event)
+        .collect();
     Ok(json_response(
         StatusCode::OK,
         &serde_json::json!({ "events": events }),
     ))
-}
-
-/// An audit event as JSON.
-pub(crate) fn event_json(event: &AuditEvent) -> serde_json::Value {
-    serde_json::json!({
-        "id": event.id,
-        "at_unix_micros": event.at_unix_micros,
-        "credential": event.credential,
-        "action": event.action,
-        "source_id": event.source_id,
-        "fields": event.fields,
-        "target_id": event.target_id,
-        "result": event.result,
-    })
 }
 
 #[cfg(test)]

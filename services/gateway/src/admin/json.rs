@@ -8,9 +8,9 @@
 use imgmesh_proto::prost_types::FieldMask;
 use imgmesh_proto::registry::v1::{
     AccessKey, CachePolicy, CacheTtlBehavior, CreateSourceRequest, FallbackImage, FallbackImages,
-    Location, Routing, Source, SourceStatus, SourceUpdate, UpdateSourceRequest,
+    Location, Routing, SourceUpdate, UpdateSourceRequest,
 };
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
 use super::error::AdminError;
 
@@ -378,60 +378,14 @@ pub(crate) fn grace_period_seconds(bytes: &[u8]) -> Result<u32, AdminError> {
 }
 
 /// A Source as the admin API shows it: every field of the message, enums
-/// by their lowercase names. There is no secret in it to leak.
-pub(crate) fn source_json(source: &Source) -> Value {
-    json!({
-        "id": source.id,
-        "name": source.name,
-        "subdomain": source.routing().subdomain,
-        "custom_domains": source.routing().custom_domains,
-        "bucket": source.location().bucket,
-        "region": source.location().region,
-        "endpoint": source.location().endpoint,
-        "path_prefix": source.location().path_prefix,
-        "access_key_id_hint": source.access_key().id_hint,
-        "upload_access_key_id_hint": source.upload_access_key().id_hint,
-        "default_params": source.default_params,
-        "cache_ttl_behavior": cache_ttl_behavior_name(source.cache_policy().behavior()),
-        "cache_ttl_seconds": source.cache_policy().ttl_seconds,
-        "cache_ttl_error_seconds": source.cache_policy().error_ttl_seconds,
-        "image_missing": source.fallback_images().missing().path,
-        "image_missing_append_params": source.fallback_images().missing().append_params,
-        "image_error": source.fallback_images().error().path,
-        "image_error_append_params": source.fallback_images().error().append_params,
-        "secure_url_enabled": source.secure_url_enabled,
-        "active_secure_tokens": source.active_secure_tokens,
-        "enabled": source.enabled,
-        "status": status_name(source.deploy_state().status()),
-        "status_message": source.deploy_state().message,
-        "last_deployed_at": source.deploy_state().last_deployed_at,
-        "config_version": source.config_version,
-        "created_at": source.created_at,
-        "updated_at": source.updated_at,
-    })
-}
-
-fn cache_ttl_behavior_name(behavior: CacheTtlBehavior) -> &'static str {
-    match behavior {
-        CacheTtlBehavior::Unspecified | CacheTtlBehavior::RespectOrigin => "respect_origin",
-        CacheTtlBehavior::OverrideOrigin => "override_origin",
-        CacheTtlBehavior::EnforceMinimum => "enforce_minimum",
-    }
-}
-
-fn status_name(status: SourceStatus) -> &'static str {
-    match status {
-        SourceStatus::Unspecified => "unspecified",
-        SourceStatus::Pending => "pending",
-        SourceStatus::Deploying => "deploying",
-        SourceStatus::Deployed => "deployed",
-        SourceStatus::Failed => "failed",
-    }
-}
+/// by their lowercase names (imgmesh_proto::json, the shape `imgmesh --json`
+/// prints too). There is no secret in it to leak.
+pub(crate) use imgmesh_proto::json::source as source_json;
 
 #[cfg(test)]
 mod tests {
-    use imgmesh_proto::registry::v1::DeployState;
+    use imgmesh_proto::registry::v1::{DeployState, Source, SourceStatus};
+    use serde_json::json;
 
     use super::*;
 
