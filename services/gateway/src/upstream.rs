@@ -54,6 +54,15 @@ pub(crate) struct Upstream {
     render_limit: RenderLimit,
 }
 
+/// The request metadata asking the renderer to start a render at once or
+/// refuse it, never queue it (the renderer's `grpc` module reads the same
+/// name and value): sent for renders started during a storm
+/// ([`render_limit::RenderPermit::start_now`]).
+const ADMISSION_METADATA: &str = "imgmesh-admission";
+
+/// [`ADMISSION_METADATA`]'s value: start at once or refuse.
+const START_NOW: &str = "start-now";
+
 /// The most renders one gateway asks of the renderer tier at once: the
 /// render limit's start and ceiling (the default `--max-in-flight`).
 const MAX_RENDERS_IN_FLIGHT: usize = 1024;
@@ -174,7 +183,7 @@ impl Upstream {
             self.render_limit.note_refused(demand_key(&render));
             return Err(GatewayError::Overloaded);
         };
-        let rendered = self.call_render(render, timeout).await;
+        let rendered = self.call_render(render, timeout, permit.start_now()).await;
         permit.finished(match &rendered {
             Err(GatewayError::Upstream {
                 code: ErrorCode::Overloaded,
@@ -185,11 +194,14 @@ impl Upstream {
         rendered
     }
 
-    /// One Render call within `timeout`, in a `renderer.render` span.
+    /// One Render call within `timeout`, in a `renderer.render` span;
+    /// with `start_now`, the renderer is asked to start it at once or
+    /// refuse it.
     async fn call_render(
         &self,
         render: RenderRequest,
         timeout: Duration,
+        start_now: bool,
     ) -> Result<RenderResponse, GatewayError> {
         let span = tracing::info_span!(
             "renderer.render",
@@ -201,8 +213,7 @@ impl Upstream {
             imgmesh.cache_hit = tracing::field::Empty,
         );
         let mut client = self.renderer.clone();
-        let mut request = tonic::Request::new(render);
-        request.set_timeout(timeout);
+        let request = render_request(render, timeout, start_now);
         let response = with_deadline("renderer", timeout, client.render(request))
             .instrument(span.clone())
             .await?
@@ -301,6 +312,24 @@ impl Upstream {
     }
 }
 
+/// The Render call of `render` with its deadline, asking to start at once
+/// or be refused when `start_now`.
+fn render_request(
+    render: RenderRequest,
+    timeout: Duration,
+    start_now: bool,
+) -> tonic::Request<RenderRequest> {
+    let mut request = tonic::Request::new(render);
+    request.set_timeout(timeout);
+    if start_now {
+        request.metadata_mut().insert(
+            ADMISSION_METADATA,
+            tonic::metadata::MetadataValue::from_static(START_NOW),
+        );
+    }
+    request
+}
+
 /// What tells one render request from another in the render limit's
 /// demand: the same for the same request resent, different for another
 /// derivative (a hash of its Source, path and plan).
@@ -372,6 +401,26 @@ mod tests {
             }),
             ..RenderRequest::default()
         }
+    }
+
+    /// A render started in a storm carries `imgmesh-admission: start-now`
+    /// and its deadline; one started outside a storm carries no admission
+    /// metadata.
+    #[test]
+    fn storm_renders_ask_to_start_now() {
+        let timeout = Duration::from_millis(1500);
+        let storm = render_request(render("a.jpg", 300), timeout, true);
+        assert_eq!(
+            storm.metadata().get("imgmesh-admission").unwrap(),
+            "start-now"
+        );
+        assert!(
+            storm.metadata().get("grpc-timeout").is_some(),
+            "its deadline"
+        );
+        let calm = render_request(render("a.jpg", 300), timeout, false);
+        assert!(calm.metadata().get("imgmesh-admission").is_none());
+        assert_eq!(calm.get_ref().path, "a.jpg");
     }
 
     /// A request resent has the demand key it had; another path or another

@@ -37,6 +37,20 @@
 //! `admission_limit` module) and reopens it a second after its places were
 //! last all taken: a limit climbing back during a storm would fill the
 //! reopened queue again, and every queued render waits for the ones ahead.
+//!
+//! For the same reason a learnt limit outlasts [`HOLD`] while the storm
+//! goes on: the tier refuses nothing then because this limit keeps its
+//! renders to what it starts at once, and back at the maximum the storm's
+//! requests would reach it in a burst about once a second (W4 on HEAD
+//! d7ab15e: the renderer refused 850-1050 renders a run in such bursts, and
+//! up to six of each were admitted to wait behind the two running).
+//!
+//! And a render started during a storm asks the renderer to start it at
+//! once or refuse it ([`RenderPermit::start_now`], sent as
+//! `imgmesh-admission: start-now`): one admitted behind others, or one
+//! that finds the running memory taken (two large originals), would wait
+//! on the renderer for what a refusal answers at once, and the storm's
+//! clients resend a refused request anyway.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -101,6 +115,8 @@ struct State {
 pub(crate) struct RenderPermit {
     state: Arc<Mutex<State>>,
     max: f64,
+    /// Whether it was started during a storm.
+    start_now: bool,
 }
 
 /// How the tier answered a render, as the limit reads it.
@@ -164,10 +180,18 @@ impl RenderLimit {
             .refused_at
             .is_some_and(|refused| now.saturating_duration_since(refused) >= HOLD)
         {
-            state.refused_at = None;
-            state.refused_here.clear();
-            state.limit = self.max;
-            METRICS.render_limit(self.max);
+            if state.demand(now) as f64 > storm_threshold(state.limit) {
+                // The storm goes on: the tier refused nothing for HOLD
+                // because this limit kept it to the renders it starts at
+                // once. Back at the maximum, the storm's requests would
+                // reach it in a burst that fills its reopened queue.
+                state.refused_at = Some(now);
+            } else {
+                state.refused_at = None;
+                state.refused_here.clear();
+                state.limit = self.max;
+                METRICS.render_limit(self.max);
+            }
         }
         if state.in_flight as f64 >= state.limit.floor() {
             // The caller's `note_refused` counts it in the demand; it does
@@ -177,9 +201,11 @@ impl RenderLimit {
             return None;
         }
         state.in_flight += 1;
+        let start_now = state.demand(now) as f64 > storm_threshold(state.limit);
         Some(RenderPermit {
             state: Arc::clone(&self.state),
             max: self.max,
+            start_now,
         })
     }
 
@@ -211,6 +237,13 @@ impl State {
 // === impl RenderPermit ===
 
 impl RenderPermit {
+    /// Whether the render was started during a storm (the demand past
+    /// [`storm_threshold`] of the limit), so the tier is to start it at
+    /// once or refuse it, never queue it.
+    pub(crate) fn start_now(&self) -> bool {
+        self.start_now
+    }
+
     /// Adjusts the limit to how the tier answered this render.
     pub(crate) fn finished(self, answer: Answer) {
         self.finished_at(answer, Instant::now());
@@ -461,6 +494,62 @@ mod tests {
         assert_eq!(limit.limit(), MIN_LIMIT, "learnt until HOLD");
         let after = start + HOLD;
         let many: Vec<_> = (0..64).map(|_| limit.try_start_at(after)).collect();
+        assert!(many.iter().all(Option::is_some), "back to the maximum");
+        assert_eq!(limit.limit(), 64.0);
+    }
+
+    /// A render started while the demand is a storm asks to start at once
+    /// or be refused; one started with a few requests beyond the limit, or
+    /// with none, does not.
+    #[test]
+    fn renders_started_in_a_storm_ask_to_start_now() {
+        let now = Instant::now();
+        let limit = learnt(64, 30, now);
+        assert_eq!(limit.limit(), MIN_LIMIT);
+        let calm = limit.try_start_at(now).unwrap();
+        assert!(!calm.start_now(), "no demand beyond it");
+        drop(calm);
+        // Demand 1 + 3 refused = 4: the threshold of a limit of 1.
+        for key in 0..3 {
+            limit.note_refused_at(key, now);
+        }
+        let few = limit.try_start_at(now).unwrap();
+        assert!(!few.start_now(), "a few requests beyond the limit");
+        drop(few);
+        limit.note_refused_at(3, now);
+        let storm = limit.try_start_at(now).unwrap();
+        assert!(storm.start_now(), "demand 5 past a threshold of 4");
+        drop(storm);
+        let later = now + DEMAND_WINDOW;
+        assert!(
+            !limit.try_start_at(later).unwrap().start_now(),
+            "the refused requests forgotten: the storm is over"
+        );
+    }
+
+    /// A learnt limit outlasts HOLD while the storm goes on, even with no
+    /// refusal by the tier, and is back at the maximum HOLD after the storm
+    /// ends.
+    #[test]
+    fn a_storm_keeps_the_limit_past_the_hold() {
+        let start = Instant::now();
+        let limit = learnt(64, 30, start);
+        assert_eq!(limit.limit(), MIN_LIMIT);
+        let mut at = start;
+        while at < start + 3 * HOLD {
+            at += Duration::from_millis(50);
+            for key in 0..60 {
+                limit.note_refused_at(key, at);
+            }
+            let one = limit.try_start_at(at);
+            assert!(one.is_some());
+            assert!(limit.try_start_at(at).is_none(), "still learnt at {at:?}");
+        }
+        assert_eq!(limit.limit(), MIN_LIMIT);
+        // The storm ends: its requests are forgotten after DEMAND_WINDOW,
+        // the hold renewed last runs out HOLD after it was renewed.
+        let calm = at + HOLD;
+        let many: Vec<_> = (0..64).map(|_| limit.try_start_at(calm)).collect();
         assert!(many.iter().all(Option::is_some), "back to the maximum");
         assert_eq!(limit.limit(), 64.0);
     }

@@ -17,6 +17,21 @@ use crate::error::RenderError;
 use crate::service::origin_fetch;
 use crate::service::renderer::Renderer;
 
+/// The request metadata by which a caller asks for a render that starts at
+/// once or is refused, never queued (`imgmesh-admission: start-now`; the
+/// gateway sends it while its clients resend refused requests at once).
+const ADMISSION_METADATA: &str = "imgmesh-admission";
+
+/// [`ADMISSION_METADATA`]'s value asking to start at once or be refused.
+const START_NOW: &str = "start-now";
+
+/// Whether `metadata` asks for a render that starts at once or not at all.
+fn asks_to_start_now(metadata: &tonic::metadata::MetadataMap) -> bool {
+    metadata
+        .get(ADMISSION_METADATA)
+        .is_some_and(|value| value.as_bytes() == START_NOW.as_bytes())
+}
+
 /// The stream of a `RenderSet` call: one message per plan.
 type RenderSetStream = Pin<Box<dyn Stream<Item = Result<RenderSetResponse, tonic::Status>> + Send>>;
 
@@ -29,6 +44,7 @@ impl RendererService for Renderer {
         request: tonic::Request<RenderRequest>,
     ) -> Result<tonic::Response<RenderResponse>, tonic::Status> {
         let timeout = origin_fetch::grpc_timeout(request.metadata());
+        let start_now = asks_to_start_now(request.metadata());
         let request = request.into_inner();
         let span = tracing::info_span!(
             "render",
@@ -39,7 +55,7 @@ impl RendererService for Renderer {
             error = tracing::field::Empty,
         );
         async {
-            match self.render_derivative(request, timeout).await {
+            match self.render_derivative_as(request, timeout, start_now).await {
                 Ok(response) => {
                     let span = tracing::Span::current();
                     span.record("cache", response.cache_status().as_str_name());
@@ -140,4 +156,21 @@ fn logged(error: RenderError) -> tonic::Status {
         tracing::debug!(%error, %code, "render refused");
     }
     error.into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Only `imgmesh-admission: start-now` asks for a render that starts at
+    /// once or is refused; no metadata, or another value, queues as before.
+    #[test]
+    fn start_now_is_read_from_the_metadata() {
+        let mut metadata = tonic::metadata::MetadataMap::new();
+        assert!(!asks_to_start_now(&metadata));
+        metadata.insert("imgmesh-admission", "queue".parse().unwrap());
+        assert!(!asks_to_start_now(&metadata));
+        metadata.insert("imgmesh-admission", "start-now".parse().unwrap());
+        assert!(asks_to_start_now(&metadata));
+    }
 }

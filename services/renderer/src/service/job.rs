@@ -61,6 +61,10 @@ pub(super) struct Job {
     /// Fires when every caller of the shared run has gone: a render that
     /// has not started by then is not started.
     pub(super) abandoned: Abandoned,
+    /// Whether its render starts at once or is refused (the caller's
+    /// clients resend at once: see `RenderPool::admit_to_start`), instead
+    /// of waiting for a worker.
+    pub(super) start_now: bool,
 }
 
 // === impl Stored ===
@@ -115,6 +119,7 @@ impl Job {
             generation,
             deadline,
             abandoned: Abandoned::never(),
+            start_now: false,
         };
         (job, found)
     }

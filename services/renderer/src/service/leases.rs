@@ -22,7 +22,11 @@ impl Renderer {
     /// lease is asked for.
     pub(super) async fn produce(self, job: Job) -> Result<Produced, RenderError> {
         // A full pool sheds before the lease's round trips to Redis.
-        self.pool.check_room()?;
+        if job.start_now {
+            self.pool.check_room_to_start()?;
+        } else {
+            self.pool.check_room()?;
+        }
         if !job.cacheable {
             return self.fetch_and_render(&job).await.map(Produced::Entry);
         }

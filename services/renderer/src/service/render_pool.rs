@@ -193,6 +193,10 @@ pub struct Admission {
     /// Whether it runs in another render's batch, on that render's worker
     /// (whose busy time that render counts).
     joined: bool,
+    /// Whether it starts at once or not at all ([`RenderPool::admit_to_start`]):
+    /// refused, instead of waiting, when its worker or running memory is not
+    /// free by the time its original is fetched.
+    start_now: bool,
 }
 
 /// Estimated render memory, shared by every admitted render.
@@ -394,11 +398,36 @@ impl RenderPool {
     /// without waiting. Take it before fetching the original, so a refused
     /// request costs nothing.
     pub fn admit(&self, deadline: Option<Instant>) -> Result<Admission, RenderError> {
+        self.admit_as(deadline, false)
+    }
+
+    /// Takes a place for one render that is to start at once or not at
+    /// all: as [`RenderPool::admit`], but refused as overloaded while every
+    /// worker has a render admitted already (fetching or running), and,
+    /// once its original is fetched, refused instead of waiting when its
+    /// worker or its running memory is not free. For a caller whose clients
+    /// resend a refused request at once (the gateway marks such renders):
+    /// a render that waits in the queue only makes the admitted ones wait,
+    /// while its refusal costs the client nothing it would not resend.
+    pub fn admit_to_start(&self, deadline: Option<Instant>) -> Result<Admission, RenderError> {
+        self.admit_as(deadline, true)
+    }
+
+    /// [`RenderPool::admit`], or [`RenderPool::admit_to_start`] with
+    /// `start_now`.
+    fn admit_as(
+        &self,
+        deadline: Option<Instant>,
+        start_now: bool,
+    ) -> Result<Admission, RenderError> {
         if deadline.is_some_and(too_close) {
             METRICS.render_shed("deadline");
             return Err(RenderError::DeadlineExceeded);
         }
         self.check_limit()?;
+        if start_now {
+            self.check_free_worker()?;
+        }
         let slot = Arc::clone(&self.slots)
             .try_acquire_owned()
             .map_err(|_full| {
@@ -414,6 +443,7 @@ impl RenderPool {
             admitted_at: Instant::now(),
             started_at: None,
             joined: false,
+            start_now,
         })
     }
 
@@ -429,6 +459,27 @@ impl RenderPool {
             self.limit.refused_full(Instant::now());
             return Err(RenderError::Overloaded {
                 reason: "render queue full",
+            });
+        }
+        Ok(())
+    }
+
+    /// [`RenderPool::check_room`] for a render that is to start at once
+    /// ([`RenderPool::admit_to_start`]): also refused while every worker
+    /// has a render admitted already.
+    pub fn check_room_to_start(&self) -> Result<(), RenderError> {
+        self.check_room()?;
+        self.check_free_worker()
+    }
+
+    /// Refuses at once, as overloaded, when every worker has a render
+    /// admitted already (fetching, waiting or running): one more could not
+    /// start when its original is in.
+    fn check_free_worker(&self) -> Result<(), RenderError> {
+        if self.admitted() >= self.workers {
+            METRICS.render_shed("overload");
+            return Err(RenderError::Overloaded {
+                reason: "no render worker free",
             });
         }
         Ok(())
@@ -547,7 +598,8 @@ impl RenderPool {
     ) -> Result<Derivative, RenderError> {
         let batches = match &self.batches {
             Some(batches)
-                if sources.watermark.is_none()
+                if !admission.start_now
+                    && sources.watermark.is_none()
                     && sources.blend.is_none()
                     && may_share_a_decode(&plan) =>
             {
@@ -647,6 +699,7 @@ impl RenderPool {
             Arc::clone(&self.running_memory).acquire_many_owned(kib),
             deadline,
             gone,
+            std::future::pending(),
         )
         .await?;
         // Whether the others can share this one's decode, and at what size,
@@ -767,7 +820,8 @@ impl RenderPool {
             let memory = running_memory.acquire_many_owned(kib).await?;
             Ok::<_, tokio::sync::AcquireError>((worker, memory))
         };
-        let (worker, running_memory) = start_within(started, deadline, gone).await?;
+        let overload = refuse_unless_free(admission.start_now);
+        let (worker, running_memory) = start_within(started, deadline, gone, overload).await?;
         admission.start();
         let held = (worker, running_memory, reservation, admission);
         self.run_on_worker(held, estimated, work).await
@@ -1007,15 +1061,17 @@ fn batch_answer(
     }))
 }
 
-/// Whether `deadline` leaves too little time ([`MIN_REMAINING`]) to start.
 /// Waits for what a render needs to start (`started`: its worker, its
-/// running memory) while the caller's `deadline` leaves time to start and
-/// the caller is not `gone`. What came free at the last moment (the select
-/// prefers it) is still no reason to start work the caller cannot receive.
+/// running memory) while the caller's `deadline` leaves time to start, the
+/// caller is not `gone` and no `overload` says to refuse it instead (what
+/// is free at once still starts: the select prefers it). What came free at
+/// the last moment is still no reason to start work the caller cannot
+/// receive.
 async fn start_within<T>(
     started: impl Future<Output = Result<T, tokio::sync::AcquireError>>,
     deadline: Option<Instant>,
     gone: impl Future<Output = ()>,
+    overload: impl Future<Output = ()>,
 ) -> Result<T, RenderError> {
     let started = tokio::select! {
         biased;
@@ -1027,6 +1083,12 @@ async fn start_within<T>(
             return Err(RenderError::DeadlineExceeded);
         }
         () = gone => return Err(RenderError::Abandoned),
+        () = overload => {
+            METRICS.render_shed("overload");
+            return Err(RenderError::Overloaded {
+                reason: "render could not start at once",
+            });
+        }
     };
     if deadline.is_some_and(too_close) {
         METRICS.render_shed("deadline");
@@ -1035,6 +1097,16 @@ async fn start_within<T>(
     Ok(started)
 }
 
+/// Resolves at once for a render admitted to start now (`start_now`: it
+/// is refused rather than wait for its worker or running memory), never
+/// for one that may wait.
+async fn refuse_unless_free(start_now: bool) {
+    if !start_now {
+        std::future::pending::<()>().await;
+    }
+}
+
+/// Whether `deadline` leaves too little time ([`MIN_REMAINING`]) to start.
 fn too_close(deadline: Instant) -> bool {
     deadline.saturating_duration_since(Instant::now()) < MIN_REMAINING
 }
@@ -1849,5 +1921,94 @@ mod tests {
         );
         held.clear();
         assert!(pool.check_limit_at(full).is_ok(), "a free worker: admitted");
+    }
+
+    /// A render admitted to start now is refused at once while every
+    /// worker has a render admitted (fetching or running), by `admit` and
+    /// by the check before the lease alike, and admitted once one is free.
+    #[tokio::test]
+    async fn start_now_is_refused_while_every_worker_has_a_render() {
+        let pool =
+            RenderPool::with_admission(1, 2, DEFAULT_MEMORY_BUDGET_BYTES, RenderLimits::default());
+        let first = pool.admit(None).unwrap();
+        assert!(pool.check_room().is_ok(), "a queue place is free");
+        let refused = pool.admit_to_start(None).unwrap_err();
+        assert!(matches!(
+            refused,
+            RenderError::Overloaded {
+                reason: "no render worker free"
+            }
+        ));
+        assert_eq!(refused.code(), imgmesh_errors::ErrorCode::Overloaded);
+        assert!(matches!(
+            pool.check_room_to_start(),
+            Err(RenderError::Overloaded {
+                reason: "no render worker free"
+            })
+        ));
+        assert_eq!(
+            metric(r#"imgmesh_render_shed_total{reason="overload"}"#),
+            2.0
+        );
+        assert_eq!(pool.admitted(), 1, "the refusals took no place");
+        drop(first);
+        assert!(pool.check_room_to_start().is_ok());
+        let now = pool.admit_to_start(None).unwrap();
+        assert!(now.start_now);
+        assert!(!pool.admit(None).unwrap().start_now);
+    }
+
+    /// A render admitted to start now whose worker, or running memory, is
+    /// taken by the time it would start is refused as overloaded at once
+    /// instead of waiting, and gives its place back; with both free it
+    /// renders.
+    #[tokio::test]
+    async fn start_now_renders_do_not_wait() {
+        let original = test_images::jpeg(400, 300);
+        let plan = Arc::new(width(40));
+        let pool =
+            RenderPool::with_admission(1, 2, DEFAULT_MEMORY_BUDGET_BYTES, RenderLimits::default());
+        let render = |admission| {
+            let sources = RenderSources::original(original.clone());
+            pool.render_admitted(
+                admission,
+                sources,
+                Arc::clone(&plan),
+                None,
+                std::future::pending(),
+            )
+        };
+
+        let admission = pool.admit_to_start(None).unwrap();
+        // Another render took the worker while this one was fetched.
+        let busy = Arc::clone(&pool.running).acquire_owned().await.unwrap();
+        let refused = tokio::time::timeout(Duration::from_secs(5), render(admission))
+            .await
+            .expect("refused at once, not queued")
+            .unwrap_err();
+        assert!(matches!(
+            refused,
+            RenderError::Overloaded {
+                reason: "render could not start at once"
+            }
+        ));
+        assert_eq!(pool.admitted(), 0, "its place is back");
+        drop(busy);
+
+        let admission = pool.admit_to_start(None).unwrap();
+        let memory = Arc::clone(&pool.running_memory)
+            .acquire_many_owned(pool.running_memory_kib)
+            .await
+            .unwrap();
+        let refused = tokio::time::timeout(Duration::from_secs(5), render(admission))
+            .await
+            .expect("refused at once, not waiting for running memory")
+            .unwrap_err();
+        assert!(matches!(refused, RenderError::Overloaded { .. }));
+        assert_eq!((pool.admitted(), pool.in_flight()), (0, 0));
+        drop(memory);
+
+        let admission = pool.admit_to_start(None).unwrap();
+        assert_eq!(render(admission).await.unwrap().width, 40);
     }
 }

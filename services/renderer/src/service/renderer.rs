@@ -145,6 +145,18 @@ impl Renderer {
         request: RenderRequest,
         timeout: Option<Duration>,
     ) -> Result<RenderResponse, RenderError> {
+        self.render_derivative_as(request, timeout, false).await
+    }
+
+    /// [`Renderer::render_derivative`], whose miss, with `start_now`, is
+    /// rendered only if it can start at once and is refused as overloaded
+    /// otherwise (`RenderPool::admit_to_start`), never queued.
+    pub async fn render_derivative_as(
+        &self,
+        request: RenderRequest,
+        timeout: Option<Duration>,
+        start_now: bool,
+    ) -> Result<RenderResponse, RenderError> {
         let deadline = timeout.map(|timeout| Instant::now() + timeout);
         check_names_an_original(&request)?;
         let plan = ResolvedPlan::resolve(request.plan.as_ref().unwrap_or(&Default::default()))?;
@@ -163,7 +175,8 @@ impl Renderer {
             .cache
             .lookup(&names, conditional.is_conditional())
             .await;
-        let (job, found) = Job::new(Arc::clone(&request), plan, lookup, &names.base, deadline);
+        let (mut job, found) = Job::new(Arc::clone(&request), plan, lookup, &names.base, deadline);
+        job.start_now = start_now;
 
         if let Some(found) = found {
             let (meta, data) = found.into_parts();

@@ -47,6 +47,9 @@ impl Renderer {
         if job.abandoned.is_set() {
             return Err(RenderError::Abandoned);
         }
+        if job.start_now {
+            return self.pool.admit_to_start(job.deadline);
+        }
         self.pool.admit(job.deadline)
     }
 

@@ -125,6 +125,34 @@ async fn hits_need_no_slot_and_misses_are_refused_before_fetching() {
     assert_eq!(fetcher.fetches(), 1, "nothing fetched for the refused miss");
 }
 
+/// A miss asked to start now is refused as overloaded, before its original
+/// is fetched, while every worker has a render admitted; the same miss
+/// asked plainly takes a queue place and is rendered.
+#[tokio::test]
+async fn start_now_misses_are_refused_while_every_worker_has_a_render() {
+    let redis = RedisServer::start().await;
+    let fetcher = fetcher_with_cat().await;
+    let mut renderer = renderer(&redis.url(), fetcher.channel());
+    renderer.pool = RenderPool::with_admission(1, 2, 1 << 30, RenderLimits::default());
+    let fetching = renderer.pool.admit(None).unwrap();
+    let refused = renderer
+        .render_derivative_as(request("cat.jpg", webp_200(), 60), None, true)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(refused, RenderError::Overloaded { .. }),
+        "{refused:?}"
+    );
+    assert_eq!(fetcher.fetches(), 0, "nothing fetched for the refused miss");
+    let rendered = renderer
+        .render_derivative_as(request("cat.jpg", webp_200(), 60), None, false)
+        .await
+        .unwrap();
+    assert!(!rendered.cache_hit);
+    assert_eq!(fetcher.fetches(), 1);
+    drop(fetching);
+}
+
 /// A TTL of 0 is never cached, so every render fetches again.
 #[tokio::test]
 async fn zero_ttl_renders_every_time() {
