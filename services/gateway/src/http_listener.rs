@@ -1,17 +1,18 @@
-//! Serving a router on a TCP listener with the connection limits axum's own
-//! `serve` does not offer: a client has `header_read_timeout` to send a
-//! request head (a slow or stalled client is disconnected instead of
-//! holding a connection forever), every request carries the peer's address
-//! as axum's [`ConnectInfo`], and shutdown stops accepting, lets in-flight
-//! requests finish and closes idle connections.
+//! Serving a router (or any service of requests) on a TCP listener with
+//! the connection limits axum's own `serve` does not offer: a client has
+//! `header_read_timeout` to send a request head (a slow or stalled client
+//! is disconnected instead of holding a connection forever), every request
+//! carries the peer's address as axum's [`ConnectInfo`], and shutdown stops
+//! accepting, lets in-flight requests finish and closes idle connections.
 
+use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use axum::Router;
 use axum::body::Body;
-use axum::extract::ConnectInfo;
+use axum::extract::{ConnectInfo, Request};
+use axum::response::Response;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -30,15 +31,22 @@ pub(crate) struct ConnectionOptions {
     pub(crate) nodelay: bool,
 }
 
-/// Serves `router` on `listener` until `shutdown` resolves, then stops
-/// accepting and returns once every open connection has finished its
-/// in-flight requests (the caller bounds that wait).
-pub(crate) async fn serve<F>(
+/// Serves `router` (an [`axum::Router`], or any service like one) on
+/// `listener` until `shutdown` resolves, then stops accepting and returns
+/// once every open connection has finished its in-flight requests (the
+/// caller bounds that wait).
+pub(crate) async fn serve<S, F>(
     listener: TcpListener,
-    router: Router,
+    router: S,
     options: ConnectionOptions,
     shutdown: F,
 ) where
+    S: tower::Service<Request<Body>, Response = Response, Error = Infallible>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    S::Future: Send + 'static,
     F: Future<Output = ()> + Send,
 {
     let mut builder = auto::Builder::new(TokioExecutor::new());

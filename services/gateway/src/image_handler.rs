@@ -19,7 +19,7 @@ use std::time::{Duration, Instant, UNIX_EPOCH};
 use axum::body::{Body, HttpBody as _};
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
-use http::{HeaderValue, Method, StatusCode, header};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use imgmesh_derivative_cache::{CacheNames, Conditional, DerivativeCache, unix_now};
 use imgmesh_errors::ErrorCode;
 use imgmesh_proto::registry::v1::Source;
@@ -38,7 +38,11 @@ use crate::source_cache::{Lookup, ResolvedSource, Serving};
 use crate::url_expiry;
 
 /// Header saying whether the derivative came from the cache.
-const CACHE_STATUS_HEADER: &str = "x-imgmesh-cache";
+const CACHE_STATUS_HEADER: HeaderName = HeaderName::from_static("x-imgmesh-cache");
+
+/// Room for an image response's headers (a 200 from the cache has seven,
+/// and `traceresponse` may follow), so filling them never grows the map.
+const RESPONSE_HEADER_CAPACITY: usize = 10;
 
 /// Longest a request waits for the registry when the host's last answer
 /// could stand in: past it the last answer is served, and the lookup goes
@@ -161,7 +165,8 @@ async fn answer(
             } else {
                 parse_render_plan(&source.default_params, "", accept)?.plan
             };
-            match state.upstream().render(render(fallback, plan, "", 0)).await {
+            let fallback_render = state.upstream().render(render(fallback, plan, "", 0));
+            match Box::pin(fallback_render).await {
                 Ok(rendered) => (rendered, error.http_status()),
                 Err(fallback_error) => {
                     tracing::warn!(error = %fallback_error, "the Source's fallback image failed");
@@ -255,10 +260,9 @@ async fn derivative_named(
     {
         return Ok(cached);
     }
-    state
-        .upstream()
-        .render_within(request(), render_timeout)
-        .await
+    // Boxed: a render is a future of kilobytes that every hit's future
+    // would otherwise carry and copy.
+    Box::pin(state.upstream().render_within(request(), render_timeout)).await
 }
 
 /// The derivative from Redis when a fresh copy is there (its validators
@@ -340,48 +344,16 @@ pub(crate) async fn resolve_source(
         imgmesh.source_cache = tracing::field::Empty,
         imgmesh.source_id = tracing::field::Empty,
     );
-    let lookup = async {
-        let cache = state.sources();
-        if let Some(cached) = cache.get(host.as_str(), Instant::now()) {
-            tracing::Span::current().record("imgmesh.source_cache", "hit");
-            return Ok(cached);
+    let lookup = match state.sources().get(host.as_str(), Instant::now()) {
+        Some(cached) => {
+            span.record("imgmesh.source_cache", "hit");
+            cached
         }
-        tracing::Span::current().record("imgmesh.source_cache", "miss");
-        let resolved = if cache.has_stale(host.as_str(), Instant::now()) {
-            // A hung registry must not cost each request its whole lookup
-            // deadline when an answer is at hand: wait briefly, then let
-            // the lookup finish (and refresh the cache) on its own.
-            let lookup = tokio::spawn({
-                let (state, host) = (state.clone(), host.clone());
-                async move { resolve_and_remember(&state, &host).await }.in_current_span()
-            });
-            match tokio::time::timeout(STALE_LOOKUP_WAIT, lookup).await {
-                Ok(Ok(lookup)) => lookup,
-                Ok(Err(_panicked)) => Err(GatewayError::timed_out("registry")),
-                Err(_waited) => Err(GatewayError::timed_out("registry")),
-            }
-        } else {
-            resolve_and_remember(state, host).await
-        };
-        match resolved {
-            Ok(lookup) => Ok::<_, GatewayError>(lookup),
-            // The registry is down or slow, not saying "no": its last
-            // answer for the host is better than a 503.
-            Err(error) if registry_failed(&error) => {
-                match cache.get_stale(host.as_str(), Instant::now()) {
-                    Some(stale) => {
-                        tracing::Span::current().record("imgmesh.source_cache", "stale");
-                        tracing::warn!(error = %error, "registry failed; serving the host's last known source");
-                        Ok(stale)
-                    }
-                    None => Err(error),
-                }
-            }
-            Err(error) => Err(error),
-        }
-    }
-    .instrument(span.clone())
-    .await?;
+        // Boxed: asking the registry is a future of kilobytes, which every
+        // request's future would otherwise carry (and copy) although the
+        // cache answers almost all of them.
+        None => Box::pin(resolve_uncached(state, host).instrument(span.clone())).await?,
+    };
     match lookup {
         Lookup::Source(resolved) => {
             span.record("imgmesh.source_id", resolved.source.id.as_str());
@@ -389,6 +361,46 @@ pub(crate) async fn resolve_source(
         }
         Lookup::Disabled => Err(GatewayError::SourceDisabled),
         Lookup::Unknown => Err(GatewayError::UnknownHost),
+    }
+}
+
+/// [`resolve_source`] when the source cache has no live answer for `host`:
+/// the registry's, or the cache's stale one when the registry fails. Runs
+/// in the `registry.resolve_host` span.
+async fn resolve_uncached(state: &GatewayState, host: &SourceHost) -> Result<Lookup, GatewayError> {
+    let cache = state.sources();
+    tracing::Span::current().record("imgmesh.source_cache", "miss");
+    let resolved = if cache.has_stale(host.as_str(), Instant::now()) {
+        // A hung registry must not cost each request its whole lookup
+        // deadline when an answer is at hand: wait briefly, then let
+        // the lookup finish (and refresh the cache) on its own.
+        let lookup = tokio::spawn({
+            let (state, host) = (state.clone(), host.clone());
+            async move { resolve_and_remember(&state, &host).await }.in_current_span()
+        });
+        match tokio::time::timeout(STALE_LOOKUP_WAIT, lookup).await {
+            Ok(Ok(lookup)) => lookup,
+            Ok(Err(_panicked)) => Err(GatewayError::timed_out("registry")),
+            Err(_waited) => Err(GatewayError::timed_out("registry")),
+        }
+    } else {
+        resolve_and_remember(state, host).await
+    };
+    match resolved {
+        Ok(lookup) => Ok(lookup),
+        // The registry is down or slow, not saying "no": its last
+        // answer for the host is better than a 503.
+        Err(error) if registry_failed(&error) => {
+            match cache.get_stale(host.as_str(), Instant::now()) {
+                Some(stale) => {
+                    tracing::Span::current().record("imgmesh.source_cache", "stale");
+                    tracing::warn!(error = %error, "registry failed; serving the host's last known source");
+                    Ok(stale)
+                }
+                None => Err(error),
+            }
+        }
+        Err(error) => Err(error),
     }
 }
 
@@ -512,6 +524,7 @@ fn image_response(
         CacheStatus::Miss | CacheStatus::Unspecified => "miss",
     };
     let not_modified = rendered.not_modified && status == StatusCode::OK;
+    let body_length = rendered.data.len() as u64;
     let mut response = if not_modified {
         // A body of unknown size, so no `Content-Length: 0` is added: a
         // 304's length would have to be the full image's (RFC 9110 §8.6).
@@ -521,6 +534,7 @@ fn image_response(
     } else {
         Response::new(Body::from(rendered.data))
     };
+    *response.headers_mut() = HeaderMap::with_capacity(RESPONSE_HEADER_CAPACITY);
     *response.status_mut() = if not_modified {
         StatusCode::NOT_MODIFIED
     } else {
@@ -541,12 +555,15 @@ fn image_response(
         headers.insert(header::CACHE_CONTROL, cache_control);
         return Ok(with_content_length(response));
     }
+    let cacheable = rendered.max_age_seconds != 0;
     let inputs = HeaderInputs {
         content_type: &rendered.content_type,
         etag: &rendered.etag,
         last_modified: rendered.last_modified,
-        cacheable: rendered.max_age_seconds != 0,
+        cacheable,
         max_age: lifetime.cap_aged(rendered.max_age_seconds, rendered.age_seconds),
+        age: (cacheable && rendered.age_seconds > 0).then_some(rendered.age_seconds),
+        content_length: (!not_modified).then_some(body_length),
     };
     let values = memoized.response_headers(&inputs, ok_headers)?;
     let headers = response.headers_mut();
@@ -563,10 +580,15 @@ fn image_response(
         headers.insert(header::LAST_MODIFIED, last_modified.clone());
     }
     headers.insert(header::CACHE_CONTROL, values.cache_control.clone());
-    if inputs.cacheable && rendered.age_seconds > 0 {
-        headers.insert(header::AGE, HeaderValue::from(rendered.age_seconds));
+    if let Some(age) = &values.age {
+        headers.insert(header::AGE, age.clone());
     }
-    Ok(with_content_length(response))
+    if !not_modified && let Some(length) = &values.content_length {
+        // The body's own length, remembered with the other values: what
+        // `with_content_length` would set.
+        headers.insert(header::CONTENT_LENGTH, length.clone());
+    }
+    Ok(response)
 }
 
 /// A 200's header values for `inputs`: its content type (an error when the

@@ -35,12 +35,11 @@
 //! Source's series stay until the process restarts.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, LazyLock, Mutex, OnceLock};
 use std::time::Instant;
 
-use axum::extract::Request;
-use axum::middleware::Next;
 use axum::response::Response;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -432,10 +431,10 @@ pub(crate) fn register() {
     LazyLock::force(&METRICS);
 }
 
-/// Middleware of the public router: counts and times every request.
-pub(crate) async fn count_request(request: Request, next: Next) -> Response {
+/// A step of every public request: counts and times its `response`.
+pub(crate) async fn count_request(response: impl Future<Output = Response>) -> Response {
     let started = Instant::now();
-    let response = next.run(request).await;
+    let response = response.await;
     METRICS
         .http_duration
         .observe(started.elapsed().as_secs_f64());

@@ -17,8 +17,9 @@
 //! counters, whose current values the derivative cache reads on each lookup.
 //!
 //! Each entry also remembers the header values of the last `200` it
-//! answered ([`MemoizedPlan::response_headers`]), so a hot copy answered
-//! again reuses them instead of parsing and formatting them anew.
+//! answered ([`MemoizedPlan::response_headers`]), its `Content-Length` and
+//! `Age` included, so a hot copy answered again reuses them instead of
+//! parsing and formatting them anew (the `Age` changes once a second).
 //!
 //! The memo holds at most [`MEMO_CAPACITY`] URLs; when it is full an
 //! arbitrary one makes room. Keys longer than [`MAX_MEMO_KEY_BYTES`] are
@@ -55,7 +56,7 @@ pub(crate) struct MemoizedPlan {
 }
 
 /// What a `200`'s own headers are made of: the derivative's content type,
-/// validators and lifetime.
+/// validators, lifetime, age and length.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct HeaderInputs<'a> {
     /// The derivative's media type.
@@ -68,6 +69,11 @@ pub(crate) struct HeaderInputs<'a> {
     pub(crate) cacheable: bool,
     /// The `max-age` the response states.
     pub(crate) max_age: u32,
+    /// The `Age` the response states, if any.
+    pub(crate) age: Option<u32>,
+    /// The body's length; `None` for a response without a body of its own
+    /// (a `304`), which any remembered length suits, as it states none.
+    pub(crate) content_length: Option<u64>,
 }
 
 /// The header values built from a [`HeaderInputs`].
@@ -78,6 +84,8 @@ pub(crate) struct ResponseHeaders {
     last_modified_seconds: i64,
     cacheable: bool,
     max_age: u32,
+    age_seconds: Option<u32>,
+    content_length_bytes: Option<u64>,
     /// `Content-Type`.
     pub(crate) content_type: HeaderValue,
     /// `ETag`, when there is a valid one.
@@ -86,12 +94,17 @@ pub(crate) struct ResponseHeaders {
     pub(crate) last_modified: Option<HeaderValue>,
     /// `Cache-Control`.
     pub(crate) cache_control: HeaderValue,
+    /// `Age`, when the response states one.
+    pub(crate) age: Option<HeaderValue>,
+    /// `Content-Length`, when the values were built for a body.
+    pub(crate) content_length: Option<HeaderValue>,
 }
 
 // === impl ResponseHeaders ===
 
 impl ResponseHeaders {
-    /// The values built from `inputs`.
+    /// The values built from `inputs`: those given, and `Age` and
+    /// `Content-Length` from the numbers.
     pub(crate) fn new(
         inputs: &HeaderInputs<'_>,
         content_type: HeaderValue,
@@ -105,16 +118,24 @@ impl ResponseHeaders {
             last_modified_seconds: inputs.last_modified,
             cacheable: inputs.cacheable,
             max_age: inputs.max_age,
+            age_seconds: inputs.age,
+            content_length_bytes: inputs.content_length,
             content_type,
             etag,
             last_modified,
             cache_control,
+            age: inputs.age.map(HeaderValue::from),
+            content_length: inputs.content_length.map(HeaderValue::from),
         }
     }
 
     /// Whether these values were built from `inputs`.
     fn built_from(&self, inputs: &HeaderInputs<'_>) -> bool {
         self.max_age == inputs.max_age
+            && self.age_seconds == inputs.age
+            && inputs
+                .content_length
+                .is_none_or(|length| self.content_length_bytes == Some(length))
             && self.cacheable == inputs.cacheable
             && self.last_modified_seconds == inputs.last_modified
             && self.etag_text == inputs.etag
@@ -509,6 +530,8 @@ mod tests {
             last_modified: 1_700_000_000,
             cacheable: true,
             max_age: 60,
+            age: Some(5),
+            content_length: Some(1_234),
         };
         let build = |inputs: &HeaderInputs<'_>| {
             Ok::<_, ()>(ResponseHeaders::new(
@@ -524,6 +547,15 @@ mod tests {
             .response_headers(&inputs, |_| Err(()))
             .expect("the same inputs reuse the built values");
         assert!(Arc::ptr_eq(&first, &again));
+        assert_eq!(first.age.as_ref().unwrap(), "5");
+        assert_eq!(first.content_length.as_ref().unwrap(), "1234");
+        // A 304 states no length: the values built for the 200 serve it.
+        let not_modified = HeaderInputs {
+            content_length: None,
+            ..inputs
+        };
+        let reused = plan.response_headers(&not_modified, |_| Err(())).unwrap();
+        assert!(Arc::ptr_eq(&first, &reused));
         let changes = [
             HeaderInputs {
                 etag: "\"def\"",
@@ -543,6 +575,18 @@ mod tests {
             },
             HeaderInputs {
                 max_age: 59,
+                ..inputs
+            },
+            HeaderInputs {
+                age: Some(6),
+                ..inputs
+            },
+            HeaderInputs {
+                age: None,
+                ..inputs
+            },
+            HeaderInputs {
+                content_length: Some(1_235),
                 ..inputs
             },
         ];
