@@ -20,17 +20,24 @@ fn main() -> anyhow::Result<()> {
     // Before the runtime starts its threads: libvips' large, short-lived
     // buffers otherwise spread over many malloc arenas.
     imgmesh_runtime::limit_malloc_arenas(2);
+    // Also before: libvips starts with only the modules imgmesh uses (it
+    // sets VIPSHOME for the start).
+    let modules = imgmesh_renderer::libvips::init_with_needed_modules()?;
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?
-        .block_on(serve(config))
+        .block_on(serve(config, modules))
 }
 
 /// Binds the gRPC and metrics listeners, builds the renderer and serves it
 /// until Ctrl-C or SIGTERM, then stops the metrics listener; telemetry
-/// around it all.
-async fn serve(config: RendererConfig) -> anyhow::Result<()> {
+/// around it all. `modules` are the libvips modules loaded at its start.
+async fn serve(config: RendererConfig, modules: Vec<String>) -> anyhow::Result<()> {
     imgmesh_runtime::run_binary("imgmesh-renderer", &config.telemetry, async {
+        tracing::info!(
+            ?modules,
+            "libvips started with only the modules imgmesh uses"
+        );
         let transport = config.tls.transport()?;
         let listener = imgmesh_runtime::bind("renderer", "grpc", config.listen).await?;
         let metrics = imgmesh_runtime::MetricsServer::start("renderer", &config.metrics).await?;

@@ -97,6 +97,127 @@ pub fn init() -> Result<(), RenderError> {
     }
 }
 
+/// The libvips modules imgmesh uses: `vips-heif` (HEIF/AVIF load and
+/// save). The others a distribution ships (ImageMagick, Poppler,
+/// OpenSlide, libjxl) only add loaders the renderer blocks and savers it
+/// never calls.
+const NEEDED_MODULES: [&str; 1] = ["vips-heif"];
+
+/// Starts libvips as [`init`] does, with only [`NEEDED_MODULES`] loaded:
+/// libvips loads every module in its `vips-modules-<major>.<minor>`
+/// directory when it starts, and each pulls its libraries into the process
+/// (ImageMagick, Poppler and OpenSlide: about 6 MB of resident pages that
+/// never serve a render, and code hostile input cannot reach if it is not
+/// there). libvips looks for that directory under `$VIPSHOME`, so for its
+/// start this points `VIPSHOME` at a new, empty private directory (mode
+/// 0700, removed right after) where it finds none; then it loads the
+/// needed modules from libvips' own module directory itself, through GLib
+/// (`g_module_open`, which runs the module's initialiser as libvips
+/// would). Returns the modules loaded.
+///
+/// An operator's own `VIPSHOME`, or a libvips without a module directory
+/// beside it, start libvips as [`init`] does, with whatever modules it
+/// finds. A needed module that is there but fails to load is an error.
+///
+/// Call it before the process starts other threads: it sets an environment
+/// variable.
+#[expect(
+    clippy::disallowed_methods,
+    reason = "VIPSHOME is set for libvips' start only, before the process starts other threads"
+)]
+pub fn init_with_needed_modules() -> Result<Vec<String>, RenderError> {
+    if STARTED.get().is_some() || std::env::var_os("VIPSHOME").is_some() {
+        return init().map(|()| Vec::new());
+    }
+    let Some(system) = system_modules_dir() else {
+        return init().map(|()| Vec::new());
+    };
+    let home = match empty_private_dir() {
+        Ok(home) => home,
+        Err(error) => {
+            tracing::warn!(%error, "libvips starts with every module it finds");
+            return init().map(|()| Vec::new());
+        }
+    };
+    // SAFETY: called before the process starts other threads (see above),
+    // so nothing reads the environment while it changes.
+    unsafe { std::env::set_var("VIPSHOME", &home) };
+    let started = init();
+    // SAFETY: as above.
+    unsafe { std::env::remove_var("VIPSHOME") };
+    if let Err(error) = std::fs::remove_dir(&home) {
+        tracing::warn!(%error, "removing libvips' private VIPSHOME");
+    }
+    started?;
+    let mut loaded = Vec::new();
+    for module in NEEDED_MODULES {
+        let path = system.join(format!("{module}.so"));
+        if !path.is_file() {
+            continue;
+        }
+        let Ok(file) = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()) else {
+            continue;
+        };
+        // SAFETY: a NUL-terminated path; GLib loads the module and runs its
+        // g_module_check_init, which registers its operations with libvips
+        // (started above) and makes the module resident.
+        let opened = unsafe { g_module_open(file.as_ptr(), G_MODULE_BIND_LAZY) };
+        if opened.is_null() {
+            return Err(RenderError::Internal {
+                context: "loading a libvips module",
+            });
+        }
+        loaded.push(module.to_owned());
+    }
+    Ok(loaded)
+}
+
+/// GLib's flag for [`g_module_open`]: resolve symbols when first used.
+const G_MODULE_BIND_LAZY: c_int = 1;
+
+#[link(name = "gmodule-2.0")]
+unsafe extern "C" {
+    /// GLib's module loader (libvips loads its modules with it).
+    fn g_module_open(file_name: *const c_char, flags: c_int) -> *mut c_void;
+}
+
+/// libvips' module directory: `vips-modules-<major>.<minor>` beside the
+/// libvips library this process mapped; `None` when there is none.
+fn system_modules_dir() -> Option<std::path::PathBuf> {
+    let maps = std::fs::read_to_string("/proc/self/maps").ok()?;
+    let libvips = maps
+        .lines()
+        .filter_map(|line| line.split_whitespace().nth(5))
+        .find(|path| {
+            std::path::Path::new(path)
+                .file_name()
+                .is_some_and(|name| name.to_string_lossy().starts_with("libvips.so"))
+        })?;
+    let version = Vips::version_string().ok()?;
+    let mut parts = version.split('.');
+    let name = format!("vips-modules-{}.{}", parts.next()?, parts.next()?);
+    let dir = std::path::Path::new(libvips).parent()?.join(name);
+    dir.is_dir().then_some(dir)
+}
+
+/// A new directory of this process's own under the temporary directory,
+/// mode 0700: no other user can place a module in it.
+fn empty_private_dir() -> std::io::Result<std::path::PathBuf> {
+    use std::os::unix::fs::DirBuilderExt as _;
+
+    let nonce = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos();
+    let home = std::env::temp_dir().join(format!(
+        "imgmesh-renderer-vips-{}-{nonce:x}",
+        std::process::id()
+    ));
+    // create fails if the name exists.
+    std::fs::DirBuilder::new().mode(0o700).create(&home)?;
+    Ok(home)
+}
+
 /// Keeps glibc's mmap threshold at [`MMAP_THRESHOLD_BYTES`]. glibc raises
 /// it, by default, to the size of each mapped block that is freed (up to
 /// 32 MiB), so after the first render libjpeg's coefficient buffer (18 MB
@@ -559,4 +680,63 @@ unsafe extern "C" fn on_eval(
 unsafe extern "C" fn release_budget(state: *mut c_void, _closure: *mut bindings::GClosure) {
     // SAFETY: `state` came from `Arc::into_raw` in `watch`, released once.
     drop(unsafe { Arc::from_raw(state.cast_const().cast::<BudgetState>()) });
+}
+
+#[cfg(test)]
+mod module_tests {
+    use super::*;
+
+    /// The libraries mapped into this process.
+    fn mapped() -> String {
+        std::fs::read_to_string("/proc/self/maps").unwrap()
+    }
+
+    /// Started so, libvips loads the HEIF module (AVIF still encodes) and
+    /// none of the others this machine's libvips has, and leaves no
+    /// directory or variable behind. Each test runs in its own process
+    /// (nextest), so libvips starts here.
+    #[test]
+    fn only_the_needed_modules_are_loaded() {
+        let home_before = std::env::var_os("VIPSHOME");
+        assert!(home_before.is_none(), "the test needs VIPSHOME unset");
+        let loaded = init_with_needed_modules().unwrap();
+        let maps = mapped();
+        let system = system_modules_dir().expect("this machine's libvips has modules");
+        let shipped: Vec<String> = std::fs::read_dir(&system)
+            .map(|dir| {
+                dir.filter_map(|entry| {
+                    let name = entry.ok()?.file_name().to_string_lossy().into_owned();
+                    name.strip_suffix(".so").map(str::to_owned)
+                })
+                .collect()
+            })
+            .unwrap_or_default();
+        for module in &shipped {
+            let is_mapped = maps.contains(&format!("/{module}.so"));
+            assert_eq!(
+                is_mapped,
+                NEEDED_MODULES.contains(&module.as_str()),
+                "{module}: mapped {is_mapped}"
+            );
+        }
+        if shipped.iter().any(|module| module == "vips-heif") {
+            assert_eq!(loaded, ["vips-heif"]);
+            // An AVIF encodes (heifsave) and decodes (heifload).
+            let avif = crate::test_images::avif(16, 16);
+            let image = VipsImage::new_from_buffer(&avif, "").unwrap();
+            assert_eq!(image.get_width(), 16);
+        }
+        assert!(std::env::var_os("VIPSHOME").is_none());
+        let leftovers = std::fs::read_dir(std::env::temp_dir())
+            .unwrap()
+            .filter_map(Result::ok)
+            .filter(|entry| {
+                entry
+                    .file_name()
+                    .to_string_lossy()
+                    .starts_with(&format!("imgmesh-renderer-vips-{}-", std::process::id()))
+            })
+            .count();
+        assert_eq!(leftovers, 0);
+    }
 }
