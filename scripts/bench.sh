@@ -329,14 +329,16 @@ cache_generation=0
 fresh_cache() {
   local generation=0 tries=0
   redis-cli -p "$redis_port" FLUSHALL >/dev/null
+  # FLUSHALL restarted the purge counter too: purge until it passes the
+  # last generation, so no copy kept under an older one is served.
   while ((generation <= cache_generation)); do
     # A purge refused while the machine is busy (the renderer's Redis call
     # timing out: "the derivative cache is unavailable") is tried again,
     # up to 5 times, a second apart.
-    generation=$("${cli[@]}" --json purge demo --all --renderer-url "http://$renderer" |
-      grep -o '"generation": *[0-9]*' | grep -o '[0-9]*$') || generation=0
-    if ((generation <= cache_generation)); then
+    if ! generation=$("${cli[@]}" --json purge demo --all --renderer-url "http://$renderer" |
+      grep -o '"generation": *[0-9]*' | grep -o '[0-9]*$'); then
       ((++tries < 5)) || { echo "fresh_cache: the purge failed 5 times" >&2; return 1; }
+      generation=0
       sleep 1
     fi
   done
