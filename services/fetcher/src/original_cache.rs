@@ -8,7 +8,8 @@
 //! the loader so it can revalidate with the stored ETag instead of reading
 //! the body again. Concurrent loads of one key share a single origin read.
 //! The cache is bounded by the bytes it holds, evicting least recently used
-//! entries first. Every lookup is counted in
+//! entries first; a copy under a newer purge generation or config version
+//! replaces the object's older copy at once. Every lookup is counted in
 //! `imgmesh_cache_lookups_total{tier="original"}` as a `hit` (fresh entry),
 //! `stale` (entry to revalidate) or `miss`.
 
@@ -94,11 +95,13 @@ pub(crate) struct OriginalCache<E> {
     lookups: LookupCounters,
 }
 
-/// LRU bookkeeping: entries with their last-use tick, and ticks in order.
+/// LRU bookkeeping: entries with their last-use tick, and ticks in order;
+/// and, per object (Source and S3 key), the key of its newest copy.
 #[derive(Debug, Default)]
 struct Entries {
     by_key: HashMap<OriginalKey, (Arc<CachedOriginal>, u64)>,
     by_use: BTreeMap<u64, OriginalKey>,
+    newest: HashMap<(String, String), OriginalKey>,
     bytes: u64,
     tick: u64,
 }
@@ -266,7 +269,18 @@ impl Entries {
         Some(original)
     }
 
+    /// Adds `key`'s copy. A copy of the same object under another
+    /// generation or config version is dropped: a purge or a Source change
+    /// made it, and no caller asks for it again (a request still in flight
+    /// under the old one only misses). Without this, every purge left its
+    /// object's old copy in memory until the LRU reached it.
     fn push(&mut self, key: OriginalKey, original: Arc<CachedOriginal>) {
+        let object = (key.source_id.clone(), key.key.clone());
+        if let Some(superseded) = self.newest.insert(object, key.clone())
+            && superseded != key
+        {
+            self.remove(&superseded);
+        }
         let tick = self.next_tick();
         self.bytes += original.body.len() as u64;
         self.by_use.insert(tick, key.clone());
@@ -277,6 +291,7 @@ impl Entries {
         if let Some((original, used)) = self.by_key.remove(key) {
             self.by_use.remove(&used);
             self.bytes -= original.body.len() as u64;
+            self.forget_newest(key);
         }
     }
 
@@ -287,8 +302,17 @@ impl Entries {
         };
         if let Some((original, _)) = self.by_key.remove(&key) {
             self.bytes -= original.body.len() as u64;
+            self.forget_newest(&key);
         }
         true
+    }
+
+    /// Forgets `key` as its object's newest copy, if it is.
+    fn forget_newest(&mut self, key: &OriginalKey) {
+        let object = (key.source_id.clone(), key.key.clone());
+        if self.newest.get(&object) == Some(key) {
+            self.newest.remove(&object);
+        }
     }
 }
 
@@ -388,6 +412,55 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(how, Lookup::Loaded);
+    }
+
+    /// A copy under a new generation (a purge) or config version replaces
+    /// the object's old copy instead of sitting beside it; other objects
+    /// and other Sources' copies of the same key stay.
+    #[tokio::test]
+    async fn a_newer_generation_replaces_the_old_copy() {
+        let cache = OriginalCache::<String>::new(1 << 20, Duration::from_secs(60));
+        let at = |source: &str, version: u64, generation: &str, name: &str| OriginalKey {
+            source_id: source.to_owned(),
+            config_version: version,
+            key: name.to_owned(),
+            generation: generation.to_owned(),
+        };
+        let keys = [
+            at("src_1", 1, "e:1", "a.jpg"),
+            at("src_1", 1, "e:1", "b.jpg"),
+            at("src_2", 1, "e:1", "a.jpg"),
+        ];
+        for key in &keys {
+            cache
+                .get_or_load(key, |_| async { Ok(original(100, "\"e\"")) })
+                .await
+                .unwrap();
+        }
+        assert_eq!(cache.bytes(), 300);
+        let purged = at("src_1", 1, "e:2", "a.jpg");
+        cache
+            .get_or_load(&purged, |_| async { Ok(original(100, "\"e\"")) })
+            .await
+            .unwrap();
+        assert_eq!(cache.bytes(), 300);
+        assert!(!cache.holds(&keys[0]));
+        assert!(cache.holds(&purged) && cache.holds(&keys[1]) && cache.holds(&keys[2]));
+        let edited = at("src_1", 2, "e:2", "a.jpg");
+        cache
+            .get_or_load(&edited, |_| async { Ok(original(100, "\"e\"")) })
+            .await
+            .unwrap();
+        assert_eq!(cache.bytes(), 300);
+        assert!(!cache.holds(&purged) && cache.holds(&edited));
+        // Evicted and reloaded under its own key, bookkeeping stays exact.
+        let (_, how) = cache
+            .get_or_load(&keys[0], |_| async { Ok(original(100, "\"e\"")) })
+            .await
+            .unwrap();
+        assert_eq!(how, Lookup::Loaded);
+        assert_eq!(cache.bytes(), 300);
+        assert!(!cache.holds(&edited));
     }
 
     /// A stale entry is handed to the loader for revalidation.
