@@ -1583,6 +1583,20 @@ mod tests {
         assert!(metric("imgmesh_render_queue_wait_seconds_count") >= 2.0);
     }
 
+    /// Yields until `ready` holds, failing the test if `renders` finishes
+    /// first: the caller holds the only worker, so nothing may render yet.
+    async fn until_waiting<F: Future + Unpin>(renders: &mut F, ready: impl Fn() -> bool) {
+        let waiting = async {
+            while !ready() {
+                tokio::task::yield_now().await;
+            }
+        };
+        tokio::select! {
+            _ = renders => panic!("rendered without the worker"),
+            () = waiting => {}
+        }
+    }
+
     /// A render of `original` at `w` wide through the batches, under `key`.
     async fn batched(
         pool: &RenderPool,
@@ -1631,15 +1645,7 @@ mod tests {
                 .unwrap()
             })
             .sum();
-        let waiting = async {
-            while pool.batch_waiting() < widths.len() {
-                tokio::task::yield_now().await;
-            }
-        };
-        tokio::select! {
-            _ = &mut renders => panic!("rendered without the worker"),
-            () = waiting => {}
-        }
+        until_waiting(&mut renders, || pool.batch_waiting() >= widths.len()).await;
         assert_eq!(pool.reserved_bytes(), estimates, "each render's estimate");
         drop(busy);
         let derivatives = renders.await;
@@ -1686,15 +1692,10 @@ mod tests {
             );
             let mut renders = std::pin::pin!(renders);
             let queued = if batch_max > 1 { 3 } else { 0 };
-            let waiting = async {
-                while pool.batch_waiting() < queued || pool.admitted() < 3 {
-                    tokio::task::yield_now().await;
-                }
-            };
-            tokio::select! {
-                _ = &mut renders => panic!("rendered without the worker"),
-                () = waiting => {}
-            }
+            until_waiting(&mut renders, || {
+                pool.batch_waiting() >= queued && pool.admitted() >= 3
+            })
+            .await;
             drop(busy);
             let (a, b, c) = renders.await;
             assert_eq!(
@@ -1811,15 +1812,7 @@ mod tests {
                 widths.map(|w| batched(&pool, &original, w, "demo/a.jpg", None)),
             );
             let mut renders = std::pin::pin!(renders);
-            let waiting = async {
-                while pool.batch_waiting() < widths.len() {
-                    tokio::task::yield_now().await;
-                }
-            };
-            tokio::select! {
-                _ = &mut renders => panic!("rendered without the worker"),
-                () = waiting => {}
-            }
+            until_waiting(&mut renders, || pool.batch_waiting() >= widths.len()).await;
             drop(busy);
             for (derivative, w) in renders.await.into_iter().zip(widths) {
                 assert_eq!(derivative.unwrap().width, w, "round {round}");
