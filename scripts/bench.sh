@@ -441,22 +441,25 @@ for rep in $(seq 1 "$reps"); do
 
   fresh_cache
   for pid in "$renderer_pid" "$gateway_pid" "${mesh_pids[3]}"; do reset_peak "$pid"; done
-  before=$(cpu_ticks "${pids[@]}")
   split_before=$(for pid in "${mesh_pids[@]:0:6}"; do cpu_ticks "$pid"; done | tr '\n' ' ')
   renders_before=$(metric "$renderer_metrics" imgmesh_renders_total)
   read -r w1_rps w1_p50 w1_p99 w1_n w1_bad < <(wrk -t1 -c4 -d"${w1_seconds}s" --latency -s bench/w1.lua "$host" -- "$w1_offset" | tee "$state/w1-$rep.txt" | wrk_summary)
-  after=$(cpu_ticks "${pids[@]}")
   split_after=$(for pid in "${mesh_pids[@]:0:6}"; do cpu_ticks "$pid"; done | tr '\n' ' ')
+  # Each process's ticks over W1 (redis s3s registry fetcher renderer gateway).
+  split=$(awk -v b="$split_before" -v a="$split_after" 'BEGIN { split(b, x); split(a, y); for (k = 1; k <= 6; k++) printf "%d ", y[k] - x[k] }')
   # This repetition's W1 for the cpu-breakdown section: "requests renders
-  # rps p50 p99 non2xx ticks(redis s3s registry fetcher renderer gateway)".
-  echo "$w1_n $(( $(metric "$renderer_metrics" imgmesh_renders_total) - renders_before )) $w1_rps $w1_p50 $w1_p99 $w1_bad $(awk -v b="$split_before" -v a="$split_after" 'BEGIN { split(b, x); split(a, y); for (k = 1; k <= 6; k++) printf "%d ", y[k] - x[k] }')" >>"$state/w1-split.rows"
+  # rps p50 p99 non2xx ticks×6".
+  echo "$w1_n $(( $(metric "$renderer_metrics" imgmesh_renders_total) - renders_before )) $w1_rps $w1_p50 $w1_p99 $w1_bad $split" >>"$state/w1-split.rows"
+  # split_ms FROM TO FORMAT: CPU-ms per W1 request of processes FROM…TO.
+  split_ms() { awk -v s="$split" -v from="$1" -v to="$2" -v f="$3" -v hz="$ticks_per_second" -v n="$w1_n" 'BEGIN { split(s, d); for (k = from; k <= to; k++) t += d[k]; printf f, t * 1000 / hz / (n ? n : 1) }'; }
   # The gateway's CPU per W1 request: the direct side of the balancing cost.
-  direct_cpu=$(awk -v b="$split_before" -v a="$split_after" -v hz="$ticks_per_second" -v n="$w1_n" 'BEGIN { split(b, x); split(a, y); printf "%.2f", (y[6] - x[6]) * 1000 / hz / (n ? n : 1) }')
+  direct_cpu=$(split_ms 6 6 %.2f)
   w1_hits=$(sed -n 's/^hits //p' "$state/w1-$rep.txt")
   w1_rss=$(awk '/VmHWM/ {printf "%.0f", $2 / 1024}' "/proc/$renderer_pid/status")
   w1_gateway_rss=$(awk '/VmHWM/ {printf "%.0f", $2 / 1024}' "/proc/$gateway_pid/status")
   w1_fetcher_rss=$(awk '/VmHWM/ {printf "%.0f", $2 / 1024}' "/proc/${mesh_pids[3]}/status")
-  w1_cpu_ms=$(awk -v t=$((after - before)) -v hz="$ticks_per_second" -v n="$w1_n" 'BEGIN { printf "%.1f", t * 1000 / hz / (n ? n : 1) }')
+  # The four services' (registry, fetcher, renderer, gateway) CPU per request.
+  w1_cpu_ms=$(split_ms 3 6 %.1f)
   echo "  W1      $w1_rps req/s p50 ${w1_p50} ms p99 ${w1_p99} ms, $w1_cpu_ms CPU-ms/req, non-2xx $w1_bad, cache hits $w1_hits"
   warn_hits W1 "$w1_hits"
 
