@@ -126,8 +126,36 @@ impl CacheNames {
     /// The entry key for the counters' current values, in the order of
     /// [`CacheNames::generations`].
     pub fn entry_key(&self, generations: &[u64]) -> String {
-        let values: Vec<String> = generations.iter().map(u64::to_string).collect();
-        format!("{}:{}", self.base, values.join("."))
+        // One allocation, sized for the usual small counters: every lookup
+        // builds this key (a hit served from memory included).
+        let mut key = String::with_capacity(self.base.len() + 1 + 4 * generations.len());
+        key.push_str(&self.base);
+        key.push(':');
+        for (i, &value) in generations.iter().enumerate() {
+            if i > 0 {
+                key.push('.');
+            }
+            push_decimal(&mut key, value);
+        }
+        key
+    }
+}
+
+/// Appends `value` in decimal, as `u64::to_string` writes it, without the
+/// formatting machinery.
+fn push_decimal(out: &mut String, mut value: u64) {
+    let mut digits = [0u8; 20];
+    let mut start = digits.len();
+    loop {
+        start -= 1;
+        digits[start] = b'0' + (value % 10) as u8;
+        value /= 10;
+        if value == 0 {
+            break;
+        }
+    }
+    for &digit in &digits[start..] {
+        out.push(char::from(digit));
     }
 }
 
@@ -260,6 +288,29 @@ mod tests {
             lease_key("imgmesh:{s}:d:v4:ab:0.0"),
             "imgmesh:{s}:d:v4:ab:0.0:lease"
         );
+    }
+
+    /// The entry key spells its counters as `u64::to_string` does, joined
+    /// with `.`, whatever their size (the keys of entries stored before
+    /// must stay the same).
+    #[test]
+    fn entry_key_spells_counters_in_decimal() {
+        let names = CacheNames::new("src_1", 3, "a/b/cat.jpg", &webp_320());
+        let cases: &[&[u64]] = &[
+            &[],
+            &[0],
+            &[9, 10, 99, 100],
+            &[1_234_567, 0, u64::MAX, 42],
+            &[u64::MAX / 10, 10_000_000_000_000_000_000],
+        ];
+        for &values in cases {
+            let spelled: Vec<String> = values.iter().map(u64::to_string).collect();
+            assert_eq!(
+                names.entry_key(values),
+                format!("{}:{}", names.base, spelled.join(".")),
+                "{values:?}"
+            );
+        }
     }
 
     /// On a Redis Cluster an asset's entry, lease and own counter share one
