@@ -155,6 +155,19 @@ pub struct RendererConfig {
     #[arg(long, env = "IMGMESH_RENDER_RUNNING_MEMORY_BYTES")]
     pub render_running_memory_bytes: Option<u64>,
 
+    /// Whether glibc's malloc advises transparent huge pages on the memory
+    /// it maps (the renderer runs itself again at start with
+    /// `GLIBC_TUNABLES=glibc.malloc.hugetlb=1` added; an operator's own
+    /// `glibc.malloc.hugetlb` is kept). Off by default. On a machine whose
+    /// transparent huge pages are `madvise`, W1 measured about 7 % less
+    /// renderer CPU per request and 62 % fewer page faults (a progressive
+    /// JPEG's 55 MB coefficient buffer faults in 2 MiB at a time), but a
+    /// peak RSS about 10 MB higher and up to 8 MB more at rest: glibc also
+    /// advises huge pages on its main heap, where small allocations then
+    /// hold whole 2 MiB pages.
+    #[arg(long, env = "IMGMESH_MALLOC_HUGE_PAGES", default_value_t = false)]
+    pub malloc_huge_pages: bool,
+
     /// Bytes of decoded originals kept for reuse: an original decoded twice
     /// within the time to live is kept decoded, and its other widths (a
     /// srcset) resize that instead of decoding it again (see

@@ -17,6 +17,13 @@ fn main() -> anyhow::Result<()> {
             ));
         imgmesh_runtime::exit_with(check);
     }
+    // First, before any thread: the process is replaced by itself with
+    // huge pages asked of malloc (config.rs, --malloc-huge-pages).
+    if config.malloc_huge_pages
+        && let Err(error) = imgmesh_renderer::libvips::exec_with_huge_page_malloc()
+    {
+        eprintln!("imgmesh-renderer: running without huge pages: {error}");
+    }
     // Before the runtime starts its threads: libvips' large, short-lived
     // buffers otherwise spread over many malloc arenas.
     imgmesh_runtime::limit_malloc_arenas(2);

@@ -245,6 +245,54 @@ fn return_large_buffers_to_the_kernel() {
     }
 }
 
+/// glibc's malloc tunable asking for transparent huge pages
+/// (`madvise(MADV_HUGEPAGE)`) on the memory malloc maps: glibc 2.35 and
+/// later; older ones ignore it.
+pub const HUGE_PAGE_TUNABLE: &str = "glibc.malloc.hugetlb=1";
+
+/// The `GLIBC_TUNABLES` value that adds [`HUGE_PAGE_TUNABLE`] to `current`
+/// (the process's own value, if any), or `None` when `current` already
+/// sets `glibc.malloc.hugetlb` (an operator's choice, or this process
+/// after [`exec_with_huge_page_malloc`]).
+pub fn tunables_with_huge_pages(current: Option<&std::ffi::OsStr>) -> Option<std::ffi::OsString> {
+    let current = current.map(|value| value.to_string_lossy().into_owned());
+    match current.as_deref() {
+        Some(value)
+            if value
+                .split(':')
+                .any(|tunable| tunable.starts_with("glibc.malloc.hugetlb=")) =>
+        {
+            None
+        }
+        Some(value) if !value.is_empty() => Some(format!("{value}:{HUGE_PAGE_TUNABLE}").into()),
+        _ => Some(HUGE_PAGE_TUNABLE.into()),
+    }
+}
+
+/// Runs this program again, with the same arguments and process id, with
+/// [`HUGE_PAGE_TUNABLE`] added to `GLIBC_TUNABLES` (read only when a
+/// process starts); returns, doing nothing, when it is set already, and
+/// returns the error when the exec fails (the process then goes on with
+/// 4 KiB pages). With it glibc advises huge pages on the blocks it maps
+/// (every allocation from the mmap threshold up) and on its main heap:
+/// a progressive JPEG's coefficient buffer (55 MB for 3840 × 2400) then
+/// faults in 2 MiB at a time instead of 4 KiB (about 28 faults instead of
+/// 13,500). Call it first thing in `main`, before any thread starts.
+pub fn exec_with_huge_page_malloc() -> std::io::Result<()> {
+    use std::os::unix::process::CommandExt as _;
+
+    let Some(tunables) = tunables_with_huge_pages(std::env::var_os("GLIBC_TUNABLES").as_deref())
+    else {
+        return Ok(());
+    };
+    let mut args = std::env::args_os();
+    let mut command = std::process::Command::new("/proc/self/exe");
+    if let Some(name) = args.next() {
+        command.arg0(name);
+    }
+    Err(command.args(args).env("GLIBC_TUNABLES", tunables).exec())
+}
+
 /// Hands the heap's free pages back to the kernel (glibc's
 /// `malloc_trim(0)`): what renders free below the mmap threshold
 /// (libvips' tile buffers, the original's header reads) stays in the
@@ -685,6 +733,38 @@ unsafe extern "C" fn release_budget(state: *mut c_void, _closure: *mut bindings:
 #[cfg(test)]
 mod module_tests {
     use super::*;
+
+    /// The huge-page tunable is added to what the process has, once: an
+    /// operator's own `glibc.malloc.hugetlb` (or this process after its
+    /// exec) is left alone, so the exec cannot loop.
+    #[test]
+    fn the_huge_page_tunable_is_added_once() {
+        use std::ffi::OsStr;
+        assert_eq!(
+            tunables_with_huge_pages(None),
+            Some("glibc.malloc.hugetlb=1".into())
+        );
+        assert_eq!(
+            tunables_with_huge_pages(Some(OsStr::new(""))),
+            Some("glibc.malloc.hugetlb=1".into())
+        );
+        assert_eq!(
+            tunables_with_huge_pages(Some(OsStr::new("glibc.malloc.arena_max=2"))),
+            Some("glibc.malloc.arena_max=2:glibc.malloc.hugetlb=1".into())
+        );
+        let added = tunables_with_huge_pages(Some(OsStr::new("glibc.malloc.arena_max=2"))).unwrap();
+        assert_eq!(tunables_with_huge_pages(Some(&added)), None);
+        assert_eq!(
+            tunables_with_huge_pages(Some(OsStr::new("glibc.malloc.hugetlb=0"))),
+            None
+        );
+        assert_eq!(
+            tunables_with_huge_pages(Some(OsStr::new(
+                "glibc.malloc.trim_threshold=1:glibc.malloc.hugetlb=2"
+            ))),
+            None
+        );
+    }
 
     /// The libraries mapped into this process.
     fn mapped() -> String {
