@@ -14,12 +14,16 @@
 # workers + 4 queued), so no request is shed and retried.
 #
 # The same 200 renders go once to a renderer that batches the renders of
-# one original waiting for a worker together and keeps a batch's decode
-# ($w6_on_flags: the first batch of an original decodes it at full scale
-# and keeps it with its halvings, a pyramid, within the kept-decode
-# budget; that batch's widths and the later ones of the original resize
-# from it; see services/renderer/src/pipeline/intermediate.rs and
-# services/renderer/src/service/render_pool.rs) and once to one that does
+# one original waiting for a worker together ($w6_on_flags: a batch
+# decodes its original once, at the JPEG shrink-on-load scale its largest
+# width needs, and resizes the others from it in a cascade, on its worker
+# and any worker free after the decode; see
+# services/renderer/src/pipeline/render_set.rs and
+# services/renderer/src/service/render_pool.rs; kept decodes are off: with
+# --render-intermediate-bytes=67108864 a batch decodes at full scale and
+# keeps a pyramid for the later batches, which measured x1.00 time and
+# x1.03 CPU against x1.16 and x1.23 for the cascade on the same machine)
+# and once to one that does
 # not ($w6_off_flags: every request an independent W1-style miss), each a
 # fresh renderer behind a gateway of its own on the mesh's fetcher,
 # registry and Redis, each on its own cold copies. BENCH_W6_ON_FLAGS and
@@ -34,7 +38,7 @@
 # section of docs/benchmarks.md.
 
 w6_widths=(160 320 480 640 800 960 1120 1280 1600 1920)
-w6_on_flags=${BENCH_W6_ON_FLAGS:---render-batch-max=16 --render-intermediate-bytes=67108864}
+w6_on_flags=${BENCH_W6_ON_FLAGS:---render-batch-max=16 --render-intermediate-bytes=0}
 w6_off_flags=${BENCH_W6_OFF_FLAGS:---render-batch-max=1 --render-intermediate-bytes=0}
 
 # Starts a renderer with flags "$2" and a gateway on it, named $1 (both in
@@ -57,17 +61,19 @@ w6_pair() {
   w6_pair_info="$renderer_pid $! $(listening "$state/logs/gateway-$name.log" http) $(listening "$state/logs/renderer-$name.log" metrics)"
 }
 
-# Copies corpus file $1 to the bucket as $2, a different file (a JPEG
-# comment segment naming it, right after the SOI marker) with the same
-# pixels.
+# Copies corpus files to the bucket, each pair of arguments "source name"
+# a different file named name (a JPEG comment segment naming it, right
+# after the SOI marker) with the source's pixels. One python3 for all.
 w6_copy() {
-  python3 - "$1" "$state/s3/demo-bucket/$2" "$2" <<'PY'
-import sys
-src, dst, name = sys.argv[1], sys.argv[2], sys.argv[3].encode()
-data = open(src, "rb").read()
-assert data[:2] == b"\xff\xd8"
-comment = b"\xff\xfe" + (len(name) + 2).to_bytes(2, "big") + name
-open(dst, "wb").write(data[:2] + comment + data[2:])
+  python3 - "$state/s3/demo-bucket" "$@" <<'PY'
+import os, sys
+bucket, pairs = sys.argv[1], sys.argv[2:]
+for src, name in zip(pairs[::2], pairs[1::2]):
+    data = open(src, "rb").read()
+    assert data[:2] == b"\xff\xd8"
+    tag = name.encode()
+    comment = b"\xff\xfe" + (len(tag) + 2).to_bytes(2, "big") + tag
+    open(os.path.join(bucket, name), "wb").write(data[:2] + comment + data[2:])
 PY
 }
 
@@ -77,17 +83,18 @@ PY
 # hits decodes non200 renderer_cpu_ms".
 w6_run() {
   local side=$1 rep=$2 gw=$3 metrics=$4 pids=$5 keep=${6:-} urls name copy w
-  local before after started ended hits0 decodes0 bad renderer_pid r_before r_after
+  local before after started ended hits0 decodes0 bad renderer_pid r_before r_after copies=()
   urls="$state/w6-$side-$rep.urls"
   : >"$urls"
   for name in 2004default firstgeneration rhythm string the-mouse; do
     for copy in 1 2 3 4; do
-      w6_copy "$corpus/$name.jpg" "w6-$side-$rep-$copy-$name.jpg"
+      copies+=("$corpus/$name.jpg" "w6-$side-$rep-$copy-$name.jpg")
       for w in "${w6_widths[@]}"; do
         echo "w6-$side-$rep-$copy-$name.jpg?w=$w&q=80&fm=jpg" >>"$urls"
       done
     done
   done
+  w6_copy "${copies[@]}"
   [[ -n $keep ]] && mkdir -p "$keep"
   redis-cli -p "$redis_port" FLUSHALL >/dev/null
   hits0=$(metric "$metrics" imgmesh_render_batched_total)
@@ -110,21 +117,33 @@ w6_run() {
 
 # Mean and largest absolute sample difference between the outputs in
 # directories $1 and $2 (same names after the side), over the pairs of the
-# first copy of each corpus JPEG (50); prints "mean_of_means max pairs".
+# first copy of each corpus JPEG (50, two pairs at a time); prints
+# "mean_of_means max pairs".
 w6_compare() {
-  local a=$1 b=$2 file other sum=0 n=0 max=0 mean peak
+  local a=$1 b=$2 file other
   for file in "$a"/w6-on-1-1-*; do
     other="$b/$(basename "$file" | sed 's/^w6-on-/w6-off-/')"
-    [[ -f $other ]] || continue
-    vips subtract "$file" "$other" "$state/w6-diff.v" 2>/dev/null || continue
-    vips abs "$state/w6-diff.v" "$state/w6-abs.v"
-    mean=$(vips avg "$state/w6-abs.v")
-    peak=$(vips max "$state/w6-abs.v")
-    sum=$(awk -v s="$sum" -v m="$mean" 'BEGIN { print s + m }')
-    max=$(awk -v a="$max" -v b="$peak" 'BEGIN { print (b > a) ? b : a }')
-    n=$((n + 1))
+    [[ -f $other ]] && printf '%s\n%s\n' "$file" "$other"
+  done | xargs -d '\n' -n 2 -P 2 sh -c 'd=$(mktemp -d) &&
+    vips subtract "$0" "$1" "$d/diff.v" 2>/dev/null && vips abs "$d/diff.v" "$d/abs.v" &&
+    echo "$(vips avg "$d/abs.v") $(vips max "$d/abs.v")"; rm -rf "$d"' |
+    awk '{s += $1; if ($2 > m) m = $2; n++} END { printf "%.3f %.0f %d\n", n ? s / n : 0, m + 0, n }'
+}
+
+# Waits (up to 11 s) until the renderers with metrics at "$@" keep no
+# decodes (a kept decode lives 5 s, expired every 5 s), so that a repetition starts with
+# nothing kept; at once when they keep none (kept decodes off).
+w6_until_nothing_kept() {
+  local tries=0 metrics kept
+  while ((tries < 110)); do
+    kept=0
+    for metrics in "$@"; do
+      kept=$((kept + $(metric "$metrics" imgmesh_render_intermediate_bytes)))
+    done
+    ((kept == 0)) && return
+    sleep 0.1
+    tries=$((tries + 1))
   done
-  awk -v s="$sum" -v n="$n" -v m="$max" 'BEGIN { printf "%.3f %.0f %d\n", n ? s / n : 0, m, n }'
 }
 
 w6_section() {
@@ -144,7 +163,7 @@ w6_section() {
     local keep_on="" keep_off=""
     if ((rep == 1)); then keep_on="$state/w6-out-on"; keep_off="$state/w6-out-off"; fi
     # Each side's renderer starts its repetition with nothing kept.
-    sleep 6
+    w6_until_nothing_kept "${on[3]}" "${off[3]}"
     reset_peak "${on[0]}"
     reset_peak "${off[0]}"
     row=$(w6_run on "$rep" "${on[2]}" "${on[3]}" "$on_pids" "$keep_on")
@@ -184,7 +203,7 @@ w6_section() {
 | independent ÷ batched | **×$speed** | **×$cpu_ratio** | ×$rcpu_ratio | | | |
 
 - non-200 answers: $bad
-- pixels, batched vs independent (repetition 1, the $cmp_n outputs of one copy of each corpus JPEG decoded and compared sample by sample): mean absolute difference $cmp_mean levels (of 255), largest $cmp_max: a batched width is resized from a box-filtered halving of the full-scale decode (a pyramid), not shrunk on load from the file. SSIM against a full-decode reference: the quality section (\`imgmesh-quality measure\`, W6).
+- pixels, batched vs independent (repetition 1, the $cmp_n outputs of one copy of each corpus JPEG decoded and compared sample by sample): mean absolute difference $cmp_mean levels (of 255), largest $cmp_max: a batched width is resized from its batch's largest (or a larger width of it), not shrunk on load from the file. SSIM against a full-decode reference: the quality section (\`imgmesh-quality measure\`, W6).
 <!-- /section w6 -->
 DOC
 }
