@@ -188,8 +188,9 @@ pub struct RendererConfig {
 
     /// The most renders of one original run as one batch: renders of the
     /// same original that wait for a worker together (a page's srcset)
-    /// are rendered on one worker with one decode, each smaller width
-    /// resized from a larger one (see `service::render_pool`). 1 turns
+    /// are rendered with one decode, each smaller width resized from a
+    /// larger one, on the batch's worker and any worker free after the
+    /// decode (see `service::render_pool`). 1 turns
     /// batching off: every render decodes its original on its own.
     #[arg(long, env = "IMGMESH_RENDER_BATCH_MAX", default_value_t = 1)]
     pub render_batch_max: usize,

@@ -16,7 +16,11 @@
 //! smaller JPEG scale (`pipeline::intermediate`'s measurement), and no
 //! derivative is more than three resamplings from the file (the load's
 //! own, and at most two Lanczos steps after it). Each then gets its effects
-//! and encoding as usual. A plan that cannot share (it cuts the original,
+//! and encoding as usual. The cascade's sources are chosen before any is
+//! made ([`cascade_steps`]), so that in the render pool the derivatives
+//! are made on the batch's thread and on a thread per worker free after
+//! the decode ([`Helpers`]), each as soon as its source is made: the same
+//! pixels as on one thread. A plan that cannot share (it cuts the original,
 //! animates, or is larger than the shared copy on one side) is rendered on
 //! its own from the same bytes, which costs its own decode.
 //!
@@ -36,13 +40,14 @@
 //! counts the decodes and `imgmesh_render_batched_total` the derivatives
 //! made from a shared decode instead of their own.
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use imgmesh_imgix_params::is_empty_plan;
 use imgmesh_proto::renderer::v1::{OutputFormat, blend};
-use rs_vips::VipsImage;
 use rs_vips::enums::Size;
 use rs_vips::voption::{Setter as _, VOption};
+use rs_vips::{Vips, VipsImage};
 
 use crate::error::RenderError;
 use crate::metrics::METRICS;
@@ -82,13 +87,20 @@ pub fn render_batch(
     original: &[u8],
     plans: &[Arc<ResolvedPlan>],
     limits: &RenderLimits,
-    wanted: &dyn Fn(usize) -> bool,
+    wanted: &(dyn Fn(usize) -> bool + Sync),
 ) -> Vec<Result<Derivative, RenderError>> {
     let mut outcomes: Vec<Option<Result<Derivative, RenderError>>> =
         plans.iter().map(|_| None).collect();
-    render_batch_each(original, plans, limits, wanted, &mut |index, outcome| {
-        outcomes[index] = Some(outcome);
-    });
+    render_batch_each(
+        original,
+        plans,
+        limits,
+        &no_helpers,
+        wanted,
+        &mut |index, outcome| {
+            outcomes[index] = Some(outcome);
+        },
+    );
     outcomes
         .into_iter()
         .map(|outcome| {
@@ -105,15 +117,36 @@ pub fn render_batch(
 /// plan's failure leaves the others' derivatives. A plan that is not
 /// `wanted` any more (its caller left) is answered
 /// [`RenderError::Abandoned`] without being encoded; the shared decode and
-/// the cascade's sources are still made for the others.
+/// the cascade's sources are still made for the others. After the shared
+/// decode, the derivatives are made on this thread and on one more thread
+/// per worker `helpers` gives (see [`Helpers`]).
 pub fn render_batch_each(
     original: &[u8],
     plans: &[Arc<ResolvedPlan>],
     limits: &RenderLimits,
-    wanted: &dyn Fn(usize) -> bool,
-    deliver: &mut dyn FnMut(usize, Result<Derivative, RenderError>),
+    helpers: Helpers<'_>,
+    wanted: &(dyn Fn(usize) -> bool + Sync),
+    deliver: &mut Deliver<'_>,
 ) {
-    render_batch_with(original, plans, limits, None, wanted, deliver);
+    render_batch_with(original, plans, limits, None, helpers, wanted, deliver);
+}
+
+/// Where a batch hands each plan's outcome, with the plan's index: called
+/// from the batch's threads, one at a time.
+pub type Deliver<'a> = dyn FnMut(usize, Result<Derivative, RenderError>) + Send + 'a;
+
+/// Where a batch gets other render workers besides its own: each call
+/// gives a free worker (a token holding it: the render pool's worker
+/// permit), or `None`. After the shared decode, a thread per worker given
+/// makes derivatives beside the batch's own thread, so a batch of a
+/// srcset does not keep one core busy while the other waits for the
+/// batch's answers. A token is dropped (its worker freed) as soon as its
+/// thread finds nothing more to make.
+pub type Helpers<'a> = &'a (dyn Fn() -> Option<Box<dyn Send>> + Sync);
+
+/// [`Helpers`] that never give a worker: the batch runs on its own thread.
+pub fn no_helpers() -> Option<Box<dyn Send>> {
+    None
 }
 
 /// Where a batch of the render pool may find, or keep, a [`Pyramid`]:
@@ -140,10 +173,19 @@ pub(crate) fn render_batch_reusing(
     plans: &[Arc<ResolvedPlan>],
     limits: &RenderLimits,
     reuse: &Reuse<'_>,
-    wanted: &dyn Fn(usize) -> bool,
-    deliver: &mut dyn FnMut(usize, Result<Derivative, RenderError>),
+    helpers: Helpers<'_>,
+    wanted: &(dyn Fn(usize) -> bool + Sync),
+    deliver: &mut Deliver<'_>,
 ) {
-    render_batch_with(original, plans, limits, Some(reuse), wanted, deliver);
+    render_batch_with(
+        original,
+        plans,
+        limits,
+        Some(reuse),
+        helpers,
+        wanted,
+        deliver,
+    );
 }
 
 /// [`render_batch_each`] and [`render_batch_reusing`].
@@ -152,13 +194,15 @@ fn render_batch_with(
     plans: &[Arc<ResolvedPlan>],
     limits: &RenderLimits,
     reuse: Option<&Reuse<'_>>,
-    wanted: &dyn Fn(usize) -> bool,
-    deliver: &mut dyn FnMut(usize, Result<Derivative, RenderError>),
+    helpers: Helpers<'_>,
+    wanted: &(dyn Fn(usize) -> bool + Sync),
+    deliver: &mut Deliver<'_>,
 ) {
-    let mut delivered = vec![false; plans.len()];
-    let mut done = |index: usize, outcome: Result<Derivative, RenderError>| {
-        delivered[index] = true;
-        deliver(index, outcome);
+    let delivering = Mutex::new((vec![false; plans.len()], deliver));
+    let done = |index: usize, outcome: Result<Derivative, RenderError>| {
+        let mut delivering = lock(&delivering);
+        delivering.0[index] = true;
+        (delivering.1)(index, outcome);
     };
     let input = RenderInput {
         original,
@@ -174,14 +218,16 @@ fn render_batch_with(
         match pyramid {
             Some((pyramid, built)) => {
                 from_pyramid(
-                    checked, &input, shared, &pyramid, built, budget, limits, wanted, &mut done,
+                    checked, &input, shared, &pyramid, built, budget, limits, helpers, wanted,
+                    &done,
                 );
             }
             // Alone, it renders as a single render does (below).
             None if plans.len() == 1 => {}
-            None => cascade(checked, &input, shared, limits, wanted, &mut done),
+            None => cascade(checked, &input, shared, limits, helpers, wanted, &done),
         }
     }
+    let (delivered, deliver) = delivering.into_inner().unwrap_or_else(|e| e.into_inner());
     // The rest on their own: each gets its own derivative or error.
     let rest: Vec<usize> = (0..plans.len())
         .filter(|&index| !delivered[index])
@@ -331,17 +377,20 @@ fn from_pyramid(
     built: bool,
     budget: RenderBudget,
     limits: &RenderLimits,
-    wanted: &dyn Fn(usize) -> bool,
-    done: &mut dyn FnMut(usize, Result<Derivative, RenderError>),
+    helpers: Helpers<'_>,
+    wanted: &(dyn Fn(usize) -> bool + Sync),
+    done: &(dyn Fn(usize, Result<Derivative, RenderError>) + Sync),
 ) {
-    let mut budget = Some(budget);
-    for (position, member) in shared.iter().enumerate() {
-        let budget = budget
-            .take()
+    let first_budget = Mutex::new(Some(budget));
+    spread(shared.len(), helpers, &|position| {
+        let member = &shared[position];
+        let budget = (position == 0)
+            .then(|| lock(&first_budget).take())
+            .flatten()
             .unwrap_or_else(|| RenderBudget::start(limits.max_render));
         if !wanted(member.index) {
             done(member.index, Err(RenderError::Abandoned));
-            continue;
+            return;
         }
         let size = member.layout.resize;
         let outcome = resize(pyramid.source_for(size), size, &budget).and_then(|resized| {
@@ -351,28 +400,60 @@ fn from_pyramid(
             member.finish(resized, input, checked, &budget)
         });
         done(member.index, outcome);
-    }
+    });
 }
 
-/// An image made in a cascade, kept as a source for smaller ones.
-struct Made {
-    image: VipsImage,
-    size: (u32, u32),
-    /// Resizes after the shared load: 0 for the largest.
-    depth: u8,
+/// One step of a cascade: where a smaller member is resized from, and
+/// whether it is a source for smaller ones ([`cascade_steps`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Step {
+    /// 0: the shared load (the largest); `i` > 0: the image the `i`-th
+    /// smaller member made.
+    pub(crate) source: usize,
+    /// Kept in memory as a source for smaller members.
+    pub(crate) serves_later: bool,
+}
+
+/// The cascade's steps for the smaller members (sizes `rest`, largest
+/// first) below the largest (`largest`): each from the image
+/// [`pick_source`] picks among the largest and the sources made before
+/// it. Decided before any is made, so that the members can be made on
+/// several threads and still from the same sources as on one.
+pub(crate) fn cascade_steps(largest: (u32, u32), rest: &[(u32, u32)]) -> Vec<Step> {
+    // Sources: size, resizes after the shared load, source number.
+    let mut made = vec![(largest, 0_u8, 0_usize)];
+    let mut steps = Vec::with_capacity(rest.len());
+    for (position, &size) in rest.iter().enumerate() {
+        let sizes: Vec<_> = made.iter().map(|&(size, depth, _)| (size, depth)).collect();
+        let (_, depth, source) = made[pick_source(&sizes, size)];
+        let serves_later = depth == 0
+            && rest[position + 1..]
+                .iter()
+                .any(|&smaller| fits_with_gap(size, smaller));
+        if serves_later {
+            made.push((size, depth + 1, position + 1));
+        }
+        steps.push(Step {
+            source,
+            serves_later,
+        });
+    }
+    steps
 }
 
 /// Makes the `shared` group's derivatives (largest first), each handed to
-/// `done` as soon as it is made: one load, then the cascade (see the module docs).
-/// A group whose load fails leaves the largest's error and the others to
-/// be rendered on their own.
+/// `done` as soon as it is made: one load, then the cascade (see the module
+/// docs), on this thread and `helpers`' ([`spread`]). A group whose load
+/// fails leaves the largest's error and the others to be rendered on their
+/// own.
 fn cascade(
     checked: &CheckedOriginal<'_>,
     input: &RenderInput<'_>,
     shared: &[Member<'_>],
     limits: &RenderLimits,
-    wanted: &dyn Fn(usize) -> bool,
-    done: &mut dyn FnMut(usize, Result<Derivative, RenderError>),
+    helpers: Helpers<'_>,
+    wanted: &(dyn Fn(usize) -> bool + Sync),
+    done: &(dyn Fn(usize, Result<Derivative, RenderError>) + Sync),
 ) {
     let Some((largest, rest)) = shared.split_first() else {
         return;
@@ -394,48 +475,50 @@ fn cascade(
             return;
         }
     };
-    let mut made = vec![Made {
-        image: base.clone(),
-        size: largest.layout.resize,
-        depth: 0,
-    }];
-    done(
-        largest.index,
-        if wanted(largest.index) {
-            largest.finish(base, input, checked, &budget)
-        } else {
-            Err(RenderError::Abandoned)
-        },
-    );
-    for (position, member) in rest.iter().enumerate() {
-        let size = member.layout.resize;
-        let sizes: Vec<_> = made.iter().map(|made| (made.size, made.depth)).collect();
-        let source = &made[pick_source(&sizes, size)];
-        let (source, depth) = (source.image.clone(), source.depth + 1);
-        // A source for a smaller member later on: made once, in memory.
-        let serves_later = depth <= 1
-            && rest[position + 1..]
-                .iter()
-                .any(|smaller| fits_with_gap(size, smaller.layout.resize));
+    let sizes: Vec<_> = rest.iter().map(|member| member.layout.resize).collect();
+    let steps = cascade_steps(largest.layout.resize, &sizes);
+    // The sources the smaller members make, as each is made (`None`: its
+    // resize failed, and its smaller ones are made from the largest).
+    let sources: Vec<Ready<VipsImage>> = rest.iter().map(|_| Ready::default()).collect();
+    let first_budget = Mutex::new(Some(budget));
+    spread(shared.len(), helpers, &|task| {
+        let Some(position) = task.checked_sub(1) else {
+            let budget = lock(&first_budget)
+                .take()
+                .unwrap_or_else(|| RenderBudget::start(limits.max_render));
+            done(
+                largest.index,
+                if wanted(largest.index) {
+                    largest.finish(base.clone(), input, checked, &budget)
+                } else {
+                    Err(RenderError::Abandoned)
+                },
+            );
+            return;
+        };
+        let (member, step) = (&rest[position], steps[position]);
+        // Handed on in every case, so that no smaller member waits forever.
+        let mut publish = step.serves_later.then(|| Publish::new(&sources[position]));
         let is_wanted = wanted(member.index);
-        if !is_wanted && !serves_later {
+        if !is_wanted && !step.serves_later {
             done(member.index, Err(RenderError::Abandoned));
-            continue;
+            return;
         }
+        let source = match step.source.checked_sub(1) {
+            None => base.clone(),
+            Some(source) => sources[source].wait().unwrap_or_else(|| base.clone()),
+        };
         let budget = RenderBudget::start(limits.max_render);
-        let resized = resize(&source, size, &budget).and_then(|resized| {
-            if serves_later {
+        let size = member.layout.resize;
+        let resized = resize(&source, size, &budget).and_then(|resized| match publish.take() {
+            Some(publish) => {
                 let resized = resized.copy_memory().map_err(budget.failure("thumbnail"))?;
-                made.push(Made {
-                    image: resized.clone(),
-                    size,
-                    depth,
-                });
-                Ok(resized)
-            } else {
+                publish.hand(resized.clone());
                 Ok(resized)
             }
+            None => Ok(resized),
         });
+        drop(publish);
         let outcome = match resized {
             Ok(_) if !is_wanted => Err(RenderError::Abandoned),
             Ok(resized) => {
@@ -445,7 +528,107 @@ fn cascade(
             Err(error) => Err(error),
         };
         done(member.index, outcome);
+    });
+}
+
+/// Runs `task` for each of `0..count`, in that order, on this thread and
+/// on one more thread per worker `helpers` gives now (at most
+/// `count − 1`). Each helper thread frees its worker when it finds no task
+/// left, and runs in the caller's span.
+fn spread(count: usize, helpers: Helpers<'_>, task: &(dyn Fn(usize) + Sync)) {
+    let next = AtomicUsize::new(0);
+    let work = || {
+        loop {
+            let index = next.fetch_add(1, Ordering::Relaxed);
+            if index >= count {
+                break;
+            }
+            task(index);
+        }
+    };
+    let parent = tracing::Span::current();
+    let dispatch = tracing::dispatcher::get_default(tracing::Dispatch::clone);
+    std::thread::scope(|scope| {
+        for helper in std::iter::from_fn(helpers).take(count.saturating_sub(1)) {
+            let (parent, dispatch, work) = (parent.clone(), dispatch.clone(), &work);
+            // A thread that cannot start leaves its share to the others.
+            let _started = std::thread::Builder::new()
+                .name("imgmesh-batch".into())
+                .spawn_scoped(scope, move || {
+                    tracing::dispatcher::with_default(&dispatch, || parent.in_scope(work));
+                    drop(helper);
+                    Vips::thread_shutdown();
+                });
+        }
+        work();
+    });
+}
+
+/// A value one thread hands to others that wait for it: `None` when it
+/// could not be made.
+#[derive(Debug)]
+struct Ready<T> {
+    value: Mutex<Option<Option<T>>>,
+    ready: Condvar,
+}
+
+impl<T> Default for Ready<T> {
+    fn default() -> Ready<T> {
+        Ready {
+            value: Mutex::new(None),
+            ready: Condvar::new(),
+        }
     }
+}
+
+impl<T: Clone> Ready<T> {
+    /// Hands `value` to the waiting threads (and later ones).
+    fn set(&self, value: Option<T>) {
+        *lock(&self.value) = Some(value);
+        self.ready.notify_all();
+    }
+
+    /// The value, once handed.
+    fn wait(&self) -> Option<T> {
+        let mut value = lock(&self.value);
+        loop {
+            if let Some(value) = value.as_ref() {
+                return value.clone();
+            }
+            value = self.ready.wait(value).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+}
+
+/// Hands a source to the threads that wait for it: the image, or `None`
+/// when dropped without one.
+struct Publish<'a, T: Clone> {
+    ready: Option<&'a Ready<T>>,
+}
+
+impl<'a, T: Clone> Publish<'a, T> {
+    fn new(ready: &'a Ready<T>) -> Publish<'a, T> {
+        Publish { ready: Some(ready) }
+    }
+
+    fn hand(mut self, value: T) {
+        if let Some(ready) = self.ready.take() {
+            ready.set(Some(value));
+        }
+    }
+}
+
+impl<T: Clone> Drop for Publish<'_, T> {
+    fn drop(&mut self) {
+        if let Some(ready) = self.ready.take() {
+            ready.set(None);
+        }
+    }
+}
+
+/// `mutex` locked, even if a thread panicked holding it.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// `image` resized to exactly `width × height` (upright, no rotation), as
@@ -730,6 +913,92 @@ mod tests {
         assert_eq!(pick_source(&made, (480, 700)), 0, "too short on one side");
     }
 
+    /// The cascade's steps, decided before anything is made: each smaller
+    /// member from the smallest source at least twice its size (the
+    /// largest, or one made from it), and only those made from the largest
+    /// with a smaller member within their gap kept as sources.
+    #[test]
+    fn cascade_steps_pick_sources_ahead() {
+        let rest = [
+            (1600, 1000),
+            (1280, 800),
+            (960, 600),
+            (640, 400),
+            (320, 200),
+            (160, 100),
+        ];
+        let steps = cascade_steps((1920, 1200), &rest);
+        let step = |source, serves_later| Step {
+            source,
+            serves_later,
+        };
+        assert_eq!(
+            steps,
+            [
+                step(0, true),  // 1600: nothing twice as large but the largest
+                step(0, true),  // 1280: likewise; a source for 640
+                step(0, true),  // 960: likewise; a source for 320 and 160
+                step(2, false), // 640 from 1280, the smallest twice as large
+                step(3, false), // 320 from 960
+                step(3, false), // 160 from 960 (640 was not made from the largest)
+            ]
+        );
+    }
+
+    /// A batch with helper threads makes the same derivatives as on one
+    /// thread, byte for byte, with two threads at work at once; it asks
+    /// for no more workers than it has derivatives to make beside its own
+    /// thread, and frees every one by the time it returns.
+    #[test]
+    fn helpers_make_the_same_derivatives_beside_the_batch() {
+        let original = test_images::ramp(1920, 1200).jpegsave_buffer().unwrap();
+        let widths = [160, 320, 480, 640, 800, 960, 1120, 1280, 1600, 1920];
+        let plans: Vec<_> = widths.iter().map(|w| plan(&format!("w={w}"))).collect();
+        let limits = RenderLimits::default();
+        let alone = render_batch(&original, &plans, &limits, &|_| true);
+        let token = Arc::new(());
+        let given = AtomicUsize::new(0);
+        let helpers = || {
+            given.fetch_add(1, Ordering::Relaxed);
+            Some(Box::new(Arc::clone(&token)) as Box<dyn Send>)
+        };
+        // The first two plans asked about wait for each other (up to 10 s):
+        // only two threads at once get both past.
+        let met = (Mutex::new(0_u32), Condvar::new());
+        let wanted = |_index: usize| {
+            let mut asked = lock(&met.0);
+            *asked += 1;
+            met.1.notify_all();
+            let (asked, _) = met
+                .1
+                .wait_timeout_while(asked, std::time::Duration::from_secs(10), |asked| {
+                    *asked < 2
+                })
+                .unwrap();
+            *asked >= 2
+        };
+        let before = METRICS.originals_decoded();
+        let mut outcomes: Vec<_> = plans.iter().map(|_| None).collect();
+        render_batch_each(
+            &original,
+            &plans,
+            &limits,
+            &helpers,
+            &wanted,
+            &mut |index, outcome| {
+                outcomes[index] = Some(outcome);
+            },
+        );
+        assert_eq!(METRICS.originals_decoded() - before, 1, "one decode");
+        assert_eq!(given.into_inner(), widths.len() - 1, "workers asked for");
+        assert_eq!(Arc::strong_count(&token), 1, "every helper freed");
+        for ((spread, alone), width) in outcomes.into_iter().zip(alone).zip(widths) {
+            let (spread, alone) = (spread.unwrap().unwrap(), alone.unwrap());
+            assert_eq!((spread.width, spread.height), (width, width * 5 / 8));
+            assert!(spread.data == alone.data, "w={width}: not the same bytes");
+        }
+    }
+
     /// A batch of `queries` on `original` through `reuse`: each outcome's
     /// derivative, in the plans' order.
     fn batch_reusing(original: &[u8], queries: &[&str], reuse: &Reuse<'_>) -> Vec<Derivative> {
@@ -740,6 +1009,7 @@ mod tests {
             &plans,
             &RenderLimits::default(),
             reuse,
+            &no_helpers,
             &|_| true,
             &mut |index, outcome| outcomes[index] = Some(outcome),
         );

@@ -47,9 +47,15 @@
 //!    it ([`RenderPool::render_batched`]). The first of them to get a
 //!    worker leads a batch: it takes every other render of the same key
 //!    and bytes still waiting (up to `--render-batch-max`, each only if its
-//!    share of the running memory is free now) and renders them all on its
-//!    worker from one decode at the scale its largest needs, each smaller
-//!    width resized from a larger one ([`render_batch`], a cascade). A
+//!    share of the running memory is free now) and renders them all from
+//!    one decode at the scale its largest needs, each smaller width
+//!    resized from a larger one ([`render_batch`], a cascade): the decode
+//!    on its worker, the derivatives on its worker and on every worker
+//!    free once the decode is done (each freed as soon as it has nothing
+//!    left to make), so a batch does not leave the other cores idle. A
+//!    render taken into a batch stops waiting for a worker of its own (it
+//!    would take the next free worker and hold it idle until its batch
+//!    answers: before, W6's batches ran one at a time on one core). A
 //!    render announced before its fetch ([`RenderPool::announce`]) is
 //!    waited for, up to [`BATCH_WINDOW`], so the widths of a srcset that
 //!    arrive together batch even when a worker is free for the first.
@@ -66,7 +72,10 @@
 //!    and the later batches of the original (a srcset's larger widths,
 //!    which reach a worker after the smaller ones) resize from that
 //!    instead of decoding ([`render_batch_reusing`]; a render alone
-//!    without company keeps nothing). `imgmesh_render_batches_total` counts batches,
+//!    without company keeps nothing; on W6 this loses to the cascade
+//!    without kept decodes, x1.00 time and x1.03 CPU against x1.16 and
+//!    x1.23 of independent renders, so scripts/lib/bench_w6.sh runs
+//!    without). `imgmesh_render_batches_total` counts batches,
 //!    `imgmesh_render_batched_total` the derivatives made from another's
 //!    decode.
 //!
@@ -87,7 +96,6 @@
 //! the histograms `imgmesh_render_queue_wait_seconds` and
 //! `imgmesh_render_work_seconds` follow each step.
 
-use std::cell::RefCell;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -102,7 +110,7 @@ use crate::metrics::METRICS;
 use crate::pipeline::estimate::estimate_render_bytes;
 use crate::pipeline::libvips;
 use crate::pipeline::render_set::{
-    Reuse, SharedOriginal, may_share_a_decode, render_batch_each, render_batch_reusing,
+    Helpers, Reuse, SharedOriginal, may_share_a_decode, render_batch_each, render_batch_reusing,
 };
 use crate::pipeline::{
     Derivative, Intermediates, RenderLimits, RenderSources, ResolvedPlan, render_reusing,
@@ -615,6 +623,7 @@ impl RenderPool {
         let estimated = estimate_render_bytes(&sources, &plan, &self.limits)?;
         let reservation = self.reserve(estimated)?;
         let (answer, mut answered) = oneshot::channel();
+        let (taken, mut was_taken) = oneshot::channel();
         let id = batches.wait(Waiting {
             id: 0,
             key: key.into(),
@@ -623,6 +632,7 @@ impl RenderPool {
             estimated,
             deadline,
             answer,
+            _taken: taken,
             admission,
             reservation,
         });
@@ -633,6 +643,7 @@ impl RenderPool {
         /// How this render's wait ended.
         enum Turn {
             Answered(Result<Result<Derivative, RenderError>, oneshot::error::RecvError>),
+            Taken,
             Worker(OwnedSemaphorePermit),
             Deadline,
             Gone,
@@ -640,6 +651,7 @@ impl RenderPool {
         let turn = tokio::select! {
             biased;
             answer = &mut answered => Turn::Answered(answer),
+            _ = &mut was_taken => Turn::Taken,
             worker = worker => Turn::Worker(worker.map_err(|_closed| RenderError::Internal {
                 context: "waiting for a render worker",
             })?),
@@ -648,10 +660,23 @@ impl RenderPool {
         };
         let me = match turn {
             Turn::Answered(answer) => return batch_answer(answer),
+            // Taken into a batch, which answers: no worker of its own (the
+            // acquire is dropped here), and a caller that leaves is not
+            // encoded for.
+            Turn::Taken => {
+                return tokio::select! {
+                    answer = answered => batch_answer(answer),
+                    () = gone.as_mut() => Err(RenderError::Abandoned),
+                };
+            }
             Turn::Worker(worker) => match batches.withdraw(id) {
                 Some(me) => (me, worker),
-                // Taken into a batch: it answers.
-                None => return batch_answer(answered.await),
+                // Taken into a batch just now: it answers; the worker is
+                // free for others meanwhile.
+                None => {
+                    drop(worker);
+                    return batch_answer(answered.await);
+                }
             },
             Turn::Deadline => {
                 if batches.withdraw(id).is_none() {
@@ -754,12 +779,20 @@ impl RenderPool {
                 ..
             } = follower;
             admission.join();
-            joined.push((plan, RefCell::new(Some((answer, admission)))));
+            joined.push((plan, Mutex::new(Some((answer, admission)))));
             joined_memory.push((reservation, memory));
         }
         if !joined.is_empty() {
             METRICS.render_batch();
         }
+        // Workers free after its decode (no render waits for them) help
+        // make the batch's derivatives, each freed as soon as its thread
+        // has nothing left.
+        let workers = Arc::clone(&self.running);
+        let helpers = move || {
+            let worker = Arc::clone(&workers).try_acquire_owned().ok()?;
+            Some(Box::new(worker) as Box<dyn Send>)
+        };
         let limits = self.limits;
         let intermediates = self.intermediates.clone();
         let held = (worker, running_memory, reservation, admission);
@@ -779,11 +812,11 @@ impl RenderPool {
                         key: &key,
                         company,
                     };
-                    render_joined(&original, &plan, &joined, &limits, Some(&reuse))
+                    render_joined(&original, &plan, &joined, &limits, &helpers, Some(&reuse))
                 }
                 None if joined.is_empty() => RenderSources::original(original)
                     .lend(|input| render_reusing(input, &plan, &limits, None)),
-                None => render_joined(&original, &plan, &joined, &limits, None),
+                None => render_joined(&original, &plan, &joined, &limits, &helpers, None),
             };
             drop(joined_memory);
             own
@@ -988,13 +1021,15 @@ fn running_kib_of(estimated: u64, most: u32) -> u32 {
 /// A batch's renders, taken followers included: the leader's `plan`
 /// (index 0) and each of `joined` from `original` on this thread
 /// ([`render_batch_reusing`] with `reuse`, else [`render_batch_each`]),
-/// each follower answered as soon as its derivative is made; the leader's
-/// own outcome.
+/// with `helpers`' threads beside this one after the decode, each
+/// follower answered as soon as its derivative is made; the leader's own
+/// outcome.
 fn render_joined(
     original: &[u8],
     plan: &Arc<ResolvedPlan>,
-    joined: &[(Arc<ResolvedPlan>, RefCell<Option<Follower>>)],
+    joined: &[(Arc<ResolvedPlan>, Mutex<Option<Follower>>)],
     limits: &RenderLimits,
+    helpers: Helpers<'_>,
     reuse: Option<&Reuse<'_>>,
 ) -> Result<Derivative, RenderError> {
     let plans: Vec<_> = std::iter::once(Arc::clone(plan))
@@ -1005,7 +1040,8 @@ fn render_joined(
         index == 0
             || joined[index - 1]
                 .1
-                .borrow()
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
                 .as_ref()
                 .is_some_and(|(answer, _)| !answer.is_closed())
     };
@@ -1013,7 +1049,12 @@ fn render_joined(
     let mut deliver = |index: usize, outcome: Result<Derivative, RenderError>| {
         if index == 0 {
             own = Some(outcome);
-        } else if let Some((answer, admission)) = joined[index - 1].1.borrow_mut().take() {
+        } else if let Some((answer, admission)) = joined[index - 1]
+            .1
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        {
             // The place first: the caller may answer, and its client ask
             // again, before this thread runs on after the send.
             drop(admission);
@@ -1022,9 +1063,17 @@ fn render_joined(
     };
     match reuse {
         Some(reuse) => {
-            render_batch_reusing(original, &plans, limits, reuse, &wanted, &mut deliver);
+            render_batch_reusing(
+                original,
+                &plans,
+                limits,
+                reuse,
+                helpers,
+                &wanted,
+                &mut deliver,
+            );
         }
-        None => render_batch_each(original, &plans, limits, &wanted, &mut deliver),
+        None => render_batch_each(original, &plans, limits, helpers, &wanted, &mut deliver),
     }
     own.unwrap_or(Err(RenderError::Internal {
         context: "rendering a batch",
@@ -1668,6 +1717,48 @@ mod tests {
         for gauge in ["imgmesh_render_queue_depth", "imgmesh_renders_in_flight"] {
             assert_eq!(metric(gauge), 0.0, "{gauge}");
         }
+    }
+
+    /// A render taken into a batch stops waiting for a worker of its own:
+    /// a worker freed while the batch runs goes to the next render that
+    /// needs one (here of another original), not to a taken render that
+    /// would hold it idle until its batch answers.
+    #[tokio::test]
+    async fn taken_renders_leave_free_workers_to_others() {
+        let pool =
+            RenderPool::with_admission(2, 8, DEFAULT_MEMORY_BUDGET_BYTES, RenderLimits::default());
+        let (large, small) = (test_images::jpeg(1600, 1000), test_images::jpeg(160, 100));
+        let busy = [
+            Arc::clone(&pool.running).acquire_owned().await.unwrap(),
+            Arc::clone(&pool.running).acquire_owned().await.unwrap(),
+        ];
+        let mut batch = Vec::new();
+        for (queued, w) in [1200, 1000, 800, 600, 400, 200].into_iter().enumerate() {
+            let (render_pool, large) = (pool.clone(), large.clone());
+            batch.push(tokio::spawn(async move {
+                batched(&render_pool, &large, w, "demo/large.jpg", None).await
+            }));
+            eventually("the render waits", || pool.batch_waiting() > queued).await;
+        }
+        let other = {
+            let pool = pool.clone();
+            tokio::spawn(async move { batched(&pool, &small, 100, "demo/small.jpg", None).await })
+        };
+        eventually("all wait", || pool.batch_waiting() == 7).await;
+        let [first, second] = busy;
+        drop(first);
+        eventually("the batch takes its renders", || pool.batch_waiting() == 1).await;
+        drop(second);
+        let other = other.await.unwrap().unwrap();
+        assert_eq!(other.width, 100);
+        assert!(
+            batch.iter().any(|render| !render.is_finished()),
+            "the other original's render waited for the batch"
+        );
+        for render in batch {
+            render.await.unwrap().unwrap();
+        }
+        assert_eq!(pool.running.available_permits(), 2, "both workers free");
     }
 
     /// Renders of different originals, or of one original under different

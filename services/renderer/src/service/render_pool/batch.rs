@@ -63,6 +63,10 @@ pub(super) struct Waiting {
     pub(super) deadline: Option<Instant>,
     /// Where a batch that took it sends its outcome.
     pub(super) answer: oneshot::Sender<Result<Derivative, RenderError>>,
+    /// Dropped when a batch takes it: its caller then stops waiting for a
+    /// worker of its own (else it would take the next free worker and hold
+    /// it idle until its batch answers).
+    pub(super) _taken: oneshot::Sender<()>,
     pub(super) admission: Admission,
     pub(super) reservation: MemoryReservation,
 }
