@@ -481,11 +481,11 @@ for rep in $(seq 1 "$reps"); do
   # connection at a time; the renderer's own peak RSS, and its queue
   # gauges once the load has stopped.
   fresh_cache
-  read -r _ _ _ idle_p99 _ _ _ _ _ < <("$bin/imgmesh-load" --target "$gateway" --concurrency 1 --seconds "$w2_seconds" --offset "$w4_idle_offset" | load_summary)
+  read -r _ _ _ idle_p99 _ _ _ _ _ < <("$bin/imgmesh-load" --target "$gateway" --concurrency 1 --seconds "$w2_seconds" --offset "$w4_idle_offset" --latencies "$state/w4-unloaded-ms.txt" | load_summary)
   fresh_cache
   reset_peak "$renderer_pid"
   read -r -a w4_split_before < <(w4_split)
-  read -r w4_rps w4_ok _ w4_ok_p99 w4_shed w4_shed_p99 w4_other w4_n w4_hits < <("$bin/imgmesh-load" --target "$gateway" --concurrency 64 --seconds "$w1_seconds" --offset "$w4_offset" | load_summary)
+  read -r w4_rps w4_ok _ w4_ok_p99 w4_shed w4_shed_p99 w4_other w4_n w4_hits < <("$bin/imgmesh-load" --target "$gateway" --concurrency 64 --seconds "$w1_seconds" --offset "$w4_offset" --latencies "$state/w4-admitted-ms.txt" | load_summary)
   warn_hits W4 "$w4_hits"
   w4_rss=$(awk '/VmHWM/ {printf "%.0f", $2 / 1024}' "/proc/$renderer_pid/status")
   sleep 1
@@ -526,7 +526,13 @@ idle_p99=$(col 13); w4_rps=$(col 14); w4_ok_p99=$(col 16); w4_shed_p99=$(col 18)
 w4_shed_pct=$(awk '{print ($20 ? 100 * $17 / $20 : 0)}' "$results" | median)
 w4_other=$(awk '{s += $19} END {print s + 0}' "$results")
 w4_left=$(awk '{s += $22} END {print s + 0}' "$results")
+# The W4 ratio reads all repetitions' renders together (imgmesh-load
+# --latencies): one repetition's unloaded run is ~40 renders, whose p99 is
+# their maximum (253-402 ms between repetitions on a quiet machine).
+idle_n=$(wc -l <"$state/w4-unloaded-ms.txt"); w4_ok_n=$(wc -l <"$state/w4-admitted-ms.txt")
+idle_p99=$(pooled_p99 "$state/w4-unloaded-ms.txt"); w4_ok_p99=$(pooled_p99 "$state/w4-admitted-ms.txt")
 w4_ratio=$(awk -v a="$w4_ok_p99" -v b="$idle_p99" 'BEGIN { printf "%.2f", b ? a / b : 0 }')
+w4_rep_ratios=$(awk '{printf "%s×%.2f", (NR > 1 ? ", " : ""), ($13 ? $16 / $13 : 0)}' "$results")
 w4_w1_ratio=$(awk -v a="$w4_ok_p99" -v b="$w1_p99" 'BEGIN { printf "%.2f", b ? a / b : 0 }')
 two_rps=$(col 23); spread=$(col 24); direct_cpu=$(col 25); balanced_cpu=$(col 26); w1_rss=$(col 27); w4_hits=$(col 28)
 # W1's cache hits summed over the repetitions: anything but 0 means W1 was
@@ -578,7 +584,7 @@ ratios, not absolute numbers, across machines.
 | W1 miss | \`wrk -t1 -c4 -d${w1_seconds}s -s bench/w1.lua\` (unique URLs, w=300…1099, q=80, fm=jpg; Redis flushed and the Source purged first) | **$w1_rps req/s**, p50 $w1_p50 ms, p99 $w1_p99 ms, $w1_cpu CPU-ms/req (all four services); **$w1_hits cache hits** in all repetitions (must be 0) |
 | W2 hit | \`wrk -t1 -c32 -d${w2_seconds}s -s bench/w2.lua\` (10 URLs after warm-up) | **$w2_rps req/s**, p99 $w2_p99 ms |
 | nginx static | \`wrk -t1 -c32 -d${w2_seconds}s\` on one $static_bytes-byte derivative from disk | **$nginx_rps req/s**, p99 $nginx_p99 ms |
-| W4 overload | \`imgmesh-load --concurrency 64 --seconds $w1_seconds\` (W1's URLs; Redis flushed first; clients resend at once, ignoring \`Retry-After\`) | **$w4_rps req/s** answered; **$(printf '%.1f' "$w4_shed_pct") % shed** (503 + Retry-After) with p99 **$w4_shed_p99 ms**; admitted renders' (misses') p99 $w4_ok_p99 ms: **×$w4_ratio** of the unloaded p99 ($idle_p99 ms, \`--concurrency 1\`), ×$w4_w1_ratio of W1's (at capacity); $w4_hits cache hits (URLs met again); renderer peak RSS $w4_rss MB; other statuses $w4_other; queue + in flight + admitted bytes 1 s after: $w4_left |
+| W4 overload | \`imgmesh-load --concurrency 64 --seconds $w1_seconds\` (W1's URLs; Redis flushed first; clients resend at once, ignoring \`Retry-After\`) | **$w4_rps req/s** answered; **$(printf '%.1f' "$w4_shed_pct") % shed** (503 + Retry-After) with p99 **$w4_shed_p99 ms**; admitted renders' (misses') p99 $w4_ok_p99 ms: **×$w4_ratio** of the unloaded p99 ($idle_p99 ms, \`--concurrency 1\` for ${w2_seconds}s), both p99s of all repetitions' renders together ($w4_ok_n and $idle_n; by repetition $w4_rep_ratios), ×$w4_w1_ratio of W1's (at capacity); $w4_hits cache hits (URLs met again); renderer peak RSS $w4_rss MB; other statuses $w4_other; queue + in flight + admitted bytes 1 s after: $w4_left |
 | scale | W1 (\`wrk -t1 -c4\`) through a gateway balancing over two renderers on these 2 cores | **$two_rps req/s** (×$two_ratio of one renderer), first renderer's share **$spread %** |
 | balancing cost | W1 for ${w2_seconds}s through a gateway listing one renderer twice (balanced channel) vs the main gateway's CPU during W1 (one URL, direct) | gateway **$balanced_cpu** vs **$direct_cpu** CPU-ms/req (**$balance_cost** ms per request for balancing) |
 

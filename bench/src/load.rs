@@ -13,6 +13,9 @@
 //!
 //! Prints `key value` lines: `requests`, `rps`, `ok` (rendered), `ok_p50_ms`,
 //! `ok_p99_ms`, `hits`, `shed`, `shed_p50_ms`, `shed_p99_ms`, `other`.
+//! With `--latencies FILE` it also appends every rendered request's
+//! latency (ms, one a line) to FILE, so that several runs' tails can be
+//! read together: a p99 of one run's 40 unloaded renders is their maximum.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -42,6 +45,10 @@ struct Args {
     /// First URL number, so repetitions never repeat a URL.
     #[arg(long, default_value_t = 0)]
     offset: u64,
+    /// A file to append each rendered request's latency to (ms, one a
+    /// line).
+    #[arg(long)]
+    latencies: Option<std::path::PathBuf>,
 }
 
 /// The corpus images W1 rotates through.
@@ -119,7 +126,25 @@ async fn run(args: Args) -> anyhow::Result<()> {
     println!("shed_p50_ms {:.2}", percentile_ms(&shed, 0.50));
     println!("shed_p99_ms {:.2}", percentile_ms(&shed, 0.99));
     println!("other {}", other.len());
+    if let Some(path) = &args.latencies {
+        append_latencies(path, &ok)?;
+    }
     Ok(())
+}
+
+/// Appends `latencies` to the file at `path` in milliseconds, one a line.
+fn append_latencies(path: &std::path::Path, latencies: &[Duration]) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let mut lines = String::new();
+    for latency in latencies {
+        lines.push_str(&format!("{:.2}\n", latency.as_secs_f64() * 1000.0));
+    }
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .and_then(|mut file| file.write_all(lines.as_bytes()))
+        .with_context(|| format!("appending latencies to {}", path.display()))
 }
 
 /// The `q` quantile of sorted `latencies` in milliseconds (0 when empty).
@@ -263,6 +288,25 @@ mod tests {
         let asked = server.await.expect("the server task");
         let expected: Vec<String> = (7..17).flat_map(|i| [url_path(i), url_path(i)]).collect();
         assert_eq!(asked, expected);
+    }
+
+    /// Latencies are appended in milliseconds, one a line, after what the
+    /// file held.
+    #[test]
+    fn latencies_are_appended_in_milliseconds() {
+        use std::time::Duration;
+        let path = std::env::temp_dir().join(format!("imgmesh-load-{}.txt", std::process::id()));
+        std::fs::write(&path, "1.00\n").expect("a first line");
+        super::append_latencies(
+            &path,
+            &[Duration::from_micros(2500), Duration::from_millis(300)],
+        )
+        .expect("appended");
+        assert_eq!(
+            std::fs::read_to_string(&path).expect("the file"),
+            "1.00\n2.50\n300.00\n"
+        );
+        std::fs::remove_file(&path).expect("removed");
     }
 
     /// A short slice of numbers asks for widths spread over 300 … 1099, not

@@ -19,6 +19,12 @@
 # (/proc/PID/task/*/schedstat). Prints one `w4-raw` line per repetition
 # (key=value) and a readable summary; writes nothing to docs/benchmarks.md.
 
+# The p99 of the latencies in file $1 (one a line), as imgmesh-load
+# computes it (the ceil(0.99 n)-th smallest); 0 for an empty file.
+pooled_p99() {
+  sort -g "$1" | awk '{v[NR] = $1} END { i = int(NR * 0.99); if (i < NR * 0.99) i++; if (i < 1) i = 1; printf "%.2f", NR ? v[i] : 0 }'
+}
+
 # Sum of (on-CPU ns, runnable-but-waiting ns) over the threads of pid $1.
 w4_schedstat() {
   cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{c += $1; w += $2} END {printf "%d %d\n", c, w}'
@@ -57,7 +63,7 @@ w4_section() {
     load_start=$(cut -d' ' -f1 /proc/loadavg)
     fresh_cache
     pool_before=$(w4_pool)
-    idle=$("$bin/imgmesh-load" --target "$gateway" --concurrency 1 --seconds "$w2_seconds" --offset "$idle_offset" | load_summary)
+    idle=$("$bin/imgmesh-load" --target "$gateway" --concurrency 1 --seconds "$w2_seconds" --offset "$idle_offset" --latencies "$state/w4s-unloaded-ms.txt" | load_summary)
     pool_after=$(w4_pool)
     idle_pool=$(w4_pool_delta "$pool_before" "$pool_after")
 
@@ -68,7 +74,7 @@ w4_section() {
     ticks_before=$(for p in "$redis_pid" "$fetcher_pid" "$renderer_pid" "$gateway_pid"; do cpu_ticks "$p"; done | tr '\n' ' ')
     r_sched_before=$(w4_schedstat "$renderer_pid")
     g_sched_before=$(w4_schedstat "$gateway_pid")
-    "$bin/imgmesh-load" --target "$gateway" --concurrency 64 --seconds "$w1_seconds" --offset "$w4_offset" >"$state/w4-$rep.txt" &
+    "$bin/imgmesh-load" --target "$gateway" --concurrency 64 --seconds "$w1_seconds" --offset "$w4_offset" --latencies "$state/w4s-admitted-ms.txt" >"$state/w4-$rep.txt" &
     client_pid=$!
     client_ticks=0
     # The client's own CPU, read until it exits (its last reading stands).
@@ -112,4 +118,11 @@ w4_section() {
       printf " shed_gateway=%d shed_renderer=%d limit_after=%s rss_mb=%s left=%s", s1[5] - s0[5], s1[6] - s0[6], s1[7], rss, left
       printf " w1_rps=%s w1_p50=%s w1_p99=%s w1_non2xx=%s w1_wait_ms=%s w1_work_ms=%s w1_wait_gt_100ms=%s\n", v[1], v[2], v[3], v[5], u[1], u[2], u[6] }' | tee -a "$state/w4-raw.txt"
   done
+  # All repetitions' renders together: one unloaded run's p99 is the
+  # maximum of its ~40 renders.
+  local unloaded_p99 admitted_p99
+  unloaded_p99=$(pooled_p99 "$state/w4s-unloaded-ms.txt")
+  admitted_p99=$(pooled_p99 "$state/w4s-admitted-ms.txt")
+  awk -v u="$unloaded_p99" -v a="$admitted_p99" -v un="$(wc -l <"$state/w4s-unloaded-ms.txt")" -v an="$(wc -l <"$state/w4s-admitted-ms.txt")" \
+    'BEGIN { printf "w4-pooled unloaded_p99=%s unloaded_n=%d admitted_p99=%s admitted_n=%d ratio=%.2f\n", u, un, a, an, u ? a / u : 0 }'
 }
