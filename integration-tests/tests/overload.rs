@@ -181,3 +181,98 @@ async fn originals_over_the_memory_budget_are_too_large() {
     settles_to_zero(&mesh, "imgmesh_render_admitted_bytes").await;
     settles_to_zero(&mesh, "imgmesh_render_queue_depth").await;
 }
+
+/// Clients that ask for their next URL as soon as one is refused (wrk, a
+/// crawler), each on its own keep-alive HTTP/1 connection, count once each
+/// in the gateway's demand. After a burst has taught the gateway a low
+/// render limit, two such clients — as many as the renderer has places
+/// for (one worker, one queue place) — are refused by the gateway only
+/// until the learnt limit's hold (1 s) passes, then served. Counted by URL,
+/// their hundreds of distinct URLs a second read as a storm that held the
+/// limit for as long as they sent (`make bench`'s bad-bytes rows at four
+/// connections were 503 by the tens of thousands).
+#[tokio::test]
+async fn clients_stepping_through_urls_are_served_once_the_hold_passes() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    let mesh = overloaded_mesh().await;
+    mesh.put_object("small.jpg", &fixtures::jpeg(400, 300).unwrap())
+        .unwrap();
+    let warm = mesh.get("busy", "/small.jpg?w=10").await.unwrap();
+    assert_eq!(warm.status, 200, "{}", warm.text());
+    // The burst: the renderer refuses, and the gateway learns a limit.
+    let paths: Vec<_> = (0..REQUESTS)
+        .map(|n| format!("/big/{n}.png?w=2800&fm=png"))
+        .collect();
+    let burst = futures::future::join_all(paths.iter().map(|path| mesh.get("busy", path))).await;
+    assert!(
+        burst
+            .iter()
+            .any(|r| r.as_ref().is_ok_and(|r| r.status == 503)),
+        "the burst was not shed"
+    );
+    let learnt = mesh
+        .metric("gateway", "imgmesh_render_limit", "")
+        .await
+        .unwrap();
+    assert!(learnt < 1024.0, "no limit learnt: {learnt}");
+
+    // Two clients, each on one connection, each asking for a new width of
+    // the small original as soon as it has an answer, for 4 s.
+    let started = Instant::now();
+    let client = |first: u32| {
+        let addr = mesh.gateway_addr;
+        async move {
+            let mut connection = tokio::net::TcpStream::connect(addr).await.unwrap();
+            let mut answers = Vec::new();
+            let mut width = first;
+            while started.elapsed() < Duration::from_secs(4) {
+                width += 2;
+                let request =
+                    format!("GET /small.jpg?w={width} HTTP/1.1\r\nhost: busy.localhost\r\n\r\n");
+                connection.write_all(request.as_bytes()).await.unwrap();
+                let status = read_response(&mut connection).await;
+                answers.push((started.elapsed(), status));
+            }
+            answers
+        }
+    };
+    let answers = futures::future::join(client(11), client(12)).await;
+    for (name, answers) in [("first", answers.0), ("second", answers.1)] {
+        let late: Vec<_> = answers
+            .iter()
+            .filter(|(at, _)| *at > Duration::from_millis(2500))
+            .collect();
+        assert!(
+            !late.is_empty() && late.iter().all(|(_, status)| *status == 200),
+            "the {name} client's answers after 2.5 s (a limit of {learnt} learnt, held 1 s): \
+             {} answers, {} of them 503",
+            late.len(),
+            late.iter().filter(|(_, status)| *status == 503).count()
+        );
+    }
+
+    /// Reads one HTTP/1 response (its body by `content-length`) and
+    /// returns its status.
+    async fn read_response(connection: &mut tokio::net::TcpStream) -> u16 {
+        let mut head = Vec::new();
+        while !head.ends_with(b"\r\n\r\n") {
+            let mut byte = [0u8; 1];
+            assert_eq!(connection.read(&mut byte).await.unwrap(), 1, "closed");
+            head.push(byte[0]);
+        }
+        let head = String::from_utf8(head).unwrap();
+        let status = head[9..12].parse().unwrap();
+        let length: usize = head
+            .lines()
+            .find_map(|line| {
+                let (name, value) = line.split_once(':')?;
+                name.eq_ignore_ascii_case("content-length")
+                    .then(|| value.trim().parse().unwrap())
+            })
+            .unwrap_or_else(|| panic!("no content-length:\n{head}"));
+        let mut body = vec![0u8; length];
+        connection.read_exact(&mut body).await.unwrap();
+        status
+    }
+}

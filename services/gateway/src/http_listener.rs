@@ -79,11 +79,23 @@ pub(crate) async fn serve<S, F>(
         }
         let router = router.clone();
         let service = hyper::service::service_fn(move |request: http::Request<Incoming>| {
+            let version = request.version();
             let mut request = request.map(Body::new);
             request
                 .extensions_mut()
                 .insert(ConnectInfo::<SocketAddr>(peer));
-            router.clone().oneshot(request)
+            let handled = router.clone().oneshot(request);
+            // The client a refused miss counts as in the render limit's
+            // demand (crate::upstream::HTTP1_CLIENT): its connection on
+            // HTTP/1, which carries one request at a time.
+            let http1 = version != http::Version::HTTP_2;
+            async move {
+                if http1 {
+                    crate::upstream::HTTP1_CLIENT.scope(peer, handled).await
+                } else {
+                    handled.await
+                }
+            }
         });
         let (builder, watcher) = (builder.clone(), graceful.watcher());
         let first_byte_timeout = options.header_read_timeout;

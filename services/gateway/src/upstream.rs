@@ -31,6 +31,18 @@ mod render_limit;
 
 use render_limit::{Answer, RenderLimit};
 
+tokio::task_local! {
+    /// The HTTP/1 client connection (its peer address) a public request
+    /// came on, set around each request's handling by the public listener
+    /// (`http_listener`). A connection carries one request at a time, so a
+    /// refused miss is counted in the render limit's demand by its
+    /// connection: a client that moves on to its next URL after a 503 is
+    /// one client waiting, not a new one per URL. Unset (HTTP/2, whose one
+    /// connection carries many requests at once, and the gRPC API), a
+    /// refused miss counts by what it asks for ([`demand_key`]).
+    pub(crate) static HTTP1_CLIENT: std::net::SocketAddr;
+}
+
 /// Deadline for a host lookup in the registry.
 pub(crate) const RESOLVE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Extra time the gateway waits past a deadline it sent, so the peer's own
@@ -180,7 +192,7 @@ impl Upstream {
         timeout: Duration,
     ) -> Result<RenderResponse, GatewayError> {
         let Some(permit) = self.render_limit.try_start() else {
-            self.render_limit.note_refused(demand_key(&render));
+            self.render_limit.note_refused(refusal_key(&render));
             return Err(GatewayError::Overloaded);
         };
         let rendered = self.call_render(render, timeout, permit.start_now()).await;
@@ -333,6 +345,27 @@ fn render_request(
 /// What tells one render request from another in the render limit's
 /// demand: the same for the same request resent, different for another
 /// derivative (a hash of its Source, path and plan).
+/// The key a refused miss is counted under in the render limit's demand:
+/// its HTTP/1 connection ([`HTTP1_CLIENT`]) when it came on one, else what
+/// it asks for ([`demand_key`]). Keyed by URL alone, four HTTP/1
+/// connections that each ask for the next URL as soon as one is refused
+/// (wrk, a crawler) made hundreds of distinct keys a second, read as a
+/// storm of clients: after one refusal by the renderer (a render that did
+/// not fit its running memory) the learnt limit held for as long as they
+/// sent, and `make bench`'s bad-bytes rows at four connections were 503
+/// by the tens of thousands.
+fn refusal_key(render: &RenderRequest) -> u64 {
+    use std::hash::{Hash as _, Hasher};
+
+    HTTP1_CLIENT
+        .try_with(|client| {
+            let mut hasher = std::collections::hash_map::DefaultHasher::new();
+            client.hash(&mut hasher);
+            hasher.finish()
+        })
+        .unwrap_or_else(|_| demand_key(render))
+}
+
 fn demand_key(render: &RenderRequest) -> u64 {
     use std::fmt::Write as _;
     use std::hash::{Hash as _, Hasher};
@@ -431,5 +464,34 @@ mod tests {
         assert_eq!(first, demand_key(&render("a.jpg", 300)));
         assert_ne!(first, demand_key(&render("b.jpg", 300)));
         assert_ne!(first, demand_key(&render("a.jpg", 301)));
+    }
+
+    /// On an HTTP/1 connection a refused miss counts as its connection,
+    /// whatever it asks for; another connection counts apart; outside one
+    /// (HTTP/2, the gRPC API) it counts by what it asks for.
+    #[tokio::test]
+    async fn refusals_on_one_http1_connection_count_once() {
+        let (one, two) = (
+            "127.0.0.1:40001".parse().unwrap(),
+            "127.0.0.1:40002".parse().unwrap(),
+        );
+        let on = |client, path, width| {
+            HTTP1_CLIENT.scope(client, async move { refusal_key(&render(path, width)) })
+        };
+        let first = on(one, "a.jpg", 300).await;
+        assert_eq!(
+            first,
+            on(one, "b.jpg", 301).await,
+            "the next URL, same client"
+        );
+        assert_ne!(first, on(two, "a.jpg", 300).await, "another connection");
+        assert_eq!(
+            refusal_key(&render("a.jpg", 300)),
+            demand_key(&render("a.jpg", 300))
+        );
+        assert_ne!(
+            refusal_key(&render("a.jpg", 300)),
+            refusal_key(&render("b.jpg", 300))
+        );
     }
 }

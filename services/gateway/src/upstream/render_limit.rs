@@ -28,8 +28,12 @@
 //!
 //! A storm (clients resending a refused request at once, as W4's do) is
 //! told apart from a few requests more than the limit by the *demand*: the
-//! renders in flight plus the distinct requests refused here in the last
-//! [`DEMAND_WINDOW`]. The limit grows only while the demand is at most
+//! renders in flight plus the distinct clients refused here in the last
+//! [`DEMAND_WINDOW`] (a client is its HTTP/1 connection, else the request
+//! it sends: see `upstream::refusal_key`; counted by request alone, four
+//! connections stepping to their next URL after each 503 read as hundreds
+//! of clients and held a limit learnt from one refusal for as long as they
+//! sent). The limit grows only while the demand is at most
 //! [`storm_threshold`] of it (about twice), so a normal load right after an
 //! overload climbs back in a few renders; under a storm it does not climb
 //! at all. That matters because the renderer closes its queue under
