@@ -203,9 +203,10 @@ struct PendingPyramid {
     slot: Arc<Slot<Arc<Pyramid>>>,
 }
 
-/// Where a pending decode is handed to the renders waiting for it.
+/// Where a value one thread is making (a pending decode, a batch's
+/// cascade source) is handed to the threads waiting for it.
 #[derive(Debug)]
-struct Slot<T> {
+pub(crate) struct Slot<T> {
     /// `None` while decoding; then the decode, or `None` if it failed.
     decoded: Mutex<Option<Option<T>>>,
     ready: Condvar,
@@ -741,18 +742,33 @@ impl State {
 // === impl Slot ===
 
 impl<T: Clone> Slot<T> {
-    fn new() -> Slot<T> {
+    pub(crate) fn new() -> Slot<T> {
         Slot {
             decoded: Mutex::new(None),
             ready: Condvar::new(),
         }
     }
 
-    /// Hands `decoded` (`None`: the decode failed) to the waiting renders.
-    fn hand(&self, decoded: Option<T>) {
+    /// Hands `decoded` (`None`: the decode failed) to the waiting renders
+    /// (and to later ones).
+    pub(crate) fn hand(&self, decoded: Option<T>) {
         let mut handed = self.decoded.lock().unwrap_or_else(|e| e.into_inner());
         *handed = Some(decoded);
         self.ready.notify_all();
+    }
+
+    /// The value once handed (`None`: it could not be made), however long
+    /// that takes: for a caller whose maker always hands something (a
+    /// batch's cascade, whose sources are handed even when their resize
+    /// fails).
+    pub(crate) fn wait_handed(&self) -> Option<T> {
+        let mut decoded = self.decoded.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            if let Some(decoded) = decoded.as_ref() {
+                return decoded.clone();
+            }
+            decoded = self.ready.wait(decoded).unwrap_or_else(|e| e.into_inner());
+        }
     }
 
     /// Waits for the pending decode, within the render's time budget:

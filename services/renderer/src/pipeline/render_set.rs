@@ -41,7 +41,7 @@
 //! made from a shared decode instead of their own.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use imgmesh_imgix_params::is_empty_plan;
 use imgmesh_proto::renderer::v1::{OutputFormat, blend};
@@ -52,7 +52,7 @@ use rs_vips::{Vips, VipsImage};
 use crate::error::RenderError;
 use crate::metrics::METRICS;
 use crate::pipeline::geometry::{Layout, Region};
-use crate::pipeline::intermediate::{Intermediates, Pyramid, PyramidClaim};
+use crate::pipeline::intermediate::{Intermediates, Pyramid, PyramidClaim, Slot};
 use crate::pipeline::libvips::RenderBudget;
 use crate::pipeline::load::input_format::InputFormat;
 use crate::pipeline::load::source_image::{Frames, LoadOptions, Pages};
@@ -479,7 +479,7 @@ fn cascade(
     let steps = cascade_steps(largest.layout.resize, &sizes);
     // The sources the smaller members make, as each is made (`None`: its
     // resize failed, and its smaller ones are made from the largest).
-    let sources: Vec<Ready<VipsImage>> = rest.iter().map(|_| Ready::default()).collect();
+    let sources: Vec<Slot<VipsImage>> = rest.iter().map(|_| Slot::new()).collect();
     let first_budget = Mutex::new(Some(budget));
     spread(shared.len(), helpers, &|task| {
         let Some(position) = task.checked_sub(1) else {
@@ -506,7 +506,9 @@ fn cascade(
         }
         let source = match step.source.checked_sub(1) {
             None => base.clone(),
-            Some(source) => sources[source].wait().unwrap_or_else(|| base.clone()),
+            Some(source) => sources[source]
+                .wait_handed()
+                .unwrap_or_else(|| base.clone()),
         };
         let budget = RenderBudget::start(limits.max_render);
         let size = member.layout.resize;
@@ -564,70 +566,34 @@ fn spread(count: usize, helpers: Helpers<'_>, task: &(dyn Fn(usize) + Sync)) {
     });
 }
 
-/// A value one thread hands to others that wait for it: `None` when it
-/// could not be made.
-#[derive(Debug)]
-struct Ready<T> {
-    value: Mutex<Option<Option<T>>>,
-    ready: Condvar,
-}
-
-impl<T> Default for Ready<T> {
-    fn default() -> Ready<T> {
-        Ready {
-            value: Mutex::new(None),
-            ready: Condvar::new(),
-        }
-    }
-}
-
-impl<T: Clone> Ready<T> {
-    /// Hands `value` to the waiting threads (and later ones).
-    fn set(&self, value: Option<T>) {
-        *lock(&self.value) = Some(value);
-        self.ready.notify_all();
-    }
-
-    /// The value, once handed.
-    fn wait(&self) -> Option<T> {
-        let mut value = lock(&self.value);
-        loop {
-            if let Some(value) = value.as_ref() {
-                return value.clone();
-            }
-            value = self.ready.wait(value).unwrap_or_else(|e| e.into_inner());
-        }
-    }
-}
-
 /// Hands a source to the threads that wait for it: the image, or `None`
 /// when dropped without one.
 struct Publish<'a, T: Clone> {
-    ready: Option<&'a Ready<T>>,
+    slot: Option<&'a Slot<T>>,
 }
 
 impl<'a, T: Clone> Publish<'a, T> {
-    fn new(ready: &'a Ready<T>) -> Publish<'a, T> {
-        Publish { ready: Some(ready) }
+    fn new(slot: &'a Slot<T>) -> Publish<'a, T> {
+        Publish { slot: Some(slot) }
     }
 
     fn hand(mut self, value: T) {
-        if let Some(ready) = self.ready.take() {
-            ready.set(Some(value));
+        if let Some(slot) = self.slot.take() {
+            slot.hand(Some(value));
         }
     }
 }
 
 impl<T: Clone> Drop for Publish<'_, T> {
     fn drop(&mut self) {
-        if let Some(ready) = self.ready.take() {
-            ready.set(None);
+        if let Some(slot) = self.slot.take() {
+            slot.hand(None);
         }
     }
 }
 
 /// `mutex` locked, even if a thread panicked holding it.
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
@@ -747,6 +713,8 @@ fn area((width, height): (u32, u32)) -> u64 {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Condvar;
+
     use imgmesh_imgix_params::parse_render_plan;
 
     use super::*;

@@ -110,7 +110,8 @@ use crate::metrics::METRICS;
 use crate::pipeline::estimate::estimate_render_bytes;
 use crate::pipeline::libvips;
 use crate::pipeline::render_set::{
-    Helpers, Reuse, SharedOriginal, may_share_a_decode, render_batch_each, render_batch_reusing,
+    Helpers, Reuse, SharedOriginal, lock, may_share_a_decode, render_batch_each,
+    render_batch_reusing,
 };
 use crate::pipeline::{
     Derivative, Intermediates, RenderLimits, RenderSources, ResolvedPlan, render_reusing,
@@ -1038,10 +1039,7 @@ fn render_joined(
     // Wanted while its caller still waits for the answer.
     let wanted = |index: usize| {
         index == 0
-            || joined[index - 1]
-                .1
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
+            || lock(&joined[index - 1].1)
                 .as_ref()
                 .is_some_and(|(answer, _)| !answer.is_closed())
     };
@@ -1049,12 +1047,7 @@ fn render_joined(
     let mut deliver = |index: usize, outcome: Result<Derivative, RenderError>| {
         if index == 0 {
             own = Some(outcome);
-        } else if let Some((answer, admission)) = joined[index - 1]
-            .1
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take()
-        {
+        } else if let Some((answer, admission)) = lock(&joined[index - 1].1).take() {
             // The place first: the caller may answer, and its client ask
             // again, before this thread runs on after the send.
             drop(admission);
