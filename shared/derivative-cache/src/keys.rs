@@ -50,6 +50,8 @@
 //! (in the same script as the `INCR`), for processes that keep copies in
 //! memory (see `feed`).
 
+use std::fmt::Write as _;
+
 use prost::Message as _;
 use sha2::{Digest as _, Sha256};
 
@@ -135,27 +137,10 @@ impl CacheNames {
             if i > 0 {
                 key.push('.');
             }
-            push_decimal(&mut key, value);
+            // Into the key itself: writing to a String cannot fail.
+            let _ = write!(key, "{value}");
         }
         key
-    }
-}
-
-/// Appends `value` in decimal, as `u64::to_string` writes it, without the
-/// formatting machinery.
-fn push_decimal(out: &mut String, mut value: u64) {
-    let mut digits = [0u8; 20];
-    let mut start = digits.len();
-    loop {
-        start -= 1;
-        digits[start] = b'0' + (value % 10) as u8;
-        value /= 10;
-        if value == 0 {
-            break;
-        }
-    }
-    for &digit in &digits[start..] {
-        out.push(char::from(digit));
     }
 }
 
