@@ -19,7 +19,7 @@ pub(crate) async fn admin_tokens(
     command: &AdminTokensCommand,
 ) -> Result<String, CliError> {
     let mut client = registry_client(cli)?;
-    let failed = |status| CliError::from_status(&cli.registry_url, status);
+    let failed = |status| CliError::from_status(&cli.registry.registry_url, status);
     match command {
         AdminTokensCommand::Create(args) => {
             let expires_at_unix = args.expires_in_seconds.map_or(0, |seconds| {
@@ -99,7 +99,7 @@ pub(crate) async fn audit(cli: &Cli, args: &AuditArgs) -> Result<String, CliErro
             limit: args.limit,
         })
         .await
-        .map_err(|status| CliError::from_status(&cli.registry_url, status))?
+        .map_err(|status| CliError::from_status(&cli.registry.registry_url, status))?
         .into_inner()
         .events;
     Ok(if cli.json {

@@ -8,9 +8,6 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use imgmesh_proto::registry::v1::CacheTtlBehavior;
 use secrecy::SecretString;
 
-/// Default gRPC URL of the source registry.
-pub const DEFAULT_REGISTRY_URL: &str = "http://127.0.0.1:50051";
-
 /// Default gRPC URL of a renderer.
 pub const DEFAULT_RENDERER_URL: &str = "http://127.0.0.1:50053";
 
@@ -19,17 +16,14 @@ pub const DEFAULT_RENDERER_URL: &str = "http://127.0.0.1:50053";
 #[command(
     name = "imgmesh",
     version,
-    about = "Manage imgmesh Sources, sign URLs and upload objects."
+    about = "Manage imgmesh Sources, sign URLs and upload objects.",
+    mut_arg("registry_url", |arg| arg.global(true))
 )]
 pub struct Cli {
-    /// gRPC URL of the source registry.
-    #[arg(
-        long,
-        global = true,
-        env = "IMGMESH_REGISTRY_URL",
-        default_value = DEFAULT_REGISTRY_URL
-    )]
-    pub registry_url: String,
+    /// The source registry's gRPC API: `--registry-url`, as every service
+    /// that calls it spells it (given before or after the subcommand).
+    #[command(flatten)]
+    pub registry: imgmesh_runtime::RegistryArgs,
 
     /// Print JSON instead of text.
     #[arg(long, global = true)]
@@ -531,6 +525,7 @@ fn secret_text(value: &str) -> Result<SecretString, Infallible> {
 #[cfg(test)]
 mod tests {
     use clap::error::ErrorKind;
+    use imgmesh_runtime::DEFAULT_REGISTRY_URL;
     use secrecy::ExposeSecret as _;
 
     use super::*;
@@ -612,7 +607,7 @@ mod tests {
     #[test]
     fn create_parses_required_flags() {
         let cli = parse(CREATE).unwrap();
-        assert_eq!(cli.registry_url, DEFAULT_REGISTRY_URL);
+        assert_eq!(cli.registry.registry_url, DEFAULT_REGISTRY_URL);
         assert!(!cli.json);
         let Command::Sources(SourcesCommand::Create(args)) = cli.command else {
             panic!("not create");
@@ -641,7 +636,7 @@ mod tests {
             "--json",
         ]);
         let cli = parse(&args).unwrap();
-        assert_eq!(cli.registry_url, "http://10.0.0.1:1");
+        assert_eq!(cli.registry.registry_url, "http://10.0.0.1:1");
         assert!(cli.json);
         let Command::Sources(SourcesCommand::Create(args)) = cli.command else {
             panic!("not create");
@@ -650,6 +645,14 @@ mod tests {
         assert_eq!(args.path_prefix.as_deref(), Some("photos"));
         assert_eq!(args.default_params.as_deref(), Some("auto=format&q=75"));
         assert_eq!(args.cache_ttl, Some(3600));
+    }
+
+    /// `--registry-url` (the services' shared flag group) is global: it is
+    /// read after the subcommand as well as before it.
+    #[test]
+    fn registry_url_is_read_after_the_subcommand() {
+        let cli = parse(&["sources", "list", "--registry-url=http://10.0.0.2:7"]).unwrap();
+        assert_eq!(cli.registry.registry_url, "http://10.0.0.2:7");
     }
 
     /// A create without a required flag is a usage error (exit code 2).

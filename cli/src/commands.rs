@@ -47,7 +47,7 @@ async fn keys(cli: &Cli, command: &crate::args::KeysCommand) -> Result<String, C
     use crate::args::KeysCommand;
 
     let mut client = registry_client(cli)?;
-    let failed = |status| CliError::from_status(&cli.registry_url, status);
+    let failed = |status| CliError::from_status(&cli.registry.registry_url, status);
     match command {
         KeysCommand::Create(args) => {
             let response = client
@@ -160,7 +160,7 @@ fn dev_certs(cli: &Cli, args: &crate::args::DevCertsArgs) -> Result<String, CliE
 /// Runs `imgmesh sources …`.
 async fn sources(cli: &Cli, command: &SourcesCommand) -> Result<String, CliError> {
     let mut client = registry_client(cli)?;
-    let failed = |status| CliError::from_status(&cli.registry_url, status);
+    let failed = |status| CliError::from_status(&cli.registry.registry_url, status);
     match command {
         SourcesCommand::Create(args) => {
             let response = client
@@ -293,7 +293,7 @@ async fn upload(cli: &Cli, args: &UploadArgs) -> Result<String, CliError> {
     let stored = client
         .upload_object(tokio_stream::iter(messages))
         .await
-        .map_err(|status| CliError::from_status(&cli.registry_url, status))?
+        .map_err(|status| CliError::from_status(&cli.registry.registry_url, status))?
         .into_inner();
     Ok(render_uploaded(&args.source, &stored, cli.json))
 }

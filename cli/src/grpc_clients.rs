@@ -14,12 +14,10 @@ pub(crate) fn registry_client(
     cli: &Cli,
 ) -> Result<SourceRegistryServiceClient<GrpcChannel>, CliError> {
     let transport = transport(cli)?;
-    let channel =
-        imgmesh_runtime::grpc_channel_over(&cli.registry_url, &transport).map_err(|error| {
-            CliError::RegistryUrl {
-                url: cli.registry_url.clone(),
-                reason: format!("{error:#}"),
-            }
+    let channel = imgmesh_runtime::grpc_channel_over(&cli.registry.registry_url, &transport)
+        .map_err(|error| CliError::RegistryUrl {
+            url: cli.registry.registry_url.clone(),
+            reason: format!("{error:#}"),
         })?;
     Ok(SourceRegistryServiceClient::new(channel))
 }

@@ -17,8 +17,8 @@ mod source_output;
 mod url_signing;
 
 pub use crate::args::{
-    Cli, Command, CreateArgs, DEFAULT_REGISTRY_URL, DEFAULT_RENDERER_URL, DeployArgs, DevCertsArgs,
-    OnOff, PurgeArgs, SourcesCommand, TtlBehavior, UpdateArgs,
+    Cli, Command, CreateArgs, DEFAULT_RENDERER_URL, DeployArgs, DevCertsArgs, OnOff, PurgeArgs,
+    SourcesCommand, TtlBehavior, UpdateArgs,
 };
 pub use crate::commands::run;
 pub use crate::error::CliError;
@@ -27,3 +27,4 @@ pub use crate::source_output::{
     render_rotated_token, render_source, render_uploaded, status_name,
 };
 pub use crate::url_signing::{SignError, sign_url};
+pub use imgmesh_runtime::DEFAULT_REGISTRY_URL;

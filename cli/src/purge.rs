@@ -37,7 +37,7 @@ pub(crate) async fn purge(cli: &Cli, args: &PurgeArgs) -> Result<String, CliErro
             id_or_name: args.id_or_name.clone(),
         })
         .await
-        .map_err(|status| CliError::from_status(&cli.registry_url, status))?
+        .map_err(|status| CliError::from_status(&cli.registry.registry_url, status))?
         .into_inner()
         .source
         .ok_or(CliError::EmptyResponse)?;
@@ -91,7 +91,7 @@ async fn record_purge(cli: &Cli, source_id: &str, scope: &str, result: String) {
         Ok(mut registry) => registry
             .record_audit_event(RecordAuditEventRequest { event: Some(event) })
             .await
-            .map_err(|status| CliError::from_status(&cli.registry_url, status)),
+            .map_err(|status| CliError::from_status(&cli.registry.registry_url, status)),
         Err(error) => Err(error),
     };
     if let Err(error) = recorded {
