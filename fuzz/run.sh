@@ -9,7 +9,7 @@
 # CI runs `fuzz/run.sh 10` (FUZZ_SECONDS=10 make fuzz); a crash or a hang
 # fails it.
 # Findings stay in the printed output directory; a crash input replays with
-#   $CARGO_TARGET_DIR/debug/<target> < <crash file>
+#   ${IMGMESH_FUZZ_TARGET_DIR:-~/.cache/imgmesh-fuzz-target}/debug/<target> < <crash file>
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -19,7 +19,12 @@ targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
     targets=(imgix_query signature asset_key cache_key admin_body cache_envelope image_pipeline)
 fi
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/imgmesh-fuzz-target}
+# A build directory of its own, whatever CARGO_TARGET_DIR the caller has
+# (.ci/run exports the workspace's): the instrumented build takes the
+# directory's lock for as long as it compiles (half an hour cold on 2
+# cores), which would hold every other debug build waiting, and shares no
+# artifact with them (other RUSTFLAGS).
+export CARGO_TARGET_DIR=${IMGMESH_FUZZ_TARGET_DIR:-$HOME/.cache/imgmesh-fuzz-target}
 jobs=${FUZZ_BUILD_JOBS:-2}
 
 if ! command -v cargo-afl >/dev/null 2>&1; then
