@@ -192,7 +192,9 @@ impl Upstream {
         timeout: Duration,
     ) -> Result<RenderResponse, GatewayError> {
         let Some(permit) = self.render_limit.try_start() else {
-            self.render_limit.note_refused(refusal_key(&render));
+            if let Some(pace) = self.render_limit.note_refused(refusal_key(&render)) {
+                tokio::time::sleep(pace).await;
+            }
             return Err(GatewayError::Overloaded);
         };
         let rendered = self.call_render(render, timeout, permit.start_now()).await;
