@@ -60,6 +60,9 @@ pub const OVERLOAD_HOLD: Duration = Duration::from_secs(1);
 #[derive(Debug)]
 pub struct AdaptiveLimit {
     state: Mutex<State>,
+    /// Wakes the renders waiting for a worker when an overload closes the
+    /// queue ([`AdaptiveLimit::closes`]).
+    closed: tokio::sync::Notify,
     min: usize,
     max: usize,
     tolerance: f64,
@@ -91,6 +94,7 @@ impl AdaptiveLimit {
                 since_change: 0,
                 full_at: None,
             }),
+            closed: tokio::sync::Notify::new(),
             min,
             max,
             tolerance: tolerance.max(1.0),
@@ -142,6 +146,23 @@ impl AdaptiveLimit {
     /// more renders are wanted than it has places.
     pub fn refused_full(&self, now: Instant) {
         self.lock().full_at = Some(now);
+        self.closed.notify_waiters();
+    }
+
+    /// Resolves when the pool next refuses a render because every place
+    /// was taken ([`AdaptiveLimit::refused_full`]). A render still waiting
+    /// for a worker then is refused too: the queue it waits in has just
+    /// closed, so it would wait behind the renders ahead of it for what a
+    /// refusal answers at once. This empties the queue at the onset of an
+    /// overload, which the queue's closing alone does not: a burst (W4's 64
+    /// clients at once) fills every place before the first refusal, and
+    /// under W4 those first queued renders waited 250-760 ms for a worker,
+    /// the slowest admitted requests of the run (more than 1 % of them
+    /// over two repetitions, so they set the admitted p99).
+    /// (Enable the future before reading [`AdaptiveLimit::queue_closed`],
+    /// so that no refusal falls between the two.)
+    pub fn closes(&self) -> tokio::sync::futures::Notified<'_> {
+        self.closed.notified()
     }
 
     /// Whether the pool admits only what a free worker can start at once:
@@ -316,5 +337,23 @@ mod tests {
         );
         assert!(!limit.queue_closed(almost + OVERLOAD_HOLD), "open again");
         assert_eq!(limit.limit(), 6, "the stretch limit is another matter");
+    }
+
+    /// A render waiting on `closes` is woken by the next refusal for a full
+    /// queue, not before.
+    #[tokio::test]
+    async fn a_waiter_learns_when_the_queue_closes() {
+        let limit = std::sync::Arc::new(AdaptiveLimit::new(1, 6, f64::INFINITY));
+        let waiter = tokio::spawn({
+            let limit = std::sync::Arc::clone(&limit);
+            async move { limit.closes().await }
+        });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(!waiter.is_finished(), "nothing refused yet");
+        limit.refused_full(Instant::now());
+        tokio::time::timeout(Duration::from_secs(5), waiter)
+            .await
+            .expect("woken by the refusal")
+            .expect("the waiter task");
     }
 }

@@ -854,7 +854,7 @@ impl RenderPool {
             let memory = running_memory.acquire_many_owned(kib).await?;
             Ok::<_, tokio::sync::AcquireError>((worker, memory))
         };
-        let overload = refuse_unless_free(admission.start_now);
+        let overload = refuse_unless_free(admission.start_now, &self.limit);
         let (worker, running_memory) = start_within(started, deadline, gone, overload).await?;
         admission.start();
         let held = (worker, running_memory, reservation, admission);
@@ -1140,11 +1140,15 @@ async fn start_within<T>(
 }
 
 /// Resolves at once for a render admitted to start now (`start_now`: it
-/// is refused rather than wait for its worker or running memory), never
-/// for one that may wait.
-async fn refuse_unless_free(start_now: bool) {
-    if !start_now {
-        std::future::pending::<()>().await;
+/// is refused rather than wait for its worker or running memory) or one
+/// that would wait while an overload has closed the queue, else when an
+/// overload closes it ([`AdaptiveLimit::closes`]): a render queued then is
+/// refused instead of waiting behind the ones ahead of it.
+async fn refuse_unless_free(start_now: bool, limit: &AdaptiveLimit) {
+    let mut closes = std::pin::pin!(limit.closes());
+    closes.as_mut().enable();
+    if !start_now && !limit.queue_closed(Instant::now()) {
+        closes.await;
     }
 }
 
@@ -1605,7 +1609,13 @@ mod tests {
         });
         let outcomes = futures::future::join_all(renders).await;
         let done = outcomes.iter().filter(|outcome| outcome.is_ok()).count();
-        assert!(done >= 2, "a worker and a queue place: {outcomes:?}");
+        // One worker and one queue place, but the render in the queue place
+        // is refused once the third finds every place taken (the queue
+        // closes, and empties): one renders.
+        assert_eq!(
+            done, 1,
+            "one worker, the queued render refused: {outcomes:?}"
+        );
         assert!(outcomes.iter().all(|outcome| match outcome {
             Ok(_) => true,
             Err(error) => matches!(error, RenderError::Overloaded { .. }),
@@ -1622,7 +1632,7 @@ mod tests {
         ] {
             assert_eq!(metric(gauge), 0.0, "{gauge}");
         }
-        assert!(metric("imgmesh_render_queue_wait_seconds_count") >= 2.0);
+        assert!(metric("imgmesh_render_queue_wait_seconds_count") >= 1.0);
     }
 
     /// Yields until `ready` holds, failing the test if `renders` finishes
