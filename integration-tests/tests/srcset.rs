@@ -1,7 +1,6 @@
 //! A srcset through the whole mesh: the renderer keeps the decode of an
 //! original it decodes twice and resizes the other widths from it, it
-//! batches the widths of one original that are asked for together, and a
-//! batch keeps its original's pyramid for the widths that come later.
+//! batches the widths of one original that are asked for together.
 
 use imgmesh_integration_tests::fixtures::{self, Format};
 use imgmesh_integration_tests::{Mesh, MeshOptions, S3_SECRET_KEY, get};
@@ -132,76 +131,6 @@ async fn srcset_widths_asked_together_batch() {
                 (decodes, batches, batched),
                 (10.0, 0.0, 0.0),
                 "(decodes, batches, batched) without batching:\n{metrics}"
-            );
-        }
-    }
-}
-
-/// A srcset's widths in two waves, each asked for at once (the smaller
-/// widths first, as a page lists them, and the larger ones once those
-/// are back), on one worker with batching and kept decodes: the first
-/// wave decodes the original (once, or twice if its first width ran
-/// before the others were asked for) and keeps its pyramid; the second
-/// wave decodes nothing, each of its widths made from the kept pyramid
-/// (counted as made from a shared decode; each batch that found it, as a
-/// hit). With kept decodes off, the second wave decodes again.
-#[tokio::test]
-async fn later_widths_of_a_srcset_reuse_the_pyramid() {
-    let waves: [&[i32]; 2] = [&[80, 160, 240], &[480, 800, 960, 1200]];
-    for bytes in [67_108_864, 0] {
-        let mesh = Mesh::start(MeshOptions {
-            renderer_args: vec![
-                "--render-batch-max=16".to_owned(),
-                format!("--render-intermediate-bytes={bytes}"),
-                "--workers=1".to_owned(),
-                "--render-queue-depth=12".to_owned(),
-            ],
-            ..MeshOptions::default()
-        })
-        .await
-        .expect("mesh starts");
-        mesh.put_object("photos/wide.jpg", &fixtures::jpeg(1600, 1000).unwrap())
-            .unwrap();
-        mesh.create_source("demo", S3_SECRET_KEY, &[])
-            .await
-            .expect("source is created");
-        let mut decodes = Vec::new();
-        for widths in waves {
-            let paths: Vec<_> = widths
-                .iter()
-                .map(|width| format!("/photos/wide.jpg?w={width}&fm=jpg"))
-                .collect();
-            let responses =
-                futures::future::join_all(paths.iter().map(|path| mesh.get("demo", path))).await;
-            for (response, &width) in responses.into_iter().zip(widths) {
-                let response = response.unwrap();
-                assert_eq!(response.status, 200, "w={width}: {}", response.text());
-                fixtures::expect_image(&response.body, Format::Jpeg, width, width * 5 / 8).unwrap();
-            }
-            let metrics = get(mesh.metrics_addr("renderer"), "localhost", "/metrics", &[])
-                .await
-                .expect("renderer /metrics")
-                .text();
-            decodes.push((
-                value(&metrics, "imgmesh_originals_decoded_total"),
-                value(&metrics, "imgmesh_render_intermediate_hits_total"),
-                value(&metrics, "imgmesh_render_batched_total"),
-            ));
-        }
-        let ((first, _, made_first), (second, hits, made_second)) = (decodes[0], decodes[1]);
-        if bytes > 0 {
-            assert!(
-                (1.0..=2.0).contains(&first)
-                    && second == first
-                    && hits >= 1.0
-                    && made_second - made_first == 4.0,
-                "(decodes, hits, made from a shared decode) after each wave with kept decodes: \
-                 {decodes:?}"
-            );
-        } else {
-            assert!(
-                second > first && hits == 0.0,
-                "(decodes, hits, made from a shared decode) after each wave without: {decodes:?}"
             );
         }
     }

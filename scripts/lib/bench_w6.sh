@@ -19,10 +19,7 @@
 # width needs, and resizes the others from it in a cascade, on its worker
 # and any worker free after the decode; see
 # services/renderer/src/pipeline/render_set.rs and
-# services/renderer/src/service/render_pool.rs; kept decodes are off: with
-# --render-intermediate-bytes=67108864 a batch decodes at full scale and
-# keeps a pyramid for the later batches, which measured x1.00 time and
-# x1.03 CPU against x1.16 and x1.23 for the cascade on the same machine)
+# services/renderer/src/service/render_pool.rs; kept decodes are off)
 # and once to one that does
 # not ($w6_off_flags: every request an independent W1-style miss), each a
 # fresh renderer behind a gateway of its own on the mesh's fetcher,
@@ -30,7 +27,10 @@
 # BENCH_W6_OFF_FLAGS replace the two sides' renderer flags. Per side: wall
 # time of the 200, CPU-ms of the registry, fetcher, renderer, gateway and
 # Redis (utime + stime), the renderer's derivatives made from a shared
-# decode and its decodes (from its /metrics) and its peak RSS. Pixels: the two sides' outputs of the first repetition (one copy of
+# decode and its decodes (from its /metrics) and its peak RSS; the renders
+# left out of their original's batch, by reason
+# (imgmesh_render_batch_refused_total), are printed with each batched
+# repetition. Pixels: the two sides' outputs of the first repetition (one copy of
 # each corpus JPEG) are compared
 # (mean and largest absolute difference per sample, with the vips CLI); the
 # SSIM against a full-decode reference is imgmesh-quality's (section
@@ -84,6 +84,7 @@ PY
 w6_run() {
   local side=$1 rep=$2 gw=$3 metrics=$4 pids=$5 keep=${6:-} urls name copy w
   local before after started ended hits0 decodes0 bad renderer_pid r_before r_after copies=()
+  local reason waits0 refused0=() refused=()
   urls="$state/w6-$side-$rep.urls"
   : >"$urls"
   for name in 2004default firstgeneration rhythm string the-mouse; do
@@ -99,6 +100,10 @@ w6_run() {
   redis-cli -p "$redis_port" FLUSHALL >/dev/null
   hits0=$(metric "$metrics" imgmesh_render_batched_total)
   decodes0=$(metric "$metrics" imgmesh_originals_decoded_total)
+  waits0=$(metric "$metrics" imgmesh_render_batch_memory_waits_total)
+  for reason in unshared full window running; do
+    refused0+=("$(metric "$metrics" "imgmesh_render_batch_refused_total{reason=\"$reason\"}")")
+  done
   renderer_pid=$(awk '{print $4}' <<<"$pids")
   r_before=$(cpu_ticks "$renderer_pid")
   # shellcheck disable=SC2086
@@ -111,6 +116,10 @@ w6_run() {
   # shellcheck disable=SC2086
   after=$(cpu_ticks $pids)
   r_after=$(cpu_ticks "$renderer_pid")
+  for reason in unshared full window running; do
+    refused+=("$reason=$(($(metric "$metrics" "imgmesh_render_batch_refused_total{reason=\"$reason\"}") - refused0[${#refused[@]}]))")
+  done
+  [[ $side == on ]] && echo "  W6 $rep batched: renders left out of their batch: ${refused[*]}; batches that waited for running memory: $(($(metric "$metrics" imgmesh_render_batch_memory_waits_total) - waits0))" >&2
   ms() { awk -v t="$1" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.0f", t * 1000 / hz }'; }
   echo "$(( (ended - started) / 1000000 )) $(ms $((after - before))) $(( $(metric "$metrics" imgmesh_render_batched_total) - hits0 )) $(( $(metric "$metrics" imgmesh_originals_decoded_total) - decodes0 )) $bad $(ms $((r_after - r_before)))"
 }

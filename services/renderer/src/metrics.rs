@@ -46,6 +46,8 @@ pub struct RendererMetrics {
     intermediate_bytes: Gauge,
     render_batches: Counter,
     render_batched: Counter,
+    render_batch_refused: Family<Label, Counter>,
+    render_batch_memory_waits: Counter,
 }
 
 /// The process's renderer metrics.
@@ -194,6 +196,16 @@ pub static METRICS: LazyLock<RendererMetrics> = LazyLock::new(|| {
             "Derivatives made from a decode shared with a larger one (a batch or a RenderSet) instead of their own",
             Counter::default(),
         ),
+        render_batch_refused: metrics.metric(
+            "imgmesh_render_batch_refused",
+            "Renders of an original that did not join its batch, by reason (unshared: their plan cannot share its decode; full: the batch had --render-batch-max renders; window: still being fetched when the batch window closed; running: they reached a worker after their original's batch had started)",
+            Family::default(),
+        ),
+        render_batch_memory_waits: metrics.metric(
+            "imgmesh_render_batch_memory_waits",
+            "Batches that waited for their running memory after taking their renders (not all of it was free)",
+            Counter::default(),
+        ),
     }
     });
     // Every labelled series whose label values are known, at zero from the
@@ -201,6 +213,10 @@ pub static METRICS: LazyLock<RendererMetrics> = LazyLock::new(|| {
     imgmesh_metrics::start_at_zero(
         &metrics.render_shed,
         ["queue_full", "memory", "deadline"].map(|reason| [("reason", reason)]),
+    );
+    imgmesh_metrics::start_at_zero(
+        &metrics.render_batch_refused,
+        ["unshared", "full", "window", "running"].map(|reason| [("reason", reason)]),
     );
     imgmesh_metrics::start_at_zero(
         &metrics.renders_stopped,
@@ -326,6 +342,34 @@ impl RendererMetrics {
     /// One derivative made from a shared decode instead of its own.
     pub fn render_batched(&self) {
         self.render_batched.inc();
+    }
+
+    /// `count` renders of an original that did not join its batch, for
+    /// `reason` (`unshared`, `full`, `window`, `running`).
+    pub fn render_batch_refused(&self, reason: &'static str, count: u64) {
+        if count > 0 {
+            self.render_batch_refused
+                .get_or_create(&[("reason", reason)])
+                .inc_by(count);
+        }
+    }
+
+    /// One batch that waited for its running memory after taking its
+    /// renders.
+    pub fn render_batch_waited_for_memory(&self) {
+        self.render_batch_memory_waits.inc();
+    }
+
+    /// Batches that waited for their running memory so far.
+    pub fn render_batch_memory_waits(&self) -> u64 {
+        self.render_batch_memory_waits.get()
+    }
+
+    /// Renders that did not join their original's batch so far for `reason`.
+    pub fn render_batch_refusals(&self, reason: &'static str) -> u64 {
+        self.render_batch_refused
+            .get_or_create(&[("reason", reason)])
+            .get()
     }
 
     /// Derivatives made from a shared decode so far.

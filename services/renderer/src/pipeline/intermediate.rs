@@ -56,33 +56,20 @@
 //! and scale waits for it (within its own time budget) instead of decoding
 //! beside it; if the decode fails, the waiting renders decode themselves.
 //!
-//! **Batches: pyramids.** The render pool's batches (`--render-batch-max`,
-//! `service::render_pool`, step 6; [`crate::pipeline::render_set`]) serve
-//! a srcset whose widths wait for a worker together from one decode. Its
-//! widths reach the workers a few at a time (smallest first, as a page
-//! lists them), so a batch of the smaller ones would be followed by
-//! batches of larger ones, each decoding again. So a batch with company
-//! (two renders or more, or others of its original waiting or being
-//! fetched) decodes the original once at full scale and keeps it with its
-//! halvings, a [`Pyramid`], under the batch's key (its Source, version,
-//! path and generation) and the digest; every later batch of the original,
-//! or a width of it alone, is resized from the pyramid's level at its own
-//! JPEG scale without decoding. A render alone without company finds no
-//! pyramid (its key is looked up first, so its original is not even
-//! hashed), keeps nothing and loads as a single render does: traffic
-//! that asks for each original once at a time (W1) keeps nothing. With
-//! batching on, the pool's batches keep only pyramids; the per-scale
-//! decodes above serve renders outside batches (batching off, or overlays).
+//! The render pool's batches (`--render-batch-max`, `service::render_pool`,
+//! step 6; [`crate::pipeline::render_set`]) serve the widths of a srcset
+//! that wait for a worker together from one decode of their own; the
+//! decodes kept here serve renders outside batches (batching off, or
+//! overlays).
 //!
-//! **Bounds.** The kept decodes and pyramids stay within a byte budget
+//! **Bounds.** The kept decodes stay within a byte budget
 //! (`--render-intermediate-bytes`; 0 turns reuse off)
 //! and a time to live (`--render-intermediate-ttl-ms`, 5 s), least
 //! recently used first out. They also hold their size from the render
 //! pool's running memory, which bounds the renderer's peak RSS: a decode
 //! is only kept when the running renders leave room for it, and a render
 //! that needs the room back evicts them before it waits
-//! ([`Intermediates::make_room`]); a pyramid takes its share before it is
-//! decoded, or is not built. Metrics: `imgmesh_render_intermediate_hits_total`,
+//! ([`Intermediates::make_room`]). Metrics: `imgmesh_render_intermediate_hits_total`,
 //! `_misses_total`, `_stored_total`, `_evictions_total{reason}` and the
 //! `imgmesh_render_intermediate_bytes` gauge; `imgmesh_originals_decoded_total`
 //! counts the decodes that remain.
@@ -105,10 +92,6 @@ use crate::pipeline::load::input_format::{self, InputFormat};
 use crate::pipeline::load::source_image::{self, Frames, Header, LoadOptions, Pages};
 use crate::pipeline::load::{self, CheckedOriginal};
 use crate::pipeline::plan::ResolvedPlan;
-
-mod pyramid;
-
-pub(crate) use pyramid::Pyramid;
 
 /// A byte budget for srcset traffic: 64 MiB (two full-scale 3840 × 2400
 /// decodes, or many shrunk ones), what W6 was measured with. Reuse is off
@@ -152,36 +135,21 @@ struct State {
     seen: Vec<Seen>,
     /// Decodes under way that will be kept.
     pending: Vec<Pending>,
-    /// Pyramids under way that will be kept.
-    pending_pyramids: Vec<PendingPyramid>,
     /// Bytes of `entries`.
     bytes: u64,
 }
 
-/// One kept decode.
+/// One kept decode: a lone render's JPEG decode at its shrink-on-load
+/// scale (1, 2, 4 or 8), before its resize and colour handling.
 #[derive(Debug)]
 struct Entry {
     digest: Digest,
-    kept: Kept,
+    shrink: u32,
+    image: VipsImage,
     bytes: u64,
     kept_at: Instant,
     /// Its share of the running memory, given back when it goes.
     _memory: Option<OwnedSemaphorePermit>,
-}
-
-/// What a kept decode is.
-#[derive(Debug)]
-enum Kept {
-    /// A lone render's JPEG decode at its shrink-on-load scale (1, 2, 4
-    /// or 8), before its resize and colour handling.
-    Decode { shrink: u32, image: VipsImage },
-    /// A batch's [`Pyramid`] of the original loaded with `options`, found
-    /// by the batch's `key` (its Source, version, path and generation).
-    Pyramid {
-        key: Arc<str>,
-        options: LoadOptions,
-        pyramid: Arc<Pyramid>,
-    },
 }
 
 /// A decode under way that will be kept: renders of the same original
@@ -193,16 +161,6 @@ struct Pending {
     slot: Arc<Slot<VipsImage>>,
 }
 
-/// A pyramid under way that will be kept: batches of the same original
-/// and load wait for it instead of decoding too.
-#[derive(Debug)]
-struct PendingPyramid {
-    key: Arc<str>,
-    digest: Digest,
-    options: LoadOptions,
-    slot: Arc<Slot<Arc<Pyramid>>>,
-}
-
 /// Where a value one thread is making (a pending decode, a batch's
 /// cascade source) is handed to the threads waiting for it.
 #[derive(Debug)]
@@ -210,30 +168,6 @@ pub(crate) struct Slot<T> {
     /// `None` while decoding; then the decode, or `None` if it failed.
     decoded: Mutex<Option<Option<T>>>,
     ready: Condvar,
-}
-
-/// Where a batch gets its pyramid ([`Intermediates::claim_pyramid`]).
-#[derive(Debug)]
-pub(crate) enum PyramidClaim<'a> {
-    /// Kept, or just built by another batch: resize from it.
-    Kept(Arc<Pyramid>),
-    /// Build it, and keep it with [`PyramidBuild::finish`].
-    Build(PyramidBuild<'a>),
-    /// Nothing kept, nothing to keep: load as without reuse.
-    Nothing,
-}
-
-/// A pyramid this batch builds and keeps: announced (other batches of the
-/// original wait for it), with its share of the running memory taken.
-/// Dropped unfinished, it announces a failure (the waiting batches load on
-/// their own).
-#[derive(Debug)]
-pub(crate) struct PyramidBuild<'a> {
-    intermediates: &'a Intermediates,
-    slot: Arc<Slot<Arc<Pyramid>>>,
-    /// Its share of the running memory, kept with the pyramid.
-    memory: Option<OwnedSemaphorePermit>,
-    finished: bool,
 }
 
 /// Where a render that can take part gets its decode.
@@ -439,7 +373,7 @@ impl Intermediates {
         // A decode of the same original and scale kept meanwhile (its
         // render began before this one was announced) is the same pixels.
         state.remove_where(
-            |entry| entry.digest == digest && entry.shrink() == Some(shrink),
+            |entry| entry.digest == digest && entry.shrink == shrink,
             "replaced",
         );
         let Some(memory) = self.room_for(&mut state, bytes) else {
@@ -447,7 +381,8 @@ impl Intermediates {
         };
         state.push(Entry {
             digest,
-            kept: Kept::Decode { shrink, image },
+            shrink,
+            image,
             bytes,
             kept_at: Instant::now(),
             _memory: memory,
@@ -478,77 +413,6 @@ impl Intermediates {
         }
     }
 
-    /// Whether a pyramid is kept, or being built, under `key`: a lookup of
-    /// the key alone (no hashing), for a render alone without company.
-    pub(crate) fn has_pyramid(&self, key: &str) -> bool {
-        self.budget > 0 && self.lock().knows_pyramid(key)
-    }
-
-    /// Where a batch of `key`'s `original`, loaded with `options`, gets a
-    /// pyramid (see [`crate::pipeline::render_set`]): one kept (or being
-    /// built by another batch: waited for, within `budget`), else — when
-    /// `build` gives the pyramid's estimated bytes — one to build and keep,
-    /// if it fits the budget and the running memory. Without a kept or
-    /// pending pyramid under `key` and nothing to build, the original is
-    /// not even hashed.
-    pub(crate) fn claim_pyramid(
-        &self,
-        key: &str,
-        original: &[u8],
-        options: LoadOptions,
-        build: Option<u64>,
-        budget: &RenderBudget,
-    ) -> Result<PyramidClaim<'_>, RenderError> {
-        if self.budget == 0 {
-            return Ok(PyramidClaim::Nothing);
-        }
-        if build.is_none() && !self.lock().knows_pyramid(key) {
-            return Ok(PyramidClaim::Nothing);
-        }
-        let mut digest: Digest = [0; 32];
-        digest.copy_from_slice(&sha2::Sha256::digest(original));
-        let slot = {
-            let mut state = self.lock();
-            if let Some(pyramid) = state.find_pyramid(key, &digest, &options, self.ttl) {
-                METRICS.intermediate_hit();
-                return Ok(PyramidClaim::Kept(pyramid));
-            }
-            let pending = state.pending_pyramids.iter().find(|pending| {
-                *pending.key == *key && pending.digest == digest && pending.options == options
-            });
-            match (pending, build) {
-                (Some(pending), _) => Arc::clone(&pending.slot),
-                (None, Some(bytes)) => {
-                    let Some(memory) = self.room_for(&mut state, bytes) else {
-                        return Ok(PyramidClaim::Nothing);
-                    };
-                    let slot = Arc::new(Slot::new());
-                    state.pending_pyramids.push(PendingPyramid {
-                        key: key.into(),
-                        digest,
-                        options,
-                        slot: Arc::clone(&slot),
-                    });
-                    METRICS.intermediate_miss();
-                    return Ok(PyramidClaim::Build(PyramidBuild {
-                        intermediates: self,
-                        slot,
-                        memory,
-                        finished: false,
-                    }));
-                }
-                (None, None) => return Ok(PyramidClaim::Nothing),
-            }
-        };
-        Ok(match slot.wait(budget)? {
-            Some(pyramid) => {
-                METRICS.intermediate_hit();
-                PyramidClaim::Kept(pyramid)
-            }
-            None => PyramidClaim::Nothing,
-        })
-    }
-
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -558,70 +422,6 @@ impl Drop for Intermediates {
     fn drop(&mut self) {
         let state = self.state.get_mut().unwrap_or_else(|e| e.into_inner());
         METRICS.intermediate_bytes(-gauge(state.bytes));
-    }
-}
-
-// === impl PyramidBuild ===
-
-impl PyramidBuild<'_> {
-    /// Ends the build: keeps `built` (when it succeeded and still fits the
-    /// budget) and hands it to the batches that wait for it.
-    pub(crate) fn finish(mut self, built: Option<Pyramid>) -> Option<Arc<Pyramid>> {
-        let built = built.map(Arc::new);
-        self.settle(built.clone());
-        built
-    }
-
-    fn settle(&mut self, built: Option<Arc<Pyramid>>) {
-        self.finished = true;
-        let intermediates = self.intermediates;
-        let mut state = intermediates.lock();
-        let index = state
-            .pending_pyramids
-            .iter()
-            .position(|pending| Arc::ptr_eq(&pending.slot, &self.slot));
-        let pending = index.map(|index| state.pending_pyramids.remove(index));
-        if let (Some(pyramid), Some(pending)) = (&built, pending) {
-            let bytes = pyramid.bytes();
-            while state.bytes + bytes > intermediates.budget && !state.entries.is_empty() {
-                state.remove_at(0, "lru");
-            }
-            if state.bytes + bytes <= intermediates.budget {
-                state.push(Entry {
-                    digest: pending.digest,
-                    kept: Kept::Pyramid {
-                        key: pending.key,
-                        options: pending.options,
-                        pyramid: Arc::clone(pyramid),
-                    },
-                    bytes,
-                    kept_at: Instant::now(),
-                    _memory: self.memory.take(),
-                });
-            }
-        }
-        drop(state);
-        self.slot.hand(built);
-    }
-}
-
-impl Drop for PyramidBuild<'_> {
-    fn drop(&mut self) {
-        if !self.finished {
-            self.settle(None);
-        }
-    }
-}
-
-// === impl Entry ===
-
-impl Entry {
-    /// The scale of a lone render's decode; `None` for a pyramid.
-    fn shrink(&self) -> Option<u32> {
-        match self.kept {
-            Kept::Decode { shrink, .. } => Some(shrink),
-            Kept::Pyramid { .. } => None,
-        }
     }
 }
 
@@ -636,57 +436,13 @@ impl State {
         self.entries.push(entry);
     }
 
-    /// Whether a pyramid is kept or under way under `key`.
-    fn knows_pyramid(&self, key: &str) -> bool {
-        self.entries
-            .iter()
-            .any(|entry| matches!(&entry.kept, Kept::Pyramid { key: kept, .. } if **kept == *key))
-            || self
-                .pending_pyramids
-                .iter()
-                .any(|pending| *pending.key == *key)
-    }
-
-    /// The kept pyramid of `key` with `digest` and `options`, younger than
-    /// `ttl`. Marks it used.
-    fn find_pyramid(
-        &mut self,
-        key: &str,
-        digest: &Digest,
-        options: &LoadOptions,
-        ttl: Duration,
-    ) -> Option<Arc<Pyramid>> {
-        let now = Instant::now();
-        let (index, pyramid) = self.entries.iter().enumerate().find_map(|(index, entry)| {
-            let young = entry.digest == *digest && now.duration_since(entry.kept_at) < ttl;
-            match &entry.kept {
-                Kept::Pyramid {
-                    key: kept_key,
-                    options: kept_options,
-                    pyramid,
-                } if young && **kept_key == *key && kept_options == options => {
-                    Some((index, Arc::clone(pyramid)))
-                }
-                _ => None,
-            }
-        })?;
-        self.touch(index);
-        Some(pyramid)
-    }
-
     /// The kept decode of `digest` at scale `shrink`, younger than `ttl`.
     /// Marks it used.
     fn find(&mut self, digest: &Digest, shrink: u32, ttl: Duration) -> Option<VipsImage> {
         let now = Instant::now();
         let (index, image) = self.entries.iter().enumerate().find_map(|(index, entry)| {
             let young = entry.digest == *digest && now.duration_since(entry.kept_at) < ttl;
-            match &entry.kept {
-                Kept::Decode {
-                    shrink: kept_shrink,
-                    image,
-                } if young && *kept_shrink == shrink => Some((index, image.clone())),
-                _ => None,
-            }
+            (young && entry.shrink == shrink).then(|| (index, entry.image.clone()))
         })?;
         self.touch(index);
         Some(image)

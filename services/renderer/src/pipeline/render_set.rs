@@ -24,14 +24,6 @@
 //! animates, or is larger than the shared copy on one side) is rendered on
 //! its own from the same bytes, which costs its own decode.
 //!
-//! In the render pool, with kept decodes turned on, a batch with company
-//! instead loads the original once at full scale and keeps it with its
-//! halvings (a [`Pyramid`], `pipeline::intermediate`), and every member
-//! — of this batch and of the later batches of the same original — is
-//! resized from the level at its own JPEG scale ([`render_batch_reusing`]):
-//! a srcset whose widths reach the workers a few at a time still decodes
-//! its original once.
-//!
 //! The shared derivatives are the same size, format and look as separate
 //! renders, but not byte for byte: resizing from an already shrunk copy
 //! rounds differently than shrinking the original, and a cascaded step
@@ -52,9 +44,8 @@ use rs_vips::{Vips, VipsImage};
 use crate::error::RenderError;
 use crate::metrics::METRICS;
 use crate::pipeline::geometry::{Layout, Region};
-use crate::pipeline::intermediate::{Intermediates, Pyramid, PyramidClaim, Slot};
+use crate::pipeline::intermediate::Slot;
 use crate::pipeline::libvips::RenderBudget;
-use crate::pipeline::load::input_format::InputFormat;
 use crate::pipeline::load::source_image::{Frames, LoadOptions, Pages};
 use crate::pipeline::load::{self, CheckedOriginal};
 use crate::pipeline::{
@@ -128,7 +119,7 @@ pub fn render_batch_each(
     wanted: &(dyn Fn(usize) -> bool + Sync),
     deliver: &mut Deliver<'_>,
 ) {
-    render_batch_with(original, plans, limits, None, helpers, wanted, deliver);
+    render_batch_with(original, plans, limits, helpers, wanted, deliver);
 }
 
 /// Where a batch hands each plan's outcome, with the plan's index: called
@@ -149,51 +140,11 @@ pub fn no_helpers() -> Option<Box<dyn Send>> {
     None
 }
 
-/// Where a batch of the render pool may find, or keep, a [`Pyramid`]:
-/// the pool's kept decodes, under the batch's key.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Reuse<'a> {
-    /// The pool's kept decodes.
-    pub(crate) intermediates: &'a Intermediates,
-    /// The original's identity (Source, version, path, generation).
-    pub(crate) key: &'a str,
-    /// Whether other renders of the original were waiting or being
-    /// fetched when the batch began: a srcset, worth a pyramid even for a
-    /// batch of one.
-    pub(crate) company: bool,
-}
-
-/// Renders every plan of `plans` from `original` as [`render_batch_each`]
-/// does, the shared group from a pyramid kept by an earlier batch of the
-/// same original (no decode), or from one this batch builds and keeps
-/// when it has company (see the module docs). A batch of one plan with
-/// no pyramid to use renders as a single render does.
-pub(crate) fn render_batch_reusing(
-    original: &[u8],
-    plans: &[Arc<ResolvedPlan>],
-    limits: &RenderLimits,
-    reuse: &Reuse<'_>,
-    helpers: Helpers<'_>,
-    wanted: &(dyn Fn(usize) -> bool + Sync),
-    deliver: &mut Deliver<'_>,
-) {
-    render_batch_with(
-        original,
-        plans,
-        limits,
-        Some(reuse),
-        helpers,
-        wanted,
-        deliver,
-    );
-}
-
-/// [`render_batch_each`] and [`render_batch_reusing`].
+/// [`render_batch_each`].
 fn render_batch_with(
     original: &[u8],
     plans: &[Arc<ResolvedPlan>],
     limits: &RenderLimits,
-    reuse: Option<&Reuse<'_>>,
     helpers: Helpers<'_>,
     wanted: &(dyn Fn(usize) -> bool + Sync),
     deliver: &mut Deliver<'_>,
@@ -213,18 +164,9 @@ fn render_batch_with(
         .ok()
         .map(|checked| (shared_group(&checked, plans, limits), checked));
     if let Some((shared, checked)) = &shared {
-        let budget = RenderBudget::start(limits.max_render);
-        let pyramid = reuse.and_then(|reuse| pyramid_for(checked, shared, reuse, &budget));
-        match pyramid {
-            Some((pyramid, built)) => {
-                from_pyramid(
-                    checked, &input, shared, &pyramid, built, budget, limits, helpers, wanted,
-                    &done,
-                );
-            }
-            // Alone, it renders as a single render does (below).
-            None if plans.len() == 1 => {}
-            None => cascade(checked, &input, shared, limits, helpers, wanted, &done),
+        // Alone, it renders as a single render does (below).
+        if plans.len() > 1 {
+            cascade(checked, &input, shared, limits, helpers, wanted, &done);
         }
     }
     let (delivered, deliver) = delivering.into_inner().unwrap_or_else(|e| e.into_inner());
@@ -314,93 +256,6 @@ fn shared_group<'p>(
         })
     });
     shared
-}
-
-/// The pyramid the `shared` group is made from, and whether this batch
-/// built it: one kept under the batch's key, else one this batch builds
-/// and keeps when it has company (other renders of the original waiting,
-/// fetched or in the batch), the original is a JPEG and no member is
-/// larger than the original. `None`: nothing kept and nothing built (the
-/// group is made as without reuse).
-fn pyramid_for(
-    checked: &CheckedOriginal<'_>,
-    shared: &[Member<'_>],
-    reuse: &Reuse<'_>,
-    budget: &RenderBudget,
-) -> Option<(Arc<Pyramid>, bool)> {
-    let largest = shared.first()?;
-    let (width, height) = checked.header.upright(largest.options.orientation);
-    let (resize_width, resize_height) = largest.layout.resize;
-    if resize_width > width || resize_height > height {
-        return None;
-    }
-    let build = (checked.format == InputFormat::Jpeg && (reuse.company || shared.len() > 1))
-        .then(|| Pyramid::estimated_bytes(&checked.header));
-    let claim = reuse
-        .intermediates
-        .claim_pyramid(reuse.key, checked.bytes, largest.options, build, budget)
-        .ok()?;
-    match claim {
-        PyramidClaim::Kept(pyramid) => Some((pyramid, false)),
-        PyramidClaim::Nothing => None,
-        PyramidClaim::Build(build) => {
-            METRICS.original_decoded();
-            // The whole original at full scale: no shrink-on-load, no resize.
-            let full = Layout {
-                resize: (width, height),
-                ..largest.layout
-            };
-            let built =
-                load::load(checked, &full, &largest.options, budget).and_then(|mut frames| {
-                    let image = frames.images.pop().ok_or(RenderError::Internal {
-                        context: "loading a set's original",
-                    })?;
-                    Pyramid::build(&image, budget)
-                });
-            let kept = build.finish(built.ok())?;
-            Some((kept, true))
-        }
-    }
-}
-
-/// Makes the `shared` group's derivatives (largest first) from `pyramid`,
-/// each resized from the level [`Pyramid::source_for`] picks, and hands
-/// each to `done` as soon as it is made. `built`: this batch built the
-/// pyramid (its largest counts as made from its own decode). `budget` is
-/// the largest's time budget (the pyramid's build ran within it).
-#[allow(clippy::too_many_arguments)]
-fn from_pyramid(
-    checked: &CheckedOriginal<'_>,
-    input: &RenderInput<'_>,
-    shared: &[Member<'_>],
-    pyramid: &Pyramid,
-    built: bool,
-    budget: RenderBudget,
-    limits: &RenderLimits,
-    helpers: Helpers<'_>,
-    wanted: &(dyn Fn(usize) -> bool + Sync),
-    done: &(dyn Fn(usize, Result<Derivative, RenderError>) + Sync),
-) {
-    let first_budget = Mutex::new(Some(budget));
-    spread(shared.len(), helpers, &|position| {
-        let member = &shared[position];
-        let budget = (position == 0)
-            .then(|| lock(&first_budget).take())
-            .flatten()
-            .unwrap_or_else(|| RenderBudget::start(limits.max_render));
-        if !wanted(member.index) {
-            done(member.index, Err(RenderError::Abandoned));
-            return;
-        }
-        let size = member.layout.resize;
-        let outcome = resize(pyramid.source_for(size), size, &budget).and_then(|resized| {
-            if position > 0 || !built {
-                METRICS.render_batched();
-            }
-            member.finish(resized, input, checked, &budget)
-        });
-        done(member.index, outcome);
-    });
 }
 
 /// One step of a cascade: where a smaller member is resized from, and
@@ -965,169 +820,6 @@ mod tests {
             assert_eq!((spread.width, spread.height), (width, width * 5 / 8));
             assert!(spread.data == alone.data, "w={width}: not the same bytes");
         }
-    }
-
-    /// A batch of `queries` on `original` through `reuse`: each outcome's
-    /// derivative, in the plans' order.
-    fn batch_reusing(original: &[u8], queries: &[&str], reuse: &Reuse<'_>) -> Vec<Derivative> {
-        let plans: Vec<_> = queries.iter().map(|query| plan(query)).collect();
-        let mut outcomes: Vec<_> = plans.iter().map(|_| None).collect();
-        render_batch_reusing(
-            original,
-            &plans,
-            &RenderLimits::default(),
-            reuse,
-            &no_helpers,
-            &|_| true,
-            &mut |index, outcome| outcomes[index] = Some(outcome),
-        );
-        outcomes
-            .into_iter()
-            .zip(queries)
-            .map(|(outcome, query)| {
-                outcome
-                    .unwrap_or_else(|| panic!("{query}: no outcome"))
-                    .unwrap_or_else(|error| panic!("{query}: {error}"))
-            })
-            .collect()
-    }
-
-    /// `query` on `original`, rendered on its own.
-    fn single(original: &[u8], query: &str) -> Derivative {
-        let input = RenderInput {
-            original,
-            ..RenderInput::default()
-        };
-        crate::pipeline::render(&input, &plan(query), &RenderLimits::default()).unwrap()
-    }
-
-    /// A srcset's widths in three batches (the way they reach a worker
-    /// when they arrive smallest first): the first batch decodes the
-    /// original once and keeps its pyramid; the second batch and a width
-    /// alone, without company, decode nothing. Each derivative has its
-    /// size and is close to a render on its own (mean difference under
-    /// two levels). Batches without reuse decode once each.
-    #[test]
-    fn later_batches_of_an_original_reuse_the_kept_pyramid() {
-        let original = test_images::ramp(1920, 1200).jpegsave_buffer().unwrap();
-        let intermediates = Intermediates::new(
-            crate::pipeline::intermediate::SRCSET_INTERMEDIATE_BYTES,
-            std::time::Duration::from_secs(60),
-            None,
-        );
-        let reuse = |company| Reuse {
-            intermediates: &intermediates,
-            key: "demo/ramp.jpg",
-            company,
-        };
-        let batches: [&[&str]; 3] = [
-            &["w=80", "w=160", "w=240"],
-            &["w=480", "w=800", "w=960"],
-            &["w=1600"],
-        ];
-        let mut decodes = Vec::new();
-        for (round, queries) in batches.iter().enumerate() {
-            let (decoded, batched) = (METRICS.originals_decoded(), METRICS.renders_batched());
-            let derivatives = batch_reusing(&original, queries, &reuse(round == 0));
-            decodes.push((
-                METRICS.originals_decoded() - decoded,
-                METRICS.renders_batched() - batched,
-            ));
-            assert_eq!(intermediates.len(), 1, "one pyramid");
-            for (derivative, query) in derivatives.iter().zip(queries.iter()) {
-                let alone = single(&original, query);
-                assert_eq!(
-                    (derivative.width, derivative.height),
-                    (alone.width, alone.height)
-                );
-                let difference = mean_difference(&derivative.data, &alone.data);
-                assert!(difference < 2.0, "{query}: mean difference {difference}");
-            }
-        }
-        // (decodes, made from a shared decode): every width but the one
-        // that built the pyramid is made from it.
-        assert_eq!(decodes, [(1, 2), (0, 3), (0, 1)]);
-
-        let decoded = METRICS.originals_decoded();
-        for queries in batches {
-            let plans: Vec<_> = queries.iter().map(|query| plan(query)).collect();
-            render_batch(&original, &plans, &RenderLimits::default(), &|_| true);
-        }
-        assert_eq!(METRICS.originals_decoded() - decoded, 3, "without reuse");
-    }
-
-    /// A width alone with no company and nothing kept (W1's traffic)
-    /// renders as a single render does, byte for byte, and keeps nothing;
-    /// with company (its srcset being fetched) it keeps the pyramid.
-    #[test]
-    fn a_lone_render_keeps_only_with_company() {
-        let original = test_images::jpeg(800, 500);
-        let intermediates = Intermediates::new(
-            crate::pipeline::intermediate::SRCSET_INTERMEDIATE_BYTES,
-            std::time::Duration::from_secs(60),
-            None,
-        );
-        let mut reuse = Reuse {
-            intermediates: &intermediates,
-            key: "a",
-            company: false,
-        };
-        for query in ["w=200", "w=300"] {
-            let derivative = &batch_reusing(&original, &[query], &reuse)[0];
-            assert!(derivative.data == single(&original, query).data, "{query}");
-        }
-        assert!(intermediates.is_empty(), "nothing kept without company");
-        reuse.company = true;
-        batch_reusing(&original, &["w=100"], &reuse);
-        assert_eq!(
-            intermediates.bytes(),
-            800 * 500 * 3 + 400 * 250 * 3 + 200 * 125 * 3 + 100 * 63 * 3
-        );
-    }
-
-    /// A pyramid serves only its key's bytes and load: other bytes under
-    /// the same key, another key, or another orientation build their own.
-    #[test]
-    fn a_pyramid_serves_only_its_original_and_load() {
-        let (one, other) = (test_images::jpeg(800, 500), test_images::jpeg(800, 500));
-        let intermediates = Intermediates::new(
-            crate::pipeline::intermediate::SRCSET_INTERMEDIATE_BYTES,
-            std::time::Duration::from_secs(60),
-            None,
-        );
-        let reuse = |key| Reuse {
-            intermediates: &intermediates,
-            key,
-            company: true,
-        };
-        let before = METRICS.originals_decoded();
-        batch_reusing(&one, &["w=100", "w=200"], &reuse("a"));
-        batch_reusing(&one, &["w=300"], &reuse("a"));
-        assert_eq!(METRICS.originals_decoded() - before, 1);
-        batch_reusing(&other, &["w=300"], &reuse("a"));
-        batch_reusing(&one, &["w=300"], &reuse("b"));
-        batch_reusing(&one, &["w=300&orient=6"], &reuse("a"));
-        assert_eq!(METRICS.originals_decoded() - before, 4);
-    }
-
-    /// With a budget smaller than the pyramid nothing is kept, and the
-    /// batch renders as without reuse (one decode, a cascade).
-    #[test]
-    fn a_pyramid_over_the_budget_is_not_built() {
-        let original = test_images::jpeg(800, 500);
-        let intermediates =
-            Intermediates::new(800 * 500 * 3, std::time::Duration::from_secs(60), None);
-        let reuse = Reuse {
-            intermediates: &intermediates,
-            key: "a",
-            company: true,
-        };
-        let before = METRICS.originals_decoded();
-        let derivatives = batch_reusing(&original, &["w=400", "w=100"], &reuse);
-        let sizes: Vec<_> = derivatives.iter().map(|d| (d.width, d.height)).collect();
-        assert_eq!(sizes, [(400, 250), (100, 63)]);
-        assert!(intermediates.is_empty());
-        assert_eq!(METRICS.originals_decoded() - before, 1);
     }
 
     /// A plan that cuts the original is rendered on its own, beside the

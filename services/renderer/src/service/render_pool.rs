@@ -66,18 +66,12 @@
 //!    before, and each taken render's place and reservation are held
 //!    until the batch ends. The batch holds from the running memory its
 //!    largest render's estimate and 4 bytes a pixel of every derivative it
-//!    keeps meanwhile. With kept decodes turned on, a batch with company
-//!    (more than one render, or others of its original waiting or being
-//!    fetched) keeps its original decoded at full scale with its halvings,
-//!    and the later batches of the original (a srcset's larger widths,
-//!    which reach a worker after the smaller ones) resize from that
-//!    instead of decoding ([`render_batch_reusing`]; a render alone
-//!    without company keeps nothing; on W6 this loses to the cascade
-//!    without kept decodes, x1.00 time and x1.03 CPU against x1.16 and
-//!    x1.23 of independent renders, so scripts/lib/bench_w6.sh runs
-//!    without). `imgmesh_render_batches_total` counts batches,
+//!    keeps meanwhile. While a leader gathers, a render of its original
+//!    waits to be taken instead of taking a free worker of its own.
+//!    `imgmesh_render_batches_total` counts batches,
 //!    `imgmesh_render_batched_total` the derivatives made from another's
-//!    decode.
+//!    decode, `imgmesh_render_batch_refused_total{reason}` the renders of
+//!    an original left out of its batch, by reason (module `batch`).
 //!
 //! 7. **Adaptive limit** (with `--render-stretch-tolerance`; off by
 //!    default). Within its places the pool admits only as many renders as
@@ -110,8 +104,7 @@ use crate::metrics::METRICS;
 use crate::pipeline::estimate::estimate_render_bytes;
 use crate::pipeline::libvips;
 use crate::pipeline::render_set::{
-    Helpers, Reuse, SharedOriginal, lock, may_share_a_decode, render_batch_each,
-    render_batch_reusing,
+    Helpers, SharedOriginal, lock, may_share_a_decode, render_batch_each,
 };
 use crate::pipeline::{
     Derivative, Intermediates, RenderLimits, RenderSources, ResolvedPlan, render_reusing,
@@ -640,7 +633,11 @@ impl RenderPool {
         drop(incoming);
         let mut gone = std::pin::pin!(gone);
         let deadline_passed = std::pin::pin!(last_start(deadline));
-        let worker = Arc::clone(&self.running).acquire_owned();
+        // Not while a leader of its original gathers: that one takes it.
+        let worker = async {
+            batches.until_no_leader_gathers(key).await;
+            Arc::clone(&self.running).acquire_owned().await
+        };
         /// How this render's wait ended.
         enum Turn {
             Answered(Result<Result<Derivative, RenderError>, oneshot::error::RecvError>),
@@ -703,7 +700,7 @@ impl RenderPool {
     /// blocking run with one decode.
     async fn lead(
         &self,
-        batches: &Batches,
+        batches: &Arc<Batches>,
         (leader, worker): (Waiting, OwnedSemaphorePermit),
         deadline: Option<Instant>,
         gone: std::pin::Pin<&mut impl Future<Output = ()>>,
@@ -717,11 +714,12 @@ impl RenderPool {
             reservation,
             ..
         } = leader;
+        let leading = batches.lead(&key);
         let kib = self.running_kib(estimated);
         if let Some(intermediates) = &self.intermediates {
             intermediates.make_room(kib);
         }
-        let running_memory = start_within(
+        let mut running_memory = start_within(
             Arc::clone(&self.running_memory).acquire_many_owned(kib),
             deadline,
             gone,
@@ -736,11 +734,16 @@ impl RenderPool {
             .then(|| SharedOriginal::read(&original, &self.limits))
             .flatten();
         let own_size = shared.as_ref().and_then(|shared| shared.resize(&plan));
+        // The batch's running memory (KiB), and whether some of it was not
+        // free when its follower joined.
+        let (mut held, mut short) = (kib, false);
         let followers = match (&shared, own_size) {
             (Some(shared), Some(own_size)) => {
                 // The batch's peak: its largest render's, and 4 bytes a
-                // pixel of every derivative it keeps in memory meanwhile.
-                let (mut largest, mut kept, mut held) = (estimated, kept_bytes(own_size), kib);
+                // pixel of every derivative it keeps in memory meanwhile
+                // (at most the whole running memory: a larger batch runs
+                // alone, as a larger render does).
+                let (mut largest, mut kept) = (estimated, kept_bytes(own_size));
                 let most = self.running_memory_kib;
                 let running = Arc::clone(&self.running_memory);
                 let window = deadline.map_or(batches.window(), |deadline| {
@@ -754,7 +757,12 @@ impl RenderPool {
                             .saturating_add(kept)
                             .saturating_add(kept_bytes(size));
                         let more = running_kib_of(need, most).saturating_sub(held);
-                        let memory = Arc::clone(&running).try_acquire_many_owned(more).ok()?;
+                        // Taken even when its share is not free now: left
+                        // out, it would take a worker of its own and wait
+                        // there for running memory (holding what is freed
+                        // meanwhile), then decode the original again.
+                        let memory = Arc::clone(&running).try_acquire_many_owned(more).ok();
+                        short |= memory.is_none();
                         largest = largest.max(waiting.estimated);
                         kept = kept.saturating_add(kept_bytes(size));
                         held += more;
@@ -764,6 +772,29 @@ impl RenderPool {
             }
             _ => Vec::new(),
         };
+        let mut followers = followers;
+        if short {
+            // Not all of the batch's running memory was free: it gives
+            // back what it holds and waits for the whole of it at once (a
+            // render that waited holding a part could keep another that
+            // holds the rest from ever getting its own). Its followers are
+            // taken, so it waits whatever its own caller does: the running
+            // renders it waits for end within their time limit.
+            for (_, memory) in &mut followers {
+                *memory = None;
+            }
+            drop(running_memory);
+            METRICS.render_batch_waited_for_memory();
+            if let Some(intermediates) = &self.intermediates {
+                intermediates.make_room(held);
+            }
+            running_memory = Arc::clone(&self.running_memory)
+                .acquire_many_owned(held)
+                .await
+                .map_err(|_closed| RenderError::Internal {
+                    context: "waiting for a batch's running memory",
+                })?;
+        }
         admission.start();
         // Each follower's answer and place, handed back as soon as its
         // derivative is made; its reservation and running memory, held
@@ -795,29 +826,16 @@ impl RenderPool {
             Some(Box::new(worker) as Box<dyn Send>)
         };
         let limits = self.limits;
-        let intermediates = self.intermediates.clone();
-        let held = (worker, running_memory, reservation, admission);
+        // Its lead ends first: a render of its original that gets the
+        // worker next has not come too late for a running batch.
+        let held = (leading, worker, running_memory, reservation, admission);
         self.run_on_worker(held, estimated, move || {
-            // With kept decodes, a batch with company, or a render of an
-            // original with a pyramid kept, goes through
-            // `render_batch_reusing`: an earlier batch's pyramid serves it
-            // without a decode. A render alone without company and nothing
-            // kept (W1) renders as without batching.
-            let reusing = intermediates.as_deref().filter(|intermediates| {
-                company || !joined.is_empty() || intermediates.has_pyramid(&key)
-            });
-            let own = match reusing {
-                Some(intermediates) => {
-                    let reuse = Reuse {
-                        intermediates,
-                        key: &key,
-                        company,
-                    };
-                    render_joined(&original, &plan, &joined, &limits, &helpers, Some(&reuse))
-                }
-                None if joined.is_empty() => RenderSources::original(original)
-                    .lend(|input| render_reusing(input, &plan, &limits, None)),
-                None => render_joined(&original, &plan, &joined, &limits, &helpers, None),
+            // A render alone (W1) renders as without batching.
+            let own = if joined.is_empty() {
+                RenderSources::original(original)
+                    .lend(|input| render_reusing(input, &plan, &limits, None))
+            } else {
+                render_joined(&original, &plan, &joined, &limits, &helpers)
             };
             drop(joined_memory);
             own
@@ -1021,17 +1039,15 @@ fn running_kib_of(estimated: u64, most: u32) -> u32 {
 
 /// A batch's renders, taken followers included: the leader's `plan`
 /// (index 0) and each of `joined` from `original` on this thread
-/// ([`render_batch_reusing`] with `reuse`, else [`render_batch_each`]),
-/// with `helpers`' threads beside this one after the decode, each
-/// follower answered as soon as its derivative is made; the leader's own
-/// outcome.
+/// ([`render_batch_each`]), with `helpers`' threads beside this one after
+/// the decode, each follower answered as soon as its derivative is made;
+/// the leader's own outcome.
 fn render_joined(
     original: &[u8],
     plan: &Arc<ResolvedPlan>,
     joined: &[(Arc<ResolvedPlan>, Mutex<Option<Follower>>)],
     limits: &RenderLimits,
     helpers: Helpers<'_>,
-    reuse: Option<&Reuse<'_>>,
 ) -> Result<Derivative, RenderError> {
     let plans: Vec<_> = std::iter::once(Arc::clone(plan))
         .chain(joined.iter().map(|(plan, _)| Arc::clone(plan)))
@@ -1054,20 +1070,7 @@ fn render_joined(
             let _ = answer.send(outcome);
         }
     };
-    match reuse {
-        Some(reuse) => {
-            render_batch_reusing(
-                original,
-                &plans,
-                limits,
-                reuse,
-                helpers,
-                &wanted,
-                &mut deliver,
-            );
-        }
-        None => render_batch_each(original, &plans, limits, helpers, &wanted, &mut deliver),
-    }
+    render_batch_each(original, &plans, limits, helpers, &wanted, &mut deliver);
     own.unwrap_or(Err(RenderError::Internal {
         context: "rendering a batch",
     }))
@@ -1169,7 +1172,6 @@ mod tests {
     use tracing_subscriber::layer::SubscriberExt as _;
 
     use super::*;
-    use crate::pipeline::intermediate::SRCSET_INTERMEDIATE_BYTES;
     use crate::test_images;
 
     /// (span name, parent span name) pairs, in creation order.
@@ -1889,42 +1891,176 @@ mod tests {
         assert_eq!(metric("imgmesh_render_batches_total"), 1.0);
     }
 
-    /// With kept decodes, a batch keeps its original's pyramid: the next
-    /// batch of the same original, and a width of it alone, decode
-    /// nothing; renders of an original without company (W1's traffic)
-    /// keep nothing and decode each time.
+    /// A render of an original whose leader is gathering its batch joins
+    /// that batch even when a second worker is free: it does not lead a
+    /// batch of its own, which would decode the original a second time
+    /// (the second of a srcset's widths to be fetched did, with two
+    /// workers free).
     #[tokio::test]
-    async fn later_batches_of_an_original_decode_nothing() {
+    async fn a_render_joins_a_gathering_leader_instead_of_a_free_worker() {
+        let pool =
+            RenderPool::with_admission(2, 8, DEFAULT_MEMORY_BUDGET_BYTES, RenderLimits::default())
+                .with_batching(DEFAULT_BATCH_MAX, Duration::from_secs(10));
+        let original = test_images::jpeg(800, 500);
+        let incoming = pool.announce("a", &width(200)).expect("a plan that shares");
+        let before = METRICS.originals_decoded();
+        let first = batched(&pool, &original, 400, "a", None);
+        let second = async {
+            // Fetched a moment after the first got its worker, with the
+            // other worker free.
+            tokio::task::yield_now().await;
+            assert_eq!(pool.running.available_permits(), 1, "a worker is free");
+            batched(&pool, &original, 200, "a", Some(incoming)).await
+        };
+        let (first, second) = futures::future::join(first, second).await;
+        assert_eq!((first.unwrap().width, second.unwrap().width), (400, 200));
+        assert_eq!(METRICS.originals_decoded() - before, 1, "one decode");
+        assert_eq!(metric("imgmesh_render_batches_total"), 1.0);
+        assert_eq!(METRICS.render_batch_refusals("running"), 0);
+    }
+
+    /// A leader whose window closes while a render of its original is
+    /// still being fetched counts it as refused for `window`.
+    #[tokio::test]
+    async fn a_closed_window_counts_the_render_left_out() {
         let pool =
             RenderPool::with_admission(1, 8, DEFAULT_MEMORY_BUDGET_BYTES, RenderLimits::default())
-                .with_intermediates(SRCSET_INTERMEDIATE_BYTES, Duration::from_secs(60));
-        let original = test_images::jpeg(1600, 1000);
-        let decoded = METRICS.originals_decoded();
-        for (round, widths) in [[80, 160], [320, 640]].into_iter().enumerate() {
-            let busy = Arc::clone(&pool.running).acquire_owned().await.unwrap();
-            let renders = futures::future::join_all(
-                widths.map(|w| batched(&pool, &original, w, "demo/a.jpg", None)),
-            );
-            let mut renders = std::pin::pin!(renders);
-            until_waiting(&mut renders, || pool.batch_waiting() >= widths.len()).await;
-            drop(busy);
-            for (derivative, w) in renders.await.into_iter().zip(widths) {
-                assert_eq!(derivative.unwrap().width, w, "round {round}");
-            }
-            assert_eq!(METRICS.originals_decoded() - decoded, 1, "round {round}");
+                .with_batching(DEFAULT_BATCH_MAX, Duration::from_millis(30));
+        let original = test_images::jpeg(400, 300);
+        let still_fetching = pool.announce("a", &width(200)).expect("a plan that shares");
+        let alone = batched(&pool, &original, 100, "a", None).await.unwrap();
+        assert_eq!(alone.width, 100);
+        assert_eq!(METRICS.render_batch_refusals("window"), 1);
+        drop(still_fetching);
+        for reason in ["unshared", "full", "running"] {
+            assert_eq!(METRICS.render_batch_refusals(reason), 0, "{reason}");
         }
-        let alone = batched(&pool, &original, 1200, "demo/a.jpg", None).await;
-        assert_eq!(alone.unwrap().width, 1200);
-        assert_eq!(METRICS.originals_decoded() - decoded, 1, "alone");
-        let intermediates = pool.intermediates().expect("turned on");
-        assert_eq!(intermediates.len(), 1, "one pyramid");
+    }
 
-        let other = test_images::jpeg(400, 300);
-        for w in [100, 200] {
-            batched(&pool, &other, w, "demo/b.jpg", None).await.unwrap();
+    /// `query` parsed as a resolved plan.
+    fn query(query: &str) -> Arc<ResolvedPlan> {
+        let parsed = imgmesh_imgix_params::parse_render_plan("", query, None).unwrap();
+        Arc::new(ResolvedPlan::resolve(&parsed.plan).unwrap())
+    }
+
+    /// Renders `plans` of `original` through the batches under `key`,
+    /// each spawned and waiting for a worker (in order) before the next
+    /// is spawned.
+    async fn spawn_waiting(
+        pool: &RenderPool,
+        original: &[u8],
+        plans: &[Arc<ResolvedPlan>],
+        key: &'static str,
+    ) -> Vec<tokio::task::JoinHandle<Result<Derivative, RenderError>>> {
+        let mut renders = Vec::new();
+        for (queued, plan) in plans.iter().enumerate() {
+            let (render_pool, original, plan) = (pool.clone(), original.to_vec(), Arc::clone(plan));
+            renders.push(tokio::spawn(async move {
+                let admission = render_pool.admit(None)?;
+                render_pool
+                    .render_batched(
+                        admission,
+                        RenderSources::original(original),
+                        plan,
+                        None,
+                        std::future::pending(),
+                        key,
+                        None,
+                    )
+                    .await
+            }));
+            eventually("the render waits", || pool.batch_waiting() > queued).await;
         }
-        assert_eq!(METRICS.originals_decoded() - decoded, 3, "each alone");
-        assert_eq!(intermediates.len(), 1, "nothing more kept");
+        renders
+    }
+
+    /// A waiting render of the leader's original whose plan cannot share
+    /// its decode (it crops) is left out of its batch (`unshared`), one
+    /// past the batch's most renders too (`full`); each, rendering on its
+    /// own after the batch has ended, is not counted as late (`running`).
+    #[tokio::test]
+    async fn renders_left_out_of_a_batch_are_counted_by_reason() {
+        let reasons = ["unshared", "full", "window", "running"];
+        for (batch_max, queries, reason) in [
+            (16, &["w=80", "w=50&h=50&fit=crop"][..], "unshared"),
+            (2, &["w=80", "w=160", "w=320"][..], "full"),
+        ] {
+            let pool = RenderPool::with_admission(
+                1,
+                8,
+                DEFAULT_MEMORY_BUDGET_BYTES,
+                RenderLimits::default(),
+            )
+            .with_batching(batch_max, BATCH_WINDOW);
+            let original = test_images::jpeg(800, 500);
+            let before = reasons.map(|reason| METRICS.render_batch_refusals(reason));
+            let busy = Arc::clone(&pool.running).acquire_owned().await.unwrap();
+            let plans: Vec<_> = queries.iter().map(|q| query(q)).collect();
+            let renders = spawn_waiting(&pool, &original, &plans, "demo/a.jpg").await;
+            drop(busy);
+            for (render, q) in renders.into_iter().zip(queries) {
+                render.await.unwrap().unwrap_or_else(|e| panic!("{q}: {e}"));
+            }
+            for (index, other) in reasons.into_iter().enumerate() {
+                let expected = u64::from(other == reason);
+                assert_eq!(
+                    METRICS.render_batch_refusals(other) - before[index],
+                    expected,
+                    "{reason}: {other}"
+                );
+            }
+        }
+    }
+
+    /// A render of the leader's original whose share of the running
+    /// memory is not free joins its batch all the same, and the batch
+    /// waits for its whole running memory before it starts: one decode.
+    /// (Left out, it took a worker of its own, waited there for running
+    /// memory and decoded the original again: every width of W6's
+    /// progressive JPEG was decoded on its own.)
+    #[tokio::test]
+    async fn a_render_whose_memory_is_not_free_joins_and_the_batch_waits() {
+        let pool =
+            RenderPool::with_admission(1, 8, DEFAULT_MEMORY_BUDGET_BYTES, RenderLimits::default());
+        let original = test_images::jpeg(800, 500);
+        let leader = estimate_render_bytes(
+            &RenderSources::original(original.clone()),
+            &width(80),
+            &pool.limits(),
+        )
+        .unwrap();
+        let busy = Arc::clone(&pool.running).acquire_owned().await.unwrap();
+        // Room for the leader's estimate and no more.
+        let taken = Arc::clone(&pool.running_memory)
+            .acquire_many_owned(pool.running_memory_kib - pool.running_kib(leader))
+            .await
+            .unwrap();
+        let (decoded, waits) = (
+            METRICS.originals_decoded(),
+            METRICS.render_batch_memory_waits(),
+        );
+        let plans = [Arc::new(width(80)), Arc::new(width(640))];
+        let renders = spawn_waiting(&pool, &original, &plans, "demo/a.jpg").await;
+        drop(busy);
+        eventually("the batch waits for its memory", || {
+            pool.batch_waiting() == 0 && METRICS.render_batch_memory_waits() > waits
+        })
+        .await;
+        assert!(
+            renders.iter().all(|render| !render.is_finished()),
+            "nothing rendered before the memory is free"
+        );
+        drop(taken);
+        for (render, w) in renders.into_iter().zip([80, 640]) {
+            assert_eq!(render.await.unwrap().unwrap().width, w);
+        }
+        assert_eq!(METRICS.originals_decoded() - decoded, 1, "one decode");
+        assert_eq!(metric("imgmesh_render_batches_total"), 1.0);
+        assert_eq!(
+            pool.running_memory.available_permits() as u64,
+            pool.running_memory() / 1024,
+            "the batch's running memory is back"
+        );
     }
 
     /// A shared run whose every caller left while it waited for a worker

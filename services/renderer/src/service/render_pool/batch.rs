@@ -12,15 +12,37 @@
 //! render of the same original still being fetched is *announced*
 //! ([`Incoming`]), and a leader waits for it up to the batch window, so
 //! that a srcset whose requests arrive together is batched even when a
-//! worker is free for the first of them.
+//! worker is free for the first of them. While a leader gathers, a render
+//! of its original that starts waiting does not take a free worker of
+//! its own ([`Batches::until_no_leader_gathers`]): it is taken into the
+//! batch, or, refused by it, waits for a worker as before. (Without that,
+//! the second of a srcset's widths to be fetched found the other worker
+//! free and led a batch of its own: two decodes of the original from the
+//! first renders on.)
+//!
+//! Renders of an original that do not join its batch are counted by
+//! reason in `imgmesh_render_batch_refused_total`: `unshared` (its plan
+//! cannot share the batch's decode: it cuts the original, or loads it
+//! otherwise than the leader), `full` (the batch had its most renders),
+//! `window` (still being fetched when the leader's window closed),
+//! `running` (it reached a worker after its original's batch had
+//! started, and decodes the original again). The running memory refuses
+//! none: a render whose share is not free joins all the same, and the
+//! batch waits for its whole running memory before it starts
+//! (`imgmesh_render_batch_memory_waits_total`). Left out, such a render
+//! took a worker of its own and waited there for running memory, holding
+//! what the others freed meanwhile, then decoded the original again: on
+//! W6 every width of the progressive corpus JPEG (a batch of its renders
+//! needs most of the running memory) was decoded on its own.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use tokio::sync::{Notify, OwnedSemaphorePermit, oneshot};
+use tokio::sync::{Notify, oneshot};
 
 use crate::error::RenderError;
+use crate::metrics::METRICS;
 use crate::pipeline::{Derivative, ResolvedPlan};
 
 use super::{Admission, MemoryReservation};
@@ -44,6 +66,10 @@ struct State {
     waiting: Vec<Waiting>,
     /// Announced renders (being fetched) by key.
     incoming: HashMap<Arc<str>, usize>,
+    /// Leaders gathering their batch now, by key.
+    gathering: HashMap<Arc<str>, usize>,
+    /// Renders leading (gathering or running) on a worker now, by key.
+    leading: HashMap<Arc<str>, usize>,
     next_id: u64,
 }
 
@@ -78,6 +104,21 @@ pub(super) struct Waiting {
 pub struct Incoming {
     batches: Arc<Batches>,
     key: Arc<str>,
+}
+
+/// A render leading its batch on a worker (registered by
+/// [`Batches::lead`]); dropped when the batch ends.
+#[derive(Debug)]
+pub(super) struct Leading {
+    batches: Arc<Batches>,
+    key: Arc<str>,
+}
+
+/// A leader gathering its batch ([`Batches::gather`]); dropped when it
+/// stops, whether it returned or was cancelled.
+struct Gathering<'a> {
+    batches: &'a Batches,
+    key: &'a str,
 }
 
 // === impl Batches ===
@@ -141,6 +182,42 @@ impl Batches {
         state.incoming.contains_key(key) || state.waiting.iter().any(|waiting| *waiting.key == *key)
     }
 
+    /// Registers a render of `key` leading a batch (alone or not) on a
+    /// worker until the [`Leading`] is dropped. A render of an original
+    /// whose batch is leading already has come too late for it (it decodes
+    /// the original again): counted as refused for `running`.
+    pub(super) fn lead(self: &Arc<Self>, key: &Arc<str>) -> Leading {
+        let running = {
+            let mut state = self.lock();
+            let leading = state.leading.entry(Arc::clone(key)).or_default();
+            *leading += 1;
+            *leading > 1
+        };
+        if running {
+            METRICS.render_batch_refused("running", 1);
+        }
+        Leading {
+            batches: Arc::clone(self),
+            key: Arc::clone(key),
+        }
+    }
+
+    /// Resolves once no leader of `key` gathers its batch: a render of
+    /// `key` that waits for a worker waits for this first, so that a
+    /// gathering leader takes it instead of it taking a free worker and
+    /// decoding its original a second time.
+    pub(super) async fn until_no_leader_gathers(&self, key: &str) {
+        loop {
+            let changed = self.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            if !self.lock().gathering.contains_key(key) {
+                return;
+            }
+            changed.await;
+        }
+    }
+
     /// Renders waiting now.
     pub(super) fn waiting(&self) -> usize {
         self.lock().waiting.len()
@@ -148,18 +225,21 @@ impl Batches {
 
     /// Takes the renders waiting with `key` and the same `original` bytes
     /// for a batch led by another, oldest first, until the batch has
-    /// [`Batches::max`] renders, each only if `fits` gives it its share of
-    /// the running memory; while renders of `key` are announced, waits for
+    /// [`Batches::max`] renders, each only if `fits` takes it (what `fits`
+    /// gives goes with it); while renders of `key` are announced, waits for
     /// them until `until`. Renders whose caller has gone or whose deadline
     /// is too close to start are left to end their own wait.
-    pub(super) async fn gather(
+    pub(super) async fn gather<M>(
         &self,
         key: &str,
         original: &[u8],
         until: Instant,
-        mut fits: impl FnMut(&Waiting) -> Option<OwnedSemaphorePermit>,
-    ) -> Vec<(Waiting, OwnedSemaphorePermit)> {
+        mut fits: impl FnMut(&Waiting) -> Option<M>,
+    ) -> Vec<(Waiting, M)> {
+        let _gathering = Gathering::start(self, key);
         let mut taken = Vec::new();
+        // Renders of `key` that `fits` refused.
+        let mut refused = Vec::new();
         loop {
             let changed = self.changed.notified();
             tokio::pin!(changed);
@@ -174,27 +254,98 @@ impl Batches {
                         && !waiting.answer.is_closed()
                         && !waiting.deadline.is_some_and(super::too_close)
                         && waiting.original == original;
-                    match joins.then(|| fits(waiting)).flatten() {
+                    if !joins {
+                        index += 1;
+                        continue;
+                    }
+                    match fits(waiting) {
                         Some(memory) => taken.push((state.waiting.remove(index), memory)),
-                        None => index += 1,
+                        None => {
+                            if !refused.contains(&waiting.id) {
+                                refused.push(waiting.id);
+                            }
+                            index += 1;
+                        }
                     }
                 }
                 state.incoming.get(key).copied().unwrap_or(0)
             };
             if announced == 0 || taken.len() + 1 >= self.max {
+                self.count_left_out(key, original, &refused, 0);
                 return taken;
             }
             if tokio::time::timeout_at(until.into(), changed)
                 .await
                 .is_err()
             {
+                let announced = self.lock().incoming.get(key).copied().unwrap_or(0);
+                self.count_left_out(key, original, &refused, announced);
                 return taken;
             }
         }
     }
 
+    /// Counts the renders of `key` and `original` a batch that stopped
+    /// gathering left out: those still waiting (`unshared` when `refused`
+    /// holds them, else `full`: the batch was full) and `announced` still
+    /// being fetched (`window`).
+    fn count_left_out(&self, key: &str, original: &[u8], refused: &[u64], announced: usize) {
+        let (mut unshared, mut full) = (0, 0);
+        for waiting in &self.lock().waiting {
+            if *waiting.key == *key && waiting.original == original {
+                if refused.contains(&waiting.id) {
+                    unshared += 1;
+                } else {
+                    full += 1;
+                }
+            }
+        }
+        METRICS.render_batch_refused("unshared", unshared);
+        METRICS.render_batch_refused("full", full);
+        METRICS.render_batch_refused("window", announced as u64);
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+// === impl Leading ===
+
+impl Drop for Leading {
+    fn drop(&mut self) {
+        let mut state = self.batches.lock();
+        if let Some(count) = state.leading.get_mut(&self.key) {
+            *count -= 1;
+            if *count == 0 {
+                state.leading.remove(&self.key);
+            }
+        }
+    }
+}
+
+// === impl Gathering ===
+
+impl<'a> Gathering<'a> {
+    fn start(batches: &'a Batches, key: &'a str) -> Gathering<'a> {
+        *batches.lock().gathering.entry(key.into()).or_default() += 1;
+        Gathering { batches, key }
+    }
+}
+
+impl Drop for Gathering<'_> {
+    fn drop(&mut self) {
+        {
+            let mut state = self.batches.lock();
+            if let Some(count) = state.gathering.get_mut(self.key) {
+                *count -= 1;
+                if *count == 0 {
+                    state.gathering.remove(self.key);
+                }
+            }
+        }
+        // The renders of its key that it left waiting take workers again.
+        self.batches.changed.notify_waiters();
     }
 }
 
