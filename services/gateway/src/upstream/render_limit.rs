@@ -56,7 +56,7 @@
 //! ~22k requests a second, and answering them (this thread, Redis's
 //! lookups, the clients themselves) took the cores from the renders
 //! admitted: their threads waited for a core 46 % of the time they held
-//! it. Paced, they send ~8k a second.
+//! it. Paced, they send ~9.5k a second.
 //!
 //! And a render started during a storm asks the renderer to start it at
 //! once or refuse it ([`RenderPermit::start_now`], sent as
@@ -94,10 +94,11 @@ pub(crate) const DEMAND_WINDOW: Duration = Duration::from_millis(100);
 /// How long a refusal here waits before it is answered when its client
 /// was refused within [`DEMAND_WINDOW`] already and the demand is a storm
 /// ([`RenderLimit::note_refused`]): W4's clients, which resend at once,
-/// then send about a third as many requests (shed p99 still well under
-/// issue 18's 20 ms), and the cores they took from the renders go back to
-/// them.
-pub(crate) const REFUSAL_PACE: Duration = Duration::from_millis(5);
+/// then send ~9.5k requests a second instead of ~23k, and the cores they
+/// took from the renders go back to them. 3 ms rather than 5: at 5 ms (~7k
+/// a second) the shed p99 reached 28 ms in one repetition on a shared
+/// machine (issue 18 asks under 20 ms); at 3 ms it was 12-13 ms.
+pub(crate) const REFUSAL_PACE: Duration = Duration::from_millis(3);
 
 /// The most refused requests the demand remembers: past it the demand is
 /// a storm for any limit the tier may teach, and memory stays bounded.
