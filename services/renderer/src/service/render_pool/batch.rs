@@ -148,7 +148,7 @@ impl Batches {
     /// Announces a render of `key`'s original (see [`Incoming`]).
     pub(super) fn announce(self: &Arc<Self>, key: &str) -> Incoming {
         let key: Arc<str> = key.into();
-        *self.lock().incoming.entry(Arc::clone(&key)).or_default() += 1;
+        count_in(&mut self.lock().incoming, Arc::clone(&key));
         Incoming {
             batches: Arc::clone(self),
             key,
@@ -187,12 +187,7 @@ impl Batches {
     /// whose batch is leading already has come too late for it (it decodes
     /// the original again): counted as refused for `running`.
     pub(super) fn lead(self: &Arc<Self>, key: &Arc<str>) -> Leading {
-        let running = {
-            let mut state = self.lock();
-            let leading = state.leading.entry(Arc::clone(key)).or_default();
-            *leading += 1;
-            *leading > 1
-        };
+        let running = count_in(&mut self.lock().leading, Arc::clone(key)) > 1;
         if running {
             METRICS.render_batch_refused("running", 1);
         }
@@ -310,17 +305,30 @@ impl Batches {
     }
 }
 
+/// One more render of `key` in `counts` (announced, gathering or
+/// leading); returns how many there are now.
+fn count_in(counts: &mut HashMap<Arc<str>, usize>, key: Arc<str>) -> usize {
+    let count = counts.entry(key).or_default();
+    *count += 1;
+    *count
+}
+
+/// One render of `key` fewer in `counts`; a key with none left is
+/// forgotten, so the maps hold only originals in flight.
+fn count_out(counts: &mut HashMap<Arc<str>, usize>, key: &str) {
+    if let Some(count) = counts.get_mut(key) {
+        *count -= 1;
+        if *count == 0 {
+            counts.remove(key);
+        }
+    }
+}
+
 // === impl Leading ===
 
 impl Drop for Leading {
     fn drop(&mut self) {
-        let mut state = self.batches.lock();
-        if let Some(count) = state.leading.get_mut(&self.key) {
-            *count -= 1;
-            if *count == 0 {
-                state.leading.remove(&self.key);
-            }
-        }
+        count_out(&mut self.batches.lock().leading, &self.key);
     }
 }
 
@@ -328,22 +336,14 @@ impl Drop for Leading {
 
 impl<'a> Gathering<'a> {
     fn start(batches: &'a Batches, key: &'a str) -> Gathering<'a> {
-        *batches.lock().gathering.entry(key.into()).or_default() += 1;
+        count_in(&mut batches.lock().gathering, key.into());
         Gathering { batches, key }
     }
 }
 
 impl Drop for Gathering<'_> {
     fn drop(&mut self) {
-        {
-            let mut state = self.batches.lock();
-            if let Some(count) = state.gathering.get_mut(self.key) {
-                *count -= 1;
-                if *count == 0 {
-                    state.gathering.remove(self.key);
-                }
-            }
-        }
+        count_out(&mut self.batches.lock().gathering, self.key);
         // The renders of its key that it left waiting take workers again.
         self.batches.changed.notify_waiters();
     }
@@ -353,15 +353,7 @@ impl Drop for Gathering<'_> {
 
 impl Drop for Incoming {
     fn drop(&mut self) {
-        {
-            let mut state = self.batches.lock();
-            if let Some(count) = state.incoming.get_mut(&self.key) {
-                *count -= 1;
-                if *count == 0 {
-                    state.incoming.remove(&self.key);
-                }
-            }
-        }
+        count_out(&mut self.batches.lock().incoming, &self.key);
         self.batches.changed.notify_waiters();
     }
 }
