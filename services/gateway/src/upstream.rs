@@ -5,7 +5,7 @@
 use std::future::Future;
 use std::time::Duration;
 
-use imgmesh_errors::ErrorCode;
+use imgmesh_errors::{ErrorCode, MEMORY_SHORTAGE, PublicError, SHORTAGE_KEY};
 use imgmesh_proto::registry::v1::source_registry_service_client::SourceRegistryServiceClient;
 use imgmesh_proto::registry::v1::{
     ApiKey, AuthenticateApiKeyRequest, GetSourceRequest, ResolveHostRequest, ResolveHostResponse,
@@ -197,26 +197,21 @@ impl Upstream {
             }
             return Err(GatewayError::Overloaded);
         };
-        let rendered = self.call_render(render, timeout, permit.start_now()).await;
-        permit.finished(match &rendered {
-            Err(GatewayError::Upstream {
-                code: ErrorCode::Overloaded,
-                ..
-            }) => Answer::Refused,
-            _ => Answer::Taken,
-        });
+        let (rendered, answer) = self.call_render(render, timeout, permit.start_now()).await;
+        permit.finished(answer);
         rendered
     }
 
     /// One Render call within `timeout`, in a `renderer.render` span;
     /// with `start_now`, the renderer is asked to start it at once or
-    /// refuse it.
+    /// refuse it. Returns what the answer teaches the learnt limit beside
+    /// the answer.
     async fn call_render(
         &self,
         render: RenderRequest,
         timeout: Duration,
         start_now: bool,
-    ) -> Result<RenderResponse, GatewayError> {
+    ) -> (Result<RenderResponse, GatewayError>, Answer) {
         let span = tracing::info_span!(
             "renderer.render",
             otel.kind = "client",
@@ -228,12 +223,23 @@ impl Upstream {
         );
         let mut client = self.renderer.clone();
         let request = render_request(render, timeout, start_now);
-        let response = with_deadline("renderer", timeout, client.render(request))
+        let mut answer = Answer::Taken;
+        let call = async {
+            let response = client.render(request).await;
+            if let Err(status) = &response {
+                answer = limit_answer(status);
+            }
+            response
+        };
+        let rendered = with_deadline("renderer", timeout, call)
             .instrument(span.clone())
-            .await?
-            .into_inner();
-        span.record("imgmesh.cache_hit", response.cache_hit);
-        Ok(response)
+            .await
+            .map(|response| {
+                let response = response.into_inner();
+                span.record("imgmesh.cache_hit", response.cache_hit);
+                response
+            });
+        (rendered, answer)
     }
 }
 
@@ -408,6 +414,21 @@ fn lookup_of(response: ResolveHostResponse) -> Lookup {
 
 /// Runs a call, turning its status — or the gateway's own deadline, for a
 /// peer that accepted the connection but never answers — into a [`GatewayError`].
+/// What a refused render teaches the renderer tier's learnt limit: an
+/// OVERLOADED refusal for room to run lowers it; one for a render that did
+/// not fit the memory free now ([`SHORTAGE_KEY`]) leaves it be, since the
+/// tier would take another render (a single large original beside another
+/// once lowered it below four connections and shed them by the thousand,
+/// `scripts/bench.sh badbytes`). Any other answer is a render taken.
+fn limit_answer(status: &tonic::Status) -> Answer {
+    let refusal = PublicError::of("renderer", status);
+    match (refusal.code(), refusal.metadata(SHORTAGE_KEY)) {
+        (ErrorCode::Overloaded, Some(MEMORY_SHORTAGE)) => Answer::Unfit,
+        (ErrorCode::Overloaded, _) => Answer::Refused,
+        _ => Answer::Taken,
+    }
+}
+
 async fn with_deadline<T>(
     service: &'static str,
     deadline: Duration,
@@ -456,6 +477,29 @@ mod tests {
         let calm = render_request(render("a.jpg", 300), timeout, false);
         assert!(calm.metadata().get("imgmesh-admission").is_none());
         assert_eq!(calm.get_ref().path, "a.jpg");
+    }
+
+    /// A refusal for room to run lowers the learnt limit, a refusal for
+    /// memory does not, and any other answer is a render taken.
+    #[test]
+    fn refusals_teach_the_limit_by_their_shortage() {
+        let queue_full = ErrorCode::Overloaded.status_with(
+            "the renderer is overloaded (render queue full), retry shortly",
+            [("cause", "render queue full".to_owned())],
+        );
+        assert_eq!(limit_answer(&queue_full), Answer::Refused);
+        let memory = ErrorCode::Overloaded.status_with(
+            "the renderer is overloaded (render memory budget spent), retry shortly",
+            [(SHORTAGE_KEY, MEMORY_SHORTAGE.to_owned())],
+        );
+        assert_eq!(limit_answer(&memory), Answer::Unfit);
+        let other_shortage =
+            ErrorCode::Overloaded.status_with("overloaded", [(SHORTAGE_KEY, "disk".to_owned())]);
+        assert_eq!(limit_answer(&other_shortage), Answer::Refused);
+        let corrupt = ErrorCode::CorruptInput.status("image could not be decoded");
+        assert_eq!(limit_answer(&corrupt), Answer::Taken);
+        let bare = tonic::Status::resource_exhausted("a proxy's own refusal");
+        assert_eq!(limit_answer(&bare), Answer::Refused);
     }
 
     /// A request resent has the demand key it had; another path or another

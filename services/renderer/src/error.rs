@@ -92,13 +92,20 @@ pub enum RenderError {
     #[error("the derivative cache is unavailable")]
     CacheUnavailable,
 
-    /// The renderer has no room for the request right now (every render
-    /// slot taken, or the memory budget spent); the caller may retry soon.
+    /// The renderer has no room to run the request right now (every render
+    /// slot or queue place taken); the caller may retry soon.
     #[error("the renderer is overloaded ({reason}), retry shortly")]
     Overloaded {
         /// What ran out, e.g. `render queue full`.
         reason: &'static str,
     },
+
+    /// The render needs more of the memory budget than is left now (other
+    /// large renders hold it); the caller may retry soon. Unlike
+    /// [`RenderError::Overloaded`] it says nothing of how many renders the
+    /// renderer takes ([`imgmesh_errors::SHORTAGE_KEY`]).
+    #[error("the renderer is overloaded (render memory budget spent), retry shortly")]
+    MemorySpent,
 
     /// The request's deadline passed, or was too close to finish in
     /// (`render_pool::MIN_REMAINING`), before its render could start.
@@ -132,7 +139,7 @@ impl RenderError {
             RenderError::CorruptInput => ErrorCode::CorruptInput,
             RenderError::Fetch { code, .. } => *code,
             RenderError::CacheUnavailable => ErrorCode::Unavailable,
-            RenderError::Overloaded { .. } => ErrorCode::Overloaded,
+            RenderError::Overloaded { .. } | RenderError::MemorySpent => ErrorCode::Overloaded,
             // Callers leave when their own deadline passes.
             RenderError::DeadlineExceeded | RenderError::Abandoned => ErrorCode::OriginTimeout,
             // Both say "this input is too expensive to render", like the
@@ -163,6 +170,13 @@ impl RenderError {
                 ("budget_bytes", budget.to_string()),
             ],
             RenderError::Overloaded { reason } => vec![("cause", (*reason).to_owned())],
+            RenderError::MemorySpent => vec![
+                ("cause", "render memory budget spent".to_owned()),
+                (
+                    imgmesh_errors::SHORTAGE_KEY,
+                    imgmesh_errors::MEMORY_SHORTAGE.to_owned(),
+                ),
+            ],
             RenderError::Internal { context } => vec![("context", (*context).to_owned())],
             RenderError::InvalidRequest { .. }
             | RenderError::UnsupportedInput
@@ -189,7 +203,10 @@ impl From<RenderError> for tonic::Status {
                 .code()
                 .status_with(error.to_string(), error.dynamic_values()),
         };
-        if matches!(error, RenderError::Overloaded { .. }) {
+        if matches!(
+            error,
+            RenderError::Overloaded { .. } | RenderError::MemorySpent
+        ) {
             status.metadata_mut().insert(
                 "retry-after",
                 tonic::metadata::MetadataValue::from(OVERLOADED_RETRY_AFTER_SECONDS),
@@ -201,6 +218,8 @@ impl From<RenderError> for tonic::Status {
 
 #[cfg(test)]
 mod tests {
+    use tonic_types::StatusExt as _;
+
     use super::*;
 
     /// Each error becomes the status its ErrorCode prescribes, with its message.
@@ -284,12 +303,40 @@ mod tests {
     /// An OVERLOADED status tells the caller when to retry; other errors do not.
     #[test]
     fn overloaded_carries_retry_after() {
-        let status = tonic::Status::from(RenderError::Overloaded { reason: "memory" });
-        assert_eq!(status.code(), tonic::Code::ResourceExhausted);
-        let retry_after = status.metadata().get("retry-after").unwrap();
-        assert_eq!(retry_after.to_str().unwrap(), "1");
+        for error in [
+            RenderError::Overloaded {
+                reason: "render queue full",
+            },
+            RenderError::MemorySpent,
+        ] {
+            let status = tonic::Status::from(error);
+            assert_eq!(status.code(), tonic::Code::ResourceExhausted);
+            let retry_after = status.metadata().get("retry-after").unwrap();
+            assert_eq!(retry_after.to_str().unwrap(), "1");
+        }
         let status = tonic::Status::from(RenderError::CorruptInput);
         assert!(status.metadata().get("retry-after").is_none());
+    }
+
+    /// A render refused for memory says so in its metadata, so that a
+    /// caller's concurrency limit does not learn from it; a refusal for
+    /// room to run does not.
+    #[test]
+    fn memory_refusals_name_their_shortage() {
+        let shortage = |error: RenderError| {
+            let status = tonic::Status::from(error);
+            let info = status.get_details_error_info().unwrap();
+            assert_eq!(info.reason, "OVERLOADED");
+            info.metadata.get(imgmesh_errors::SHORTAGE_KEY).cloned()
+        };
+        assert_eq!(
+            shortage(RenderError::MemorySpent).as_deref(),
+            Some(imgmesh_errors::MEMORY_SHORTAGE)
+        );
+        let queue_full = RenderError::Overloaded {
+            reason: "render queue full",
+        };
+        assert_eq!(shortage(queue_full), None);
     }
 
     /// The values a message shows travel as `ErrorInfo` metadata, and a

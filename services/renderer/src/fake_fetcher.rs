@@ -11,6 +11,9 @@ use imgmesh_errors::ErrorCode;
 use imgmesh_proto::fetcher::v1::fetch_object_response::Part;
 use imgmesh_proto::fetcher::v1::fetcher_service_server::{FetcherService, FetcherServiceServer};
 use imgmesh_proto::fetcher::v1::{FetchObjectRequest, FetchObjectResponse, ObjectMetadata};
+use std::os::fd::AsFd as _;
+
+use tokio_stream::StreamExt as _;
 use tokio_stream::wrappers::TcpListenerStream;
 
 /// What the fake answers for one path.
@@ -22,6 +25,10 @@ pub(crate) enum FakeObject {
     Understated { announced: u64, bytes: Vec<u8> },
     /// An imgmesh error status.
     Error(ErrorCode, &'static str),
+    /// The object's metadata and first chunk, after which the fake's
+    /// connections are closed under the stream, as when the fetcher is
+    /// killed mid-answer.
+    CutMidStream(Vec<u8>),
 }
 
 /// A running fake fetcher; stops when dropped.
@@ -42,6 +49,9 @@ struct State {
     fetches: AtomicUsize,
     /// Conditional fetches answered not modified.
     not_modified: AtomicUsize,
+    /// A handle on every accepted connection's socket, to close them under
+    /// the server.
+    connections: Mutex<Vec<std::net::TcpStream>>,
 }
 
 struct Service(Arc<State>);
@@ -67,14 +77,27 @@ impl FakeFetcher {
             delay: Mutex::new(Duration::ZERO),
             fetches: AtomicUsize::new(0),
             not_modified: AtomicUsize::new(0),
+            connections: Mutex::new(Vec::new()),
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let service = FetcherServiceServer::new(Service(Arc::clone(&state)));
+        let tracked = Arc::clone(&state);
+        let incoming = TcpListenerStream::new(listener).map(move |accepted| {
+            if let Ok(stream) = &accepted {
+                let socket = stream.as_fd().try_clone_to_owned().unwrap();
+                tracked
+                    .connections
+                    .lock()
+                    .unwrap()
+                    .push(std::net::TcpStream::from(socket));
+            }
+            accepted
+        });
         let server = tokio::spawn(async move {
             tonic::transport::Server::builder()
                 .add_service(service)
-                .serve_with_incoming(TcpListenerStream::new(listener))
+                .serve_with_incoming(incoming)
                 .await
                 .unwrap();
         });
@@ -134,6 +157,44 @@ impl Drop for FakeFetcher {
 
 // === impl Service ===
 
+impl Service {
+    /// Sends `bytes`' metadata and first chunk, then closes every connection
+    /// (FIN both ways, the kernel's answer for a killed process's sockets)
+    /// without ending the stream.
+    fn cut_mid_stream(&self, bytes: Vec<u8>) -> tonic::Response<FetchStream> {
+        let (sender, receiver) = tokio::sync::mpsc::channel(4);
+        let state = Arc::clone(&self.0);
+        tokio::spawn(async move {
+            let metadata = Part::Metadata(ObjectMetadata {
+                size: bytes.len() as u64,
+                etag: fake_etag(&bytes),
+                ..Default::default()
+            });
+            #[allow(
+                clippy::useless_conversion,
+                reason = "chunks are Vec<u8> or Bytes depending on the proto build's config"
+            )]
+            let chunk = Part::Chunk(bytes[..bytes.len() / 2].to_vec().into());
+            for part in [metadata, chunk] {
+                let message = FetchObjectResponse { part: Some(part) };
+                if sender.send(Ok(message)).await.is_err() {
+                    return;
+                }
+            }
+            // Let both messages reach the client before the cut.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            for socket in state.connections.lock().unwrap().drain(..) {
+                let _ = socket.shutdown(std::net::Shutdown::Both);
+            }
+            // Hold the stream open: it ends by the cut, not by its end.
+            sender.closed().await;
+        });
+        tonic::Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(
+            receiver,
+        )))
+    }
+}
+
 #[tonic::async_trait]
 impl FetcherService for Service {
     type FetchObjectStream = FetchStream;
@@ -152,6 +213,7 @@ impl FetcherService for Service {
             Some(FakeObject::Error(code, message)) => return Err(code.status(message)),
             Some(FakeObject::Bytes(bytes)) => (bytes.len() as u64, bytes),
             Some(FakeObject::Understated { announced, bytes }) => (announced, bytes),
+            Some(FakeObject::CutMidStream(bytes)) => return Ok(self.cut_mid_stream(bytes)),
         };
         let etag = fake_etag(&bytes);
         let cache_control = self.0.cache_control.lock().unwrap().clone();

@@ -99,11 +99,19 @@ fn is_metadata_key(key: &str) -> bool {
 }
 
 /// Whether `status` came from a connection that failed: an I/O error
-/// somewhere in its source chain.
+/// somewhere in its source chain, either as itself or as an HTTP/2 error
+/// of I/O kind. The second is how a peer killed mid-stream shows: h2 ends
+/// every open stream of a connection closed under it with a `BrokenPipe`
+/// that it keeps inside its own error, which has no `source()`, and tonic
+/// reads that error's missing reason as UNKNOWN.
 pub(crate) fn connection_failed(status: &tonic::Status) -> bool {
     let mut source = std::error::Error::source(status);
     while let Some(error) = source {
-        if error.is::<std::io::Error>() {
+        if error.is::<std::io::Error>()
+            || error
+                .downcast_ref::<h2::Error>()
+                .is_some_and(h2::Error::is_io)
+        {
             return true;
         }
         source = error.source();

@@ -26,6 +26,17 @@ pub use crate::public_error::{Answer, PublicError};
 /// The `ErrorInfo.domain` imgmesh stamps on its errors.
 pub const ERROR_DOMAIN: &str = "imgmesh.dev";
 
+/// The `ErrorInfo` metadata key of an OVERLOADED status that names what
+/// ran out when it was not room to run: [`MEMORY_SHORTAGE`]. A caller that
+/// learns a concurrency limit from a tier's refusals (the gateway's) learns
+/// only from refusals without it: a render refused because it does not fit
+/// the memory free now says nothing about how many renders the tier runs.
+pub const SHORTAGE_KEY: &str = "shortage";
+
+/// [`SHORTAGE_KEY`]'s value for a request refused because it needs more
+/// memory than is free now, though another would be taken.
+pub const MEMORY_SHORTAGE: &str = "memory";
+
 /// Everything that can go wrong that a caller needs to tell apart.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ErrorCode {

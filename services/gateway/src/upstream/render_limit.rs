@@ -10,7 +10,12 @@
 //! flight, as TCP does on its window and Netflix's concurrency-limits'
 //! `AIMDLimit` does on a client: every render the tier refuses as
 //! overloaded sets the limit to [`BACKOFF`] times the lesser of the limit
-//! and the renders in flight (never below [`MIN_LIMIT`]); every render it
+//! and the renders in flight (never below [`MIN_LIMIT`]), except a render
+//! refused only because it did not fit the memory free now
+//! ([`Answer::Unfit`]: one large original beside another says nothing of
+//! how many renders the tier runs, and lowering the limit for it refused
+//! four connections the tier had room for by the hundred, `scripts/bench.sh
+//! badbytes`, 2026-12-07, until two renders were taken); every render it
 //! accepts while the gateway used at least half the limit adds
 //! `1 / limit` (about one per limit's worth of renders). A miss past the
 //! limit is refused here with 503 and `Retry-After`, like every shed
@@ -21,9 +26,8 @@
 //! learnt limit holds only while the tier keeps refusing: after [`HOLD`]
 //! (the tier's `Retry-After`, 1 s) without a refusal by the tier it is back
 //! at its maximum. Refusals here do not hold it: clients resending at once
-//! (wrk, W4's) would keep a limit learnt once from a single refusal (a
-//! render that did not fit the renderer's memory budget, say) for as long
-//! as they send, and four connections a renderer has room for were
+//! (wrk, W4's) would keep a limit learnt once from a single refusal for as
+//! long as they send, and four connections a renderer has room for were
 //! refused 503 by the thousand (`scripts/bench.sh badbytes`, 2026-12-07).
 //!
 //! A storm (clients resending a refused request at once, as W4's do) is
@@ -148,6 +152,9 @@ pub(crate) enum Answer {
     Taken,
     /// The tier refused it as overloaded.
     Refused,
+    /// The tier refused it because it did not fit the memory free now,
+    /// though it would take another render: it teaches the limit nothing.
+    Unfit,
 }
 
 // === impl RenderLimit ===
@@ -298,7 +305,7 @@ impl RenderPermit {
             {
                 (state.limit + 1.0 / state.limit).min(self.max)
             }
-            Answer::Taken => state.limit,
+            Answer::Taken | Answer::Unfit => state.limit,
         };
         if limit != state.limit {
             state.limit = limit;
@@ -355,6 +362,31 @@ mod tests {
         assert!(limit.try_start().is_none(), "a second past a limit of 1");
         drop(one);
         assert!(limit.try_start().is_some());
+    }
+
+    /// A render refused for memory leaves the limit where it was, lowered
+    /// or not, and does not hold a lowered one past HOLD; nor does it grow
+    /// it as a taken render would.
+    #[test]
+    fn memory_refusals_teach_nothing() {
+        let limit = RenderLimit::new(4);
+        let start = Instant::now();
+        let mut four: Vec<_> = (0..4).map(|_| limit.try_start_at(start).unwrap()).collect();
+        four.pop().unwrap().finished_at(Answer::Unfit, start);
+        assert_eq!(limit.limit(), 4.0, "the fourth still fits");
+        four.pop().unwrap().finished_at(Answer::Refused, start);
+        let lowered = limit.limit();
+        assert!((lowered - 2.7).abs() < 1e-9, "{lowered}");
+        let later = start + HOLD - Duration::from_millis(1);
+        four.pop().unwrap().finished_at(Answer::Unfit, later);
+        assert_eq!(limit.limit(), lowered, "not grown");
+        drop(four);
+        let after = start + HOLD;
+        let all: Vec<_> = (0..4).map(|_| limit.try_start_at(after)).collect();
+        assert!(
+            all.iter().all(Option::is_some),
+            "the memory refusal did not hold the lowered limit"
+        );
     }
 
     /// Renders the tier takes raise a lowered limit again (by about one per

@@ -890,9 +890,7 @@ impl RenderPool {
         }
         MemoryBudget::try_reserve(&self.memory, estimated).ok_or_else(|| {
             METRICS.render_shed("memory");
-            RenderError::Overloaded {
-                reason: "render memory budget spent",
-            }
+            RenderError::MemorySpent
         })
     }
 
@@ -1418,15 +1416,7 @@ mod tests {
             .render(RenderSources::original(original.clone()), plan.clone())
             .await
             .unwrap_err();
-        assert!(
-            matches!(
-                refused,
-                RenderError::Overloaded {
-                    reason: "render memory budget spent"
-                }
-            ),
-            "{refused:?}"
-        );
+        assert!(matches!(refused, RenderError::MemorySpent), "{refused:?}");
         assert_eq!(metric(r#"imgmesh_render_shed_total{reason="memory"}"#), 1.0);
 
         drop(busy);

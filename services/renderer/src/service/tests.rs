@@ -286,6 +286,27 @@ async fn unreachable_fetcher_is_unavailable() {
     assert_eq!(error.to_string(), "the fetcher is unavailable");
 }
 
+/// A fetcher whose connection closes mid-answer (killed while streaming an
+/// original) is UNAVAILABLE, so the gateway answers 503 with `Retry-After`,
+/// never a 500: h2 ends the stream with an I/O error tonic reads as UNKNOWN.
+#[tokio::test]
+async fn fetcher_cut_mid_stream_is_unavailable() {
+    let redis = RedisServer::start().await;
+    let fetcher = FakeFetcher::start([(
+        "cut.jpg",
+        FakeObject::CutMidStream(test_images::jpeg(400, 300)),
+    )])
+    .await;
+    let renderer = renderer(&redis.url(), fetcher.channel());
+    let error = renderer
+        .render_derivative(request("cut.jpg", webp_200(), 60), None)
+        .await
+        .unwrap_err();
+    assert_eq!(error.code(), ErrorCode::Unavailable, "{error}");
+    assert_eq!(error.to_string(), "the fetcher is unavailable");
+    assert_eq!(fetcher.fetches(), 1);
+}
+
 /// Originals over the byte cap are refused, whether announced or only streamed.
 #[tokio::test]
 async fn oversized_originals_are_refused() {
