@@ -159,13 +159,13 @@ impl SourceClients {
     }
 
     fn slot(&self, source_id: &str) -> Slot {
-        let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+        let mut slots = imgmesh_runtime::lock(&self.slots);
         slots.entry(source_id.to_owned()).or_default().clone()
     }
 
     /// Drops `source_id`'s slot if it is still `slot` and still empty.
     fn forget(&self, source_id: &str, slot: &Slot) {
-        let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+        let mut slots = imgmesh_runtime::lock(&self.slots);
         let unused = slots.get(source_id).is_some_and(|current| {
             Arc::ptr_eq(current, slot) && slot.try_lock().is_ok_and(|cached| cached.is_none())
         });
@@ -177,7 +177,7 @@ impl SourceClients {
     /// How many Sources have a slot (for tests of the cache's growth).
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
-        self.slots.lock().unwrap_or_else(|e| e.into_inner()).len()
+        imgmesh_runtime::lock(&self.slots).len()
     }
 }
 

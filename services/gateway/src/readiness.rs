@@ -142,9 +142,7 @@ impl Peers {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Option<Report>> {
-        self.last
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        imgmesh_runtime::lock(&self.last)
     }
 }
 

@@ -202,9 +202,7 @@ impl SourceCache {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
         // A panic while holding the lock cannot leave the map half-updated in
         // a way that matters for a cache, so keep using it.
-        self.entries
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        imgmesh_runtime::lock(&self.entries)
     }
 
     #[cfg(test)]

@@ -213,6 +213,17 @@ where
     serve_grpc_over(listener, transport, routes, health, shutdown).await
 }
 
+/// Locks `mutex`, going on with its value if a thread panicked while it
+/// held the lock. Every mutex of ours guards counters, caches or
+/// bookkeeping that a panic cannot leave inconsistent in a way that
+/// matters, and a service that panicked on every later lock after one
+/// panicking request would be down instead of answering.
+pub fn lock<T: ?Sized>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// Caps glibc's malloc arenas at `arenas` for this process. glibc gives
 /// each thread that contends for the heap an arena of its own (up to 8 per
 /// core), and freed image buffers stay scattered across them: a renderer

@@ -97,9 +97,7 @@ impl AuthFailureLimiter {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, Failures>> {
         // Counters cannot be left inconsistent in a way that matters.
-        self.clients
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        imgmesh_runtime::lock(&self.clients)
     }
 
     #[cfg(test)]

@@ -215,10 +215,7 @@ pub(super) fn start_sampling() -> Samples {
                 let Some(samples) = weak.upgrade() else {
                     return;
                 };
-                samples
-                    .lock()
-                    .unwrap_or_else(|poisoned| poisoned.into_inner())
-                    .push(Sample::now());
+                imgmesh_runtime::lock(&samples).push(Sample::now());
             }
         });
     }
@@ -329,11 +326,7 @@ pub(super) async fn overview(
             .find(|(id, name)| *id == picked || *name == picked)
             .map_or(picked, |(id, _)| id.clone())
     });
-    let series = dashboard
-        .samples
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-        .series(picked.as_deref(), Some(&latest));
+    let series = imgmesh_runtime::lock(&dashboard.samples).series(picked.as_deref(), Some(&latest));
     let name = picked.as_ref().map(|picked| {
         sources
             .iter()

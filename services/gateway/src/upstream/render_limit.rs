@@ -322,9 +322,7 @@ impl Drop for RenderPermit {
 }
 
 fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
-    state
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
+    imgmesh_runtime::lock(state)
 }
 
 #[cfg(test)]

@@ -414,7 +414,7 @@ impl Intermediates {
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        imgmesh_runtime::lock(&self.state)
     }
 }
 
@@ -508,7 +508,7 @@ impl<T: Clone> Slot<T> {
     /// Hands `decoded` (`None`: the decode failed) to the waiting renders
     /// (and to later ones).
     pub(crate) fn hand(&self, decoded: Option<T>) {
-        let mut handed = self.decoded.lock().unwrap_or_else(|e| e.into_inner());
+        let mut handed = imgmesh_runtime::lock(&self.decoded);
         *handed = Some(decoded);
         self.ready.notify_all();
     }
@@ -518,7 +518,7 @@ impl<T: Clone> Slot<T> {
     /// batch's cascade, whose sources are handed even when their resize
     /// fails).
     pub(crate) fn wait_handed(&self) -> Option<T> {
-        let mut decoded = self.decoded.lock().unwrap_or_else(|e| e.into_inner());
+        let mut decoded = imgmesh_runtime::lock(&self.decoded);
         loop {
             if let Some(decoded) = decoded.as_ref() {
                 return decoded.clone();
@@ -530,7 +530,7 @@ impl<T: Clone> Slot<T> {
     /// Waits for the pending decode, within the render's time budget:
     /// the decode, or `None` if it failed (the caller decodes itself).
     fn wait(&self, budget: &RenderBudget) -> Result<Option<T>, RenderError> {
-        let mut decoded = self.decoded.lock().unwrap_or_else(|e| e.into_inner());
+        let mut decoded = imgmesh_runtime::lock(&self.decoded);
         loop {
             if let Some(decoded) = decoded.as_ref() {
                 return Ok(decoded.clone());

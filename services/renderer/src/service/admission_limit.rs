@@ -180,7 +180,7 @@ impl AdaptiveLimit {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        imgmesh_runtime::lock(&self.state)
     }
 }
 

@@ -79,7 +79,7 @@ impl<T: Clone + Send + Sync + 'static> SingleFlight<T> {
         Fut: Future<Output = Outcome<T>> + Send + 'static,
     {
         let (run, id, started) = {
-            let mut runs = self.runs.lock().unwrap_or_else(|e| e.into_inner());
+            let mut runs = imgmesh_runtime::lock(&self.runs);
             match runs.get_mut(key) {
                 Some(flight) => {
                     flight.callers += 1;
@@ -97,7 +97,7 @@ impl<T: Clone + Send + Sync + 'static> SingleFlight<T> {
                     let task = tokio::spawn(
                         async move {
                             let outcome = work.await;
-                            let mut runs = finished.lock().unwrap_or_else(|e| e.into_inner());
+                            let mut runs = imgmesh_runtime::lock(&finished);
                             if runs.get(&owned_key).is_some_and(|flight| flight.id == id) {
                                 runs.remove(&owned_key);
                             }
@@ -136,7 +136,7 @@ impl<T: Clone + Send + Sync + 'static> SingleFlight<T> {
 
 impl<T> Drop for Caller<'_, T> {
     fn drop(&mut self) {
-        let mut runs = self.runs.lock().unwrap_or_else(|e| e.into_inner());
+        let mut runs = imgmesh_runtime::lock(&self.runs);
         let Some(flight) = runs.get_mut(self.key).filter(|flight| flight.id == self.id) else {
             // The run ended (and retired itself) first.
             return;

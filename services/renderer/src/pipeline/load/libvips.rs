@@ -22,7 +22,7 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::ffi::{CStr, c_char, c_int, c_void};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use rs_vips::{Vips, VipsImage, bindings};
@@ -530,20 +530,14 @@ unsafe fn lend(input: &Arc<Vec<u8>>) -> *mut bindings::VipsBlob {
     // the reference filed below keeps alive until `give_back` runs.
     let blob =
         unsafe { bindings::vips_blob_new(Some(give_back), input.as_ptr().cast(), input.len()) };
-    lent()
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .insert(blob as usize, Arc::clone(input));
+    imgmesh_runtime::lock(lent()).insert(blob as usize, Arc::clone(input));
     blob
 }
 
 /// The free function of a blob made by [`lend`]: drops its reference to
 /// the shared input (libvips passes the data, then the blob itself).
 unsafe extern "C" fn give_back(_data: *mut c_void, blob: *mut c_void) -> c_int {
-    let returned = lent()
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .remove(&(blob as usize));
+    let returned = imgmesh_runtime::lock(lent()).remove(&(blob as usize));
     drop(returned);
     0
 }
