@@ -188,11 +188,15 @@ fn the_budget_evicts_the_least_recently_used() {
 #[test]
 fn decodes_expire_and_a_zero_budget_keeps_nothing() {
     let original = test_images::jpeg(800, 600);
-    let intermediates = Intermediates::new(1 << 20, Duration::from_millis(50), None);
+    // Long enough that the second render comes within it on a loaded
+    // machine: at 50 ms the first render's digest sometimes expired before
+    // the second render asked, and nothing was kept.
+    let ttl = Duration::from_secs(1);
+    let intermediates = Intermediates::new(1 << 20, ttl, None);
     render_with(&original, "w=100", Some(&intermediates));
     render_with(&original, "w=110", Some(&intermediates));
     assert_eq!(intermediates.len(), 1);
-    std::thread::sleep(Duration::from_millis(60));
+    std::thread::sleep(ttl + Duration::from_millis(10));
     intermediates.expire();
     assert_eq!((intermediates.len(), intermediates.bytes()), (0, 0));
     // The digest expired too: the next render is a first decode again.
