@@ -20,6 +20,7 @@ type Labels = [(&'static str, &'static str); 2];
 #[derive(Debug)]
 pub struct RendererMetrics {
     renders: Family<Label, Counter>,
+    passthroughs: Family<Label, Counter>,
     render_seconds: Family<Label, Histogram, fn() -> Histogram>,
     cache_lookups: Family<Labels, Counter>,
     lease_waits: Family<Label, Counter>,
@@ -57,6 +58,11 @@ pub static METRICS: LazyLock<RendererMetrics> = LazyLock::new(|| {
         renders: metrics.metric(
             "imgmesh_renders",
             "Derivatives rendered, by output format",
+            Family::default(),
+        ),
+        passthroughs: metrics.metric(
+            "imgmesh_passthroughs",
+            "Derivatives that are their original unchanged (a request without parameters: imgix's passthrough), stored without a render, by format",
             Family::default(),
         ),
         render_seconds: metrics.metric_with_unit(
@@ -248,6 +254,12 @@ impl RendererMetrics {
         self.render_seconds
             .get_or_create(&label)
             .observe(elapsed.as_secs_f64());
+    }
+
+    /// One original stored unchanged as its derivative (a passthrough), in
+    /// `format`: a derivative cache miss that no render answered.
+    pub fn passed_through(&self, format: &'static str) {
+        self.passthroughs.get_or_create(&[("format", format)]).inc();
     }
 
     /// One derivative cache lookup that ended as `result` (hit, miss, stale).

@@ -22,6 +22,14 @@ use crate::service::origin_fetch::OriginFetcher;
 use crate::service::render_pool::RenderPool;
 use crate::test_images;
 
+/// The value of one series (name and labels) on `/metrics`; 0 when absent.
+fn series(name: &str) -> f64 {
+    imgmesh_metrics::encode()
+        .lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or(0.0)
+}
+
 const MAX_OBJECT_BYTES: u64 = 1024 * 1024;
 const WINDOW: u32 = 1_000;
 
@@ -395,9 +403,9 @@ async fn a_dead_holders_lease_lapses() {
 /// passthrough" (https://docs.imgix.com/apis/url/format/cs, "Rendering
 /// non-web-safe colors"). A JPEG with EXIF and a CMYK JPEG come back byte
 /// for byte with their content type and stored size, are cached (a hit, a
-/// 304 for their ETag, a miss after a purge); one parameter makes it a
-/// render; a TIFF is still
-/// refused as unsupported.
+/// 304 for their ETag, a miss after a purge) and counted as passthroughs,
+/// not renders; one parameter makes it a render; a TIFF is still refused
+/// as unsupported.
 #[tokio::test]
 async fn a_request_without_parameters_serves_the_original() {
     let exif = test_images::jpeg_with_orientation(40, 30, 6);
@@ -415,12 +423,17 @@ async fn a_request_without_parameters_serves_the_original() {
         if_none_match: if_none_match.into(),
         ..request(path, CacheTtlBehavior::OverrideOrigin, 3_600)
     };
+    // Misses answered so far, and renders made.
+    let (mut misses, mut renders) = (0, 0);
     for (path, original) in [("exif.jpg", &exif), ("cmyk.jpg", &cmyk)] {
         for plan in [None, Some(RenderPlan::default())] {
             let served = renderer
                 .render_derivative(ask(path, plan, ""), None)
                 .await
                 .unwrap();
+            if served.cache_status() == CacheStatus::Miss {
+                misses += 1;
+            }
             assert_eq!(&served.data, original, "{path}");
             assert_eq!(served.content_type, "image/jpeg");
             assert_eq!((served.width, served.height), (40, 30), "{path}");
@@ -449,6 +462,17 @@ async fn a_request_without_parameters_serves_the_original() {
             .unwrap();
         assert_eq!(after_purge.cache_status(), CacheStatus::Miss, "{path}");
         assert_eq!(&after_purge.data, original);
+        // Every miss so far was answered by a passthrough, none by a render.
+        misses += 1;
+        assert_eq!(
+            series(r#"imgmesh_passthroughs_total{format="jpeg"}"#),
+            misses as f64,
+            "{path}"
+        );
+        assert_eq!(
+            series(r#"imgmesh_renders_total{format="jpeg"}"#),
+            renders as f64
+        );
 
         let sized = RenderPlan {
             width: 20,
@@ -460,6 +484,11 @@ async fn a_request_without_parameters_serves_the_original() {
             .unwrap();
         assert_ne!(&rendered.data, original, "{path}");
         assert_eq!(rendered.width, 20, "{path}");
+        renders += 1;
+        assert_eq!(
+            series(r#"imgmesh_renders_total{format="jpeg"}"#),
+            renders as f64
+        );
     }
     let refused = renderer
         .render_derivative(ask("scan.tiff", None, ""), None)

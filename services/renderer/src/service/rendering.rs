@@ -83,6 +83,7 @@ impl Renderer {
                 drop(admission);
                 let bytes = std::mem::take(&mut original.bytes);
                 let size = (passed.width, passed.height);
+                METRICS.passed_through(format_label(passed.format));
                 let stored = Stored::new(original, passed.format.content_type(), size, bytes);
                 return Ok(self.store(job, stored).await);
             }
