@@ -15,26 +15,16 @@ use imgmesh_integration_tests::{Mesh, MeshOptions, S3_SECRET_KEY, get};
 #[tokio::test]
 async fn srcset_widths_reuse_one_decode() {
     for (reuse, bytes) in [(true, 67_108_864), (false, 0)] {
-        let renderer_args = vec![
+        let mesh = mesh_with_wide_jpeg(vec![
             "--render-batch-max=1".to_owned(),
             format!("--render-intermediate-bytes={bytes}"),
-        ];
-        let mesh = Mesh::start(MeshOptions {
-            renderer_args,
-            ..MeshOptions::default()
-        })
-        .await
-        .expect("mesh starts");
-        mesh.put_object("photos/wide.jpg", &fixtures::jpeg(1600, 1000).unwrap())
-            .unwrap();
+        ])
+        .await;
         mesh.put_object(
             "photos/other.jpg",
             &fixtures::noise_jpeg(1600, 1000).unwrap(),
         )
         .unwrap();
-        mesh.create_source("demo", S3_SECRET_KEY, &[])
-            .await
-            .expect("source is created");
         // 1600 ÷ w from 8 to 16: every width decodes at 1/4 scale.
         let widths = [200, 176, 160, 144, 120, 112];
         for width in widths {
@@ -48,10 +38,7 @@ async fn srcset_widths_reuse_one_decode() {
         let other = mesh.get("demo", "/photos/other.jpg?w=200").await.unwrap();
         assert_eq!(other.status, 200, "{}", other.text());
 
-        let metrics = get(mesh.metrics_addr("renderer"), "localhost", "/metrics", &[])
-            .await
-            .expect("renderer /metrics")
-            .text();
+        let metrics = renderer_metrics(&mesh).await;
         let hits = value(&metrics, "imgmesh_render_intermediate_hits_total");
         let decodes = value(&metrics, "imgmesh_originals_decoded_total");
         let stored = value(&metrics, "imgmesh_render_intermediate_stored_total");
@@ -85,21 +72,12 @@ async fn srcset_widths_reuse_one_decode() {
 async fn srcset_widths_asked_together_batch() {
     let widths = [80, 160, 240, 320, 400, 480, 560, 640, 800, 960];
     for batch_max in [16, 1] {
-        let mesh = Mesh::start(MeshOptions {
-            renderer_args: vec![
-                format!("--render-batch-max={batch_max}"),
-                "--workers=1".to_owned(),
-                "--render-queue-depth=12".to_owned(),
-            ],
-            ..MeshOptions::default()
-        })
-        .await
-        .expect("mesh starts");
-        mesh.put_object("photos/wide.jpg", &fixtures::jpeg(1600, 1000).unwrap())
-            .unwrap();
-        mesh.create_source("demo", S3_SECRET_KEY, &[])
-            .await
-            .expect("source is created");
+        let mesh = mesh_with_wide_jpeg(vec![
+            format!("--render-batch-max={batch_max}"),
+            "--workers=1".to_owned(),
+            "--render-queue-depth=12".to_owned(),
+        ])
+        .await;
         let paths: Vec<_> = widths
             .iter()
             .map(|width| format!("/photos/wide.jpg?w={width}&fm=jpg"))
@@ -111,10 +89,7 @@ async fn srcset_widths_asked_together_batch() {
             assert_eq!(response.status, 200, "w={width}: {}", response.text());
             fixtures::expect_image(&response.body, Format::Jpeg, width, width * 5 / 8).unwrap();
         }
-        let metrics = get(mesh.metrics_addr("renderer"), "localhost", "/metrics", &[])
-            .await
-            .expect("renderer /metrics")
-            .text();
+        let metrics = renderer_metrics(&mesh).await;
         let decodes = value(&metrics, "imgmesh_originals_decoded_total");
         let batched = value(&metrics, "imgmesh_render_batched_total");
         let batches = value(&metrics, "imgmesh_render_batches_total");
@@ -134,6 +109,31 @@ async fn srcset_widths_asked_together_batch() {
             );
         }
     }
+}
+
+/// A mesh whose renderer runs with `renderer_args`, with Source `demo`
+/// and a 1600 × 1000 JPEG at `photos/wide.jpg`.
+async fn mesh_with_wide_jpeg(renderer_args: Vec<String>) -> Mesh {
+    let mesh = Mesh::start(MeshOptions {
+        renderer_args,
+        ..MeshOptions::default()
+    })
+    .await
+    .expect("mesh starts");
+    mesh.put_object("photos/wide.jpg", &fixtures::jpeg(1600, 1000).unwrap())
+        .unwrap();
+    mesh.create_source("demo", S3_SECRET_KEY, &[])
+        .await
+        .expect("source is created");
+    mesh
+}
+
+/// The renderer's `/metrics` text.
+async fn renderer_metrics(mesh: &Mesh) -> String {
+    get(mesh.metrics_addr("renderer"), "localhost", "/metrics", &[])
+        .await
+        .expect("renderer /metrics")
+        .text()
 }
 
 /// The value of the sample `series` (name and labels, exactly as exposed)
