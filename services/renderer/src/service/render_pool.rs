@@ -67,7 +67,13 @@
 //!    until the batch ends. The batch holds from the running memory its
 //!    largest render's estimate and 4 bytes a pixel of every derivative it
 //!    keeps meanwhile. While a leader gathers, a render of its original
-//!    waits to be taken instead of taking a free worker of its own.
+//!    waits to be taken instead of taking a free worker of its own; while
+//!    its batch runs, one waits for it to end and then leads (or joins)
+//!    the next batch of that original with every other render of it that
+//!    came too late meanwhile, instead of decoding it on its own beside
+//!    the batch (before, W6's larger widths, sent as the batch of their
+//!    page's smaller ones answered, led batches beside it: 55–67 of its
+//!    200 renders were counted as `running`).
 //!    `imgmesh_render_batches_total` counts batches,
 //!    `imgmesh_render_batched_total` the derivatives made from another's
 //!    decode, `imgmesh_render_batch_refused_total{reason}` the renders of
@@ -115,7 +121,7 @@ use crate::service::admission_limit::{AdaptiveLimit, process_cpu_and_wait, stret
 mod batch;
 
 pub use batch::Incoming;
-use batch::{Batches, Waiting};
+use batch::{Batches, Claim, Leading, Waiting};
 
 /// How long a render that got a worker waits at most for renders of the
 /// same original that are still being fetched to join its batch: 20 ms,
@@ -632,12 +638,7 @@ impl RenderPool {
         });
         drop(incoming);
         let mut gone = std::pin::pin!(gone);
-        let deadline_passed = std::pin::pin!(last_start(deadline));
-        // Not while a leader of its original gathers: that one takes it.
-        let worker = async {
-            batches.until_no_leader_gathers(key).await;
-            Arc::clone(&self.running).acquire_owned().await
-        };
+        let mut deadline_passed = std::pin::pin!(last_start(deadline));
         /// How this render's wait ended.
         enum Turn {
             Answered(Result<Result<Derivative, RenderError>, oneshot::error::RecvError>),
@@ -646,52 +647,67 @@ impl RenderPool {
             Deadline,
             Gone,
         }
-        let turn = tokio::select! {
-            biased;
-            answer = &mut answered => Turn::Answered(answer),
-            _ = &mut was_taken => Turn::Taken,
-            worker = worker => Turn::Worker(worker.map_err(|_closed| RenderError::Internal {
-                context: "waiting for a render worker",
-            })?),
-            () = deadline_passed => Turn::Deadline,
-            () = gone.as_mut() => Turn::Gone,
-        };
-        let me = match turn {
-            Turn::Answered(answer) => return batch_answer(answer),
-            // Taken into a batch, which answers: no worker of its own (the
-            // acquire is dropped here), and a caller that leaves is not
-            // encoded for.
-            Turn::Taken => {
-                return tokio::select! {
-                    answer = answered => batch_answer(answer),
-                    () = gone.as_mut() => Err(RenderError::Abandoned),
-                };
-            }
-            Turn::Worker(worker) => match batches.withdraw(id) {
-                Some(me) => (me, worker),
-                // Taken into a batch just now: it answers; the worker is
-                // free for others meanwhile.
-                None => {
-                    drop(worker);
-                    return batch_answer(answered.await);
+        let (me, worker, leading) = loop {
+            // Not while a render of its original leads a batch: a gathering
+            // leader takes it, and after a running one it leads (or joins)
+            // the next batch with the others that came too late for it.
+            let worker = async {
+                batches.until_no_leader(key).await;
+                Arc::clone(&self.running).acquire_owned().await
+            };
+            let turn = tokio::select! {
+                biased;
+                answer = &mut answered => Turn::Answered(answer),
+                _ = &mut was_taken => Turn::Taken,
+                worker = worker => Turn::Worker(worker.map_err(|_closed| RenderError::Internal {
+                    context: "waiting for a render worker",
+                })?),
+                () = deadline_passed.as_mut() => Turn::Deadline,
+                () = gone.as_mut() => Turn::Gone,
+            };
+            match turn {
+                Turn::Answered(answer) => return batch_answer(answer),
+                // Taken into a batch, which answers: no worker of its own
+                // (the acquire is dropped here), and a caller that leaves is
+                // not encoded for.
+                Turn::Taken => {
+                    return tokio::select! {
+                        answer = answered => batch_answer(answer),
+                        () = gone.as_mut() => Err(RenderError::Abandoned),
+                    };
                 }
-            },
-            Turn::Deadline => {
-                if batches.withdraw(id).is_none() {
-                    // Its batch has started: like a running render, it ends.
-                    return batch_answer(answered.await);
+                Turn::Worker(worker) => match batches.claim(id) {
+                    Claim::Lead(me, leading) => break (*me, worker, leading),
+                    // Taken into a batch just now: it answers; the worker
+                    // is free for others meanwhile.
+                    Claim::Taken => {
+                        drop(worker);
+                        return batch_answer(answered.await);
+                    }
+                    // Another render of its original got a worker at the
+                    // same time and leads: this one waits on (the worker
+                    // is free for others).
+                    Claim::Behind => drop(worker),
+                },
+                Turn::Deadline => {
+                    if batches.withdraw(id).is_none() {
+                        // Its batch has started: like a running render, it
+                        // ends.
+                        return batch_answer(answered.await);
+                    }
+                    METRICS.render_shed("deadline");
+                    return Err(RenderError::DeadlineExceeded);
                 }
-                METRICS.render_shed("deadline");
-                return Err(RenderError::DeadlineExceeded);
-            }
-            // Withdrawn, or left for its batch to skip (the answer's
-            // receiver is gone).
-            Turn::Gone => {
-                batches.withdraw(id);
-                return Err(RenderError::Abandoned);
+                // Withdrawn, or left for its batch to skip (the answer's
+                // receiver is gone).
+                Turn::Gone => {
+                    batches.withdraw(id);
+                    return Err(RenderError::Abandoned);
+                }
             }
         };
-        self.lead(batches, me, deadline, gone).await
+        self.lead(batches, (me, worker, leading), deadline, gone)
+            .await
     }
 
     /// Runs the batch `leader` leads on `worker`: its own running memory
@@ -701,7 +717,7 @@ impl RenderPool {
     async fn lead(
         &self,
         batches: &Arc<Batches>,
-        (leader, worker): (Waiting, OwnedSemaphorePermit),
+        (leader, worker, mut leading): (Waiting, OwnedSemaphorePermit, Leading),
         deadline: Option<Instant>,
         gone: std::pin::Pin<&mut impl Future<Output = ()>>,
     ) -> Result<Derivative, RenderError> {
@@ -714,7 +730,6 @@ impl RenderPool {
             reservation,
             ..
         } = leader;
-        let leading = batches.lead(&key);
         let kib = self.running_kib(estimated);
         if let Some(intermediates) = &self.intermediates {
             intermediates.make_room(kib);
@@ -772,6 +787,9 @@ impl RenderPool {
             }
             _ => Vec::new(),
         };
+        // From here, a render of its original that starts waiting waits
+        // for the next batch.
+        leading.runs();
         let mut followers = followers;
         if short {
             // Not all of the batch's running memory was free: it gives
@@ -826,8 +844,8 @@ impl RenderPool {
             Some(Box::new(worker) as Box<dyn Send>)
         };
         let limits = self.limits;
-        // Its lead ends first: a render of its original that gets the
-        // worker next has not come too late for a running batch.
+        // Its lead ends first: the renders of its original that waited
+        // for it may take the worker it frees next.
         let held = (leading, worker, running_memory, reservation, admission);
         self.run_on_worker(held, estimated, move || {
             // A render alone (W1) renders as without batching.
@@ -1907,6 +1925,72 @@ mod tests {
         assert_eq!(METRICS.originals_decoded() - before, 1, "one decode");
         assert_eq!(metric("imgmesh_render_batches_total"), 1.0);
         assert_eq!(METRICS.render_batch_refusals("running"), 0);
+    }
+
+    /// Renders of an original that start waiting while its batch runs
+    /// (here: waits for its running memory) do not take the free worker
+    /// to decode the original beside it, each on its own; they wait for
+    /// the batch to end and then share one decode, in one second batch.
+    /// (On W6 the larger widths of a page, sent as the batch of its
+    /// smaller ones answered, each decoded the original alone.)
+    #[tokio::test]
+    async fn renders_too_late_for_a_running_batch_share_the_next() {
+        let pool =
+            RenderPool::with_admission(2, 8, DEFAULT_MEMORY_BUDGET_BYTES, RenderLimits::default());
+        let original = test_images::jpeg(800, 500);
+        let leader = estimate_render_bytes(
+            &RenderSources::original(original.clone()),
+            &width(80),
+            &pool.limits(),
+        )
+        .unwrap();
+        let [busy, other_busy] = [
+            Arc::clone(&pool.running).acquire_owned().await.unwrap(),
+            Arc::clone(&pool.running).acquire_owned().await.unwrap(),
+        ];
+        // Room for the leader's estimate and no more: its batch, once it
+        // has taken its follower, waits for the rest.
+        let taken = Arc::clone(&pool.running_memory)
+            .acquire_many_owned(pool.running_memory_kib - pool.running_kib(leader))
+            .await
+            .unwrap();
+        let (decoded, waits, late) = (
+            METRICS.originals_decoded(),
+            METRICS.render_batch_memory_waits(),
+            METRICS.render_batch_refusals("running"),
+        );
+        let first = [Arc::new(width(80)), Arc::new(width(160))];
+        let mut renders = spawn_waiting(&pool, &original, &first, "demo/a.jpg").await;
+        // One worker first: the first render (the smaller estimate) leads.
+        drop(busy);
+        eventually("the batch runs, waiting for its memory", || {
+            pool.batch_waiting() == 0 && METRICS.render_batch_memory_waits() > waits
+        })
+        .await;
+        drop(other_busy);
+        let later = [Arc::new(width(640)), Arc::new(width(800))];
+        renders.extend(spawn_waiting(&pool, &original, &later, "demo/a.jpg").await);
+        assert_eq!(
+            (pool.batch_waiting(), pool.running.available_permits()),
+            (2, 1),
+            "the renders too late for the batch wait for it, the free worker stays free"
+        );
+        assert_eq!(METRICS.render_batch_refusals("running") - late, 2);
+        drop(taken);
+        for (render, w) in renders.into_iter().zip([80, 160, 640, 800]) {
+            assert_eq!(render.await.unwrap().unwrap().width, w);
+        }
+        assert_eq!(
+            METRICS.originals_decoded() - decoded,
+            2,
+            "one decode a batch"
+        );
+        assert_eq!(metric("imgmesh_render_batches_total"), 2.0);
+        assert_eq!(
+            (pool.admitted(), pool.reserved_bytes(), pool.batch_waiting()),
+            (0, 0, 0)
+        );
+        assert_eq!(pool.running.available_permits(), 2, "both workers free");
     }
 
     /// A leader whose window closes while a render of its original is

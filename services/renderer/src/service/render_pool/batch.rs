@@ -12,21 +12,27 @@
 //! render of the same original still being fetched is *announced*
 //! ([`Incoming`]), and a leader waits for it up to the batch window, so
 //! that a srcset whose requests arrive together is batched even when a
-//! worker is free for the first of them. While a leader gathers, a render
-//! of its original that starts waiting does not take a free worker of
-//! its own ([`Batches::until_no_leader_gathers`]): it is taken into the
-//! batch, or, refused by it, waits for a worker as before. (Without that,
-//! the second of a srcset's widths to be fetched found the other worker
-//! free and led a batch of its own: two decodes of the original from the
-//! first renders on.)
+//! worker is free for the first of them. While a leader of its original
+//! gathers or runs its batch, a render that waits does not take a free
+//! worker of its own ([`Batches::until_no_leader`]): a gathering leader
+//! takes it; one whose batch runs already cannot, and the render waits for
+//! that batch to end, then leads (or joins) the next batch of its original
+//! with every other render of it that came too late meanwhile
+//! ([`Batches::claim`] decides who leads, atomically). Without that, the
+//! second of a srcset's widths to be fetched found the other worker free
+//! and led a batch of its own, and on W6 widths that arrived while their
+//! original's batch ran (the larger ones of the page: they arrive as that
+//! batch's answers free the page's connections) led batches beside it as
+//! workers came free.
 //!
 //! Renders of an original that do not join its batch are counted by
 //! reason in `imgmesh_render_batch_refused_total`: `unshared` (its plan
 //! cannot share the batch's decode: it cuts the original, or loads it
 //! otherwise than the leader), `full` (the batch had its most renders),
 //! `window` (still being fetched when the leader's window closed),
-//! `running` (it reached a worker after its original's batch had
-//! started, and decodes the original again). The running memory refuses
+//! `running` (it started waiting after its original's batch had taken its
+//! renders: it waits for that batch to end and needs another decode, in
+//! the next batch of its original). The running memory refuses
 //! none: a render whose share is not free joins all the same, and the
 //! batch waits for its whole running memory before it starts
 //! (`imgmesh_render_batch_memory_waits_total`). Left out, such a render
@@ -56,8 +62,8 @@ pub(super) struct Batches {
     /// How long a leader waits for announced renders.
     window: Duration,
     state: Mutex<State>,
-    /// Woken when a render starts waiting or an announced one stops
-    /// being announced.
+    /// Woken when a render starts waiting, an announced one stops being
+    /// announced or a leader stops leading.
     changed: Notify,
 }
 
@@ -66,10 +72,11 @@ struct State {
     waiting: Vec<Waiting>,
     /// Announced renders (being fetched) by key.
     incoming: HashMap<Arc<str>, usize>,
-    /// Leaders gathering their batch now, by key.
-    gathering: HashMap<Arc<str>, usize>,
-    /// Renders leading (gathering or running) on a worker now, by key.
+    /// Renders leading a batch (gathering it or running it) on a worker
+    /// now, by key: at most one of each key ([`Batches::claim`]).
     leading: HashMap<Arc<str>, usize>,
+    /// Leaders whose batch has taken its renders and runs, by key.
+    running: HashMap<Arc<str>, usize>,
     next_id: u64,
 }
 
@@ -107,18 +114,26 @@ pub struct Incoming {
 }
 
 /// A render leading its batch on a worker (registered by
-/// [`Batches::lead`]); dropped when the batch ends.
+/// [`Batches::claim`]); dropped when the batch ends, whether it ran or
+/// failed first.
 #[derive(Debug)]
 pub(super) struct Leading {
     batches: Arc<Batches>,
     key: Arc<str>,
+    /// Whether its batch has taken its renders ([`Leading::runs`]).
+    running: bool,
 }
 
-/// A leader gathering its batch ([`Batches::gather`]); dropped when it
-/// stops, whether it returned or was cancelled.
-struct Gathering<'a> {
-    batches: &'a Batches,
-    key: &'a str,
+/// What a waiting render that got a worker does ([`Batches::claim`]).
+#[derive(Debug)]
+pub(super) enum Claim {
+    /// It leads a batch of its original: out of the waiting renders.
+    Lead(Box<Waiting>, Leading),
+    /// A batch took it meanwhile: that batch answers.
+    Taken,
+    /// Another render of its original leads: it waits on for that batch
+    /// (which takes it while gathering) or for the next.
+    Behind,
 }
 
 // === impl Batches ===
@@ -156,15 +171,21 @@ impl Batches {
     }
 
     /// Makes `waiting` (its `id` is set here) one that a batch may take;
-    /// returns its id.
+    /// returns its id. A render that starts waiting while its original's
+    /// batch runs has come too late for that batch: counted as refused for
+    /// `running`.
     pub(super) fn wait(&self, mut waiting: Waiting) -> u64 {
-        let id = {
+        let (id, late) = {
             let mut state = self.lock();
             state.next_id += 1;
             waiting.id = state.next_id;
+            let late = state.running.contains_key(&waiting.key);
             state.waiting.push(waiting);
-            state.next_id
+            (state.next_id, late)
         };
+        if late {
+            METRICS.render_batch_refused("running", 1);
+        }
         self.changed.notify_waiters();
         id
     }
@@ -182,31 +203,42 @@ impl Batches {
         state.incoming.contains_key(key) || state.waiting.iter().any(|waiting| *waiting.key == *key)
     }
 
-    /// Registers a render of `key` leading a batch (alone or not) on a
-    /// worker until the [`Leading`] is dropped. A render of an original
-    /// whose batch is leading already has come too late for it (it decodes
-    /// the original again): counted as refused for `running`.
-    pub(super) fn lead(self: &Arc<Self>, key: &Arc<str>) -> Leading {
-        let running = count_in(&mut self.lock().leading, Arc::clone(key)) > 1;
-        if running {
-            METRICS.render_batch_refused("running", 1);
+    /// What the waiting render `id`, which got a worker, does: it leads a
+    /// batch (taken out of the waiting renders and registered as leading
+    /// until the [`Leading`] is dropped) unless a batch took it meanwhile
+    /// or another render of its original leads. Decided under one lock, so
+    /// that of the renders of one original that get workers at once only
+    /// one leads (the others are taken into its batch, or wait for it).
+    pub(super) fn claim(self: &Arc<Self>, id: u64) -> Claim {
+        let mut state = self.lock();
+        let Some(index) = state.waiting.iter().position(|waiting| waiting.id == id) else {
+            return Claim::Taken;
+        };
+        if state.leading.contains_key(&*state.waiting[index].key) {
+            return Claim::Behind;
         }
-        Leading {
+        let waiting = state.waiting.remove(index);
+        count_in(&mut state.leading, Arc::clone(&waiting.key));
+        let leading = Leading {
             batches: Arc::clone(self),
-            key: Arc::clone(key),
-        }
+            key: Arc::clone(&waiting.key),
+            running: false,
+        };
+        Claim::Lead(Box::new(waiting), leading)
     }
 
-    /// Resolves once no leader of `key` gathers its batch: a render of
-    /// `key` that waits for a worker waits for this first, so that a
-    /// gathering leader takes it instead of it taking a free worker and
-    /// decoding its original a second time.
-    pub(super) async fn until_no_leader_gathers(&self, key: &str) {
+    /// Resolves once no render of `key` leads a batch (gathering or
+    /// running it): a render of `key` that waits for a worker waits for
+    /// this first. A gathering leader takes it; a running batch cannot,
+    /// and a worker of its own would decode the original a second time
+    /// beside that batch, while the renders of `key` that wait for the
+    /// batch to end share the next decode.
+    pub(super) async fn until_no_leader(&self, key: &str) {
         loop {
             let changed = self.changed.notified();
             tokio::pin!(changed);
             changed.as_mut().enable();
-            if !self.lock().gathering.contains_key(key) {
+            if !self.lock().leading.contains_key(key) {
                 return;
             }
             changed.await;
@@ -231,7 +263,6 @@ impl Batches {
         until: Instant,
         mut fits: impl FnMut(&Waiting) -> Option<M>,
     ) -> Vec<(Waiting, M)> {
-        let _gathering = Gathering::start(self, key);
         let mut taken = Vec::new();
         // Renders of `key` that `fits` refused.
         let mut refused = Vec::new();
@@ -305,12 +336,9 @@ impl Batches {
     }
 }
 
-/// One more render of `key` in `counts` (announced, gathering or
-/// leading); returns how many there are now.
-fn count_in(counts: &mut HashMap<Arc<str>, usize>, key: Arc<str>) -> usize {
-    let count = counts.entry(key).or_default();
-    *count += 1;
-    *count
+/// One more render of `key` in `counts` (announced, leading or running).
+fn count_in(counts: &mut HashMap<Arc<str>, usize>, key: Arc<str>) {
+    *counts.entry(key).or_default() += 1;
 }
 
 /// One render of `key` fewer in `counts`; a key with none left is
@@ -326,25 +354,27 @@ fn count_out(counts: &mut HashMap<Arc<str>, usize>, key: &str) {
 
 // === impl Leading ===
 
+impl Leading {
+    /// Its batch has taken its renders (it runs, alone or not): a render
+    /// of its original that starts waiting now has come too late for it.
+    pub(super) fn runs(&mut self) {
+        if !self.running {
+            self.running = true;
+            count_in(&mut self.batches.lock().running, Arc::clone(&self.key));
+        }
+    }
+}
+
 impl Drop for Leading {
     fn drop(&mut self) {
-        count_out(&mut self.batches.lock().leading, &self.key);
-    }
-}
-
-// === impl Gathering ===
-
-impl<'a> Gathering<'a> {
-    fn start(batches: &'a Batches, key: &'a str) -> Gathering<'a> {
-        count_in(&mut batches.lock().gathering, key.into());
-        Gathering { batches, key }
-    }
-}
-
-impl Drop for Gathering<'_> {
-    fn drop(&mut self) {
-        count_out(&mut self.batches.lock().gathering, self.key);
-        // The renders of its key that it left waiting take workers again.
+        {
+            let mut state = self.batches.lock();
+            count_out(&mut state.leading, &self.key);
+            if self.running {
+                count_out(&mut state.running, &self.key);
+            }
+        }
+        // The renders of its original that waited for it take workers again.
         self.batches.changed.notify_waiters();
     }
 }
