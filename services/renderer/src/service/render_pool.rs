@@ -73,7 +73,11 @@
 //!    came too late meanwhile, instead of decoding it on its own beside
 //!    the batch (before, W6's larger widths, sent as the batch of their
 //!    page's smaller ones answered, led batches beside it: 55–67 of its
-//!    200 renders were counted as `running`).
+//!    200 renders were counted as `running`). A render that leads a batch
+//!    of an original whose previous batch ended less than
+//!    [`BATCH_LINGER`] ago waits that long for more renders of it,
+//!    announced or not: the callers that batch answered may be sending
+//!    the page's next widths.
 //!    `imgmesh_render_batches_total` counts batches,
 //!    `imgmesh_render_batched_total` the derivatives made from another's
 //!    decode, `imgmesh_render_batch_refused_total{reason}` the renders of
@@ -128,6 +132,24 @@ use batch::{Batches, Claim, Leading, Waiting};
 /// a fetch of an original the fetcher holds, and little beside a render's
 /// 50 to 150 ms.
 pub const BATCH_WINDOW: Duration = Duration::from_millis(20);
+
+/// How long a render that got a worker waits for more renders of its
+/// original when a batch of that original ended less than this ago: 50 ms.
+/// The callers that batch answered may be sending more widths of the same
+/// page: W6 sends a page's widths in order over 6 connections, each answer
+/// frees a connection for the next width, and (traced) a batch's members
+/// reached the renderer a median 70 ms (p90 ~250 ms) after the batch
+/// before theirs started, so without the wait each follow-up batch held
+/// the one to three that had arrived. W6 (scripts/bench.sh w6, 2 cores at
+/// load 4.5–6, 2026-12-08): decodes 92–98 of 200 without it, 79 with 50 ms
+/// and 66 with 100 ms (01:10–01:15 UTC), but 100 ms idled workers long
+/// enough to lose wall time (×1.38 of independent against ×1.51); at
+/// 50 ms, 3 repetitions each (01:18–01:25 UTC): 76–77 decodes, batched
+/// ×1.56 time and ×1.51 CPU of independent, against 89–93, ×1.47 and ×1.38
+/// with neither this nor waiting for a running batch (a temporary build
+/// emulating the rules before). A leader waits the whole linger (its
+/// worker idle): nothing tells it that no more are coming.
+pub const BATCH_LINGER: Duration = Duration::from_millis(50);
 
 /// The most renders in one batch by default: a srcset's widths.
 pub const DEFAULT_BATCH_MAX: usize = 16;
@@ -255,7 +277,11 @@ impl RenderPool {
             running_memory: Arc::new(Semaphore::new(running_memory_kib as usize)),
             running_memory_kib,
             intermediates: None,
-            batches: Some(Arc::new(Batches::new(DEFAULT_BATCH_MAX, BATCH_WINDOW))),
+            batches: Some(Arc::new(Batches::new(
+                DEFAULT_BATCH_MAX,
+                BATCH_WINDOW,
+                BATCH_LINGER,
+            ))),
             limit: Arc::new(adaptive_limit(
                 workers + queue_depth,
                 DEFAULT_STRETCH_TOLERANCE,
@@ -325,11 +351,24 @@ impl RenderPool {
     /// The same pool running the renders of one original that wait for a
     /// worker together as one batch of at most `max` renders, with one
     /// decode (see the module docs, step 6), a render that gets a worker
-    /// waiting up to `window` for announced renders of its original;
-    /// `max` 1 turns batching off (every render decodes on its own). On by
+    /// waiting up to `window` for announced renders of its original (and
+    /// [`BATCH_LINGER`] for any, when a batch of it has just ended); `max`
+    /// 1 turns batching off (every render decodes on its own). On by
     /// default, with [`DEFAULT_BATCH_MAX`] and [`BATCH_WINDOW`].
     pub fn with_batching(mut self, max: usize, window: Duration) -> RenderPool {
-        self.batches = (max > 1).then(|| Arc::new(Batches::new(max, window)));
+        self.batches = (max > 1).then(|| Arc::new(Batches::new(max, window, BATCH_LINGER)));
+        self
+    }
+
+    /// The same pool with batches whose leaders wait `linger` (instead of
+    /// [`BATCH_LINGER`]) for more renders of an original whose batch has
+    /// just ended.
+    #[cfg(test)]
+    fn with_batch_linger(mut self, linger: Duration) -> RenderPool {
+        if let Some(batches) = &self.batches {
+            let (max, window) = (batches.max(), batches.window());
+            self.batches = Some(Arc::new(Batches::new(max, window, linger)));
+        }
         self
     }
 
@@ -744,7 +783,8 @@ impl RenderPool {
         // Whether the others can share this one's decode, and at what size,
         // needs the original's header: read once, and only when others of
         // it wait or are being fetched.
-        let company = batches.has_company(&key);
+        let linger = batches.followed(&key);
+        let company = linger || batches.has_company(&key);
         let shared = company
             .then(|| SharedOriginal::read(&original, &self.limits))
             .flatten();
@@ -761,28 +801,39 @@ impl RenderPool {
                 let (mut largest, mut kept) = (estimated, kept_bytes(own_size));
                 let most = self.running_memory_kib;
                 let running = Arc::clone(&self.running_memory);
-                let window = deadline.map_or(batches.window(), |deadline| {
-                    (batches.window()).min(deadline.saturating_duration_since(Instant::now()) / 2)
+                let window = if linger {
+                    batches.linger()
+                } else {
+                    batches.window()
+                };
+                let window = deadline.map_or(window, |deadline| {
+                    window.min(deadline.saturating_duration_since(Instant::now()) / 2)
                 });
                 batches
-                    .gather(&key, &original, Instant::now() + window, |waiting| {
-                        let size = shared.resize(&waiting.plan)?;
-                        let need = largest
-                            .max(waiting.estimated)
-                            .saturating_add(kept)
-                            .saturating_add(kept_bytes(size));
-                        let more = running_kib_of(need, most).saturating_sub(held);
-                        // Taken even when its share is not free now: left
-                        // out, it would take a worker of its own and wait
-                        // there for running memory (holding what is freed
-                        // meanwhile), then decode the original again.
-                        let memory = Arc::clone(&running).try_acquire_many_owned(more).ok();
-                        short |= memory.is_none();
-                        largest = largest.max(waiting.estimated);
-                        kept = kept.saturating_add(kept_bytes(size));
-                        held += more;
-                        Some(memory)
-                    })
+                    .gather(
+                        &key,
+                        &original,
+                        Instant::now() + window,
+                        linger,
+                        |waiting| {
+                            let size = shared.resize(&waiting.plan)?;
+                            let need = largest
+                                .max(waiting.estimated)
+                                .saturating_add(kept)
+                                .saturating_add(kept_bytes(size));
+                            let more = running_kib_of(need, most).saturating_sub(held);
+                            // Taken even when its share is not free now: left
+                            // out, it would take a worker of its own and wait
+                            // there for running memory (holding what is freed
+                            // meanwhile), then decode the original again.
+                            let memory = Arc::clone(&running).try_acquire_many_owned(more).ok();
+                            short |= memory.is_none();
+                            largest = largest.max(waiting.estimated);
+                            kept = kept.saturating_add(kept_bytes(size));
+                            held += more;
+                            Some(memory)
+                        },
+                    )
                     .await
             }
             _ => Vec::new(),
@@ -1991,6 +2042,45 @@ mod tests {
             (0, 0, 0)
         );
         assert_eq!(pool.running.available_permits(), 2, "both workers free");
+    }
+
+    /// A render that leads a batch of an original whose batch has just
+    /// ended waits the linger for more renders of it, announced or not,
+    /// and shares its decode with one that starts waiting meanwhile; the
+    /// first render of an original does not linger. (Without the linger
+    /// the second led alone and the third decoded a third time.)
+    #[tokio::test]
+    async fn a_leader_after_a_batch_lingers_for_more_of_its_original() {
+        let linger = Duration::from_secs(1);
+        let pool =
+            RenderPool::with_admission(1, 8, DEFAULT_MEMORY_BUDGET_BYTES, RenderLimits::default())
+                .with_batch_linger(linger);
+        let original = test_images::jpeg(800, 500);
+        let before = METRICS.originals_decoded();
+        let started = Instant::now();
+        let first = batched(&pool, &original, 400, "a", None).await.unwrap();
+        assert!(
+            started.elapsed() < linger,
+            "the first render did not linger"
+        );
+        let second = {
+            let pool = pool.clone();
+            let original = original.clone();
+            tokio::spawn(async move { batched(&pool, &original, 200, "a", None).await })
+        };
+        eventually("the second render leads", || {
+            pool.in_flight() == 1 && pool.batch_waiting() == 0
+        })
+        .await;
+        let third = batched(&pool, &original, 100, "a", None).await.unwrap();
+        let second = second.await.unwrap().unwrap();
+        assert_eq!((first.width, second.width, third.width), (400, 200, 100));
+        assert_eq!(
+            METRICS.originals_decoded() - before,
+            2,
+            "the second batch shares"
+        );
+        assert_eq!(metric("imgmesh_render_batches_total"), 1.0);
     }
 
     /// A leader whose window closes while a render of its original is

@@ -12,7 +12,9 @@
 //! render of the same original still being fetched is *announced*
 //! ([`Incoming`]), and a leader waits for it up to the batch window, so
 //! that a srcset whose requests arrive together is batched even when a
-//! worker is free for the first of them. While a leader of its original
+//! worker is free for the first of them; a leader of an original whose
+//! batch has just ended waits the linger for more of it, announced or not
+//! ([`Batches::followed`]). While a leader of its original
 //! gathers or runs its batch, a render that waits does not take a free
 //! worker of its own ([`Batches::until_no_leader`]): a gathering leader
 //! takes it; one whose batch runs already cannot, and the render waits for
@@ -61,6 +63,9 @@ pub(super) struct Batches {
     max: usize,
     /// How long a leader waits for announced renders.
     window: Duration,
+    /// How long a leader of an original whose batch has just ended waits
+    /// for more renders of it.
+    linger: Duration,
     state: Mutex<State>,
     /// Woken when a render starts waiting, an announced one stops being
     /// announced or a leader stops leading.
@@ -77,6 +82,9 @@ struct State {
     leading: HashMap<Arc<str>, usize>,
     /// Leaders whose batch has taken its renders and runs, by key.
     running: HashMap<Arc<str>, usize>,
+    /// When the last batch of each key ended, for those that ended less
+    /// than a linger ago ([`Batches::followed`]).
+    ended: HashMap<Arc<str>, Instant>,
     next_id: u64,
 }
 
@@ -140,11 +148,13 @@ pub(super) enum Claim {
 
 impl Batches {
     /// Batches of at most `max` renders, whose leaders wait up to
-    /// `window` for announced renders.
-    pub(super) fn new(max: usize, window: Duration) -> Batches {
+    /// `window` for announced renders, and `linger` for more renders of an
+    /// original whose batch has just ended.
+    pub(super) fn new(max: usize, window: Duration, linger: Duration) -> Batches {
         Batches {
             max: max.max(1),
             window,
+            linger,
             state: Mutex::new(State::default()),
             changed: Notify::new(),
         }
@@ -195,6 +205,22 @@ impl Batches {
         let mut state = self.lock();
         let index = state.waiting.iter().position(|waiting| waiting.id == id)?;
         Some(state.waiting.remove(index))
+    }
+
+    /// How long a leader of an original whose batch has just ended waits
+    /// for more renders of it.
+    pub(super) fn linger(&self) -> Duration {
+        self.linger
+    }
+
+    /// Whether a batch of `key` ended less than a linger ago: its callers,
+    /// answered, may be sending more renders of the same original (a
+    /// page's larger widths, sent as its smaller ones are answered).
+    pub(super) fn followed(&self, key: &str) -> bool {
+        self.lock()
+            .ended
+            .get(key)
+            .is_some_and(|ended| ended.elapsed() < self.linger)
     }
 
     /// Whether other renders of `key` wait or are announced.
@@ -254,13 +280,15 @@ impl Batches {
     /// for a batch led by another, oldest first, until the batch has
     /// [`Batches::max`] renders, each only if `fits` takes it (what `fits`
     /// gives goes with it); while renders of `key` are announced, waits for
-    /// them until `until`. Renders whose caller has gone or whose deadline
-    /// is too close to start are left to end their own wait.
+    /// them until `until`, and with `linger` until `until` in any case.
+    /// Renders whose caller has gone or whose deadline is too close to
+    /// start are left to end their own wait.
     pub(super) async fn gather<M>(
         &self,
         key: &str,
         original: &[u8],
         until: Instant,
+        linger: bool,
         mut fits: impl FnMut(&Waiting) -> Option<M>,
     ) -> Vec<(Waiting, M)> {
         let mut taken = Vec::new();
@@ -296,7 +324,7 @@ impl Batches {
                 }
                 state.incoming.get(key).copied().unwrap_or(0)
             };
-            if announced == 0 || taken.len() + 1 >= self.max {
+            if (announced == 0 && !linger) || taken.len() + 1 >= self.max {
                 self.count_left_out(key, original, &refused, 0);
                 return taken;
             }
@@ -373,6 +401,11 @@ impl Drop for Leading {
             if self.running {
                 count_out(&mut state.running, &self.key);
             }
+            let (now, linger) = (Instant::now(), self.batches.linger);
+            state
+                .ended
+                .retain(|_, ended| now.duration_since(*ended) < linger);
+            state.ended.insert(Arc::clone(&self.key), now);
         }
         // The renders of its original that waited for it take workers again.
         self.batches.changed.notify_waiters();
