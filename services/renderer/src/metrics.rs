@@ -204,7 +204,7 @@ pub static METRICS: LazyLock<RendererMetrics> = LazyLock::new(|| {
         ),
         render_batch_refused: metrics.metric(
             "imgmesh_render_batch_refused",
-            "Renders of an original that did not join its batch, by reason (unshared: their plan cannot share its decode; full: the batch had --render-batch-max renders; window: still being fetched when the batch window closed; running: they reached a worker after their original's batch had started)",
+            "Renders of an original that did not join its batch, by reason (unshared: their plan cannot share its decode; full: the batch had --render-batch-max renders; window: still being fetched when the batch window closed; running: they started waiting after their original's batch had taken its renders, and wait for the next batch)",
             Family::default(),
         ),
         render_batch_memory_waits: metrics.metric(

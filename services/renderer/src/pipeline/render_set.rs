@@ -33,10 +33,11 @@
 //! made from a shared decode instead of their own.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 
 use imgmesh_imgix_params::is_empty_plan;
 use imgmesh_proto::renderer::v1::{OutputFormat, blend};
+use imgmesh_runtime::lock;
 use rs_vips::enums::Size;
 use rs_vips::voption::{Setter as _, VOption};
 use rs_vips::{Vips, VipsImage};
@@ -445,11 +446,6 @@ impl<T: Clone> Drop for Publish<'_, T> {
             slot.hand(None);
         }
     }
-}
-
-/// `mutex` locked, even if a thread panicked holding it.
-pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// `image` resized to exactly `width × height` (upright, no rotation), as

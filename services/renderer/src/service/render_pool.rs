@@ -113,9 +113,7 @@ use crate::error::RenderError;
 use crate::metrics::METRICS;
 use crate::pipeline::estimate::estimate_render_bytes;
 use crate::pipeline::libvips;
-use crate::pipeline::render_set::{
-    Helpers, SharedOriginal, lock, may_share_a_decode, render_batch_each,
-};
+use crate::pipeline::render_set::{Helpers, SharedOriginal, may_share_a_decode, render_batch_each};
 use crate::pipeline::{
     Derivative, Intermediates, RenderLimits, RenderSources, ResolvedPlan, render_reusing,
     render_set,
@@ -1057,7 +1055,7 @@ impl Drop for Admission {
 
 impl MemoryBudget {
     fn lock(&self) -> std::sync::MutexGuard<'_, u64> {
-        self.reserved.lock().unwrap_or_else(|e| e.into_inner())
+        imgmesh_runtime::lock(&self.reserved)
     }
 
     /// Reserves `bytes` if they fit what is left.
@@ -1122,7 +1120,7 @@ fn render_joined(
     // Wanted while its caller still waits for the answer.
     let wanted = |index: usize| {
         index == 0
-            || lock(&joined[index - 1].1)
+            || imgmesh_runtime::lock(&joined[index - 1].1)
                 .as_ref()
                 .is_some_and(|(answer, _)| !answer.is_closed())
     };
@@ -1130,7 +1128,8 @@ fn render_joined(
     let mut deliver = |index: usize, outcome: Result<Derivative, RenderError>| {
         if index == 0 {
             own = Some(outcome);
-        } else if let Some((answer, admission)) = lock(&joined[index - 1].1).take() {
+        } else if let Some((answer, admission)) = imgmesh_runtime::lock(&joined[index - 1].1).take()
+        {
             // The place first: the caller may answer, and its client ask
             // again, before this thread runs on after the send.
             drop(admission);

@@ -136,7 +136,7 @@ impl<T: Clone + Send + Sync + 'static> SingleFlight<T> {
 
 impl<T> Drop for Caller<'_, T> {
     fn drop(&mut self) {
-        let mut runs = imgmesh_runtime::lock(&self.runs);
+        let mut runs = imgmesh_runtime::lock(self.runs);
         let Some(flight) = runs.get_mut(self.key).filter(|flight| flight.id == self.id) else {
             // The run ended (and retired itself) first.
             return;

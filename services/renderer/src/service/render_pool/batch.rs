@@ -360,7 +360,7 @@ impl Batches {
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        imgmesh_runtime::lock(&self.state)
     }
 }
 
