@@ -137,7 +137,7 @@ badbytes_section() {
 
 | workload | command | result |
 |---|---|---|
-| hostile originals mixed with good renders | \`wrk -t1 -c4 -d${badbytes_seconds}s -s bench/badbytes.lua -- mixed\` (every other request a good render of a corpus JPEG, unique within 1800 requests; Redis flushed first; 503 = shed by admission control: when the renderer refuses one render for running memory (a large original beside another), the gateway's limit drops below four until two renders are accepted, and wrk resends each refused request at once, so one refusal can show as hundreds of 503s) | $m_rps req/s, $m_n requests: $ms; p50 $m_p50 ms, p99 $m_p99 ms; **renderer peak RSS $peak MB** (VmHWM reset before; $idle_rss MB resident before) |
+| hostile originals mixed with good renders | \`wrk -t1 -c4 -d${badbytes_seconds}s -s bench/badbytes.lua -- mixed\` (every other request a good render of a corpus JPEG, unique within 1800 requests; Redis flushed first; 503 = a render the renderer refused: no place for it, or it does not fit the memory budget left now (a large original beside another). Since 2026-12-08 a memory refusal no longer lowers the gateway's learnt limit; before, one lowered it below four until two renders were taken, and wrk, resending at once, turned it into hundreds of local 503s) | $m_rps req/s, $m_n requests: $ms; p50 $m_p50 ms, p99 $m_p99 ms; **renderer peak RSS $peak MB** (VmHWM reset before; $idle_rss MB resident before) |
 | refusing the 50000 × 50000 PNG (4 KB) | \`wrk -t1 -c4 -d${badbytes_seconds}s -s bench/badbytes.lua -- bomb\` (fetched, header read, 413; never cached) | $b_rps req/s, $b_n requests: $bs; **p50 $b_p50 ms, p99 $b_p99 ms** |
 <!-- /section badbytes -->
 DOC
