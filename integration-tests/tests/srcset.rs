@@ -3,7 +3,7 @@
 //! batches the widths of one original that are asked for together.
 
 use imgmesh_integration_tests::fixtures::{self, Format};
-use imgmesh_integration_tests::{Mesh, MeshOptions, S3_SECRET_KEY, get};
+use imgmesh_integration_tests::{Mesh, MeshOptions, S3_SECRET_KEY};
 
 /// The widths of one original asked for one after another through the
 /// gateway: the first two decode it (the second keeps its decode), the
@@ -38,25 +38,25 @@ async fn srcset_widths_reuse_one_decode() {
         let other = mesh.get("demo", "/photos/other.jpg?w=200").await.unwrap();
         assert_eq!(other.status, 200, "{}", other.text());
 
-        let metrics = renderer_metrics(&mesh).await;
-        let hits = value(&metrics, "imgmesh_render_intermediate_hits_total");
-        let decodes = value(&metrics, "imgmesh_originals_decoded_total");
-        let stored = value(&metrics, "imgmesh_render_intermediate_stored_total");
+        let hits = renderer_metric(&mesh, "imgmesh_render_intermediate_hits_total").await;
+        let decodes = renderer_metric(&mesh, "imgmesh_originals_decoded_total").await;
+        let stored = renderer_metric(&mesh, "imgmesh_render_intermediate_stored_total").await;
         if reuse {
             assert_eq!(
                 (hits, stored, decodes),
                 (4.0, 1.0, 3.0),
-                "(hits, kept, decodes) with reuse:\n{metrics}"
+                "(hits, kept, decodes) with reuse"
             );
             assert!(
-                value(&metrics, "imgmesh_render_intermediate_bytes") == 400.0 * 250.0 * 3.0,
-                "one 1/4-scale decode kept:\n{metrics}"
+                renderer_metric(&mesh, "imgmesh_render_intermediate_bytes").await
+                    == 400.0 * 250.0 * 3.0,
+                "one 1/4-scale decode kept"
             );
         } else {
             assert_eq!(
                 (hits, stored, decodes),
                 (0.0, 0.0, 7.0),
-                "(hits, kept, decodes) without reuse:\n{metrics}"
+                "(hits, kept, decodes) without reuse"
             );
         }
     }
@@ -89,23 +89,22 @@ async fn srcset_widths_asked_together_batch() {
             assert_eq!(response.status, 200, "w={width}: {}", response.text());
             fixtures::expect_image(&response.body, Format::Jpeg, width, width * 5 / 8).unwrap();
         }
-        let metrics = renderer_metrics(&mesh).await;
-        let decodes = value(&metrics, "imgmesh_originals_decoded_total");
-        let batched = value(&metrics, "imgmesh_render_batched_total");
-        let batches = value(&metrics, "imgmesh_render_batches_total");
+        let decodes = renderer_metric(&mesh, "imgmesh_originals_decoded_total").await;
+        let batched = renderer_metric(&mesh, "imgmesh_render_batched_total").await;
+        let batches = renderer_metric(&mesh, "imgmesh_render_batches_total").await;
         if batch_max > 1 {
             // The first render may run alone if its worker is free before
             // the others arrive; the others wait for it together.
             assert!(
                 decodes <= 3.0 && batches >= 1.0 && decodes + batched == 10.0,
-                "(decodes, batches, batched) with batching: {:?}\n{metrics}",
+                "(decodes, batches, batched) with batching: {:?}",
                 (decodes, batches, batched)
             );
         } else {
             assert_eq!(
                 (decodes, batches, batched),
                 (10.0, 0.0, 0.0),
-                "(decodes, batches, batched) without batching:\n{metrics}"
+                "(decodes, batches, batched) without batching"
             );
         }
     }
@@ -128,18 +127,10 @@ async fn mesh_with_wide_jpeg(renderer_args: Vec<String>) -> Mesh {
     mesh
 }
 
-/// The renderer's `/metrics` text.
-async fn renderer_metrics(mesh: &Mesh) -> String {
-    get(mesh.metrics_addr("renderer"), "localhost", "/metrics", &[])
+/// The renderer's metric `name` (summed over its labels), from its
+/// `/metrics`.
+async fn renderer_metric(mesh: &Mesh, name: &str) -> f64 {
+    mesh.metric("renderer", name, "")
         .await
         .expect("renderer /metrics")
-        .text()
-}
-
-/// The value of the sample `series` (name and labels, exactly as exposed)
-/// in `text`; 0 when absent.
-fn value(text: &str, series: &str) -> f64 {
-    text.lines()
-        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
-        .map_or(0.0, |value| value.parse().expect("a number"))
 }

@@ -107,6 +107,16 @@ pub fn registry() -> &'static Mutex<Registry> {
     &REGISTRY
 }
 
+/// The value of one series in [`encode()`]'s text: `series` is its name
+/// and labels exactly as written there (`imgmesh_renders_total{format="jpeg"}`);
+/// `None` while it has not been written (a labelled series before its
+/// first event).
+pub fn series_value(series: &str) -> Option<f64> {
+    encode()
+        .lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
 /// Everything in [`registry()`], in the OpenMetrics text format (served
 /// with [`CONTENT_TYPE`]).
 pub fn encode() -> String {

@@ -24,10 +24,7 @@ use crate::test_images;
 
 /// The value of one series (name and labels) on `/metrics`; 0 when absent.
 fn series(name: &str) -> f64 {
-    imgmesh_metrics::encode()
-        .lines()
-        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
-        .unwrap_or(0.0)
+    imgmesh_metrics::series_value(name).unwrap_or(0.0)
 }
 
 const MAX_OBJECT_BYTES: u64 = 1024 * 1024;

@@ -1301,10 +1301,7 @@ mod tests {
 
     /// The value of an unlabelled metric on `/metrics`.
     fn metric(name: &str) -> f64 {
-        imgmesh_metrics::encode()
-            .lines()
-            .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
-            .unwrap_or(0.0)
+        imgmesh_metrics::series_value(name).unwrap_or(0.0)
     }
 
     /// Waits (bounded) until `done` holds.

@@ -105,11 +105,10 @@ const WHITE: [f64; 3] = [255.0, 255.0, 255.0];
 
 /// `imgmesh_renders_stopped_total{reason}` in the process registry.
 fn stopped_renders(reason: &str) -> f64 {
-    let name = format!("imgmesh_renders_stopped_total{{reason=\"{reason}\"}} ");
-    imgmesh_metrics::encode()
-        .lines()
-        .find_map(|line| line.strip_prefix(&name)?.parse().ok())
-        .unwrap_or(0.0)
+    imgmesh_metrics::series_value(&format!(
+        "imgmesh_renders_stopped_total{{reason=\"{reason}\"}}"
+    ))
+    .unwrap_or(0.0)
 }
 
 /// Every page of an animated output, decoded.
