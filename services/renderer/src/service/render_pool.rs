@@ -754,7 +754,7 @@ impl RenderPool {
     async fn lead(
         &self,
         batches: &Arc<Batches>,
-        (leader, worker, mut leading): (Waiting, OwnedSemaphorePermit, Leading),
+        (leader, worker, leading): (Waiting, OwnedSemaphorePermit, Leading),
         deadline: Option<Instant>,
         gone: std::pin::Pin<&mut impl Future<Output = ()>>,
     ) -> Result<Derivative, RenderError> {

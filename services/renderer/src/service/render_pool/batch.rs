@@ -77,11 +77,11 @@ struct State {
     waiting: Vec<Waiting>,
     /// Announced renders (being fetched) by key.
     incoming: HashMap<Arc<str>, usize>,
-    /// Renders leading a batch (gathering it or running it) on a worker
-    /// now, by key: at most one of each key ([`Batches::claim`]).
-    leading: HashMap<Arc<str>, usize>,
-    /// Leaders whose batch has taken its renders and runs, by key.
-    running: HashMap<Arc<str>, usize>,
+    /// The render leading a batch (gathering it or running it) on a
+    /// worker now, by key: at most one of each key ([`Batches::claim`]);
+    /// `true` once its batch has taken its renders and runs
+    /// ([`Leading::runs`]).
+    leading: HashMap<Arc<str>, bool>,
     /// When the last batch of each key ended, for those that ended less
     /// than a linger ago ([`Batches::followed`]).
     ended: HashMap<Arc<str>, Instant>,
@@ -128,8 +128,6 @@ pub struct Incoming {
 pub(super) struct Leading {
     batches: Arc<Batches>,
     key: Arc<str>,
-    /// Whether its batch has taken its renders ([`Leading::runs`]).
-    running: bool,
 }
 
 /// What a waiting render that got a worker does ([`Batches::claim`]).
@@ -189,7 +187,7 @@ impl Batches {
             let mut state = self.lock();
             state.next_id += 1;
             waiting.id = state.next_id;
-            let late = state.running.contains_key(&waiting.key);
+            let late = state.leading.get(&waiting.key) == Some(&true);
             state.waiting.push(waiting);
             (state.next_id, late)
         };
@@ -244,11 +242,10 @@ impl Batches {
             return Claim::Behind;
         }
         let waiting = state.waiting.remove(index);
-        count_in(&mut state.leading, Arc::clone(&waiting.key));
+        state.leading.insert(Arc::clone(&waiting.key), false);
         let leading = Leading {
             batches: Arc::clone(self),
             key: Arc::clone(&waiting.key),
-            running: false,
         };
         Claim::Lead(Box::new(waiting), leading)
     }
@@ -364,7 +361,7 @@ impl Batches {
     }
 }
 
-/// One more render of `key` in `counts` (announced, leading or running).
+/// One more render of `key` in `counts` (announced).
 fn count_in(counts: &mut HashMap<Arc<str>, usize>, key: Arc<str>) {
     *counts.entry(key).or_default() += 1;
 }
@@ -385,10 +382,9 @@ fn count_out(counts: &mut HashMap<Arc<str>, usize>, key: &str) {
 impl Leading {
     /// Its batch has taken its renders (it runs, alone or not): a render
     /// of its original that starts waiting now has come too late for it.
-    pub(super) fn runs(&mut self) {
-        if !self.running {
-            self.running = true;
-            count_in(&mut self.batches.lock().running, Arc::clone(&self.key));
+    pub(super) fn runs(&self) {
+        if let Some(running) = self.batches.lock().leading.get_mut(&self.key) {
+            *running = true;
         }
     }
 }
@@ -397,10 +393,7 @@ impl Drop for Leading {
     fn drop(&mut self) {
         {
             let mut state = self.batches.lock();
-            count_out(&mut state.leading, &self.key);
-            if self.running {
-                count_out(&mut state.running, &self.key);
-            }
+            state.leading.remove(&self.key);
             let (now, linger) = (Instant::now(), self.batches.linger);
             state
                 .ended
